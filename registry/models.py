@@ -1,0 +1,176 @@
+"""The mirror of the MLflow Model Registry.
+
+Rows here are written only by `registry.sync`, never by a reviewer: MLflow stays the source of
+truth, and every difference the sync observes is kept as a `RegistryChange`.
+"""
+
+from django.db import models
+
+
+class Stage(models.TextChoices):
+    NONE = "None", "None"
+    STAGING = "Staging", "Staging"
+    PRODUCTION = "Production", "Production"
+    ARCHIVED = "Archived", "Archived"
+
+
+class RegisteredModelQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(deleted=False)
+
+
+class RegisteredModel(models.Model):
+    name = models.CharField(max_length=256, unique=True)
+    description = models.TextField(blank=True, default="")
+    tags = models.JSONField(default=dict, blank=True)
+    # alias -> version number, as MLflow reports it on the registered model.
+    aliases = models.JSONField(default=dict, blank=True)
+    creation_timestamp = models.BigIntegerField(null=True)  # MLflow milliseconds
+    last_updated_timestamp = models.BigIntegerField(null=True)
+    deleted = models.BooleanField(default=False)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    synced_at = models.DateTimeField(auto_now=True)
+
+    objects = RegisteredModelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelVersionQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(deleted=False)
+
+
+class ModelVersion(models.Model):
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.NONE)
+    status = models.CharField(max_length=32, blank=True, default="")
+    source = models.TextField(blank=True, default="")
+    run_id = models.CharField(max_length=64, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    tags = models.JSONField(default=dict, blank=True)
+    aliases = models.JSONField(default=list, blank=True)
+    creation_timestamp = models.BigIntegerField(null=True)
+    last_updated_timestamp = models.BigIntegerField(null=True, db_index=True)
+    # The version's run, fetched in batches by the sync: final metric values and params.
+    experiment_id = models.CharField(max_length=64, blank=True, default="")
+    metrics = models.JSONField(default=dict, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    deleted = models.BooleanField(default=False)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    synced_at = models.DateTimeField(auto_now=True)
+
+    objects = ModelVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["model__name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "version"], name="unique_model_version"),
+        ]
+        indexes = [models.Index(fields=["model", "stage"])]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} v{self.version}"
+
+
+class MetricHistory(models.Model):
+    """One metric's history for one run, fetched when a page first needs it, then cached."""
+
+    run_id = models.CharField(max_length=64)
+    key = models.CharField(max_length=250)
+    # [[step, value, timestamp_ms], ...] ordered by step.
+    points = models.JSONField(default=list)
+    fetched_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run_id", "key"], name="unique_run_metric_history"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.key}"
+
+
+class ChangeKind(models.TextChoices):
+    MODEL_CREATED = "model_created", "model registered"
+    MODEL_DELETED = "model_deleted", "model deleted"
+    VERSION_CREATED = "version_created", "version created"
+    STAGE_CHANGED = "stage_changed", "stage changed"
+    ALIAS_ADDED = "alias_added", "alias set"
+    ALIAS_REMOVED = "alias_removed", "alias removed"
+    TAGS_CHANGED = "tags_changed", "tags changed"
+    DESCRIPTION_CHANGED = "description_changed", "description changed"
+    METRICS_CHANGED = "metrics_changed", "run metrics changed"
+    VERSION_DELETED = "version_deleted", "version deleted"
+
+
+class RegistryChange(models.Model):
+    """A difference between MLflow and the mirror, as one sync observed it.
+
+    The review app reads these to tell transitions its own jobs made from out-of-band ones.
+    """
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="changes")
+    version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, null=True, blank=True, related_name="changes"
+    )
+    kind = models.CharField(max_length=32, choices=ChangeKind.choices)
+    old = models.JSONField(null=True, blank=True)
+    new = models.JSONField(null=True, blank=True)
+    observed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    sync_run = models.ForeignKey(
+        "SyncRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="changes"
+    )
+
+    class Meta:
+        ordering = ["-observed_at", "-id"]
+
+    def __str__(self) -> str:
+        target = (
+            f"{self.model.name} v{self.version.version}" if self.version_id else self.model.name
+        )
+        return f"{target}: {self.get_kind_display()} {self.old!r} -> {self.new!r}"
+
+
+class SyncKind(models.TextChoices):
+    FULL = "full", "full"
+    INCREMENTAL = "incremental", "incremental"
+    MODEL = "model", "one model"
+
+
+class SyncRun(models.Model):
+    """One sync's record: what it looked at, what it changed, how long it took, or why it failed.
+
+    The newest row is also the lock that serialises syncs (see `registry.sync`).
+    """
+
+    kind = models.CharField(max_length=16, choices=SyncKind.choices)
+    model_name = models.CharField(max_length=256, blank=True, default="")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    models_seen = models.PositiveIntegerField(default=0)
+    versions_seen = models.PositiveIntegerField(default=0)
+    changes_count = models.PositiveIntegerField(default=0)
+    mlflow_calls = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} sync at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SyncLock(models.Model):
+    """A single row locked with SELECT ... FOR UPDATE so two syncs never interleave their writes."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+
+    def __str__(self) -> str:
+        return self.name
