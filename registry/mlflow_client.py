@@ -119,7 +119,7 @@ class RegistryClient:
 
     def list_versions(self, name: str | None = None) -> list[MlflowVersion]:
         """All versions, or one model's. Aliases are empty here: MLflow's search omits them."""
-        filter_string = f"name = {_quote(name)}" if name is not None else ""
+        filter_string = _name_filter(name) if name is not None else ""
         versions: list[MlflowVersion] = []
         token = None
         while True:
@@ -132,7 +132,10 @@ class RegistryClient:
             versions.extend(_version(v) for v in page)
             token = page.token
             if not token:
-                return versions
+                break
+        if name is not None:  # the filter may have been a broader LIKE: see _name_filter
+            versions = [v for v in versions if v.name == name]
+        return versions
 
     def iter_versions_newest_first(self) -> Iterator[MlflowVersion]:
         """Versions by `last_updated_timestamp`, newest first, fetched a small page at a time.
@@ -374,7 +377,21 @@ def _translate(error: MlflowException) -> MlflowError:
 
 
 def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A filter-string literal. MLflow's parser has no escapes: use the quote the value lacks."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise ValueError(f"{value!r} holds both quote characters")
+
+
+def _name_filter(name: str) -> str:
+    try:
+        return f"name = {_quote(name)}"
+    except ValueError:
+        # Match the part before the first quote; the caller keeps only exact matches.
+        prefix = name[: min(name.index("'"), name.index('"'))]
+        return f"name LIKE {_quote(prefix + '%')}"
 
 
 def _model(m) -> MlflowModel:

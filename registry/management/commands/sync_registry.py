@@ -1,0 +1,41 @@
+"""`manage.py sync_registry [--full] [--model NAME]`: bring the mirror up to date with MLflow."""
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from registry.sync import SyncError, sync_registry
+
+
+class Command(BaseCommand):
+    help = (
+        "Mirror the MLflow Model Registry: incremental by default, --full to re-read everything "
+        "(and notice deleted versions), --model NAME for one model."
+    )
+
+    def add_arguments(self, parser):
+        scope = parser.add_mutually_exclusive_group()
+        scope.add_argument("--full", action="store_true", help="re-read every model, version, run")
+        scope.add_argument("--model", metavar="NAME", help="sync only this registered model")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args, full=False, model=None, no_progress=False, **options):
+        bar = tqdm(
+            total=1,
+            unit="step",
+            disable=no_progress or options["verbosity"] == 0,
+            file=self.stderr._out,
+            bar_format="{desc:<32} {bar:24} {n_fmt}/{total_fmt} [{elapsed}]",
+        )
+
+        def progress(step: str, done: int, total: int) -> None:
+            bar.total = total
+            bar.set_description(step)
+            bar.update(done - bar.n)
+
+        try:
+            result = sync_registry(full=full, model=model, progress=progress)
+        except SyncError as error:
+            raise CommandError(f"sync failed, nothing was changed: {error}") from error
+        finally:
+            bar.close()
+        self.stdout.write(str(result))
