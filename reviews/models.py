@@ -1,4 +1,79 @@
-"""Review domain models: policies, approver groups, requests, votes and the audit chain.
+"""Review domain models: approval policies and what they require.
 
-Filled in by the review engine; the app exists now so URLs and settings have their final shape.
+Approver groups are Django auth groups: admins already know how to manage those, and membership is
+what the YAML policy file sets.
 """
+
+from datetime import timedelta
+
+from django.contrib.auth.models import Group
+from django.db import models
+
+
+class ApprovalPolicy(models.Model):
+    """Who must sign off which (model, target) pairs, and what else a candidate must pass."""
+
+    name = models.CharField(max_length=100, unique=True)
+    # Globs on registered model names ("*", "fraud-*", "churn-model").
+    model_patterns = models.JSONField(default=list)
+    # Stage names ("Production") and aliases written with @ ("@champion").
+    targets = models.JSONField(default=list)
+    allow_self_approval = models.BooleanField(default=False)
+    expires_after = models.DurationField(default=timedelta(days=7))
+    # Archive the versions that hold the stage when promoting to Staging/Production.
+    archive_existing = models.BooleanField(default=False)
+    # Eligible rejections that reject a request outright.
+    rejections_needed = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "approval policies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PolicyRequirement(models.Model):
+    """One line of a policy's `require`: at least `approvals` approvals from members of `group`."""
+
+    policy = models.ForeignKey(
+        ApprovalPolicy, on_delete=models.CASCADE, related_name="requirements"
+    )
+    group = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="requirements")
+    approvals = models.PositiveSmallIntegerField(default=1)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["policy", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "group"], name="one_requirement_per_group"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.approvals} of {self.group.name}"
+
+
+class GateKind(models.TextChoices):
+    REQUIRED = "required", "required"
+    AUTO_APPROVE = "auto_approve", "auto-approve"
+
+
+class PolicyGate(models.Model):
+    """A metric check against a fixed `value`, or the current holder's value + `baseline_delta`."""
+
+    policy = models.ForeignKey(ApprovalPolicy, on_delete=models.CASCADE, related_name="gates")
+    metric = models.CharField(max_length=250)
+    op = models.CharField(max_length=2)
+    value = models.FloatField(null=True, blank=True)
+    baseline_delta = models.FloatField(null=True, blank=True)
+    kind = models.CharField(max_length=16, choices=GateKind.choices, default=GateKind.REQUIRED)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["policy", "position"]
+
+    def __str__(self) -> str:
+        threshold = self.value if self.value is not None else f"baseline {self.baseline_delta:+g}"
+        return f"{self.metric} {self.op} {threshold} ({self.get_kind_display()})"

@@ -1,0 +1,37 @@
+"""`manage.py load_policies FILE [--dry-run]`: make groups and policies say what FILE says."""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from reviews.errors import PolicyInvalid
+from reviews.policies import policies_load
+
+
+class Command(BaseCommand):
+    help = (
+        "Validate a policy YAML file completely, then apply it in one transaction: policies in "
+        "the file are created or changed, policies not in it are removed."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="policy file (YAML), or - for standard input")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="validate and report, change nothing"
+        )
+
+    def handle(self, *args, file, dry_run=False, **options):
+        try:
+            text = self.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        except OSError as error:
+            raise CommandError(f"cannot read {file}: {error.strerror}") from error
+        try:
+            report = policies_load(text=text, dry_run=dry_run)
+        except PolicyInvalid as error:
+            raise CommandError(
+                f"{file} is invalid, nothing was changed:\n  " + "\n  ".join(error.problems)
+            ) from error
+        for line in report.lines():
+            self.stdout.write(line)
+        if dry_run:
+            self.stdout.write("dry run: nothing was changed")

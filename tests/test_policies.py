@@ -1,0 +1,296 @@
+"""Policies as code: the YAML format, its error messages, loading, export and matching."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.management import CommandError, call_command
+
+from registry.models import RegisteredModel
+from reviews.errors import AmbiguousPolicy, NoPolicy, PolicyInvalid
+from reviews.models import ApprovalPolicy
+from reviews.policies import parse_policy_file, policies_export, policies_load, policy_for
+
+pytestmark = pytest.mark.django_db
+
+EXAMPLE = textwrap.dedent(
+    """
+    groups:
+      ml-leads: [alice]
+      data-science: [bob, carol, dave]
+    policies:
+      - name: production
+        models: ["*"]
+        targets: [Production, "@champion"]
+        require:
+          - {group: ml-leads, approvals: 1}
+          - {group: data-science, approvals: 2}
+        allow_self_approval: false
+        expires_after: 7d
+        archive_existing: true
+        gates:
+          - {metric: accuracy, op: ">=", value: 0.80, kind: required}
+          - {metric: f1, op: ">=", baseline_delta: -0.01, kind: required}
+          - {metric: accuracy, op: ">", value: 0.97, kind: auto_approve}
+      - name: staging
+        models: ["*"]
+        targets: [Staging]
+        require: [{group: data-science, approvals: 1}]
+    """
+)
+
+
+@pytest.fixture
+def people():
+    return {name: User.objects.create_user(name) for name in ["alice", "bob", "carol", "dave"]}
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(PolicyInvalid) as caught:
+        policies_load(text=text)
+    return caught.value.problems
+
+
+def test_example_file_loads_groups_policies_requirements_and_gates(people):
+    report = policies_load(text=EXAMPLE)
+
+    assert report.created == ["production", "staging"]
+    assert set(report.groups_created) == {"ml-leads", "data-science"}
+    production = ApprovalPolicy.objects.get(name="production")
+    assert production.targets == ["Production", "@champion"]
+    assert production.expires_after == timedelta(days=7)
+    assert production.archive_existing and not production.allow_self_approval
+    assert [(r.group.name, r.approvals) for r in production.requirements.all()] == [
+        ("ml-leads", 1),
+        ("data-science", 2),
+    ]
+    assert [
+        (g.metric, g.op, g.value, g.baseline_delta, g.kind) for g in production.gates.all()
+    ] == [
+        ("accuracy", ">=", 0.8, None, "required"),
+        ("f1", ">=", None, -0.01, "required"),
+        ("accuracy", ">", 0.97, None, "auto_approve"),
+    ]
+    assert set(
+        Group.objects.get(name="data-science").user_set.values_list("username", flat=True)
+    ) == {
+        "bob",
+        "carol",
+        "dave",
+    }
+
+
+def test_export_then_load_is_a_lossless_round_trip(people):
+    policies_load(text=EXAMPLE)
+    exported = policies_export()
+
+    report = policies_load(text=exported)
+
+    assert report.unchanged == ["production", "staging"]
+    assert report.created == report.changed == report.removed == []
+    assert policies_export() == exported
+    assert parse_policy_file(exported) == parse_policy_file(EXAMPLE)
+
+
+def test_loading_changes_and_removes_what_the_file_no_longer_says(people):
+    policies_load(text=EXAMPLE)
+    edited = EXAMPLE.replace("approvals: 2}", "approvals: 3}")
+    edited = edited[: edited.index("  - name: staging")]
+
+    report = policies_load(text=edited)
+
+    assert report.changed == ["production"] and report.removed == ["staging"]
+    assert not ApprovalPolicy.objects.filter(name="staging").exists()
+    requirement = ApprovalPolicy.objects.get(name="production").requirements.get(
+        group__name="data-science"
+    )
+    assert requirement.approvals == 3
+
+
+def test_dry_run_reports_and_changes_nothing(people):
+    report = policies_load(text=EXAMPLE, dry_run=True)
+
+    assert report.created == ["production", "staging"]
+    assert not ApprovalPolicy.objects.exists() and not Group.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            ("{group: data-science, approvals: 2}", "{group: datascience, approvals: 2}"),
+            "policies[0].require[1].group: unknown group 'datascience'",
+        ),
+        (
+            ("ml-leads: [alice]", "ml-leads: alice"),
+            "groups.ml-leads: must be a list of usernames, got a string",
+        ),
+        (
+            ("targets: [Staging]", "targets: [Prod]"),
+            "policies[1].targets[0]: 'Prod' is not a stage (None, Staging, Production, Archived)"
+            " or an @alias",
+        ),
+        (
+            ("{group: ml-leads, approvals: 1}", "{group: ml-leads, approvals: 3}"),
+            "policies[0].require[0].approvals: 3 but group 'ml-leads' has 1 member",
+        ),
+        (
+            ("[alice]", "[alice, zed]"),
+            "groups.ml-leads[1]: unknown user 'zed'",
+        ),
+        (
+            ("expires_after: 7d", "expires_after: a week"),
+            "policies[0].expires_after: 'a week' is not a duration like 7d, 12h or 30m",
+        ),
+        (
+            ('op: ">=", value: 0.80', 'op: "=>", value: 0.80'),
+            "policies[0].gates[0].op: Input should be '>=', '>', '<=', '<' or '=='",
+        ),
+        (
+            ("baseline_delta: -0.01,", "value: 0.5, baseline_delta: -0.01,"),
+            "policies[0].gates[1]: give exactly one of value (a fixed threshold) or baseline_delta",
+        ),
+        (
+            ("allow_self_approval: false", "allow_self_aproval: false"),
+            "policies[0].allow_self_aproval: unknown field",
+        ),
+        (
+            ('models: ["*"]\n    targets: [Staging]', 'models: "*"\n    targets: [Staging]'),
+            "policies[1].models: must be a list of model name globs, got a string",
+        ),
+        (
+            ("name: staging", "name: production"),
+            "policies[1].name: duplicate policy name 'production' (also policies[0])",
+        ),
+        (
+            ('"@champion"', '"@latest"'),
+            "policies[0].targets[1]: '@latest' is not a stage",
+        ),
+    ],
+)
+def test_each_problem_names_its_place_and_nothing_changes(people, edit, expected):
+    old, new = edit
+    assert old in EXAMPLE
+
+    found = problems_of(EXAMPLE.replace(old, new, 1))
+
+    assert any(p.startswith(expected) for p in found), found
+    assert not ApprovalPolicy.objects.exists() and not Group.objects.exists()
+
+
+def test_every_problem_is_reported_at_once(people):
+    broken = (
+        EXAMPLE.replace("datascience", "x")
+        .replace("{group: data-science, approvals: 2}", "{group: nobody, approvals: 2}")
+        .replace("ml-leads: [alice]", "ml-leads: [alice, zed]")
+    )
+
+    found = problems_of(broken)
+
+    assert "groups.ml-leads[1]: unknown user 'zed'" in found
+    assert "policies[0].require[1].group: unknown group 'nobody'" in found
+
+
+def test_yaml_syntax_error_is_reported():
+    assert problems_of("policies: [unclosed")[0].startswith("not valid YAML")
+
+
+def test_a_policy_equally_specific_as_another_for_a_target_is_a_load_error(people):
+    text = EXAMPLE + (
+        "  - name: staging-too\n"
+        "    models: ['*']\n"
+        "    targets: [Staging]\n"
+        "    require: [{group: data-science, approvals: 1}]\n"
+    )
+
+    found = problems_of(text)
+
+    assert found == [
+        "policies[2]: as specific as policies[1] ('staging') for models * and target Staging"
+    ]
+
+
+def test_globs_that_tie_on_a_known_model_are_ambiguous(people):
+    RegisteredModel.objects.create(name="fraud-v2")
+    text = EXAMPLE + (
+        "  - name: fraud-a\n"
+        "    models: ['fraud-*']\n"
+        "    targets: [Staging]\n"
+        "    require: [{group: data-science, approvals: 1}]\n"
+        "  - name: fraud-b\n"
+        "    models: ['fraud-?2']\n"
+        "    targets: [Staging]\n"
+        "    require: [{group: data-science, approvals: 1}]\n"
+    )
+
+    found = problems_of(text)
+
+    assert len(found) == 1 and "'fraud-v2'" in found[0] and found[0].startswith("policies[3]")
+
+
+def test_most_specific_policy_wins(people):
+    policies_load(
+        text=EXAMPLE
+        + (
+            "  - name: fraud\n"
+            "    models: ['fraud-*']\n"
+            "    targets: [Production]\n"
+            "    require: [{group: ml-leads, approvals: 1}]\n"
+            "  - name: fraud-detector\n"
+            "    models: [fraud-detector]\n"
+            "    targets: [Production]\n"
+            "    require: [{group: ml-leads, approvals: 1}]\n"
+        )
+    )
+
+    assert policy_for("churn", "Production").name == "production"
+    assert policy_for("fraud-scorer", "Production").name == "fraud"
+    assert policy_for("fraud-detector", "Production").name == "fraud-detector"
+    assert policy_for("fraud-detector", "@champion").name == "production"
+    assert policy_for("fraud-detector", "Staging").name == "staging"
+
+
+def test_target_no_policy_covers_cannot_be_requested(people):
+    policies_load(text=EXAMPLE)
+
+    with pytest.raises(NoPolicy, match="No approval policy covers churn → Archived"):
+        policy_for("churn", "Archived")
+
+
+def test_tie_created_after_load_is_refused_at_match_time(people):
+    policies_load(text=EXAMPLE)
+    ApprovalPolicy.objects.create(name="other", model_patterns=["*"], targets=["Staging"])
+
+    with pytest.raises(AmbiguousPolicy, match="equally specific"):
+        policy_for("churn", "Staging")
+
+
+def test_load_policies_command_prints_changes_and_errors(people, tmp_path, capsys):
+    path = tmp_path / "policies.yaml"
+    path.write_text(EXAMPLE)
+
+    call_command("load_policies", str(path), "--dry-run")
+    assert "dry run: nothing was changed" in capsys.readouterr().out
+    assert not ApprovalPolicy.objects.exists()
+
+    call_command("load_policies", str(path))
+    out = capsys.readouterr().out
+    assert "created policy production" in out and "2 created, 0 changed, 0 removed" in out
+
+    path.write_text(EXAMPLE.replace("targets: [Staging]", "targets: [Prod]"))
+    with pytest.raises(CommandError, match=r"invalid, nothing was changed:\n  policies\[1\]"):
+        call_command("load_policies", str(path))
+
+    with pytest.raises(CommandError, match="cannot read"):
+        call_command("load_policies", str(tmp_path / "missing.yaml"))
+
+
+def test_export_policies_command_writes_yaml(people, capsys):
+    policies_load(text=EXAMPLE)
+
+    call_command("export_policies")
+
+    assert parse_policy_file(capsys.readouterr().out) == parse_policy_file(EXAMPLE)
