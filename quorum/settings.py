@@ -112,8 +112,9 @@ RQ_QUEUES = {
     name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600}
     for name in ("default", "transitions", "sync", "notifications")
 }
-# Jobs queued inside a transaction go out only when it commits.
-RQ = {"COMMIT_MODE": "on_db_commit"}
+# Enqueue at once. Code that must wait for a commit says so with transaction.on_commit, where it
+# can also survive Redis being down (the reconciler re-enqueues what was missed).
+RQ = {"COMMIT_MODE": "auto"}
 
 # --- MLflow -------------------------------------------------------------------------------
 MLFLOW_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")

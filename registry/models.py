@@ -109,6 +109,16 @@ class ChangeKind(models.TextChoices):
     VERSION_DELETED = "version_deleted", "version deleted"
 
 
+class ChangeOrigin(models.TextChoices):
+    UNKNOWN = "", "not classified"
+    QUORUM = "quorum", "made by a Quorum transition"
+    OUT_OF_BAND = "out_of_band", "made in MLflow directly"
+
+
+# The kinds of change that move a version between targets: these are classified by origin.
+TRANSITION_KINDS = ("stage_changed", "alias_added", "alias_removed")
+
+
 class RegistryChange(models.Model):
     """A difference between MLflow and the mirror, as one sync observed it.
 
@@ -126,9 +136,14 @@ class RegistryChange(models.Model):
     sync_run = models.ForeignKey(
         "SyncRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="changes"
     )
+    # Set by the review app for transition kinds: its own job, or someone working in MLflow.
+    origin = models.CharField(
+        max_length=16, choices=ChangeOrigin.choices, default=ChangeOrigin.UNKNOWN, blank=True
+    )
 
     class Meta:
         ordering = ["-observed_at", "-id"]
+        indexes = [models.Index(fields=["kind", "origin"])]
 
     def __str__(self) -> str:
         target = (

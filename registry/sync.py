@@ -40,6 +40,7 @@ from .models import (
     SyncLock,
     SyncRun,
 )
+from .signals import changes_observed
 
 logger = logging.getLogger(__name__)
 
@@ -420,6 +421,9 @@ def _apply(
             list(changed_models.values()), MODEL_FIELDS, batch_size=WRITE_BATCH
         )
     created = RegistryChange.objects.bulk_create(changes, batch_size=WRITE_BATCH)
+    if created:
+        # Receivers run in this transaction: their conclusions commit with the mirror or not at all.
+        changes_observed.send(sender=RegistryChange, changes=created)
     return SyncResult(
         kind="",
         models=len(models),

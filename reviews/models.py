@@ -1,4 +1,4 @@
-"""Review domain models: approval policies and what they require.
+"""Review domain models: approval policies, transition requests, votes and the audit chain.
 
 Approver groups are Django auth groups: admins already know how to manage those, and membership is
 what the YAML policy file sets.
@@ -6,6 +6,7 @@ what the YAML policy file sets.
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
 
@@ -77,3 +78,182 @@ class PolicyGate(models.Model):
     def __str__(self) -> str:
         threshold = self.value if self.value is not None else f"baseline {self.baseline_delta:+g}"
         return f"{self.metric} {self.op} {threshold} ({self.get_kind_display()})"
+
+
+class Decision(models.TextChoices):
+    PENDING = "pending", "pending"
+    APPROVED = "approved", "approved"
+    REJECTED = "rejected", "rejected"
+    CANCELLED = "cancelled", "cancelled"
+    EXPIRED = "expired", "expired"
+
+
+class Execution(models.TextChoices):
+    NONE = "", "not started"
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    DONE = "done", "done"
+    FAILED = "failed", "failed"
+
+
+class TransitionRequestQuerySet(models.QuerySet):
+    def open(self):
+        """Requests that still hold their (version, target): undecided, or approved and not done."""
+        return self.filter(OPEN_CONDITION)
+
+
+OPEN_CONDITION = models.Q(decision=Decision.PENDING) | (
+    models.Q(decision=Decision.APPROVED) & ~models.Q(execution=Execution.DONE)
+)
+
+
+class TransitionRequest(models.Model):
+    """A request for one version to reach one target, decided by its policy's sign-offs."""
+
+    version = models.ForeignKey(
+        "registry.ModelVersion", on_delete=models.PROTECT, related_name="requests"
+    )
+    # "Production", "Staging", "Archived", "None", or an alias written "@champion".
+    target = models.CharField(max_length=260)
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="transition_requests"
+    )
+    comment = models.TextField(blank=True, default="")
+    policy = models.ForeignKey(
+        ApprovalPolicy, on_delete=models.SET_NULL, null=True, blank=True, related_name="requests"
+    )
+    # The policy as it was when the request was made: later edits do not change a request.
+    policy_snapshot = models.JSONField(default=dict)
+    # The version holding the target when the request was made (or after it moved), if any.
+    baseline = models.ForeignKey(
+        "registry.ModelVersion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    candidate_metrics = models.JSONField(default=dict)
+    baseline_metrics = models.JSONField(null=True, blank=True)
+    gate_results = models.JSONField(default=list)
+
+    decision = models.CharField(
+        max_length=16, choices=Decision.choices, default=Decision.PENDING, db_index=True
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    decision_reason = models.TextField(blank=True, default="")
+
+    execution = models.CharField(
+        max_length=16, choices=Execution.choices, default=Execution.NONE, blank=True
+    )
+    execution_attempts = models.PositiveSmallIntegerField(default=0)
+    execution_error = models.TextField(blank=True, default="")
+    execution_started_at = models.DateTimeField(null=True, blank=True)
+    executed_at = models.DateTimeField(null=True, blank=True)
+    # The mirror changes this request's transition caused (stage moves, archived versions, aliases).
+    caused_changes = models.ManyToManyField(
+        "registry.RegistryChange", blank=True, related_name="caused_by"
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    objects = TransitionRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "target"],
+                condition=OPEN_CONDITION,
+                name="one_open_request_per_version_target",
+            ),
+        ]
+        indexes = [models.Index(fields=["decision", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.version} → {self.target}"
+
+    @property
+    def is_alias_target(self) -> bool:
+        return self.target.startswith("@")
+
+    @property
+    def alias(self) -> str:
+        return self.target[1:] if self.is_alias_target else ""
+
+
+class VoteChoice(models.TextChoices):
+    APPROVE = "approve", "approve"
+    REJECT = "reject", "reject"
+
+
+class Vote(models.Model):
+    request = models.ForeignKey(TransitionRequest, on_delete=models.CASCADE, related_name="votes")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="votes"
+    )
+    decision = models.CharField(max_length=8, choices=VoteChoice.choices)
+    comment = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The required groups this vote counted for, as membership stood when it was cast.
+    groups = models.JSONField(default=list)
+    # What the voter saw: {"candidate": {...}, "baseline": {...} | None}.
+    seen_metrics = models.JSONField(default=dict)
+    stale = models.BooleanField(default=False)
+    stale_reason = models.TextField(blank=True, default="")
+    stale_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "user"], name="one_vote_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.decision}s #{self.request_id}"
+
+
+class AuditEvent(models.Model):
+    """An append-only, hash-chained record of something that happened (see `reviews.audit`)."""
+
+    sequence = models.PositiveBigIntegerField(unique=True)
+    created_at = models.DateTimeField()
+    actor = models.CharField(max_length=150)  # a username, or "policy" / "system" / "mlflow"
+    action = models.CharField(max_length=64, db_index=True)
+    request = models.ForeignKey(
+        TransitionRequest,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+        db_constraint=False,
+    )
+    model_name = models.CharField(max_length=256, blank=True, default="", db_index=True)
+    version = models.PositiveIntegerField(null=True, blank=True)
+    details = models.JSONField(default=dict)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-sequence"]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.action} by {self.actor}"
+
+
+class AuditHead(models.Model):
+    """The chain's head: locked by every append so concurrent writers still form one chain."""
+
+    name = models.CharField(max_length=16, primary_key=True, default="audit")
+    sequence = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="0" * 64)
+
+    def __str__(self) -> str:
+        return f"audit head at #{self.sequence}"
