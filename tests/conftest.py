@@ -52,3 +52,48 @@ def redis_url():
             "none is running, or set REDIS_URL to a Redis the tests may use."
         )
     return url
+
+
+# -- RQ: queues emptied per test, jobs run in the test process -----------------------------------
+
+
+@pytest.fixture
+def rq_queue(redis_url):
+    """`rq_queue(name)`: that django-rq queue, emptied of jobs and of its registries' entries.
+
+    Only the queues a test asks for are emptied (never FLUSHDB): other suites may be using the
+    same Redis database at the same time.
+    """
+    import django_rq
+
+    def get(name: str):
+        queue = django_rq.get_queue(name)
+        queue.empty()
+        registries = (
+            queue.started_job_registry,
+            queue.finished_job_registry,
+            queue.failed_job_registry,
+            queue.deferred_job_registry,
+            queue.scheduled_job_registry,
+            queue.canceled_job_registry,
+        )
+        queue.connection.delete(*(registry.key for registry in registries))
+        return queue
+
+    return get
+
+
+@pytest.fixture
+def simple_worker():
+    """`simple_worker(*queues, max_jobs=None)` runs their queued jobs in this process.
+
+    A forking worker could not see the test's database (its transaction is not committed).
+    """
+    from rq import SimpleWorker
+
+    def work(*queues, max_jobs: int | None = None) -> None:
+        SimpleWorker(list(queues), connection=queues[0].connection).work(
+            burst=True, max_jobs=max_jobs
+        )
+
+    return work

@@ -1,0 +1,33 @@
+"""Periodic work, run by `manage.py rqcron quorum.cron` (RQ's cron scheduler).
+
+The scheduler only enqueues; workers listening on the `sync` queue run the jobs.
+
+More than one scheduler may be running (two hosts, a restart that overlaps the old process), so a
+sync can be enqueued twice. That is harmless: `registry.sync` takes a database row lock for the
+whole sync, so the second run waits for the first and then finds nothing new, at the cost of a
+couple of MLflow calls.
+"""
+
+from django.conf import settings
+from rq import cron
+
+from registry.jobs import SYNC_QUEUE, sync_full, sync_incremental
+
+cron.register(
+    sync_incremental,
+    queue_name=SYNC_QUEUE,
+    interval=settings.QUORUM_SYNC_INTERVAL,
+    # With no worker running, incremental syncs would pile up; each one supersedes the ones
+    # before it, so a few intervals' worth of waiting is all one is worth.
+    ttl=max(5 * settings.QUORUM_SYNC_INTERVAL, 300),
+    name="quorum.sync_incremental",
+)
+
+cron.register(
+    sync_full,
+    queue_name=SYNC_QUEUE,
+    cron=settings.QUORUM_FULL_SYNC_CRON,
+    # A full sync of a large registry outlasts the queue's default timeout.
+    job_timeout=3600,
+    name="quorum.sync_full",
+)

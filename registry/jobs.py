@@ -1,0 +1,100 @@
+"""The registry's background jobs, run by RQ workers on the `sync` queue.
+
+Jobs take plain arguments (model names), never objects: they are pickled into Redis and may run
+long after, in another process.
+
+- `sync_incremental` and `sync_full` are the periodic syncs (`quorum/cron.py` schedules them).
+- `sync_model` re-reads one model; the MLflow webhook receiver queues it through
+  `enqueue_model_sync`, which keeps at most one *queued* sync per model: a burst of webhooks
+  while a job waits collapses into that job, and a change that arrives while a job runs gets a
+  new one (the job drops its pending marker before it reads MLflow, so it cannot miss the change).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+
+import django_rq
+from redis import Redis
+from rq import get_current_job
+
+from .sync import sync_registry
+
+logger = logging.getLogger(__name__)
+
+SYNC_QUEUE = "sync"
+# The marker normally lives until its job starts. The expiry only matters when a job is lost
+# (queue emptied, Redis restored from an old snapshot): model syncs for that model would be
+# refused until then, and the periodic sync covers the gap meanwhile.
+PENDING_TTL_SECONDS = 15 * 60
+PENDING_PREFIX = "quorum:sync:pending:"
+
+# Deletes the marker only if it still names this job: a marker that expired and was taken by a
+# newer queued job must stay, or that job would stop absorbing the webhooks that follow.
+_RELEASE_MARKER = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+def model_key(name: str) -> str:
+    """A short, stable token for a model name: names may hold any character, RQ ids may not."""
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:32]
+
+
+def pending_marker(name: str) -> str:
+    return PENDING_PREFIX + model_key(name)
+
+
+def sync_connection() -> Redis:
+    return django_rq.get_connection(SYNC_QUEUE)
+
+
+def enqueue_model_sync(name: str) -> bool:
+    """Queues a sync of one model unless one is already waiting; True when a job was queued.
+
+    Raises `redis.RedisError` when Redis cannot be reached; nothing is queued then.
+    """
+    queue = django_rq.get_queue(SYNC_QUEUE)
+    marker = pending_marker(name)
+    # Readable in the RQ dashboard, unique per job: reusing an id would overwrite the record of
+    # a job that is still running.
+    job_id = f"sync-model-{model_key(name)[:16]}-{uuid.uuid4().hex[:12]}"
+    if not queue.connection.set(marker, job_id, nx=True, ex=PENDING_TTL_SECONDS):
+        return False
+    try:
+        queue.enqueue(
+            sync_model,
+            name,
+            job_id=job_id,
+            description=f"sync model {name!r}",
+            # A model sync queued long ago is stale; the periodic sync has done its work since.
+            ttl=PENDING_TTL_SECONDS,
+        )
+    except Exception:
+        queue.connection.delete(marker)
+        raise
+    return True
+
+
+def sync_model(name: str) -> str:
+    """Re-reads one model from MLflow into the mirror; returns the summary line."""
+    job = get_current_job()
+    if job is not None:
+        # First, before MLflow is read: a change made from now on must queue a new job.
+        job.connection.eval(_RELEASE_MARKER, 1, pending_marker(name), job.id)
+    return str(sync_registry(model=name))
+
+
+def sync_incremental() -> str:
+    """The periodic sync: what changed since the newest version the mirror has seen."""
+    return str(sync_registry())
+
+
+def sync_full() -> str:
+    """The nightly sync: the whole registry, with the version tags an incremental one misses."""
+    return str(sync_registry(full=True))
