@@ -146,6 +146,12 @@ QUORUM_METRIC_DIRECTIONS = {
     for key, _, value in (item.partition(":") for item in env_list("QUORUM_METRIC_DIRECTIONS", ""))
 }
 
+# Seconds between attempts of a failed MLflow transition; one attempt more than listed.
+QUORUM_TRANSITION_RETRY_INTERVALS = [
+    int(x) for x in env_list("QUORUM_TRANSITION_RETRY_INTERVALS", "5,15,30")
+]
+QUORUM_TRANSITION_TIMEOUT = int(os.environ.get("QUORUM_TRANSITION_TIMEOUT", "300"))
+
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 
 LOGGING = {

@@ -1,12 +1,20 @@
-"""Domain errors of the review engine, each with a message a user can act on."""
+"""Domain errors of the review engine, each with a message a user can act on.
+
+`code` is stable (the REST API returns it); `status` is the HTTP status an API answers with.
+"""
 
 
 class QuorumError(Exception):
     """Base of every refusal the review engine explains to a user."""
 
+    code = "refused"
+    status = 400
+
 
 class PolicyInvalid(QuorumError):
     """A policy file or form failed validation; `problems` lists each `place: problem`."""
+
+    code = "policy_invalid"
 
     def __init__(self, problems: list[str]):
         self.problems = problems
@@ -16,6 +24,97 @@ class PolicyInvalid(QuorumError):
 class NoPolicy(QuorumError):
     """No policy covers this (model, target): it cannot be requested."""
 
+    code = "no_policy"
+    status = 422
+
 
 class AmbiguousPolicy(QuorumError):
     """Two policies are equally specific for one (model, target)."""
+
+    code = "ambiguous_policy"
+    status = 422
+
+
+class UnknownModel(QuorumError):
+    code = "unknown_model"
+    status = 404
+
+
+class UnknownVersion(QuorumError):
+    code = "unknown_version"
+    status = 404
+
+
+class InvalidVersion(QuorumError):
+    code = "invalid_version"
+    status = 400
+
+
+class InvalidTarget(QuorumError):
+    code = "invalid_target"
+    status = 422
+
+
+class VersionDeleted(QuorumError):
+    code = "version_deleted"
+    status = 409
+
+
+class AlreadyAtTarget(QuorumError):
+    code = "already_at_target"
+    status = 409
+
+
+class DuplicateRequest(QuorumError):
+    code = "duplicate_request"
+    status = 409
+
+
+class RequestNotFound(QuorumError):
+    code = "not_found"
+    status = 404
+
+
+class RequestClosed(QuorumError):
+    """The request is no longer pending (decided, cancelled or expired)."""
+
+    code = "request_closed"
+    status = 409
+
+
+class NotEligible(QuorumError):
+    """The user is in none of the groups the policy requires."""
+
+    code = "not_eligible"
+    status = 403
+
+
+class SelfApprovalNotAllowed(NotEligible):
+    code = "self_approval_not_allowed"
+
+
+class AlreadyVoted(QuorumError):
+    code = "already_voted"
+    status = 409
+
+
+class CommentRequired(QuorumError):
+    code = "comment_required"
+    status = 400
+
+
+class InvalidVote(QuorumError):
+    code = "invalid_vote"
+    status = 400
+
+
+class NotAllowed(QuorumError):
+    """The user may not do this to this request (cancel someone else's, retry without staff)."""
+
+    code = "forbidden"
+    status = 403
+
+
+class WrongExecutionState(QuorumError):
+    code = "wrong_execution_state"
+    status = 409

@@ -13,9 +13,17 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.test import override_settings
 
 from quorum.localservices import free_port, redis_answers, start_mlflow_server
 from registry.mlflow_client import RegistryClient
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing():
+    """Production's PBKDF2 costs ~0.3 s a user; tests create many users and test no hashing."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +60,81 @@ def redis_url():
             "none is running, or set REDIS_URL to a Redis the tests may use."
         )
     return url
+
+
+# -- the cast: who requests, who approves, who may not ------------------------------------------
+
+STANDARD_POLICIES = """
+groups:
+  ml-leads: [lead]
+  data-science: [scientist1, scientist2, scientist3]
+policies:
+  - name: production
+    models: ["*"]
+    targets: [Production, "@champion"]
+    require:
+      - {group: ml-leads, approvals: 1}
+      - {group: data-science, approvals: 2}
+    expires_after: 7d
+    archive_existing: true
+    gates:
+      - {metric: accuracy, op: ">=", value: 0.80, kind: required}
+      - {metric: f1, op: ">=", baseline_delta: -0.01, kind: required}
+  - name: staging
+    models: ["*"]
+    targets: [Staging]
+    require: [{group: data-science, approvals: 1}]
+    gates:
+      - {metric: accuracy, op: ">", value: 0.97, kind: auto_approve}
+"""
+
+
+@pytest.fixture
+def cast(django_user_model):
+    """Users by role; `policies` puts them in their groups."""
+    names = ["requester", "lead", "scientist1", "scientist2", "scientist3", "outsider"]
+    people = {name: django_user_model.objects.create_user(name, password="pw") for name in names}
+    people["admin"] = django_user_model.objects.create_superuser("admin", password="pw")
+    return people
+
+
+@pytest.fixture
+def policies(cast):
+    """The production (1 ml-lead + 2 data-science, gated) and staging policies, loaded."""
+    from reviews.policies import policies_load
+
+    policies_load(text=STANDARD_POLICIES)
+    return cast
+
+
+@pytest.fixture
+def requester(cast):
+    return cast["requester"]
+
+
+@pytest.fixture
+def lead(cast):
+    return cast["lead"]
+
+
+@pytest.fixture
+def scientist1(cast):
+    return cast["scientist1"]
+
+
+@pytest.fixture
+def scientist2(cast):
+    return cast["scientist2"]
+
+
+@pytest.fixture
+def outsider(cast):
+    return cast["outsider"]
+
+
+@pytest.fixture
+def admin_user(cast):
+    return cast["admin"]
 
 
 # -- RQ: queues emptied per test, jobs run in the test process -----------------------------------

@@ -1,0 +1,19 @@
+"""`manage.py reconcile`: what the periodic reconciler does, once, now."""
+
+from django.core.management.base import BaseCommand
+
+from reviews.jobs import reconcile
+
+
+class Command(BaseCommand):
+    help = (
+        "Expire overdue requests, re-queue approved transitions whose job was lost, and classify "
+        "registry changes as Quorum's or out-of-band."
+    )
+
+    def handle(self, *args, **options):
+        summary = reconcile()
+        self.stdout.write(
+            f"expired {summary['expired']}, re-queued {summary['requeued']}, "
+            f"classified {summary['classified']} changes"
+        )

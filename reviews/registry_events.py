@@ -1,0 +1,176 @@
+"""What the review engine concludes from changes the registry sync observed.
+
+- A stage or alias move is credited to the Quorum transition that made it (the request is marked
+  `running` before the job touches MLflow, so whichever sync sees the move can tell), or else
+  recorded as out-of-band: someone changed MLflow directly.
+- Pending requests whose evidence changed lose the approvals collected so far: the candidate's
+  metrics moved, or the target's holder changed (GitHub's "dismiss stale reviews", for models).
+  Their baseline and gates are re-evaluated, and a candidate deleted or already moved to its
+  target ends the request.
+
+Runs inside the sync's transaction (the `changes_observed` signal), and from the reconciler for
+anything left unclassified.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from registry.models import (
+    TRANSITION_KINDS,
+    ChangeKind,
+    ChangeOrigin,
+    ModelVersion,
+    RegistryChange,
+)
+
+from . import audit, gates
+from .models import Decision, Execution, TransitionRequest
+from .services import approvals_mark_stale, decide, is_at_target, target_holder
+
+# A transition finished this recently may still be the one a late sync observes.
+RECENT_EXECUTION = timedelta(minutes=15)
+
+
+def on_changes_observed(sender, changes: list[RegistryChange], **kwargs) -> None:
+    handle_changes(changes)
+
+
+def handle_changes(changes: list[RegistryChange]) -> None:
+    classify(changes)
+    _review_pending_requests(changes)
+
+
+def classify_pending_changes() -> int:
+    """Classifies transition changes nobody classified yet (a safety net for the reconciler)."""
+    with transaction.atomic():
+        pending = list(
+            RegistryChange.objects.select_for_update(of=("self",))
+            .filter(kind__in=TRANSITION_KINDS, origin=ChangeOrigin.UNKNOWN)
+            .select_related("model", "version")[:500]
+        )
+        classify(pending)
+    return len(pending)
+
+
+def classify(changes: list[RegistryChange]) -> None:
+    moves = [c for c in changes if c.kind in TRANSITION_KINDS and not c.origin]
+    if not moves:
+        return
+    since = timezone.now() - RECENT_EXECUTION
+    executing = list(
+        TransitionRequest.objects.filter(
+            version__model__in={c.model_id for c in moves}, decision=Decision.APPROVED
+        )
+        .filter(
+            # Started (a failed attempt may still have moved MLflow), or finished just now.
+            Q(execution__in=[Execution.QUEUED, Execution.RUNNING, Execution.FAILED])
+            & Q(execution_started_at__isnull=False)
+            | Q(execution=Execution.DONE, executed_at__gte=since)
+        )
+        .select_related("version")
+    )
+    for change in moves:
+        request = next((r for r in executing if _explains(r, change)), None)
+        if request is not None:
+            change.origin = ChangeOrigin.QUORUM
+            request.caused_changes.add(change)
+        else:
+            change.origin = ChangeOrigin.OUT_OF_BAND
+            audit.record(
+                "registry.out_of_band",
+                actor="mlflow",
+                model_name=change.model.name,
+                version=change.version.version if change.version_id else None,
+                details={"change": change.kind, "old": change.old, "new": change.new},
+            )
+        RegistryChange.objects.filter(pk=change.pk).update(origin=change.origin)
+
+
+def _explains(request: TransitionRequest, change: RegistryChange) -> bool:
+    """Would carrying out `request` have made `change`?"""
+    if request.version.model_id != change.model_id:
+        return False
+    own_version = change.version_id == request.version_id
+    if request.target.startswith("@"):
+        alias = request.target[1:]
+        if change.kind == ChangeKind.ALIAS_ADDED:
+            return own_version and change.new == alias
+        # The alias left whichever version held it before.
+        return change.kind == ChangeKind.ALIAS_REMOVED and change.old == alias and not own_version
+    if change.kind != ChangeKind.STAGE_CHANGED:
+        return False
+    if own_version:
+        return change.new == request.target
+    return (
+        request.policy_snapshot.get("archive_existing", False)
+        and request.target in ("Staging", "Production")
+        and change.old == request.target
+        and change.new == "Archived"
+    )
+
+
+def _review_pending_requests(changes: list[RegistryChange]) -> None:
+    models = {c.model_id for c in changes}
+    if not models:
+        return
+    pending = (
+        TransitionRequest.objects.select_for_update(of=("self",))
+        .filter(decision=Decision.PENDING, version__model__in=models)
+        .select_related("version__model", "baseline")
+    )
+    metrics_moved = {c.version_id for c in changes if c.kind == ChangeKind.METRICS_CHANGED}
+    for request in pending:
+        candidate = ModelVersion.objects.select_related("model").get(pk=request.version_id)
+        if candidate.deleted:
+            decide(
+                request,
+                Decision.CANCELLED,
+                actor="mlflow",
+                reason="The version was deleted in MLflow.",
+            )
+            continue
+        if is_at_target(candidate, request.target):
+            decide(
+                request,
+                Decision.CANCELLED,
+                actor="mlflow",
+                reason=f"The version was moved to {request.target} in MLflow directly.",
+            )
+            continue
+        reasons = []
+        if candidate.pk in metrics_moved:
+            reasons.append("the candidate's metrics changed in MLflow")
+        holder = target_holder(candidate.model, request.target, exclude=candidate.pk)
+        if (holder.pk if holder else None) != request.baseline_id:
+            was = f"v{request.baseline.version}" if request.baseline else "nothing"
+            now = f"v{holder.version}" if holder else "nothing"
+            reasons.append(f"{request.target} is now held by {now} (was {was})")
+        if not reasons:
+            continue
+        reason = "; ".join(reasons)
+        request.baseline = holder
+        request.candidate_metrics = candidate.metrics
+        request.baseline_metrics = holder.metrics if holder else None
+        results = gates.evaluate(
+            request.policy_snapshot.get("gates", []),
+            request.candidate_metrics,
+            request.baseline_metrics,
+        )
+        request.gate_results = [r.as_json() for r in results]
+        request.save(
+            update_fields=["baseline", "candidate_metrics", "baseline_metrics", "gate_results"]
+        )
+        approvals_mark_stale(request, reason=reason[0].upper() + reason[1:] + ".")
+        if failed := gates.required_failures(results):
+            decide(
+                request,
+                Decision.REJECTED,
+                actor="policy",
+                reason="Required gate failed after the evidence changed: "
+                + "; ".join(r.reason for r in failed),
+            )

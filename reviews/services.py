@@ -1,0 +1,373 @@
+"""Domain actions of the review engine: requests, votes, decisions, cancellation, expiry, retry.
+
+Every action is a keyword-only function that validates everything before it writes, writes in one
+transaction, changes a request's state only under a row lock, appends audit events in that same
+transaction, and leaves side effects outside the database (enqueueing the transition job) to
+`transaction.on_commit`. Refusals raise `reviews.errors.QuorumError` subclasses whose messages a
+user can act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from registry.models import ModelVersion, RegisteredModel
+
+from . import audit, gates, jobs
+from .errors import (
+    AlreadyAtTarget,
+    AlreadyVoted,
+    CommentRequired,
+    DuplicateRequest,
+    InvalidTarget,
+    InvalidVersion,
+    InvalidVote,
+    NotAllowed,
+    NotEligible,
+    RequestClosed,
+    RequestNotFound,
+    SelfApprovalNotAllowed,
+    UnknownModel,
+    UnknownVersion,
+    VersionDeleted,
+    WrongExecutionState,
+)
+from .models import Decision, Execution, TransitionRequest, Vote, VoteChoice
+from .policies import policy_as_spec, policy_for, target_problem
+
+# -- targets ----------------------------------------------------------------------------------
+
+
+def is_at_target(version: ModelVersion, target: str) -> bool:
+    if target.startswith("@"):
+        return target[1:] in version.aliases
+    return version.stage == target
+
+
+def target_holder(model: RegisteredModel, target: str, *, exclude: int | None = None):
+    """The version holding `target` now (the newest, when a stage holds several), or None."""
+    versions = ModelVersion.objects.live().filter(model=model).exclude(pk=exclude)
+    if target.startswith("@"):
+        number = model.aliases.get(target[1:])
+        return versions.filter(version=number).first() if number is not None else None
+    if target in ("None", "Archived"):
+        return None  # nothing "holds" these: there is no champion to compare with
+    return versions.filter(stage=target).order_by("-version").first()
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def request_create(
+    *,
+    model: str,
+    version: int | str,
+    target: str,
+    requester: AbstractBaseUser,
+    comment: str = "",
+) -> TransitionRequest:
+    """Opens a request for `version` of `model` to reach `target`, evaluating its gates at once.
+
+    A failing required gate rejects it on the spot; passing auto-approve gates approve it.
+    """
+    registered = RegisteredModel.objects.filter(name=model, deleted=False).first()
+    if registered is None:
+        raise UnknownModel(f"There is no registered model named {model!r}.")
+    try:
+        number = int(str(version).strip())
+    except ValueError:
+        raise InvalidVersion(f"Version must be a whole number, got {str(version)!r}.") from None
+    candidate = (
+        ModelVersion.objects.select_for_update()  # one request creation per version at a time
+        .filter(model=registered, version=number)
+        .first()
+    )
+    if candidate is None:
+        raise UnknownVersion(f"{model} has no version {number}.")
+    candidate.model = registered
+    if candidate.deleted:
+        raise VersionDeleted(f"{model} version {number} was deleted in MLflow.")
+    if problem := target_problem(target):
+        raise InvalidTarget(f"Target {problem}.")
+    if is_at_target(candidate, target):
+        raise AlreadyAtTarget(f"{model} version {number} is already at {target}.")
+    existing = TransitionRequest.objects.open().filter(version=candidate, target=target).first()
+    if existing is not None:
+        raise DuplicateRequest(
+            f"Request #{existing.pk} for {model} version {number} → {target} is still open."
+        )
+    policy = policy_for(model, target)
+    snapshot = policy_as_spec(policy).model_dump(mode="json")
+    baseline = target_holder(registered, target, exclude=candidate.pk)
+    results = gates.evaluate(
+        snapshot["gates"], candidate.metrics, baseline.metrics if baseline else None
+    )
+    try:
+        with transaction.atomic():
+            request = TransitionRequest.objects.create(
+                version=candidate,
+                target=target,
+                requester=requester,
+                comment=comment,
+                policy=policy,
+                policy_snapshot=snapshot,
+                baseline=baseline,
+                candidate_metrics=candidate.metrics,
+                baseline_metrics=baseline.metrics if baseline else None,
+                gate_results=[r.as_json() for r in results],
+                expires_at=timezone.now() + policy.expires_after,
+            )
+    except IntegrityError:  # the partial unique index: another open request won the race
+        raise DuplicateRequest(
+            f"A request for {model} version {number} → {target} is already open."
+        ) from None
+    audit.record(
+        "request.created",
+        actor=requester,
+        request=request,
+        details={
+            "target": target,
+            "policy": policy.name,
+            "comment": comment,
+            "baseline": baseline.version if baseline else None,
+            "gates": [r.as_json() for r in results],
+        },
+    )
+    if failed := gates.required_failures(results):
+        decide(
+            request,
+            Decision.REJECTED,
+            actor="policy",
+            reason="Required gate failed: " + "; ".join(r.reason for r in failed),
+        )
+    elif gates.auto_approves(results):
+        decide(
+            request,
+            Decision.APPROVED,
+            actor="policy",
+            reason="Every auto-approve gate passed: "
+            + "; ".join(r.reason for r in results if r.kind == "auto_approve"),
+        )
+    return request
+
+
+@transaction.atomic
+def request_cancel(*, request_id: int, user: AbstractBaseUser) -> TransitionRequest:
+    """The requester (or staff) withdraws a pending request."""
+    request = _locked(request_id)
+    if request.requester_id != user.pk and not user.is_staff:
+        raise NotAllowed("Only the requester or an admin can cancel this request.")
+    if request.decision != Decision.PENDING:
+        raise RequestClosed(f"Request #{request.pk} is already {request.decision}.")
+    decide(request, Decision.CANCELLED, actor=user, reason="Cancelled by " + user.get_username())
+    return request
+
+
+def requests_expire_overdue(*, now=None) -> list[int]:
+    """Expires every pending request past its deadline; returns their ids. Touches no MLflow."""
+    now = now or timezone.now()
+    expired = []
+    overdue = TransitionRequest.objects.filter(decision=Decision.PENDING, expires_at__lt=now)
+    for request_id in overdue.values_list("pk", flat=True):
+        with transaction.atomic():
+            request = _locked(request_id)
+            if request.decision == Decision.PENDING and request.expires_at < now:
+                decide(
+                    request,
+                    Decision.EXPIRED,
+                    actor="system",
+                    reason=f"No decision before {request.expires_at:%Y-%m-%d %H:%M} UTC",
+                )
+                expired.append(request_id)
+    return expired
+
+
+@transaction.atomic
+def transition_retry(*, request_id: int, user: AbstractBaseUser) -> TransitionRequest:
+    """An admin re-runs a failed transition."""
+    if not user.is_staff:
+        raise NotAllowed("Only an admin can retry a transition.")
+    request = _locked(request_id)
+    if request.decision != Decision.APPROVED or request.execution != Execution.FAILED:
+        raise WrongExecutionState(
+            f"Request #{request.pk} has no failed transition to retry "
+            f"(decision {request.decision}, execution {request.get_execution_display()})."
+        )
+    request.execution = Execution.QUEUED
+    request.save(update_fields=["execution"])
+    audit.record(
+        "transition.retry",
+        actor=user,
+        request=request,
+        details={"previous_error": request.execution_error},
+    )
+    transaction.on_commit(lambda: jobs.enqueue_transition(request.pk, replace=True))
+    return request
+
+
+# -- votes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupProgress:
+    group: str
+    needed: int
+    approvers: tuple[str, ...]
+
+    @property
+    def met(self) -> bool:
+        return len(self.approvers) >= self.needed
+
+    def __str__(self) -> str:
+        return f"{self.group} {min(len(self.approvers), self.needed)}/{self.needed}"
+
+
+def required_groups(request: TransitionRequest) -> list[str]:
+    return [r["group"] for r in request.policy_snapshot.get("require", [])]
+
+
+def eligible_groups(request: TransitionRequest, user: AbstractBaseUser) -> list[str]:
+    """The required groups `user` belongs to now, in the policy's order."""
+    required = required_groups(request)
+    mine = set(user.groups.filter(name__in=required).values_list("name", flat=True))
+    return [g for g in required if g in mine]
+
+
+def vote_refusal(request: TransitionRequest, user: AbstractBaseUser) -> str | None:
+    """Why `user` cannot vote on `request` now, in words for the page; None when they can."""
+    try:
+        _check_can_vote(request, user, request.votes.filter(user=user).first())
+    except (RequestClosed, NotEligible, AlreadyVoted) as refusal:
+        return str(refusal)
+    return None
+
+
+def _check_can_vote(request: TransitionRequest, user, existing_vote: Vote | None) -> list[str]:
+    if request.decision != Decision.PENDING:
+        raise RequestClosed(f"This request is already {request.decision}.")
+    if request.expires_at <= timezone.now():
+        raise RequestClosed(f"This request expired at {request.expires_at:%Y-%m-%d %H:%M} UTC.")
+    if request.requester_id == user.pk and not request.policy_snapshot.get("allow_self_approval"):
+        raise SelfApprovalNotAllowed(
+            "You requested this; this policy does not allow self-approval."
+        )
+    groups = eligible_groups(request, user)
+    if not groups:
+        raise NotEligible(f"You are not in {' or '.join(required_groups(request))}.")
+    if existing_vote is not None:
+        raise AlreadyVoted(f"You already voted ({existing_vote.decision}) on this request.")
+    return groups
+
+
+def progress(request: TransitionRequest, votes: list[Vote] | None = None) -> list[GroupProgress]:
+    """Per required group: how many approvals it needs and who has given one (stale excluded)."""
+    if votes is None:
+        votes = list(request.votes.select_related("user"))
+    approving = [v for v in votes if v.decision == VoteChoice.APPROVE and not v.stale]
+    return [
+        GroupProgress(
+            group=r["group"],
+            needed=r["approvals"],
+            approvers=tuple(v.user.get_username() for v in approving if r["group"] in v.groups),
+        )
+        for r in request.policy_snapshot.get("require", [])
+    ]
+
+
+@transaction.atomic
+def vote_cast(
+    *,
+    request_id: int,
+    user: AbstractBaseUser,
+    decision: str,
+    comment: str = "",
+) -> Vote:
+    """Records one user's approval or rejection and decides the request when that settles it.
+
+    The request row stays locked from the checks to the decision, so concurrent final votes
+    produce exactly one approval and one transition job.
+    """
+    if decision not in VoteChoice.values:
+        raise InvalidVote(f"A vote is approve or reject, not {decision!r}.")
+    comment = comment.strip()
+    if decision == VoteChoice.REJECT and not comment:
+        raise CommentRequired("Say why you reject: the requester needs it to fix the model.")
+    request = _locked(request_id)
+    groups = _check_can_vote(request, user, request.votes.filter(user=user).first())
+    vote = Vote.objects.create(
+        request=request,
+        user=user,
+        decision=decision,
+        comment=comment,
+        groups=groups,
+        seen_metrics={"candidate": request.candidate_metrics, "baseline": request.baseline_metrics},
+    )
+    audit.record(
+        "vote.cast",
+        actor=user,
+        request=request,
+        details={"decision": decision, "comment": comment, "groups": groups},
+    )
+    votes = list(request.votes.select_related("user"))
+    rejections = [v for v in votes if v.decision == VoteChoice.REJECT and not v.stale]
+    if len(rejections) >= request.policy_snapshot.get("rejections_needed", 1):
+        decide(request, Decision.REJECTED, actor=user, reason=comment)
+    elif all(p.met for p in progress(request, votes)):
+        decide(
+            request,
+            Decision.APPROVED,
+            actor=user,
+            reason="Quorum reached: " + ", ".join(str(p) for p in progress(request, votes)),
+        )
+    return vote
+
+
+def approvals_mark_stale(request: TransitionRequest, *, reason: str) -> int:
+    """Approvals given so far stop counting (the evidence they saw changed); returns how many."""
+    stale = request.votes.filter(decision=VoteChoice.APPROVE, stale=False)
+    voters = list(stale.values_list("user__username", flat=True))
+    count = stale.update(stale=True, stale_reason=reason, stale_at=timezone.now())
+    if count:
+        audit.record(
+            "votes.stale",
+            actor="system",
+            request=request,
+            details={"reason": reason, "voters": voters},
+        )
+    return count
+
+
+# -- decisions --------------------------------------------------------------------------------
+
+
+def _locked(request_id: int) -> TransitionRequest:
+    try:
+        return (
+            TransitionRequest.objects.select_for_update(of=("self",))
+            .select_related("version__model", "requester")
+            .get(pk=request_id)
+        )
+    except (TransitionRequest.DoesNotExist, ValueError, TypeError):
+        raise RequestNotFound(f"There is no request #{request_id}.") from None
+
+
+def decide(request: TransitionRequest, decision: str, *, actor, reason: str) -> None:
+    """Moves a locked pending request to its decision; an approval queues the transition job."""
+    assert request.decision == Decision.PENDING, "decisions are taken once, under the row lock"
+    request.decision = decision
+    request.decided_at = timezone.now()
+    request.decided_by = actor if isinstance(actor, AbstractBaseUser) else None
+    request.decision_reason = reason
+    fields = ["decision", "decided_at", "decided_by", "decision_reason"]
+    if decision == Decision.APPROVED:
+        request.execution = Execution.QUEUED
+        fields.append("execution")
+    request.save(update_fields=fields)
+    audit.record(f"request.{decision}", actor=actor, request=request, details={"reason": reason})
+    if decision == Decision.APPROVED:
+        transaction.on_commit(lambda: jobs.enqueue_transition(request.pk))

@@ -1,0 +1,507 @@
+"""The review engine's domain actions: requests, gates, votes, quorum, staleness, expiry, cancel."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from registry.models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange
+from reviews import audit, registry_events, services
+from reviews.errors import (
+    AlreadyAtTarget,
+    AlreadyVoted,
+    CommentRequired,
+    DuplicateRequest,
+    InvalidTarget,
+    InvalidVersion,
+    InvalidVote,
+    NoPolicy,
+    NotAllowed,
+    NotEligible,
+    RequestClosed,
+    SelfApprovalNotAllowed,
+    UnknownModel,
+    UnknownVersion,
+    VersionDeleted,
+    WrongExecutionState,
+)
+from reviews.models import AuditEvent, Decision, Execution, TransitionRequest, Vote
+from reviews.policies import policies_export, policies_load
+
+pytestmark = pytest.mark.django_db
+
+GOOD = {"accuracy": 0.91, "f1": 0.88}
+
+
+def mirror(name="fraud-detector", versions=None) -> dict[int, ModelVersion]:
+    """Mirror rows as a sync would have written them: {number: (stage, metrics)}."""
+    versions = versions or {1: ("Production", {"accuracy": 0.89, "f1": 0.87}), 2: ("None", GOOD)}
+    model = RegisteredModel.objects.create(name=name)
+    rows = {
+        number: ModelVersion.objects.create(
+            model=model, version=number, stage=stage, metrics=metrics, run_id=f"run{number}"
+        )
+        for number, (stage, metrics) in versions.items()
+    }
+    return rows
+
+
+def create(requester, version=2, target="Production", model="fraud-detector", **kwargs):
+    return services.request_create(
+        model=model, version=version, target=target, requester=requester, **kwargs
+    )
+
+
+def approve(request, user, comment=""):
+    return services.vote_cast(request_id=request.pk, user=user, decision="approve", comment=comment)
+
+
+def refresh(request) -> TransitionRequest:
+    return TransitionRequest.objects.get(pk=request.pk)
+
+
+# -- creating a request ------------------------------------------------------------------------
+
+
+def test_request_keeps_policy_snapshot_baseline_and_gate_results(policies, requester):
+    versions = mirror()
+
+    request = create(requester, comment="retrained on Q3")
+
+    assert request.decision == Decision.PENDING and request.execution == Execution.NONE
+    assert request.baseline == versions[1]
+    assert request.baseline_metrics == {"accuracy": 0.89, "f1": 0.87}
+    assert request.policy_snapshot["name"] == "production"
+    assert request.policy_snapshot["require"] == [
+        {"group": "ml-leads", "approvals": 1},
+        {"group": "data-science", "approvals": 2},
+    ]
+    gates = {(g["metric"], g["passed"]) for g in request.gate_results}
+    assert gates == {("accuracy", True), ("f1", True)}
+    f1 = next(g for g in request.gate_results if g["metric"] == "f1")
+    assert f1["baseline_value"] == 0.87 and f1["threshold"] == pytest.approx(0.86)
+    assert request.expires_at > timezone.now() + timedelta(days=6)
+    assert AuditEvent.objects.filter(action="request.created", request=request).exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"model": "nope"}, UnknownModel, "There is no registered model named 'nope'"),
+        ({"version": "abc"}, InvalidVersion, "Version must be a whole number, got 'abc'"),
+        ({"version": 9}, UnknownVersion, "fraud-detector has no version 9"),
+        ({"target": "Prod"}, InvalidTarget, "'Prod' is not a stage"),
+        ({"target": "@"}, InvalidTarget, "is not a stage"),
+        ({"version": 1}, AlreadyAtTarget, "already at Production"),
+        ({"target": "Archived"}, NoPolicy, "No approval policy covers fraud-detector → Archived"),
+    ],
+)
+def test_bad_requests_are_refused_with_a_clear_message_and_change_nothing(
+    policies, requester, kwargs, error, message
+):
+    mirror()
+
+    with pytest.raises(error, match=message):
+        create(requester, **kwargs)
+
+    assert not TransitionRequest.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_deleted_version_cannot_be_requested(policies, requester):
+    ModelVersion.objects.filter(pk=mirror()[2].pk).update(deleted=True)
+
+    with pytest.raises(VersionDeleted, match="was deleted in MLflow"):
+        create(requester)
+
+
+def test_second_open_request_for_the_same_version_and_target_is_refused(policies, requester):
+    mirror()
+    first = create(requester)
+
+    with pytest.raises(DuplicateRequest, match=f"Request #{first.pk} .* is still open"):
+        create(requester)
+
+    assert create(requester, target="@champion").decision == Decision.PENDING
+
+
+def test_failing_required_gate_rejects_at_once_with_the_reason(policies, requester):
+    mirror(versions={2: ("None", {"accuracy": 0.72, "f1": 0.9})})
+
+    request = create(requester)
+
+    assert request.decision == Decision.REJECTED
+    assert request.decided_by is None
+    assert request.decision_reason == "Required gate failed: accuracy 0.72 >= 0.8: not met"
+    event = AuditEvent.objects.get(action="request.rejected")
+    assert event.actor == "policy"
+
+
+def test_a_metric_the_run_never_logged_fails_its_gate_saying_so(policies, requester):
+    mirror(versions={2: ("None", {"f1": 0.9})})
+
+    request = create(requester)
+
+    assert request.decision == Decision.REJECTED
+    assert "the candidate's run never logged accuracy" in request.decision_reason
+
+
+def test_baseline_gate_compares_with_the_current_holder_of_the_target(policies, requester):
+    mirror(
+        versions={
+            1: ("Production", {"accuracy": 0.9, "f1": 0.90}),
+            2: ("None", {"accuracy": 0.9, "f1": 0.885}),
+            3: ("None", {"accuracy": 0.9, "f1": 0.895}),
+        }
+    )
+
+    worse = create(requester, version=2)
+    close_enough = create(requester, version=3)
+
+    assert worse.decision == Decision.REJECTED
+    assert "f1 0.885 >= baseline 0.9 -0.01 = 0.89: not met" in worse.decision_reason
+    assert close_enough.decision == Decision.PENDING
+
+
+def test_baseline_gate_with_no_baseline_passes_and_says_no_baseline(policies, requester):
+    mirror(versions={1: ("None", GOOD)})
+
+    request = create(requester, version=1)
+
+    assert request.baseline is None and request.decision == Decision.PENDING
+    f1 = next(g for g in request.gate_results if g["metric"] == "f1")
+    assert f1["passed"] and f1["reason"].startswith("no baseline")
+
+
+def test_alias_target_baseline_is_the_version_holding_the_alias(policies, requester):
+    versions = mirror()
+    RegisteredModel.objects.filter(name="fraud-detector").update(aliases={"champion": 1})
+    ModelVersion.objects.filter(pk=versions[1].pk).update(aliases=["champion"])
+
+    request = create(requester, target="@champion")
+
+    assert request.baseline == versions[1]
+
+
+def test_passing_auto_approve_gates_approve_without_a_vote(
+    policies, requester, redis_url, django_capture_on_commit_callbacks
+):
+    mirror(versions={1: ("None", {"accuracy": 0.99})})
+
+    with django_capture_on_commit_callbacks(execute=True):
+        request = create(requester, version=1, target="Staging")
+
+    assert request.decision == Decision.APPROVED and request.execution == Execution.QUEUED
+    assert request.decision_reason.startswith(
+        "Every auto-approve gate passed: accuracy 0.99 > 0.97"
+    )
+    assert AuditEvent.objects.get(action="request.approved").actor == "policy"
+
+
+# -- votes and quorum --------------------------------------------------------------------------
+
+
+def test_quorum_needs_every_group(
+    policies, requester, lead, scientist1, scientist2, django_capture_on_commit_callbacks, redis_url
+):
+    mirror()
+    request = create(requester)
+
+    approve(request, scientist1)
+    approve(request, scientist2)
+    assert refresh(request).decision == Decision.PENDING  # data-science 2/2, ml-leads 0/1
+    assert [str(p) for p in services.progress(refresh(request))] == [
+        "ml-leads 0/1",
+        "data-science 2/2",
+    ]
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        approve(request, lead)
+
+    request = refresh(request)
+    assert request.decision == Decision.APPROVED and request.execution == Execution.QUEUED
+    assert request.decided_by == lead
+    assert request.decision_reason == "Quorum reached: ml-leads 1/1, data-science 2/2"
+    assert len(callbacks) == 1  # the transition job, queued after commit
+
+
+def test_a_vote_counts_for_every_required_group_the_voter_is_in(
+    policies, requester, lead, scientist1
+):
+    Group.objects.get(name="data-science").user_set.add(lead)
+    mirror()
+    request = create(requester)
+
+    vote = approve(request, lead)
+
+    assert vote.groups == ["ml-leads", "data-science"]
+    assert [str(p) for p in services.progress(refresh(request))] == [
+        "ml-leads 1/1",
+        "data-science 1/2",
+    ]
+
+
+def test_requester_cannot_approve_their_own_request(policies, scientist1):
+    mirror()
+    request = create(scientist1)
+
+    with pytest.raises(SelfApprovalNotAllowed, match="does not allow self-approval"):
+        approve(request, scientist1)
+
+    assert not Vote.objects.exists()
+
+
+def test_self_approval_is_allowed_when_the_policy_says_so(policies, scientist1):
+    text = policies_export().replace("allow_self_approval: false", "allow_self_approval: true")
+    policies_load(text=text)
+    mirror()
+    request = create(scientist1)
+
+    assert approve(request, scientist1).groups == ["data-science"]
+
+
+def test_a_second_vote_by_the_same_user_is_refused_not_counted(policies, requester, scientist1):
+    mirror()
+    request = create(requester)
+    approve(request, scientist1)
+
+    with pytest.raises(AlreadyVoted, match=r"You already voted \(approve\)"):
+        approve(request, scientist1)
+
+    assert Vote.objects.count() == 1
+
+
+def test_outsider_cannot_vote(policies, requester, outsider):
+    mirror()
+    request = create(requester)
+
+    with pytest.raises(NotEligible, match="You are not in ml-leads or data-science"):
+        approve(request, outsider)
+
+
+def test_a_vote_on_a_decided_request_is_refused(policies, requester, scientist1):
+    mirror(versions={2: ("None", {"accuracy": 0.5, "f1": 0.5})})
+    request = create(requester)  # rejected by its gates
+
+    with pytest.raises(RequestClosed, match="already rejected"):
+        approve(request, scientist1)
+
+
+def test_a_vote_on_an_expired_request_is_refused(policies, requester, scientist1):
+    mirror()
+    request = create(requester)
+    TransitionRequest.objects.filter(pk=request.pk).update(expires_at=timezone.now())
+
+    with pytest.raises(RequestClosed, match="expired"):
+        approve(request, scientist1)
+
+
+def test_a_rejection_must_say_why(policies, requester, scientist1):
+    mirror()
+    request = create(requester)
+
+    with pytest.raises(CommentRequired):
+        services.vote_cast(request_id=request.pk, user=scientist1, decision="reject", comment="  ")
+    with pytest.raises(InvalidVote):
+        services.vote_cast(request_id=request.pk, user=scientist1, decision="maybe")
+    assert not Vote.objects.exists()
+
+
+def test_one_eligible_rejection_rejects(policies, requester, lead, scientist1):
+    mirror()
+    request = create(requester)
+    approve(request, lead)
+
+    services.vote_cast(
+        request_id=request.pk, user=scientist1, decision="reject", comment="recall dropped"
+    )
+
+    request = refresh(request)
+    assert request.decision == Decision.REJECTED and request.decided_by == scientist1
+    assert request.decision_reason == "recall dropped"
+
+
+def test_each_vote_stores_what_the_voter_saw(policies, requester, scientist1):
+    mirror()
+    request = create(requester)
+
+    vote = approve(request, scientist1)
+
+    assert vote.seen_metrics == {
+        "candidate": GOOD,
+        "baseline": {"accuracy": 0.89, "f1": 0.87},
+    }
+
+
+def test_vote_refusal_explains_why_in_words(policies, requester, lead, outsider):
+    mirror()
+    request = create(requester)
+    approve(request, lead)
+
+    assert services.vote_refusal(request, requester).startswith("You requested this")
+    assert services.vote_refusal(request, outsider) == "You are not in ml-leads or data-science."
+    assert services.vote_refusal(request, lead) == "You already voted (approve) on this request."
+    assert services.vote_refusal(request, policies["scientist1"]) is None
+
+
+def test_policy_edits_do_not_change_a_request_in_flight(
+    policies, requester, lead, scientist1, scientist2
+):
+    mirror()
+    request = create(requester)
+    text = policies_export().replace("approvals: 2", "approvals: 3")
+    policies_load(text=text)
+
+    approve(request, lead)
+    approve(request, scientist1)
+    approve(request, scientist2)
+
+    assert refresh(request).decision == Decision.APPROVED
+
+
+# -- staleness, expiry, cancellation, retry ----------------------------------------------------
+
+
+def test_approvals_go_stale_when_the_candidates_metrics_change(
+    policies, requester, lead, scientist1
+):
+    versions = mirror()
+    request = create(requester)
+    approve(request, lead)
+    ModelVersion.objects.filter(pk=versions[2].pk).update(metrics={"accuracy": 0.9, "f1": 0.86})
+    change = RegistryChange.objects.create(
+        model=versions[2].model, version=versions[2], kind=ChangeKind.METRICS_CHANGED
+    )
+
+    registry_events.handle_changes([change])
+
+    vote = Vote.objects.get()
+    assert vote.stale and vote.stale_reason == "The candidate's metrics changed in MLflow."
+    assert [str(p) for p in services.progress(refresh(request))][0] == "ml-leads 0/1"
+    assert refresh(request).candidate_metrics == {"accuracy": 0.9, "f1": 0.86}
+    approve(request, scientist1)  # voting goes on; the lead must approve again
+    with pytest.raises(AlreadyVoted):
+        approve(request, lead)
+
+
+def test_approvals_go_stale_and_gates_rerun_when_the_target_holder_changes(
+    policies, requester, lead
+):
+    versions = mirror(
+        versions={
+            1: ("Production", {"accuracy": 0.85, "f1": 0.85}),
+            2: ("None", GOOD),
+            3: ("None", {"accuracy": 0.95, "f1": 0.95}),
+        }
+    )
+    request = create(requester)
+    approve(request, lead)
+    ModelVersion.objects.filter(pk=versions[3].pk).update(stage="Production")
+    change = RegistryChange.objects.create(
+        model=versions[3].model,
+        version=versions[3],
+        kind=ChangeKind.STAGE_CHANGED,
+        old="None",
+        new="Production",
+    )
+
+    registry_events.handle_changes([change])
+
+    request = refresh(request)
+    assert request.baseline == versions[3]
+    assert Vote.objects.get().stale_reason == "Production is now held by v3 (was v1)."
+    # f1 0.88 is now more than 0.01 below the new holder's 0.95: the required gate fails.
+    assert request.decision == Decision.REJECTED
+    assert "after the evidence changed" in request.decision_reason
+    assert RegistryChange.objects.get().origin == "out_of_band"
+
+
+def test_pending_request_ends_when_its_version_is_deleted_in_mlflow(policies, requester):
+    versions = mirror()
+    request = create(requester)
+    ModelVersion.objects.filter(pk=versions[2].pk).update(deleted=True)
+    change = RegistryChange.objects.create(
+        model=versions[2].model, version=versions[2], kind=ChangeKind.VERSION_DELETED
+    )
+
+    registry_events.handle_changes([change])
+
+    assert refresh(request).decision == Decision.CANCELLED
+
+
+def test_overdue_pending_requests_expire_and_nothing_else(policies, requester):
+    mirror()
+    overdue = create(requester)
+    fresh = create(requester, target="@champion")
+    TransitionRequest.objects.filter(pk=overdue.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    assert services.requests_expire_overdue() == [overdue.pk]
+
+    assert refresh(overdue).decision == Decision.EXPIRED
+    assert refresh(overdue).execution == Execution.NONE
+    assert refresh(fresh).decision == Decision.PENDING
+    assert AuditEvent.objects.get(action="request.expired").actor == "system"
+
+
+def test_requester_can_cancel_a_pending_request(policies, requester):
+    mirror()
+    request = create(requester)
+
+    services.request_cancel(request_id=request.pk, user=requester)
+
+    assert refresh(request).decision == Decision.CANCELLED
+
+
+def test_only_the_requester_or_an_admin_cancels(policies, requester, scientist1, admin_user):
+    mirror()
+    request = create(requester)
+
+    with pytest.raises(NotAllowed):
+        services.request_cancel(request_id=request.pk, user=scientist1)
+    services.request_cancel(request_id=request.pk, user=admin_user)
+    with pytest.raises(RequestClosed):
+        services.request_cancel(request_id=request.pk, user=requester)
+
+
+def test_retry_needs_a_failed_execution_and_an_admin(policies, requester, admin_user):
+    mirror()
+    request = create(requester)
+
+    with pytest.raises(NotAllowed):
+        services.transition_retry(request_id=request.pk, user=requester)
+    with pytest.raises(WrongExecutionState, match="no failed transition to retry"):
+        services.transition_retry(request_id=request.pk, user=admin_user)
+
+
+def test_a_rejected_version_can_be_requested_again_and_history_is_kept(
+    policies, requester, scientist1
+):
+    mirror()
+    first = create(requester)
+    services.vote_cast(request_id=first.pk, user=scientist1, decision="reject", comment="overfits")
+
+    second = create(requester, comment="retrained with regularisation")
+
+    assert second.pk != first.pk and second.decision == Decision.PENDING
+    history = TransitionRequest.objects.filter(version__model__name="fraud-detector")
+    assert [(r.pk, r.decision) for r in history.order_by("pk")] == [
+        (first.pk, "rejected"),
+        (second.pk, "pending"),
+    ]
+
+
+def test_the_audit_chain_holds_after_a_busy_review(
+    policies, requester, lead, scientist1, scientist2
+):
+    mirror()
+    request = create(requester)
+    approve(request, lead)
+    approve(request, scientist1)
+    services.request_cancel(request_id=request.pk, user=requester)
+
+    verification = audit.verify()
+
+    assert verification.ok and verification.checked == AuditEvent.objects.count() == 4
