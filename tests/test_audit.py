@@ -1,0 +1,273 @@
+"""The audit chain: appends, tamper detection (`verify_audit`), concurrent writers, CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.utils import timezone
+
+from reviews import audit
+from reviews.management.commands.verify_audit import Command as VerifyAudit
+from reviews.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def record_events(count: int, *, start: int = 1) -> list[AuditEvent]:
+    return [
+        audit.record(
+            "test.event",
+            actor=f"user{n}",
+            model_name="fraud-model",
+            version=n,
+            details={"n": n, "note": 'ünïcode, commas and "quotes"\nnew line'},
+        )
+        for n in range(start, start + count)
+    ]
+
+
+def run_verify_audit(capsys) -> tuple[int, str, str]:
+    """Runs the command the way `manage.py verify_audit` does; returns (exit code, out, err)."""
+    try:
+        VerifyAudit().run_from_argv(["manage.py", "verify_audit"])
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_events_form_a_chain_that_verifies():
+    events = record_events(5)
+
+    assert [e.sequence for e in events] == [1, 2, 3, 4, 5]
+    assert events[0].prev_hash == audit.GENESIS
+    assert all(
+        later.prev_hash == earlier.hash
+        for earlier, later in zip(events[:-1], events[1:], strict=True)
+    )
+    result = audit.verify()
+    assert result.ok and result.checked == 5
+    assert str(result) == "audit chain intact: 5 events verified"
+
+
+def test_empty_chain_verifies():
+    assert audit.verify().ok
+
+
+# run_from_argv closes the database connections, as manage.py does: the test must not hold an
+# open transaction.
+@pytest.mark.django_db(transaction=True)
+def test_verify_audit_exits_0_and_says_how_many_events_hold(capsys):
+    record_events(3)
+
+    code, out, _ = run_verify_audit(capsys)
+
+    assert code == 0
+    assert "audit chain intact: 3 events verified" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_editing_one_rows_details_makes_verify_audit_fail_naming_it(capsys):
+    record_events(6)
+    AuditEvent.objects.filter(sequence=4).update(details={"n": 4, "note": "rewritten"})
+
+    code, out, err = run_verify_audit(capsys)
+
+    assert code == 1
+    assert "audit chain broken at sequence 4" in err
+    assert "content does not match its hash" in err
+    assert "intact" not in out
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("actor", "mallory"), ("action", "vote.cast"), ("version", 99), ("model_name", "other")],
+)
+def test_editing_any_field_is_detected_at_that_sequence(field, value):
+    record_events(5)
+    AuditEvent.objects.filter(sequence=3).update(**{field: value})
+
+    with pytest.raises(CommandError, match="broken at sequence 3"):
+        call_command("verify_audit", stdout=io.StringIO())
+
+
+def test_editing_a_timestamp_is_detected():
+    record_events(3)
+    AuditEvent.objects.filter(sequence=2).update(created_at=timezone.now() - timedelta(days=1))
+
+    result = audit.verify()
+
+    assert (result.ok, result.broken_at) == (False, 2)
+
+
+def test_a_forger_who_rehashes_the_edited_row_breaks_the_next_link():
+    record_events(5)
+    event = AuditEvent.objects.get(sequence=3)
+    event.details = {"n": 3, "note": "forged"}
+    content = audit.canonical(
+        sequence=3,
+        created_at=event.created_at,
+        actor=event.actor,
+        action=event.action,
+        request_id=None,
+        model_name=event.model_name,
+        version=event.version,
+        details=event.details,
+    )
+    AuditEvent.objects.filter(sequence=3).update(
+        details=event.details, hash=audit.chain_hash(event.prev_hash, content)
+    )
+
+    result = audit.verify()
+
+    assert (result.ok, result.broken_at, result.problem) == (
+        False,
+        4,
+        "previous hash does not match",
+    )
+
+
+def test_deleting_a_middle_row_is_detected():
+    record_events(5)
+    AuditEvent.objects.filter(sequence=3).delete()
+
+    result = audit.verify()
+
+    assert (result.ok, result.broken_at) == (False, 3)
+    assert "missing" in result.problem
+
+
+def test_deleting_the_last_row_is_detected():
+    record_events(5)
+    AuditEvent.objects.filter(sequence=5).delete()
+
+    with pytest.raises(CommandError, match="broken at sequence 5"):
+        call_command("verify_audit", stdout=io.StringIO())
+
+
+def test_appending_after_a_deleted_last_row_is_still_detected():
+    record_events(4)
+    AuditEvent.objects.filter(sequence=4).delete()
+    record_events(1, start=5)
+
+    result = audit.verify()
+
+    assert (result.ok, result.broken_at) == (False, 4)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_appends_from_many_threads_form_one_chain():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks serialise writers only on PostgreSQL; SQLite locks the whole file")
+    threads_count, per_thread = 12, 5
+    start = threading.Barrier(threads_count)
+    errors: list[BaseException] = []
+
+    def writer(index: int) -> None:
+        try:
+            start.wait()
+            for n in range(per_thread):
+                audit.record("test.concurrent", actor=f"writer{index}", details={"n": n})
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    total = threads_count * per_thread
+    assert list(AuditEvent.objects.order_by("sequence").values_list("sequence", flat=True)) == list(
+        range(1, total + 1)
+    )
+    result = audit.verify()
+    assert result.ok, str(result)
+    assert result.checked == total
+    per_writer = {
+        f"writer{i}": AuditEvent.objects.filter(actor=f"writer{i}").count()
+        for i in range(threads_count)
+    }
+    assert set(per_writer.values()) == {per_thread}
+
+
+def export(*args: str) -> list[dict]:
+    out = io.StringIO()
+    call_command("export_audit", *args, stdout=out)
+    return list(csv.DictReader(io.StringIO(out.getvalue())))
+
+
+def test_export_writes_every_event_as_a_parseable_csv_row():
+    events = record_events(3)
+
+    rows = export()
+
+    assert list(rows[0]) == [
+        "sequence",
+        "created_at",
+        "actor",
+        "action",
+        "request",
+        "model",
+        "version",
+        "details",
+        "prev_hash",
+        "hash",
+    ]
+    assert [row["sequence"] for row in rows] == ["1", "2", "3"]
+    first = rows[0]
+    assert first["actor"] == "user1"
+    assert first["action"] == "test.event"
+    assert first["request"] == ""
+    assert first["model"] == "fraud-model"
+    assert first["version"] == "1"
+    assert json.loads(first["details"]) == events[0].details
+    assert first["prev_hash"] == audit.GENESIS
+    assert first["hash"] == events[0].hash
+    created = datetime.fromisoformat(first["created_at"])
+    assert created.utcoffset() == timedelta(0)
+    assert created == events[0].created_at
+
+
+def test_export_since_a_datetime_leaves_out_older_events():
+    record_events(2)
+    cut = timezone.now()
+    record_events(2, start=3)
+
+    rows = export("--since", cut.isoformat())
+
+    assert [row["sequence"] for row in rows] == ["3", "4"]
+
+
+def test_export_since_a_date_starts_at_midnight_utc():
+    record_events(2)
+    today = datetime.now(UTC).date()
+
+    assert len(export("--since", today.isoformat())) == 2
+    assert export("--since", (today + timedelta(days=1)).isoformat()) == []
+
+
+def test_export_of_an_empty_chain_is_just_the_header():
+    out = io.StringIO()
+    call_command("export_audit", stdout=out)
+
+    assert out.getvalue().strip() == (
+        "sequence,created_at,actor,action,request,model,version,details,prev_hash,hash"
+    )
+
+
+@pytest.mark.parametrize("since", ["yesterday", "2024-02-30", "2024-13-01", "12/01/2024"])
+def test_export_with_a_bad_since_says_what_it_expects(since):
+    with pytest.raises(CommandError, match=r"is not a date \(YYYY-MM-DD\) or an ISO datetime"):
+        call_command("export_audit", "--since", since, stdout=io.StringIO())
