@@ -1,0 +1,350 @@
+"""Decisions carried out for real: a real `mlflow server`, a real RQ worker, the real database."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+from django.db import connection
+
+from quorum.localservices import free_port, start_mlflow_server
+from registry.mlflow_client import RegistryClient
+from registry.models import ChangeKind, ModelVersion, RegistryChange
+from registry.sync import sync_registry
+from reviews import audit, jobs, services
+from reviews.models import AuditEvent, Decision, Execution
+from tests.test_sync import register
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def transitions(rq_queue, settings):
+    settings.QUORUM_TRANSITION_RETRY_INTERVALS = [0, 0]  # three attempts, no waiting
+    return rq_queue(jobs.QUEUE)
+
+
+@pytest.fixture
+def promoted(mlflow_client, unique_name, policies):
+    """A model in MLflow and the mirror: v1 in Production, v2 and v3 better candidates."""
+    register(mlflow_client, unique_name, versions=3)
+    mlflow_client.transition_stage(unique_name, 1, "Production")
+    sync_registry(model=unique_name, client=mlflow_client)
+    return unique_name
+
+
+def approve_all(request, *voters, capture):
+    with capture(execute=True):
+        for voter in voters:
+            services.vote_cast(request_id=request.pk, user=voter, decision="approve")
+
+
+def test_last_approval_moves_the_version_in_mlflow_and_archives_the_old_one(
+    promoted,
+    mlflow_client,
+    requester,
+    lead,
+    scientist1,
+    scientist2,
+    transitions,
+    simple_worker,
+    django_capture_on_commit_callbacks,
+):
+    request = services.request_create(
+        model=promoted, version=3, target="Production", requester=requester
+    )
+    approve_all(request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks)
+    assert transitions.job_ids == [f"transition-{request.pk}"]
+
+    simple_worker(transitions)
+
+    assert mlflow_client.get_version(promoted, 3).stage == "Production"
+    assert mlflow_client.get_version(promoted, 1).stage == "Archived"
+    request.refresh_from_db()
+    assert (request.decision, request.execution) == (Decision.APPROVED, Execution.DONE)
+    assert request.execution_attempts == 1 and request.executed_at is not None
+    mirror = {v.version: v.stage for v in ModelVersion.objects.filter(model__name=promoted)}
+    assert mirror == {1: "Archived", 2: "None", 3: "Production"}
+    caused = {(c.version.version, c.old, c.new) for c in request.caused_changes.all()}
+    assert caused == {(3, "None", "Production"), (1, "Production", "Archived")}
+    assert set(request.caused_changes.values_list("origin", flat=True)) == {"quorum"}
+    done = AuditEvent.objects.get(action="transition.done")
+    assert done.details == {"already_at_target": False, "archived_versions": [1]}
+    assert audit.verify().ok
+
+
+def test_alias_target_sets_the_alias_in_mlflow(
+    promoted,
+    mlflow_client,
+    requester,
+    lead,
+    scientist1,
+    scientist2,
+    transitions,
+    simple_worker,
+    django_capture_on_commit_callbacks,
+):
+    mlflow_client.set_alias(promoted, "champion", 1)
+    sync_registry(model=promoted, client=mlflow_client)
+    request = services.request_create(
+        model=promoted, version=2, target="@champion", requester=requester
+    )
+    approve_all(request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks)
+
+    simple_worker(transitions)
+
+    assert mlflow_client.get_model(promoted).aliases == {"champion": 2}
+    request.refresh_from_db()
+    assert request.execution == Execution.DONE
+    caused = {(c.kind, c.version.version) for c in request.caused_changes.all()}
+    assert caused == {(ChangeKind.ALIAS_ADDED, 2), (ChangeKind.ALIAS_REMOVED, 1)}
+
+
+def test_a_job_run_twice_transitions_once(
+    promoted,
+    mlflow_client,
+    requester,
+    lead,
+    scientist1,
+    scientist2,
+    transitions,
+    django_capture_on_commit_callbacks,
+):
+    request = services.request_create(
+        model=promoted, version=2, target="Production", requester=requester
+    )
+    approve_all(request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks)
+
+    first = jobs.execute_transition(request.pk)
+    second = jobs.execute_transition(request.pk)
+
+    assert first == f"{promoted} version 2 is at Production"
+    assert second == f"request #{request.pk} was already carried out"
+    moves = RegistryChange.objects.filter(
+        model__name=promoted, version__version=2, kind=ChangeKind.STAGE_CHANGED
+    )
+    assert moves.count() == 1
+
+
+def test_version_already_at_target_records_success_without_moving_anything(
+    promoted,
+    mlflow_client,
+    requester,
+    lead,
+    scientist1,
+    scientist2,
+    transitions,
+    simple_worker,
+    django_capture_on_commit_callbacks,
+):
+    request = services.request_create(
+        model=promoted, version=2, target="Staging", requester=requester
+    )
+    approve_all(request, scientist1, capture=django_capture_on_commit_callbacks)
+    mlflow_client.transition_stage(promoted, 2, "Staging")  # someone beat the worker to it
+
+    simple_worker(transitions)
+
+    request.refresh_from_db()
+    assert request.execution == Execution.DONE
+    done = AuditEvent.objects.get(action="transition.done", request=request)
+    assert done.details["already_at_target"] is True
+
+
+def test_a_change_made_in_mlflow_directly_is_flagged_out_of_band(promoted, mlflow_client):
+    mlflow_client.transition_stage(promoted, 2, "Staging")
+
+    sync_registry(client=mlflow_client)
+
+    change = RegistryChange.objects.get(
+        model__name=promoted, kind=ChangeKind.STAGE_CHANGED, version__version=2
+    )
+    assert change.origin == "out_of_band"
+    event = AuditEvent.objects.get(action="registry.out_of_band", model_name=promoted)
+    assert (event.actor, event.version) == ("mlflow", 2)
+    assert event.details == {"change": "stage_changed", "old": "None", "new": "Staging"}
+
+
+def test_promoting_another_version_in_mlflow_makes_pending_approvals_stale(
+    promoted, mlflow_client, requester, lead
+):
+    request = services.request_create(
+        model=promoted, version=2, target="Production", requester=requester
+    )
+    services.vote_cast(request_id=request.pk, user=lead, decision="approve")
+
+    mlflow_client.transition_stage(promoted, 3, "Production", archive_existing=True)
+    sync_registry(client=mlflow_client)
+
+    request.refresh_from_db()
+    assert request.baseline.version == 3
+    vote = request.votes.get()
+    assert vote.stale and vote.stale_reason == "Production is now held by v3 (was v1)."
+
+
+def test_reconciler_requeues_an_approved_request_whose_job_was_lost(
+    promoted,
+    mlflow_client,
+    requester,
+    lead,
+    scientist1,
+    scientist2,
+    transitions,
+    simple_worker,
+    django_capture_on_commit_callbacks,
+):
+    request = services.request_create(
+        model=promoted, version=2, target="Production", requester=requester
+    )
+    approve_all(request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks)
+    transitions.empty()  # as if Redis lost it, or was down when the decision committed
+    assert transitions.count == 0
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("reconcile")
+    simple_worker(transitions)
+
+    request.refresh_from_db()
+    assert request.execution == Execution.DONE
+    assert mlflow_client.get_version(promoted, 2).stage == "Production"
+    assert AuditEvent.objects.filter(action="transition.requeued", request=request).exists()
+
+
+def test_reconciler_leaves_a_queued_job_alone(
+    promoted,
+    requester,
+    lead,
+    scientist1,
+    scientist2,
+    transitions,
+    django_capture_on_commit_callbacks,
+):
+    request = services.request_create(
+        model=promoted, version=2, target="Production", requester=requester
+    )
+    approve_all(request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks)
+
+    assert jobs.requeue_lost_transitions() == []
+    assert transitions.count == 1
+
+
+@pytest.fixture
+def private_mlflow(tmp_path, settings, monkeypatch):
+    """An MLflow server of this test's own, so the test can stop and restart it."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast while it is down
+    server = start_mlflow_server(tmp_path / "mlflow", port=free_port())
+    settings.MLFLOW_TRACKING_URI = server.url
+    yield server
+    server.stop()
+
+
+def test_mlflow_down_retries_then_fails_then_an_admin_retry_succeeds(
+    private_mlflow,
+    policies,
+    requester,
+    lead,
+    scientist1,
+    scientist2,
+    admin_user,
+    transitions,
+    simple_worker,
+    django_capture_on_commit_callbacks,
+):
+    client = RegistryClient(private_mlflow.url)
+    register(client, "churn", versions=2)
+    sync_registry(client=client)
+    request = services.request_create(
+        model="churn", version=2, target="Production", requester=requester
+    )
+    approve_all(request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks)
+    port = int(private_mlflow.url.rsplit(":", 1)[1])
+    private_mlflow.stop()
+
+    simple_worker(transitions)
+
+    request.refresh_from_db()
+    assert request.execution == Execution.FAILED
+    assert request.execution_attempts == 3
+    assert "MLflow" in request.execution_error
+    attempts = AuditEvent.objects.filter(request=request, action__startswith="transition.")
+    assert list(attempts.order_by("sequence").values_list("action", flat=True)) == [
+        "transition.started",
+        "transition.attempt_failed",
+        "transition.started",
+        "transition.attempt_failed",
+        "transition.started",
+        "transition.failed",
+    ]
+
+    restarted = start_mlflow_server(private_mlflow.store_dir, port=port)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            call_command("retry_transition", str(request.pk), "--as", "admin")
+        simple_worker(transitions)
+
+        request.refresh_from_db()
+        assert request.execution == Execution.DONE and request.execution_error == ""
+        assert RegistryClient(restarted.url).get_version("churn", 2).stage == "Production"
+    finally:
+        restarted.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+def test_concurrent_final_approvals_make_one_decision_one_job_one_transition(
+    mlflow_client, unique_name, policies, rq_queue, simple_worker, settings
+):
+    settings.QUORUM_TRANSITION_RETRY_INTERVALS = []
+    transitions = rq_queue(jobs.QUEUE)
+    register(mlflow_client, unique_name, versions=5)
+    sync_registry(model=unique_name, client=mlflow_client)
+    voters = [User.objects.create_user(f"voter{i}") for i in range(12)]
+    Group.objects.get(name="ml-leads").user_set.add(*voters)
+    Group.objects.get(name="data-science").user_set.add(*voters)
+    requester = policies["requester"]
+
+    for round_number, version in enumerate(range(2, 6), start=1):
+        request = services.request_create(
+            model=unique_name, version=version, target="Production", requester=requester
+        )
+        outcomes = approve_at_once(request.pk, voters)
+
+        # Quorum needs 1 ml-lead and 2 data-science: every voter is in both, so 2 votes decide
+        # and the 10 others find the request closed.
+        assert sorted(set(outcomes)) == ["RequestClosed", "counted"], outcomes
+        assert outcomes.count("counted") == 2, f"round {round_number}: {outcomes}"
+        assert transitions.job_ids == [f"transition-{request.pk}"]
+        simple_worker(transitions)
+        request.refresh_from_db()
+        assert (request.decision, request.execution) == ("approved", "done")
+        assert AuditEvent.objects.filter(action="request.approved", request=request).count() == 1
+        moves = RegistryChange.objects.filter(
+            model__name=unique_name, version__version=version, kind=ChangeKind.STAGE_CHANGED
+        )
+        assert list(moves.values_list("new", flat=True)) == ["Production"]
+    assert audit.verify().ok
+
+
+def approve_at_once(request_id: int, voters: list[User]) -> list[str]:
+    """Every voter approves at the same instant, each on its own connection; what each got."""
+    outcomes: list[str] = []
+    barrier = threading.Barrier(len(voters))
+
+    def vote(user: User) -> None:
+        try:
+            barrier.wait()
+            services.vote_cast(request_id=request_id, user=user, decision="approve")
+            outcomes.append("counted")
+        except Exception as error:  # noqa: BLE001 - the caller asserts on every outcome
+            outcomes.append(type(error).__name__)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=vote, args=(user,)) for user in voters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
