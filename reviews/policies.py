@@ -239,6 +239,28 @@ def database_problems(spec: PolicyFile) -> list[str]:
     return problems
 
 
+def policy_problems(spec: PolicySpec, others: list[PolicySpec]) -> list[str]:
+    """The file checks for one policy saved on its own (the admin form), beside `others`.
+
+    Targets, groups, approvals against members, and ties with the other policies; places are
+    relative to the policy (`require[1].approvals`), and an empty place means the whole policy.
+    """
+    problems = [
+        f"targets[{j}]: {problem}"
+        for j, target in enumerate(spec.targets)
+        if (problem := target_problem(target))
+    ]
+    # Checked as the last policy of a file holding every policy, keeping only its own problems.
+    prefix = f"policies[{len(others)}]"
+    for problem in database_problems(PolicyFile(policies=[*others, spec])):
+        place, _, message = problem.partition(": ")
+        if place == prefix or place.startswith(prefix + "."):
+            # A file index means nothing in a form: name the other policy instead.
+            message = re.sub(r"policies\[\d+\] \((.*?)\)", r"policy \1", message)
+            problems.append(f"{place.removeprefix(prefix).removeprefix('.')}: {message}")
+    return problems
+
+
 def specificity(pattern: str) -> tuple[int, int]:
     """Exact names beat globs; among globs, a longer literal prefix beats a shorter one."""
     cut = min((pattern.index(c) for c in GLOB_CHARS if c in pattern), default=None)
