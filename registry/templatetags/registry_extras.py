@@ -1,0 +1,78 @@
+"""Template filters for mirror data: MLflow timestamps, metric numbers, links into the MLflow UI.
+
+Load with `{% load registry_extras %}`; the review app's templates use the same filters so a
+number or a date reads the same on every page.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from django import template
+from django.conf import settings
+
+register = template.Library()
+
+
+@register.filter
+def mlflow_time(milliseconds: int | None) -> datetime | None:
+    """An MLflow timestamp (milliseconds since the epoch) as an aware datetime, for `|date`."""
+    if milliseconds in (None, ""):
+        return None
+    try:
+        return datetime.fromtimestamp(int(milliseconds) / 1000, tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+@register.filter
+def metric(value) -> str:
+    """A metric value short enough for a table cell: 4 decimals, or scientific when tiny/huge."""
+    number = _number(value)
+    if number is None:
+        return "—" if value is None else str(value)
+    if number != 0 and (abs(number) < 1e-3 or abs(number) >= 1e6):
+        return f"{number:.3e}"
+    if abs(number) >= 1000:
+        return f"{number:,.1f}"
+    return f"{number:.4f}"
+
+
+@register.filter
+def signed(value) -> str:
+    """A delta with its sign: +0.0123, −0.0040, ±0."""
+    number = _number(value)
+    if number is None:
+        return "—"
+    if number == 0:
+        return "±0"
+    text = metric(abs(number))
+    return f"+{text}" if number > 0 else f"−{text}"
+
+
+@register.filter
+def percent(value) -> str:
+    """A relative change as a signed percentage (0.0123 -> +1.2%)."""
+    number = _number(value)
+    if number is None:
+        return ""
+    return f"{number * 100:+.1f}%"
+
+
+@register.filter
+def mlflow_run_url(version) -> str:
+    """The run behind a mirrored version in the MLflow UI, or "" when the mirror lacks its ids."""
+    if not getattr(version, "run_id", "") or not getattr(version, "experiment_id", ""):
+        return ""
+    return (
+        f"{settings.MLFLOW_UI_URL}/#/experiments/{quote(version.experiment_id, safe='')}"
+        f"/runs/{quote(version.run_id, safe='')}"
+    )

@@ -1,0 +1,105 @@
+/*
+ * Draws the page's charts with the locally served plotly.js.
+ *
+ * The data comes from the <script type="application/json" id="chart-data"> element that Django's
+ * json_script writes: {"charts": [{target, kind, title, x_title, y_title, x_category, series}]}
+ * (see registry/charts.py). Labels may be MLflow names, which are untrusted: Plotly reads a little
+ * HTML in text, so every label is escaped before Plotly sees it.
+ */
+(function () {
+  "use strict";
+
+  var PALETTE = ["#2f6f8f", "#d08c3c", "#6a8f4e", "#8a5a9e", "#b5534f", "#4e8f85", "#7a7a7a", "#c2a23a"];
+  var FONT = "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif";
+
+  function escapeText(value) {
+    return String(value === null || value === undefined ? "" : value)
+      .replace(/&/g, "&amp;")
+      .replace(/</g, "&lt;")
+      .replace(/>/g, "&gt;");
+  }
+
+  function traces(chart) {
+    return chart.series.map(function (series, index) {
+      var color = PALETTE[index % PALETTE.length];
+      var name = escapeText(series.name);
+      var trace = {
+        name: name,
+        x: series.x.map(escapeText),
+        y: series.y,
+        hovertemplate: "%{x}: %{y:.4f}<extra>" + name + "</extra>",
+      };
+      if (!chart.x_category) {
+        trace.x = series.x;
+        trace.hovertemplate = escapeText(chart.x_title) + " %{x}: %{y:.4f}<extra>" + name + "</extra>";
+      }
+      if (chart.kind === "bar") {
+        trace.type = "bar";
+        trace.marker = { color: color };
+      } else {
+        trace.type = "scatter";
+        trace.mode = series.x.length > 40 ? "lines" : "lines+markers";
+        trace.line = { color: color, width: 2 };
+        trace.marker = { color: color, size: 6 };
+        trace.connectgaps = false;
+      }
+      return trace;
+    });
+  }
+
+  function layout(chart, element) {
+    var small = element.clientWidth < 520;
+    return {
+      title: { text: escapeText(chart.title), font: { size: 14, color: "#1f2933" }, x: 0, xanchor: "left" },
+      font: { family: FONT, size: 12, color: "#3e4c59" },
+      margin: { l: 48, r: 16, t: 40, b: 40 },
+      paper_bgcolor: "rgba(0,0,0,0)",
+      plot_bgcolor: "rgba(0,0,0,0)",
+      barmode: "group",
+      bargap: 0.25,
+      hovermode: "closest",
+      showlegend: chart.series.length > 1 || chart.kind === "bar",
+      legend: small
+        ? { orientation: "h", x: 0, y: -0.25 }
+        : { orientation: "h", x: 1, xanchor: "right", y: 1.12 },
+      xaxis: {
+        title: chart.x_title ? { text: escapeText(chart.x_title), standoff: 6 } : undefined,
+        type: chart.x_category ? "category" : "linear",
+        gridcolor: "#eef1f4",
+        linecolor: "#cbd2d9",
+        automargin: true,
+      },
+      yaxis: {
+        title: chart.y_title ? { text: escapeText(chart.y_title) } : undefined,
+        gridcolor: "#eef1f4",
+        zerolinecolor: "#cbd2d9",
+        automargin: true,
+      },
+    };
+  }
+
+  function draw() {
+    var source = document.getElementById("chart-data");
+    if (!source || typeof Plotly === "undefined") {
+      return;
+    }
+    var data = JSON.parse(source.textContent);
+    (data.charts || []).forEach(function (chart) {
+      var element = document.getElementById(chart.target);
+      if (!element) {
+        return;
+      }
+      Plotly.newPlot(element, traces(chart), layout(chart, element), {
+        responsive: true,
+        displaylogo: false,
+        modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
+      });
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", draw);
+  } else {
+    draw();
+  }
+})();

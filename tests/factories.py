@@ -1,0 +1,111 @@
+"""Small factories that write mirror rows directly, for tests of pages and comparisons.
+
+The sync is the only writer in production; these stand in for what it would have written, so view
+tests do not need an MLflow server. Tests of the sync and of history use the real server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from registry.models import MetricHistory, ModelVersion, RegisteredModel, Stage
+
+_counter = itertools.count(1)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def make_user(username: str = "reviewer", *, password: str = "a-long-test-password", **fields):  # noqa: S107
+    user = get_user_model().objects.create_user(username=username, password=password, **fields)
+    user.raw_password = password
+    return user
+
+
+def make_model(
+    name: str | None = None,
+    *,
+    description: str = "",
+    tags: dict[str, str] | None = None,
+    aliases: dict[str, int] | None = None,
+    deleted: bool = False,
+    **fields: Any,
+) -> RegisteredModel:
+    stamp = now_ms()
+    return RegisteredModel.objects.create(
+        name=name or f"model-{next(_counter)}",
+        description=description,
+        tags=tags or {},
+        aliases=aliases or {},
+        creation_timestamp=fields.pop("creation_timestamp", stamp),
+        last_updated_timestamp=fields.pop("last_updated_timestamp", stamp),
+        deleted=deleted,
+        **fields,
+    )
+
+
+def make_version(
+    model: RegisteredModel,
+    version: int | None = None,
+    *,
+    stage: str = Stage.NONE,
+    aliases: list[str] | None = None,
+    metrics: dict[str, float] | None = None,
+    params: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+    description: str = "",
+    run_id: str | None = None,
+    experiment_id: str = "1",
+    deleted: bool = False,
+    **fields: Any,
+) -> ModelVersion:
+    """A version of `model` (next number by default). Aliases are also set on the model, as MLflow
+    reports them in both places."""
+    if version is None:
+        version = (
+            model.versions.order_by("-version").values_list("version", flat=True).first() or 0
+        ) + 1
+    stamp = now_ms()
+    created = ModelVersion.objects.create(
+        model=model,
+        version=version,
+        stage=stage,
+        status=fields.pop("status", "READY"),
+        source=fields.pop("source", f"models:/m-{next(_counter)}"),
+        run_id=run_id if run_id is not None else f"run{next(_counter):08d}",
+        experiment_id=experiment_id,
+        description=description,
+        tags=tags or {},
+        aliases=aliases or [],
+        metrics=metrics if metrics is not None else {},
+        params={key: str(value) for key, value in (params or {}).items()},
+        creation_timestamp=fields.pop("creation_timestamp", stamp),
+        last_updated_timestamp=fields.pop("last_updated_timestamp", stamp),
+        deleted=deleted,
+        **fields,
+    )
+    if aliases:
+        model.aliases = {**model.aliases, **{alias: version for alias in aliases}}
+        model.save(update_fields=["aliases"])
+    return created
+
+
+def make_history(version: ModelVersion, key: str, values: list[float]) -> MetricHistory:
+    """A cached history for one of a version's run metrics, as `registry.history` stores it."""
+    return MetricHistory.objects.create(
+        run_id=version.run_id,
+        key=key,
+        points=[[step, value, 1_700_000_000_000 + step] for step, value in enumerate(values)],
+    )
+
+
+def cache_all_history(version: ModelVersion, steps: int = 5) -> None:
+    """Cache a made-up descending-then-flat curve for every metric of the version, so pages
+    never need MLflow for it."""
+    for key, final in (version.metrics or {}).items():
+        make_history(version, key, [final * (1 + (steps - step) / 10) for step in range(steps)])
