@@ -12,6 +12,7 @@ from django.conf import settings
 from rq import cron
 
 from registry.jobs import SYNC_QUEUE, sync_full, sync_incremental
+from reviews.jobs import reconcile
 
 cron.register(
     sync_incremental,
@@ -30,4 +31,15 @@ cron.register(
     # A full sync of a large registry outlasts the queue's default timeout.
     job_timeout=3600,
     name="quorum.sync_full",
+)
+
+# Expire overdue requests, re-queue approved transitions whose job was lost, classify registry
+# changes. Two schedulers running it at once is harmless too: request rows are locked one at a
+# time and transition jobs have ids derived from their request.
+cron.register(
+    reconcile,
+    queue_name="default",
+    interval=settings.QUORUM_RECONCILE_INTERVAL,
+    ttl=max(5 * settings.QUORUM_RECONCILE_INTERVAL, 300),
+    name="quorum.reconcile",
 )

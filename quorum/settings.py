@@ -151,6 +151,7 @@ QUORUM_TRANSITION_RETRY_INTERVALS = [
     int(x) for x in env_list("QUORUM_TRANSITION_RETRY_INTERVALS", "5,15,30")
 ]
 QUORUM_TRANSITION_TIMEOUT = int(os.environ.get("QUORUM_TRANSITION_TIMEOUT", "300"))
+QUORUM_RECONCILE_INTERVAL = int(os.environ.get("QUORUM_RECONCILE_INTERVAL", "60"))
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 

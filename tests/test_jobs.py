@@ -122,7 +122,7 @@ def test_periodic_syncs_run_on_a_worker_and_mirror_the_registry(
     assert RegisteredModel.objects.get(name=unique_name).versions.count() == 2
 
 
-def test_the_cron_config_schedules_both_syncs_on_the_sync_queue(
+def test_the_cron_config_schedules_the_syncs_and_the_reconciler(
     sync_queue, simple_worker, mlflow_server
 ):
     scheduler = DjangoCronScheduler()
@@ -135,9 +135,15 @@ def test_the_cron_config_schedules_both_syncs_on_the_sync_queue(
     assert incremental.interval == settings.QUORUM_SYNC_INTERVAL
     assert full.cron == settings.QUORUM_FULL_SYNC_CRON
 
-    # An interval job is due at once when the scheduler starts; the cron one waits for its time.
+    reconcile = jobs["reviews.jobs.reconcile"]
+    assert reconcile.interval == settings.QUORUM_RECONCILE_INTERVAL
+
+    # Interval jobs are due at once when the scheduler starts; the cron one waits for its time.
     enqueued = scheduler.enqueue_jobs()
-    assert [job.func_name for job in enqueued] == ["registry.jobs.sync_incremental"]
+    assert sorted(job.func_name for job in enqueued) == [
+        "registry.jobs.sync_incremental",
+        "reviews.jobs.reconcile",
+    ]
     simple_worker(sync_queue)
     (job,) = sync_queue.finished_job_registry.get_job_ids()
     assert sync_queue.fetch_job(job).return_value().startswith("synced ")
