@@ -72,6 +72,9 @@ def mlflow_server_env(webhook_key: str | None = None) -> dict[str, str]:
             "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
         }
     )
+    # The server caches each event's webhook list for 60 s by default, so a webhook registered
+    # just after an event of its kind would miss deliveries for up to a minute.
+    env.setdefault("MLFLOW_WEBHOOK_CACHE_TTL", "1")
     if webhook_key:
         env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] = webhook_key
     return env

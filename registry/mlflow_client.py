@@ -347,6 +347,9 @@ class RegistryClient:
         page = self._call(self._client.list_webhooks)
         return [(str(w.webhook_id), w.name, w.url) for w in page]
 
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._call(self._client.delete_webhook, webhook_id)
+
     def ping(self) -> None:
         """Raises `MlflowError` unless the tracking server answers."""
         self._call(self._client.search_experiments, max_results=1)
