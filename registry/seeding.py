@@ -1,0 +1,422 @@
+"""Registries to look at: the demo's, the tests' and the benchmarks', built by one piece of code.
+
+`seed_registry(client, models=4, versions=5)` registers `models` models with `versions` versions
+each, every version backed by a finished run with params, final metrics and per-epoch metric
+history, then moves some versions to Staging and Production (older ones to Archived) and points a
+`champion` alias at the Production version of every other model.
+
+- `train=True` trains real scikit-learn models on the datasets scikit-learn ships (breast cancer,
+  wine, digits, iris), one hyperparameter setting per version, evaluated on the same held-out split,
+  so some versions really are better than the one they would replace and others worse. Metric
+  history is the held-out score after every epoch (`SGDClassifier.partial_fit`) or every boosting
+  stage. `artifacts=True` also stores each fitted model in the run, as the demo does.
+- `train=False` invents plausible numbers of the same shape in a few milliseconds per version: for
+  tests and for benchmark registries of thousands of versions, where the cost that matters is
+  MLflow's (four calls per version, models seeded in parallel because the server answers
+  concurrent requests and each call is mostly waiting).
+
+scikit-learn is imported only when training; MLflow only through `registry.mlflow_client`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from registry.mlflow_client import RegistryClient
+
+METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
+TEST_SIZE = 0.25
+
+
+@dataclass(frozen=True)
+class Dataset:
+    loader: str  # sklearn.datasets.load_<loader>
+    model_name: str
+    family: str  # "sgd" or "boosting"
+    team: str
+    description: str
+
+
+DATASETS = (
+    Dataset(
+        "breast_cancer",
+        "tumor-classifier",
+        "boosting",
+        "oncology",
+        "Flags malignant breast tumours from 30 measurements of a fine-needle aspirate "
+        "(Wisconsin diagnostic data). A missed malignancy costs far more than a false alarm: "
+        "watch recall.",
+    ),
+    Dataset(
+        "wine",
+        "wine-cultivar-classifier",
+        "sgd",
+        "quality",
+        "Tells the three cultivars of an Italian wine apart from 13 chemical measurements.",
+    ),
+    Dataset(
+        "digits",
+        "digit-recognizer",
+        "sgd",
+        "document-ai",
+        "Reads handwritten digits from 8x8 grey-level scans of postal forms.",
+    ),
+    Dataset(
+        "iris",
+        "iris-species-classifier",
+        "sgd",
+        "botany",
+        "Names the species of an iris from its sepal and petal sizes.",
+    ),
+)
+
+# One setting per version, in this order, so neighbouring versions differ in ways a reviewer can
+# see: under-trained, over-regularised, well tuned, noisy. Versions past the list draw from GRIDS.
+SGD_SETTINGS: tuple[dict[str, Any], ...] = (
+    {"loss": "log_loss", "alpha": 1e-2, "learning_rate": "constant", "eta0": 0.0005, "epochs": 15},
+    {"loss": "log_loss", "alpha": 1e-4, "learning_rate": "optimal", "eta0": 0.01, "epochs": 20},
+    {"loss": "log_loss", "alpha": 3e-1, "learning_rate": "optimal", "eta0": 0.01, "epochs": 15},
+    {"loss": "modified_huber", "alpha": 1e-3, "learning_rate": "invscaling", "eta0": 0.05,
+     "epochs": 20},
+    {"loss": "log_loss", "alpha": 1e-3, "learning_rate": "adaptive", "eta0": 0.02, "epochs": 18},
+    {"loss": "modified_huber", "alpha": 1e-5, "learning_rate": "constant", "eta0": 0.05,
+     "epochs": 16},
+)  # fmt: skip
+BOOSTING_SETTINGS: tuple[dict[str, Any], ...] = (
+    {"n_estimators": 15, "learning_rate": 0.05, "max_depth": 1, "subsample": 1.0},
+    {"n_estimators": 30, "learning_rate": 0.1, "max_depth": 2, "subsample": 0.8},
+    {"n_estimators": 20, "learning_rate": 0.5, "max_depth": 5, "subsample": 1.0},
+    {"n_estimators": 30, "learning_rate": 0.1, "max_depth": 3, "subsample": 0.7},
+    {"n_estimators": 20, "learning_rate": 0.2, "max_depth": 2, "subsample": 0.9},
+    {"n_estimators": 30, "learning_rate": 0.02, "max_depth": 2, "subsample": 1.0},
+)
+GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
+    "sgd": {
+        "loss": ("log_loss", "modified_huber"),
+        "alpha": (1e-5, 1e-4, 1e-3, 1e-2, 1e-1),
+        "learning_rate": ("optimal", "invscaling", "adaptive"),
+        "eta0": (0.01, 0.02, 0.05),
+        "epochs": (15, 18, 20),
+    },
+    "boosting": {
+        "n_estimators": (15, 20, 25, 30),
+        "learning_rate": (0.02, 0.05, 0.1, 0.2),
+        "max_depth": (1, 2, 3),
+        "subsample": (0.7, 0.8, 1.0),
+    },
+}
+
+
+@dataclass
+class SeedSummary:
+    models: list[str]
+    versions: int
+    trained: bool
+    artifacts: bool
+    mlflow_calls: int
+    seconds: float
+
+    def __str__(self) -> str:
+        kind = "trained" if self.trained else "synthetic"
+        if self.artifacts:
+            kind += ", with model artifacts"
+        return (
+            f"seeded {len(self.models)} models, {self.versions} versions ({kind}) "
+            f"in {self.seconds:.1f} s, {self.mlflow_calls} MLflow calls"
+        )
+
+
+@dataclass
+class _Version:
+    params: dict[str, Any]
+    history: dict[str, list[float]]
+    description: str
+    estimator: Any = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return {key: values[-1] for key, values in self.history.items()}
+
+
+def registry_has_models(client: RegistryClient) -> bool:
+    """Whether MLflow holds any registered model: the demo seeds an empty registry only."""
+    return bool(client.list_models())
+
+
+def model_names(models: int, prefix: str = "") -> list[str]:
+    """Demo names, then the same names numbered once the datasets run out."""
+    names = []
+    for index in range(models):
+        base = DATASETS[index % len(DATASETS)].model_name
+        cycle = index // len(DATASETS)
+        names.append(f"{prefix}{base}" if cycle == 0 else f"{prefix}{base}-{cycle + 1}")
+    return names
+
+
+def seed_registry(
+    client: RegistryClient,
+    *,
+    models: int = 4,
+    versions: int = 5,
+    train: bool = True,
+    artifacts: bool = False,
+    prefix: str = "",
+    seed: int = 0,
+    workers: int = 8,
+    progress: Callable[[str, int], None] | None = None,
+) -> SeedSummary:
+    """Registers `models` x `versions` versions in MLflow; see the module docstring.
+
+    Raises `MlflowError` when a model of the same name exists already (choose another `prefix`).
+    `progress(name, versions)` is called as each model is finished.
+    """
+    if models < 1 or versions < 1:
+        raise ValueError("models and versions must both be at least 1")
+    if artifacts and not train:
+        raise ValueError("artifacts need trained models (train=True)")
+    started = time.perf_counter()
+    names = model_names(models, prefix)
+    lock = threading.Lock()
+    calls = [0]
+
+    def seed_one(index: int) -> None:
+        # One client per thread: each keeps its own connection and call count.
+        own = RegistryClient(client.tracking_uri)
+        try:
+            dataset = DATASETS[index % len(DATASETS)]
+            rng = random.Random(f"{seed}/{index}")
+            plans = [
+                (_train if train else _synthesize)(dataset, number, rng, seed)
+                for number in range(1, versions + 1)
+            ]
+            _register(own, names[index], dataset, plans, index=index, artifacts=artifacts)
+        finally:
+            with lock:
+                calls[0] += own.calls
+        if progress is not None:
+            progress(names[index], versions)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, models))) as pool:
+        futures = [pool.submit(seed_one, index) for index in range(models)]
+        for future in futures:
+            future.result()  # re-raises the first failure, after the other models finished
+    client.calls += calls[0]
+    return SeedSummary(
+        models=names,
+        versions=models * versions,
+        trained=train,
+        artifacts=artifacts,
+        mlflow_calls=calls[0],
+        seconds=time.perf_counter() - started,
+    )
+
+
+# -- registering -----------------------------------------------------------------------------
+
+
+def stage_plan(versions: int) -> dict[int, str]:
+    """The stage each version ends in: the newest is a fresh candidate, the one before it is in
+    Staging, the one before that in Production, and everything older is Archived."""
+    if versions <= 2:
+        return {1: "Production"}
+    plan = {versions - 2: "Production", versions - 1: "Staging"}
+    plan.update({number: "Archived" for number in range(1, versions - 2)})
+    return plan
+
+
+def _register(
+    client: RegistryClient,
+    name: str,
+    dataset: Dataset,
+    plans: list[_Version],
+    *,
+    index: int,
+    artifacts: bool,
+) -> None:
+    experiment = client.experiment_id(name)
+    classes = "binary" if dataset.loader == "breast_cancer" else "multiclass"
+    client.create_model(
+        name,
+        description=dataset.description,
+        tags={"team": dataset.team, "dataset": dataset.loader, "task": f"{classes}-classification"},
+    )
+    for number, plan in enumerate(plans, start=1):
+        run_id = client.log_run(
+            experiment,
+            run_name=f"{name}-v{number}",
+            params=plan.params,
+            metrics=plan.metrics,
+            history=plan.history,
+            tags={"dataset": dataset.loader},
+        )
+        source = f"runs:/{run_id}/model"
+        if artifacts and plan.estimator is not None:
+            source = client.log_sklearn_model(run_id, plan.estimator)
+        client.create_version(
+            name, source=source, run_id=run_id, description=plan.description, tags=plan.tags
+        )
+    stages = stage_plan(len(plans))
+    for number, stage in sorted(stages.items()):
+        client.transition_stage(name, number, stage)
+    if index % 2 == 0:
+        production = next(n for n, stage in stages.items() if stage == "Production")
+        client.set_alias(name, "champion", production)
+
+
+# -- real models -----------------------------------------------------------------------------
+
+
+def setting_for(family: str, number: int, rng: random.Random) -> dict[str, Any]:
+    fixed = SGD_SETTINGS if family == "sgd" else BOOSTING_SETTINGS
+    if number <= len(fixed):
+        return dict(fixed[number - 1])
+    return {key: rng.choice(choices) for key, choices in GRIDS[family].items()}
+
+
+@cache
+def _split(loader: str, seed: int):
+    """The dataset split once per seed, so every version of a model meets the same test rows."""
+    from sklearn import datasets
+    from sklearn.model_selection import train_test_split
+
+    X, y = getattr(datasets, f"load_{loader}")(return_X_y=True)
+    return train_test_split(X, y, test_size=TEST_SIZE, stratify=y, random_state=seed)
+
+
+def _scores(y_true, proba, classes) -> dict[str, float]:
+    import numpy as np
+    from sklearn import metrics
+
+    proba = np.nan_to_num(proba, nan=1.0 / len(classes))
+    predicted = classes[proba.argmax(axis=1)]
+    binary = len(classes) == 2
+    average = "binary" if binary else "macro"
+    # Probabilities from modified_huber can be exactly 0 or 1 and need not sum to one.
+    clipped = np.clip(proba, 1e-7, 1.0)
+    clipped = clipped / clipped.sum(axis=1, keepdims=True)
+    try:
+        if binary:
+            roc_auc = metrics.roc_auc_score(y_true, proba[:, 1])
+        else:
+            roc_auc = metrics.roc_auc_score(y_true, clipped, multi_class="ovr", labels=classes)
+    except ValueError:  # a constant score early in training
+        roc_auc = 0.5
+    return {
+        "accuracy": metrics.accuracy_score(y_true, predicted),
+        "f1": metrics.f1_score(y_true, predicted, average=average, zero_division=0),
+        "precision": metrics.precision_score(y_true, predicted, average=average, zero_division=0),
+        "recall": metrics.recall_score(y_true, predicted, average=average, zero_division=0),
+        "roc_auc": roc_auc,
+        "log_loss": metrics.log_loss(y_true, clipped, labels=classes),
+    }
+
+
+def _train(dataset: Dataset, number: int, rng: random.Random, seed: int) -> _Version:
+    import numpy as np
+
+    X_train, X_test, y_train, y_test = _split(dataset.loader, seed)
+    classes = np.unique(y_train)
+    setting = setting_for(dataset.family, number, rng)
+    random_state = seed * 1000 + number
+    history: dict[str, list[float]] = {key: [] for key in METRICS}
+
+    def record(proba) -> None:
+        for key, value in _scores(y_test, proba, classes).items():
+            history[key].append(round(float(value), 6))
+
+    if dataset.family == "sgd":
+        from sklearn.linear_model import SGDClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(X_train)
+        X_scaled, X_test_scaled = scaler.transform(X_train), scaler.transform(X_test)
+        model_setting = {k: v for k, v in setting.items() if k != "epochs"}
+        classifier = SGDClassifier(random_state=random_state, **model_setting)
+        order = np.random.default_rng(random_state)
+        for _ in range(setting["epochs"]):
+            shuffled = order.permutation(len(X_scaled))
+            classifier.partial_fit(X_scaled[shuffled], y_train[shuffled], classes=classes)
+            record(classifier.predict_proba(X_test_scaled))
+        estimator = make_pipeline(scaler, classifier)
+        estimator_name = "SGDClassifier"
+        kind = f"SGDClassifier ({setting['loss']}, alpha={setting['alpha']:g})"
+        detail = f"{setting['epochs']} epochs, {setting['learning_rate']} learning rate"
+    else:
+        from sklearn.ensemble import GradientBoostingClassifier
+
+        estimator = GradientBoostingClassifier(random_state=random_state, **setting)
+        estimator.fit(X_train, y_train)
+        estimator_name = "GradientBoostingClassifier"
+        for proba in estimator.staged_predict_proba(X_test):
+            record(proba)
+        kind = f"Gradient boosting, {setting['n_estimators']} trees of depth {setting['max_depth']}"
+        detail = f"learning rate {setting['learning_rate']}, subsample {setting['subsample']}"
+
+    params = {
+        **{key: str(value) for key, value in setting.items()},
+        "estimator": estimator_name,
+        "dataset": dataset.loader,
+        "train_rows": str(len(X_train)),
+        "test_rows": str(len(X_test)),
+        "random_state": str(random_state),
+    }
+    version = _Version(params=params, history=history, description="", estimator=estimator)
+    final = version.metrics
+    version.description = (
+        f"{kind}, {detail}. Held-out accuracy {final['accuracy']:.3f}, F1 {final['f1']:.3f}."
+    )
+    version.tags = {"framework": "scikit-learn", "dataset": dataset.loader, "trained": "true"}
+    return version
+
+
+# -- synthetic numbers -----------------------------------------------------------------------
+
+
+def _synthesize(dataset: Dataset, number: int, rng: random.Random, seed: int) -> _Version:
+    """Numbers shaped like `_train`'s: a quality that drifts between versions, curves that
+    converge on it, log loss falling as accuracy rises."""
+    setting = setting_for(dataset.family, number, rng)
+    quality = min(0.99, max(0.55, 0.86 + 0.01 * number + rng.gauss(0, 0.03)))
+    precision = min(0.995, max(0.5, quality + rng.gauss(0, 0.01)))
+    recall = min(0.995, max(0.5, quality + rng.gauss(0, 0.015)))
+    final = {
+        "accuracy": quality,
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall),
+        "roc_auc": min(0.999, quality + 0.05 + rng.gauss(0, 0.01)),
+        "log_loss": max(0.02, -math.log(quality) * 1.3 + rng.gauss(0, 0.02)),
+    }
+    steps = int(setting.get("epochs") or setting["n_estimators"])
+    history: dict[str, list[float]] = {}
+    for key, end in final.items():
+        start, ceiling = (1.1, math.inf) if key == "log_loss" else (0.4, 1.0)
+        curve = [
+            min(ceiling, end + (start - end) * math.exp(-0.35 * step) + rng.gauss(0, 0.004))
+            for step in range(steps - 1)
+        ]
+        history[key] = [round(value, 6) for value in [*curve, end]]
+    params = {
+        **{key: str(value) for key, value in setting.items()},
+        "estimator": "SGDClassifier" if dataset.family == "sgd" else "GradientBoostingClassifier",
+        "dataset": dataset.loader,
+    }
+    return _Version(
+        params=params,
+        history=history,
+        description=f"Synthetic version {number}: accuracy {quality:.3f}.",
+        tags={"dataset": dataset.loader, "synthetic": "true"},
+    )
+
+
+__all__ = ["DATASETS", "SeedSummary", "model_names", "registry_has_models", "seed_registry"]
