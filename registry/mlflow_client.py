@@ -333,7 +333,15 @@ class RegistryClient:
         mlflow.set_tracking_uri(self.tracking_uri)
         try:
             with mlflow.start_run(run_id=run_id):
-                mlflow.sklearn.log_model(estimator, name=artifact_path)
+                # Named requirements: inferring them starts a Python process per model (~3 s).
+                mlflow.sklearn.log_model(
+                    estimator,
+                    name=artifact_path,
+                    serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+                    pip_requirements=mlflow.sklearn.get_default_pip_requirements(
+                        include_cloudpickle=True
+                    ),
+                )
         except MlflowException as error:
             raise _translate(error) from error
         return f"runs:/{run_id}/{artifact_path}"
