@@ -133,6 +133,9 @@ def start_mlflow_server(
         stop_process(process)
         tail = log_path.read_text(errors="replace")[-2000:]
         raise ServiceError(f"mlflow server did not start: {error}\n{tail}") from error
+    except BaseException:  # Ctrl-C while waiting: the caller never got the process to stop
+        stop_process(process)
+        raise
     return MlflowServer(url=url, process=process, store_dir=store_dir, log_path=log_path)
 
 
@@ -211,13 +214,77 @@ def start_embedded_redis(var_dir: Path, *, port: int | None = None) -> EmbeddedR
     )
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 15
-    while not redis_answers(url):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_process(process)
-            raise ServiceError(f"redis-server ({binary}) did not start; see {redis_dir}/redis.log")
-        time.sleep(0.1)
+    try:
+        while not redis_answers(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise ServiceError(
+                    f"redis-server ({binary}) did not start; see {redis_dir}/redis.log"
+                )
+            time.sleep(0.1)
+    except BaseException:  # including Ctrl-C while waiting: leave no redis-server behind
+        stop_process(process)
+        raise
     return EmbeddedRedis(url=url, process=process)
 
 
 def port_of(url: str) -> int | None:
     return urlparse(url).port
+
+
+def database_answers(url: str) -> bool:
+    """Whether a PostgreSQL server accepts a connection to this database URL."""
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=2).close()
+    except psycopg.Error:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m quorum.localservices`: what `make test` asks before and around the suite.
+
+    - `answers URL`: exit 0 when Redis (redis://) or PostgreSQL (postgres://) answers at URL;
+    - `with-redis --var DIR -- COMMAND...`: run COMMAND with REDIS_URL pointing at a private
+      redis-server under DIR, stopped afterwards, so the suite never touches a user's Redis.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m quorum.localservices")
+    commands = parser.add_subparsers(dest="command", required=True)
+    answers = commands.add_parser("answers", help="does a service answer at this URL?")
+    answers.add_argument("url")
+    with_redis = commands.add_parser("with-redis", help="run a command beside a private Redis")
+    with_redis.add_argument("--var", type=Path, default=Path("var"))
+    with_redis.add_argument("argv", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+
+    if args.command == "answers":
+        scheme = urlparse(args.url).scheme
+        if scheme.startswith("redis"):
+            return 0 if redis_answers(args.url) else 1
+        if scheme.startswith("postgres"):
+            return 0 if database_answers(args.url) else 1
+        parser.error(f"cannot probe {scheme!r} URLs: give a redis:// or postgres:// URL")
+
+    command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not command:
+        parser.error("give the command to run after --")
+    try:
+        redis = start_embedded_redis(args.var)
+    except ServiceError as error:
+        print(error, file=sys.stderr)
+        return 1
+    url = redis.url.rsplit("/", 1)[0] + "/15"
+    print(f"started a private redis-server at {url} for this run", file=sys.stderr)
+    try:
+        return subprocess.call(command, env={**os.environ, "REDIS_URL": url})
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        redis.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
