@@ -59,7 +59,8 @@
       bargap: 0.25,
       hovermode: "closest",
       showlegend: chart.series.length > 1 || chart.kind === "bar",
-      legend: small
+      // Top right beside the title while there is room; below the plot on a phone.
+      legend: small && chart.series.length > 2
         ? { orientation: "h", x: 0, y: -0.25 }
         : { orientation: "h", x: 1, xanchor: "right", y: 1.12 },
       xaxis: {
@@ -67,6 +68,7 @@
         type: chart.x_category ? "category" : "linear",
         gridcolor: "#eef1f4",
         linecolor: "#cbd2d9",
+        zeroline: false,
         automargin: true,
       },
       yaxis: {

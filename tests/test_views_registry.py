@@ -302,7 +302,7 @@ def test_compare_page_shows_deltas_coloured_by_direction(browser, fraud):
     assert f1.group(1) == "is-worse" and "−0.0100" in f1.group(0)
     log_loss = row("log_loss")  # lower is better: 0.35 against 0.40 is an improvement
     assert log_loss.group(1) == "is-better" and "−0.0500" in log_loss.group(0)
-    assert "-12.5%" in log_loss.group(0)
+    assert "−12.5%" in log_loss.group(0)
 
     charts = chart_data(response)["charts"]
     bars = charts[0]

@@ -39,7 +39,8 @@ def metric(value) -> str:
     number = _number(value)
     if number is None:
         return "—" if value is None else str(value)
-    if number != 0 and (abs(number) < 1e-3 or abs(number) >= 1e6):
+    # Below 0.0001 four decimals would read as zero; above a million they stop being readable.
+    if number != 0 and (abs(number) < 1e-4 or abs(number) >= 1e6):
         return f"{number:.3e}"
     if abs(number) >= 1000:
         return f"{number:,.1f}"
@@ -60,11 +61,13 @@ def signed(value) -> str:
 
 @register.filter
 def percent(value) -> str:
-    """A relative change as a signed percentage (0.0123 -> +1.2%)."""
+    """A relative change as a signed percentage (0.0123 -> +1.2%, -0.05 -> −5.0%)."""
     number = _number(value)
     if number is None:
         return ""
-    return f"{number * 100:+.1f}%"
+    text = f"{abs(number) * 100:.1f}%"
+    # The same minus sign as `signed`, so the two delta columns line up and read alike.
+    return f"+{text}" if number >= 0 else f"−{text}"
 
 
 @register.filter

@@ -1,0 +1,157 @@
+"""One real browser through the registry pages: sign in, models, a model, a version, compare.
+
+Real everything: runs logged to the test MLflow server, mirrored by the sync, history fetched by
+the pages on first view, plotly.js served from our static files, Debian's Chromium driving it.
+Screenshots land in var/screenshots/ for a human to look at.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+from django.conf import settings
+
+from registry.models import ModelVersion, Stage
+from registry.sync import sync_registry
+from tests.factories import make_model, make_user, make_version
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test are
+# still synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = settings.BASE_DIR / "var" / "screenshots"
+
+
+def register_fraud_model(client, name: str) -> None:
+    """Five versions with per-epoch history, different settings, stages, an alias and tags."""
+    experiment = client.experiment_id("browser-tests")
+    client.create_model(
+        name,
+        description="Scores card payments for fraud.\nRetrained weekly.",
+        tags={"team": "risk"},
+    )
+    for number in range(1, 6):
+        rate = 0.15 + number * 0.05
+        epochs = 25
+        accuracy = [0.95 - 0.4 * math.exp(-rate * e) - 0.01 * (number == 5) for e in range(epochs)]
+        loss = [0.22 + 0.6 * math.exp(-rate * e) - 0.01 * number for e in range(epochs)]
+        run_id = client.log_run(
+            experiment,
+            run_name=f"{name}-{number}",
+            params={
+                "learning_rate": round(rate, 2),
+                "epochs": epochs,
+                "penalty": "l2" if number < 4 else "elasticnet",
+            },
+            metrics={
+                "accuracy": accuracy[-1],
+                "log_loss": loss[-1],
+                "f1": 0.80 + number * 0.012,
+                "precision": 0.84 - number * 0.004,
+                "recall": 0.76 + number * 0.02,
+            },
+            history={"accuracy": accuracy, "log_loss": loss},
+        )
+        client.create_version(
+            name,
+            source=f"runs:/{run_id}/model",
+            run_id=run_id,
+            description=f"SGD classifier, learning rate {rate:.2f}.",
+            tags={
+                "dataset": f"payments-2026-{number:02d}",
+                "validated": "yes" if number < 5 else "no",
+            },
+        )
+    client.transition_stage(name, 2, "Archived")
+    client.transition_stage(name, 3, "Production")
+    client.transition_stage(name, 4, "Staging")
+    client.set_alias(name, "champion", 3)
+    client.set_alias(name, "challenger", 4)
+
+
+def test_reviewer_signs_in_and_compares_versions_with_charts(
+    live_server, mlflow_client, unique_name
+):
+    from playwright.sync_api import sync_playwright
+
+    name = f"fraud-{unique_name[-6:]}"
+    register_fraud_model(mlflow_client, name)
+    sync_registry(model=name, client=mlflow_client)
+    assert ModelVersion.objects.filter(model__name=name).count() == 5
+    # Neighbours in the list, mirrored directly: only their rows are looked at.
+    for other, production in (("churn-weekly", 2), ("credit-limit", 3)):
+        neighbour = make_model(other, tags={"team": "growth"})
+        for number in range(1, 4):
+            make_version(
+                neighbour,
+                stage=Stage.PRODUCTION if number == production else Stage.NONE,
+                aliases=["champion"] if number == production else [],
+                metrics={"accuracy": 0.7 + number / 50, "f1": 0.6 + number / 40},
+            )
+    user = make_user("browser-reviewer")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+            page.goto(f"{live_server.url}/")
+            assert "/accounts/login/" in page.url
+            page.fill("input[name=username]", user.username)
+            page.fill("input[name=password]", user.raw_password)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{live_server.url}/")
+
+            row = page.locator("tr", has=page.locator(f"a[href='/models/{name}/']"))
+            assert row.locator("td").nth(1).inner_text() == "5"
+            assert "@champion → v3" in row.inner_text()
+            page.screenshot(path=SCREENSHOTS / "models.png", full_page=True)
+
+            row.locator(f"a[href='/models/{name}/']").click()
+            page.wait_for_selector("#chart-metrics.js-plotly-plot .main-svg")
+            assert page.locator("#chart-metrics .scatterlayer .trace").count() == 5
+            page.screenshot(path=SCREENSHOTS / "model.png", full_page=True)
+
+            page.click(f"a[href='/models/{name}/versions/4/']")
+            page.wait_for_selector("#chart-history-0.js-plotly-plot .main-svg")
+            assert page.locator(".chart-grid .js-plotly-plot").count() == 2  # accuracy, log_loss
+            assert "History unavailable" not in page.content()
+            assert page.locator("#compare-b").input_value() == "3"  # the Production version
+            page.screenshot(path=SCREENSHOTS / "version.png", full_page=True)
+
+            page.click("form[action$='/compare'] button[type=submit]")
+            page.wait_for_url("**/compare?a=4&b=3")
+            page.wait_for_selector("#chart-comparison.js-plotly-plot .main-svg")
+            page.wait_for_selector("#chart-history-1.js-plotly-plot .main-svg")
+            assert page.locator("#chart-comparison .barlayer .trace").count() == 2
+            assert page.locator("#chart-history-0 .scatterlayer .trace").count() == 2
+            assert page.locator("tr.is-changed").count() >= 3  # learning_rate, penalty, dataset
+            page.screenshot(path=SCREENSHOTS / "compare.png", full_page=True)
+
+            phone = browser.new_page(viewport={"width": 390, "height": 844})
+            phone.context.add_cookies(page.context.cookies())
+            phone.goto(page.url)
+            phone.wait_for_selector("#chart-comparison.js-plotly-plot .main-svg")
+            width = phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, "the compare page scrolls sideways on a phone"
+            phone.screenshot(path=SCREENSHOTS / "compare-phone.png", full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
