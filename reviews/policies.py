@@ -9,6 +9,7 @@ way a person finds it in the file (`policies[0].require[1].group`).
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,6 +31,7 @@ from pydantic import (
 
 from registry.models import RegisteredModel, Stage
 
+from . import audit
 from .errors import AmbiguousPolicy, NoPolicy, PolicyInvalid
 from .models import ApprovalPolicy, PolicyGate, PolicyRequirement
 
@@ -330,11 +332,14 @@ class LoadReport:
         return out
 
 
-def policies_load(*, text: str, dry_run: bool = False) -> LoadReport:
+def policies_load(
+    *, text: str, dry_run: bool = False, actor="system", source: str = ""
+) -> LoadReport:
     """Makes the database say what the policy file says, all or nothing.
 
     Raises `PolicyInvalid` with every problem before anything is written. With `dry_run` the
-    report says what would change and nothing does.
+    report says what would change and nothing does. A load that changes anything is audited
+    (`policy.load`, with the file's SHA-256 so the exact file can be found in git).
     """
     spec = parse_policy_file(text)
     problems = database_problems(spec)
@@ -344,6 +349,20 @@ def policies_load(*, text: str, dry_run: bool = False) -> LoadReport:
         report = _apply(spec)
         if dry_run:
             transaction.set_rollback(True)
+        elif report.lines()[:-1]:  # the last line is the count summary
+            audit.record(
+                "policy.load",
+                actor=actor,
+                details={
+                    "source": source,
+                    "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                    "created": report.created,
+                    "changed": report.changed,
+                    "removed": report.removed,
+                    "groups_created": report.groups_created,
+                    "groups_changed": report.groups_changed,
+                },
+            )
     return report
 
 

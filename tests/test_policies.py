@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from registry.models import RegisteredModel
 from reviews.errors import AmbiguousPolicy, NoPolicy, PolicyInvalid
-from reviews.models import ApprovalPolicy
+from reviews.models import ApprovalPolicy, AuditEvent
 from reviews.policies import parse_policy_file, policies_export, policies_load, policy_for
 
 pytestmark = pytest.mark.django_db
@@ -108,6 +108,16 @@ def test_loading_changes_and_removes_what_the_file_no_longer_says(people):
         group__name="data-science"
     )
     assert requirement.approvals == 3
+
+
+def test_a_load_that_changes_something_is_audited_and_one_that_does_not_is_not(people):
+    policies_load(text=EXAMPLE, actor="alice", source="policies.yaml")
+    policies_load(text=EXAMPLE)
+
+    (event,) = AuditEvent.objects.filter(action="policy.load")
+    assert event.actor == "alice"
+    assert event.details["created"] == ["production", "staging"]
+    assert event.details["source"] == "policies.yaml" and len(event.details["sha256"]) == 64
 
 
 def test_dry_run_reports_and_changes_nothing(people):

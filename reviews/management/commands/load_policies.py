@@ -1,5 +1,6 @@
 """`manage.py load_policies FILE [--dry-run]`: make groups and policies say what FILE says."""
 
+import getpass
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -26,7 +27,13 @@ class Command(BaseCommand):
         except OSError as error:
             raise CommandError(f"cannot read {file}: {error.strerror}") from error
         try:
-            report = policies_load(text=text, dry_run=dry_run)
+            report = policies_load(
+                text=text,
+                dry_run=dry_run,
+                # Who ran it, as the machine knows them: the CLI has no Quorum login.
+                actor=f"{getpass.getuser()} (load_policies)",
+                source=str(Path(file).resolve()) if file != "-" else "standard input",
+            )
         except PolicyInvalid as error:
             raise CommandError(
                 f"{file} is invalid, nothing was changed:\n  " + "\n  ".join(error.problems)
