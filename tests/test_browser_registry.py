@@ -114,6 +114,7 @@ def test_reviewer_signs_in_and_compares_versions_with_charts(
 
             page.goto(f"{live_server.url}/")
             assert "/accounts/login/" in page.url
+            page.screenshot(path=SCREENSHOTS / "login.png")
             page.fill("input[name=username]", user.username)
             page.fill("input[name=password]", user.raw_password)
             page.click("button[type=submit]")

@@ -134,3 +134,25 @@ def test_default_baseline_is_production_then_champion_never_itself_nor_deleted()
     v1.save()
     assert default_baseline(v3) == v2
     assert default_baseline(v2) is None  # the champion itself, and nothing in Production
+
+
+def test_numbers_read_alike_on_every_page(settings):
+    from types import SimpleNamespace
+
+    from registry.templatetags.registry_extras import metric, mlflow_run_url, percent, signed
+
+    assert [metric(v) for v in (0.91234, 0, 1234.5, 2e-5, 3e7, None, math.nan)] == [
+        "0.9123",
+        "0.0000",
+        "1,234.5",
+        "2.000e-05",
+        "3.000e+07",
+        "—",
+        "NaN",
+    ]
+    assert [signed(v) for v in (0.0002, -0.01, 0, None)] == ["+0.0002", "−0.0100", "±0", "—"]
+    assert [percent(v) for v in (0.0123, -0.05, None)] == ["+1.2%", "−5.0%", ""]
+    settings.MLFLOW_UI_URL = "http://mlflow.local"
+    run = SimpleNamespace(run_id="abc", experiment_id="7")
+    assert mlflow_run_url(run) == "http://mlflow.local/#/experiments/7/runs/abc"
+    assert mlflow_run_url(SimpleNamespace(run_id="", experiment_id="7")) == ""

@@ -38,6 +38,8 @@ def metric(value) -> str:
     """A metric value short enough for a table cell: 4 decimals, or scientific when tiny/huge."""
     number = _number(value)
     if number is None:
+        if isinstance(value, float):  # MLflow does store NaN and infinities: say so
+            return "NaN" if math.isnan(value) else ("∞" if value > 0 else "−∞")
         return "—" if value is None else str(value)
     # Below 0.0001 four decimals would read as zero; above a million they stop being readable.
     if number != 0 and (abs(number) < 1e-4 or abs(number) >= 1e6):
