@@ -7,5 +7,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/django_rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
+    path("", include("reviews.urls")),
     path("", include("registry.urls")),
 ]
