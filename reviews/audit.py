@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import AuditEvent, AuditHead, TransitionRequest
+from .signals import event_recorded
 
 GENESIS = "0" * 64
 VERIFY_BATCH = 2000
@@ -114,6 +115,7 @@ def record(
         )
         head.sequence, head.hash = sequence, digest
         head.save(update_fields=["sequence", "hash"])
+        event_recorded.send(sender=AuditEvent, event=event)
     return event
 
 
