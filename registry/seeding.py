@@ -310,11 +310,14 @@ def _scores(y_true, proba, classes) -> dict[str, float]:
             roc_auc = metrics.roc_auc_score(y_true, clipped, multi_class="ovr", labels=classes)
     except ValueError:  # a constant score early in training
         roc_auc = 0.5
+    precision, recall, f1, _ = metrics.precision_recall_fscore_support(
+        y_true, predicted, average=average, zero_division=0
+    )
     return {
-        "accuracy": metrics.accuracy_score(y_true, predicted),
-        "f1": metrics.f1_score(y_true, predicted, average=average, zero_division=0),
-        "precision": metrics.precision_score(y_true, predicted, average=average, zero_division=0),
-        "recall": metrics.recall_score(y_true, predicted, average=average, zero_division=0),
+        "accuracy": float((predicted == y_true).mean()),
+        "f1": f1,
+        "precision": precision,
+        "recall": recall,
         "roc_auc": roc_auc,
         "log_loss": metrics.log_loss(y_true, clipped, labels=classes),
     }
