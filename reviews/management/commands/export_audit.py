@@ -5,26 +5,14 @@ columns are exported too, so the CSV can be checked against the chain later.
 """
 
 import csv
-import json
 from datetime import UTC, datetime, time
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 
+from reviews.audit import csv_rows
 from reviews.models import AuditEvent
 
-COLUMNS = [
-    "sequence",
-    "created_at",
-    "actor",
-    "action",
-    "request",
-    "model",
-    "version",
-    "details",
-    "prev_hash",
-    "hash",
-]
 BATCH = 2000
 
 
@@ -58,20 +46,4 @@ class Command(BaseCommand):
         events = AuditEvent.objects.order_by("sequence")
         if since:
             events = events.filter(created_at__gte=parse_since(since))
-        writer = csv.writer(self.stdout)
-        writer.writerow(COLUMNS)
-        for event in events.iterator(chunk_size=BATCH):
-            writer.writerow(
-                [
-                    event.sequence,
-                    event.created_at.astimezone(UTC).isoformat(),
-                    event.actor,
-                    event.action,
-                    event.request_id if event.request_id is not None else "",
-                    event.model_name,
-                    event.version if event.version is not None else "",
-                    json.dumps(event.details, sort_keys=True, ensure_ascii=False),
-                    event.prev_hash,
-                    event.hash,
-                ]
-            )
+        csv.writer(self.stdout).writerows(csv_rows(events.iterator(chunk_size=BATCH)))
