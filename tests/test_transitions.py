@@ -14,7 +14,7 @@ from registry.mlflow_client import RegistryClient
 from registry.models import ChangeKind, ModelVersion, RegistryChange
 from registry.sync import sync_registry
 from reviews import audit, jobs, services
-from reviews.models import AuditEvent, Decision, Execution
+from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
 from tests.test_sync import register
 
 pytestmark = pytest.mark.django_db
@@ -41,21 +41,27 @@ def approve_all(request, *voters, capture):
             services.vote_cast(request_id=request.pk, user=voter, decision="approve")
 
 
+@pytest.fixture
+def approved(promoted, requester, lead, scientist1, scientist2, django_capture_on_commit_callbacks):
+    """`approved(version, target)`: a request of `promoted` with the production quorum cast,
+    its transition job queued (not run)."""
+
+    def make(version: int, target: str = "Production") -> TransitionRequest:
+        request = services.request_create(
+            model=promoted, version=version, target=target, requester=requester
+        )
+        approve_all(
+            request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks
+        )
+        return request
+
+    return make
+
+
 def test_last_approval_moves_the_version_in_mlflow_and_archives_the_old_one(
-    promoted,
-    mlflow_client,
-    requester,
-    lead,
-    scientist1,
-    scientist2,
-    transitions,
-    simple_worker,
-    django_capture_on_commit_callbacks,
+    approved, promoted, mlflow_client, transitions, simple_worker
 ):
-    request = services.request_create(
-        model=promoted, version=3, target="Production", requester=requester
-    )
-    approve_all(request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks)
+    request = approved(3, "Production")
     assert transitions.job_ids == [f"transition-{request.pk}"]
 
     simple_worker(transitions)
@@ -76,22 +82,11 @@ def test_last_approval_moves_the_version_in_mlflow_and_archives_the_old_one(
 
 
 def test_alias_target_sets_the_alias_in_mlflow(
-    promoted,
-    mlflow_client,
-    requester,
-    lead,
-    scientist1,
-    scientist2,
-    transitions,
-    simple_worker,
-    django_capture_on_commit_callbacks,
+    approved, promoted, mlflow_client, transitions, simple_worker
 ):
     mlflow_client.set_alias(promoted, "champion", 1)
     sync_registry(model=promoted, client=mlflow_client)
-    request = services.request_create(
-        model=promoted, version=2, target="@champion", requester=requester
-    )
-    approve_all(request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks)
+    request = approved(2, "@champion")
 
     simple_worker(transitions)
 
@@ -102,20 +97,8 @@ def test_alias_target_sets_the_alias_in_mlflow(
     assert caused == {(ChangeKind.ALIAS_ADDED, 2), (ChangeKind.ALIAS_REMOVED, 1)}
 
 
-def test_a_job_run_twice_transitions_once(
-    promoted,
-    mlflow_client,
-    requester,
-    lead,
-    scientist1,
-    scientist2,
-    transitions,
-    django_capture_on_commit_callbacks,
-):
-    request = services.request_create(
-        model=promoted, version=2, target="Production", requester=requester
-    )
-    approve_all(request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks)
+def test_a_job_run_twice_transitions_once(approved, promoted, transitions):
+    request = approved(2, "Production")
 
     first = jobs.execute_transition(request.pk)
     second = jobs.execute_transition(request.pk)
@@ -132,9 +115,7 @@ def test_version_already_at_target_records_success_without_moving_anything(
     promoted,
     mlflow_client,
     requester,
-    lead,
     scientist1,
-    scientist2,
     transitions,
     simple_worker,
     django_capture_on_commit_callbacks,
@@ -185,20 +166,14 @@ def test_promoting_another_version_in_mlflow_makes_pending_approvals_stale(
 
 
 def test_reconciler_requeues_an_approved_request_whose_job_was_lost(
+    approved,
     promoted,
     mlflow_client,
-    requester,
-    lead,
-    scientist1,
-    scientist2,
     transitions,
     simple_worker,
     django_capture_on_commit_callbacks,
 ):
-    request = services.request_create(
-        model=promoted, version=2, target="Production", requester=requester
-    )
-    approve_all(request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks)
+    request = approved(2, "Production")
     transitions.empty()  # as if Redis lost it, or was down when the decision committed
     assert transitions.count == 0
 
@@ -212,19 +187,8 @@ def test_reconciler_requeues_an_approved_request_whose_job_was_lost(
     assert AuditEvent.objects.filter(action="transition.requeued", request=request).exists()
 
 
-def test_reconciler_leaves_a_queued_job_alone(
-    promoted,
-    requester,
-    lead,
-    scientist1,
-    scientist2,
-    transitions,
-    django_capture_on_commit_callbacks,
-):
-    request = services.request_create(
-        model=promoted, version=2, target="Production", requester=requester
-    )
-    approve_all(request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks)
+def test_reconciler_leaves_a_queued_job_alone(approved, transitions):
+    approved(2, "Production")
 
     assert jobs.requeue_lost_transitions() == []
     assert transitions.count == 1
