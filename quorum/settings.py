@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_rq",
+    "ninja",  # serves the API docs' Swagger UI from its own static files, not a CDN
     "registry",
     "reviews",
 ]

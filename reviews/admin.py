@@ -21,8 +21,10 @@ from django.forms.models import BaseInlineFormSet
 from pydantic import ValidationError
 
 from . import audit, services
+from .api_auth import token_revoke
 from .errors import QuorumError
 from .models import (
+    ApiToken,
     ApprovalPolicy,
     AuditEvent,
     PolicyGate,
@@ -493,3 +495,34 @@ class AuditedUserAdmin(UserAdmin):
             _record_membership(request.user, group, added={username}, removed=set())
         for group in sorted(before - after):
             _record_membership(request.user, group, added=set(), removed={username})
+
+
+# -- API tokens ----------------------------------------------------------------------------------
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """Tokens are issued by `manage.py create_api_token` (the secret is shown only there) and
+    revoked here; revoking is audited."""
+
+    list_display = ["prefix", "name", "user", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["user"]
+    search_fields = ["name", "prefix", "user__username"]
+    actions = ["revoke"]
+
+    def has_revoke_permission(self, request):
+        return request.user.has_perm("reviews.change_apitoken")
+
+    @admin.action(description="Revoke selected tokens", permissions=["revoke"])
+    def revoke(self, request, queryset):
+        revoked = [
+            pk
+            for pk in queryset.order_by("pk").values_list("pk", flat=True)
+            if token_revoke(token_id=pk, actor=request.user)
+        ]
+        self.message_user(
+            request,
+            f"Revoked {len(revoked)} token{'s' if len(revoked) != 1 else ''}.",
+            messages.SUCCESS,
+        )

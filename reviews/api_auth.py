@@ -1,0 +1,111 @@
+"""API tokens: issuing, revoking, and the bearer authentication of the REST API.
+
+A token is `qrm_` followed by a random secret. Only its SHA-256 is stored, so a copy of the
+database cannot be used to call the API; the plaintext is shown once, by `create_api_token`. A
+token acts as its user with that user's permissions: the review engine checks them as it does for
+the browser. Issuing and revoking a token are appended to the audit chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja.security import HttpBearer
+
+from . import audit
+from .models import ApiToken
+
+TOKEN_PREFIX = "qrm_"  # noqa: S105 - a marker, not a secret
+# Enough of the token to tell tokens apart in the admin, far too little to guess the rest.
+DISPLAY_CHARS = len(TOKEN_PREFIX) + 6
+# Writing last_used_at on every call would make each API read a write; once a minute is plenty
+# to tell a live token from a forgotten one.
+LAST_USED_RESOLUTION_SECONDS = 60
+
+
+class Unauthorized(Exception):
+    """No usable token: answered with 401 and `{"error": "unauthorized", "detail": ...}`."""
+
+    code = "unauthorized"
+    status = 401
+
+
+def token_hash(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
+
+
+@transaction.atomic
+def token_create(*, user: AbstractBaseUser, name: str = "api", actor=None) -> tuple[ApiToken, str]:
+    """Issues a token for `user`; returns the row and the plaintext, which is not stored."""
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user, name=name, token_hash=token_hash(plaintext), prefix=plaintext[:DISPLAY_CHARS]
+    )
+    audit.record(
+        "api_token.created",
+        actor=actor if actor is not None else "system",
+        details={"user": user.get_username(), "name": name, "prefix": token.prefix},
+    )
+    return token, plaintext
+
+
+@transaction.atomic
+def token_revoke(*, token_id: int, actor) -> bool:
+    """Revokes a token at once; False when it was already revoked (nothing recorded then)."""
+    token = ApiToken.objects.select_for_update().select_related("user").get(pk=token_id)
+    if token.revoked_at is not None:
+        return False
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    audit.record(
+        "api_token.revoked",
+        actor=actor,
+        details={"user": token.user.get_username(), "name": token.name, "prefix": token.prefix},
+    )
+    return True
+
+
+def user_for_token(plaintext: str) -> AbstractBaseUser:
+    """The active user a live token acts as; raises `Unauthorized` otherwise."""
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(token_hash=token_hash(plaintext.strip()))
+        .first()
+    )
+    if token is None:
+        raise Unauthorized("The token is not valid.")
+    if token.revoked_at is not None:
+        raise Unauthorized("The token was revoked.")
+    if not token.user.is_active:
+        raise Unauthorized("The token's user is deactivated.")
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=LAST_USED_RESOLUTION_SECONDS)
+    if token.last_used_at is None or token.last_used_at < stale_before:
+        # An UPDATE, not a save: concurrent calls with one token must not contend on a lock.
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user
+
+
+class BearerToken(HttpBearer):
+    """`Authorization: Bearer <token>`; every failure says why, as a 401."""
+
+    def __call__(self, request: HttpRequest):
+        header = request.headers.get(self.header, "")
+        scheme, _, credentials = header.partition(" ")
+        if not header:
+            raise Unauthorized("Send the header 'Authorization: Bearer <token>'.")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
+        return self.authenticate(request, credentials)
+
+    def authenticate(self, request: HttpRequest, token: str) -> AbstractBaseUser:
+        user = user_for_token(token)
+        # The services take the user explicitly; request.user keeps Django's views consistent.
+        request.user = user
+        return user
