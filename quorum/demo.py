@@ -4,7 +4,8 @@ In order: check the ports; choose Redis (REDIS_URL, else one answering on 127.0.
 private redis-server under var/) and MLflow (MLFLOW_TRACKING_URI, else an `mlflow server` with its
 store under var/mlflow); migrate; seed MLflow with trained scikit-learn models if its registry is
 empty; mirror the registry; create the demo users; then run the RQ worker (with the scheduler), the
-cron process and the web app until Ctrl-C or SIGTERM.
+cron process and the web app until Ctrl-C or SIGTERM. When the demo runs MLflow itself it also
+registers MLflow's webhook with the web app, so tag and alias changes show up at once.
 
 State lives under var/ (QUORUM_VAR_DIR), so a second run reuses the database and the MLflow store
 and seeds nothing. Every child gets REDIS_URL, MLFLOW_TRACKING_URI and DATABASE_URL through its
@@ -16,6 +17,7 @@ name and is kept in var/log/<name>.log.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -154,6 +156,10 @@ class Demo:
         redis_url = self.choose_redis()
         mlflow_uri = self.choose_mlflow()
         self.env = child_env(self.config, redis_url=redis_url, mlflow_uri=mlflow_uri)
+        # An MLflow the demo started delivers webhooks to loopback; one given may not.
+        own_mlflow = self.config.mlflow_uri is None
+        if own_mlflow:
+            self.env["MLFLOW_WEBHOOK_SECRET"] = webhook_secret(self.config.var_dir)
 
         self.step("migrate", "migrate", "--no-input")
         self.step(
@@ -176,6 +182,8 @@ class Demo:
             raise DemoError(
                 f"the web app did not start: {error} (see {self.log_dir}/web.log)"
             ) from error
+        if own_mlflow:
+            self.step("webhook", "register_mlflow_webhook", f"{base_url}/webhooks/mlflow")
         self.banner(base_url, mlflow_uri, redis_url)
         return self.watch()
 
@@ -299,6 +307,18 @@ class Demo:
             "  Ctrl-C stops everything the demo started.\n",
             flush=True,
         )
+
+
+def webhook_secret(var_dir: Path) -> str:
+    """MLFLOW_WEBHOOK_SECRET, or one kept under var/ so it matches the webhook MLflow stores."""
+    if os.environ.get("MLFLOW_WEBHOOK_SECRET"):
+        return os.environ["MLFLOW_WEBHOOK_SECRET"]
+    path = var_dir / "mlflow" / "quorum-webhook-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def child_env(config: Config, *, redis_url: str, mlflow_uri: str) -> dict[str, str]:

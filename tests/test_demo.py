@@ -23,6 +23,7 @@ from django.core.management import call_command
 
 from quorum.localservices import free_port, port_in_use, redis_answers, start_embedded_redis
 from registry.management.commands.create_demo_users import DEMO_PASSWORD
+from registry.mlflow_client import RegistryClient
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,7 +137,8 @@ def demo_env(var_dir: Path, redis_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def logged_in_home(base_url: str) -> str:
+def logged_in(base_url: str) -> tuple[requests.Session, str]:
+    """A session logged in as alice, and the models page it lands on."""
     session = requests.Session()
     login = f"{base_url}/accounts/login/"
     session.get(login, timeout=10).raise_for_status()
@@ -152,7 +154,17 @@ def logged_in_home(base_url: str) -> str:
     )
     response.raise_for_status()
     assert response.url == f"{base_url}/", "the login did not go through"
-    return response.text
+    return session, response.text
+
+
+def wait_for_page_text(
+    session: requests.Session, url: str, text: str, *, timeout: float, demo: DemoProcess
+) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in session.get(url, timeout=10).text:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{text!r} did not appear on {url}:\n{demo.output[-4000:]}")
+        time.sleep(0.5)
 
 
 def test_demo_serves_seeded_models_stops_everything_and_reuses_its_state(tmp_path, private_redis):
@@ -163,8 +175,18 @@ def test_demo_serves_seeded_models_stops_everything_and_reuses_its_state(tmp_pat
     demo = DemoProcess(env)
     try:
         demo.wait_for("Quorum is running", timeout=240)
-        home = logged_in_home(base_url)
+        session, home = logged_in(base_url)
         assert "tumor-classifier" in home and "wine-cultivar-classifier" in home
+        # A tag moves no MLflow timestamp, so only the webhook the demo registered brings it.
+        mlflow = RegistryClient(f"http://127.0.0.1:{env['MLFLOW_PORT']}")
+        mlflow.set_version_tag("tumor-classifier", 1, "checked_by", "demo-webhook-test")
+        wait_for_page_text(
+            session,
+            f"{base_url}/models/tumor-classifier/versions/1/",
+            "demo-webhook-test",
+            timeout=30,
+            demo=demo,
+        )
         assert f"MLflow UI:         http://127.0.0.1:{env['MLFLOW_PORT']}" in demo.output
         assert "alice" in demo.output and DEMO_PASSWORD in demo.output
         assert "seeded 2 models, 6 versions (trained, with model artifacts)" in demo.output
@@ -185,7 +207,8 @@ def test_demo_serves_seeded_models_stops_everything_and_reuses_its_state(tmp_pat
     try:
         again.wait_for("Quorum is running", timeout=120)
         assert "already has models: not seeding" in again.output
-        assert "tumor-classifier" in logged_in_home(base_url)
+        assert "tumor-classifier" in logged_in(base_url)[1]
+        assert "already has webhook 'quorum'" in again.output
         started = descendants(again.process.pid)
         assert again.stop(signal.SIGTERM) == 0
     finally:
