@@ -1,42 +1,434 @@
-"""Review pages: the request page and its actions.
+"""Review pages: the inbox, a request's page and its actions, the promotion form, the audit trail.
 
-Views stay thin: the review engine (`reviews.services`) decides, the registry app's comparison and
-chart functions provide the evidence, and every state change is a POST that redirects.
+Views stay thin: the review engine (`reviews.services`) decides and refuses, the registry app's
+comparison, chart and history functions provide the evidence, and every state change is a POST
+that redirects. A refusal that is about who you are is a 403 page; one that is about the request's
+state (already decided, already voted) is the page again with the reason, nothing changed.
 """
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+import csv
 
-from . import services
-from .models import TransitionRequest
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from registry import charts
+from registry.compare import compare_versions, metric_rows
+from registry.history import version_histories
+from registry.metrics import ordered_keys
+from registry.models import ChangeKind, ModelVersion, RegisteredModel
+
+from . import audit, errors, services
+from .forms import AuditFilterForm, InboxFilterForm, PromotionForm, VoteForm, audit_actions
+from .forms import target_options as promotion_options
+from .inbox import awaiting_ids, decorate, state_class, state_label, with_rows
+from .models import AuditEvent, Decision, Execution, TransitionRequest, VoteChoice
+
+ROWS_PER_PAGE = 20
+EVENTS_PER_PAGE = 50
+METRIC_BARS = 6
+# Statuses the request page keeps polling for: the job has yet to finish.
+POLLED = (Execution.QUEUED, Execution.RUNNING)
+
+User = get_user_model()
 
 
 def get_request_for_user(user, pk: int) -> TransitionRequest:
-    """The request any signed-in user may read, with what its page shows; 404 when unknown."""
-    request = (
-        TransitionRequest.objects.select_related("version__model", "requester", "baseline")
+    """The request with what its page shows. Any signed-in user may read a request (reviewers
+    follow links from email and colleagues); acting on it is checked by the engine. 404 when
+    unknown."""
+    review = (
+        TransitionRequest.objects.select_related(
+            "version__model", "requester", "baseline", "decided_by"
+        )
         .filter(pk=pk)
         .first()
     )
-    if request is None:
+    if review is None:
         raise Http404(f"There is no request #{pk}.")
-    return request
+    if review.baseline is not None:
+        review.baseline.model = review.version.model
+    return review
+
+
+def _staff_only(user) -> None:
+    if not user.is_staff:
+        raise PermissionDenied("Only admins can see the audit trail.")
+
+
+def _refuse(request: HttpRequest, error: errors.QuorumError, pk: int) -> HttpResponse:
+    """Who-you-are refusals are a 403 page; the rest redirect to the page with the reason."""
+    if isinstance(error, errors.NotEligible | errors.NotAllowed):
+        raise PermissionDenied(str(error))
+    if isinstance(error, errors.RequestNotFound):
+        raise Http404(str(error))
+    messages.error(request, str(error))
+    return redirect("reviews:request_detail", pk=pk)
+
+
+# -- the inbox --------------------------------------------------------------------------------
+
+
+def _pager(request: HttpRequest, page, param: str) -> dict:
+    """Previous/next links for one of several paginated lists, keeping the other parameters."""
+
+    def link(number: int) -> str:
+        query = request.GET.copy()
+        query[param] = str(number)
+        return f"?{query.urlencode()}#{param}"
+
+    return {
+        "page": page,
+        "previous": link(page.previous_page_number()) if page.has_previous() else "",
+        "next": link(page.next_page_number()) if page.has_next() else "",
+    }
+
+
+INBOX_LISTS = [
+    {
+        "key": "awaiting",
+        "title": "Awaiting my review",
+        "empty": "No requests await you.",
+        "hint": "When someone asks for a promotion one of your groups signs off, it shows up "
+        "here, oldest first.",
+        "time_left": True,
+    },
+    {
+        "key": "mine",
+        "title": "My requests",
+        "empty": "You have not requested any promotion.",
+        "hint": "Open a model version and use “Request promotion”.",
+        "show_reason": True,
+    },
+    {
+        "key": "decided",
+        "title": "Recently decided",
+        "empty": "Nothing has been decided yet.",
+        "hint": "Approved, rejected, cancelled and expired requests appear here.",
+        "show_reason": True,
+    },
+]
+
+
+@require_GET
+@login_required
+def inbox(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    filters = InboxFilterForm(request.GET)
+    base = filters.apply(TransitionRequest.objects.all())
+    querysets = {
+        "awaiting": base.filter(pk__in=awaiting_ids(user)).order_by("created_at", "id"),
+        "mine": base.filter(requester=user).order_by("-created_at", "-id"),
+        "decided": base.exclude(decision=Decision.PENDING).order_by("-decided_at", "-id"),
+    }
+    lists = []
+    for spec in INBOX_LISTS:
+        key = spec["key"]
+        page = Paginator(querysets[key], ROWS_PER_PAGE).get_page(request.GET.get(key))
+        rows = decorate(with_rows(page.object_list))
+        lists.append({**spec, "rows": rows, "pager": _pager(request, page, key), "page": page})
+    filtered = bool(filters.is_valid() and any(filters.cleaned_data.values()))
+    return render(
+        request,
+        "reviews/inbox.html",
+        {"filters": filters, "filtered": filtered, "lists": lists, "now": timezone.now()},
+    )
+
+
+# -- a request's page -------------------------------------------------------------------------
+
+
+def _evidence(review: TransitionRequest) -> dict:
+    """Candidate against the version holding the target: the registry's rows and charts."""
+    candidate, baseline = review.version, review.baseline
+    if baseline is None:
+        rows = metric_rows(candidate.metrics or {}, {})
+        versions = [candidate]
+        comparison = None
+        bars = []
+    else:
+        comparison = compare_versions(candidate, baseline)
+        rows = comparison.metrics
+        versions = [candidate, baseline]
+        keys = [row.key for row in rows][:METRIC_BARS]
+        bars = [charts.metric_comparison(candidate, baseline, keys)] if keys else []
+    histories = version_histories(versions)
+    charted = {key for curves in histories.curves.values() for key in curves}
+    history_charts = charts.history_charts(versions, histories, ordered_keys(charted))
+    return {
+        "comparison": comparison,
+        "metric_rows": rows,
+        "has_bar_chart": bool(bars),
+        "history_charts": history_charts,
+        "history_unavailable": histories.unavailable,
+        "chart_data": {"charts": bars + history_charts},
+        "candidate_params": sorted((candidate.params or {}).items()),
+        "candidate_tags": sorted((candidate.tags or {}).items()),
+    }
+
+
+def outcome(review: TransitionRequest) -> str:
+    """What a finished transition did, in one sentence: "version 5 is now in Production
+    (version 3 archived)"."""
+    if review.decision != Decision.APPROVED or review.execution != Execution.DONE:
+        return ""
+    number = review.version.version
+    if review.is_alias_target:
+        return f"version {number} now holds @{review.alias}."
+    archived = sorted(
+        change.version.version
+        for change in review.caused_changes.select_related("version")
+        if change.kind == ChangeKind.STAGE_CHANGED
+        and change.new == "Archived"
+        and change.version_id != review.version_id
+    )
+    sentence = f"version {number} is now in {review.target}"
+    if archived:
+        word = "version" if len(archived) == 1 else "versions"
+        sentence += f" ({word} {', '.join(str(n) for n in archived)} archived)"
+    return sentence + "."
+
+
+def _status(review: TransitionRequest) -> dict:
+    """The request's state as the status poll and the page's first render both see it."""
+    return {
+        "url": reverse("reviews:request_status", args=[review.pk]),
+        "decision": review.decision,
+        "decision_label": review.get_decision_display(),
+        "execution": review.execution,
+        "execution_label": review.get_execution_display(),
+        "state": state_label(review),
+        "state_class": state_class(review),
+        "attempts": review.execution_attempts,
+        "error": review.execution_error,
+        "outcome": outcome(review),
+        "poll": review.decision == Decision.APPROVED and review.execution in POLLED,
+    }
+
+
+def _signoffs(review: TransitionRequest, votes: list, progress: list) -> list[dict]:
+    """Per required group: who approved, and who could still sign while the request is open."""
+    required = [p.group for p in progress]
+    members = {
+        group.name: group.user_set.all()
+        for group in Group.objects.filter(name__in=required).prefetch_related(
+            Prefetch("user_set", queryset=User.objects.filter(is_active=True).order_by("username"))
+        )
+    }
+    voted = {vote.user_id for vote in votes}
+    self_ok = review.policy_snapshot.get("allow_self_approval", False)
+    pending = review.decision == Decision.PENDING
+    return [
+        {
+            "progress": p,
+            "approvers": p.approvers,
+            "missing": max(p.needed - len(p.approvers), 0),
+            "could_sign": [
+                user.get_username()
+                for user in members.get(p.group, [])
+                if pending and user.pk not in voted and (self_ok or user.pk != review.requester_id)
+            ],
+        }
+        for p in progress
+    ]
+
+
+def _detail_context(request: HttpRequest, review: TransitionRequest, vote_form=None) -> dict:
+    user = request.user
+    votes = list(review.votes.select_related("user"))
+    progress = services.progress(review, votes)
+    refusal = services.vote_refusal(review, user)
+    is_requester = review.requester_id == user.pk
+    pending = review.decision == Decision.PENDING
+    status = _status(review)
+    return {
+        "review": review,
+        "model": review.version.model,
+        "candidate": review.version,
+        "baseline": review.baseline,
+        "snapshot": review.policy_snapshot,
+        "requirements": " and ".join(
+            f"{r['approvals']} of {r['group']}" for r in review.policy_snapshot.get("require", [])
+        ),
+        "gate_results": review.gate_results or [],
+        "votes": votes,
+        "signoffs": _signoffs(review, votes, progress),
+        "progress": progress,
+        "refusal": refusal,
+        "can_vote": refusal is None,
+        "vote_form": vote_form or VoteForm(),
+        "can_cancel": pending and (is_requester or user.is_staff),
+        "can_retry": user.is_staff and review.decision == Decision.APPROVED,
+        "expired_unprocessed": pending and review.expires_at <= timezone.now(),
+        "status": status,
+        **_evidence(review),
+    }
 
 
 @require_GET
 @login_required
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     review = get_request_for_user(request.user, pk)
+    return render(request, "reviews/request_detail.html", _detail_context(request, review))
+
+
+@require_GET
+@login_required
+def request_status(request: HttpRequest, pk: int) -> JsonResponse:
+    """The decision and execution state, polled by static/request_status.js."""
+    review = get_request_for_user(request.user, pk)
+    return JsonResponse(_status(review), headers={"Cache-Control": "no-store"})
+
+
+@require_POST
+@login_required
+def vote(request: HttpRequest, pk: int) -> HttpResponse:
+    review = get_request_for_user(request.user, pk)
+    form = VoteForm(request.POST)
+    if not form.is_valid():
+        context = _detail_context(request, review, vote_form=form)
+        return render(request, "reviews/request_detail.html", context, status=400)
+    try:
+        services.vote_cast(request_id=review.pk, user=request.user, **form.cleaned_data)
+    except errors.QuorumError as error:
+        return _refuse(request, error, review.pk)
+    review.refresh_from_db(fields=["decision"])
+    verb = "approved" if form.cleaned_data["decision"] == VoteChoice.APPROVE else "rejected"
+    if review.decision == Decision.APPROVED:
+        messages.success(request, "You approved: quorum reached, the transition is queued.")
+    elif review.decision == Decision.REJECTED:
+        messages.success(request, "You rejected: the request is closed and the requester told.")
+    else:
+        messages.success(request, f"You {verb}. The request waits for the other sign-offs.")
+    return redirect("reviews:request_detail", pk=review.pk)
+
+
+@require_POST
+@login_required
+def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    review = get_request_for_user(request.user, pk)
+    try:
+        services.request_cancel(request_id=review.pk, user=request.user)
+    except errors.QuorumError as error:
+        return _refuse(request, error, review.pk)
+    messages.success(request, f"Request #{review.pk} is cancelled.")
+    return redirect("reviews:request_detail", pk=review.pk)
+
+
+@require_POST
+@login_required
+def retry(request: HttpRequest, pk: int) -> HttpResponse:
+    review = get_request_for_user(request.user, pk)
+    try:
+        services.transition_retry(request_id=review.pk, user=request.user)
+    except errors.QuorumError as error:
+        return _refuse(request, error, review.pk)
+    messages.success(request, "The transition is queued again.")
+    return redirect("reviews:request_detail", pk=review.pk)
+
+
+# -- requesting a promotion -------------------------------------------------------------------
+
+
+def _version_or_404(name: str, version: str) -> ModelVersion:
+    model = RegisteredModel.objects.filter(name=name).first()
+    number = int(version) if version.isascii() and version.isdigit() and len(version) < 10 else 0
+    found = model.versions.filter(version=number).first() if model and number else None
+    if found is None:
+        raise Http404(f"There is no version {version} of a model named “{name}”.")
+    found.model = model
+    return found
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def request_new(request: HttpRequest, name: str, version: str) -> HttpResponse:
+    """The promotion form on its own page; the version page embeds the same form."""
+    candidate = _version_or_404(name, version)
+    options = promotion_options(candidate)
+    form = PromotionForm(request.POST or None, options=options)
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = services.request_create(
+                model=candidate.model.name,
+                version=candidate.version,
+                target=form.cleaned_data["target"],
+                requester=request.user,
+                comment=form.cleaned_data["comment"],
+            )
+        except errors.QuorumError as error:
+            form.add_error("target", str(error))
+        else:
+            messages.success(request, _created_message(created))
+            return redirect("reviews:request_detail", pk=created.pk)
     return render(
         request,
-        "reviews/request_detail.html",
+        "reviews/request_new.html",
+        {"model": candidate.model, "version": candidate, "options": options, "form": form},
+        status=400 if form.errors else 200,
+    )
+
+
+def _created_message(created: TransitionRequest) -> str:
+    if created.decision == Decision.REJECTED:
+        return f"Request #{created.pk} was rejected at once: {created.decision_reason}"
+    if created.decision == Decision.APPROVED:
+        return f"Request #{created.pk} was approved at once by its gates; the transition is queued."
+    return f"Request #{created.pk} is open; the approvers are told."
+
+
+# -- the audit trail --------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    _staff_only(request.user)
+    filters = AuditFilterForm(request.GET, actions=audit_actions())
+    events = filters.apply(AuditEvent.objects.order_by("-sequence"))
+    page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "reviews/audit.html",
         {
-            "review": review,
-            "progress": services.progress(review),
-            "refusal": services.vote_refusal(review, request.user),
+            "filters": filters,
+            "page": page,
+            "verification": audit.verify(),
+            "filtered": any(value for key, value in request.GET.items() if key != "page"),
+            "export_query": request.GET.urlencode(),
         },
+    )
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for streaming csv.writer output."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+@require_GET
+@login_required
+def audit_export(request: HttpRequest) -> StreamingHttpResponse:
+    _staff_only(request.user)
+    filters = AuditFilterForm(request.GET, actions=audit_actions())
+    events = filters.apply(AuditEvent.objects.order_by("sequence"))
+    writer = csv.writer(_Echo())
+    rows = (writer.writerow(row) for row in audit.csv_rows(events.iterator(chunk_size=2000)))
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    return StreamingHttpResponse(
+        rows,
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="quorum-audit-{stamp}.csv"'},
     )

@@ -1,0 +1,92 @@
+"""What awaits whom: the queries behind the inbox and the navigation's count, and the one-line
+summaries a request's row shows (per-group progress, gates, state).
+
+A request awaits a user when they could vote on it now: pending and not expired, the policy
+snapshot requires a group they are in, they have not voted, and they did not request it (unless the
+policy allows self-approval). That is `services._check_can_vote` stated as a query, so the inbox
+never lists a request whose page would then refuse the vote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from . import services
+from .models import Decision, Execution, TransitionRequest, Vote
+
+
+def awaiting_ids(user: AbstractBaseUser) -> list[int]:
+    """The ids of the requests awaiting `user`'s vote, oldest first. Two queries whatever the
+    number of requests: the snapshot's groups are checked here, where every database can."""
+    groups = set(user.groups.values_list("name", flat=True))
+    if not groups:
+        return []
+    candidates = (
+        TransitionRequest.objects.filter(decision=Decision.PENDING, expires_at__gt=timezone.now())
+        .exclude(votes__user=user)
+        .order_by("created_at", "id")
+        .values_list("pk", "requester_id", "policy_snapshot")
+    )
+    return [
+        pk
+        for pk, requester_id, snapshot in candidates
+        if groups.intersection(r["group"] for r in snapshot.get("require", []))
+        and (requester_id != user.pk or snapshot.get("allow_self_approval"))
+    ]
+
+
+def with_rows(requests: QuerySet[TransitionRequest]) -> QuerySet[TransitionRequest]:
+    """What a request's row shows, loaded in a fixed number of queries for any page size."""
+    return requests.select_related("version__model", "requester").prefetch_related(
+        Prefetch("votes", queryset=Vote.objects.select_related("user"))
+    )
+
+
+@dataclass(frozen=True)
+class GateSummary:
+    total: int
+    failed: int
+
+    def __str__(self) -> str:
+        if not self.total:
+            return "no gates"
+        if self.failed:
+            return f"{self.failed} of {self.total} gates failed"
+        return f"{self.total} gate{'s' if self.total != 1 else ''} passed"
+
+
+def gate_summary(request: TransitionRequest) -> GateSummary:
+    results = request.gate_results or []
+    return GateSummary(total=len(results), failed=sum(not r.get("passed") for r in results))
+
+
+def state_label(request: TransitionRequest) -> str:
+    """The decision, and once approved where the transition stands: "approved · running"."""
+    if request.decision == Decision.APPROVED and request.execution != Execution.NONE:
+        return f"approved · {request.get_execution_display()}"
+    return request.get_decision_display()
+
+
+def state_class(request: TransitionRequest) -> str:
+    """A CSS class for the state badge: the execution once approved, else the decision."""
+    if request.decision == Decision.APPROVED and request.execution in (
+        Execution.FAILED,
+        Execution.DONE,
+    ):
+        return f"state-{request.execution}"
+    return f"state-{request.decision}"
+
+
+def decorate(requests) -> list[TransitionRequest]:
+    """Attaches `progress`, `gates` and `state` to requests loaded with `with_rows`."""
+    rows = list(requests)
+    for request in rows:
+        request.progress = services.progress(request, list(request.votes.all()))
+        request.gates = gate_summary(request)
+        request.state = state_label(request)
+        request.state_class = state_class(request)
+    return rows

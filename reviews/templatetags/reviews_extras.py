@@ -1,0 +1,80 @@
+"""Review parts of pages the review app does not render itself: the navigation's count of requests
+awaiting me, and on the registry's pages the promotion form, a model's request history and the
+banner for changes made in MLflow directly.
+
+The registry app's templates load this library to fill the blocks they leave for the review app;
+the registry's Python code never imports the review app.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import template
+from django.utils import timezone
+
+from registry.models import ChangeOrigin, RegistryChange
+
+from ..forms import PromotionForm, target_options
+from ..inbox import awaiting_ids, decorate, with_rows
+from ..models import TransitionRequest
+
+register = template.Library()
+
+# Out-of-band changes older than this are history (the audit page keeps them), not news.
+OUT_OF_BAND_WINDOW = timedelta(days=14)
+OUT_OF_BAND_SHOWN = 5
+MODEL_REQUESTS_SHOWN = 15
+
+
+@register.simple_tag(takes_context=True)
+def awaiting_count(context) -> int:
+    """How many requests await the signed-in user's vote (computed once per response)."""
+    request = context.get("request")
+    if request is None or not request.user.is_authenticated:
+        return 0
+    if not hasattr(request, "_awaiting_count"):
+        request._awaiting_count = len(awaiting_ids(request.user))
+    return request._awaiting_count
+
+
+@register.inclusion_tag("reviews/_out_of_band.html", takes_context=True)
+def out_of_band_banner(context, model, version=None) -> dict:
+    """Recent transitions someone made in MLflow directly, outside any review."""
+    changes = RegistryChange.objects.filter(
+        model=model,
+        origin=ChangeOrigin.OUT_OF_BAND,
+        observed_at__gte=timezone.now() - OUT_OF_BAND_WINDOW,
+    ).select_related("version")
+    if version is not None:
+        changes = changes.filter(version=version)
+    return {
+        "model": model,
+        "changes": list(changes[:OUT_OF_BAND_SHOWN]),
+        "version": version,
+        "user": context.get("user"),
+    }
+
+
+@register.inclusion_tag("reviews/_model_requests.html")
+def model_requests(model) -> dict:
+    """The model's transition requests, newest first, rejected ones with their reasons."""
+    requests = TransitionRequest.objects.filter(version__model=model).order_by("-created_at", "-id")
+    rows = decorate(with_rows(requests[:MODEL_REQUESTS_SHOWN]))
+    total = requests.count() if len(rows) == MODEL_REQUESTS_SHOWN else len(rows)
+    return {"model": model, "rows": rows, "total": total}
+
+
+@register.inclusion_tag("reviews/_request_promotion.html", takes_context=True)
+def request_promotion(context, version) -> dict:
+    """The version page's "Request promotion" card: targets, requirements and gate preview."""
+    options = [] if version.deleted else target_options(version)
+    return {
+        "model": version.model,
+        "version": version,
+        "options": options,
+        "form": PromotionForm(options=options),
+        "csrf_token": context.get("csrf_token"),
+        "user": context.get("user"),
+        "embedded": True,
+    }
