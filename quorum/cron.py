@@ -13,6 +13,8 @@ from rq import cron
 
 from registry.jobs import SYNC_QUEUE, sync_full, sync_incremental
 from reviews.jobs import reconcile
+from reviews.notify import QUEUE as NOTIFY_QUEUE
+from reviews.notify import periodic as notify_periodic
 
 cron.register(
     sync_incremental,
@@ -42,4 +44,15 @@ cron.register(
     interval=settings.QUORUM_RECONCILE_INTERVAL,
     ttl=max(5 * settings.QUORUM_RECONCILE_INTERVAL, 300),
     name="quorum.reconcile",
+)
+
+# Reminders and escalations (each recorded once per request under its row lock), then the mail and
+# webhooks still pending in the outbox (claimed one by one, so concurrent runs send nothing twice).
+cron.register(
+    notify_periodic,
+    queue_name=NOTIFY_QUEUE,
+    cron=settings.QUORUM_NOTIFY_CRON,
+    # Each run sends everything pending; runs left waiting for a worker add nothing.
+    ttl=300,
+    name="quorum.notify",
 )

@@ -9,7 +9,9 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import dj_email_url
 import plotly
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("QUORUM_VAR_DIR", BASE_DIR / "var"))
@@ -161,7 +163,49 @@ QUORUM_TRANSITION_RETRY_INTERVALS = [
 QUORUM_TRANSITION_TIMEOUT = int(os.environ.get("QUORUM_TRANSITION_TIMEOUT", "300"))
 QUORUM_RECONCILE_INTERVAL = int(os.environ.get("QUORUM_RECONCILE_INTERVAL", "60"))
 
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Notifications (reviews/notify.py). Approvers who have not voted get a reminder when a pending
+# request has this many seconds left; staff hear of a request with no vote at half its lifetime.
+QUORUM_REMINDER_BEFORE = int(os.environ.get("QUORUM_REMINDER_BEFORE", str(24 * 3600)))
+# When the periodic job sends reminders and escalations and sweeps the outbox (cron syntax).
+QUORUM_NOTIFY_CRON = os.environ.get("QUORUM_NOTIFY_CRON", "* * * * *")
+# Seconds between a failed mail or webhook job and its next try (one try more than listed).
+QUORUM_NOTIFY_RETRY_INTERVALS = [
+    int(x) for x in env_list("QUORUM_NOTIFY_RETRY_INTERVALS", "10,60,300")
+]
+# Outgoing webhooks: JSON for every decision and execution result, POSTed to each URL, signed
+# with HMAC-SHA256 of "<timestamp>.<body>" under this secret (X-Quorum-Signature: sha256=<hex>).
+QUORUM_WEBHOOK_URLS = env_list("QUORUM_WEBHOOK_URLS", "")
+QUORUM_WEBHOOK_SECRET = os.environ.get("QUORUM_WEBHOOK_SECRET", "")
+QUORUM_WEBHOOK_TIMEOUT = int(os.environ.get("QUORUM_WEBHOOK_TIMEOUT", "10"))
+if QUORUM_WEBHOOK_URLS and not QUORUM_WEBHOOK_SECRET:
+    raise ImproperlyConfigured("QUORUM_WEBHOOK_URLS is set: set QUORUM_WEBHOOK_SECRET to sign them")
+
+# --- Mail ---------------------------------------------------------------------------------
+# EMAIL_URL, parsed by dj-email-url: "submission://user:password@smtp.example.com" (SMTP with
+# STARTTLS on port 587), "smtp://user:password@host:465?ssl=True" (implicit TLS), "console://"
+# (the default: the worker prints each mail), "file:///var/mail" (one file per mail, under var/mail
+# of the project; "file:////srv/mail" for an absolute path), "memory://" (Django's locmem outbox).
+EMAIL_URL = os.environ.get("EMAIL_URL") or "console://"
+_email = dj_email_url.parse(EMAIL_URL)
+if "EMAIL_BACKEND" not in _email:
+    raise ImproperlyConfigured(
+        f"EMAIL_URL scheme {EMAIL_URL.partition(':')[0]!r} is not one of "
+        + ", ".join(sorted(dj_email_url.SCHEMES))
+    )
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+EMAIL_PORT = _email["EMAIL_PORT"] or 25
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
+EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
+# An SMTP server that stops answering must not hold a worker forever.
+EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"] or int(os.environ.get("EMAIL_TIMEOUT", "30"))
+EMAIL_FILE_PATH = str(BASE_DIR / (_email["EMAIL_FILE_PATH"] or VAR_DIR / "mail"))
+DEFAULT_FROM_EMAIL = _email.get(
+    "DEFAULT_FROM_EMAIL", os.environ.get("DEFAULT_FROM_EMAIL", "Quorum <quorum@localhost>")
+)
+SERVER_EMAIL = _email.get("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 
 LOGGING = {
     "version": 1,

@@ -11,3 +11,10 @@ class ReviewsConfig(AppConfig):
         from .registry_events import on_changes_observed
 
         changes_observed.connect(on_changes_observed, dispatch_uid="reviews.registry_events")
+
+        from . import notify, webhooks_out
+        from .signals import event_recorded
+
+        # Mail and webhooks go to an outbox in the event's transaction; workers send them.
+        event_recorded.connect(notify.on_event_recorded, dispatch_uid="reviews.notify")
+        event_recorded.connect(webhooks_out.on_event_recorded, dispatch_uid="reviews.webhooks_out")

@@ -1,0 +1,539 @@
+"""Email notifications: who hears about what, and how each mail is sent exactly once.
+
+| audit event                       | mail          | to                                        |
+| --------------------------------- | ------------- | ----------------------------------------- |
+| request.created                   | review needed | every eligible approver but the requester |
+| request.approved, .rejected,      | decided       | the requester and everyone who voted      |
+|   .expired, .cancelled            |               |                                           |
+| transition.done                   | done          | the requester                             |
+| transition.failed (the last try)  | failed        | the requester and staff                   |
+| notify.reminder (periodic job)    | reminder      | eligible approvers who have not voted and |
+|                                   |               |   have not turned reminders off           |
+| notify.escalation (periodic job)  | escalation    | staff                                     |
+| registry.out_of_band              | out of band   | staff                                     |
+
+How a mail gets out, and only once:
+
+1. `on_event_recorded` runs inside the transaction that appended the audit event and writes one
+   `Notification` row per recipient (the outbox). The row exists exactly when the event does, and
+   a unique (key, recipient) constraint means a recipient gets one row per event (one per request
+   for reminders and escalations).
+2. After commit, `send_event_mail(event_id)` is queued on the `notifications` queue. If Redis is
+   down the enqueue is only logged: the rows are in the database.
+3. A worker claims each row with a conditional UPDATE (`claimed_until`), sends it, and marks it
+   sent. A retried or duplicated job finds it sent and skips it; two workers never both claim it.
+   A failed send is recorded and the job raises, so RQ retries it with backoff.
+4. `sweep_outbox`, run every minute by the cron scheduler, sends whatever is still pending (the
+   enqueue was lost, a worker died holding a claim, the retries ran out).
+
+A worker that dies after the SMTP server accepted a mail but before it marked the row sent sends
+that mail again once the claim lapses: at least once, and once in every other case.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import django_rq
+import redis
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from rq import Retry
+from rq.exceptions import DuplicateJobError
+
+from registry import metrics
+
+from . import audit
+from .models import (
+    AuditEvent,
+    Decision,
+    Notification,
+    NotificationKind,
+    NotificationPreference,
+    OutboxItem,
+    OutboxState,
+    TransitionRequest,
+)
+from .services import progress, required_groups
+
+logger = logging.getLogger(__name__)
+
+QUEUE = "notifications"
+# A claim outlives any send: EMAIL_TIMEOUT and the webhook timeout are far shorter.
+CLAIM_SECONDS = 600
+MAX_ATTEMPTS = 12
+MAX_BACKOFF_SECONDS = 3600
+SWEEP_BATCH = 500
+# The sweep leaves fresh rows to the job queued for them.
+SWEEP_GRACE_SECONDS = 60
+# Metrics a mail shows, main metrics first.
+MAIL_METRICS = 6
+
+Kind = NotificationKind
+
+ACTION_KINDS = {
+    "request.created": Kind.REVIEW_NEEDED,
+    "request.approved": Kind.DECIDED,
+    "request.rejected": Kind.DECIDED,
+    "request.expired": Kind.DECIDED,
+    "request.cancelled": Kind.DECIDED,
+    "transition.done": Kind.DONE,
+    "transition.failed": Kind.FAILED,
+    "notify.reminder": Kind.REMINDER,
+    "notify.escalation": Kind.ESCALATION,
+    "registry.out_of_band": Kind.OUT_OF_BAND,
+}
+# Mail that asks for a vote: pointless once the request is decided.
+ASKS_FOR_A_VOTE = {Kind.REVIEW_NEEDED, Kind.REMINDER, Kind.ESCALATION}
+
+
+class DeliveryFailed(Exception):
+    """Some items of a job could not be sent; raised so that RQ retries the job."""
+
+
+# -- the outbox: claims, results, backoff (shared with reviews.webhooks_out) --------------------
+
+
+def claim(model: type[OutboxItem], pk: int, *, now=None) -> bool:
+    """Takes `pk` for sending if it is pending and nobody holds it; True if this caller has it."""
+    now = now or timezone.now()
+    return bool(
+        model.objects.filter(pk=pk, state=OutboxState.PENDING)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .update(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+    )
+
+
+def finish(item: OutboxItem, state: str, note: str = "", **fields: Any) -> None:
+    type(item).objects.filter(pk=item.pk).update(
+        state=state,
+        finished_at=timezone.now(),
+        claimed_until=None,
+        attempts=F("attempts") + 1 if state == OutboxState.SENT else F("attempts"),
+        last_error=note,
+        **fields,
+    )
+
+
+def release_failed(item: OutboxItem, error: str, **fields: Any) -> None:
+    """Records a failed attempt; after MAX_ATTEMPTS the item is given up (and logged)."""
+    attempts = item.attempts + 1
+    gave_up = attempts >= MAX_ATTEMPTS
+    type(item).objects.filter(pk=item.pk).update(
+        attempts=attempts,
+        last_error=error[:2000],
+        claimed_until=None,
+        next_attempt_at=timezone.now() + backoff(attempts),
+        state=OutboxState.FAILED if gave_up else OutboxState.PENDING,
+        finished_at=timezone.now() if gave_up else None,
+        **fields,
+    )
+    log = logger.error if gave_up else logger.warning
+    log(
+        "%s #%s attempt %s failed%s: %s",
+        type(item).__name__,
+        item.pk,
+        attempts,
+        " (giving up)" if gave_up else "",
+        error,
+    )
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(30 * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS))
+
+
+def due(model: type[OutboxItem], *, now=None) -> QuerySet:
+    """Pending items the sweep should send now: past their backoff and nobody's claim."""
+    now = now or timezone.now()
+    return model.objects.filter(
+        state=OutboxState.PENDING,
+        next_attempt_at__lte=now,
+        created_at__lte=now - timedelta(seconds=SWEEP_GRACE_SECONDS),
+    ).filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+
+
+def enqueue(func, event_id: int, *, job_id: str, what: str) -> bool:
+    """Queues `func(event_id)` on the notifications queue; True if queued.
+
+    Never raises for Redis trouble: the outbox rows are committed and the sweep sends them.
+    """
+    intervals = settings.QUORUM_NOTIFY_RETRY_INTERVALS
+    try:
+        django_rq.get_queue(QUEUE).enqueue(
+            func,
+            event_id,
+            job_id=job_id,
+            unique=True,
+            retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+            description=f"{what} for audit event #{event_id}",
+        )
+    except DuplicateJobError:
+        return False
+    except (redis.RedisError, OSError) as error:
+        logger.warning(
+            "could not queue %s for event #%s (%s); the sweep will", what, event_id, error
+        )
+        return False
+    return True
+
+
+# -- who gets what -----------------------------------------------------------------------------
+
+
+def on_event_recorded(sender, event: AuditEvent, **kwargs) -> None:
+    """Writes the event's mail to the outbox; queues sending it once the event commits."""
+    if outbox_mail(event):
+        transaction.on_commit(lambda: enqueue_mail(event))
+
+
+def enqueue_mail(event: AuditEvent) -> bool:
+    return enqueue(send_event_mail, event.pk, job_id=job_id("mail", event), what="mail")
+
+
+def job_id(prefix: str, event: AuditEvent) -> str:
+    """Unique to the event even across databases that share a Redis: ids restart, hashes don't."""
+    return f"{prefix}-event-{event.pk}-{event.hash[:16]}"
+
+
+def outbox_mail(event: AuditEvent) -> int:
+    """Writes a pending Notification for each recipient of `event`; returns how many it wrote."""
+    kind = ACTION_KINDS.get(event.action)
+    if kind is None:
+        return 0
+    request = event.request if event.request_id else None
+    if request is None and kind != Kind.OUT_OF_BAND:
+        return 0
+    users = list(recipients(kind, request).values_list("pk", flat=True))
+    if not users:
+        return 0
+    key = (
+        f"{kind}-{request.pk}" if kind in (Kind.REMINDER, Kind.ESCALATION) else f"event-{event.pk}"
+    )
+    Notification.objects.bulk_create(
+        [Notification(event=event, kind=kind, key=key, recipient_id=pk) for pk in users],
+        ignore_conflicts=True,
+    )
+    return len(users)
+
+
+def recipients(kind: str, request: TransitionRequest | None) -> QuerySet:
+    """The users who get `kind` of mail about `request`: active, with an address."""
+    users = get_user_model().objects.filter(is_active=True).exclude(email="")
+    staff = Q(is_staff=True)
+    if kind == Kind.OUT_OF_BAND or kind == Kind.ESCALATION:
+        chosen = users.filter(staff)
+    elif kind == Kind.REVIEW_NEEDED:
+        chosen = approvers(request, users)
+    elif kind == Kind.REMINDER:
+        chosen = (
+            approvers(request, users)
+            .exclude(votes__request=request)
+            .exclude(notification_preference__reminders=False)
+        )
+    elif kind == Kind.DECIDED:
+        chosen = users.filter(Q(pk=request.requester_id) | Q(votes__request=request))
+    elif kind == Kind.DONE:
+        chosen = users.filter(pk=request.requester_id)
+    elif kind == Kind.FAILED:
+        chosen = users.filter(Q(pk=request.requester_id) | staff)
+    else:
+        raise ValueError(f"no recipients for {kind!r}")
+    return chosen.distinct()
+
+
+def approvers(request: TransitionRequest, users: QuerySet) -> QuerySet:
+    """Members of the request's required groups, but not its requester."""
+    return users.filter(groups__name__in=required_groups(request)).exclude(pk=request.requester_id)
+
+
+def reminders_enabled(user) -> bool:
+    return not NotificationPreference.objects.filter(user=user, reminders=False).exists()
+
+
+# -- sending -----------------------------------------------------------------------------------
+
+
+def send_event_mail(event_id: int) -> str:
+    """RQ job: sends the event's pending mail. Safe to run twice; raises if some could not go."""
+    ids = list(
+        Notification.objects.filter(event_id=event_id, state=OutboxState.PENDING).values_list(
+            "pk", flat=True
+        )
+    )
+    sent, skipped, failed = send(ids)
+    summary = f"event #{event_id}: {sent} sent, {skipped} skipped, {failed} failed"
+    if failed:
+        raise DeliveryFailed(summary)
+    return summary
+
+
+def send(ids: list[int]) -> tuple[int, int, int]:
+    """Claims and sends these notifications one by one; returns (sent, skipped, failed)."""
+    sent = skipped = failed = 0
+    connection = get_connection()
+    rendered: dict[int, dict[str, str]] = {}
+    rows = Notification.objects.filter(pk__in=ids).select_related(
+        "recipient", "event__request__version__model", "event__request__requester"
+    )
+    for item in rows:
+        if not claim(Notification, item.pk):
+            continue  # sent, or being sent, by someone else
+        try:
+            reason = skip_reason(item)
+            if reason:
+                finish(item, OutboxState.SKIPPED, reason)
+                skipped += 1
+                continue
+            if item.event_id not in rendered:
+                rendered[item.event_id] = render(item.event, item.kind)
+            message = rendered[item.event_id]
+            mail = EmailMultiAlternatives(
+                subject=message["subject"],
+                body=message["text"],
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                to=[item.recipient.email],
+                connection=connection,
+                headers={"Auto-Submitted": "auto-generated"},
+            )
+            mail.attach_alternative(message["html"], "text/html")
+            mail.send()
+        except Exception as error:  # whatever failed (template, transport) is recorded, retried
+            release_failed(item, f"{type(error).__name__}: {error}")
+            failed += 1
+        else:
+            finish(item, OutboxState.SENT)
+            sent += 1
+    return sent, skipped, failed
+
+
+def skip_reason(item: Notification) -> str:
+    """Why this mail should not go after all (things changed since it was written), or ""."""
+    user, request = item.recipient, item.event.request if item.event.request_id else None
+    if not user.is_active or not user.email:
+        return "the recipient has no active account with an address"
+    if item.kind in ASKS_FOR_A_VOTE and request is not None:
+        request.refresh_from_db(fields=["decision"])
+        if request.decision != Decision.PENDING:
+            return f"the request is already {request.decision}"
+    if item.kind == Kind.REMINDER:
+        if request.votes.filter(user=user).exists():
+            return "the recipient has voted since"
+        if not reminders_enabled(user):
+            return "the recipient turned reminders off"
+    return ""
+
+
+def sweep_outbox(*, now=None) -> int:
+    """Sends pending mail nobody is sending (lost enqueue, dead worker, retries used up)."""
+    ids = list(due(Notification, now=now).order_by("pk").values_list("pk", flat=True)[:SWEEP_BATCH])
+    if not ids:
+        return 0
+    sent, skipped, failed = send(ids)
+    logger.info("outbox sweep: %s sent, %s skipped, %s failed", sent, skipped, failed)
+    return sent
+
+
+# -- what a mail says ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    name: str
+    candidate: float | None
+    baseline: float | None
+    change: str
+    worse: bool
+
+
+def render(event: AuditEvent, kind: str) -> dict[str, str]:
+    """Subject, plain text and HTML of `kind` of mail about `event`."""
+    context = mail_context(event, kind)
+    return {
+        "subject": context["subject"],
+        # Template tags leave blank lines behind; a mail reads better without runs of them.
+        "text": re.sub(r"\n{3,}", "\n\n", render_to_string(f"emails/{kind}.txt", context)),
+        "html": render_to_string(f"emails/{kind}.html", context),
+    }
+
+
+def mail_context(event: AuditEvent, kind: str) -> dict[str, Any]:
+    request = event.request if event.request_id else None
+    details = event.details or {}
+    context: dict[str, Any] = {
+        "kind": kind,
+        "event": event,
+        "details": details,
+        "model_name": event.model_name,
+        "version": event.version,
+        "request": request,
+        "reason": details.get("reason", ""),
+        "error": details.get("error", ""),
+    }
+    if request is not None:
+        votes = list(request.votes.select_related("user"))
+        context.update(
+            target=request.target,
+            link=absolute(reverse("reviews:request_detail", args=[request.pk])),
+            gates=request.gate_results,
+            metrics=metric_rows(request),
+            baseline_version=request.baseline.version if request.baseline_id else None,
+            progress=progress(request, votes),
+            votes=votes,
+            decision=request.get_decision_display(),
+        )
+    else:
+        context["link"] = absolute(
+            reverse("registry:version_detail", args=[event.model_name, event.version])
+        )
+    if kind in (Kind.REMINDER, Kind.ESCALATION):
+        context["time_left"] = duration_words(details.get("seconds_left", 0))
+    context["subject"] = subject(kind, event, request, context)
+    return context
+
+
+def subject(kind: str, event: AuditEvent, request, context: dict) -> str:
+    what = f"{event.model_name} v{event.version}"
+    if request is not None:
+        what_to = f"{what} → {request.target}"
+    if kind == Kind.REVIEW_NEEDED:
+        text = f"{what_to} needs your review"
+    elif kind == Kind.DECIDED:
+        text = f"{what_to} {event.action.removeprefix('request.')}"
+    elif kind == Kind.DONE:
+        where = request.target if request.is_alias_target else f"in {request.target}"
+        text = f"{what} is now {where}"
+    elif kind == Kind.FAILED:
+        error = (context["error"] or "unknown error").strip().splitlines()[0]
+        text = f"{what_to} transition failed: {shorten(error, 120)}"
+    elif kind == Kind.REMINDER:
+        text = f"Reminder: {what_to} expires in {context['time_left']}"
+    elif kind == Kind.ESCALATION:
+        text = f"{what_to} has no vote at half its review time"
+    else:
+        text = f"{what} {out_of_band_words(context['details'])} outside Quorum"
+    # MLflow names are untrusted: a line break in a subject would be a header injection.
+    return "[Quorum] " + " ".join(text.split())
+
+
+def out_of_band_words(details: dict) -> str:
+    change, old, new = details.get("change"), details.get("old"), details.get("new")
+    if change == "alias_added":
+        return f"got alias @{new}"
+    if change == "alias_removed":
+        return f"lost alias @{old}"
+    return f"moved to {new}"
+
+
+def metric_rows(request: TransitionRequest) -> list[MetricRow]:
+    candidate, baseline = request.candidate_metrics or {}, request.baseline_metrics or {}
+    rows = []
+    for name in metrics.ordered_keys(set(candidate) | set(baseline), limit=MAIL_METRICS):
+        c, b = candidate.get(name), baseline.get(name)
+        d = metrics.delta(name, c, b)
+        rows.append(
+            MetricRow(
+                name=name,
+                candidate=c,
+                baseline=b,
+                change="" if d.change is None else f"{d.change:+.4g}",
+                worse=d.worse,
+            )
+        )
+    return rows
+
+
+def absolute(path: str) -> str:
+    return settings.QUORUM_BASE_URL + path
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def duration_words(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    if seconds >= 2 * 3600:
+        return f"{round(seconds / 3600)} h"
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min".removesuffix(" 0 min")
+    return f"{max(seconds // 60, 1)} min"
+
+
+# -- reminders and escalation ------------------------------------------------------------------
+
+
+def remind_and_escalate(*, now=None) -> dict[str, list[int]]:
+    """Records a reminder for pending requests about to expire, and an escalation for those at
+    half their lifetime with no vote; each once per request. Their mail follows the event."""
+    now = now or timezone.now()
+    before = timedelta(seconds=settings.QUORUM_REMINDER_BEFORE)
+    pending = TransitionRequest.objects.filter(decision=Decision.PENDING, expires_at__gt=now)
+    reminded = Exists(AuditEvent.objects.filter(request=OuterRef("pk"), action="notify.reminder"))
+    escalated = Exists(
+        AuditEvent.objects.filter(request=OuterRef("pk"), action="notify.escalation")
+    )
+    to_remind = list(
+        pending.filter(expires_at__lte=now + before)
+        # A request whose whole life is shorter than the reminder window has just been announced.
+        .filter(created_at__lt=F("expires_at") - before)
+        .exclude(reminded)
+        .values_list("pk", flat=True)
+    )
+    unvoted = pending.exclude(escalated).filter(votes__isnull=True)
+    to_escalate = [
+        pk
+        for pk, created, expires in unvoted.values_list("pk", "created_at", "expires_at")
+        if created + (expires - created) / 2 <= now
+    ]
+    return {
+        "reminded": [pk for pk in to_remind if _record_once(pk, "notify.reminder", now)],
+        "escalated": [pk for pk in to_escalate if _record_once(pk, "notify.escalation", now)],
+    }
+
+
+def _record_once(request_id: int, action: str, now) -> bool:
+    with transaction.atomic():
+        request = (
+            TransitionRequest.objects.select_for_update(of=("self",))
+            .select_related("version__model")
+            .get(pk=request_id)
+        )
+        if request.decision != Decision.PENDING or request.audit_events.filter(action=action):
+            return False
+        audit.record(
+            action,
+            actor="system",
+            request=request,
+            details={
+                "expires_at": request.expires_at,
+                "seconds_left": int((request.expires_at - now).total_seconds()),
+            },
+        )
+    return True
+
+
+def periodic() -> dict:
+    """Cron job: reminders, escalations, then whatever mail and webhooks are still pending."""
+    from . import webhooks_out
+
+    summary = remind_and_escalate()
+    result = {
+        "reminded": len(summary["reminded"]),
+        "escalated": len(summary["escalated"]),
+        "mail_swept": sweep_outbox(),
+        "webhooks_swept": webhooks_out.sweep(),
+    }
+    if any(result.values()):
+        logger.info("notifications: %s", result)
+    return result

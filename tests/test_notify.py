@@ -1,0 +1,555 @@
+"""Email notifications: who gets which mail, sent by a real RQ worker, once per event and person.
+
+The review engine acts for real (requests, votes, expiry, cancel, the transition job against a real
+MLflow server, the registry change classifier); the mail goes through Django's locmem backend.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import django_rq
+import pytest
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from django_rq.cron import DjangoCronScheduler
+
+from quorum.localservices import free_port
+from registry.models import ChangeKind, RegistryChange
+from registry.sync import sync_registry
+from reviews import jobs, notify, registry_events, services
+from reviews.models import (
+    AuditEvent,
+    Notification,
+    NotificationPreference,
+    OutboxState,
+    TransitionRequest,
+)
+from tests.test_services import mirror
+from tests.test_sync import register
+
+pytestmark = pytest.mark.django_db
+
+BASE_URL = "https://quorum.example.com"
+APPROVERS = {"lead", "scientist1", "scientist2", "scientist3"}
+
+
+@pytest.fixture
+def mailroom(policies, settings, mailoutbox, rq_queue):
+    """Everyone in the cast has an address; returns the emptied notifications queue."""
+    settings.QUORUM_BASE_URL = BASE_URL
+    settings.QUORUM_NOTIFY_RETRY_INTERVALS = [0, 0]  # three tries, no waiting
+    for user in get_user_model().objects.all():
+        user.email = f"{user.username}@example.com"
+        user.save(update_fields=["email"])
+    rq_queue(jobs.QUEUE)  # approvals queue transitions there; these tests leave them be
+    return rq_queue(notify.QUEUE)
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """`with committed():` runs what waits for the commit (the enqueues) when the block ends."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def deliver(mailroom, simple_worker):
+    """Runs the notifications queue with a real worker; returns and clears the mail it sent."""
+
+    def run() -> list:
+        simple_worker(mailroom)
+        sent = list(mail.outbox)
+        mail.outbox.clear()
+        return sent
+
+    return run
+
+
+def to(messages) -> set[str]:
+    """The usernames the messages went to; each message has exactly one recipient."""
+    assert all(len(m.to) == 1 for m in messages)
+    names = [m.to[0].split("@")[0] for m in messages]
+    assert len(names) == len(set(names)), f"someone got two mails: {sorted(names)}"
+    return set(names)
+
+
+def subjects(messages) -> set[str]:
+    return {m.subject for m in messages}
+
+
+def html(message) -> str:
+    [(content, mimetype)] = message.alternatives
+    assert mimetype == "text/html"
+    return content
+
+
+def create(requester, committed, **kwargs) -> TransitionRequest:
+    with committed():
+        return services.request_create(
+            model=kwargs.pop("model", "fraud-detector"),
+            version=kwargs.pop("version", 2),
+            target=kwargs.pop("target", "Production"),
+            requester=requester,
+            **kwargs,
+        )
+
+
+def vote(request, user, committed, decision="approve", comment=""):
+    with committed():
+        services.vote_cast(request_id=request.pk, user=user, decision=decision, comment=comment)
+
+
+def link(request) -> str:
+    return BASE_URL + reverse("reviews:request_detail", args=[request.pk])
+
+
+# -- request opened -----------------------------------------------------------------------------
+
+
+def test_a_new_request_asks_every_eligible_approver_but_the_requester(
+    mailroom, deliver, requester, committed
+):
+    mirror()
+    request = create(requester, committed, comment="Retrained on October data")
+
+    assert mail.outbox == []  # nothing is sent where the request was made: a worker sends it
+    sent = deliver()
+
+    assert to(sent) == APPROVERS
+    assert subjects(sent) == {"[Quorum] fraud-detector v2 → Production needs your review"}
+    message = sent[0]
+    assert link(request) in message.body and f'href="{link(request)}"' in html(message)
+    # The evidence: who asks, gate results, candidate against the version it would replace.
+    assert "requester asks for fraud-detector v2 to go to Production" in message.body
+    assert "Retrained on October data" in message.body
+    assert "[pass] accuracy 0.91 >= 0.8 (required)" in message.body
+    assert "accuracy: 0.9100 vs 0.8900 (+0.02)" in message.body
+    assert "Metrics, v2 vs v1 at Production" in message.body
+    assert "ml-leads 0/1" in message.body and "data-science 0/2" in message.body
+    assert "accuracy 0.91 &gt;= 0.8" in html(message)
+    assert message.extra_headers["Auto-Submitted"] == "auto-generated"
+
+
+def test_a_request_its_gates_reject_at_once_asks_nobody_and_tells_the_requester(
+    mailroom, deliver, requester, committed
+):
+    mirror(versions={1: ("Production", {"accuracy": 0.89, "f1": 0.87}), 2: ("None", {"f1": 0.9})})
+    request = create(requester, committed)
+    assert request.decision == "rejected"
+
+    sent = deliver()
+
+    assert to(sent) == {"requester"}
+    assert subjects(sent) == {"[Quorum] fraud-detector v2 → Production rejected"}
+    assert "by the policy's gates" in sent[0].body
+    assert "the candidate's run never logged accuracy" in sent[0].body
+    asked = Notification.objects.filter(kind="review_needed")
+    assert set(asked.values_list("state", flat=True)) == {OutboxState.SKIPPED}
+    assert asked.first().last_error == "the request is already rejected"
+
+
+# -- decisions ----------------------------------------------------------------------------------
+
+
+def approve_all(request, users, committed):
+    for name in ("lead", "scientist1", "scientist2"):
+        vote(request, users[name], committed)
+
+
+def reject(request, users, committed):
+    vote(request, users["scientist1"], committed, "reject", "f1 dropped on the holdout set")
+
+
+def expire(request, users, committed):
+    vote(request, users["lead"], committed)
+    with committed():
+        services.requests_expire_overdue(now=request.expires_at + timedelta(seconds=1))
+
+
+def cancel(request, users, committed):
+    vote(request, users["scientist2"], committed)
+    with committed():
+        services.request_cancel(request_id=request.pk, user=users["requester"])
+
+
+@pytest.mark.parametrize(
+    ("act", "decision", "told", "said"),
+    [
+        (approve_all, "approved", {"lead", "scientist1", "scientist2"}, "Quorum reached"),
+        (reject, "rejected", {"scientist1"}, "f1 dropped on the holdout set"),
+        (expire, "expired", {"lead"}, "No decision before"),
+        (cancel, "cancelled", {"scientist2"}, "Cancelled by requester"),
+    ],
+)
+def test_a_decision_goes_to_the_requester_and_everyone_who_voted_only(
+    mailroom, deliver, cast, committed, act, decision, told, said
+):
+    mirror()
+    request = create(cast["requester"], committed)
+    deliver()  # the review requests
+
+    act(request, cast, committed)
+    sent = deliver()
+
+    assert to(sent) == {"requester"} | told
+    assert subjects(sent) == {f"[Quorum] fraud-detector v2 → Production {decision}"}
+    assert said in sent[0].body and said in html(sent[0])
+    assert link(request) in sent[0].body
+
+
+# -- execution: a real transition job against a real MLflow server ------------------------------
+
+
+@pytest.fixture
+def in_mlflow(mlflow_client, unique_name, policies):
+    """A model in MLflow and the mirror: v1 in Production, v2 and v3 candidates."""
+    register(mlflow_client, unique_name, versions=3)
+    mlflow_client.transition_stage(unique_name, 1, "Production")
+    sync_registry(model=unique_name, client=mlflow_client)
+    return unique_name
+
+
+def run_transition(request, committed, simple_worker) -> None:
+    # Request ids restart with each test database, and a finished job of an earlier run with the
+    # same id may still be in Redis: replace it, as an admin's retry does.
+    jobs.enqueue_transition(request.pk, replace=True)
+    with committed():
+        simple_worker(django_rq.get_queue(jobs.QUEUE))
+
+
+def test_a_transition_done_tells_the_requester(
+    in_mlflow, mailroom, deliver, cast, committed, simple_worker
+):
+    request = create(cast["requester"], committed, model=in_mlflow, version=3)
+    approve_all(request, cast, committed)
+    deliver()
+
+    run_transition(request, committed, simple_worker)
+    sent = deliver()
+
+    assert to(sent) == {"requester"}
+    assert subjects(sent) == {f"[Quorum] {in_mlflow} v3 is now in Production"}
+    assert "Archived: v1." in sent[0].body
+
+
+def test_a_transition_that_fails_for_good_tells_the_requester_and_staff(
+    mlflow_server, mailroom, deliver, cast, committed, unique_name, simple_worker
+):
+    mirror(name=unique_name)  # in the mirror, but MLflow has no such model
+    request = create(cast["requester"], committed, model=unique_name)
+    approve_all(request, cast, committed)
+    deliver()
+
+    run_transition(request, committed, simple_worker)
+    sent = deliver()
+
+    request.refresh_from_db()
+    assert request.execution == "failed"
+    assert to(sent) == {"requester", "admin"}
+    assert subjects(sent) == {
+        f"[Quorum] {unique_name} v2 → Production transition failed: "
+        f"{unique_name} version 2 no longer exists in MLflow."
+    }
+    assert "an admin can retry the transition" in sent[0].body
+
+
+# -- reminders and escalation -------------------------------------------------------------------
+
+
+def run_periodic(mailroom, simple_worker, when) -> None:
+    """The cron job's reminder and escalation pass, at `when`, run by the worker."""
+    mailroom.enqueue(notify.remind_and_escalate, kwargs={"now": when})
+    simple_worker(mailroom)
+
+
+def test_a_reminder_goes_to_approvers_who_have_not_voted_unless_they_turned_it_off(
+    mailroom, deliver, cast, committed, simple_worker, settings
+):
+    settings.QUORUM_REMINDER_BEFORE = 24 * 3600
+    mirror()
+    request = create(cast["requester"], committed)
+    vote(request, cast["scientist1"], committed)
+    deliver()
+    settings_page = Client()
+    settings_page.force_login(cast["scientist3"])
+    settings_page.post(reverse("reviews:notification_settings"), {})  # unticked: no reminders
+
+    with committed():
+        run_periodic(mailroom, simple_worker, request.expires_at - timedelta(hours=25))
+    assert deliver() == []  # not yet in the last 24 hours
+
+    with committed():
+        run_periodic(mailroom, simple_worker, request.expires_at - timedelta(hours=23))
+    sent = deliver()
+
+    assert to(sent) == {"lead", "scientist2"}
+    assert subjects(sent) == {"[Quorum] Reminder: fraud-detector v2 → Production expires in 23 h"}
+    assert "you have not voted on it yet" in sent[0].body
+    assert "turn reminder emails off" in sent[0].body
+
+    with committed():
+        run_periodic(mailroom, simple_worker, request.expires_at - timedelta(hours=2))
+    assert deliver() == []  # once per request
+    assert AuditEvent.objects.filter(action="notify.reminder").count() == 1
+
+
+def test_a_reminder_written_before_someone_voted_skips_them(
+    mailroom, deliver, cast, committed, settings
+):
+    mirror()
+    request = create(cast["requester"], committed)
+    deliver()
+    with committed():
+        notify.remind_and_escalate(now=request.expires_at - timedelta(hours=1))
+    vote(request, cast["lead"], committed)  # votes before the worker gets to the reminder
+
+    sent = [m for m in deliver() if "Reminder" in m.subject]  # staff hear of no vote too
+
+    assert to(sent) == {"scientist1", "scientist2", "scientist3"}
+    skipped = Notification.objects.get(kind="reminder", recipient=cast["lead"])
+    assert (skipped.state, skipped.last_error) == ("skipped", "the recipient has voted since")
+
+
+def test_a_request_nobody_voted_on_by_half_its_lifetime_is_escalated_to_staff_once(
+    mailroom, deliver, cast, committed, simple_worker
+):
+    mirror()
+    request = create(cast["requester"], committed)
+    voted_on = create(cast["requester"], committed, version=1, target="@champion")
+    vote(voted_on, cast["lead"], committed)
+    deliver()
+    half = request.created_at + (request.expires_at - request.created_at) / 2
+
+    with committed():
+        run_periodic(mailroom, simple_worker, half - timedelta(minutes=5))
+    assert deliver() == []
+
+    with committed():
+        run_periodic(mailroom, simple_worker, half + timedelta(minutes=5))
+    sent = deliver()
+
+    assert to(sent) == {"admin"}
+    assert subjects(sent) == {
+        "[Quorum] fraud-detector v2 → Production has no vote at half its review time"
+    }
+    assert "nobody has voted on it" in sent[0].body and link(request) in sent[0].body
+
+    with committed():
+        run_periodic(mailroom, simple_worker, half + timedelta(hours=5))
+    assert deliver() == []
+
+
+# -- out of band --------------------------------------------------------------------------------
+
+
+def test_a_change_made_in_mlflow_directly_is_reported_to_staff(
+    mailroom, deliver, committed, requester
+):
+    versions = mirror()
+    RegistryChange.objects.create(
+        model=versions[2].model,
+        version=versions[2],
+        kind=ChangeKind.STAGE_CHANGED,
+        old="None",
+        new="Staging",
+    )
+
+    with committed():
+        registry_events.classify_pending_changes()
+    sent = deliver()
+
+    assert to(sent) == {"admin"}
+    assert subjects(sent) == {"[Quorum] fraud-detector v2 moved to Staging outside Quorum"}
+    version_page = reverse("registry:version_detail", args=["fraud-detector", 2])
+    assert BASE_URL + version_page in sent[0].body
+    assert "no Quorum transition made that change" in sent[0].body
+
+
+# -- once per event and recipient; nothing lost -------------------------------------------------
+
+
+def pending_mail() -> set[str]:
+    rows = Notification.objects.filter(state=OutboxState.PENDING)
+    return set(rows.values_list("recipient__username", flat=True))
+
+
+def test_a_job_run_twice_sends_each_mail_once(mailroom, deliver, requester, committed):
+    mirror()
+    request = create(requester, committed)
+    event = AuditEvent.objects.get(action="request.created", request=request)
+    mailroom.enqueue(notify.send_event_mail, event.pk)  # a duplicate of the queued job
+
+    sent = deliver()
+    mailroom.enqueue(notify.send_event_mail, event.pk)  # and one more, after the fact
+    sent += deliver()
+
+    assert to(sent) == APPROVERS  # `to` fails if anyone got two
+    assert Notification.objects.filter(state=OutboxState.SENT).count() == 4
+
+
+def test_a_retried_job_sends_only_what_failed(mailroom, deliver, cast, committed):
+    mirror()
+    broken = cast["scientist3"]
+    broken.email = "scientist3@example.com\nBcc: everyone@example.com"  # refused as a header
+    broken.save()
+    request = create(cast["requester"], committed)
+
+    sent = deliver()  # the job runs three times: once, and its two retries
+
+    assert to(sent) == APPROVERS - {"scientist3"}
+    row = Notification.objects.get(recipient=broken)
+    assert (row.state, row.attempts) == (OutboxState.PENDING, 3)
+    assert "BadHeaderError" in row.last_error
+    failed = mailroom.failed_job_registry.get_job_ids()
+    assert [job_id for job_id in failed if f"mail-event-{row.event_id}-" in job_id]
+
+    broken.email = "scientist3@example.com"
+    broken.save()
+    mailroom.enqueue(notify.sweep_outbox, kwargs={"now": timezone.now() + timedelta(hours=2)})
+    sent = deliver()
+
+    assert to(sent) == {"scientist3"}
+    assert subjects(sent) == {"[Quorum] fraud-detector v2 → Production needs your review"}
+    assert link(request) in sent[0].body
+    assert pending_mail() == set()
+
+
+def test_mail_the_smtp_server_refused_is_sent_once_it_answers(
+    mailroom, deliver, requester, committed, settings
+):
+    mirror()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens
+    settings.EMAIL_TIMEOUT = 2
+    create(requester, committed)
+
+    deliver()
+
+    assert pending_mail() == APPROVERS
+    assert set(Notification.objects.values_list("attempts", flat=True)) == {3}
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    mailroom.enqueue(notify.sweep_outbox, kwargs={"now": timezone.now() + timedelta(hours=2)})
+    sent = deliver()
+
+    assert to(sent) == APPROVERS
+    assert pending_mail() == set()
+
+
+def test_redis_down_when_the_event_commits_the_sweep_sends_it_later(
+    mailroom, deliver, requester, committed, settings, caplog
+):
+    mirror()
+    reachable = settings.RQ_QUEUES
+    nothing_listens = f"redis://127.0.0.1:{free_port()}/10"
+    settings.RQ_QUEUES = {name: {**c, "URL": nothing_listens} for name, c in reachable.items()}
+
+    request = create(requester, committed)  # commits; the enqueue fails and is logged
+
+    assert "the sweep will" in caplog.text
+    settings.RQ_QUEUES = reachable
+    assert mailroom.count == 0 and pending_mail() == APPROVERS
+
+    # The cron job's sweep leaves fresh mail to its own job for a minute...
+    mailroom.enqueue(notify.sweep_outbox)
+    assert deliver() == []
+    # ...and sends it once that minute has passed.
+    mailroom.enqueue(notify.sweep_outbox, kwargs={"now": timezone.now() + timedelta(minutes=2)})
+    sent = deliver()
+
+    assert to(sent) == APPROVERS
+    assert link(request) in sent[0].body
+
+
+def test_the_cron_scheduler_runs_the_periodic_job_on_the_notifications_queue(
+    mailroom, deliver, settings
+):
+    scheduler = DjangoCronScheduler()
+    scheduler.load_config_from_file("quorum.cron")
+
+    [job] = [job for job in scheduler.get_jobs() if job.func_name == "reviews.notify.periodic"]
+    assert (job.queue_name, job.cron) == (notify.QUEUE, settings.QUORUM_NOTIFY_CRON)
+    mailroom.enqueue(job.func_name)
+    deliver()
+    [finished] = mailroom.finished_job_registry.get_job_ids()
+    result = mailroom.fetch_job(finished).return_value()
+    assert result == {"reminded": 0, "escalated": 0, "mail_swept": 0, "webhooks_swept": 0}
+
+
+# -- what is in a mail ---------------------------------------------------------------------------
+
+
+def test_mlflow_text_in_a_mail_is_escaped_in_html_and_kept_on_one_line_in_the_subject(
+    mailroom, deliver, requester, committed
+):
+    name = "<b>fraud</b>\nBcc: x@example.com"
+    mirror(name=name)
+    create(requester, committed, model=name, comment="<script>alert(1)</script>")
+
+    sent = deliver()
+
+    assert subjects(sent) == {
+        "[Quorum] <b>fraud</b> Bcc: x@example.com v2 → Production needs your review"
+    }
+    page = html(sent[0])
+    assert "<b>fraud</b>" not in page and "&lt;b&gt;fraud&lt;/b&gt;" in page
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "<script>alert(1)</script>" in sent[0].body  # plain text is plain text
+
+
+def test_the_link_in_a_mail_asks_for_a_login_and_changes_nothing(
+    mailroom, deliver, requester, lead, committed, client
+):
+    mirror()
+    request = create(requester, committed)
+    [message] = [m for m in deliver() if m.to == ["lead@example.com"]]
+    path = link(request).removeprefix(BASE_URL)
+    assert path in message.body
+    events = AuditEvent.objects.count()
+
+    anonymous = client.get(path)
+    assert anonymous.status_code == 302
+    assert anonymous["Location"] == f"/accounts/login/?next=/reviews/{request.pk}/"
+
+    client.force_login(lead)
+    page = client.get(path)
+    assert page.status_code == 200 and "fraud-detector" in page.content.decode()
+
+    request.refresh_from_db()
+    assert request.decision == "pending" and not request.votes.exists()
+    assert AuditEvent.objects.count() == events
+
+
+# -- the settings page ---------------------------------------------------------------------------
+
+
+def test_the_settings_page_turns_reminders_off_and_on(scientist1, client):
+    url = reverse("reviews:notification_settings")
+    client.force_login(scientist1)
+
+    page = client.get(url)
+    assert page.status_code == 200
+    assert 'name="reminders"' in page.content.decode() and "checked" in page.content.decode()
+
+    response = client.post(url, {}, follow=True)  # an unticked box is not sent
+    assert "Reminder emails are off." in response.content.decode()
+    assert NotificationPreference.objects.get(user=scientist1).reminders is False
+
+    client.post(url, {"reminders": "on"})
+    assert NotificationPreference.objects.get(user=scientist1).reminders is True
+
+
+def test_the_settings_page_needs_a_login_and_a_csrf_token(scientist1):
+    url = reverse("reviews:notification_settings")
+
+    anonymous = Client().post(url, {})
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/accounts/login/")
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(scientist1)
+    assert strict.post(url, {}).status_code == 403
+    assert strict.put(url).status_code in (403, 405)
+    assert not NotificationPreference.objects.exists()
