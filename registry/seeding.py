@@ -20,7 +20,9 @@ scikit-learn is imported only when training; MLflow only through `registry.mlflo
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import random
 import threading
 import time
@@ -183,6 +185,10 @@ def seed_registry(
         raise ValueError("models and versions must both be at least 1")
     if artifacts and not train:
         raise ValueError("artifacts need trained models (train=True)")
+    # MLflow prints a line per finished run and logs one per version created: thousands, in a
+    # benchmark registry, that bury what the caller prints.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    logging.getLogger("mlflow.store.model_registry.abstract_store").setLevel(logging.WARNING)
     started = time.perf_counter()
     names = model_names(models, prefix)
     lock = threading.Lock()

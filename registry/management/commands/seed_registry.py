@@ -1,7 +1,6 @@
 """`manage.py seed_registry`: fill MLflow with registered models to review (registry.seeding)."""
 
 import logging
-import os
 import warnings
 
 from django.conf import settings
@@ -87,8 +86,6 @@ class Command(BaseCommand):
     @staticmethod
     def _quiet_mlflow() -> None:
         # What MLflow says while logging a model concerns the model's consumer, not this command.
-        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-        for name in ("mlflow.sklearn", "mlflow.store.model_registry.abstract_store"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", module=r"mlflow\..*")
         warnings.filterwarnings("ignore", category=FutureWarning)
