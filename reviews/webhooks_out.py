@@ -116,10 +116,10 @@ def deliver(ids: list[int]) -> tuple[int, int, int]:
     return delivered, skipped, failed
 
 
-def sweep() -> int:
+def sweep(*, now=None) -> int:
     """Posts pending deliveries nobody is posting (lost enqueue, retries used up, dead worker)."""
     ids = list(
-        notify.due(WebhookDelivery)
+        notify.due(WebhookDelivery, now=now)
         .order_by("pk")
         .values_list("pk", flat=True)[: notify.SWEEP_BATCH]
     )
