@@ -1,0 +1,305 @@
+"""The `quorum` command: request a promotion, follow it, wait for it, vote on it.
+
+    quorum request MODEL VERSION --to Production|Staging|@champion [--comment TEXT] [--wait]
+    quorum status ID
+    quorum wait ID [--timeout 2h]
+    quorum vote ID approve|reject [--comment TEXT]
+
+Exit codes, for CI: 0 the version is at its target (or, without waiting, the call succeeded);
+1 rejected, expired, cancelled or the transition failed (the reason is printed); 2 usage,
+authentication, a refusal or an unreachable server; 3 timed out while waiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TextIO
+
+from quorum_cli import __version__
+from quorum_cli.client import Client, CliError, Unreachable
+
+EXIT_DONE = 0
+EXIT_DECLINED = 1
+EXIT_TIMEOUT = 3
+
+# How long polls may keep failing (a restart of the web app, a network blip) before a wait gives
+# up with exit 2: a two-hour wait should not fail on one dropped connection.
+UNREACHABLE_GRACE_SECONDS = 120
+
+DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """'90s', '30m', '2h', '1h30m', '45' (seconds) -> seconds; '0' means no limit."""
+    compact = text.strip().lower().replace(" ", "")
+    parts = DURATION_PART.findall(compact)
+    if not compact or "".join(n + u for n, u in parts) != compact:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 30m, 2h or 1h30m")
+    return sum(float(number) * UNIT_SECONDS[unit] for number, unit in parts)
+
+
+# -- reading a request ----------------------------------------------------------------------------
+
+
+def outcome(request: dict) -> int | None:
+    """The exit code this request ends a wait with, or None while it is still in flight."""
+    decision, execution = request["decision"], request.get("execution")
+    if decision in ("rejected", "cancelled", "expired"):
+        return EXIT_DECLINED
+    if decision == "approved" and execution == "done":
+        return EXIT_DONE
+    if decision == "approved" and execution == "failed":
+        return EXIT_DECLINED
+    return None
+
+
+def title(request: dict) -> str:
+    return (
+        f"Request #{request['id']}: {request['model']} version {request['version']} "
+        f"-> {request['target']}"
+    )
+
+
+def state_line(request: dict) -> str:
+    """One line that changes exactly when something a waiting person cares about changes."""
+    decision, execution = request["decision"], request.get("execution")
+    by = f" by {request['decided_by']}" if request.get("decided_by") else ""
+    reason = request.get("decision_reason") or ""
+    if decision == "pending":
+        groups = ", ".join(
+            f"{r['group']} {min(len(r['approvers']), r['needed'])}/{r['needed']}"
+            + (f" ({', '.join(r['approvers'])})" if r["approvers"] else "")
+            for r in request.get("requirements", [])
+        )
+        return f"pending: waiting for approvals: {groups or 'none required'}"
+    if decision == "approved":
+        if execution == "done":
+            return (
+                f"done: {request['model']} version {request['version']} is at "
+                f"{request['target']} (approved{by})"
+            )
+        if execution == "failed":
+            return f"failed: approved{by}, but the transition failed: {request['execution_error']}"
+        attempt = request.get("execution_attempts") or 0
+        running = f" (attempt {attempt})" if execution == "running" and attempt > 1 else ""
+        return f"approved{by}: transition {execution or 'queued'}{running}"
+    return f"{decision}{by}: {reason}" if reason else f"{decision}{by}"
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+class Output:
+    """Human lines go to stdout, or to stderr under --json so stdout is the JSON alone."""
+
+    def __init__(self, as_json: bool):
+        self.as_json = as_json
+        self.human: TextIO = sys.stderr if as_json else sys.stdout
+
+    def line(self, text: str, *, stamp: bool = False) -> None:
+        if stamp:
+            text = f"[{datetime.now(UTC):%H:%M:%S}] {text}"
+        print(text, file=self.human, flush=True)
+
+    def final(self, request: dict) -> None:
+        if self.as_json:
+            print(json.dumps(request, indent=2, sort_keys=True), flush=True)
+
+
+def wait_for(
+    client: Client,
+    request: dict,
+    out: Output,
+    *,
+    timeout: float,
+    poll: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[int, dict]:
+    """Polls until the request ends or `timeout` seconds pass (0: no limit); prints each change."""
+    start = clock()
+    last = state_line(request)
+    out.line(last, stamp=True)
+    failing_since: float | None = None
+    while (code := outcome(request)) is None:
+        elapsed = clock() - start
+        if timeout and elapsed >= timeout:
+            out.line(
+                f"timed out after {format_seconds(timeout)}: request #{request['id']} is still "
+                f"{last}. Follow it at {request['url']}"
+            )
+            return EXIT_TIMEOUT, request
+        sleep(min(poll, timeout - elapsed) if timeout else poll)
+        try:
+            request = client.get_request(request["id"])
+        except Unreachable as error:
+            if failing_since is None:
+                failing_since = clock()
+                out.line(f"{error}; retrying", stamp=True)
+            elif clock() - failing_since > UNREACHABLE_GRACE_SECONDS:
+                raise
+            continue
+        if failing_since is not None:
+            failing_since = None
+            out.line("Quorum answers again", stamp=True)
+        if (line := state_line(request)) != last:
+            out.line(line, stamp=True)
+            last = line
+    return code, request
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(seconds)
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def cmd_request(client: Client, args: argparse.Namespace, out: Output) -> int:
+    request = client.create_request(args.model, args.version, args.to, args.comment)
+    out.line(title(request))
+    out.line(request["url"])
+    if args.wait:
+        code, request = wait_for(client, request, out, timeout=args.timeout, poll=args.poll)
+    else:
+        out.line(state_line(request))
+        code = EXIT_DECLINED if outcome(request) == EXIT_DECLINED else EXIT_DONE
+    out.final(request)
+    return code
+
+
+def cmd_status(client: Client, args: argparse.Namespace, out: Output) -> int:
+    request = client.get_request(args.id)
+    out.line(title(request))
+    out.line(request["url"])
+    out.line(state_line(request))
+    for gate in request.get("gates", []):
+        out.line(f"  gate {'passed' if gate.get('passed') else 'FAILED'}: {gate.get('reason')}")
+    out.final(request)
+    return EXIT_DECLINED if outcome(request) == EXIT_DECLINED else EXIT_DONE
+
+
+def cmd_wait(client: Client, args: argparse.Namespace, out: Output) -> int:
+    request = client.get_request(args.id)
+    out.line(title(request))
+    out.line(request["url"])
+    code, request = wait_for(client, request, out, timeout=args.timeout, poll=args.poll)
+    out.final(request)
+    return code
+
+
+def cmd_vote(client: Client, args: argparse.Namespace, out: Output) -> int:
+    request = client.vote(args.id, args.decision, args.comment)
+    out.line(f"Voted {args.decision} on request #{request['id']}.")
+    out.line(state_line(request))
+    out.final(request)
+    return EXIT_DONE
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--url",
+        default=os.environ.get("QUORUM_URL"),
+        help="the Quorum dashboard's address (default: $QUORUM_URL)",
+    )
+    common.add_argument(
+        "--token",
+        default=os.environ.get("QUORUM_TOKEN"),
+        help="an API token from `manage.py create_api_token` (default: $QUORUM_TOKEN)",
+    )
+    common.add_argument(
+        "--json", action="store_true", help="print the final request as JSON on stdout"
+    )
+    waiting = argparse.ArgumentParser(add_help=False)
+    waiting.add_argument(
+        "--timeout",
+        type=duration,
+        default=duration("2h"),
+        help="give up (exit 3) after this long: 90s, 30m, 2h; 0 waits without limit (default: 2h)",
+    )
+    waiting.add_argument(
+        "--poll", type=duration, default=2.0, help="seconds between checks (default: 2s)"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="quorum",
+        description="Request MLflow model promotions from Quorum and wait for the sign-offs.",
+        epilog="Exit codes: 0 at target (executed), 1 rejected/expired/cancelled/failed, "
+        "2 usage, auth or server unreachable, 3 timeout.",
+    )
+    parser.add_argument("--version", action="version", version=f"quorum {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    request = commands.add_parser(
+        "request",
+        parents=[common, waiting],
+        help="ask for a version to move to a stage or alias",
+        description="Ask for VERSION of MODEL to move to a stage or an @alias.",
+    )
+    request.add_argument("model")
+    request.add_argument("version")
+    request.add_argument(
+        "--to", required=True, metavar="TARGET", help="Production, Staging, Archived or @alias"
+    )
+    request.add_argument("--comment", default="", help="why, for the reviewers")
+    request.add_argument(
+        "--wait", action="store_true", help="block until the version is at its target"
+    )
+    request.set_defaults(run=cmd_request)
+
+    status = commands.add_parser(
+        "status",
+        parents=[common],
+        help="show a request",
+        description="Show a request. Exits 1 when it was rejected, expired, cancelled or failed.",
+    )
+    status.add_argument("id", type=int)
+    status.set_defaults(run=cmd_status)
+
+    wait = commands.add_parser("wait", parents=[common, waiting], help="wait until a request ends")
+    wait.add_argument("id", type=int)
+    wait.set_defaults(run=cmd_wait)
+
+    vote = commands.add_parser("vote", parents=[common], help="approve or reject a request")
+    vote.add_argument("id", type=int)
+    vote.add_argument("decision", choices=["approve", "reject"])
+    vote.add_argument("--comment", default="", help="required when rejecting")
+    vote.set_defaults(run=cmd_vote)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # a usage error exits 2 here
+    if not args.url:
+        parser.error("no Quorum URL: pass --url or set QUORUM_URL")
+    if not args.token:
+        parser.error("no API token: pass --token or set QUORUM_TOKEN")
+    if getattr(args, "poll", 1) <= 0:
+        parser.error("--poll must be more than 0")
+    out = Output(args.json)
+    try:
+        return args.run(Client(args.url, args.token), args, out)
+    except CliError as error:
+        print(f"quorum: {error}", file=sys.stderr, flush=True)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("quorum: interrupted", file=sys.stderr)
+        return 130  # the shell's code for Ctrl-C
+
+
+if __name__ == "__main__":
+    sys.exit(main())

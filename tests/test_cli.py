@@ -1,0 +1,284 @@
+"""The `quorum` CLI end to end: a live Quorum, a real `mlflow server`, a real RQ worker process.
+
+The CLI runs as a subprocess with nothing but QUORUM_URL and QUORUM_TOKEN, as in a CI job. Votes
+arrive through the REST API from a thread while it waits. The worker is a separate process, so
+the test's data must be committed (`transaction=True`) and the worker pointed at the test database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+from django.conf import settings as django_settings
+from django.db import connection
+
+from quorum.localservices import free_port
+from registry.sync import sync_registry
+from reviews import jobs
+from reviews.api_auth import token_create
+from tests.test_sync import register
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url() -> str:
+    db = django_settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip(
+            "a worker process needs a database it can share: set DATABASE_URL to PostgreSQL"
+        )
+    auth = quote(db["USER"] or "")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"])
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def fresh_request_ids() -> None:
+    """Starts request ids at a random height: a job id is `transition-<request id>`, and a job
+    record left in Redis by an earlier run would make the engine's unique enqueue skip ours."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence('reviews_transitionrequest', 'id'), %s)",
+            [random.randint(10**6, 10**9)],
+        )
+
+
+@pytest.fixture
+def worker(mlflow_server, rq_queue, tmp_path):
+    """`manage.py rqworker transitions` on the test database; its log is shown if a test fails."""
+    rq_queue(jobs.QUEUE)
+    fresh_request_ids()
+    log_path = tmp_path / "worker.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": django_settings.REDIS_URL,
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+    }
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "rqworker",
+                jobs.QUEUE,
+                "--worker-class",
+                "rq.SimpleWorker",
+            ],  # noqa: E501
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    print("worker log:\n" + log_path.read_text())
+
+
+@pytest.fixture
+def quorum(live_server, settings, mlflow_client, unique_name, policies):
+    """A model in MLflow and the mirror (v1 in Production), a live Quorum, and a way to run the
+    CLI as any cast member."""
+    settings.QUORUM_BASE_URL = live_server.url
+    register(mlflow_client, unique_name, versions=3)
+    mlflow_client.transition_stage(unique_name, 1, "Production")
+    sync_registry(model=unique_name, client=mlflow_client)
+    tokens = {name: token_create(user=user)[1] for name, user in policies.items()}
+    return Quorum(live_server.url, unique_name, tokens)
+
+
+class Quorum:
+    def __init__(self, url: str, model: str, tokens: dict[str, str]):
+        self.url, self.model, self.tokens = url, model, tokens
+
+    def cli(self, *args: str, user: str = "requester", url: str | None = None, timeout=120):
+        """Runs `quorum ARGS` with only QUORUM_URL/QUORUM_TOKEN set, as a CI job would."""
+        env = {
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": str(ROOT),
+            "QUORUM_URL": url or self.url,
+            "QUORUM_TOKEN": self.tokens.get(user, user),
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "quorum_cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def api(self, method: str, path: str, user: str, **kwargs):
+        return requests.request(
+            method,
+            f"{self.url}/api/v1{path}",
+            headers={"Authorization": f"Bearer {self.tokens[user]}"},
+            timeout=30,
+            **kwargs,
+        )
+
+    def votes_in_a_thread(self, *votes: tuple[str, str, str]) -> threading.Thread:
+        """Once the model's request is open, casts (user, decision, comment) through the API."""
+
+        def run():
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                found = self.api("GET", "/requests", "lead", params={"model": self.model}).json()
+                if found["items"]:
+                    break
+                time.sleep(0.2)
+            else:
+                return
+            request_id = found["items"][0]["id"]
+            for user, decision, comment in votes:
+                time.sleep(0.5)  # let the waiting CLI see each step
+                body = {"decision": decision, "comment": comment}
+                self.api("POST", f"/requests/{request_id}/votes", user, json=body)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+
+def test_request_wait_exits_0_when_approvals_arrive_and_the_version_moves(
+    quorum, worker, mlflow_client
+):
+    voters = quorum.votes_in_a_thread(
+        ("lead", "approve", ""), ("scientist1", "approve", ""), ("scientist2", "approve", "ok")
+    )
+
+    result = quorum.cli(
+        "request", quorum.model, "3", "--to", "Production", "--wait", "--timeout", "90s",
+        "--poll", "0.3", "--comment", "nightly retrain",
+    )  # fmt: skip
+    voters.join(5)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Request #") and lines[0].endswith(
+        f"{quorum.model} version 3 -> Production"
+    )
+    assert lines[1].startswith(quorum.url + "/") and lines[1].endswith("/")
+    progress = "\n".join(lines[2:])
+    assert "pending: waiting for approvals: ml-leads 0/1, data-science 0/2" in progress
+    assert "ml-leads 1/1 (lead)" in progress
+    assert "approved by scientist2" in progress
+    assert f"done: {quorum.model} version 3 is at Production" in lines[-1]
+    # One line per change: no line repeats while nothing changes.
+    assert len(lines) == len(set(lines))
+    assert mlflow_client.get_version(quorum.model, 3).stage == "Production"
+    assert mlflow_client.get_version(quorum.model, 1).stage == "Archived"
+
+
+def test_request_wait_exits_1_with_the_reason_on_a_rejection(quorum, worker, mlflow_client):
+    voters = quorum.votes_in_a_thread(("scientist1", "reject", "f1 regressed on the holdout"))
+
+    result = quorum.cli(
+        "request", quorum.model, "3", "--to", "Production", "--wait", "--poll", "0.3", "--json"
+    )  # fmt: skip
+    voters.join(5)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    final = json.loads(result.stdout)  # --json: stdout is the request alone
+    assert (final["decision"], final["decided_by"]) == ("rejected", "scientist1")
+    assert "rejected by scientist1: f1 regressed on the holdout" in result.stderr
+    assert mlflow_client.get_version(quorum.model, 3).stage == "None"
+
+
+def test_request_wait_exits_3_on_timeout(quorum, worker):
+    result = quorum.cli(
+        "request", quorum.model, "2", "--to", "Production", "--wait", "--timeout", "2s",
+        "--poll", "0.5",
+    )  # fmt: skip
+
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "timed out after 2s" in result.stdout
+    assert "pending" in result.stdout.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("url", "user", "message"),
+    [
+        ("http://127.0.0.1:{port}", "requester", "cannot reach Quorum"),
+        ("not-a-url", "requester", "needs http:// or https://"),
+        (None, "qrm_not-a-real-token", "authentication failed: The token is not valid."),
+    ],
+    ids=["unreachable", "malformed-url", "bad-token"],
+)
+def test_bad_url_or_token_exits_2_with_a_message_and_no_traceback(quorum, url, user, message):
+    url = url and url.format(port=free_port())
+
+    result = quorum.cli(
+        "request", quorum.model, "3", "--to", "Production", "--wait", user=user, url=url
+    )
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not quorum.api("GET", "/requests", "lead").json()["items"]
+
+
+def test_usage_errors_exit_2(quorum):
+    assert quorum.cli("request", quorum.model, "3").returncode == 2  # no --to
+    assert quorum.cli("wait", "1", "--timeout", "soon").returncode == 2
+    assert quorum.cli("vote", "1", "maybe").returncode == 2
+    refused = quorum.cli("request", quorum.model, "3", "--to", "Prod")
+    assert refused.returncode == 2
+    assert "refused (invalid_target)" in refused.stderr
+
+
+def test_status_vote_and_wait_follow_a_request(quorum, worker):
+    created = quorum.cli("request", quorum.model, "3", "--to", "Production", "--json")
+    assert created.returncode == 0, created.stderr
+    request_id = str(json.loads(created.stdout)["id"])
+
+    voted = quorum.cli("vote", request_id, "approve", user="lead")
+    assert voted.returncode == 0, voted.stderr
+    assert "ml-leads 1/1 (lead)" in voted.stdout
+
+    status = quorum.cli("status", request_id, "--json")
+    assert status.returncode == 0
+    shown = json.loads(status.stdout)
+    assert shown["requirements"][0]["approvers"] == ["lead"]
+    assert "gate passed: accuracy" in status.stderr
+
+    not_eligible = quorum.cli("vote", request_id, "approve", user="outsider")
+    assert not_eligible.returncode == 2
+    assert "refused (not_eligible)" in not_eligible.stderr
+
+    timed_out = quorum.cli("wait", request_id, "--timeout", "1s", "--poll", "0.2")
+    assert timed_out.returncode == 3
+
+    voters = quorum.votes_in_a_thread(("scientist1", "approve", ""), ("scientist2", "approve", ""))
+    waited = quorum.cli("wait", request_id, "--timeout", "90s", "--poll", "0.3")
+    voters.join(5)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert "done:" in waited.stdout.splitlines()[-1]
+    assert quorum.cli("status", request_id).returncode == 0
+
+
+def test_wait_and_status_exit_1_for_a_cancelled_request(quorum):
+    created = quorum.cli("request", quorum.model, "2", "--to", "Staging", "--json")
+    request_id = json.loads(created.stdout)["id"]
+    quorum.api("POST", f"/requests/{request_id}/cancel", "requester")
+
+    waited = quorum.cli("wait", str(request_id))
+    assert waited.returncode == 1
+    assert "cancelled by requester: Cancelled by requester" in waited.stdout
+    assert quorum.cli("status", str(request_id)).returncode == 1
