@@ -16,9 +16,10 @@ EXIT_USAGE = 2  # usage, authentication, an unreachable server, a refusal
 
 
 class CliError(Exception):
-    def __init__(self, message: str, exit_code: int = EXIT_USAGE):
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE, code: str = ""):
         super().__init__(message)
         self.exit_code = exit_code
+        self.code = code  # the API's error code, when the server refused
 
 
 class Unreachable(CliError):
@@ -75,8 +76,8 @@ class Client:
         if response.status_code == 401:
             raise CliError(f"authentication failed: {body.get('detail', 'unauthorized')}")
         if response.status_code >= 400:
-            code = body.get("error", response.status_code)
-            raise CliError(f"refused ({code}): {body.get('detail', response.reason)}")
+            code = str(body.get("error", response.status_code))
+            raise CliError(f"refused ({code}): {body.get('detail', response.reason)}", code=code)
         return body
 
 

@@ -164,8 +164,30 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds}s"
 
 
+# Quorum learns of a new version by syncing MLflow (at once with MLflow's webhook, else within
+# its sync interval): a version registered a moment ago may not be known yet.
+NOT_YET_SYNCED = {"unknown_model", "unknown_version"}
+
+
+def create_when_synced(
+    client: Client, args: argparse.Namespace, out: Output, *, sleep=time.sleep
+) -> dict:
+    deadline = time.monotonic() + args.sync_wait
+    told = False
+    while True:
+        try:
+            return client.create_request(args.model, args.version, args.to, args.comment)
+        except CliError as error:
+            if error.code not in NOT_YET_SYNCED or time.monotonic() >= deadline:
+                raise
+            if not told:
+                out.line(f"{error}; waiting for Quorum to sync it from MLflow", stamp=True)
+                told = True
+            sleep(min(args.poll, max(deadline - time.monotonic(), 0.1)))
+
+
 def cmd_request(client: Client, args: argparse.Namespace, out: Output) -> int:
-    request = client.create_request(args.model, args.version, args.to, args.comment)
+    request = create_when_synced(client, args, out)
     out.line(title(request))
     out.line(request["url"])
     if args.wait:
@@ -257,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument("--comment", default="", help="why, for the reviewers")
     request.add_argument(
         "--wait", action="store_true", help="block until the version is at its target"
+    )
+    request.add_argument(
+        "--sync-wait",
+        type=duration,
+        default=duration("2m"),
+        help="how long to retry while Quorum has not yet synced a just-registered model or "
+        "version from MLflow (default: 2m; 0 does not retry)",
     )
     request.set_defaults(run=cmd_request)
 

@@ -234,6 +234,43 @@ def test_bad_url_or_token_exits_2_with_a_message_and_no_traceback(quorum, url, u
     assert not quorum.api("GET", "/requests", "lead").json()["items"]
 
 
+def test_request_retries_until_quorum_has_synced_a_just_registered_version(quorum, mlflow_client):
+    """A CI job registers a version and requests it at once; Quorum's sync catches up later."""
+    run_id = mlflow_client.log_run(
+        mlflow_client.experiment_id("cli-tests"),
+        run_name="retrained",
+        params={},
+        metrics={"accuracy": 0.9, "f1": 0.9},
+    )
+    mlflow_client.create_version(quorum.model, source=f"runs:/{run_id}/model", run_id=run_id)
+
+    def sync():
+        try:
+            sync_registry(model=quorum.model, client=mlflow_client)
+        finally:
+            connection.close()  # this thread's own connection
+
+    later = threading.Timer(1.5, sync)
+    later.start()
+
+    result = quorum.cli("request", quorum.model, "4", "--to", "Staging", "--poll", "0.3")
+    later.join()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "refused (unknown_version)" in result.stdout
+    assert "waiting for Quorum to sync it from MLflow" in result.stdout
+    assert result.stdout.count("waiting for Quorum") == 1
+    assert "Request #" in result.stdout
+
+
+def test_an_unknown_model_fails_after_the_sync_wait(quorum):
+    started = time.monotonic()
+    result = quorum.cli("request", "no-such-model", "1", "--to", "Staging", "--sync-wait", "1s")
+    assert result.returncode == 2
+    assert "refused (unknown_model)" in result.stderr
+    assert 1 <= time.monotonic() - started < 30
+
+
 def test_usage_errors_exit_2(quorum):
     assert quorum.cli("request", quorum.model, "3").returncode == 2  # no --to
     assert quorum.cli("wait", "1", "--timeout", "soon").returncode == 2
