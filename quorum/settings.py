@@ -183,8 +183,8 @@ if QUORUM_WEBHOOK_URLS and not QUORUM_WEBHOOK_SECRET:
 # --- Mail ---------------------------------------------------------------------------------
 # EMAIL_URL, parsed by dj-email-url: "submission://user:password@smtp.example.com" (SMTP with
 # STARTTLS on port 587), "smtp://user:password@host:465?ssl=True" (implicit TLS), "console://"
-# (the default: the worker prints each mail), "file:///var/mail" (one file per mail, under var/mail
-# of the project; "file:////srv/mail" for an absolute path), "memory://" (Django's locmem outbox).
+# (the default: the worker prints each mail), "file:///var/mail" (one .eml file per mail, under
+# var/mail of the project; "file:////srv/mail" for an absolute path), "memory://" (locmem).
 EMAIL_URL = os.environ.get("EMAIL_URL") or "console://"
 _email = dj_email_url.parse(EMAIL_URL)
 if "EMAIL_BACKEND" not in _email:
@@ -193,6 +193,8 @@ if "EMAIL_BACKEND" not in _email:
         + ", ".join(sorted(dj_email_url.SCHEMES))
     )
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+if EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":
+    EMAIL_BACKEND = "reviews.notify.EmlFileBackend"  # one .eml file per mail
 EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
 EMAIL_PORT = _email["EMAIL_PORT"] or 25
 EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""

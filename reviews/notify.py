@@ -34,22 +34,21 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-import django_rq
-import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import EmailMultiAlternatives
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from rq import Retry
-from rq.exceptions import DuplicateJobError
 
 from registry import metrics
 
@@ -60,22 +59,24 @@ from .models import (
     Notification,
     NotificationKind,
     NotificationPreference,
-    OutboxItem,
     OutboxState,
     TransitionRequest,
+)
+from .outbox import QUEUE as QUEUE  # the queue mail jobs run on
+from .outbox import (
+    SWEEP_BATCH,
+    DeliveryFailed,
+    claim,
+    due,
+    enqueue,
+    finish,
+    job_id,
+    release_failed,
 )
 from .services import progress, required_groups
 
 logger = logging.getLogger(__name__)
 
-QUEUE = "notifications"
-# A claim outlives any send: EMAIL_TIMEOUT and the webhook timeout are far shorter.
-CLAIM_SECONDS = 600
-MAX_ATTEMPTS = 12
-MAX_BACKOFF_SECONDS = 3600
-SWEEP_BATCH = 500
-# The sweep leaves fresh rows to the job queued for them.
-SWEEP_GRACE_SECONDS = 60
 # Metrics a mail shows, main metrics first.
 MAIL_METRICS = 6
 
@@ -97,97 +98,6 @@ ACTION_KINDS = {
 ASKS_FOR_A_VOTE = {Kind.REVIEW_NEEDED, Kind.REMINDER, Kind.ESCALATION}
 
 
-class DeliveryFailed(Exception):
-    """Some items of a job could not be sent; raised so that RQ retries the job."""
-
-
-# -- the outbox: claims, results, backoff (shared with reviews.webhooks_out) --------------------
-
-
-def claim(model: type[OutboxItem], pk: int, *, now=None) -> bool:
-    """Takes `pk` for sending if it is pending and nobody holds it; True if this caller has it."""
-    now = now or timezone.now()
-    return bool(
-        model.objects.filter(pk=pk, state=OutboxState.PENDING)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
-    )
-
-
-def finish(item: OutboxItem, state: str, note: str = "", **fields: Any) -> None:
-    type(item).objects.filter(pk=item.pk).update(
-        state=state,
-        finished_at=timezone.now(),
-        claimed_until=None,
-        attempts=F("attempts") + 1 if state == OutboxState.SENT else F("attempts"),
-        last_error=note,
-        **fields,
-    )
-
-
-def release_failed(item: OutboxItem, error: str, **fields: Any) -> None:
-    """Records a failed attempt; after MAX_ATTEMPTS the item is given up (and logged)."""
-    attempts = item.attempts + 1
-    gave_up = attempts >= MAX_ATTEMPTS
-    type(item).objects.filter(pk=item.pk).update(
-        attempts=attempts,
-        last_error=error[:2000],
-        claimed_until=None,
-        next_attempt_at=timezone.now() + backoff(attempts),
-        state=OutboxState.FAILED if gave_up else OutboxState.PENDING,
-        finished_at=timezone.now() if gave_up else None,
-        **fields,
-    )
-    log = logger.error if gave_up else logger.warning
-    log(
-        "%s #%s attempt %s failed%s: %s",
-        type(item).__name__,
-        item.pk,
-        attempts,
-        " (giving up)" if gave_up else "",
-        error,
-    )
-
-
-def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(30 * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS))
-
-
-def due(model: type[OutboxItem], *, now=None) -> QuerySet:
-    """Pending items the sweep should send now: past their backoff and nobody's claim."""
-    now = now or timezone.now()
-    return model.objects.filter(
-        state=OutboxState.PENDING,
-        next_attempt_at__lte=now,
-        created_at__lte=now - timedelta(seconds=SWEEP_GRACE_SECONDS),
-    ).filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-
-
-def enqueue(func, event_id: int, *, job_id: str, what: str) -> bool:
-    """Queues `func(event_id)` on the notifications queue; True if queued.
-
-    Never raises for Redis trouble: the outbox rows are committed and the sweep sends them.
-    """
-    intervals = settings.QUORUM_NOTIFY_RETRY_INTERVALS
-    try:
-        django_rq.get_queue(QUEUE).enqueue(
-            func,
-            event_id,
-            job_id=job_id,
-            unique=True,
-            retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-            description=f"{what} for audit event #{event_id}",
-        )
-    except DuplicateJobError:
-        return False
-    except (redis.RedisError, OSError) as error:
-        logger.warning(
-            "could not queue %s for event #%s (%s); the sweep will", what, event_id, error
-        )
-        return False
-    return True
-
-
 # -- who gets what -----------------------------------------------------------------------------
 
 
@@ -199,11 +109,6 @@ def on_event_recorded(sender, event: AuditEvent, **kwargs) -> None:
 
 def enqueue_mail(event: AuditEvent) -> bool:
     return enqueue(send_event_mail, event.pk, job_id=job_id("mail", event), what="mail")
-
-
-def job_id(prefix: str, event: AuditEvent) -> str:
-    """Unique to the event even across databases that share a Redis: ids restart, hashes don't."""
-    return f"{prefix}-event-{event.pk}-{event.hash[:16]}"
 
 
 def outbox_mail(event: AuditEvent) -> int:
@@ -281,7 +186,6 @@ def send_event_mail(event_id: int) -> str:
 def send(ids: list[int]) -> tuple[int, int, int]:
     """Claims and sends these notifications one by one; returns (sent, skipped, failed)."""
     sent = skipped = failed = 0
-    connection = get_connection()
     rendered: dict[int, dict[str, str]] = {}
     rows = Notification.objects.filter(pk__in=ids).select_related(
         "recipient", "event__request__version__model", "event__request__requester"
@@ -303,7 +207,6 @@ def send(ids: list[int]) -> tuple[int, int, int]:
                 body=message["text"],
                 from_email=settings.DEFAULT_FROM_EMAIL,
                 to=[item.recipient.email],
-                connection=connection,
                 headers={"Auto-Submitted": "auto-generated"},
             )
             mail.attach_alternative(message["html"], "text/html")
@@ -468,6 +371,24 @@ def duration_words(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds // 3600} h {seconds % 3600 // 60} min".removesuffix(" 0 min")
     return f"{max(seconds // 60, 1)} min"
+
+
+class EmlFileBackend(BaseEmailBackend):
+    """Writes each mail to its own `.eml` file under EMAIL_FILE_PATH (`EMAIL_URL=file://...`).
+
+    The demo's mailbox: any mail client opens the files. Django's own file backend appends mails
+    sent in the same second to one `.log` file.
+    """
+
+    def send_messages(self, email_messages) -> int:
+        folder = Path(settings.EMAIL_FILE_PATH)
+        folder.mkdir(parents=True, exist_ok=True)
+        for message in email_messages:
+            name = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}.eml"
+            partial = folder / f".{name}.part"
+            partial.write_bytes(message.message().as_bytes())
+            partial.rename(folder / name)  # a reader never sees half a mail
+        return len(email_messages)
 
 
 # -- reminders and escalation ------------------------------------------------------------------

@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
-from . import notify
+from . import notify, outbox
 from .models import AuditEvent, OutboxState, WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -56,11 +56,11 @@ class WebhookError(Exception):
 
 def on_event_recorded(sender, event: AuditEvent, **kwargs) -> None:
     """Writes a delivery per configured URL for decisions and execution results."""
-    if outbox(event):
+    if outbox_deliveries(event):
         transaction.on_commit(lambda: enqueue(event))
 
 
-def outbox(event: AuditEvent) -> int:
+def outbox_deliveries(event: AuditEvent) -> int:
     urls = settings.QUORUM_WEBHOOK_URLS
     if event.action not in ACTIONS or not urls:
         return 0
@@ -71,8 +71,8 @@ def outbox(event: AuditEvent) -> int:
 
 
 def enqueue(event: AuditEvent) -> bool:
-    return notify.enqueue(
-        deliver_event, event.pk, job_id=notify.job_id("webhooks", event), what="webhooks"
+    return outbox.enqueue(
+        deliver_event, event.pk, job_id=outbox.job_id("webhooks", event), what="webhooks"
     )
 
 
@@ -86,7 +86,7 @@ def deliver_event(event_id: int) -> str:
     delivered, skipped, failed = deliver(ids)
     summary = f"event #{event_id}: {delivered} delivered, {skipped} skipped, {failed} failed"
     if failed:
-        raise notify.DeliveryFailed(summary)
+        raise outbox.DeliveryFailed(summary)
     return summary
 
 
@@ -97,10 +97,10 @@ def deliver(ids: list[int]) -> tuple[int, int, int]:
     for item in WebhookDelivery.objects.filter(pk__in=ids).select_related(
         "event__request__version__model", "event__request__requester"
     ):
-        if not notify.claim(WebhookDelivery, item.pk):
+        if not outbox.claim(WebhookDelivery, item.pk):
             continue
         if item.url not in configured:
-            notify.finish(item, OutboxState.SKIPPED, "the URL is no longer in QUORUM_WEBHOOK_URLS")
+            outbox.finish(item, OutboxState.SKIPPED, "the URL is no longer in QUORUM_WEBHOOK_URLS")
             skipped += 1
             continue
         try:
@@ -108,10 +108,10 @@ def deliver(ids: list[int]) -> tuple[int, int, int]:
                 bodies[item.event_id] = body(item.event)
             status = post(item.url, bodies[item.event_id], event=item.event, delivery=item.pk)
         except WebhookError as error:
-            notify.release_failed(item, str(error), response_status=error.status)
+            outbox.release_failed(item, str(error), response_status=error.status)
             failed += 1
         else:
-            notify.finish(item, OutboxState.SENT, response_status=status)
+            outbox.finish(item, OutboxState.SENT, response_status=status)
             delivered += 1
     return delivered, skipped, failed
 
@@ -119,9 +119,9 @@ def deliver(ids: list[int]) -> tuple[int, int, int]:
 def sweep(*, now=None) -> int:
     """Posts pending deliveries nobody is posting (lost enqueue, retries used up, dead worker)."""
     ids = list(
-        notify.due(WebhookDelivery, now=now)
+        outbox.due(WebhookDelivery, now=now)
         .order_by("pk")
-        .values_list("pk", flat=True)[: notify.SWEEP_BATCH]
+        .values_list("pk", flat=True)[: outbox.SWEEP_BATCH]
     )
     if not ids:
         return 0

@@ -6,6 +6,8 @@ MLflow server, the registry change classifier); the mail goes through Django's l
 
 from __future__ import annotations
 
+import email
+import email.policy
 from datetime import timedelta
 
 import django_rq
@@ -553,3 +555,68 @@ def test_the_settings_page_needs_a_login_and_a_csrf_token(scientist1):
     assert strict.post(url, {}).status_code == 403
     assert strict.put(url).status_code in (403, 405)
     assert not NotificationPreference.objects.exists()
+
+
+# -- transport -----------------------------------------------------------------------------------
+
+
+def test_the_file_transport_writes_one_eml_file_per_mail(
+    mailroom, simple_worker, requester, committed, settings, tmp_path
+):
+    settings.EMAIL_BACKEND = "reviews.notify.EmlFileBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
+    mirror()
+    request = create(requester, committed)
+
+    simple_worker(mailroom)
+
+    files = sorted((tmp_path / "mail").iterdir())
+    assert [f.suffix for f in files] == [".eml"] * len(APPROVERS)
+    parsed = [email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files]
+    assert {m["To"] for m in parsed} == {f"{name}@example.com" for name in APPROVERS}
+    assert {m["Subject"].strip() for m in parsed} == {
+        "[Quorum] fraud-detector v2 → Production needs your review"
+    }
+    text = parsed[0].get_body(preferencelist=("plain",)).get_content()
+    assert link(request) in text
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("", "console.EmailBackend None 25 False False"),
+        (
+            "submission://ann:s3cret@smtp.example.com",
+            "smtp.EmailBackend smtp.example.com 587 True False",
+        ),
+        (
+            "smtp://smtp.example.com:465?ssl=True",
+            "smtp.EmailBackend smtp.example.com 465 False True",
+        ),
+        ("file:///var/mail", "notify.EmlFileBackend var/mail"),
+        ("carrier-pigeon://coop", "is not one of"),
+    ],
+)
+def test_email_url_sets_the_transport(url, expected):
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+
+    show = (
+        "import quorum.settings as s;"
+        "print(s.EMAIL_BACKEND.rsplit('.', 2)[-2] + '.' + s.EMAIL_BACKEND.rsplit('.', 1)[-1],"
+        " s.EMAIL_FILE_PATH.removeprefix(str(s.BASE_DIR) + '/') if 'EmlFile' in s.EMAIL_BACKEND"
+        ' else f\'{s.EMAIL_HOST if s.EMAIL_HOST != "localhost" else None} {s.EMAIL_PORT}'
+        " {s.EMAIL_USE_TLS} {s.EMAIL_USE_SSL}')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", show],
+        env={**os.environ, "EMAIL_URL": url},
+        cwd=django_settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert expected in result.stdout + result.stderr
