@@ -1,0 +1,343 @@
+"""Reviews in a real browser: request, approve, watch the transition land; reject; refuse; escape.
+
+Real everything: the test MLflow server holds the model, the sync mirrors it, a real RQ worker
+(a SimpleWorker in a background thread, polling the transitions and sync queues) carries out the
+approved transition against MLflow, and Debian's Chromium drives the live server. Screenshots
+land in var/screenshots/ for a human to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+
+from registry.jobs import SYNC_QUEUE
+from registry.models import Stage
+from registry.sync import sync_registry
+from reviews import jobs, services
+from reviews.models import Decision, Execution, TransitionRequest, Vote
+from tests.factories import cache_all_history, make_model, make_version
+from tests.test_browser_registry import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCREENSHOTS,
+    register_fraud_model,
+)
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+PASSWORD = "pw"  # the cast's password (tests/conftest.py)
+
+
+class ThreadWorker:
+    """A SimpleWorker polling its queues from a background thread until stopped.
+
+    RQ installs signal handlers and times jobs out with SIGALRM, which only the main thread may
+    do; a worker in a thread leaves signals to the test runner and times jobs with a timer.
+    """
+
+    def __init__(self, *queues):
+        from rq import SimpleWorker
+        from rq.timeouts import TimerDeathPenalty
+
+        class Worker(SimpleWorker):
+            death_penalty_class = TimerDeathPenalty
+
+            def _install_signal_handlers(self):
+                pass
+
+        self.worker = Worker(list(queues), connection=queues[0].connection)
+        self.stopping = threading.Event()
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            while not self.stopping.is_set():
+                if not self.worker.work(burst=True):
+                    time.sleep(0.2)
+        except BaseException as error:  # reported by the test
+            self.errors.append(error)
+        finally:
+            connection.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the worker did not stop"
+
+
+@pytest.fixture
+def worker(rq_queue, settings):
+    settings.QUORUM_TRANSITION_RETRY_INTERVALS = [0, 0]
+    transitions = rq_queue(jobs.QUEUE)
+    # Job ids come from request ids, which a fresh test database hands out again: records of an
+    # earlier run's jobs would make the new ones look like duplicates.
+    stale = list(
+        transitions.connection.scan_iter(
+            f"{transitions.job_class.redis_job_namespace_prefix}transition-*"
+        )
+    )
+    if stale:
+        transitions.connection.delete(*stale)
+    with ThreadWorker(transitions, rq_queue(SYNC_QUEUE)) as running:
+        yield running
+    assert running.errors == []
+
+
+@pytest.fixture
+def sign_in(live_server):
+    """`sign_in(username, width=, height=)`: a signed-in Session in its own browser context."""
+    from playwright.sync_api import sync_playwright
+
+    sessions: list[Session] = []
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+        def open_session(username: str, **viewport) -> Session:
+            sessions.append(Session(chromium, live_server, username, **viewport))
+            return sessions[-1]
+
+        try:
+            yield open_session
+        finally:
+            # Closed contexts drop their kept-alive connections, and the server's threads with them.
+            for session in sessions:
+                session.context.close()
+            chromium.close()
+
+
+class Session:
+    """One user's browser context, signed in, failing on page errors and on any dialog."""
+
+    def __init__(self, browser, live_server, username, *, width=1280, height=900):
+        self.base = live_server.url
+        self.context = browser.new_context(viewport={"width": width, "height": height})
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("dialog", self._dialog)
+        self.page.goto(f"{self.base}/accounts/login/")
+        self.page.fill("input[name=username]", username)
+        self.page.fill("input[name=password]", PASSWORD)
+        self.page.click("button[type=submit]")
+        self.page.wait_for_url(f"{self.base}/")
+
+    def _dialog(self, dialog):
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def goto(self, path: str):
+        response = self.page.goto(self.base + path)
+        assert response is not None and response.ok, (path, response and response.status)
+        return self.page
+
+    def shot(self, name: str, **options):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=SCREENSHOTS / name, full_page=True, **options)
+
+    def assert_clean(self):
+        assert self.errors == [] and self.dialogs == []
+
+
+@pytest.fixture
+def fraud(mlflow_client, unique_name, policies):
+    """Five versions in MLflow and the mirror: v3 in Production, v5 the new candidate."""
+    name = f"fraud-{unique_name[-6:]}"
+    register_fraud_model(mlflow_client, name)
+    sync_registry(model=name, client=mlflow_client)
+    return name
+
+
+def test_request_three_approvals_and_the_transition_lands_without_reload(
+    sign_in, live_server, fraud, mlflow_client, worker, policies
+):
+    requester = sign_in("requester")
+    page = requester.goto(f"/models/{fraud}/versions/5/")
+    assert page.locator("#promotion-target").input_value() == "Production"
+    preview = page.locator(".preview[data-target='Production']")
+    assert preview.is_visible()
+    assert "needs 1 of ml-leads and 2 of data-science" in preview.inner_text()
+    assert "Compared with v3" in preview.inner_text()
+    assert not page.locator(".preview[data-target='Staging']").is_visible()
+    page.fill("#promotion-comment", "Weekly retrain on March payments.")
+    requester.shot("version-request-form.png")
+    page.click("#promotion-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/reviews/\d+/$"))
+    request = TransitionRequest.objects.get(version__model__name=fraud)
+    assert "is open; the approvers are told" in page.inner_text(".messages")
+    assert page.locator("#status-badge").inner_text() == "pending"
+
+    for number, username in enumerate(["lead", "scientist1", "scientist2"]):
+        approver = sign_in(username)
+        inbox = approver.goto("/reviews/")
+        awaiting = inbox.locator("#awaiting")
+        assert awaiting.locator(".request-link").count() == 1
+        assert f"data-science {max(number - 1, 0)}/2" in awaiting.inner_text()
+        if number == 0:
+            approver.shot("inbox.png")
+        awaiting.locator(".request-link").click()
+        approver.page.wait_for_url(f"**/reviews/{request.pk}/")
+        approver.page.wait_for_selector("#chart-comparison.js-plotly-plot .main-svg")
+        if number == 1:
+            approver.shot("request-pending.png")
+            phone = sign_in("scientist3", width=390, height=844)
+            phone.goto(f"/reviews/{request.pk}/")
+            phone.page.wait_for_selector("#chart-comparison.js-plotly-plot .main-svg")
+            width = phone.page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, "the request page scrolls sideways on a phone"
+            phone.shot("request-phone.png")
+            phone.assert_clean()
+        approver.page.fill("#vote-comment", f"Checked by {username}.")
+        approver.page.click("button[value=approve]")
+        approver.page.wait_for_url(f"**/reviews/{request.pk}/")
+        approver.assert_clean()
+
+    # The last approver's page: queued, then done, with no reload in between.
+    last = approver.page
+    last.evaluate("window.stillTheSamePage = true")
+    last.wait_for_function(
+        "document.getElementById('execution-label').textContent === 'done'", timeout=60_000
+    )
+    assert last.evaluate("window.stillTheSamePage") is True
+    outcome = last.locator("#execution-outcome")
+    assert outcome.inner_text() == "Version 5 is now in Production (version 3 archived)."
+    assert last.locator("#status-badge").inner_text() == "approved · done"
+    assert not last.locator("#execution-spinner").is_visible()
+    approver.shot("request-done.png")
+
+    assert mlflow_client.get_version(fraud, 5).stage == "Production"
+    assert mlflow_client.get_version(fraud, 3).stage == "Archived"
+    request.refresh_from_db()
+    assert (request.decision, request.execution) == (Decision.APPROVED, Execution.DONE)
+
+    admin = sign_in("admin")
+    audit = admin.goto(f"/audit/?model={fraud}")
+    assert "Chain intact" in audit.inner_text(".chain")
+    assert audit.locator("td code", has_text="transition.done").count() == 1
+    admin.shot("audit.png")
+    history = admin.goto(f"/models/{fraud}/")
+    assert "approved · done" in history.locator("#requests").inner_text()
+    for session in (requester, admin):
+        session.assert_clean()
+
+
+def test_rejection_needs_a_comment_and_the_requester_sees_why(
+    sign_in, live_server, mlflow_client, unique_name, policies, requester
+):
+    name = f"churn-{unique_name[-6:]}"
+    from tests.test_sync import register
+
+    register(mlflow_client, name, versions=2)
+    mlflow_client.transition_stage(name, 1, "Production")
+    sync_registry(model=name, client=mlflow_client)
+    request = services.request_create(
+        model=name, version=2, target="Production", requester=requester
+    )
+
+    reviewer = sign_in("scientist1")
+    page = reviewer.goto(f"/reviews/{request.pk}/")
+    page.click("button[value=reject]")
+    assert "Say why you reject" in page.inner_text(".field-error")
+    assert not Vote.objects.exists()
+    # The form came back with a 400, which Chromium logs as a failed load: expected here.
+    assert reviewer.errors == [
+        "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    ]
+    reviewer.errors.clear()
+    page.fill("#vote-comment", "Recall on the new-merchant slice fell 4 points.")
+    page.click("button[value=reject]")
+    page.wait_for_url(f"**/reviews/{request.pk}/")
+    assert page.locator("#status-badge").inner_text() == "rejected"
+    assert "Recall on the new-merchant slice fell 4 points." in page.inner_text("#decision")
+    assert page.locator("button[value=approve]").count() == 0
+
+    author = sign_in("requester")
+    mine = author.goto("/reviews/").locator("#mine")
+    assert "Why rejected: Recall on the new-merchant slice fell 4 points." in mine.inner_text()
+    model_page = author.goto(f"/models/{name}/")
+    assert "Recall on the new-merchant slice" in model_page.locator("#requests").inner_text()
+    assert mlflow_client.get_version(name, 2).stage == "None"
+    reviewer.assert_clean()
+    author.assert_clean()
+
+
+def test_outsider_sees_no_buttons_and_a_forged_vote_is_refused(
+    sign_in, live_server, policies, requester
+):
+    model = make_model("outsider-check")
+    make_version(model, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.8})
+    cache_all_history(make_version(model, metrics={"accuracy": 0.9, "f1": 0.85}))
+    request = services.request_create(
+        model=model.name, version=2, target="Production", requester=requester
+    )
+    outsider = sign_in("outsider")
+    page = outsider.goto(f"/reviews/{request.pk}/")
+    assert page.locator(".actions button").count() == 0
+    assert "You are not in ml-leads or data-science." in page.inner_text(".actions")
+
+    # A POST with the outsider's own valid CSRF token: the server still refuses it.
+    token = next(c["value"] for c in outsider.context.cookies() if c["name"] == "csrftoken")
+    response = outsider.context.request.post(
+        f"{live_server.url}/reviews/{request.pk}/vote",
+        form={"csrfmiddlewaretoken": token, "decision": "approve", "comment": "forged"},
+        headers={"Referer": f"{live_server.url}/reviews/{request.pk}/"},
+    )
+    assert response.status == 403
+    assert "You are not in ml-leads or data-science." in response.text()
+    assert not Vote.objects.exists()
+    request.refresh_from_db()
+    assert request.decision == Decision.PENDING
+    outsider.assert_clean()
+
+
+def test_hostile_model_text_fires_no_dialog_on_any_page(
+    sign_in, live_server, policies, requester, scientist1
+):
+    model = make_model(HOSTILE, description=HOSTILE, tags={HOSTILE: HOSTILE})
+    make_version(model, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.8})
+    candidate = make_version(
+        model,
+        metrics={"accuracy": 0.9, "f1": 0.85, HOSTILE: 0.5},
+        params={HOSTILE: HOSTILE},
+        tags={HOSTILE: HOSTILE},
+        description=HOSTILE,
+    )
+    cache_all_history(candidate)
+    request = services.request_create(
+        model=HOSTILE, version=2, target="Production", requester=requester, comment=HOSTILE
+    )
+    services.vote_cast(request_id=request.pk, user=scientist1, decision="reject", comment=HOSTILE)
+    name = quote(HOSTILE, safe="")
+
+    admin = sign_in("admin")
+    for path in (
+        "/",
+        f"/models/{name}/",
+        f"/models/{name}/versions/2/",
+        f"/models/{name}/versions/1/request/",
+        f"/models/{name}/compare?a=2&b=1",
+        "/reviews/",
+        f"/reviews/{request.pk}/",
+        "/audit/",
+    ):
+        page = admin.goto(path)
+        page.wait_for_load_state("load")
+        assert HOSTILE in page.inner_text("body"), path  # shown as text, not run as markup
+        assert page.locator("img[src=x]").count() == 0, path
+    admin.assert_clean()
