@@ -65,13 +65,13 @@ from .models import (
 from .outbox import QUEUE as QUEUE  # the queue mail jobs run on
 from .outbox import (
     SWEEP_BATCH,
-    DeliveryFailed,
     claim,
     due,
     enqueue,
     finish,
     job_id,
     release_failed,
+    send_for_event,
 )
 from .services import progress, required_groups
 
@@ -171,16 +171,7 @@ def reminders_enabled(user) -> bool:
 
 def send_event_mail(event_id: int) -> str:
     """RQ job: sends the event's pending mail. Safe to run twice; raises if some could not go."""
-    ids = list(
-        Notification.objects.filter(event_id=event_id, state=OutboxState.PENDING).values_list(
-            "pk", flat=True
-        )
-    )
-    sent, skipped, failed = send(ids)
-    summary = f"event #{event_id}: {sent} sent, {skipped} skipped, {failed} failed"
-    if failed:
-        raise DeliveryFailed(summary)
-    return summary
+    return send_for_event(Notification, event_id, send)
 
 
 def send(ids: list[int]) -> tuple[int, int, int]:

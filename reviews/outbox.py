@@ -11,6 +11,7 @@ older than a minute (until then the job queued for it is expected to send it).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -127,3 +128,19 @@ def enqueue(func, event_id: int, *, job_id: str, what: str) -> bool:
 def job_id(prefix: str, event: AuditEvent) -> str:
     """Unique to the event even across databases that share a Redis: ids restart, hashes don't."""
     return f"{prefix}-event-{event.pk}-{event.hash[:16]}"
+
+
+def send_for_event(
+    model: type[OutboxItem], event_id: int, send: Callable[[list[int]], tuple[int, int, int]]
+) -> str:
+    """What an event's job does: `send` its pending items; raise if some failed, so RQ retries."""
+    ids = list(
+        model.objects.filter(event_id=event_id, state=OutboxState.PENDING).values_list(
+            "pk", flat=True
+        )
+    )
+    done, skipped, failed = send(ids)
+    summary = f"event #{event_id}: {done} sent, {skipped} skipped, {failed} failed"
+    if failed:
+        raise DeliveryFailed(summary)
+    return summary

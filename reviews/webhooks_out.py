@@ -78,16 +78,7 @@ def enqueue(event: AuditEvent) -> bool:
 
 def deliver_event(event_id: int) -> str:
     """RQ job: posts the event to every URL still waiting for it; raises if one failed."""
-    ids = list(
-        WebhookDelivery.objects.filter(event_id=event_id, state=OutboxState.PENDING).values_list(
-            "pk", flat=True
-        )
-    )
-    delivered, skipped, failed = deliver(ids)
-    summary = f"event #{event_id}: {delivered} delivered, {skipped} skipped, {failed} failed"
-    if failed:
-        raise outbox.DeliveryFailed(summary)
-    return summary
+    return outbox.send_for_event(WebhookDelivery, event_id, deliver)
 
 
 def deliver(ids: list[int]) -> tuple[int, int, int]:

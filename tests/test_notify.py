@@ -21,7 +21,6 @@ from django_rq.cron import DjangoCronScheduler
 
 from quorum.localservices import free_port
 from registry.models import ChangeKind, RegistryChange
-from registry.sync import sync_registry
 from reviews import jobs, notify, registry_events, services
 from reviews.models import (
     AuditEvent,
@@ -30,10 +29,12 @@ from reviews.models import (
     OutboxState,
     TransitionRequest,
 )
+from tests import test_transitions
 from tests.test_services import mirror
-from tests.test_sync import register
 
 pytestmark = pytest.mark.django_db
+
+promoted = test_transitions.promoted  # a model in MLflow and the mirror
 
 BASE_URL = "https://quorum.example.com"
 APPROVERS = {"lead", "scientist1", "scientist2", "scientist3"}
@@ -205,15 +206,6 @@ def test_a_decision_goes_to_the_requester_and_everyone_who_voted_only(
 # -- execution: a real transition job against a real MLflow server ------------------------------
 
 
-@pytest.fixture
-def in_mlflow(mlflow_client, unique_name, policies):
-    """A model in MLflow and the mirror: v1 in Production, v2 and v3 candidates."""
-    register(mlflow_client, unique_name, versions=3)
-    mlflow_client.transition_stage(unique_name, 1, "Production")
-    sync_registry(model=unique_name, client=mlflow_client)
-    return unique_name
-
-
 def run_transition(request, committed, simple_worker) -> None:
     # Request ids restart with each test database, and a finished job of an earlier run with the
     # same id may still be in Redis: replace it, as an admin's retry does.
@@ -223,9 +215,9 @@ def run_transition(request, committed, simple_worker) -> None:
 
 
 def test_a_transition_done_tells_the_requester(
-    in_mlflow, mailroom, deliver, cast, committed, simple_worker
+    promoted, mailroom, deliver, cast, committed, simple_worker
 ):
-    request = create(cast["requester"], committed, model=in_mlflow, version=3)
+    request = create(cast["requester"], committed, model=promoted, version=3)
     approve_all(request, cast, committed)
     deliver()
 
@@ -233,7 +225,7 @@ def test_a_transition_done_tells_the_requester(
     sent = deliver()
 
     assert to(sent) == {"requester"}
-    assert subjects(sent) == {f"[Quorum] {in_mlflow} v3 is now in Production"}
+    assert subjects(sent) == {f"[Quorum] {promoted} v3 is now in Production"}
     assert "Archived: v1." in sent[0].body
 
 

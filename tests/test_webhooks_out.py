@@ -22,12 +22,13 @@ from django.utils import timezone
 from quorum.localservices import free_port
 from reviews import jobs, notify, services, webhooks_out
 from reviews.models import OutboxState, WebhookDelivery
-from tests import test_notify
+from tests import test_notify, test_transitions
 from tests.test_services import mirror
 
 pytestmark = pytest.mark.django_db
 
-in_mlflow = test_notify.in_mlflow  # a model in MLflow and the mirror
+promoted = test_transitions.promoted  # a model in MLflow and the mirror
+
 run_transition = test_notify.run_transition
 
 SECRET = "webhook-test-secret"
@@ -196,13 +197,13 @@ def test_a_receiver_down_longer_than_the_retries_gets_the_event_from_the_sweep(
 
 
 def test_the_approval_and_the_transition_result_are_posted(
-    in_mlflow, hooks, receivers, cast, committed, settings, simple_worker
+    promoted, hooks, receivers, cast, committed, settings, simple_worker
 ):
     deploy = receivers()
     settings.QUORUM_WEBHOOK_URLS = [deploy.url]
     with committed():
         request = services.request_create(
-            model=in_mlflow, version=3, target="Production", requester=cast["requester"]
+            model=promoted, version=3, target="Production", requester=cast["requester"]
         )
     for name in ("lead", "scientist1", "scientist2"):
         with committed():
