@@ -12,7 +12,7 @@ from registry.models import ModelVersion, Stage
 from . import gates, services
 from .errors import AmbiguousPolicy, NoPolicy
 from .models import ApprovalPolicy, AuditEvent, Decision, Execution, TransitionRequest, VoteChoice
-from .policies import format_duration, policy_as_spec, policy_for
+from .policies import policy_as_spec, policy_for
 
 COMMENT_MAX = 4000
 REJECT_NEEDS_COMMENT = "Say why you reject: the requester needs it to fix the model."
@@ -52,7 +52,14 @@ class TargetOption:
 
     @property
     def expires_after(self) -> str:
-        return format_duration(self.policy.expires_after) if self.policy else ""
+        """The expiry in words: "7 days", "12 hours", "1 day 12 hours"."""
+        if self.policy is None:
+            return ""
+        minutes = int(self.policy.expires_after.total_seconds() // 60)
+        days, minutes = divmod(minutes, 24 * 60)
+        hours, minutes = divmod(minutes, 60)
+        parts = [(days, "day"), (hours, "hour"), (minutes, "minute")]
+        return " ".join(f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n)
 
     @property
     def rejected_at_once(self) -> bool:
