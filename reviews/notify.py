@@ -286,10 +286,12 @@ def mail_context(event: AuditEvent, kind: str) -> dict[str, Any]:
             votes=votes,
             decision=request.get_decision_display(),
         )
-    else:
+    elif event.version is not None:
         context["link"] = absolute(
             reverse("registry:version_detail", args=[event.model_name, event.version])
         )
+    else:
+        context["link"] = absolute(reverse("registry:model_detail", args=[event.model_name]))
     if kind in (Kind.REMINDER, Kind.ESCALATION):
         context["time_left"] = duration_words(details.get("seconds_left", 0))
     context["subject"] = subject(kind, event, request, context)
