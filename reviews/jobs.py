@@ -2,7 +2,7 @@
 
 `execute_transition` is idempotent: it reads MLflow first and only records success when the
 version is already at its target, so a retried, duplicated or re-enqueued job never transitions
-twice. Its job id is derived from the request (`transition-<id>`, enqueued with `unique=True`), so
+twice. Its job id is derived from the request (`transition_job_id`, enqueued with `unique=True`), so
 concurrent enqueues produce one job. The reconciler finds approved requests whose job is gone
 (Redis was down at commit, a worker was killed) and enqueues them again: no decision is lost.
 """
@@ -34,8 +34,14 @@ QUEUE = "transitions"
 DEAD_JOB_STATES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
-def transition_job_id(request_id: int) -> str:
-    return f"transition-{request_id}"
+def transition_job_id(request: TransitionRequest) -> str:
+    """The one job id a request's transition ever has.
+
+    The creation time is part of it: a finished job's record outlives it in Redis, and after a
+    database restore (or with two Quorum databases on one Redis) a request id alone would name an
+    old job, and `unique=True` would silently refuse the new one.
+    """
+    return f"transition-{request.pk}-{int(request.created_at.timestamp() * 1_000_000)}"
 
 
 def enqueue_transition(request_id: int, *, replace: bool = False) -> bool:
@@ -45,7 +51,10 @@ def enqueue_transition(request_id: int, *, replace: bool = False) -> bool:
     reconciler will queue it when Redis answers again. `replace` drops a finished or failed job
     record first (an admin's retry).
     """
-    job_id = transition_job_id(request_id)
+    request = TransitionRequest.objects.filter(pk=request_id).only("pk", "created_at").first()
+    if request is None:
+        return False
+    job_id = transition_job_id(request)
     try:
         queue = django_rq.get_queue(QUEUE)
         if replace:
@@ -185,7 +194,7 @@ def requeue_lost_transitions() -> list[int]:
     waiting = list(
         TransitionRequest.objects.filter(
             decision=Decision.APPROVED, execution__in=[Execution.QUEUED, Execution.RUNNING]
-        ).values_list("pk", flat=True)
+        ).only("pk", "created_at")
     )
     if not waiting:
         return []
@@ -193,8 +202,9 @@ def requeue_lost_transitions() -> list[int]:
     # A killed worker's job stays "started" until this notices its heartbeat stopped.
     queue.started_job_registry.cleanup()
     requeued = []
-    for request_id in waiting:
-        job_id = transition_job_id(request_id)
+    for waiting_request in waiting:
+        request_id = waiting_request.pk
+        job_id = transition_job_id(waiting_request)
         try:
             status = Job.fetch(job_id, connection=queue.connection).get_status()
         except NoSuchJobError:

@@ -508,7 +508,7 @@ def test_retry_action_requeues_a_failed_execution(
 
         assert shown_messages(response) == [f"Re-queued #{a_request.pk}."]
         assert TransitionRequest.objects.get(pk=a_request.pk).execution == Execution.QUEUED
-        assert transition_job_id(a_request.pk) in queue.get_job_ids()
+        assert transition_job_id(a_request) in queue.get_job_ids()
         event = AuditEvent.objects.order_by("-sequence").first()
         assert (event.action, event.actor, event.request_id) == (
             "transition.retry",

@@ -84,15 +84,6 @@ class ThreadWorker:
 def worker(rq_queue, settings):
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = [0, 0]
     transitions = rq_queue(jobs.QUEUE)
-    # Job ids come from request ids, which a fresh test database hands out again: records of an
-    # earlier run's jobs would make the new ones look like duplicates.
-    stale = list(
-        transitions.connection.scan_iter(
-            f"{transitions.job_class.redis_job_namespace_prefix}transition-*"
-        )
-    )
-    if stale:
-        transitions.connection.delete(*stale)
     with ThreadWorker(transitions, rq_queue(SYNC_QUEUE)) as running:
         yield running
     assert running.errors == []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 import threading
@@ -45,21 +44,10 @@ def database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def fresh_request_ids() -> None:
-    """Starts request ids at a random height: a job id is `transition-<request id>`, and a job
-    record left in Redis by an earlier run would make the engine's unique enqueue skip ours."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT setval(pg_get_serial_sequence('reviews_transitionrequest', 'id'), %s)",
-            [random.randint(10**6, 10**9)],
-        )
-
-
 @pytest.fixture
 def worker(mlflow_server, rq_queue, tmp_path):
     """`manage.py rqworker transitions` on the test database; its log is shown if a test fails."""
     rq_queue(jobs.QUEUE)
-    fresh_request_ids()
     log_path = tmp_path / "worker.log"
     env = {
         **os.environ,

@@ -62,7 +62,7 @@ def test_last_approval_moves_the_version_in_mlflow_and_archives_the_old_one(
     approved, promoted, mlflow_client, transitions, simple_worker
 ):
     request = approved(3, "Production")
-    assert transitions.job_ids == [f"transition-{request.pk}"]
+    assert transitions.job_ids == [jobs.transition_job_id(request)]
 
     simple_worker(transitions)
 
@@ -279,7 +279,7 @@ def test_concurrent_final_approvals_make_one_decision_one_job_one_transition(
         # and the 10 others find the request closed.
         assert sorted(set(outcomes)) == ["RequestClosed", "counted"], outcomes
         assert outcomes.count("counted") == 2, f"round {round_number}: {outcomes}"
-        assert transitions.job_ids == [f"transition-{request.pk}"]
+        assert transitions.job_ids == [jobs.transition_job_id(request)]
         simple_worker(transitions)
         request.refresh_from_db()
         assert (request.decision, request.execution) == ("approved", "done")
