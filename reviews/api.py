@@ -283,9 +283,13 @@ def _request(pk: int) -> dict:
 def list_models(request: HttpRequest, page: Query[PageIn]):
     """Registered models in the mirror, by name."""
     live = Q(versions__deleted=False)
-    models = RegisteredModel.objects.live().annotate(
-        version_count=Count("versions", filter=live),
-        latest=Max("versions__version", filter=live),
+    models = (
+        RegisteredModel.objects.live()
+        .annotate(
+            version_count=Count("versions", filter=live),
+            latest=Max("versions__version", filter=live),
+        )
+        .order_by("name")  # explicit: pages must not shuffle
     )
     return _page(models, page, model_out)
 
