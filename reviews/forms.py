@@ -12,7 +12,7 @@ from registry.models import ModelVersion, Stage
 from . import gates, services
 from .errors import AmbiguousPolicy, NoPolicy
 from .models import ApprovalPolicy, AuditEvent, Decision, Execution, TransitionRequest, VoteChoice
-from .policies import policy_as_spec, policy_for
+from .policies import policies_loaded, policy_as_spec, policy_for
 
 COMMENT_MAX = 4000
 REJECT_NEEDS_COMMENT = "Say why you reject: the requester needs it to fix the model."
@@ -80,20 +80,19 @@ def _target_order(target: str) -> tuple[int, str]:
 def target_options(version: ModelVersion) -> list[TargetOption]:
     """Every stage and alias some policy covers for this version's model, in a stable order.
 
-    `version.model` must be loaded. Costs a few queries per target a policy names: bounded by
-    the policy set, not by the registry.
+    `version.model` must be loaded. Costs the policies' queries once, then one query per target
+    for its current holder: bounded by the policy set, not by the registry.
     """
     model = version.model
-    named = {
-        t for targets in ApprovalPolicy.objects.values_list("targets", flat=True) for t in targets
-    }
+    policies = policies_loaded()
+    named = {target for policy in policies for target in policy.targets}
     open_requests = {
         r.target: r for r in TransitionRequest.objects.open().filter(version=version).order_by()
     }
     options = []
     for target in sorted(named, key=_target_order):
         try:
-            policy = policy_for(model.name, target)
+            policy = policy_for(model.name, target, policies=policies)
         except NoPolicy:
             continue
         except AmbiguousPolicy as error:

@@ -499,13 +499,20 @@ def _policy_document(policy: ApprovalPolicy) -> dict:
 # -- matching ----------------------------------------------------------------------------------
 
 
-def policy_for(model_name: str, target: str) -> ApprovalPolicy:
-    """The most specific policy covering (model, target).
+def policies_loaded() -> list[ApprovalPolicy]:
+    """Every policy with its requirements and gates, for matching many targets in one go."""
+    return list(ApprovalPolicy.objects.prefetch_related("requirements__group", "gates"))
+
+
+def policy_for(
+    model_name: str, target: str, *, policies: list[ApprovalPolicy] | None = None
+) -> ApprovalPolicy:
+    """The most specific policy covering (model, target), among `policies` when given.
 
     Raises `NoPolicy` when none covers it and `AmbiguousPolicy` when two tie.
     """
     best: list[tuple[tuple[int, int], ApprovalPolicy]] = []
-    for policy in ApprovalPolicy.objects.prefetch_related("requirements__group", "gates"):
+    for policy in policies if policies is not None else policies_loaded():
         if target not in policy.targets:
             continue
         scores = [
