@@ -6,6 +6,7 @@ import textwrap
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 
@@ -304,3 +305,16 @@ def test_export_policies_command_writes_yaml(people, capsys):
     call_command("export_policies")
 
     assert parse_policy_file(capsys.readouterr().out) == parse_policy_file(EXAMPLE)
+
+
+def test_the_example_policy_file_loads_once_with_if_empty(capsys):
+    for name in ["alice", "bob", "carol", "dave"]:
+        User.objects.create_user(name)
+    example = str(settings.BASE_DIR / "docs" / "policies.example.yaml")
+
+    call_command("load_policies", "--if-empty", example)
+    ApprovalPolicy.objects.filter(name="staging").delete()  # an admin's edit
+    call_command("load_policies", "--if-empty", example)
+
+    assert set(ApprovalPolicy.objects.values_list("name", flat=True)) == {"production", "archive"}
+    assert "policies exist already" in capsys.readouterr().out

@@ -6,6 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from reviews.errors import PolicyInvalid
+from reviews.models import ApprovalPolicy
 from reviews.policies import policies_load
 
 
@@ -20,8 +21,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="validate and report, change nothing"
         )
+        parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="load only when no policy exists yet (first start of a deployment)",
+        )
 
-    def handle(self, *args, file, dry_run=False, **options):
+    def handle(self, *args, file, dry_run=False, if_empty=False, **options):
+        if if_empty and ApprovalPolicy.objects.exists():
+            self.stdout.write("policies exist already: not loading " + file)
+            return
         try:
             text = self.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
         except OSError as error:
