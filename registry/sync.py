@@ -11,7 +11,8 @@ Three ways in, one way to write:
   is created, transitioned or deleted, which is how deletions are noticed). A quiet registry costs
   two calls whatever its size. Version tags set in MLflow bump no timestamp: the webhook and the
   nightly full sync pick those up.
-- **model**: one model, completely (the webhook receiver queues these).
+- **model**: one model's versions completely, and the runs of versions it has not read yet (the
+  webhook receiver and the transition job queue these).
 
 Each observed difference becomes a `RegistryChange`: the review app reads them to tell the
 transitions its own jobs made from the ones made in MLflow directly. Syncs are serialised by a row
@@ -212,7 +213,9 @@ def _sync_one_model(
         _report(progress, "done", 2, 2)
         return result
     versions = client.list_versions(name)
-    runs = client.get_runs(v.run_id for v in versions)
+    # Runs the mirror already holds are not read again (a transition job syncs its model after
+    # every move); a run that logs more metrics later is picked up by the nightly full sync.
+    runs = client.get_runs(v.run_id for v in _versions_needing_runs(versions))
     _report(progress, "writing the mirror", 1, 2)
     result = _apply(
         models={name: found},
