@@ -10,24 +10,15 @@ p50/p95/max. Each promotion archives the previous Production version, as the def
 policy does, and the job re-syncs the model afterwards: the worker does all of that before the
 request is done, but the time measured ends when MLflow shows the stage.
 
-Uses DATABASE_URL when set (it must be a database the worker process can see: not in-memory
-SQLite), else a fresh SQLite file under var/bench/; REDIS_URL when set, else database 13 of the
-Redis on 127.0.0.1:6379, else a private redis-server.
+The database, Redis and MLflow are chosen as bench/_common.py says.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-BENCH_DIR = ROOT / "var" / "bench"
+from _common import bench_stack, database_vendor, summary_ms
 
 POLICY = """
 groups:
@@ -45,57 +36,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=50)
     args = parser.parse_args()
-
-    from quorum.localservices import (
-        free_port,
-        redis_answers,
-        start_embedded_redis,
-        start_mlflow_server,
-        stop_process,
-    )
-
-    BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    database = BENCH_DIR / "decision.sqlite3"
-    database.unlink(missing_ok=True)
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{database}")
-    embedded = None
-    if "REDIS_URL" not in os.environ:
-        local = "redis://127.0.0.1:6379/13"
-        if redis_answers(local):
-            os.environ["REDIS_URL"] = local
-        else:
-            embedded = start_embedded_redis(BENCH_DIR)
-            os.environ["REDIS_URL"] = embedded.url
-    store = BENCH_DIR / f"mlflow-decisions-{int(time.time())}"
-    server = start_mlflow_server(store, port=free_port())
-    os.environ["MLFLOW_TRACKING_URI"] = server.url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quorum.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    worker = None
-    try:
-        import django_rq
-
-        django_rq.get_queue("transitions").empty()
-        worker = subprocess.Popen(
-            [sys.executable, "manage.py", "rqworker", "transitions", "--with-scheduler"],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+    with bench_stack("decisions", workers=1) as url:
+        latencies = run(url, args.requests)
+        print(
+            f"decision latency over {args.requests} requests, database {database_vendor()} "
+            "(last vote committed -> stage in MLflow):"
         )
-        latencies = run(server.url, args.requests)
-    finally:
-        if worker is not None:
-            stop_process(worker)
-        server.stop()
-        if embedded is not None:
-            embedded.stop()
-    report(latencies, args.requests)
+        print(f"  {summary_ms(latencies)}")
 
 
 def run(url: str, count: int) -> list[float]:
@@ -138,15 +85,6 @@ def run(url: str, count: int) -> list[float]:
         while TransitionRequest.objects.get(pk=request.pk).execution != Execution.DONE:
             time.sleep(0.01)
     return latencies
-
-
-def report(latencies: list[float], count: int) -> None:
-    ordered = sorted(latencies)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * len(ordered)) - 1)]
-    print(f"decision latency over {count} requests (last vote committed -> stage in MLflow):")
-    print(f"  p50 {statistics.median(ordered) * 1000:7.0f} ms")
-    print(f"  p95 {p95 * 1000:7.0f} ms")
-    print(f"  max {ordered[-1] * 1000:7.0f} ms")
 
 
 if __name__ == "__main__":

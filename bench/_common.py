@@ -1,0 +1,115 @@
+"""What the benchmarks share: a fresh database, Redis, an MLflow server, worker processes.
+
+Every benchmark process runs the real stack on this machine. The database is PostgreSQL when one
+answers (DATABASE_URL, else a fresh `quorum_bench_<name>` database on 127.0.0.1:5432, dropped and
+created anew each run) because several processes write at once, else a fresh SQLite file under
+var/bench/. Redis is REDIS_URL, else database 13 of the local Redis, else a private redis-server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BENCH_DIR = ROOT / "var" / "bench"
+LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432"
+LOCAL_REDIS = "redis://127.0.0.1:6379/13"
+
+
+@contextlib.contextmanager
+def bench_stack(name: str, *, workers: int = 0, queues=("transitions",)) -> Iterator[str]:
+    """Sets up the environment and Django, starts MLflow and `workers` RQ worker processes;
+    yields the MLflow URL and stops everything it started on the way out."""
+    from quorum.localservices import (
+        free_port,
+        redis_answers,
+        start_embedded_redis,
+        start_mlflow_server,
+        stop_process,
+    )
+
+    # `timeout` and CI stop a benchmark with SIGTERM, which skips `finally` blocks by default:
+    # turn it into an exit so the worker processes and the MLflow server are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DATABASE_URL", fresh_database(name))
+    stops = []
+    if "REDIS_URL" not in os.environ:
+        if redis_answers(LOCAL_REDIS):
+            os.environ["REDIS_URL"] = LOCAL_REDIS
+        else:
+            redis = start_embedded_redis(BENCH_DIR)
+            stops.append(redis.stop)
+            os.environ["REDIS_URL"] = redis.url
+    server = start_mlflow_server(BENCH_DIR / f"mlflow-{name}-{int(time.time())}", port=free_port())
+    stops.append(server.stop)
+    os.environ["MLFLOW_TRACKING_URI"] = server.url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quorum.settings")
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        import django_rq
+
+        for queue in queues:
+            django_rq.get_queue(queue).empty()
+        for _ in range(workers):
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", "rqworker", *queues, "--with-scheduler"],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            stops.append(lambda p=process: stop_process(p))
+        yield server.url
+    finally:
+        for stop in reversed(stops):
+            stop()
+
+
+def fresh_database(name: str) -> str:
+    """A new, empty PostgreSQL database when the local server answers; else a new SQLite file."""
+    from quorum.localservices import database_answers
+
+    if database_answers(f"{LOCAL_POSTGRES}/postgres"):
+        import psycopg
+
+        database = f"quorum_bench_{name}"
+        with psycopg.connect(f"{LOCAL_POSTGRES}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{database}"')
+        return f"{LOCAL_POSTGRES}/{database}"
+    path = BENCH_DIR / f"{name}.sqlite3"
+    path.unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def summary_ms(values: list[float]) -> str:
+    return (
+        f"p50 {statistics.median(values) * 1000:.0f} ms, p95 {percentile(values, 0.95) * 1000:.0f}"
+        f" ms, p99 {percentile(values, 0.99) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms"
+    )
+
+
+def database_vendor() -> str:
+    from django.db import connection
+
+    return connection.vendor
