@@ -1,0 +1,231 @@
+"""Page latency under load: gunicorn serving the dashboard for a large registry and review history.
+
+    .venv/bin/python bench/pages.py [--clients 20] [--seconds 10] [--requests 1000]
+
+Mirrors the 200 x 10 benchmark registry (built once by bench/sync.py's code and reused from
+var/bench/), opens REQUESTS transition requests with votes (pending with some approvals, approved,
+rejected), then serves Quorum with gunicorn (2 processes x 4 threads, DEBUG off) and drives each
+page with `wrk` (CLIENTS connections for SECONDS each, logged in, loopback only). In the same run
+it drives MLflow's own JSON listing of 25 registered models (`registered-models/search`, the
+page size of our models list) the same way, and prints each page's p50 against MLflow's.
+Queries per page are counted in-process with Django's test client at this size.
+
+Needs `wrk` (Debian: apt-get install wrk) and a PostgreSQL server (several processes write).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import BENCH_DIR, ROOT, fresh_database
+
+POLICY = """
+groups:
+  data-science: [approver1, approver2, approver3]
+policies:
+  - name: bench
+    models: ["*"]
+    targets: [Production, Staging, "@champion"]
+    require: [{group: data-science, approvals: 2}]
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--seconds", type=int, default=10, help="per page")
+    parser.add_argument("--requests", type=int, default=1000)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench/pages.py needs wrk: apt-get install wrk")
+
+    from quorum.localservices import free_port, redis_answers, start_mlflow_server, stop_process
+
+    os.environ["DATABASE_URL"] = fresh_database("pages")
+    if not os.environ["DATABASE_URL"].startswith("postgres"):
+        sys.exit("bench/pages.py needs PostgreSQL on 127.0.0.1:5432 (or DATABASE_URL)")
+    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
+    if not redis_answers(os.environ["REDIS_URL"]):
+        sys.exit(f"no Redis answers at {os.environ['REDIS_URL']}")
+    store = BENCH_DIR / "mlflow-200x10"
+    server = start_mlflow_server(store, port=free_port())
+    os.environ["MLFLOW_TRACKING_URI"] = server.url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "quorum.settings"
+    web = None
+    try:
+        if not (store / "complete").exists():
+            from sync import build_registry
+
+            build_registry(server.url, 200, 10)
+            (store / "complete").write_text("built\n")
+        import django
+
+        django.setup()
+        pages, credentials = prepare(server.url, args.requests)
+        port = free_port()
+        web = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("gunicorn")),
+                "quorum.wsgi",
+                "--workers=2",
+                "--threads=4",
+                f"--bind=127.0.0.1:{port}",
+                "--log-level=warning",
+            ],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "DEBUG": "0",
+                "SECRET_KEY": "bench-" + "x" * 50,
+                "ALLOWED_HOSTS": "127.0.0.1",
+            },
+            start_new_session=True,
+        )
+        from quorum.localservices import wait_for_http
+
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/accounts/login/", timeout=30, process=web)
+        report(base, server.url, pages, credentials, args)
+    finally:
+        if web is not None:
+            stop_process(web)
+        server.stop()
+
+
+def prepare(mlflow_url: str, count: int):
+    """The mirror, users, policy and review history; returns (pages, credentials)."""
+    import django_rq
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from registry.mlflow_client import RegistryClient
+    from registry.models import ModelVersion
+    from registry.sync import sync_registry
+    from reviews import services
+    from reviews.models import TransitionRequest
+    from reviews.policies import policies_load
+
+    call_command("migrate", verbosity=0)
+    started = time.perf_counter()
+    sync_registry(full=True, client=RegistryClient(mlflow_url))
+    requester = User.objects.create_user("requester")
+    approvers = [User.objects.create_user(f"approver{i}") for i in (1, 2, 3)]
+    User.objects.create_superuser("reviewer")
+    policies_load(text=POLICY)
+    candidates = ModelVersion.objects.live().exclude(stage="Staging").select_related("model")
+    opened = []
+    for version in candidates.order_by("model__name", "version")[:count]:
+        request = services.request_create(
+            model=version.model.name,
+            version=version.version,
+            target="Staging",
+            requester=requester,
+        )
+        opened.append(request)
+        kind = request.pk % 4
+        if kind in (1, 2):  # pending with one approval, or approved
+            for approver in approvers[:kind]:
+                services.vote_cast(request_id=request.pk, user=approver, decision="approve")
+        elif kind == 3:
+            services.vote_cast(
+                request_id=request.pk, user=approvers[0], decision="reject", comment="worse"
+            )
+    django_rq.get_queue("transitions").empty()  # no worker here: leave MLflow as it is
+    print(
+        f"mirrored 2,000 versions and opened {len(opened)} requests with votes in "
+        f"{time.perf_counter() - started:.0f} s "
+        f"({TransitionRequest.objects.filter(decision='pending').count()} pending)"
+    )
+
+    sample = opened[len(opened) // 2]
+    name, number = sample.version.model.name, sample.version.version
+    pages = {
+        "models list": "/",
+        "model": f"/models/{name}/",
+        "version": f"/models/{name}/versions/{number}/",
+        "compare": f"/models/{name}/compare?a={number}&b={max(1, number - 1)}",
+        "inbox": "/reviews/",
+        "request": f"/reviews/{sample.pk}/",
+        "audit (staff)": "/audit/",
+        "API: pending requests": "/api/v1/requests?state=pending",
+    }
+    client = Client()
+    client.force_login(User.objects.get(username="reviewer"))
+    queries = {}
+    for label, path in pages.items():
+        if label.startswith("API"):
+            continue
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+        queries[label] = len(captured)
+    from reviews.api_auth import token_create
+
+    _, token = token_create(user=User.objects.get(username="reviewer"), name="bench")
+    credentials = {
+        "session": {"Cookie": f"sessionid={client.cookies['sessionid'].value}"},
+        "token": {"Authorization": f"Bearer {token}"},
+    }
+    return {label: (path, queries.get(label)) for label, path in pages.items()}, credentials
+
+
+def wrk(url: str, args, headers: dict[str, str]) -> dict[str, float]:
+    command = [
+        "wrk",
+        "-t2",
+        f"-c{args.clients}",
+        f"-d{args.seconds}s",
+        "-s",
+        str(ROOT / "bench" / "wrk_report.lua"),
+        url,
+    ]
+    for key, value in headers.items():
+        command[1:1] = ["-H", f"{key}: {value}"]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    match = re.search(r"RESULT (.*)", output)
+    if match is None:
+        raise SystemExit(f"wrk printed no result:\n{output}")
+    return {key: float(value) for key, value in (pair.split("=") for pair in match[1].split())}
+
+
+def report(base: str, mlflow_url: str, pages, credentials: dict, args) -> None:
+    from django.db import connection
+
+    mlflow = wrk(f"{mlflow_url}/api/2.0/mlflow/registered-models/search?max_results=25", args, {})
+    print()
+    print(
+        f"{args.clients} clients, {args.seconds} s per page, gunicorn 2 x 4 threads, "
+        f"database {connection.vendor}, {os.cpu_count()} cores shared with the load generator"
+    )
+    print(
+        f"{'page':<24} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>7} "
+        f"{'queries':>8} {'p50 / MLflow':>13}"
+    )
+    for label, (path, queries) in pages.items():
+        headers = credentials["token" if label.startswith("API") else "session"]
+        result = wrk(base + path, args, headers)
+        if result["errors"] or result["non2xx"]:
+            print(f"  {label}: {result['errors']:.0f} errors, {result['non2xx']:.0f} non-2xx")
+        print(
+            f"{label:<24} {result['p50']:8.1f} {result['p95']:8.1f} {result['p99']:8.1f} "
+            f"{result['requests'] / args.seconds:7.0f} {queries if queries is not None else '-':>8}"
+            f" {result['p50'] / mlflow['p50']:12.2f}x"
+        )
+    print(
+        f"{'MLflow models search (25)':<24} {mlflow['p50']:8.1f} {mlflow['p95']:8.1f} "
+        f"{mlflow['p99']:8.1f} {mlflow['requests'] / args.seconds:7.0f} {'-':>8} {1:12.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
