@@ -162,6 +162,12 @@ QUORUM_TRANSITION_RETRY_INTERVALS = [
 ]
 QUORUM_TRANSITION_TIMEOUT = int(os.environ.get("QUORUM_TRANSITION_TIMEOUT", "300"))
 QUORUM_RECONCILE_INTERVAL = int(os.environ.get("QUORUM_RECONCILE_INTERVAL", "60"))
+# A started transition whose worker sent no heartbeat for this long is presumed dead and is
+# re-queued by the reconciler (RQ itself notices only minutes later). Workers heartbeat every 30 s
+# (RQ's job monitoring interval): keep this at 2-3 times that.
+QUORUM_TRANSITION_HEARTBEAT_TIMEOUT = int(
+    os.environ.get("QUORUM_TRANSITION_HEARTBEAT_TIMEOUT", "90")
+)
 
 # Notifications (reviews/notify.py). Approvers who have not voted get a reminder when a pending
 # request has this many seconds left; staff hear of a request with no vote at half its lifetime.

@@ -9,16 +9,20 @@ concurrent enqueues produce one job. The reconciler finds approved requests whos
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
+from datetime import timedelta
 
 import django_rq
 import redis
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from rq import Retry, get_current_job
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.worker import Worker
 
 from registry.mlflow_client import MlflowError, RegistryClient
 from registry.models import ChangeKind
@@ -32,6 +36,8 @@ logger = logging.getLogger(__name__)
 QUEUE = "transitions"
 # Job states after which a request still marked queued/running needs a new job.
 DEAD_JOB_STATES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+# First half of the PostgreSQL advisory lock key an execution holds (the request id is the other).
+EXECUTION_LOCK_SPACE = 0x5152  # "QR"
 
 
 def transition_job_id(request: TransitionRequest) -> str:
@@ -88,6 +94,45 @@ def _drop_finished_job(job_id: str, connection) -> None:
 
 def execute_transition(request_id: int) -> str:
     """Carries out one approved request in MLflow, then re-syncs the model. Safe to run twice."""
+    with execution_lock(request_id):
+        return _carry_out(request_id)
+
+
+@contextlib.contextmanager
+def execution_lock(request_id: int) -> Iterator[None]:
+    """One execution of a request at a time, across workers and hosts (PostgreSQL).
+
+    Reading MLflow first makes a second run harmless only once the first has finished; two runs
+    that overlap could both read "not there yet" and both transition. The reconciler may re-queue
+    a job whose worker merely looks dead (a stalled heartbeat), so the second run waits here
+    until the first ends. The lock belongs to the database session: a killed worker's connection
+    closes and PostgreSQL releases it at once. SQLite (one machine, the demo) has no such lock.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [EXECUTION_LOCK_SPACE, request_id])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [EXECUTION_LOCK_SPACE, request_id])
+
+
+def _execution_running(request_id: int) -> bool:
+    """Whether a live database session is carrying out this request now."""
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [EXECUTION_LOCK_SPACE, request_id])
+        if not cursor.fetchone()[0]:
+            return True
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [EXECUTION_LOCK_SPACE, request_id])
+    return False
+
+
+def _carry_out(request_id: int) -> str:
     with transaction.atomic():
         request = _lock(request_id)
         if request is None or request.decision != Decision.APPROVED:
@@ -190,7 +235,16 @@ def reconcile() -> dict:
 
 
 def requeue_lost_transitions() -> list[int]:
-    """Approved requests waiting on a job that Redis no longer has, or that died with its worker."""
+    """Approved requests waiting on a job that Redis no longer has, that failed for good, or whose
+    worker is dead.
+
+    RQ notices a killed worker's job only after the worker's heartbeat key expires (a minute or
+    more) and only when someone cleans its registry up, so a started job is also presumed lost
+    when its last heartbeat is older than QUORUM_TRANSITION_HEARTBEAT_TIMEOUT or its worker has
+    left the worker registry. Such a job is re-queued only when no database session holds its
+    execution lock: a worker that only looks dead (stalled heartbeat, still carrying out the
+    request) keeps it, so the re-queued job could not transition a second time anyway.
+    """
     waiting = list(
         TransitionRequest.objects.filter(
             decision=Decision.APPROVED, execution__in=[Execution.QUEUED, Execution.RUNNING]
@@ -199,26 +253,44 @@ def requeue_lost_transitions() -> list[int]:
     if not waiting:
         return []
     queue = django_rq.get_queue(QUEUE)
-    # A killed worker's job stays "started" until this notices its heartbeat stopped.
     queue.started_job_registry.cleanup()
     requeued = []
     for waiting_request in waiting:
         request_id = waiting_request.pk
         job_id = transition_job_id(waiting_request)
         try:
-            status = Job.fetch(job_id, connection=queue.connection).get_status()
+            job = Job.fetch(job_id, connection=queue.connection)
         except NoSuchJobError:
-            status = None
-        if status is None or status in DEAD_JOB_STATES:
-            with transaction.atomic():
-                request = _lock(request_id)
-                if request.execution not in (Execution.QUEUED, Execution.RUNNING):
-                    continue
-                audit.record(
-                    "transition.requeued",
-                    request=request,
-                    details={"job_status": str(status) if status else "missing"},
-                )
-                transaction.on_commit(lambda rid=request_id: enqueue_transition(rid, replace=True))
-            requeued.append(request_id)
+            job, status = None, None
+        else:
+            status = job.get_status()
+        if status == JobStatus.STARTED:
+            why = _worker_gone(job, queue.connection)
+            if why is None or _execution_running(request_id):
+                continue
+            job.delete()  # its record would make `unique=True` refuse the new job
+        elif status is not None and status not in DEAD_JOB_STATES:
+            continue
+        else:
+            why = str(status) if status else "missing"
+        with transaction.atomic():
+            request = _lock(request_id)
+            if request.execution not in (Execution.QUEUED, Execution.RUNNING):
+                continue
+            audit.record("transition.requeued", request=request, details={"job_status": why})
+            transaction.on_commit(lambda rid=request_id: enqueue_transition(rid, replace=True))
+        requeued.append(request_id)
     return requeued
+
+
+def _worker_gone(job: Job, connection) -> str | None:
+    """Why a started job's worker is presumed dead, or None while it looks alive."""
+    timeout = timedelta(seconds=settings.QUORUM_TRANSITION_HEARTBEAT_TIMEOUT)
+    beat = job.last_heartbeat or job.started_at
+    if beat is not None and timezone.now() - beat > timeout:
+        return f"started, no heartbeat since {beat:%H:%M:%S} UTC"
+    if job.worker_name and not connection.exists(
+        Worker.redis_worker_namespace_prefix + job.worker_name
+    ):
+        return f"started, worker {job.worker_name} is gone"
+    return None

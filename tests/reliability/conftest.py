@@ -1,0 +1,147 @@
+"""What the reliability tests share: worker processes on the test database, a private MLflow
+server, and the audit check each test ends with.
+
+These tests run real processes (workers, MLflow, Redis) against committed data, so they use
+transactional tests on PostgreSQL and skip with the reason on SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.management import call_command
+
+from quorum.localservices import free_port, start_mlflow_server, stop_process
+from tests.test_cli import database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def audit_holds() -> None:
+    """`manage.py verify_audit` passes: nothing above broke the hash chain (item 6)."""
+    call_command("verify_audit")
+
+
+def wait_for(predicate, *, timeout: float, every: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def children(pid: int) -> list[int]:
+    """The ids of the processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+class Workers:
+    """Starts RQ worker processes on the test database; stops them all at the end.
+
+    `start(...)` runs `tests/reliability/run_worker.py`: RQ's forking worker, as
+    `manage.py rqworker` runs it, with a job monitoring (heartbeat) interval a test can shorten.
+    """
+
+    def __init__(self, tmp_path: Path):
+        self.tmp_path = tmp_path
+        self.processes: list[tuple[subprocess.Popen, Path]] = []
+
+    def start(
+        self,
+        *,
+        mlflow_url: str,
+        redis_url: str | None = None,
+        heartbeat: int = 1,
+        scheduler: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen:
+        log_path = self.tmp_path / f"worker-{len(self.processes)}.log"
+        command = [sys.executable, str(ROOT / "tests/reliability/run_worker.py")]
+        command += ["--heartbeat", str(heartbeat)] + (["--with-scheduler"] if scheduler else [])
+        full_env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "REDIS_URL": redis_url or django_settings.REDIS_URL,
+            "MLFLOW_TRACKING_URI": mlflow_url,
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+            **(env or {}),
+        }
+        with log_path.open("w") as log:
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: the worker and its work horse
+            )
+        self.processes.append((process, log_path))
+        return process
+
+    def kill(self, process: subprocess.Popen) -> None:
+        """SIGKILL the worker and its work horse at once, as when its machine dies.
+
+        The horse runs in a process group of its own (RQ calls setpgrp), so it is found by its
+        parent id.
+        """
+        for pid in [*children(process.pid), process.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for process, log_path in self.processes:
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGCONT)  # a test may have left it stopped
+                except ProcessLookupError:
+                    pass
+                horses = children(process.pid)
+                stop_process(process)
+                for pid in horses:  # a horse stuck on a held MLflow answer outlives a warm stop
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            print(f"--- {log_path.name}\n{log_path.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.fixture
+def workers(tmp_path, rq_queue):
+    from reviews import jobs
+
+    rq_queue(jobs.QUEUE)
+    pool = Workers(tmp_path)
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture
+def private_mlflow(tmp_path, settings):
+    """An MLflow server of this test's own, which the test may stop and restart on its port."""
+    server = start_mlflow_server(tmp_path / "mlflow", port=free_port())
+    settings.MLFLOW_TRACKING_URI = server.url
+    servers = [server]
+    yield servers
+    for each in servers:
+        each.stop()

@@ -1,0 +1,127 @@
+"""The final-approval race, shared by tests/reliability/test_race.py (20 rounds) and
+bench/race.py (200 rounds).
+
+One round: a request for Production whose lead sign-off is in; 20 approvers, each in a thread with
+its own database connection, cast the one missing approval at the same instant. Exactly one vote
+must count and the 19 others find the request closed; the request is approved once, with one
+"request.approved" audit event and one transition job; the worker then moves the version in MLflow
+once. Rounds alternate versions 1 and 2 to Production, so each round is a real stage change.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from rq import SimpleWorker
+
+from registry.mlflow_client import RegistryClient
+from registry.models import ChangeKind
+from registry.sync import sync_registry
+from reviews import jobs, services
+from reviews.models import AuditEvent
+from reviews.policies import policies_load
+from tests.test_transitions import approve_at_once
+
+RACERS = 20
+
+POLICY = """
+groups:
+  race-leads: [race-lead]
+  race-approvers: [{approvers}]
+policies:
+  - name: race
+    models: ["{model}"]
+    targets: [Production]
+    require:
+      - {{group: race-leads, approvals: 1}}
+      - {{group: race-approvers, approvals: 1}}
+    archive_existing: true
+"""
+
+
+@dataclass
+class Arena:
+    model: str
+    client: RegistryClient
+    lead: object
+    racers: list = field(default_factory=list)
+    requester: object = None
+
+
+def prepare(client: RegistryClient, model: str, racers: int = RACERS) -> Arena:
+    """A model with two versions in MLflow and the mirror, the racers and their policy."""
+    experiment = client.experiment_id("race")
+    client.create_model(model)
+    for number in (1, 2):
+        run_id = client.log_run(
+            experiment, run_name=f"{model}-{number}", params={}, metrics={"accuracy": 0.9}
+        )
+        client.create_version(model, source=f"runs:/{run_id}/model", run_id=run_id)
+    sync_registry(model=model, client=client)
+    users = get_user_model().objects
+    names = [f"race-{i}" for i in range(racers)]
+    arena = Arena(
+        model=model,
+        client=client,
+        lead=users.create_user("race-lead"),
+        racers=[users.create_user(name) for name in names],
+        requester=users.create_user("race-requester"),
+    )
+    policies_load(text=POLICY.format(approvers=", ".join(names), model=model))
+    return arena
+
+
+@dataclass
+class Outcome:
+    round: int
+    votes: Counter
+    decision: str
+    approved_events: int
+    job_ids: list[str]
+    expected_job_id: str
+    execution: str
+    stage_changes: int
+    mlflow_stage: str
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.votes == Counter({"counted": 1, "RequestClosed": self.votes.total() - 1})
+            and self.decision == "approved"
+            and self.approved_events == 1
+            and self.job_ids == [self.expected_job_id]
+            and self.execution == "done"
+            and self.stage_changes == 1
+            and self.mlflow_stage == "Production"
+        )
+
+
+def play_round(arena: Arena, round_number: int, queue) -> Outcome:
+    """One round of the race, its job run by a worker in this process; what came out of it."""
+    version = 1 + round_number % 2
+    request = services.request_create(
+        model=arena.model, version=version, target="Production", requester=arena.requester
+    )
+    services.vote_cast(request_id=request.pk, user=arena.lead, decision="approve")
+    votes = Counter(approve_at_once(request.pk, arena.racers))
+    job_ids = list(queue.job_ids)
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    request.refresh_from_db()
+    moves = request.caused_changes.filter(
+        kind=ChangeKind.STAGE_CHANGED, version=request.version, new="Production"
+    )
+    return Outcome(
+        round=round_number,
+        votes=votes,
+        decision=request.decision,
+        approved_events=AuditEvent.objects.filter(
+            action="request.approved", request=request
+        ).count(),
+        job_ids=job_ids,
+        expected_job_id=jobs.transition_job_id(request),
+        execution=request.execution,
+        stage_changes=moves.count(),
+        mlflow_stage=arena.client.get_version(arena.model, version).stage,
+    )

@@ -1,0 +1,36 @@
+"""An RQ worker on the `transitions` queue, as `manage.py rqworker transitions` runs it, with the
+job monitoring interval (how often a busy worker heartbeats) as an option, which rqworker lacks.
+
+    python tests/reliability/run_worker.py [--heartbeat SECONDS] [--with-scheduler]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quorum.settings")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--heartbeat", type=int, default=30)
+    parser.add_argument("--with-scheduler", action="store_true")
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django_rq.utils import reset_db_connections
+    from django_rq.workers import get_worker
+
+    worker = get_worker("transitions", job_monitoring_interval=args.heartbeat)
+    reset_db_connections()  # no connection crosses the fork into the work horse
+    worker.work(with_scheduler=args.with_scheduler, logging_level="INFO")
+
+
+if __name__ == "__main__":
+    main()

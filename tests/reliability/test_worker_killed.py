@@ -1,0 +1,155 @@
+"""Item 2: a worker killed mid-job. The reconciler notices at once, a new worker finishes the
+request, and MLflow is asked to move the version once.
+
+The worker runs as its own process group (RQ's forking worker and its work horse) against the
+test database; a proxy in front of MLflow passes the transition through but holds MLflow's answer,
+so the worker dies after MLflow moved the version and before the worker recorded it. RQ would
+mark the job abandoned only when the worker's key expires (60 s and more) and someone cleans up;
+the reconciler goes by the job's heartbeat (QUORUM_TRANSITION_HEARTBEAT_TIMEOUT) instead, and by
+the execution lock a live execution holds, so a worker that only looks dead is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+from django.db import connection
+from rq.job import Job
+
+from registry.models import ChangeKind, RegistryChange
+from registry.sync import sync_registry
+from reviews import jobs, services
+from reviews.models import AuditEvent, Execution
+from tests.reliability.conftest import audit_holds, wait_for
+from tests.reliability.proxy import HoldingProxy
+from tests.test_sync import register
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="worker processes share PostgreSQL"
+    ),
+]
+
+HEARTBEAT_TIMEOUT = 3  # seconds; the workers here heartbeat every second
+
+
+@pytest.fixture
+def approved(workers, mlflow_server, mlflow_client, unique_name, policies, settings):
+    """v2 of a fresh model approved for Production; its job is queued (after `workers` emptied
+    the queue)."""
+    settings.QUORUM_TRANSITION_HEARTBEAT_TIMEOUT = HEARTBEAT_TIMEOUT
+    settings.QUORUM_TRANSITION_RETRY_INTERVALS = []
+    register(mlflow_client, unique_name, versions=2)
+    sync_registry(model=unique_name, client=mlflow_client)
+    request = services.request_create(
+        model=unique_name, version=2, target="Production", requester=policies["requester"]
+    )
+    for voter in ("lead", "scientist1", "scientist2"):
+        services.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
+    request.refresh_from_db()
+    assert request.execution == Execution.QUEUED
+    return request
+
+
+@pytest.fixture
+def proxy(mlflow_server):
+    held = HoldingProxy(int(mlflow_server.url.rsplit(":", 1)[1]))
+    yield held
+    held.close()
+
+
+def stage_changes(request) -> list[str]:
+    return list(
+        RegistryChange.objects.filter(
+            version=request.version, kind=ChangeKind.STAGE_CHANGED
+        ).values_list("new", flat=True)
+    )
+
+
+def test_a_worker_killed_mid_transition_is_replaced_and_mlflow_moves_once(
+    approved, proxy, workers, mlflow_client, unique_name
+):
+    first = workers.start(mlflow_url=proxy.url)
+    wait_for(lambda: proxy.held, timeout=60, what="the transition to reach MLflow")
+    wait_for(
+        lambda: mlflow_client.get_version(unique_name, 2).stage == "Production",
+        timeout=10,
+        what="MLflow to carry the transition out",
+    )
+
+    workers.kill(first)
+
+    # Its heartbeat is fresh: not presumed dead yet.
+    assert jobs.requeue_lost_transitions() == []
+    requeued = wait_for(
+        jobs.requeue_lost_transitions, timeout=HEARTBEAT_TIMEOUT + 10, what="the requeue"
+    )
+    assert requeued == [approved.pk]
+    event = AuditEvent.objects.get(action="transition.requeued", request=approved)
+    assert "no heartbeat since" in event.details["job_status"]
+
+    workers.start(mlflow_url=proxy.url)
+    wait_for(
+        lambda: approved.__class__.objects.get(pk=approved.pk).execution == Execution.DONE,
+        timeout=60,
+        what="the new worker to finish the request",
+    )
+
+    approved.refresh_from_db()
+    assert approved.execution_attempts == 2
+    assert proxy.transition_requests == 1  # MLflow was asked once
+    assert mlflow_client.get_version(unique_name, 2).stage == "Production"
+    assert stage_changes(approved) == ["Production"]
+    done = AuditEvent.objects.get(action="transition.done", request=approved)
+    assert done.details["already_at_target"] is True
+    assert jobs.requeue_lost_transitions() == []
+    audit_holds()
+
+
+def test_a_worker_that_only_looks_dead_keeps_its_job_and_nothing_runs_twice(
+    approved, proxy, workers, mlflow_client, unique_name
+):
+    first = workers.start(mlflow_url=proxy.url)
+    wait_for(lambda: proxy.held, timeout=60, what="the transition to reach MLflow")
+    # The worker's main process stops heartbeating; its work horse is still carrying the job out.
+    os.kill(first.pid, signal.SIGSTOP)
+    queue = jobs.django_rq.get_queue(jobs.QUEUE)
+    job = Job.fetch(jobs.transition_job_id(approved), connection=queue.connection)
+    wait_for(
+        lambda: jobs._worker_gone(job, queue.connection),
+        timeout=HEARTBEAT_TIMEOUT + 10,
+        every=0.5,
+        what="the heartbeat to go stale",
+    )
+
+    assert jobs.requeue_lost_transitions() == []  # its execution still holds the lock
+    assert not AuditEvent.objects.filter(action="transition.requeued").exists()
+
+    # Even a second execution started by hand waits for the first instead of racing it.
+    results: list[str] = []
+
+    def second_execution():
+        try:
+            results.append(jobs.execute_transition(approved.pk))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=second_execution)
+    thread.start()
+    thread.join(1.5)
+    assert thread.is_alive(), results
+
+    proxy.release()
+    os.kill(first.pid, signal.SIGCONT)
+    thread.join(60)
+
+    assert results == [f"request #{approved.pk} was already carried out"]
+    approved.refresh_from_db()
+    assert (approved.execution, approved.execution_attempts) == (Execution.DONE, 1)
+    assert proxy.transition_requests == 1
+    assert stage_changes(approved) == ["Production"]
+    audit_holds()
