@@ -140,3 +140,18 @@ def test_audit_page_query_count_does_not_grow(
     login(client, admin_user)
     with django_assert_max_num_queries(AUDIT_QUERIES):
         assert client.get("/audit/").status_code == 200
+
+
+def test_details_show_lists_and_flags_as_json_like_the_export(client, db, admin_user):
+    audit.record(
+        "vote.cast",
+        actor="lead",
+        model_name="churn",
+        details={"groups": ["ml-leads"], "stale": False, "comment": "fine"},
+    )
+    login(client, admin_user)
+
+    page = client.get("/audit/").content.decode()
+
+    assert "[&quot;ml-leads&quot;]" in page and "false" in page and "fine" in page
+    assert "[&#x27;ml-leads&#x27;]" not in page

@@ -8,6 +8,7 @@ the registry's Python code never imports the review app.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from django import template
@@ -78,3 +79,11 @@ def request_promotion(context, version) -> dict:
         "user": context.get("user"),
         "embedded": True,
     }
+
+
+@register.filter
+def audit_value(value) -> str:
+    """An audit detail as the CSV export writes it: text as is, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
