@@ -20,6 +20,7 @@ from django.core.management import call_command
 
 from quorum.localservices import free_port, start_mlflow_server, stop_process
 from tests.test_cli import database_url
+from tests.test_views_review import fraud, pending  # noqa: F401 - the permission matrix's
 
 ROOT = Path(__file__).resolve().parents[2]
 

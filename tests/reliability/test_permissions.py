@@ -1,0 +1,324 @@
+"""Item 5: every mutating URL × anonymous / outsider / requester / approver / staff gets the
+expected status, and a refusal changes nothing (row counts, requests' states, the audit chain's
+head); form posts without a CSRF token are refused.
+
+The URLs come from the URLconf: `test_every_url_is_in_the_matrix_or_read_only` fails when a new
+route is neither in the matrix below nor a read-only page that refuses POST, so a new mutating
+view cannot slip past this file.
+
+Item 5's other parts are tested where the code lives, and not repeated here:
+- schemathesis over the REST API, 0 5xx: tests/test_api.py::test_fuzzed_requests_never_get_a_server_error;
+- hostile MLflow text escaped on every page, no dialog fires (Playwright):
+  tests/test_browser_review.py, tests/test_views_review.py::test_mlflow_and_user_text_is_escaped_on_the_request_page;
+- oversize, malformed, unsigned and replayed webhook bodies refused: tests/test_webhooks.py;
+- per-view GET → 405, anonymous → login, wrong state → nothing changed: tests/test_views_review.py.
+"""  # noqa: E501
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+from django.apps import apps
+from django.conf import settings as django_settings
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from reviews import services
+from reviews.api_auth import token_create
+from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
+from tests.reliability.conftest import audit_holds
+from tests.test_views_review import no_mlflow  # noqa: F401 - autouse: pages never call MLflow
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ["anonymous", "outsider", "requester", "approver", "staff"]
+LOGIN = "login"  # a redirect to the login page, nothing done
+
+
+@dataclass(frozen=True)
+class Case:
+    """POST `data` to the route (`api`: as JSON with the role's bearer token); what each role gets:
+    a status, or LOGIN. `allowed`: the roles for which the post changes something."""
+
+    route: str
+    expected: dict[str, int | str]
+    allowed: tuple[str, ...] = ()
+    data: dict | None = None
+    api: bool = False
+    on: str = "pending"  # what the URL names: the "pending" or "failed" request, or "v3"
+
+
+CASES = [
+    Case(
+        "reviews:vote",
+        {"anonymous": LOGIN, "outsider": 403, "requester": 403, "approver": 302, "staff": 403},
+        allowed=("approver",),
+        data={"decision": "approve"},
+    ),
+    Case(
+        "reviews:cancel",
+        {"anonymous": LOGIN, "outsider": 403, "requester": 302, "approver": 403, "staff": 302},
+        allowed=("requester", "staff"),
+    ),
+    Case(
+        "reviews:retry",
+        {"anonymous": LOGIN, "outsider": 403, "requester": 403, "approver": 403, "staff": 302},
+        allowed=("staff",),
+        on="failed",
+    ),
+    # Any signed-in user may ask for a promotion; the policy's approvers decide.
+    Case(
+        "reviews:request_new",
+        {"anonymous": LOGIN, "outsider": 302, "requester": 302, "approver": 302, "staff": 302},
+        allowed=("outsider", "requester", "approver", "staff"),
+        data={"target": "Staging", "comment": "matrix"},
+        on="v3",
+    ),
+    # A user's own reminder preference.
+    Case(
+        "reviews:notification_settings",
+        {"anonymous": LOGIN, "outsider": 302, "requester": 302, "approver": 302, "staff": 302},
+        allowed=("outsider", "requester", "approver", "staff"),
+        data={"reminders": ""},
+    ),
+    # Ends the session only: no row of Quorum's changes.
+    Case("logout", dict.fromkeys(ROLES, 302)),
+    # Signed deliveries only, whoever is signed in: an unsigned body is refused.
+    Case("registry:mlflow_webhook", dict.fromkeys(ROLES, 401), data={"model": "fraud"}),
+    # The API authenticates by bearer token only; "anonymous" has none.
+    Case(
+        "api-v1:create_request",
+        {"anonymous": 401, "outsider": 201, "requester": 201, "approver": 201, "staff": 201},
+        allowed=("outsider", "requester", "approver", "staff"),
+        data={"model": "fraud", "version": 3, "target": "Staging"},
+        api=True,
+    ),
+    Case(
+        "api-v1:cast_vote",
+        {"anonymous": 401, "outsider": 403, "requester": 403, "approver": 201, "staff": 403},
+        allowed=("approver",),
+        data={"decision": "approve"},
+        api=True,
+    ),
+    Case(
+        "api-v1:cancel_request",
+        {"anonymous": 401, "outsider": 403, "requester": 200, "approver": 403, "staff": 200},
+        allowed=("requester", "staff"),
+        api=True,
+    ),
+]
+
+# Read-only pages and endpoints: a POST is refused (405) and changes nothing.
+READ_ONLY = {
+    "reviews:inbox": {},
+    "reviews:request_detail": {"pk": "pending"},
+    "reviews:request_status": {"pk": "pending"},
+    "reviews:audit": {},
+    "reviews:audit_export": {},
+    "registry:model_list": {},
+    "registry:model_detail": {"name": "fraud"},
+    "registry:version_detail": {"name": "fraud", "version": "2"},
+    "registry:compare": {"name": "fraud"},
+    "api-v1:list_models": {},
+    "api-v1:list_versions": {"name": "fraud"},
+    "api-v1:get_request": {"id": "pending"},
+}
+# django-ninja's schema and docs answer any method; they write nothing.
+ANY_METHOD = {"api-v1:openapi-json": {}, "api-v1:openapi-view": {}}
+# Same path as a matrix route, or Django's own views (auth forms, the admin site, the RQ
+# dashboard), which check staff status themselves; the RQ dashboard's actions are checked below.
+NOT_OURS = {"api-v1:list_requests", "api-v1:api-root"}
+DJANGO_AUTH = {
+    "login",
+    "password_change",
+    "password_change_done",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+}
+
+
+def routes() -> set[str]:
+    def walk(patterns, namespace=None):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                inner = pattern.namespace
+                yield from walk(pattern.url_patterns, inner if inner else namespace)
+            elif isinstance(pattern, URLPattern) and pattern.name:
+                yield f"{namespace}:{pattern.name}" if namespace else pattern.name
+
+    return set(walk(get_resolver().url_patterns))
+
+
+def test_every_url_is_in_the_matrix_or_read_only():
+    known = {case.route for case in CASES} | set(READ_ONLY) | set(ANY_METHOD)
+    known |= NOT_OURS | DJANGO_AUTH
+    unknown = {
+        route for route in routes() - known if not route.startswith(("admin:", "django_rq:"))
+    }
+    assert not unknown, f"add these routes to the permission matrix or READ_ONLY: {unknown}"
+
+
+@pytest.fixture
+def people(policies):
+    """The five roles, each with an API token; the approver is the ml-lead, staff an admin in
+    no approver group."""
+    users = {
+        "outsider": policies["outsider"],
+        "requester": policies["requester"],
+        "approver": policies["lead"],
+        "staff": policies["admin"],
+    }
+    return {role: (user, token_create(user=user)[1]) for role, user in users.items()}
+
+
+@pytest.fixture
+def failed_request(fraud, requester):
+    """v2 → Staging, approved, its transition failed."""
+    request = services.request_create(
+        model="fraud", version=2, target="Staging", requester=requester
+    )
+    TransitionRequest.objects.filter(pk=request.pk).update(
+        decision=Decision.APPROVED, execution=Execution.FAILED, execution_error="MLflow 503"
+    )
+    return request
+
+
+def state() -> dict:
+    """What a refused post must leave as it was."""
+    counts = {
+        model._meta.label: model._default_manager.count()
+        for model in apps.get_models()
+        if model._meta.app_label in {"reviews", "registry", "auth"}
+    }
+    requests = list(
+        TransitionRequest.objects.order_by("pk").values_list("pk", "decision", "execution")
+    )
+    head = AuditEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
+    preferences = list(
+        apps.get_model("reviews", "NotificationPreference").objects.values_list(
+            "user_id", "reminders"
+        )
+    )
+    return {"counts": counts, "requests": requests, "audit": head, "prefs": preferences}
+
+
+def post(case: Case, role: str, people, target, *, csrf: bool = False):
+    client = Client(enforce_csrf_checks=csrf)
+    user, token = people.get(role, (None, None))
+    if case.on == "v3":
+        url = reverse(case.route, args=["fraud", "3"])
+    elif case.route in NO_ARGS:
+        url = reverse(case.route)
+    else:
+        url = reverse(case.route, kwargs={"id" if case.api else "pk": target.pk})
+    if case.api:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        body = json.dumps(case.data or {})
+        return client.post(url, body, content_type="application/json", headers=headers)
+    if user is not None:
+        client.force_login(user)
+    if case.route == "registry:mlflow_webhook":
+        return client.post(url, json.dumps(case.data), content_type="application/json")
+    return client.post(url, case.data or {})
+
+
+NO_ARGS = {
+    "logout",
+    "reviews:notification_settings",
+    "registry:mlflow_webhook",
+    "api-v1:create_request",
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.route)
+def test_permission_matrix(case, role, people, pending, failed_request, settings):  # noqa: F811
+    settings.MLFLOW_WEBHOOK_SECRET = "a-webhook-secret"
+    target = failed_request if case.on == "failed" else pending
+    before = state()
+
+    response = post(case, role, people, target)
+
+    expected = case.expected[role]
+    if expected == LOGIN:
+        assert response.status_code == 302
+        assert response["Location"].startswith(django_settings.LOGIN_URL)
+    else:
+        assert response.status_code == expected, response.content[:500]
+    if role in case.allowed:
+        assert state() != before, "an allowed post changed nothing"
+    else:
+        assert state() == before
+    audit_holds()
+
+
+@pytest.mark.parametrize("route", sorted(READ_ONLY | ANY_METHOD))
+def test_read_only_urls_refuse_posts_and_change_nothing(route, people, pending):
+    client = Client()
+    user, token = people["approver"]
+    client.force_login(user)
+    arguments = (READ_ONLY | ANY_METHOD)[route].items()
+    kwargs = {key: pending.pk if value == "pending" else value for key, value in arguments}
+    before = state()
+
+    response = client.post(
+        reverse(route, kwargs=kwargs), {}, headers={"Authorization": f"Bearer {token}"}
+    )
+
+    assert response.status_code == (200 if route in ANY_METHOD else 405)
+    assert state() == before
+
+
+RQ_ACTIONS = ["clear", "requeue_all", "delete_failed_jobs", "actions", "confirm_action"]
+RQ_JOB_ACTIONS = ["delete_job", "requeue_job", "enqueue_job", "stop_job"]
+
+
+@pytest.mark.parametrize("role", ["anonymous", "outsider", "requester", "approver"])
+def test_the_jobs_dashboard_actions_are_for_staff_only(role, people, pending, rq_queue):
+    """Emptying or requeueing the transitions queue is an admin's act; others go to the admin
+    login and the queue keeps its job."""
+    from reviews import jobs
+
+    queue = rq_queue(jobs.QUEUE)
+    jobs.enqueue_transition(pending.pk)
+    client = Client()
+    if role != "anonymous":
+        client.force_login(people[role][0])
+    index = list(django_settings.RQ_QUEUES).index(jobs.QUEUE)
+    job_id = jobs.transition_job_id(pending)
+    urls = [reverse(f"django_rq:{name}", args=[index]) for name in RQ_ACTIONS]
+    urls += [reverse(f"django_rq:{name}", args=[index, job_id]) for name in RQ_JOB_ACTIONS]
+
+    for url in urls:
+        response = client.post(url, {"action": "delete", "job_ids": [job_id]})
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse("admin:login")), url
+    assert queue.job_ids == [job_id]
+
+
+FORMS = [case for case in CASES if not case.api and case.route != "registry:mlflow_webhook"]
+
+
+@pytest.mark.parametrize("case", FORMS, ids=lambda case: case.route)
+def test_form_posts_without_a_csrf_token_are_refused(case, people, pending, failed_request):
+    """As the one user the post would work for: without the token, 403 and nothing changes."""
+    role = case.allowed[0] if case.allowed else "requester"
+    target = failed_request if case.on == "failed" else pending
+    before = state()
+
+    response = post(case, role, people, target, csrf=True)
+
+    assert response.status_code == 403
+    assert b"CSRF" in response.content
+    assert state() == before
+
+
+def test_logging_out_needs_a_post(people):
+    client = Client()
+    client.force_login(people["requester"][0])
+    assert client.get(reverse("logout")).status_code == 405
+    assert client.get(reverse("reviews:inbox")).status_code == 200  # still signed in
