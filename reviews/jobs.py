@@ -17,7 +17,7 @@ from datetime import timedelta
 import django_rq
 import redis
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from rq import Retry, get_current_job
 from rq.exceptions import DuplicateJobError, NoSuchJobError
@@ -116,8 +116,13 @@ def execution_lock(request_id: int) -> Iterator[None]:
     try:
         yield
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [EXECUTION_LOCK_SPACE, request_id])
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_unlock(%s, %s)", [EXECUTION_LOCK_SPACE, request_id]
+                )
+        except DatabaseError:  # the session is gone, and its lock with it
+            logger.warning("request #%s: execution lock released with its session", request_id)
 
 
 def _execution_running(request_id: int) -> bool:
@@ -283,13 +288,13 @@ def requeue_lost_transitions() -> list[int]:
     return requeued
 
 
-def _worker_gone(job: Job, connection) -> str | None:
+def _worker_gone(job: Job, redis_connection) -> str | None:
     """Why a started job's worker is presumed dead, or None while it looks alive."""
     timeout = timedelta(seconds=settings.QUORUM_TRANSITION_HEARTBEAT_TIMEOUT)
     beat = job.last_heartbeat or job.started_at
     if beat is not None and timezone.now() - beat > timeout:
         return f"started, no heartbeat since {beat:%H:%M:%S} UTC"
-    if job.worker_name and not connection.exists(
+    if job.worker_name and not redis_connection.exists(
         Worker.redis_worker_namespace_prefix + job.worker_name
     ):
         return f"started, worker {job.worker_name} is gone"

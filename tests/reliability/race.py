@@ -107,7 +107,7 @@ def play_round(arena: Arena, round_number: int, queue) -> Outcome:
     services.vote_cast(request_id=request.pk, user=arena.lead, decision="approve")
     votes = Counter(approve_at_once(request.pk, arena.racers))
     job_ids = list(queue.job_ids)
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
     request.refresh_from_db()
     moves = request.caused_changes.filter(
         kind=ChangeKind.STAGE_CHANGED, version=request.version, new="Production"
