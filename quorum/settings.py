@@ -32,8 +32,38 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY", "quorum-insecure-development-key-set-SECRET_KEY")
+# The development key lets the demo and the tests run without one; `manage.py check --deploy`,
+# which the release step runs, fails while it is in use (quorum/checks.py).
+DEVELOPMENT_SECRET_KEY = "quorum-insecure-development-key-set-SECRET_KEY"  # noqa: S105
+SECRET_KEY = os.environ.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+# Origins, scheme included, whose form posts are accepted although they differ from the Host the
+# request arrived with (a proxy that rewrites Host): "https://quorum.example.com".
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+# --- Behind TLS (docs/deploy.md) ----------------------------------------------------------
+# QUORUM_HTTPS=1 when users reach Quorum over HTTPS: plain HTTP is redirected, cookies are sent
+# over HTTPS only, and browsers are told (HSTS) to use nothing else for SECURE_HSTS_SECONDS.
+QUORUM_HTTPS = env_bool("QUORUM_HTTPS", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", QUORUM_HTTPS)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = QUORUM_HTTPS
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 31536000 if QUORUM_HTTPS else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if not SECURE_HSTS_PRELOAD:
+    # Preloading is the apex domain owner's decision (hstspreload.org), not a dashboard's.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# Behind a proxy that terminates TLS: the header it sets and the value meaning HTTPS, e.g.
+# "X-Forwarded-Proto: https". Only when the proxy also strips that header from clients.
+_proxy_header, _, _proxy_value = os.environ.get("SECURE_PROXY_SSL_HEADER", "").partition(":")
+if _proxy_value.strip():
+    SECURE_PROXY_SSL_HEADER = (
+        "HTTP_" + _proxy_header.strip().upper().replace("-", "_"),
+        _proxy_value.strip(),
+    )
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# Links to the MLflow UI must not carry the request page's address along.
+SECURE_REFERRER_POLICY = os.environ.get("SECURE_REFERRER_POLICY", "same-origin")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -44,6 +74,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_rq",
+    "quorum",  # deploy checks (quorum/checks.py)
     "ninja",  # serves the API docs' Swagger UI from its own static files, not a CDN
     "registry",
     "reviews",
@@ -107,7 +138,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or VAR_DIR / "static")
 STATICFILES_DIRS = [
     BASE_DIR / "static",
     # plotly.js as the plotly package ships it: served by us, never from a CDN.
@@ -115,6 +146,13 @@ STATICFILES_DIRS = [
 ]
 # Serve straight from the finders unless collectstatic was run for production.
 WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", True)
+if not WHITENOISE_USE_FINDERS:
+    # Production: `collectstatic` (a build step) writes compressed copies with a content hash in
+    # their names, which WhiteNoise serves from STATIC_ROOT with far-future cache headers.
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
 
 # --- Redis and RQ -------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

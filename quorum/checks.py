@@ -1,0 +1,68 @@
+"""Deploy checks: `manage.py check --deploy` (run by the release step) fails on what would make a
+deployment insecure or broken, and warns about what would make it wrong.
+
+They are tagged `deploy`, so the demo and the tests, which run with development defaults, never
+see them.
+"""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+
+@register(Tags.security, deploy=True)
+def check_secret_key_set(app_configs, **kwargs):
+    if settings.SECRET_KEY != settings.DEVELOPMENT_SECRET_KEY:
+        return []
+    return [
+        Error(
+            "SECRET_KEY is not set: the development key is in use, and anyone who knows it can "
+            "forge sessions and password-reset links.",
+            hint="Set SECRET_KEY to 50 or more random characters, e.g. the output of python -c "
+            '"import secrets; print(secrets.token_urlsafe(50))", the same on every host.',
+            id="quorum.E001",
+        )
+    ]
+
+
+@register(Tags.staticfiles, deploy=True)
+def check_static_files_collected(app_configs, **kwargs):
+    if settings.WHITENOISE_USE_FINDERS:
+        return []
+    manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
+    if manifest.exists():
+        return []
+    return [
+        Error(
+            f"WHITENOISE_USE_FINDERS is off but {manifest} does not exist: every page would fail "
+            "on its first static file.",
+            hint="Run `manage.py collectstatic --noinput` with the production environment on "
+            "each host (or in the image build), or set STATIC_ROOT to where it wrote the files.",
+            id="quorum.E002",
+        )
+    ]
+
+
+@register(deploy=True)
+def check_base_url(app_configs, **kwargs):
+    base = settings.QUORUM_BASE_URL
+    if base == "http://127.0.0.1:8000":
+        return [
+            Warning(
+                "QUORUM_BASE_URL is the development default: links in emails point at 127.0.0.1.",
+                hint="Set QUORUM_BASE_URL to the address users open, e.g. "
+                "https://quorum.example.com.",
+                id="quorum.W001",
+            )
+        ]
+    if settings.QUORUM_HTTPS and base.startswith("http://"):
+        return [
+            Warning(
+                "QUORUM_HTTPS is on but QUORUM_BASE_URL starts with http://: every link in an "
+                "email goes through a redirect first.",
+                hint="Use the https:// address in QUORUM_BASE_URL.",
+                id="quorum.W002",
+            )
+        ]
+    return []
