@@ -68,11 +68,13 @@ def documented_production_env() -> dict[str, str]:
     return env
 
 
-def base_env(**variables: str) -> dict[str, str]:
-    """Only what a process needs to start, and the variables given: nothing leaks in from the
-    test run's environment (its DEBUG, DATABASE_URL, ...)."""
+def base_env(*layers: dict[str, str], **variables: str) -> dict[str, str]:
+    """Only what a process needs to start, then the layers and variables given, later ones
+    winning: nothing leaks in from the test run's environment (its DEBUG, DATABASE_URL, ...)."""
     env = {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "LANG": "C.UTF-8"}
     env.update({name: os.environ[name] for name in ("HOME", "TMPDIR") if name in os.environ})
+    for layer in layers:
+        env.update(layer)
     env.update(variables)
     return env
 
@@ -106,12 +108,10 @@ def test_check_deploy_is_clean_with_the_documented_production_variables(collecte
     documented = documented_production_env()
     assert documented["SECRET_KEY"] == "", "docs/deploy.md must not publish a secret key"
     env = base_env(
-        **{
-            **documented,
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "MLFLOW_WEBHOOK_SECRET": secrets.token_urlsafe(32),
-            "STATIC_ROOT": str(collected_static),
-        }
+        documented,
+        SECRET_KEY=secrets.token_urlsafe(50),
+        MLFLOW_WEBHOOK_SECRET=secrets.token_urlsafe(32),
+        STATIC_ROOT=str(collected_static),
     )
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -119,9 +119,7 @@ def test_check_deploy_is_clean_with_the_documented_production_variables(collecte
 
 
 def test_check_deploy_fails_without_a_secret_key_or_collected_static_files(tmp_path):
-    env = base_env(
-        **{**documented_production_env(), "STATIC_ROOT": str(tmp_path / "never-collected")}
-    )
+    env = base_env(documented_production_env(), STATIC_ROOT=str(tmp_path / "never-collected"))
     env.pop("SECRET_KEY")
     result = manage("check", "--deploy", env=env)
     assert result.returncode == 1
