@@ -85,6 +85,10 @@ def main() -> None:
                 "DEBUG": "0",
                 "SECRET_KEY": "bench-" + "x" * 50,
                 "ALLOWED_HOSTS": "127.0.0.1",
+                # Steady state: no per-request log line to write, no process recycling mid-run
+                # (gunicorn.conf.py recycles every ~2,000 requests, which drops connections).
+                "GUNICORN_ACCESS_LOG": "/dev/null",
+                "GUNICORN_MAX_REQUESTS": "0",
             },
             start_new_session=True,
         )
