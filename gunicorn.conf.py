@@ -21,8 +21,9 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 # its backends, set it above the balancer's idle timeout (AWS ALB: 60 s, so 65), or the balancer
 # may send a request on a connection gunicorn is closing. A graceful stop waits for these too.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
-# Recycle each process now and then, staggered, so a slow leak never becomes an outage.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
+# Recycle each process now and then, staggered, so a slow leak never becomes an outage. Not too
+# often: a recycle closes that process's kept-alive connections (docs/benchmarks.md).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
 max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
