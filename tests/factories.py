@@ -109,3 +109,29 @@ def cache_all_history(version: ModelVersion, steps: int = 5) -> None:
     never need MLflow for it."""
     for key, final in (version.metrics or {}).items():
         make_history(version, key, [final * (1 + (steps - step) / 10) for step in range(steps)])
+
+
+def make_hostile_request(*, requester, voter, decision: str, text: str):
+    """A model, versions, request and vote whose every piece of MLflow and user text is `text`.
+
+    v1 holds Production; v2 is the candidate, with `text` as its description, a metric key, a
+    param, a tag (and their cached history); the request's comment and the vote's comment are
+    `text` too. Returns the request.
+    """
+    from reviews import services
+
+    model = make_model(text, description=text, tags={text: text})
+    make_version(model, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.8})
+    candidate = make_version(
+        model,
+        metrics={"accuracy": 0.9, "f1": 0.85, text: 0.5},
+        params={text: text},
+        tags={text: text},
+        description=text,
+    )
+    cache_all_history(candidate)
+    request = services.request_create(
+        model=text, version=2, target="Production", requester=requester, comment=text
+    )
+    services.vote_cast(request_id=request.pk, user=voter, decision=decision, comment=text)
+    return request

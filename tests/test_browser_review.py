@@ -22,7 +22,7 @@ from registry.models import Stage
 from registry.sync import sync_registry
 from reviews import jobs, services
 from reviews.models import Decision, Execution, TransitionRequest, Vote
-from tests.factories import cache_all_history, make_model, make_version
+from tests.factories import cache_all_history, make_hostile_request, make_model, make_version
 from tests.test_browser_registry import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -300,20 +300,9 @@ def test_outsider_sees_no_buttons_and_a_forged_vote_is_refused(
 def test_hostile_model_text_fires_no_dialog_on_any_page(
     sign_in, live_server, policies, requester, scientist1
 ):
-    model = make_model(HOSTILE, description=HOSTILE, tags={HOSTILE: HOSTILE})
-    make_version(model, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.8})
-    candidate = make_version(
-        model,
-        metrics={"accuracy": 0.9, "f1": 0.85, HOSTILE: 0.5},
-        params={HOSTILE: HOSTILE},
-        tags={HOSTILE: HOSTILE},
-        description=HOSTILE,
+    request = make_hostile_request(
+        requester=requester, voter=scientist1, decision="reject", text=HOSTILE
     )
-    cache_all_history(candidate)
-    request = services.request_create(
-        model=HOSTILE, version=2, target="Production", requester=requester, comment=HOSTILE
-    )
-    services.vote_cast(request_id=request.pk, user=scientist1, decision="reject", comment=HOSTILE)
     name = quote(HOSTILE, safe="")
 
     admin = sign_in("admin")

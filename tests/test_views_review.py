@@ -16,7 +16,13 @@ from django.urls import reverse
 from registry.models import ChangeKind, ChangeOrigin, RegistryChange, Stage
 from reviews import services
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest, Vote
-from tests.factories import cache_all_history, make_model, make_user, make_version
+from tests.factories import (
+    cache_all_history,
+    make_hostile_request,
+    make_model,
+    make_user,
+    make_version,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -232,20 +238,9 @@ def test_request_page_query_count_does_not_grow(
 
 
 def test_mlflow_and_user_text_is_escaped_on_the_request_page(client, policies, requester, lead):
-    model = make_model(HOSTILE, description=HOSTILE, tags={HOSTILE: HOSTILE})
-    make_version(model, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.8})
-    candidate = make_version(
-        model,
-        metrics={"accuracy": 0.9, "f1": 0.85, HOSTILE: 1.0},
-        params={HOSTILE: HOSTILE},
-        tags={HOSTILE: HOSTILE},
-        description=HOSTILE,
+    request = make_hostile_request(
+        requester=requester, voter=lead, decision="approve", text=HOSTILE
     )
-    cache_all_history(candidate)
-    request = services.request_create(
-        model=HOSTILE, version=2, target="Production", requester=requester, comment=HOSTILE
-    )
-    services.vote_cast(request_id=request.pk, user=lead, decision="approve", comment=HOSTILE)
     response = login(client, lead).get(detail_url(request))
     body = response.content.decode()
     assert HOSTILE not in body
