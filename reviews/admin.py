@@ -32,7 +32,8 @@ from .models import (
     TransitionRequest,
     Vote,
 )
-from .policies import GateSpec, PolicySpec, format_duration, policy_as_spec, policy_problems
+from .policies import policy_as_spec
+from .policy_spec import GateSpec, PolicySpec, format_duration, policy_problems
 
 User = get_user_model()
 

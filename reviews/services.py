@@ -37,7 +37,8 @@ from .errors import (
     WrongExecutionState,
 )
 from .models import Decision, Execution, TransitionRequest, Vote, VoteChoice
-from .policies import policy_as_spec, policy_for, target_problem
+from .policies import policy_as_spec, policy_for
+from .policy_spec import target_problem
 
 # -- targets ----------------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ from django.core.management import CommandError, call_command
 from registry.models import RegisteredModel
 from reviews.errors import AmbiguousPolicy, NoPolicy, PolicyInvalid
 from reviews.models import ApprovalPolicy, AuditEvent
-from reviews.policies import parse_policy_file, policies_export, policies_load, policy_for
+from reviews.policies import policies_export, policies_load, policy_for
+from reviews.policy_spec import parse_policy_file
 
 pytestmark = pytest.mark.django_db
 
