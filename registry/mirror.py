@@ -235,29 +235,30 @@ MODEL_FIELDS = [
 ]
 
 
+# Version fields whose every change is recorded as a RegistryChange of that kind (aliases are
+# recorded one alias at a time, below).
+RECORDED_FIELDS = (
+    ("stage", ChangeKind.STAGE_CHANGED),
+    ("tags", ChangeKind.TAGS_CHANGED),
+    ("description", ChangeKind.DESCRIPTION_CHANGED),
+)
+
+
 def _update_version(row: ModelVersion, v: MlflowVersion, aliases, run, change) -> bool:
     """Copies MLflow's state onto a mirrored version, recording each difference; True if any."""
     changed = False
     if row.deleted:
         row.deleted = False
         changed = True
-    if row.stage != v.stage:
-        change(row.model, row, ChangeKind.STAGE_CHANGED, old=row.stage, new=v.stage)
-        row.stage = v.stage
-        changed = True
+    for attr, kind in RECORDED_FIELDS:
+        old, new = getattr(row, attr), getattr(v, attr)
+        if old != new:
+            change(row.model, row, kind, old=old, new=new)
+            setattr(row, attr, new)
+            changed = True
     if row.aliases != aliases:
         _record_alias_changes(row, row.aliases, aliases, change)
         row.aliases = aliases
-        changed = True
-    if row.tags != v.tags:
-        change(row.model, row, ChangeKind.TAGS_CHANGED, old=row.tags, new=v.tags)
-        row.tags = v.tags
-        changed = True
-    if row.description != v.description:
-        change(
-            row.model, row, ChangeKind.DESCRIPTION_CHANGED, old=row.description, new=v.description
-        )
-        row.description = v.description
         changed = True
     if run is not None:
         if row.metrics and row.metrics != run.metrics:
