@@ -276,6 +276,23 @@ def named(client, name: str) -> list[tuple[str, str, str]]:
     return [webhook for webhook in client.list_webhooks() if webhook[1] == name]
 
 
+def test_listing_webhooks_reads_every_page(mlflow_client, webhook_name):
+    created = {
+        mlflow_client.create_webhook(
+            name=webhook_name,
+            url=f"http://127.0.0.1:8000/webhooks/mlflow?copy={copy}",
+            events=["model_version.created"],
+            secret=SECRET,
+        )
+        for copy in range(3)
+    }
+
+    listed = mlflow_client.list_webhooks(page_size=2)
+
+    assert created <= {webhook_id for webhook_id, _, _ in listed}
+    assert len(listed) == len({webhook_id for webhook_id, _, _ in listed})
+
+
 def test_register_command_refuses_without_a_secret(settings, mlflow_client, webhook_name):
     settings.MLFLOW_WEBHOOK_SECRET = ""
 
