@@ -18,11 +18,13 @@ from typing import Any
 import django_rq
 import redis
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from rq import Retry
 from rq.exceptions import DuplicateJobError
 
+from . import audit
 from .models import AuditEvent, OutboxItem, OutboxState
 
 logger = logging.getLogger(__name__)
@@ -98,6 +100,35 @@ def due(model: type[OutboxItem], *, now=None) -> QuerySet:
         next_attempt_at__lte=now,
         created_at__lte=now - timedelta(seconds=SWEEP_GRACE_SECONDS),
     ).filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+
+
+def send_again(model: type[OutboxItem], ids: list[int], *, actor) -> list[int]:
+    """Puts given-up items back in line, due now with a fresh set of attempts; audited.
+
+    Only items in the FAILED state move; the periodic sweep sends them (within a minute with the
+    default QUORUM_NOTIFY_CRON). Returns the ids that moved.
+    """
+    with transaction.atomic():
+        moved = sorted(
+            model.objects.select_for_update()
+            .filter(pk__in=ids, state=OutboxState.FAILED)
+            .values_list("pk", flat=True)
+        )
+        if not moved:
+            return []
+        model.objects.filter(pk__in=moved).update(
+            state=OutboxState.PENDING,
+            attempts=0,
+            next_attempt_at=timezone.now(),
+            claimed_until=None,
+            finished_at=None,
+        )
+        audit.record(
+            "outbox.send_again",
+            actor=actor,
+            details={"outbox": model._meta.verbose_name_plural, "ids": moved},
+        )
+    return moved
 
 
 def enqueue(func, event_id: int, *, job_id: str, what: str) -> bool:

@@ -31,6 +31,9 @@ CHANGELISTS = [
     "admin:reviews_vote_changelist",
     "admin:reviews_auditevent_changelist",
     "admin:auth_group_changelist",
+    "admin:reviews_notification_changelist",
+    "admin:reviews_webhookdelivery_changelist",
+    "admin:reviews_apitoken_changelist",
 ]
 
 

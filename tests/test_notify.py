@@ -21,7 +21,7 @@ from django_rq.cron import DjangoCronScheduler
 
 from quorum.localservices import free_port
 from registry.models import ChangeKind, RegistryChange
-from reviews import jobs, notify, registry_events, services
+from reviews import jobs, notify, outbox, registry_events, services
 from reviews.models import (
     AuditEvent,
     Notification,
@@ -431,6 +431,49 @@ def test_mail_the_smtp_server_refused_is_sent_once_it_answers(
 
     assert to(sent) == APPROVERS
     assert pending_mail() == set()
+
+
+def test_mail_that_gave_up_is_sent_again_from_the_admin_once_the_server_answers(
+    mailroom, deliver, requester, committed, settings, monkeypatch, admin_client
+):
+    mirror()
+    monkeypatch.setattr(outbox, "MAX_ATTEMPTS", 3)  # the job's three tries use them up
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens
+    settings.EMAIL_TIMEOUT = 2
+    create(requester, committed)
+    deliver()
+    gave_up = Notification.objects.filter(state=OutboxState.FAILED)
+    assert set(gave_up.values_list("recipient__username", flat=True)) == APPROVERS
+    # The sweep leaves mail that gave up alone, however late it runs.
+    mailroom.enqueue(notify.sweep_outbox, kwargs={"now": timezone.now() + timedelta(days=1)})
+    assert deliver() == []
+    sent_already = Notification.objects.create(
+        event=gave_up[0].event, kind="decided", key="sent-already", recipient=requester
+    )
+    Notification.objects.filter(pk=sent_already.pk).update(state=OutboxState.SENT)
+    chosen = [*gave_up.values_list("pk", flat=True), sent_already.pk]
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    response = admin_client.post(
+        reverse("admin:reviews_notification_changelist"),
+        {"action": "send_again", "_selected_action": chosen, "index": "0"},
+        follow=True,
+    )
+
+    assert [str(m) for m in response.context["messages"]] == [
+        "4 put back in line; the next outbox sweep sends them.",
+        "1 left as it was: only deliveries that gave up can be sent again.",
+    ]
+    assert Notification.objects.get(pk=sent_already.pk).state == OutboxState.SENT
+    event = AuditEvent.objects.order_by("-sequence").first()
+    assert (event.action, event.actor) == ("outbox.send_again", "admin")
+    assert event.details == {"outbox": "notifications", "ids": sorted(chosen[:-1])}
+    # Mail gives up hours after it was written; here a minute on is enough for the sweep.
+    mailroom.enqueue(notify.sweep_outbox, kwargs={"now": timezone.now() + timedelta(minutes=2)})
+    sent = deliver()
+    assert to(sent) == APPROVERS
+    assert not Notification.objects.exclude(state=OutboxState.SENT).exists()
 
 
 def test_redis_down_when_the_event_commits_the_sweep_sends_it_later(

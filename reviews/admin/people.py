@@ -1,0 +1,129 @@
+"""Approver groups and their members: membership changes, from either side, are audited.
+
+A group's members are edited on the group's page; a form refuses to leave a group with fewer
+active members than a policy asks of it.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.db import transaction
+
+from .. import audit
+
+User = get_user_model()
+
+
+def _usernames(users) -> set[str]:
+    return {user.get_username() for user in users}
+
+
+class GroupMembersForm(forms.ModelForm):
+    users = forms.ModelMultipleChoiceField(
+        label="Members",
+        queryset=User.objects.order_by("username"),
+        required=False,
+        widget=FilteredSelectMultiple("members", is_stacked=False),
+    )
+
+    class Meta:
+        model = Group
+        fields = ["name", "users", "permissions"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["users"] = list(self.instance.user_set.values_list("pk", flat=True))
+
+    def clean_users(self):
+        users = self.cleaned_data["users"]
+        if self.instance.pk:
+            # The file's rule, seen from the group: no policy may ask more than it can get.
+            active = sum(1 for user in users if user.is_active)
+            for requirement in self.instance.requirements.select_related("policy"):
+                if requirement.approvals > active:
+                    raise forms.ValidationError(
+                        f"Policy {requirement.policy.name!r} needs {requirement.approvals} "
+                        f"approvals from this group, which would have {active} active "
+                        f"member{'s' if active != 1 else ''}."
+                    )
+        return users
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class ApproverGroupAdmin(GroupAdmin):
+    form = GroupMembersForm
+    list_display = ["name", "member_count"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("user_set")
+
+    @admin.display(description="members")
+    def member_count(self, group):
+        return len(group.user_set.all())
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        group = form.instance
+        before = _usernames(group.user_set.all())
+        group.user_set.set(form.cleaned_data["users"])
+        after = _usernames(form.cleaned_data["users"])
+        if not change:
+            audit.record("group.create", actor=request.user, details={"group": group.name})
+        elif set(form.changed_data) - {"users"}:
+            audit.record(
+                "group.edit",
+                actor=request.user,
+                details={
+                    "group": group.name,
+                    "changed": sorted(set(form.changed_data) - {"users"}),
+                },
+            )
+        _record_membership(request.user, group.name, added=after - before, removed=before - after)
+
+    def delete_model(self, request, obj):
+        members = sorted(_usernames(obj.user_set.all()))
+        audit.record(
+            "group.delete", actor=request.user, details={"group": obj.name, "members": members}
+        )
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for group in queryset:
+                self.delete_model(request, group)
+
+
+def _record_membership(actor, group: str, *, added: set[str], removed: set[str]) -> None:
+    if added or removed:
+        audit.record(
+            "group.members",
+            actor=actor,
+            details={"group": group, "added": sorted(added), "removed": sorted(removed)},
+        )
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class AuditedUserAdmin(UserAdmin):
+    """Membership can also change from a user's page: it is recorded the same way."""
+
+    def save_related(self, request, form, formsets, change):
+        before = set(form.instance.groups.values_list("name", flat=True)) if change else set()
+        super().save_related(request, form, formsets, change)
+        after = set(form.instance.groups.values_list("name", flat=True))
+        username = form.instance.get_username()
+        for group in sorted(after - before):
+            _record_membership(request.user, group, added={username}, removed=set())
+        for group in sorted(before - after):
+            _record_membership(request.user, group, added=set(), removed={username})

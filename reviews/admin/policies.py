@@ -1,0 +1,277 @@
+"""Approval policies in the admin, validated as a policy file is.
+
+A policy saved here passes the same validation as a policy file (`reviews.policy_spec`), each
+problem shown next to the field it concerns; every create, edit and delete is appended to the audit
+chain with the admin as actor.
+"""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from django import forms
+from django.contrib import admin
+from django.db import transaction
+from django.forms.models import BaseInlineFormSet
+from pydantic import ValidationError
+
+from .. import audit
+from ..models import ApprovalPolicy, PolicyGate, PolicyRequirement
+from ..policies import policy_as_spec
+from ..policy_spec import GateSpec, PolicySpec, format_duration, policy_problems
+
+GATE_OPS = get_args(GateSpec.model_fields["op"].annotation)
+
+
+class PolicyFields(PolicySpec):
+    """A policy's own fields, validated before its requirements: those come from the inline."""
+
+    require: list = []  # type: ignore[assignment]
+
+
+def _message(item) -> str:
+    return item["msg"].removeprefix("Value error, ")
+
+
+def _comma_list(text: str) -> list[str]:
+    # A trailing comma or a doubled one is a slip, not an empty pattern.
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _other_policies(policy: ApprovalPolicy) -> list[PolicySpec]:
+    others = ApprovalPolicy.objects.exclude(pk=policy.pk).prefetch_related(
+        "requirements__group", "gates"
+    )
+    return [policy_as_spec(other) for other in others]
+
+
+# A policy's own fields: PolicySpec's name -> the model's (and the policy form's) name.
+POLICY_FIELDS = {
+    "name": "name",
+    "models": "model_patterns",
+    "targets": "targets",
+    "allow_self_approval": "allow_self_approval",
+    "expires_after": "expires_after",
+    "archive_existing": "archive_existing",
+    "rejections_needed": "rejections_needed",
+}
+
+
+def _spec_data(policy: ApprovalPolicy) -> dict:
+    return {spec: getattr(policy, field) for spec, field in POLICY_FIELDS.items()}
+
+
+# -- policies ----------------------------------------------------------------------------------
+
+
+class ApprovalPolicyForm(forms.ModelForm):
+    model_patterns = forms.CharField(
+        label="Models",
+        help_text="Comma-separated globs on registered model names, e.g. <code>*</code>, "
+        "<code>fraud-*</code>, <code>churn-model</code>. An exact name beats a glob.",
+    )
+    targets = forms.CharField(
+        help_text="Comma-separated stages (Staging, Production, Archived, None) and aliases "
+        "written with @, e.g. <code>Production, @champion</code>.",
+    )
+    expires_after = forms.CharField(
+        initial="7d", help_text="A pending request expires after this long: 7d, 12h or 30m."
+    )
+
+    class Meta:
+        model = ApprovalPolicy
+        fields = [
+            "name",
+            "model_patterns",
+            "targets",
+            "allow_self_approval",
+            "expires_after",
+            "archive_existing",
+            "rejections_needed",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["model_patterns"] = ", ".join(self.instance.model_patterns)
+            self.initial["targets"] = ", ".join(self.instance.targets)
+            self.initial["expires_after"] = format_duration(self.instance.expires_after)
+
+    def clean_model_patterns(self) -> list[str]:
+        return _comma_list(self.cleaned_data["model_patterns"])
+
+    def clean_targets(self) -> list[str]:
+        return _comma_list(self.cleaned_data["targets"])
+
+    def clean_expires_after(self):
+        try:
+            return PolicySpec.parse_duration(self.cleaned_data["expires_after"])
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from error
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        data = {spec: cleaned[field] for spec, field in POLICY_FIELDS.items()}
+        try:
+            fields = PolicyFields.model_validate(data)
+        except ValidationError as error:
+            for item in error.errors():
+                self.add_error(POLICY_FIELDS[item["loc"][0]], _message(item))
+            return cleaned
+        # Without requirements only the targets and ties with other policies can be wrong.
+        for problem in policy_problems(fields, _other_policies(self.instance)):
+            place, _, message = problem.partition(": ")
+            self.add_error("targets" if place.startswith("targets") else None, message)
+        return cleaned
+
+
+class RequirementFormSet(BaseInlineFormSet):
+    """Checks the requirements as the policy file does: a group must have enough members."""
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        rows = [
+            form for form in self.forms if form.cleaned_data and not self._should_delete_form(form)
+        ]
+        if not rows:
+            raise forms.ValidationError("A policy needs at least one required group.")
+        # The policy form has already written its cleaned values onto the instance.
+        data = _spec_data(self.instance) | {
+            "require": [
+                {
+                    "group": row.cleaned_data["group"].name,
+                    "approvals": row.cleaned_data["approvals"],
+                }
+                for row in rows
+            ]
+        }
+        try:
+            spec = PolicySpec.model_validate(data)
+        except ValidationError as error:
+            # The policy form reports problems with the policy's own fields.
+            problems = [
+                (item["loc"][1:], _message(item))
+                for item in error.errors()
+                if item["loc"][0] == "require"
+            ]
+        else:
+            problems = []
+            for problem in policy_problems(spec, _other_policies(self.instance)):
+                place, _, message = problem.partition(": ")
+                if place.startswith("require["):
+                    index, _, field = place.removeprefix("require[").partition("].")
+                    problems.append(((int(index), field), message))
+        whole = []
+        for loc, message in problems:
+            if len(loc) == 2 and loc[1] in ("group", "approvals"):
+                rows[loc[0]].add_error(loc[1], message)
+            else:
+                whole.append(message)
+        if whole:
+            raise forms.ValidationError(whole)
+
+
+class PolicyRequirementInline(admin.TabularInline):
+    model = PolicyRequirement
+    formset = RequirementFormSet
+    fields = ["group", "approvals"]
+    extra = 1
+    verbose_name = "required sign-off"
+    verbose_name_plural = "required sign-offs (every line must be met)"
+
+
+GATE_FIELDS = ("metric", "op", "value", "baseline_delta", "kind")
+
+
+class PolicyGateForm(forms.ModelForm):
+    op = forms.ChoiceField(choices=[(op, op) for op in GATE_OPS])
+
+    class Meta:
+        model = PolicyGate
+        fields = GATE_FIELDS
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            GateSpec.model_validate({field: cleaned.get(field) for field in GATE_FIELDS})
+        except ValidationError as error:
+            for item in error.errors():
+                field = item["loc"][0] if item["loc"] else None
+                self.add_error(field if field in self.fields else None, _message(item))
+        return cleaned
+
+
+class PolicyGateInline(admin.TabularInline):
+    model = PolicyGate
+    form = PolicyGateForm
+    fields = GATE_FIELDS
+    extra = 0
+    verbose_name = "metric gate"
+    verbose_name_plural = "metric gates (give a value, or a baseline delta vs the current holder)"
+
+
+def _record_policy(action: str, policy: ApprovalPolicy, user) -> None:
+    policy = ApprovalPolicy.objects.prefetch_related("requirements__group", "gates").get(
+        pk=policy.pk
+    )
+    audit.record(action, actor=user, details=policy_as_spec(policy).model_dump(mode="json"))
+
+
+@admin.register(ApprovalPolicy)
+class ApprovalPolicyAdmin(admin.ModelAdmin):
+    form = ApprovalPolicyForm
+    inlines = [PolicyRequirementInline, PolicyGateInline]
+    list_display = ["name", "models", "target_list", "sign_offs", "expires", "updated_at"]
+    search_fields = ["name"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("requirements__group")
+
+    @admin.display(description="models")
+    def models(self, policy):
+        return ", ".join(policy.model_patterns)
+
+    @admin.display(description="targets")
+    def target_list(self, policy):
+        return ", ".join(policy.targets)
+
+    @admin.display(description="sign-offs")
+    def sign_offs(self, policy):
+        return " and ".join(str(r) for r in policy.requirements.all())
+
+    @admin.display(description="expires after", ordering="expires_after")
+    def expires(self, policy):
+        return format_duration(policy.expires_after)
+
+    def save_formset(self, request, form, formset, change):
+        formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            obj.delete()
+        # Positions follow the rows' order on the page, as they follow the file's order.
+        kept = [f for f in formset.forms if f.cleaned_data and f not in formset.deleted_forms]
+        for position, row in enumerate(kept):
+            row.instance.policy = form.instance
+            row.instance.position = position
+            row.instance.save()
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if not change:
+            _record_policy("policy.create", form.instance, request.user)
+        elif form.has_changed() or any(formset.has_changed() for formset in formsets):
+            _record_policy("policy.edit", form.instance, request.user)
+
+    def delete_model(self, request, obj):
+        _record_policy("policy.delete", obj, request.user)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for policy in queryset:
+                self.delete_model(request, policy)

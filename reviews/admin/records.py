@@ -1,0 +1,135 @@
+"""What the review engine writes, shown read-only: requests, votes, the audit trail, API tokens.
+
+Requests change only through `reviews.services` (the admin actions call it, and it audits); tokens
+are issued by `manage.py create_api_token` and only revoked here.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from .. import audit, services
+from ..api_auth import token_revoke
+from ..errors import QuorumError
+from ..models import ApiToken, AuditEvent, TransitionRequest, Vote
+
+# -- requests, votes, audit --------------------------------------------------------------------
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Viewable by staff with the view permission; written only by the review engine."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TransitionRequest)
+class TransitionRequestAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "model_name",
+        "version_number",
+        "target",
+        "requester",
+        "decision",
+        "execution",
+        "created_at",
+        "expires_at",
+    ]
+    list_filter = ["decision", "execution", "version__model__name"]
+    list_select_related = ["version__model", "requester"]
+    search_fields = ["version__model__name", "requester__username"]
+    date_hierarchy = "created_at"
+    actions = ["retry_failed", "cancel_pending"]
+
+    @admin.display(description="model", ordering="version__model__name")
+    def model_name(self, obj):
+        return obj.version.model.name
+
+    @admin.display(description="version", ordering="version__version")
+    def version_number(self, obj):
+        return obj.version.version
+
+    def has_transition_permission(self, request):
+        # The change permission allows acting on requests through the services, never editing.
+        return request.user.has_perm("reviews.change_transitionrequest")
+
+    @admin.action(description="Retry failed execution", permissions=["transition"])
+    def retry_failed(self, request, queryset):
+        self._each(request, queryset, services.transition_retry, "Re-queued")
+
+    @admin.action(description="Cancel pending request", permissions=["transition"])
+    def cancel_pending(self, request, queryset):
+        self._each(request, queryset, services.request_cancel, "Cancelled")
+
+    def _each(self, request, queryset, action, done_label: str) -> None:
+        """Runs a service per request, each in its own transaction: one refusal stops no other."""
+        done = []
+        for pk in queryset.order_by("pk").values_list("pk", flat=True):
+            try:
+                action(request_id=pk, user=request.user)
+            except QuorumError as error:
+                self.message_user(request, f"#{pk}: {error}", messages.ERROR)
+            else:
+                done.append(f"#{pk}")
+        if done:
+            self.message_user(request, f"{done_label} {', '.join(done)}.", messages.SUCCESS)
+
+
+@admin.register(Vote)
+class VoteAdmin(ReadOnlyAdmin):
+    list_display = ["id", "request", "user", "decision", "stale", "created_at"]
+    list_filter = ["decision", "stale"]
+    list_select_related = ["request__version__model", "user"]
+    search_fields = ["user__username", "request__version__model__name"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["sequence", "created_at", "actor", "action", "model_name", "version"]
+    list_filter = ["action"]
+    search_fields = ["actor", "model_name"]
+
+    def changelist_view(self, request, extra_context=None):
+        # A full scan of the chain, in batches of a bounded size: time grows with the history,
+        # memory does not. Fine for an admin page; `manage.py verify_audit` is the check to
+        # schedule.
+        extra_context = {**(extra_context or {}), "audit_verification": audit.verify()}
+        return super().changelist_view(request, extra_context=extra_context)
+
+
+# -- API tokens ----------------------------------------------------------------------------------
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """Tokens are issued by `manage.py create_api_token` (the secret is shown only there) and
+    revoked here; revoking is audited."""
+
+    list_display = ["prefix", "name", "user", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["user"]
+    search_fields = ["name", "prefix", "user__username"]
+    actions = ["revoke"]
+
+    def has_revoke_permission(self, request):
+        return request.user.has_perm("reviews.change_apitoken")
+
+    @admin.action(description="Revoke selected tokens", permissions=["revoke"])
+    def revoke(self, request, queryset):
+        revoked = [
+            pk
+            for pk in queryset.order_by("pk").values_list("pk", flat=True)
+            if token_revoke(token_id=pk, actor=request.user)
+        ]
+        self.message_user(
+            request,
+            f"Revoked {len(revoked)} token{'s' if len(revoked) != 1 else ''}.",
+            messages.SUCCESS,
+        )
