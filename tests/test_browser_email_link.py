@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 
 from reviews import jobs, notify, services
 from reviews.models import AuditEvent, NotificationPreference, TransitionRequest
-from tests.test_browser_registry import CHROMIUM, CHROMIUM_ARGS
+from tests.test_browser_registry import chromium
 from tests.test_services import mirror
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -28,8 +28,6 @@ SCREENSHOTS = settings.BASE_DIR / "var" / "screenshots"
 def test_the_review_link_in_the_mail_opens_the_request_after_login_and_changes_nothing(
     live_server, policies, settings, mailoutbox, rq_queue, simple_worker
 ):
-    from playwright.sync_api import sync_playwright
-
     settings.QUORUM_BASE_URL = live_server.url
     for user in get_user_model().objects.all():
         user.email = f"{user.username}@example.com"
@@ -48,29 +46,25 @@ def test_the_review_link_in_the_mail_opens_the_request_after_login_and_changes_n
     before = (AuditEvent.objects.count(), list(TransitionRequest.objects.values()))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(link)
-            assert page.url == f"{live_server.url}/accounts/login/?next=/reviews/{request.pk}/"
-            page.fill("input[name=username]", "lead")
-            page.fill("input[name=password]", "pw")
-            page.click("button[type=submit]")
-            page.wait_for_url(link)
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(link)
+        assert page.url == f"{live_server.url}/accounts/login/?next=/reviews/{request.pk}/"
+        page.fill("input[name=username]", "lead")
+        page.fill("input[name=password]", "pw")
+        page.click("button[type=submit]")
+        page.wait_for_url(link)
 
-            assert "fraud-detector" in page.locator("h1").inner_text()
-            assert page.get_by_role("button", name=re.compile("Approve")).count() >= 1
-            page.screenshot(path=SCREENSHOTS / "email-link-request.png", full_page=True)
-            page.reload()  # a second open, as a mail scanner or a double click would
+        assert "fraud-detector" in page.locator("h1").inner_text()
+        assert page.get_by_role("button", name=re.compile("Approve")).count() >= 1
+        page.screenshot(path=SCREENSHOTS / "email-link-request.png", full_page=True)
+        page.reload()  # a second open, as a mail scanner or a double click would
 
-            page.get_by_role("link", name="Settings").click()
-            page.get_by_label("Send me reminder emails").uncheck()
-            page.get_by_role("button", name="Save").click()
-            assert "Reminder emails are off." in page.locator(".messages").inner_text()
-            page.screenshot(path=SCREENSHOTS / "notification-settings.png")
-        finally:
-            browser.close()
+        page.get_by_role("link", name="Settings").click()
+        page.get_by_label("Send me reminder emails").uncheck()
+        page.get_by_role("button", name="Save").click()
+        assert "Reminder emails are off." in page.locator(".messages").inner_text()
+        page.screenshot(path=SCREENSHOTS / "notification-settings.png")
 
     after = (AuditEvent.objects.count(), list(TransitionRequest.objects.values()))
     assert after == before

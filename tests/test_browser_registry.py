@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.conf import settings
+from django.db import connections
 
 from registry.models import ModelVersion, Stage
 from registry.sync import sync_registry
@@ -33,6 +36,26 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS = settings.BASE_DIR / "var" / "screenshots"
+
+
+@contextmanager
+def chromium() -> Iterator:
+    """Debian's Chromium under Playwright; on the way out, the browser and the ORM connections
+    opened meanwhile are closed.
+
+    While Playwright's event loop runs in this thread, Django keeps the thread's database
+    connections apart from its usual ones (asgiref's Local treats the code as async), so the
+    test database's teardown would not close them and could not drop the database.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+            connections.close_all()
 
 
 def register_fraud_model(client, name: str) -> None:
@@ -85,8 +108,6 @@ def register_fraud_model(client, name: str) -> None:
 def test_reviewer_signs_in_and_compares_versions_with_charts(
     live_server, mlflow_client, unique_name
 ):
-    from playwright.sync_api import sync_playwright
-
     name = f"fraud-{unique_name[-6:]}"
     register_fraud_model(mlflow_client, name)
     sync_registry(model=name, client=mlflow_client)
@@ -105,54 +126,50 @@ def test_reviewer_signs_in_and_compares_versions_with_charts(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
 
-            page.goto(f"{live_server.url}/")
-            assert "/accounts/login/" in page.url
-            page.screenshot(path=SCREENSHOTS / "login.png")
-            page.fill("input[name=username]", user.username)
-            page.fill("input[name=password]", user.raw_password)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{live_server.url}/")
+        page.goto(f"{live_server.url}/")
+        assert "/accounts/login/" in page.url
+        page.screenshot(path=SCREENSHOTS / "login.png")
+        page.fill("input[name=username]", user.username)
+        page.fill("input[name=password]", user.raw_password)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/")
 
-            row = page.locator("tr", has=page.locator(f"a[href='/models/{name}/']"))
-            assert row.locator("td").nth(1).inner_text() == "5"
-            assert "@champion → v3" in row.inner_text()
-            page.screenshot(path=SCREENSHOTS / "models.png", full_page=True)
+        row = page.locator("tr", has=page.locator(f"a[href='/models/{name}/']"))
+        assert row.locator("td").nth(1).inner_text() == "5"
+        assert "@champion → v3" in row.inner_text()
+        page.screenshot(path=SCREENSHOTS / "models.png", full_page=True)
 
-            row.locator(f"a[href='/models/{name}/']").click()
-            page.wait_for_selector("#chart-metrics.js-plotly-plot .main-svg")
-            assert page.locator("#chart-metrics .scatterlayer .trace").count() == 5
-            page.screenshot(path=SCREENSHOTS / "model.png", full_page=True)
+        row.locator(f"a[href='/models/{name}/']").click()
+        page.wait_for_selector("#chart-metrics.js-plotly-plot .main-svg")
+        assert page.locator("#chart-metrics .scatterlayer .trace").count() == 5
+        page.screenshot(path=SCREENSHOTS / "model.png", full_page=True)
 
-            page.click(f"a[href='/models/{name}/versions/4/']")
-            page.wait_for_selector("#chart-history-0.js-plotly-plot .main-svg")
-            assert page.locator(".chart-grid .js-plotly-plot").count() == 2  # accuracy, log_loss
-            assert "History unavailable" not in page.content()
-            assert page.locator("#compare-b").input_value() == "3"  # the Production version
-            page.screenshot(path=SCREENSHOTS / "version.png", full_page=True)
+        page.click(f"a[href='/models/{name}/versions/4/']")
+        page.wait_for_selector("#chart-history-0.js-plotly-plot .main-svg")
+        assert page.locator(".chart-grid .js-plotly-plot").count() == 2  # accuracy, log_loss
+        assert "History unavailable" not in page.content()
+        assert page.locator("#compare-b").input_value() == "3"  # the Production version
+        page.screenshot(path=SCREENSHOTS / "version.png", full_page=True)
 
-            page.click("form[action$='/compare'] button[type=submit]")
-            page.wait_for_url("**/compare?a=4&b=3")
-            page.wait_for_selector("#chart-comparison.js-plotly-plot .main-svg")
-            page.wait_for_selector("#chart-history-1.js-plotly-plot .main-svg")
-            assert page.locator("#chart-comparison .barlayer .trace").count() == 2
-            assert page.locator("#chart-history-0 .scatterlayer .trace").count() == 2
-            assert page.locator("tr.is-changed").count() >= 3  # learning_rate, penalty, dataset
-            page.screenshot(path=SCREENSHOTS / "compare.png", full_page=True)
+        page.click("form[action$='/compare'] button[type=submit]")
+        page.wait_for_url("**/compare?a=4&b=3")
+        page.wait_for_selector("#chart-comparison.js-plotly-plot .main-svg")
+        page.wait_for_selector("#chart-history-1.js-plotly-plot .main-svg")
+        assert page.locator("#chart-comparison .barlayer .trace").count() == 2
+        assert page.locator("#chart-history-0 .scatterlayer .trace").count() == 2
+        assert page.locator("tr.is-changed").count() >= 3  # learning_rate, penalty, dataset
+        page.screenshot(path=SCREENSHOTS / "compare.png", full_page=True)
 
-            phone = browser.new_page(viewport={"width": 390, "height": 844})
-            phone.context.add_cookies(page.context.cookies())
-            phone.goto(page.url)
-            phone.wait_for_selector("#chart-comparison.js-plotly-plot .main-svg")
-            width = phone.evaluate("document.documentElement.scrollWidth")
-            assert width <= 390, "the compare page scrolls sideways on a phone"
-            phone.screenshot(path=SCREENSHOTS / "compare-phone.png", full_page=True)
-        finally:
-            browser.close()
+        phone = browser.new_page(viewport={"width": 390, "height": 844})
+        phone.context.add_cookies(page.context.cookies())
+        phone.goto(page.url)
+        phone.wait_for_selector("#chart-comparison.js-plotly-plot .main-svg")
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, "the compare page scrolls sideways on a phone"
+        phone.screenshot(path=SCREENSHOTS / "compare-phone.png", full_page=True)
     assert errors == []

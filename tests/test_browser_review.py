@@ -23,12 +23,7 @@ from registry.sync import sync_registry
 from reviews import jobs, services
 from reviews.models import Decision, Execution, TransitionRequest, Vote
 from tests.factories import cache_all_history, make_hostile_request, make_model, make_version
-from tests.test_browser_registry import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    SCREENSHOTS,
-    register_fraud_model,
-)
+from tests.test_browser_registry import SCREENSHOTS, chromium, register_fraud_model
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -92,14 +87,11 @@ def worker(rq_queue, settings):
 @pytest.fixture
 def sign_in(live_server):
     """`sign_in(username, width=, height=)`: a signed-in Session in its own browser context."""
-    from playwright.sync_api import sync_playwright
-
     sessions: list[Session] = []
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
 
         def open_session(username: str, **viewport) -> Session:
-            sessions.append(Session(chromium, live_server, username, **viewport))
+            sessions.append(Session(browser, live_server, username, **viewport))
             return sessions[-1]
 
         try:
@@ -108,7 +100,6 @@ def sign_in(live_server):
             # Closed contexts drop their kept-alive connections, and the server's threads with them.
             for session in sessions:
                 session.context.close()
-            chromium.close()
 
 
 class Session:

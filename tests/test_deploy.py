@@ -25,7 +25,6 @@ import pytest
 import requests
 from django.conf import global_settings
 from django.core.management import call_command
-from django.db import connections
 from django.test import override_settings
 
 from quorum.localservices import free_port, stop_process, wait_for_http
@@ -34,7 +33,7 @@ from registry.sync import sync_registry
 from reviews import jobs
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
 from reviews.notify import QUEUE as NOTIFY_QUEUE
-from tests.test_browser_registry import CHROMIUM, CHROMIUM_ARGS, register_fraud_model
+from tests.test_browser_registry import chromium, register_fraud_model
 from tests.test_browser_review import PASSWORD, Session
 from tests.test_cli import database_url
 
@@ -232,17 +231,8 @@ def deployed(
 
 @pytest.fixture
 def browser(deployed):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-            # Queries made while Playwright's loop runs opened a connection of their own (another
-            # context); left open, it would keep the test database from being dropped.
-            connections.close_all()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.mark.browser
