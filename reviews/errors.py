@@ -89,6 +89,13 @@ class NotEligible(QuorumError):
     status = 403
 
 
+class NotARequester(QuorumError):
+    """The policy names the groups that may request, and the user is in none of them."""
+
+    code = "not_a_requester"
+    status = 403
+
+
 class SelfApprovalNotAllowed(NotEligible):
     code = "self_approval_not_allowed"
 

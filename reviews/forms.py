@@ -77,8 +77,9 @@ def _target_order(target: str) -> tuple[int, str]:
     return (len(stages), target)
 
 
-def target_options(version: ModelVersion) -> list[TargetOption]:
-    """Every stage and alias some policy covers for this version's model, in a stable order.
+def target_options(version: ModelVersion, user=None) -> list[TargetOption]:
+    """Every stage and alias some policy covers for this version's model, in a stable order;
+    those `user` may not request (the policy names other requester groups) are unavailable.
 
     `version.model` must be loaded. Costs the policies' queries once, then one query per target
     for its current holder: bounded by the policy set, not by the registry.
@@ -101,8 +102,12 @@ def target_options(version: ModelVersion) -> list[TargetOption]:
         option = TargetOption(
             target=target, policy=policy, spec=policy_as_spec(policy).model_dump(mode="json")
         )
+        requesters = option.spec["requesters"]
+        refusal = user and services.requester_refusal(user, requesters, target=target)
         if services.is_at_target(version, target):
             option.unavailable = f"v{version.version} is already at {target}."
+        elif refusal:
+            option.unavailable = refusal
         elif target in open_requests:
             option.open_request = open_requests[target]
             option.unavailable = f"Request #{option.open_request.pk} for {target} is still open."

@@ -57,6 +57,27 @@ class PolicyRequirement(models.Model):
         return f"{self.approvals} of {self.group.name}"
 
 
+class PolicyRequester(models.Model):
+    """One group of a policy's `requesters`: its members may request what the policy covers.
+
+    A policy without any lets every signed-in user request. The group is protected: deleting it
+    must not silently turn "these groups may request" into "anyone may request".
+    """
+
+    policy = models.ForeignKey(ApprovalPolicy, on_delete=models.CASCADE, related_name="requesters")
+    group = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="requester_rows")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["policy", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "group"], name="one_requester_row_per_group"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group.name} may request under {self.policy.name}"
+
+
 class GateKind(models.TextChoices):
     REQUIRED = "required", "required"
     AUTO_APPROVE = "auto_approve", "auto-approve"

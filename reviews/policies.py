@@ -19,7 +19,7 @@ from django.db import transaction
 
 from . import audit
 from .errors import AmbiguousPolicy, NoPolicy, PolicyInvalid
-from .models import ApprovalPolicy, PolicyGate, PolicyRequirement
+from .models import ApprovalPolicy, PolicyGate, PolicyRequester, PolicyRequirement
 from .policy_spec import (
     GateSpec,
     PolicyFile,
@@ -30,6 +30,9 @@ from .policy_spec import (
     parse_policy_file,
     specificity,
 )
+
+# What `policy_as_spec` reads of a policy: prefetch these wherever policies are listed.
+POLICY_RELATIONS = ("requirements__group", "requesters__group", "gates")
 
 # -- loading and exporting ---------------------------------------------------------------------
 
@@ -107,9 +110,7 @@ def _apply(spec: PolicyFile) -> LoadReport:
             report.groups_changed.append(name)
         group.user_set.set(wanted)
 
-    existing = {
-        p.name: p for p in ApprovalPolicy.objects.prefetch_related("requirements__group", "gates")
-    }
+    existing = {p.name: p for p in ApprovalPolicy.objects.prefetch_related(*POLICY_RELATIONS)}
     for policy_spec in spec.policies:
         policy = existing.pop(policy_spec.name, None)
         if policy is None:
@@ -128,7 +129,8 @@ def _apply(spec: PolicyFile) -> LoadReport:
 
 
 def save_policy(policy: ApprovalPolicy, spec: PolicySpec) -> ApprovalPolicy:
-    """Writes a validated spec onto a policy row, replacing its requirements and gates."""
+    """Writes a validated spec onto a policy row, replacing its requirements, requesters and
+    gates."""
     policy.model_patterns = list(spec.models)
     policy.targets = list(spec.targets)
     policy.allow_self_approval = spec.allow_self_approval
@@ -138,11 +140,13 @@ def save_policy(policy: ApprovalPolicy, spec: PolicySpec) -> ApprovalPolicy:
     policy.save()
     policy.requirements.all().delete()
     policy.gates.all().delete()
-    groups = {g.name: g for g in Group.objects.filter(name__in=[r.group for r in spec.require])}
+    named = [r.group for r in spec.require] + spec.requesters
+    groups = {g.name: g for g in Group.objects.filter(name__in=named)}
     PolicyRequirement.objects.bulk_create(
         PolicyRequirement(policy=policy, group=groups[r.group], approvals=r.approvals, position=i)
         for i, r in enumerate(spec.require)
     )
+    set_requesters(policy, [groups[name] for name in spec.requesters])
     PolicyGate.objects.bulk_create(
         PolicyGate(
             policy=policy,
@@ -156,6 +160,14 @@ def save_policy(policy: ApprovalPolicy, spec: PolicySpec) -> ApprovalPolicy:
         for i, g in enumerate(spec.gates)
     )
     return policy
+
+
+def set_requesters(policy: ApprovalPolicy, groups: list[Group]) -> None:
+    """Replaces the groups whose members may request under `policy` (none: anyone signed in)."""
+    policy.requesters.all().delete()
+    PolicyRequester.objects.bulk_create(
+        PolicyRequester(policy=policy, group=group, position=i) for i, group in enumerate(groups)
+    )
 
 
 def policy_as_spec(policy: ApprovalPolicy) -> PolicySpec:
@@ -181,13 +193,15 @@ def policy_as_spec(policy: ApprovalPolicy) -> PolicySpec:
             )
             for g in policy.gates.all()
         ],
+        requesters=[r.group.name for r in policy.requesters.all()],
     )
 
 
 def policies_export() -> str:
     """The database's groups and policies in the format `policies_load` reads (lossless)."""
-    policies = ApprovalPolicy.objects.prefetch_related("requirements__group", "gates")
+    policies = ApprovalPolicy.objects.prefetch_related(*POLICY_RELATIONS)
     used = {r.group.name for p in policies for r in p.requirements.all()}
+    used |= {r.group.name for p in policies for r in p.requesters.all()}
     groups = Group.objects.filter(name__in=used).prefetch_related("user_set").order_by("name")
     document = {
         "groups": {
@@ -210,6 +224,8 @@ def _policy_document(policy: ApprovalPolicy) -> dict:
         "archive_existing": spec.archive_existing,
         "rejections_needed": spec.rejections_needed,
     }
+    if spec.requesters:
+        document["requesters"] = spec.requesters
     if spec.gates:
         document["gates"] = [
             {
@@ -229,7 +245,7 @@ def _policy_document(policy: ApprovalPolicy) -> dict:
 
 def policies_loaded() -> list[ApprovalPolicy]:
     """Every policy with its requirements and gates, for matching many targets in one go."""
-    return list(ApprovalPolicy.objects.prefetch_related("requirements__group", "gates"))
+    return list(ApprovalPolicy.objects.prefetch_related(*POLICY_RELATIONS))
 
 
 def policy_for(

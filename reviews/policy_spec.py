@@ -79,6 +79,8 @@ class PolicySpec(BaseModel):
     archive_existing: bool = False
     rejections_needed: int = Field(default=1, ge=1)
     gates: list[GateSpec] = []
+    # Groups whose members may request; empty: any signed-in user.
+    requesters: list[Annotated[str, Field(min_length=1)]] = []
 
     @field_validator("models", mode="before")
     @classmethod
@@ -94,6 +96,11 @@ class PolicySpec(BaseModel):
     @classmethod
     def require_is_a_list(cls, value):
         return _a_list(value, "mappings")
+
+    @field_validator("requesters", mode="before")
+    @classmethod
+    def requesters_is_a_list(cls, value):
+        return _a_list(value, "group names")
 
     @field_validator("expires_after", mode="before")
     @classmethod
@@ -188,8 +195,9 @@ def parse_policy_file(text: str) -> PolicyFile:
 
 
 def database_problems(spec: PolicyFile) -> list[str]:
-    """What the file asks that the database cannot give: unknown users or groups, more
-    approvals than a group has members, two policies equally specific for one target."""
+    """What the file asks that the database cannot give: unknown users or groups (required or
+    requesting), more approvals than a group has members, two policies equally specific for one
+    target."""
     problems: list[str] = []
     usernames = {name for members in spec.groups.values() for name in members}
     User = get_user_model()
@@ -203,9 +211,9 @@ def database_problems(spec: PolicyFile) -> list[str]:
             if username not in known_users:
                 problems.append(f"groups.{group}[{index}]: unknown user {username!r}")
     sizes = {group: len(set(members)) for group, members in spec.groups.items()}
-    outside = {
-        req.group for policy in spec.policies for req in policy.require if req.group not in sizes
-    }
+    named = {req.group for policy in spec.policies for req in policy.require}
+    named |= {group for policy in spec.policies for group in policy.requesters}
+    outside = named - sizes.keys()
     for group in Group.objects.filter(name__in=outside).prefetch_related("user_set"):
         sizes[group.name] = sum(1 for user in group.user_set.all() if user.is_active)
 
@@ -231,6 +239,12 @@ def database_problems(spec: PolicyFile) -> list[str]:
                     f"{place}.approvals: {req.approvals} but group {req.group!r} has "
                     f"{sizes[req.group]} member{'s' if sizes[req.group] != 1 else ''}"
                 )
+        for j, group in enumerate(policy.requesters):
+            place = f"policies[{i}].requesters[{j}]"
+            if group not in sizes:
+                problems.append(f"{place}: unknown group {group!r}")
+            elif group in policy.requesters[:j]:
+                problems.append(f"{place}: group {group!r} is listed twice")
     problems.extend(_ambiguities(spec.policies))
     return problems
 

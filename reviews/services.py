@@ -27,6 +27,7 @@ from .errors import (
     InvalidVersion,
     InvalidVote,
     NotAllowed,
+    NotARequester,
     NotEligible,
     RequestClosed,
     RequestNotFound,
@@ -104,6 +105,8 @@ def request_create(
         )
     policy = policy_for(model, target)
     snapshot = policy_as_spec(policy).model_dump(mode="json")
+    if refusal := requester_refusal(requester, snapshot["requesters"], target=target):
+        raise NotARequester(refusal)
     baseline = target_holder(registered, target, exclude=candidate.pk)
     results = gates.evaluate(
         snapshot["gates"], candidate.metrics, baseline.metrics if baseline else None
@@ -230,6 +233,16 @@ class GroupProgress:
 
 def required_groups(request: TransitionRequest) -> list[str]:
     return [r["group"] for r in request.policy_snapshot.get("require", [])]
+
+
+def requester_refusal(user: AbstractBaseUser, requesters: list[str], *, target: str) -> str | None:
+    """Why `user` may not request `target` under a policy naming `requesters`; None if they may.
+
+    A policy naming no requester groups lets any signed-in user request.
+    """
+    if not requesters or user.groups.filter(name__in=requesters).exists():
+        return None
+    return f"Only members of {' or '.join(requesters)} may request {target} for this model."
 
 
 def eligible_groups(request: TransitionRequest, user: AbstractBaseUser) -> list[str]:

@@ -356,7 +356,7 @@ def _version_or_404(name: str, version: str) -> ModelVersion:
 def request_new(request: HttpRequest, name: str, version: str) -> HttpResponse:
     """The promotion form on its own page; the version page embeds the same form."""
     candidate = _version_or_404(name, version)
-    options = promotion_options(candidate)
+    options = promotion_options(candidate, request.user)
     form = PromotionForm(request.POST or None, options=options)
     if request.method == "POST" and form.is_valid():
         try:

@@ -191,12 +191,14 @@ def test_a_valid_policy_is_saved_with_its_sign_offs_and_gates_and_audited(admin_
     data.update({"requirements-1-group": group_id("ml-leads"), "requirements-1-approvals": "1"})
     add_gate(data, metric="accuracy", op=">=", value="0.85", kind="required")
     add_gate(data, metric="f1", op=">=", baseline_delta="-0.01", kind="required")
+    data["requesters"] = [group_id("ml-leads"), group_id("data-science")]
 
     response = admin_client.post(reverse("admin:reviews_approvalpolicy_add"), data)
 
     assert response.status_code == 302, errors_of(response)
     policy = ApprovalPolicy.objects.get(name="fraud")
     spec = policy_as_spec(policy)
+    assert spec.requesters == ["data-science", "ml-leads"]  # in the groups' order
     assert spec.models == ["fraud-*", "fraud"]
     assert spec.targets == ["Production", "@champion"]
     assert spec.expires_after == timedelta(days=3)
@@ -335,6 +337,25 @@ def test_saving_an_unchanged_policy_records_nothing(admin_client, policies):
 
     assert response.status_code == 302, errors_of(response)
     assert AuditEvent.objects.count() == events
+
+
+def test_who_may_request_is_edited_audited_and_shown_back_on_the_form(admin_client, policies):
+    url, data = change_page(admin_client, "production")
+    assert not data.get("requesters")
+    data["requesters"] = [group_id("ml-leads")]
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 302, errors_of(response)
+    event = AuditEvent.objects.order_by("-sequence").first()
+    assert (event.action, event.details["requesters"]) == ("policy.edit", ["ml-leads"])
+    url, data = change_page(admin_client, "production")
+    assert data["requesters"] == [group_id("ml-leads")]
+    events = AuditEvent.objects.count()
+    assert admin_client.post(url, data).status_code == 302
+    assert AuditEvent.objects.count() == events  # unchanged: nothing recorded
+    listed = admin_client.get(reverse("admin:reviews_approvalpolicy_changelist"))
+    assert "anyone signed in" in listed.content.decode()  # the staging policy
 
 
 def test_deleting_a_policy_is_audited_with_what_it_was(admin_client, policies):

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 import schemathesis
+from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +19,8 @@ from schemathesis.checks import not_a_server_error
 
 from registry.models import ModelVersion
 from reviews.api_auth import token_create
-from reviews.models import ApiToken, AuditEvent, TransitionRequest
+from reviews.models import ApiToken, ApprovalPolicy, AuditEvent, TransitionRequest
+from reviews.policies import set_requesters
 from tests.factories import make_model, make_version
 
 pytestmark = pytest.mark.django_db
@@ -224,6 +226,17 @@ def test_a_second_open_request_for_the_same_target_is_409(fraud, requester, as_u
     detail = refused(create(api), 409, "duplicate_request")
     assert f"#{first['id']}" in detail
     assert TransitionRequest.objects.count() == 1
+
+
+def test_a_requester_outside_the_policys_requester_groups_is_403(fraud, requester, as_user):
+    set_requesters(
+        ApprovalPolicy.objects.get(name="production"), [Group.objects.get(name="ml-leads")]
+    )
+
+    detail = refused(create(as_user(requester)), 403, "not_a_requester")
+
+    assert "Only members of ml-leads may request Production" in detail
+    assert not TransitionRequest.objects.exists()
 
 
 def test_get_request_and_unknown_ids(fraud, requester, outsider, as_user):

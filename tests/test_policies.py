@@ -27,6 +27,7 @@ EXAMPLE = textwrap.dedent(
       - name: production
         models: ["*"]
         targets: [Production, "@champion"]
+        requesters: [data-science, ml-leads]
         require:
           - {group: ml-leads, approvals: 1}
           - {group: data-science, approvals: 2}
@@ -69,6 +70,8 @@ def test_example_file_loads_groups_policies_requirements_and_gates(people):
         ("ml-leads", 1),
         ("data-science", 2),
     ]
+    assert [r.group.name for r in production.requesters.all()] == ["data-science", "ml-leads"]
+    assert not ApprovalPolicy.objects.get(name="staging").requesters.exists()
     assert [
         (g.metric, g.op, g.value, g.baseline_delta, g.kind) for g in production.gates.all()
     ] == [
@@ -180,6 +183,18 @@ def test_dry_run_reports_and_changes_nothing(people):
         (
             ('"@champion"', '"@latest"'),
             "policies[0].targets[1]: '@latest' is not a stage",
+        ),
+        (
+            ("requesters: [data-science, ml-leads]", "requesters: [data-science, mlleads]"),
+            "policies[0].requesters[1]: unknown group 'mlleads'",
+        ),
+        (
+            ("requesters: [data-science, ml-leads]", "requesters: [ml-leads, ml-leads]"),
+            "policies[0].requesters[1]: group 'ml-leads' is listed twice",
+        ),
+        (
+            ("requesters: [data-science, ml-leads]", "requesters: data-science"),
+            "policies[0].requesters: must be a list of group names, got a string",
         ),
     ],
 )

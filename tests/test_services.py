@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from registry.models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange
@@ -20,6 +21,7 @@ from reviews.errors import (
     InvalidVote,
     NoPolicy,
     NotAllowed,
+    NotARequester,
     NotEligible,
     RequestClosed,
     SelfApprovalNotAllowed,
@@ -28,8 +30,15 @@ from reviews.errors import (
     VersionDeleted,
     WrongExecutionState,
 )
-from reviews.models import AuditEvent, Decision, Execution, TransitionRequest, Vote
-from reviews.policies import policies_export, policies_load
+from reviews.models import (
+    ApprovalPolicy,
+    AuditEvent,
+    Decision,
+    Execution,
+    TransitionRequest,
+    Vote,
+)
+from reviews.policies import policies_export, policies_load, set_requesters
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +125,23 @@ def test_deleted_version_cannot_be_requested(policies, requester):
 
     with pytest.raises(VersionDeleted, match="was deleted in MLflow"):
         create(requester)
+
+
+def test_a_policy_naming_requester_groups_refuses_everyone_else(policies, requester, lead):
+    mirror()
+    releasers = Group.objects.create(name="release-managers")
+    releasers.user_set.add(lead)
+    set_requesters(ApprovalPolicy.objects.get(name="production"), [releasers])
+    events = AuditEvent.objects.count()
+
+    with pytest.raises(NotARequester, match="Only members of release-managers may request Prod"):
+        create(requester)
+
+    assert not TransitionRequest.objects.exists() and AuditEvent.objects.count() == events
+    assert create(requester, target="Staging").target == "Staging"  # no requesters: anyone
+    assert create(lead).policy_snapshot["requesters"] == ["release-managers"]
+    with pytest.raises(ProtectedError):  # deleting the group would let anyone request
+        releasers.delete()
 
 
 def test_second_open_request_for_the_same_version_and_target_is_refused(policies, requester):

@@ -494,6 +494,28 @@ def test_version_page_links_an_open_request_instead_of_offering_it(client, pendi
     assert '<option value="Production"' not in body
 
 
+def test_version_page_offers_a_target_only_to_its_policys_requester_groups(
+    client, fraud, requester, lead
+):
+    from django.contrib.auth.models import Group
+
+    from reviews.models import ApprovalPolicy
+    from reviews.policies import set_requesters
+
+    set_requesters(
+        ApprovalPolicy.objects.get(name="production"), [Group.objects.get(name="ml-leads")]
+    )
+
+    response = login(client, requester).get("/models/fraud/versions/2/")
+    assert '<option value="Production"' not in response.content.decode()
+    assert '<option value="Staging"' in response.content.decode()
+    assert "Production: Only members of ml-leads may request Production" in text_of(response)
+    refused = client.post(request_url("fraud", 2), {"target": "Production"})
+    assert refused.status_code == 400 and not TransitionRequest.objects.exists()
+    offered = login(client, lead).get("/models/fraud/versions/2/").content.decode()
+    assert '<option value="Production"' in offered
+
+
 def test_version_page_says_when_no_policy_covers_the_model(client, requester):
     from reviews.models import ApprovalPolicy
 

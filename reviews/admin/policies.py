@@ -11,13 +11,15 @@ from typing import get_args
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.forms.models import BaseInlineFormSet
 from pydantic import ValidationError
 
 from .. import audit
 from ..models import ApprovalPolicy, PolicyGate, PolicyRequirement
-from ..policies import policy_as_spec
+from ..policies import POLICY_RELATIONS, policy_as_spec, set_requesters
 from ..policy_spec import GateSpec, PolicySpec, format_duration, policy_problems
 
 GATE_OPS = get_args(GateSpec.model_fields["op"].annotation)
@@ -39,9 +41,7 @@ def _comma_list(text: str) -> list[str]:
 
 
 def _other_policies(policy: ApprovalPolicy) -> list[PolicySpec]:
-    others = ApprovalPolicy.objects.exclude(pk=policy.pk).prefetch_related(
-        "requirements__group", "gates"
-    )
+    others = ApprovalPolicy.objects.exclude(pk=policy.pk).prefetch_related(*POLICY_RELATIONS)
     return [policy_as_spec(other) for other in others]
 
 
@@ -77,6 +77,14 @@ class ApprovalPolicyForm(forms.ModelForm):
     expires_after = forms.CharField(
         initial="7d", help_text="A pending request expires after this long: 7d, 12h or 30m."
     )
+    requesters = forms.ModelMultipleChoiceField(
+        label="Who may request",
+        queryset=Group.objects.order_by("name"),
+        required=False,
+        widget=FilteredSelectMultiple("groups", is_stacked=False),
+        help_text="Only members of these groups may request what this policy covers. "
+        "None chosen: any signed-in user.",
+    )
 
     class Meta:
         model = ApprovalPolicy
@@ -84,6 +92,7 @@ class ApprovalPolicyForm(forms.ModelForm):
             "name",
             "model_patterns",
             "targets",
+            "requesters",
             "allow_self_approval",
             "expires_after",
             "archive_existing",
@@ -96,6 +105,7 @@ class ApprovalPolicyForm(forms.ModelForm):
             self.initial["model_patterns"] = ", ".join(self.instance.model_patterns)
             self.initial["targets"] = ", ".join(self.instance.targets)
             self.initial["expires_after"] = format_duration(self.instance.expires_after)
+            self.initial["requesters"] = [r.group_id for r in self.instance.requesters.all()]
 
     def clean_model_patterns(self) -> list[str]:
         return _comma_list(self.cleaned_data["model_patterns"])
@@ -114,6 +124,7 @@ class ApprovalPolicyForm(forms.ModelForm):
         if self.errors:
             return cleaned
         data = {spec: cleaned[field] for spec, field in POLICY_FIELDS.items()}
+        data["requesters"] = [group.name for group in cleaned["requesters"]]
         try:
             fields = PolicyFields.model_validate(data)
         except ValidationError as error:
@@ -217,9 +228,7 @@ class PolicyGateInline(admin.TabularInline):
 
 
 def _record_policy(action: str, policy: ApprovalPolicy, user) -> None:
-    policy = ApprovalPolicy.objects.prefetch_related("requirements__group", "gates").get(
-        pk=policy.pk
-    )
+    policy = ApprovalPolicy.objects.prefetch_related(*POLICY_RELATIONS).get(pk=policy.pk)
     audit.record(action, actor=user, details=policy_as_spec(policy).model_dump(mode="json"))
 
 
@@ -227,11 +236,23 @@ def _record_policy(action: str, policy: ApprovalPolicy, user) -> None:
 class ApprovalPolicyAdmin(admin.ModelAdmin):
     form = ApprovalPolicyForm
     inlines = [PolicyRequirementInline, PolicyGateInline]
-    list_display = ["name", "models", "target_list", "sign_offs", "expires", "updated_at"]
+    list_display = [
+        "name",
+        "models",
+        "target_list",
+        "requested_by",
+        "sign_offs",
+        "expires",
+        "updated_at",
+    ]
     search_fields = ["name"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("requirements__group")
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("requirements__group", "requesters__group")
+        )
 
     @admin.display(description="models")
     def models(self, policy):
@@ -240,6 +261,10 @@ class ApprovalPolicyAdmin(admin.ModelAdmin):
     @admin.display(description="targets")
     def target_list(self, policy):
         return ", ".join(policy.targets)
+
+    @admin.display(description="who may request")
+    def requested_by(self, policy):
+        return ", ".join(r.group.name for r in policy.requesters.all()) or "anyone signed in"
 
     @admin.display(description="sign-offs")
     def sign_offs(self, policy):
@@ -262,6 +287,7 @@ class ApprovalPolicyAdmin(admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
+        set_requesters(form.instance, list(form.cleaned_data["requesters"]))
         if not change:
             _record_policy("policy.create", form.instance, request.user)
         elif form.has_changed() or any(formset.has_changed() for formset in formsets):

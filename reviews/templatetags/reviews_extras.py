@@ -69,7 +69,7 @@ def model_requests(model) -> dict:
 @register.inclusion_tag("reviews/_request_promotion.html", takes_context=True)
 def request_promotion(context, version) -> dict:
     """The version page's "Request promotion" card: targets, requirements and gate preview."""
-    options = [] if version.deleted else target_options(version)
+    options = [] if version.deleted else target_options(version, context.get("user"))
     return {
         "model": version.model,
         "version": version,
