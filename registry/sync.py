@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -32,7 +33,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from .mirror import apply_mlflow_state
-from .mlflow_client import MlflowError, MlflowVersion, RegistryClient
+from .mlflow_client import RUN_READERS, MlflowError, MlflowVersion, RegistryClient
 from .models import (
     ModelVersion,
     RegisteredModel,
@@ -129,13 +130,21 @@ def sync_registry(
 
 
 def _sync_full(client: RegistryClient, run: SyncRun, progress: Progress | None) -> SyncResult:
-    _report(progress, "listing models", 0, 4)
-    models = client.list_models()
-    _report(progress, "listing versions", 1, 4)
-    versions = client.list_versions()
-    _report(progress, f"reading {len(versions)} runs", 2, 4)
-    runs = client.get_runs(v.run_id for v in versions)
-    _report(progress, "writing the mirror", 3, 4)
+    # The models listing (for aliases) is read by a thread of its own while the versions and
+    # their runs are read, the runs by RUN_READERS threads: MLflow works on one call while this
+    # process parses another. Nothing here touches the database until everything is read.
+    models_reader = client.fork()
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            listing = pool.submit(models_reader.list_models)
+            _report(progress, "listing models and versions", 0, 3)
+            versions = client.list_versions()
+            _report(progress, f"reading {len(versions)} runs", 1, 3)
+            runs = client.get_runs((v.run_id for v in versions), readers=RUN_READERS)
+            models = listing.result()
+    finally:
+        client.calls += models_reader.calls
+    _report(progress, "writing the mirror", 2, 3)
     result = _apply(
         models={m.name: m for m in models},
         versions=versions,
@@ -144,7 +153,7 @@ def _sync_full(client: RegistryClient, run: SyncRun, progress: Progress | None) 
         all_models_listed=True,
         sync_run=run,
     )
-    _report(progress, "done", 4, 4)
+    _report(progress, "done", 3, 3)
     return result
 
 

@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from quorum.localservices import free_port
+from registry import mlflow_client as mlflow_client_module
 from registry.mlflow_client import RegistryClient
 from registry.models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange, SyncRun
 from registry.sync import SyncError, sync_registry
@@ -79,6 +80,21 @@ def test_full_sync_reads_runs_in_batches_not_one_call_per_version(mlflow_client,
     # models, versions, experiments, runs: one page each at this size, however many versions.
     assert result.versions >= 6
     assert result.mlflow_calls <= 4
+
+
+def test_runs_read_by_several_threads_are_the_same_runs_and_every_call_is_counted(
+    mlflow_client, unique_name, monkeypatch
+):
+    run_ids = register(mlflow_client, unique_name, versions=5)
+    monkeypatch.setattr(mlflow_client_module, "RUNS_PER_CALL", 2)  # three batches
+    one_reader = RegistryClient(mlflow_client.tracking_uri)
+    three_readers = RegistryClient(mlflow_client.tracking_uri)
+
+    alone = one_reader.get_runs(run_ids)
+    shared = three_readers.get_runs(run_ids, readers=3)
+
+    assert set(alone) == set(run_ids) and shared == alone
+    assert three_readers.calls == one_reader.calls == 1 + 3  # experiments, then each batch
 
 
 def test_no_change_incremental_sync_costs_two_mlflow_calls(mlflow_client, unique_name):
