@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from .. import audit
 from ..models import ApprovalPolicy, PolicyGate, PolicyRequirement
-from ..policies import POLICY_RELATIONS, policy_as_spec, set_requesters
+from ..policies import policy_as_spec, set_requesters, with_relations
 from ..policy_spec import GateSpec, PolicySpec, format_duration, policy_problems
 
 GATE_OPS = get_args(GateSpec.model_fields["op"].annotation)
@@ -41,7 +41,7 @@ def _comma_list(text: str) -> list[str]:
 
 
 def _other_policies(policy: ApprovalPolicy) -> list[PolicySpec]:
-    others = ApprovalPolicy.objects.exclude(pk=policy.pk).prefetch_related(*POLICY_RELATIONS)
+    others = with_relations(ApprovalPolicy.objects.exclude(pk=policy.pk))
     return [policy_as_spec(other) for other in others]
 
 
@@ -228,7 +228,7 @@ class PolicyGateInline(admin.TabularInline):
 
 
 def _record_policy(action: str, policy: ApprovalPolicy, user) -> None:
-    policy = ApprovalPolicy.objects.prefetch_related(*POLICY_RELATIONS).get(pk=policy.pk)
+    policy = with_relations(ApprovalPolicy.objects.all()).get(pk=policy.pk)
     audit.record(action, actor=user, details=policy_as_spec(policy).model_dump(mode="json"))
 
 
@@ -248,11 +248,7 @@ class ApprovalPolicyAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
     def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .prefetch_related("requirements__group", "requesters__group")
-        )
+        return with_relations(super().get_queryset(request))
 
     @admin.display(description="models")
     def models(self, policy):
