@@ -514,6 +514,9 @@ def test_version_page_offers_a_target_only_to_its_policys_requester_groups(
     assert refused.status_code == 400 and not TransitionRequest.objects.exists()
     offered = login(client, lead).get("/models/fraud/versions/2/").content.decode()
     assert '<option value="Production"' in offered
+    client.post(request_url("fraud", 2), {"target": "Production"})
+    made = TransitionRequest.objects.get()
+    assert "only ml-leads may request" in text_of(client.get(detail_url(made)))
 
 
 def test_version_page_says_when_no_policy_covers_the_model(client, requester):
