@@ -47,6 +47,16 @@ def _a_list(value, what: str):
     return value
 
 
+# A policy's list fields, and what each holds (for "must be a list of ..., got a string").
+LIST_FIELDS = {
+    "models": "model name globs",
+    "targets": "stages or @aliases",
+    "require": "mappings",
+    "gates": "mappings",
+    "requesters": "group names",
+}
+
+
 class RequirementSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     group: str = Field(min_length=1)
@@ -82,25 +92,10 @@ class PolicySpec(BaseModel):
     # Groups whose members may request; empty: any signed-in user.
     requesters: list[Annotated[str, Field(min_length=1)]] = []
 
-    @field_validator("models", mode="before")
+    @field_validator(*LIST_FIELDS, mode="before")
     @classmethod
-    def models_is_a_list(cls, value):
-        return _a_list(value, "model name globs")
-
-    @field_validator("targets", mode="before")
-    @classmethod
-    def targets_is_a_list(cls, value):
-        return _a_list(value, "stages or @aliases")
-
-    @field_validator("require", "gates", mode="before")
-    @classmethod
-    def require_is_a_list(cls, value):
-        return _a_list(value, "mappings")
-
-    @field_validator("requesters", mode="before")
-    @classmethod
-    def requesters_is_a_list(cls, value):
-        return _a_list(value, "group names")
+    def is_a_list(cls, value, info):
+        return _a_list(value, LIST_FIELDS[info.field_name])
 
     @field_validator("expires_after", mode="before")
     @classmethod
