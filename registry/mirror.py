@@ -235,13 +235,13 @@ MODEL_FIELDS = [
 ]
 
 
-# Version fields whose every change is recorded as a RegistryChange of that kind (aliases are
-# recorded one alias at a time, below).
-RECORDED_FIELDS = (
-    ("stage", ChangeKind.STAGE_CHANGED),
-    ("tags", ChangeKind.TAGS_CHANGED),
-    ("description", ChangeKind.DESCRIPTION_CHANGED),
-)
+# Version fields whose every change is recorded as a RegistryChange of that kind; aliases are
+# recorded one alias at a time (`_record_alias_changes`).
+RECORDED_KINDS = {
+    "stage": ChangeKind.STAGE_CHANGED,
+    "tags": ChangeKind.TAGS_CHANGED,
+    "description": ChangeKind.DESCRIPTION_CHANGED,
+}
 
 
 def _update_version(row: ModelVersion, v: MlflowVersion, aliases, run, change) -> bool:
@@ -250,15 +250,17 @@ def _update_version(row: ModelVersion, v: MlflowVersion, aliases, run, change) -
     if row.deleted:
         row.deleted = False
         changed = True
-    for attr, kind in RECORDED_FIELDS:
-        old, new = getattr(row, attr), getattr(v, attr)
-        if old != new:
-            change(row.model, row, kind, old=old, new=new)
-            setattr(row, attr, new)
-            changed = True
-    if row.aliases != aliases:
-        _record_alias_changes(row, row.aliases, aliases, change)
-        row.aliases = aliases
+    # In this order: a stage change is recorded before the alias moves of the same sync.
+    recorded = {"stage": v.stage, "aliases": aliases, "tags": v.tags, "description": v.description}
+    for attr, new in recorded.items():
+        old = getattr(row, attr)
+        if old == new:
+            continue
+        if attr == "aliases":
+            _record_alias_changes(row, old, new, change)
+        else:
+            change(row.model, row, RECORDED_KINDS[attr], old=old, new=new)
+        setattr(row, attr, new)
         changed = True
     if run is not None:
         if row.metrics and row.metrics != run.metrics:

@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from django.db import transaction
 from django.db.models import Max
@@ -256,14 +256,7 @@ def _versions_needing_runs(versions: Iterable[MlflowVersion]) -> list[MlflowVers
 
 
 def _apply(**state) -> SyncResult:
-    applied = apply_mlflow_state(**state)
-    return SyncResult(
-        kind="",
-        models=applied.models,
-        versions=applied.versions,
-        changes=applied.changes,
-        change_ids=applied.change_ids,
-    )
+    return SyncResult(kind="", **asdict(apply_mlflow_state(**state)))
 
 
 def _watermark() -> int | None:
