@@ -184,12 +184,14 @@ class RegistryClient:
         readers = max(1, min(readers, len(chunks)))
         if readers == 1:
             return self._runs_of(chunks, experiment_ids)
-        forks = [self.fork() for _ in range(readers)]
+        # This client reads one share (its calls count here); forks read the others.
+        forks = [self.fork() for _ in range(readers - 1)]
         shares = [chunks[i::readers] for i in range(readers)]
         runs: dict[str, MlflowRun] = {}
         try:
             with ThreadPoolExecutor(max_workers=readers) as pool:
-                for part in pool.map(lambda f, c: f._runs_of(c, experiment_ids), forks, shares):
+                readers_ = [self, *forks]
+                for part in pool.map(lambda r, c: r._runs_of(c, experiment_ids), readers_, shares):
                     runs.update(part)
         finally:
             self.calls += sum(f.calls for f in forks)
