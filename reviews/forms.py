@@ -81,11 +81,14 @@ def target_options(version: ModelVersion, user=None) -> list[TargetOption]:
     """Every stage and alias some policy covers for this version's model, in a stable order;
     those `user` may not request (the policy names other requester groups) are unavailable.
 
-    `version.model` must be loaded. Costs the policies' queries once, then one query per target
-    for its current holder: bounded by the policy set, not by the registry.
+    `version.model` must be loaded. Costs the policies' queries once (and the user's groups once,
+    when a policy names requesters), then one query per target for its current holder: bounded
+    by the policy set, not by the registry.
     """
     model = version.model
     policies = policies_loaded()
+    restricted = user is not None and any(p.requesters.all() for p in policies)
+    groups = set(user.groups.values_list("name", flat=True)) if restricted else set()
     named = {target for policy in policies for target in policy.targets}
     open_requests = {
         r.target: r for r in TransitionRequest.objects.open().filter(version=version).order_by()
@@ -102,8 +105,9 @@ def target_options(version: ModelVersion, user=None) -> list[TargetOption]:
         option = TargetOption(
             target=target, policy=policy, spec=policy_as_spec(policy).model_dump(mode="json")
         )
-        requesters = option.spec["requesters"]
-        refusal = user and services.requester_refusal(user, requesters, target=target)
+        refusal = user and services.requester_refusal(
+            user, option.spec["requesters"], target=target, groups=groups
+        )
         if services.is_at_target(version, target):
             option.unavailable = f"v{version.version} is already at {target}."
         elif refusal:

@@ -235,12 +235,19 @@ def required_groups(request: TransitionRequest) -> list[str]:
     return [r["group"] for r in request.policy_snapshot.get("require", [])]
 
 
-def requester_refusal(user: AbstractBaseUser, requesters: list[str], *, target: str) -> str | None:
+def requester_refusal(
+    user: AbstractBaseUser, requesters: list[str], *, target: str, groups: set[str] | None = None
+) -> str | None:
     """Why `user` may not request `target` under a policy naming `requesters`; None if they may.
 
-    A policy naming no requester groups lets any signed-in user request.
+    A policy naming no requester groups lets any signed-in user request. `groups` are the user's
+    group names, when the caller has read them already.
     """
-    if not requesters or user.groups.filter(name__in=requesters).exists():
+    if not requesters:
+        return None
+    if groups is None:
+        groups = set(user.groups.filter(name__in=requesters).values_list("name", flat=True))
+    if not groups.isdisjoint(requesters):
         return None
     return f"Only members of {' or '.join(requesters)} may request {target} for this model."
 
