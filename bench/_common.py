@@ -41,7 +41,8 @@ def bench_stack(name: str, *, workers: int = 0, queues=("transitions",)) -> Iter
     # turn it into an exit so the worker processes and the MLflow server are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("DATABASE_URL", fresh_database(name))
+    if "DATABASE_URL" not in os.environ:  # setdefault would build the fresh database anyway
+        os.environ["DATABASE_URL"] = fresh_database(name)
     stops = []
     if "REDIS_URL" not in os.environ:
         if redis_answers(LOCAL_REDIS):

@@ -74,11 +74,11 @@ def run(url: str, args) -> None:
     requester = User.objects.create_user("requester")
     approver = User.objects.create_user("approver")
     policies_load(text=POLICY)
+    wanted = [(name, number) for name in names for number in range(1, 11)][: args.requests]
     requests = [
         services.request_create(model=name, version=number, target="Staging", requester=requester)
-        for name in names
-        for number in range(1, 11)
-    ][: args.requests]
+        for name, number in wanted
+    ]
     ids = [r.pk for r in requests]
     print(f"opened {len(ids)} requests; casting the final approvals from {args.voters} threads")
 

@@ -48,7 +48,8 @@ def main() -> None:
 
     from quorum.localservices import free_port, redis_answers, start_mlflow_server, stop_process
 
-    os.environ["DATABASE_URL"] = fresh_database("pages")
+    if "DATABASE_URL" not in os.environ:
+        os.environ["DATABASE_URL"] = fresh_database("pages")
     if not os.environ["DATABASE_URL"].startswith("postgres"):
         sys.exit("bench/pages.py needs PostgreSQL on 127.0.0.1:5432 (or DATABASE_URL)")
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")

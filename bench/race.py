@@ -50,10 +50,11 @@ def main() -> int:
         print(f"rounds right: {args.rounds - len(wrong)}/{args.rounds}")
         print(f"votes: {dict(votes)}")
         print(f"round (votes + job + checks): {summary_ms(durations)}")
-        print(f"audit chain: {audit.verify()}")
+        verdict = audit.verify()
+        print(f"audit chain: {verdict}")
         for outcome in wrong:
             print(f"WRONG: {outcome}")
-        return 1 if wrong or not audit.verify().ok else 0
+        return 1 if wrong or not verdict.ok else 0
 
 
 if __name__ == "__main__":
