@@ -47,7 +47,7 @@ def check_static_files_collected(app_configs, **kwargs):
 @register(deploy=True)
 def check_base_url(app_configs, **kwargs):
     base = settings.QUORUM_BASE_URL
-    if base == "http://127.0.0.1:8000":
+    if base == settings.DEVELOPMENT_BASE_URL:
         return [
             Warning(
                 "QUORUM_BASE_URL is the development default: links in emails point at 127.0.0.1.",

@@ -179,7 +179,8 @@ MLFLOW_WEBHOOK_SECRET = os.environ.get("MLFLOW_WEBHOOK_SECRET", "")
 MLFLOW_WEBHOOK_MAX_AGE_SECONDS = int(os.environ.get("MLFLOW_WEBHOOK_MAX_AGE_SECONDS", "300"))
 
 # --- Quorum -------------------------------------------------------------------------------
-QUORUM_BASE_URL = os.environ.get("QUORUM_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+DEVELOPMENT_BASE_URL = "http://127.0.0.1:8000"
+QUORUM_BASE_URL = os.environ.get("QUORUM_BASE_URL", DEVELOPMENT_BASE_URL).rstrip("/")
 QUORUM_SYNC_INTERVAL = int(os.environ.get("QUORUM_SYNC_INTERVAL", "60"))
 QUORUM_FULL_SYNC_CRON = os.environ.get("QUORUM_FULL_SYNC_CRON", "0 3 * * *")
 # Shown first, in this order, wherever a page has room for only a few metrics.

@@ -423,7 +423,8 @@ def _record_once(request_id: int, action: str, now) -> bool:
             .select_related("version__model")
             .get(pk=request_id)
         )
-        if request.decision != Decision.PENDING or request.audit_events.filter(action=action):
+        recorded = request.audit_events.filter(action=action).exists()
+        if request.decision != Decision.PENDING or recorded:
             return False
         audit.record(
             action,

@@ -66,6 +66,9 @@ def finish(item: OutboxItem, state: str, note: str = "", **fields: Any) -> None:
 
 def release_failed(item: OutboxItem, error: str, **fields: Any) -> None:
     """Records a failed attempt; after MAX_ATTEMPTS the item is given up (and logged)."""
+    # `item` may have been loaded before another sender's attempt; the caller holds the claim
+    # now, so the stored count is current.
+    item.refresh_from_db(fields=["attempts"])
     attempts = item.attempts + 1
     gave_up = attempts >= MAX_ATTEMPTS
     type(item).objects.filter(pk=item.pk).update(

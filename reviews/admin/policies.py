@@ -171,7 +171,9 @@ class RequirementFormSet(BaseInlineFormSet):
             ]
         else:
             problems = []
-            for problem in policy_problems(spec, _other_policies(self.instance)):
+            # Only the requirements' problems are kept here, and those never involve the other
+            # policies (the policy form checks ties with them): no need to load them again.
+            for problem in policy_problems(spec, others=[]):
                 place, _, message = problem.partition(": ")
                 if place.startswith("require["):
                     index, _, field = place.removeprefix("require[").partition("].")
