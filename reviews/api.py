@@ -12,10 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from django.conf import settings
 from django.db.models import Count, Max, Prefetch, Q
 from django.http import Http404, HttpRequest, HttpResponse
-from django.urls import NoReverseMatch, reverse
 from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -26,6 +24,7 @@ from registry.models import ModelVersion, RegisteredModel
 from . import services
 from .api_auth import BearerToken, Unauthorized
 from .errors import QuorumError, RequestNotFound, UnknownModel
+from .links import request_url
 from .models import Decision, TransitionRequest, Vote, VoteChoice
 
 api = NinjaAPI(
@@ -212,14 +211,6 @@ def requests_with_details():
         .only(*REQUEST_COLUMNS)
         .prefetch_related(Prefetch("votes", queryset=votes))
     )
-
-
-def request_url(pk: int) -> str:
-    try:
-        path = reverse("reviews:request_detail", args=[pk])
-    except NoReverseMatch:  # the review pages are not mounted: their documented address
-        path = f"/reviews/{pk}/"
-    return settings.QUORUM_BASE_URL + path
 
 
 def model_out(model: RegisteredModel) -> dict:

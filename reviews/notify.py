@@ -52,7 +52,8 @@ from django.utils import timezone
 
 from registry import metrics
 
-from . import audit
+from . import audit, webhooks_out
+from .links import absolute, request_url
 from .models import (
     AuditEvent,
     Decision,
@@ -278,7 +279,7 @@ def mail_context(event: AuditEvent, kind: str) -> dict[str, Any]:
         votes = list(request.votes.select_related("user"))
         context.update(
             target=request.target,
-            link=absolute(reverse("reviews:request_detail", args=[request.pk])),
+            link=request_url(request.pk),
             gates=request.gate_results,
             metrics=metric_rows(request),
             baseline_version=request.baseline.version if request.baseline_id else None,
@@ -347,10 +348,6 @@ def metric_rows(request: TransitionRequest) -> list[MetricRow]:
             )
         )
     return rows
-
-
-def absolute(path: str) -> str:
-    return settings.QUORUM_BASE_URL + path
 
 
 def shorten(text: str, limit: int) -> str:
@@ -440,8 +437,6 @@ def _record_once(request_id: int, action: str, now) -> bool:
 
 def periodic() -> dict:
     """Cron job: reminders, escalations, then whatever mail and webhooks are still pending."""
-    from . import webhooks_out
-
     summary = remind_and_escalate()
     result = {
         "reminded": len(summary["reminded"]),

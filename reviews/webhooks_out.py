@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
-from django.urls import reverse
 
-from . import notify, outbox
+from . import outbox
+from .links import request_url
 from .models import AuditEvent, OutboxState, WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def payload(event: AuditEvent) -> dict:
     if request is not None:
         data["request"] = {
             "id": request.pk,
-            "url": notify.absolute(reverse("reviews:request_detail", args=[request.pk])),
+            "url": request_url(request.pk),
             "target": request.target,
             "requester": request.requester.get_username(),
             "created_at": request.created_at.isoformat(),
