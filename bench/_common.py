@@ -26,9 +26,13 @@ LOCAL_REDIS = "redis://127.0.0.1:6379/13"
 
 
 @contextlib.contextmanager
-def bench_stack(name: str, *, workers: int = 0, queues=("transitions",)) -> Iterator[str]:
+def bench_stack(
+    name: str, *, workers: int = 0, queues=("transitions",), store: Path | None = None
+) -> Iterator[str]:
     """Sets up the environment and Django, starts MLflow and `workers` RQ worker processes;
-    yields the MLflow URL and stops everything it started on the way out."""
+    yields the MLflow URL and stops everything it started on the way out.
+
+    MLflow keeps its data in `store`, by default a new directory under var/bench/."""
     from quorum.localservices import (
         free_port,
         redis_answers,
@@ -51,7 +55,8 @@ def bench_stack(name: str, *, workers: int = 0, queues=("transitions",)) -> Iter
             redis = start_embedded_redis(BENCH_DIR)
             stops.append(redis.stop)
             os.environ["REDIS_URL"] = redis.url
-    server = start_mlflow_server(BENCH_DIR / f"mlflow-{name}-{int(time.time())}", port=free_port())
+    store = store or BENCH_DIR / f"mlflow-{name}-{int(time.time())}"
+    server = start_mlflow_server(store, port=free_port())
     stops.append(server.stop)
     os.environ["MLFLOW_TRACKING_URI"] = server.url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quorum.settings")

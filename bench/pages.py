@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import BENCH_DIR, ROOT, fresh_database
+from _common import BENCH_DIR, ROOT, bench_stack, fresh_database
 
 POLICY = """
 groups:
@@ -46,30 +46,20 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("bench/pages.py needs wrk: apt-get install wrk")
 
-    from quorum.localservices import free_port, redis_answers, start_mlflow_server, stop_process
+    from quorum.localservices import free_port, stop_process, wait_for_http
 
     if "DATABASE_URL" not in os.environ:
         os.environ["DATABASE_URL"] = fresh_database("pages")
     if not os.environ["DATABASE_URL"].startswith("postgres"):
         sys.exit("bench/pages.py needs PostgreSQL on 127.0.0.1:5432 (or DATABASE_URL)")
-    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
-    if not redis_answers(os.environ["REDIS_URL"]):
-        sys.exit(f"no Redis answers at {os.environ['REDIS_URL']}")
     store = BENCH_DIR / "mlflow-200x10"
-    server = start_mlflow_server(store, port=free_port())
-    os.environ["MLFLOW_TRACKING_URI"] = server.url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "quorum.settings"
-    web = None
-    try:
+    with bench_stack("pages", store=store) as mlflow_url:
         if not (store / "complete").exists():
             from sync import build_registry
 
-            build_registry(server.url, 200, 10)
+            build_registry(mlflow_url, 200, 10)
             (store / "complete").write_text("built\n")
-        import django
-
-        django.setup()
-        pages, credentials = prepare(server.url, args.requests)
+        pages, credentials = prepare(mlflow_url, args.requests)
         port = free_port()
         web = subprocess.Popen(
             [
@@ -87,28 +77,24 @@ def main() -> None:
                 "SECRET_KEY": "bench-" + "x" * 50,
                 "ALLOWED_HOSTS": "127.0.0.1",
                 # Steady state: no per-request log line to write, no process recycling mid-run
-                # (gunicorn.conf.py recycles every ~2,000 requests, which drops connections).
+                # (gunicorn.conf.py recycles every ~10,000 requests, which drops connections).
                 "GUNICORN_ACCESS_LOG": "/dev/null",
                 "GUNICORN_MAX_REQUESTS": "0",
             },
             start_new_session=True,
         )
-        from quorum.localservices import wait_for_http
-
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{base}/accounts/login/", timeout=30, process=web)
-        report(base, server.url, pages, credentials, args)
-    finally:
-        if web is not None:
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_for_http(f"{base}/accounts/login/", timeout=30, process=web)
+            report(base, mlflow_url, pages, credentials, args)
+        finally:
             stop_process(web)
-        server.stop()
 
 
 def prepare(mlflow_url: str, count: int):
     """The mirror, users, policy and review history; returns (pages, credentials)."""
     import django_rq
     from django.contrib.auth.models import User
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -120,7 +106,6 @@ def prepare(mlflow_url: str, count: int):
     from reviews.models import TransitionRequest
     from reviews.policies import policies_load
 
-    call_command("migrate", verbosity=0)
     started = time.perf_counter()
     sync_registry(full=True, client=RegistryClient(mlflow_url))
     requester = User.objects.create_user("requester")
