@@ -73,8 +73,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # Before django_rq: its `rqworker` command serves all of Quorum's queues when none is named.
+    "quorum",  # deploy and worker checks (quorum/checks.py), rqworker
     "django_rq",
-    "quorum",  # deploy checks (quorum/checks.py)
     "ninja",  # serves the API docs' Swagger UI from its own static files, not a CDN
     "registry",
     "reviews",
@@ -156,10 +157,12 @@ if not WHITENOISE_USE_FINDERS:
 
 # --- Redis and RQ -------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-RQ_QUEUES = {
-    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600}
-    for name in ("default", "transitions", "sync", "notifications")
-}
+# Quorum's queues, in the order a worker takes jobs from them: a transition someone is waiting
+# for first, then the reconciler and other small jobs, mail, and syncs last (follow-up syncs of a
+# burst of transitions then run after the burst, one per model). `manage.py rqworker` with no
+# queue named serves all of them (quorum/management/commands/rqworker.py).
+QUORUM_QUEUES = ("transitions", "default", "notifications", "sync")
+RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600} for name in QUORUM_QUEUES}
 # Enqueue at once. Code that must wait for a commit says so with transaction.on_commit, where it
 # can also survive Redis being down (the reconciler re-enqueues what was missed).
 RQ = {"COMMIT_MODE": "auto"}
@@ -197,10 +200,14 @@ QUORUM_METRIC_DIRECTIONS = {
     for key, _, value in (item.partition(":") for item in env_list("QUORUM_METRIC_DIRECTIONS", ""))
 }
 
-# Seconds between attempts of a failed MLflow transition; one attempt more than listed.
+# Seconds between attempts of a failed MLflow transition (an outage, an error): the backoff.
 QUORUM_TRANSITION_RETRY_INTERVALS = [
-    int(x) for x in env_list("QUORUM_TRANSITION_RETRY_INTERVALS", "5,15,30")
+    int(x) for x in env_list("QUORUM_TRANSITION_RETRY_INTERVALS", "5,15,30,60,120")
 ]
+# After the listed intervals, attempts go on at the last interval until the waits add up to this
+# many seconds; only then is the transition `failed` and an admin asked to retry it. 0: only the
+# listed intervals. An MLflow restart or a short outage then ends `done` with nobody involved.
+QUORUM_TRANSITION_RETRY_WINDOW = int(os.environ.get("QUORUM_TRANSITION_RETRY_WINDOW", "900"))
 QUORUM_TRANSITION_TIMEOUT = int(os.environ.get("QUORUM_TRANSITION_TIMEOUT", "300"))
 QUORUM_RECONCILE_INTERVAL = int(os.environ.get("QUORUM_RECONCILE_INTERVAL", "60"))
 # A started transition whose worker sent no heartbeat for this long is presumed dead and is
@@ -209,6 +216,13 @@ QUORUM_RECONCILE_INTERVAL = int(os.environ.get("QUORUM_RECONCILE_INTERVAL", "60"
 QUORUM_TRANSITION_HEARTBEAT_TIMEOUT = int(
     os.environ.get("QUORUM_TRANSITION_HEARTBEAT_TIMEOUT", "90")
 )
+# The reconciler re-queues a request whose job was lost at most this many times (since its
+# approval or an admin's retry); the next loss ends it `failed`, and the requester and staff are
+# mailed.
+QUORUM_TRANSITION_MAX_REQUEUES = int(os.environ.get("QUORUM_TRANSITION_MAX_REQUEUES", "5"))
+# A transition job queued this many seconds with no worker consuming its queue is reported on the
+# request's page, in the admin and by `manage.py check`, with the command that starts a worker.
+QUORUM_TRANSITION_WAIT_WARNING = int(os.environ.get("QUORUM_TRANSITION_WAIT_WARNING", "120"))
 
 # Notifications (reviews/notify.py). Approvers who have not voted get a reminder when a pending
 # request has this many seconds left; staff hear of a request with no vote at half its lifetime.

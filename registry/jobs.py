@@ -6,8 +6,8 @@ long after, in another process.
 - `sync_incremental` and `sync_full` are the periodic syncs (`quorum/cron.py` schedules them).
 - `fetch_history` warms the metric history cache for some runs, so their pages need not wait on
   MLflow.
-- `sync_model` re-reads one model; the MLflow webhook receiver queues it through
-  `enqueue_model_sync`, which keeps at most one *queued* sync per model: a burst of webhooks
+- `sync_model` re-reads one model; the MLflow webhook receiver and the transition job queue it
+  through `enqueue_model_sync`, which keeps at most one *queued* sync per model: a burst of webhooks
   while a job waits collapses into that job, and a change that arrives while a job runs gets a
   new one (the job drops its pending marker before it reads MLflow, so it cannot miss the change).
 """
@@ -20,7 +20,7 @@ import uuid
 
 import django_rq
 from redis import Redis
-from rq import get_current_job
+from rq import Retry, get_current_job
 
 from .history import history_keys, metric_histories
 from .models import ModelVersion
@@ -58,10 +58,12 @@ def sync_connection() -> Redis:
     return django_rq.get_connection(SYNC_QUEUE)
 
 
-def enqueue_model_sync(name: str) -> bool:
+def enqueue_model_sync(name: str, *, retry: Retry | None = None) -> bool:
     """Queues a sync of one model unless one is already waiting; True when a job was queued.
 
-    Raises `redis.RedisError` when Redis cannot be reached; nothing is queued then.
+    `retry` retries a failed sync (the transition job's follow-up sync has one; a webhook's sync
+    has the periodic sync behind it). Raises `redis.RedisError` when Redis cannot be reached;
+    nothing is queued then.
     """
     queue = django_rq.get_queue(SYNC_QUEUE)
     marker = pending_marker(name)
@@ -78,6 +80,7 @@ def enqueue_model_sync(name: str) -> bool:
             description=f"sync model {name!r}",
             # A model sync queued long ago is stale; the periodic sync has done its work since.
             ttl=PENDING_TTL_SECONDS,
+            retry=retry,
         )
     except Exception:
         queue.connection.delete(marker)

@@ -3,8 +3,15 @@
 `execute_transition` is idempotent: it reads MLflow first and only records success when the
 version is already at its target, so a retried, duplicated or re-enqueued job never transitions
 twice. Its job id is derived from the request (`transition_job_id`, enqueued with `unique=True`), so
-concurrent enqueues produce one job. The reconciler finds approved requests whose job is gone
-(Redis was down at commit, a worker was killed) and enqueues them again: no decision is lost.
+concurrent enqueues produce one job. Once MLflow shows the version at its target the request is
+`done`: the sync that mirrors the move is a job of its own, coalesced per model and retried on its
+own, so a failing sync never runs the transition again. Any exception is recorded on the request;
+a failed attempt is retried with backoff for QUORUM_TRANSITION_RETRY_WINDOW, then the request is
+`failed` and its requester and staff are mailed.
+
+The reconciler finds approved requests whose job is gone (Redis was down at commit, a worker was
+killed) and enqueues them again, a bounded number of times: no decision is lost, and none loops.
+It also enqueues retries left behind by a dead scheduler.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import django_rq
 import redis
@@ -24,9 +31,8 @@ from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker import Worker
 
-from registry.mlflow_client import MlflowError, RegistryClient
-from registry.models import ChangeKind
-from registry.sync import SyncError, sync_registry
+from registry.jobs import enqueue_model_sync
+from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
 
 from . import audit
 from .models import Decision, Execution, TransitionRequest
@@ -36,6 +42,9 @@ logger = logging.getLogger(__name__)
 QUEUE = "transitions"
 # Job states after which a request still marked queued/running needs a new job.
 DEAD_JOB_STATES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+# A retry this late was left behind by a dead scheduler: a live one moves a due retry onto its
+# queue within a second or two (`enqueue_overdue_retries`).
+OVERDUE_GRACE = timedelta(seconds=10)
 # First half of the PostgreSQL advisory lock key an execution holds (the request id is the other).
 EXECUTION_LOCK_SPACE = 0x5152  # "QR"
 
@@ -65,13 +74,12 @@ def enqueue_transition(request_id: int, *, replace: bool = False) -> bool:
         queue = django_rq.get_queue(QUEUE)
         if replace:
             _drop_finished_job(job_id, queue.connection)
-        intervals = settings.QUORUM_TRANSITION_RETRY_INTERVALS
         queue.enqueue(
             execute_transition,
             request_id,
             job_id=job_id,
             unique=True,
-            retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+            retry=retry_policy(),
             job_timeout=settings.QUORUM_TRANSITION_TIMEOUT,
             description=f"transition for request #{request_id}",
         )
@@ -81,6 +89,21 @@ def enqueue_transition(request_id: int, *, replace: bool = False) -> bool:
         logger.warning("could not queue request #%s (%s); the reconciler will", request_id, error)
         return False
     return True
+
+
+def retry_policy() -> Retry | None:
+    """How a failed transition (and its follow-up sync) is retried: after each interval of
+    QUORUM_TRANSITION_RETRY_INTERVALS, then after its last interval again until the waits add up
+    to QUORUM_TRANSITION_RETRY_WINDOW.
+
+    An outage shorter than the window ends `done` without anyone's help; only a longer one ends
+    `failed`, with mail asking an admin to retry.
+    """
+    intervals = list(settings.QUORUM_TRANSITION_RETRY_INTERVALS)
+    if intervals and intervals[-1] > 0:
+        while sum(intervals) < settings.QUORUM_TRANSITION_RETRY_WINDOW:
+            intervals.append(intervals[-1])
+    return Retry(max=len(intervals), interval=intervals) if intervals else None
 
 
 def _drop_finished_job(job_id: str, connection) -> None:
@@ -93,9 +116,15 @@ def _drop_finished_job(job_id: str, connection) -> None:
 
 
 def execute_transition(request_id: int) -> str:
-    """Carries out one approved request in MLflow, then re-syncs the model. Safe to run twice."""
+    """Carries out one approved request in MLflow; a sync of its model follows as a job of its
+    own. Safe to run twice. Any exception is recorded on the request and in the audit trail
+    before RQ sees it (and retries it, while retries are left)."""
     with execution_lock(request_id):
-        return _carry_out(request_id)
+        try:
+            return _carry_out(request_id)
+        except Exception as error:
+            _record_error(request_id, error)
+            raise
 
 
 @contextlib.contextmanager
@@ -138,12 +167,17 @@ def _execution_running(request_id: int) -> bool:
 
 
 def _carry_out(request_id: int) -> str:
+    from . import services
+
     with transaction.atomic():
         request = _lock(request_id)
         if request is None or request.decision != Decision.APPROVED:
             return f"request #{request_id} is not approved: nothing to do"
         if request.execution == Execution.DONE:
             return f"request #{request_id} was already carried out"
+        if request.execution not in (Execution.QUEUED, Execution.RUNNING):
+            # Failed for good (a stray retry after the end): only an admin's retry runs it again.
+            return f"request #{request_id} is {request.execution}: nothing to do"
         request.execution = Execution.RUNNING
         request.execution_attempts += 1
         request.execution_started_at = timezone.now()
@@ -153,55 +187,75 @@ def _carry_out(request_id: int) -> str:
         )
     name, number, target = request.version.model.name, request.version.version, request.target
     client = RegistryClient()
-    try:
-        current = client.get_version(name, number)
-        if current is None:
-            _fail(request_id, f"{name} version {number} no longer exists in MLflow.", final=True)
-            return "failed: version gone"
-        already = (
-            target[1:] in current.aliases if target.startswith("@") else current.stage == target
-        )
-        if not already:
-            if target.startswith("@"):
-                client.set_alias(name, target[1:], number)
-            else:
-                client.transition_stage(
-                    name,
-                    number,
-                    target,
-                    archive_existing=request.policy_snapshot.get("archive_existing", False),
-                )
-        # The sync observes what moved; the change handler credits it to this running request.
-        sync_registry(model=name, client=client)
-    except (MlflowError, SyncError) as error:
-        job = get_current_job()
-        _fail(request_id, str(error), final=job is None or not job.retries_left)
-        raise
+    current, holders = _read(client, request)
+    if current is None:
+        _fail(request_id, f"{name} version {number} no longer exists in MLflow.", final=True)
+        return "failed: version gone"
+    already = target[1:] in current.aliases if request.is_alias_target else current.stage == target
+    if not already:
+        if request.is_alias_target:
+            client.set_alias(name, request.alias, number)
+        else:
+            client.transition_stage(name, number, target, archive_existing=request.archives_holders)
+    # From here on the version is at its target: whatever happens next, the request is done and
+    # this job never moves MLflow again (a retry would read it there and only record it).
     with transaction.atomic():
         request = _lock(request_id)
         request.execution = Execution.DONE
         request.executed_at = timezone.now()
         request.execution_error = ""
-        request.save(update_fields=["execution", "executed_at", "execution_error"])
-        archived = sorted(
-            change.version.version
-            for change in request.caused_changes.select_related("version")
-            if change.kind == ChangeKind.STAGE_CHANGED
-            and change.new == "Archived"
-            and change.version_id != request.version_id
+        # Unless the mirror shows it there already, a sync will observe the move: credit it then.
+        request.awaiting_mirror = not services.is_at_target(request.version, target)
+        request.save(
+            update_fields=["execution", "executed_at", "execution_error", "awaiting_mirror"]
         )
         audit.record(
             "transition.done",
             request=request,
-            details={"already_at_target": already, "archived_versions": archived},
+            details={"already_at_target": already, "archived_versions": [] if already else holders},
         )
+    _queue_follow_up_sync(name)
     return f"{name} version {number} is at {target}"
+
+
+def _read(client: RegistryClient, request: TransitionRequest) -> tuple[MlflowVersion | None, list]:
+    """The version as MLflow has it now, and (when the move archives them) the other versions in
+    its target stage, which the move will archive."""
+    name, number = request.version.model.name, request.version.version
+    if not request.archives_holders:
+        return client.get_version(name, number), []
+    versions = client.list_versions(name)  # one call, like get_version, with every stage
+    current = next((v for v in versions if v.version == number), None)
+    holders = sorted(v.version for v in versions if v.stage == request.target and v is not current)
+    return current, holders
+
+
+def _queue_follow_up_sync(name: str) -> None:
+    """Queues the mirror's sync of the model the transition moved: its own job, one per model
+    however many of its transitions finish meanwhile (`enqueue_model_sync` coalesces them), and
+    retried on its own when it fails. The periodic sync is the backstop when Redis refuses."""
+    try:
+        enqueue_model_sync(name, retry=retry_policy())
+    except (redis.RedisError, OSError) as error:
+        logger.warning("could not queue the sync of %r (%s); the periodic sync will", name, error)
+
+
+def _record_error(request_id: int, error: Exception) -> None:
+    """Records a job's exception as the request's execution error: the attempt failed (a retry
+    follows) or, on the last attempt, the transition failed (its requester and staff are told)."""
+    job = get_current_job()
+    final = job is None or not job.retries_left
+    message = str(error) if isinstance(error, MlflowError) else f"{type(error).__name__}: {error}"
+    try:
+        _fail(request_id, message, final=final)
+    except Exception:  # the database itself is what failed: the reconciler finds the job later
+        logger.exception("request #%s: could not record its error %r", request_id, message)
 
 
 def _fail(request_id: int, error: str, *, final: bool) -> None:
     with transaction.atomic():
         request = _lock(request_id)
-        if request is None or request.execution == Execution.DONE:
+        if request is None or request.execution in (Execution.DONE, Execution.FAILED):
             return
         request.execution = Execution.FAILED if final else Execution.QUEUED
         request.execution_error = error
@@ -226,29 +280,79 @@ def _lock(request_id: int) -> TransitionRequest | None:
 
 
 def reconcile() -> dict:
-    """Expires overdue requests, re-queues approved ones whose job is gone, and classifies any
+    """Expires overdue requests, enqueues retries no scheduler took, re-queues approved requests
+    whose job is gone (up to QUORUM_TRANSITION_MAX_REQUEUES times each), and classifies any
     registry change the change handler has not. Runs every minute; safe to run concurrently."""
     from . import registry_events, services
 
     expired = services.requests_expire_overdue()
+    overdue = enqueue_overdue_retries()
     requeued = requeue_lost_transitions()
     classified = registry_events.classify_pending_changes()
-    summary = {"expired": len(expired), "requeued": len(requeued), "classified": classified}
+    summary = {
+        "expired": len(expired),
+        "overdue_retries": len(overdue),
+        "requeued": len(requeued),
+        "classified": classified,
+    }
     if any(summary.values()):
         logger.info("reconcile: %s", summary)
     return summary
 
 
+def enqueue_overdue_retries() -> list[str]:
+    """Puts retries whose wait is over on their queues when no scheduler did; returns their ids.
+
+    A failed job's retry waits out its backoff in RQ's ScheduledJobRegistry until a scheduler (a
+    worker started with --with-scheduler that holds the queue's scheduler lock) moves it onto the
+    queue. A worker killed with its scheduler leaves that lock held for a minute, and a worker
+    started meanwhile tries to take it again only at its next maintenance, ten minutes later: the
+    retry, and the request waiting on it, would sit there with idle workers all along.
+    """
+    cutoff = int((timezone.now() - OVERDUE_GRACE).timestamp())
+    moved = []
+    for name in settings.QUORUM_QUEUES:
+        queue = django_rq.get_queue(name)
+        registry = queue.scheduled_job_registry
+        for job_id in registry.get_jobs_to_schedule(cutoff):
+            due = datetime.fromtimestamp(queue.connection.zscore(registry.key, job_id) or 0, UTC)
+            # Whoever takes it out of the registry enqueues it: a scheduler that woke up, or this.
+            if not queue.connection.zrem(registry.key, job_id):
+                continue
+            job = queue.fetch_job(job_id)
+            if job is None:
+                continue
+            queue.enqueue_job(job)
+            moved.append(job_id)
+            if job.func_name == f"{__name__}.{execute_transition.__name__}":
+                _record_overdue_retry(job.args[0], due)
+    return moved
+
+
+def _record_overdue_retry(request_id: int, due: datetime) -> None:
+    with transaction.atomic():
+        request = _lock(request_id)
+        if request is not None:
+            audit.record(
+                "transition.retry_enqueued",
+                request=request,
+                details={"due": f"{due:%H:%M:%S} UTC", "why": "no scheduler enqueued it"},
+            )
+
+
 def requeue_lost_transitions() -> list[int]:
     """Approved requests waiting on a job that Redis no longer has, that failed for good, or whose
-    worker is dead.
+    worker is dead: queued again, or `failed` once they were re-queued
+    QUORUM_TRANSITION_MAX_REQUEUES times (a job that keeps getting lost, e.g. one that kills its
+    worker, must end in front of a person, not loop).
 
     RQ notices a killed worker's job only after the worker's heartbeat key expires (a minute or
     more) and only when someone cleans its registry up, so a started job is also presumed lost
     when its last heartbeat is older than QUORUM_TRANSITION_HEARTBEAT_TIMEOUT or its worker has
     left the worker registry. Such a job is re-queued only when no database session holds its
     execution lock: a worker that only looks dead (stalled heartbeat, still carrying out the
-    request) keeps it, so the re-queued job could not transition a second time anyway.
+    request) keeps it, so the re-queued job could not transition a second time anyway. A job
+    waiting for its retry (scheduled) is alive; `enqueue_overdue_retries` handles a late one.
     """
     waiting = list(
         TransitionRequest.objects.filter(
@@ -282,10 +386,37 @@ def requeue_lost_transitions() -> list[int]:
             request = _lock(request_id)
             if request.execution not in (Execution.QUEUED, Execution.RUNNING):
                 continue
-            audit.record("transition.requeued", request=request, details={"job_status": why})
+            limit = settings.QUORUM_TRANSITION_MAX_REQUEUES
+            if request.execution_requeues >= limit:
+                _give_up(request, why, limit)
+                continue
+            request.execution_requeues += 1
+            request.save(update_fields=["execution_requeues"])
+            audit.record(
+                "transition.requeued",
+                request=request,
+                details={"job_status": why, "requeue": request.execution_requeues},
+            )
             transaction.on_commit(lambda rid=request_id: enqueue_transition(rid, replace=True))
         requeued.append(request_id)
     return requeued
+
+
+def _give_up(request: TransitionRequest, why: str, limit: int) -> None:
+    """Ends a locked request whose job was lost once too often: `failed`, which mails its
+    requester and staff (reviews/notify.py), who may retry it once the cause is found."""
+    error = (
+        f"The transition job was lost {limit + 1} times (last: {why}); "
+        "it was not queued again. Check the workers' logs, then retry."
+    )
+    request.execution = Execution.FAILED
+    request.execution_error = error
+    request.save(update_fields=["execution", "execution_error"])
+    audit.record(
+        "transition.failed",
+        request=request,
+        details={"attempt": request.execution_attempts, "error": error, "requeues": limit},
+    )
 
 
 def _worker_gone(job: Job, redis_connection) -> str | None:

@@ -11,6 +11,8 @@ from django.contrib.auth.models import Group
 from django.db import models
 from django.utils import timezone
 
+from registry.models import Stage
+
 
 class ApprovalPolicy(models.Model):
     """Who must sign off which (model, target) pairs, and what else a candidate must pass."""
@@ -178,6 +180,12 @@ class TransitionRequest(models.Model):
     execution_error = models.TextField(blank=True, default="")
     execution_started_at = models.DateTimeField(null=True, blank=True)
     executed_at = models.DateTimeField(null=True, blank=True)
+    # Times the reconciler re-queued a lost job since the approval or an admin's retry; capped by
+    # QUORUM_TRANSITION_MAX_REQUEUES.
+    execution_requeues = models.PositiveSmallIntegerField(default=0)
+    # Done in MLflow, and no sync has mirrored the move yet: whenever one does, however late, the
+    # move is credited to this request rather than reported as made in MLflow directly.
+    awaiting_mirror = models.BooleanField(default=False)
     # The mirror changes this request's transition caused (stage moves, archived versions, aliases).
     caused_changes = models.ManyToManyField(
         "registry.RegistryChange", blank=True, related_name="caused_by"
@@ -209,6 +217,15 @@ class TransitionRequest(models.Model):
     @property
     def alias(self) -> str:
         return self.target[1:] if self.is_alias_target else ""
+
+    @property
+    def archives_holders(self) -> bool:
+        """Carrying it out archives the versions now in its stage (MLflow does so only for
+        Staging and Production)."""
+        return self.policy_snapshot.get("archive_existing", False) and self.target in (
+            Stage.STAGING,
+            Stage.PRODUCTION,
+        )
 
 
 class VoteChoice(models.TextChoices):

@@ -34,6 +34,10 @@ from .services import approvals_mark_stale, decide, is_at_target, target_holder
 
 # A transition finished this recently may still be the one a late sync observes.
 RECENT_EXECUTION = timedelta(minutes=15)
+# One whose move no sync has mirrored yet is awaited this long: the follow-up sync retries for
+# QUORUM_TRANSITION_RETRY_WINDOW and the nightly full sync reads everything. A move never seen
+# (moved back in MLflow before any sync ran) must not explain changes for ever after.
+AWAITED_MIRROR = timedelta(days=1)
 
 
 def on_changes_observed(sender, changes: list[RegistryChange], **kwargs) -> None:
@@ -61,24 +65,31 @@ def classify(changes: list[RegistryChange]) -> None:
     moves = [c for c in changes if c.kind in TRANSITION_KINDS and not c.origin]
     if not moves:
         return
-    since = timezone.now() - RECENT_EXECUTION
+    now = timezone.now()
+    since, awaited = now - RECENT_EXECUTION, now - AWAITED_MIRROR
     executing = list(
         TransitionRequest.objects.filter(
             version__model__in={c.model_id for c in moves}, decision=Decision.APPROVED
         )
         .filter(
-            # Started (a failed attempt may still have moved MLflow), or finished just now.
+            # Started (a failed attempt may still have moved MLflow), or finished and its move
+            # not mirrored yet (its follow-up sync may run late: MLflow went down right after the
+            # move), or finished just now.
             Q(execution__in=[Execution.QUEUED, Execution.RUNNING, Execution.FAILED])
             & Q(execution_started_at__isnull=False)
+            | Q(execution=Execution.DONE, awaiting_mirror=True, executed_at__gte=awaited)
             | Q(execution=Execution.DONE, executed_at__gte=since)
         )
         .select_related("version")
     )
+    mirrored = set()
     for change in moves:
         request = next((r for r in executing if _explains(r, change)), None)
         if request is not None:
             change.origin = ChangeOrigin.QUORUM
             request.caused_changes.add(change)
+            if change.version_id == request.version_id:
+                mirrored.add(request.pk)
         else:
             change.origin = ChangeOrigin.OUT_OF_BAND
             audit.record(
@@ -89,6 +100,10 @@ def classify(changes: list[RegistryChange]) -> None:
                 details={"change": change.kind, "old": change.old, "new": change.new},
             )
         RegistryChange.objects.filter(pk=change.pk).update(origin=change.origin)
+    if mirrored:
+        TransitionRequest.objects.filter(pk__in=mirrored, awaiting_mirror=True).update(
+            awaiting_mirror=False
+        )
 
 
 def _explains(request: TransitionRequest, change: RegistryChange) -> bool:
@@ -106,12 +121,7 @@ def _explains(request: TransitionRequest, change: RegistryChange) -> bool:
         return False
     if own_version:
         return change.new == request.target
-    return (
-        request.policy_snapshot.get("archive_existing", False)
-        and request.target in ("Staging", "Production")
-        and change.old == request.target
-        and change.new == "Archived"
-    )
+    return request.archives_holders and change.old == request.target and change.new == "Archived"
 
 
 def _review_pending_requests(changes: list[RegistryChange]) -> None:

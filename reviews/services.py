@@ -203,7 +203,8 @@ def transition_retry(*, request_id: int, user: AbstractBaseUser) -> TransitionRe
             f"(decision {request.decision}, execution {request.get_execution_display()})."
         )
     request.execution = Execution.QUEUED
-    request.save(update_fields=["execution"])
+    request.execution_requeues = 0  # the reconciler's allowance starts again
+    request.save(update_fields=["execution", "execution_requeues"])
     audit.record(
         "transition.retry",
         actor=user,

@@ -27,7 +27,7 @@ from registry import charts
 from registry.compare import compare_versions, metric_rows
 from registry.history import version_histories
 from registry.metrics import ordered_keys
-from registry.models import ChangeKind, ModelVersion, RegisteredModel
+from registry.models import ModelVersion, RegisteredModel
 
 from . import audit, errors, services
 from .forms import AuditFilterForm, InboxFilterForm, PromotionForm, VoteForm, audit_actions
@@ -186,13 +186,10 @@ def outcome(review: TransitionRequest) -> str:
     number = review.version.version
     if review.is_alias_target:
         return f"version {number} now holds @{review.alias}."
-    archived = sorted(
-        change.version.version
-        for change in review.caused_changes.select_related("version")
-        if change.kind == ChangeKind.STAGE_CHANGED
-        and change.new == "Archived"
-        and change.version_id != review.version_id
-    )
+    # What the job recorded when it moved the version: the mirror's sync follows as a job of its
+    # own, so its changes may not be there yet.
+    done = review.audit_events.filter(action="transition.done").order_by("-sequence").first()
+    archived = done.details.get("archived_versions", []) if done else []
     sentence = f"version {number} is now in {review.target}"
     if archived:
         word = "version" if len(archived) == 1 else "versions"

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
 from quorum.localservices import free_port, start_mlflow_server
+from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
-from registry.models import ChangeKind, ModelVersion, RegistryChange
+from registry.models import ChangeKind, ModelVersion, RegistryChange, SyncRun
 from registry.sync import sync_registry
 from reviews import audit, jobs, services
-from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
+from reviews.models import (
+    AuditEvent,
+    Decision,
+    Execution,
+    Notification,
+    NotificationKind,
+    TransitionRequest,
+)
 from tests.test_sync import register
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +34,14 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def transitions(rq_queue, settings):
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = [0, 0]  # three attempts, no waiting
+    settings.QUORUM_TRANSITION_RETRY_WINDOW = 0
     return rq_queue(jobs.QUEUE)
+
+
+@pytest.fixture
+def syncs(rq_queue):
+    """The sync queue, where a transition's follow-up sync waits."""
+    return rq_queue(SYNC_QUEUE)
 
 
 @pytest.fixture
@@ -59,7 +77,7 @@ def approved(promoted, requester, lead, scientist1, scientist2, django_capture_o
 
 
 def test_last_approval_moves_the_version_in_mlflow_and_archives_the_old_one(
-    approved, promoted, mlflow_client, transitions, simple_worker
+    approved, promoted, mlflow_client, transitions, syncs, simple_worker
 ):
     request = approved(3, "Production")
     assert transitions.job_ids == [jobs.transition_job_id(request)]
@@ -71,24 +89,32 @@ def test_last_approval_moves_the_version_in_mlflow_and_archives_the_old_one(
     request.refresh_from_db()
     assert (request.decision, request.execution) == (Decision.APPROVED, Execution.DONE)
     assert request.execution_attempts == 1 and request.executed_at is not None
+    done = AuditEvent.objects.get(action="transition.done")
+    assert done.details == {"already_at_target": False, "archived_versions": [1]}
+    # The mirror follows in a job of its own.
+    assert [job.func_name for job in syncs.get_jobs()] == ["registry.jobs.sync_model"]
+    assert request.awaiting_mirror
+
+    simple_worker(syncs)
+
     mirror = {v.version: v.stage for v in ModelVersion.objects.filter(model__name=promoted)}
     assert mirror == {1: "Archived", 2: "None", 3: "Production"}
     caused = {(c.version.version, c.old, c.new) for c in request.caused_changes.all()}
     assert caused == {(3, "None", "Production"), (1, "Production", "Archived")}
     assert set(request.caused_changes.values_list("origin", flat=True)) == {"quorum"}
-    done = AuditEvent.objects.get(action="transition.done")
-    assert done.details == {"already_at_target": False, "archived_versions": [1]}
+    request.refresh_from_db()
+    assert not request.awaiting_mirror
     assert audit.verify().ok
 
 
 def test_alias_target_sets_the_alias_in_mlflow(
-    approved, promoted, mlflow_client, transitions, simple_worker
+    approved, promoted, mlflow_client, transitions, syncs, simple_worker
 ):
     mlflow_client.set_alias(promoted, "champion", 1)
     sync_registry(model=promoted, client=mlflow_client)
     request = approved(2, "@champion")
 
-    simple_worker(transitions)
+    simple_worker(transitions, syncs)
 
     assert mlflow_client.get_model(promoted).aliases == {"champion": 2}
     request.refresh_from_db()
@@ -97,11 +123,12 @@ def test_alias_target_sets_the_alias_in_mlflow(
     assert caused == {(ChangeKind.ALIAS_ADDED, 2), (ChangeKind.ALIAS_REMOVED, 1)}
 
 
-def test_a_job_run_twice_transitions_once(approved, promoted, transitions):
+def test_a_job_run_twice_transitions_once(approved, promoted, transitions, syncs, simple_worker):
     request = approved(2, "Production")
 
     first = jobs.execute_transition(request.pk)
     second = jobs.execute_transition(request.pk)
+    simple_worker(syncs)
 
     assert first == f"{promoted} version 2 is at Production"
     assert second == f"request #{request.pk} was already carried out"
@@ -261,7 +288,7 @@ def test_concurrent_final_approvals_make_one_decision_one_job_one_transition(
     mlflow_client, unique_name, policies, rq_queue, simple_worker, settings
 ):
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = []
-    transitions = rq_queue(jobs.QUEUE)
+    transitions, syncs = rq_queue(jobs.QUEUE), rq_queue(SYNC_QUEUE)
     register(mlflow_client, unique_name, versions=5)
     sync_registry(model=unique_name, client=mlflow_client)
     voters = [User.objects.create_user(f"voter{i}") for i in range(12)]
@@ -280,7 +307,7 @@ def test_concurrent_final_approvals_make_one_decision_one_job_one_transition(
         assert sorted(set(outcomes)) == ["RequestClosed", "counted"], outcomes
         assert outcomes.count("counted") == 2, f"round {round_number}: {outcomes}"
         assert transitions.job_ids == [jobs.transition_job_id(request)]
-        simple_worker(transitions)
+        simple_worker(transitions, syncs)
         request.refresh_from_db()
         assert (request.decision, request.execution) == ("approved", "done")
         assert AuditEvent.objects.filter(action="request.approved", request=request).count() == 1
@@ -312,3 +339,227 @@ def approve_at_once(request_id: int, voters: list[User]) -> list[str]:
     for thread in threads:
         thread.join()
     return outcomes
+
+
+# -- a transition that happened is done ---------------------------------------------------------
+
+
+@pytest.fixture
+def unreachable_mlflow(settings, monkeypatch):
+    """`down()` points the jobs at a port where no MLflow answers; `up()` points them back."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast while it is down
+    reachable = settings.MLFLOW_TRACKING_URI
+
+    def down() -> None:
+        settings.MLFLOW_TRACKING_URI = f"http://127.0.0.1:{free_port()}"
+
+    def up() -> None:
+        settings.MLFLOW_TRACKING_URI = reachable
+
+    return SimpleNamespace(down=down, up=up)
+
+
+def transition_actions(request) -> list[str]:
+    events = AuditEvent.objects.filter(request=request, action__startswith="transition.")
+    return list(events.order_by("sequence").values_list("action", flat=True))
+
+
+def test_a_failing_follow_up_sync_leaves_the_request_done_and_is_retried_on_its_own(
+    approved, promoted, mlflow_client, transitions, syncs, simple_worker, unreachable_mlflow
+):
+    request = approved(2, "Production")
+    simple_worker(transitions)
+    unreachable_mlflow.down()  # after the move, before its sync
+
+    simple_worker(syncs)
+
+    request.refresh_from_db()
+    assert (request.execution, request.execution_attempts) == (Execution.DONE, 1)
+    assert transition_actions(request) == ["transition.started", "transition.done"]
+    (sync_job,) = syncs.failed_job_registry.get_job_ids()
+    assert syncs.fetch_job(sync_job).func_name == "registry.jobs.sync_model"
+    assert SyncRun.objects.filter(model_name=promoted).exclude(error="").count() == 3
+    assert transitions.count == 0  # nothing ran the transition again
+
+    unreachable_mlflow.up()
+    syncs.fetch_job(sync_job).requeue()
+    simple_worker(syncs)
+
+    assert mlflow_client.get_version(promoted, 2).stage == "Production"
+    moves = RegistryChange.objects.filter(model__name=promoted, kind=ChangeKind.STAGE_CHANGED)
+    assert {(c.version.version, c.new, c.origin) for c in moves} == {
+        (2, "Production", "quorum"),
+        (1, "Archived", "quorum"),
+    }
+    assert not AuditEvent.objects.filter(action="registry.out_of_band").exists()
+    assert transition_actions(request) == ["transition.started", "transition.done"]
+
+
+def test_a_sync_long_after_the_move_still_credits_it_to_the_request(
+    approved, promoted, transitions, syncs, simple_worker, mlflow_client
+):
+    request = approved(3, "Production")
+    simple_worker(transitions)
+    # The follow-up sync never ran (Redis lost it, MLflow was down for hours)...
+    syncs.empty()
+    TransitionRequest.objects.filter(pk=request.pk).update(
+        executed_at=timezone.now() - timedelta(hours=3)
+    )
+
+    sync_registry(client=mlflow_client)  # ...and the periodic sync observes the move today.
+
+    caused = {(c.version.version, c.new, c.origin) for c in request.caused_changes.all()}
+    assert caused == {(3, "Production", "quorum"), (1, "Archived", "quorum")}
+    assert not AuditEvent.objects.filter(action="registry.out_of_band").exists()
+    request.refresh_from_db()
+    assert not request.awaiting_mirror
+    # Once mirrored, that old request explains nothing more: a later move is someone else's.
+    mlflow_client.transition_stage(promoted, 2, "Production", archive_existing=True)
+    sync_registry(client=mlflow_client)
+    assert set(
+        AuditEvent.objects.filter(action="registry.out_of_band").values_list("version", flat=True)
+    ) == {2, 3}
+
+
+def test_an_error_that_is_not_mlflow_is_recorded_retried_and_ends_failed_with_mail(
+    approved, transitions, simple_worker, cast
+):
+    request = approved(2, "Production")
+    for user in (cast["requester"], cast["admin"]):
+        user.email = f"{user.username}@example.com"
+        user.save(update_fields=["email"])
+    # A snapshot the job cannot read: a bug, or a row damaged by hand.
+    TransitionRequest.objects.filter(pk=request.pk).update(policy_snapshot=["not", "a", "dict"])
+
+    simple_worker(transitions)
+
+    request.refresh_from_db()
+    assert (request.execution, request.execution_attempts) == (Execution.FAILED, 3)
+    assert request.execution_error == "AttributeError: 'list' object has no attribute 'get'"
+    assert transition_actions(request) == [
+        *["transition.started", "transition.attempt_failed"] * 2,
+        "transition.started",
+        "transition.failed",
+    ]
+    failed = AuditEvent.objects.get(request=request, action="transition.failed")
+    assert failed.details["error"] == request.execution_error
+    mail = Notification.objects.filter(event=failed, kind=NotificationKind.FAILED)
+    assert set(mail.values_list("recipient__username", flat=True)) == {"requester", "admin"}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL trigger")
+def test_a_database_error_after_the_move_never_moves_mlflow_again(
+    approved, promoted, mlflow_client, transitions, syncs, simple_worker, admin_user
+):
+    request = approved(2, "Production")
+    with connection.cursor() as cursor:  # the database refuses to record the request done
+        cursor.execute(
+            "CREATE FUNCTION refuse_done() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION USING ERRCODE = 'disk_full', MESSAGE = 'No space left on device'; "
+            "END $$; "
+            "CREATE TRIGGER refuse_done BEFORE UPDATE ON reviews_transitionrequest FOR EACH ROW "
+            "WHEN (NEW.execution = 'done') EXECUTE FUNCTION refuse_done();"
+        )
+
+    simple_worker(transitions)
+
+    request.refresh_from_db()
+    assert request.execution == Execution.FAILED
+    assert request.execution_error.startswith("OperationalError: No space left on device")
+    assert mlflow_client.get_version(promoted, 2).stage == "Production"
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER refuse_done ON reviews_transitionrequest")
+    services.transition_retry(request_id=request.pk, user=admin_user)
+    jobs.enqueue_transition(request.pk, replace=True)
+    simple_worker(transitions, syncs)
+
+    request.refresh_from_db()
+    assert request.execution == Execution.DONE
+    done = AuditEvent.objects.get(request=request, action="transition.done")
+    assert done.details["already_at_target"] is True
+    moves = RegistryChange.objects.filter(
+        model__name=promoted, version__version=2, kind=ChangeKind.STAGE_CHANGED
+    )
+    assert list(moves.values_list("new", "origin")) == [("Production", "quorum")]
+
+
+# -- retries, the reconciler's allowance, overdue retries ---------------------------------------
+
+
+def test_retries_go_on_at_the_last_interval_until_the_window_is_spent(settings):
+    settings.QUORUM_TRANSITION_RETRY_INTERVALS = [5, 15, 30]
+    settings.QUORUM_TRANSITION_RETRY_WINDOW = 120
+
+    retry = jobs.retry_policy()
+
+    assert (retry.max, retry.intervals) == (6, [5, 15, 30, 30, 30, 30])
+    settings.QUORUM_TRANSITION_RETRY_WINDOW = 0
+    assert jobs.retry_policy().intervals == [5, 15, 30]
+    settings.QUORUM_TRANSITION_RETRY_INTERVALS = []
+    assert jobs.retry_policy() is None
+
+
+def test_the_reconciler_requeues_a_lost_job_a_limited_number_of_times_then_fails_it(
+    approved, transitions, simple_worker, settings, cast, admin_user, promoted, mlflow_client
+):
+    settings.QUORUM_TRANSITION_MAX_REQUEUES = 2
+    request = approved(2, "Production")
+    cast["requester"].email = "requester@example.com"
+    cast["requester"].save(update_fields=["email"])
+
+    for _ in range(2):
+        transitions.empty()  # the job is lost again
+        assert jobs.requeue_lost_transitions() == [request.pk]
+    transitions.empty()
+    assert jobs.requeue_lost_transitions() == []
+
+    request.refresh_from_db()
+    assert (request.execution, request.execution_requeues) == (Execution.FAILED, 2)
+    assert request.execution_error.startswith("The transition job was lost 3 times (last: ")
+    assert transition_actions(request) == [
+        "transition.requeued",
+        "transition.requeued",
+        "transition.failed",
+    ]
+    failed = AuditEvent.objects.get(request=request, action="transition.failed")
+    assert Notification.objects.filter(event=failed, recipient__username="requester").exists()
+
+    # An admin's retry starts the allowance again, and the transition runs.
+    services.transition_retry(request_id=request.pk, user=admin_user)
+    request.refresh_from_db()
+    assert request.execution_requeues == 0
+    jobs.enqueue_transition(request.pk, replace=True)
+    simple_worker(transitions)
+    assert mlflow_client.get_version(promoted, 2).stage == "Production"
+
+
+def test_a_retry_no_scheduler_took_is_enqueued_by_the_reconciler(
+    approved, promoted, transitions, syncs, simple_worker, settings, unreachable_mlflow
+):
+    settings.QUORUM_TRANSITION_RETRY_INTERVALS = [30]
+    request = approved(2, "Production")
+    unreachable_mlflow.down()
+    simple_worker(transitions)  # no scheduler here: the retry waits in the scheduled registry
+    registry = transitions.scheduled_job_registry
+    job_id = jobs.transition_job_id(request)
+    assert registry.get_job_ids() == [job_id]
+    assert jobs.enqueue_overdue_retries() == []  # not due yet
+
+    # As if the 30 s went by and then some, with no scheduler alive to move it.
+    overdue = int((timezone.now() - jobs.OVERDUE_GRACE).timestamp()) - 5
+    registry.connection.zadd(registry.key, {job_id: overdue})
+    unreachable_mlflow.up()
+    assert jobs.reconcile()["overdue_retries"] == 1
+
+    assert transitions.job_ids == [job_id] and registry.get_job_ids() == []
+    simple_worker(transitions)
+    request.refresh_from_db()
+    assert (request.execution, request.execution_attempts) == (Execution.DONE, 2)
+    assert transition_actions(request) == [
+        "transition.started",
+        "transition.attempt_failed",
+        "transition.retry_enqueued",
+        "transition.started",
+        "transition.done",
+    ]
