@@ -44,7 +44,6 @@ from registry.management.commands.create_demo_users import DEMO_PASSWORD, DEMO_U
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_POLICIES = ROOT / "docs" / "policies.example.yaml"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
-QUEUES = ("default", "transitions", "sync", "notifications")
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
@@ -174,7 +173,7 @@ class Demo:
         self.step("sync", "sync_registry", "--full", "--no-progress")
         self.step("users", "create_demo_users")
         self.step("policies", "load_policies", "--if-empty", str(DEMO_POLICIES))
-        self.spawn("worker", "rqworker", *QUEUES, "--with-scheduler")
+        self.spawn("worker", "rqworker", "--with-scheduler")  # all of Quorum's queues
         self.spawn("cron", "rqcron", "quorum.cron")
         web = self.spawn("web", "runserver", f"127.0.0.1:{self.config.port}", "--noreload")
         base_url = f"http://127.0.0.1:{self.config.port}"

@@ -8,6 +8,7 @@ class ReviewsConfig(AppConfig):
     def ready(self) -> None:
         from registry.signals import changes_observed
 
+        from . import checks  # noqa: F401 - registers the checks
         from .registry_events import on_changes_observed
 
         changes_observed.connect(on_changes_observed, dispatch_uid="reviews.registry_events")

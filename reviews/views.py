@@ -29,7 +29,7 @@ from registry.history import version_histories
 from registry.metrics import ordered_keys
 from registry.models import ModelVersion, RegisteredModel
 
-from . import audit, errors, services
+from . import audit, errors, services, stalls
 from .forms import AuditFilterForm, InboxFilterForm, PromotionForm, VoteForm, audit_actions
 from .forms import target_options as promotion_options
 from .inbox import awaiting_ids, decorate, state_class, state_label, with_rows
@@ -199,6 +199,7 @@ def outcome(review: TransitionRequest) -> str:
 
 def _status(review: TransitionRequest) -> dict:
     """The request's state as the status poll and the page's first render both see it."""
+    stall = stalls.request_stall(review)
     return {
         "url": reverse("reviews:request_status", args=[review.pk]),
         "decision": review.decision,
@@ -210,6 +211,8 @@ def _status(review: TransitionRequest) -> dict:
         "attempts": review.execution_attempts,
         "error": review.execution_error,
         "outcome": outcome(review),
+        # No worker is there to take the job: what to do about it (reviews/stalls.py).
+        "stalled": stall.message if stall else "",
         "poll": review.decision == Decision.APPROVED and review.execution in POLLED,
     }
 

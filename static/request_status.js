@@ -3,9 +3,10 @@
  *
  * The page embeds its status with json_script (<script type="application/json"
  * id="request-status">): {url, decision, execution, state, state_class, attempts, error, outcome,
- * poll}. While `poll` is true (approved, transition queued or running) this asks `url` for the
- * same object every few seconds and writes the text into the page with textContent only: the
- * error and the outcome sentence can hold MLflow names, which are untrusted.
+ * stalled, poll}; `stalled` says so when no worker is there to take the transition's job. While
+ * `poll` is true (approved, transition queued or running) this asks `url` for the same object
+ * every few seconds and writes the text into the page with textContent only: the error and the
+ * outcome sentence can hold MLflow names, which are untrusted.
  */
 (function () {
   "use strict";
@@ -57,6 +58,9 @@
     setText(error, status.error);
     show(error, status.execution === "failed" && Boolean(status.error));
     show(byId("retry-form"), status.execution === "failed");
+    var stalled = byId("execution-stalled");
+    setText(stalled, status.stalled || "");
+    show(stalled, Boolean(status.stalled));
   }
 
   function start() {

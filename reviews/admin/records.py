@@ -12,6 +12,7 @@ from .. import audit, services
 from ..api_auth import token_revoke
 from ..errors import QuorumError
 from ..models import ApiToken, AuditEvent, TransitionRequest, Vote
+from ..stalls import request_stall, stalled_requests
 
 # -- requests, votes, audit --------------------------------------------------------------------
 
@@ -55,6 +56,18 @@ class TransitionRequestAdmin(ReadOnlyAdmin):
     @admin.display(description="version", ordering="version__version")
     def version_number(self, obj):
         return obj.version.version
+
+    def changelist_view(self, request, extra_context=None):
+        if found := stalled_requests():
+            ids = ", ".join(f"#{stall.request_id}" for stall in found)
+            self.message_user(request, f"{ids}: {found[0].message}", messages.WARNING)
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        if obj is not None and (stall := request_stall(obj)):
+            self.message_user(request, stall.message, messages.WARNING)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def has_transition_permission(self, request):
         # The change permission allows acting on requests through the services, never editing.

@@ -1,0 +1,92 @@
+"""`manage.py rqworker` with no queue named serves every Quorum queue: started the bare way an
+operator might, as a real process, it carries out a transition and then its model's sync."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from quorum.localservices import stop_process
+from registry.jobs import SYNC_QUEUE
+from registry.models import ChangeKind, RegistryChange
+from registry.sync import sync_registry
+from reviews import jobs, services, stalls
+from reviews.models import Execution, TransitionRequest
+from tests.test_cli import database_url
+from tests.test_sync import register
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="a worker process shares it"),
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(condition, *, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"no {what} within {timeout:.0f} s")
+
+
+def test_a_bare_rqworker_serves_every_queue_and_runs_a_transition_and_its_sync(
+    mlflow_server, mlflow_client, unique_name, policies, rq_queue, tmp_path
+):
+    queues = {name: rq_queue(name) for name in settings.QUORUM_QUEUES}
+    register(mlflow_client, unique_name, versions=2)
+    sync_registry(model=unique_name, client=mlflow_client)
+    request = services.request_create(
+        model=unique_name, version=2, target="Production", requester=policies["requester"]
+    )
+    for voter in ("lead", "scientist1", "scientist2"):
+        services.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
+    assert queues[jobs.QUEUE].job_ids == [jobs.transition_job_id(request)]
+
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "rqworker"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "MLFLOW_TRACKING_URI": mlflow_server.url,
+        },
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(
+            lambda: all(stalls.consumers(name) for name in settings.QUORUM_QUEUES),
+            timeout=60,
+            what="worker listening on every queue",
+        )
+        wait_until(
+            lambda: RegistryChange.objects.filter(
+                version__model__name=unique_name, kind=ChangeKind.STAGE_CHANGED
+            ).exists(),
+            timeout=60,
+            what="transition mirrored by its sync",
+        )
+    finally:
+        stop_process(worker)
+        log.close()
+        print((tmp_path / "worker.log").read_text()[-3000:])
+
+    request = TransitionRequest.objects.get(pk=request.pk)
+    assert request.execution == Execution.DONE
+    assert mlflow_client.get_version(unique_name, 2).stage == "Production"
+    change = RegistryChange.objects.get(version=request.version, kind=ChangeKind.STAGE_CHANGED)
+    assert (change.new, change.origin) == ("Production", "quorum")
+    assert queues[SYNC_QUEUE].finished_job_registry.count == 1
