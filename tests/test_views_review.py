@@ -13,8 +13,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from registry.models import ChangeKind, ChangeOrigin, RegistryChange, Stage
-from reviews import services
+from registry.models import Stage
+from reviews import audit, services
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest, Vote
 from tests.factories import (
     cache_all_history,
@@ -171,21 +171,12 @@ def test_status_endpoint_reports_the_outcome_sentence_when_done(client, pending,
     TransitionRequest.objects.filter(pk=pending.pk).update(
         decision=Decision.APPROVED, execution=Execution.DONE
     )
-    # What the transition job's sync recorded: v1 was archived by this request.
-    v1 = fraud.versions.get(version=1)
-    for version, old, new in (
-        (pending.version, "None", "Production"),
-        (v1, "Production", "Archived"),
-    ):
-        change = RegistryChange.objects.create(
-            model=fraud,
-            version=version,
-            kind=ChangeKind.STAGE_CHANGED,
-            old=old,
-            new=new,
-            origin=ChangeOrigin.QUORUM,
-        )
-        pending.caused_changes.add(change)
+    # What the transition job recorded: its move archived v1 (the mirror's sync may come later).
+    audit.record(
+        "transition.done",
+        request=pending,
+        details={"already_at_target": False, "archived_versions": [1]},
+    )
     response = login(client, lead).get(action_url("request_status", pending))
     status = response.json()
     assert status["outcome"] == "version 2 is now in Production (version 1 archived)."
