@@ -30,6 +30,14 @@ def audit_holds() -> None:
     call_command("verify_audit")
 
 
+def transition_actions(request) -> list[str]:
+    """The request's `transition.*` audit events, in order."""
+    from reviews.models import AuditEvent
+
+    events = AuditEvent.objects.filter(request=request, action__startswith="transition.")
+    return list(events.order_by("sequence").values_list("action", flat=True))
+
+
 def wait_for(predicate, *, timeout: float, every: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -54,10 +62,13 @@ def children(pid: int) -> list[int]:
 
 
 class Workers:
-    """Starts RQ worker processes on the test database; stops them all at the end.
+    """Starts RQ worker processes (and the cron process) on the test database; stops them all at
+    the end.
 
-    `start(...)` runs `tests/reliability/run_worker.py`: RQ's forking worker, as
-    `manage.py rqworker` runs it, with a job monitoring (heartbeat) interval a test can shorten.
+    `start(...)` runs `tests/reliability/run_worker.py`: the worker `manage.py rqworker` runs, on
+    the queues given (all of Quorum's by default), with a job monitoring (heartbeat) interval a
+    test can shorten. `start_cron(...)` runs `manage.py rqcron quorum.cron`, which enqueues the
+    reconciler and the periodic syncs.
     """
 
     def __init__(self, tmp_path: Path):
@@ -71,11 +82,21 @@ class Workers:
         redis_url: str | None = None,
         heartbeat: int = 1,
         scheduler: bool = False,
+        queues: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
     ) -> subprocess.Popen:
-        log_path = self.tmp_path / f"worker-{len(self.processes)}.log"
         command = [sys.executable, str(ROOT / "tests/reliability/run_worker.py")]
         command += ["--heartbeat", str(heartbeat)] + (["--with-scheduler"] if scheduler else [])
+        return self._spawn("worker", [*command, *queues], mlflow_url, redis_url, env)
+
+    def start_cron(
+        self, *, mlflow_url: str, redis_url: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        command = [sys.executable, "manage.py", "rqcron", "quorum.cron"]
+        return self._spawn("cron", command, mlflow_url, redis_url, env)
+
+    def _spawn(self, kind, command, mlflow_url, redis_url, env) -> subprocess.Popen:
+        log_path = self.tmp_path / f"{kind}-{len(self.processes)}.log"
         full_env = {
             **os.environ,
             "DATABASE_URL": database_url(),
@@ -129,9 +150,8 @@ class Workers:
 
 @pytest.fixture
 def workers(tmp_path, rq_queue):
-    from reviews import jobs
-
-    rq_queue(jobs.QUEUE)
+    for name in django_settings.QUORUM_QUEUES:  # nothing left over from other tests runs here
+        rq_queue(name)
     pool = Workers(tmp_path)
     yield pool
     pool.stop_all()

@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import django_rq
 from django.contrib.auth import get_user_model
 from rq import SimpleWorker
 
+from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.models import ChangeKind
 from registry.sync import sync_registry
@@ -107,7 +109,9 @@ def play_round(arena: Arena, round_number: int, queue) -> Outcome:
     services.vote_cast(request_id=request.pk, user=arena.lead, decision="approve")
     votes = Counter(approve_at_once(request.pk, arena.racers))
     job_ids = list(queue.job_ids)
-    SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
+    # The transition, then the sync that mirrors it (a job of its own on the sync queue).
+    queues = [queue, django_rq.get_queue(SYNC_QUEUE)]
+    SimpleWorker(queues, connection=queue.connection).work(burst=True, logging_level="WARNING")
     request.refresh_from_db()
     moves = request.caused_changes.filter(
         kind=ChangeKind.STAGE_CHANGED, version=request.version, new="Production"

@@ -4,10 +4,13 @@ the job and its retries at real intervals (QUORUM_TRANSITION_RETRY_INTERVALS): t
 run out.
 
 tests/test_transitions.py covers the admin's retry after a `failed` end, with retries that do not
-wait; this module covers recovery inside the retry window, as workers run in production.
+wait; this module covers recovery inside the retry window, as workers run in production, down to
+a real two-minute outage (marked `slow`) that ends `done` inside QUORUM_TRANSITION_RETRY_WINDOW.
 """
 
 from __future__ import annotations
+
+import time
 
 import pytest
 from django.db import connection
@@ -16,8 +19,15 @@ from quorum.localservices import port_of, start_mlflow_server
 from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
 from reviews import services
-from reviews.models import AuditEvent, Execution, TransitionRequest
+from reviews.models import (
+    AuditEvent,
+    Execution,
+    Notification,
+    NotificationKind,
+    TransitionRequest,
+)
 from tests.reliability.conftest import audit_holds, wait_for
+from tests.reliability.conftest import transition_actions as attempts
 from tests.test_sync import register
 
 pytestmark = [
@@ -30,14 +40,16 @@ pytestmark = [
 
 @pytest.fixture
 def decide(workers, private_mlflow, policies, settings):
-    """`decide(intervals)`: MLflow stops, then the production quorum approves v2 of "churn" with
-    those retry intervals, and a worker with the scheduler starts; returns the request."""
+    """`decide(intervals, window)`: MLflow stops, then the production quorum approves v2 of
+    "churn" with that retry policy, and a worker with the scheduler starts; returns the
+    request."""
     server = private_mlflow[0]
     register(RegistryClient(server.url), "churn", versions=2)
     sync_registry(client=RegistryClient(server.url))
 
-    def run(intervals: list[int]) -> TransitionRequest:
+    def run(intervals: list[int], window: int = 0) -> TransitionRequest:
         settings.QUORUM_TRANSITION_RETRY_INTERVALS = intervals  # the job carries its Retry
+        settings.QUORUM_TRANSITION_RETRY_WINDOW = window
         server.stop()
         request = services.request_create(
             model="churn", version=2, target="Production", requester=policies["requester"]
@@ -48,11 +60,6 @@ def decide(workers, private_mlflow, policies, settings):
         return request
 
     return run
-
-
-def attempts(request) -> list[str]:
-    events = AuditEvent.objects.filter(request=request, action__startswith="transition.")
-    return list(events.order_by("sequence").values_list("action", flat=True))
 
 
 def execution_of(request) -> str:
@@ -92,4 +99,48 @@ def test_mlflow_back_before_the_retries_run_out_ends_done(decide, private_mlflow
     assert attempts(request)[-1] == "transition.done"
     assert 2 <= request.execution_attempts <= 4
     assert RegistryClient(back.url).get_version("churn", 2).stage == "Production"
+    audit_holds()
+
+
+OUTAGE = 120  # seconds: a real two-minute outage, longer than the old retries lasted (50 s)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(OUTAGE + 300)
+def test_a_two_minute_outage_at_decision_time_ends_done_without_an_admin(decide, private_mlflow):
+    """MLflow goes down as quorum is reached and comes back two minutes later: the transition is
+    retried with backoff inside its window (here 10 s steps, a 5-minute window, the default being
+    15 minutes) and ends done; nobody is mailed and no admin retries anything."""
+    down = private_mlflow[0]
+    went_down = time.monotonic()
+    request = decide([5, 10], window=300)
+    wait_for(
+        lambda: "transition.attempt_failed" in attempts(request),
+        timeout=60,
+        what="the first attempt to fail",
+    )
+
+    time.sleep(max(0.0, OUTAGE - (time.monotonic() - went_down)))
+    assert execution_of(request) == Execution.QUEUED  # still waiting for a retry
+    back = start_mlflow_server(down.store_dir, port=port_of(down.url))
+    private_mlflow.append(back)
+    wait_for(lambda: execution_of(request) == Execution.DONE, timeout=120, what="done")
+
+    request.refresh_from_db()
+    actions = attempts(request)
+    assert request.execution_attempts >= 5  # retried all through the outage
+    assert actions == [
+        *["transition.started", "transition.attempt_failed"] * (request.execution_attempts - 1),
+        "transition.started",
+        "transition.done",
+    ]
+    assert request.execution_error == ""
+    assert not AuditEvent.objects.filter(action="transition.retry").exists()  # no admin
+    assert not Notification.objects.filter(kind=NotificationKind.FAILED).exists()
+    assert RegistryClient(back.url).get_version("churn", 2).stage == "Production"
+    wait_for(  # the follow-up sync mirrors the move, credited to the request
+        lambda: request.caused_changes.filter(new="Production").exists(),
+        timeout=60,
+        what="the move to be mirrored",
+    )
     audit_holds()

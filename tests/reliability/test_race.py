@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from registry.jobs import SYNC_QUEUE
 from reviews import jobs
 from tests.reliability import race
 
@@ -26,6 +27,7 @@ def test_twenty_simultaneous_final_approvals_decide_once_every_round(
 ):
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = []
     queue = rq_queue(jobs.QUEUE)
+    rq_queue(SYNC_QUEUE)  # where each round's follow-up sync goes
     arena = race.prepare(mlflow_client, unique_name)
 
     for round_number in range(ROUNDS):

@@ -72,7 +72,7 @@ def test_last_approval_while_redis_is_down_commits_and_is_carried_out_when_it_re
     private_redis.append(back)
     call_command("reconcile")
     requeued = AuditEvent.objects.get(action="transition.requeued", request=request)
-    assert requeued.details == {"job_status": "missing"}
+    assert requeued.details == {"job_status": "missing", "requeue": 1}
 
     workers.start(mlflow_url=mlflow_server.url, redis_url=back.url)
     wait_for(

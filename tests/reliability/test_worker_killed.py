@@ -7,6 +7,10 @@ so the worker dies after MLflow moved the version and before the worker recorded
 mark the job abandoned only when the worker's key expires (60 s and more) and someone cleans up;
 the reconciler goes by the job's heartbeat (QUORUM_TRANSITION_HEARTBEAT_TIMEOUT) instead, and by
 the execution lock a live execution holds, so a worker that only looks dead is left alone.
+
+A worker killed while a retry waits out its backoff leaves the retry in RQ's scheduled registry,
+which only a scheduler empties; the reconciler (run by the real cron process here) enqueues it
+once it is overdue, so the request is done within two reconciler intervals of a new worker.
 """
 
 from __future__ import annotations
@@ -14,16 +18,22 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from rq.job import Job
+from rq.scheduler import RQScheduler
 
+from quorum.localservices import port_of, start_mlflow_server
+from registry.mlflow_client import RegistryClient
 from registry.models import ChangeKind, RegistryChange
 from registry.sync import sync_registry
-from reviews import jobs, services
-from reviews.models import AuditEvent, Execution
+from reviews import jobs, services, stalls
+from reviews.models import AuditEvent, Execution, TransitionRequest
 from tests.reliability.conftest import audit_holds, wait_for
+from tests.reliability.conftest import transition_actions as attempts
 from tests.reliability.proxy import HoldingProxy
 from tests.test_sync import register
 
@@ -103,6 +113,8 @@ def test_a_worker_killed_mid_transition_is_replaced_and_mlflow_moves_once(
     assert approved.execution_attempts == 2
     assert proxy.transition_requests == 1  # MLflow was asked once
     assert mlflow_client.get_version(unique_name, 2).stage == "Production"
+    # The follow-up sync (a job of its own, run by the worker) observes the one move.
+    wait_for(lambda: stage_changes(approved), timeout=60, what="the move to be mirrored")
     assert stage_changes(approved) == ["Production"]
     done = AuditEvent.objects.get(action="transition.done", request=approved)
     assert done.details["already_at_target"] is True
@@ -151,5 +163,78 @@ def test_a_worker_that_only_looks_dead_keeps_its_job_and_nothing_runs_twice(
     approved.refresh_from_db()
     assert (approved.execution, approved.execution_attempts) == (Execution.DONE, 1)
     assert proxy.transition_requests == 1
+    # The follow-up sync (a job of its own, run by the worker) observes the one move.
+    wait_for(lambda: stage_changes(approved), timeout=60, what="the move to be mirrored")
     assert stage_changes(approved) == ["Production"]
+    audit_holds()
+
+
+# -- a worker killed while a retry was scheduled ------------------------------------------------
+
+RETRY_AFTER = 8  # seconds: the backoff of the first failed attempt
+RECONCILE_EVERY = 5  # seconds: QUORUM_RECONCILE_INTERVAL for the cron process here
+
+
+def test_a_worker_killed_with_a_retry_scheduled_is_done_within_two_reconciler_intervals(
+    workers, private_mlflow, policies, settings
+):
+    """The worker that ran the first attempt (MLflow was down) dies with its scheduler while the
+    retry waits in RQ's scheduled registry. Its scheduler lock outlives it by a minute and a new
+    worker's scheduler tries again only ten minutes later: the reconciler enqueues the overdue
+    retry instead."""
+    settings.QUORUM_TRANSITION_RETRY_INTERVALS = [RETRY_AFTER]  # the job carries its Retry
+    settings.QUORUM_TRANSITION_RETRY_WINDOW = 0
+    server = private_mlflow[0]
+    register(RegistryClient(server.url), "churn", versions=2)
+    sync_registry(client=RegistryClient(server.url))
+    cron_env = {"QUORUM_RECONCILE_INTERVAL": str(RECONCILE_EVERY)}
+    workers.start_cron(mlflow_url=server.url, env=cron_env)
+    server.stop()
+    request = services.request_create(
+        model="churn", version=2, target="Production", requester=policies["requester"]
+    )
+    for voter in ("lead", "scientist1", "scientist2"):
+        services.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
+    first = workers.start(mlflow_url=server.url, scheduler=True)
+    queue = jobs.django_rq.get_queue(jobs.QUEUE)
+    job_id = jobs.transition_job_id(request)
+    wait_for(
+        lambda: job_id in queue.scheduled_job_registry.get_job_ids(),
+        timeout=60,
+        what="the first attempt to fail and its retry to be scheduled",
+    )
+
+    workers.kill(first)
+
+    back = start_mlflow_server(server.store_dir, port=port_of(server.url))
+    private_mlflow.append(back)
+    due = queue.scheduled_job_registry.get_scheduled_time(job_id)
+    wait_for(
+        lambda: timezone.now() > due + jobs.OVERDUE_GRACE,
+        timeout=RETRY_AFTER + 30,
+        what="the retry to be overdue",
+    )
+    # The dead worker's scheduler still holds the lock a new worker's scheduler would need.
+    assert queue.connection.exists(RQScheduler.get_locking_key(jobs.QUEUE))
+    workers.start(mlflow_url=back.url, scheduler=True)
+    wait_for(lambda: stalls.consumers(jobs.QUEUE), timeout=60, what="the new worker")
+    restarted = time.monotonic()
+
+    wait_for(
+        lambda: TransitionRequest.objects.get(pk=request.pk).execution == Execution.DONE,
+        timeout=2 * RECONCILE_EVERY,
+        what="the request to be done within two reconciler intervals",
+    )
+
+    print(f"done {time.monotonic() - restarted:.1f} s after the new worker started")
+    request.refresh_from_db()
+    assert request.execution_attempts == 2
+    assert attempts(request) == [
+        "transition.started",
+        "transition.attempt_failed",
+        "transition.retry_enqueued",
+        "transition.started",
+        "transition.done",
+    ]
+    assert RegistryClient(back.url).get_version("churn", 2).stage == "Production"
     audit_holds()

@@ -1,0 +1,85 @@
+"""MLflow goes away right after it moved the version: the transition is done, once, and the sync
+that mirrors it is retried on its own until MLflow answers again.
+
+A proxy in front of MLflow lets the transition and its answer through, then closes every
+connection until healed. A real worker (all queues, with its scheduler) runs the transition and
+then the follow-up sync job, which fails and is retried with backoff; nothing runs the transition
+again.
+"""
+
+from __future__ import annotations
+
+import django_rq
+import pytest
+from django.db import connection
+
+from registry.jobs import SYNC_QUEUE
+from registry.models import ChangeKind, RegistryChange, SyncRun
+from registry.sync import sync_registry
+from reviews import services
+from reviews.models import AuditEvent, Execution, TransitionRequest
+from tests.reliability.conftest import audit_holds, transition_actions, wait_for
+from tests.reliability.proxy import HoldingProxy
+from tests.test_sync import register
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="worker processes share PostgreSQL"
+    ),
+]
+
+
+def test_a_follow_up_sync_that_fails_after_the_move_is_retried_alone_and_the_request_is_done(
+    workers, mlflow_server, mlflow_client, unique_name, policies, settings
+):
+    settings.QUORUM_TRANSITION_RETRY_INTERVALS = []  # a second transition would be a bug here
+    register(mlflow_client, unique_name, versions=2)
+    sync_registry(model=unique_name, client=mlflow_client)
+    proxy = HoldingProxy(int(mlflow_server.url.rsplit(":", 1)[1]), cut_after_transition=True)
+    try:
+        # The worker's follow-up syncs retry every 2 s for up to a minute.
+        retries = {"QUORUM_TRANSITION_RETRY_INTERVALS": "2", "QUORUM_TRANSITION_RETRY_WINDOW": "60"}
+        workers.start(mlflow_url=proxy.url, scheduler=True, env=retries)
+        request = services.request_create(
+            model=unique_name, version=2, target="Production", requester=policies["requester"]
+        )
+        for voter in ("lead", "scientist1", "scientist2"):
+            services.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
+
+        wait_for(
+            lambda: TransitionRequest.objects.get(pk=request.pk).execution == Execution.DONE,
+            timeout=60,
+            what="the request to be done",
+        )
+        failed_syncs = SyncRun.objects.filter(model_name=unique_name).exclude(error="")
+        wait_for(lambda: failed_syncs.count() >= 2, timeout=60, what="the sync to fail twice")
+        assert not RegistryChange.objects.filter(
+            version=request.version, kind=ChangeKind.STAGE_CHANGED
+        ).exists()
+
+        proxy.heal()
+        wait_for(
+            lambda: request.caused_changes.filter(new="Production").exists(),
+            timeout=60,
+            what="a retry of the sync to mirror the move",
+        )
+    finally:
+        proxy.close()
+
+    request.refresh_from_db()
+    assert (request.execution, request.execution_attempts) == (Execution.DONE, 1)
+    assert transition_actions(request) == ["transition.started", "transition.done"]
+    assert proxy.transition_requests == 1 and proxy.refused >= 2
+    assert mlflow_client.get_version(unique_name, 2).stage == "Production"
+    change = RegistryChange.objects.get(version=request.version, kind=ChangeKind.STAGE_CHANGED)
+    assert (change.new, change.origin) == ("Production", "quorum")
+    assert not AuditEvent.objects.filter(action="registry.out_of_band").exists()
+    # One sync job, retried: its failed runs and then its successful one, after the test's own.
+    queue = django_rq.get_queue(SYNC_QUEUE)
+    (job_id,) = queue.finished_job_registry.get_job_ids()
+    assert queue.fetch_job(job_id).func_name == "registry.jobs.sync_model"
+    runs = list(SyncRun.objects.filter(model_name=unique_name).order_by("pk"))
+    assert [bool(run.error) for run in runs] == [False] + [True] * (len(runs) - 2) + [False]
+    assert len(runs) >= 4
+    audit_holds()
