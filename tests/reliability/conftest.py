@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import django_rq
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
@@ -146,6 +147,12 @@ class Workers:
                     except ProcessLookupError:
                         pass
             print(f"--- {log_path.name}\n{log_path.read_text(errors='replace')[-3000:]}")
+        # A killed worker's scheduler keeps its locks for a minute: the next test's workers
+        # would run without a scheduler (the reconciler's case, not theirs).
+        from rq.scheduler import RQScheduler
+
+        redis = django_rq.get_connection("default")
+        redis.delete(*(RQScheduler.get_locking_key(q) for q in django_settings.QUORUM_QUEUES))
 
 
 @pytest.fixture
