@@ -164,8 +164,10 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 QUORUM_QUEUES = ("transitions", "default", "notifications", "sync")
 RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600} for name in QUORUM_QUEUES}
 # Enqueue at once. Code that must wait for a commit says so with transaction.on_commit, where it
-# can also survive Redis being down (the reconciler re-enqueues what was missed).
-RQ = {"COMMIT_MODE": "auto"}
+# can also survive Redis being down (the reconciler re-enqueues what was missed). Every worker
+# runs transitions in its own process and forks a work horse for the other jobs
+# (quorum/workers.py).
+RQ = {"COMMIT_MODE": "auto", "WORKER_CLASS": "quorum.workers.QuorumWorker"}
 
 # --- MLflow -------------------------------------------------------------------------------
 MLFLOW_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
