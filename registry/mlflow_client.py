@@ -167,7 +167,7 @@ class RegistryClient:
 
     def get_version(self, name: str, version: int) -> MlflowVersion | None:
         try:
-            return _version(self._call(self._client.get_model_version, name, str(version)))
+            return _version(self._call(self._registry().get_model_version, name, str(version)))
         except MlflowError as error:
             if error.not_found:
                 return None
@@ -254,7 +254,7 @@ class RegistryClient:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # stages are deprecated, still served
             result = self._call(
-                self._client.transition_model_version_stage,
+                self._registry().transition_model_version_stage,
                 name,
                 str(version),
                 stage,
@@ -263,7 +263,7 @@ class RegistryClient:
         return _version(result)
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
-        self._call(self._client.set_registered_model_alias, name, alias, str(version))
+        self._call(self._registry().set_registered_model_alias, name, alias, str(version))
 
     def delete_alias(self, name: str, alias: str) -> None:
         self._call(self._client.delete_registered_model_alias, name, alias)
@@ -396,6 +396,13 @@ class RegistryClient:
         self._call(self._client.search_experiments, max_results=1)
 
     # -- plumbing ----------------------------------------------------------------------------
+
+    def _registry(self):
+        """MLflow's model registry client, which `MlflowClient` wraps. The wrapper first asks
+        for the registered model on every version call, to refuse prompts (stored as registered
+        models): one more round trip per call, doubling a transition's. The versions Quorum
+        reads and moves come from its mirror, which lists registered models, not prompts."""
+        return self._client._get_registry_client()
 
     def _call(self, method, *args, **kwargs):
         self.calls += 1
