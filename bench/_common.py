@@ -27,12 +27,14 @@ LOCAL_REDIS = "redis://127.0.0.1:6379/13"
 
 @contextlib.contextmanager
 def bench_stack(
-    name: str, *, workers: int = 0, queues=("transitions",), store: Path | None = None
+    name: str, *, workers: int = 0, queues: tuple[str, ...] = (), store: Path | None = None
 ) -> Iterator[str]:
     """Sets up the environment and Django, starts MLflow and `workers` RQ worker processes;
     yields the MLflow URL and stops everything it started on the way out.
 
-    MLflow keeps its data in `store`, by default a new directory under var/bench/."""
+    The workers run `manage.py rqworker QUEUES --with-scheduler`; with no queues named, as
+    production's Procfile runs them, on all of Quorum's queues. MLflow keeps its data in `store`,
+    by default a new directory under var/bench/."""
     from quorum.localservices import (
         free_port,
         redis_answers,
@@ -68,8 +70,9 @@ def bench_stack(
 
         call_command("migrate", verbosity=0)
         import django_rq
+        from django.conf import settings
 
-        for queue in queues:
+        for queue in settings.QUORUM_QUEUES:
             django_rq.get_queue(queue).empty()
         for _ in range(workers):
             process = subprocess.Popen(

@@ -1,20 +1,30 @@
-"""Burst: many requests reach quorum within seconds; two workers drain the transitions.
+"""Burst: many requests reach quorum within seconds; two workers drain the transitions. Compared
+with MLflow's own rate for the same moves, made directly by as many processes.
 
     .venv/bin/python bench/burst.py [--requests 500] [--workers 2] [--voters 8]
 
-Registers REQUESTS versions in MLflow (REQUESTS / 10 models of 10 versions), opens a request for
-each to go to Staging, then casts every final approval from VOTERS threads at once while WORKERS
-`rqworker` processes run. Prints how long the votes took, the drain time (first vote to the last
-request done), and checks that every version is in Staging in MLflow and was moved exactly once:
-one attempt per request and one observed None -> Staging change per version.
+Registers two identical sets of REQUESTS versions in MLflow (REQUESTS / 10 models of 10 versions
+each). The raw set is moved to Staging straight through MLflow's client by WORKERS processes, one
+call per version, each process taking its share: the least any worker pool must spend on the same
+moves, and the floor it can approach. For the burst set Quorum opens a request per version to go to
+Staging, then casts every final approval from VOTERS threads at once while WORKERS `rqworker`
+processes (all of Quorum's queues, as production runs them) carry them out.
+
+Prints the raw moves' time and rate, how long the votes took, the drain (first vote to the last
+request done) as a rate and as a ratio of the raw rate, and when the mirror had observed every
+move (the follow-up syncs run after the transitions). Then checks that every burst version is in
+Staging in MLflow and was moved exactly once: one attempt per request and one observed
+None -> Staging change per version.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+import warnings
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from _common import bench_stack, database_vendor
 
@@ -39,6 +49,43 @@ def main() -> None:
         run(url, args)
 
 
+def register(url: str, names: list[str], per_model: int) -> None:
+    from registry.mlflow_client import RegistryClient
+
+    experiment = RegistryClient(url).experiment_id("burst")
+
+    def one_model(name: str) -> None:
+        client = RegistryClient(url)
+        client.create_model(name)
+        for _ in range(per_model):
+            run_id = client.log_run(experiment, run_name=name, params={}, metrics={"accuracy": 0.9})
+            client.create_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one_model, names))
+
+
+def move_directly(url: str, versions: list[tuple[str, int]]) -> tuple[float, float]:
+    """One raw mover: each version to Staging with MLflow's own client, one call each."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=url, registry_uri=url)
+    warnings.simplefilter("ignore", FutureWarning)  # stages are deprecated, still served
+    started = time.time()
+    for name, number in versions:
+        client.transition_model_version_stage(name, str(number), "Staging")
+    return started, time.time()
+
+
+def raw_moves(url: str, versions: list[tuple[str, int]], processes: int) -> float:
+    """Seconds the `processes` raw movers took for all `versions`, first start to last end."""
+    shares = [versions[i::processes] for i in range(processes)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        spans = list(pool.map(move_directly, [url] * processes, shares))
+    return max(end for _, end in spans) - min(start for start, _ in spans)
+
+
 def run(url: str, args) -> None:
     from django.contrib.auth.models import User
     from django.db import connection
@@ -50,27 +97,19 @@ def run(url: str, args) -> None:
     from reviews.models import Execution, TransitionRequest
     from reviews.policies import policies_load
 
-    client = RegistryClient(url)
     models = max(1, args.requests // 10)
-    started = time.perf_counter()
     names = [f"burst-{i:03d}" for i in range(models)]
+    raw_names = [f"raw-{i:03d}" for i in range(models)]
+    started = time.perf_counter()
+    register(url, names + raw_names, 10)
+    print(f"registered {2 * models * 10} versions in {time.perf_counter() - started:.0f} s")
 
-    experiment = client.experiment_id("burst")
+    raw_versions = [(n, v) for n in raw_names for v in range(1, 11)][: args.requests]
+    raw = raw_moves(url, raw_versions, args.workers)
+    raw_rate = len(raw_versions) / raw
+    print(f"raw: {args.workers} processes moved {len(raw_versions)} versions in {raw:.1f} s")
 
-    def register(name: str) -> None:
-        worker_client = RegistryClient(url)
-        worker_client.create_model(name)
-        for _ in range(10):
-            run_id = worker_client.log_run(
-                experiment, run_name=name, params={}, metrics={"accuracy": 0.9}
-            )
-            worker_client.create_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(register, names))
-    sync_registry(full=True, client=client)
-    print(f"registered {models * 10} versions in {time.perf_counter() - started:.0f} s")
-
+    sync_registry(full=True, client=RegistryClient(url))
     requester = User.objects.create_user("requester")
     approver = User.objects.create_user("approver")
     policies_load(text=POLICY)
@@ -92,6 +131,9 @@ def run(url: str, args) -> None:
     with ThreadPoolExecutor(args.voters) as pool:
         list(pool.map(vote, ids))
     voted = time.perf_counter() - first_vote
+    done_while_voting = TransitionRequest.objects.filter(
+        pk__in=ids, execution=Execution.DONE
+    ).count()
     pending = set(ids)
     while pending:
         done = TransitionRequest.objects.filter(pk__in=pending).exclude(
@@ -100,27 +142,42 @@ def run(url: str, args) -> None:
         pending -= set(done.values_list("pk", flat=True))
         if time.perf_counter() - first_vote > 600:
             sys.exit(f"{len(pending)} requests still not done after 10 minutes")
-        time.sleep(0.2)
+        time.sleep(0.05)
     drained = time.perf_counter() - first_vote
+
+    moves = RegistryChange.objects.filter(
+        kind=ChangeKind.STAGE_CHANGED, new="Staging", model__name__in=names
+    )
+    while moves.count() < len(ids):
+        if time.perf_counter() - first_vote > 600:
+            sys.exit(f"{moves.count()} of {len(ids)} moves mirrored after 10 minutes")
+        time.sleep(0.05)
+    mirrored = time.perf_counter() - first_vote
 
     outcomes = TransitionRequest.objects.filter(pk__in=ids)
     failed = outcomes.exclude(execution=Execution.DONE).count()
     multiple_attempts = outcomes.exclude(execution_attempts=1).count()
-    moves = RegistryChange.objects.filter(
-        kind=ChangeKind.STAGE_CHANGED, new="Staging", model__name__in=names
-    )
     per_version = moves.values_list("version_id", flat=True)
     duplicated = len(per_version) - len(set(per_version))
     in_staging = sum(
         1 for v in RegistryClient(url).list_versions() if v.name in names and v.stage == "Staging"
     )
+    rate = len(ids) / drained
     print()
     print(f"burst of {len(ids)} requests, {args.workers} workers, database {database_vendor()}:")
-    print(f"  votes cast (quorum reached for all)   {voted:6.1f} s")
     print(
-        f"  drain: first vote -> last done          {drained:6.1f} s "
-        f"({len(ids) / drained:.1f} transitions/s)"
+        f"  raw MLflow, {args.workers} processes moving directly "
+        f"{raw:6.1f} s ({raw_rate:.1f} moves/s)"
     )
+    print(
+        f"  votes cast (quorum reached for all)         {voted:6.1f} s "
+        f"({done_while_voting} transitions done meanwhile)"
+    )
+    print(
+        f"  drain: first vote -> last done             {drained:6.1f} s "
+        f"({rate:.1f} transitions/s, {rate / raw_rate:.2f}x raw)"
+    )
+    print(f"  mirror: first vote -> every move observed  {mirrored:6.1f} s")
     print(
         f"  not done: {failed}; more than one attempt: {multiple_attempts}; "
         f"versions moved twice: {duplicated}; in Staging in MLflow: {in_staging}/{len(ids)}"
