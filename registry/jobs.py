@@ -29,11 +29,23 @@ from .sync import sync_registry
 logger = logging.getLogger(__name__)
 
 SYNC_QUEUE = "sync"
-# The marker normally lives until its job starts. The expiry only matters when a job is lost
-# (queue emptied, Redis restored from an old snapshot): model syncs for that model would be
-# refused until then, and the periodic sync covers the gap meanwhile.
+# The marker normally lives until its job starts. A marker whose job is gone (the queue was
+# emptied, Redis restored from an old snapshot) is taken over by the next sync queued; the
+# expiry is the last resort.
 PENDING_TTL_SECONDS = 15 * 60
 PENDING_PREFIX = "quorum:sync:pending:"
+
+# Sets the marker to a new job unless it names a job that still exists. (Between setting the
+# marker and writing its job a concurrent caller may find no job and queue one more sync: a
+# duplicate sync is harmless; a missing one is not.)
+_CLAIM_MARKER = """
+local current = redis.call('get', KEYS[1])
+if current and redis.call('exists', ARGV[3] .. current) == 1 then
+    return 0
+end
+redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
 
 # Deletes the marker only if it still names this job: a marker that expired and was taken by a
 # newer queued job must stay, or that job would stop absorbing the webhooks that follow.
@@ -58,19 +70,23 @@ def sync_connection() -> Redis:
     return django_rq.get_connection(SYNC_QUEUE)
 
 
-def enqueue_model_sync(name: str, *, retry: Retry | None = None) -> bool:
+def enqueue_model_sync(
+    name: str, *, retry: Retry | None = None, connection: Redis | None = None
+) -> bool:
     """Queues a sync of one model unless one is already waiting; True when a job was queued.
 
     `retry` retries a failed sync (the transition job's follow-up sync has one; a webhook's sync
-    has the periodic sync behind it). Raises `redis.RedisError` when Redis cannot be reached;
-    nothing is queued then.
+    has the periodic sync behind it). `connection`: a Redis connection to reuse (a job's own),
+    rather than a new one. Raises `redis.RedisError` when Redis cannot be reached; nothing is
+    queued then.
     """
-    queue = django_rq.get_queue(SYNC_QUEUE)
+    queue = django_rq.get_queue(SYNC_QUEUE, connection=connection)
     marker = pending_marker(name)
     # Readable in the RQ dashboard, unique per job: reusing an id would overwrite the record of
     # a job that is still running.
     job_id = f"sync-model-{model_key(name)[:16]}-{uuid.uuid4().hex[:12]}"
-    if not queue.connection.set(marker, job_id, nx=True, ex=PENDING_TTL_SECONDS):
+    prefix = queue.job_class.redis_job_namespace_prefix
+    if not queue.connection.eval(_CLAIM_MARKER, 1, marker, job_id, PENDING_TTL_SECONDS, prefix):
         return False
     try:
         queue.enqueue(

@@ -43,6 +43,16 @@ def test_a_burst_of_model_syncs_collapses_into_one_queued_job(sync_queue, unique
     assert sync_queue.count == 1
 
 
+def test_a_sync_whose_job_was_lost_does_not_block_the_next_one(sync_queue, unique_name):
+    assert enqueue_model_sync(unique_name)
+    sync_queue.empty()  # the queued job is lost (an admin emptied the queue, Redis was restored)
+
+    assert enqueue_model_sync(unique_name) is True
+    (job,) = queued(sync_queue, unique_name)
+    assert sync_queue.connection.get(pending_marker(unique_name)).decode() == job.id
+    assert enqueue_model_sync(unique_name) is False  # and the new one absorbs the next
+
+
 def test_each_model_gets_its_own_job_whatever_characters_its_name_holds(sync_queue, unique_name):
     names = [unique_name, f"{unique_name}/fraud scoring 'v2' \"beta\" é:*", f"{unique_name}-other"]
 
