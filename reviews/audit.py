@@ -84,9 +84,10 @@ def record(
         version = version if version is not None else request.version.version
     # JSON round trip: what is hashed is exactly what the database will give back.
     details = json.loads(json.dumps(details or {}, default=str))
-    AuditHead.objects.get_or_create(name="audit")
-    with transaction.atomic():
-        head = AuditHead.objects.select_for_update().get(name="audit")
+    # No savepoint of its own inside the caller's transaction: an append that fails fails the
+    # caller's transaction anyway, and the two extra round trips would be spent holding the head.
+    with transaction.atomic(savepoint=False):
+        head = _locked_head()
         sequence = head.sequence + 1
         created_at = timezone.now()
         name = actor_name(actor)
@@ -117,6 +118,15 @@ def record(
         head.save(update_fields=["sequence", "hash"])
         event_recorded.send(sender=AuditEvent, event=event)
     return event
+
+
+def _locked_head() -> AuditHead:
+    """The chain's head, locked until the transaction ends (created with the first event)."""
+    try:
+        return AuditHead.objects.select_for_update().get(name="audit")
+    except AuditHead.DoesNotExist:
+        AuditHead.objects.get_or_create(name="audit")
+        return AuditHead.objects.select_for_update().get(name="audit")
 
 
 @dataclass

@@ -199,16 +199,21 @@ def _carry_out(request_id: int) -> str:
             client.transition_stage(name, number, target, archive_existing=request.archives_holders)
     # From here on the version is at its target: whatever happens next, the request is done and
     # this job never moves MLflow again (a retry would read it there and only record it).
+    request.execution, request.executed_at = Execution.DONE, timezone.now()
+    request.execution_error = ""
+    # Unless the mirror shows it there already, a sync will observe the move: credit it then.
+    request.awaiting_mirror = not services.is_at_target(request.version, target)
     with transaction.atomic():
-        request = _lock(request_id)
-        request.execution = Execution.DONE
-        request.executed_at = timezone.now()
-        request.execution_error = ""
-        # Unless the mirror shows it there already, a sync will observe the move: credit it then.
-        request.awaiting_mirror = not services.is_at_target(request.version, target)
-        request.save(
-            update_fields=["execution", "executed_at", "execution_error", "awaiting_mirror"]
+        recorded = TransitionRequest.objects.filter(
+            pk=request_id, execution=Execution.RUNNING
+        ).update(
+            execution=request.execution,
+            executed_at=request.executed_at,
+            execution_error=request.execution_error,
+            awaiting_mirror=request.awaiting_mirror,
         )
+        if not recorded:  # another run recorded it (SQLite: no execution lock to wait on)
+            return f"request #{request_id} was already carried out"
         audit.record(
             "transition.done",
             request=request,
@@ -234,8 +239,10 @@ def _queue_follow_up_sync(name: str) -> None:
     """Queues the mirror's sync of the model the transition moved: its own job, one per model
     however many of its transitions finish meanwhile (`enqueue_model_sync` coalesces them), and
     retried on its own when it fails. The periodic sync is the backstop when Redis refuses."""
+    job = get_current_job()
     try:
-        enqueue_model_sync(name, retry=retry_policy())
+        # The job's connection: django-rq would open a new one for every transition.
+        enqueue_model_sync(name, retry=retry_policy(), connection=job.connection if job else None)
     except (redis.RedisError, OSError) as error:
         logger.warning("could not queue the sync of %r (%s); the periodic sync will", name, error)
 
