@@ -22,6 +22,8 @@ import django_rq
 from redis import Redis
 from rq import Retry, get_current_job
 
+from quorum import queues
+
 from .history import history_keys, metric_histories
 from .models import ModelVersion
 from .sync import sync_registry
@@ -80,7 +82,11 @@ def enqueue_model_sync(
     rather than a new one. Raises `redis.RedisError` when Redis cannot be reached; nothing is
     queued then.
     """
-    queue = django_rq.get_queue(SYNC_QUEUE, connection=connection)
+    queue = (
+        django_rq.get_queue(SYNC_QUEUE, connection=connection)
+        if connection
+        else queues.get_queue(SYNC_QUEUE)
+    )
     marker = pending_marker(name)
     # Readable in the RQ dashboard, unique per job: reusing an id would overwrite the record of
     # a job that is still running.

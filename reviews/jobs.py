@@ -21,7 +21,6 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import django_rq
 import redis
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -31,6 +30,7 @@ from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker import Worker
 
+from quorum import queues
 from registry.jobs import enqueue_model_sync
 from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
 
@@ -71,7 +71,7 @@ def enqueue_transition(request_id: int, *, replace: bool = False) -> bool:
         return False
     job_id = transition_job_id(request)
     try:
-        queue = django_rq.get_queue(QUEUE)
+        queue = queues.get_queue(QUEUE)
         if replace:
             _drop_finished_job(job_id, queue.connection)
         queue.enqueue(
@@ -319,7 +319,7 @@ def enqueue_overdue_retries() -> list[str]:
     cutoff = int((timezone.now() - OVERDUE_GRACE).timestamp())
     moved = []
     for name in settings.QUORUM_QUEUES:
-        queue = django_rq.get_queue(name)
+        queue = queues.get_queue(name)
         registry = queue.scheduled_job_registry
         for job_id in registry.get_jobs_to_schedule(cutoff):
             due = datetime.fromtimestamp(queue.connection.zscore(registry.key, job_id) or 0, UTC)
@@ -368,7 +368,7 @@ def requeue_lost_transitions() -> list[int]:
     )
     if not waiting:
         return []
-    queue = django_rq.get_queue(QUEUE)
+    queue = queues.get_queue(QUEUE)
     queue.started_job_registry.cleanup()
     requeued = []
     for waiting_request in waiting:

@@ -15,13 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-import django_rq
 import redis
 from django.conf import settings
 from django.utils import timezone
 from django.utils.timesince import timesince
 from rq.job import Job, JobStatus
 from rq.worker import Worker
+
+from quorum import queues
 
 from .jobs import QUEUE, transition_job_id
 from .models import Decision, Execution, TransitionRequest
@@ -54,7 +55,7 @@ class Stall:
 
 def consumers(queue_name: str = QUEUE) -> int:
     """How many live workers listen on the queue."""
-    return len(Worker.all(queue=django_rq.get_queue(queue_name)))
+    return len(Worker.all(queue=queues.get_queue(queue_name)))
 
 
 def request_stall(request: TransitionRequest) -> Stall | None:
@@ -79,7 +80,7 @@ def _stalls(requests: list[TransitionRequest]) -> list[Stall]:
     threshold = timedelta(seconds=settings.QUORUM_TRANSITION_WAIT_WARNING)
     now = timezone.now()
     try:
-        queue = django_rq.get_queue(QUEUE)
+        queue = queues.get_queue(QUEUE)
         jobs = Job.fetch_many([transition_job_id(r) for r in requests], connection=queue.connection)
         # (A job waiting for its retry is "scheduled", not queued: that wait is intended.)
         waits = [

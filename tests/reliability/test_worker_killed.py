@@ -20,6 +20,7 @@ import signal
 import threading
 import time
 
+import django_rq
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -129,7 +130,7 @@ def test_a_worker_that_only_looks_dead_keeps_its_job_and_nothing_runs_twice(
     wait_for(lambda: proxy.held, timeout=60, what="the transition to reach MLflow")
     # The worker's main process stops heartbeating; its work horse is still carrying the job out.
     os.kill(first.pid, signal.SIGSTOP)
-    queue = jobs.django_rq.get_queue(jobs.QUEUE)
+    queue = django_rq.get_queue(jobs.QUEUE)
     job = Job.fetch(jobs.transition_job_id(approved), connection=queue.connection)
     wait_for(
         lambda: jobs._worker_gone(job, queue.connection),
@@ -196,7 +197,7 @@ def test_a_worker_killed_with_a_retry_scheduled_is_done_within_two_reconciler_in
     for voter in ("lead", "scientist1", "scientist2"):
         services.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
     first = workers.start(mlflow_url=server.url, scheduler=True)
-    queue = jobs.django_rq.get_queue(jobs.QUEUE)
+    queue = django_rq.get_queue(jobs.QUEUE)
     job_id = jobs.transition_job_id(request)
     wait_for(
         lambda: job_id in queue.scheduled_job_registry.get_job_ids(),
