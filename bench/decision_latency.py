@@ -2,13 +2,13 @@
 
     .venv/bin/python bench/decision_latency.py [--requests 50]
 
-Starts a local `mlflow server` and one RQ worker process (`manage.py rqworker transitions`, the
-same command production runs), registers one model with REQUESTS + 1 versions, then, one request
-at a time: opens a request for the next version to go to Production, casts the one approval the
-bench policy needs, and polls MLflow (every 5 ms) until that version is in Production. Prints
-p50/p95/max. Each promotion archives the previous Production version, as the default production
-policy does, and the job re-syncs the model afterwards: the worker does all of that before the
-request is done, but the time measured ends when MLflow shows the stage.
+Starts a local `mlflow server` and one RQ worker process (`manage.py rqworker`, the same command
+production runs, on all of Quorum's queues), registers one model with REQUESTS + 1 versions, then,
+one request at a time: opens a request for the next version to go to Production, casts the one
+approval the bench policy needs, and polls MLflow (every 5 ms) until that version is in
+Production. Prints p50/p95/max. Each promotion archives the previous Production version, as the
+default production policy does; the job records the request done, and the sync of the model
+follows as a job of its own. The time measured ends when MLflow shows the stage.
 
 The database, Redis and MLflow are chosen as bench/_common.py says.
 """
@@ -81,7 +81,7 @@ def run(url: str, count: int) -> list[float]:
                 raise SystemExit(f"v{version} not in Production after 30 s: is the worker up?")
             time.sleep(0.005)
         latencies.append(time.perf_counter() - committed)
-        # Let the job finish its re-sync before the next request reads the mirror.
+        # Let the job record the request done before the next request is opened.
         while TransitionRequest.objects.get(pk=request.pk).execution != Execution.DONE:
             time.sleep(0.01)
     return latencies
