@@ -9,7 +9,7 @@ ask (a fresh checkout, a build step) it has nothing to say.
 from django.core.checks import Warning, register
 from django.db import DatabaseError
 
-from .stalls import START_WORKER, stalled_requests
+from .stalls import HINT, stalled_requests, summary
 
 
 @register("quorum")
@@ -20,12 +20,4 @@ def check_transition_workers(app_configs, **kwargs):
         return []
     if not found:
         return []
-    ids = ", ".join(f"#{stall.request_id}" for stall in found)
-    return [
-        Warning(
-            f"No worker is consuming the “{found[0].queue}” queue: approved requests {ids} "
-            f"wait for their transition (the first for {found[0].waited_text}).",
-            hint=f"Start a worker: `{START_WORKER}` (it serves all of Quorum's queues).",
-            id="reviews.W001",
-        )
-    ]
+    return [Warning(summary(found), hint=HINT, id="reviews.W001")]

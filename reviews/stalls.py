@@ -28,6 +28,7 @@ from .jobs import QUEUE, transition_job_id
 from .models import Decision, Execution, TransitionRequest
 
 START_WORKER = "python manage.py rqworker --with-scheduler"
+HINT = f"Start a worker with `{START_WORKER}` (it serves all of Quorum's queues)."
 # Requests looked at by the admin's and `check`'s summary: enough to report, bounded.
 SUMMARY_LIMIT = 50
 
@@ -40,7 +41,7 @@ class Stall:
 
     @property
     def waited_text(self) -> str:
-        """ "5 minutes", "1 hour, 3 minutes"."""
+        """How long, in words: "5 minutes", "1 hour, 3 minutes"."""
         now = timezone.now()
         return timesince(now - self.waited, now)
 
@@ -48,9 +49,17 @@ class Stall:
     def message(self) -> str:
         return (
             f"No worker is consuming the “{self.queue}” queue: this transition has waited "
-            f"{self.waited_text} for one. Start a worker with `{START_WORKER}` (it serves all "
-            "of Quorum's queues)."
+            f"{self.waited_text} for one. {HINT}"
         )
+
+
+def summary(found: list[Stall]) -> str:
+    """One sentence about several stalled requests (the admin's list, `manage.py check`)."""
+    ids = ", ".join(f"#{stall.request_id}" for stall in found)
+    return (
+        f"No worker is consuming the “{found[0].queue}” queue: approved requests {ids} wait for "
+        f"their transition (the first for {found[0].waited_text})."
+    )
 
 
 def consumers(queue_name: str = QUEUE) -> int:

@@ -93,7 +93,11 @@ def test_a_job_waiting_past_the_threshold_with_no_worker_says_so_everywhere(
     admin = signed_in(policies["admin"])
     listing = admin.get(reverse("admin:reviews_transitionrequest_changelist"))
     messages = [str(m) for m in listing.context["messages"]]
-    assert any(f"#{queued.pk}: No worker is consuming" in m for m in messages), messages
+    assert any(
+        f"No worker is consuming the “transitions” queue: approved requests #{queued.pk} wait" in m
+        and COMMAND in m
+        for m in messages
+    ), messages
     detail = admin.get(reverse("admin:reviews_transitionrequest_change", args=[queued.pk]))
     assert any(COMMAND in str(m) for m in detail.context["messages"])
 

@@ -12,7 +12,7 @@ from .. import audit, services
 from ..api_auth import token_revoke
 from ..errors import QuorumError
 from ..models import ApiToken, AuditEvent, TransitionRequest, Vote
-from ..stalls import request_stall, stalled_requests
+from ..stalls import HINT, request_stall, stalled_requests, summary
 
 # -- requests, votes, audit --------------------------------------------------------------------
 
@@ -59,8 +59,7 @@ class TransitionRequestAdmin(ReadOnlyAdmin):
 
     def changelist_view(self, request, extra_context=None):
         if found := stalled_requests():
-            ids = ", ".join(f"#{stall.request_id}" for stall in found)
-            self.message_user(request, f"{ids}: {found[0].message}", messages.WARNING)
+            self.message_user(request, f"{summary(found)} {HINT}", messages.WARNING)
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
