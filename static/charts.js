@@ -2,9 +2,10 @@
  * Draws the page's charts with the locally served plotly.js.
  *
  * The data comes from the <script type="application/json" id="chart-data"> element that Django's
- * json_script writes: {"charts": [{target, kind, title, x_title, y_title, x_category, series}]}
- * (see registry/charts.py). Labels may be MLflow names, which are untrusted: Plotly reads a little
- * HTML in text, so every label is escaped before Plotly sees it.
+ * json_script writes: {"charts": [{target, kind, title, x_title, y_title, x_category, series,
+ * notes}]} (see registry/charts.py). Labels may be MLflow names, which are untrusted: Plotly reads
+ * a little HTML in text, so every label is escaped before Plotly sees it. Notes (the NaN and
+ * infinite values a chart cannot draw) are written under the chart as plain text.
  */
 (function () {
   "use strict";
@@ -80,6 +81,21 @@
     };
   }
 
+  function writeNotes(chart, element) {
+    var notes = chart.notes || [];
+    if (!notes.length) {
+      return;
+    }
+    var list = document.createElement("ul");
+    list.className = "chart-notes small muted";
+    notes.forEach(function (note) {
+      var item = document.createElement("li");
+      item.textContent = note;
+      list.appendChild(item);
+    });
+    element.insertAdjacentElement("afterend", list);
+  }
+
   function draw() {
     var source = document.getElementById("chart-data");
     if (!source || typeof Plotly === "undefined") {
@@ -96,6 +112,7 @@
         displaylogo: false,
         modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
       });
+      writeNotes(chart, element);
     });
   }
 

@@ -13,6 +13,8 @@ from urllib.parse import quote
 from django import template
 from django.conf import settings
 
+from registry import metrics
+
 register = template.Library()
 
 
@@ -28,18 +30,19 @@ def mlflow_time(milliseconds: int | None) -> datetime | None:
 
 
 def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
+    number = metrics.number(value)
+    return number if number is not None and math.isfinite(number) else None
 
 
 @register.filter
 def metric(value) -> str:
-    """A metric value short enough for a table cell: 4 decimals, or scientific when tiny/huge."""
+    """A metric value short enough for a table cell: 4 decimals, or scientific when tiny/huge;
+    NaN and infinities (as floats or as the mirror stores them) read "NaN", "∞", "−∞"."""
     number = _number(value)
     if number is None:
-        if isinstance(value, float):  # MLflow does store NaN and infinities: say so
-            return "NaN" if math.isnan(value) else ("∞" if value > 0 else "−∞")
+        label = metrics.non_finite_label(value)
+        if label is not None:
+            return label
         return "—" if value is None else str(value)
     # Below 0.0001 four decimals would read as zero; above a million they stop being readable.
     if number != 0 and (abs(number) < 1e-4 or abs(number) >= 1e6):
