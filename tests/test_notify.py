@@ -154,6 +154,25 @@ def test_a_request_its_gates_reject_at_once_asks_nobody_and_tells_the_requester(
     assert asked.first().last_error == "the request is already rejected"
 
 
+def test_a_request_rejected_for_a_nan_metric_says_so_in_its_mail(
+    mailroom, deliver, requester, committed
+):
+    mirror(
+        versions={
+            1: ("Production", {"accuracy": 0.89, "f1": "Infinity"}),
+            2: ("None", {"accuracy": "NaN", "f1": 0.9}),
+        }
+    )
+    create(requester, committed)
+
+    [message] = deliver()
+
+    assert "[FAIL] accuracy is NaN: not a finite number (required)" in message.body
+    assert "accuracy: NaN vs 0.8900" in message.body
+    assert "f1: 0.9000 vs ∞" in message.body
+    assert "accuracy is NaN" in html(message) and ">NaN</td>" in html(message)
+
+
 # -- decisions ----------------------------------------------------------------------------------
 
 
