@@ -1,4 +1,5 @@
-"""Template filters for mirror data: MLflow timestamps, metric numbers, links into the MLflow UI.
+"""Template filters for mirror data: MLflow timestamps, metric numbers, links into the MLflow UI,
+and the sync's status line.
 
 Load with `{% load registry_extras %}`; the review app's templates use the same filters so a
 number or a date reads the same on every page.
@@ -14,6 +15,7 @@ from django import template
 from django.conf import settings
 
 from registry import metrics
+from registry.sync_status import sync_status as registry_sync_status
 
 register = template.Library()
 
@@ -84,3 +86,9 @@ def mlflow_run_url(version) -> str:
         f"{settings.MLFLOW_UI_URL}/#/experiments/{quote(version.experiment_id, safe='')}"
         f"/runs/{quote(version.run_id, safe='')}"
     )
+
+
+@register.inclusion_tag("registry/_sync_status.html", takes_context=True)
+def sync_status(context) -> dict:
+    """When the mirror last synced with MLflow, and whether the latest sync failed (one query)."""
+    return {"status": registry_sync_status(), "user": context.get("user")}
