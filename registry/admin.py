@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
+from . import names
 from .models import SyncRun
 
 
@@ -49,7 +50,7 @@ class SyncRunAdmin(admin.ModelAdmin):
             "<li><strong>{}{}</strong>: {}</li>",
             (
                 (
-                    item.get("model", ""),
+                    names.as_text(item.get("model", "")),
                     f" v{item['version']}" if item.get("version") is not None else "",
                     item.get("reason", ""),
                 )

@@ -51,7 +51,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from registry import metrics
+from registry import metrics, names
 
 from . import audit, webhooks_out
 from .links import absolute, request_url
@@ -306,7 +306,7 @@ def mail_context(event: AuditEvent, kind: str) -> dict[str, Any]:
 
 
 def subject(kind: str, event: AuditEvent, request, context: dict) -> str:
-    what = f"{event.model_name} v{event.version}"
+    what = f"{names.as_text(event.model_name)} v{event.version}"
     if request is not None:
         what_to = f"{what} → {request.target}"
     if kind == Kind.REVIEW_NEEDED:

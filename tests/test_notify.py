@@ -547,8 +547,9 @@ def test_mlflow_text_in_a_mail_is_escaped_in_html_and_kept_on_one_line_in_the_su
 
     sent = deliver()
 
+    # The line break is a control character: shown as a marker, never a second header line.
     assert subjects(sent) == {
-        "[Quorum] <b>fraud</b> Bcc: x@example.com v2 → Production needs your review"
+        "[Quorum] <b>fraud</b>⟨U+000A⟩Bcc: x@example.com v2 → Production needs your review"
     }
     page = html(sent[0])
     assert "<b>fraud</b>" not in page and "&lt;b&gt;fraud&lt;/b&gt;" in page

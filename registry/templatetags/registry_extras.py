@@ -1,5 +1,5 @@
-"""Template filters for mirror data: MLflow timestamps, metric numbers, links into the MLflow UI,
-and the sync's status line.
+"""Template filters for mirror data: model names (marked when they could pass for another),
+MLflow timestamps, metric numbers, links into the MLflow UI, and the sync's status line.
 
 Load with `{% load registry_extras %}`; the review app's templates use the same filters so a
 number or a date reads the same on every page.
@@ -14,7 +14,7 @@ from urllib.parse import quote
 from django import template
 from django.conf import settings
 
-from registry import metrics
+from registry import metrics, names
 from registry.sync_status import sync_status as registry_sync_status
 
 register = template.Library()
@@ -92,3 +92,16 @@ def mlflow_run_url(version) -> str:
 def sync_status(context) -> dict:
     """When the mirror last synced with MLflow, and whether the latest sync failed (one query)."""
     return {"status": registry_sync_status(), "user": context.get("user")}
+
+
+@register.filter
+def model_name(name) -> str:
+    """A model name for a page: escaped, and marked when invisible characters or look-alike
+    letters could make it pass for another name (`registry.names`)."""
+    return names.as_html("" if name is None else str(name))
+
+
+@register.filter
+def model_name_text(name) -> str:
+    """A model name for plain text (page titles, mail): the same markers, spelled out."""
+    return names.as_text("" if name is None else str(name))
