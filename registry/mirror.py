@@ -25,7 +25,7 @@ from . import metrics
 from .mlflow_client import MlflowModel, MlflowRun, MlflowVersion
 from .models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange, SyncRun
 from .signals import changes_observed
-from .storable import printable, problem
+from .storable import can_hold, printable, problem
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def apply_mlflow_state(
     if all_models_listed:
         model_rows = {m.name: m for m in RegisteredModel.objects.all()}
     else:
-        names = set(models) | set(deleted_models)
+        names = {name for name in set(models) | set(deleted_models) if can_hold(name)}
         model_rows = {m.name: m for m in RegisteredModel.objects.filter(name__in=names)}
 
     new_models = [

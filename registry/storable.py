@@ -83,8 +83,20 @@ def _walk(value: Any):
             yield from _walk(item)
 
 
+def can_hold(text: str) -> bool:
+    """Whether the database can hold (and so be queried for) this text at all: a name with a NUL
+    character or a lone surrogate is never in the mirror, and asking for it is an error."""
+    if NUL in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def printable(text: Any, limit: int = TEXT_KEPT) -> str:
     """`text` as the sync may record it (a name or an error message from a hostile registry): no
-    NUL characters, at most `limit` characters."""
-    text = str(text).replace(NUL, "\\x00")
+    NUL characters or lone surrogates (spelled as escapes), at most `limit` characters."""
+    text = str(text).encode("utf-8", "backslashreplace").decode("utf-8").replace(NUL, "\\x00")
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -47,7 +47,7 @@ from .models import (
     SyncRun,
 )
 from .signals import sync_finished
-from .storable import printable
+from .storable import can_hold, printable
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def sync_registry(
             else:
                 result = _sync_full(client, run, progress)
     except BaseException as error:  # noqa: BLE001 - recorded, then raised again
-        message = str(error) if isinstance(error, MlflowError) else _describe(error)
+        message = printable(error) if isinstance(error, MlflowError) else _describe(error)
         _finish(
             run,
             error=message,
@@ -159,9 +159,9 @@ def sync_registry(
 SKIPPED_LOGGED = 20
 
 
-def _describe(error: BaseException) -> str:
+def _describe(error: BaseException, prefix: str = "") -> str:
     text = str(error).strip()
-    return printable(f"{type(error).__name__}: {text}" if text else type(error).__name__)
+    return printable(prefix + (f"{type(error).__name__}: {text}" if text else type(error).__name__))
 
 
 def _finish(run: SyncRun, **fields) -> None:
@@ -172,9 +172,15 @@ def _finish(run: SyncRun, **fields) -> None:
         setattr(run, name, value)
     try:
         SyncRun.objects.filter(pk=run.pk).update(**fields)
-    except Exception:
+    except Exception as error:
         logger.exception("could not record the outcome of sync run #%s", run.pk)
-        return
+        run.error = _describe(error, prefix="recording this sync's outcome failed: ")
+        try:  # at least its end, and why the rest is missing
+            SyncRun.objects.filter(pk=run.pk).update(
+                finished_at=fields["finished_at"], error=run.error
+            )
+        except Exception:
+            return
     for receiver, response in sync_finished.send_robust(sender=SyncRun, sync_run=run):
         if isinstance(response, Exception):
             logger.error("%r failed after sync run #%s", receiver, run.pk, exc_info=response)
@@ -300,7 +306,7 @@ def _versions_needing_runs(versions: Iterable[MlflowVersion]) -> list[MlflowVers
     known = {
         (name, number): (run_id, bool(metrics) or bool(params))
         for name, number, run_id, metrics, params in ModelVersion.objects.filter(
-            model__name__in={v.name for v in versions}
+            model__name__in={v.name for v in versions if can_hold(v.name)}
         ).values_list("model__name", "version", "run_id", "metrics", "params")
     }
     return [

@@ -424,17 +424,26 @@ def test_models_the_mirror_cannot_hold_are_skipped_not_taken_for_deleted(
 ):
     too_long = unique_name + "-" + "x" * 300
     with_nul = unique_name + "-nul\x00name"
+    mlflow = mlflow_of(mlflow_client)
     for name in (too_long, with_nul):
-        mlflow_of(mlflow_client).create_registered_model(name)
+        mlflow.create_registered_model(name)
+        mlflow.create_model_version(name, "s3://models/poisoned")
     register(mlflow_client, unique_name, versions=1)
 
     result = sync_registry(full=True, client=mlflow_client)
     again = sync_registry(full=True, client=mlflow_client)
+    incremental = sync_registry(client=mlflow_client)
+    one = [sync_registry(model=name, client=mlflow_client) for name in (too_long, with_nul)]
 
     reasons = {item["model"]: item["reason"] for item in again.skipped}
     assert reasons[too_long[:299] + "…"].startswith("its name field is 3")
     assert "NUL character" in reasons[unique_name + "-nul\\x00name"]
     assert result.skipped == again.skipped
+    assert {item["model"] for item in incremental.skipped} >= set(reasons) - {
+        item["model"] for item in result.skipped if not item["model"].startswith(unique_name)
+    }
+    assert [len(r.skipped) for r in one] == [1, 1]
+    assert not SyncRun.objects.exclude(error="").exists()
     assert RegisteredModel.objects.filter(name=unique_name, deleted=False).exists()
     assert not RegisteredModel.objects.filter(name__startswith=unique_name + "-").exists()
 
