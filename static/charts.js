@@ -93,7 +93,12 @@
       item.textContent = note;
       list.appendChild(item);
     });
-    element.insertAdjacentElement("afterend", list);
+    // Chart and notes share one box, so in a grid of charts the notes stay under their chart.
+    var box = document.createElement("div");
+    box.className = "chart-box";
+    element.parentNode.insertBefore(box, element);
+    box.appendChild(element);
+    box.appendChild(list);
   }
 
   function draw() {
@@ -107,12 +112,12 @@
       if (!element) {
         return;
       }
+      writeNotes(chart, element);
       Plotly.newPlot(element, traces(chart), layout(chart, element), {
         responsive: true,
         displaylogo: false,
         modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
       });
-      writeNotes(chart, element);
     });
   }
 
