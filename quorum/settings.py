@@ -183,6 +183,8 @@ DEVELOPMENT_BASE_URL = "http://127.0.0.1:8000"
 QUORUM_BASE_URL = os.environ.get("QUORUM_BASE_URL", DEVELOPMENT_BASE_URL).rstrip("/")
 QUORUM_SYNC_INTERVAL = int(os.environ.get("QUORUM_SYNC_INTERVAL", "60"))
 QUORUM_FULL_SYNC_CRON = os.environ.get("QUORUM_FULL_SYNC_CRON", "0 3 * * *")
+# Staff are mailed once when this many registry syncs in a row have failed (0: never).
+QUORUM_SYNC_FAILURE_MAIL_AFTER = int(os.environ.get("QUORUM_SYNC_FAILURE_MAIL_AFTER", "3"))
 # Shown first, in this order, wherever a page has room for only a few metrics.
 QUORUM_MAIN_METRICS = env_list(
     "QUORUM_MAIN_METRICS", "accuracy,f1,precision,recall,roc_auc,log_loss"

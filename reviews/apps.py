@@ -12,6 +12,12 @@ class ReviewsConfig(AppConfig):
 
         changes_observed.connect(on_changes_observed, dispatch_uid="reviews.registry_events")
 
+        from registry.signals import sync_finished
+
+        from .sync_health import on_sync_finished
+
+        sync_finished.connect(on_sync_finished, dispatch_uid="reviews.sync_health")
+
         from . import notify, webhooks_out
         from .signals import event_recorded
 

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from django.db import transaction
 from django.utils import timezone
 
+from registry import metrics
+
 from .models import AuditEvent, AuditHead, TransitionRequest
 from .signals import event_recorded
 
@@ -82,8 +84,11 @@ def record(
     if request is not None:
         model_name = model_name or request.version.model.name
         version = version if version is not None else request.version.version
-    # JSON round trip: what is hashed is exactly what the database will give back.
-    details = json.loads(json.dumps(details or {}, default=str))
+    # JSON round trip: what is hashed is exactly what the database will give back. NaN and
+    # infinities (metric values from MLflow) take the mirror's spelling: JSON columns refuse them.
+    details = json.loads(
+        json.dumps(metrics.encode_json(details or {}), default=str, allow_nan=False)
+    )
     AuditHead.objects.get_or_create(name="audit")
     with transaction.atomic():
         head = AuditHead.objects.select_for_update().get(name="audit")

@@ -361,6 +361,7 @@ class NotificationKind(models.TextChoices):
     REMINDER = "reminder", "reminder"
     ESCALATION = "escalation", "escalation"
     OUT_OF_BAND = "out_of_band", "out-of-band change"
+    SYNC_FAILING = "sync_failing", "registry sync failing"
 
 
 class Notification(OutboxItem):

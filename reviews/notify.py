@@ -11,6 +11,7 @@
 |                                   |               |   have not turned reminders off           |
 | notify.escalation (periodic job)  | escalation    | staff                                     |
 | registry.out_of_band              | out of band   | staff                                     |
+| registry.sync_failing             | sync failing  | staff                                     |
 
 How a mail gets out, and only once:
 
@@ -50,7 +51,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from registry import metrics
+from registry import metrics, names
 
 from . import audit, webhooks_out
 from .links import absolute, request_url
@@ -94,7 +95,10 @@ ACTION_KINDS = {
     "notify.reminder": Kind.REMINDER,
     "notify.escalation": Kind.ESCALATION,
     "registry.out_of_band": Kind.OUT_OF_BAND,
+    "registry.sync_failing": Kind.SYNC_FAILING,
 }
+# Mail about the registry rather than a request: it goes to staff.
+ABOUT_THE_REGISTRY = {Kind.OUT_OF_BAND, Kind.SYNC_FAILING}
 # Mail that asks for a vote: pointless once the request is decided.
 ASKS_FOR_A_VOTE = {Kind.REVIEW_NEEDED, Kind.REMINDER, Kind.ESCALATION}
 
@@ -118,7 +122,7 @@ def outbox_mail(event: AuditEvent) -> int:
     if kind is None:
         return 0
     request = event.request if event.request_id else None
-    if request is None and kind != Kind.OUT_OF_BAND:
+    if request is None and kind not in ABOUT_THE_REGISTRY:
         return 0
     users = list(recipients(kind, request).values_list("pk", flat=True))
     if not users:
@@ -137,7 +141,7 @@ def recipients(kind: str, request: TransitionRequest | None) -> QuerySet:
     """The users who get `kind` of mail about `request`: active, with an address."""
     users = get_user_model().objects.filter(is_active=True).exclude(email="")
     staff = Q(is_staff=True)
-    if kind == Kind.OUT_OF_BAND or kind == Kind.ESCALATION:
+    if kind in ABOUT_THE_REGISTRY or kind == Kind.ESCALATION:
         chosen = users.filter(staff)
     elif kind == Kind.REVIEW_NEEDED:
         chosen = approvers(request, users)
@@ -287,6 +291,8 @@ def mail_context(event: AuditEvent, kind: str) -> dict[str, Any]:
             votes=votes,
             decision=request.get_decision_display(),
         )
+    elif kind == Kind.SYNC_FAILING:
+        context["link"] = absolute(reverse("admin:registry_syncrun_changelist"))
     elif event.version is not None:
         context["link"] = absolute(
             reverse("registry:version_detail", args=[event.model_name, event.version])
@@ -300,7 +306,7 @@ def mail_context(event: AuditEvent, kind: str) -> dict[str, Any]:
 
 
 def subject(kind: str, event: AuditEvent, request, context: dict) -> str:
-    what = f"{event.model_name} v{event.version}"
+    what = f"{names.as_text(event.model_name)} v{event.version}"
     if request is not None:
         what_to = f"{what} → {request.target}"
     if kind == Kind.REVIEW_NEEDED:
@@ -317,6 +323,10 @@ def subject(kind: str, event: AuditEvent, request, context: dict) -> str:
         text = f"Reminder: {what_to} expires in {context['time_left']}"
     elif kind == Kind.ESCALATION:
         text = f"{what_to} has no vote at half its review time"
+    elif kind == Kind.SYNC_FAILING:
+        failures = context["details"].get("failures", 0)
+        error = (context["error"] or "unknown error").strip().splitlines()[0]
+        text = f"Registry sync failed {failures} times in a row: {shorten(error, 120)}"
     else:
         text = f"{what} {out_of_band_words(context['details'])} outside Quorum"
     # MLflow names are untrusted: a line break in a subject would be a header injection.

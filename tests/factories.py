@@ -135,3 +135,56 @@ def make_hostile_request(*, requester, voter, decision: str, text: str):
     )
     services.vote_cast(request_id=request.pk, user=voter, decision=decision, comment=text)
     return request
+
+
+# -- hostile registries, written into a real MLflow server with MLflow's own client --------------
+
+# What each poisoned version of `register_unmirrorable` carries, by version number.
+UNMIRRORABLE = {
+    2: "a run id with both quote characters",
+    3: "a run id longer than any MLflow makes",
+    4: "a tag value holding a NUL character",
+    5: "a description holding a NUL character",
+}
+
+
+def mlflow_of(client):
+    """MLflow's own client for the server `client` (a RegistryClient) talks to: what a user of
+    that MLflow would write with."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=client.tracking_uri, registry_uri=client.tracking_uri)
+
+
+def register_with_metrics(
+    client, name: str, metrics: dict[str, float | list[float]], *, versions: int = 1
+) -> list[str]:
+    """A registered model whose versions' runs log `metrics` with `MlflowClient.log_metric`, one
+    call per value (a list is one value per step), NaN and infinities as they are; returns the
+    run ids."""
+    mlflow = mlflow_of(client)
+    experiment = client.experiment_id("hostile-registry-tests")
+    if client.get_model(name) is None:
+        mlflow.create_registered_model(name)
+    run_ids = []
+    for _ in range(versions):
+        run_id = mlflow.create_run(experiment).info.run_id
+        for key, values in metrics.items():
+            for step, value in enumerate(values if isinstance(values, list) else [values]):
+                mlflow.log_metric(run_id, key, value, step=step)
+        mlflow.set_terminated(run_id)
+        mlflow.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
+        run_ids.append(run_id)
+    return run_ids
+
+
+def register_unmirrorable(client, name: str) -> None:
+    """A model whose v1 is healthy (accuracy 0.9) and whose v2-v5 MLflow accepts but Quorum's
+    mirror cannot hold, as `UNMIRRORABLE` says."""
+    mlflow = mlflow_of(client)
+    register_with_metrics(client, name, {"accuracy": 0.9})
+    source = "s3://models/poisoned"
+    mlflow.create_model_version(name, source, run_id="a'b\"c")
+    mlflow.create_model_version(name, source, run_id="f" * 100)
+    mlflow.create_model_version(name, source, tags={"note": "nul\x00here"})
+    mlflow.create_model_version(name, source, description="nul\x00here")

@@ -120,6 +120,26 @@ def test_versions_show_stage_aliases_and_metrics_newest_first(fraud, requester, 
     assert body["items"][1]["params"] == {"alpha": "0.2"}
 
 
+def test_nan_and_infinite_metrics_are_served_as_strings_and_fail_their_gates(
+    fraud, requester, as_user
+):
+    make_version(fraud, 4, metrics={"accuracy": "NaN", "f1": "Infinity"})
+    api = as_user(requester)
+
+    versions = api.get("/models/fraud-detector/versions")
+    created = create(api, version=4)
+
+    assert versions.status_code == 200
+    assert versions.json()["items"][0]["metrics"] == {"accuracy": "NaN", "f1": "Infinity"}
+    assert created.status_code == 201, created.content
+    body = json.loads(created.content, parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    assert body["decision"] == "rejected"
+    accuracy = next(g for g in body["gates"] if g["metric"] == "accuracy")
+    assert (
+        accuracy["value"] == "NaN" and accuracy["reason"] == "accuracy is NaN: not a finite number"
+    )
+
+
 def test_versions_of_an_unknown_model_is_404(fraud, requester, as_user):
     detail = refused(as_user(requester).get("/models/nope/versions"), 404, "unknown_model")
     assert "nope" in detail

@@ -58,6 +58,22 @@ def test_events_form_a_chain_that_verifies():
     assert str(result) == "audit chain intact: 5 events verified"
 
 
+def test_nan_and_infinities_in_details_are_kept_in_the_mirrors_spelling_and_verify():
+    nan, inf = float("nan"), float("inf")
+    event = audit.record(
+        "test.metrics",
+        details={"metrics": {"accuracy": nan, "loss": inf}, "gates": [{"value": -inf}]},
+    )
+    audit.record("test.after", details={"n": 1})
+
+    stored = AuditEvent.objects.get(pk=event.pk).details
+    assert stored == {
+        "metrics": {"accuracy": "NaN", "loss": "Infinity"},
+        "gates": [{"value": "-Infinity"}],
+    }
+    assert audit.verify().ok and audit.verify().checked == 2
+
+
 def test_empty_chain_verifies():
     assert audit.verify().ok
 

@@ -154,6 +154,25 @@ def test_a_request_its_gates_reject_at_once_asks_nobody_and_tells_the_requester(
     assert asked.first().last_error == "the request is already rejected"
 
 
+def test_a_request_rejected_for_a_nan_metric_says_so_in_its_mail(
+    mailroom, deliver, requester, committed
+):
+    mirror(
+        versions={
+            1: ("Production", {"accuracy": 0.89, "f1": "Infinity"}),
+            2: ("None", {"accuracy": "NaN", "f1": 0.9}),
+        }
+    )
+    create(requester, committed)
+
+    [message] = deliver()
+
+    assert "[FAIL] accuracy is NaN: not a finite number (required)" in message.body
+    assert "accuracy: NaN vs 0.8900" in message.body
+    assert "f1: 0.9000 vs ∞" in message.body
+    assert "accuracy is NaN" in html(message) and ">NaN</td>" in html(message)
+
+
 # -- decisions ----------------------------------------------------------------------------------
 
 
@@ -528,8 +547,9 @@ def test_mlflow_text_in_a_mail_is_escaped_in_html_and_kept_on_one_line_in_the_su
 
     sent = deliver()
 
+    # The line break is a control character: shown as a marker, never a second header line.
     assert subjects(sent) == {
-        "[Quorum] <b>fraud</b> Bcc: x@example.com v2 → Production needs your review"
+        "[Quorum] <b>fraud</b>⟨U+000A⟩Bcc: x@example.com v2 → Production needs your review"
     }
     page = html(sent[0])
     assert "<b>fraud</b>" not in page and "&lt;b&gt;fraud&lt;/b&gt;" in page

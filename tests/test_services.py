@@ -10,6 +10,7 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from registry.models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange
+from registry.sync import sync_registry
 from reviews import audit, registry_events, services
 from reviews.errors import (
     AlreadyAtTarget,
@@ -39,6 +40,7 @@ from reviews.models import (
     Vote,
 )
 from reviews.policies import policies_export, policies_load, set_requesters
+from tests.factories import register_with_metrics
 
 pytestmark = pytest.mark.django_db
 
@@ -225,6 +227,52 @@ def test_passing_auto_approve_gates_approve_without_a_vote(
         "Every auto-approve gate passed: accuracy 0.99 > 0.97"
     )
     assert AuditEvent.objects.get(action="request.approved").actor == "policy"
+
+
+# -- metrics MLflow stores as NaN or infinity ----------------------------------------------------
+
+
+def test_a_nan_logged_in_mlflow_rejects_the_request_saying_so(
+    policies, requester, mlflow_client, unique_name
+):
+    register_with_metrics(mlflow_client, unique_name, {"accuracy": float("nan"), "f1": 0.9})
+    sync_registry(model=unique_name, client=mlflow_client)
+
+    request = create(requester, version=1, model=unique_name)
+
+    assert request.decision == Decision.REJECTED
+    assert request.decision_reason == ("Required gate failed: accuracy is NaN: not a finite number")
+    request = refresh(request)
+    assert request.candidate_metrics == {"accuracy": "NaN", "f1": pytest.approx(0.9)}
+    assert request.gate_results[0]["value"] == "NaN"
+    created = AuditEvent.objects.get(action="request.created", request=request)
+    assert created.details["gates"][0]["value"] == "NaN"
+    assert audit.verify().ok
+
+
+def test_a_holder_with_a_nan_metric_can_still_be_replaced_by_the_reviewers(
+    policies, requester, lead, scientist1, scientist2, mlflow_client, unique_name
+):
+    register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.9, "f1": float("nan")})
+    register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.92, "f1": float("inf")})
+    register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.92, "f1": 0.9})
+    mlflow_client.transition_stage(unique_name, 1, "Production")
+    sync_registry(model=unique_name, client=mlflow_client)
+
+    infinite = create(requester, version=2, model=unique_name)
+    request = create(requester, version=3, model=unique_name)
+
+    assert infinite.decision == Decision.REJECTED and "f1 is ∞" in infinite.decision_reason
+    assert request.decision == Decision.PENDING
+    f1 = next(g for g in request.gate_results if g["metric"] == "f1")
+    assert f1["passed"] and f1["baseline_value"] == "NaN"
+    assert f1["reason"] == "not evaluated: the current holder's f1 is NaN"
+    for user in (lead, scientist1, scientist2):
+        approve(request, user)
+    assert refresh(request).decision == Decision.APPROVED
+    seen = Vote.objects.filter(request=request).first().seen_metrics
+    assert seen["baseline"] == {"accuracy": pytest.approx(0.9), "f1": "NaN"}
+    assert audit.verify().ok
 
 
 # -- votes and quorum --------------------------------------------------------------------------

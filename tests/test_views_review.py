@@ -113,6 +113,26 @@ def test_request_page_shows_header_evidence_gates_and_sign_offs(client, pending,
     assert 'name="decision" value="approve"' in response.content.decode()
 
 
+def test_request_page_shows_nan_and_infinite_metrics_and_the_gate_they_fail(
+    client, fraud, requester, lead
+):
+    # Mirror rows as the sync writes them when MLflow holds NaN and infinities.
+    make_version(fraud, 4, metrics={"accuracy": "NaN", "f1": 0.84, "log_loss": "Infinity"})
+    request = services.request_create(
+        model="fraud", version=4, target="Production", requester=requester
+    )
+
+    response = login(client, lead).get(detail_url(request))
+
+    assert response.status_code == 200
+    text = text_of(response)
+    assert "accuracy is NaN: not a finite number" in text
+    assert re.search(r"accuracy .*? NaN 0\.8500", text)
+    assert re.search(r"log_loss .*? ∞ 0\.4000", text)
+    bars = next(c for c in response.context["chart_data"]["charts"] if c["kind"] == "bar")
+    assert bars["notes"] == ["v4: NaN for accuracy, ∞ for log_loss (not drawn)"]
+
+
 def test_request_page_says_plainly_when_nothing_holds_the_target(client, fraud, requester, lead):
     fraud.versions.filter(version=1).update(stage=Stage.ARCHIVED)
     request = services.request_create(
