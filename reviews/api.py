@@ -4,20 +4,25 @@ Built with django-ninja, which routes, validates bodies and writes the OpenAPI s
 (/api/v1/openapi.json, interactive docs at /api/v1/docs). Endpoints are thin: they call
 `reviews.services`, which checks permissions exactly as for the browser, and every refusal comes
 back as `{"error": code, "detail": message}` with the status the refusal carries. Bad input is a
-4xx, never a 500.
+4xx, never a 500: bodies keep the forms' limits (`COMMENT_MAX`), versions are whole numbers, unknown
+fields are refused, and `ApiEdgeMiddleware` answers unknown routes and oversized bodies in the same
+shape.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db.models import Count, Max, Prefetch, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict
 
 from registry.models import ModelVersion, RegisteredModel
 
@@ -25,7 +30,7 @@ from . import services
 from .api_auth import BearerToken, Unauthorized
 from .errors import QuorumError, RequestNotFound, UnknownModel
 from .links import request_url
-from .models import Decision, TransitionRequest, Vote, VoteChoice
+from .models import COMMENT_MAX, Decision, TransitionRequest, Vote, VoteChoice
 
 api = NinjaAPI(
     title="Quorum API",
@@ -54,6 +59,26 @@ def _storable(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_storable)]
+# Longer than any model name or target Quorum stores, and short enough that a refusal that
+# quotes one stays short.
+Name = Annotated[str, Field(max_length=1000), AfterValidator(_storable)]
+Comment = Annotated[str, Field(max_length=COMMENT_MAX), AfterValidator(_storable)]
+DIGITS = re.compile(r"[0-9]{1,20}")
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON's true is not version 1 (bool is an int in Python), nor is 2.0 or 2.5 a version. The
+    # digits as text are taken: the `quorum` CLI sends the version as it was typed.
+    if isinstance(value, bool | float):
+        raise ValueError("must be a whole number, like 3")
+    if isinstance(value, str):
+        if not DIGITS.fullmatch(value):
+            raise ValueError("must be a whole number, like 3")
+        return int(value)
+    return value
+
+
+VersionNumber = Annotated[int, BeforeValidator(_whole_number)]
 
 
 class PageIn(Schema):
@@ -67,7 +92,7 @@ class RequestFilters(Schema):
     state: Literal[tuple(Decision.values)] | None = Field(  # type: ignore[valid-type]
         None, description="A decision: pending, approved, rejected, cancelled or expired."
     )
-    model: Text | None = Field(None, description="A registered model's name.")
+    model: Name | None = Field(None, description="A registered model's name.")
 
 
 # -- output types -----------------------------------------------------------------------------
@@ -159,15 +184,22 @@ class RequestPage(Schema):
 
 
 class RequestIn(Schema):
-    model: Text
-    version: int = Field(description="The version number.")
-    target: Text = Field(description="A stage (Staging, Production, Archived) or @alias.")
-    comment: Text = ""
+    # A misspelt field is refused, not dropped: a comment sent as "coment" would be lost.
+    model_config = ConfigDict(extra="forbid")
+
+    model: Name
+    version: VersionNumber = Field(description="The version number.")
+    target: Name = Field(description="A stage (Staging, Production, Archived) or @alias.")
+    comment: Comment = Field("", description=f"At most {COMMENT_MAX:,} characters.")
 
 
 class VoteIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
     decision: Literal["approve", "reject"]
-    comment: Text = Field("", description="Required when rejecting.")
+    comment: Comment = Field(
+        "", description=f"Required when rejecting; at most {COMMENT_MAX:,} characters."
+    )
 
 
 # The refusals each kind of endpoint can answer with, for the schema and the docs.
@@ -317,7 +349,7 @@ def list_models(request: HttpRequest, page: Query[PageIn]):
     response={200: VersionPage, LOOKUP_ERRORS: Error},
     tags=["registry"],
 )
-def list_versions(request: HttpRequest, name: Text, page: Query[PageIn]):
+def list_versions(request: HttpRequest, name: Name, page: Query[PageIn]):
     """A model's versions, newest first: stage, aliases, run metrics and params."""
     model = RegisteredModel.objects.live().filter(name=name).first()
     if model is None:
@@ -392,12 +424,65 @@ HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    413: "payload_too_large",
     429: "throttled",
+    500: "server_error",
 }
+# Where the API lives (quorum/urls.py), and the largest body it reads: a request or a vote with
+# the longest comment, every character escaped, is well under it.
+API_PREFIX = "/api/"
+MAX_BODY_BYTES = 64 * 1024
+TOO_LARGE = f"The body is larger than the {MAX_BODY_BYTES:,} bytes (64 KiB) the API accepts."
 
 
 def _error(request: HttpRequest, status: int, code: str, detail: str) -> HttpResponse:
     return api.create_response(request, {"error": code, "detail": detail}, status=status)
+
+
+def _edge_detail(request: HttpRequest, response: HttpResponse) -> str:
+    if response.status_code == 404:
+        return (
+            f"There is no API endpoint at {request.path}; the endpoints are listed at "
+            f"{API_PREFIX}v1/docs."
+        )
+    if response.status_code == 405:
+        return f"{request.method} is not allowed here; use {response.get('Allow', 'another')}."
+    if response.status_code >= 500:
+        return "The server failed to answer; the error was logged."
+    return f"The request was refused ({response.status_code} {response.reason_phrase})."
+
+
+class ApiEdgeMiddleware:
+    """What reaches the API's URLs outside its handlers still gets the API's answer: a body over
+    `MAX_BODY_BYTES` is refused unread (413), and an unknown route (404), a method the route
+    lacks (405) or a server error that Django or django-ninja answer with HTML are answered as
+    `{"error", "detail"}` with the same status and headers."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path_info.startswith(API_PREFIX):
+            return self.get_response(request)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0  # Django reads no body then either
+        if length > MAX_BODY_BYTES:
+            return _error(request, 413, HTTP_CODES[413], TOO_LARGE)
+        response = self.get_response(request)
+        if response.status_code < 400 or response.get("Content-Type", "").startswith(
+            "application/json"
+        ):
+            return response
+        status = response.status_code
+        answer = _error(
+            request, status, HTTP_CODES.get(status, "error"), _edge_detail(request, response)
+        )
+        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if header in response:
+                answer[header] = response[header]
+        return answer
 
 
 @api.exception_handler(QuorumError)
@@ -418,7 +503,10 @@ def _invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
     problems = []
     for item in exc.errors:
         place = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
-        problems.append(f"{place}: {item.get('msg', 'invalid')}" if place else item.get("msg"))
+        message = item.get("msg", "invalid").removeprefix("Value error, ")
+        if item.get("type") == "extra_forbidden":
+            message = "unknown field"
+        problems.append(f"{place or 'body'}: {message}")
     return _error(request, 400, "invalid_request", "; ".join(problems) or "Invalid request.")
 
 
@@ -430,3 +518,12 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 @api.exception_handler(Http404)
 def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return _error(request, 404, "not_found", "Not found.")
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    # Django's own limit, should DATA_UPLOAD_MAX_MEMORY_SIZE be set below the API's.
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return _error(
+        request, 413, HTTP_CODES[413], f"The body is larger than the {limit:,} bytes accepted."
+    )
