@@ -5,8 +5,8 @@ Built with django-ninja, which routes, validates bodies and writes the OpenAPI s
 `reviews.services`, which checks permissions exactly as for the browser, and every refusal comes
 back as `{"error": code, "detail": message}` with the status the refusal carries. Bad input is a
 4xx, never a 500: bodies keep the forms' limits (`COMMENT_MAX`), versions are whole numbers, unknown
-fields are refused, and `ApiEdgeMiddleware` answers unknown routes and oversized bodies in the same
-shape.
+fields are refused, and `reviews.api_errors` answers unknown routes and oversized bodies in the
+same shape.
 """
 
 from __future__ import annotations
@@ -15,20 +15,16 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db.models import Count, Max, Prefetch, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest
 from ninja import Field, NinjaAPI, Query, Schema, Status
-from ninja.errors import HttpError
-from ninja.errors import ValidationError as NinjaValidationError
 from pydantic import AfterValidator, BeforeValidator, ConfigDict
 
 from registry.models import ModelVersion, RegisteredModel
 
-from . import services
-from .api_auth import BearerToken, Unauthorized
-from .errors import QuorumError, RequestNotFound, UnknownModel
+from . import api_errors, services
+from .api_auth import BearerToken
+from .errors import RequestNotFound, UnknownModel
 from .links import request_url
 from .models import COMMENT_MAX, Decision, TransitionRequest, Vote, VoteChoice
 
@@ -41,6 +37,7 @@ api = NinjaAPI(
     auth=BearerToken(),
     urls_namespace="api-v1",
 )
+api_errors.install(api)
 
 
 # -- input types ------------------------------------------------------------------------------
@@ -414,116 +411,3 @@ def cancel_request(request: HttpRequest, id: int):  # noqa: A002
     """Withdraws a pending request (its requester, or an admin)."""
     services.request_cancel(request_id=id, user=request.auth)
     return _request(id)
-
-
-# -- errors -----------------------------------------------------------------------------------
-
-HTTP_CODES = {
-    400: "malformed_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    429: "throttled",
-    500: "server_error",
-}
-# Where the API lives (quorum/urls.py), and the largest body it reads: a request or a vote with
-# the longest comment, every character escaped, is well under it.
-API_PREFIX = "/api/"
-MAX_BODY_BYTES = 64 * 1024
-TOO_LARGE = f"The body is larger than the {MAX_BODY_BYTES:,} bytes (64 KiB) the API accepts."
-
-
-def _error(request: HttpRequest, status: int, code: str, detail: str) -> HttpResponse:
-    return api.create_response(request, {"error": code, "detail": detail}, status=status)
-
-
-def _edge_detail(request: HttpRequest, response: HttpResponse) -> str:
-    if response.status_code == 404:
-        return (
-            f"There is no API endpoint at {request.path}; the endpoints are listed at "
-            f"{API_PREFIX}v1/docs."
-        )
-    if response.status_code == 405:
-        return f"{request.method} is not allowed here; use {response.get('Allow', 'another')}."
-    if response.status_code >= 500:
-        return "The server failed to answer; the error was logged."
-    return f"The request was refused ({response.status_code} {response.reason_phrase})."
-
-
-class ApiEdgeMiddleware:
-    """What reaches the API's URLs outside its handlers still gets the API's answer: a body over
-    `MAX_BODY_BYTES` is refused unread (413), and an unknown route (404), a method the route
-    lacks (405) or a server error that Django or django-ninja answer with HTML are answered as
-    `{"error", "detail"}` with the same status and headers."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path_info.startswith(API_PREFIX):
-            return self.get_response(request)
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0  # Django reads no body then either
-        if length > MAX_BODY_BYTES:
-            return _error(request, 413, HTTP_CODES[413], TOO_LARGE)
-        response = self.get_response(request)
-        if response.status_code < 400 or response.get("Content-Type", "").startswith(
-            "application/json"
-        ):
-            return response
-        status = response.status_code
-        answer = _error(
-            request, status, HTTP_CODES.get(status, "error"), _edge_detail(request, response)
-        )
-        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
-            if header in response:
-                answer[header] = response[header]
-        return answer
-
-
-@api.exception_handler(QuorumError)
-def _quorum_error(request: HttpRequest, exc: QuorumError) -> HttpResponse:
-    return _error(request, exc.status, exc.code, str(exc))
-
-
-@api.exception_handler(Unauthorized)
-def _unauthorized(request: HttpRequest, exc: Unauthorized) -> HttpResponse:
-    response = _error(request, exc.status, exc.code, str(exc))
-    response["WWW-Authenticate"] = 'Bearer realm="quorum"'
-    return response
-
-
-@api.exception_handler(NinjaValidationError)
-def _invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
-    # ninja answers 422 with pydantic's list; the API promises 400 and one readable sentence.
-    problems = []
-    for item in exc.errors:
-        place = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
-        message = item.get("msg", "invalid").removeprefix("Value error, ")
-        if item.get("type") == "extra_forbidden":
-            message = "unknown field"
-        problems.append(f"{place or 'body'}: {message}")
-    return _error(request, 400, "invalid_request", "; ".join(problems) or "Invalid request.")
-
-
-@api.exception_handler(HttpError)
-def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    return _error(request, exc.status_code, HTTP_CODES.get(exc.status_code, "error"), str(exc))
-
-
-@api.exception_handler(Http404)
-def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-    return _error(request, 404, "not_found", "Not found.")
-
-
-@api.exception_handler(RequestDataTooBig)
-def _too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
-    # Django's own limit, should DATA_UPLOAD_MAX_MEMORY_SIZE be set below the API's.
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    return _error(
-        request, 413, HTTP_CODES[413], f"The body is larger than the {limit:,} bytes accepted."
-    )
