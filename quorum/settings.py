@@ -6,6 +6,7 @@ SECRET_KEY (see README.md).
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -61,6 +62,10 @@ if _proxy_value.strip():
         "HTTP_" + _proxy_header.strip().upper().replace("-", "_"),
         _proxy_value.strip(),
     )
+# Reverse proxies in front of Quorum that each append the address they received a request from
+# to X-Forwarded-For (nginx: proxy_add_x_forwarded_for): the client's address, which the sign-in
+# throttle counts, is read from there. 0: the connection's address, when nothing is in front.
+QUORUM_PROXY_COUNT = int(os.environ.get("QUORUM_PROXY_COUNT", "0"))
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Links to the MLflow UI must not carry the request page's address along.
 SECURE_REFERRER_POLICY = os.environ.get("SECURE_REFERRER_POLICY", "same-origin")
@@ -74,6 +79,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_rq",
+    "axes",  # failed sign-ins: counted, locked out, listed in the admin (quorum/lockout.py)
     "quorum",  # deploy checks (quorum/checks.py)
     "ninja",  # serves the API docs' Swagger UI from its own static files, not a CDN
     "registry",
@@ -91,6 +97,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a sign-in that hit the lockout into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "quorum.urls"
@@ -130,6 +138,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# The sign-in throttle first: a locked-out user or address is refused before any password check.
+AUTHENTICATION_BACKENDS = [
+    "quorum.lockout.SignInThrottle",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -155,6 +168,17 @@ if not WHITENOISE_USE_FINDERS:
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     }
+
+# --- Failed sign-ins (django-axes, quorum/lockout.py) ---------------------------------------
+# Failures per username and per address (web sign-in, admin sign-in, unknown API tokens) that
+# lock them out, and for how long; each try while locked starts the wait again.
+QUORUM_LOGIN_FAILURE_LIMIT = int(os.environ.get("QUORUM_LOGIN_FAILURE_LIMIT", "10"))
+QUORUM_LOGIN_LOCKOUT_MINUTES = int(os.environ.get("QUORUM_LOGIN_LOCKOUT_MINUTES", "15"))
+AXES_FAILURE_LIMIT = QUORUM_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=QUORUM_LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = "quorum.lockout.lockout_parameters"
+AXES_CLIENT_IP_CALLABLE = "quorum.lockout.client_address"
+AXES_LOCKOUT_CALLABLE = "quorum.lockout.lockout_response"
 
 # --- Redis and RQ -------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

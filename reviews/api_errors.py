@@ -15,7 +15,7 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
-from .api_auth import Unauthorized
+from .api_auth import Throttled, Unauthorized
 from .errors import QuorumError
 
 HTTP_CODES = {
@@ -43,6 +43,20 @@ def error_response(status: int, code: str, detail: str) -> HttpResponse:
     )
 
 
+def throttled_response() -> HttpResponse:
+    """429 for an address locked out after failed tokens (quorum/lockout.py), with Retry-After."""
+    seconds = int(settings.AXES_COOLOFF_TIME.total_seconds())
+    minutes = seconds // 60
+    response = error_response(
+        429,
+        HTTP_CODES[429],
+        "Too many failed tokens from this address. Try again in "
+        f"{minutes} minute{'s' if minutes != 1 else ''}, or ask an administrator to unlock it.",
+    )
+    response["Retry-After"] = str(seconds)
+    return response
+
+
 def install(api: NinjaAPI) -> None:
     """Adds the handlers that turn every exception the API expects into its error shape."""
 
@@ -55,6 +69,10 @@ def install(api: NinjaAPI) -> None:
         response = error_response(exc.status, exc.code, str(exc))
         response["WWW-Authenticate"] = 'Bearer realm="quorum"'
         return response
+
+    @api.exception_handler(Throttled)
+    def _throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
+        return throttled_response()
 
     @api.exception_handler(NinjaValidationError)
     def _invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
