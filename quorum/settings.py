@@ -12,7 +12,10 @@ from pathlib import Path
 import dj_database_url
 import dj_email_url
 import plotly
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+
+from quorum.csp import plotly_style_hashes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("QUORUM_VAR_DIR", BASE_DIR / "var"))
@@ -80,6 +83,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_rq",
     "axes",  # failed sign-ins: counted, locked out, listed in the admin (quorum/lockout.py)
+    "csp",
     "quorum",  # deploy checks (quorum/checks.py)
     "ninja",  # serves the API docs' Swagger UI from its own static files, not a CDN
     "registry",
@@ -97,6 +101,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: turns a sign-in that hit the lockout into its 429 page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -168,6 +173,30 @@ if not WHITENOISE_USE_FINDERS:
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     }
+
+# --- Content-Security-Policy (django-csp) ----------------------------------------------------
+# Everything from this origin, and no inline code: pages pass data to their scripts with
+# json_script, scripts and styles are static files (plotly.js, the admin's, the API docs' Swagger
+# UI). Images may be data: URIs (the admin's and Swagger UI's icons). The only inline styles are
+# plotly.js's own, by hash (quorum/csp.py), and those of django_rq's dashboard, on its pages alone
+# (quorum/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [
+            SELF,
+            *plotly_style_hashes(Path(plotly.__file__).parent / "package_data" / "plotly.min.js"),
+        ],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- Failed sign-ins (django-axes, quorum/lockout.py) ---------------------------------------
 # Failures per username and per address (web sign-in, admin sign-in, unknown API tokens) that
