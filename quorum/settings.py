@@ -311,13 +311,25 @@ DEFAULT_FROM_EMAIL = _email.get(
 )
 SERVER_EMAIL = _email.get("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 
+# Everything to standard error, which gunicorn, the workers and systemd or the platform collect.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "formatter": "plain",
+        }
+    },
     "loggers": {
         "registry": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
         "reviews": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+        # Every server error with its traceback (Django logs it here with exc_info). Without
+        # this Django sends it only to ADMINS by mail, or to the console only with DEBUG on.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        # Failed sign-ins and lockouts (quorum/lockout.py).
+        "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
