@@ -291,7 +291,10 @@ def test_promotion_through_gunicorn_and_two_rq_workers(
         # A worker process carries the transition out; the page shows it without a reload.
         review.evaluate("window.stillTheSamePage = true")
         review.wait_for_function(
-            "document.getElementById('execution-label').textContent === 'done'", timeout=60_000
+            # A function, not an expression: Playwright evaluates an expression with eval, which
+            # the Content-Security-Policy forbids.
+            "() => document.getElementById('execution-label').textContent === 'done'",
+            timeout=60_000,
         )
         assert review.evaluate("window.stillTheSamePage") is True
         assert review.locator("#status-badge").inner_text() == "approved · done"
