@@ -42,12 +42,14 @@ DURATION_MINUTES = {"d": 24 * 60, "h": 60, "m": 1}
 # A request must be able to expire: years-long durations overflow dates, and nobody waits a year
 # for a sign-off.
 MAX_DURATION = timedelta(days=365)
-# What the database stores: auth groups' and users' names, gate metrics, approvals counts.
+# What the database stores: auth groups' and users' names, gate metrics, approvals counts (a
+# small integer). The limits only keep a load from failing inside the database: a policy stored
+# under them is never refused when it is read back.
 GROUP_NAME_MAX = 150
 USERNAME_MAX = 150
 PATTERN_MAX = 256
 METRIC_MAX = 250
-COUNT_MAX = 1000
+COUNT_MAX = 32767
 # Ties between policies reported before giving up on a file full of them.
 MAX_TIES_REPORTED = 50
 GLOB_CHARS = "*?["

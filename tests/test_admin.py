@@ -237,7 +237,7 @@ def test_a_valid_policy_is_saved_with_its_sign_offs_and_gates_and_audited(admin_
             "'3000000d' is longer than the longest duration allowed, 365d",
         ),
         ({"expires_after": "9999999999d"}, "is longer than the longest duration allowed"),
-        ({"rejections_needed": "5000"}, "less than or equal to 1000"),
+        ({"rejections_needed": "40000"}, "less than or equal to 32767"),
         ({"rejections_needed": "0"}, "greater than or equal to 1"),
         ({"requirements-0-approvals": "0"}, "greater than or equal to 1"),
         (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import textwrap
 from datetime import timedelta
 
@@ -13,8 +14,8 @@ from django.core.management import CommandError, call_command
 
 from registry.models import RegisteredModel
 from reviews.errors import AmbiguousPolicy, NoPolicy, PolicyInvalid
-from reviews.models import ApprovalPolicy, AuditEvent
-from reviews.policies import policies_export, policies_load, policy_for
+from reviews.models import ApprovalPolicy, AuditEvent, PolicyGate
+from reviews.policies import policies_export, policies_load, policy_as_spec, policy_for
 from reviews.policy_spec import parse_policy_file
 
 pytestmark = pytest.mark.django_db
@@ -422,6 +423,18 @@ def test_a_threshold_that_is_not_a_finite_number_is_refused(people, threshold, p
 
     assert f"policies[0].{place}: Input should be a finite number" in problems_of(text)
     assert not ApprovalPolicy.objects.exists()
+
+
+def test_a_threshold_stored_before_non_finite_ones_were_refused_still_reads(people):
+    policies_load(text=EXAMPLE)
+    PolicyGate.objects.filter(metric="accuracy", kind="required").update(value=float("nan"))
+    policy = ApprovalPolicy.objects.get(name="production")
+
+    assert math.isnan(policy_as_spec(policy).gates[0].value)
+    assert policy_for("fraud", "Production") == policy
+    exported = policies_export()
+    assert "value: .nan" in exported
+    assert "policies[0].gates[0].value: Input should be a finite number" in problems_of(exported)
 
 
 @pytest.mark.parametrize(
