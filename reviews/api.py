@@ -4,28 +4,29 @@ Built with django-ninja, which routes, validates bodies and writes the OpenAPI s
 (/api/v1/openapi.json, interactive docs at /api/v1/docs). Endpoints are thin: they call
 `reviews.services`, which checks permissions exactly as for the browser, and every refusal comes
 back as `{"error": code, "detail": message}` with the status the refusal carries. Bad input is a
-4xx, never a 500.
+4xx, never a 500: bodies keep the forms' limits (`COMMENT_MAX`), versions are whole numbers, unknown
+fields are refused, and `reviews.api_errors` answers unknown routes and oversized bodies in the
+same shape.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from django.db.models import Count, Max, Prefetch, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest
 from ninja import Field, NinjaAPI, Query, Schema, Status
-from ninja.errors import HttpError
-from ninja.errors import ValidationError as NinjaValidationError
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict
 
 from registry.models import ModelVersion, RegisteredModel
 
-from . import services
-from .api_auth import BearerToken, Unauthorized
-from .errors import QuorumError, RequestNotFound, UnknownModel
+from . import api_errors, services
+from .api_auth import BearerToken
+from .errors import RequestNotFound, UnknownModel
 from .links import request_url
-from .models import Decision, TransitionRequest, Vote, VoteChoice
+from .models import COMMENT_MAX, Decision, TransitionRequest, Vote, VoteChoice
 
 api = NinjaAPI(
     title="Quorum API",
@@ -36,6 +37,7 @@ api = NinjaAPI(
     auth=BearerToken(),
     urls_namespace="api-v1",
 )
+api_errors.install(api)
 
 
 # -- input types ------------------------------------------------------------------------------
@@ -54,6 +56,26 @@ def _storable(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_storable)]
+# Longer than any model name or target Quorum stores, and short enough that a refusal that
+# quotes one stays short.
+Name = Annotated[str, Field(max_length=1000), AfterValidator(_storable)]
+Comment = Annotated[str, Field(max_length=COMMENT_MAX), AfterValidator(_storable)]
+DIGITS = re.compile(r"[0-9]{1,20}")
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON's true is not version 1 (bool is an int in Python), nor is 2.0 or 2.5 a version. The
+    # digits as text are taken: the `quorum` CLI sends the version as it was typed.
+    if isinstance(value, bool | float):
+        raise ValueError("must be a whole number, like 3")
+    if isinstance(value, str):
+        if not DIGITS.fullmatch(value):
+            raise ValueError("must be a whole number, like 3")
+        return int(value)
+    return value
+
+
+VersionNumber = Annotated[int, BeforeValidator(_whole_number)]
 
 
 class PageIn(Schema):
@@ -67,7 +89,7 @@ class RequestFilters(Schema):
     state: Literal[tuple(Decision.values)] | None = Field(  # type: ignore[valid-type]
         None, description="A decision: pending, approved, rejected, cancelled or expired."
     )
-    model: Text | None = Field(None, description="A registered model's name.")
+    model: Name | None = Field(None, description="A registered model's name.")
 
 
 # -- output types -----------------------------------------------------------------------------
@@ -159,15 +181,22 @@ class RequestPage(Schema):
 
 
 class RequestIn(Schema):
-    model: Text
-    version: int = Field(description="The version number.")
-    target: Text = Field(description="A stage (Staging, Production, Archived) or @alias.")
-    comment: Text = ""
+    # A misspelt field is refused, not dropped: a comment sent as "coment" would be lost.
+    model_config = ConfigDict(extra="forbid")
+
+    model: Name
+    version: VersionNumber = Field(description="The version number.")
+    target: Name = Field(description="A stage (Staging, Production, Archived) or @alias.")
+    comment: Comment = Field("", description=f"At most {COMMENT_MAX:,} characters.")
 
 
 class VoteIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
     decision: Literal["approve", "reject"]
-    comment: Text = Field("", description="Required when rejecting.")
+    comment: Comment = Field(
+        "", description=f"Required when rejecting; at most {COMMENT_MAX:,} characters."
+    )
 
 
 # The refusals each kind of endpoint can answer with, for the schema and the docs.
@@ -317,7 +346,7 @@ def list_models(request: HttpRequest, page: Query[PageIn]):
     response={200: VersionPage, LOOKUP_ERRORS: Error},
     tags=["registry"],
 )
-def list_versions(request: HttpRequest, name: Text, page: Query[PageIn]):
+def list_versions(request: HttpRequest, name: Name, page: Query[PageIn]):
     """A model's versions, newest first: stage, aliases, run metrics and params."""
     model = RegisteredModel.objects.live().filter(name=name).first()
     if model is None:
@@ -382,51 +411,3 @@ def cancel_request(request: HttpRequest, id: int):  # noqa: A002
     """Withdraws a pending request (its requester, or an admin)."""
     services.request_cancel(request_id=id, user=request.auth)
     return _request(id)
-
-
-# -- errors -----------------------------------------------------------------------------------
-
-HTTP_CODES = {
-    400: "malformed_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    429: "throttled",
-}
-
-
-def _error(request: HttpRequest, status: int, code: str, detail: str) -> HttpResponse:
-    return api.create_response(request, {"error": code, "detail": detail}, status=status)
-
-
-@api.exception_handler(QuorumError)
-def _quorum_error(request: HttpRequest, exc: QuorumError) -> HttpResponse:
-    return _error(request, exc.status, exc.code, str(exc))
-
-
-@api.exception_handler(Unauthorized)
-def _unauthorized(request: HttpRequest, exc: Unauthorized) -> HttpResponse:
-    response = _error(request, exc.status, exc.code, str(exc))
-    response["WWW-Authenticate"] = 'Bearer realm="quorum"'
-    return response
-
-
-@api.exception_handler(NinjaValidationError)
-def _invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
-    # ninja answers 422 with pydantic's list; the API promises 400 and one readable sentence.
-    problems = []
-    for item in exc.errors:
-        place = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
-        problems.append(f"{place}: {item.get('msg', 'invalid')}" if place else item.get("msg"))
-    return _error(request, 400, "invalid_request", "; ".join(problems) or "Invalid request.")
-
-
-@api.exception_handler(HttpError)
-def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    return _error(request, exc.status_code, HTTP_CODES.get(exc.status_code, "error"), str(exc))
-
-
-@api.exception_handler(Http404)
-def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-    return _error(request, 404, "not_found", "Not found.")

@@ -11,10 +11,17 @@ from registry.models import ModelVersion, Stage
 
 from . import gates, services
 from .errors import AmbiguousPolicy, NoPolicy
-from .models import ApprovalPolicy, AuditEvent, Decision, Execution, TransitionRequest, VoteChoice
+from .models import (
+    COMMENT_MAX,
+    ApprovalPolicy,
+    AuditEvent,
+    Decision,
+    Execution,
+    TransitionRequest,
+    VoteChoice,
+)
 from .policies import policies_loaded, policy_as_spec, policy_for
 
-COMMENT_MAX = 4000
 REJECT_NEEDS_COMMENT = "Say why you reject: the requester needs it to fix the model."
 
 

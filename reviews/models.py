@@ -118,6 +118,11 @@ class Execution(models.TextChoices):
     FAILED = "failed", "failed"
 
 
+# The longest comment on a request or a vote, in characters, wherever it is written (the forms,
+# the API): long enough for a review, short enough for a page, a mail and a log line.
+COMMENT_MAX = 4000
+
+
 class TransitionRequestQuerySet(models.QuerySet):
     def open(self):
         """Requests that still hold their (version, target): undecided, or approved and not done."""

@@ -192,7 +192,9 @@ def policy_as_spec(policy: ApprovalPolicy) -> PolicySpec:
         archive_existing=policy.archive_existing,
         rejections_needed=policy.rejections_needed,
         gates=[
-            GateSpec(
+            # As stored, not validated again: a threshold written before non-finite ones were
+            # refused must still read (and export), not break every page that shows the policy.
+            GateSpec.model_construct(
                 metric=g.metric,
                 op=g.op,
                 value=g.value,

@@ -3,6 +3,10 @@
 Every problem is reported as `place: problem`, the place written the way a person finds it in the
 file (`policies[0].require[1].group`). The same checks run when `reviews.policies` loads a file and
 when an admin saves a policy in the admin.
+
+Limits, each refused with its place: the file's own (size, keys given twice, aliases) in
+`reviews.policy_yaml`; durations up to `MAX_DURATION`, finite thresholds, and names and counts
+the database can store here.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-import yaml
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from pydantic import (
@@ -28,13 +31,27 @@ from pydantic import (
 from registry.models import RegisteredModel, Stage
 
 from .errors import PolicyInvalid
+from .policy_yaml import place, read_yaml
 
 STAGES = [choice.value for choice in Stage]
 # MLflow's alias rule: letters, digits, _ and -, and not a reserved name.
 ALIAS_RE = re.compile(r"^@[A-Za-z0-9_-]{1,255}$")
 RESERVED_ALIASES = re.compile(r"^@(latest|v\d+)$", re.IGNORECASE)
 DURATION_RE = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
-DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+DURATION_MINUTES = {"d": 24 * 60, "h": 60, "m": 1}
+# A request must be able to expire: years-long durations overflow dates, and nobody waits a year
+# for a sign-off.
+MAX_DURATION = timedelta(days=365)
+# What the database stores: auth groups' and users' names, gate metrics, approvals counts (a
+# small integer). The limits only keep a load from failing inside the database: a policy stored
+# under them is never refused when it is read back.
+GROUP_NAME_MAX = 150
+USERNAME_MAX = 150
+PATTERN_MAX = 256
+METRIC_MAX = 250
+COUNT_MAX = 32767
+# Ties between policies reported before giving up on a file full of them.
+MAX_TIES_REPORTED = 50
 GLOB_CHARS = "*?["
 
 
@@ -57,18 +74,24 @@ LIST_FIELDS = {
 }
 
 
+GroupName = Annotated[str, Field(min_length=1, max_length=GROUP_NAME_MAX)]
+# NaN compares false with everything and infinity with nearly everything: a gate on either would
+# pass or fail whatever the model's metrics.
+Threshold = Annotated[float, Field(allow_inf_nan=False)]
+
+
 class RequirementSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    group: str = Field(min_length=1)
-    approvals: int = Field(default=1, ge=1)
+    group: GroupName
+    approvals: int = Field(default=1, ge=1, le=COUNT_MAX)
 
 
 class GateSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    metric: str = Field(min_length=1)
+    metric: str = Field(min_length=1, max_length=METRIC_MAX)
     op: Literal[">=", ">", "<=", "<", "=="]
-    value: float | None = None
-    baseline_delta: float | None = None
+    value: Threshold | None = None
+    baseline_delta: Threshold | None = None
     kind: Literal["required", "auto_approve"] = "required"
 
     @model_validator(mode="after")
@@ -81,16 +104,16 @@ class GateSpec(BaseModel):
 class PolicySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100)
-    models: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    models: list[Annotated[str, Field(min_length=1, max_length=PATTERN_MAX)]] = Field(min_length=1)
     targets: list[str] = Field(min_length=1)
     require: list[RequirementSpec] = Field(min_length=1)
     allow_self_approval: bool = False
     expires_after: timedelta = timedelta(days=7)
     archive_existing: bool = False
-    rejections_needed: int = Field(default=1, ge=1)
+    rejections_needed: int = Field(default=1, ge=1, le=COUNT_MAX)
     gates: list[GateSpec] = []
     # Groups whose members may request; empty: any signed-in user.
-    requesters: list[Annotated[str, Field(min_length=1)]] = []
+    requesters: list[GroupName] = []
 
     @field_validator(*LIST_FIELDS, mode="before")
     @classmethod
@@ -100,23 +123,32 @@ class PolicySpec(BaseModel):
     @field_validator("expires_after", mode="before")
     @classmethod
     def parse_duration(cls, value):
+        """A duration as written in a file or the admin ("7d", "12h", "30m"), up to
+        `MAX_DURATION`. A timedelta (a policy already stored) is taken as it is."""
         if isinstance(value, timedelta):
             return value
         match = DURATION_RE.match(str(value))
         if not match or int(match.group(1)) == 0:
             raise ValueError(f"{value!r} is not a duration like 7d, 12h or 30m")
-        return timedelta(**{DURATION_UNITS[match.group(2)]: int(match.group(1))})
+        # Compared as a number first: a timedelta of 9999999999 days does not exist.
+        minutes = int(match.group(1)) * DURATION_MINUTES[match.group(2)]
+        if minutes > MAX_DURATION.total_seconds() // 60:
+            raise ValueError(
+                f"{value!r} is longer than the longest duration allowed, "
+                f"{format_duration(MAX_DURATION)}"
+            )
+        return timedelta(minutes=minutes)
 
 
 Usernames = Annotated[
-    list[Annotated[str, Field(min_length=1)]],
+    list[Annotated[str, Field(min_length=1, max_length=USERNAME_MAX)]],
     BeforeValidator(lambda value: _a_list(value, "usernames")),
 ]
 
 
 class PolicyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    groups: dict[str, Usernames] = {}
+    groups: dict[GroupName, Usernames] = {}
     policies: list[PolicySpec] = []
 
     @field_validator("groups", "policies", mode="before")
@@ -145,22 +177,9 @@ def format_duration(value: timedelta) -> str:
     return f"{minutes}m"
 
 
-def _place(loc: tuple) -> str:
-    place = ""
-    for part in loc:
-        if isinstance(part, int):
-            place += f"[{part}]"
-        else:
-            place += f".{part}" if place else str(part)
-    return place
-
-
 def parse_policy_file(text: str) -> PolicyFile:
     """The file's content as a `PolicyFile`, or `PolicyInvalid` listing every problem found."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise PolicyInvalid([f"not valid YAML: {error}"]) from error
+    data, problems = read_yaml(text)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -168,13 +187,14 @@ def parse_policy_file(text: str) -> PolicyFile:
     try:
         spec = PolicyFile.model_validate(data)
     except ValidationError as error:
-        problems = []
         for item in error.errors():
             message = item["msg"].removeprefix("Value error, ")
             if item["type"] == "extra_forbidden":
                 message = "unknown field"
-            problems.append(f"{_place(item['loc'])}: {message}")
+            problems.append(f"{place(item['loc'])}: {message}")
         raise PolicyInvalid(problems) from error
+    if problems:
+        raise PolicyInvalid(problems)
     problems = [
         f"policies[{i}].targets[{j}]: {problem}"
         for i, policy in enumerate(spec.policies)
@@ -278,29 +298,52 @@ def _ambiguities(policies: list[PolicySpec]) -> list[str]:
     """Two policies sharing a target whose patterns tie on specificity and can match one name.
 
     Overlap is decided on the same pattern, or on any model the mirror knows matching both.
+    Only patterns of one target and one specificity are compared, and the names each glob
+    matches are found once, so a file of many policies costs about what it holds; a file full
+    of ties is reported by its first `MAX_TIES_REPORTED`.
     """
-    problems = []
     names = list(RegisteredModel.objects.live().values_list("name", flat=True))
-    for i, first in enumerate(policies):
-        for j in range(i):
-            second = policies[j]
-            for target in sorted(set(first.targets) & set(second.targets)):
-                for p in first.models:
-                    for q in second.models:
-                        if specificity(p) != specificity(q):
-                            continue
-                        both = p == q or next(
-                            (
-                                n
-                                for n in names
-                                if fnmatch.fnmatchcase(n, p) and fnmatch.fnmatchcase(n, q)
-                            ),
-                            None,
-                        )
-                        if both:
-                            example = p if p == q else f"{p!r} and {q!r}, e.g. {both!r}"
-                            problems.append(
-                                f"policies[{i}]: as specific as policies[{j}] "
-                                f"({second.name!r}) for models {example} and target {target}"
-                            )
-    return problems
+    matching: dict[str, list[str]] = {}
+    # (target, specificity) -> {pattern: policy indices}: only patterns in one bucket can tie.
+    buckets: dict[tuple[str, tuple[int, int]], dict[str, list[int]]] = {}
+    for i, policy in enumerate(policies):
+        for target in dict.fromkeys(policy.targets):
+            for pattern in dict.fromkeys(policy.models):
+                bucket = buckets.setdefault((target, specificity(pattern)), {})
+                bucket.setdefault(pattern, []).append(i)
+    ties: dict[tuple[int, int, str], str] = {}
+    for (target, (is_exact, _)), bucket in buckets.items():
+        # Who claims what: a pattern claims itself, a glob also the known names it matches;
+        # each policy's first claim of a thing is its example.
+        claims: dict[tuple[str, str], dict[int, str]] = {}
+        for pattern, indices in bucket.items():
+            for i in indices:
+                claims.setdefault(("pattern", pattern), {}).setdefault(i, pattern)
+            if is_exact or len({i for indices in bucket.values() for i in indices}) < 2:
+                continue
+            if pattern not in matching:
+                found = re.compile(fnmatch.translate(pattern)).match
+                matching[pattern] = [name for name in names if found(name)]
+            for name in matching[pattern]:
+                for i in indices:
+                    claims.setdefault(("name", name), {}).setdefault(i, pattern)
+        for (_, value), claimants in claims.items():
+            ordered = sorted(claimants.items())
+            for a, (j, q) in enumerate(ordered):
+                for i, p in ordered[a + 1 :]:
+                    if (i, j, target) in ties:
+                        continue
+                    ties[i, j, target] = p if p == q else f"{p!r} and {q!r}, e.g. {value!r}"
+                    if len(ties) >= MAX_TIES_REPORTED:
+                        return _tie_problems(policies, ties) + [
+                            f"more policies tie than the first {MAX_TIES_REPORTED} listed here"
+                        ]
+    return _tie_problems(policies, ties)
+
+
+def _tie_problems(policies: list[PolicySpec], ties: dict[tuple[int, int, str], str]) -> list[str]:
+    return [
+        f"policies[{i}]: as specific as policies[{j}] ({policies[j].name!r}) for models "
+        f"{example} and target {target}"
+        for (i, j, target), example in sorted(ties.items())
+    ]

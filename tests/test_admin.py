@@ -232,6 +232,12 @@ def test_a_valid_policy_is_saved_with_its_sign_offs_and_gates_and_audited(admin_
         ({"targets": ","}, "List should have at least 1 item"),
         ({"model_patterns": ""}, "This field is required."),
         ({"expires_after": "7 weeks"}, "'7 weeks' is not a duration like 7d, 12h or 30m"),
+        (
+            {"expires_after": "3000000d"},
+            "'3000000d' is longer than the longest duration allowed, 365d",
+        ),
+        ({"expires_after": "9999999999d"}, "is longer than the longest duration allowed"),
+        ({"rejections_needed": "40000"}, "less than or equal to 32767"),
         ({"rejections_needed": "0"}, "greater than or equal to 1"),
         ({"requirements-0-approvals": "0"}, "greater than or equal to 1"),
         (
@@ -271,6 +277,8 @@ def test_an_invalid_policy_shows_the_problem_and_changes_nothing(
         ({"metric": "accuracy", "op": ">="}, "give exactly one of value"),
         ({"metric": "accuracy", "op": "=>", "value": "0.8"}, "Select a valid choice"),
         ({"metric": "", "op": ">=", "value": "0.8"}, "This field is required."),
+        ({"metric": "accuracy", "op": ">=", "value": "nan"}, "Enter a number."),
+        ({"metric": "accuracy", "op": ">=", "baseline_delta": "-inf"}, "Enter a number."),
     ],
 )
 def test_an_invalid_gate_shows_the_problem_and_changes_nothing(

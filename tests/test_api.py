@@ -19,7 +19,7 @@ from schemathesis.checks import not_a_server_error
 
 from registry.models import ModelVersion
 from reviews.api_auth import token_create
-from reviews.models import ApiToken, ApprovalPolicy, AuditEvent, TransitionRequest
+from reviews.models import COMMENT_MAX, ApiToken, ApprovalPolicy, AuditEvent, TransitionRequest
 from reviews.policies import set_requesters
 from tests.factories import make_model, make_version
 
@@ -187,7 +187,7 @@ def test_a_failing_required_gate_comes_back_rejected_with_the_reason(fraud, requ
     ("raw", "code", "mentions"),
     [
         ('{"model": "fraud-detector", "version": 2,', "malformed_request", "parse"),
-        ("[1, 2]", "invalid_request", "model"),
+        ("[1, 2]", "invalid_request", "body: Input should be a valid dictionary"),
         ('{"version": 2, "target": "Production"}', "invalid_request", "model"),
         ('{"model": "fraud-detector", "target": "Production"}', "invalid_request", "version"),
         (
@@ -206,6 +206,148 @@ def test_malformed_bodies_are_400_and_create_nothing(
     detail = refused(as_user(requester).post("/requests", raw=raw), 400, code)
     assert mentions in detail
     assert not TransitionRequest.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "version",
+    [True, False, 2.0, 2.5, "2.0", " 2", "+2", "-2", "٢", "", None, [2], {"n": 2}],
+    ids=repr,
+)
+def test_a_version_must_be_a_whole_number(fraud, requester, as_user, version):
+    detail = refused(create(as_user(requester), version=version), 400, "invalid_request")
+    assert detail.startswith("version: ")
+    assert not TransitionRequest.objects.exists()
+
+
+def test_a_version_written_as_digits_is_taken_as_the_cli_sends_it(fraud, requester, as_user):
+    response = create(as_user(requester), version="2")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["version"] == 2
+
+
+def test_a_misspelt_field_is_refused_not_dropped(fraud, requester, lead, as_user):
+    detail = refused(create(as_user(requester), coment="retrained"), 400, "invalid_request")
+    assert detail == "coment: unknown field"
+    assert not TransitionRequest.objects.exists()
+
+    request_id = create(as_user(requester)).json()["id"]
+    response = as_user(lead).post(f"/requests/{request_id}/votes", {"decision": "approve", "x": 1})
+    assert refused(response, 400, "invalid_request") == "x: unknown field"
+    assert not TransitionRequest.objects.get().votes.exists()
+
+
+def test_comments_have_the_forms_limit(fraud, requester, scientist1, as_user):
+    api = as_user(requester)
+    detail = refused(create(api, comment="x" * (COMMENT_MAX + 1)), 400, "invalid_request")
+    assert detail == "comment: String should have at most 4000 characters"
+    assert not TransitionRequest.objects.exists()
+
+    created = create(api, comment="x" * COMMENT_MAX)
+    assert created.status_code == 201 and len(created.json()["comment"]) == COMMENT_MAX
+
+    voter = as_user(scientist1)
+    votes = f"/requests/{created.json()['id']}/votes"
+    long_no = {"decision": "reject", "comment": "y" * (COMMENT_MAX + 1)}
+    assert refused(voter.post(votes, long_no), 400, "invalid_request").startswith("comment: ")
+    request = TransitionRequest.objects.get()
+    assert request.decision == "pending" and not request.votes.exists()
+
+
+def test_the_longest_comment_fits_the_body_limit_however_it_is_escaped(fraud, requester, client):
+    # Every character outside the BMP, sent as a \ud83d\ude00 pair: the most bytes per character.
+    api = Api(client, requester)
+    comment = "\N{GRINNING FACE}" * COMMENT_MAX
+    raw = json.dumps(
+        {"model": "fraud-detector", "version": 2, "target": "Production", "comment": comment}
+    )
+    assert len(raw) > COMMENT_MAX * 12
+
+    response = api.post("/requests", raw=raw)
+
+    assert response.status_code == 201, response.content
+    assert TransitionRequest.objects.get().comment == comment
+
+
+def test_a_body_over_the_api_limit_is_413_unread_and_nothing_is_logged_whole(
+    fraud, requester, as_user, caplog
+):
+    huge = "x" * (1024 * 1024)
+    raw = json.dumps(
+        {"model": "fraud-detector", "version": 2, "target": "Production", "comment": huge}
+    )
+
+    detail = refused(as_user(requester).post("/requests", raw=raw), 413, "payload_too_large")
+
+    assert "65,536 bytes" in detail
+    assert not TransitionRequest.objects.exists()
+    assert all(len(record.getMessage()) < 1000 for record in caplog.records)
+
+
+@pytest.mark.parametrize("size", [64 * 1024 + 1, 3 * 1024 * 1024], ids=["over-64k", "over-django"])
+def test_oversized_bodies_are_413_even_without_a_token(fraud, client, size):
+    response = client.post("/api/v1/requests", "x" * size, content_type="application/json")
+
+    refused(response, 413, "payload_too_large")
+
+
+def test_djangos_own_body_limit_answers_413_in_the_apis_shape(fraud, requester, as_user, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+
+    response = create(as_user(requester), comment="x" * 2000)
+
+    assert "1,000 bytes" in refused(response, 413, "payload_too_large")
+    assert not TransitionRequest.objects.exists()
+
+
+def test_json_nested_too_deeply_is_400_not_a_server_error(fraud, requester, as_user):
+    response = as_user(requester).post("/requests", raw="[" * 20_000 + "]" * 20_000)
+
+    refused(response, 400, "malformed_request")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v1/nope"),
+        ("post", "/api/v1/nope"),
+        ("get", "/api/v1/requests/"),
+        ("get", "/api/v1/models/fraud-detector"),
+        ("get", "/api/v2/requests"),
+        ("get", "/api/"),
+    ],
+)
+def test_unknown_api_routes_are_404_in_json(fraud, requester, client, method, path):
+    headers = {"Authorization": f"Bearer {token_create(user=requester)[1]}"}
+
+    response = getattr(client, method)(path, headers=headers)
+
+    assert response["Content-Type"].startswith("application/json")
+    assert "/api/v1/docs" in refused(response, 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("get", "/requests/1/votes", "POST"),
+        ("delete", "/requests/1", "GET"),
+        ("put", "/models", "GET"),
+    ],
+)
+def test_a_method_a_route_lacks_is_405_in_json(fraud, requester, client, method, path, allowed):
+    headers = {"Authorization": f"Bearer {token_create(user=requester)[1]}"}
+
+    response = getattr(client, method)("/api/v1" + path, headers=headers)
+
+    assert allowed in refused(response, 405, "method_not_allowed")
+    assert response["Allow"] == allowed
+
+
+def test_pages_outside_the_api_keep_their_html_errors(client):
+    response = client.get("/nope/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
 
 
 @pytest.mark.parametrize(
@@ -494,6 +636,10 @@ def test_openapi_schema_lists_the_endpoints(client):
         "/api/v1/requests/{id}/cancel",
     }
     assert schema["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
+    request_in = schema["components"]["schemas"]["RequestIn"]
+    assert request_in["properties"]["comment"]["maxLength"] == COMMENT_MAX
+    assert request_in["properties"]["version"]["type"] == "integer"
+    assert request_in["additionalProperties"] is False
 
 
 def test_docs_page_loads_swagger_from_our_own_static_files(client):

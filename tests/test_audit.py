@@ -278,3 +278,42 @@ def test_export_of_an_empty_chain_is_just_the_header():
 def test_export_with_a_bad_since_says_what_it_expects(since):
     with pytest.raises(CommandError, match=r"is not a date \(YYYY-MM-DD\) or an ISO datetime"):
         call_command("export_audit", "--since", since, stdout=io.StringIO())
+
+
+# What a spreadsheet would run as a formula, as MLflow or a username could carry it.
+FORMULAS = ['=HYPERLINK("http://evil.example","open")', "+1+2", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+
+
+@pytest.mark.parametrize("text", FORMULAS)
+def test_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(text):
+    event = audit.record("test.event", actor=text, model_name=text, version=1)
+
+    [row] = export()
+
+    assert row["model"] == row["actor"] == "'" + text
+    # Everything else is as before, and stripping the mark gives back what the hash covers.
+    assert (row["action"], row["version"], row["hash"]) == ("test.event", "1", event.hash)
+    assert (
+        audit.chain_hash(
+            row["prev_hash"],
+            audit.canonical(
+                sequence=int(row["sequence"]),
+                created_at=datetime.fromisoformat(row["created_at"]),
+                actor=row["actor"].removeprefix("'"),
+                action=row["action"],
+                request_id=None,
+                model_name=row["model"].removeprefix("'"),
+                version=int(row["version"]),
+                details=json.loads(row["details"]),
+            ),
+        )
+        == row["hash"]
+    )
+
+
+def test_export_leaves_ordinary_cells_alone():
+    audit.record("test.event", actor="o'neil", model_name="fraud-model-2", version=2)
+
+    [row] = export()
+
+    assert (row["actor"], row["model"]) == ("o'neil", "fraud-model-2")

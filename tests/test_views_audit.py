@@ -155,3 +155,12 @@ def test_details_show_lists_and_flags_as_json_like_the_export(client, db, admin_
 
     assert "[&quot;ml-leads&quot;]" in page and "false" in page and "fine" in page
     assert "[&#x27;ml-leads&#x27;]" not in page
+
+
+def test_csv_download_neutralises_formula_like_model_names(client, admin_user):
+    audit.record("request.created", actor="-alice", model_name='=HYPERLINK("http://x","y")')
+
+    rows = rows_of(login(client, admin_user).get("/audit/export.csv"))
+
+    assert rows[1][2] == "'-alice"
+    assert rows[1][5] == '\'=HYPERLINK("http://x","y")'

@@ -20,7 +20,13 @@ from pydantic import ValidationError
 from .. import audit
 from ..models import ApprovalPolicy, PolicyGate, PolicyRequirement
 from ..policies import policy_as_spec, set_requesters, with_relations
-from ..policy_spec import GateSpec, PolicySpec, format_duration, policy_problems
+from ..policy_spec import (
+    MAX_DURATION,
+    GateSpec,
+    PolicySpec,
+    format_duration,
+    policy_problems,
+)
 
 GATE_OPS = get_args(GateSpec.model_fields["op"].annotation)
 
@@ -75,7 +81,9 @@ class ApprovalPolicyForm(forms.ModelForm):
         "written with @, e.g. <code>Production, @champion</code>.",
     )
     expires_after = forms.CharField(
-        initial="7d", help_text="A pending request expires after this long: 7d, 12h or 30m."
+        initial="7d",
+        help_text="A pending request expires after this long: 7d, 12h or 30m "
+        f"(at most {format_duration(MAX_DURATION)}).",
     )
     requesters = forms.ModelMultipleChoiceField(
         label="Who may request",
