@@ -21,7 +21,7 @@ from pydantic import AfterValidator
 
 from registry.models import ModelVersion, RegisteredModel
 
-from . import services
+from . import counting, services
 from .api_auth import BearerToken, Unauthorized
 from .errors import QuorumError, RequestNotFound, UnknownModel
 from .links import request_url
@@ -262,7 +262,7 @@ def request_out(request: TransitionRequest) -> dict:
         "gates": request.gate_results,
         "requirements": [
             {"group": p.group, "needed": p.needed, "approvers": list(p.approvers)}
-            for p in services.progress(request, votes)
+            for p in counting.progress(request, votes)
         ],
         "votes": [
             {

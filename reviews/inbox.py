@@ -15,7 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
-from . import services
+from . import counting
 from .models import Decision, Execution, TransitionRequest, Vote
 
 
@@ -85,7 +85,7 @@ def decorate(requests) -> list[TransitionRequest]:
     """Attaches `progress`, `gates` and `state` to requests loaded with `with_rows`."""
     rows = list(requests)
     for request in rows:
-        request.progress = services.progress(request, list(request.votes.all()))
+        request.progress = counting.progress(request, list(request.votes.all()))
         request.gates = gate_summary(request)
         request.state = state_label(request)
         request.state_class = state_class(request)

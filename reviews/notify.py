@@ -53,6 +53,7 @@ from django.utils import timezone
 from registry import metrics
 
 from . import audit, webhooks_out
+from .counting import progress
 from .links import absolute, request_url
 from .models import (
     AuditEvent,
@@ -74,7 +75,7 @@ from .outbox import (
     release_failed,
     send_for_event,
 )
-from .services import progress, required_groups
+from .services import required_groups
 
 logger = logging.getLogger(__name__)
 

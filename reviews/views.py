@@ -29,7 +29,7 @@ from registry.history import version_histories
 from registry.metrics import ordered_keys
 from registry.models import ChangeKind, ModelVersion, RegisteredModel
 
-from . import audit, errors, services
+from . import audit, counting, errors, services
 from .forms import AuditFilterForm, InboxFilterForm, PromotionForm, VoteForm, audit_actions
 from .forms import target_options as promotion_options
 from .inbox import awaiting_ids, decorate, state_class, state_label, with_rows
@@ -247,7 +247,7 @@ def _signoffs(review: TransitionRequest, votes: list, progress: list) -> list[di
 def _detail_context(request: HttpRequest, review: TransitionRequest, vote_form=None) -> dict:
     user = request.user
     votes = list(review.votes.select_related("user"))
-    progress = services.progress(review, votes)
+    progress = counting.progress(review, votes)
     refusal = services.vote_refusal(review, user)
     is_requester = review.requester_id == user.pk
     pending = review.decision == Decision.PENDING
