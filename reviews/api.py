@@ -106,15 +106,29 @@ class VersionOut(Schema):
 class Requirement(Schema):
     group: str
     needed: int
-    approvers: list[str] = Field(description="Who has approved for this group (stale excluded).")
+    approvers: list[str] = Field(
+        description="The people counted for this group (stale approvals excluded). A person "
+        "counts for one group at most, so no name appears under two groups."
+    )
 
 
 class VoteOut(Schema):
     user: str
     decision: str
     comment: str
-    groups: list[str]
-    stale: bool
+    groups: list[str] = Field(
+        description="The required groups the voter was in when voting: those the vote may count "
+        "for."
+    )
+    counted_for: str | None = Field(
+        description="The one required group this approval counts for; null for a rejection, a "
+        "stale approval, or an approval no group needs any more."
+    )
+    stale: bool = Field(
+        description="The evidence changed after this approval: it no longer counts, and its "
+        "voter may vote again."
+    )
+    stale_reason: str
     created_at: datetime
 
 
@@ -198,6 +212,7 @@ VOTE_COLUMNS = (
     "comment",
     "groups",
     "stale",
+    "stale_reason",
     "created_at",
     "user__username",
 )
@@ -244,6 +259,7 @@ def version_out(model: RegisteredModel, version: ModelVersion) -> dict:
 
 def request_out(request: TransitionRequest) -> dict:
     votes = list(request.votes.all())
+    count = counting.tally(request, votes)
     return {
         "id": request.pk,
         "model": request.version.model.name,
@@ -262,7 +278,7 @@ def request_out(request: TransitionRequest) -> dict:
         "gates": request.gate_results,
         "requirements": [
             {"group": p.group, "needed": p.needed, "approvers": list(p.approvers)}
-            for p in counting.progress(request, votes)
+            for p in count.progress
         ],
         "votes": [
             {
@@ -270,7 +286,9 @@ def request_out(request: TransitionRequest) -> dict:
                 "decision": v.decision,
                 "comment": v.comment,
                 "groups": v.groups,
+                "counted_for": count.counted_for.get(v.pk),
                 "stale": v.stale,
+                "stale_reason": v.stale_reason,
                 "created_at": v.created_at,
             }
             for v in votes

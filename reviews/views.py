@@ -247,7 +247,10 @@ def _signoffs(review: TransitionRequest, votes: list, progress: list) -> list[di
 def _detail_context(request: HttpRequest, review: TransitionRequest, vote_form=None) -> dict:
     user = request.user
     votes = list(review.votes.select_related("user"))
-    progress = counting.progress(review, votes)
+    count = counting.tally(review, votes)
+    for vote in votes:
+        vote.counted_for = count.counted_for.get(vote.pk, "")
+    progress = count.progress
     refusal = services.vote_refusal(review, user)
     is_requester = review.requester_id == user.pk
     pending = review.decision == Decision.PENDING

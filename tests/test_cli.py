@@ -281,7 +281,9 @@ def test_status_vote_and_wait_follow_a_request(quorum, worker):
     assert status.returncode == 0
     shown = json.loads(status.stdout)
     assert shown["requirements"][0]["approvers"] == ["lead"]
+    assert shown["votes"][0]["counted_for"] == "ml-leads"
     assert "gate passed: accuracy" in status.stderr
+    assert "vote: lead approved (for ml-leads)" in status.stderr
 
     not_eligible = quorum.cli("vote", request_id, "approve", user="outsider")
     assert not_eligible.returncode == 2
