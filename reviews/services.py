@@ -246,7 +246,7 @@ def eligible_groups(request: TransitionRequest, user: AbstractBaseUser) -> list[
 def vote_refusal(request: TransitionRequest, user: AbstractBaseUser) -> str | None:
     """Why `user` cannot vote on `request` now, in words for the page; None when they can."""
     try:
-        _check_can_vote(request, user, request.votes.filter(user=user).first())
+        _check_can_vote(request, user, request.votes.filter(user=user, stale=False).first())
     except (RequestClosed, NotEligible, AlreadyVoted) as refusal:
         return str(refusal)
     return None
@@ -288,7 +288,9 @@ def vote_cast(
     if decision == VoteChoice.REJECT and not comment:
         raise CommentRequired("Say why you reject: the requester needs it to fix the model.")
     request = _locked(request_id)
-    groups = _check_can_vote(request, user, request.votes.filter(user=user).first())
+    # A stale approval (the evidence changed since) stays in the history and does not stop its
+    # voter from voting again: only a current vote does.
+    groups = _check_can_vote(request, user, request.votes.filter(user=user, stale=False).first())
     vote = Vote.objects.create(
         request=request,
         user=user,
@@ -313,7 +315,10 @@ def vote_cast(
 
 
 def approvals_mark_stale(request: TransitionRequest, *, reason: str) -> int:
-    """Approvals given so far stop counting (the evidence they saw changed); returns how many."""
+    """Approvals given so far stop counting (the evidence they saw changed); returns how many.
+
+    They stay in the history, and their voters may vote again on the new evidence.
+    """
     stale = request.votes.filter(decision=VoteChoice.APPROVE, stale=False)
     voters = list(stale.values_list("user__username", flat=True))
     count = stale.update(stale=True, stale_reason=reason, stale_at=timezone.now())

@@ -226,7 +226,7 @@ def _signoffs(review: TransitionRequest, votes: list, progress: list) -> list[di
             Prefetch("user_set", queryset=User.objects.filter(is_active=True).order_by("username"))
         )
     }
-    voted = {vote.user_id for vote in votes}
+    voted = {vote.user_id for vote in votes if not vote.stale}  # a stale voter may sign again
     self_ok = review.policy_snapshot.get("allow_self_approval", False)
     pending = review.decision == Decision.PENDING
     return [
@@ -252,6 +252,8 @@ def _detail_context(request: HttpRequest, review: TransitionRequest, vote_form=N
         vote.counted_for = count.counted_for.get(vote.pk, "")
     progress = count.progress
     refusal = services.vote_refusal(review, user)
+    # Shown beside the vote form: why their earlier approval no longer counts.
+    my_stale = [v for v in votes if v.user_id == user.pk and v.stale]
     is_requester = review.requester_id == user.pk
     pending = review.decision == Decision.PENDING
     status = _status(review)
@@ -270,6 +272,7 @@ def _detail_context(request: HttpRequest, review: TransitionRequest, vote_form=N
         "progress": progress,
         "refusal": refusal,
         "can_vote": refusal is None,
+        "my_stale_vote": my_stale[-1] if my_stale and refusal is None else None,
         "vote_form": vote_form or VoteForm(),
         "can_cancel": pending and (is_requester or user.is_staff),
         "can_retry": user.is_staff and review.decision == Decision.APPROVED,

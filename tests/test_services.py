@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
@@ -460,9 +461,36 @@ def test_approvals_go_stale_when_the_candidates_metrics_change(
     assert vote.stale and vote.stale_reason == "The candidate's metrics changed in MLflow."
     assert [str(p) for p in counting.progress(refresh(request))][0] == "ml-leads 0/1"
     assert refresh(request).candidate_metrics == {"accuracy": 0.9, "f1": 0.86}
-    approve(request, scientist1)  # voting goes on; the lead must approve again
-    with pytest.raises(AlreadyVoted):
+    approve(request, scientist1)  # voting goes on; the lead must approve again, and may
+    again = approve(request, lead, comment="still better")
+
+    assert [(v.user, v.stale) for v in Vote.objects.filter(user=lead)] == [
+        (lead, True),
+        (lead, False),
+    ]
+    assert counting.tally(refresh(request)).counted_for[again.pk] == "ml-leads"
+    with pytest.raises(AlreadyVoted):  # once: the new vote is current
         approve(request, lead)
+
+
+def test_the_database_holds_one_current_vote_per_user_and_any_number_of_stale_ones(
+    policies, requester, lead
+):
+    mirror()
+    request = create(requester)
+    approve(request, lead)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Vote.objects.create(request=request, user=lead, decision="reject", comment="again")
+
+    for _ in range(2):
+        services.approvals_mark_stale(request, reason="The evidence changed.")
+        approve(request, lead)
+
+    assert list(Vote.objects.filter(user=lead).values_list("stale", flat=True)) == [
+        True,
+        True,
+        False,
+    ]
 
 
 def test_approvals_go_stale_and_gates_rerun_when_the_target_holder_changes(
