@@ -22,7 +22,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict
 
 from registry.models import ModelVersion, RegisteredModel
 
-from . import api_errors, services
+from . import api_errors, counting, services
 from .api_auth import BearerToken
 from .errors import RequestNotFound, UnknownModel
 from .links import request_url
@@ -128,15 +128,29 @@ class VersionOut(Schema):
 class Requirement(Schema):
     group: str
     needed: int
-    approvers: list[str] = Field(description="Who has approved for this group (stale excluded).")
+    approvers: list[str] = Field(
+        description="The people counted for this group (stale approvals excluded). A person "
+        "counts for one group at most, so no name appears under two groups."
+    )
 
 
 class VoteOut(Schema):
     user: str
     decision: str
     comment: str
-    groups: list[str]
-    stale: bool
+    groups: list[str] = Field(
+        description="The required groups the voter was in when voting: those the vote may count "
+        "for."
+    )
+    counted_for: str | None = Field(
+        description="The one required group this approval counts for; null for a rejection, a "
+        "stale approval, or an approval no group needs any more."
+    )
+    stale: bool = Field(
+        description="The evidence changed after this approval: it no longer counts, and its "
+        "voter may vote again."
+    )
+    stale_reason: str
     created_at: datetime
 
 
@@ -227,6 +241,7 @@ VOTE_COLUMNS = (
     "comment",
     "groups",
     "stale",
+    "stale_reason",
     "created_at",
     "user__username",
 )
@@ -273,6 +288,7 @@ def version_out(model: RegisteredModel, version: ModelVersion) -> dict:
 
 def request_out(request: TransitionRequest) -> dict:
     votes = list(request.votes.all())
+    count = counting.tally(request, votes)
     return {
         "id": request.pk,
         "model": request.version.model.name,
@@ -291,7 +307,7 @@ def request_out(request: TransitionRequest) -> dict:
         "gates": request.gate_results,
         "requirements": [
             {"group": p.group, "needed": p.needed, "approvers": list(p.approvers)}
-            for p in services.progress(request, votes)
+            for p in count.progress
         ],
         "votes": [
             {
@@ -299,7 +315,9 @@ def request_out(request: TransitionRequest) -> dict:
                 "decision": v.decision,
                 "comment": v.comment,
                 "groups": v.groups,
+                "counted_for": count.counted_for.get(v.pk),
                 "stale": v.stale,
+                "stale_reason": v.stale_reason,
                 "created_at": v.created_at,
             }
             for v in votes

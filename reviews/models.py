@@ -222,6 +222,13 @@ class VoteChoice(models.TextChoices):
 
 
 class Vote(models.Model):
+    """One user's approval or rejection of a request.
+
+    A user has at most one current vote per request. An approval goes stale when the evidence
+    behind it changes (`services.approvals_mark_stale`): it stays here, struck through, and its
+    voter may vote again. How approvals count towards the policy is `reviews.counting`.
+    """
+
     request = models.ForeignKey(TransitionRequest, on_delete=models.CASCADE, related_name="votes")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="votes"
@@ -229,7 +236,8 @@ class Vote(models.Model):
     decision = models.CharField(max_length=8, choices=VoteChoice.choices)
     comment = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
-    # The required groups this vote counted for, as membership stood when it was cast.
+    # The required groups the voter was in when voting: those this vote may count for (it counts
+    # for one of them at most, see `reviews.counting`). The audit event records the same list.
     groups = models.JSONField(default=list)
     # What the voter saw: {"candidate": {...}, "baseline": {...} | None}.
     seen_metrics = models.JSONField(default=dict)
@@ -240,7 +248,11 @@ class Vote(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["request", "user"], name="one_vote_per_user"),
+            models.UniqueConstraint(
+                fields=["request", "user"],
+                condition=models.Q(stale=False),
+                name="one_current_vote_per_user",
+            ),
         ]
 
     def __str__(self) -> str:

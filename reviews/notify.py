@@ -8,8 +8,9 @@
 | transition.done                   | done          | the requester                             |
 | transition.failed (the last try)  | failed        | the requester and staff                   |
 | notify.reminder (periodic job)    | reminder      | eligible approvers who have not voted and |
-|                                   |               |   have not turned reminders off           |
-| notify.escalation (periodic job)  | escalation    | staff                                     |
+|                                   |               |   have not turned reminders off (a stale  |
+|                                   |               |   approval is not a vote: see below)      |
+| notify.escalation (periodic job)  | escalation    | staff, when no vote counts at half-life   |
 | registry.out_of_band              | out of band   | staff                                     |
 | registry.sync_failing             | sync failing  | staff                                     |
 
@@ -26,6 +27,9 @@ How a mail gets out, and only once:
    A failed send is recorded and the job raises, so RQ retries it with backoff.
 4. `sweep_outbox`, run every minute by the cron scheduler, sends whatever is still pending (the
    enqueue was lost, a worker died holding a claim, the retries ran out).
+
+"Has voted" means has a current vote: an approval that went stale (the evidence changed) no longer
+counts, and its voter is reminded like anyone who has yet to vote.
 
 A worker that dies after the SMTP server accepted a mail but before it marked the row sent sends
 that mail again once the claim lapses: at least once, and once in every other case.
@@ -54,6 +58,7 @@ from django.utils import timezone
 from registry import metrics, names
 
 from . import audit, webhooks_out
+from .counting import progress
 from .links import absolute, request_url
 from .models import (
     AuditEvent,
@@ -63,6 +68,7 @@ from .models import (
     NotificationPreference,
     OutboxState,
     TransitionRequest,
+    Vote,
 )
 from .outbox import QUEUE as QUEUE  # the queue mail jobs run on
 from .outbox import (
@@ -75,7 +81,7 @@ from .outbox import (
     release_failed,
     send_for_event,
 )
-from .services import progress, required_groups
+from .services import required_groups
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +154,7 @@ def recipients(kind: str, request: TransitionRequest | None) -> QuerySet:
     elif kind == Kind.REMINDER:
         chosen = (
             approvers(request, users)
-            .exclude(votes__request=request)
+            .exclude(pk__in=current_voters(request))
             .exclude(notification_preference__reminders=False)
         )
     elif kind == Kind.DECIDED:
@@ -165,6 +171,12 @@ def recipients(kind: str, request: TransitionRequest | None) -> QuerySet:
 def approvers(request: TransitionRequest, users: QuerySet) -> QuerySet:
     """Members of the request's required groups, but not its requester."""
     return users.filter(groups__name__in=required_groups(request)).exclude(pk=request.requester_id)
+
+
+def current_voters(request: TransitionRequest) -> QuerySet:
+    """The ids of the users whose vote on `request` counts: a stale approval's voter is asked
+    again, as if they had not voted."""
+    return Vote.objects.filter(request=request, stale=False).values("user_id")
 
 
 def reminders_enabled(user) -> bool:
@@ -226,7 +238,7 @@ def skip_reason(item: Notification) -> str:
         if request.decision != Decision.PENDING:
             return f"the request is already {request.decision}"
     if item.kind == Kind.REMINDER:
-        if request.votes.filter(user=user).exists():
+        if current_voters(request).filter(user=user).exists():
             return "the recipient has voted since"
         if not reminders_enabled(user):
             return "the recipient turned reminders off"
@@ -411,7 +423,8 @@ def remind_and_escalate(*, now=None) -> dict[str, list[int]]:
         .exclude(reminded)
         .values_list("pk", flat=True)
     )
-    unvoted = pending.exclude(escalated).filter(votes__isnull=True)
+    voted = Exists(Vote.objects.filter(request=OuterRef("pk"), stale=False))
+    unvoted = pending.exclude(escalated).exclude(voted)
     to_escalate = [
         pk
         for pk, created, expires in unvoted.values_list("pk", "created_at", "expires_at")

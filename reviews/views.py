@@ -29,7 +29,7 @@ from registry.history import version_histories
 from registry.metrics import ordered_keys
 from registry.models import ChangeKind, ModelVersion, RegisteredModel
 
-from . import audit, errors, services
+from . import audit, counting, errors, services
 from .forms import AuditFilterForm, InboxFilterForm, PromotionForm, VoteForm, audit_actions
 from .forms import target_options as promotion_options
 from .inbox import awaiting_ids, decorate, state_class, state_label, with_rows
@@ -226,7 +226,7 @@ def _signoffs(review: TransitionRequest, votes: list, progress: list) -> list[di
             Prefetch("user_set", queryset=User.objects.filter(is_active=True).order_by("username"))
         )
     }
-    voted = {vote.user_id for vote in votes}
+    voted = {vote.user_id for vote in votes if not vote.stale}  # a stale voter may sign again
     self_ok = review.policy_snapshot.get("allow_self_approval", False)
     pending = review.decision == Decision.PENDING
     return [
@@ -247,8 +247,13 @@ def _signoffs(review: TransitionRequest, votes: list, progress: list) -> list[di
 def _detail_context(request: HttpRequest, review: TransitionRequest, vote_form=None) -> dict:
     user = request.user
     votes = list(review.votes.select_related("user"))
-    progress = services.progress(review, votes)
+    count = counting.tally(review, votes)
+    for vote in votes:
+        vote.counted_for = count.counted_for.get(vote.pk, "")
+    progress = count.progress
     refusal = services.vote_refusal(review, user)
+    # Shown beside the vote form: why their earlier approval no longer counts.
+    my_stale = [v for v in votes if v.user_id == user.pk and v.stale]
     is_requester = review.requester_id == user.pk
     pending = review.decision == Decision.PENDING
     status = _status(review)
@@ -267,6 +272,7 @@ def _detail_context(request: HttpRequest, review: TransitionRequest, vote_form=N
         "progress": progress,
         "refusal": refusal,
         "can_vote": refusal is None,
+        "my_stale_vote": my_stale[-1] if my_stale and refusal is None else None,
         "vote_form": vote_form or VoteForm(),
         "can_cancel": pending and (is_requester or user.is_staff),
         "can_retry": user.is_staff and review.decision == Decision.APPROVED,

@@ -337,6 +337,34 @@ def test_a_valid_edit_is_saved_and_audited_with_the_new_spec(admin_client, polic
     )
 
 
+OVERLAP_WARNING = (
+    "Policy 'production': ml-leads and data-science share lead. A person counts for one group "
+    "only, so its sign-offs need 3 different people."
+)
+
+
+def test_saving_a_policy_whose_groups_share_members_warns_and_saves(admin_client, policies):
+    Group.objects.get(name="data-science").user_set.add(policies["lead"])
+    url, data = change_page(admin_client, "production")
+    data["requirements-1-approvals"] = "3"
+    data["requirements-0-approvals"] = "1"
+
+    response = admin_client.post(url, data, follow=True)
+
+    assert response.redirect_chain, "saved, not refused"
+    assert OVERLAP_WARNING.replace("3 different", "4 different") in shown_messages(response)
+    spec = policy_as_spec(ApprovalPolicy.objects.get(name="production"))
+    assert [(r.group, r.approvals) for r in spec.require] == [("ml-leads", 1), ("data-science", 3)]
+
+
+def test_saving_a_policy_whose_groups_share_nobody_does_not_warn(admin_client, policies):
+    url, data = change_page(admin_client, "production")
+
+    response = admin_client.post(url, data, follow=True)
+
+    assert not [m for m in shown_messages(response) if "share" in m]
+
+
 def test_saving_an_unchanged_policy_records_nothing(admin_client, policies):
     url, data = change_page(admin_client, "production")
     events = AuditEvent.objects.count()
@@ -458,6 +486,27 @@ def test_group_members_are_edited_on_the_group_page_and_audited(admin_client, po
         "admin",
         {"group": "data-science", "added": ["lead"], "removed": ["scientist3"]},
     )
+
+
+def test_a_member_added_to_a_second_required_group_is_warned_about(admin_client, policies):
+    url, data = group_page(admin_client, "data-science")
+    data["users"] = member_ids("scientist1", "scientist2", "scientist3", "lead")
+
+    response = admin_client.post(url, data, follow=True)
+
+    assert members("data-science") == {"scientist1", "scientist2", "scientist3", "lead"}
+    assert OVERLAP_WARNING in shown_messages(response)
+
+
+def test_membership_added_from_a_users_page_is_warned_about_too(admin_client, policies):
+    lead = policies["lead"]
+    url = reverse("admin:auth_user_change", args=[lead.pk])
+    data = page_data(admin_client.get(url))
+    data["groups"] = [group_id("ml-leads"), group_id("data-science")]
+
+    response = admin_client.post(url, data, follow=True)
+
+    assert OVERLAP_WARNING in shown_messages(response)
 
 
 def test_removing_members_a_policy_needs_is_refused(admin_client, policies):

@@ -491,6 +491,30 @@ def test_votes_count_and_the_last_approval_approves(
     assert AuditEvent.objects.filter(action="vote.cast").count() == 3
 
 
+def test_a_person_in_two_groups_counts_once_and_each_vote_says_for_which(
+    fraud, requester, lead, scientist1, scientist2, as_user
+):
+    Group.objects.get(name="data-science").user_set.add(lead)
+    request_id = create(as_user(requester)).json()["id"]
+    as_user(lead).post(f"/requests/{request_id}/votes", {"decision": "approve"})
+
+    body = as_user(scientist1).post(f"/requests/{request_id}/votes", {"decision": "approve"})
+
+    shown = body.json()
+    assert shown["decision"] == "pending"  # two people, and the policy needs three
+    assert shown["requirements"] == [
+        {"group": "ml-leads", "needed": 1, "approvers": ["lead"]},
+        {"group": "data-science", "needed": 2, "approvers": ["scientist1"]},
+    ]
+    assert [(v["user"], v["groups"], v["counted_for"]) for v in shown["votes"]] == [
+        ("lead", ["ml-leads", "data-science"], "ml-leads"),
+        ("scientist1", ["data-science"], "data-science"),
+    ]
+    last = as_user(scientist2).post(f"/requests/{request_id}/votes", {"decision": "approve"})
+    assert last.json()["decision"] == "approved"
+    assert last.json()["decision_reason"].startswith("Quorum reached by 3 different people")
+
+
 def test_a_rejection_with_a_comment_rejects(fraud, requester, scientist1, as_user):
     request_id = create(as_user(requester)).json()["id"]
     body = as_user(scientist1).post(

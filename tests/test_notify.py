@@ -326,6 +326,61 @@ def test_a_reminder_written_before_someone_voted_skips_them(
     assert (skipped.state, skipped.last_error) == ("skipped", "the recipient has voted since")
 
 
+def test_a_reminder_goes_to_an_approver_whose_approval_went_stale(
+    mailroom, deliver, cast, committed, simple_worker
+):
+    mirror()
+    request = create(cast["requester"], committed)
+    for name in ("lead", "scientist1"):
+        vote(request, cast[name], committed)
+    with committed():
+        services.approvals_mark_stale(request, reason="The candidate's metrics changed in MLflow.")
+        vote(request, cast["scientist2"], committed)
+    deliver()
+
+    with committed():
+        run_periodic(mailroom, simple_worker, request.expires_at - timedelta(hours=1))
+    sent = [m for m in deliver() if "Reminder" in m.subject]
+
+    # lead and scientist1 voted, but their approvals no longer count; scientist2's does.
+    assert to(sent) == {"lead", "scientist1", "scientist3"}
+
+
+def test_a_reminder_to_a_stale_voter_is_not_skipped_as_voted(mailroom, deliver, cast, committed):
+    mirror()
+    request = create(cast["requester"], committed)
+    deliver()
+    with committed():
+        notify.remind_and_escalate(now=request.expires_at - timedelta(hours=1))
+    vote(request, cast["lead"], committed)
+    with committed():
+        services.approvals_mark_stale(request, reason="The candidate's metrics changed in MLflow.")
+
+    deliver()
+
+    reminder = Notification.objects.get(kind="reminder", recipient=cast["lead"])
+    assert (reminder.state, reminder.last_error) == ("sent", "")
+
+
+def test_a_request_whose_every_approval_went_stale_is_escalated_at_half_its_lifetime(
+    mailroom, deliver, cast, committed, simple_worker
+):
+    mirror()
+    request = create(cast["requester"], committed)
+    vote(request, cast["lead"], committed)
+    with committed():
+        services.approvals_mark_stale(request, reason="The candidate's metrics changed in MLflow.")
+    deliver()
+    half = request.created_at + (request.expires_at - request.created_at) / 2
+
+    with committed():
+        run_periodic(mailroom, simple_worker, half + timedelta(minutes=5))
+    sent = deliver()
+
+    assert to(sent) == {"admin"}
+    assert "nobody has voted on it since its evidence changed" in sent[0].body
+
+
 def test_a_request_nobody_voted_on_by_half_its_lifetime_is_escalated_to_staff_once(
     mailroom, deliver, cast, committed, simple_worker
 ):

@@ -343,6 +343,44 @@ def test_load_policies_command_prints_changes_and_errors(people, tmp_path, capsy
         call_command("load_policies", str(tmp_path / "missing.yaml"))
 
 
+OVERLAPPING = EXAMPLE.replace("data-science: [bob, carol, dave]", "data-science: [alice, bob]")
+
+
+def test_groups_sharing_members_load_with_a_warning_naming_groups_and_people(people):
+    report = policies_load(text=OVERLAPPING.replace("[alice, bob]", "[alice, bob, carol]"))
+
+    assert report.warnings == [
+        "policy 'production': ml-leads and data-science share alice. A person counts for one "
+        "group only, so its sign-offs need 3 different people."
+    ]
+    assert ApprovalPolicy.objects.count() == 2  # a warning, not a refusal
+
+
+def test_the_warning_says_when_distinct_members_cannot_fill_the_policy(people):
+    report = policies_load(text=OVERLAPPING)
+
+    assert report.warnings == [
+        "policy 'production': ml-leads and data-science share alice. A person counts for one "
+        "group only, so its sign-offs need 3 different people, and their members can fill "
+        "only 2 of those places (no request can reach quorum until the groups change)."
+    ]
+
+
+def test_groups_without_common_members_load_without_a_warning(people):
+    assert policies_load(text=EXAMPLE).warnings == []
+
+
+def test_load_policies_command_prints_overlap_warnings(people, tmp_path, capsys):
+    path = tmp_path / "policies.yaml"
+    path.write_text(OVERLAPPING)
+
+    call_command("load_policies", str(path), "--dry-run")
+
+    captured = capsys.readouterr()
+    assert "warning: policy 'production': ml-leads and data-science share alice" in captured.err
+    assert "dry run: nothing was changed" in captured.out
+
+
 def test_export_policies_command_writes_yaml(people, capsys):
     policies_load(text=EXAMPLE)
 

@@ -176,6 +176,32 @@ def test_stale_approval_is_struck_through_with_its_reason(client, pending, lead,
     assert "data-science 0/2" in text_of(response)
 
 
+def test_each_approval_shows_the_one_group_it_counts_for(
+    client, pending, cast, lead, scientist1, scientist2
+):
+    from django.contrib.auth.models import Group
+
+    Group.objects.get(name="data-science").user_set.add(lead)
+    for voter in (lead, scientist1):
+        services.vote_cast(request_id=pending.pk, user=voter, decision="approve")
+    text = text_of(login(client, scientist2).get(detail_url(pending)))
+    assert "lead (for ml-leads) approved" in text
+    assert "scientist1 (for data-science) approved" in text
+    # lead is in both groups but one person: data-science still needs another.
+    assert "ml-leads 1/1" in text and "data-science 1/2" in text
+    assert "1 more needed" in text
+
+
+def test_an_approval_no_group_needs_says_it_is_not_counted(client, pending, cast, lead):
+    # data-science needs 2: the third scientist's approval counts for nothing.
+    for name in ("scientist1", "scientist2", "scientist3"):
+        services.vote_cast(request_id=pending.pk, user=cast[name], decision="approve")
+    text = text_of(login(client, lead).get(detail_url(pending)))
+    assert "scientist2 (for data-science) approved" in text
+    assert "scientist3 approved" in text and "scientist3 (for" not in text
+    assert "Not counted: data-science has every approval it needs." in text
+
+
 def test_unknown_request_is_a_404_page(client, lead):
     response = login(client, lead).get("/reviews/999999/")
     assert response.status_code == 404

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import get_args
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from .. import audit
 from ..models import ApprovalPolicy, PolicyGate, PolicyRequirement
-from ..policies import policy_as_spec, set_requesters, with_relations
+from ..policies import overlap_warnings, policy_as_spec, set_requesters, with_relations
 from ..policy_spec import (
     MAX_DURATION,
     GateSpec,
@@ -237,6 +237,12 @@ class PolicyGateInline(admin.TabularInline):
     verbose_name_plural = "metric gates (give a value, or a baseline delta vs the current holder)"
 
 
+def warn_overlaps(request, policies) -> None:
+    """Saved all the same, but the admin hears when required groups share members."""
+    for warning in overlap_warnings(with_relations(policies)):
+        messages.warning(request, warning[0].upper() + warning[1:])
+
+
 def _record_policy(action: str, policy: ApprovalPolicy, user) -> None:
     policy = with_relations(ApprovalPolicy.objects.all()).get(pk=policy.pk)
     audit.record(action, actor=user, details=policy_as_spec(policy).model_dump(mode="json"))
@@ -298,6 +304,7 @@ class ApprovalPolicyAdmin(admin.ModelAdmin):
             _record_policy("policy.create", form.instance, request.user)
         elif form.has_changed() or any(formset.has_changed() for formset in formsets):
             _record_policy("policy.edit", form.instance, request.user)
+        warn_overlaps(request, ApprovalPolicy.objects.filter(pk=form.instance.pk))
 
     def delete_model(self, request, obj):
         _record_policy("policy.delete", obj, request.user)

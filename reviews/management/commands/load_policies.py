@@ -60,5 +60,7 @@ class Command(BaseCommand):
             ) from error
         for line in report.lines():
             self.stdout.write(line)
+        for warning in report.warnings:
+            self.stderr.write(self.style.WARNING("warning: " + warning))
         if dry_run:
             self.stdout.write("dry run: nothing was changed")
