@@ -4,10 +4,12 @@
 writes in a handful of bulk queries, so its cost grows with what changed plus one read of the
 rows concerned. `registry.sync` decides what to read from MLflow and holds the lock around this.
 
-A hostile or broken registry does not stop it. A model or version that cannot be mirrored (its
-run could not be read, a field the database cannot store, anything that raises while converting
-it) is skipped and reported in `Applied.skipped` with the reason; the mirror keeps what it had for
-it, and everything else is written. Rows are checked before writing (`registry.storable`); if the
+A hostile or broken registry does not stop it. A model or version that cannot be mirrored (a field
+the database cannot store, anything that raises while converting it) is skipped and reported in
+`Applied.skipped` with the reason; the mirror keeps what it had for it, and everything else is
+written. A version whose run cannot be read is still mirrored (its stage and aliases are what
+reviews and out-of-band detection depend on), without its run's metrics and params, and reported
+in the same list marked `partial`. Rows are checked before writing (`registry.storable`); if the
 database still refuses the bulk write, it is redone model by model and version by version, each
 in a savepoint, and the ones refused are skipped.
 """
@@ -41,7 +43,8 @@ class Applied:
     versions: int
     changes: int
     change_ids: list[int] = field(default_factory=list)
-    # {"model": name, "version": number or None, "reason": why it was not mirrored}
+    # {"model": name, "version": number or None, "reason": why it was not mirrored}, and
+    # {..., "partial": True} for a version mirrored without its run's metrics and params.
     skipped: list[dict] = field(default_factory=list)
 
 
@@ -50,9 +53,14 @@ class _Skipped:
 
     def __init__(self) -> None:
         self.reasons: dict[Owner, str] = {}
+        # Versions mirrored without their run: not skipped, but said with the rest.
+        self.partial: dict[Owner, str] = {}
 
     def add(self, name: str, version: int | None, reason: str) -> None:
         self.reasons.setdefault((name, version), reason)
+
+    def add_partial(self, name: str, version: int, reason: str) -> None:
+        self.partial.setdefault((name, version), reason)
 
     def models(self) -> set[str]:
         return {name for name, version in self.reasons if version is None}
@@ -61,9 +69,18 @@ class _Skipped:
         return owner in self.reasons or (owner[0], None) in self.reasons
 
     def as_json(self) -> list[dict]:
+        partial = {key: reason for key, reason in self.partial.items() if key not in self}
         return [
             {"model": printable(name, 300), "version": version, "reason": printable(reason)}
             for (name, version), reason in self.reasons.items()
+        ] + [
+            {
+                "model": printable(name, 300),
+                "version": version,
+                "reason": printable(reason),
+                "partial": True,
+            }
+            for (name, version), reason in partial.items()
         ]
 
 
@@ -86,7 +103,7 @@ def apply_mlflow_state(
     `complete_models`: models whose every version is in `versions`, so a mirrored version that is
     missing was deleted. `all_models_listed`: `models` is the whole registry, so a mirrored model
     that is missing was deleted. `unreadable_runs`: run ids MLflow could not give, with why; their
-    versions are skipped.
+    versions are mirrored without run data (what the mirror had is kept) and reported as partial.
     """
     unreadable_runs = unreadable_runs or {}
     skipped = _Skipped()
@@ -184,8 +201,15 @@ def apply_mlflow_state(
         if v.name not in model_rows:  # listed between the two calls: next sync gets its model
             continue
         seen.add(key)
+        if v.run_id in unreadable_runs:
+            skipped.add_partial(
+                v.name,
+                v.version,
+                f"mirrored without its run's metrics and params: its run "
+                f"{printable(v.run_id, 80)} could not be read: {unreadable_runs[v.run_id]}",
+            )
         try:
-            fresh = _version_row(model_rows[v.name], v, models.get(v.name), runs, unreadable_runs)
+            fresh = _version_row(model_rows[v.name], v, models.get(v.name), runs)
         except _Unmirrorable as error:
             skipped.add(v.name, v.version, str(error))
             continue
@@ -285,13 +309,8 @@ def _version_row(
     v: MlflowVersion,
     model: MlflowModel | None,
     runs: Mapping[str, MlflowRun],
-    unreadable_runs: Mapping[str, str],
 ) -> ModelVersion:
     """The version as MLflow describes it, as a mirror row (unsaved); raises `_Unmirrorable`."""
-    if v.run_id in unreadable_runs:
-        raise _Unmirrorable(
-            f"its run {printable(v.run_id, 80)} could not be read: {unreadable_runs[v.run_id]}"
-        )
     run = runs.get(v.run_id) if v.run_id else None
     row = ModelVersion(
         model=model_row,

@@ -76,8 +76,18 @@ class SyncResult:
         return (
             f"synced {self.models} models, {self.versions} versions, "
             f"{self.changes} changes in {self.seconds:.2f} s"
-            + (f"; {len(self.skipped)} not mirrored" if self.skipped else "")
+            + (f"; {self.not_mirrored} not mirrored" if self.not_mirrored else "")
+            + (f"; {self.partial} without their run" if self.partial else "")
         )
+
+    @property
+    def partial(self) -> int:
+        """Versions mirrored without their run's metrics and params (it could not be read)."""
+        return sum(1 for item in self.skipped if item.get("partial"))
+
+    @property
+    def not_mirrored(self) -> int:
+        return len(self.skipped) - self.partial
 
 
 class SyncError(Exception):
@@ -147,7 +157,8 @@ def sync_registry(
     logger.info("%s sync: %s (%d MLflow calls)", kind, result, result.mlflow_calls)
     for item in result.skipped[:SKIPPED_LOGGED]:
         logger.warning(
-            "not mirrored: %s%s: %s",
+            "%s: %s%s: %s",
+            "mirrored in part" if item.get("partial") else "not mirrored",
             item["model"],
             f" v{item['version']}" if item["version"] is not None else "",
             item["reason"],

@@ -141,7 +141,7 @@ def make_hostile_request(*, requester, voter, decision: str, text: str):
 
 # What each poisoned version of `register_unmirrorable` carries, by version number.
 UNMIRRORABLE = {
-    2: "a run id with both quote characters",
+    2: "a run id with both quote characters (mirrored without its run)",
     3: "a run id longer than any MLflow makes",
     4: "a tag value holding a NUL character",
     5: "a description holding a NUL character",

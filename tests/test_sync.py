@@ -400,9 +400,10 @@ def test_unmirrorable_versions_are_skipped_with_their_reasons_and_the_rest_is_mi
     else:
         result = sync_registry(full=kind == "full", client=mlflow_client)
 
-    mirrored = ModelVersion.objects.filter(model__name=unique_name)
-    assert list(mirrored.values_list("version", flat=True)) == [1]
-    assert mirrored.get().metrics == {"accuracy": pytest.approx(0.9)}
+    mirrored = {v.version: v for v in ModelVersion.objects.filter(model__name=unique_name)}
+    # v2's run cannot be read: the version is mirrored (its stage matters), without metrics.
+    assert sorted(mirrored) == [1, 2]
+    assert mirrored[1].metrics == {"accuracy": pytest.approx(0.9)} and mirrored[2].metrics == {}
     if kind != "model":
         assert ModelVersion.objects.get(model__name=f"{unique_name}-healthy").stage == "Staging"
     # The session's MLflow server holds other tests' poisoned models too.
@@ -410,13 +411,17 @@ def test_unmirrorable_versions_are_skipped_with_their_reasons_and_the_rest_is_mi
     reasons = {item["version"]: item["reason"] for item in ours}
     assert set(reasons) == set(UNMIRRORABLE) and len(ours) == 4
     assert "both quote characters" in reasons[2]
+    assert [item["version"] for item in ours if item.get("partial")] == [2]
+    assert reasons[2].startswith("mirrored without its run's metrics and params")
     assert "run id field is 100 characters long; the mirror holds at most 64" in reasons[3]
     assert "tags field holds a NUL character" in reasons[4]
     assert "description field holds a NUL character" in reasons[5]
     run = SyncRun.objects.order_by("-id").first()
     assert run.error == "" and run.finished_at is not None
     assert run.skipped == result.skipped and run.skipped_count == len(result.skipped)
-    assert f"; {len(result.skipped)} not mirrored" in str(result)
+    not_mirrored = len([item for item in result.skipped if not item.get("partial")])
+    assert f"; {not_mirrored} not mirrored" in str(result)
+    assert f"; {result.partial} without their run" in str(result)
 
 
 def test_models_the_mirror_cannot_hold_are_skipped_not_taken_for_deleted(

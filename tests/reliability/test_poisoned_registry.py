@@ -30,8 +30,9 @@ NAN, INF = float("nan"), float("inf")
 @pytest.fixture
 def poisoned(private_mlflow):
     """ "churn": v1 in Production with a NaN f1, v2 healthy, v3 with NaN and infinite metrics,
-    v4-v6 that MLflow accepts and the mirror cannot hold; "churn-curves" whose every metric is
-    non-finite; a model whose name is longer than the mirror's column. Returns the client."""
+    v4 whose run cannot be read, v5-v6 that MLflow accepts and the mirror cannot hold;
+    "churn-curves" whose every metric is non-finite; a model whose name is longer than the
+    mirror's column. Returns the client."""
     client = RegistryClient(private_mlflow[0].url)
     mlflow = mlflow_of(client)
     register_with_metrics(client, "churn", {"accuracy": 0.9, "f1": NAN})
@@ -57,7 +58,8 @@ def test_poison_is_skipped_and_a_healthy_version_is_promoted_once_by_a_worker(
     result = sync_registry(full=True, client=poisoned)
 
     churn = {v.version: v for v in ModelVersion.objects.filter(model__name="churn")}
-    assert sorted(churn) == [1, 2, 3]
+    # v4's run cannot be read: it is mirrored (its stage matters) without metrics, said partial.
+    assert sorted(churn) == [1, 2, 3, 4] and churn[4].metrics == {}
     assert churn[1].metrics["f1"] == "NaN" and churn[1].stage == "Production"
     assert churn[3].metrics == {"accuracy": "NaN", "loss": "Infinity", "margin": "-Infinity"}
     curves = ModelVersion.objects.get(model__name="churn-curves")
@@ -68,6 +70,8 @@ def test_poison_is_skipped_and_a_healthy_version_is_promoted_once_by_a_worker(
         ("churn", 5),
         ("churn", 6),
     }
+    assert "mirrored without its run's metrics" in skipped[("churn", 4)]
+    assert [item["version"] for item in SyncRun.objects.get().skipped if item.get("partial")] == [4]
     assert ("churn-" + "x" * 34, None) in skipped
     assert not RegisteredModel.objects.filter(name__startswith="churn-x").exists()
     assert len(result.skipped) == 4
@@ -116,5 +120,5 @@ def test_poison_is_skipped_and_a_healthy_version_is_promoted_once_by_a_worker(
     mirrored = dict(
         ModelVersion.objects.filter(model__name="churn").values_list("version", "stage")
     )
-    assert mirrored == {1: "Archived", 2: "Production", 3: "None"}
+    assert mirrored == {1: "Archived", 2: "Production", 3: "None", 4: "None"}
     audit_holds()

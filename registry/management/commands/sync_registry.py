@@ -46,4 +46,5 @@ class Command(BaseCommand):
         self.stdout.write(str(result))
         for item in result.skipped:
             where = f"{item['model']} v{item['version']}" if item["version"] else item["model"]
-            self.stdout.write(self.style.WARNING(f"  not mirrored: {where}: {item['reason']}"))
+            label = "mirrored in part" if item.get("partial") else "not mirrored"
+            self.stdout.write(self.style.WARNING(f"  {label}: {where}: {item['reason']}"))
