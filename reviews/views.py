@@ -29,9 +29,8 @@ from registry.history import version_histories
 from registry.metrics import ordered_keys
 from registry.models import ChangeKind, ModelVersion, RegisteredModel
 
-from . import audit, counting, errors, services
+from . import audit, counting, errors, promotion, services
 from .forms import AuditFilterForm, InboxFilterForm, PromotionForm, VoteForm, audit_actions
-from .forms import target_options as promotion_options
 from .inbox import awaiting_ids, decorate, state_class, state_label, with_rows
 from .models import AuditEvent, Decision, Execution, TransitionRequest, VoteChoice
 
@@ -362,7 +361,7 @@ def _version_or_404(name: str, version: str) -> ModelVersion:
 def request_new(request: HttpRequest, name: str, version: str) -> HttpResponse:
     """The promotion form on its own page; the version page embeds the same form."""
     candidate = _version_or_404(name, version)
-    options = promotion_options(candidate, request.user)
+    options = promotion.target_options(version=candidate, user=request.user)
     form = PromotionForm(request.POST or None, options=options)
     if request.method == "POST" and form.is_valid():
         try:

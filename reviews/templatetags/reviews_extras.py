@@ -16,9 +16,10 @@ from django.utils import timezone
 
 from registry.models import ChangeOrigin, RegistryChange
 
-from ..forms import PromotionForm, target_options
+from ..forms import PromotionForm
 from ..inbox import awaiting_ids, decorate, with_rows
 from ..models import TransitionRequest
+from ..promotion import target_options
 
 register = template.Library()
 
@@ -69,7 +70,7 @@ def model_requests(model) -> dict:
 @register.inclusion_tag("reviews/_request_promotion.html", takes_context=True)
 def request_promotion(context, version) -> dict:
     """The version page's "Request promotion" card: targets, requirements and gate preview."""
-    options = [] if version.deleted else target_options(version, context.get("user"))
+    options = target_options(version=version, user=context.get("user"))
     return {
         "model": version.model,
         "version": version,
