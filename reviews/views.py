@@ -26,8 +26,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from registry import charts
 from registry.compare import compare_versions, metric_rows
 from registry.history import version_histories
+from registry.lookups import model_or_404, version_or_404
 from registry.metrics import ordered_keys
-from registry.models import ChangeKind, ModelVersion, RegisteredModel
+from registry.models import ChangeKind
 
 from . import audit, counting, errors, promotion, services
 from .forms import AuditFilterForm, InboxFilterForm, PromotionForm, VoteForm, audit_actions
@@ -346,21 +347,11 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
 # -- requesting a promotion -------------------------------------------------------------------
 
 
-def _version_or_404(name: str, version: str) -> ModelVersion:
-    model = RegisteredModel.objects.filter(name=name).first()
-    number = int(version) if version.isascii() and version.isdigit() and len(version) < 10 else 0
-    found = model.versions.filter(version=number).first() if model and number else None
-    if found is None:
-        raise Http404(f"There is no version {version} of a model named “{name}”.")
-    found.model = model
-    return found
-
-
 @require_http_methods(["GET", "POST"])
 @login_required
 def request_new(request: HttpRequest, name: str, version: str) -> HttpResponse:
     """The promotion form on its own page; the version page embeds the same form."""
-    candidate = _version_or_404(name, version)
+    candidate = version_or_404(model_or_404(name), version)
     options = promotion.target_options(version=candidate, user=request.user)
     form = PromotionForm(request.POST or None, options=options)
     if request.method == "POST" and form.is_valid():
