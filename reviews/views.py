@@ -2,13 +2,15 @@
 
 Views stay thin: the review engine (`reviews.services`) decides and refuses, the registry app's
 comparison, chart and history functions provide the evidence, and every state change is a POST
-that redirects. A refusal that is about who you are is a 403 page; one that is about the request's
-state (already decided, already voted) is the page again with the reason, nothing changed.
+that redirects. A refusal answers as its own `status` says, as the API does: about who you are
+(403), a 403 page; about what does not exist (404), a 404 page; about the request's state
+(already decided, already voted), the page again with the reason, nothing changed.
 """
 
 from __future__ import annotations
 
 import csv
+from http import HTTPStatus
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -68,10 +70,10 @@ def _staff_only(user) -> None:
 
 
 def _refuse(request: HttpRequest, error: errors.QuorumError, pk: int) -> HttpResponse:
-    """Who-you-are refusals are a 403 page; the rest redirect to the page with the reason."""
-    if isinstance(error, errors.NotEligible | errors.NotAllowed):
+    """A 403 or 404 refusal is that error page; the rest redirect to the page with the reason."""
+    if error.status == HTTPStatus.FORBIDDEN:
         raise PermissionDenied(str(error))
-    if isinstance(error, errors.RequestNotFound):
+    if error.status == HTTPStatus.NOT_FOUND:
         raise Http404(str(error))
     messages.error(request, str(error))
     return redirect("reviews:request_detail", pk=pk)
