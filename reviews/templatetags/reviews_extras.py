@@ -2,8 +2,9 @@
 awaiting me, and on the registry's pages the promotion form, a model's request history and the
 banner for changes made in MLflow directly.
 
-The registry app's templates load this library to fill the blocks they leave for the review app;
-the registry's Python code never imports the review app.
+The review app's own templates load this library, including those it puts in the slots the
+registry's pages leave for it (`registry.slots`, filled in `reviews.apps`): neither the registry's
+templates nor its Python code load or import the review app.
 """
 
 from __future__ import annotations
