@@ -58,6 +58,13 @@ class LoadReport:
     # Loaded all the same: required groups that share members (see `overlap_warnings`).
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def changed_anything(self) -> bool:
+        """Whether the load created, changed or removed a policy or a group."""
+        return any(
+            (self.created, self.changed, self.removed, self.groups_created, self.groups_changed)
+        )
+
     def lines(self) -> list[str]:
         out = []
         for label, names in (
@@ -94,7 +101,7 @@ def policies_load(
         report.warnings = overlap_warnings(with_relations(ApprovalPolicy.objects.all()))
         if dry_run:
             transaction.set_rollback(True)
-        elif report.lines()[:-1]:  # the last line is the count summary
+        elif report.changed_anything:
             audit.record(
                 "policy.load",
                 actor=actor,

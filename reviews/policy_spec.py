@@ -1,8 +1,9 @@
 """The policy file format and its validation: what a policy says, and every way it can be wrong.
 
-Every problem is reported as `place: problem`, the place written the way a person finds it in the
-file (`policies[0].require[1].group`). The same checks run when `reviews.policies` loads a file and
-when an admin saves a policy in the admin.
+Every problem is a `Problem`: its location as data (`("policies", 0, "require", 1, "group")`) and
+its message, written `policies[0].require[1].group: message` only where a person reads it (the
+`load_policies` command, the admin's forms). The same checks run when `reviews.policies` loads a
+file and when an admin saves a policy in the admin.
 
 Limits, each refused with its place: the file's own (size, keys given twice, aliases) in
 `reviews.policy_yaml`; durations up to `MAX_DURATION`, finite thresholds, and names and counts
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -30,8 +32,8 @@ from pydantic import (
 
 from registry.models import RegisteredModel, Stage
 
-from .errors import PolicyInvalid
-from .policy_yaml import place, read_yaml
+from .errors import PolicyInvalid, Problem
+from .policy_yaml import read_yaml
 
 STAGES = [choice.value for choice in Stage]
 # MLflow's alias rule: letters, digits, _ and -, and not a reserved name.
@@ -183,20 +185,17 @@ def parse_policy_file(text: str) -> PolicyFile:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise PolicyInvalid(["the file must be a mapping with `groups` and `policies`"])
+        raise PolicyInvalid(
+            [Problem((), "the file must be a mapping with `groups` and `policies`")]
+        )
     try:
         spec = PolicyFile.model_validate(data)
     except ValidationError as error:
-        for item in error.errors():
-            message = item["msg"].removeprefix("Value error, ")
-            if item["type"] == "extra_forbidden":
-                message = "unknown field"
-            problems.append(f"{place(item['loc'])}: {message}")
-        raise PolicyInvalid(problems) from error
+        raise PolicyInvalid(problems + validation_problems(error)) from error
     if problems:
         raise PolicyInvalid(problems)
     problems = [
-        f"policies[{i}].targets[{j}]: {problem}"
+        Problem(("policies", i, "targets", j), problem)
         for i, policy in enumerate(spec.policies)
         for j, target in enumerate(policy.targets)
         if (problem := target_problem(target))
@@ -206,14 +205,38 @@ def parse_policy_file(text: str) -> PolicyFile:
     return spec
 
 
+def validation_problems(error: ValidationError) -> list[Problem]:
+    """pydantic's errors as problems, each message as a person reads it."""
+    return [
+        Problem(
+            tuple(item["loc"]),
+            "unknown field"
+            if item["type"] == "extra_forbidden"
+            else item["msg"].removeprefix("Value error, "),
+        )
+        for item in error.errors()
+    ]
+
+
 # -- validation against the database -----------------------------------------------------------
 
+# How a problem names another policy: in a file by its index (and name), in a form by its name.
+PolicyNamer = Callable[[Sequence[PolicySpec], int], str]
 
-def database_problems(spec: PolicyFile) -> list[str]:
+
+def _by_index(policies: Sequence[PolicySpec], index: int) -> str:
+    return f"policies[{index}] ({policies[index].name!r})"
+
+
+def _by_name(policies: Sequence[PolicySpec], index: int) -> str:
+    return f"policy {policies[index].name!r}"
+
+
+def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> list[Problem]:
     """What the file asks that the database cannot give: unknown users or groups (required or
     requesting), more approvals than a group has members, two policies equally specific for one
-    target."""
-    problems: list[str] = []
+    target (the other policy named by `other`)."""
+    problems: list[Problem] = []
     usernames = {name for members in spec.groups.values() for name in members}
     User = get_user_model()
     known_users = set(
@@ -224,7 +247,7 @@ def database_problems(spec: PolicyFile) -> list[str]:
     for group, members in spec.groups.items():
         for index, username in enumerate(members):
             if username not in known_users:
-                problems.append(f"groups.{group}[{index}]: unknown user {username!r}")
+                problems.append(Problem(("groups", group, index), f"unknown user {username!r}"))
     sizes = {group: len(set(members)) for group, members in spec.groups.items()}
     named = {req.group for policy in spec.policies for req in policy.require}
     named |= {group for policy in spec.policies for group in policy.requesters}
@@ -236,53 +259,58 @@ def database_problems(spec: PolicyFile) -> list[str]:
     for i, policy in enumerate(spec.policies):
         if policy.name in seen_names:
             problems.append(
-                f"policies[{i}].name: duplicate policy name {policy.name!r} "
-                f"(also policies[{seen_names[policy.name]}])"
+                Problem(
+                    ("policies", i, "name"),
+                    f"duplicate policy name {policy.name!r} "
+                    f"(also policies[{seen_names[policy.name]}])",
+                )
             )
         seen_names.setdefault(policy.name, i)
         groups_seen: set[str] = set()
         for j, req in enumerate(policy.require):
-            place = f"policies[{i}].require[{j}]"
+            place = ("policies", i, "require", j)
             if req.group not in sizes:
-                problems.append(f"{place}.group: unknown group {req.group!r}")
+                problems.append(Problem((*place, "group"), f"unknown group {req.group!r}"))
                 continue
             if req.group in groups_seen:
-                problems.append(f"{place}.group: group {req.group!r} is required twice")
+                problems.append(
+                    Problem((*place, "group"), f"group {req.group!r} is required twice")
+                )
             groups_seen.add(req.group)
             if req.approvals > sizes[req.group]:
                 problems.append(
-                    f"{place}.approvals: {req.approvals} but group {req.group!r} has "
-                    f"{sizes[req.group]} member{'s' if sizes[req.group] != 1 else ''}"
+                    Problem(
+                        (*place, "approvals"),
+                        f"{req.approvals} but group {req.group!r} has "
+                        f"{sizes[req.group]} member{'s' if sizes[req.group] != 1 else ''}",
+                    )
                 )
         for j, group in enumerate(policy.requesters):
-            place = f"policies[{i}].requesters[{j}]"
+            place = ("policies", i, "requesters", j)
             if group not in sizes:
-                problems.append(f"{place}: unknown group {group!r}")
+                problems.append(Problem(place, f"unknown group {group!r}"))
             elif group in policy.requesters[:j]:
-                problems.append(f"{place}: group {group!r} is listed twice")
-    problems.extend(_ambiguities(spec.policies))
+                problems.append(Problem(place, f"group {group!r} is listed twice"))
+    problems.extend(_ambiguities(spec.policies, other))
     return problems
 
 
-def policy_problems(spec: PolicySpec, others: list[PolicySpec]) -> list[str]:
+def policy_problems(spec: PolicySpec, others: list[PolicySpec]) -> list[Problem]:
     """The file checks for one policy saved on its own (the admin form), beside `others`.
 
-    Targets, groups, approvals against members, and ties with the other policies; places are
-    relative to the policy (`require[1].approvals`), and an empty place means the whole policy.
+    Targets, groups, approvals against members, and ties with the other policies (named by
+    their names); locations are relative to the policy (`("require", 1, "approvals")`), and an
+    empty one means the whole policy.
     """
     problems = [
-        f"targets[{j}]: {problem}"
+        Problem(("targets", j), problem)
         for j, target in enumerate(spec.targets)
         if (problem := target_problem(target))
     ]
     # Checked as the last policy of a file holding every policy, keeping only its own problems.
-    prefix = f"policies[{len(others)}]"
-    for problem in database_problems(PolicyFile(policies=[*others, spec])):
-        place, _, message = problem.partition(": ")
-        if place == prefix or place.startswith(prefix + "."):
-            # A file index means nothing in a form: name the other policy instead.
-            message = re.sub(r"policies\[\d+\] \((.*?)\)", r"policy \1", message)
-            problems.append(f"{place.removeprefix(prefix).removeprefix('.')}: {message}")
+    for problem in database_problems(PolicyFile(policies=[*others, spec]), other=_by_name):
+        if (own := problem.within("policies", len(others))) is not None:
+            problems.append(own)
     return problems
 
 
@@ -294,7 +322,7 @@ def specificity(pattern: str) -> tuple[int, int]:
     return (0, cut)
 
 
-def _ambiguities(policies: list[PolicySpec]) -> list[str]:
+def _ambiguities(policies: list[PolicySpec], other: PolicyNamer) -> list[Problem]:
     """Two policies sharing a target whose patterns tie on specificity and can match one name.
 
     Overlap is decided on the same pattern, or on any model the mirror knows matching both.
@@ -335,15 +363,22 @@ def _ambiguities(policies: list[PolicySpec]) -> list[str]:
                         continue
                     ties[i, j, target] = p if p == q else f"{p!r} and {q!r}, e.g. {value!r}"
                     if len(ties) >= MAX_TIES_REPORTED:
-                        return _tie_problems(policies, ties) + [
-                            f"more policies tie than the first {MAX_TIES_REPORTED} listed here"
+                        return _tie_problems(policies, ties, other) + [
+                            Problem(
+                                (),
+                                f"more policies tie than the first {MAX_TIES_REPORTED} listed here",
+                            )
                         ]
-    return _tie_problems(policies, ties)
+    return _tie_problems(policies, ties, other)
 
 
-def _tie_problems(policies: list[PolicySpec], ties: dict[tuple[int, int, str], str]) -> list[str]:
+def _tie_problems(
+    policies: list[PolicySpec], ties: dict[tuple[int, int, str], str], other: PolicyNamer
+) -> list[Problem]:
     return [
-        f"policies[{i}]: as specific as policies[{j}] ({policies[j].name!r}) for models "
-        f"{example} and target {target}"
+        Problem(
+            ("policies", i),
+            f"as specific as {other(policies, j)} for models {example} and target {target}",
+        )
         for (i, j, target), example in sorted(ties.items())
     ]

@@ -2,14 +2,14 @@
 
 YAML itself keeps the last of two equal keys without a word, and its aliases let a few hundred
 bytes stand for millions of values; both are refused here, before the policy format is checked
-(`reviews.policy_spec`). Problems are `place: problem`, as the format's own.
+(`reviews.policy_spec`). Problems are `Problem`s, as the format's own.
 """
 
 from __future__ import annotations
 
 import yaml
 
-from .errors import PolicyInvalid
+from .errors import PolicyInvalid, Problem
 
 # A policy file is a few kilobytes; parsing YAML costs seconds per MiB and memory many times
 # the file, so a larger file is refused before it is parsed.
@@ -21,17 +21,6 @@ MAX_VALUES = 1_000_000
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def place(loc: tuple) -> str:
-    """A location as a person finds it in the file: `policies[0].require[1].group`."""
-    written = ""
-    for part in loc:
-        if isinstance(part, int):
-            written += f"[{part}]"
-        else:
-            written += f".{part}" if written else str(part)
-    return written
-
-
 def size_problem(size: int) -> str | None:
     """Why a file of `size` bytes is refused unread, or None when it may be parsed."""
     if size <= MAX_FILE_BYTES:
@@ -41,13 +30,13 @@ def size_problem(size: int) -> str | None:
     )
 
 
-def _duplicate_keys(root: yaml.Node) -> list[str]:
-    """`place: problem` for each key given twice in one mapping, naming both lines.
+def _duplicate_keys(root: yaml.Node) -> list[Problem]:
+    """A problem for each key given twice in one mapping, naming both lines.
 
     Walks the composed document, each node once: an alias shares its anchor's node, so neither
     a repeated alias nor one that refers to itself costs more than the file's own size.
     """
-    problems: list[tuple[int, str]] = []
+    problems: list[tuple[int, Problem]] = []
     seen: set[int] = set()
     stack: list[tuple[yaml.Node, tuple]] = [(root, ())]
     while stack:
@@ -64,9 +53,9 @@ def _duplicate_keys(root: yaml.Node) -> list[str]:
                     mark = first.setdefault((key.tag, key.value), key.start_mark)
                     if mark is not key.start_mark:
                         where = _both_places(mark, key.start_mark)
-                        problems.append((mark.line, f"{place((*loc, key.value))}: {where}"))
+                        problems.append((mark.line, Problem((*loc, key.value), where)))
                     stack.append((value, (*loc, key.value)))
-    return [problem for _, problem in sorted(problems)]
+    return [problem for _, problem in sorted(problems, key=lambda item: (item[0], str(item[1])))]
 
 
 def _both_places(first: yaml.Mark, second: yaml.Mark) -> str:
@@ -108,7 +97,7 @@ def _expanded_size(root: yaml.Node) -> int | None:
     return size[id(root)]
 
 
-def read_yaml(text: str) -> tuple[object, list[str]]:
+def read_yaml(text: str) -> tuple[object, list[Problem]]:
     """The document and the keys it gives twice (YAML itself keeps the last silently).
 
     Raises `PolicyInvalid` for a file over `MAX_FILE_BYTES` (unparsed), one that is not YAML,
@@ -116,7 +105,7 @@ def read_yaml(text: str) -> tuple[object, list[str]]:
     cost what a huge one would) or make a value contain itself.
     """
     if problem := size_problem(len(text.encode("utf-8"))):
-        raise PolicyInvalid([problem])
+        raise PolicyInvalid([Problem((), problem)])
     loader = SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -124,15 +113,19 @@ def read_yaml(text: str) -> tuple[object, list[str]]:
             return None, []
         size = _expanded_size(node)
         if size is None:
-            raise PolicyInvalid(["an alias (*name) refers to a value that contains it"])
+            raise PolicyInvalid(
+                [Problem((), "an alias (*name) refers to a value that contains it")]
+            )
         if size > MAX_VALUES:
             raise PolicyInvalid(
-                [f"aliases (*name) expand the file to more than {MAX_VALUES:,} values"]
+                [Problem((), f"aliases (*name) expand the file to more than {MAX_VALUES:,} values")]
             )
         return loader.construct_document(node), _duplicate_keys(node)
     except yaml.YAMLError as error:
-        raise PolicyInvalid([f"not valid YAML: {error}"]) from error
+        raise PolicyInvalid([Problem((), f"not valid YAML: {error}")]) from error
     except RecursionError:
-        raise PolicyInvalid(["not valid YAML: lists or mappings are nested too deeply"]) from None
+        raise PolicyInvalid(
+            [Problem((), "not valid YAML: lists or mappings are nested too deeply")]
+        ) from None
     finally:
         loader.dispose()

@@ -2,13 +2,15 @@
 
 Views stay thin: the review engine (`reviews.services`) decides and refuses, the registry app's
 comparison, chart and history functions provide the evidence, and every state change is a POST
-that redirects. A refusal that is about who you are is a 403 page; one that is about the request's
-state (already decided, already voted) is the page again with the reason, nothing changed.
+that redirects. A refusal answers as its own `status` says, as the API does: about who you are
+(403), a 403 page; about what does not exist (404), a 404 page; about the request's state
+(already decided, already voted), the page again with the reason, nothing changed.
 """
 
 from __future__ import annotations
 
 import csv
+from http import HTTPStatus
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -26,12 +28,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from registry import charts
 from registry.compare import compare_versions, metric_rows
 from registry.history import version_histories
+from registry.lookups import model_or_404, version_or_404
 from registry.metrics import ordered_keys
-from registry.models import ChangeKind, ModelVersion, RegisteredModel
+from registry.models import ChangeKind
 
-from . import audit, counting, errors, services
+from . import audit, counting, errors, promotion, services
 from .forms import AuditFilterForm, InboxFilterForm, PromotionForm, VoteForm, audit_actions
-from .forms import target_options as promotion_options
 from .inbox import awaiting_ids, decorate, state_class, state_label, with_rows
 from .models import AuditEvent, Decision, Execution, TransitionRequest, VoteChoice
 
@@ -68,10 +70,10 @@ def _staff_only(user) -> None:
 
 
 def _refuse(request: HttpRequest, error: errors.QuorumError, pk: int) -> HttpResponse:
-    """Who-you-are refusals are a 403 page; the rest redirect to the page with the reason."""
-    if isinstance(error, errors.NotEligible | errors.NotAllowed):
+    """A 403 or 404 refusal is that error page; the rest redirect to the page with the reason."""
+    if error.status == HTTPStatus.FORBIDDEN:
         raise PermissionDenied(str(error))
-    if isinstance(error, errors.RequestNotFound):
+    if error.status == HTTPStatus.NOT_FOUND:
         raise Http404(str(error))
     messages.error(request, str(error))
     return redirect("reviews:request_detail", pk=pk)
@@ -347,22 +349,12 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
 # -- requesting a promotion -------------------------------------------------------------------
 
 
-def _version_or_404(name: str, version: str) -> ModelVersion:
-    model = RegisteredModel.objects.filter(name=name).first()
-    number = int(version) if version.isascii() and version.isdigit() and len(version) < 10 else 0
-    found = model.versions.filter(version=number).first() if model and number else None
-    if found is None:
-        raise Http404(f"There is no version {version} of a model named “{name}”.")
-    found.model = model
-    return found
-
-
 @require_http_methods(["GET", "POST"])
 @login_required
 def request_new(request: HttpRequest, name: str, version: str) -> HttpResponse:
     """The promotion form on its own page; the version page embeds the same form."""
-    candidate = _version_or_404(name, version)
-    options = promotion_options(candidate, request.user)
+    candidate = version_or_404(model_or_404(name), version)
+    options = promotion.target_options(version=candidate, user=request.user)
     form = PromotionForm(request.POST or None, options=options)
     if request.method == "POST" and form.is_valid():
         try:

@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 
 from registry.models import RegisteredModel
-from reviews.errors import AmbiguousPolicy, NoPolicy, PolicyInvalid
+from reviews.errors import AmbiguousPolicy, NoPolicy, PolicyInvalid, Problem
 from reviews.models import ApprovalPolicy, AuditEvent, PolicyGate
 from reviews.policies import policies_export, policies_load, policy_as_spec, policy_for
 from reviews.policy_spec import parse_policy_file
@@ -54,9 +54,10 @@ def people():
 
 
 def problems_of(text: str) -> list[str]:
+    """The problems as the load_policies command writes them, `place: message`."""
     with pytest.raises(PolicyInvalid) as caught:
         policies_load(text=text)
-    return caught.value.problems
+    return [str(problem) for problem in caught.value.problems]
 
 
 def test_example_file_loads_groups_policies_requirements_and_gates(people):
@@ -131,7 +132,31 @@ def test_dry_run_reports_and_changes_nothing(people):
     report = policies_load(text=EXAMPLE, dry_run=True)
 
     assert report.created == ["production", "staging"]
+    assert report.changed_anything
     assert not ApprovalPolicy.objects.exists() and not Group.objects.exists()
+
+
+def test_the_report_says_whether_a_load_changed_anything(people):
+    assert policies_load(text=EXAMPLE).changed_anything
+    assert not policies_load(text=EXAMPLE).changed_anything
+    assert policies_load(
+        text=EXAMPLE.replace("[bob, carol, dave]", "[bob, carol]")
+    ).changed_anything
+
+
+def test_problems_carry_their_location_as_data(people):
+    text = EXAMPLE.replace("{group: data-science, approvals: 2}", "{group: nobody, approvals: 2}")
+
+    with pytest.raises(PolicyInvalid) as caught:
+        policies_load(text=text)
+
+    (problem,) = caught.value.problems
+    assert problem == Problem(("policies", 0, "require", 1, "group"), "unknown group 'nobody'")
+    assert problem.within("policies", 0) == Problem(
+        ("require", 1, "group"), "unknown group 'nobody'"
+    )
+    assert problem.within("policies", 1) is None
+    assert str(caught.value) == "policies[0].require[1].group: unknown group 'nobody'"
 
 
 @pytest.mark.parametrize(

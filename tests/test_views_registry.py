@@ -275,9 +275,9 @@ def test_compare_control_without_production_or_champion_preselects_nothing(brows
 
 
 @pytest.mark.parametrize("version", ["abc", "1.5", "-1", "٣", "1e3"])
-def test_non_integer_version_is_a_400(browser, fraud, version):
+def test_non_integer_version_is_a_404(browser, fraud, version):
     response = browser.get(f"/models/fraud/versions/{version}/")
-    assert response.status_code == 400
+    assert response.status_code == 404
     assert "is not a version number" in text_of(response)
 
 

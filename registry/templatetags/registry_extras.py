@@ -1,5 +1,6 @@
 """Template filters for mirror data: model names (marked when they could pass for another),
-MLflow timestamps, metric numbers, links into the MLflow UI, and the sync's status line.
+MLflow timestamps, metric numbers, links into the MLflow UI, and the sync's status line; and the
+slots other apps fill on the registry's pages (`registry.slots`).
 
 Load with `{% load registry_extras %}`; the review app's templates use the same filters so a
 number or a date reads the same on every page.
@@ -13,8 +14,9 @@ from urllib.parse import quote
 
 from django import template
 from django.conf import settings
+from django.utils.html import format_html_join
 
-from registry import metrics, names
+from registry import metrics, names, slots
 from registry.sync_status import sync_status as registry_sync_status
 
 register = template.Library()
@@ -105,3 +107,13 @@ def model_name(name) -> str:
 def model_name_text(name) -> str:
     """A model name for plain text (page titles, mail): the same markers, spelled out."""
     return names.as_text("" if name is None else str(name))
+
+
+@register.simple_tag(takes_context=True)
+def slot(context, name: str) -> str:
+    """What other apps put in this slot of the page (`registry.slots`), rendered with the page's
+    context as `{% include %}` would; nothing when none did."""
+    engine = context.template.engine
+    with context.push():
+        parts = [engine.get_template(t).render(context) for t in slots.templates(name)]
+    return format_html_join("", "{}", ((part,) for part in parts))

@@ -26,6 +26,7 @@ from ..policy_spec import (
     PolicySpec,
     format_duration,
     policy_problems,
+    validation_problems,
 )
 
 GATE_OPS = get_args(GateSpec.model_fields["op"].annotation)
@@ -35,10 +36,6 @@ class PolicyFields(PolicySpec):
     """A policy's own fields, validated before its requirements: those come from the inline."""
 
     require: list = []  # type: ignore[assignment]
-
-
-def _message(item) -> str:
-    return item["msg"].removeprefix("Value error, ")
 
 
 def _comma_list(text: str) -> list[str]:
@@ -136,13 +133,13 @@ class ApprovalPolicyForm(forms.ModelForm):
         try:
             fields = PolicyFields.model_validate(data)
         except ValidationError as error:
-            for item in error.errors():
-                self.add_error(POLICY_FIELDS[item["loc"][0]], _message(item))
+            for problem in validation_problems(error):
+                self.add_error(POLICY_FIELDS[str(problem.location[0])], problem.message)
             return cleaned
         # Without requirements only the targets and ties with other policies can be wrong.
         for problem in policy_problems(fields, _other_policies(self.instance)):
-            place, _, message = problem.partition(": ")
-            self.add_error("targets" if place.startswith("targets") else None, message)
+            on_targets = problem.within("targets") is not None
+            self.add_error("targets" if on_targets else None, problem.message)
         return cleaned
 
 
@@ -172,26 +169,20 @@ class RequirementFormSet(BaseInlineFormSet):
             spec = PolicySpec.model_validate(data)
         except ValidationError as error:
             # The policy form reports problems with the policy's own fields.
-            problems = [
-                (item["loc"][1:], _message(item))
-                for item in error.errors()
-                if item["loc"][0] == "require"
-            ]
+            problems = validation_problems(error)
         else:
-            problems = []
             # Only the requirements' problems are kept here, and those never involve the other
             # policies (the policy form checks ties with them): no need to load them again.
-            for problem in policy_problems(spec, others=[]):
-                place, _, message = problem.partition(": ")
-                if place.startswith("require["):
-                    index, _, field = place.removeprefix("require[").partition("].")
-                    problems.append(((int(index), field), message))
+            problems = policy_problems(spec, others=[])
         whole = []
-        for loc, message in problems:
-            if len(loc) == 2 and loc[1] in ("group", "approvals"):
-                rows[loc[0]].add_error(loc[1], message)
-            else:
-                whole.append(message)
+        for problem in problems:
+            if (own := problem.within("require")) is None:
+                continue
+            match own.location:
+                case (int(row), "group" | "approvals" as field):
+                    rows[row].add_error(field, own.message)
+                case _:
+                    whole.append(own.message)
         if whole:
             raise forms.ValidationError(whole)
 
@@ -222,9 +213,9 @@ class PolicyGateForm(forms.ModelForm):
         try:
             GateSpec.model_validate({field: cleaned.get(field) for field in GATE_FIELDS})
         except ValidationError as error:
-            for item in error.errors():
-                field = item["loc"][0] if item["loc"] else None
-                self.add_error(field if field in self.fields else None, _message(item))
+            for problem in validation_problems(error):
+                field = str(problem.location[0]) if problem.location else None
+                self.add_error(field if field in self.fields else None, problem.message)
         return cleaned
 
 

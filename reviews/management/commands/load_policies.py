@@ -56,7 +56,8 @@ class Command(BaseCommand):
             )
         except PolicyInvalid as error:
             raise CommandError(
-                f"{file} is invalid, nothing was changed:\n  " + "\n  ".join(error.problems)
+                f"{file} is invalid, nothing was changed:\n  "
+                + "\n  ".join(str(problem) for problem in error.problems)
             ) from error
         for line in report.lines():
             self.stdout.write(line)
