@@ -14,7 +14,6 @@ from .errors import AmbiguousPolicy, NoPolicy
 from .models import (
     COMMENT_MAX,
     ApprovalPolicy,
-    AuditEvent,
     Decision,
     Execution,
     TransitionRequest,
@@ -209,7 +208,3 @@ class AuditFilterForm(forms.Form):
         if data.get("until"):
             events = events.filter(created_at__date__lte=data["until"])
         return events
-
-
-def audit_actions() -> list[str]:
-    return list(AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct())
