@@ -23,6 +23,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -146,6 +147,7 @@ def prepare(mlflow_url: str, count: int):
         f"({TransitionRequest.objects.filter(decision='pending').count()} pending, "
         f"{verified.sequence:,} audit events)"
     )
+    print_audit_check_costs()
 
     sample = opened[len(opened) // 2]
     name, number = sample.version.model.name, sample.version.version
@@ -158,7 +160,8 @@ def prepare(mlflow_url: str, count: int):
         "request": f"/reviews/{sample.pk}/",
         "audit (staff)": "/audit/",
         "API: pending requests": "/api/v1/requests?state=pending",
-        "API: the same, fields=full": "/api/v1/requests?state=pending&fields=full",
+        # What every call answered before summaries: full items, 50 a page.
+        "API: full, 50 (as before)": "/api/v1/requests?state=pending&fields=full&limit=50",
     }
     from reviews.api_auth import token_create
 
@@ -172,6 +175,7 @@ def prepare(mlflow_url: str, count: int):
     queries = {}
     for label, path in pages.items():
         headers = {} if not label.startswith("API") else credentials["token"]
+        client.get(path, headers=headers)  # once first: a token's last use is written once a minute
         with CaptureQueriesContext(connection) as captured:
             response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code)
@@ -200,11 +204,31 @@ def lengthen_audit_chain(events: int) -> tuple[str, str, int]:
         f"the reconciler's walk verified {verified.checked:,} of them in "
         f"{time.perf_counter() - built:.1f} s"
     )
+    print_audit_check_costs()
     client = Client()
     client.force_login(User.objects.get(username="reviewer"))
     with CaptureQueriesContext(connection) as captured:
         assert client.get("/audit/").status_code == 200
     return f"audit, {verified.sequence:,} events", "/audit/", len(captured)
+
+
+def print_audit_check_costs() -> None:
+    """In-process: the full walk each view of the audit page made before the checkpoint, against
+    the page's check now (medians)."""
+    from reviews import audit
+
+    def median_ms(function, runs: int) -> float:
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - started)
+        return statistics.median(times) * 1000
+
+    print(
+        f"  audit check: full walk {median_ms(audit.verify, 3):.0f} ms, "
+        f"the page's check from the checkpoint {median_ms(audit.chain_status, 21):.1f} ms"
+    )
 
 
 def probe(url: str, headers: dict[str, str]) -> None:
