@@ -66,6 +66,20 @@ def canonical(
     )
 
 
+def event_content(event: AuditEvent) -> str:
+    """`canonical` of a stored event, as its hash covers it."""
+    return canonical(
+        sequence=event.sequence,
+        created_at=event.created_at,
+        actor=event.actor,
+        action=event.action,
+        request_id=event.request_id,
+        model_name=event.model_name,
+        version=event.version,
+        details=event.details,
+    )
+
+
 def chain_hash(prev_hash: str, content: str) -> str:
     return hashlib.sha256((prev_hash + content).encode("utf-8")).hexdigest()
 
@@ -208,17 +222,7 @@ def _walk(
             return result(expected, f"event {expected} is missing (next is {event.sequence})")
         if event.prev_hash != prev_hash:
             return result(event.sequence, "previous hash does not match")
-        content = canonical(
-            sequence=event.sequence,
-            created_at=event.created_at,
-            actor=event.actor,
-            action=event.action,
-            request_id=event.request_id,
-            model_name=event.model_name,
-            version=event.version,
-            details=event.details,
-        )
-        if chain_hash(prev_hash, content) != event.hash:
+        if chain_hash(prev_hash, event_content(event)) != event.hash:
             return result(event.sequence, "content does not match its hash")
         prev_hash, expected = event.hash, expected + 1
     if expected - 1 < last:

@@ -497,9 +497,7 @@ def test_list_items_are_summaries_unless_fields_full_asks_for_what_get_answers(
     refused(api.get("/requests", fields="everything"), 400, "invalid_request")
 
 
-def test_a_list_of_requests_has_20_items_unless_the_limit_says_otherwise(
-    fraud, requester, as_user
-):
+def test_a_list_of_requests_has_20_items_unless_the_limit_says_otherwise(fraud, requester, as_user):
     api = as_user(requester)
     for _ in range(21):
         create(api, version=make_version(fraud, metrics=GOOD).version)
