@@ -243,7 +243,7 @@ def probe(url: str, headers: dict[str, str]) -> None:
 def wrk(url: str, args, headers: dict[str, str]) -> dict[str, float]:
     command = [
         "wrk",
-        "-t2",
+        f"-t{min(2, args.clients)}",  # wrk needs a connection per thread
         f"-c{args.clients}",
         f"-d{args.seconds}s",
         "-s",
