@@ -265,8 +265,14 @@ def verify(*, checkpoint: bool = False) -> Verification:
     return result
 
 
-def extend_verified_checkpoint() -> Verification:
-    """Verifies the events appended since the verified checkpoint and moves it to the newest.
+# Events one reconciler run verifies at most (a few seconds' work): the first run after an upgrade
+# catches up with a long history over several runs rather than outlasting the job's timeout.
+EXTEND_LIMIT = 100_000
+
+
+def extend_verified_checkpoint(*, limit: int = EXTEND_LIMIT) -> Verification:
+    """Verifies the events appended since the verified checkpoint (`limit` of them at most) and
+    moves the checkpoint to the last one.
 
     Run by the periodic reconciler, so the audit page has only the last minute's events to check.
     A break is recorded on the head (and logged) and stays until a verification finds that link
@@ -274,7 +280,9 @@ def extend_verified_checkpoint() -> Verification:
     full walk of `manage.py verify_audit`, which records what it finds the same way.
     """
     head = _head()
-    result = _walk(after=head.verified_sequence, after_hash=head.verified_hash, head=head)
+    result = _walk(
+        after=head.verified_sequence, after_hash=head.verified_hash, head=head, limit=limit
+    )
     # Guarded: a `verify_audit` that recorded something meanwhile is newer than this walk.
     _checkpoint_save(
         result,

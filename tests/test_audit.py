@@ -237,6 +237,15 @@ def test_extending_the_checkpoint_reads_only_the_events_since_it():
     assert head().verified_sequence == 7
 
 
+def test_a_long_history_is_verified_over_several_runs():
+    record_events(5)
+
+    runs = [audit.extend_verified_checkpoint(limit=2) for _ in range(3)]
+
+    assert [(r.ok, r.sequence, r.read) for r in runs] == [(True, 2, 2), (True, 4, 3), (True, 5, 2)]
+    assert head().verified_sequence == 5
+
+
 def test_a_break_after_the_checkpoint_is_recorded_and_cleared_once_the_link_holds_again(caplog):
     record_events(5)
     audit.extend_verified_checkpoint()
