@@ -12,6 +12,8 @@ same shape.
 from __future__ import annotations
 
 import re
+from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -85,11 +87,24 @@ class PageIn(Schema):
     offset: int = Field(0, ge=0, le=2**31 - 1)
 
 
+class RequestPageIn(PageIn):
+    # The inbox's page size: lists of requests are polled, and each item is counted afresh.
+    limit: int = Field(20, ge=1, le=500)
+
+
 class RequestFilters(Schema):
     state: Literal[tuple(Decision.values)] | None = Field(  # type: ignore[valid-type]
         None, description="A decision: pending, approved, rejected, cancelled or expired."
     )
     model: Name | None = Field(None, description="A registered model's name.")
+
+
+class RequestFields(Schema):
+    fields: Literal["summary", "full"] = Field(
+        "summary",
+        description="`summary`: each request's state and approvals so far; `full`: what "
+        "`GET /requests/{id}` answers (gates, votes, comments, reasons) for every item.",
+    )
 
 
 # -- output types -----------------------------------------------------------------------------
@@ -154,29 +169,36 @@ class VoteOut(Schema):
     created_at: datetime
 
 
-class RequestOut(Schema):
+class RequestSummary(Schema):
+    """A request in a list: where it stands. `GET /requests/{id}` has the rest."""
+
     id: int
     model: str
     version: int
     target: str
     requester: str
-    comment: str
     decision: str = Field(description="pending, approved, rejected, cancelled or expired.")
-    decision_reason: str
-    decided_by: str | None = Field(description="A username; null when the policy decided.")
-    decided_at: datetime | None
     execution: str | None = Field(
         description="After approval: queued, running, done or failed; null before."
     )
+    requirements: list[Requirement] = Field(
+        description="Per required group: approvals needed and who is counted so far."
+    )
+    created_at: datetime
+    expires_at: datetime
+    url: str = Field(description="The request's page in the dashboard.")
+
+
+class RequestOut(RequestSummary):
+    comment: str
+    decision_reason: str
+    decided_by: str | None = Field(description="A username; null when the policy decided.")
+    decided_at: datetime | None
     execution_error: str
     execution_attempts: int
     executed_at: datetime | None
     gates: list[dict[str, Any]] = Field(description="Gate results as evaluated at creation.")
-    requirements: list[Requirement]
     votes: list[VoteOut]
-    created_at: datetime
-    expires_at: datetime
-    url: str = Field(description="The request's page in the dashboard.")
 
 
 class ModelPage(Schema):
@@ -189,9 +211,20 @@ class VersionPage(Schema):
     items: list[VersionOut]
 
 
+class RequestSummaryPage(Schema):
+    fields: Literal["summary"] = Field(description="The items' representation.")
+    count: int
+    items: list[RequestSummary]
+
+
 class RequestPage(Schema):
+    fields: Literal["full"] = Field(description="The items' representation.")
     count: int
     items: list[RequestOut]
+
+
+# Which of the two the answer is, told by its `fields`.
+RequestList = Annotated[RequestSummaryPage | RequestPage, Field(discriminator="fields")]
 
 
 class RequestIn(Schema):
@@ -245,6 +278,20 @@ VOTE_COLUMNS = (
     "created_at",
     "user__username",
 )
+# What a summary reads: plain rows, no model instances, nothing of the gates or comments.
+SUMMARY_COLUMNS = (
+    "id",
+    "version__model__name",
+    "version__version",
+    "target",
+    "requester__username",
+    "decision",
+    "execution",
+    "policy_snapshot",
+    "created_at",
+    "expires_at",
+)
+COUNTED_VOTE_COLUMNS = ("request", "decision", "groups", "stale", "created_at", "user__username")
 
 
 def requests_with_details():
@@ -286,6 +333,40 @@ def version_out(model: RegisteredModel, version: ModelVersion) -> dict:
     }
 
 
+def requirements_out(count: counting.Tally) -> list[dict]:
+    return [
+        {"group": p.group, "needed": p.needed, "approvers": list(p.approvers)}
+        for p in count.progress
+    ]
+
+
+def request_summaries(requests) -> list[dict]:
+    """`requests` (a page of them) as summaries, in two queries: the rows, and their votes."""
+    rows = list(requests.values(*SUMMARY_COLUMNS))
+    votes = defaultdict(list)
+    counted = Vote.objects.filter(request__in=[row["id"] for row in rows])
+    for vote in counted.select_related("user").only(*COUNTED_VOTE_COLUMNS):
+        votes[vote.request_id].append(vote)
+    return [
+        {
+            "id": row["id"],
+            "model": row["version__model__name"],
+            "version": row["version__version"],
+            "target": row["target"],
+            "requester": row["requester__username"],
+            "decision": row["decision"],
+            "execution": row["execution"] or None,
+            "requirements": requirements_out(
+                counting.tally_of(row["policy_snapshot"], votes[row["id"]])
+            ),
+            "created_at": row["created_at"],
+            "expires_at": row["expires_at"],
+            "url": request_url(row["id"]),
+        }
+        for row in rows
+    ]
+
+
 def request_out(request: TransitionRequest) -> dict:
     votes = list(request.votes.all())
     count = counting.tally(request, votes)
@@ -305,10 +386,7 @@ def request_out(request: TransitionRequest) -> dict:
         "execution_attempts": request.execution_attempts,
         "executed_at": request.executed_at,
         "gates": request.gate_results,
-        "requirements": [
-            {"group": p.group, "needed": p.needed, "approvers": list(p.approvers)}
-            for p in count.progress
-        ],
+        "requirements": requirements_out(count),
         "votes": [
             {
                 "user": v.user.get_username(),
@@ -328,10 +406,11 @@ def request_out(request: TransitionRequest) -> dict:
     }
 
 
-def _page(queryset, page: PageIn, represent) -> dict:
-    """One page of `queryset`; only that page is loaded and represented."""
+def _page(queryset, page: PageIn, represent: Callable[[Any], list[dict]]) -> dict:
+    """One page of `queryset`; only that page is loaded and represented (`represent` turns the
+    page's rows into its items)."""
     rows = queryset[page.offset : page.offset + page.limit]
-    return {"count": queryset.count(), "items": [represent(row) for row in rows]}
+    return {"count": queryset.count(), "items": represent(rows)}
 
 
 def _request(pk: int) -> dict:
@@ -356,7 +435,7 @@ def list_models(request: HttpRequest, page: Query[PageIn]):
         )
         .order_by("name")  # explicit: pages must not shuffle
     )
-    return _page(models, page, model_out)
+    return _page(models, page, lambda rows: [model_out(m) for m in rows])
 
 
 @api.get(
@@ -370,7 +449,7 @@ def list_versions(request: HttpRequest, name: Name, page: Query[PageIn]):
     if model is None:
         raise UnknownModel(f"There is no registered model named {name!r}.")
     versions = ModelVersion.objects.live().filter(model=model).order_by("-version")
-    return _page(versions, page, lambda v: version_out(model, v))
+    return _page(versions, page, lambda rows: [version_out(model, v) for v in rows])
 
 
 @api.post("/requests", response={201: RequestOut, WRITE_ERRORS: Error}, tags=["requests"])
@@ -387,15 +466,27 @@ def create_request(request: HttpRequest, body: RequestIn):
     return Status(201, _request(created.pk))
 
 
-@api.get("/requests", response={200: RequestPage, READ_ERRORS: Error}, tags=["requests"])
-def list_requests(request: HttpRequest, filters: Query[RequestFilters], page: Query[PageIn]):
-    """Requests, newest first, optionally in one decision state and of one model."""
-    requests = requests_with_details()
+@api.get("/requests", response={200: RequestList, READ_ERRORS: Error}, tags=["requests"])
+def list_requests(
+    request: HttpRequest,
+    filters: Query[RequestFilters],
+    page: Query[RequestPageIn],
+    view: Query[RequestFields],
+):
+    """Requests, newest first, optionally in one decision state and of one model: each one's
+    state and approvals so far (`fields=full`: everything `GET /requests/{id}` answers)."""
+    full = view.fields == "full"
+    requests = requests_with_details() if full else TransitionRequest.objects.all()
     if filters.state:
         requests = requests.filter(decision=filters.state)
     if filters.model:
         requests = requests.filter(version__model__name=filters.model)
-    return _page(requests, page, request_out)
+    if full:
+        return {
+            "fields": "full",
+            **_page(requests, page, lambda rows: [request_out(r) for r in rows]),
+        }
+    return {"fields": "summary", **_page(requests, page, request_summaries)}
 
 
 @api.get("/requests/{id}", response={200: RequestOut, LOOKUP_ERRORS: Error}, tags=["requests"])

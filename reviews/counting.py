@@ -118,11 +118,16 @@ def tally(request: TransitionRequest, votes: list[Vote] | None = None) -> Tally:
     """
     if votes is None:
         votes = list(request.votes.select_related("user"))
+    return tally_of(request.policy_snapshot, votes)
+
+
+def tally_of(policy_snapshot: dict, votes: Iterable[Vote]) -> Tally:
+    """`tally` from a request's policy snapshot, for lists that load requests as plain rows."""
     approving = sorted(
         (v for v in votes if v.decision == VoteChoice.APPROVE and not v.stale),
         key=lambda v: (v.created_at, v.pk),
     )
-    needs = [(r["group"], r["approvals"]) for r in request.policy_snapshot.get("require", [])]
+    needs = [(r["group"], r["approvals"]) for r in policy_snapshot.get("require", [])]
     counted = assign(needs, [(v.pk, v.groups) for v in approving])
     return Tally(
         progress=[

@@ -7,7 +7,7 @@ from django import forms
 
 from registry.models import Stage
 
-from .models import COMMENT_MAX, AuditEvent, Decision, Execution, VoteChoice
+from .models import COMMENT_MAX, Decision, Execution, VoteChoice
 from .promotion import TargetOption
 
 REJECT_NEEDS_COMMENT = "Say why you reject: the requester needs it to fix the model."
@@ -104,7 +104,3 @@ class AuditFilterForm(forms.Form):
         if data.get("until"):
             events = events.filter(created_at__date__lte=data["until"])
         return events
-
-
-def audit_actions() -> list[str]:
-    return list(AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct())

@@ -233,6 +233,7 @@ def reconcile() -> dict:
     expired = services.requests_expire_overdue()
     requeued = requeue_lost_transitions()
     classified = registry_events.classify_pending_changes()
+    audit.extend_verified_checkpoint()
     summary = {"expired": len(expired), "requeued": len(requeued), "classified": classified}
     if any(summary.values()):
         logger.info("reconcile: %s", summary)

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.db import models
+from django.db import connections, models
 from django.utils import timezone
 
 
@@ -259,6 +259,23 @@ class Vote(models.Model):
         return f"{self.user} {self.decision}s #{self.request_id}"
 
 
+class AuditEventManager(models.Manager):
+    def actions(self) -> list[str]:
+        """Every action recorded, in order: one index probe per distinct action (a recursive
+        query skips from one to the next), where DISTINCT would read every event's row."""
+        db = connections[self.db]
+        table = db.ops.quote_name(self.model._meta.db_table)
+        with db.cursor() as cursor:
+            cursor.execute(
+                f"WITH RECURSIVE found(action) AS ("  # noqa: S608 - the table's own name
+                f" SELECT MIN(action) FROM {table}"
+                f" UNION ALL SELECT (SELECT MIN(action) FROM {table} WHERE action > found.action)"
+                f" FROM found WHERE found.action IS NOT NULL"
+                f") SELECT action FROM found WHERE action IS NOT NULL"
+            )
+            return [action for (action,) in cursor.fetchall()]
+
+
 class AuditEvent(models.Model):
     """An append-only, hash-chained record of something that happened (see `reviews.audit`)."""
 
@@ -280,6 +297,8 @@ class AuditEvent(models.Model):
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 
+    objects = AuditEventManager()
+
     class Meta:
         ordering = ["-sequence"]
 
@@ -288,11 +307,22 @@ class AuditEvent(models.Model):
 
 
 class AuditHead(models.Model):
-    """The chain's head: locked by every append so concurrent writers still form one chain."""
+    """The chain's head: locked by every append so concurrent writers still form one chain.
+
+    It also keeps the verified checkpoint: the event up to which the chain was last recomputed
+    and found whole, its hash and when, so that the audit page verifies only what came after it.
+    `broken_at` is where the last verification stopped at a link that did not hold; it stays set
+    until a later verification finds that link whole again (see `reviews.audit`).
+    """
 
     name = models.CharField(max_length=16, primary_key=True, default="audit")
     sequence = models.PositiveBigIntegerField(default=0)
     hash = models.CharField(max_length=64, default="0" * 64)
+    verified_sequence = models.PositiveBigIntegerField(default=0)
+    verified_hash = models.CharField(max_length=64, default="0" * 64)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    broken_at = models.PositiveBigIntegerField(null=True, blank=True)
+    broken_problem = models.TextField(blank=True, default="")
 
     def __str__(self) -> str:
         return f"audit head at #{self.sequence}"

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import itertools
 import time
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
 
 from registry.models import MetricHistory, ModelVersion, RegisteredModel, Stage
 
@@ -135,6 +138,46 @@ def make_hostile_request(*, requester, voter, decision: str, text: str):
     )
     services.vote_cast(request_id=request.pk, user=voter, decision=decision, comment=text)
     return request
+
+
+# Actions a long audit history is made of, so that its filter has something to list.
+CHAIN_ACTIONS = ("request.created", "vote.cast", "request.approved", "transition.done")
+
+
+def make_audit_chain(count: int, *, batch: int = 5000) -> None:
+    """Appends `count` events to the audit chain in bulk, each hashed exactly as
+    `audit.record` hashes it: a long, valid history in seconds rather than minutes.
+
+    Rows are written directly (no `event_recorded` signal, so no mail or webhooks), under the
+    chain head's lock, and the head is moved to the last one.
+    """
+    from reviews import audit
+    from reviews.models import AuditEvent, AuditHead
+
+    AuditHead.objects.get_or_create(name="audit")
+    with transaction.atomic():
+        head = AuditHead.objects.select_for_update().get(name="audit")
+        first = head.sequence + 1
+        start = timezone.now() - timedelta(seconds=count)
+        rows: list[AuditEvent] = []
+        for sequence in range(first, first + count):
+            fields = {
+                "created_at": start + timedelta(seconds=sequence - first),
+                "actor": f"user{sequence % 40}",
+                "action": CHAIN_ACTIONS[sequence % len(CHAIN_ACTIONS)],
+                "model_name": f"model-{sequence % 200:03d}",
+                "version": sequence % 10 + 1,
+                "details": {"n": sequence},
+            }
+            content = audit.canonical(sequence=sequence, request_id=None, **fields)
+            digest = audit.chain_hash(head.hash, content)
+            rows.append(AuditEvent(sequence=sequence, prev_hash=head.hash, hash=digest, **fields))
+            head.sequence, head.hash = sequence, digest
+            if len(rows) == batch:
+                AuditEvent.objects.bulk_create(rows)
+                rows = []
+        AuditEvent.objects.bulk_create(rows)
+        head.save(update_fields=["sequence", "hash"])
 
 
 # -- hostile registries, written into a real MLflow server with MLflow's own client --------------

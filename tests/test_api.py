@@ -446,15 +446,66 @@ def test_list_requests_costs_the_same_queries_for_3_or_30(
         body = create(api, version=version.version).json()
         as_user(lead).post(f"/requests/{body['id']}/votes", {"decision": "approve"})
 
+    def listed(**params) -> int:
+        # auth + last-used update + count + page + votes with their users
+        with django_assert_max_num_queries(6):
+            return len(api.get("/requests", limit=50, **params).json()["items"])
+
     for version in versions[:3]:
         request_and_vote(version)
-    # auth + last-used update + count + page + votes with their users
-    with django_assert_max_num_queries(6):
-        assert len(api.get("/requests").json()["items"]) == 3
+    assert listed() == 3 and listed(fields="full") == 3
     for version in versions[3:]:
         request_and_vote(version)
-    with django_assert_max_num_queries(6):
-        assert len(api.get("/requests").json()["items"]) == 30
+    assert listed() == 30 and listed(fields="full") == 30
+
+
+SUMMARY_FIELDS = {
+    "id",
+    "model",
+    "version",
+    "target",
+    "requester",
+    "decision",
+    "execution",
+    "requirements",
+    "created_at",
+    "expires_at",
+    "url",
+}
+
+
+def test_list_items_are_summaries_unless_fields_full_asks_for_what_get_answers(
+    fraud, requester, lead, scientist1, as_user
+):
+    api = as_user(requester)
+    created = create(api, comment="retrained").json()
+    as_user(scientist1).post(f"/requests/{created['id']}/votes", {"decision": "approve"})
+    detail = api.get(f"/requests/{created['id']}").json()
+
+    summary = api.get("/requests").json()
+    full = api.get("/requests", fields="full").json()
+
+    assert summary["fields"] == "summary" and full["fields"] == "full"
+    assert summary["count"] == full["count"] == 1
+    assert set(summary["items"][0]) == SUMMARY_FIELDS
+    assert summary["items"][0] == {key: detail[key] for key in SUMMARY_FIELDS}
+    assert summary["items"][0]["requirements"] == [
+        {"group": "ml-leads", "needed": 1, "approvers": []},
+        {"group": "data-science", "needed": 2, "approvers": ["scientist1"]},
+    ]
+    assert full["items"] == [detail]
+    refused(api.get("/requests", fields="everything"), 400, "invalid_request")
+
+
+def test_a_list_of_requests_has_20_items_unless_the_limit_says_otherwise(fraud, requester, as_user):
+    api = as_user(requester)
+    for _ in range(21):
+        create(api, version=make_version(fraud, metrics=GOOD).version)
+
+    assert len(api.get("/requests").json()["items"]) == 20
+    assert len(api.get("/requests", offset=20).json()["items"]) == 1
+    assert len(api.get("/requests", limit=21).json()["items"]) == 21
+    assert len(api.get("/models", limit=500).json()["items"]) == 1  # other lists keep theirs
 
 
 # -- votes and cancel -------------------------------------------------------------------------
@@ -660,6 +711,11 @@ def test_openapi_schema_lists_the_endpoints(client):
         "/api/v1/requests/{id}/cancel",
     }
     assert schema["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
+    listing = schema["paths"]["/api/v1/requests"]["get"]
+    assert {p["name"] for p in listing["parameters"]} >= {"state", "model", "limit", "fields"}
+    answer = listing["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer["discriminator"]["propertyName"] == "fields"
+    assert set(schema["components"]["schemas"]["RequestSummary"]["properties"]) == SUMMARY_FIELDS
     request_in = schema["components"]["schemas"]["RequestIn"]
     assert request_in["properties"]["comment"]["maxLength"] == COMMENT_MAX
     assert request_in["properties"]["version"]["type"] == "integer"
