@@ -1,14 +1,18 @@
 """Page latency under load: gunicorn serving the dashboard for a large registry and review history.
 
     .venv/bin/python bench/pages.py [--clients 20] [--seconds 10] [--requests 1000]
+                                    [--audit-events 100000]
 
 Mirrors the 200 x 10 benchmark registry (built once by bench/sync.py's code and reused from
 var/bench/), opens REQUESTS transition requests with votes (pending with some approvals, approved,
 rejected), then serves Quorum with gunicorn (2 processes x 4 threads, DEBUG off) and drives each
-page with `wrk` (CLIENTS connections for SECONDS each, logged in, loopback only). In the same run
-it drives MLflow's own JSON listing of 25 registered models (`registered-models/search`, the
-page size of our models list) the same way, and prints each page's p50 against MLflow's.
-Queries per page are counted in-process with Django's test client at this size.
+page with `wrk` (CLIENTS connections for SECONDS each, logged in, loopback only). Every page is
+fetched once first and must answer 200 itself: wrk counts only 4xx and 5xx as errors, and a
+redirect to the login form would pass for a fast page. In the same run it drives MLflow's own
+JSON listing of 25 registered models (`registered-models/search`, the page size of our models
+list) the same way, and prints each page's p50 against MLflow's. Then it lengthens the audit
+chain to AUDIT_EVENTS events (0: not at all), verifies it as the reconciler would, and drives the
+audit page again. Queries per page are counted in-process with Django's test client.
 
 Needs `wrk` (Debian: apt-get install wrk) and a PostgreSQL server (several processes write).
 """
@@ -19,6 +23,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -42,6 +47,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=10, help="per page")
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--audit-events", type=int, default=100_000)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/pages.py needs wrk: apt-get install wrk")
@@ -52,6 +58,9 @@ def main() -> None:
         os.environ["DATABASE_URL"] = fresh_database("pages")
     if not os.environ["DATABASE_URL"].startswith("postgres"):
         sys.exit("bench/pages.py needs PostgreSQL on 127.0.0.1:5432 (or DATABASE_URL)")
+    # The session the pages are driven with is made in this process: gunicorn must check it
+    # with the same key, or every page answers with a redirect to the login form.
+    os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 50)
     store = BENCH_DIR / "mlflow-200x10"
     with bench_stack("pages", store=store) as mlflow_url:
         if not (store / "complete").exists():
@@ -74,7 +83,6 @@ def main() -> None:
             env={
                 **os.environ,
                 "DEBUG": "0",
-                "SECRET_KEY": "bench-" + "x" * 50,
                 "ALLOWED_HOSTS": "127.0.0.1",
                 # Steady state: no per-request log line to write, no process recycling mid-run
                 # (gunicorn.conf.py recycles every ~10,000 requests, which drops connections).
@@ -102,7 +110,7 @@ def prepare(mlflow_url: str, count: int):
     from registry.mlflow_client import RegistryClient
     from registry.models import ModelVersion
     from registry.sync import sync_registry
-    from reviews import services
+    from reviews import audit, services
     from reviews.models import TransitionRequest
     from reviews.policies import policies_load
 
@@ -131,11 +139,15 @@ def prepare(mlflow_url: str, count: int):
                 request_id=request.pk, user=approvers[0], decision="reject", comment="worse"
             )
     django_rq.get_queue("transitions").empty()  # no worker here: leave MLflow as it is
+    # As the reconciler does every minute: the audit page then checks only what comes after.
+    verified = audit.extend_verified_checkpoint()
     print(
         f"mirrored 2,000 versions and opened {len(opened)} requests with votes in "
         f"{time.perf_counter() - started:.0f} s "
-        f"({TransitionRequest.objects.filter(decision='pending').count()} pending)"
+        f"({TransitionRequest.objects.filter(decision='pending').count()} pending, "
+        f"{verified.sequence:,} audit events)"
     )
+    print_audit_check_costs()
 
     sample = opened[len(opened) // 2]
     name, number = sample.version.model.name, sample.version.version
@@ -148,31 +160,90 @@ def prepare(mlflow_url: str, count: int):
         "request": f"/reviews/{sample.pk}/",
         "audit (staff)": "/audit/",
         "API: pending requests": "/api/v1/requests?state=pending",
+        # What every call answered before summaries: full items, 50 a page.
+        "API: full, 50 (as before)": "/api/v1/requests?state=pending&fields=full&limit=50",
     }
-    client = Client()
-    client.force_login(User.objects.get(username="reviewer"))
-    queries = {}
-    for label, path in pages.items():
-        if label.startswith("API"):
-            continue
-        with CaptureQueriesContext(connection) as captured:
-            response = client.get(path)
-        assert response.status_code == 200, (path, response.status_code)
-        queries[label] = len(captured)
     from reviews.api_auth import token_create
 
+    client = Client()
+    client.force_login(User.objects.get(username="reviewer"))
     _, token = token_create(user=User.objects.get(username="reviewer"), name="bench")
     credentials = {
         "session": {"Cookie": f"sessionid={client.cookies['sessionid'].value}"},
         "token": {"Authorization": f"Bearer {token}"},
     }
-    return {label: (path, queries.get(label)) for label, path in pages.items()}, credentials
+    queries = {}
+    for label, path in pages.items():
+        headers = {} if not label.startswith("API") else credentials["token"]
+        client.get(path, headers=headers)  # once first: a token's last use is written once a minute
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(path, headers=headers)
+        assert response.status_code == 200, (path, response.status_code)
+        queries[label] = len(captured)
+    return {label: (path, queries[label]) for label, path in pages.items()}, credentials
+
+
+def lengthen_audit_chain(events: int) -> tuple[str, str, int]:
+    """Appends events until the chain holds `events`, verifies them as the reconciler would, and
+    returns the audit page's (label, path, queries) at that length."""
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from reviews import audit
+    from reviews.models import AuditHead
+    from tests.factories import make_audit_chain
+
+    started = time.perf_counter()
+    make_audit_chain(max(0, events - AuditHead.objects.get(name="audit").sequence))
+    built = time.perf_counter()
+    verified = audit.extend_verified_checkpoint()
+    print(
+        f"audit chain lengthened to {verified.sequence:,} events in {built - started:.0f} s; "
+        f"the reconciler's walk verified {verified.checked:,} of them in "
+        f"{time.perf_counter() - built:.1f} s"
+    )
+    print_audit_check_costs()
+    client = Client()
+    client.force_login(User.objects.get(username="reviewer"))
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get("/audit/").status_code == 200
+    return f"audit, {verified.sequence:,} events", "/audit/", len(captured)
+
+
+def print_audit_check_costs() -> None:
+    """In-process: the full walk each view of the audit page made before the checkpoint, against
+    the page's check now (medians)."""
+    from reviews import audit
+
+    def median_ms(function, runs: int) -> float:
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - started)
+        return statistics.median(times) * 1000
+
+    print(
+        f"  audit check: full walk {median_ms(audit.verify, 3):.0f} ms, "
+        f"the page's check from the checkpoint {median_ms(audit.chain_status, 21):.1f} ms"
+    )
+
+
+def probe(url: str, headers: dict[str, str]) -> None:
+    """The page answers 200 itself: not a redirect (to the login form), which wrk would time."""
+    import requests
+
+    response = requests.get(url, headers=headers, allow_redirects=False, timeout=60)
+    if response.status_code != 200:
+        raise SystemExit(f"{url} answered {response.status_code}, not 200: nothing to measure")
 
 
 def wrk(url: str, args, headers: dict[str, str]) -> dict[str, float]:
     command = [
         "wrk",
-        "-t2",
+        f"-t{min(2, args.clients)}",  # wrk needs a connection per thread
         f"-c{args.clients}",
         f"-d{args.seconds}s",
         "-s",
@@ -198,21 +269,29 @@ def report(base: str, mlflow_url: str, pages, credentials: dict, args) -> None:
         f"database {connection.vendor}, {os.cpu_count()} cores shared with the load generator"
     )
     print(
-        f"{'page':<24} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>7} "
+        f"{'page':<28} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>7} "
         f"{'queries':>8} {'p50 / MLflow':>13}"
     )
-    for label, (path, queries) in pages.items():
+
+    def drive(label: str, path: str, queries: int) -> None:
         headers = credentials["token" if label.startswith("API") else "session"]
+        probe(base + path, headers)
         result = wrk(base + path, args, headers)
         if result["errors"] or result["non2xx"]:
             print(f"  {label}: {result['errors']:.0f} errors, {result['non2xx']:.0f} non-2xx")
         print(
-            f"{label:<24} {result['p50']:8.1f} {result['p95']:8.1f} {result['p99']:8.1f} "
-            f"{result['requests'] / args.seconds:7.0f} {queries if queries is not None else '-':>8}"
-            f" {result['p50'] / mlflow['p50']:12.2f}x"
+            f"{label:<28} {result['p50']:8.1f} {result['p95']:8.1f} {result['p99']:8.1f} "
+            f"{result['requests'] / args.seconds:7.0f} {queries:>8}"
+            f" {result['p50'] / mlflow['p50']:12.2f}x",
+            flush=True,
         )
+
+    for label, (path, queries) in pages.items():
+        drive(label, path, queries)
+    if args.audit_events:
+        drive(*lengthen_audit_chain(args.audit_events))
     print(
-        f"{'MLflow models search (25)':<24} {mlflow['p50']:8.1f} {mlflow['p95']:8.1f} "
+        f"{'MLflow models search (25)':<28} {mlflow['p50']:8.1f} {mlflow['p95']:8.1f} "
         f"{mlflow['p99']:8.1f} {mlflow['requests'] / args.seconds:7.0f} {'-':>8} {1:12.2f}x"
     )
 

@@ -66,3 +66,21 @@ def check_base_url(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register(Tags.security, deploy=True)
+def check_proxy_count(app_configs, **kwargs):
+    # A TLS proxy header says a proxy is in front; without QUORUM_PROXY_COUNT every request seems
+    # to come from the proxy, and one person's failed sign-ins lock everybody out.
+    if not getattr(settings, "SECURE_PROXY_SSL_HEADER", None) or settings.QUORUM_PROXY_COUNT:
+        return []
+    return [
+        Warning(
+            "SECURE_PROXY_SSL_HEADER says a proxy is in front of Quorum, but QUORUM_PROXY_COUNT is "
+            "0: every request seems to come from the proxy's address, so failed sign-ins from "
+            "one person lock out everyone.",
+            hint="Set QUORUM_PROXY_COUNT to the number of reverse proxies that append to "
+            "X-Forwarded-For (1 for a single nginx or load balancer).",
+            id="quorum.W003",
+        )
+    ]

@@ -6,12 +6,16 @@ SECRET_KEY (see README.md).
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 import dj_email_url
 import plotly
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+
+from quorum.csp import plotly_style_hashes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("QUORUM_VAR_DIR", BASE_DIR / "var"))
@@ -61,6 +65,10 @@ if _proxy_value.strip():
         "HTTP_" + _proxy_header.strip().upper().replace("-", "_"),
         _proxy_value.strip(),
     )
+# Reverse proxies in front of Quorum that each append the address they received a request from
+# to X-Forwarded-For (nginx: proxy_add_x_forwarded_for): the client's address, which the sign-in
+# throttle counts, is read from there. 0: the connection's address, when nothing is in front.
+QUORUM_PROXY_COUNT = int(os.environ.get("QUORUM_PROXY_COUNT", "0"))
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Links to the MLflow UI must not carry the request page's address along.
 SECURE_REFERRER_POLICY = os.environ.get("SECURE_REFERRER_POLICY", "same-origin")
@@ -76,6 +84,8 @@ INSTALLED_APPS = [
     # Before django_rq: its `rqworker` command serves all of Quorum's queues when none is named.
     "quorum",  # deploy and worker checks (quorum/checks.py), rqworker
     "django_rq",
+    "axes",  # failed sign-ins: counted, locked out, listed in the admin (quorum/lockout.py)
+    "csp",
     "ninja",  # serves the API docs' Swagger UI from its own static files, not a CDN
     "registry",
     "reviews",
@@ -84,12 +94,17 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # The REST API answers JSON even for unknown routes and oversized bodies.
+    "reviews.api_errors.ApiEdgeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: turns a sign-in that hit the lockout into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "quorum.urls"
@@ -129,6 +144,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# The sign-in throttle first: a locked-out user or address is refused before any password check.
+AUTHENTICATION_BACKENDS = [
+    "quorum.lockout.SignInThrottle",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -154,6 +174,41 @@ if not WHITENOISE_USE_FINDERS:
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     }
+
+# --- Content-Security-Policy (django-csp) ----------------------------------------------------
+# Everything from this origin, and no inline code: pages pass data to their scripts with
+# json_script, scripts and styles are static files (plotly.js, the admin's, the API docs' Swagger
+# UI). Images may be data: URIs (the admin's and Swagger UI's icons). The only inline styles are
+# plotly.js's own, by hash (quorum/csp.py), and those of django_rq's dashboard, on its pages alone
+# (quorum/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [
+            SELF,
+            *plotly_style_hashes(Path(plotly.__file__).parent / "package_data" / "plotly.min.js"),
+        ],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# --- Failed sign-ins (django-axes, quorum/lockout.py) ---------------------------------------
+# Failures per username and per address (web sign-in, admin sign-in, unknown API tokens) that
+# lock them out, and for how long; each try while locked starts the wait again.
+QUORUM_LOGIN_FAILURE_LIMIT = int(os.environ.get("QUORUM_LOGIN_FAILURE_LIMIT", "10"))
+QUORUM_LOGIN_LOCKOUT_MINUTES = int(os.environ.get("QUORUM_LOGIN_LOCKOUT_MINUTES", "15"))
+AXES_FAILURE_LIMIT = QUORUM_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=QUORUM_LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = "quorum.lockout.lockout_parameters"
+AXES_CLIENT_IP_CALLABLE = "quorum.lockout.client_address"
+AXES_LOCKOUT_CALLABLE = "quorum.lockout.lockout_response"
 
 # --- Redis and RQ -------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -188,6 +243,8 @@ DEVELOPMENT_BASE_URL = "http://127.0.0.1:8000"
 QUORUM_BASE_URL = os.environ.get("QUORUM_BASE_URL", DEVELOPMENT_BASE_URL).rstrip("/")
 QUORUM_SYNC_INTERVAL = int(os.environ.get("QUORUM_SYNC_INTERVAL", "60"))
 QUORUM_FULL_SYNC_CRON = os.environ.get("QUORUM_FULL_SYNC_CRON", "0 3 * * *")
+# Staff are mailed once when this many registry syncs in a row have failed (0: never).
+QUORUM_SYNC_FAILURE_MAIL_AFTER = int(os.environ.get("QUORUM_SYNC_FAILURE_MAIL_AFTER", "3"))
 # Shown first, in this order, wherever a page has room for only a few metrics.
 QUORUM_MAIN_METRICS = env_list(
     "QUORUM_MAIN_METRICS", "accuracy,f1,precision,recall,roc_auc,log_loss"
@@ -272,13 +329,25 @@ DEFAULT_FROM_EMAIL = _email.get(
 )
 SERVER_EMAIL = _email.get("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 
+# Everything to standard error, which gunicorn, the workers and systemd or the platform collect.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "formatter": "plain",
+        }
+    },
     "loggers": {
         "registry": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
         "reviews": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+        # Every server error with its traceback (Django logs it here with exc_info). Without
+        # this Django sends it only to ADMINS by mail, or to the console only with DEBUG on.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        # Failed sign-ins and lockouts (quorum/lockout.py).
+        "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }

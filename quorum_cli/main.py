@@ -94,6 +94,18 @@ def state_line(request: dict) -> str:
     return f"{decision}{by}: {reason}" if reason else f"{decision}{by}"
 
 
+def vote_line(vote: dict) -> str:
+    """'alice approved (for ml-leads)': who voted, and which one group their approval counts for."""
+    line = f"{vote['user']} {'approved' if vote['decision'] == 'approve' else 'rejected'}"
+    if vote.get("stale"):
+        return f"{line}, no longer counts: {vote.get('stale_reason') or 'the evidence changed'}"
+    if vote.get("counted_for"):
+        return f"{line} (for {vote['counted_for']})"
+    if vote["decision"] == "approve":
+        return f"{line} (not counted: {', '.join(vote.get('groups', []))} already full)"
+    return line
+
+
 # -- commands -------------------------------------------------------------------------------------
 
 
@@ -206,6 +218,8 @@ def cmd_status(client: Client, args: argparse.Namespace, out: Output) -> int:
     out.line(state_line(request))
     for gate in request.get("gates", []):
         out.line(f"  gate {'passed' if gate.get('passed') else 'FAILED'}: {gate.get('reason')}")
+    for vote in request.get("votes", []):
+        out.line(f"  vote: {vote_line(vote)}")
     out.final(request)
     return EXIT_DECLINED if outcome(request) == EXIT_DECLINED else EXIT_DONE
 

@@ -6,10 +6,13 @@ whose id is the chart's `target`. Every chart is one dict:
 
     {"target": "chart-metrics", "kind": "line" | "bar", "title": str,
      "x_title": str, "y_title": str, "x_category": bool,
-     "series": [{"name": str, "x": [...], "y": [...]}, ...]}
+     "series": [{"name": str, "x": [...], "y": [...]}, ...],
+     "notes": [str, ...]}
 
 Metric names and labels may come from MLflow and are untrusted: charts.js escapes them before
-Plotly (which reads a little HTML in labels) sees them. Missing and non-finite values are None.
+Plotly (which reads a little HTML in labels) sees them. Missing and non-finite values are None in
+`y` (a gap: Plotly cannot draw NaN or ∞); each non-finite one is named in `notes` ("v3: NaN",
+"v2: ∞ at step 7"), which charts.js writes under the chart as text.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from . import metrics
 from .history import Histories, Points
 from .models import ModelVersion
 
@@ -28,11 +32,29 @@ def version_label(version: ModelVersion) -> str:
     return f"v{version.version}"
 
 
-def _value(metrics: dict[str, Any], key: str) -> float | None:
-    value = metrics.get(key)
-    if isinstance(value, int | float) and math.isfinite(value):
-        return float(value)
-    return None
+# Non-finite points named per series under a chart; the rest are counted.
+NOTES_PER_SERIES = 5
+
+
+def _y(stored: Any) -> float | None:
+    """A stored metric value as Plotly draws it: a finite number, or None (a gap)."""
+    number = metrics.number(stored)
+    return number if number is not None and math.isfinite(number) else None
+
+
+def _notes(name: str, points: Sequence[tuple[Any, Any]], *, where: str = "for") -> list[str]:
+    """Names the non-finite values among (x, stored value) points, as "v2: NaN at step 3, ∞ at
+    step 9 (not drawn)" (`where` = "at step") or "accuracy: NaN for v3 (not drawn)"."""
+    found = [
+        f"{label} {where} {x}"
+        for x, stored in points
+        if (label := metrics.non_finite_label(stored)) is not None
+    ]
+    if not found:
+        return []
+    shown = ", ".join(found[:NOTES_PER_SERIES])
+    more = len(found) - NOTES_PER_SERIES
+    return [f"{name}: {shown}" + (f" and {more} more" if more > 0 else "") + " (not drawn)"]
 
 
 def metrics_across_versions(
@@ -41,6 +63,7 @@ def metrics_across_versions(
     """One line per metric, versions in ascending order along x (a gap where a version lacks it)."""
     ordered = sorted(versions, key=lambda v: v.version)
     labels = [version_label(v) for v in ordered]
+    stored = {key: [(v.metrics or {}).get(key) for v in ordered] for key in keys}
     return {
         "target": target,
         "kind": "line",
@@ -49,8 +72,12 @@ def metrics_across_versions(
         "y_title": "",
         "x_category": True,
         "series": [
-            {"name": key, "x": labels, "y": [_value(v.metrics or {}, key) for v in ordered]}
+            {"name": key, "x": labels, "y": [_y(value) for value in stored[key]]} for key in keys
+        ],
+        "notes": [
+            note
             for key in keys
+            for note in _notes(key, list(zip(labels, stored[key], strict=True)))
         ],
     }
 
@@ -63,6 +90,10 @@ def metric_comparison(
     target: str = "chart-comparison",
 ) -> Chart:
     """A grouped bar chart: one group per metric, one bar per version."""
+    sides = [
+        (version_label(v), [(v.metrics or {}).get(key) for key in keys])
+        for v in (candidate, baseline)
+    ]
     return {
         "target": target,
         "kind": "bar",
@@ -71,12 +102,13 @@ def metric_comparison(
         "y_title": "",
         "x_category": True,
         "series": [
-            {
-                "name": version_label(version),
-                "x": list(keys),
-                "y": [_value(version.metrics or {}, key) for key in keys],
-            }
-            for version in (candidate, baseline)
+            {"name": label, "x": list(keys), "y": [_y(value) for value in values]}
+            for label, values in sides
+        ],
+        "notes": [
+            note
+            for label, values in sides
+            for note in _notes(label, list(zip(keys, values, strict=True)))
         ],
     }
 
@@ -91,8 +123,13 @@ def history_chart(key: str, curves: Sequence[tuple[str, Points]], *, target: str
         "y_title": "",
         "x_category": False,
         "series": [
-            {"name": label, "x": [p[0] for p in points], "y": [p[1] for p in points]}
+            {"name": label, "x": [p[0] for p in points], "y": [_y(p[1]) for p in points]}
             for label, points in curves
+        ],
+        "notes": [
+            note
+            for label, points in curves
+            for note in _notes(label, [(p[0], p[1]) for p in points], where="at step")
         ],
     }
 

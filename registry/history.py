@@ -12,10 +12,10 @@ The review app's request page reuses `version_histories` for its candidate/basel
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from . import metrics
 from .metrics import ordered_keys
 from .mlflow_client import MlflowError, RegistryClient
 from .models import MetricHistory, ModelVersion
@@ -25,8 +25,9 @@ logger = logging.getLogger(__name__)
 # Each missing history is one MLflow call (~50 ms): a page charts at most this many per run.
 HISTORY_KEYS_PER_RUN = 8
 
-# [[step, value], ...] ordered by step; value is None where MLflow stored NaN or infinity.
-Points = list[list[float | None]]
+# [[step, value], ...] ordered by step; a value as the mirror stores metrics (`registry.metrics`):
+# a number, or "NaN", "Infinity", "-Infinity" (None in histories cached by earlier releases).
+Points = list[list[float | str | None]]
 
 
 @dataclass
@@ -40,10 +41,6 @@ class Histories:
 
     def curve(self, run_id: str, key: str) -> Points:
         return self.curves.get(run_id, {}).get(key, [])
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def metric_histories(
@@ -77,7 +74,7 @@ def metric_histories(
                 logger.warning("metric history for run %s unavailable: %s", run_id, error)
                 result.unavailable = True
                 continue
-            points = [[p.step, _finite_or_none(p.value), p.timestamp] for p in history]
+            points = [[p.step, metrics.encode(p.value), p.timestamp] for p in history]
             fresh.append(MetricHistory(run_id=run_id, key=key, points=points))
         result.curves.setdefault(run_id, {})[key] = [[step, value] for step, value, *_ in points]
     if fresh:

@@ -1,19 +1,85 @@
-"""What a metric's number means: which way is better, and whether a change is an improvement.
+"""What a metric's number means: how it is stored, which way is better, whether a change is an
+improvement.
 
 Shared by the registry's comparison pages and the review app's request page and gates, so a metric
 reads the same everywhere. Directions come from settings: `QUORUM_METRIC_DIRECTIONS` names
 metrics explicitly; otherwise a name containing one of `QUORUM_LOWER_IS_BETTER` (loss, error,
 rmse, ...) is better lower, and everything else is better higher.
+
+MLflow stores NaN and infinities; JSON has no spelling for them (PostgreSQL's jsonb and SQLite's
+JSON check refuse the bare `NaN` Python writes). The mirror keeps them as the strings "NaN",
+"Infinity" and "-Infinity" wherever a metric value sits in JSON: version metrics, history points,
+the metric snapshots of requests and votes, gate results, audit details and outgoing webhooks.
+`encode` writes that form, `number` reads any stored value back as a float (or None when there
+is none), and `non_finite_label` is how a page or a mail shows a non-finite one.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from django.conf import settings
+
+NAN, INFINITY, MINUS_INFINITY = "NaN", "Infinity", "-Infinity"
+_DECODED = {NAN: math.nan, INFINITY: math.inf, MINUS_INFINITY: -math.inf}
+_SHOWN = {NAN: "NaN", INFINITY: "∞", MINUS_INFINITY: "−∞"}
+
+StoredValue = float | int | str
+
+
+def encode(value: float) -> StoredValue:
+    """A metric value as the mirror stores it in JSON: finite numbers as they are, NaN and
+    infinities as "NaN", "Infinity", "-Infinity"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return NAN if math.isnan(value) else INFINITY if value > 0 else MINUS_INFINITY
+    return value
+
+
+def encode_all(metrics: Mapping[str, float]) -> dict[str, StoredValue]:
+    return {key: encode(value) for key, value in metrics.items()}
+
+
+def encode_json(value: Any) -> Any:
+    """`value` with every non-finite float inside it (dicts, lists, tuples) encoded: what any
+    JSON column or body holding metric values is given (gate results, audit details)."""
+    if isinstance(value, float):
+        return encode(value)
+    if isinstance(value, Mapping):
+        return {key: encode_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode_json(item) for item in value]
+    return value
+
+
+def number(value: Any) -> float | None:
+    """A stored metric value as a float (NaN and infinities included); None when it is missing
+    or not a metric value at all."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        return _DECODED.get(value)
+    return None
+
+
+def is_finite(value: Any) -> bool:
+    """True for a stored value that is a real number (not missing, NaN or infinite)."""
+    decoded = number(value)
+    return decoded is not None and math.isfinite(decoded)
+
+
+def non_finite_label(value: Any) -> str | None:
+    """How pages and mails show a non-finite value (stored or float): "NaN", "∞" or "−∞";
+    None for anything else."""
+    decoded = number(value)
+    if decoded is None or math.isfinite(decoded):
+        return None
+    return _SHOWN[encode(decoded)]  # type: ignore[index]
 
 
 class Direction(StrEnum):
@@ -50,18 +116,15 @@ class Delta:
         return self.improved is False
 
 
-def _finite(value: float | None) -> bool:
-    return value is not None and isinstance(value, int | float) and math.isfinite(value)
-
-
-def delta(name: str, candidate: float | None, baseline: float | None) -> Delta:
-    """How `candidate` compares with `baseline` on metric `name`."""
-    if not (_finite(candidate) and _finite(baseline)):
+def delta(name: str, candidate: StoredValue | None, baseline: StoredValue | None) -> Delta:
+    """How `candidate` compares with `baseline` on metric `name` (stored values or floats)."""
+    new, old = number(candidate), number(baseline)
+    if new is None or old is None or not (math.isfinite(new) and math.isfinite(old)):
         return Delta(change=None, relative=None, improved=None)
-    change = candidate - baseline
-    relative = change / abs(baseline) if baseline else None
+    change = new - old
+    relative = change / abs(old) if old else None
     if change == 0:
-        return Delta(change=0.0, relative=0.0 if baseline else None, improved=None)
+        return Delta(change=0.0, relative=0.0 if old else None, improved=None)
     better = change > 0 if direction(name) is Direction.HIGHER else change < 0
     return Delta(change=change, relative=relative, improved=better)
 

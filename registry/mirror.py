@@ -3,17 +3,38 @@
 `apply_mlflow_state` compares MLflow's models and versions with the mirror's rows in memory and
 writes in a handful of bulk queries, so its cost grows with what changed plus one read of the
 rows concerned. `registry.sync` decides what to read from MLflow and holds the lock around this.
+
+A hostile or broken registry does not stop it. A model or version that cannot be mirrored (a field
+the database cannot store, anything that raises while converting it) is skipped and reported in
+`Applied.skipped` with the reason; the mirror keeps what it had for it, and everything else is
+written. A version whose run cannot be read is still mirrored (its stage and aliases are what
+reviews and out-of-band detection depend on), without its run's metrics and params, and reported
+in the same list marked `partial`. Rows are checked before writing (`registry.storable`); if the
+database still refuses the bulk write, it is redone model by model and version by version, each
+in a savepoint, and the ones refused are skipped.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from django.db import transaction
+
+from . import metrics
 from .mlflow_client import MlflowModel, MlflowRun, MlflowVersion
 from .models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange, SyncRun
 from .signals import changes_observed
+from .storable import can_hold, printable, problem
+
+logger = logging.getLogger(__name__)
 
 WRITE_BATCH = 500
+
+# (model name, version number or None for the model itself)
+Owner = tuple[str, int | None]
 
 
 @dataclass
@@ -22,30 +43,75 @@ class Applied:
     versions: int
     changes: int
     change_ids: list[int] = field(default_factory=list)
+    # {"model": name, "version": number or None, "reason": why it was not mirrored}, and
+    # {..., "partial": True} for a version mirrored without its run's metrics and params.
+    skipped: list[dict] = field(default_factory=list)
+
+
+class _Skipped:
+    """What this sync could not mirror, each with why (first reason wins)."""
+
+    def __init__(self) -> None:
+        self.reasons: dict[Owner, str] = {}
+        # Versions mirrored without their run: not skipped, but said with the rest.
+        self.partial: dict[Owner, str] = {}
+
+    def add(self, name: str, version: int | None, reason: str) -> None:
+        self.reasons.setdefault((name, version), reason)
+
+    def add_partial(self, name: str, version: int, reason: str) -> None:
+        self.partial.setdefault((name, version), reason)
+
+    def models(self) -> set[str]:
+        return {name for name, version in self.reasons if version is None}
+
+    def __contains__(self, owner: Owner) -> bool:
+        return owner in self.reasons or (owner[0], None) in self.reasons
+
+    def as_json(self) -> list[dict]:
+        partial = {key: reason for key, reason in self.partial.items() if key not in self}
+        return [
+            {"model": printable(name, 300), "version": version, "reason": printable(reason)}
+            for (name, version), reason in self.reasons.items()
+        ] + [
+            {
+                "model": printable(name, 300),
+                "version": version,
+                "reason": printable(reason),
+                "partial": True,
+            }
+            for (name, version), reason in partial.items()
+        ]
 
 
 def apply_mlflow_state(
     *,
     models: dict[str, MlflowModel],
     versions: list[MlflowVersion],
-    runs: dict[str, MlflowRun],
+    runs: Mapping[str, MlflowRun],
     complete_models: set[str],
     all_models_listed: bool,
     sync_run: SyncRun,
     deleted_models: set[str] = frozenset(),  # type: ignore[assignment]
+    unreadable_runs: Mapping[str, str] | None = None,
 ) -> Applied:
-    """Writes what MLflow said into the mirror in a handful of bulk queries; returns the counts.
+    """Writes what MLflow said into the mirror in a handful of bulk queries; returns the counts
+    and what it had to skip.
 
     Relies on bulk_create setting primary keys (PostgreSQL, SQLite >= 3.35).
 
     `complete_models`: models whose every version is in `versions`, so a mirrored version that is
     missing was deleted. `all_models_listed`: `models` is the whole registry, so a mirrored model
-    that is missing was deleted.
+    that is missing was deleted. `unreadable_runs`: run ids MLflow could not give, with why; their
+    versions are mirrored without run data (what the mirror had is kept) and reported as partial.
     """
-    changes: list[RegistryChange] = []
+    unreadable_runs = unreadable_runs or {}
+    skipped = _Skipped()
+    changes: dict[Owner, list[RegistryChange]] = defaultdict(list)
 
     def change(model_row, version_row, kind, old=None, new=None):
-        changes.append(
+        owner = (model_row.name, version_row.version if version_row is not None else None)
+        changes[owner].append(
             RegistryChange(
                 model=model_row,
                 version=version_row,
@@ -57,10 +123,14 @@ def apply_mlflow_state(
         )
 
     # Models -------------------------------------------------------------------------------
+    # A model MLflow describes in a way the mirror cannot store is skipped with its versions;
+    # it is still "listed", so it is not taken for deleted.
+    listed = set(models)
+    models = {name: m for name, m in models.items() if _model_ok(name, m, skipped)}
     if all_models_listed:
         model_rows = {m.name: m for m in RegisteredModel.objects.all()}
     else:
-        names = set(models) | set(deleted_models)
+        names = {name for name in set(models) | set(deleted_models) if can_hold(name)}
         model_rows = {m.name: m for m in RegisteredModel.objects.filter(name__in=names)}
 
     new_models = [
@@ -75,12 +145,12 @@ def apply_mlflow_state(
         for name, m in models.items()
         if name not in model_rows
     ]
-    RegisteredModel.objects.bulk_create(new_models, batch_size=WRITE_BATCH)
-    for row in new_models:
+    for row in _create_models(new_models, skipped):
         model_rows[row.name] = row
         change(row, None, ChangeKind.MODEL_CREATED)
+    models = {name: m for name, m in models.items() if name in model_rows}
     changed_models: dict[str, RegisteredModel] = {}
-    alias_moved: set[str] = {m.name for m in new_models if models[m.name].aliases}
+    alias_moved: set[str] = {m.name for m in new_models if m.pk and models[m.name].aliases}
     for name, m in models.items():
         row = model_rows[name]
         fields = {
@@ -101,7 +171,7 @@ def apply_mlflow_state(
         name
         for name, row in model_rows.items()
         if not row.deleted
-        and ((all_models_listed and name not in models) or name in deleted_models)
+        and ((all_models_listed and name not in listed) or name in deleted_models)
     }
     for name in gone_models:
         row = model_rows[name]
@@ -122,36 +192,38 @@ def apply_mlflow_state(
     new_versions: list[ModelVersion] = []
     changed_versions: dict[int, ModelVersion] = {}
     seen: set[tuple[str, int]] = set()
+    skipped_models = skipped.models()
     for v in versions:
+        key = (v.name, v.version)
+        if v.name in skipped_models:
+            seen.add(key)  # neither written nor taken for deleted
+            continue
         if v.name not in model_rows:  # listed between the two calls: next sync gets its model
             continue
-        key = (v.name, v.version)
         seen.add(key)
-        model_row = model_rows[v.name]
-        aliases = _aliases_of(models.get(v.name), v.version)
-        run = runs.get(v.run_id) if v.run_id else None
+        if v.run_id in unreadable_runs:
+            skipped.add_partial(
+                v.name,
+                v.version,
+                f"mirrored without its run's metrics and params: its run "
+                f"{printable(v.run_id, 80)} could not be read: {unreadable_runs[v.run_id]}",
+            )
+        try:
+            fresh = _version_row(model_rows[v.name], v, models.get(v.name), runs)
+        except _Unmirrorable as error:
+            skipped.add(v.name, v.version, str(error))
+            continue
+        except Exception as error:  # whatever MLflow sent that does not convert
+            logger.warning("version %s v%s not mirrored", v.name, v.version, exc_info=True)
+            skipped.add(v.name, v.version, f"it could not be converted: {_error_text(error)}")
+            continue
         row = version_rows.get(key)
         if row is None:
-            row = ModelVersion(
-                model=model_row,
-                version=v.version,
-                stage=v.stage,
-                status=v.status,
-                source=v.source,
-                run_id=v.run_id,
-                description=v.description,
-                tags=v.tags,
-                aliases=aliases,
-                creation_timestamp=v.creation_timestamp,
-                last_updated_timestamp=v.last_updated_timestamp,
-                experiment_id=run.experiment_id if run else "",
-                metrics=run.metrics if run else {},
-                params=run.params if run else {},
-            )
-            new_versions.append(row)
-            version_rows[key] = row
+            new_versions.append(fresh)
+            version_rows[key] = fresh
             continue
-        if _update_version(row, v, aliases, run, change):
+        run_read = bool(v.run_id) and v.run_id in runs
+        if _update_version(row, fresh, run_read, change):
             changed_versions[id(row)] = row
 
     # Aliases live on the registered model: one moving touches versions nobody listed.
@@ -179,8 +251,6 @@ def apply_mlflow_state(
             model_rows[name].aliases = _alias_map_json(models[name].aliases)
             changed_models[name] = model_rows[name]
 
-    # Write --------------------------------------------------------------------------------
-    ModelVersion.objects.bulk_create(new_versions, batch_size=WRITE_BATCH)
     for row in new_versions:
         change(
             row.model,
@@ -188,24 +258,183 @@ def apply_mlflow_state(
             ChangeKind.VERSION_CREATED,
             new={"stage": row.stage, "aliases": row.aliases},
         )
-    if changed_versions:
-        ModelVersion.objects.bulk_update(
-            list(changed_versions.values()), VERSION_FIELDS, batch_size=WRITE_BATCH
-        )
-    if changed_models:
-        RegisteredModel.objects.bulk_update(
-            list(changed_models.values()), MODEL_FIELDS, batch_size=WRITE_BATCH
-        )
-    created = RegistryChange.objects.bulk_create(changes, batch_size=WRITE_BATCH)
+
+    # Write --------------------------------------------------------------------------------
+    created = _write(
+        list(changed_models.values()),
+        new_versions,
+        list(changed_versions.values()),
+        changes,
+        skipped,
+    )
     if created:
         # Receivers run in this transaction: their conclusions commit with the mirror or not at all.
         changes_observed.send(sender=RegistryChange, changes=created)
+    if skipped.reasons:
+        logger.warning("%d models or versions not mirrored", len(skipped.reasons))
     return Applied(
-        models=len(models),
+        models=len(listed),
         versions=len(versions),
         changes=len(created),
         change_ids=[c.pk for c in created if c.pk is not None],
+        skipped=skipped.as_json(),
     )
+
+
+class _Unmirrorable(Exception):
+    """A version the mirror cannot hold as MLflow describes it; the message says why."""
+
+
+def _model_ok(name: str, m: MlflowModel, skipped: _Skipped) -> bool:
+    """Whether the model as MLflow describes it can be stored; records why not."""
+    try:
+        state = RegisteredModel(
+            name=m.name,
+            description=m.description,
+            tags=m.tags,
+            aliases=_alias_map_json(m.aliases),
+            creation_timestamp=m.creation_timestamp,
+            last_updated_timestamp=m.last_updated_timestamp,
+        )
+        reason = problem(state, ["name", *MODEL_FIELDS[:-2]])
+    except Exception as error:  # whatever MLflow sent that does not convert
+        reason = f"it could not be converted: {_error_text(error)}"
+    if reason:
+        skipped.add(name, None, reason)
+    return not reason
+
+
+def _version_row(
+    model_row: RegisteredModel,
+    v: MlflowVersion,
+    model: MlflowModel | None,
+    runs: Mapping[str, MlflowRun],
+) -> ModelVersion:
+    """The version as MLflow describes it, as a mirror row (unsaved); raises `_Unmirrorable`."""
+    run = runs.get(v.run_id) if v.run_id else None
+    row = ModelVersion(
+        model=model_row,
+        version=v.version,
+        stage=v.stage,
+        status=v.status,
+        source=v.source,
+        run_id=v.run_id,
+        description=v.description,
+        tags=v.tags,
+        aliases=_aliases_of(model, v.version),
+        creation_timestamp=v.creation_timestamp,
+        last_updated_timestamp=v.last_updated_timestamp,
+        experiment_id=run.experiment_id if run else "",
+        metrics=metrics.encode_all(run.metrics) if run else {},
+        params=run.params if run else {},
+    )
+    reason = problem(row, ["version", *VERSION_FIELDS[:-2]])
+    if reason:
+        raise _Unmirrorable(reason)
+    return row
+
+
+def _create_models(rows: list[RegisteredModel], skipped: _Skipped) -> list[RegisteredModel]:
+    """Inserts new models in bulk, or one by one if the database refuses the bulk; returns the
+    rows it stored."""
+    if not rows:
+        return []
+    try:
+        with transaction.atomic():
+            RegisteredModel.objects.bulk_create(rows, batch_size=WRITE_BATCH)
+        return rows
+    except Exception as error:  # the database refused something the checks let through
+        logger.warning("creating models in bulk failed (%s); one by one", _error_text(error))
+    stored = []
+    for row in rows:
+        row.pk = None
+        row._state.adding = True
+        try:
+            with transaction.atomic():
+                row.save(force_insert=True)
+        except Exception as error:
+            skipped.add(row.name, None, f"the database refused it: {_error_text(error)}")
+        else:
+            stored.append(row)
+    return stored
+
+
+def _write(
+    changed_models: list[RegisteredModel],
+    new_versions: list[ModelVersion],
+    changed_versions: list[ModelVersion],
+    changes: dict[Owner, list[RegistryChange]],
+    skipped: _Skipped,
+) -> list[RegistryChange]:
+    """Writes the rows and their changes in bulk; if the database refuses, model by model and
+    version by version (each with its changes, in a savepoint), skipping the ones it refuses."""
+    try:
+        with transaction.atomic():
+            return _write_bulk(changed_models, new_versions, changed_versions, changes)
+    except Exception as error:  # the database refused something the checks let through
+        logger.warning("writing the mirror in bulk failed (%s); row by row", _error_text(error))
+    for row in new_versions:  # the rolled-back insert left its ids behind
+        row.pk = None
+        row._state.adding = True
+    created: list[RegistryChange] = []
+    for row in changed_models:
+        owned = changes.get((row.name, None), [])
+        if _save_unit(row, MODEL_FIELDS, owned, skipped, (row.name, None)):
+            created += owned
+    for row in [*new_versions, *changed_versions]:
+        owner = (row.model.name, row.version)
+        if owner in skipped:  # its model was refused
+            continue
+        owned = changes.get(owner, [])
+        if _save_unit(row, VERSION_FIELDS, owned, skipped, owner):
+            created += owned
+    # Model-level changes of models that needed no update (a model created above).
+    written = {row.name for row in changed_models}
+    for (name, version), owned in changes.items():
+        if version is None and name not in written and (name, None) not in skipped:
+            created += RegistryChange.objects.bulk_create(owned)
+    return created
+
+
+def _write_bulk(
+    changed_models: list[RegisteredModel],
+    new_versions: list[ModelVersion],
+    changed_versions: list[ModelVersion],
+    changes: dict[Owner, list[RegistryChange]],
+) -> list[RegistryChange]:
+    ModelVersion.objects.bulk_create(new_versions, batch_size=WRITE_BATCH)
+    if changed_versions:
+        ModelVersion.objects.bulk_update(changed_versions, VERSION_FIELDS, batch_size=WRITE_BATCH)
+    if changed_models:
+        RegisteredModel.objects.bulk_update(changed_models, MODEL_FIELDS, batch_size=WRITE_BATCH)
+    return RegistryChange.objects.bulk_create(
+        [c for owned in changes.values() for c in owned], batch_size=WRITE_BATCH
+    )
+
+
+def _save_unit(
+    row, fields: list[str], owned: list[RegistryChange], skipped: _Skipped, owner: Owner
+) -> bool:
+    """Saves one row with its changes in a savepoint; records it skipped if the database refuses."""
+    was_new = row.pk is None
+    try:
+        with transaction.atomic():
+            if was_new:
+                row.save(force_insert=True)
+            else:
+                row.save(update_fields=fields)
+            RegistryChange.objects.bulk_create(owned)
+    except Exception as error:
+        if was_new:  # rolled back: the id it got does not exist
+            row.pk = None
+            row._state.adding = True
+        skipped.add(*owner, f"the database refused it: {_error_text(error)}")
+        return False
+    return True
+
+
+def _error_text(error: Exception) -> str:
+    return printable(f"{type(error).__name__}: {error}".strip().splitlines()[0])
 
 
 VERSION_FIELDS = [
@@ -244,16 +473,16 @@ RECORDED_KINDS = {
 }
 
 
-def _update_version(row: ModelVersion, v: MlflowVersion, aliases, run, change) -> bool:
-    """Copies MLflow's state onto a mirrored version, recording each difference; True if any."""
+def _update_version(row: ModelVersion, fresh: ModelVersion, run_read: bool, change) -> bool:
+    """Copies MLflow's state (`fresh`) onto a mirrored version, recording each difference; True
+    if any. Metrics, params and experiment come along only when the run was read (`run_read`)."""
     changed = False
     if row.deleted:
         row.deleted = False
         changed = True
     # In this order: a stage change is recorded before the alias moves of the same sync.
-    recorded = {"stage": v.stage, "aliases": aliases, "tags": v.tags, "description": v.description}
-    for attr, new in recorded.items():
-        old = getattr(row, attr)
+    for attr in ("stage", "aliases", "tags", "description"):
+        old, new = getattr(row, attr), getattr(fresh, attr)
         if old == new:
             continue
         if attr == "aliases":
@@ -262,26 +491,16 @@ def _update_version(row: ModelVersion, v: MlflowVersion, aliases, run, change) -
             change(row.model, row, RECORDED_KINDS[attr], old=old, new=new)
         setattr(row, attr, new)
         changed = True
-    if run is not None:
-        if row.metrics and row.metrics != run.metrics:
-            change(row.model, row, ChangeKind.METRICS_CHANGED, old=row.metrics, new=run.metrics)
-        if (row.metrics, row.params, row.experiment_id) != (
-            run.metrics,
-            run.params,
-            run.experiment_id,
-        ):
-            row.metrics, row.params, row.experiment_id = run.metrics, run.params, run.experiment_id
-            changed = True
-    plain = {
-        "status": v.status,
-        "source": v.source,
-        "run_id": v.run_id,
-        "creation_timestamp": v.creation_timestamp,
-        "last_updated_timestamp": v.last_updated_timestamp,
-    }
-    for attr, value in plain.items():
-        if getattr(row, attr) != value:
-            setattr(row, attr, value)
+    if run_read:
+        if row.metrics and row.metrics != fresh.metrics:
+            change(row.model, row, ChangeKind.METRICS_CHANGED, old=row.metrics, new=fresh.metrics)
+        for attr in ("metrics", "params", "experiment_id"):
+            if getattr(row, attr) != getattr(fresh, attr):
+                setattr(row, attr, getattr(fresh, attr))
+                changed = True
+    for attr in ("status", "source", "run_id", "creation_timestamp", "last_updated_timestamp"):
+        if getattr(row, attr) != getattr(fresh, attr):
+            setattr(row, attr, getattr(fresh, attr))
             changed = True
     return changed
 

@@ -11,6 +11,8 @@ short values, so an MLflow outage fails in seconds instead of the client's defau
 from __future__ import annotations
 
 import logging
+import math
+import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +33,9 @@ RUNS_PER_CALL = 500  # run ids per search_runs filter; keeps the filter string a
 # off reading 20,000 runs from a one-worker server on 2 cores; docs/benchmarks.md).
 RUN_READERS = 2
 LOG_BATCH_METRICS = 1000  # MLflow's limit on metrics in one log_batch call
+# MLflow's SQL stores cannot hold infinities and keep ±Inf as the largest finite float instead;
+# read back, that is what the run's author logged.
+_STORED_INFINITY = sys.float_info.max
 
 
 class MlflowError(Exception):
@@ -74,6 +79,15 @@ class MlflowRun:
     status: str
     metrics: dict[str, float]
     params: dict[str, str]
+
+
+class Runs(dict[str, MlflowRun]):
+    """Runs by id, as `RegistryClient.get_runs` read them; `unreadable` names the ids it could
+    not read, each with the reason."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.unreadable: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -173,12 +187,16 @@ class RegistryClient:
                 return None
             raise
 
-    def get_runs(self, run_ids: Iterable[str], *, readers: int = 1) -> dict[str, MlflowRun]:
+    def get_runs(self, run_ids: Iterable[str], *, readers: int = 1) -> Runs:
         """The runs behind many versions in a few `search_runs` calls, never one call per run;
-        with `readers` > 1, the batches are shared among that many threads."""
+        with `readers` > 1, the batches are shared among that many threads.
+
+        A run MLflow cannot be asked about, or answers with an error for, is left out and named
+        in the result's `unreadable`; only MLflow being unreachable raises.
+        """
         wanted = sorted({run_id for run_id in run_ids if run_id})
         if not wanted:
-            return {}
+            return Runs()
         experiment_ids = self._experiment_ids()
         chunks = [wanted[i : i + RUNS_PER_CALL] for i in range(0, len(wanted), RUNS_PER_CALL)]
         readers = max(1, min(readers, len(chunks)))
@@ -187,46 +205,72 @@ class RegistryClient:
         # This client reads one share (its calls count here); forks read the others.
         forks = [self.fork() for _ in range(readers - 1)]
         shares = [chunks[i::readers] for i in range(readers)]
-        runs: dict[str, MlflowRun] = {}
+        runs = Runs()
         try:
             with ThreadPoolExecutor(max_workers=readers) as pool:
                 readers_ = [self, *forks]
                 for part in pool.map(lambda r, c: r._runs_of(c, experiment_ids), readers_, shares):
                     runs.update(part)
+                    runs.unreadable.update(part.unreadable)
         finally:
             self.calls += sum(f.calls for f in forks)
         return runs
 
-    def _runs_of(self, chunks: list[list[str]], experiment_ids: list[str]) -> dict[str, MlflowRun]:
-        runs: dict[str, MlflowRun] = {}
-        for chunk in chunks:
-            id_list = ", ".join(_quote(run_id) for run_id in chunk)
-            token = None
-            while True:
-                page = self._call(
-                    self._client.search_runs,
-                    experiment_ids=experiment_ids,
-                    filter_string=f"attributes.run_id IN ({id_list})",
-                    run_view_type=ViewType.ALL,
-                    max_results=len(chunk),
-                    page_token=token,
-                )
-                for run in page:
-                    runs[run.info.run_id] = MlflowRun(
-                        run_id=run.info.run_id,
-                        experiment_id=str(run.info.experiment_id),
-                        status=run.info.status,
-                        metrics=dict(run.data.metrics),
-                        params=dict(run.data.params),
+    def _runs_of(self, chunks: list[list[str]], experiment_ids: list[str]) -> Runs:
+        runs = Runs()
+        pending = list(reversed(chunks))
+        while pending:
+            chunk = pending.pop()
+            quotable = []
+            for run_id in chunk:
+                try:
+                    _quote(run_id)
+                except ValueError:
+                    runs.unreadable[run_id] = (
+                        "its run id holds both quote characters, which MLflow's search cannot "
+                        "express"
                     )
-                token = page.token
-                if not token:
-                    break
+                else:
+                    quotable.append(run_id)
+            if not quotable:
+                continue
+            try:
+                self._search_runs(quotable, experiment_ids, runs)
+            except MlflowError as error:
+                if error.unreachable:
+                    raise
+                # MLflow refused the batch: halve it until the ids it refuses are found.
+                if len(quotable) == 1:
+                    runs.unreadable[quotable[0]] = f"MLflow could not read its run: {error}"
+                else:
+                    middle = len(quotable) // 2
+                    pending += [quotable[middle:], quotable[:middle]]
         return runs
+
+    def _search_runs(self, run_ids: list[str], experiment_ids: list[str], runs: Runs) -> None:
+        id_list = ", ".join(_quote(run_id) for run_id in run_ids)
+        token = None
+        while True:
+            page = self._call(
+                self._client.search_runs,
+                experiment_ids=experiment_ids,
+                filter_string=f"attributes.run_id IN ({id_list})",
+                run_view_type=ViewType.ALL,
+                max_results=len(run_ids),
+                page_token=token,
+            )
+            for run in page:
+                try:
+                    runs[run.info.run_id] = _run(run)
+                except (TypeError, ValueError, AttributeError) as error:
+                    runs.unreadable[run.info.run_id] = f"its run could not be read: {error}"
+            token = page.token
+            if not token:
+                return
 
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         history = self._call(self._client.get_metric_history, run_id, key)
-        points = [MetricPoint(m.step, float(m.value), m.timestamp) for m in history]
+        points = [MetricPoint(m.step, _metric_value(m.value), m.timestamp) for m in history]
         return sorted(points, key=lambda p: (p.step, p.timestamp))
 
     def _experiment_ids(self) -> list[str]:
@@ -427,6 +471,14 @@ def _translate(error: MlflowException) -> MlflowError:
     )
 
 
+def _metric_value(value) -> float:
+    """A metric value as logged: NaN and ±Inf included (see `_STORED_INFINITY`)."""
+    value = float(value)
+    if abs(value) == _STORED_INFINITY:
+        return math.copysign(math.inf, value)
+    return value
+
+
 def _quote(value: str) -> str:
     """A filter-string literal. MLflow's parser has no escapes: use the quote the value lacks."""
     if "'" not in value:
@@ -456,6 +508,16 @@ def _model(m) -> MlflowModel:
     )
 
 
+def _run(run) -> MlflowRun:
+    return MlflowRun(
+        run_id=run.info.run_id,
+        experiment_id=str(run.info.experiment_id),
+        status=run.info.status,
+        metrics={key: _metric_value(value) for key, value in run.data.metrics.items()},
+        params=dict(run.data.params),
+    )
+
+
 def _version(v) -> MlflowVersion:
     return MlflowVersion(
         name=v.name,
@@ -479,4 +541,5 @@ __all__ = [
     "MlflowRun",
     "MlflowVersion",
     "RegistryClient",
+    "Runs",
 ]

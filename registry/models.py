@@ -158,6 +158,20 @@ class SyncKind(models.TextChoices):
     MODEL = "model", "one model"
 
 
+class SyncRunQuerySet(models.QuerySet):
+    def finished(self):
+        return self.filter(finished_at__isnull=False)
+
+    def succeeded(self):
+        return self.finished().filter(error="")
+
+    def failed(self):
+        return self.finished().exclude(error="")
+
+
+SKIPPED_KEPT = 500
+
+
 class SyncRun(models.Model):
     """One sync's record: what it looked at, what it changed, how long it took, or why it failed.
 
@@ -174,12 +188,23 @@ class SyncRun(models.Model):
     mlflow_calls = models.PositiveIntegerField(default=0)
     seconds = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # Models and versions this sync could not mirror: [{"model", "version", "reason"}, ...], the
+    # first SKIPPED_KEPT of them; `skipped_count` counts them all.
+    skipped = models.JSONField(default=list, blank=True)
+    skipped_count = models.PositiveIntegerField(default=0)
+
+    objects = SyncRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["-finished_at"], name="syncrun_finished")]
 
     def __str__(self) -> str:
         return f"{self.kind} sync at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.finished_at is not None and not self.error
 
 
 class SyncLock(models.Model):

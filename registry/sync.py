@@ -18,6 +18,10 @@ Each observed difference becomes a `RegistryChange`: the review app reads them t
 transitions its own jobs made from the ones made in MLflow directly. Syncs are serialised by a row
 lock so a webhook-triggered sync and the periodic one never interleave their writes, and a sync
 that fails part way (MLflow went down) writes nothing but its `SyncRun` error.
+
+A hostile registry does not stop a sync: what cannot be mirrored (see `registry.mirror`) is
+skipped and listed on the `SyncRun`, and `sync_finished` tells the review app how each sync ended
+(it mails staff when syncs keep failing).
 """
 
 from __future__ import annotations
@@ -35,12 +39,15 @@ from django.utils import timezone
 from .mirror import apply_mlflow_state
 from .mlflow_client import RUN_READERS, MlflowError, MlflowVersion, RegistryClient
 from .models import (
+    SKIPPED_KEPT,
     ModelVersion,
     RegisteredModel,
     SyncKind,
     SyncLock,
     SyncRun,
 )
+from .signals import sync_finished
+from .storable import can_hold, printable
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +69,25 @@ class SyncResult:
     mlflow_calls: int = 0
     seconds: float = 0.0
     change_ids: list[int] = field(default_factory=list, repr=False)
+    # What could not be mirrored: [{"model", "version", "reason"}, ...] (see registry.mirror).
+    skipped: list[dict] = field(default_factory=list, repr=False)
 
     def __str__(self) -> str:
         return (
             f"synced {self.models} models, {self.versions} versions, "
             f"{self.changes} changes in {self.seconds:.2f} s"
+            + (f"; {self.not_mirrored} not mirrored" if self.not_mirrored else "")
+            + (f"; {self.partial} without their run" if self.partial else "")
         )
+
+    @property
+    def partial(self) -> int:
+        """Versions mirrored without their run's metrics and params (it could not be read)."""
+        return sum(1 for item in self.skipped if item.get("partial"))
+
+    @property
+    def not_mirrored(self) -> int:
+        return len(self.skipped) - self.partial
 
 
 class SyncError(Exception):
@@ -84,16 +104,18 @@ def sync_registry(
     """Brings the mirror up to date with MLflow and records what changed.
 
     `model` syncs that one model completely; `full` the whole registry; otherwise incremental
-    (which falls back to full while the mirror is empty). Raises `SyncError` when MLflow cannot
-    be read; the failure is kept on the `SyncRun` row.
+    (which falls back to full while the mirror is empty). A model or version that cannot be
+    mirrored is skipped and listed in the result's `skipped` (and on the `SyncRun`); the rest is
+    written. Raises `SyncError` when the sync cannot finish (MLflow cannot be read, or anything
+    else went wrong); whatever happens, the `SyncRun` row keeps the error and the finish time.
     """
     client = client or RegistryClient()
     kind = SyncKind.MODEL if model is not None else SyncKind.FULL if full else SyncKind.INCREMENTAL
-    run = SyncRun.objects.create(kind=kind, model_name=model or "")
+    run = SyncRun.objects.create(kind=kind, model_name=printable(model or "", 256))
     started = time.perf_counter()
     calls_before = client.calls
-    SyncLock.objects.get_or_create(name="registry")
     try:
+        SyncLock.objects.get_or_create(name="registry")
         with transaction.atomic():
             # Held while reading MLflow too: two syncs that read in one order and wrote in the
             # other would record a change backwards.
@@ -104,26 +126,75 @@ def sync_registry(
                 result = _sync_incremental(client, run, progress)
             else:
                 result = _sync_full(client, run, progress)
-    except MlflowError as error:
-        run.error = str(error)
-        run.seconds = time.perf_counter() - started
-        run.mlflow_calls = client.calls - calls_before
-        run.finished_at = timezone.now()
-        run.save(update_fields=["error", "seconds", "mlflow_calls", "finished_at"])
-        logger.warning("registry sync failed: %s", error)
-        raise SyncError(str(error)) from error
+    except BaseException as error:  # noqa: BLE001 - recorded, then raised again
+        message = printable(error) if isinstance(error, MlflowError) else _describe(error)
+        _finish(
+            run,
+            error=message,
+            seconds=time.perf_counter() - started,
+            mlflow_calls=client.calls - calls_before,
+        )
+        if not isinstance(error, Exception):  # interrupted (a worker stopping): not ours to wrap
+            raise
+        if isinstance(error, MlflowError):
+            logger.warning("registry sync failed: %s", message)
+        else:
+            logger.exception("registry sync failed")
+        raise SyncError(message) from error
     result.kind = kind
     result.mlflow_calls = client.calls - calls_before
     result.seconds = time.perf_counter() - started
-    run.models_seen = result.models
-    run.versions_seen = result.versions
-    run.changes_count = result.changes
-    run.mlflow_calls = result.mlflow_calls
-    run.seconds = result.seconds
-    run.finished_at = timezone.now()
-    run.save()
+    _finish(
+        run,
+        models_seen=result.models,
+        versions_seen=result.versions,
+        changes_count=result.changes,
+        mlflow_calls=result.mlflow_calls,
+        seconds=result.seconds,
+        skipped=result.skipped[:SKIPPED_KEPT],
+        skipped_count=len(result.skipped),
+    )
     logger.info("%s sync: %s (%d MLflow calls)", kind, result, result.mlflow_calls)
+    for item in result.skipped[:SKIPPED_LOGGED]:
+        logger.warning(
+            "%s: %s%s: %s",
+            "mirrored in part" if item.get("partial") else "not mirrored",
+            item["model"],
+            f" v{item['version']}" if item["version"] is not None else "",
+            item["reason"],
+        )
     return result
+
+
+# Skipped versions named one by one in the log; the SyncRun row keeps SKIPPED_KEPT of them.
+SKIPPED_LOGGED = 20
+
+
+def _describe(error: BaseException, prefix: str = "") -> str:
+    text = str(error).strip()
+    return printable(prefix + (f"{type(error).__name__}: {text}" if text else type(error).__name__))
+
+
+def _finish(run: SyncRun, **fields) -> None:
+    """Records the sync's outcome on its row and tells whoever listens; never raises, so the
+    sync's own error is the one its caller sees."""
+    fields["finished_at"] = timezone.now()
+    for name, value in fields.items():
+        setattr(run, name, value)
+    try:
+        SyncRun.objects.filter(pk=run.pk).update(**fields)
+    except Exception as error:
+        logger.exception("could not record the outcome of sync run #%s", run.pk)
+        run.error = _describe(error, prefix="recording this sync's outcome failed: ")
+        try:  # at least its end, and why the rest is missing
+            SyncRun.objects.filter(pk=run.pk).update(
+                finished_at=fields["finished_at"], error=run.error
+            )
+        except Exception:
+            return
+    for receiver, response in sync_finished.send_robust(sender=SyncRun, sync_run=run):
+        if isinstance(response, Exception):
+            logger.error("%r failed after sync run #%s", receiver, run.pk, exc_info=response)
 
 
 # -- the three ways of reading MLflow --------------------------------------------------------
@@ -149,6 +220,7 @@ def _sync_full(client: RegistryClient, run: SyncRun, progress: Progress | None) 
         models={m.name: m for m in models},
         versions=versions,
         runs=runs,
+        unreadable_runs=runs.unreadable,
         complete_models={m.name for m in models},
         all_models_listed=True,
         sync_run=run,
@@ -191,6 +263,7 @@ def _sync_incremental(
         models=models,
         versions=list(versions.values()),
         runs=runs,
+        unreadable_runs=runs.unreadable,
         complete_models=set(moved),
         all_models_listed=True,
         sync_run=run,
@@ -227,6 +300,7 @@ def _sync_one_model(
         models={name: found},
         versions=versions,
         runs=runs,
+        unreadable_runs=runs.unreadable,
         complete_models={name},
         all_models_listed=False,
         sync_run=run,
@@ -243,7 +317,7 @@ def _versions_needing_runs(versions: Iterable[MlflowVersion]) -> list[MlflowVers
     known = {
         (name, number): (run_id, bool(metrics) or bool(params))
         for name, number, run_id, metrics, params in ModelVersion.objects.filter(
-            model__name__in={v.name for v in versions}
+            model__name__in={v.name for v in versions if can_hold(v.name)}
         ).values_list("model__name", "version", "run_id", "metrics", "params")
     }
     return [

@@ -3,7 +3,8 @@
 Views stay thin: what a metric means is `registry.metrics`, the comparison rows are
 `registry.compare`, chart data is `registry.charts` and lazily fetched history is
 `registry.history`; the review app reuses all four. Every page reads a fixed number of queries
-whatever the registry's size, and answers a bad address with a 400 or 404 page, never a 500.
+whatever the registry's size, and answers a bad address with a 404 page (`registry.lookups`) or,
+for a comparison's malformed query, a 400 page; never a 500.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from dataclasses import dataclass, field
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from . import charts
 from .compare import compare_versions, default_baseline
 from .history import history_keys, version_histories
+from .lookups import model_or_404, version_number, version_or_404
 from .metrics import direction, ordered_keys
 from .models import ModelVersion, RegisteredModel, Stage
 
@@ -27,34 +29,10 @@ MODELS_PER_PAGE = 25
 VERSIONS_PER_PAGE = 50
 # Metric columns in the versions table and bars in the comparison chart: room for the main ones.
 METRIC_COLUMNS = 6
-# The largest version number the database column holds; anything above cannot exist.
-MAX_VERSION = 2_147_483_647
 
 
 def _bad_request(request: HttpRequest, message: str) -> HttpResponse:
     return render(request, "400.html", {"message": message}, status=400)
-
-
-def _model_or_404(name: str) -> RegisteredModel:
-    model = RegisteredModel.objects.filter(name=name).first()
-    if model is None:
-        raise Http404(f"There is no registered model named “{name}”.")
-    return model
-
-
-def _version_number(raw: str | None) -> int | None:
-    """A version number from the URL or the query string, or None when it is not one."""
-    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 12:
-        return None
-    return int(raw)
-
-
-def _version_or_404(model: RegisteredModel, number: int) -> ModelVersion:
-    version = model.versions.filter(version=number).first() if 0 < number <= MAX_VERSION else None
-    if version is None:
-        raise Http404(f"Model “{model.name}” has no version {number}.")
-    version.model = model  # already loaded: spare the query
-    return version
 
 
 def _version_choices(model: RegisteredModel) -> list[ModelVersion]:
@@ -112,7 +90,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
-    model = _model_or_404(name)
+    model = model_or_404(name)
     show_deleted = request.GET.get("deleted") == "1"
     versions = list(model.versions.order_by("-version"))
     for version in versions:
@@ -144,11 +122,8 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
 @require_GET
 @login_required
 def version_detail(request: HttpRequest, name: str, version: str) -> HttpResponse:
-    model = _model_or_404(name)
-    number = _version_number(version)
-    if number is None:
-        return _bad_request(request, f"“{version}” is not a version number: use an integer.")
-    current = _version_or_404(model, number)
+    model = model_or_404(name)
+    current = version_or_404(model, version)
     others = _version_choices(model)
     baseline = default_baseline(current, others)
 
@@ -180,17 +155,17 @@ def version_detail(request: HttpRequest, name: str, version: str) -> HttpRespons
 @require_GET
 @login_required
 def compare(request: HttpRequest, name: str) -> HttpResponse:
-    model = _model_or_404(name)
+    model = model_or_404(name)
     raw_a, raw_b = request.GET.get("a"), request.GET.get("b")
-    a, b = _version_number(raw_a), _version_number(raw_b)
+    a, b = version_number(raw_a), version_number(raw_b)
     if a is None or b is None:
         return _bad_request(
             request,
             "Choose two versions to compare: the address needs ?a=<version>&b=<version>, "
             "both whole numbers.",
         )
-    candidate = _version_or_404(model, a)
-    baseline = _version_or_404(model, b)
+    candidate = version_or_404(model, a)
+    baseline = version_or_404(model, b)
     comparison = compare_versions(candidate, baseline)
 
     keys = [row.key for row in comparison.metrics][:METRIC_COLUMNS]

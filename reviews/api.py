@@ -4,28 +4,31 @@ Built with django-ninja, which routes, validates bodies and writes the OpenAPI s
 (/api/v1/openapi.json, interactive docs at /api/v1/docs). Endpoints are thin: they call
 `reviews.services`, which checks permissions exactly as for the browser, and every refusal comes
 back as `{"error": code, "detail": message}` with the status the refusal carries. Bad input is a
-4xx, never a 500.
+4xx, never a 500: bodies keep the forms' limits (`COMMENT_MAX`), versions are whole numbers, unknown
+fields are refused, and `reviews.api_errors` answers unknown routes and oversized bodies in the
+same shape.
 """
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from django.db.models import Count, Max, Prefetch, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest
 from ninja import Field, NinjaAPI, Query, Schema, Status
-from ninja.errors import HttpError
-from ninja.errors import ValidationError as NinjaValidationError
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict
 
 from registry.models import ModelVersion, RegisteredModel
 
-from . import services
-from .api_auth import BearerToken, Unauthorized
-from .errors import QuorumError, RequestNotFound, UnknownModel
+from . import api_errors, counting, services
+from .api_auth import BearerToken
+from .errors import RequestNotFound, UnknownModel
 from .links import request_url
-from .models import Decision, TransitionRequest, Vote, VoteChoice
+from .models import COMMENT_MAX, Decision, TransitionRequest, Vote, VoteChoice
 
 api = NinjaAPI(
     title="Quorum API",
@@ -36,6 +39,7 @@ api = NinjaAPI(
     auth=BearerToken(),
     urls_namespace="api-v1",
 )
+api_errors.install(api)
 
 
 # -- input types ------------------------------------------------------------------------------
@@ -54,6 +58,26 @@ def _storable(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_storable)]
+# Longer than any model name or target Quorum stores, and short enough that a refusal that
+# quotes one stays short.
+Name = Annotated[str, Field(max_length=1000), AfterValidator(_storable)]
+Comment = Annotated[str, Field(max_length=COMMENT_MAX), AfterValidator(_storable)]
+DIGITS = re.compile(r"[0-9]{1,20}")
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON's true is not version 1 (bool is an int in Python), nor is 2.0 or 2.5 a version. The
+    # digits as text are taken: the `quorum` CLI sends the version as it was typed.
+    if isinstance(value, bool | float):
+        raise ValueError("must be a whole number, like 3")
+    if isinstance(value, str):
+        if not DIGITS.fullmatch(value):
+            raise ValueError("must be a whole number, like 3")
+        return int(value)
+    return value
+
+
+VersionNumber = Annotated[int, BeforeValidator(_whole_number)]
 
 
 class PageIn(Schema):
@@ -63,11 +87,24 @@ class PageIn(Schema):
     offset: int = Field(0, ge=0, le=2**31 - 1)
 
 
+class RequestPageIn(PageIn):
+    # The inbox's page size: lists of requests are polled, and each item is counted afresh.
+    limit: int = Field(20, ge=1, le=500)
+
+
 class RequestFilters(Schema):
     state: Literal[tuple(Decision.values)] | None = Field(  # type: ignore[valid-type]
         None, description="A decision: pending, approved, rejected, cancelled or expired."
     )
-    model: Text | None = Field(None, description="A registered model's name.")
+    model: Name | None = Field(None, description="A registered model's name.")
+
+
+class RequestFields(Schema):
+    fields: Literal["summary", "full"] = Field(
+        "summary",
+        description="`summary`: each request's state and approvals so far; `full`: what "
+        "`GET /requests/{id}` answers (gates, votes, comments, reasons) for every item.",
+    )
 
 
 # -- output types -----------------------------------------------------------------------------
@@ -106,41 +143,62 @@ class VersionOut(Schema):
 class Requirement(Schema):
     group: str
     needed: int
-    approvers: list[str] = Field(description="Who has approved for this group (stale excluded).")
+    approvers: list[str] = Field(
+        description="The people counted for this group (stale approvals excluded). A person "
+        "counts for one group at most, so no name appears under two groups."
+    )
 
 
 class VoteOut(Schema):
     user: str
     decision: str
     comment: str
-    groups: list[str]
-    stale: bool
+    groups: list[str] = Field(
+        description="The required groups the voter was in when voting: those the vote may count "
+        "for."
+    )
+    counted_for: str | None = Field(
+        description="The one required group this approval counts for; null for a rejection, a "
+        "stale approval, or an approval no group needs any more."
+    )
+    stale: bool = Field(
+        description="The evidence changed after this approval: it no longer counts, and its "
+        "voter may vote again."
+    )
+    stale_reason: str
     created_at: datetime
 
 
-class RequestOut(Schema):
+class RequestSummary(Schema):
+    """A request in a list: where it stands. `GET /requests/{id}` has the rest."""
+
     id: int
     model: str
     version: int
     target: str
     requester: str
-    comment: str
     decision: str = Field(description="pending, approved, rejected, cancelled or expired.")
-    decision_reason: str
-    decided_by: str | None = Field(description="A username; null when the policy decided.")
-    decided_at: datetime | None
     execution: str | None = Field(
         description="After approval: queued, running, done or failed; null before."
     )
+    requirements: list[Requirement] = Field(
+        description="Per required group: approvals needed and who is counted so far."
+    )
+    created_at: datetime
+    expires_at: datetime
+    url: str = Field(description="The request's page in the dashboard.")
+
+
+class RequestOut(RequestSummary):
+    comment: str
+    decision_reason: str
+    decided_by: str | None = Field(description="A username; null when the policy decided.")
+    decided_at: datetime | None
     execution_error: str
     execution_attempts: int
     executed_at: datetime | None
     gates: list[dict[str, Any]] = Field(description="Gate results as evaluated at creation.")
-    requirements: list[Requirement]
     votes: list[VoteOut]
-    created_at: datetime
-    expires_at: datetime
-    url: str = Field(description="The request's page in the dashboard.")
 
 
 class ModelPage(Schema):
@@ -153,21 +211,39 @@ class VersionPage(Schema):
     items: list[VersionOut]
 
 
+class RequestSummaryPage(Schema):
+    fields: Literal["summary"] = Field(description="The items' representation.")
+    count: int
+    items: list[RequestSummary]
+
+
 class RequestPage(Schema):
+    fields: Literal["full"] = Field(description="The items' representation.")
     count: int
     items: list[RequestOut]
 
 
+# Which of the two the answer is, told by its `fields`.
+RequestList = Annotated[RequestSummaryPage | RequestPage, Field(discriminator="fields")]
+
+
 class RequestIn(Schema):
-    model: Text
-    version: int = Field(description="The version number.")
-    target: Text = Field(description="A stage (Staging, Production, Archived) or @alias.")
-    comment: Text = ""
+    # A misspelt field is refused, not dropped: a comment sent as "coment" would be lost.
+    model_config = ConfigDict(extra="forbid")
+
+    model: Name
+    version: VersionNumber = Field(description="The version number.")
+    target: Name = Field(description="A stage (Staging, Production, Archived) or @alias.")
+    comment: Comment = Field("", description=f"At most {COMMENT_MAX:,} characters.")
 
 
 class VoteIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
     decision: Literal["approve", "reject"]
-    comment: Text = Field("", description="Required when rejecting.")
+    comment: Comment = Field(
+        "", description=f"Required when rejecting; at most {COMMENT_MAX:,} characters."
+    )
 
 
 # The refusals each kind of endpoint can answer with, for the schema and the docs.
@@ -198,9 +274,24 @@ VOTE_COLUMNS = (
     "comment",
     "groups",
     "stale",
+    "stale_reason",
     "created_at",
     "user__username",
 )
+# What a summary reads: plain rows, no model instances, nothing of the gates or comments.
+SUMMARY_COLUMNS = (
+    "id",
+    "version__model__name",
+    "version__version",
+    "target",
+    "requester__username",
+    "decision",
+    "execution",
+    "policy_snapshot",
+    "created_at",
+    "expires_at",
+)
+COUNTED_VOTE_COLUMNS = ("request", "decision", "groups", "stale", "created_at", "user__username")
 
 
 def requests_with_details():
@@ -242,8 +333,43 @@ def version_out(model: RegisteredModel, version: ModelVersion) -> dict:
     }
 
 
+def requirements_out(count: counting.Tally) -> list[dict]:
+    return [
+        {"group": p.group, "needed": p.needed, "approvers": list(p.approvers)}
+        for p in count.progress
+    ]
+
+
+def request_summaries(requests) -> list[dict]:
+    """`requests` (a page of them) as summaries, in two queries: the rows, and their votes."""
+    rows = list(requests.values(*SUMMARY_COLUMNS))
+    votes = defaultdict(list)
+    counted = Vote.objects.filter(request__in=[row["id"] for row in rows])
+    for vote in counted.select_related("user").only(*COUNTED_VOTE_COLUMNS):
+        votes[vote.request_id].append(vote)
+    return [
+        {
+            "id": row["id"],
+            "model": row["version__model__name"],
+            "version": row["version__version"],
+            "target": row["target"],
+            "requester": row["requester__username"],
+            "decision": row["decision"],
+            "execution": row["execution"] or None,
+            "requirements": requirements_out(
+                counting.tally_of(row["policy_snapshot"], votes[row["id"]])
+            ),
+            "created_at": row["created_at"],
+            "expires_at": row["expires_at"],
+            "url": request_url(row["id"]),
+        }
+        for row in rows
+    ]
+
+
 def request_out(request: TransitionRequest) -> dict:
     votes = list(request.votes.all())
+    count = counting.tally(request, votes)
     return {
         "id": request.pk,
         "model": request.version.model.name,
@@ -260,17 +386,16 @@ def request_out(request: TransitionRequest) -> dict:
         "execution_attempts": request.execution_attempts,
         "executed_at": request.executed_at,
         "gates": request.gate_results,
-        "requirements": [
-            {"group": p.group, "needed": p.needed, "approvers": list(p.approvers)}
-            for p in services.progress(request, votes)
-        ],
+        "requirements": requirements_out(count),
         "votes": [
             {
                 "user": v.user.get_username(),
                 "decision": v.decision,
                 "comment": v.comment,
                 "groups": v.groups,
+                "counted_for": count.counted_for.get(v.pk),
                 "stale": v.stale,
+                "stale_reason": v.stale_reason,
                 "created_at": v.created_at,
             }
             for v in votes
@@ -281,10 +406,11 @@ def request_out(request: TransitionRequest) -> dict:
     }
 
 
-def _page(queryset, page: PageIn, represent) -> dict:
-    """One page of `queryset`; only that page is loaded and represented."""
+def _page(queryset, page: PageIn, represent: Callable[[Any], list[dict]]) -> dict:
+    """One page of `queryset`; only that page is loaded and represented (`represent` turns the
+    page's rows into its items)."""
     rows = queryset[page.offset : page.offset + page.limit]
-    return {"count": queryset.count(), "items": [represent(row) for row in rows]}
+    return {"count": queryset.count(), "items": represent(rows)}
 
 
 def _request(pk: int) -> dict:
@@ -309,7 +435,7 @@ def list_models(request: HttpRequest, page: Query[PageIn]):
         )
         .order_by("name")  # explicit: pages must not shuffle
     )
-    return _page(models, page, model_out)
+    return _page(models, page, lambda rows: [model_out(m) for m in rows])
 
 
 @api.get(
@@ -317,13 +443,13 @@ def list_models(request: HttpRequest, page: Query[PageIn]):
     response={200: VersionPage, LOOKUP_ERRORS: Error},
     tags=["registry"],
 )
-def list_versions(request: HttpRequest, name: Text, page: Query[PageIn]):
+def list_versions(request: HttpRequest, name: Name, page: Query[PageIn]):
     """A model's versions, newest first: stage, aliases, run metrics and params."""
     model = RegisteredModel.objects.live().filter(name=name).first()
     if model is None:
         raise UnknownModel(f"There is no registered model named {name!r}.")
     versions = ModelVersion.objects.live().filter(model=model).order_by("-version")
-    return _page(versions, page, lambda v: version_out(model, v))
+    return _page(versions, page, lambda rows: [version_out(model, v) for v in rows])
 
 
 @api.post("/requests", response={201: RequestOut, WRITE_ERRORS: Error}, tags=["requests"])
@@ -340,15 +466,27 @@ def create_request(request: HttpRequest, body: RequestIn):
     return Status(201, _request(created.pk))
 
 
-@api.get("/requests", response={200: RequestPage, READ_ERRORS: Error}, tags=["requests"])
-def list_requests(request: HttpRequest, filters: Query[RequestFilters], page: Query[PageIn]):
-    """Requests, newest first, optionally in one decision state and of one model."""
-    requests = requests_with_details()
+@api.get("/requests", response={200: RequestList, READ_ERRORS: Error}, tags=["requests"])
+def list_requests(
+    request: HttpRequest,
+    filters: Query[RequestFilters],
+    page: Query[RequestPageIn],
+    view: Query[RequestFields],
+):
+    """Requests, newest first, optionally in one decision state and of one model: each one's
+    state and approvals so far (`fields=full`: everything `GET /requests/{id}` answers)."""
+    full = view.fields == "full"
+    requests = requests_with_details() if full else TransitionRequest.objects.all()
     if filters.state:
         requests = requests.filter(decision=filters.state)
     if filters.model:
         requests = requests.filter(version__model__name=filters.model)
-    return _page(requests, page, request_out)
+    if full:
+        return {
+            "fields": "full",
+            **_page(requests, page, lambda rows: [request_out(r) for r in rows]),
+        }
+    return {"fields": "summary", **_page(requests, page, request_summaries)}
 
 
 @api.get("/requests/{id}", response={200: RequestOut, LOOKUP_ERRORS: Error}, tags=["requests"])
@@ -382,51 +520,3 @@ def cancel_request(request: HttpRequest, id: int):  # noqa: A002
     """Withdraws a pending request (its requester, or an admin)."""
     services.request_cancel(request_id=id, user=request.auth)
     return _request(id)
-
-
-# -- errors -----------------------------------------------------------------------------------
-
-HTTP_CODES = {
-    400: "malformed_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    429: "throttled",
-}
-
-
-def _error(request: HttpRequest, status: int, code: str, detail: str) -> HttpResponse:
-    return api.create_response(request, {"error": code, "detail": detail}, status=status)
-
-
-@api.exception_handler(QuorumError)
-def _quorum_error(request: HttpRequest, exc: QuorumError) -> HttpResponse:
-    return _error(request, exc.status, exc.code, str(exc))
-
-
-@api.exception_handler(Unauthorized)
-def _unauthorized(request: HttpRequest, exc: Unauthorized) -> HttpResponse:
-    response = _error(request, exc.status, exc.code, str(exc))
-    response["WWW-Authenticate"] = 'Bearer realm="quorum"'
-    return response
-
-
-@api.exception_handler(NinjaValidationError)
-def _invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
-    # ninja answers 422 with pydantic's list; the API promises 400 and one readable sentence.
-    problems = []
-    for item in exc.errors:
-        place = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
-        problems.append(f"{place}: {item.get('msg', 'invalid')}" if place else item.get("msg"))
-    return _error(request, 400, "invalid_request", "; ".join(problems) or "Invalid request.")
-
-
-@api.exception_handler(HttpError)
-def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    return _error(request, exc.status_code, HTTP_CODES.get(exc.status_code, "error"), str(exc))
-
-
-@api.exception_handler(Http404)
-def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-    return _error(request, 404, "not_found", "Not found.")

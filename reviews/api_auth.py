@@ -12,7 +12,9 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from axes.handlers.proxy import AxesProxyHandler
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.signals import user_login_failed
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -27,6 +29,9 @@ DISPLAY_CHARS = len(TOKEN_PREFIX) + 6
 # Writing last_used_at on every call would make each API read a write; once a minute is plenty
 # to tell a live token from a forgotten one.
 LAST_USED_RESOLUTION_SECONDS = 60
+# How the sign-in throttle (django-axes, quorum/lockout.py) sees a token: no username, so it
+# counts the address alone. The token itself is never passed on.
+TOKEN_CREDENTIALS = {"bearer_token": "(not shown)"}  # noqa: S105 - a marker, not a secret
 
 
 class Unauthorized(Exception):
@@ -34,6 +39,14 @@ class Unauthorized(Exception):
 
     code = "unauthorized"
     status = 401
+
+
+class UnknownToken(Unauthorized):
+    """A token that was never issued: a guess, counted against its address."""
+
+
+class Throttled(Exception):
+    """The address is locked out after too many unknown tokens: answered with 429."""
 
 
 def token_hash(plaintext: str) -> str:
@@ -79,7 +92,7 @@ def user_for_token(plaintext: str) -> AbstractBaseUser:
         .first()
     )
     if token is None:
-        raise Unauthorized("The token is not valid.")
+        raise UnknownToken("The token is not valid.")
     if token.revoked_at is not None:
         raise Unauthorized("The token was revoked.")
     if not token.user.is_active:
@@ -93,7 +106,12 @@ def user_for_token(plaintext: str) -> AbstractBaseUser:
 
 
 class BearerToken(HttpBearer):
-    """`Authorization: Bearer <token>`; every failure says why, as a 401."""
+    """`Authorization: Bearer <token>`; every failure says why, as a 401.
+
+    Tokens nobody issued are counted per address by the sign-in throttle (quorum/lockout.py):
+    past its limit the address gets 429 until the lockout ends or an admin lifts it. Revoked and
+    deactivated users' tokens are not guesses and are not counted.
+    """
 
     def __call__(self, request: HttpRequest):
         header = request.headers.get(self.header, "")
@@ -102,10 +120,17 @@ class BearerToken(HttpBearer):
             raise Unauthorized("Send the header 'Authorization: Bearer <token>'.")
         if scheme.lower() != "bearer" or not credentials.strip():
             raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
+        if AxesProxyHandler.is_locked(request, TOKEN_CREDENTIALS):
+            raise Throttled()
         return self.authenticate(request, credentials)
 
     def authenticate(self, request: HttpRequest, token: str) -> AbstractBaseUser:
-        user = user_for_token(token)
+        try:
+            user = user_for_token(token)
+        except UnknownToken:
+            # Counted as a failed sign-in; the attempt that reaches the limit is answered 429.
+            user_login_failed.send(__name__, credentials=dict(TOKEN_CREDENTIALS), request=request)
+            raise
         # The services take the user explicitly; request.user keeps Django's views consistent.
         request.user = user
         return user

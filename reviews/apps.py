@@ -13,9 +13,22 @@ class ReviewsConfig(AppConfig):
 
         changes_observed.connect(on_changes_observed, dispatch_uid="reviews.registry_events")
 
+        from registry.signals import sync_finished
+
+        from .sync_health import on_sync_finished
+
+        sync_finished.connect(on_sync_finished, dispatch_uid="reviews.sync_health")
+
         from . import notify, webhooks_out
         from .signals import event_recorded
 
         # Mail and webhooks go to an outbox in the event's transaction; workers send them.
         event_recorded.connect(notify.on_event_recorded, dispatch_uid="reviews.notify")
         event_recorded.connect(webhooks_out.on_event_recorded, dispatch_uid="reviews.webhooks_out")
+
+        from registry import slots
+
+        # The registry's pages show the review app's parts without loading its templatetags.
+        slots.fill("model_banner", "reviews/slots/model_banner.html")
+        slots.fill("model_footer", "reviews/slots/model_footer.html")
+        slots.fill("version_banner", "reviews/slots/version_banner.html")

@@ -1,7 +1,12 @@
 """Domain errors of the review engine, each with a message a user can act on.
 
-`code` is stable (the REST API returns it); `status` is the HTTP status an API answers with.
+`code` is stable (the REST API returns it); `status` is the HTTP status an API answers with, and
+the pages derive their answer from it too (`reviews.views`).
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class QuorumError(Exception):
@@ -11,14 +16,47 @@ class QuorumError(Exception):
     status = 400
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a policy file or policy: where, and what.
+
+    `location` is the path to the value as data (`("policies", 0, "require", 1, "group")`),
+    empty for the file or policy as a whole; `str()` writes it the way a person finds it in the
+    file, `policies[0].require[1].group: message`, for the places that show it.
+    """
+
+    location: tuple[str | int, ...]
+    message: str
+
+    @property
+    def place(self) -> str:
+        written = ""
+        for part in self.location:
+            if isinstance(part, int):
+                written += f"[{part}]"
+            else:
+                written += f".{part}" if written else str(part)
+        return written
+
+    def within(self, *prefix: str | int) -> Problem | None:
+        """The problem relative to `prefix` when it lies there (`within("policies", 2)`), else
+        None."""
+        if self.location[: len(prefix)] != prefix:
+            return None
+        return Problem(self.location[len(prefix) :], self.message)
+
+    def __str__(self) -> str:
+        return f"{self.place}: {self.message}" if self.location else self.message
+
+
 class PolicyInvalid(QuorumError):
-    """A policy file or form failed validation; `problems` lists each `place: problem`."""
+    """A policy file or form failed validation; `problems` lists each `Problem`."""
 
     code = "policy_invalid"
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[Problem]):
         self.problems = problems
-        super().__init__("\n".join(problems))
+        super().__init__("\n".join(str(problem) for problem in problems))
 
 
 class NoPolicy(QuorumError):

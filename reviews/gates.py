@@ -3,6 +3,12 @@
 A gate is *required* (failing rejects the request at once, with the reason) or *auto_approve*
 (when every one of those passes, and every required gate too, no human vote is needed). Results
 keep the values compared, so the request page and the audit trail can say exactly why.
+
+Metric values arrive as the mirror stores them (`registry.metrics`), NaN and infinities included.
+A candidate whose value is not a finite number fails the gate ("accuracy is NaN"), whatever the
+operator: no threshold is met by a value that is not a number. A relative gate whose baseline is
+not finite cannot be evaluated: like a baseline that never logged the metric, it does not reject
+the request (a broken holder must stay replaceable), but it never auto-approves one either.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import asdict, dataclass
+
+from registry import metrics
 
 OPS = {
     ">=": operator.ge,
@@ -33,7 +41,8 @@ class GateResult:
     baseline_delta: float | None = None
 
     def as_json(self) -> dict:
-        return asdict(self)
+        """For JSON columns: non-finite values in the mirror's spelling ("NaN", "Infinity")."""
+        return metrics.encode_json(asdict(self))
 
 
 def evaluate(
@@ -49,10 +58,17 @@ def _evaluate_one(gate: dict, candidate: dict, baseline: dict | None) -> GateRes
     metric, op, kind = gate["metric"], gate["op"], gate.get("kind", "required")
     delta = gate.get("baseline_delta")
     common = {"metric": metric, "op": op, "kind": kind, "baseline_delta": delta}
-    value = candidate.get(metric)
+    value = metrics.number(candidate.get(metric))
     if value is None:
         return GateResult(
             **common, passed=False, reason=f"the candidate's run never logged {metric}"
+        )
+    if not math.isfinite(value):
+        return GateResult(
+            **common,
+            value=value,
+            passed=False,
+            reason=f"{metric} is {metrics.non_finite_label(value)}: not a finite number",
         )
     if delta is None:
         threshold = float(gate["value"])
@@ -69,13 +85,24 @@ def _evaluate_one(gate: dict, candidate: dict, baseline: dict | None) -> GateRes
         return GateResult(
             **common, value=value, passed=True, reason="no baseline: nothing holds the target yet"
         )
-    base = baseline.get(metric)
+    base = metrics.number(baseline.get(metric))
     if base is None:
         return GateResult(
             **common,
             value=value,
             passed=True,
             reason=f"no baseline: the current holder never logged {metric}",
+        )
+    if not math.isfinite(base):
+        passes = kind != "auto_approve"
+        return GateResult(
+            **common,
+            value=value,
+            baseline_value=base,
+            passed=passes,
+            reason=f"not evaluated: the current holder's {metric} is "
+            f"{metrics.non_finite_label(base)}"
+            + ("" if passes else ", so this gate cannot auto-approve"),
         )
     threshold = base + float(delta)
     passed = OPS[op](value, threshold)

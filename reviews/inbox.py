@@ -2,9 +2,10 @@
 summaries a request's row shows (per-group progress, gates, state).
 
 A request awaits a user when they could vote on it now: pending and not expired, the policy
-snapshot requires a group they are in, they have not voted, and they did not request it (unless the
-policy allows self-approval). That is `services._check_can_vote` stated as a query, so the inbox
-never lists a request whose page would then refuse the vote.
+snapshot requires a group they are in, they have no current vote on it (a stale approval is not
+one), and they did not request it (unless the policy allows self-approval). That is
+`services._check_can_vote` stated as a query, so the inbox never lists a request whose page would
+then refuse the vote.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.utils import timezone
 
-from . import services
+from . import counting
 from .models import Decision, Execution, TransitionRequest, Vote
 
 
@@ -27,7 +28,8 @@ def awaiting_ids(user: AbstractBaseUser) -> list[int]:
         return []
     candidates = (
         TransitionRequest.objects.filter(decision=Decision.PENDING, expires_at__gt=timezone.now())
-        .exclude(votes__user=user)
+        # A stale approval is not a vote any more: its voter is asked again.
+        .filter(~Exists(Vote.objects.filter(request=OuterRef("pk"), user=user, stale=False)))
         .order_by("created_at", "id")
         .values_list("pk", "requester_id", "policy_snapshot")
     )
@@ -85,7 +87,7 @@ def decorate(requests) -> list[TransitionRequest]:
     """Attaches `progress`, `gates` and `state` to requests loaded with `with_rows`."""
     rows = list(requests)
     for request in rows:
-        request.progress = services.progress(request, list(request.votes.all()))
+        request.progress = counting.progress(request, list(request.votes.all()))
         request.gates = gate_summary(request)
         request.state = state_label(request)
         request.state_class = state_class(request)

@@ -296,6 +296,7 @@ def reconcile() -> dict:
     overdue = enqueue_overdue_retries()
     requeued = requeue_lost_transitions()
     classified = registry_events.classify_pending_changes()
+    audit.extend_verified_checkpoint()
     summary = {
         "expired": len(expired),
         "overdue_retries": len(overdue),

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.db import models
+from django.db import connections, models
 from django.utils import timezone
 
 from registry.models import Stage
@@ -118,6 +118,11 @@ class Execution(models.TextChoices):
     RUNNING = "running", "running"
     DONE = "done", "done"
     FAILED = "failed", "failed"
+
+
+# The longest comment on a request or a vote, in characters, wherever it is written (the forms,
+# the API): long enough for a review, short enough for a page, a mail and a log line.
+COMMENT_MAX = 4000
 
 
 class TransitionRequestQuerySet(models.QuerySet):
@@ -234,6 +239,13 @@ class VoteChoice(models.TextChoices):
 
 
 class Vote(models.Model):
+    """One user's approval or rejection of a request.
+
+    A user has at most one current vote per request. An approval goes stale when the evidence
+    behind it changes (`services.approvals_mark_stale`): it stays here, struck through, and its
+    voter may vote again. How approvals count towards the policy is `reviews.counting`.
+    """
+
     request = models.ForeignKey(TransitionRequest, on_delete=models.CASCADE, related_name="votes")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="votes"
@@ -241,7 +253,8 @@ class Vote(models.Model):
     decision = models.CharField(max_length=8, choices=VoteChoice.choices)
     comment = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
-    # The required groups this vote counted for, as membership stood when it was cast.
+    # The required groups the voter was in when voting: those this vote may count for (it counts
+    # for one of them at most, see `reviews.counting`). The audit event records the same list.
     groups = models.JSONField(default=list)
     # What the voter saw: {"candidate": {...}, "baseline": {...} | None}.
     seen_metrics = models.JSONField(default=dict)
@@ -252,11 +265,32 @@ class Vote(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["request", "user"], name="one_vote_per_user"),
+            models.UniqueConstraint(
+                fields=["request", "user"],
+                condition=models.Q(stale=False),
+                name="one_current_vote_per_user",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.user} {self.decision}s #{self.request_id}"
+
+
+class AuditEventManager(models.Manager):
+    def actions(self) -> list[str]:
+        """Every action recorded, in order: one index probe per distinct action (a recursive
+        query skips from one to the next), where DISTINCT would read every event's row."""
+        db = connections[self.db]
+        table = db.ops.quote_name(self.model._meta.db_table)
+        with db.cursor() as cursor:
+            cursor.execute(
+                f"WITH RECURSIVE found(action) AS ("  # noqa: S608 - the table's own name
+                f" SELECT MIN(action) FROM {table}"
+                f" UNION ALL SELECT (SELECT MIN(action) FROM {table} WHERE action > found.action)"
+                f" FROM found WHERE found.action IS NOT NULL"
+                f") SELECT action FROM found WHERE action IS NOT NULL"
+            )
+            return [action for (action,) in cursor.fetchall()]
 
 
 class AuditEvent(models.Model):
@@ -280,6 +314,8 @@ class AuditEvent(models.Model):
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 
+    objects = AuditEventManager()
+
     class Meta:
         ordering = ["-sequence"]
 
@@ -288,11 +324,22 @@ class AuditEvent(models.Model):
 
 
 class AuditHead(models.Model):
-    """The chain's head: locked by every append so concurrent writers still form one chain."""
+    """The chain's head: locked by every append so concurrent writers still form one chain.
+
+    It also keeps the verified checkpoint: the event up to which the chain was last recomputed
+    and found whole, its hash and when, so that the audit page verifies only what came after it.
+    `broken_at` is where the last verification stopped at a link that did not hold; it stays set
+    until a later verification finds that link whole again (see `reviews.audit`).
+    """
 
     name = models.CharField(max_length=16, primary_key=True, default="audit")
     sequence = models.PositiveBigIntegerField(default=0)
     hash = models.CharField(max_length=64, default="0" * 64)
+    verified_sequence = models.PositiveBigIntegerField(default=0)
+    verified_hash = models.CharField(max_length=64, default="0" * 64)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    broken_at = models.PositiveBigIntegerField(null=True, blank=True)
+    broken_problem = models.TextField(blank=True, default="")
 
     def __str__(self) -> str:
         return f"audit head at #{self.sequence}"
@@ -378,6 +425,7 @@ class NotificationKind(models.TextChoices):
     REMINDER = "reminder", "reminder"
     ESCALATION = "escalation", "escalation"
     OUT_OF_BAND = "out_of_band", "out-of-band change"
+    SYNC_FAILING = "sync_failing", "registry sync failing"
 
 
 class Notification(OutboxItem):

@@ -8,9 +8,11 @@
 | transition.done                   | done          | the requester                             |
 | transition.failed (the last try)  | failed        | the requester and staff                   |
 | notify.reminder (periodic job)    | reminder      | eligible approvers who have not voted and |
-|                                   |               |   have not turned reminders off           |
-| notify.escalation (periodic job)  | escalation    | staff                                     |
+|                                   |               |   have not turned reminders off (a stale  |
+|                                   |               |   approval is not a vote: see below)      |
+| notify.escalation (periodic job)  | escalation    | staff, when no vote counts at half-life   |
 | registry.out_of_band              | out of band   | staff                                     |
+| registry.sync_failing             | sync failing  | staff                                     |
 
 How a mail gets out, and only once:
 
@@ -25,6 +27,9 @@ How a mail gets out, and only once:
    A failed send is recorded and the job raises, so RQ retries it with backoff.
 4. `sweep_outbox`, run every minute by the cron scheduler, sends whatever is still pending (the
    enqueue was lost, a worker died holding a claim, the retries ran out).
+
+"Has voted" means has a current vote: an approval that went stale (the evidence changed) no longer
+counts, and its voter is reminded like anyone who has yet to vote.
 
 A worker that dies after the SMTP server accepted a mail but before it marked the row sent sends
 that mail again once the claim lapses: at least once, and once in every other case.
@@ -50,9 +55,10 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from registry import metrics
+from registry import metrics, names
 
 from . import audit, webhooks_out
+from .counting import progress
 from .links import absolute, request_url
 from .models import (
     AuditEvent,
@@ -62,6 +68,7 @@ from .models import (
     NotificationPreference,
     OutboxState,
     TransitionRequest,
+    Vote,
 )
 from .outbox import QUEUE as QUEUE  # the queue mail jobs run on
 from .outbox import (
@@ -74,7 +81,7 @@ from .outbox import (
     release_failed,
     send_for_event,
 )
-from .services import progress, required_groups
+from .services import required_groups
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +101,10 @@ ACTION_KINDS = {
     "notify.reminder": Kind.REMINDER,
     "notify.escalation": Kind.ESCALATION,
     "registry.out_of_band": Kind.OUT_OF_BAND,
+    "registry.sync_failing": Kind.SYNC_FAILING,
 }
+# Mail about the registry rather than a request: it goes to staff.
+ABOUT_THE_REGISTRY = {Kind.OUT_OF_BAND, Kind.SYNC_FAILING}
 # Mail that asks for a vote: pointless once the request is decided.
 ASKS_FOR_A_VOTE = {Kind.REVIEW_NEEDED, Kind.REMINDER, Kind.ESCALATION}
 
@@ -118,7 +128,7 @@ def outbox_mail(event: AuditEvent) -> int:
     if kind is None:
         return 0
     request = event.request if event.request_id else None
-    if request is None and kind != Kind.OUT_OF_BAND:
+    if request is None and kind not in ABOUT_THE_REGISTRY:
         return 0
     users = list(recipients(kind, request).values_list("pk", flat=True))
     if not users:
@@ -137,14 +147,14 @@ def recipients(kind: str, request: TransitionRequest | None) -> QuerySet:
     """The users who get `kind` of mail about `request`: active, with an address."""
     users = get_user_model().objects.filter(is_active=True).exclude(email="")
     staff = Q(is_staff=True)
-    if kind == Kind.OUT_OF_BAND or kind == Kind.ESCALATION:
+    if kind in ABOUT_THE_REGISTRY or kind == Kind.ESCALATION:
         chosen = users.filter(staff)
     elif kind == Kind.REVIEW_NEEDED:
         chosen = approvers(request, users)
     elif kind == Kind.REMINDER:
         chosen = (
             approvers(request, users)
-            .exclude(votes__request=request)
+            .exclude(pk__in=current_voters(request))
             .exclude(notification_preference__reminders=False)
         )
     elif kind == Kind.DECIDED:
@@ -161,6 +171,12 @@ def recipients(kind: str, request: TransitionRequest | None) -> QuerySet:
 def approvers(request: TransitionRequest, users: QuerySet) -> QuerySet:
     """Members of the request's required groups, but not its requester."""
     return users.filter(groups__name__in=required_groups(request)).exclude(pk=request.requester_id)
+
+
+def current_voters(request: TransitionRequest) -> QuerySet:
+    """The ids of the users whose vote on `request` counts: a stale approval's voter is asked
+    again, as if they had not voted."""
+    return Vote.objects.filter(request=request, stale=False).values("user_id")
 
 
 def reminders_enabled(user) -> bool:
@@ -222,7 +238,7 @@ def skip_reason(item: Notification) -> str:
         if request.decision != Decision.PENDING:
             return f"the request is already {request.decision}"
     if item.kind == Kind.REMINDER:
-        if request.votes.filter(user=user).exists():
+        if current_voters(request).filter(user=user).exists():
             return "the recipient has voted since"
         if not reminders_enabled(user):
             return "the recipient turned reminders off"
@@ -287,6 +303,8 @@ def mail_context(event: AuditEvent, kind: str) -> dict[str, Any]:
             votes=votes,
             decision=request.get_decision_display(),
         )
+    elif kind == Kind.SYNC_FAILING:
+        context["link"] = absolute(reverse("admin:registry_syncrun_changelist"))
     elif event.version is not None:
         context["link"] = absolute(
             reverse("registry:version_detail", args=[event.model_name, event.version])
@@ -300,7 +318,7 @@ def mail_context(event: AuditEvent, kind: str) -> dict[str, Any]:
 
 
 def subject(kind: str, event: AuditEvent, request, context: dict) -> str:
-    what = f"{event.model_name} v{event.version}"
+    what = f"{names.as_text(event.model_name)} v{event.version}"
     if request is not None:
         what_to = f"{what} → {request.target}"
     if kind == Kind.REVIEW_NEEDED:
@@ -317,6 +335,10 @@ def subject(kind: str, event: AuditEvent, request, context: dict) -> str:
         text = f"Reminder: {what_to} expires in {context['time_left']}"
     elif kind == Kind.ESCALATION:
         text = f"{what_to} has no vote at half its review time"
+    elif kind == Kind.SYNC_FAILING:
+        failures = context["details"].get("failures", 0)
+        error = (context["error"] or "unknown error").strip().splitlines()[0]
+        text = f"Registry sync failed {failures} times in a row: {shorten(error, 120)}"
     else:
         text = f"{what} {out_of_band_words(context['details'])} outside Quorum"
     # MLflow names are untrusted: a line break in a subject would be a header injection.
@@ -401,7 +423,8 @@ def remind_and_escalate(*, now=None) -> dict[str, list[int]]:
         .exclude(reminded)
         .values_list("pk", flat=True)
     )
-    unvoted = pending.exclude(escalated).filter(votes__isnull=True)
+    voted = Exists(Vote.objects.filter(request=OuterRef("pk"), stale=False))
+    unvoted = pending.exclude(escalated).exclude(voted)
     to_escalate = [
         pk
         for pk, created, expires in unvoted.values_list("pk", "created_at", "expires_at")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import yaml
@@ -18,7 +20,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 
-from . import audit
+from . import audit, counting
 from .errors import AmbiguousPolicy, NoPolicy, PolicyInvalid
 from .models import ApprovalPolicy, PolicyGate, PolicyRequester, PolicyRequirement
 from .policy_spec import (
@@ -53,6 +55,15 @@ class LoadReport:
     unchanged: list[str] = field(default_factory=list)
     groups_created: list[str] = field(default_factory=list)
     groups_changed: list[str] = field(default_factory=list)
+    # Loaded all the same: required groups that share members (see `overlap_warnings`).
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed_anything(self) -> bool:
+        """Whether the load created, changed or removed a policy or a group."""
+        return any(
+            (self.created, self.changed, self.removed, self.groups_created, self.groups_changed)
+        )
 
     def lines(self) -> list[str]:
         out = []
@@ -86,9 +97,11 @@ def policies_load(
         raise PolicyInvalid(problems)
     with transaction.atomic():
         report = _apply(spec)
+        # The file is the whole truth: its policies are now all there are.
+        report.warnings = overlap_warnings(with_relations(ApprovalPolicy.objects.all()))
         if dry_run:
             transaction.set_rollback(True)
-        elif report.lines()[:-1]:  # the last line is the count summary
+        elif report.changed_anything:
             audit.record(
                 "policy.load",
                 actor=actor,
@@ -178,6 +191,46 @@ def set_requesters(policy: ApprovalPolicy, groups: list[Group]) -> None:
     )
 
 
+def overlap_warnings(policies: Iterable[ApprovalPolicy]) -> list[str]:
+    """One sentence per policy whose required groups share members, naming the groups and the
+    people: each person counts for one group only (`reviews.counting`), so such a policy needs
+    more different people than its groups' sizes suggest, or cannot be met at all.
+
+    A warning, not a refusal: overlapping groups are legitimate, and membership changes. Reads
+    `policies` loaded `with_relations`, and their groups' active members in one query.
+    """
+    policies = list(policies)
+    named = {r.group.name for p in policies for r in p.requirements.all()}
+    members = {
+        group.name: {user.get_username() for user in group.user_set.all()}
+        for group in Group.objects.filter(name__in=named).prefetch_related(
+            Prefetch("user_set", queryset=get_user_model().objects.filter(is_active=True))
+        )
+    }
+    warnings = []
+    for policy in policies:
+        needs = [(r.group.name, r.approvals) for r in policy.requirements.all()]
+        shared = [
+            f"{a} and {b} share {', '.join(sorted(common))}"
+            for (a, _), (b, _) in itertools.combinations(needs, 2)
+            if (common := members.get(a, set()) & members.get(b, set()))
+        ]
+        if not shared:
+            continue
+        total = sum(n for _, n in needs)
+        warning = (
+            f"policy {policy.name!r}: {'; '.join(shared)}. A person counts for one group "
+            f"only, so its sign-offs need {total} different people"
+        )
+        if missing := counting.shortfall(needs, members):
+            warning += (
+                f", and their members can fill only {total - missing} of those places (no "
+                "request can reach quorum until the groups change)"
+            )
+        warnings.append(warning + ".")
+    return warnings
+
+
 def policy_as_spec(policy: ApprovalPolicy) -> PolicySpec:
     return PolicySpec(
         name=policy.name,
@@ -192,7 +245,9 @@ def policy_as_spec(policy: ApprovalPolicy) -> PolicySpec:
         archive_existing=policy.archive_existing,
         rejections_needed=policy.rejections_needed,
         gates=[
-            GateSpec(
+            # As stored, not validated again: a threshold written before non-finite ones were
+            # refused must still read (and export), not break every page that shows the policy.
+            GateSpec.model_construct(
                 metric=g.metric,
                 op=g.op,
                 value=g.value,

@@ -1,18 +1,23 @@
 """The policy file format and its validation: what a policy says, and every way it can be wrong.
 
-Every problem is reported as `place: problem`, the place written the way a person finds it in the
-file (`policies[0].require[1].group`). The same checks run when `reviews.policies` loads a file and
-when an admin saves a policy in the admin.
+Every problem is a `Problem`: its location as data (`("policies", 0, "require", 1, "group")`) and
+its message, written `policies[0].require[1].group: message` only where a person reads it (the
+`load_policies` command, the admin's forms). The same checks run when `reviews.policies` loads a
+file and when an admin saves a policy in the admin.
+
+Limits, each refused with its place: the file's own (size, keys given twice, aliases) in
+`reviews.policy_yaml`; durations up to `MAX_DURATION`, finite thresholds, and names and counts
+the database can store here.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Annotated, Literal
 
-import yaml
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from pydantic import (
@@ -27,14 +32,28 @@ from pydantic import (
 
 from registry.models import RegisteredModel, Stage
 
-from .errors import PolicyInvalid
+from .errors import PolicyInvalid, Problem
+from .policy_yaml import read_yaml
 
 STAGES = [choice.value for choice in Stage]
 # MLflow's alias rule: letters, digits, _ and -, and not a reserved name.
 ALIAS_RE = re.compile(r"^@[A-Za-z0-9_-]{1,255}$")
 RESERVED_ALIASES = re.compile(r"^@(latest|v\d+)$", re.IGNORECASE)
 DURATION_RE = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
-DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+DURATION_MINUTES = {"d": 24 * 60, "h": 60, "m": 1}
+# A request must be able to expire: years-long durations overflow dates, and nobody waits a year
+# for a sign-off.
+MAX_DURATION = timedelta(days=365)
+# What the database stores: auth groups' and users' names, gate metrics, approvals counts (a
+# small integer). The limits only keep a load from failing inside the database: a policy stored
+# under them is never refused when it is read back.
+GROUP_NAME_MAX = 150
+USERNAME_MAX = 150
+PATTERN_MAX = 256
+METRIC_MAX = 250
+COUNT_MAX = 32767
+# Ties between policies reported before giving up on a file full of them.
+MAX_TIES_REPORTED = 50
 GLOB_CHARS = "*?["
 
 
@@ -57,18 +76,24 @@ LIST_FIELDS = {
 }
 
 
+GroupName = Annotated[str, Field(min_length=1, max_length=GROUP_NAME_MAX)]
+# NaN compares false with everything and infinity with nearly everything: a gate on either would
+# pass or fail whatever the model's metrics.
+Threshold = Annotated[float, Field(allow_inf_nan=False)]
+
+
 class RequirementSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    group: str = Field(min_length=1)
-    approvals: int = Field(default=1, ge=1)
+    group: GroupName
+    approvals: int = Field(default=1, ge=1, le=COUNT_MAX)
 
 
 class GateSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    metric: str = Field(min_length=1)
+    metric: str = Field(min_length=1, max_length=METRIC_MAX)
     op: Literal[">=", ">", "<=", "<", "=="]
-    value: float | None = None
-    baseline_delta: float | None = None
+    value: Threshold | None = None
+    baseline_delta: Threshold | None = None
     kind: Literal["required", "auto_approve"] = "required"
 
     @model_validator(mode="after")
@@ -81,16 +106,16 @@ class GateSpec(BaseModel):
 class PolicySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100)
-    models: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    models: list[Annotated[str, Field(min_length=1, max_length=PATTERN_MAX)]] = Field(min_length=1)
     targets: list[str] = Field(min_length=1)
     require: list[RequirementSpec] = Field(min_length=1)
     allow_self_approval: bool = False
     expires_after: timedelta = timedelta(days=7)
     archive_existing: bool = False
-    rejections_needed: int = Field(default=1, ge=1)
+    rejections_needed: int = Field(default=1, ge=1, le=COUNT_MAX)
     gates: list[GateSpec] = []
     # Groups whose members may request; empty: any signed-in user.
-    requesters: list[Annotated[str, Field(min_length=1)]] = []
+    requesters: list[GroupName] = []
 
     @field_validator(*LIST_FIELDS, mode="before")
     @classmethod
@@ -100,23 +125,32 @@ class PolicySpec(BaseModel):
     @field_validator("expires_after", mode="before")
     @classmethod
     def parse_duration(cls, value):
+        """A duration as written in a file or the admin ("7d", "12h", "30m"), up to
+        `MAX_DURATION`. A timedelta (a policy already stored) is taken as it is."""
         if isinstance(value, timedelta):
             return value
         match = DURATION_RE.match(str(value))
         if not match or int(match.group(1)) == 0:
             raise ValueError(f"{value!r} is not a duration like 7d, 12h or 30m")
-        return timedelta(**{DURATION_UNITS[match.group(2)]: int(match.group(1))})
+        # Compared as a number first: a timedelta of 9999999999 days does not exist.
+        minutes = int(match.group(1)) * DURATION_MINUTES[match.group(2)]
+        if minutes > MAX_DURATION.total_seconds() // 60:
+            raise ValueError(
+                f"{value!r} is longer than the longest duration allowed, "
+                f"{format_duration(MAX_DURATION)}"
+            )
+        return timedelta(minutes=minutes)
 
 
 Usernames = Annotated[
-    list[Annotated[str, Field(min_length=1)]],
+    list[Annotated[str, Field(min_length=1, max_length=USERNAME_MAX)]],
     BeforeValidator(lambda value: _a_list(value, "usernames")),
 ]
 
 
 class PolicyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    groups: dict[str, Usernames] = {}
+    groups: dict[GroupName, Usernames] = {}
     policies: list[PolicySpec] = []
 
     @field_validator("groups", "policies", mode="before")
@@ -145,38 +179,23 @@ def format_duration(value: timedelta) -> str:
     return f"{minutes}m"
 
 
-def _place(loc: tuple) -> str:
-    place = ""
-    for part in loc:
-        if isinstance(part, int):
-            place += f"[{part}]"
-        else:
-            place += f".{part}" if place else str(part)
-    return place
-
-
 def parse_policy_file(text: str) -> PolicyFile:
     """The file's content as a `PolicyFile`, or `PolicyInvalid` listing every problem found."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise PolicyInvalid([f"not valid YAML: {error}"]) from error
+    data, problems = read_yaml(text)
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise PolicyInvalid(["the file must be a mapping with `groups` and `policies`"])
+        raise PolicyInvalid(
+            [Problem((), "the file must be a mapping with `groups` and `policies`")]
+        )
     try:
         spec = PolicyFile.model_validate(data)
     except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            message = item["msg"].removeprefix("Value error, ")
-            if item["type"] == "extra_forbidden":
-                message = "unknown field"
-            problems.append(f"{_place(item['loc'])}: {message}")
-        raise PolicyInvalid(problems) from error
+        raise PolicyInvalid(problems + validation_problems(error)) from error
+    if problems:
+        raise PolicyInvalid(problems)
     problems = [
-        f"policies[{i}].targets[{j}]: {problem}"
+        Problem(("policies", i, "targets", j), problem)
         for i, policy in enumerate(spec.policies)
         for j, target in enumerate(policy.targets)
         if (problem := target_problem(target))
@@ -186,14 +205,38 @@ def parse_policy_file(text: str) -> PolicyFile:
     return spec
 
 
+def validation_problems(error: ValidationError) -> list[Problem]:
+    """pydantic's errors as problems, each message as a person reads it."""
+    return [
+        Problem(
+            tuple(item["loc"]),
+            "unknown field"
+            if item["type"] == "extra_forbidden"
+            else item["msg"].removeprefix("Value error, "),
+        )
+        for item in error.errors()
+    ]
+
+
 # -- validation against the database -----------------------------------------------------------
 
+# How a problem names another policy: in a file by its index (and name), in a form by its name.
+PolicyNamer = Callable[[Sequence[PolicySpec], int], str]
 
-def database_problems(spec: PolicyFile) -> list[str]:
+
+def _by_index(policies: Sequence[PolicySpec], index: int) -> str:
+    return f"policies[{index}] ({policies[index].name!r})"
+
+
+def _by_name(policies: Sequence[PolicySpec], index: int) -> str:
+    return f"policy {policies[index].name!r}"
+
+
+def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> list[Problem]:
     """What the file asks that the database cannot give: unknown users or groups (required or
     requesting), more approvals than a group has members, two policies equally specific for one
-    target."""
-    problems: list[str] = []
+    target (the other policy named by `other`)."""
+    problems: list[Problem] = []
     usernames = {name for members in spec.groups.values() for name in members}
     User = get_user_model()
     known_users = set(
@@ -204,7 +247,7 @@ def database_problems(spec: PolicyFile) -> list[str]:
     for group, members in spec.groups.items():
         for index, username in enumerate(members):
             if username not in known_users:
-                problems.append(f"groups.{group}[{index}]: unknown user {username!r}")
+                problems.append(Problem(("groups", group, index), f"unknown user {username!r}"))
     sizes = {group: len(set(members)) for group, members in spec.groups.items()}
     named = {req.group for policy in spec.policies for req in policy.require}
     named |= {group for policy in spec.policies for group in policy.requesters}
@@ -216,53 +259,58 @@ def database_problems(spec: PolicyFile) -> list[str]:
     for i, policy in enumerate(spec.policies):
         if policy.name in seen_names:
             problems.append(
-                f"policies[{i}].name: duplicate policy name {policy.name!r} "
-                f"(also policies[{seen_names[policy.name]}])"
+                Problem(
+                    ("policies", i, "name"),
+                    f"duplicate policy name {policy.name!r} "
+                    f"(also policies[{seen_names[policy.name]}])",
+                )
             )
         seen_names.setdefault(policy.name, i)
         groups_seen: set[str] = set()
         for j, req in enumerate(policy.require):
-            place = f"policies[{i}].require[{j}]"
+            place = ("policies", i, "require", j)
             if req.group not in sizes:
-                problems.append(f"{place}.group: unknown group {req.group!r}")
+                problems.append(Problem((*place, "group"), f"unknown group {req.group!r}"))
                 continue
             if req.group in groups_seen:
-                problems.append(f"{place}.group: group {req.group!r} is required twice")
+                problems.append(
+                    Problem((*place, "group"), f"group {req.group!r} is required twice")
+                )
             groups_seen.add(req.group)
             if req.approvals > sizes[req.group]:
                 problems.append(
-                    f"{place}.approvals: {req.approvals} but group {req.group!r} has "
-                    f"{sizes[req.group]} member{'s' if sizes[req.group] != 1 else ''}"
+                    Problem(
+                        (*place, "approvals"),
+                        f"{req.approvals} but group {req.group!r} has "
+                        f"{sizes[req.group]} member{'s' if sizes[req.group] != 1 else ''}",
+                    )
                 )
         for j, group in enumerate(policy.requesters):
-            place = f"policies[{i}].requesters[{j}]"
+            place = ("policies", i, "requesters", j)
             if group not in sizes:
-                problems.append(f"{place}: unknown group {group!r}")
+                problems.append(Problem(place, f"unknown group {group!r}"))
             elif group in policy.requesters[:j]:
-                problems.append(f"{place}: group {group!r} is listed twice")
-    problems.extend(_ambiguities(spec.policies))
+                problems.append(Problem(place, f"group {group!r} is listed twice"))
+    problems.extend(_ambiguities(spec.policies, other))
     return problems
 
 
-def policy_problems(spec: PolicySpec, others: list[PolicySpec]) -> list[str]:
+def policy_problems(spec: PolicySpec, others: list[PolicySpec]) -> list[Problem]:
     """The file checks for one policy saved on its own (the admin form), beside `others`.
 
-    Targets, groups, approvals against members, and ties with the other policies; places are
-    relative to the policy (`require[1].approvals`), and an empty place means the whole policy.
+    Targets, groups, approvals against members, and ties with the other policies (named by
+    their names); locations are relative to the policy (`("require", 1, "approvals")`), and an
+    empty one means the whole policy.
     """
     problems = [
-        f"targets[{j}]: {problem}"
+        Problem(("targets", j), problem)
         for j, target in enumerate(spec.targets)
         if (problem := target_problem(target))
     ]
     # Checked as the last policy of a file holding every policy, keeping only its own problems.
-    prefix = f"policies[{len(others)}]"
-    for problem in database_problems(PolicyFile(policies=[*others, spec])):
-        place, _, message = problem.partition(": ")
-        if place == prefix or place.startswith(prefix + "."):
-            # A file index means nothing in a form: name the other policy instead.
-            message = re.sub(r"policies\[\d+\] \((.*?)\)", r"policy \1", message)
-            problems.append(f"{place.removeprefix(prefix).removeprefix('.')}: {message}")
+    for problem in database_problems(PolicyFile(policies=[*others, spec]), other=_by_name):
+        if (own := problem.within("policies", len(others))) is not None:
+            problems.append(own)
     return problems
 
 
@@ -274,33 +322,63 @@ def specificity(pattern: str) -> tuple[int, int]:
     return (0, cut)
 
 
-def _ambiguities(policies: list[PolicySpec]) -> list[str]:
+def _ambiguities(policies: list[PolicySpec], other: PolicyNamer) -> list[Problem]:
     """Two policies sharing a target whose patterns tie on specificity and can match one name.
 
     Overlap is decided on the same pattern, or on any model the mirror knows matching both.
+    Only patterns of one target and one specificity are compared, and the names each glob
+    matches are found once, so a file of many policies costs about what it holds; a file full
+    of ties is reported by its first `MAX_TIES_REPORTED`.
     """
-    problems = []
     names = list(RegisteredModel.objects.live().values_list("name", flat=True))
-    for i, first in enumerate(policies):
-        for j in range(i):
-            second = policies[j]
-            for target in sorted(set(first.targets) & set(second.targets)):
-                for p in first.models:
-                    for q in second.models:
-                        if specificity(p) != specificity(q):
-                            continue
-                        both = p == q or next(
-                            (
-                                n
-                                for n in names
-                                if fnmatch.fnmatchcase(n, p) and fnmatch.fnmatchcase(n, q)
-                            ),
-                            None,
-                        )
-                        if both:
-                            example = p if p == q else f"{p!r} and {q!r}, e.g. {both!r}"
-                            problems.append(
-                                f"policies[{i}]: as specific as policies[{j}] "
-                                f"({second.name!r}) for models {example} and target {target}"
+    matching: dict[str, list[str]] = {}
+    # (target, specificity) -> {pattern: policy indices}: only patterns in one bucket can tie.
+    buckets: dict[tuple[str, tuple[int, int]], dict[str, list[int]]] = {}
+    for i, policy in enumerate(policies):
+        for target in dict.fromkeys(policy.targets):
+            for pattern in dict.fromkeys(policy.models):
+                bucket = buckets.setdefault((target, specificity(pattern)), {})
+                bucket.setdefault(pattern, []).append(i)
+    ties: dict[tuple[int, int, str], str] = {}
+    for (target, (is_exact, _)), bucket in buckets.items():
+        # Who claims what: a pattern claims itself, a glob also the known names it matches;
+        # each policy's first claim of a thing is its example.
+        claims: dict[tuple[str, str], dict[int, str]] = {}
+        for pattern, indices in bucket.items():
+            for i in indices:
+                claims.setdefault(("pattern", pattern), {}).setdefault(i, pattern)
+            if is_exact or len({i for indices in bucket.values() for i in indices}) < 2:
+                continue
+            if pattern not in matching:
+                found = re.compile(fnmatch.translate(pattern)).match
+                matching[pattern] = [name for name in names if found(name)]
+            for name in matching[pattern]:
+                for i in indices:
+                    claims.setdefault(("name", name), {}).setdefault(i, pattern)
+        for (_, value), claimants in claims.items():
+            ordered = sorted(claimants.items())
+            for a, (j, q) in enumerate(ordered):
+                for i, p in ordered[a + 1 :]:
+                    if (i, j, target) in ties:
+                        continue
+                    ties[i, j, target] = p if p == q else f"{p!r} and {q!r}, e.g. {value!r}"
+                    if len(ties) >= MAX_TIES_REPORTED:
+                        return _tie_problems(policies, ties, other) + [
+                            Problem(
+                                (),
+                                f"more policies tie than the first {MAX_TIES_REPORTED} listed here",
                             )
-    return problems
+                        ]
+    return _tie_problems(policies, ties, other)
+
+
+def _tie_problems(
+    policies: list[PolicySpec], ties: dict[tuple[int, int, str], str], other: PolicyNamer
+) -> list[Problem]:
+    return [
+        Problem(
+            ("policies", i),
+            f"as specific as {other(policies, j)} for models {example} and target {target}",
+        )
+        for (i, j, target), example in sorted(ties.items())
+    ]

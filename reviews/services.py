@@ -9,15 +9,13 @@ user can act on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from registry.models import ModelVersion, RegisteredModel
 
-from . import audit, gates, jobs
+from . import audit, counting, gates, jobs
 from .errors import (
     AlreadyAtTarget,
     AlreadyVoted,
@@ -218,20 +216,6 @@ def transition_retry(*, request_id: int, user: AbstractBaseUser) -> TransitionRe
 # -- votes ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GroupProgress:
-    group: str
-    needed: int
-    approvers: tuple[str, ...]
-
-    @property
-    def met(self) -> bool:
-        return len(self.approvers) >= self.needed
-
-    def __str__(self) -> str:
-        return f"{self.group} {min(len(self.approvers), self.needed)}/{self.needed}"
-
-
 def required_groups(request: TransitionRequest) -> list[str]:
     return [r["group"] for r in request.policy_snapshot.get("require", [])]
 
@@ -263,7 +247,7 @@ def eligible_groups(request: TransitionRequest, user: AbstractBaseUser) -> list[
 def vote_refusal(request: TransitionRequest, user: AbstractBaseUser) -> str | None:
     """Why `user` cannot vote on `request` now, in words for the page; None when they can."""
     try:
-        _check_can_vote(request, user, request.votes.filter(user=user).first())
+        _check_can_vote(request, user, request.votes.filter(user=user, stale=False).first())
     except (RequestClosed, NotEligible, AlreadyVoted) as refusal:
         return str(refusal)
     return None
@@ -286,21 +270,6 @@ def _check_can_vote(request: TransitionRequest, user, existing_vote: Vote | None
     return groups
 
 
-def progress(request: TransitionRequest, votes: list[Vote] | None = None) -> list[GroupProgress]:
-    """Per required group: how many approvals it needs and who has given one (stale excluded)."""
-    if votes is None:
-        votes = list(request.votes.select_related("user"))
-    approving = [v for v in votes if v.decision == VoteChoice.APPROVE and not v.stale]
-    return [
-        GroupProgress(
-            group=r["group"],
-            needed=r["approvals"],
-            approvers=tuple(v.user.get_username() for v in approving if r["group"] in v.groups),
-        )
-        for r in request.policy_snapshot.get("require", [])
-    ]
-
-
 @transaction.atomic
 def vote_cast(
     *,
@@ -320,7 +289,9 @@ def vote_cast(
     if decision == VoteChoice.REJECT and not comment:
         raise CommentRequired("Say why you reject: the requester needs it to fix the model.")
     request = _locked(request_id)
-    groups = _check_can_vote(request, user, request.votes.filter(user=user).first())
+    # A stale approval (the evidence changed since) stays in the history and does not stop its
+    # voter from voting again: only a current vote does.
+    groups = _check_can_vote(request, user, request.votes.filter(user=user, stale=False).first())
     vote = Vote.objects.create(
         request=request,
         user=user,
@@ -339,18 +310,16 @@ def vote_cast(
     rejections = [v for v in votes if v.decision == VoteChoice.REJECT and not v.stale]
     if len(rejections) >= request.policy_snapshot.get("rejections_needed", 1):
         decide(request, Decision.REJECTED, actor=user, reason=comment)
-    elif all(p.met for p in progress(request, votes)):
-        decide(
-            request,
-            Decision.APPROVED,
-            actor=user,
-            reason="Quorum reached: " + ", ".join(str(p) for p in progress(request, votes)),
-        )
+    elif (count := counting.tally(request, votes)).met:
+        decide(request, Decision.APPROVED, actor=user, reason=count.reason())
     return vote
 
 
 def approvals_mark_stale(request: TransitionRequest, *, reason: str) -> int:
-    """Approvals given so far stop counting (the evidence they saw changed); returns how many."""
+    """Approvals given so far stop counting (the evidence they saw changed); returns how many.
+
+    They stay in the history, and their voters may vote again on the new evidence.
+    """
     stale = request.votes.filter(decision=VoteChoice.APPROVE, stale=False)
     voters = list(stale.values_list("user__username", flat=True))
     count = stale.update(stale=True, stale_reason=reason, stale_at=timezone.now())

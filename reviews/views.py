@@ -2,13 +2,15 @@
 
 Views stay thin: the review engine (`reviews.services`) decides and refuses, the registry app's
 comparison, chart and history functions provide the evidence, and every state change is a POST
-that redirects. A refusal that is about who you are is a 403 page; one that is about the request's
-state (already decided, already voted) is the page again with the reason, nothing changed.
+that redirects. A refusal answers as its own `status` says, as the API does: about who you are
+(403), a 403 page; about what does not exist (404), a 404 page; about the request's state
+(already decided, already voted), the page again with the reason, nothing changed.
 """
 
 from __future__ import annotations
 
 import csv
+from http import HTTPStatus
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -26,12 +28,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from registry import charts
 from registry.compare import compare_versions, metric_rows
 from registry.history import version_histories
+from registry.lookups import model_or_404, version_or_404
 from registry.metrics import ordered_keys
-from registry.models import ModelVersion, RegisteredModel
 
-from . import audit, errors, services, stalls
-from .forms import AuditFilterForm, InboxFilterForm, PromotionForm, VoteForm, audit_actions
-from .forms import target_options as promotion_options
+from . import audit, counting, errors, promotion, services, stalls
+from .forms import AuditFilterForm, InboxFilterForm, PromotionForm, VoteForm
 from .inbox import awaiting_ids, decorate, state_class, state_label, with_rows
 from .models import AuditEvent, Decision, Execution, TransitionRequest, VoteChoice
 
@@ -68,10 +69,10 @@ def _staff_only(user) -> None:
 
 
 def _refuse(request: HttpRequest, error: errors.QuorumError, pk: int) -> HttpResponse:
-    """Who-you-are refusals are a 403 page; the rest redirect to the page with the reason."""
-    if isinstance(error, errors.NotEligible | errors.NotAllowed):
+    """A 403 or 404 refusal is that error page; the rest redirect to the page with the reason."""
+    if error.status == HTTPStatus.FORBIDDEN:
         raise PermissionDenied(str(error))
-    if isinstance(error, errors.RequestNotFound):
+    if error.status == HTTPStatus.NOT_FOUND:
         raise Http404(str(error))
     messages.error(request, str(error))
     return redirect("reviews:request_detail", pk=pk)
@@ -226,7 +227,7 @@ def _signoffs(review: TransitionRequest, votes: list, progress: list) -> list[di
             Prefetch("user_set", queryset=User.objects.filter(is_active=True).order_by("username"))
         )
     }
-    voted = {vote.user_id for vote in votes}
+    voted = {vote.user_id for vote in votes if not vote.stale}  # a stale voter may sign again
     self_ok = review.policy_snapshot.get("allow_self_approval", False)
     pending = review.decision == Decision.PENDING
     return [
@@ -247,8 +248,13 @@ def _signoffs(review: TransitionRequest, votes: list, progress: list) -> list[di
 def _detail_context(request: HttpRequest, review: TransitionRequest, vote_form=None) -> dict:
     user = request.user
     votes = list(review.votes.select_related("user"))
-    progress = services.progress(review, votes)
+    count = counting.tally(review, votes)
+    for vote in votes:
+        vote.counted_for = count.counted_for.get(vote.pk, "")
+    progress = count.progress
     refusal = services.vote_refusal(review, user)
+    # Shown beside the vote form: why their earlier approval no longer counts.
+    my_stale = [v for v in votes if v.user_id == user.pk and v.stale]
     is_requester = review.requester_id == user.pk
     pending = review.decision == Decision.PENDING
     status = _status(review)
@@ -267,6 +273,7 @@ def _detail_context(request: HttpRequest, review: TransitionRequest, vote_form=N
         "progress": progress,
         "refusal": refusal,
         "can_vote": refusal is None,
+        "my_stale_vote": my_stale[-1] if my_stale and refusal is None else None,
         "vote_form": vote_form or VoteForm(),
         "can_cancel": pending and (is_requester or user.is_staff),
         "can_retry": user.is_staff and review.decision == Decision.APPROVED,
@@ -341,22 +348,12 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
 # -- requesting a promotion -------------------------------------------------------------------
 
 
-def _version_or_404(name: str, version: str) -> ModelVersion:
-    model = RegisteredModel.objects.filter(name=name).first()
-    number = int(version) if version.isascii() and version.isdigit() and len(version) < 10 else 0
-    found = model.versions.filter(version=number).first() if model and number else None
-    if found is None:
-        raise Http404(f"There is no version {version} of a model named “{name}”.")
-    found.model = model
-    return found
-
-
 @require_http_methods(["GET", "POST"])
 @login_required
 def request_new(request: HttpRequest, name: str, version: str) -> HttpResponse:
     """The promotion form on its own page; the version page embeds the same form."""
-    candidate = _version_or_404(name, version)
-    options = promotion_options(candidate, request.user)
+    candidate = version_or_404(model_or_404(name), version)
+    options = promotion.target_options(version=candidate, user=request.user)
     form = PromotionForm(request.POST or None, options=options)
     if request.method == "POST" and form.is_valid():
         try:
@@ -395,17 +392,22 @@ def _created_message(created: TransitionRequest) -> str:
 @login_required
 def audit_log(request: HttpRequest) -> HttpResponse:
     _staff_only(request.user)
-    filters = AuditFilterForm(request.GET, actions=audit_actions())
+    filters = AuditFilterForm(request.GET, actions=AuditEvent.objects.actions())
     events = filters.apply(AuditEvent.objects.order_by("-sequence"))
-    page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
+    filtered = any(value for key, value in request.GET.items() if key != "page")
+    verification = audit.chain_status()
+    paginator = Paginator(events, EVENTS_PER_PAGE)
+    if not filtered and verification.state != "broken":
+        # A chain that holds has as many events as its head counts: no COUNT over the history.
+        paginator.count = verification.events
     return render(
         request,
         "reviews/audit.html",
         {
             "filters": filters,
-            "page": page,
-            "verification": audit.verify(),
-            "filtered": any(value for key, value in request.GET.items() if key != "page"),
+            "page": paginator.get_page(request.GET.get("page")),
+            "verification": verification,
+            "filtered": filtered,
             "export_query": request.GET.urlencode(),
         },
     )
@@ -422,7 +424,7 @@ class _Echo:
 @login_required
 def audit_export(request: HttpRequest) -> StreamingHttpResponse:
     _staff_only(request.user)
-    filters = AuditFilterForm(request.GET, actions=audit_actions())
+    filters = AuditFilterForm(request.GET, actions=AuditEvent.objects.actions())
     events = filters.apply(AuditEvent.objects.order_by("sequence"))
     writer = csv.writer(_Echo())
     rows = (writer.writerow(row) for row in audit.csv_rows(events.iterator(chunk_size=2000)))

@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import transaction
 
+from registry import metrics
+
 from . import outbox
 from .links import request_url
 from .models import AuditEvent, OutboxState, WebhookDelivery
@@ -153,7 +155,9 @@ def payload(event: AuditEvent) -> dict:
 
 
 def body(event: AuditEvent) -> bytes:
-    return json.dumps(payload(event), sort_keys=True, separators=(",", ":")).encode()
+    # Strict JSON: a metric value that is NaN or infinite goes in the mirror's spelling ("NaN").
+    data = metrics.encode_json(payload(event))
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 def signature(secret: str, timestamp: str, raw: bytes) -> str:

@@ -2,9 +2,10 @@
  * Draws the page's charts with the locally served plotly.js.
  *
  * The data comes from the <script type="application/json" id="chart-data"> element that Django's
- * json_script writes: {"charts": [{target, kind, title, x_title, y_title, x_category, series}]}
- * (see registry/charts.py). Labels may be MLflow names, which are untrusted: Plotly reads a little
- * HTML in text, so every label is escaped before Plotly sees it.
+ * json_script writes: {"charts": [{target, kind, title, x_title, y_title, x_category, series,
+ * notes}]} (see registry/charts.py). Labels may be MLflow names, which are untrusted: Plotly reads
+ * a little HTML in text, so every label is escaped before Plotly sees it. Notes (the NaN and
+ * infinite values a chart cannot draw) are written under the chart as plain text.
  */
 (function () {
   "use strict";
@@ -80,6 +81,26 @@
     };
   }
 
+  function writeNotes(chart, element) {
+    var notes = chart.notes || [];
+    if (!notes.length) {
+      return;
+    }
+    var list = document.createElement("ul");
+    list.className = "chart-notes small muted";
+    notes.forEach(function (note) {
+      var item = document.createElement("li");
+      item.textContent = note;
+      list.appendChild(item);
+    });
+    // Chart and notes share one box, so in a grid of charts the notes stay under their chart.
+    var box = document.createElement("div");
+    box.className = "chart-box";
+    element.parentNode.insertBefore(box, element);
+    box.appendChild(element);
+    box.appendChild(list);
+  }
+
   function draw() {
     var source = document.getElementById("chart-data");
     if (!source || typeof Plotly === "undefined") {
@@ -91,6 +112,7 @@
       if (!element) {
         return;
       }
+      writeNotes(chart, element);
       Plotly.newPlot(element, traces(chart), layout(chart, element), {
         responsive: true,
         displaylogo: false,

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import itertools
 import time
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
 
 from registry.models import MetricHistory, ModelVersion, RegisteredModel, Stage
 
@@ -135,3 +138,96 @@ def make_hostile_request(*, requester, voter, decision: str, text: str):
     )
     services.vote_cast(request_id=request.pk, user=voter, decision=decision, comment=text)
     return request
+
+
+# Actions a long audit history is made of, so that its filter has something to list.
+CHAIN_ACTIONS = ("request.created", "vote.cast", "request.approved", "transition.done")
+
+
+def make_audit_chain(count: int, *, batch: int = 5000) -> None:
+    """Appends `count` events to the audit chain in bulk, each hashed exactly as
+    `audit.record` hashes it: a long, valid history in seconds rather than minutes.
+
+    Rows are written directly (no `event_recorded` signal, so no mail or webhooks), under the
+    chain head's lock, and the head is moved to the last one.
+    """
+    from reviews import audit
+    from reviews.models import AuditEvent, AuditHead
+
+    AuditHead.objects.get_or_create(name="audit")
+    with transaction.atomic():
+        head = AuditHead.objects.select_for_update().get(name="audit")
+        first = head.sequence + 1
+        start = timezone.now() - timedelta(seconds=count)
+        rows: list[AuditEvent] = []
+        for sequence in range(first, first + count):
+            fields = {
+                "created_at": start + timedelta(seconds=sequence - first),
+                "actor": f"user{sequence % 40}",
+                "action": CHAIN_ACTIONS[sequence % len(CHAIN_ACTIONS)],
+                "model_name": f"model-{sequence % 200:03d}",
+                "version": sequence % 10 + 1,
+                "details": {"n": sequence},
+            }
+            content = audit.canonical(sequence=sequence, request_id=None, **fields)
+            digest = audit.chain_hash(head.hash, content)
+            rows.append(AuditEvent(sequence=sequence, prev_hash=head.hash, hash=digest, **fields))
+            head.sequence, head.hash = sequence, digest
+            if len(rows) == batch:
+                AuditEvent.objects.bulk_create(rows)
+                rows = []
+        AuditEvent.objects.bulk_create(rows)
+        head.save(update_fields=["sequence", "hash"])
+
+
+# -- hostile registries, written into a real MLflow server with MLflow's own client --------------
+
+# What each poisoned version of `register_unmirrorable` carries, by version number.
+UNMIRRORABLE = {
+    2: "a run id with both quote characters (mirrored without its run)",
+    3: "a run id longer than any MLflow makes",
+    4: "a tag value holding a NUL character",
+    5: "a description holding a NUL character",
+}
+
+
+def mlflow_of(client):
+    """MLflow's own client for the server `client` (a RegistryClient) talks to: what a user of
+    that MLflow would write with."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=client.tracking_uri, registry_uri=client.tracking_uri)
+
+
+def register_with_metrics(
+    client, name: str, metrics: dict[str, float | list[float]], *, versions: int = 1
+) -> list[str]:
+    """A registered model whose versions' runs log `metrics` with `MlflowClient.log_metric`, one
+    call per value (a list is one value per step), NaN and infinities as they are; returns the
+    run ids."""
+    mlflow = mlflow_of(client)
+    experiment = client.experiment_id("hostile-registry-tests")
+    if client.get_model(name) is None:
+        mlflow.create_registered_model(name)
+    run_ids = []
+    for _ in range(versions):
+        run_id = mlflow.create_run(experiment).info.run_id
+        for key, values in metrics.items():
+            for step, value in enumerate(values if isinstance(values, list) else [values]):
+                mlflow.log_metric(run_id, key, value, step=step)
+        mlflow.set_terminated(run_id)
+        mlflow.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
+        run_ids.append(run_id)
+    return run_ids
+
+
+def register_unmirrorable(client, name: str) -> None:
+    """A model whose v1 is healthy (accuracy 0.9) and whose v2-v5 MLflow accepts but Quorum's
+    mirror cannot hold, as `UNMIRRORABLE` says."""
+    mlflow = mlflow_of(client)
+    register_with_metrics(client, name, {"accuracy": 0.9})
+    source = "s3://models/poisoned"
+    mlflow.create_model_version(name, source, run_id="a'b\"c")
+    mlflow.create_model_version(name, source, run_id="f" * 100)
+    mlflow.create_model_version(name, source, tags={"note": "nul\x00here"})
+    mlflow.create_model_version(name, source, description="nul\x00here")

@@ -232,6 +232,12 @@ def test_a_valid_policy_is_saved_with_its_sign_offs_and_gates_and_audited(admin_
         ({"targets": ","}, "List should have at least 1 item"),
         ({"model_patterns": ""}, "This field is required."),
         ({"expires_after": "7 weeks"}, "'7 weeks' is not a duration like 7d, 12h or 30m"),
+        (
+            {"expires_after": "3000000d"},
+            "'3000000d' is longer than the longest duration allowed, 365d",
+        ),
+        ({"expires_after": "9999999999d"}, "is longer than the longest duration allowed"),
+        ({"rejections_needed": "40000"}, "less than or equal to 32767"),
         ({"rejections_needed": "0"}, "greater than or equal to 1"),
         ({"requirements-0-approvals": "0"}, "greater than or equal to 1"),
         (
@@ -271,6 +277,8 @@ def test_an_invalid_policy_shows_the_problem_and_changes_nothing(
         ({"metric": "accuracy", "op": ">="}, "give exactly one of value"),
         ({"metric": "accuracy", "op": "=>", "value": "0.8"}, "Select a valid choice"),
         ({"metric": "", "op": ">=", "value": "0.8"}, "This field is required."),
+        ({"metric": "accuracy", "op": ">=", "value": "nan"}, "Enter a number."),
+        ({"metric": "accuracy", "op": ">=", "baseline_delta": "-inf"}, "Enter a number."),
     ],
 )
 def test_an_invalid_gate_shows_the_problem_and_changes_nothing(
@@ -327,6 +335,34 @@ def test_a_valid_edit_is_saved_and_audited_with_the_new_spec(admin_client, polic
         "admin",
         spec.model_dump(mode="json"),
     )
+
+
+OVERLAP_WARNING = (
+    "Policy 'production': ml-leads and data-science share lead. A person counts for one group "
+    "only, so its sign-offs need 3 different people."
+)
+
+
+def test_saving_a_policy_whose_groups_share_members_warns_and_saves(admin_client, policies):
+    Group.objects.get(name="data-science").user_set.add(policies["lead"])
+    url, data = change_page(admin_client, "production")
+    data["requirements-1-approvals"] = "3"
+    data["requirements-0-approvals"] = "1"
+
+    response = admin_client.post(url, data, follow=True)
+
+    assert response.redirect_chain, "saved, not refused"
+    assert OVERLAP_WARNING.replace("3 different", "4 different") in shown_messages(response)
+    spec = policy_as_spec(ApprovalPolicy.objects.get(name="production"))
+    assert [(r.group, r.approvals) for r in spec.require] == [("ml-leads", 1), ("data-science", 3)]
+
+
+def test_saving_a_policy_whose_groups_share_nobody_does_not_warn(admin_client, policies):
+    url, data = change_page(admin_client, "production")
+
+    response = admin_client.post(url, data, follow=True)
+
+    assert not [m for m in shown_messages(response) if "share" in m]
 
 
 def test_saving_an_unchanged_policy_records_nothing(admin_client, policies):
@@ -450,6 +486,27 @@ def test_group_members_are_edited_on_the_group_page_and_audited(admin_client, po
         "admin",
         {"group": "data-science", "added": ["lead"], "removed": ["scientist3"]},
     )
+
+
+def test_a_member_added_to_a_second_required_group_is_warned_about(admin_client, policies):
+    url, data = group_page(admin_client, "data-science")
+    data["users"] = member_ids("scientist1", "scientist2", "scientist3", "lead")
+
+    response = admin_client.post(url, data, follow=True)
+
+    assert members("data-science") == {"scientist1", "scientist2", "scientist3", "lead"}
+    assert OVERLAP_WARNING in shown_messages(response)
+
+
+def test_membership_added_from_a_users_page_is_warned_about_too(admin_client, policies):
+    lead = policies["lead"]
+    url = reverse("admin:auth_user_change", args=[lead.pk])
+    data = page_data(admin_client.get(url))
+    data["groups"] = [group_id("ml-leads"), group_id("data-science")]
+
+    response = admin_client.post(url, data, follow=True)
+
+    assert OVERLAP_WARNING in shown_messages(response)
 
 
 def test_removing_members_a_policy_needs_is_refused(admin_client, policies):

@@ -19,7 +19,7 @@ from schemathesis.checks import not_a_server_error
 
 from registry.models import ModelVersion
 from reviews.api_auth import token_create
-from reviews.models import ApiToken, ApprovalPolicy, AuditEvent, TransitionRequest
+from reviews.models import COMMENT_MAX, ApiToken, ApprovalPolicy, AuditEvent, TransitionRequest
 from reviews.policies import set_requesters
 from tests.factories import make_model, make_version
 
@@ -120,6 +120,26 @@ def test_versions_show_stage_aliases_and_metrics_newest_first(fraud, requester, 
     assert body["items"][1]["params"] == {"alpha": "0.2"}
 
 
+def test_nan_and_infinite_metrics_are_served_as_strings_and_fail_their_gates(
+    fraud, requester, as_user
+):
+    make_version(fraud, 4, metrics={"accuracy": "NaN", "f1": "Infinity"})
+    api = as_user(requester)
+
+    versions = api.get("/models/fraud-detector/versions")
+    created = create(api, version=4)
+
+    assert versions.status_code == 200
+    assert versions.json()["items"][0]["metrics"] == {"accuracy": "NaN", "f1": "Infinity"}
+    assert created.status_code == 201, created.content
+    body = json.loads(created.content, parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    assert body["decision"] == "rejected"
+    accuracy = next(g for g in body["gates"] if g["metric"] == "accuracy")
+    assert (
+        accuracy["value"] == "NaN" and accuracy["reason"] == "accuracy is NaN: not a finite number"
+    )
+
+
 def test_versions_of_an_unknown_model_is_404(fraud, requester, as_user):
     detail = refused(as_user(requester).get("/models/nope/versions"), 404, "unknown_model")
     assert "nope" in detail
@@ -167,7 +187,7 @@ def test_a_failing_required_gate_comes_back_rejected_with_the_reason(fraud, requ
     ("raw", "code", "mentions"),
     [
         ('{"model": "fraud-detector", "version": 2,', "malformed_request", "parse"),
-        ("[1, 2]", "invalid_request", "model"),
+        ("[1, 2]", "invalid_request", "body: Input should be a valid dictionary"),
         ('{"version": 2, "target": "Production"}', "invalid_request", "model"),
         ('{"model": "fraud-detector", "target": "Production"}', "invalid_request", "version"),
         (
@@ -186,6 +206,148 @@ def test_malformed_bodies_are_400_and_create_nothing(
     detail = refused(as_user(requester).post("/requests", raw=raw), 400, code)
     assert mentions in detail
     assert not TransitionRequest.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "version",
+    [True, False, 2.0, 2.5, "2.0", " 2", "+2", "-2", "٢", "", None, [2], {"n": 2}],
+    ids=repr,
+)
+def test_a_version_must_be_a_whole_number(fraud, requester, as_user, version):
+    detail = refused(create(as_user(requester), version=version), 400, "invalid_request")
+    assert detail.startswith("version: ")
+    assert not TransitionRequest.objects.exists()
+
+
+def test_a_version_written_as_digits_is_taken_as_the_cli_sends_it(fraud, requester, as_user):
+    response = create(as_user(requester), version="2")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["version"] == 2
+
+
+def test_a_misspelt_field_is_refused_not_dropped(fraud, requester, lead, as_user):
+    detail = refused(create(as_user(requester), coment="retrained"), 400, "invalid_request")
+    assert detail == "coment: unknown field"
+    assert not TransitionRequest.objects.exists()
+
+    request_id = create(as_user(requester)).json()["id"]
+    response = as_user(lead).post(f"/requests/{request_id}/votes", {"decision": "approve", "x": 1})
+    assert refused(response, 400, "invalid_request") == "x: unknown field"
+    assert not TransitionRequest.objects.get().votes.exists()
+
+
+def test_comments_have_the_forms_limit(fraud, requester, scientist1, as_user):
+    api = as_user(requester)
+    detail = refused(create(api, comment="x" * (COMMENT_MAX + 1)), 400, "invalid_request")
+    assert detail == "comment: String should have at most 4000 characters"
+    assert not TransitionRequest.objects.exists()
+
+    created = create(api, comment="x" * COMMENT_MAX)
+    assert created.status_code == 201 and len(created.json()["comment"]) == COMMENT_MAX
+
+    voter = as_user(scientist1)
+    votes = f"/requests/{created.json()['id']}/votes"
+    long_no = {"decision": "reject", "comment": "y" * (COMMENT_MAX + 1)}
+    assert refused(voter.post(votes, long_no), 400, "invalid_request").startswith("comment: ")
+    request = TransitionRequest.objects.get()
+    assert request.decision == "pending" and not request.votes.exists()
+
+
+def test_the_longest_comment_fits_the_body_limit_however_it_is_escaped(fraud, requester, client):
+    # Every character outside the BMP, sent as a \ud83d\ude00 pair: the most bytes per character.
+    api = Api(client, requester)
+    comment = "\N{GRINNING FACE}" * COMMENT_MAX
+    raw = json.dumps(
+        {"model": "fraud-detector", "version": 2, "target": "Production", "comment": comment}
+    )
+    assert len(raw) > COMMENT_MAX * 12
+
+    response = api.post("/requests", raw=raw)
+
+    assert response.status_code == 201, response.content
+    assert TransitionRequest.objects.get().comment == comment
+
+
+def test_a_body_over_the_api_limit_is_413_unread_and_nothing_is_logged_whole(
+    fraud, requester, as_user, caplog
+):
+    huge = "x" * (1024 * 1024)
+    raw = json.dumps(
+        {"model": "fraud-detector", "version": 2, "target": "Production", "comment": huge}
+    )
+
+    detail = refused(as_user(requester).post("/requests", raw=raw), 413, "payload_too_large")
+
+    assert "65,536 bytes" in detail
+    assert not TransitionRequest.objects.exists()
+    assert all(len(record.getMessage()) < 1000 for record in caplog.records)
+
+
+@pytest.mark.parametrize("size", [64 * 1024 + 1, 3 * 1024 * 1024], ids=["over-64k", "over-django"])
+def test_oversized_bodies_are_413_even_without_a_token(fraud, client, size):
+    response = client.post("/api/v1/requests", "x" * size, content_type="application/json")
+
+    refused(response, 413, "payload_too_large")
+
+
+def test_djangos_own_body_limit_answers_413_in_the_apis_shape(fraud, requester, as_user, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+
+    response = create(as_user(requester), comment="x" * 2000)
+
+    assert "1,000 bytes" in refused(response, 413, "payload_too_large")
+    assert not TransitionRequest.objects.exists()
+
+
+def test_json_nested_too_deeply_is_400_not_a_server_error(fraud, requester, as_user):
+    response = as_user(requester).post("/requests", raw="[" * 20_000 + "]" * 20_000)
+
+    refused(response, 400, "malformed_request")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v1/nope"),
+        ("post", "/api/v1/nope"),
+        ("get", "/api/v1/requests/"),
+        ("get", "/api/v1/models/fraud-detector"),
+        ("get", "/api/v2/requests"),
+        ("get", "/api/"),
+    ],
+)
+def test_unknown_api_routes_are_404_in_json(fraud, requester, client, method, path):
+    headers = {"Authorization": f"Bearer {token_create(user=requester)[1]}"}
+
+    response = getattr(client, method)(path, headers=headers)
+
+    assert response["Content-Type"].startswith("application/json")
+    assert "/api/v1/docs" in refused(response, 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("get", "/requests/1/votes", "POST"),
+        ("delete", "/requests/1", "GET"),
+        ("put", "/models", "GET"),
+    ],
+)
+def test_a_method_a_route_lacks_is_405_in_json(fraud, requester, client, method, path, allowed):
+    headers = {"Authorization": f"Bearer {token_create(user=requester)[1]}"}
+
+    response = getattr(client, method)("/api/v1" + path, headers=headers)
+
+    assert allowed in refused(response, 405, "method_not_allowed")
+    assert response["Allow"] == allowed
+
+
+def test_pages_outside_the_api_keep_their_html_errors(client):
+    response = client.get("/nope/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
 
 
 @pytest.mark.parametrize(
@@ -284,15 +446,66 @@ def test_list_requests_costs_the_same_queries_for_3_or_30(
         body = create(api, version=version.version).json()
         as_user(lead).post(f"/requests/{body['id']}/votes", {"decision": "approve"})
 
+    def listed(**params) -> int:
+        # auth + last-used update + count + page + votes with their users
+        with django_assert_max_num_queries(6):
+            return len(api.get("/requests", limit=50, **params).json()["items"])
+
     for version in versions[:3]:
         request_and_vote(version)
-    # auth + last-used update + count + page + votes with their users
-    with django_assert_max_num_queries(6):
-        assert len(api.get("/requests").json()["items"]) == 3
+    assert listed() == 3 and listed(fields="full") == 3
     for version in versions[3:]:
         request_and_vote(version)
-    with django_assert_max_num_queries(6):
-        assert len(api.get("/requests").json()["items"]) == 30
+    assert listed() == 30 and listed(fields="full") == 30
+
+
+SUMMARY_FIELDS = {
+    "id",
+    "model",
+    "version",
+    "target",
+    "requester",
+    "decision",
+    "execution",
+    "requirements",
+    "created_at",
+    "expires_at",
+    "url",
+}
+
+
+def test_list_items_are_summaries_unless_fields_full_asks_for_what_get_answers(
+    fraud, requester, lead, scientist1, as_user
+):
+    api = as_user(requester)
+    created = create(api, comment="retrained").json()
+    as_user(scientist1).post(f"/requests/{created['id']}/votes", {"decision": "approve"})
+    detail = api.get(f"/requests/{created['id']}").json()
+
+    summary = api.get("/requests").json()
+    full = api.get("/requests", fields="full").json()
+
+    assert summary["fields"] == "summary" and full["fields"] == "full"
+    assert summary["count"] == full["count"] == 1
+    assert set(summary["items"][0]) == SUMMARY_FIELDS
+    assert summary["items"][0] == {key: detail[key] for key in SUMMARY_FIELDS}
+    assert summary["items"][0]["requirements"] == [
+        {"group": "ml-leads", "needed": 1, "approvers": []},
+        {"group": "data-science", "needed": 2, "approvers": ["scientist1"]},
+    ]
+    assert full["items"] == [detail]
+    refused(api.get("/requests", fields="everything"), 400, "invalid_request")
+
+
+def test_a_list_of_requests_has_20_items_unless_the_limit_says_otherwise(fraud, requester, as_user):
+    api = as_user(requester)
+    for _ in range(21):
+        create(api, version=make_version(fraud, metrics=GOOD).version)
+
+    assert len(api.get("/requests").json()["items"]) == 20
+    assert len(api.get("/requests", offset=20).json()["items"]) == 1
+    assert len(api.get("/requests", limit=21).json()["items"]) == 21
+    assert len(api.get("/models", limit=500).json()["items"]) == 1  # other lists keep theirs
 
 
 # -- votes and cancel -------------------------------------------------------------------------
@@ -327,6 +540,30 @@ def test_votes_count_and_the_last_approval_approves(
         ("scientist2", "approve"),
     ]
     assert AuditEvent.objects.filter(action="vote.cast").count() == 3
+
+
+def test_a_person_in_two_groups_counts_once_and_each_vote_says_for_which(
+    fraud, requester, lead, scientist1, scientist2, as_user
+):
+    Group.objects.get(name="data-science").user_set.add(lead)
+    request_id = create(as_user(requester)).json()["id"]
+    as_user(lead).post(f"/requests/{request_id}/votes", {"decision": "approve"})
+
+    body = as_user(scientist1).post(f"/requests/{request_id}/votes", {"decision": "approve"})
+
+    shown = body.json()
+    assert shown["decision"] == "pending"  # two people, and the policy needs three
+    assert shown["requirements"] == [
+        {"group": "ml-leads", "needed": 1, "approvers": ["lead"]},
+        {"group": "data-science", "needed": 2, "approvers": ["scientist1"]},
+    ]
+    assert [(v["user"], v["groups"], v["counted_for"]) for v in shown["votes"]] == [
+        ("lead", ["ml-leads", "data-science"], "ml-leads"),
+        ("scientist1", ["data-science"], "data-science"),
+    ]
+    last = as_user(scientist2).post(f"/requests/{request_id}/votes", {"decision": "approve"})
+    assert last.json()["decision"] == "approved"
+    assert last.json()["decision_reason"].startswith("Quorum reached by 3 different people")
 
 
 def test_a_rejection_with_a_comment_rejects(fraud, requester, scientist1, as_user):
@@ -474,6 +711,15 @@ def test_openapi_schema_lists_the_endpoints(client):
         "/api/v1/requests/{id}/cancel",
     }
     assert schema["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
+    listing = schema["paths"]["/api/v1/requests"]["get"]
+    assert {p["name"] for p in listing["parameters"]} >= {"state", "model", "limit", "fields"}
+    answer = listing["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer["discriminator"]["propertyName"] == "fields"
+    assert set(schema["components"]["schemas"]["RequestSummary"]["properties"]) == SUMMARY_FIELDS
+    request_in = schema["components"]["schemas"]["RequestIn"]
+    assert request_in["properties"]["comment"]["maxLength"] == COMMENT_MAX
+    assert request_in["properties"]["version"]["type"] == "integer"
+    assert request_in["additionalProperties"] is False
 
 
 def test_docs_page_loads_swagger_from_our_own_static_files(client):

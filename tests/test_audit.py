@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from reviews import audit
 from reviews.management.commands.verify_audit import Command as VerifyAudit
-from reviews.models import AuditEvent
+from reviews.models import AuditEvent, AuditHead
 
 pytestmark = pytest.mark.django_db
 
@@ -56,6 +56,22 @@ def test_events_form_a_chain_that_verifies():
     result = audit.verify()
     assert result.ok and result.checked == 5
     assert str(result) == "audit chain intact: 5 events verified"
+
+
+def test_nan_and_infinities_in_details_are_kept_in_the_mirrors_spelling_and_verify():
+    nan, inf = float("nan"), float("inf")
+    event = audit.record(
+        "test.metrics",
+        details={"metrics": {"accuracy": nan, "loss": inf}, "gates": [{"value": -inf}]},
+    )
+    audit.record("test.after", details={"n": 1})
+
+    stored = AuditEvent.objects.get(pk=event.pk).details
+    assert stored == {
+        "metrics": {"accuracy": "NaN", "loss": "Infinity"},
+        "gates": [{"value": "-Infinity"}],
+    }
+    assert audit.verify().ok and audit.verify().checked == 2
 
 
 def test_empty_chain_verifies():
@@ -112,18 +128,8 @@ def test_a_forger_who_rehashes_the_edited_row_breaks_the_next_link():
     record_events(5)
     event = AuditEvent.objects.get(sequence=3)
     event.details = {"n": 3, "note": "forged"}
-    content = audit.canonical(
-        sequence=3,
-        created_at=event.created_at,
-        actor=event.actor,
-        action=event.action,
-        request_id=None,
-        model_name=event.model_name,
-        version=event.version,
-        details=event.details,
-    )
     AuditEvent.objects.filter(sequence=3).update(
-        details=event.details, hash=audit.chain_hash(event.prev_hash, content)
+        details=event.details, hash=audit.chain_hash(event.prev_hash, audit.event_content(event))
     )
 
     result = audit.verify()
@@ -202,6 +208,157 @@ def test_concurrent_appends_from_many_threads_form_one_chain():
     assert set(per_writer.values()) == {per_thread}
 
 
+# -- the verified checkpoint -------------------------------------------------------------------
+
+
+def head() -> AuditHead:
+    return AuditHead.objects.get(name="audit")
+
+
+def test_the_reconciler_moves_the_checkpoint_to_the_head():
+    record_events(4)
+
+    call_command("reconcile", stdout=io.StringIO())
+
+    checkpoint = head()
+    assert (checkpoint.verified_sequence, checkpoint.verified_hash) == (4, checkpoint.hash)
+    assert checkpoint.verified_at is not None and checkpoint.broken_at is None
+
+
+def test_extending_the_checkpoint_reads_only_the_events_since_it():
+    record_events(5)
+    first = audit.extend_verified_checkpoint()
+    record_events(2, start=6)
+
+    second = audit.extend_verified_checkpoint()
+
+    assert (first.ok, first.checked, first.read) == (True, 5, 5)
+    assert (second.ok, second.checked, second.read) == (True, 2, 3)  # the checkpoint's event too
+    assert head().verified_sequence == 7
+
+
+def test_a_long_history_is_verified_over_several_runs():
+    record_events(5)
+
+    runs = [audit.extend_verified_checkpoint(limit=2) for _ in range(3)]
+
+    assert [(r.ok, r.sequence, r.read) for r in runs] == [(True, 2, 2), (True, 4, 3), (True, 5, 2)]
+    assert head().verified_sequence == 5
+
+
+def test_a_break_after_the_checkpoint_is_recorded_and_cleared_once_the_link_holds_again(caplog):
+    record_events(5)
+    audit.extend_verified_checkpoint()
+    record_events(3, start=6)
+    AuditEvent.objects.filter(sequence=7).update(actor="mallory")
+
+    broken = audit.extend_verified_checkpoint()
+
+    assert (broken.ok, broken.broken_at) == (False, 7)
+    checkpoint = head()
+    assert (checkpoint.verified_sequence, checkpoint.broken_at) == (6, 7)
+    assert checkpoint.broken_problem == "content does not match its hash"
+    assert "audit chain broken at sequence 7" in caplog.text
+    assert audit.chain_status().state == "broken"
+
+    AuditEvent.objects.filter(sequence=7).update(actor="user7")  # restored from a backup
+    assert audit.extend_verified_checkpoint().ok
+    checkpoint = head()
+    assert (checkpoint.verified_sequence, checkpoint.broken_at, checkpoint.broken_problem) == (
+        8,
+        None,
+        "",
+    )
+
+
+def test_verify_audit_sets_the_checkpoint_unless_read_only():
+    record_events(5)
+
+    call_command("verify_audit", "--read-only", stdout=io.StringIO())
+    assert (head().verified_sequence, head().verified_at) == (0, None)
+    call_command("verify_audit", stdout=io.StringIO())
+    assert head().verified_sequence == 5
+
+
+def test_verify_audit_moves_the_checkpoint_back_to_a_break_before_it():
+    record_events(5)
+    audit.extend_verified_checkpoint()
+    AuditEvent.objects.filter(sequence=2).update(details={"n": 2, "note": "rewritten"})
+
+    with pytest.raises(CommandError, match="broken at sequence 2"):
+        call_command("verify_audit", stdout=io.StringIO())
+
+    checkpoint = head()
+    assert (checkpoint.verified_sequence, checkpoint.broken_at) == (1, 2)
+    assert checkpoint.verified_hash == AuditEvent.objects.get(sequence=1).hash
+    assert audit.chain_status().broken_at == 2
+
+
+def test_a_deleted_checkpoint_event_is_detected():
+    record_events(5)
+    audit.extend_verified_checkpoint()
+    AuditEvent.objects.filter(sequence=5).delete()
+
+    status = audit.chain_status()
+
+    assert (status.state, status.broken_at) == ("broken", 5)
+    assert status.problem == "event 5, verified earlier, is missing"
+
+
+def test_an_event_written_beyond_the_head_is_detected():
+    last = record_events(3)[-1]
+    forged = AuditEvent(
+        sequence=4,
+        created_at=last.created_at,
+        actor="mallory",
+        action="vote.cast",
+        model_name="fraud-model",
+        version=1,
+        details={},
+        prev_hash=last.hash,
+    )
+    forged.hash = audit.chain_hash(last.hash, audit.event_content(forged))
+    forged.save()
+
+    result = audit.verify()
+
+    assert (result.ok, result.broken_at) == (False, 4)
+    assert result.problem == "event 4 lies beyond the chain head"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_appends_during_a_verification_never_look_like_a_break():
+    """The walks read the head first and stop there: an event appended meanwhile is the next
+    walk's, never a removed one."""
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL")
+    record_events(50)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for n in range(300):
+                audit.record("test.concurrent", actor="writer", details={"n": n})
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+        finally:
+            done.set()
+            connection.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    results = []
+    while not done.is_set():
+        results += [audit.verify(), audit.extend_verified_checkpoint(), audit.chain_status()]
+    thread.join()
+
+    assert errors == []
+    assert len(results) > 3
+    assert [str(r) for r in results if not r.ok and getattr(r, "state", "") != "behind"] == []
+    assert audit.extend_verified_checkpoint().ok and head().verified_sequence == 350
+
+
 # The CSV's columns are a contract with whoever reads the export: spelled out, not imported.
 HEADER = "sequence,created_at,actor,action,request,model,version,details,prev_hash,hash"
 
@@ -262,3 +419,42 @@ def test_export_of_an_empty_chain_is_just_the_header():
 def test_export_with_a_bad_since_says_what_it_expects(since):
     with pytest.raises(CommandError, match=r"is not a date \(YYYY-MM-DD\) or an ISO datetime"):
         call_command("export_audit", "--since", since, stdout=io.StringIO())
+
+
+# What a spreadsheet would run as a formula, as MLflow or a username could carry it.
+FORMULAS = ['=HYPERLINK("http://evil.example","open")', "+1+2", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+
+
+@pytest.mark.parametrize("text", FORMULAS)
+def test_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(text):
+    event = audit.record("test.event", actor=text, model_name=text, version=1)
+
+    [row] = export()
+
+    assert row["model"] == row["actor"] == "'" + text
+    # Everything else is as before, and stripping the mark gives back what the hash covers.
+    assert (row["action"], row["version"], row["hash"]) == ("test.event", "1", event.hash)
+    assert (
+        audit.chain_hash(
+            row["prev_hash"],
+            audit.canonical(
+                sequence=int(row["sequence"]),
+                created_at=datetime.fromisoformat(row["created_at"]),
+                actor=row["actor"].removeprefix("'"),
+                action=row["action"],
+                request_id=None,
+                model_name=row["model"].removeprefix("'"),
+                version=int(row["version"]),
+                details=json.loads(row["details"]),
+            ),
+        )
+        == row["hash"]
+    )
+
+
+def test_export_leaves_ordinary_cells_alone():
+    audit.record("test.event", actor="o'neil", model_name="fraud-model-2", version=2)
+
+    [row] = export()
+
+    assert (row["actor"], row["model"]) == ("o'neil", "fraud-model-2")

@@ -18,7 +18,7 @@ from django.db import connections
 
 from registry.models import ModelVersion, Stage
 from registry.sync import sync_registry
-from tests.factories import make_model, make_user, make_version
+from tests.factories import make_model, make_user, make_version, register_with_metrics
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test are
 # still synchronous and safe.
@@ -172,4 +172,36 @@ def test_reviewer_signs_in_and_compares_versions_with_charts(
         width = phone.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, "the compare page scrolls sideways on a phone"
         phone.screenshot(path=SCREENSHOTS / "compare-phone.png", full_page=True)
+    assert errors == []
+
+
+def test_nan_points_and_look_alike_names_are_visible_in_a_real_browser(
+    live_server, mlflow_client, unique_name
+):
+    # A name that differs from an honest one by a zero-width space, a run with NaN and ∞ steps.
+    name = f"fraud\u200b-{unique_name[-6:]}"
+    register_with_metrics(mlflow_client, name, {"accuracy": [0.7, float("nan"), 0.8, float("inf")]})
+    sync_registry(model=name, client=mlflow_client)
+    user = make_user("browser-nan")
+
+    errors: list[str] = []
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.fill("input[name=username]", user.username)
+        page.fill("input[name=password]", user.raw_password)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/")
+
+        heading = page.locator("h1 .name-suspicious")
+        page.goto(f"{live_server.url}/models/{name}/versions/1/")
+        page.wait_for_selector("#chart-history-0.js-plotly-plot .main-svg")
+        assert "fraud⟨U+200B⟩-" in heading.inner_text()
+        assert "ZERO WIDTH SPACE" in heading.get_attribute("title")
+        notes = page.locator("#chart-history-0 + .chart-notes li")
+        assert notes.all_inner_texts() == ["v1: NaN at step 1, ∞ at step 3 (not drawn)"]
+        assert "∞" in page.locator("table").first.inner_text()
+        page.screenshot(path=SCREENSHOTS / "version-nan.png", full_page=True)
     assert errors == []

@@ -194,7 +194,10 @@ def test_request_three_approvals_and_the_transition_lands_without_reload(
     last = approver.page
     last.evaluate("window.stillTheSamePage = true")
     last.wait_for_function(
-        "document.getElementById('execution-label').textContent === 'done'", timeout=60_000
+        # A function, not an expression: Playwright evaluates an expression with eval, which
+        # the Content-Security-Policy forbids.
+        "() => document.getElementById('execution-label').textContent === 'done'",
+        timeout=60_000,
     )
     assert last.evaluate("window.stillTheSamePage") is True
     outcome = last.locator("#execution-outcome")

@@ -281,7 +281,9 @@ def test_status_vote_and_wait_follow_a_request(quorum, worker):
     assert status.returncode == 0
     shown = json.loads(status.stdout)
     assert shown["requirements"][0]["approvers"] == ["lead"]
+    assert shown["votes"][0]["counted_for"] == "ml-leads"
     assert "gate passed: accuracy" in status.stderr
+    assert "vote: lead approved (for ml-leads)" in status.stderr
 
     not_eligible = quorum.cli("vote", request_id, "approve", user="outsider")
     assert not_eligible.returncode == 2
@@ -296,6 +298,40 @@ def test_status_vote_and_wait_follow_a_request(quorum, worker):
     assert waited.returncode == 0, waited.stdout + waited.stderr
     assert "done:" in waited.stdout.splitlines()[-1]
     assert quorum.cli("status", request_id).returncode == 0
+
+
+def test_an_approver_whose_approval_went_stale_votes_again_with_the_cli(
+    quorum, worker, mlflow_client
+):
+    """lead, the only ml-lead, approves v3; v2 is moved into Production in MLflow directly and
+    synced, so the approval goes stale; lead votes again and the request goes through."""
+    created = quorum.cli("request", quorum.model, "3", "--to", "Production", "--json")
+    request_id = str(json.loads(created.stdout)["id"])
+    assert quorum.cli("vote", request_id, "approve", user="lead").returncode == 0
+    mlflow_client.transition_stage(quorum.model, 2, "Production")  # out of band
+    sync_registry(model=quorum.model, client=mlflow_client)
+
+    status = quorum.cli("status", request_id)
+    assert "ml-leads 0/1" in status.stdout
+    assert (
+        "vote: lead approved, no longer counts: Production is now held by v2 (was v1)."
+        in status.stdout
+    )
+
+    again = quorum.cli("vote", request_id, "approve", user="lead")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "ml-leads 1/1 (lead)" in again.stdout
+    twice = quorum.cli("vote", request_id, "approve", user="lead")
+    assert twice.returncode == 2 and "refused (already_voted)" in twice.stderr
+    for scientist in ("scientist1", "scientist2"):
+        assert quorum.cli("vote", request_id, "approve", user=scientist).returncode == 0
+
+    waited = quorum.cli("wait", request_id, "--timeout", "90s", "--poll", "0.3")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert mlflow_client.get_version(quorum.model, 3).stage == "Production"
+    status = quorum.cli("status", request_id).stdout
+    assert "vote: lead approved (for ml-leads)" in status
+    assert "vote: scientist2 approved (for data-science)" in status
 
 
 def test_wait_and_status_exit_1_for_a_cancelled_request(quorum):

@@ -125,6 +125,12 @@ def test_check_deploy_fails_without_a_secret_key_or_collected_static_files(tmp_p
     assert "(quorum.E001) SECRET_KEY is not set" in result.stderr
     assert "(quorum.E002) WHITENOISE_USE_FINDERS is off" in result.stderr
 
+    # Behind the documented proxy without saying how many: the sign-in throttle would count the
+    # proxy's address for everyone.
+    env = base_env(documented_production_env(), QUORUM_PROXY_COUNT="0")
+    result = manage("check", "--deploy", env=env)
+    assert "(quorum.W003) SECURE_PROXY_SSL_HEADER says a proxy is in front" in result.stderr
+
     # The demo and the tests run without a key: the plain check (runserver's) passes.
     result = manage("check", env=base_env())
     assert result.returncode == 0, result.stderr
@@ -285,7 +291,10 @@ def test_promotion_through_gunicorn_and_two_rq_workers(
         # A worker process carries the transition out; the page shows it without a reload.
         review.evaluate("window.stillTheSamePage = true")
         review.wait_for_function(
-            "document.getElementById('execution-label').textContent === 'done'", timeout=60_000
+            # A function, not an expression: Playwright evaluates an expression with eval, which
+            # the Content-Security-Policy forbids.
+            "() => document.getElementById('execution-label').textContent === 'done'",
+            timeout=60_000,
         )
         assert review.evaluate("window.stillTheSamePage") is True
         assert review.locator("#status-badge").inner_text() == "approved · done"

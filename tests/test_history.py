@@ -9,10 +9,17 @@ import re
 import pytest
 
 from quorum.localservices import free_port
+from registry.charts import history_chart
 from registry.history import metric_histories, version_histories
 from registry.mlflow_client import RegistryClient
 from registry.models import MetricHistory
-from tests.factories import make_history, make_model, make_user, make_version
+from tests.factories import (
+    make_history,
+    make_model,
+    make_user,
+    make_version,
+    register_with_metrics,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -68,18 +75,17 @@ def test_version_page_fetches_history_from_mlflow_and_caches_it(browser, logged_
     }
     assert set(cached) == {"accuracy", "log_loss", "f1"}
     assert [value for _, value, _ in cached["accuracy"]] == [0.6, 0.8, 0.9, 0.91]
-    assert [value for _, value, _ in cached["log_loss"]] == [
-        0.9,
-        0.5,
-        None,
-        0.25,
-    ]  # NaN kept as a gap
+    # NaN kept as such, in the mirror's spelling
+    assert [value for _, value, _ in cached["log_loss"]] == [0.9, 0.5, "NaN", 0.25]
     assert [step for step, _, _ in cached["accuracy"]] == [0, 1, 2, 3]
 
     # f1 was logged once: a value, not a curve, so only two charts.
     charts = charts_of(response)
     assert [chart["title"] for chart in charts] == ["accuracy", "log_loss"]
     assert charts[0]["series"][0]["y"] == [0.6, 0.8, 0.9, 0.91]
+    # Plotly draws a gap where the value is not a number; the note under the chart says why.
+    assert charts[1]["series"][0]["y"] == [0.9, 0.5, None, 0.25]
+    assert charts[1]["notes"] == [f"v{logged_version.version}: NaN at step 2 (not drawn)"]
 
 
 def test_cached_history_is_served_without_mlflow(browser, logged_version, settings, monkeypatch):
@@ -131,3 +137,23 @@ def test_an_outage_costs_one_failed_call_and_keeps_what_was_cached(unreachable_m
     assert client.calls == 1  # f1 failed; loss was not even tried
     assert result.curve(version.run_id, "accuracy") == [[0, 0.5], [1, 0.9]]
     assert result.curve(version.run_id, "f1") == []
+
+
+def test_infinite_history_points_read_back_as_infinities(mlflow_server, unique_name):
+    client = RegistryClient(mlflow_server.url)
+    (run_id,) = register_with_metrics(
+        client, unique_name, {"loss": [1.0, float("inf"), float("-inf"), float("nan"), 0.5]}
+    )
+
+    histories = metric_histories([(run_id, "loss")], client=client)
+
+    assert histories.curve(run_id, "loss") == [
+        [0, 1.0],
+        [1, "Infinity"],
+        [2, "-Infinity"],
+        [3, "NaN"],
+        [4, 0.5],
+    ]
+    chart = history_chart("loss", [("v1", histories.curve(run_id, "loss"))], target="c")
+    assert chart["series"][0]["y"] == [1.0, None, None, None, 0.5]
+    assert chart["notes"] == ["v1: ∞ at step 1, −∞ at step 2, NaN at step 3 (not drawn)"]

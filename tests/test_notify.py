@@ -154,6 +154,25 @@ def test_a_request_its_gates_reject_at_once_asks_nobody_and_tells_the_requester(
     assert asked.first().last_error == "the request is already rejected"
 
 
+def test_a_request_rejected_for_a_nan_metric_says_so_in_its_mail(
+    mailroom, deliver, requester, committed
+):
+    mirror(
+        versions={
+            1: ("Production", {"accuracy": 0.89, "f1": "Infinity"}),
+            2: ("None", {"accuracy": "NaN", "f1": 0.9}),
+        }
+    )
+    create(requester, committed)
+
+    [message] = deliver()
+
+    assert "[FAIL] accuracy is NaN: not a finite number (required)" in message.body
+    assert "accuracy: NaN vs 0.8900" in message.body
+    assert "f1: 0.9000 vs ∞" in message.body
+    assert "accuracy is NaN" in html(message) and ">NaN</td>" in html(message)
+
+
 # -- decisions ----------------------------------------------------------------------------------
 
 
@@ -305,6 +324,61 @@ def test_a_reminder_written_before_someone_voted_skips_them(
     assert to(sent) == {"scientist1", "scientist2", "scientist3"}
     skipped = Notification.objects.get(kind="reminder", recipient=cast["lead"])
     assert (skipped.state, skipped.last_error) == ("skipped", "the recipient has voted since")
+
+
+def test_a_reminder_goes_to_an_approver_whose_approval_went_stale(
+    mailroom, deliver, cast, committed, simple_worker
+):
+    mirror()
+    request = create(cast["requester"], committed)
+    for name in ("lead", "scientist1"):
+        vote(request, cast[name], committed)
+    with committed():
+        services.approvals_mark_stale(request, reason="The candidate's metrics changed in MLflow.")
+        vote(request, cast["scientist2"], committed)
+    deliver()
+
+    with committed():
+        run_periodic(mailroom, simple_worker, request.expires_at - timedelta(hours=1))
+    sent = [m for m in deliver() if "Reminder" in m.subject]
+
+    # lead and scientist1 voted, but their approvals no longer count; scientist2's does.
+    assert to(sent) == {"lead", "scientist1", "scientist3"}
+
+
+def test_a_reminder_to_a_stale_voter_is_not_skipped_as_voted(mailroom, deliver, cast, committed):
+    mirror()
+    request = create(cast["requester"], committed)
+    deliver()
+    with committed():
+        notify.remind_and_escalate(now=request.expires_at - timedelta(hours=1))
+    vote(request, cast["lead"], committed)
+    with committed():
+        services.approvals_mark_stale(request, reason="The candidate's metrics changed in MLflow.")
+
+    deliver()
+
+    reminder = Notification.objects.get(kind="reminder", recipient=cast["lead"])
+    assert (reminder.state, reminder.last_error) == ("sent", "")
+
+
+def test_a_request_whose_every_approval_went_stale_is_escalated_at_half_its_lifetime(
+    mailroom, deliver, cast, committed, simple_worker
+):
+    mirror()
+    request = create(cast["requester"], committed)
+    vote(request, cast["lead"], committed)
+    with committed():
+        services.approvals_mark_stale(request, reason="The candidate's metrics changed in MLflow.")
+    deliver()
+    half = request.created_at + (request.expires_at - request.created_at) / 2
+
+    with committed():
+        run_periodic(mailroom, simple_worker, half + timedelta(minutes=5))
+    sent = deliver()
+
+    assert to(sent) == {"admin"}
+    assert "nobody has voted on it since its evidence changed" in sent[0].body
 
 
 def test_a_request_nobody_voted_on_by_half_its_lifetime_is_escalated_to_staff_once(
@@ -528,8 +602,9 @@ def test_mlflow_text_in_a_mail_is_escaped_in_html_and_kept_on_one_line_in_the_su
 
     sent = deliver()
 
+    # The line break is a control character: shown as a marker, never a second header line.
     assert subjects(sent) == {
-        "[Quorum] <b>fraud</b> Bcc: x@example.com v2 → Production needs your review"
+        "[Quorum] <b>fraud</b>⟨U+000A⟩Bcc: x@example.com v2 → Production needs your review"
     }
     page = html(sent[0])
     assert "<b>fraud</b>" not in page and "&lt;b&gt;fraud&lt;/b&gt;" in page

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import math
 import textwrap
 from datetime import timedelta
 
@@ -11,9 +13,9 @@ from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 
 from registry.models import RegisteredModel
-from reviews.errors import AmbiguousPolicy, NoPolicy, PolicyInvalid
-from reviews.models import ApprovalPolicy, AuditEvent
-from reviews.policies import policies_export, policies_load, policy_for
+from reviews.errors import AmbiguousPolicy, NoPolicy, PolicyInvalid, Problem
+from reviews.models import ApprovalPolicy, AuditEvent, PolicyGate
+from reviews.policies import policies_export, policies_load, policy_as_spec, policy_for
 from reviews.policy_spec import parse_policy_file
 
 pytestmark = pytest.mark.django_db
@@ -52,9 +54,10 @@ def people():
 
 
 def problems_of(text: str) -> list[str]:
+    """The problems as the load_policies command writes them, `place: message`."""
     with pytest.raises(PolicyInvalid) as caught:
         policies_load(text=text)
-    return caught.value.problems
+    return [str(problem) for problem in caught.value.problems]
 
 
 def test_example_file_loads_groups_policies_requirements_and_gates(people):
@@ -129,7 +132,31 @@ def test_dry_run_reports_and_changes_nothing(people):
     report = policies_load(text=EXAMPLE, dry_run=True)
 
     assert report.created == ["production", "staging"]
+    assert report.changed_anything
     assert not ApprovalPolicy.objects.exists() and not Group.objects.exists()
+
+
+def test_the_report_says_whether_a_load_changed_anything(people):
+    assert policies_load(text=EXAMPLE).changed_anything
+    assert not policies_load(text=EXAMPLE).changed_anything
+    assert policies_load(
+        text=EXAMPLE.replace("[bob, carol, dave]", "[bob, carol]")
+    ).changed_anything
+
+
+def test_problems_carry_their_location_as_data(people):
+    text = EXAMPLE.replace("{group: data-science, approvals: 2}", "{group: nobody, approvals: 2}")
+
+    with pytest.raises(PolicyInvalid) as caught:
+        policies_load(text=text)
+
+    (problem,) = caught.value.problems
+    assert problem == Problem(("policies", 0, "require", 1, "group"), "unknown group 'nobody'")
+    assert problem.within("policies", 0) == Problem(
+        ("require", 1, "group"), "unknown group 'nobody'"
+    )
+    assert problem.within("policies", 1) is None
+    assert str(caught.value) == "policies[0].require[1].group: unknown group 'nobody'"
 
 
 @pytest.mark.parametrize(
@@ -196,6 +223,32 @@ def test_dry_run_reports_and_changes_nothing(people):
             ("requesters: [data-science, ml-leads]", "requesters: data-science"),
             "policies[0].requesters: must be a list of group names, got a string",
         ),
+        # A key given twice: YAML would keep the last silently.
+        (
+            ("ml-leads: [alice]", "ml-leads: [alice]\n  ml-leads: [bob]"),
+            "groups.ml-leads: given twice, on line 3 and on line 4",
+        ),
+        (
+            ("    expires_after: 7d\n", "    expires_after: 7d\n    expires_after: 1d\n"),
+            "policies[0].expires_after: given twice, on line 14 and on line 15",
+        ),
+        (
+            (
+                '{metric: accuracy, op: ">=", value: 0.80,',
+                '{metric: accuracy, op: ">=", value: 0.80, value: 0.1,',
+            ),
+            "policies[0].gates[0].value: given twice on line 17, at columns 38 and 51",
+        ),
+        (
+            ("policies:\n", "policies: []\npolicies:\n"),
+            "policies: given twice, on line 5 and on line 6",
+        ),
+        # What the database cannot hold.
+        (("ml-leads: [alice]", f"{'g' * 151}: [alice]"), "groups.ggg"),
+        (("metric: accuracy", f"metric: {'m' * 251}"), "policies[0].gates[0].metric: String"),
+        (("archive_existing: true", "rejections_needed: 40000"), "policies[0].rejections_needed"),
+        (("approvals: 1}", "approvals: 100000}"), "policies[0].require[0].approvals: Input"),
+        (('models: ["*"]', f'models: ["{"x" * 257}"]'), "policies[0].models[0]: String"),
     ],
 )
 def test_each_problem_names_its_place_and_nothing_changes(people, edit, expected):
@@ -315,6 +368,44 @@ def test_load_policies_command_prints_changes_and_errors(people, tmp_path, capsy
         call_command("load_policies", str(tmp_path / "missing.yaml"))
 
 
+OVERLAPPING = EXAMPLE.replace("data-science: [bob, carol, dave]", "data-science: [alice, bob]")
+
+
+def test_groups_sharing_members_load_with_a_warning_naming_groups_and_people(people):
+    report = policies_load(text=OVERLAPPING.replace("[alice, bob]", "[alice, bob, carol]"))
+
+    assert report.warnings == [
+        "policy 'production': ml-leads and data-science share alice. A person counts for one "
+        "group only, so its sign-offs need 3 different people."
+    ]
+    assert ApprovalPolicy.objects.count() == 2  # a warning, not a refusal
+
+
+def test_the_warning_says_when_distinct_members_cannot_fill_the_policy(people):
+    report = policies_load(text=OVERLAPPING)
+
+    assert report.warnings == [
+        "policy 'production': ml-leads and data-science share alice. A person counts for one "
+        "group only, so its sign-offs need 3 different people, and their members can fill "
+        "only 2 of those places (no request can reach quorum until the groups change)."
+    ]
+
+
+def test_groups_without_common_members_load_without_a_warning(people):
+    assert policies_load(text=EXAMPLE).warnings == []
+
+
+def test_load_policies_command_prints_overlap_warnings(people, tmp_path, capsys):
+    path = tmp_path / "policies.yaml"
+    path.write_text(OVERLAPPING)
+
+    call_command("load_policies", str(path), "--dry-run")
+
+    captured = capsys.readouterr()
+    assert "warning: policy 'production': ml-leads and data-science share alice" in captured.err
+    assert "dry run: nothing was changed" in captured.out
+
+
 def test_export_policies_command_writes_yaml(people, capsys):
     policies_load(text=EXAMPLE)
 
@@ -334,3 +425,138 @@ def test_the_example_policy_file_loads_once_with_if_empty(capsys):
 
     assert set(ApprovalPolicy.objects.values_list("name", flat=True)) == {"production", "archive"}
     assert "policies exist already" in capsys.readouterr().out
+
+
+# -- limits: every one refused with its place, nothing changed ----------------------------------
+
+
+def test_the_same_alias_twice_is_not_a_duplicate_key(people):
+    text = EXAMPLE.replace("gates:\n", "gates: &gates\n").replace(
+        "require: [{group: data-science, approvals: 1}]",
+        "require: [{group: data-science, approvals: 1}]\n    gates: *gates",
+    )
+
+    policies_load(text=text)
+
+    assert ApprovalPolicy.objects.get(name="staging").gates.count() == 3
+
+
+@pytest.mark.parametrize("duration", ["9999999999d", "3000000d", "366d", "8761h", "525601m"])
+def test_a_duration_past_the_maximum_is_refused(people, duration):
+    found = problems_of(EXAMPLE.replace("expires_after: 7d", f"expires_after: {duration}"))
+
+    assert found == [
+        f"policies[0].expires_after: '{duration}' is longer than the longest duration allowed, 365d"
+    ]
+    assert not ApprovalPolicy.objects.exists()
+
+
+def test_the_longest_duration_loads_and_requests_under_it_open(people):
+    from reviews import services
+    from tests.factories import make_model, make_version
+
+    policies_load(text=EXAMPLE.replace("expires_after: 7d", "expires_after: 365d"))
+    version = make_version(make_model("fraud"), metrics={"accuracy": 0.9, "f1": 0.9})
+
+    request = services.request_create(
+        model="fraud", version=version.version, target="Production", requester=people["bob"]
+    )
+
+    assert abs(request.expires_at - request.created_at - timedelta(days=365)) < timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "place"),
+    [
+        ("value: .nan", "gates[0].value"),
+        ("value: .inf", "gates[0].value"),
+        ("value: -.inf", "gates[0].value"),
+        ("baseline_delta: .nan", "gates[0].baseline_delta"),
+        ("baseline_delta: -.Inf", "gates[0].baseline_delta"),
+    ],
+)
+def test_a_threshold_that_is_not_a_finite_number_is_refused(people, threshold, place):
+    text = EXAMPLE.replace("value: 0.80", threshold, 1)
+
+    assert f"policies[0].{place}: Input should be a finite number" in problems_of(text)
+    assert not ApprovalPolicy.objects.exists()
+
+
+def test_a_threshold_stored_before_non_finite_ones_were_refused_still_reads(people):
+    policies_load(text=EXAMPLE)
+    PolicyGate.objects.filter(metric="accuracy", kind="required").update(value=float("nan"))
+    policy = ApprovalPolicy.objects.get(name="production")
+
+    assert math.isnan(policy_as_spec(policy).gates[0].value)
+    assert policy_for("fraud", "Production") == policy
+    exported = policies_export()
+    assert "value: .nan" in exported
+    assert "policies[0].gates[0].value: Input should be a finite number" in problems_of(exported)
+
+
+SIZE_PROBLEM = "the file has more than 1,048,576 bytes (1 MiB), the most a policy file may have"
+
+
+def oversized() -> str:
+    """Valid policies, then enough more to pass 1 MiB, then a YAML error nobody should reach."""
+    more = "".join(
+        f"  - {{name: p{i}, models: [m{i}], targets: [Staging], require: [{{group: ml-leads}}]}}\n"
+        for i in range(20_000)
+    )
+    return EXAMPLE + more + "policies: [unclosed\n"
+
+
+def test_a_file_over_1_mib_is_refused_by_its_size_alone(people):
+    text = oversized()
+    assert len(text.encode()) > 1024 * 1024
+
+    assert problems_of(text) == [SIZE_PROBLEM]
+    assert not ApprovalPolicy.objects.exists()
+
+
+def test_load_policies_refuses_a_large_file_or_input_unread(people, tmp_path):
+    path = tmp_path / "huge.yaml"
+    path.write_text(oversized())
+
+    with pytest.raises(CommandError, match=r"invalid, nothing was changed:\n  the file has more"):
+        call_command("load_policies", str(path))
+    with pytest.raises(CommandError, match=r"the file has more than 1,048,576 bytes"):
+        call_command("load_policies", "-", stdin=io.StringIO(oversized()))
+    assert not ApprovalPolicy.objects.exists()
+
+
+def test_load_policies_reads_standard_input(people, capsys):
+    call_command("load_policies", "-", stdin=io.StringIO(EXAMPLE))
+
+    assert "2 created" in capsys.readouterr().out
+    assert AuditEvent.objects.get(action="policy.load").details["source"] == "standard input"
+
+
+def test_load_policies_refuses_a_file_that_is_not_utf8(people, tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(EXAMPLE.replace("alice", "alicé").encode("latin-1"))
+
+    with pytest.raises(CommandError, match="is not UTF-8 text"):
+        call_command("load_policies", str(path))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            # Nine levels of nine: 387 million values from a few hundred bytes.
+            "a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{chr(98 + n)}: &{chr(98 + n)} [{', '.join([f'*{chr(97 + n)}'] * 9)}]\n"
+                for n in range(8)
+            )
+            + "policies: [*i, *i, *i]\n",
+            "aliases (*name) expand the file to more than 1,000,000 values",
+        ),
+        ("policies: &p [*p]\n", "an alias (*name) refers to a value that contains it"),
+        ("policies: " + "[" * 5000 + "]" * 5000 + "\n", "not valid YAML"),
+    ],
+    ids=["alias-bomb", "self-reference", "deep-nesting"],
+)
+def test_yaml_that_would_cost_far_more_than_its_size_is_refused(text, expected):
+    assert problems_of(text)[0].startswith(expected)

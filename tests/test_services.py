@@ -6,11 +6,13 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
 from registry.models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange
-from reviews import audit, registry_events, services
+from registry.sync import sync_registry
+from reviews import audit, counting, registry_events, services
 from reviews.errors import (
     AlreadyAtTarget,
     AlreadyVoted,
@@ -39,6 +41,7 @@ from reviews.models import (
     Vote,
 )
 from reviews.policies import policies_export, policies_load, set_requesters
+from tests.factories import register_with_metrics
 
 pytestmark = pytest.mark.django_db
 
@@ -227,6 +230,52 @@ def test_passing_auto_approve_gates_approve_without_a_vote(
     assert AuditEvent.objects.get(action="request.approved").actor == "policy"
 
 
+# -- metrics MLflow stores as NaN or infinity ----------------------------------------------------
+
+
+def test_a_nan_logged_in_mlflow_rejects_the_request_saying_so(
+    policies, requester, mlflow_client, unique_name
+):
+    register_with_metrics(mlflow_client, unique_name, {"accuracy": float("nan"), "f1": 0.9})
+    sync_registry(model=unique_name, client=mlflow_client)
+
+    request = create(requester, version=1, model=unique_name)
+
+    assert request.decision == Decision.REJECTED
+    assert request.decision_reason == ("Required gate failed: accuracy is NaN: not a finite number")
+    request = refresh(request)
+    assert request.candidate_metrics == {"accuracy": "NaN", "f1": pytest.approx(0.9)}
+    assert request.gate_results[0]["value"] == "NaN"
+    created = AuditEvent.objects.get(action="request.created", request=request)
+    assert created.details["gates"][0]["value"] == "NaN"
+    assert audit.verify().ok
+
+
+def test_a_holder_with_a_nan_metric_can_still_be_replaced_by_the_reviewers(
+    policies, requester, lead, scientist1, scientist2, mlflow_client, unique_name
+):
+    register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.9, "f1": float("nan")})
+    register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.92, "f1": float("inf")})
+    register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.92, "f1": 0.9})
+    mlflow_client.transition_stage(unique_name, 1, "Production")
+    sync_registry(model=unique_name, client=mlflow_client)
+
+    infinite = create(requester, version=2, model=unique_name)
+    request = create(requester, version=3, model=unique_name)
+
+    assert infinite.decision == Decision.REJECTED and "f1 is ∞" in infinite.decision_reason
+    assert request.decision == Decision.PENDING
+    f1 = next(g for g in request.gate_results if g["metric"] == "f1")
+    assert f1["passed"] and f1["baseline_value"] == "NaN"
+    assert f1["reason"] == "not evaluated: the current holder's f1 is NaN"
+    for user in (lead, scientist1, scientist2):
+        approve(request, user)
+    assert refresh(request).decision == Decision.APPROVED
+    seen = Vote.objects.filter(request=request).first().seen_metrics
+    assert seen["baseline"] == {"accuracy": pytest.approx(0.9), "f1": "NaN"}
+    assert audit.verify().ok
+
+
 # -- votes and quorum --------------------------------------------------------------------------
 
 
@@ -239,7 +288,7 @@ def test_quorum_needs_every_group(
     approve(request, scientist1)
     approve(request, scientist2)
     assert refresh(request).decision == Decision.PENDING  # data-science 2/2, ml-leads 0/1
-    assert [str(p) for p in services.progress(refresh(request))] == [
+    assert [str(p) for p in counting.progress(refresh(request))] == [
         "ml-leads 0/1",
         "data-science 2/2",
     ]
@@ -249,24 +298,77 @@ def test_quorum_needs_every_group(
     request = refresh(request)
     assert request.decision == Decision.APPROVED and request.execution == Execution.QUEUED
     assert request.decided_by == lead
-    assert request.decision_reason == "Quorum reached: ml-leads 1/1, data-science 2/2"
+    assert request.decision_reason == (
+        "Quorum reached by 3 different people: "
+        "ml-leads 1/1 (lead), data-science 2/2 (scientist1, scientist2)"
+    )
     assert len(callbacks) == 1  # the transition job, queued after commit
 
 
-def test_a_vote_counts_for_every_required_group_the_voter_is_in(
-    policies, requester, lead, scientist1
-):
+def test_a_voter_in_two_required_groups_counts_once(policies, requester, lead, scientist1):
     Group.objects.get(name="data-science").user_set.add(lead)
     mirror()
     request = create(requester)
 
     vote = approve(request, lead)
 
-    assert vote.groups == ["ml-leads", "data-science"]
-    assert [str(p) for p in services.progress(refresh(request))] == [
+    assert vote.groups == ["ml-leads", "data-science"]  # eligible for both, counted for one
+    assert [str(p) for p in counting.progress(refresh(request))] == [
+        "ml-leads 1/1",
+        "data-science 0/2",
+    ]
+
+
+def test_one_person_in_both_groups_and_one_other_do_not_make_a_three_person_quorum(
+    policies, requester, lead, scientist1, scientist2
+):
+    """The attack: lead is in ml-leads and data-science; 1 ml-lead + 2 data-science needs three
+    different people, so lead and scientist1 alone must not approve it."""
+    Group.objects.get(name="data-science").user_set.add(lead)
+    mirror()
+    request = create(requester)
+
+    approve(request, lead)
+    approve(request, scientist1)
+
+    assert refresh(request).decision == Decision.PENDING
+    assert [str(p) for p in counting.progress(refresh(request))] == [
         "ml-leads 1/1",
         "data-science 1/2",
     ]
+    assert not AuditEvent.objects.filter(action="request.approved").exists()
+
+    approve(request, scientist2)  # a third, different person
+
+    request = refresh(request)
+    assert request.decision == Decision.APPROVED
+    assert request.decision_reason == (
+        "Quorum reached by 3 different people: "
+        "ml-leads 1/1 (lead), data-science 2/2 (scientist1, scientist2)"
+    )
+
+
+def test_an_approval_moves_to_the_group_where_it_lets_quorum_be_reached(
+    policies, requester, lead, scientist1, django_user_model
+):
+    """lead (ml-leads and data-science) is counted for ml-leads first; when another ml-lead
+    approves, lead's approval is counted for data-science instead, which completes quorum."""
+    Group.objects.get(name="data-science").user_set.add(lead)
+    other_lead = django_user_model.objects.create_user("lead2")
+    Group.objects.get(name="ml-leads").user_set.add(other_lead)
+    mirror()
+    request = create(requester)
+
+    approve(request, lead)
+    approve(request, scientist1)
+    assert refresh(request).decision == Decision.PENDING
+    approve(request, other_lead)
+
+    request = refresh(request)
+    assert request.decision == Decision.APPROVED
+    assert request.decision_reason.endswith(
+        "ml-leads 1/1 (lead2), data-science 2/2 (lead, scientist1)"
+    )
 
 
 def test_requester_cannot_approve_their_own_request(policies, scientist1):
@@ -405,11 +507,38 @@ def test_approvals_go_stale_when_the_candidates_metrics_change(
 
     vote = Vote.objects.get()
     assert vote.stale and vote.stale_reason == "The candidate's metrics changed in MLflow."
-    assert [str(p) for p in services.progress(refresh(request))][0] == "ml-leads 0/1"
+    assert [str(p) for p in counting.progress(refresh(request))][0] == "ml-leads 0/1"
     assert refresh(request).candidate_metrics == {"accuracy": 0.9, "f1": 0.86}
-    approve(request, scientist1)  # voting goes on; the lead must approve again
-    with pytest.raises(AlreadyVoted):
+    approve(request, scientist1)  # voting goes on; the lead must approve again, and may
+    again = approve(request, lead, comment="still better")
+
+    assert [(v.user, v.stale) for v in Vote.objects.filter(user=lead)] == [
+        (lead, True),
+        (lead, False),
+    ]
+    assert counting.tally(refresh(request)).counted_for[again.pk] == "ml-leads"
+    with pytest.raises(AlreadyVoted):  # once: the new vote is current
         approve(request, lead)
+
+
+def test_the_database_holds_one_current_vote_per_user_and_any_number_of_stale_ones(
+    policies, requester, lead
+):
+    mirror()
+    request = create(requester)
+    approve(request, lead)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Vote.objects.create(request=request, user=lead, decision="reject", comment="again")
+
+    for _ in range(2):
+        services.approvals_mark_stale(request, reason="The evidence changed.")
+        approve(request, lead)
+
+    assert list(Vote.objects.filter(user=lead).values_list("stale", flat=True)) == [
+        True,
+        True,
+        False,
+    ]
 
 
 def test_approvals_go_stale_and_gates_rerun_when_the_target_holder_changes(

@@ -302,13 +302,14 @@ def test_concurrent_final_approvals_make_one_decision_one_job_one_transition(
         )
         outcomes = approve_at_once(request.pk, voters)
 
-        # Quorum needs 1 ml-lead and 2 data-science: every voter is in both, so 2 votes decide
-        # and the 10 others find the request closed.
+        # Quorum needs 1 ml-lead and 2 data-science: every voter is in both but counts once, for
+        # one group, so 3 votes decide and the 9 others find the request closed.
         assert sorted(set(outcomes)) == ["RequestClosed", "counted"], outcomes
-        assert outcomes.count("counted") == 2, f"round {round_number}: {outcomes}"
+        assert outcomes.count("counted") == 3, f"round {round_number}: {outcomes}"
         assert transitions.job_ids == [jobs.transition_job_id(request)]
         simple_worker(transitions, syncs)
         request.refresh_from_db()
+        assert request.decision_reason.startswith("Quorum reached by 3 different people")
         assert (request.decision, request.execution) == ("approved", "done")
         assert AuditEvent.objects.filter(action="request.approved", request=request).count() == 1
         moves = RegistryChange.objects.filter(

@@ -7,16 +7,19 @@ import io
 from datetime import timedelta
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from reviews import audit
-from reviews.models import AuditEvent
+from reviews.models import AuditEvent, AuditHead
+from tests.factories import make_audit_chain
 from tests.test_views_review import ESCAPED, HOSTILE, login, text_of
 
 pytestmark = pytest.mark.django_db
 
-# The chain check reads events in batches of 2,000: one query more per 2,000 events, no more.
-AUDIT_QUERIES = 9
+# Session, user, actions, count, page, the chain head, the events after its checkpoint (at most
+# audit.PAGE_VERIFY_LIMIT + 1, one query), anything beyond the head, the user's groups.
+AUDIT_QUERIES = 8
 
 # The CSV's columns are a contract with whoever reads the download: spelled out, not imported.
 HEADER = [
@@ -94,6 +97,32 @@ def test_bad_dates_are_explained_and_ignored(client, events, admin_user):
     assert "The end date is before the start date." in text_of(response)
 
 
+def test_the_action_filter_offers_each_recorded_action_once_in_order(client, events, admin_user):
+    response = login(client, admin_user).get("/audit/")
+
+    choices = response.context["filters"].fields["action"].choices
+    assert [value for value, _ in choices] == [
+        "",
+        "policy.loaded",
+        "registry.out_of_band",
+        "request.created",
+        "vote.cast",
+    ]
+
+
+def test_the_count_is_the_heads_while_the_chain_holds_and_the_rows_once_it_breaks(
+    client, events, admin_user
+):
+    login(client, admin_user)
+    assert client.get("/audit/").context["page"].paginator.count == 5
+
+    AuditEvent.objects.filter(sequence=2).delete()
+    response = client.get("/audit/")
+
+    assert response.context["page"].paginator.count == 4
+    assert "Chain broken at event #2: event 2 is missing (next is 3)." in text_of(response)
+
+
 def test_a_tampered_event_breaks_the_chain_on_the_page(client, events, admin_user):
     AuditEvent.objects.filter(action="vote.cast").update(actor="mallory")
     text = text_of(login(client, admin_user).get("/audit/"))
@@ -142,6 +171,90 @@ def test_audit_page_query_count_does_not_grow(
         assert client.get("/audit/").status_code == 200
 
 
+def test_at_100000_events_the_page_checks_only_what_came_after_the_checkpoint(
+    client, admin_user, django_assert_max_num_queries
+):
+    make_audit_chain(100_000)
+    login(client, admin_user)
+
+    def view():
+        with django_assert_max_num_queries(AUDIT_QUERIES):
+            response = client.get("/audit/")
+        assert response.status_code == 200
+        return response.context["verification"], text_of(response)
+
+    # Before any checkpoint: too many events to recompute on a view, and the page says so.
+    status, text = view()
+    assert (status.state, status.read) == ("behind", 1)
+    assert "No verification of the chain recorded yet: 100,000 newer events not yet verified." in (
+        text
+    )
+
+    audit.extend_verified_checkpoint()  # what the reconciler does every minute
+    for n in range(3):
+        audit.record("vote.cast", actor=f"late{n}", model_name="fraud", version=1)
+    status, text = view()
+    assert (status.state, status.checked, status.read) == ("intact", 3, 4)
+    assert "Chain intact: all 100,003 events verified against their hashes." in text
+    assert "Events up to #100000 were last verified" in text
+    assert "the 3 newer just now" in text
+
+    make_audit_chain(audit.PAGE_VERIFY_LIMIT)  # now one more than the page recomputes
+    status, text = view()
+    assert (status.state, status.read) == ("behind", 2)  # the checkpoint's link only
+    assert "Chain verified up to event #100000 at" in text
+    assert f"{audit.PAGE_VERIFY_LIMIT + 3} newer events not yet verified" in text
+
+
+def test_a_tampered_event_after_the_checkpoint_shows_at_once(client, events, admin_user):
+    audit.extend_verified_checkpoint()
+    audit.record("vote.cast", actor="bob", model_name="fraud", version=3)
+    AuditEvent.objects.filter(sequence=6).update(actor="mallory")
+
+    text = text_of(login(client, admin_user).get("/audit/"))
+
+    assert "Chain broken at event #6: content does not match its hash." in text
+
+
+def test_an_event_before_the_checkpoint_edited_later_shows_once_verify_audit_ran(
+    client, events, admin_user
+):
+    audit.extend_verified_checkpoint()
+    AuditEvent.objects.filter(sequence=2).update(actor="mallory")
+    login(client, admin_user)
+
+    # The page does not read events before the checkpoint again: that is the full walk's job.
+    assert "Chain intact" in text_of(client.get("/audit/"))
+    with pytest.raises(CommandError, match="broken at sequence 2"):
+        call_command("verify_audit", stdout=io.StringIO())
+
+    text = text_of(client.get("/audit/"))
+    assert "Chain broken at event #2: content does not match its hash." in text
+    audit.extend_verified_checkpoint()  # the reconciler does not clear what it cannot vouch for
+    assert "Chain broken at event #2" in text_of(client.get("/audit/"))
+
+
+def test_a_chain_rehashed_from_before_the_checkpoint_breaks_at_the_checkpoint(
+    client, events, admin_user
+):
+    """A forger who edits event 2 and recomputes every later hash, and the head, leaves a chain
+    that verifies from the start; the checkpoint still remembers the hash event 5 had."""
+    audit.extend_verified_checkpoint()
+    prev_hash = AuditEvent.objects.get(sequence=1).hash
+    for event in AuditEvent.objects.filter(sequence__gte=2).order_by("sequence"):
+        if event.sequence == 2:
+            event.actor = "mallory"
+        event.prev_hash = prev_hash
+        event.hash = prev_hash = audit.chain_hash(prev_hash, audit.event_content(event))
+        event.save()
+    AuditHead.objects.filter(name="audit").update(hash=prev_hash)
+
+    text = text_of(login(client, admin_user).get("/audit/"))
+
+    assert audit.verify().ok
+    assert "Chain broken at event #5: event 5 no longer has the hash it was verified with." in text
+
+
 def test_details_show_lists_and_flags_as_json_like_the_export(client, db, admin_user):
     audit.record(
         "vote.cast",
@@ -155,3 +268,12 @@ def test_details_show_lists_and_flags_as_json_like_the_export(client, db, admin_
 
     assert "[&quot;ml-leads&quot;]" in page and "false" in page and "fine" in page
     assert "[&#x27;ml-leads&#x27;]" not in page
+
+
+def test_csv_download_neutralises_formula_like_model_names(client, admin_user):
+    audit.record("request.created", actor="-alice", model_name='=HYPERLINK("http://x","y")')
+
+    rows = rows_of(login(client, admin_user).get("/audit/export.csv"))
+
+    assert rows[1][2] == "'-alice"
+    assert rows[1][5] == '\'=HYPERLINK("http://x","y")'

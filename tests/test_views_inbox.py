@@ -76,6 +76,21 @@ def test_inbox_leaves_out_what_i_voted_on_requested_or_am_not_eligible_for(
     assert "No requests await you." in text_of(login(client, outsider).get("/reviews/"))
 
 
+def test_a_request_whose_only_vote_of_mine_went_stale_awaits_me_again(
+    client, policies, requester, lead
+):
+    good_model("alpha")
+    request = open_request("alpha", 2, requester)
+    services.vote_cast(request_id=request.pk, user=lead, decision="approve")
+    assert "No requests await you." in text_of(login(client, lead).get("/reviews/"))
+
+    services.approvals_mark_stale(request, reason="Production is now held by v3 (was v1).")
+
+    response = client.get("/reviews/")
+    assert "alpha" in section(response, "awaiting")
+    assert "ml-leads 0/1" in section(response, "awaiting")
+
+
 def test_my_requests_and_recently_decided_show_the_rejection_reason(
     client, policies, requester, scientist1
 ):

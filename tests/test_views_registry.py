@@ -9,7 +9,14 @@ import pytest
 from django.urls import reverse
 
 from registry.models import MetricHistory, Stage
-from tests.factories import cache_all_history, make_model, make_user, make_version
+from registry.sync import sync_registry
+from tests.factories import (
+    cache_all_history,
+    make_model,
+    make_user,
+    make_version,
+    register_with_metrics,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -19,8 +26,8 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 # The review app adds to every page the navigation's count of requests awaiting the user (one
 # query for a user in no group, as here); to the model page its out-of-band banner and request
 # history; to the version page the promotion form (no policy here: tests/test_views_inbox.py pins
-# the page with policies).
-LIST_QUERIES = 6
+# the page with policies). The models page also reads the sync's status line (one query).
+LIST_QUERIES = 7
 MODEL_QUERIES = 7
 VERSION_QUERIES = 10
 COMPARE_QUERIES = 8
@@ -268,9 +275,9 @@ def test_compare_control_without_production_or_champion_preselects_nothing(brows
 
 
 @pytest.mark.parametrize("version", ["abc", "1.5", "-1", "٣", "1e3"])
-def test_non_integer_version_is_a_400(browser, fraud, version):
+def test_non_integer_version_is_a_404(browser, fraud, version):
     response = browser.get(f"/models/fraud/versions/{version}/")
-    assert response.status_code == 400
+    assert response.status_code == 404
     assert "is not a version number" in text_of(response)
 
 
@@ -397,6 +404,39 @@ def test_hostile_names_descriptions_tags_and_metric_keys_are_escaped(browser):
 
 
 # --- cost ---------------------------------------------------------------------------------
+
+
+def test_nan_and_infinite_metrics_from_mlflow_read_as_such_on_every_page(
+    browser, settings, mlflow_client, unique_name
+):
+    settings.MLFLOW_TRACKING_URI = mlflow_client.tracking_uri  # history is read from MLflow here
+    nan, inf = float("nan"), float("inf")
+    register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.9, "loss": 0.2})
+    register_with_metrics(
+        mlflow_client, unique_name, {"accuracy": nan, "loss": [0.5, inf], "margin": -inf}
+    )
+    sync_registry(model=unique_name, client=mlflow_client)
+
+    version = browser.get(f"/models/{unique_name}/versions/2/")
+    model = browser.get(f"/models/{unique_name}/")
+    compare = browser.get(f"/models/{unique_name}/compare", {"a": "2", "b": "1"})
+
+    assert {version.status_code, model.status_code, compare.status_code} == {200}
+    page = text_of(version)
+    assert '<th scope="row">accuracy</th><td class="num">NaN</td>' in page
+    assert '<th scope="row">loss</th><td class="num">∞</td>' in page
+    assert '<th scope="row">margin</th><td class="num">−∞</td>' in page
+    [history] = chart_data(version)["charts"]
+    assert history["series"][0]["y"] == [0.5, None]
+    assert history["notes"] == ["v2: ∞ at step 1 (not drawn)"]
+    assert '<td class="num">NaN</td>' in text_of(model)
+    across = chart_data(model)["charts"][0]
+    assert "accuracy: NaN for v2 (not drawn)" in across["notes"]
+    accuracy = re.search(r'<th scope="row">accuracy .*?</tr>', text_of(compare), re.S).group(0)
+    assert "NaN" in accuracy and "0.9000" in accuracy
+    bars = chart_data(compare)["charts"][0]
+    assert bars["series"][0]["y"][:2] == [None, None]
+    assert bars["notes"] == ["v2: NaN for accuracy, ∞ for loss, −∞ for margin (not drawn)"]
 
 
 def build_registry(models: int, versions: int):

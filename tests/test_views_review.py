@@ -113,6 +113,26 @@ def test_request_page_shows_header_evidence_gates_and_sign_offs(client, pending,
     assert 'name="decision" value="approve"' in response.content.decode()
 
 
+def test_request_page_shows_nan_and_infinite_metrics_and_the_gate_they_fail(
+    client, fraud, requester, lead
+):
+    # Mirror rows as the sync writes them when MLflow holds NaN and infinities.
+    make_version(fraud, 4, metrics={"accuracy": "NaN", "f1": 0.84, "log_loss": "Infinity"})
+    request = services.request_create(
+        model="fraud", version=4, target="Production", requester=requester
+    )
+
+    response = login(client, lead).get(detail_url(request))
+
+    assert response.status_code == 200
+    text = text_of(response)
+    assert "accuracy is NaN: not a finite number" in text
+    assert re.search(r"accuracy .*? NaN 0\.8500", text)
+    assert re.search(r"log_loss .*? ∞ 0\.4000", text)
+    bars = next(c for c in response.context["chart_data"]["charts"] if c["kind"] == "bar")
+    assert bars["notes"] == ["v4: NaN for accuracy, ∞ for log_loss (not drawn)"]
+
+
 def test_request_page_says_plainly_when_nothing_holds_the_target(client, fraud, requester, lead):
     fraud.versions.filter(version=1).update(stage=Stage.ARCHIVED)
     request = services.request_create(
@@ -154,6 +174,32 @@ def test_stale_approval_is_struck_through_with_its_reason(client, pending, lead,
     assert re.search(r'class="vote vote-approve is-stale"', body)
     assert "No longer counts: v2&#x27;s metrics changed in MLflow" in body
     assert "data-science 0/2" in text_of(response)
+
+
+def test_each_approval_shows_the_one_group_it_counts_for(
+    client, pending, cast, lead, scientist1, scientist2
+):
+    from django.contrib.auth.models import Group
+
+    Group.objects.get(name="data-science").user_set.add(lead)
+    for voter in (lead, scientist1):
+        services.vote_cast(request_id=pending.pk, user=voter, decision="approve")
+    text = text_of(login(client, scientist2).get(detail_url(pending)))
+    assert "lead (for ml-leads) approved" in text
+    assert "scientist1 (for data-science) approved" in text
+    # lead is in both groups but one person: data-science still needs another.
+    assert "ml-leads 1/1" in text and "data-science 1/2" in text
+    assert "1 more needed" in text
+
+
+def test_an_approval_no_group_needs_says_it_is_not_counted(client, pending, cast, lead):
+    # data-science needs 2: the third scientist's approval counts for nothing.
+    for name in ("scientist1", "scientist2", "scientist3"):
+        services.vote_cast(request_id=pending.pk, user=cast[name], decision="approve")
+    text = text_of(login(client, lead).get(detail_url(pending)))
+    assert "scientist2 (for data-science) approved" in text
+    assert "scientist3 approved" in text and "scientist3 (for" not in text
+    assert "Not counted: data-science has every approval it needs." in text
 
 
 def test_unknown_request_is_a_404_page(client, lead):

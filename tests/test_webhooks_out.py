@@ -150,6 +150,30 @@ def test_a_decision_is_posted_signed_to_every_configured_url(
     assert set(WebhookDelivery.objects.values_list("state", "response_status")) == {("sent", 200)}
 
 
+def test_a_rejection_for_a_nan_metric_is_posted_as_strict_json(
+    hooks, receivers, requester, committed, settings, simple_worker
+):
+    receiver = receivers()
+    settings.QUORUM_WEBHOOK_URLS = [receiver.url]
+    mirror(versions={2: ("None", {"accuracy": "NaN", "f1": 0.9})})
+
+    with committed():
+        services.request_create(
+            model="fraud-detector", version=2, target="Production", requester=requester
+        )
+    simple_worker(hooks)
+
+    [(headers, body)] = receiver.posts
+    assert verify(headers, body)
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    data = json.loads(body, parse_constant=refuse)
+    assert data["event"] == "request.rejected"
+    assert "accuracy is NaN" in data["details"]["reason"]
+
+
 def test_a_failing_receiver_gets_retries_and_the_event_arrives_once(
     hooks, receivers, requester, committed, settings, simple_worker
 ):

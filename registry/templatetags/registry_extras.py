@@ -1,4 +1,6 @@
-"""Template filters for mirror data: MLflow timestamps, metric numbers, links into the MLflow UI.
+"""Template filters for mirror data: model names (marked when they could pass for another),
+MLflow timestamps, metric numbers, links into the MLflow UI, and the sync's status line; and the
+slots other apps fill on the registry's pages (`registry.slots`).
 
 Load with `{% load registry_extras %}`; the review app's templates use the same filters so a
 number or a date reads the same on every page.
@@ -12,6 +14,10 @@ from urllib.parse import quote
 
 from django import template
 from django.conf import settings
+from django.utils.html import format_html_join
+
+from registry import metrics, names, slots
+from registry.sync_status import sync_status as registry_sync_status
 
 register = template.Library()
 
@@ -28,18 +34,19 @@ def mlflow_time(milliseconds: int | None) -> datetime | None:
 
 
 def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
+    number = metrics.number(value)
+    return number if number is not None and math.isfinite(number) else None
 
 
 @register.filter
 def metric(value) -> str:
-    """A metric value short enough for a table cell: 4 decimals, or scientific when tiny/huge."""
+    """A metric value short enough for a table cell: 4 decimals, or scientific when tiny/huge;
+    NaN and infinities (as floats or as the mirror stores them) read "NaN", "∞", "−∞"."""
     number = _number(value)
     if number is None:
-        if isinstance(value, float):  # MLflow does store NaN and infinities: say so
-            return "NaN" if math.isnan(value) else ("∞" if value > 0 else "−∞")
+        label = metrics.non_finite_label(value)
+        if label is not None:
+            return label
         return "—" if value is None else str(value)
     # Below 0.0001 four decimals would read as zero; above a million they stop being readable.
     if number != 0 and (abs(number) < 1e-4 or abs(number) >= 1e6):
@@ -81,3 +88,32 @@ def mlflow_run_url(version) -> str:
         f"{settings.MLFLOW_UI_URL}/#/experiments/{quote(version.experiment_id, safe='')}"
         f"/runs/{quote(version.run_id, safe='')}"
     )
+
+
+@register.inclusion_tag("registry/_sync_status.html", takes_context=True)
+def sync_status(context) -> dict:
+    """When the mirror last synced with MLflow, and whether the latest sync failed (one query)."""
+    return {"status": registry_sync_status(), "user": context.get("user")}
+
+
+@register.filter
+def model_name(name) -> str:
+    """A model name for a page: escaped, and marked when invisible characters or look-alike
+    letters could make it pass for another name (`registry.names`)."""
+    return names.as_html("" if name is None else str(name))
+
+
+@register.filter
+def model_name_text(name) -> str:
+    """A model name for plain text (page titles, mail): the same markers, spelled out."""
+    return names.as_text("" if name is None else str(name))
+
+
+@register.simple_tag(takes_context=True)
+def slot(context, name: str) -> str:
+    """What other apps put in this slot of the page (`registry.slots`), rendered with the page's
+    context as `{% include %}` would; nothing when none did."""
+    engine = context.template.engine
+    with context.push():
+        parts = [engine.get_template(t).render(context) for t in slots.templates(name)]
+    return format_html_join("", "{}", ((part,) for part in parts))

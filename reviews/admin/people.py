@@ -15,6 +15,8 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from .. import audit
+from ..models import ApprovalPolicy
+from .policies import warn_overlaps
 
 User = get_user_model()
 
@@ -88,6 +90,9 @@ class ApproverGroupAdmin(GroupAdmin):
                 },
             )
         _record_membership(request.user, group.name, added=after - before, removed=before - after)
+        if after - before:  # a new member may now be in two groups a policy requires
+            policies = ApprovalPolicy.objects.filter(requirements__group=group).distinct()
+            warn_overlaps(request, policies)
 
     def delete_model(self, request, obj):
         members = sorted(_usernames(obj.user_set.all()))
@@ -127,3 +132,6 @@ class AuditedUserAdmin(UserAdmin):
             _record_membership(request.user, group, added={username}, removed=set())
         for group in sorted(before - after):
             _record_membership(request.user, group, added=set(), removed={username})
+        if after - before:
+            policies = ApprovalPolicy.objects.filter(requirements__group__name__in=after - before)
+            warn_overlaps(request, policies.distinct())

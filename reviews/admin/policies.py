@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import get_args
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -19,8 +19,15 @@ from pydantic import ValidationError
 
 from .. import audit
 from ..models import ApprovalPolicy, PolicyGate, PolicyRequirement
-from ..policies import policy_as_spec, set_requesters, with_relations
-from ..policy_spec import GateSpec, PolicySpec, format_duration, policy_problems
+from ..policies import overlap_warnings, policy_as_spec, set_requesters, with_relations
+from ..policy_spec import (
+    MAX_DURATION,
+    GateSpec,
+    PolicySpec,
+    format_duration,
+    policy_problems,
+    validation_problems,
+)
 
 GATE_OPS = get_args(GateSpec.model_fields["op"].annotation)
 
@@ -29,10 +36,6 @@ class PolicyFields(PolicySpec):
     """A policy's own fields, validated before its requirements: those come from the inline."""
 
     require: list = []  # type: ignore[assignment]
-
-
-def _message(item) -> str:
-    return item["msg"].removeprefix("Value error, ")
 
 
 def _comma_list(text: str) -> list[str]:
@@ -75,7 +78,9 @@ class ApprovalPolicyForm(forms.ModelForm):
         "written with @, e.g. <code>Production, @champion</code>.",
     )
     expires_after = forms.CharField(
-        initial="7d", help_text="A pending request expires after this long: 7d, 12h or 30m."
+        initial="7d",
+        help_text="A pending request expires after this long: 7d, 12h or 30m "
+        f"(at most {format_duration(MAX_DURATION)}).",
     )
     requesters = forms.ModelMultipleChoiceField(
         label="Who may request",
@@ -128,13 +133,13 @@ class ApprovalPolicyForm(forms.ModelForm):
         try:
             fields = PolicyFields.model_validate(data)
         except ValidationError as error:
-            for item in error.errors():
-                self.add_error(POLICY_FIELDS[item["loc"][0]], _message(item))
+            for problem in validation_problems(error):
+                self.add_error(POLICY_FIELDS[str(problem.location[0])], problem.message)
             return cleaned
         # Without requirements only the targets and ties with other policies can be wrong.
         for problem in policy_problems(fields, _other_policies(self.instance)):
-            place, _, message = problem.partition(": ")
-            self.add_error("targets" if place.startswith("targets") else None, message)
+            on_targets = problem.within("targets") is not None
+            self.add_error("targets" if on_targets else None, problem.message)
         return cleaned
 
 
@@ -164,26 +169,20 @@ class RequirementFormSet(BaseInlineFormSet):
             spec = PolicySpec.model_validate(data)
         except ValidationError as error:
             # The policy form reports problems with the policy's own fields.
-            problems = [
-                (item["loc"][1:], _message(item))
-                for item in error.errors()
-                if item["loc"][0] == "require"
-            ]
+            problems = validation_problems(error)
         else:
-            problems = []
             # Only the requirements' problems are kept here, and those never involve the other
             # policies (the policy form checks ties with them): no need to load them again.
-            for problem in policy_problems(spec, others=[]):
-                place, _, message = problem.partition(": ")
-                if place.startswith("require["):
-                    index, _, field = place.removeprefix("require[").partition("].")
-                    problems.append(((int(index), field), message))
+            problems = policy_problems(spec, others=[])
         whole = []
-        for loc, message in problems:
-            if len(loc) == 2 and loc[1] in ("group", "approvals"):
-                rows[loc[0]].add_error(loc[1], message)
-            else:
-                whole.append(message)
+        for problem in problems:
+            if (own := problem.within("require")) is None:
+                continue
+            match own.location:
+                case (int(row), "group" | "approvals" as field):
+                    rows[row].add_error(field, own.message)
+                case _:
+                    whole.append(own.message)
         if whole:
             raise forms.ValidationError(whole)
 
@@ -214,9 +213,9 @@ class PolicyGateForm(forms.ModelForm):
         try:
             GateSpec.model_validate({field: cleaned.get(field) for field in GATE_FIELDS})
         except ValidationError as error:
-            for item in error.errors():
-                field = item["loc"][0] if item["loc"] else None
-                self.add_error(field if field in self.fields else None, _message(item))
+            for problem in validation_problems(error):
+                field = str(problem.location[0]) if problem.location else None
+                self.add_error(field if field in self.fields else None, problem.message)
         return cleaned
 
 
@@ -227,6 +226,12 @@ class PolicyGateInline(admin.TabularInline):
     extra = 0
     verbose_name = "metric gate"
     verbose_name_plural = "metric gates (give a value, or a baseline delta vs the current holder)"
+
+
+def warn_overlaps(request, policies) -> None:
+    """Saved all the same, but the admin hears when required groups share members."""
+    for warning in overlap_warnings(with_relations(policies)):
+        messages.warning(request, warning[0].upper() + warning[1:])
 
 
 def _record_policy(action: str, policy: ApprovalPolicy, user) -> None:
@@ -290,6 +295,7 @@ class ApprovalPolicyAdmin(admin.ModelAdmin):
             _record_policy("policy.create", form.instance, request.user)
         elif form.has_changed() or any(formset.has_changed() for formset in formsets):
             _record_policy("policy.edit", form.instance, request.user)
+        warn_overlaps(request, ApprovalPolicy.objects.filter(pk=form.instance.pk))
 
     def delete_model(self, request, obj):
         _record_policy("policy.delete", obj, request.user)

@@ -2,8 +2,9 @@
 awaiting me, and on the registry's pages the promotion form, a model's request history and the
 banner for changes made in MLflow directly.
 
-The registry app's templates load this library to fill the blocks they leave for the review app;
-the registry's Python code never imports the review app.
+The review app's own templates load this library, including those it puts in the slots the
+registry's pages leave for it (`registry.slots`, filled in `reviews.apps`): neither the registry's
+templates nor its Python code load or import the review app.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from django.utils import timezone
 
 from registry.models import ChangeOrigin, RegistryChange
 
-from ..forms import PromotionForm, target_options
+from ..forms import PromotionForm
 from ..inbox import awaiting_ids, decorate, with_rows
 from ..models import TransitionRequest
+from ..promotion import target_options
 
 register = template.Library()
 
@@ -69,7 +71,7 @@ def model_requests(model) -> dict:
 @register.inclusion_tag("reviews/_request_promotion.html", takes_context=True)
 def request_promotion(context, version) -> dict:
     """The version page's "Request promotion" card: targets, requirements and gate preview."""
-    options = [] if version.deleted else target_options(version, context.get("user"))
+    options = target_options(version=version, user=context.get("user"))
     return {
         "model": version.model,
         "version": version,

@@ -1,4 +1,9 @@
-"""`manage.py sync_registry [--full] [--model NAME]`: bring the mirror up to date with MLflow."""
+"""`manage.py sync_registry [--full] [--model NAME]`: bring the mirror up to date with MLflow.
+
+Prints a summary line, then one line per model or version that could not be mirrored, with why;
+those do not make the command fail (the rest was mirrored). It fails when the sync could not
+finish, with the reason.
+"""
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
@@ -39,3 +44,7 @@ class Command(BaseCommand):
         finally:
             bar.close()
         self.stdout.write(str(result))
+        for item in result.skipped:
+            where = f"{item['model']} v{item['version']}" if item["version"] else item["model"]
+            label = "mirrored in part" if item.get("partial") else "not mirrored"
+            self.stdout.write(self.style.WARNING(f"  {label}: {where}: {item['reason']}"))

@@ -1,7 +1,8 @@
 """`manage.py export_audit [--since WHEN] > audit.csv`: the audit chain as CSV, oldest first.
 
 Rows are streamed in batches, so exporting a long history costs the memory of one batch. The hash
-columns are exported too, so the CSV can be checked against the chain later.
+columns are exported too, so the CSV can be checked against the chain later. Cells a spreadsheet
+would run as formulas start with a `'` (`reviews.audit.csv_cell`).
 """
 
 import csv

@@ -7,8 +7,9 @@ from reviews.jobs import reconcile
 
 class Command(BaseCommand):
     help = (
-        "Expire overdue requests, re-queue approved transitions whose job was lost, and classify "
-        "registry changes as Quorum's or out-of-band."
+        "Expire overdue requests, re-queue approved transitions whose job was lost, classify "
+        "registry changes as Quorum's or out-of-band, and extend the audit chain's verified "
+        "checkpoint."
     )
 
     def handle(self, *args, **options):

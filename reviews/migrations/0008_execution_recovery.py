@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reviews', '0004_policy_requesters'),
+        ('reviews', '0007_audit_checkpoint'),
     ]
 
     operations = [

@@ -1,0 +1,54 @@
+"""What a page's address names: a registered model and one of its versions, or a 404 that says
+what is wrong with the address.
+
+The registry's pages and the review app's promotion form read the same
+`/models/<name>/versions/<version>/` addresses, so they find what those name here, validated once.
+"""
+
+from __future__ import annotations
+
+from django.http import Http404
+
+from .models import ModelVersion, RegisteredModel
+
+# The longest name the mirror holds: a longer one cannot name a model here.
+NAME_MAX = RegisteredModel._meta.get_field("name").max_length
+# The largest version number the database column holds; anything above cannot exist.
+MAX_VERSION = 2_147_483_647
+# More digits than this cannot be a version (MAX_VERSION has ten), whatever their value.
+VERSION_DIGITS_MAX = 12
+
+
+def version_number(raw: str | None) -> int | None:
+    """A version number as an address writes it (ASCII digits), or None when it is not one."""
+    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > VERSION_DIGITS_MAX:
+        return None
+    return int(raw)
+
+
+def model_or_404(name: str) -> RegisteredModel:
+    """The registered model named `name`, deleted or not; 404 when there is none."""
+    if len(name) > NAME_MAX:
+        raise Http404(
+            f"There is no registered model with a name of {len(name):,} characters: "
+            f"names have at most {NAME_MAX}."
+        )
+    model = RegisteredModel.objects.filter(name=name).first()
+    if model is None:
+        raise Http404(f"There is no registered model named “{name}”.")
+    return model
+
+
+def version_or_404(model: RegisteredModel, version: str | int) -> ModelVersion:
+    """`model`'s version `version` (a number, or as the address writes it), deleted or not,
+    with its model attached; 404 saying why when the address names none."""
+    number = version if isinstance(version, int) else version_number(version)
+    if number is None:
+        raise Http404(
+            f"“{version}” is not a version number: use a whole number from 1 to {MAX_VERSION:,}."
+        )
+    found = model.versions.filter(version=number).first() if 0 < number <= MAX_VERSION else None
+    if found is None:
+        raise Http404(f"Model “{model.name}” has no version {number}.")
+    found.model = model  # already loaded: spare the query
+    return found
