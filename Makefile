@@ -58,6 +58,7 @@ chromium:
 # var/ for the length of the run. Never REDIS_URL: that may be someone's data.
 test: $(VENV)/.installed-test chromium
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	@if [ -n "$${DATABASE_URL:-}" ]; then \
 	  echo "database: DATABASE_URL"; \
 	elif $(PY) -m quorum.localservices answers $(TEST_POSTGRES); then \
@@ -82,6 +83,7 @@ test: $(VENV)/.installed-test chromium
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/ruff format --check .
 
 # Back to a fresh clone: the virtualenv, caches, and var/ (the demo's database and MLflow store).
