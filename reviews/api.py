@@ -15,7 +15,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict
 
 from django.db.models import Count, Max, Prefetch, Q
 from django.http import HttpRequest
@@ -25,10 +25,13 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict
 from registry.models import ModelVersion, RegisteredModel
 
 from . import api_errors, counting, services
-from .api_auth import BearerToken
+from .api_auth import ApiRequest, BearerToken
 from .errors import RequestNotFound, UnknownModel
 from .links import request_url
 from .models import COMMENT_MAX, Decision, TransitionRequest, Vote, VoteChoice
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 api = NinjaAPI(
     title="Quorum API",
@@ -304,7 +307,14 @@ def requests_with_details():
     )
 
 
-def model_out(model: RegisteredModel) -> dict:
+class VersionCounts(TypedDict):
+    """What `list_models` annotates each model with."""
+
+    version_count: int
+    latest: int | None
+
+
+def model_out(model: WithAnnotations[RegisteredModel, VersionCounts]) -> dict:
     return {
         "name": model.name,
         "description": model.description,
@@ -453,7 +463,7 @@ def list_versions(request: HttpRequest, name: Name, page: Query[PageIn]):
 
 
 @api.post("/requests", response={201: RequestOut, WRITE_ERRORS: Error}, tags=["requests"])
-def create_request(request: HttpRequest, body: RequestIn):
+def create_request(request: ApiRequest, body: RequestIn):
     """Asks for `version` of `model` to reach `target`. Gates are evaluated at once: the request
     may come back already rejected (a required gate failed) or approved (auto-approve gates)."""
     created = services.request_create(
@@ -500,7 +510,7 @@ def get_request(request: HttpRequest, id: int):  # noqa: A002 - the path's name,
     response={201: RequestOut, WRITE_ERRORS: Error},
     tags=["requests"],
 )
-def cast_vote(request: HttpRequest, id: int, body: VoteIn):  # noqa: A002
+def cast_vote(request: ApiRequest, id: int, body: VoteIn):  # noqa: A002
     """Approves or rejects as the token's user; answers with the request after the vote."""
     services.vote_cast(
         request_id=id,
@@ -516,7 +526,7 @@ def cast_vote(request: HttpRequest, id: int, body: VoteIn):  # noqa: A002
     response={200: RequestOut, WRITE_ERRORS: Error},
     tags=["requests"],
 )
-def cancel_request(request: HttpRequest, id: int):  # noqa: A002
+def cancel_request(request: ApiRequest, id: int):  # noqa: A002
     """Withdraws a pending request (its requester, or an admin)."""
     services.request_cancel(request_id=id, user=request.auth)
     return _request(id)

@@ -13,12 +13,14 @@ import secrets
 from datetime import timedelta
 
 from axes.handlers.proxy import AxesProxyHandler
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.signals import user_login_failed
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import HttpBearer
+
+from quorum.http import AuthenticatedHttpRequest
 
 from . import audit
 from .models import ApiToken
@@ -54,7 +56,7 @@ def token_hash(plaintext: str) -> str:
 
 
 @transaction.atomic
-def token_create(*, user: AbstractBaseUser, name: str = "api", actor=None) -> tuple[ApiToken, str]:
+def token_create(*, user: User, name: str = "api", actor=None) -> tuple[ApiToken, str]:
     """Issues a token for `user`; returns the row and the plaintext, which is not stored."""
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
@@ -84,7 +86,7 @@ def token_revoke(*, token_id: int, actor) -> bool:
     return True
 
 
-def user_for_token(plaintext: str) -> AbstractBaseUser:
+def user_for_token(plaintext: str) -> User:
     """The active user a live token acts as; raises `Unauthorized` otherwise."""
     token = (
         ApiToken.objects.select_related("user")
@@ -103,6 +105,12 @@ def user_for_token(plaintext: str) -> AbstractBaseUser:
         # An UPDATE, not a save: concurrent calls with one token must not contend on a lock.
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
+
+
+class ApiRequest(AuthenticatedHttpRequest):
+    """What an endpoint behind `BearerToken` receives: ninja sets `auth` to the token's user."""
+
+    auth: User
 
 
 class BearerToken(HttpBearer):
@@ -124,7 +132,7 @@ class BearerToken(HttpBearer):
             raise Throttled()
         return self.authenticate(request, credentials)
 
-    def authenticate(self, request: HttpRequest, token: str) -> AbstractBaseUser:
+    def authenticate(self, request: HttpRequest, token: str) -> User:
         try:
             user = user_for_token(token)
         except UnknownToken:

@@ -9,9 +9,11 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
+
+from quorum.http import AuthenticatedHttpRequest
 
 from .models import NotificationPreference
 
@@ -25,7 +27,7 @@ class NotificationSettingsForm(forms.ModelForm):
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def notification_settings(request: HttpRequest) -> HttpResponse:
+def notification_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     preference = NotificationPreference.objects.filter(user=request.user).first()
     preference = preference or NotificationPreference(user=request.user)
     if request.method == "POST":
