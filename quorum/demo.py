@@ -27,7 +27,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TypedDict
 from urllib.parse import urlparse
 
 from quorum.localservices import (
@@ -55,7 +55,12 @@ class Stopped(Exception):
     """Ctrl-C or SIGTERM arrived."""
 
 
-_held = {"depth": 0, "pending": None}
+class _Held(TypedDict):
+    depth: int  # how many `held_signals` blocks are open
+    pending: int | None  # the signal that arrived inside one
+
+
+_held: _Held = {"depth": 0, "pending": None}
 
 
 def on_signal(signum, frame):

@@ -14,13 +14,17 @@ class Stage(models.TextChoices):
     ARCHIVED = "Archived", "Archived"
 
 
+# The longest registered model name the mirror holds.
+MODEL_NAME_MAX = 256
+
+
 class RegisteredModelQuerySet(models.QuerySet):
     def live(self):
         return self.filter(deleted=False)
 
 
 class RegisteredModel(models.Model):
-    name = models.CharField(max_length=256, unique=True)
+    name = models.CharField(max_length=MODEL_NAME_MAX, unique=True)
     description = models.TextField(blank=True, default="")
     tags = models.JSONField(default=dict, blank=True)
     # alias -> version number, as MLflow reports it on the registered model.
@@ -146,9 +150,9 @@ class RegistryChange(models.Model):
         indexes = [models.Index(fields=["kind", "origin"])]
 
     def __str__(self) -> str:
-        target = (
-            f"{self.model.name} v{self.version.version}" if self.version_id else self.model.name
-        )
+        # A null version reads as None without a query.
+        version = self.version
+        target = f"{self.model.name} v{version.version}" if version is not None else self.model.name
         return f"{target}: {self.get_kind_display()} {self.old!r} -> {self.new!r}"
 
 

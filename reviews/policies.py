@@ -66,7 +66,7 @@ class LoadReport:
         )
 
     def lines(self) -> list[str]:
-        out = []
+        out: list[str] = []
         for label, names in (
             ("created group", self.groups_created),
             ("changed group", self.groups_changed),
