@@ -26,7 +26,8 @@ def now_ms() -> int:
 
 def make_user(username: str = "reviewer", *, password: str = "a-long-test-password", **fields):  # noqa: S107
     user = get_user_model().objects.create_user(username=username, password=password, **fields)
-    user.raw_password = password
+    # The plaintext, for tests that sign in through the login form.
+    user.raw_password = password  # type: ignore[attr-defined]
     return user
 
 
@@ -161,7 +162,7 @@ def make_audit_chain(count: int, *, batch: int = 5000) -> None:
         start = timezone.now() - timedelta(seconds=count)
         rows: list[AuditEvent] = []
         for sequence in range(first, first + count):
-            fields = {
+            fields: dict[str, Any] = {
                 "created_at": start + timedelta(seconds=sequence - first),
                 "actor": f"user{sequence % 40}",
                 "action": CHAIN_ACTIONS[sequence % len(CHAIN_ACTIONS)],

@@ -67,7 +67,9 @@ def page_data(response) -> dict:
                 continue
             widget = form.fields[name].widget
             if isinstance(widget, MultiWidget):
-                for index, part in enumerate(widget.decompress(value)):
+                parts = widget.decompress(value)
+                assert parts is not None, f"{name}: a split field decompresses to its parts"
+                for index, part in enumerate(parts):
                     data[f"{form.add_prefix(name)}_{index}"] = widget.widgets[index].format_value(
                         part
                     )

@@ -54,6 +54,7 @@ class DemoProcess:
         self.reader.start()
 
     def _read(self) -> None:
+        assert self.process.stdout is not None  # started with stdout=PIPE
         for line in self.process.stdout:
             self.lines.append(line.rstrip("\n"))
 

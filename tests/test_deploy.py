@@ -18,6 +18,7 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -188,7 +189,7 @@ def wait_until(condition, *, timeout: float, what: str):
 @pytest.fixture
 def deployed(
     mlflow_server, redis_url, rq_queue, policies, collected_static, tmp_path, settings
-) -> SimpleNamespace:
+) -> Iterator[SimpleNamespace]:
     """release, web (2 gunicorn processes) and 2 workers, as the Procfile runs them."""
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip(

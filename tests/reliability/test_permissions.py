@@ -126,7 +126,7 @@ READ_ONLY = {
     "api-v1:get_request": {"id": "pending"},
 }
 # django-ninja's schema and docs answer any method; they write nothing.
-ANY_METHOD = {"api-v1:openapi-json": {}, "api-v1:openapi-view": {}}
+ANY_METHOD: dict[str, dict[str, str]] = {"api-v1:openapi-json": {}, "api-v1:openapi-view": {}}
 # Same path as a matrix route, or Django's own views (auth forms, the admin site, the RQ
 # dashboard), which check staff status themselves; the RQ dashboard's actions are checked below.
 NOT_OURS = {"api-v1:list_requests", "api-v1:api-root"}

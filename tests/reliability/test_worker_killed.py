@@ -73,7 +73,7 @@ def proxy(mlflow_server):
     held.close()
 
 
-def stage_changes(request) -> list[str]:
+def stage_changes(request) -> list[str | None]:
     return list(
         RegistryChange.objects.filter(
             version=request.version, kind=ChangeKind.STAGE_CHANGED
