@@ -4,6 +4,8 @@ Rows here are written only by `registry.sync`, never by a reviewer: MLflow stays
 truth, and every difference the sync observes is kept as a `RegistryChange`.
 """
 
+from typing import Self
+
 from django.db import models
 
 
@@ -18,8 +20,8 @@ class Stage(models.TextChoices):
 MODEL_NAME_MAX = 256
 
 
-class RegisteredModelQuerySet(models.QuerySet):
-    def live(self):
+class RegisteredModelQuerySet(models.QuerySet["RegisteredModel"]):
+    def live(self) -> Self:
         return self.filter(deleted=False)
 
 
@@ -44,8 +46,8 @@ class RegisteredModel(models.Model):
         return self.name
 
 
-class ModelVersionQuerySet(models.QuerySet):
-    def live(self):
+class ModelVersionQuerySet(models.QuerySet["ModelVersion"]):
+    def live(self) -> Self:
         return self.filter(deleted=False)
 
 
@@ -162,14 +164,14 @@ class SyncKind(models.TextChoices):
     MODEL = "model", "one model"
 
 
-class SyncRunQuerySet(models.QuerySet):
-    def finished(self):
+class SyncRunQuerySet(models.QuerySet["SyncRun"]):
+    def finished(self) -> Self:
         return self.filter(finished_at__isnull=False)
 
-    def succeeded(self):
+    def succeeded(self) -> Self:
         return self.finished().filter(error="")
 
-    def failed(self):
+    def failed(self) -> Self:
         return self.finished().exclude(error="")
 
 
