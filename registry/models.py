@@ -175,7 +175,7 @@ SKIPPED_KEPT = 500
 class SyncRun(models.Model):
     """One sync's record: what it looked at, what it changed, how long it took, or why it failed.
 
-    The newest row is also the lock that serialises syncs (see `registry.sync`).
+    Syncs are serialised by `SyncLock`, not by these rows (see `registry.sync`).
     """
 
     kind = models.CharField(max_length=16, choices=SyncKind.choices)
