@@ -359,7 +359,7 @@ def _model_ok(name: str, m: MlflowModel, skipped: _Skipped) -> bool:
             creation_timestamp=m.creation_timestamp,
             last_updated_timestamp=m.last_updated_timestamp,
         )
-        reason = problem(state, ["name", *MODEL_FIELDS[:-2]])
+        reason = problem(state, ["name", *MODEL_STATE])
     except Exception as error:  # whatever MLflow sent that does not convert
         reason = f"it could not be converted: {_error_text(error)}"
     if reason:
@@ -391,7 +391,7 @@ def _version_row(
         metrics=metrics.encode_all(run.metrics) if run else {},
         params=run.params if run else {},
     )
-    reason = problem(row, ["version", *VERSION_FIELDS[:-2]])
+    reason = problem(row, ["version", *VERSION_STATE])
     if reason:
         raise _Unmirrorable(reason)
     return row
@@ -500,7 +500,9 @@ def _error_text(error: Exception) -> str:
     return printable(f"{type(error).__name__}: {error}".strip().splitlines()[0])
 
 
-VERSION_FIELDS = [
+# What MLflow says of a version or model, as the mirror stores it: checked before writing
+# (`registry.storable`), then written with `deleted`.
+VERSION_STATE = [
     "stage",
     "status",
     "source",
@@ -513,18 +515,16 @@ VERSION_FIELDS = [
     "experiment_id",
     "metrics",
     "params",
-    "deleted",
-    "synced_at",
 ]
-MODEL_FIELDS = [
+VERSION_FIELDS = [*VERSION_STATE, "deleted"]
+MODEL_STATE = [
     "description",
     "tags",
     "aliases",
     "creation_timestamp",
     "last_updated_timestamp",
-    "deleted",
-    "synced_at",
 ]
+MODEL_FIELDS = [*MODEL_STATE, "deleted"]
 
 
 # Version fields whose every change is recorded as a RegistryChange of that kind; aliases are

@@ -29,7 +29,6 @@ class RegisteredModel(models.Model):
     last_updated_timestamp = models.BigIntegerField(null=True)
     deleted = models.BooleanField(default=False)
     first_seen_at = models.DateTimeField(auto_now_add=True)
-    synced_at = models.DateTimeField(auto_now=True)
 
     objects = RegisteredModelQuerySet.as_manager()
 
@@ -63,7 +62,6 @@ class ModelVersion(models.Model):
     params = models.JSONField(default=dict, blank=True)
     deleted = models.BooleanField(default=False)
     first_seen_at = models.DateTimeField(auto_now_add=True)
-    synced_at = models.DateTimeField(auto_now=True)
 
     objects = ModelVersionQuerySet.as_manager()
 
