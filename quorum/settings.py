@@ -283,7 +283,7 @@ QUORUM_TRANSITION_MAX_REQUEUES = int(os.environ.get("QUORUM_TRANSITION_MAX_REQUE
 # request's page, in the admin and by `manage.py check`, with the command that starts a worker.
 QUORUM_TRANSITION_WAIT_WARNING = int(os.environ.get("QUORUM_TRANSITION_WAIT_WARNING", "120"))
 
-# Notifications (reviews/notify.py). Approvers who have not voted get a reminder when a pending
+# Notifications (reviews/notify/). Approvers who have not voted get a reminder when a pending
 # request has this many seconds left; staff hear of a request with no vote at half its lifetime.
 QUORUM_REMINDER_BEFORE = int(os.environ.get("QUORUM_REMINDER_BEFORE", str(24 * 3600)))
 # When the periodic job sends reminders and escalations and sweeps the outbox (cron syntax).

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag, ViewType
-from mlflow.exceptions import MlflowException, RestException
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 logger = logging.getLogger(__name__)
@@ -461,13 +461,12 @@ class RegistryClient:
 
 
 def _translate(error: MlflowException) -> MlflowError:
-    code = error.error_code if isinstance(error, RestException | MlflowException) else ""
     message = str(error)
     unreachable = "Max retries exceeded" in message or "Connection refused" in message
     return MlflowError(
         f"MLflow error: {message}",
         unreachable=unreachable,
-        not_found=code == "RESOURCE_DOES_NOT_EXIST",
+        not_found=error.error_code == "RESOURCE_DOES_NOT_EXIST",
     )
 
 

@@ -35,7 +35,6 @@ class RegisteredModel(models.Model):
     last_updated_timestamp = models.BigIntegerField(null=True)
     deleted = models.BooleanField(default=False)
     first_seen_at = models.DateTimeField(auto_now_add=True)
-    synced_at = models.DateTimeField(auto_now=True)
 
     objects = RegisteredModelQuerySet.as_manager()
 
@@ -69,7 +68,6 @@ class ModelVersion(models.Model):
     params = models.JSONField(default=dict, blank=True)
     deleted = models.BooleanField(default=False)
     first_seen_at = models.DateTimeField(auto_now_add=True)
-    synced_at = models.DateTimeField(auto_now=True)
 
     objects = ModelVersionQuerySet.as_manager()
 
@@ -181,7 +179,7 @@ SKIPPED_KEPT = 500
 class SyncRun(models.Model):
     """One sync's record: what it looked at, what it changed, how long it took, or why it failed.
 
-    The newest row is also the lock that serialises syncs (see `registry.sync`).
+    Syncs are serialised by `SyncLock`, not by these rows (see `registry.sync`).
     """
 
     kind = models.CharField(max_length=16, choices=SyncKind.choices)

@@ -412,7 +412,7 @@ def requeue_lost_transitions() -> list[int]:
 
 def _give_up(request: TransitionRequest, why: str, limit: int) -> None:
     """Ends a locked request whose job was lost once too often: `failed`, which mails its
-    requester and staff (reviews/notify.py), who may retry it once the cause is found."""
+    requester and staff (`reviews.notify`), who may retry it once the cause is found."""
     error = (
         f"The transition job was lost {limit + 1} times (last: {why}); "
         "it was not queued again. Check the workers' logs, then retry."

@@ -137,7 +137,8 @@ def send_again(model: type[OutboxItem], ids: list[int], *, actor) -> list[int]:
 
 
 def enqueue(func, event_id: int, *, job_id: str, what: str) -> bool:
-    """Queues `func(event_id)` on the notifications queue; True if queued.
+    """Queues `func(event_id)` on the notifications queue; True if queued. `func` is the job's
+    function or its dotted path (RQ stores the path either way).
 
     Never raises for Redis trouble: the outbox rows are committed and the sweep sends them.
     """

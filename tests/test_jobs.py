@@ -11,15 +11,13 @@ from django_rq.cron import DjangoCronScheduler
 from registry.jobs import (
     PENDING_TTL_SECONDS,
     enqueue_model_sync,
-    fetch_history,
     pending_marker,
     sync_full,
     sync_incremental,
     sync_model,
 )
-from registry.models import MetricHistory, ModelVersion, RegisteredModel
+from registry.models import ModelVersion, RegisteredModel
 from registry.signals import changes_observed
-from registry.sync import sync_registry
 from tests.test_sync import register
 
 pytestmark = pytest.mark.django_db
@@ -159,18 +157,3 @@ def test_the_cron_config_schedules_the_syncs_and_the_reconciler(
     (job,) = sync_queue.finished_job_registry.get_job_ids()
     assert sync_queue.fetch_job(job).return_value().startswith("synced ")
 
-
-def test_fetch_history_caches_the_runs_metric_histories(
-    sync_queue, simple_worker, mlflow_client, unique_name
-):
-    run_ids = register(mlflow_client, unique_name, versions=2)
-    sync_registry(model=unique_name, client=mlflow_client)
-    job = sync_queue.enqueue(fetch_history, run_ids)
-
-    simple_worker(sync_queue)
-
-    assert job.get_status(refresh=True) == "finished", job.latest_result().exc_string
-    assert job.return_value() == "fetched 6 metric histories for 2 runs"
-    loss = MetricHistory.objects.get(run_id=run_ids[0], key="loss")
-    assert [step for step, *_ in loss.points] == [0, 1, 2]
-    assert MetricHistory.objects.filter(run_id__in=run_ids).count() == 6

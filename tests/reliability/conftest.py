@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def audit_holds() -> None:
-    """`manage.py verify_audit` passes: nothing above broke the hash chain (item 6)."""
+    """`manage.py verify_audit` passes: nothing above broke the hash chain."""
     call_command("verify_audit")
 
 

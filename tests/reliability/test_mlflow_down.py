@@ -1,4 +1,4 @@
-"""Item 3: MLflow is down when quorum is reached. A real worker process with the scheduler runs
+"""MLflow is down when quorum is reached. A real worker process with the scheduler runs
 the job and its retries at real intervals (QUORUM_TRANSITION_RETRY_INTERVALS): the request ends
 `failed` with the error when MLflow stays down, and `done` when MLflow is back before the retries
 run out.

@@ -1,4 +1,4 @@
-"""Item 5: every mutating URL × anonymous / outsider / requester / approver / staff gets the
+"""Every mutating URL × anonymous / outsider / requester / approver / staff gets the
 expected status, and a refusal changes nothing (row counts, requests' states, the audit chain's
 head); form posts without a CSRF token are refused.
 
@@ -6,7 +6,7 @@ The URLs come from the URLconf: `test_every_url_is_in_the_matrix_or_read_only` f
 route is neither in the matrix below nor a read-only page that refuses POST, so a new mutating
 view cannot slip past this file.
 
-Item 5's other parts are tested where the code lives, and not repeated here:
+Related checks live with the code they test, and are not repeated here:
 - schemathesis over the REST API, 0 5xx: tests/test_api.py::test_fuzzed_requests_never_get_a_server_error;
 - hostile MLflow text escaped on every page, no dialog fires (Playwright):
   tests/test_browser_review.py, tests/test_views_review.py::test_mlflow_and_user_text_is_escaped_on_the_request_page;

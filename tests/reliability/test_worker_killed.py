@@ -1,4 +1,4 @@
-"""Item 2: a worker killed mid-job. The reconciler notices at once, a new worker finishes the
+"""A worker killed mid-job. The reconciler notices at once, a new worker finishes the
 request, and MLflow is asked to move the version once.
 
 The worker runs as its own process group (RQ's forking worker and its work horse) against the
