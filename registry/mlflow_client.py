@@ -400,7 +400,7 @@ class RegistryClient:
         import mlflow.sklearn
 
         self.calls += 1
-        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_tracking_uri(self._client.tracking_uri)
         try:
             with mlflow.start_run(run_id=run_id):
                 # Named requirements: inferring them starts a Python process per model (~3 s).
@@ -424,7 +424,8 @@ class RegistryClient:
         """(id, name, url) of every webhook MLflow knows, across all pages.
 
         1,000 is the largest page MLflow's webhook store accepts."""
-        webhooks, token = [], None
+        webhooks: list[tuple[str, str, str]] = []
+        token = None
         while True:
             page = self._call(self._client.list_webhooks, max_results=page_size, page_token=token)
             webhooks.extend((str(w.webhook_id), w.name, w.url) for w in page)

@@ -64,7 +64,7 @@ def mail_context(event: AuditEvent, kind: str) -> dict[str, Any]:
             link=request_url(request.pk),
             gates=request.gate_results,
             metrics=metric_rows(request),
-            baseline_version=request.baseline.version if request.baseline_id else None,
+            baseline_version=request.baseline.version if request.baseline is not None else None,
             progress=progress(request, votes),
             votes=votes,
             decision=request.get_decision_display(),
