@@ -312,6 +312,65 @@ def make_handler(provider: Provider):
     return Handler
 
 
+class ProviderControl:
+    """The tests' handle on a running provider: its URL, its controls, and a whole sign-in."""
+
+    def __init__(self, url: str, client_id: str, client_secret: str):
+        self.url = url
+        self.client_id = client_id
+        self.client_secret = client_secret
+
+    def _post(self, path: str, data: dict) -> dict:
+        import requests
+
+        response = requests.post(self.url + path, json=data, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def person(self, username: str, groups: list[str], **claims) -> dict:
+        return self._post("/_control/person", {"username": username, "groups": groups, **claims})
+
+    def misbehave(self, mode: str | None) -> None:
+        self._post("/_control/misbehave", {"mode": mode})
+
+    def rotate(self) -> str:
+        return self._post("/_control/rotate", {})["kid"]
+
+    def mint(self, claims: dict | None = None, **options) -> str:
+        return self._post("/_control/mint", {"claims": claims or {}, **options})["token"]
+
+    def log(self) -> list[dict]:
+        import requests
+
+        return requests.get(self.url + "/_control/log", timeout=10).json()
+
+    def authorize(self, location: str, username: str) -> str:
+        """Submits the provider's sign-in form for the authorization request at `location`, as
+        a person would; returns where the provider sends the browser back to."""
+        import requests
+
+        query = {k: v[0] for k, v in parse_qs(urlparse(location).query).items()}
+        page = requests.get(location, timeout=10)
+        page.raise_for_status()
+        response = requests.post(
+            self.url + "/authorize",
+            data={**query, "username": username},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert response.status_code == 302, response.text
+        return response.headers["Location"]
+
+    def sign_in(self, client, username: str, next_url: str = ""):
+        """A whole sign-in with Django's test client: Quorum → provider → Quorum's callback.
+        Returns the callback's response."""
+        start = "/oidc/authenticate/" + (f"?{urlencode({'next': next_url})}" if next_url else "")
+        redirect = client.get(start)
+        assert redirect.status_code == 302, redirect.content
+        back = urlparse(self.authorize(redirect["Location"], username))
+        return client.get(back.path + "?" + back.query)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
