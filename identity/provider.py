@@ -15,8 +15,11 @@ import requests
 from django.conf import settings
 
 DISCOVERY_TTL_SECONDS = 3600
-# Keys are re-read at most this often unless a token names an unknown key id.
+# Keys are re-read at most this often unless a token names an unknown key id...
 KEYS_TTL_SECONDS = 300
+# ...and then at most this often: tokens with made-up key ids must not make Quorum hammer the
+# issuer. Providers publish a new key before they sign with it, so a real rotation never waits.
+UNKNOWN_KEY_REFETCH_SECONDS = 30
 # Asymmetric algorithms only: a token signed with a shared secret ("HS256") or none is refused.
 SIGNING_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"]
 
@@ -64,7 +67,11 @@ def signing_key(token: str, issuer: str, jwks_uri: str | None = None) -> jwt.PyJ
         client = _key_clients.get(uri)
         if client is None:
             client = jwt.PyJWKClient(
-                uri, cache_keys=True, lifespan=KEYS_TTL_SECONDS, timeout=settings.OIDC_TIMEOUT
+                uri,
+                cache_keys=True,
+                lifespan=KEYS_TTL_SECONDS,
+                timeout=settings.OIDC_TIMEOUT,
+                cooldown_duration=UNKNOWN_KEY_REFETCH_SECONDS,
             )
             _key_clients[uri] = client
     try:
