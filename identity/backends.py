@@ -55,7 +55,9 @@ class ProviderBackend(OIDCAuthenticationBackend):
         return discovered_setting(attr, *args)
 
     def authenticate(self, request, **kwargs):
-        if not settings.OIDC_ISSUER or request is None or "code" not in request.GET:
+        # Only the callback view passes a nonce: a password form posted to a URL that happens
+        # to carry ?code= is not a provider sign-in.
+        if not settings.OIDC_ISSUER or request is None or "nonce" not in kwargs:
             return None
         self.OIDC_OP_TOKEN_ENDPOINT = self.get_settings("OIDC_OP_TOKEN_ENDPOINT")
         self.OIDC_OP_USER_ENDPOINT = self.get_settings("OIDC_OP_USER_ENDPOINT")

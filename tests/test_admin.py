@@ -34,6 +34,7 @@ CHANGELISTS = [
     "admin:reviews_notification_changelist",
     "admin:reviews_webhookdelivery_changelist",
     "admin:reviews_apitoken_changelist",
+    "admin:identity_provideridentity_changelist",
 ]
 
 
