@@ -271,7 +271,8 @@ def policies_export() -> str:
     used = {r.group.name for p in policies for r in p.requirements.all()}
     used |= {r.group.name for p in policies for r in p.requesters.all()}
     # The provider's groups are named by policies but their members are not the file's to set.
-    used -= managed_group_names()
+    managed = sorted(used & managed_group_names())
+    used -= set(managed)
     groups = Group.objects.filter(name__in=used).prefetch_related("user_set").order_by("name")
     document = {
         "groups": {
@@ -279,7 +280,11 @@ def policies_export() -> str:
         },
         "policies": [_policy_document(p) for p in policies],
     }
-    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    header = "".join(
+        f"# {name}: members come from the identity provider (QUORUM_OIDC_GROUP_MAP)\n"
+        for name in managed
+    )
+    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
 def _policy_document(policy: ApprovalPolicy) -> dict:
