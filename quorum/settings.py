@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "ninja",  # serves the API docs' Swagger UI from its own static files, not a CDN
     "registry",
     "reviews",
+    "identity",  # single sign-on (OpenID Connect) and CI's workload identity tokens
 ]
 
 MIDDLEWARE = [
@@ -120,6 +121,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "identity.context.sign_in_options",
             ],
         },
     },
@@ -147,7 +149,10 @@ AUTH_PASSWORD_VALIDATORS = [
 # The sign-in throttle first: a locked-out user or address is refused before any password check.
 AUTHENTICATION_BACKENDS = [
     "quorum.lockout.SignInThrottle",
-    "django.contrib.auth.backends.ModelBackend",
+    # Passwords, as QUORUM_PASSWORD_LOGIN allows; then the identity provider's sign-ins, which
+    # do nothing while OIDC_ISSUER is unset (identity/backends.py).
+    "identity.backends.PasswordBackend",
+    "identity.backends.ProviderBackend",
 ]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -209,6 +214,54 @@ AXES_COOLOFF_TIME = timedelta(minutes=QUORUM_LOGIN_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = "quorum.lockout.lockout_parameters"
 AXES_CLIENT_IP_CALLABLE = "quorum.lockout.client_address"
 AXES_LOCKOUT_CALLABLE = "quorum.lockout.lockout_response"
+
+# --- Single sign-on: OpenID Connect (identity/, docs/deploy.md) -----------------------------
+# Unset OIDC_ISSUER: no provider, local passwords only (the demo). Set: the sign-in page offers
+# "Sign in with OIDC_PROVIDER_NAME"; endpoints and keys come from the issuer's discovery document.
+OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "").rstrip("/")
+OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "your identity provider")
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_CLIENT_SECRET", "")
+OIDC_RP_SCOPES = os.environ.get("OIDC_SCOPES", "openid email profile")
+# mozilla-django-oidc's knobs, fixed: code flow with PKCE (S256), state and nonce checked, signed
+# ID tokens only, the ID token kept in the session for the provider's logout.
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_SIGN_ALGO", "RS256")
+OIDC_STORE_ID_TOKEN = True
+OIDC_TIMEOUT = int(os.environ.get("OIDC_TIMEOUT", "10"))
+OIDC_CALLBACK_CLASS = "identity.views.ProviderCallback"
+OIDC_AUTHENTICATE_CLASS = "identity.views.ProviderSignIn"
+# The claim that names a person's groups at the provider, and how those map to Quorum's groups:
+# "provider-pattern=quorum-group,..." with exact names, globs ("ds-*") or "re:" regexes. The
+# Quorum groups named here are managed by the provider: set at each sign-in, not in the admin
+# or a policy file.
+QUORUM_OIDC_GROUPS_CLAIM = os.environ.get("QUORUM_OIDC_GROUPS_CLAIM", "groups")
+QUORUM_OIDC_GROUP_MAP = os.environ.get("QUORUM_OIDC_GROUP_MAP", "")
+# Provider groups (same patterns) whose members get Quorum's staff flag; unset: the flag is
+# left as an admin set it.
+QUORUM_OIDC_STAFF_GROUPS = os.environ.get("QUORUM_OIDC_STAFF_GROUPS", "")
+# The claim a new person's Quorum username is taken from.
+QUORUM_OIDC_USERNAME_CLAIM = os.environ.get("QUORUM_OIDC_USERNAME_CLAIM", "preferred_username")
+# Local passwords: "on" (everyone: the demo), "superusers" (the break-glass administrator only),
+# or "off".
+QUORUM_PASSWORD_LOGIN = os.environ.get("QUORUM_PASSWORD_LOGIN", "on").strip().lower()
+if QUORUM_PASSWORD_LOGIN not in {"on", "superusers", "off"}:
+    raise ImproperlyConfigured("QUORUM_PASSWORD_LOGIN must be one of: on, superusers, off")
+# CI without long-lived secrets: a JSON list of trusted token issuers, each with its audience
+# and rules mapping claims to a service user (docs/ci.md), e.g.
+# [{"issuer": "https://token.actions.githubusercontent.com", "audience": "quorum",
+#   "users": [{"user": "ci-fraud", "claims": {"repository": "acme/fraud"}}]}]
+QUORUM_CI_ISSUERS = os.environ.get("QUORUM_CI_ISSUERS", "")
+
+if OIDC_ISSUER:
+    # Signing out posts a form whose answer redirects to the provider's logout page.
+    from urllib.parse import urlsplit
+
+    _issuer = urlsplit(OIDC_ISSUER)
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(
+        f"{_issuer.scheme}://{_issuer.netloc}"
+    )
 
 # --- Redis and RQ -------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -257,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="an API token from `manage.py create_api_token` (default: $QUORUM_TOKEN)",
     )
     common.add_argument(
+        "--oidc-token-env",
+        metavar="VAR",
+        help="authenticate with the workload identity token (a JWT, e.g. GitHub Actions' or "
+        "GitLab's OIDC token) in environment variable VAR instead of an API token",
+    )
+    common.add_argument(
         "--json", action="store_true", help="print the final request as JSON on stdout"
     )
     waiting = argparse.ArgumentParser(add_help=False)
@@ -329,8 +335,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)  # a usage error exits 2 here
     if not args.url:
         parser.error("no Quorum URL: pass --url or set QUORUM_URL")
+    if args.oidc_token_env:
+        args.token = os.environ.get(args.oidc_token_env, "").strip()
+        if not args.token:
+            parser.error(
+                f"--oidc-token-env {args.oidc_token_env}: that environment variable is empty "
+                "or unset (does the CI job request an ID token?)"
+            )
     if not args.token:
-        parser.error("no API token: pass --token or set QUORUM_TOKEN")
+        parser.error("no API token: pass --token, set QUORUM_TOKEN, or use --oidc-token-env VAR")
     if getattr(args, "poll", 1) <= 0:
         parser.error("--poll must be more than 0")
     out = Output(args.json)

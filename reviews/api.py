@@ -37,7 +37,9 @@ api = NinjaAPI(
     title="Quorum API",
     version="1",
     description="Request model promotions, follow their review, and vote. "
-    "Authenticate with `Authorization: Bearer <token>` (`manage.py create_api_token USER`). "
+    "Authenticate with `Authorization: Bearer <token>`: a Quorum API token "
+    "(`manage.py create_api_token USER`), or a CI system's workload identity token (a JWT from "
+    "an issuer in QUORUM_CI_ISSUERS, acting as the service user its claims map to). "
     'Every error is `{"error": code, "detail": message}`.',
     auth=BearerToken(),
     urls_namespace="api-v1",

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from identity.mapping import managed_group_names, managed_message
 from registry.models import RegisteredModel, Stage
 
 from .errors import PolicyInvalid, Problem
@@ -244,6 +245,10 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
             "username", flat=True
         )
     )
+    managed = managed_group_names()
+    for group in spec.groups:
+        if group in managed:
+            problems.append(Problem(("groups", group), managed_message(group)))
     for group, members in spec.groups.items():
         for index, username in enumerate(members):
             if username not in known_users:
@@ -254,6 +259,9 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
     outside = named - sizes.keys()
     for group in Group.objects.filter(name__in=outside).prefetch_related("user_set"):
         sizes[group.name] = sum(1 for user in group.user_set.all() if user.is_active)
+    # A managed group's members arrive as people sign in: it exists for the file whatever its
+    # size today.
+    unbounded = (named - spec.groups.keys()) & managed
 
     seen_names: dict[str, int] = {}
     for i, policy in enumerate(spec.policies):
@@ -269,6 +277,13 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
         groups_seen: set[str] = set()
         for j, req in enumerate(policy.require):
             place = ("policies", i, "require", j)
+            if req.group in unbounded:
+                if req.group in groups_seen:
+                    problems.append(
+                        Problem((*place, "group"), f"group {req.group!r} is required twice")
+                    )
+                groups_seen.add(req.group)
+                continue
             if req.group not in sizes:
                 problems.append(Problem((*place, "group"), f"unknown group {req.group!r}"))
                 continue
@@ -287,7 +302,7 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
                 )
         for j, group in enumerate(policy.requesters):
             place = ("policies", i, "requesters", j)
-            if group not in sizes:
+            if group not in sizes and group not in unbounded:
                 problems.append(Problem(place, f"unknown group {group!r}"))
             elif group in policy.requesters[:j]:
                 problems.append(Problem(place, f"group {group!r} is listed twice"))

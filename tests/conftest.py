@@ -51,6 +51,60 @@ def unique_name(request):
 
 
 @pytest.fixture(scope="session")
+def oidc_provider():
+    """A real OpenID Connect provider (tests/oidc_provider.py) in its own process."""
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from tests.oidc_provider import ProviderControl
+
+    port = free_port()
+    control = ProviderControl(f"http://127.0.0.1:{port}", "quorum", "quorum-test-secret")
+    script = Path(__file__).with_name("oidc_provider.py")
+    process = subprocess.Popen(
+        [sys.executable, str(script), "--port", str(port), "--client-id", control.client_id,
+         "--client-secret", control.client_secret],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            requests.get(control.url + "/.well-known/openid-configuration", timeout=1)
+            break
+        except requests.ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("the test OIDC provider did not start") from None
+            time.sleep(0.1)
+    try:
+        yield control
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def sso(settings, oidc_provider):
+    """Quorum configured for the test provider: its groups `idp-ml-leads` and `idp-ds-*` map to
+    the managed groups ml-leads and data-science, `idp-admins` makes staff."""
+    from identity import provider
+
+    settings.OIDC_ISSUER = oidc_provider.url
+    settings.OIDC_PROVIDER_NAME = "Test IdP"
+    settings.OIDC_RP_CLIENT_ID = oidc_provider.client_id
+    settings.OIDC_RP_CLIENT_SECRET = oidc_provider.client_secret
+    settings.QUORUM_OIDC_GROUP_MAP = "idp-ml-leads=ml-leads,idp-ds-*=data-science"
+    settings.QUORUM_OIDC_STAFF_GROUPS = "idp-admins"
+    provider.forget()
+    oidc_provider.misbehave(None)
+    yield oidc_provider
+    provider.forget()
+
+
+@pytest.fixture(scope="session")
 def redis_url():
     """The Redis that `make test` chose (REDIS_URL); the tests need a real one."""
     url = settings.REDIS_URL
