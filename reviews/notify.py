@@ -313,6 +313,12 @@ def mail_context(event: AuditEvent, kind: str) -> dict[str, Any]:
         context["link"] = absolute(reverse("registry:model_detail", args=[event.model_name]))
     if kind in (Kind.REMINDER, Kind.ESCALATION):
         context["time_left"] = duration_words(details.get("seconds_left", 0))
+    if kind == Kind.OUT_OF_BAND:
+        from .guard import latest_probe
+
+        # Whether this could have been refused: a registry without the guard lets anyone with
+        # EDIT move protected targets, and the mail says so.
+        context["guard_probe"] = latest_probe()
     context["subject"] = subject(kind, event, request, context)
     return context
 
