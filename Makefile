@@ -31,12 +31,16 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed-demo: pyproject.toml | $(PY)
-	$(PY) -m pip install -e '.[demo]'
+# The MLflow guard is its own distribution (mlflow-quorum-guard/): the demo and the tests run
+# `mlflow server --app-name quorum-guard` from this venv, so both install it beside Quorum.
+GUARD := ./mlflow-quorum-guard[basic-auth]
+
+$(VENV)/.installed-demo: pyproject.toml mlflow-quorum-guard/pyproject.toml | $(PY)
+	$(PY) -m pip install -e '.[demo]' -e '$(GUARD)'
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install -e '.[test,demo]'
+$(VENV)/.installed-test: pyproject.toml mlflow-quorum-guard/pyproject.toml | $(PY)
+	$(PY) -m pip install -e '.[test,demo]' -e '$(GUARD)'
 	@touch $@
 
 # The browser tests drive Debian's Chromium: Playwright cannot download its own browser here.

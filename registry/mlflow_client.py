@@ -33,6 +33,9 @@ RUNS_PER_CALL = 500  # run ids per search_runs filter; keeps the filter string a
 # off reading 20,000 runs from a one-worker server on 2 cores; docs/benchmarks.md).
 RUN_READERS = 2
 LOG_BATCH_METRICS = 1000  # MLflow's limit on metrics in one log_batch call
+# The probe route mlflow-quorum-guard adds; short, because `manage.py check` asks it too.
+GUARD_STATUS_ENDPOINT = "/api/2.0/quorum-guard/status"
+GUARD_PROBE_TIMEOUT = 3
 # MLflow's SQL stores cannot hold infinities and keep ±Inf as the largest finite float instead;
 # read back, that is what the run's author logged.
 _STORED_INFINITY = sys.float_info.max
@@ -88,6 +91,16 @@ class Runs(dict[str, MlflowRun]):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.unreadable: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class GuardStatus:
+    """What the registry's quorum-guard app says about itself and about this client."""
+
+    version: str
+    auth: str  # "token" or "basic-auth"
+    service_identity: bool  # whether it recognises this client as Quorum
+    default_targets: list[str]
 
 
 @dataclass(frozen=True)
@@ -336,6 +349,9 @@ class RegistryClient:
         )
         return int(result.version)
 
+    def set_model_tag(self, name: str, key: str, value: str) -> None:
+        self._call(self._client.set_registered_model_tag, name, key, value)
+
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
         self._call(self._client.set_model_version_tag, name, str(version), key, value)
 
@@ -439,6 +455,50 @@ class RegistryClient:
     def ping(self) -> None:
         """Raises `MlflowError` unless the tracking server answers."""
         self._call(self._client.search_experiments, max_results=1)
+
+    def guard_status(self) -> GuardStatus | None:
+        """Asks the registry's quorum-guard app (mlflow-quorum-guard) about itself, with this
+        client's credentials; None when the server has no guard (the route does not exist)."""
+        from mlflow.utils.credentials import get_default_host_creds
+        from mlflow.utils.rest_utils import http_request
+
+        self.calls += 1
+        try:
+            response = http_request(
+                get_default_host_creds(self.tracking_uri),
+                GUARD_STATUS_ENDPOINT,
+                "GET",
+                max_retries=0,
+                timeout=GUARD_PROBE_TIMEOUT,
+                raise_on_status=False,
+            )
+        except MlflowException as error:
+            raise _translate(error) from error
+        except OSError as error:
+            raise MlflowError(
+                f"MLflow at {self.tracking_uri} is unreachable: {error}", unreachable=True
+            ) from error
+        if response.status_code == 404:
+            return None
+        if response.status_code in (401, 403):
+            raise MlflowError(
+                f"MLflow at {self.tracking_uri} refused Quorum's credentials "
+                f"({response.status_code}): check MLFLOW_TRACKING_USERNAME/PASSWORD or "
+                "MLFLOW_TRACKING_TOKEN"
+            )
+        try:
+            body = response.json()
+            return GuardStatus(
+                version=str(body["version"]),
+                auth=str(body["auth"]),
+                service_identity=body["service_identity"] is True,
+                default_targets=[str(t) for t in body.get("default_targets", [])],
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise MlflowError(
+                f"MLflow at {self.tracking_uri} answered the guard probe with "
+                f"{response.status_code} and no guard status"
+            ) from error
 
     # -- plumbing ----------------------------------------------------------------------------
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 from django.conf import settings
 from django.test import override_settings
 
-from quorum.localservices import free_port, redis_answers, start_mlflow_server
+from quorum.localservices import MlflowServer, free_port, redis_answers, start_mlflow_server
 from registry.mlflow_client import RegistryClient
 
 
@@ -234,3 +236,135 @@ def simple_worker():
         )
 
     return work
+
+
+# -- MLflow with the guard (mlflow-quorum-guard) ------------------------------------------------
+
+GUARD_TOKEN = "quorum-service-token-for-tests-0123456789"
+GUARD_ADMIN = ("admin", "Guard-admin-pw-1234!")
+GUARD_PASSWORD = "User-pw-1234-guard!"
+CREDENTIAL_VARIABLES = (
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+)
+
+
+@dataclass
+class GuardedMlflow:
+    """A real `mlflow server --app-name quorum-guard`, alone (`token`) or over basic-auth."""
+
+    auth: str
+    server: MlflowServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def service_env(self) -> dict[str, str]:
+        """What Quorum's processes set to be the guard's service identity."""
+        if self.auth == "token":
+            return {"MLFLOW_TRACKING_TOKEN": GUARD_TOKEN}
+        return {"MLFLOW_TRACKING_USERNAME": "quorum", "MLFLOW_TRACKING_PASSWORD": GUARD_PASSWORD}
+
+    def credentials(self, who: str) -> dict:
+        """`requests` keyword arguments for a caller: 'quorum', 'alice' (EDIT on what she is
+        given), 'bob' (READ only) or 'nobody' (no credentials)."""
+        if who == "nobody":
+            return {}
+        if self.auth == "token":
+            if who != "quorum":
+                return {}
+            return {"headers": {"Authorization": f"Bearer {GUARD_TOKEN}"}}
+        return {"auth": (who, GUARD_PASSWORD)}
+
+    def grant(self, model_name: str, permission: str = "EDIT", username: str = "alice") -> None:
+        """MLflow's own permission on a model (basic-auth only; alone, everyone has them all).
+        EDIT lets a user register versions, transition them and set aliases; deleting needs
+        MANAGE."""
+        if self.auth != "basic-auth":
+            return
+        resource = {
+            "username": username,
+            "resource_type": "registered_model",
+            "resource_id": model_name,
+        }
+        permissions = f"{self.url}/api/3.0/mlflow/users/permissions"
+        # A grant does not replace an earlier one: revoke it first (a 4xx when there is none).
+        requests.post(f"{permissions}/revoke", json=resource, auth=GUARD_ADMIN, timeout=10)
+        response = requests.post(
+            f"{permissions}/grant",
+            json={**resource, "permission": permission},
+            auth=GUARD_ADMIN,
+            timeout=10,
+        )
+        response.raise_for_status()
+
+
+def _start_guarded_mlflow(store: Path, auth: str) -> GuardedMlflow:
+    env = {"QUORUM_GUARD_AUTH": auth, "QUORUM_GUARD_LOCK_DIR": str(store / "locks")}
+    if auth == "token":
+        env["QUORUM_GUARD_SERVICE_TOKEN"] = GUARD_TOKEN
+    else:
+        store.mkdir(parents=True, exist_ok=True)
+        ini = store / "basic_auth.ini"
+        ini.write_text(
+            "[mlflow]\ndefault_permission = READ\n"
+            f"database_uri = sqlite:///{store / 'basic_auth.db'}\nadmin_username = admin\n"
+        )
+        env.update(
+            QUORUM_GUARD_SERVICE_USERS="quorum",
+            MLFLOW_AUTH_CONFIG_PATH=str(ini),
+            MLFLOW_AUTH_ADMIN_PASSWORD=GUARD_ADMIN[1],
+            MLFLOW_FLASK_SERVER_SECRET_KEY="guard-tests-flask-secret-key",
+        )
+    server = start_mlflow_server(store, port=free_port(), app_name="quorum-guard", extra_env=env)
+    guarded = GuardedMlflow(auth=auth, server=server)
+    if auth == "basic-auth":
+        for username in ("quorum", "alice", "bob"):
+            requests.post(
+                f"{server.url}/api/2.0/mlflow/users/create",
+                json={"username": username, "password": GUARD_PASSWORD},
+                auth=GUARD_ADMIN,
+                timeout=10,
+            ).raise_for_status()
+        # Quorum's user must be able to edit every model, including ones created after it:
+        # docs/enforcement.md makes it an MLflow admin.
+        requests.patch(
+            f"{server.url}/api/2.0/mlflow/users/update-admin",
+            json={"username": "quorum", "is_admin": True},
+            auth=GUARD_ADMIN,
+            timeout=10,
+        ).raise_for_status()
+    return guarded
+
+
+@pytest.fixture(scope="session")
+def guarded_mlflow_servers(tmp_path_factory):
+    """`get(auth)`: the session's guarded MLflow for 'token' or 'basic-auth', started when first
+    asked for."""
+    servers: dict[str, GuardedMlflow] = {}
+
+    def get(auth: str) -> GuardedMlflow:
+        if auth not in servers:
+            servers[auth] = _start_guarded_mlflow(tmp_path_factory.mktemp(f"guard-{auth}"), auth)
+        return servers[auth]
+
+    yield get
+    for guarded in servers.values():
+        guarded.server.stop()
+
+
+@pytest.fixture
+def as_quorum(monkeypatch, settings):
+    """`as_quorum(guarded)`: Quorum talks to this guarded MLflow as the guard's service identity."""
+
+    def use(guarded: GuardedMlflow) -> RegistryClient:
+        for key in CREDENTIAL_VARIABLES:
+            monkeypatch.delenv(key, raising=False)
+        for key, value in guarded.service_env().items():
+            monkeypatch.setenv(key, value)
+        settings.MLFLOW_TRACKING_URI = settings.MLFLOW_UI_URL = guarded.url
+        return RegistryClient(guarded.url)
+
+    return use
