@@ -60,7 +60,7 @@ class Protection:
         return stage is not None and stage.lower() in self.stages
 
     def covers_alias(self, alias: str | None) -> bool:
-        return alias is not None and alias != "" and (self.every_alias or alias.lower() in self.aliases)
+        return bool(alias) and (self.every_alias or str(alias).lower() in self.aliases)
 
     def held_targets(self, *, stages: Iterable[str], aliases: Iterable[str]) -> list[str]:
         """The protected targets among the stages and aliases something currently holds."""
