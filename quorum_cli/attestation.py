@@ -82,7 +82,9 @@ def subject_digest(*, model: str, version: int, run_id: str, source: str) -> str
 
 
 def canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
 
 
 # -- keys -----------------------------------------------------------------------------------------
