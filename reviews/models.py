@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.db import connections, models
 from django.utils import timezone
 
+from quorum_cli.attestation import tag_for
 from registry.models import Stage
 
 
@@ -239,6 +240,11 @@ class TransitionRequest(models.Model):
     @property
     def alias(self) -> str:
         return self.target[1:] if self.is_alias_target else ""
+
+    @property
+    def attestation_tag(self) -> str:
+        """The MLflow version tag that holds this request's signed approval proof."""
+        return tag_for(self.target)
 
     @property
     def archives_holders(self) -> bool:

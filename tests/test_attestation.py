@@ -185,12 +185,19 @@ def test_a_proof_that_cannot_be_written_is_recorded_retried_and_written_later(
     )
     assert actions == ["attestation.attempt_failed"] * 3 + ["attestation.failed"]
     assert AuditEvent.objects.filter(request=request, action="transition.done").count() == 1
+    client.force_login(request.requester)
+    page = client.get(f"/reviews/{request.pk}/").content.decode()
+    assert "not written: QUORUM_SIGNING_KEY names the file" in page
+    assert f"manage.py write_attestation {request.pk}" in page
 
     settings.QUORUM_SIGNING_KEY = working_key
     call_command("write_attestation", str(request.pk))
 
     request.refresh_from_db()
     assert request.attestation == Attestation.WRITTEN and request.attestation_error == ""
+    page = client.get(f"/reviews/{request.pk}/").content.decode()
+    assert "quorum.attestation.Production</code>):" in page
+    assert f"signed by key <code title=\"{request.attestation_key_id}\">" in page
     proof.verify_envelope(proof_on(mlflow_client, promoted, 3, "Production"), published(client))
 
 
