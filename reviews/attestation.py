@@ -23,20 +23,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    load_pem_private_key,
-)
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -47,6 +40,7 @@ from securesystemslib.dsse import Envelope
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from quorum import queues
+from quorum.signing_key import ensure_generated_key
 from quorum_cli import attestation as proof
 from registry.mlflow_client import MlflowError, RegistryClient
 
@@ -80,32 +74,6 @@ def signer() -> CryptoSigner:
     if value.startswith("-----BEGIN"):
         return _signer_from_pem(value.replace("\\n", "\n"), "QUORUM_SIGNING_KEY")
     return _signer_from_file(value)
-
-
-def ensure_generated_key(path: Path) -> Path:
-    """Creates an Ed25519 key at `path` unless one is there; returns `path`.
-
-    Written to a temporary file and linked into place, so two processes starting at once (the
-    web app and a worker) end up with one key, and neither reads a half-written file.
-    """
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pem = Ed25519PrivateKey.generate().private_bytes(
-        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
-    )
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".signing-key-")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(pem)
-        try:
-            os.link(temporary, path)
-            logger.info("generated the signing key %s", path)
-        except FileExistsError:
-            pass  # another process made it first: use theirs
-    finally:
-        os.unlink(temporary)
-    return path
 
 
 def _signer_from_file(path: str) -> CryptoSigner:
