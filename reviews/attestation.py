@@ -24,7 +24,7 @@ import functools
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import redis
@@ -394,15 +394,24 @@ def write_job(request_id: int) -> str:
     return write(request_id, final=job is None or not job.retries_left)
 
 
+# Longer than the transition job's own attempt at the proof can take (MLflow's client gives up
+# after its timeout and two retries).
+PENDING_GRACE = timedelta(minutes=2)
 LIVE_JOB_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 def requeue_pending() -> list[int]:
     """Pending proofs whose job Redis no longer has (or that ended without recording why):
-    queued again. Called by the reconciler."""
+    queued again. Called by the reconciler.
+
+    Only requests carried out over PENDING_GRACE ago: a younger one may still be in its
+    transition job's own first attempt, which has no job of its own yet.
+    """
     pending = list(
         TransitionRequest.objects.filter(
-            execution=Execution.DONE, attestation=Attestation.PENDING
+            execution=Execution.DONE,
+            attestation=Attestation.PENDING,
+            executed_at__lt=timezone.now() - PENDING_GRACE,
         ).only("pk", "created_at")
     )
     if not pending:

@@ -211,8 +211,13 @@ def test_the_reconciler_queues_a_pending_proof_whose_job_was_lost(
     transitions.empty()  # ...and lost (Redis flushed, say)
     request.refresh_from_db()
     assert request.attestation == Attestation.PENDING
-
     settings.QUORUM_SIGNING_KEY = working_key
+    jobs.reconcile()  # too soon: the transition job may still be writing it
+    assert transitions.count == 0
+
+    TransitionRequest.objects.filter(pk=request.pk).update(
+        executed_at=timezone.now() - attestation.PENDING_GRACE
+    )
     jobs.reconcile()
     simple_worker(transitions)
 
