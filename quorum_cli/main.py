@@ -277,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="quorum",
         description="Request MLflow model promotions from Quorum and wait for the sign-offs.",
         epilog="Exit codes: 0 at target (executed), 1 rejected/expired/cancelled/failed, "
-        "2 usage, auth or server unreachable, 3 timeout.",
+        "2 usage, auth or server unreachable, 3 timeout. verify: 0 a valid approval proof, 1 none "
+        "or an invalid one, 2 usage or connection errors.",
     )
     parser.add_argument("--version", action="version", version=f"quorum {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

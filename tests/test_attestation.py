@@ -197,7 +197,7 @@ def test_a_proof_that_cannot_be_written_is_recorded_retried_and_written_later(
     assert request.attestation == Attestation.WRITTEN and request.attestation_error == ""
     page = client.get(f"/reviews/{request.pk}/").content.decode()
     assert "quorum.attestation.Production</code>):" in page
-    assert f"signed by key <code title=\"{request.attestation_key_id}\">" in page
+    assert f'signed by key <code title="{request.attestation_key_id}">' in page
     proof.verify_envelope(proof_on(mlflow_client, promoted, 3, "Production"), published(client))
 
 
