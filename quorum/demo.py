@@ -39,6 +39,7 @@ from quorum.localservices import (
     stop_process,
     wait_for_http,
 )
+from quorum.signing_key import ensure_generated_key
 from registry.management.commands.create_demo_users import DEMO_PASSWORD, DEMO_USERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,6 +167,10 @@ class Demo:
         if own_mlflow:
             self.env["MLFLOW_WEBHOOK_SECRET"] = webhook_secret(self.config.var_dir)
             self.env["MLFLOW_TRACKING_TOKEN"] = guard_token(self.config.var_dir)
+        if not self.env.get("QUORUM_SIGNING_KEY"):
+            # Approval proofs are signed with a key of the demo's own, kept for the next run.
+            key = ensure_generated_key(self.config.var_dir / "signing-key.pem")
+            self.env["QUORUM_SIGNING_KEY"] = str(key)
 
         self.step("migrate", "migrate", "--no-input")
         self.step(
@@ -310,6 +315,8 @@ class Demo:
 
     def banner(self, base_url: str, mlflow_uri: str, redis_url: str, *, guarded: bool) -> None:
         mlflow_ui = os.environ.get("MLFLOW_UI_URL") or mlflow_uri
+        key = self.env.get("QUORUM_SIGNING_KEY", "")
+        key_shown = "QUORUM_SIGNING_KEY (PEM)" if key.lstrip().startswith("-----") else key
         width = max(len(username) for username in DEMO_USERS)
         logins = "\n".join(
             f"    {username:<{width}}  {DEMO_PASSWORD}   {role}"
@@ -327,7 +334,8 @@ class Demo:
             f"  RQ jobs:           {base_url}/admin/django_rq/\n"
             f"  Redis:             {redis_url}\n"
             f"  Database:          {self.config.database_url}\n"
-            f"  Logs:              {self.log_dir}/\n\n"
+            f"  Logs:              {self.log_dir}/\n"
+            f"  Proof signing key: {key_shown} (public keys: {base_url}/api/v1/keys)\n\n"
             f"  Log in as (user, password, role):\n{logins}\n\n"
             f"{guard_note}"
             "  Ctrl-C stops everything the demo started.\n",

@@ -336,6 +336,15 @@ QUORUM_TRANSITION_MAX_REQUEUES = int(os.environ.get("QUORUM_TRANSITION_MAX_REQUE
 # request's page, in the admin and by `manage.py check`, with the command that starts a worker.
 QUORUM_TRANSITION_WAIT_WARNING = int(os.environ.get("QUORUM_TRANSITION_WAIT_WARNING", "120"))
 
+# The Ed25519 key that signs the approval proof written on every promoted version
+# (reviews/attestation.py): a PEM private key, or the path to one. Unset, a key is generated at
+# first use into QUORUM_VAR_DIR/signing-key.pem (the demo; `check --deploy` refuses it, since
+# every host would make its own). Public keys of earlier signing keys stay published at
+# /api/v1/keys, so proofs they signed still verify: PEM public keys, or a path to a file of them.
+QUORUM_SIGNING_KEY = os.environ.get("QUORUM_SIGNING_KEY", "")
+QUORUM_SIGNING_KEY_FILE = VAR_DIR / "signing-key.pem"
+QUORUM_PREVIOUS_PUBLIC_KEYS = os.environ.get("QUORUM_PREVIOUS_PUBLIC_KEYS", "")
+
 # Notifications (reviews/notify/). Approvers who have not voted get a reminder when a pending
 # request has this many seconds left; staff hear of a request with no vote at half its lifetime.
 QUORUM_REMINDER_BEFORE = int(os.environ.get("QUORUM_REMINDER_BEFORE", str(24 * 3600)))

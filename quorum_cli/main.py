@@ -4,10 +4,13 @@
     quorum status ID
     quorum wait ID [--timeout 2h]
     quorum vote ID approve|reject [--comment TEXT]
+    quorum verify MODEL VERSION --target Production [--key FILE | --server URL]
 
 Exit codes, for CI: 0 the version is at its target (or, without waiting, the call succeeded);
 1 rejected, expired, cancelled or the transition failed (the reason is printed); 2 usage,
-authentication, a refusal or an unreachable server; 3 timed out while waiting.
+authentication, a refusal or an unreachable server; 3 timed out while waiting. `verify` (see
+quorum_cli/verify.py) exits 0 for a valid proof, 1 for none or a bad one, 2 on usage or
+connection errors.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-from quorum_cli import __version__
+from quorum_cli import __version__, verify
 from quorum_cli.client import Client, CliError, Unreachable
 
 EXIT_DONE = 0
@@ -280,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="quorum",
         description="Request MLflow model promotions from Quorum and wait for the sign-offs.",
         epilog="Exit codes: 0 at target (executed), 1 rejected/expired/cancelled/failed, "
-        "2 usage, auth or server unreachable, 3 timeout.",
+        "2 usage, auth or server unreachable, 3 timeout. verify: 0 a valid approval proof, 1 none "
+        "or an invalid one, 2 usage or connection errors.",
     )
     parser.add_argument("--version", action="version", version=f"quorum {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -327,12 +331,21 @@ def build_parser() -> argparse.ArgumentParser:
     vote.add_argument("decision", choices=["approve", "reject"])
     vote.add_argument("--comment", default="", help="required when rejecting")
     vote.set_defaults(run=cmd_vote)
+
+    checking = verify.add_parser(commands)
+    checking.set_defaults(run=None, usage_error=checking.error)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # a usage error exits 2 here
+    if args.command == "verify":
+        try:
+            return verify.run(args, args.usage_error)
+        except CliError as error:
+            print(f"quorum: {error}", file=sys.stderr, flush=True)
+            return error.exit_code
     if not args.url:
         parser.error("no Quorum URL: pass --url or set QUORUM_URL")
     if args.oidc_token_env:

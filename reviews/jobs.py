@@ -34,7 +34,7 @@ from quorum import queues
 from registry.jobs import enqueue_model_sync
 from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
 
-from . import audit
+from . import attestation, audit
 from .models import Decision, Execution, TransitionRequest
 
 logger = logging.getLogger(__name__)
@@ -219,6 +219,7 @@ def _carry_out(request_id: int) -> str:
             request=request,
             details={"already_at_target": already, "archived_versions": [] if already else holders},
         )
+    attestation.write_after_transition(request_id)  # the signed proof; never raises
     _queue_follow_up_sync(name)
     return f"{name} version {number} is at {target}"
 
@@ -295,6 +296,7 @@ def reconcile() -> dict:
     expired = services.requests_expire_overdue()
     overdue = enqueue_overdue_retries()
     requeued = requeue_lost_transitions()
+    attestation.requeue_pending()
     classified = registry_events.classify_pending_changes()
     audit.extend_verified_checkpoint()
     summary = {

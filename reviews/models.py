@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.db import connections, models
 from django.utils import timezone
 
+from quorum_cli.attestation import tag_for
 from registry.models import Stage
 
 
@@ -125,6 +126,15 @@ class Execution(models.TextChoices):
 COMMENT_MAX = 4000
 
 
+class Attestation(models.TextChoices):
+    """The signed approval proof on the promoted version (reviews/attestation.py)."""
+
+    NONE = "", "none"  # not carried out yet, or carried out before proofs were written
+    PENDING = "pending", "pending"  # the version moved; the proof is being written or retried
+    WRITTEN = "written", "written"
+    FAILED = "failed", "failed"  # every attempt failed: `manage.py write_attestation ID`
+
+
 class TransitionRequestQuerySet(models.QuerySet):
     def open(self):
         """Requests that still hold their (version, target): undecided, or approved and not done."""
@@ -195,6 +205,14 @@ class TransitionRequest(models.Model):
     caused_changes = models.ManyToManyField(
         "registry.RegistryChange", blank=True, related_name="caused_by"
     )
+    # The signed proof written on the version once it moved (reviews/attestation.py).
+    attestation = models.CharField(
+        max_length=16, choices=Attestation.choices, default=Attestation.NONE, blank=True
+    )
+    attestation_attempts = models.PositiveSmallIntegerField(default=0)
+    attestation_error = models.TextField(blank=True, default="")
+    attested_at = models.DateTimeField(null=True, blank=True)
+    attestation_key_id = models.CharField(max_length=64, blank=True, default="")
 
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
@@ -222,6 +240,11 @@ class TransitionRequest(models.Model):
     @property
     def alias(self) -> str:
         return self.target[1:] if self.is_alias_target else ""
+
+    @property
+    def attestation_tag(self) -> str:
+        """The MLflow version tag that holds this request's signed approval proof."""
+        return tag_for(self.target)
 
     @property
     def archives_holders(self) -> bool:

@@ -7,6 +7,7 @@ changes even though they share the server.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -26,6 +27,23 @@ def fast_password_hashing():
     """Production's PBKDF2 costs ~0.3 s a user; tests create many users and test no hashing."""
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signing_key(tmp_path_factory):
+    """A signing key of the session's own for the approval proofs, also for the worker processes
+    tests start (through the environment), instead of one generated under the checkout's var/."""
+    from quorum.signing_key import ensure_generated_key
+
+    path = ensure_generated_key(tmp_path_factory.mktemp("keys") / "signing-key.pem")
+    saved = settings.QUORUM_SIGNING_KEY, os.environ.get("QUORUM_SIGNING_KEY")
+    settings.QUORUM_SIGNING_KEY = os.environ["QUORUM_SIGNING_KEY"] = str(path)
+    yield path
+    settings.QUORUM_SIGNING_KEY = saved[0]
+    if saved[1] is None:
+        os.environ.pop("QUORUM_SIGNING_KEY", None)
+    else:
+        os.environ["QUORUM_SIGNING_KEY"] = saved[1]
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reviews', '0008_execution_recovery'),
+        ('reviews', '0009_attestation'),
     ]
 
     operations = [
