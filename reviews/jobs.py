@@ -167,8 +167,6 @@ def _execution_running(request_id: int) -> bool:
 
 
 def _carry_out(request_id: int) -> str:
-    from . import services
-
     with transaction.atomic():
         request = _lock(request_id)
         if request is None or request.decision != Decision.APPROVED:
@@ -185,24 +183,22 @@ def _carry_out(request_id: int) -> str:
         audit.record(
             "transition.started", request=request, details={"attempt": request.execution_attempts}
         )
-    name, number, target = request.version.model.name, request.version.version, request.target
+    name, number = request.version.model.name, request.version.version
+    target = request.parsed_target
     client = RegistryClient()
     current, holders = _read(client, request)
     if current is None:
         _fail(request_id, f"{name} version {number} no longer exists in MLflow.", final=True)
         return "failed: version gone"
-    already = target[1:] in current.aliases if request.is_alias_target else current.stage == target
+    already = target.is_held_by(current)
     if not already:
-        if request.is_alias_target:
-            client.set_alias(name, request.alias, number)
-        else:
-            client.transition_stage(name, number, target, archive_existing=request.archives_holders)
+        target.move(client, name, number, archive_existing=request.archives_holders)
     # From here on the version is at its target: whatever happens next, the request is done and
     # this job never moves MLflow again (a retry would read it there and only record it).
     request.execution, request.executed_at = Execution.DONE, timezone.now()
     request.execution_error = ""
     # Unless the mirror shows it there already, a sync will observe the move: credit it then.
-    request.awaiting_mirror = not services.is_at_target(request.version, target)
+    request.awaiting_mirror = not target.is_held_by(request.version)
     with transaction.atomic():
         recorded = TransitionRequest.objects.filter(
             pk=request_id, execution=Execution.RUNNING

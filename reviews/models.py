@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group
 from django.db import connections, models
 from django.utils import timezone
 
-from registry.models import Stage
+from registry.targets import Target
 
 
 class ApprovalPolicy(models.Model):
@@ -216,20 +216,25 @@ class TransitionRequest(models.Model):
         return f"#{self.pk} {self.version} → {self.target}"
 
     @property
+    def parsed_target(self) -> Target:
+        """The target as a value: a request's target was checked when the request was made."""
+        return Target.parse(self.target)
+
+    @property
     def is_alias_target(self) -> bool:
-        return self.target.startswith("@")
+        return self.parsed_target.is_alias
 
     @property
     def alias(self) -> str:
-        return self.target[1:] if self.is_alias_target else ""
+        return self.parsed_target.alias
 
     @property
     def archives_holders(self) -> bool:
         """Carrying it out archives the versions now in its stage (MLflow does so only for
         Staging and Production)."""
-        return self.policy_snapshot.get("archive_existing", False) and self.target in (
-            Stage.STAGING,
-            Stage.PRODUCTION,
+        return bool(
+            self.policy_snapshot.get("archive_existing", False)
+            and self.parsed_target.archive_existing_applies
         )
 
 

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from registry.models import ModelVersion, RegisteredModel
+from registry.targets import Target
 
 from . import audit, counting, gates, jobs
 from .errors import (
@@ -43,20 +44,20 @@ from .policy_spec import target_problem
 
 
 def is_at_target(version: ModelVersion, target: str) -> bool:
-    if target.startswith("@"):
-        return target[1:] in version.aliases
-    return version.stage == target
+    """Whether the mirror shows `version` at `target` (a stage, or an "@alias")."""
+    return Target.parse(target).is_held_by(version)
 
 
 def target_holder(model: RegisteredModel, target: str, *, exclude: int | None = None):
     """The version holding `target` now (the newest, when a stage holds several), or None."""
+    parsed = Target.parse(target)
+    if not parsed.has_holder:
+        return None  # nothing "holds" None or Archived: there is no champion to compare with
     versions = ModelVersion.objects.live().filter(model=model).exclude(pk=exclude)
-    if target.startswith("@"):
-        number = model.aliases.get(target[1:])
+    if parsed.is_alias:
+        number = model.aliases.get(parsed.alias)
         return versions.filter(version=number).first() if number is not None else None
-    if target in ("None", "Archived"):
-        return None  # nothing "holds" these: there is no champion to compare with
-    return versions.filter(stage=target).order_by("-version").first()
+    return versions.filter(stage=parsed.stage).order_by("-version").first()
 
 
 # -- requests ---------------------------------------------------------------------------------
