@@ -168,8 +168,11 @@ def _execution_running(request_id: int) -> bool:
 
 def _carry_out(request_id: int) -> str:
     with transaction.atomic():
-        request = _lock(request_id)
-        if request is None or request.decision != Decision.APPROVED:
+        try:
+            request = TransitionRequest.objects.locked(request_id)
+        except TransitionRequest.DoesNotExist:
+            return f"request #{request_id} does not exist: nothing to do"
+        if request.decision != Decision.APPROVED:
             return f"request #{request_id} is not approved: nothing to do"
         if request.execution == Execution.DONE:
             return f"request #{request_id} was already carried out"
@@ -257,8 +260,11 @@ def _record_error(request_id: int, error: Exception) -> None:
 
 def _fail(request_id: int, error: str, *, final: bool) -> None:
     with transaction.atomic():
-        request = _lock(request_id)
-        if request is None or request.execution in (Execution.DONE, Execution.FAILED):
+        try:
+            request = TransitionRequest.objects.locked(request_id)
+        except TransitionRequest.DoesNotExist:  # nothing left to record the error on
+            return
+        if request.execution in (Execution.DONE, Execution.FAILED):
             return
         request.execution = Execution.FAILED if final else Execution.QUEUED
         request.execution_error = error
@@ -268,15 +274,6 @@ def _fail(request_id: int, error: str, *, final: bool) -> None:
             request=request,
             details={"attempt": request.execution_attempts, "error": error},
         )
-
-
-def _lock(request_id: int) -> TransitionRequest | None:
-    return (
-        TransitionRequest.objects.select_for_update(of=("self",))
-        .select_related("version__model")
-        .filter(pk=request_id)
-        .first()
-    )
 
 
 # -- the reconciler ---------------------------------------------------------------------------
@@ -335,13 +332,15 @@ def enqueue_overdue_retries() -> list[str]:
 
 def _record_overdue_retry(request_id: int, due: datetime) -> None:
     with transaction.atomic():
-        request = _lock(request_id)
-        if request is not None:
-            audit.record(
-                "transition.retry_enqueued",
-                request=request,
-                details={"due": f"{due:%H:%M:%S} UTC", "why": "no scheduler enqueued it"},
-            )
+        try:
+            request = TransitionRequest.objects.locked(request_id)
+        except TransitionRequest.DoesNotExist:  # gone: the retry will find nothing to do
+            return
+        audit.record(
+            "transition.retry_enqueued",
+            request=request,
+            details={"due": f"{due:%H:%M:%S} UTC", "why": "no scheduler enqueued it"},
+        )
 
 
 def requeue_lost_transitions() -> list[int]:
@@ -387,7 +386,10 @@ def requeue_lost_transitions() -> list[int]:
         else:
             why = str(status) if status else "missing"
         with transaction.atomic():
-            request = _lock(request_id)
+            try:
+                request = TransitionRequest.objects.locked(request_id)
+            except TransitionRequest.DoesNotExist:  # deleted meanwhile: no transition to queue
+                continue
             if request.execution not in (Execution.QUEUED, Execution.RUNNING):
                 continue
             limit = settings.QUORUM_TRANSITION_MAX_REQUEUES

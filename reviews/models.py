@@ -130,6 +130,24 @@ class TransitionRequestQuerySet(models.QuerySet):
         """Requests that still hold their (version, target): undecided, or approved and not done."""
         return self.filter(OPEN_CONDITION)
 
+    def locked(self, pk) -> "TransitionRequest":
+        """Request `pk` with its row locked (SELECT ... FOR UPDATE) until the transaction ends,
+        its version, model and requester loaded: how a request's state is read to be changed.
+
+        Call it inside `transaction.atomic()` (Django refuses a row lock outside one). When no
+        request has that id (it never existed, or `pk` is not an id at all) it raises
+        `TransitionRequest.DoesNotExist`; each caller says what that means for it (a refusal for
+        a person, nothing to do for a job).
+        """
+        try:
+            return (
+                self.select_for_update(of=("self",))
+                .select_related("version__model", "requester")
+                .get(pk=pk)
+            )
+        except (ValueError, TypeError):  # "abc", None: no request has such an id
+            raise self.model.DoesNotExist(f"There is no request #{pk}.") from None
+
 
 OPEN_CONDITION = models.Q(decision=Decision.PENDING) | (
     models.Q(decision=Decision.APPROVED) & ~models.Q(execution=Execution.DONE)

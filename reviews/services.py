@@ -162,7 +162,7 @@ def request_create(
 @transaction.atomic
 def request_cancel(*, request_id: int, user: AbstractBaseUser) -> TransitionRequest:
     """The requester (or staff) withdraws a pending request."""
-    request = _locked(request_id)
+    request = _locked_or_refuse(request_id)
     if request.requester_id != user.pk and not user.is_staff:
         raise NotAllowed("Only the requester or an admin can cancel this request.")
     if request.decision != Decision.PENDING:
@@ -178,7 +178,10 @@ def requests_expire_overdue(*, now=None) -> list[int]:
     overdue = TransitionRequest.objects.filter(decision=Decision.PENDING, expires_at__lt=now)
     for request_id in overdue.values_list("pk", flat=True):
         with transaction.atomic():
-            request = _locked(request_id)
+            try:
+                request = TransitionRequest.objects.locked(request_id)
+            except TransitionRequest.DoesNotExist:  # deleted since the query: nothing to expire
+                continue
             if request.decision == Decision.PENDING and request.expires_at < now:
                 decide(
                     request,
@@ -195,7 +198,7 @@ def transition_retry(*, request_id: int, user: AbstractBaseUser) -> TransitionRe
     """An admin re-runs a failed transition."""
     if not user.is_staff:
         raise NotAllowed("Only an admin can retry a transition.")
-    request = _locked(request_id)
+    request = _locked_or_refuse(request_id)
     if request.decision != Decision.APPROVED or request.execution != Execution.FAILED:
         raise WrongExecutionState(
             f"Request #{request.pk} has no failed transition to retry "
@@ -289,7 +292,7 @@ def vote_cast(
     comment = comment.strip()
     if decision == VoteChoice.REJECT and not comment:
         raise CommentRequired("Say why you reject: the requester needs it to fix the model.")
-    request = _locked(request_id)
+    request = _locked_or_refuse(request_id)
     # A stale approval (the evidence changed since) stays in the history and does not stop its
     # voter from voting again: only a current vote does.
     groups = _check_can_vote(request, user, request.votes.filter(user=user, stale=False).first())
@@ -337,14 +340,11 @@ def approvals_mark_stale(request: TransitionRequest, *, reason: str) -> int:
 # -- decisions --------------------------------------------------------------------------------
 
 
-def _locked(request_id: int) -> TransitionRequest:
+def _locked_or_refuse(request_id: int) -> TransitionRequest:
+    """The request a person named, under its row lock; `RequestNotFound` when there is none."""
     try:
-        return (
-            TransitionRequest.objects.select_for_update(of=("self",))
-            .select_related("version__model", "requester")
-            .get(pk=request_id)
-        )
-    except (TransitionRequest.DoesNotExist, ValueError, TypeError):
+        return TransitionRequest.objects.locked(request_id)
+    except TransitionRequest.DoesNotExist:
         raise RequestNotFound(f"There is no request #{request_id}.") from None
 
 
