@@ -38,7 +38,10 @@ class InvalidTarget(ValueError):
 
 
 class Placed(Protocol):
-    """Anything that says where a version is: a mirrored `ModelVersion`, an `MlflowVersion`."""
+    """Anything that says which version is where: a mirrored `ModelVersion`, an `MlflowVersion`."""
+
+    @property
+    def version(self) -> int: ...
 
     @property
     def stage(self) -> str: ...

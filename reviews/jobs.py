@@ -224,8 +224,7 @@ def _read(client: RegistryClient, request: TransitionRequest) -> tuple[MlflowVer
         return client.get_version(name, number), []
     versions = client.list_versions(name)  # one call, like get_version, with every stage
     current = next((v for v in versions if v.version == number), None)
-    holders = sorted(v.version for v in versions if v.stage == request.target and v is not current)
-    return current, holders
+    return current, request.versions_to_archive(versions)
 
 
 def _queue_follow_up_sync(name: str) -> None:

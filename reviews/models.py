@@ -4,6 +4,7 @@ Approver groups are Django auth groups: admins already know how to manage those,
 what the YAML policy file sets.
 """
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -11,7 +12,7 @@ from django.contrib.auth.models import Group
 from django.db import connections, models
 from django.utils import timezone
 
-from registry.targets import Target
+from registry.targets import Placed, Target
 
 
 class ApprovalPolicy(models.Model):
@@ -254,6 +255,21 @@ class TransitionRequest(models.Model):
             self.policy_snapshot.get("archive_existing", False)
             and self.parsed_target.archive_existing_applies
         )
+
+    def versions_to_archive(self, versions: Iterable[Placed]) -> list[int]:
+        """Of the model's `versions` as MLflow lists them before the move, the numbers carrying
+        this request out archives: the others in its stage, when its policy archives them."""
+        if not self.archives_holders:
+            return []
+        stage, own = self.parsed_target.stage, self.version.version
+        return sorted(v.version for v in versions if v.stage == stage and v.version != own)
+
+    def archived_versions(self) -> list[int]:
+        """The numbers of the versions this request's transition archived, as its job recorded
+        them (`transition.done`, from `versions_to_archive`): the mirror's sync of the move is a
+        job of its own and may not have run yet. Empty until the transition is done."""
+        done = self.audit_events.filter(action="transition.done").order_by("-sequence").first()
+        return done.details.get("archived_versions", []) if done else []
 
 
 class VoteChoice(models.TextChoices):

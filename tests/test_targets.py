@@ -15,6 +15,7 @@ NOT_A_TARGET = "is not a stage (None, Staging, Production, Archived) or an @alia
 
 @dataclass
 class Placed:
+    version: int = 1
     stage: str = Stage.NONE.value
     aliases: tuple[str, ...] = ()
 
