@@ -349,8 +349,16 @@ def _locked_or_refuse(request_id: int) -> TransitionRequest:
 
 
 def decide(request: TransitionRequest, decision: str, *, actor, reason: str) -> None:
-    """Moves a locked pending request to its decision; an approval queues the transition job."""
-    assert request.decision == Decision.PENDING, "decisions are taken once, under the row lock"
+    """Moves a locked pending request to its decision; an approval queues the transition job.
+
+    A decision is taken once: callers check under the row lock that the request is pending, and
+    a request that is not (a caller that skipped the check) is refused, not decided twice.
+    """
+    if request.decision != Decision.PENDING:
+        raise RequestClosed(
+            f"Request #{request.pk} is already {request.decision}; "
+            f"it cannot also be {decision}."
+        )
     request.decision = decision
     request.decided_at = timezone.now()
     request.decided_by = actor if isinstance(actor, AbstractBaseUser) else None
