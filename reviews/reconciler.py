@@ -7,7 +7,7 @@ decision is lost and none loops, classifies registry changes the change handler 
 extends the audit chain's verified checkpoint.
 
 It uses the transition jobs (`reviews.jobs`) and the domain actions (`reviews.services`); neither
-imports it.
+imports it (reviews/jobs.py only resolves its old dotted path, lazily, for old job records).
 """
 
 from __future__ import annotations

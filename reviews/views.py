@@ -186,7 +186,7 @@ def outcome(review: TransitionRequest) -> str:
         return ""
     number = review.version.version
     if review.is_alias_target:
-        return f"version {number} now holds @{review.alias}."
+        return f"version {number} now holds {review.parsed_target}."
     archived = review.archived_versions()
     sentence = f"version {number} is now in {review.target}"
     if archived:
