@@ -321,6 +321,7 @@ QUORUM_TRANSITION_RETRY_INTERVALS = [
 # listed intervals. An MLflow restart or a short outage then ends `done` with nobody involved.
 QUORUM_TRANSITION_RETRY_WINDOW = int(os.environ.get("QUORUM_TRANSITION_RETRY_WINDOW", "900"))
 QUORUM_TRANSITION_TIMEOUT = int(os.environ.get("QUORUM_TRANSITION_TIMEOUT", "300"))
+# Seconds between runs of the reconciler (reviews/reconciler.py, scheduled in quorum/cron.py).
 QUORUM_RECONCILE_INTERVAL = int(os.environ.get("QUORUM_RECONCILE_INTERVAL", "60"))
 # A started transition whose worker sent no heartbeat for this long is presumed dead and is
 # re-queued by the reconciler (RQ itself notices only minutes later). Workers heartbeat every 30 s

@@ -23,6 +23,9 @@ from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from .models import Stage
+from .targets import ARCHIVING_STAGES
+
 logger = logging.getLogger(__name__)
 
 MODELS_PAGE = 1000  # the server's maximum for search_registered_models
@@ -306,8 +309,8 @@ class RegistryClient:
     def transition_stage(
         self, name: str, version: int, stage: str, *, archive_existing: bool = False
     ) -> MlflowVersion:
-        # MLflow answers 500 to archive_existing_versions with any stage but these two.
-        archive = archive_existing and stage in ("Staging", "Production")
+        # MLflow answers 500 to archive_existing_versions with any stage but those.
+        archive = archive_existing and stage in ARCHIVING_STAGES
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # stages are deprecated, still served
             result = self._call(
@@ -582,7 +585,7 @@ def _version(v) -> MlflowVersion:
     return MlflowVersion(
         name=v.name,
         version=int(v.version),
-        stage=v.current_stage or "None",
+        stage=v.current_stage or Stage.NONE.value,
         status=v.status or "",
         source=v.source or "",
         run_id=v.run_id or "",

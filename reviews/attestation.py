@@ -283,7 +283,7 @@ def write(request_id: int, *, final: bool = False) -> str:
         raise
     keyid = key.public_key.keyid
     with transaction.atomic():
-        locked = TransitionRequest.objects.select_for_update().get(pk=request_id)
+        locked = TransitionRequest.objects.locked(request_id)
         locked.attestation = Attestation.WRITTEN
         locked.attestation_attempts += 1
         locked.attestation_error = ""
@@ -314,11 +314,7 @@ def _record_failure(request_id: int, error: Exception, *, final: bool) -> None:
     )
     try:
         with transaction.atomic():
-            request = (
-                TransitionRequest.objects.select_for_update(of=("self",))
-                .select_related("version__model")
-                .get(pk=request_id)
-            )
+            request = TransitionRequest.objects.locked(request_id)
             request.attestation = Attestation.FAILED if final else Attestation.PENDING
             request.attestation_attempts += 1
             request.attestation_error = message

@@ -4,6 +4,7 @@ Approver groups are Django auth groups: admins already know how to manage those,
 what the YAML policy file sets.
 """
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,7 +13,7 @@ from django.db import connections, models
 from django.utils import timezone
 
 from quorum_cli.attestation import tag_for
-from registry.models import Stage
+from registry.targets import Placed, Target
 
 
 class ApprovalPolicy(models.Model):
@@ -140,6 +141,24 @@ class TransitionRequestQuerySet(models.QuerySet):
         """Requests that still hold their (version, target): undecided, or approved and not done."""
         return self.filter(OPEN_CONDITION)
 
+    def locked(self, pk) -> "TransitionRequest":
+        """Request `pk` with its row locked (SELECT ... FOR UPDATE) until the transaction ends,
+        its version, model and requester loaded: how a request's state is read to be changed.
+
+        Call it inside `transaction.atomic()` (Django refuses a row lock outside one). When no
+        request has that id (it never existed, or `pk` is not an id at all) it raises
+        `TransitionRequest.DoesNotExist`; each caller says what that means for it (a refusal for
+        a person, nothing to do for a job).
+        """
+        try:
+            return (
+                self.select_for_update(of=("self",))
+                .select_related("version__model", "requester")
+                .get(pk=pk)
+            )
+        except (ValueError, TypeError):  # "abc", None: no request has such an id
+            raise self.model.DoesNotExist(f"There is no request #{pk}.") from None
+
 
 OPEN_CONDITION = models.Q(decision=Decision.PENDING) | (
     models.Q(decision=Decision.APPROVED) & ~models.Q(execution=Execution.DONE)
@@ -234,12 +253,17 @@ class TransitionRequest(models.Model):
         return f"#{self.pk} {self.version} → {self.target}"
 
     @property
+    def parsed_target(self) -> Target:
+        """The target as a value: a request's target was checked when the request was made."""
+        return Target.parse(self.target)
+
+    @property
     def is_alias_target(self) -> bool:
-        return self.target.startswith("@")
+        return self.parsed_target.is_alias
 
     @property
     def alias(self) -> str:
-        return self.target[1:] if self.is_alias_target else ""
+        return self.parsed_target.alias
 
     @property
     def attestation_tag(self) -> str:
@@ -250,10 +274,25 @@ class TransitionRequest(models.Model):
     def archives_holders(self) -> bool:
         """Carrying it out archives the versions now in its stage (MLflow does so only for
         Staging and Production)."""
-        return self.policy_snapshot.get("archive_existing", False) and self.target in (
-            Stage.STAGING,
-            Stage.PRODUCTION,
+        return bool(
+            self.policy_snapshot.get("archive_existing", False)
+            and self.parsed_target.archive_existing_applies
         )
+
+    def versions_to_archive(self, versions: Iterable[Placed]) -> list[int]:
+        """Of the model's `versions` as MLflow lists them before the move, the numbers carrying
+        this request out archives: the others in its stage, when its policy archives them."""
+        if not self.archives_holders:
+            return []
+        stage, own = self.parsed_target.stage, self.version.version
+        return sorted(v.version for v in versions if v.stage == stage and v.version != own)
+
+    def archived_versions(self) -> list[int]:
+        """The numbers of the versions this request's transition archived, as its job recorded
+        them (`transition.done`, from `versions_to_archive`): the mirror's sync of the move is a
+        job of its own and may not have run yet. Empty until the transition is done."""
+        done = self.audit_events.filter(action="transition.done").order_by("-sequence").first()
+        return done.details.get("archived_versions", []) if done else []
 
 
 class VoteChoice(models.TextChoices):

@@ -31,15 +31,12 @@ from pydantic import (
 )
 
 from identity.mapping import managed_group_names, managed_message
-from registry.models import RegisteredModel, Stage
+from registry.models import RegisteredModel
+from registry.targets import InvalidTarget, Target
 
 from .errors import PolicyInvalid, Problem
 from .policy_yaml import read_yaml
 
-STAGES = [choice.value for choice in Stage]
-# MLflow's alias rule: letters, digits, _ and -, and not a reserved name.
-ALIAS_RE = re.compile(r"^@[A-Za-z0-9_-]{1,255}$")
-RESERVED_ALIASES = re.compile(r"^@(latest|v\d+)$", re.IGNORECASE)
 DURATION_RE = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
 DURATION_MINUTES = {"d": 24 * 60, "h": 60, "m": 1}
 # A request must be able to expire: years-long durations overflow dates, and nobody waits a year
@@ -164,11 +161,11 @@ class PolicyFile(BaseModel):
 
 def target_problem(target: str) -> str | None:
     """Why `target` is not something a request can aim at, or None when it is fine."""
-    if target in STAGES:
-        return None
-    if target.startswith("@") and ALIAS_RE.match(target) and not RESERVED_ALIASES.match(target):
-        return None
-    return f"{target!r} is not a stage ({', '.join(STAGES)}) or an @alias"
+    try:
+        Target.parse(target)
+    except InvalidTarget as problem:
+        return str(problem)
+    return None
 
 
 def format_duration(value: timedelta) -> str:

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from registry.models import ModelVersion, RegisteredModel
+from registry.targets import Target
 
 from . import audit, counting, gates, jobs
 from .errors import (
@@ -43,20 +44,20 @@ from .policy_spec import target_problem
 
 
 def is_at_target(version: ModelVersion, target: str) -> bool:
-    if target.startswith("@"):
-        return target[1:] in version.aliases
-    return version.stage == target
+    """Whether the mirror shows `version` at `target` (a stage, or an "@alias")."""
+    return Target.parse(target).is_held_by(version)
 
 
 def target_holder(model: RegisteredModel, target: str, *, exclude: int | None = None):
     """The version holding `target` now (the newest, when a stage holds several), or None."""
+    parsed = Target.parse(target)
+    if not parsed.has_holder:
+        return None  # nothing "holds" None or Archived: there is no champion to compare with
     versions = ModelVersion.objects.live().filter(model=model).exclude(pk=exclude)
-    if target.startswith("@"):
-        number = model.aliases.get(target[1:])
+    if parsed.is_alias:
+        number = model.aliases.get(parsed.alias)
         return versions.filter(version=number).first() if number is not None else None
-    if target in ("None", "Archived"):
-        return None  # nothing "holds" these: there is no champion to compare with
-    return versions.filter(stage=target).order_by("-version").first()
+    return versions.filter(stage=parsed.stage).order_by("-version").first()
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ def request_create(
 @transaction.atomic
 def request_cancel(*, request_id: int, user: AbstractBaseUser) -> TransitionRequest:
     """The requester (or staff) withdraws a pending request."""
-    request = _locked(request_id)
+    request = _locked_or_refuse(request_id)
     if request.requester_id != user.pk and not user.is_staff:
         raise NotAllowed("Only the requester or an admin can cancel this request.")
     if request.decision != Decision.PENDING:
@@ -177,7 +178,10 @@ def requests_expire_overdue(*, now=None) -> list[int]:
     overdue = TransitionRequest.objects.filter(decision=Decision.PENDING, expires_at__lt=now)
     for request_id in overdue.values_list("pk", flat=True):
         with transaction.atomic():
-            request = _locked(request_id)
+            try:
+                request = TransitionRequest.objects.locked(request_id)
+            except TransitionRequest.DoesNotExist:  # deleted since the query: nothing to expire
+                continue
             if request.decision == Decision.PENDING and request.expires_at < now:
                 decide(
                     request,
@@ -194,7 +198,7 @@ def transition_retry(*, request_id: int, user: AbstractBaseUser) -> TransitionRe
     """An admin re-runs a failed transition."""
     if not user.is_staff:
         raise NotAllowed("Only an admin can retry a transition.")
-    request = _locked(request_id)
+    request = _locked_or_refuse(request_id)
     if request.decision != Decision.APPROVED or request.execution != Execution.FAILED:
         raise WrongExecutionState(
             f"Request #{request.pk} has no failed transition to retry "
@@ -288,7 +292,7 @@ def vote_cast(
     comment = comment.strip()
     if decision == VoteChoice.REJECT and not comment:
         raise CommentRequired("Say why you reject: the requester needs it to fix the model.")
-    request = _locked(request_id)
+    request = _locked_or_refuse(request_id)
     # A stale approval (the evidence changed since) stays in the history and does not stop its
     # voter from voting again: only a current vote does.
     groups = _check_can_vote(request, user, request.votes.filter(user=user, stale=False).first())
@@ -336,20 +340,25 @@ def approvals_mark_stale(request: TransitionRequest, *, reason: str) -> int:
 # -- decisions --------------------------------------------------------------------------------
 
 
-def _locked(request_id: int) -> TransitionRequest:
+def _locked_or_refuse(request_id: int) -> TransitionRequest:
+    """The request a person named, under its row lock; `RequestNotFound` when there is none."""
     try:
-        return (
-            TransitionRequest.objects.select_for_update(of=("self",))
-            .select_related("version__model", "requester")
-            .get(pk=request_id)
-        )
-    except (TransitionRequest.DoesNotExist, ValueError, TypeError):
+        return TransitionRequest.objects.locked(request_id)
+    except TransitionRequest.DoesNotExist:
         raise RequestNotFound(f"There is no request #{request_id}.") from None
 
 
 def decide(request: TransitionRequest, decision: str, *, actor, reason: str) -> None:
-    """Moves a locked pending request to its decision; an approval queues the transition job."""
-    assert request.decision == Decision.PENDING, "decisions are taken once, under the row lock"
+    """Moves a locked pending request to its decision; an approval queues the transition job.
+
+    A decision is taken once: callers check under the row lock that the request is pending, and
+    a request that is not (a caller that skipped the check) is refused, not decided twice.
+    """
+    if request.decision != Decision.PENDING:
+        raise RequestClosed(
+            f"Request #{request.pk} is already {request.decision}; "
+            f"it cannot also be {decision}."
+        )
     request.decision = decision
     request.decided_at = timezone.now()
     request.decided_by = actor if isinstance(actor, AbstractBaseUser) else None

@@ -12,6 +12,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -19,7 +20,11 @@ from django.conf import settings
 from django.test import override_settings
 
 from quorum.localservices import MlflowServer, free_port, redis_answers, start_mlflow_server
+from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
+from registry.sync import sync_registry
+from reviews import jobs, services
+from tests.factories import approve_all
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -386,3 +391,60 @@ def as_quorum(monkeypatch, settings):
         return RegistryClient(guarded.url)
 
     return use
+# -- transitions: a promoted model, approved requests and the queues their jobs wait in ----------
+
+
+@pytest.fixture
+def transitions(rq_queue, settings):
+    """The transitions queue; a failed transition is retried twice at once."""
+    settings.QUORUM_TRANSITION_RETRY_INTERVALS = [0, 0]  # three attempts, no waiting
+    settings.QUORUM_TRANSITION_RETRY_WINDOW = 0
+    return rq_queue(jobs.QUEUE)
+
+
+@pytest.fixture
+def syncs(rq_queue):
+    """The sync queue, where a transition's follow-up sync waits."""
+    return rq_queue(SYNC_QUEUE)
+
+
+@pytest.fixture
+def promoted(mlflow_client, unique_name, policies):
+    """A model in MLflow and the mirror: v1 in Production, v2 and v3 better candidates."""
+    from tests.test_sync import register
+
+    register(mlflow_client, unique_name, versions=3)
+    mlflow_client.transition_stage(unique_name, 1, "Production")
+    sync_registry(model=unique_name, client=mlflow_client)
+    return unique_name
+
+
+@pytest.fixture
+def approved(promoted, requester, lead, scientist1, scientist2, django_capture_on_commit_callbacks):
+    """`approved(version, target)`: a request of `promoted` with the production quorum cast,
+    its transition job queued (not run)."""
+    def make(version: int, target: str = "Production"):
+        request = services.request_create(
+            model=promoted, version=version, target=target, requester=requester
+        )
+        approve_all(
+            request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks
+        )
+        return request
+
+    return make
+
+
+@pytest.fixture
+def unreachable_mlflow(settings, monkeypatch):
+    """`down()` points the jobs at a port where no MLflow answers; `up()` points them back."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast while it is down
+    reachable = settings.MLFLOW_TRACKING_URI
+
+    def down() -> None:
+        settings.MLFLOW_TRACKING_URI = f"http://127.0.0.1:{free_port()}"
+
+    def up() -> None:
+        settings.MLFLOW_TRACKING_URI = reachable
+
+    return SimpleNamespace(down=down, up=up)

@@ -232,3 +232,21 @@ def register_unmirrorable(client, name: str) -> None:
     mlflow.create_model_version(name, source, run_id="f" * 100)
     mlflow.create_model_version(name, source, tags={"note": "nul\x00here"})
     mlflow.create_model_version(name, source, description="nul\x00here")
+
+
+def approve_all(request, *voters, capture) -> None:
+    """Each of `voters` approves `request`; the on-commit callbacks (the transition's enqueue) run
+    through `capture` (pytest-django's `django_capture_on_commit_callbacks`)."""
+    from reviews import services
+
+    with capture(execute=True):
+        for voter in voters:
+            services.vote_cast(request_id=request.pk, user=voter, decision="approve")
+
+
+def transition_actions(request) -> list[str]:
+    """The request's `transition.*` audit events, in order."""
+    from reviews.models import AuditEvent
+
+    events = AuditEvent.objects.filter(request=request, action__startswith="transition.")
+    return list(events.order_by("sequence").values_list("action", flat=True))

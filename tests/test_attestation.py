@@ -14,7 +14,7 @@ from securesystemslib.signer import CryptoSigner
 
 from quorum_cli import attestation as proof
 from registry.sync import sync_registry
-from reviews import attestation, audit, jobs, services
+from reviews import attestation, audit, jobs, reconciler, services
 from reviews.links import request_url
 from reviews.models import (
     Attestation,
@@ -212,13 +212,13 @@ def test_the_reconciler_queues_a_pending_proof_whose_job_was_lost(
     request.refresh_from_db()
     assert request.attestation == Attestation.PENDING
     settings.QUORUM_SIGNING_KEY = working_key
-    jobs.reconcile()  # too soon: the transition job may still be writing it
+    reconciler.reconcile()  # too soon: the transition job may still be writing it
     assert transitions.count == 0
 
     TransitionRequest.objects.filter(pk=request.pk).update(
         executed_at=timezone.now() - attestation.PENDING_GRACE
     )
-    jobs.reconcile()
+    reconciler.reconcile()
     simple_worker(transitions)
 
     request.refresh_from_db()

@@ -417,6 +417,22 @@ def test_a_vote_on_a_decided_request_is_refused(policies, requester, scientist1)
         approve(request, scientist1)
 
 
+def test_a_decided_request_is_never_decided_again(policies, requester, admin_user):
+    mirror(versions={2: ("None", {"accuracy": 0.5, "f1": 0.5})})
+    request = refresh(create(requester))  # rejected by its gates
+    events = AuditEvent.objects.count()
+
+    with pytest.raises(RequestClosed) as refused:
+        services.decide(request, Decision.APPROVED, actor=admin_user, reason="again")
+
+    assert str(refused.value) == (
+        f"Request #{request.pk} is already rejected; it cannot also be approved."
+    )
+    assert refresh(request).decision == Decision.REJECTED
+    assert refresh(request).execution == Execution.NONE
+    assert AuditEvent.objects.count() == events
+
+
 def test_a_vote_on_an_expired_request_is_refused(policies, requester, scientist1):
     mirror()
     request = create(requester)

@@ -31,12 +31,6 @@ def audit_holds() -> None:
     call_command("verify_audit")
 
 
-def transition_actions(request) -> list[str]:
-    """The request's `transition.*` audit events, in order."""
-    from reviews.models import AuditEvent
-
-    events = AuditEvent.objects.filter(request=request, action__startswith="transition.")
-    return list(events.order_by("sequence").values_list("action", flat=True))
 
 
 def wait_for(predicate, *, timeout: float, every: float = 0.1, what: str = "condition"):

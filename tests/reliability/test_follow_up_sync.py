@@ -18,7 +18,8 @@ from registry.models import ChangeKind, RegistryChange, SyncRun
 from registry.sync import sync_registry
 from reviews import services
 from reviews.models import AuditEvent, Execution, TransitionRequest
-from tests.reliability.conftest import audit_holds, transition_actions, wait_for
+from tests.factories import transition_actions
+from tests.reliability.conftest import audit_holds, wait_for
 from tests.reliability.proxy import HoldingProxy
 from tests.test_sync import register
 

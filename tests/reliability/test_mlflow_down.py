@@ -26,8 +26,8 @@ from reviews.models import (
     NotificationKind,
     TransitionRequest,
 )
+from tests.factories import transition_actions as attempts
 from tests.reliability.conftest import audit_holds, wait_for
-from tests.reliability.conftest import transition_actions as attempts
 from tests.test_sync import register
 
 pytestmark = [

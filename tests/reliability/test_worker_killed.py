@@ -31,10 +31,10 @@ from quorum.localservices import port_of, start_mlflow_server
 from registry.mlflow_client import RegistryClient
 from registry.models import ChangeKind, RegistryChange
 from registry.sync import sync_registry
-from reviews import jobs, services, stalls
+from reviews import jobs, reconciler, services, stalls
 from reviews.models import AuditEvent, Execution, TransitionRequest
+from tests.factories import transition_actions as attempts
 from tests.reliability.conftest import audit_holds, wait_for
-from tests.reliability.conftest import transition_actions as attempts
 from tests.reliability.proxy import HoldingProxy
 from tests.test_sync import register
 
@@ -95,9 +95,9 @@ def test_a_worker_killed_mid_transition_is_replaced_and_mlflow_moves_once(
     workers.kill(first)
 
     # Its heartbeat is fresh: not presumed dead yet.
-    assert jobs.requeue_lost_transitions() == []
+    assert reconciler.requeue_lost_transitions() == []
     requeued = wait_for(
-        jobs.requeue_lost_transitions, timeout=HEARTBEAT_TIMEOUT + 10, what="the requeue"
+        reconciler.requeue_lost_transitions, timeout=HEARTBEAT_TIMEOUT + 10, what="the requeue"
     )
     assert requeued == [approved.pk]
     event = AuditEvent.objects.get(action="transition.requeued", request=approved)
@@ -119,7 +119,7 @@ def test_a_worker_killed_mid_transition_is_replaced_and_mlflow_moves_once(
     assert stage_changes(approved) == ["Production"]
     done = AuditEvent.objects.get(action="transition.done", request=approved)
     assert done.details["already_at_target"] is True
-    assert jobs.requeue_lost_transitions() == []
+    assert reconciler.requeue_lost_transitions() == []
     audit_holds()
 
 
@@ -133,13 +133,13 @@ def test_a_worker_that_only_looks_dead_keeps_its_job_and_nothing_runs_twice(
     queue = django_rq.get_queue(jobs.QUEUE)
     job = Job.fetch(jobs.transition_job_id(approved), connection=queue.connection)
     wait_for(
-        lambda: jobs._worker_gone(job, queue.connection),
+        lambda: reconciler._worker_gone(job, queue.connection),
         timeout=HEARTBEAT_TIMEOUT + 10,
         every=0.5,
         what="the heartbeat to go stale",
     )
 
-    assert jobs.requeue_lost_transitions() == []  # its execution still holds the lock
+    assert reconciler.requeue_lost_transitions() == []  # its execution still holds the lock
     assert not AuditEvent.objects.filter(action="transition.requeued").exists()
 
     # Even a second execution started by hand waits for the first instead of racing it.
@@ -211,7 +211,7 @@ def test_a_worker_killed_with_a_retry_scheduled_is_done_within_two_reconciler_in
     private_mlflow.append(back)
     due = queue.scheduled_job_registry.get_scheduled_time(job_id)
     wait_for(
-        lambda: timezone.now() > due + jobs.OVERDUE_GRACE,
+        lambda: timezone.now() > due + reconciler.OVERDUE_GRACE,
         timeout=RETRY_AFTER + 30,
         what="the retry to be overdue",
     )
