@@ -62,6 +62,7 @@ chromium:
 # var/ for the length of the run. Never REDIS_URL: that may be someone's data.
 test: $(VENV)/.installed-test chromium
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	@if [ -n "$${DATABASE_URL:-}" ]; then \
 	  echo "database: DATABASE_URL"; \

@@ -136,12 +136,12 @@ class Attestation(models.TextChoices):
     FAILED = "failed", "failed"  # every attempt failed: `manage.py write_attestation ID`
 
 
-class TransitionRequestQuerySet(models.QuerySet):
+class TransitionRequestQuerySet(models.QuerySet["TransitionRequest"]):
     def open(self):
         """Requests that still hold their (version, target): undecided, or approved and not done."""
         return self.filter(OPEN_CONDITION)
 
-    def locked(self, pk) -> "TransitionRequest":
+    def locked(self, pk: object) -> "TransitionRequest":
         """Request `pk` with its row locked (SELECT ... FOR UPDATE) until the transaction ends,
         its version, model and requester loaded: how a request's state is read to be changed.
 
@@ -157,7 +157,7 @@ class TransitionRequestQuerySet(models.QuerySet):
                 .get(pk=pk)
             )
         except (ValueError, TypeError):  # "abc", None: no request has such an id
-            raise self.model.DoesNotExist(f"There is no request #{pk}.") from None
+            raise TransitionRequest.DoesNotExist(f"There is no request #{pk}.") from None
 
 
 OPEN_CONDITION = models.Q(decision=Decision.PENDING) | (

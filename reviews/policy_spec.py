@@ -254,8 +254,8 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
     named = {req.group for policy in spec.policies for req in policy.require}
     named |= {group for policy in spec.policies for group in policy.requesters}
     outside = named - sizes.keys()
-    for group in Group.objects.filter(name__in=outside).prefetch_related("user_set"):
-        sizes[group.name] = sum(1 for user in group.user_set.all() if user.is_active)
+    for known in Group.objects.filter(name__in=outside).prefetch_related("user_set"):
+        sizes[known.name] = sum(1 for user in known.user_set.all() if user.is_active)
     # A managed group's members arrive as people sign in: it exists for the file whatever its
     # size today.
     unbounded = (named - spec.groups.keys()) & managed
@@ -315,9 +315,9 @@ def policy_problems(spec: PolicySpec, others: list[PolicySpec]) -> list[Problem]
     empty one means the whole policy.
     """
     problems = [
-        Problem(("targets", j), problem)
+        Problem(("targets", j), message)
         for j, target in enumerate(spec.targets)
-        if (problem := target_problem(target))
+        if (message := target_problem(target))
     ]
     # Checked as the last policy of a file holding every policy, keeping only its own problems.
     for problem in database_problems(PolicyFile(policies=[*others, spec]), other=_by_name):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -136,13 +137,14 @@ def requeue_lost_transitions() -> list[int]:
     for waiting_request in waiting:
         request_id = waiting_request.pk
         job_id = transition_job_id(waiting_request)
+        job: Job | None
         try:
             job = Job.fetch(job_id, connection=queue.connection)
         except NoSuchJobError:
             job, status = None, None
         else:
             status = job.get_status()
-        if status == JobStatus.STARTED:
+        if job is not None and status == JobStatus.STARTED:
             why = _worker_gone(job, queue.connection)
             if why is None or execution_running(request_id):
                 continue
@@ -169,7 +171,7 @@ def requeue_lost_transitions() -> list[int]:
                 request=request,
                 details={"job_status": why, "requeue": request.execution_requeues},
             )
-            transaction.on_commit(lambda rid=request_id: enqueue_transition(rid, replace=True))
+            transaction.on_commit(partial(enqueue_transition, request_id, replace=True))
         requeued.append(request_id)
     return requeued
 

@@ -97,7 +97,7 @@ def classify(changes: list[RegistryChange]) -> None:
                 "registry.out_of_band",
                 actor="mlflow",
                 model_name=change.model.name,
-                version=change.version.version if change.version_id else None,
+                version=change.version.version if change.version is not None else None,
                 details={"change": change.kind, "old": change.old, "new": change.new},
             )
         RegistryChange.objects.filter(pk=change.pk).update(origin=change.origin)

@@ -9,7 +9,7 @@ user can act on.
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -53,7 +53,9 @@ def target_holder(model: RegisteredModel, target: str, *, exclude: int | None = 
     parsed = Target.parse(target)
     if not parsed.has_holder:
         return None  # nothing "holds" None or Archived: there is no champion to compare with
-    versions = ModelVersion.objects.live().filter(model=model).exclude(pk=exclude)
+    versions = ModelVersion.objects.live().filter(model=model)
+    if exclude is not None:
+        versions = versions.exclude(pk=exclude)
     if parsed.is_alias:
         number = model.aliases.get(parsed.alias)
         return versions.filter(version=number).first() if number is not None else None
@@ -69,7 +71,7 @@ def request_create(
     model: str,
     version: int | str,
     target: str,
-    requester: AbstractBaseUser,
+    requester: User,
     comment: str = "",
 ) -> TransitionRequest:
     """Opens a request for `version` of `model` to reach `target`, evaluating its gates at once.
@@ -160,7 +162,7 @@ def request_create(
 
 
 @transaction.atomic
-def request_cancel(*, request_id: int, user: AbstractBaseUser) -> TransitionRequest:
+def request_cancel(*, request_id: int, user: User) -> TransitionRequest:
     """The requester (or staff) withdraws a pending request."""
     request = _locked_or_refuse(request_id)
     if request.requester_id != user.pk and not user.is_staff:
@@ -194,7 +196,7 @@ def requests_expire_overdue(*, now=None) -> list[int]:
 
 
 @transaction.atomic
-def transition_retry(*, request_id: int, user: AbstractBaseUser) -> TransitionRequest:
+def transition_retry(*, request_id: int, user: User) -> TransitionRequest:
     """An admin re-runs a failed transition."""
     if not user.is_staff:
         raise NotAllowed("Only an admin can retry a transition.")
@@ -225,7 +227,7 @@ def required_groups(request: TransitionRequest) -> list[str]:
 
 
 def requester_refusal(
-    user: AbstractBaseUser, requesters: list[str], *, target: str, groups: set[str] | None = None
+    user: User, requesters: list[str], *, target: str, groups: set[str] | None = None
 ) -> str | None:
     """Why `user` may not request `target` under a policy naming `requesters`; None if they may.
 
@@ -241,14 +243,14 @@ def requester_refusal(
     return f"Only members of {' or '.join(requesters)} may request {target} for this model."
 
 
-def eligible_groups(request: TransitionRequest, user: AbstractBaseUser) -> list[str]:
+def eligible_groups(request: TransitionRequest, user: User) -> list[str]:
     """The required groups `user` belongs to now, in the policy's order."""
     required = required_groups(request)
     mine = set(user.groups.filter(name__in=required).values_list("name", flat=True))
     return [g for g in required if g in mine]
 
 
-def vote_refusal(request: TransitionRequest, user: AbstractBaseUser) -> str | None:
+def vote_refusal(request: TransitionRequest, user: User) -> str | None:
     """Why `user` cannot vote on `request` now, in words for the page; None when they can."""
     try:
         _check_can_vote(request, user, request.votes.filter(user=user, stale=False).first())
@@ -278,7 +280,7 @@ def _check_can_vote(request: TransitionRequest, user, existing_vote: Vote | None
 def vote_cast(
     *,
     request_id: int,
-    user: AbstractBaseUser,
+    user: User,
     decision: str,
     comment: str = "",
 ) -> Vote:
@@ -356,12 +358,11 @@ def decide(request: TransitionRequest, decision: str, *, actor, reason: str) -> 
     """
     if request.decision != Decision.PENDING:
         raise RequestClosed(
-            f"Request #{request.pk} is already {request.decision}; "
-            f"it cannot also be {decision}."
+            f"Request #{request.pk} is already {request.decision}; it cannot also be {decision}."
         )
     request.decision = decision
     request.decided_at = timezone.now()
-    request.decided_by = actor if isinstance(actor, AbstractBaseUser) else None
+    request.decided_by = actor if isinstance(actor, User) else None
     request.decision_reason = reason
     fields = ["decision", "decided_at", "decided_by", "decision_reason"]
     if decision == Decision.APPROVED:

@@ -90,8 +90,16 @@ def oidc_provider():
     control = ProviderControl(f"http://127.0.0.1:{port}", "quorum", "quorum-test-secret")
     script = Path(__file__).with_name("oidc_provider.py")
     process = subprocess.Popen(
-        [sys.executable, str(script), "--port", str(port), "--client-id", control.client_id,
-         "--client-secret", control.client_secret],
+        [
+            sys.executable,
+            str(script),
+            "--port",
+            str(port),
+            "--client-id",
+            control.client_id,
+            "--client-secret",
+            control.client_secret,
+        ],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 20
@@ -391,6 +399,8 @@ def as_quorum(monkeypatch, settings):
         return RegistryClient(guarded.url)
 
     return use
+
+
 # -- transitions: a promoted model, approved requests and the queues their jobs wait in ----------
 
 
@@ -423,6 +433,7 @@ def promoted(mlflow_client, unique_name, policies):
 def approved(promoted, requester, lead, scientist1, scientist2, django_capture_on_commit_callbacks):
     """`approved(version, target)`: a request of `promoted` with the production quorum cast,
     its transition job queued (not run)."""
+
     def make(version: int, target: str = "Production"):
         request = services.request_create(
             model=promoted, version=version, target=target, requester=requester

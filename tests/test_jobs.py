@@ -156,4 +156,3 @@ def test_the_cron_config_schedules_the_syncs_and_the_reconciler(
     simple_worker(sync_queue)
     (job,) = sync_queue.finished_job_registry.get_job_ids()
     assert sync_queue.fetch_job(job).return_value().startswith("synced ")
-

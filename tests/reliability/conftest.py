@@ -31,8 +31,6 @@ def audit_holds() -> None:
     call_command("verify_audit")
 
 
-
-
 def wait_for(predicate, *, timeout: float, every: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
