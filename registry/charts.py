@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from . import metrics
 from .history import Histories, Points
+from .holdings import HolderTimeline
 from .models import ModelVersion
 
 Chart = dict[str, Any]
@@ -149,3 +151,65 @@ def history_charts(
         if any(len(points) > 1 for _, points in curves):
             charts.append(history_chart(key, curves, target=f"{prefix}-{len(charts)}"))
     return charts
+
+
+def holders_over_time(
+    timeline: HolderTimeline,
+    metrics_by_version: dict[int, dict],
+    *,
+    until: datetime,
+    target: str = "chart-holders",
+) -> Chart | None:
+    """Which version held each target over time: one series per target, each holding a flat
+    segment at its version's number from its start to its end (`until` while it lasts), and, on
+    a second axis, the main metric of the version holding the first target. None when nothing
+    ever held anything."""
+    targets = timeline.targets()
+    if not targets:
+        return None
+    key = next(iter(metrics.ordered_keys({k for m in metrics_by_version.values() for k in m})), "")
+    series = []
+    for name in targets:
+        xs, ys = _segments(timeline.of(name), until, lambda h: h.version)
+        series.append({"name": name, "x": xs, "y": ys, "shape": "hv"})
+    notes = []
+    if key:
+        first = targets[0]
+        xs, stored = _segments(
+            timeline.of(first), until, lambda h: metrics_by_version.get(h.version, {}).get(key)
+        )
+        series.append(
+            {"name": f"{key} of {first}'s holder", "x": xs, "y": [_y(v) for v in stored],
+             "axis": "y2", "dash": True}
+        )
+        notes = _notes(f"{key} of {first}'s holder", list(zip(xs, stored, strict=True)))
+    if timeline.mirrored_since is not None:
+        notes.append(
+            f"Before {timeline.mirrored_since:%Y-%m-%d %H:%M} UTC Quorum was not mirroring this "
+            "model: who held what then is unknown."
+        )
+    return {
+        "target": target,
+        "kind": "line",
+        "title": "Holders over time",
+        "x_title": "",
+        "y_title": "version",
+        "y2_title": key,
+        "x_category": False,
+        "x_type": "date",
+        "series": series,
+        "notes": notes,
+    }
+
+
+def _segments(holdings, until: datetime, value) -> tuple[list, list]:
+    """x and y of one flat segment per holding, a gap (None) between segments."""
+    xs: list = []
+    ys: list = []
+    for holding in holdings:
+        if xs:
+            xs.append(holding.start.isoformat())
+            ys.append(None)
+        xs += [holding.start.isoformat(), (holding.end or until).isoformat()]
+        ys += [value(holding)] * 2
+    return xs, ys

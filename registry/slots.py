@@ -11,6 +11,7 @@ from __future__ import annotations
 # What each slot is for; a page names its slots with `{% slot "name" %}` (registry_extras).
 SLOTS = {
     "model_banner": "the model page, under its title",
+    "model_history": "the model page, under its holders chart: who held each target when",
     "model_footer": "the model page, under its versions",
     "version_banner": "the version page, under its title",
 }

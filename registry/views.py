@@ -16,11 +16,13 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from . import charts
 from .compare import compare_versions, default_baseline
 from .history import history_keys, version_histories
+from .holdings import holder_timeline
 from .lookups import model_or_404, version_number, version_or_404
 from .metrics import direction, ordered_keys
 from .models import ModelVersion, RegisteredModel, Stage
@@ -101,6 +103,12 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     page = Paginator(shown, VERSIONS_PER_PAGE).get_page(request.GET.get("page"))
     rows = [(v, [(v.metrics or {}).get(key) for key in keys]) for v in page]
     chart_list = [charts.metrics_across_versions(live, keys)] if keys and live else []
+    timeline = holder_timeline(model)
+    holders_chart = charts.holders_over_time(
+        timeline, {v.version: v.metrics or {} for v in versions}, until=timezone.now()
+    )
+    if holders_chart is not None:
+        chart_list.append(holders_chart)
     return render(
         request,
         "registry/model_detail.html",
@@ -115,6 +123,8 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             "aliases": sorted((model.aliases or {}).items()),
             "tags": sorted((model.tags or {}).items()),
             "chart_data": {"charts": chart_list},
+            "holder_timeline": timeline,
+            "has_holders_chart": holders_chart is not None,
         },
     )
 

@@ -14,22 +14,26 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict
 
 from django.db.models import Count, Max, Prefetch, Q
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja import Field, NinjaAPI, Query, Schema, Status
 from pydantic import AfterValidator, BeforeValidator, ConfigDict
 
 from quorum_cli import attestation as proof
 from registry.models import ModelVersion, RegisteredModel
+from registry.targets import Target
 
 from . import api_errors, attestation, counting, services
 from .api_auth import ApiRequest, BearerToken
-from .errors import RequestNotFound, UnknownModel
+from .errors import InvalidTarget, RequestNotFound, UnknownModel
+from .holder_history import holder_history
 from .links import request_url
 from .models import COMMENT_MAX, Decision, TransitionRequest, Vote, VoteChoice
+from .policy_spec import target_problem
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -282,6 +286,56 @@ class VoteIn(Schema):
     )
 
 
+class TimelineIn(Schema):
+    target: Name | None = Field(
+        None, description="A stage (`Production`) or an alias (`@champion`); default: every target."
+    )
+    at: datetime | None = Field(
+        None,
+        description="A time (ISO 8601; UTC when no offset is given): `held_by` then names the "
+        "versions that held `target` at that time.",
+    )
+
+
+class HowOut(Schema):
+    kind: str = Field(
+        description="`promotion`, `rollback`, `break_glass`, `ratification` (a Quorum request), "
+        "`out_of_band` (made in MLflow directly), `first_seen` (already there when Quorum "
+        "started mirroring) or `unclassified`."
+    )
+    request: int | None
+    requester: str | None
+    approvers: list[str]
+
+
+class HoldingOut(Schema):
+    target: str
+    version: int
+    start: datetime = Field(description="When Quorum's sync saw the version arrive.")
+    start_seen: bool = Field(
+        description="False: it was already there when first seen; how long before is unknown."
+    )
+    end: datetime | None = Field(description="When it left; null: it holds the target now.")
+    end_reason: Literal["moved", "deleted"] | None
+    replaced_by: list[int]
+    began: HowOut
+    ended_by: HowOut | None
+
+
+class TimelineOut(Schema):
+    model: str
+    mirrored_since: datetime | None = Field(
+        description="Quorum's first observation of the model; before it, nothing is known."
+    )
+    target: str | None
+    at: datetime | None
+    held_by: list[int] | None = Field(
+        description="With `at` and `target`: the versions holding `target` then (empty: none); "
+        "null when `at` is before `mirrored_since` (unknown) or no `at` was given."
+    )
+    holdings: list[HoldingOut]
+
+
 # The refusals each kind of endpoint can answer with, for the schema and the docs.
 READ_ERRORS = frozenset({400, 401})
 LOOKUP_ERRORS = frozenset({400, 401, 404})
@@ -508,6 +562,38 @@ def list_versions(request: HttpRequest, name: Name, page: Query[PageIn]):
         raise UnknownModel(f"There is no registered model named {name!r}.")
     versions = ModelVersion.objects.live().filter(model=model).order_by("-version")
     return _page(versions, page, lambda rows: [version_out(model, v) for v in rows])
+
+
+@api.get(
+    "/models/{name}/timeline",
+    response={200: TimelineOut, LOOKUP_ERRORS | {422}: Error},
+    tags=["registry"],
+)
+def model_timeline(request: HttpRequest, name: Name, query: Query[TimelineIn]):
+    """Who held each stage and alias of the model from when to when, and how each holding began,
+    from the mirror's recorded changes. With `target` and `at`: what held `target` at time `at`
+    (`held_by`; null when `at` is before Quorum started mirroring the model: unknown)."""
+    model = RegisteredModel.objects.filter(name=name).first()
+    if model is None:
+        raise UnknownModel(f"There is no registered model named {name!r}.")
+    target = None
+    if query.target is not None:
+        if problem := target_problem(query.target):
+            raise InvalidTarget(f"Target {problem}.")
+        target = str(Target.parse(query.target))
+    at = query.at
+    if at is not None and timezone.is_naive(at):
+        at = timezone.make_aware(at, UTC)
+    history = holder_history(model)
+    entries = history.of(target) if target else history.entries
+    return {
+        "model": model.name,
+        "mirrored_since": history.timeline.mirrored_since,
+        "target": target,
+        "at": at,
+        "held_by": history.held_at(target, at) if target and at else None,
+        "holdings": [entry.as_json() for entry in entries],
+    }
 
 
 @api.post("/requests", response={201: RequestOut, WRITE_ERRORS: Error}, tags=["requests"])

@@ -42,5 +42,6 @@ class ReviewsConfig(AppConfig):
 
         # The registry's pages show the review app's parts without loading its templatetags.
         slots.fill("model_banner", "reviews/slots/model_banner.html")
+        slots.fill("model_history", "reviews/slots/model_history.html")
         slots.fill("model_footer", "reviews/slots/model_footer.html")
         slots.fill("version_banner", "reviews/slots/version_banner.html")

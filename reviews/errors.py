@@ -103,6 +103,13 @@ class AlreadyAtTarget(QuorumError):
     status = 409
 
 
+class NothingToRollBack(QuorumError):
+    """The target has no previous holder to put back, or the version named never held it."""
+
+    code = "nothing_to_roll_back"
+    status = 409
+
+
 class DuplicateRequest(QuorumError):
     code = "duplicate_request"
     status = 409

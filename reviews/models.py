@@ -30,6 +30,10 @@ class ApprovalPolicy(models.Model):
     archive_existing = models.BooleanField(default=False)
     # Eligible rejections that reject a request outright.
     rejections_needed = models.PositiveSmallIntegerField(default=1)
+    # The policy's `rollback:` section (what a rollback request needs instead of the normal
+    # rules) and its `break_glass:` section, as validated by `reviews.policy_spec`; None: absent.
+    rollback = models.JSONField(null=True, blank=True)
+    break_glass = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -122,6 +126,16 @@ class Execution(models.TextChoices):
     FAILED = "failed", "failed"
 
 
+class RequestKind(models.TextChoices):
+    PROMOTION = "promotion", "promotion"
+    # Puts back a version that held the target before (`undoes`: the request it undoes, if any).
+    ROLLBACK = "rollback", "rollback"
+    # Carried out at once by an on-call member, with a reason; ratified afterwards.
+    BREAK_GLASS = "break_glass", "break glass"
+    # The normal quorum's after-the-fact approval of a break-glass move (`ratifies`).
+    RATIFICATION = "ratification", "ratification"
+
+
 # The longest comment on a request or a vote, in characters, wherever it is written (the forms,
 # the API): long enough for a review, short enough for a page, a mail and a log line.
 COMMENT_MAX = 4000
@@ -177,6 +191,15 @@ class TransitionRequest(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="transition_requests"
     )
     comment = models.TextField(blank=True, default="")
+    kind = models.CharField(
+        max_length=16, choices=RequestKind.choices, default=RequestKind.PROMOTION, db_index=True
+    )
+    undoes = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="undone_by"
+    )
+    ratifies = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="ratifications"
+    )
     policy = models.ForeignKey(
         ApprovalPolicy, on_delete=models.SET_NULL, null=True, blank=True, related_name="requests"
     )

@@ -28,10 +28,12 @@ from . import audit, counting
 from .errors import AmbiguousPolicy, NoPolicy, PolicyInvalid
 from .models import ApprovalPolicy, PolicyGate, PolicyRequester, PolicyRequirement
 from .policy_spec import (
+    BreakGlassSpec,
     GateSpec,
     PolicyFile,
     PolicySpec,
     RequirementSpec,
+    RollbackSpec,
     database_problems,
     format_duration,
     parse_policy_file,
@@ -163,6 +165,8 @@ def save_policy(policy: ApprovalPolicy, spec: PolicySpec) -> ApprovalPolicy:
     policy.expires_after = spec.expires_after
     policy.archive_existing = spec.archive_existing
     policy.rejections_needed = spec.rejections_needed
+    policy.rollback = spec.rollback.as_document() if spec.rollback else None
+    policy.break_glass = spec.break_glass.as_document() if spec.break_glass else None
     policy.save()
     policy.requirements.all().delete()
     policy.gates.all().delete()
@@ -262,6 +266,10 @@ def policy_as_spec(policy: ApprovalPolicy) -> PolicySpec:
             for g in policy.gates.all()
         ],
         requesters=[r.group.name for r in policy.requesters.all()],
+        rollback=RollbackSpec.model_validate(policy.rollback) if policy.rollback else None,
+        break_glass=(
+            BreakGlassSpec.model_validate(policy.break_glass) if policy.break_glass else None
+        ),
     )
 
 
@@ -301,6 +309,10 @@ def _policy_document(policy: ApprovalPolicy) -> dict:
     }
     if spec.requesters:
         document["requesters"] = spec.requesters
+    if spec.rollback:
+        document["rollback"] = spec.rollback.as_document()
+    if spec.break_glass:
+        document["break_glass"] = spec.break_glass.as_document()
     if spec.gates:
         document["gates"] = [
             {

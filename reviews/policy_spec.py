@@ -101,6 +101,75 @@ class GateSpec(BaseModel):
         return self
 
 
+def _duration(value):
+    """A duration as written in a file or the admin ("7d", "12h", "30m"), up to
+    `MAX_DURATION`. A timedelta (a policy already stored) is taken as it is."""
+    if isinstance(value, timedelta):
+        return value
+    match = DURATION_RE.match(str(value))
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"{value!r} is not a duration like 7d, 12h or 30m")
+    # Compared as a number first: a timedelta of 9999999999 days does not exist.
+    minutes = int(match.group(1)) * DURATION_MINUTES[match.group(2)]
+    if minutes > MAX_DURATION.total_seconds() // 60:
+        raise ValueError(
+            f"{value!r} is longer than the longest duration allowed, "
+            f"{format_duration(MAX_DURATION)}"
+        )
+    return timedelta(minutes=minutes)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class RollbackSpec(BaseModel):
+    """What a rollback request (a version that held the target before, put back) needs instead
+    of the policy's normal rules: its own sign-offs, and no gates unless asked (the version was
+    approved for this target before)."""
+
+    model_config = ConfigDict(extra="forbid")
+    require: list[RequirementSpec] = Field(min_length=1)
+    gates: bool = False
+    expires_after: Duration | None = None
+
+    @field_validator("require", mode="before")
+    @classmethod
+    def is_a_list(cls, value):
+        return _a_list(value, "mappings")
+
+    def as_document(self) -> dict:
+        document: dict = {
+            "require": [{"group": r.group, "approvals": r.approvals} for r in self.require],
+            "gates": self.gates,
+        }
+        if self.expires_after is not None:
+            document["expires_after"] = format_duration(self.expires_after)
+        return document
+
+
+class BreakGlassSpec(BaseModel):
+    """Who may move a version at once, with a reason, and what happens afterwards: the policy's
+    normal quorum must ratify the move within `ratify_within`, or staff are alerted
+    (`on_unratified: alert`) and also the previous holder is put back (`revert`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    groups: list[GroupName] = Field(min_length=1)
+    ratify_within: Duration = timedelta(hours=24)
+    on_unratified: Literal["alert", "revert"] = "alert"
+
+    @field_validator("groups", mode="before")
+    @classmethod
+    def is_a_list(cls, value):
+        return _a_list(value, "group names")
+
+    def as_document(self) -> dict:
+        return {
+            "groups": list(self.groups),
+            "ratify_within": format_duration(self.ratify_within),
+            "on_unratified": self.on_unratified,
+        }
+
+
 class PolicySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100)
@@ -114,6 +183,8 @@ class PolicySpec(BaseModel):
     gates: list[GateSpec] = []
     # Groups whose members may request; empty: any signed-in user.
     requesters: list[GroupName] = []
+    rollback: RollbackSpec | None = None
+    break_glass: BreakGlassSpec | None = None
 
     @field_validator(*LIST_FIELDS, mode="before")
     @classmethod
@@ -123,21 +194,7 @@ class PolicySpec(BaseModel):
     @field_validator("expires_after", mode="before")
     @classmethod
     def parse_duration(cls, value):
-        """A duration as written in a file or the admin ("7d", "12h", "30m"), up to
-        `MAX_DURATION`. A timedelta (a policy already stored) is taken as it is."""
-        if isinstance(value, timedelta):
-            return value
-        match = DURATION_RE.match(str(value))
-        if not match or int(match.group(1)) == 0:
-            raise ValueError(f"{value!r} is not a duration like 7d, 12h or 30m")
-        # Compared as a number first: a timedelta of 9999999999 days does not exist.
-        minutes = int(match.group(1)) * DURATION_MINUTES[match.group(2)]
-        if minutes > MAX_DURATION.total_seconds() // 60:
-            raise ValueError(
-                f"{value!r} is longer than the longest duration allowed, "
-                f"{format_duration(MAX_DURATION)}"
-            )
-        return timedelta(minutes=minutes)
+        return _duration(value)
 
 
 Usernames = Annotated[
@@ -253,6 +310,15 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
     sizes = {group: len(set(members)) for group, members in spec.groups.items()}
     named = {req.group for policy in spec.policies for req in policy.require}
     named |= {group for policy in spec.policies for group in policy.requesters}
+    named |= {
+        req.group for policy in spec.policies if policy.rollback for req in policy.rollback.require
+    }
+    named |= {
+        group
+        for policy in spec.policies
+        if policy.break_glass
+        for group in policy.break_glass.groups
+    }
     outside = named - sizes.keys()
     for known in Group.objects.filter(name__in=outside).prefetch_related("user_set"):
         sizes[known.name] = sum(1 for user in known.user_set.all() if user.is_active)
@@ -303,6 +369,32 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
                 problems.append(Problem(place, f"unknown group {group!r}"))
             elif group in policy.requesters[:j]:
                 problems.append(Problem(place, f"group {group!r} is listed twice"))
+        if policy.rollback:
+            for j, req in enumerate(policy.rollback.require):
+                place = ("policies", i, "rollback", "require", j)
+                if req.group in unbounded:
+                    continue
+                if req.group not in sizes:
+                    problems.append(Problem((*place, "group"), f"unknown group {req.group!r}"))
+                elif req.group in [r.group for r in policy.rollback.require[:j]]:
+                    problems.append(
+                        Problem((*place, "group"), f"group {req.group!r} is required twice")
+                    )
+                elif req.approvals > sizes[req.group]:
+                    problems.append(
+                        Problem(
+                            (*place, "approvals"),
+                            f"{req.approvals} but group {req.group!r} has "
+                            f"{sizes[req.group]} member{'s' if sizes[req.group] != 1 else ''}",
+                        )
+                    )
+        if policy.break_glass:
+            for j, group in enumerate(policy.break_glass.groups):
+                place = ("policies", i, "break_glass", "groups", j)
+                if group not in sizes and group not in unbounded:
+                    problems.append(Problem(place, f"unknown group {group!r}"))
+                elif group in policy.break_glass.groups[:j]:
+                    problems.append(Problem(place, f"group {group!r} is listed twice"))
     problems.extend(_ambiguities(spec.policies, other))
     return problems
 

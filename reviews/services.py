@@ -36,7 +36,7 @@ from .errors import (
     VersionDeleted,
     WrongExecutionState,
 )
-from .models import Decision, Execution, TransitionRequest, Vote, VoteChoice
+from .models import Decision, Execution, RequestKind, TransitionRequest, Vote, VoteChoice
 from .policies import policy_as_spec, policy_for
 from .policy_spec import target_problem
 
@@ -73,10 +73,13 @@ def request_create(
     target: str,
     requester: User,
     comment: str = "",
+    kind: RequestKind = RequestKind.PROMOTION,
+    undoes: TransitionRequest | None = None,
 ) -> TransitionRequest:
     """Opens a request for `version` of `model` to reach `target`, evaluating its gates at once.
 
-    A failing required gate rejects it on the spot; passing auto-approve gates approve it.
+    A failing required gate rejects it on the spot; passing auto-approve gates approve it. A
+    rollback (`reviews.rollback`) is decided by its policy's `rollback:` section when it has one.
     """
     registered = RegisteredModel.objects.filter(name=model, deleted=False).first()
     if registered is None:
@@ -105,9 +108,18 @@ def request_create(
             f"Request #{existing.pk} for {model} version {number} → {target} is still open."
         )
     policy = policy_for(model, target)
-    snapshot = policy_as_spec(policy).model_dump(mode="json")
+    spec = policy_as_spec(policy)
+    snapshot = spec.model_dump(mode="json")
     if refusal := requester_refusal(requester, snapshot["requesters"], target=target):
         raise NotARequester(refusal)
+    expires_after = policy.expires_after
+    if kind == RequestKind.ROLLBACK and spec.rollback is not None:
+        # The version was approved for this target before: the policy's rollback rules decide.
+        snapshot["require"] = snapshot["rollback"]["require"]
+        if not spec.rollback.gates:
+            snapshot["gates"] = []
+        snapshot["rollback_rules"] = True
+        expires_after = spec.rollback.expires_after or expires_after
     baseline = target_holder(registered, target, exclude=candidate.pk)
     results = gates.evaluate(
         snapshot["gates"], candidate.metrics, baseline.metrics if baseline else None
@@ -119,13 +131,15 @@ def request_create(
                 target=target,
                 requester=requester,
                 comment=comment,
+                kind=kind,
+                undoes=undoes,
                 policy=policy,
                 policy_snapshot=snapshot,
                 baseline=baseline,
                 candidate_metrics=candidate.metrics,
                 baseline_metrics=baseline.metrics if baseline else None,
                 gate_results=[r.as_json() for r in results],
-                expires_at=timezone.now() + policy.expires_after,
+                expires_at=timezone.now() + expires_after,
             )
     except IntegrityError:  # the partial unique index: another open request won the race
         raise DuplicateRequest(
@@ -136,6 +150,8 @@ def request_create(
         actor=requester,
         request=request,
         details={
+            "kind": kind,
+            **({"undoes": undoes.pk} if undoes is not None else {}),
             "target": target,
             "policy": policy.name,
             "comment": comment,

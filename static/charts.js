@@ -34,6 +34,9 @@
         trace.x = series.x;
         trace.hovertemplate = escapeText(chart.x_title) + " %{x}: %{y:.4f}<extra>" + name + "</extra>";
       }
+      if (chart.x_type === "date") {
+        trace.hovertemplate = "%{x}: %{y}<extra>" + name + "</extra>";
+      }
       if (chart.kind === "bar") {
         trace.type = "bar";
         trace.marker = { color: color };
@@ -41,6 +44,16 @@
         trace.type = "scatter";
         trace.mode = series.x.length > 40 ? "lines" : "lines+markers";
         trace.line = { color: color, width: 2 };
+        // Step lines (who held a target over time) keep their value until the next point.
+        if (series.shape) {
+          trace.line.shape = series.shape;
+        }
+        if (series.dash) {
+          trace.line.dash = "dot";
+        }
+        if (series.axis === "y2") {
+          trace.yaxis = "y2";
+        }
         trace.marker = { color: color, size: 6 };
         trace.connectgaps = false;
       }
@@ -66,7 +79,7 @@
         : { orientation: "h", x: 1, xanchor: "right", y: 1.12 },
       xaxis: {
         title: chart.x_title ? { text: escapeText(chart.x_title), standoff: 6 } : undefined,
-        type: chart.x_category ? "category" : "linear",
+        type: chart.x_type === "date" ? "date" : chart.x_category ? "category" : "linear",
         gridcolor: "#eef1f4",
         linecolor: "#cbd2d9",
         zeroline: false,
@@ -78,6 +91,14 @@
         zerolinecolor: "#cbd2d9",
         automargin: true,
       },
+      // A second scale on the right, for a series of another unit (a metric beside versions).
+      yaxis2: chart.y2_title !== undefined ? {
+        title: chart.y2_title ? { text: escapeText(chart.y2_title) } : undefined,
+        overlaying: "y",
+        side: "right",
+        showgrid: false,
+        automargin: true,
+      } : undefined,
     };
   }
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 from registry.models import ChangeOrigin, RegistryChange
 
 from ..forms import PromotionForm
+from ..holder_history import holder_history
 from ..inbox import awaiting_ids, decorate, with_rows
 from ..models import TransitionRequest
 from ..promotion import target_options
@@ -28,6 +29,8 @@ register = template.Library()
 OUT_OF_BAND_WINDOW = timedelta(days=14)
 OUT_OF_BAND_SHOWN = 5
 MODEL_REQUESTS_SHOWN = 15
+# Holdings listed per target on the model page, newest first (the API answers for any time).
+HOLDINGS_SHOWN = 20
 
 
 @register.simple_tag(takes_context=True)
@@ -66,6 +69,25 @@ def model_requests(model) -> dict:
     rows = decorate(with_rows(requests[:MODEL_REQUESTS_SHOWN]))
     total = requests.count() if len(rows) == MODEL_REQUESTS_SHOWN else len(rows)
     return {"model": model, "rows": rows, "total": total}
+
+
+@register.inclusion_tag("reviews/_holder_history.html", takes_context=True)
+def holder_history_section(context, model) -> dict:
+    """Who held each stage and alias of the model when, and how each holding began; reuses the
+    page's replay (`holder_timeline`) when the page made one."""
+    history = holder_history(model, timeline=context.get("holder_timeline"))
+    targets = [
+        (target, list(reversed(history.of(target)))[:HOLDINGS_SHOWN], len(history.of(target)))
+        for target in history.timeline.targets()
+    ]
+    return {
+        "model": model,
+        "history": history,
+        "targets": targets,
+        "shown": HOLDINGS_SHOWN,
+        "user": context.get("user"),
+        "csrf_token": context.get("csrf_token"),
+    }
 
 
 @register.inclusion_tag("reviews/_request_promotion.html", takes_context=True)
