@@ -46,6 +46,14 @@ class Client:
         body = {"model": model, "version": version, "target": target, "comment": comment}
         return self._call("POST", "/requests", json=body)
 
+    def create_rollback(
+        self, model: str, target: str, to_version: str | None, comment: str
+    ) -> dict:
+        body = {"model": model, "target": target, "comment": comment}
+        if to_version is not None:
+            body["to_version"] = to_version
+        return self._call("POST", "/rollbacks", json=body)
+
     def vote(self, request_id: int, decision: str, comment: str) -> dict:
         body = {"decision": decision, "comment": comment}
         return self._call("POST", f"/requests/{request_id}/votes", json=body)

@@ -1,6 +1,7 @@
 """The `quorum` command: request a promotion, follow it, wait for it, vote on it.
 
     quorum request MODEL VERSION --to Production|Staging|@champion [--comment TEXT] [--wait]
+    quorum rollback MODEL --target Production [--to VERSION] [--comment TEXT] [--wait]
     quorum status ID
     quorum wait ID [--timeout 2h]
     quorum vote ID approve|reject [--comment TEXT]
@@ -65,9 +66,10 @@ def outcome(request: dict) -> int | None:
 
 
 def title(request: dict) -> str:
+    kind = request.get("kind", "promotion")
     return (
         f"Request #{request['id']}: {request['model']} version {request['version']} "
-        f"-> {request['target']}"
+        f"-> {request['target']}" + ("" if kind == "promotion" else f" ({kind.replace('_', ' ')})")
     )
 
 
@@ -202,7 +204,11 @@ def create_when_synced(
 
 
 def cmd_request(client: Client, args: argparse.Namespace, out: Output) -> int:
-    request = create_when_synced(client, args, out)
+    return _follow(client, create_when_synced(client, args, out), args, out)
+
+
+def _follow(client: Client, request: dict, args: argparse.Namespace, out: Output) -> int:
+    """Prints a request just made and, with --wait, waits for it; the exit code it ends with."""
     out.line(title(request))
     out.line(request["url"])
     if args.wait:
@@ -212,6 +218,11 @@ def cmd_request(client: Client, args: argparse.Namespace, out: Output) -> int:
         code = EXIT_DECLINED if outcome(request) == EXIT_DECLINED else EXIT_DONE
     out.final(request)
     return code
+
+
+def cmd_rollback(client: Client, args: argparse.Namespace, out: Output) -> int:
+    request = client.create_rollback(args.model, args.target, args.to, args.comment)
+    return _follow(client, request, args, out)
 
 
 def cmd_status(client: Client, args: argparse.Namespace, out: Output) -> int:
@@ -312,6 +323,27 @@ def build_parser() -> argparse.ArgumentParser:
         "version from MLflow (default: 2m; 0 does not retry)",
     )
     request.set_defaults(run=cmd_request)
+
+    rollback = commands.add_parser(
+        "rollback",
+        parents=[common, waiting],
+        help="put back a version that held a stage or alias before",
+        description="Ask for TARGET of MODEL to go back to the version that held it before it "
+        "(or to --to VERSION, which must have held it): a rollback request, decided by the "
+        "policy's rollback rules.",
+    )
+    rollback.add_argument("model")
+    rollback.add_argument(
+        "--target", required=True, help="Production, Staging or @alias: what to roll back"
+    )
+    rollback.add_argument(
+        "--to", metavar="VERSION", help="the version to put back (default: the previous holder)"
+    )
+    rollback.add_argument("--comment", default="", help="why, for the reviewers")
+    rollback.add_argument(
+        "--wait", action="store_true", help="block until the version is back at its target"
+    )
+    rollback.set_defaults(run=cmd_rollback)
 
     status = commands.add_parser(
         "status",

@@ -34,6 +34,7 @@ from .holder_history import holder_history
 from .links import request_url
 from .models import COMMENT_MAX, Decision, TransitionRequest, Vote, VoteChoice
 from .policy_spec import target_problem
+from .rollback import rollback_request_create
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -216,6 +217,14 @@ class RequestOut(RequestSummary):
     )
     gates: list[dict[str, Any]] = Field(description="Gate results as evaluated at creation.")
     votes: list[VoteOut]
+    kind: str = Field(
+        "promotion",
+        description="`promotion`; `rollback` (puts back a version that held the target); "
+        "`break_glass` (carried out at once, ratified afterwards); `ratification` (the quorum's "
+        "after-the-fact approval of a break-glass move).",
+    )
+    undoes: int | None = Field(None, description="A rollback: the request it undoes, if any.")
+    ratifies: int | None = Field(None, description="A ratification: the break-glass request.")
 
 
 class ModelPage(Schema):
@@ -274,6 +283,19 @@ class RequestIn(Schema):
     model: Name
     version: VersionNumber = Field(description="The version number.")
     target: Name = Field(description="A stage (Staging, Production, Archived) or @alias.")
+    comment: Comment = Field("", description=f"At most {COMMENT_MAX:,} characters.")
+
+
+class RollbackIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    model: Name
+    target: Name = Field(description="A stage (Production, Staging) or @alias.")
+    to_version: VersionNumber | None = Field(
+        None,
+        description="The version to put back; it must have held the target before. "
+        "Default: the target's previous holder.",
+    )
     comment: Comment = Field("", description=f"At most {COMMENT_MAX:,} characters.")
 
 
@@ -501,6 +523,9 @@ def request_out(request: TransitionRequest) -> dict:
         "created_at": request.created_at,
         "expires_at": request.expires_at,
         "url": request_url(request.pk),
+        "kind": request.kind,
+        "undoes": request.undoes_id,
+        "ratifies": request.ratifies_id,
     }
 
 
@@ -604,6 +629,21 @@ def create_request(request: ApiRequest, body: RequestIn):
         model=body.model,
         version=body.version,
         target=body.target,
+        requester=request.auth,
+        comment=body.comment,
+    )
+    return Status(201, _request(created.pk))
+
+
+@api.post("/rollbacks", response={201: RequestOut, WRITE_ERRORS: Error}, tags=["requests"])
+def create_rollback(request: ApiRequest, body: RollbackIn):
+    """Asks for `target` of `model` to go back to a version that held it before (default: its
+    previous holder): a request of kind `rollback`, decided by the policy's `rollback:` section
+    when it has one, else by its normal rules. Carried out like any request once approved."""
+    created = rollback_request_create(
+        model=body.model,
+        target=body.target,
+        to_version=body.to_version,
         requester=request.auth,
         comment=body.comment,
     )

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_settings
+from . import views, views_rollback, views_settings
 
 app_name = "reviews"
 
@@ -18,6 +18,7 @@ urlpatterns = [
         views.request_new,
         name="request_new",
     ),
+    path("models/<str:name>/rollback", views_rollback.rollback, name="rollback"),
     path("audit/", views.audit_log, name="audit"),
     path("audit/export.csv", views.audit_export, name="audit_export"),
     path(

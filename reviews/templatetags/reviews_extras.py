@@ -22,6 +22,7 @@ from ..holder_history import holder_history
 from ..inbox import awaiting_ids, decorate, with_rows
 from ..models import TransitionRequest
 from ..promotion import target_options
+from ..rollback import rollback_offers
 
 register = template.Library()
 
@@ -76,8 +77,14 @@ def holder_history_section(context, model) -> dict:
     """Who held each stage and alias of the model when, and how each holding began; reuses the
     page's replay (`holder_timeline`) when the page made one."""
     history = holder_history(model, timeline=context.get("holder_timeline"))
+    offers = {} if model.deleted else {o.target: o for o in rollback_offers(history)}
     targets = [
-        (target, list(reversed(history.of(target)))[:HOLDINGS_SHOWN], len(history.of(target)))
+        (
+            target,
+            list(reversed(history.of(target)))[:HOLDINGS_SHOWN],
+            len(history.of(target)),
+            offers.get(target),
+        )
         for target in history.timeline.targets()
     ]
     return {
