@@ -54,6 +54,10 @@ class Client:
             body["to_version"] = to_version
         return self._call("POST", "/rollbacks", json=body)
 
+    def break_glass(self, model: str, version: str, target: str, reason: str) -> dict:
+        body = {"model": model, "version": version, "target": target, "reason": reason}
+        return self._call("POST", "/break-glass", json=body)
+
     def vote(self, request_id: int, decision: str, comment: str) -> dict:
         body = {"decision": decision, "comment": comment}
         return self._call("POST", f"/requests/{request_id}/votes", json=body)

@@ -1,6 +1,7 @@
 """The `quorum` command: request a promotion, follow it, wait for it, vote on it.
 
     quorum request MODEL VERSION --to Production|Staging|@champion [--comment TEXT] [--wait]
+    quorum request MODEL VERSION --to TARGET --break-glass --reason TEXT [--wait]
     quorum rollback MODEL --target Production [--to VERSION] [--comment TEXT] [--wait]
     quorum status ID
     quorum wait ID [--timeout 2h]
@@ -204,6 +205,9 @@ def create_when_synced(
 
 
 def cmd_request(client: Client, args: argparse.Namespace, out: Output) -> int:
+    if args.break_glass:
+        request = client.break_glass(args.model, args.version, args.to, args.reason)
+        return _follow(client, request, args, out)
     return _follow(client, create_when_synced(client, args, out), args, out)
 
 
@@ -322,6 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to retry while Quorum has not yet synced a just-registered model or "
         "version from MLflow (default: 2m; 0 does not retry)",
     )
+    request.add_argument(
+        "--break-glass",
+        action="store_true",
+        help="move it at once, without a quorum (members of the policy's break-glass groups; "
+        "needs --reason; ratified afterwards)",
+    )
+    request.add_argument("--reason", default="", help="why you break glass (required with it)")
     request.set_defaults(run=cmd_request)
 
     rollback = commands.add_parser(
@@ -389,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     if not args.token:
         parser.error("no API token: pass --token, set QUORUM_TOKEN, or use --oidc-token-env VAR")
+    if getattr(args, "break_glass", False) and not args.reason.strip():
+        parser.error("--break-glass needs --reason: say why, it is audited and mailed")
     if getattr(args, "poll", 1) <= 0:
         parser.error("--poll must be more than 0")
     out = Output(args.json)

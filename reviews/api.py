@@ -29,6 +29,7 @@ from registry.targets import Target
 
 from . import api_errors, attestation, counting, services
 from .api_auth import ApiRequest, BearerToken
+from .break_glass import break_glass_move
 from .errors import InvalidTarget, RequestNotFound, UnknownModel
 from .holder_history import holder_history
 from .links import request_url
@@ -297,6 +298,15 @@ class RollbackIn(Schema):
         "Default: the target's previous holder.",
     )
     comment: Comment = Field("", description=f"At most {COMMENT_MAX:,} characters.")
+
+
+class BreakGlassIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    model: Name
+    version: VersionNumber = Field(description="The version number.")
+    target: Name = Field(description="A stage (Staging, Production) or @alias.")
+    reason: Comment = Field(description="Why, in words: required, audited and mailed.")
 
 
 class VoteIn(Schema):
@@ -648,6 +658,25 @@ def create_rollback(request: ApiRequest, body: RollbackIn):
         comment=body.comment,
     )
     return Status(201, _request(created.pk))
+
+
+@api.post(
+    "/break-glass", response={201: RequestOut, WRITE_ERRORS | {429}: Error}, tags=["requests"]
+)
+def create_break_glass(request: ApiRequest, body: BreakGlassIn):
+    """Moves `version` of `model` to `target` at once, without a quorum: for members of the
+    policy's `break_glass.groups`, with a mandatory `reason`. The required groups are mailed at
+    once and a ratification request follows the move; unratified within the policy's
+    `ratify_within`, staff are alerted (and with `on_unratified: revert`, it is undone). Each user
+    may break glass `QUORUM_BREAK_GLASS_PER_DAY` times in 24 hours (429 after that)."""
+    moved = break_glass_move(
+        model=body.model,
+        version=body.version,
+        target=body.target,
+        user=request.auth,
+        reason=body.reason,
+    )
+    return Status(201, _request(moved.pk))
 
 
 @api.get("/requests", response={200: RequestList, READ_ERRORS: Error}, tags=["requests"])

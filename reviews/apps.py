@@ -38,6 +38,11 @@ class ReviewsConfig(AppConfig):
         event_recorded.connect(notify.on_event_recorded, dispatch_uid="reviews.notify")
         event_recorded.connect(webhooks_out.on_event_recorded, dispatch_uid="reviews.webhooks_out")
 
+        from . import break_glass
+
+        # A break-glass move done opens its ratification; a ratification refused unratifies it.
+        event_recorded.connect(break_glass.on_event_recorded, dispatch_uid="reviews.break_glass")
+
         from registry import slots
 
         # The registry's pages show the review app's parts without loading its templatetags.

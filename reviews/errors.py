@@ -103,6 +103,13 @@ class AlreadyAtTarget(QuorumError):
     status = 409
 
 
+class BreakGlassLimit(QuorumError):
+    """The user broke glass as often as QUORUM_BREAK_GLASS_PER_DAY allows."""
+
+    code = "break_glass_limit"
+    status = 429
+
+
 class NothingToRollBack(QuorumError):
     """The target has no previous holder to put back, or the version named never held it."""
 

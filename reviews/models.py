@@ -511,6 +511,8 @@ class NotificationKind(models.TextChoices):
     ESCALATION = "escalation", "escalation"
     OUT_OF_BAND = "out_of_band", "out-of-band change"
     SYNC_FAILING = "sync_failing", "registry sync failing"
+    BREAK_GLASS = "break_glass", "break glass used"
+    UNRATIFIED = "unratified", "break glass unratified"
 
 
 class Notification(OutboxItem):

@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -137,6 +138,11 @@ class RollbackSpec(BaseModel):
     def is_a_list(cls, value):
         return _a_list(value, "mappings")
 
+    @field_serializer("expires_after")
+    def written_duration(self, value: timedelta | None) -> str | None:
+        # As the file writes it ("1d"): a request's snapshot is read back by this spec.
+        return format_duration(value) if value is not None else None
+
     def as_document(self) -> dict:
         document: dict = {
             "require": [{"group": r.group, "approvals": r.approvals} for r in self.require],
@@ -161,6 +167,11 @@ class BreakGlassSpec(BaseModel):
     @classmethod
     def is_a_list(cls, value):
         return _a_list(value, "group names")
+
+    @field_serializer("ratify_within")
+    def written_duration(self, value: timedelta) -> str:
+        # As the file writes it ("24h"): a request's snapshot is read back by this spec.
+        return format_duration(value)
 
     def as_document(self) -> dict:
         return {

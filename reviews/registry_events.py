@@ -30,7 +30,7 @@ from registry.models import (
 )
 
 from . import audit, gates
-from .models import Decision, Execution, TransitionRequest
+from .models import Decision, Execution, RequestKind, TransitionRequest
 from .services import approvals_mark_stale, decide, is_at_target, target_holder
 
 # A transition finished this recently may still be the one a late sync observes.
@@ -144,6 +144,10 @@ def _review_pending_requests(changes: list[RegistryChange]) -> None:
                 actor="mlflow",
                 reason="The version was deleted in MLflow.",
             )
+            continue
+        if request.kind == RequestKind.RATIFICATION:
+            # Its version is at the target by design (moved by breaking glass), and its baseline
+            # is the holder the move replaced: the quorum ratifies that move as it was made.
             continue
         if is_at_target(candidate, request.target):
             decide(

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_rollback, views_settings
+from . import views, views_break_glass, views_rollback, views_settings
 
 app_name = "reviews"
 
@@ -19,6 +19,8 @@ urlpatterns = [
         name="request_new",
     ),
     path("models/<str:name>/rollback", views_rollback.rollback, name="rollback"),
+    path("models/<str:name>/break-glass", views_break_glass.break_glass, name="break_glass"),
+    path("break-glass/", views_break_glass.break_glass_report, name="break_glass_report"),
     path("audit/", views.audit_log, name="audit"),
     path("audit/export.csv", views.audit_export, name="audit_export"),
     path(

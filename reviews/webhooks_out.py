@@ -46,6 +46,8 @@ ACTIONS = {
     "request.cancelled",
     "transition.done",
     "transition.failed",
+    "break_glass.used",
+    "break_glass.unratified",
 }
 USER_AGENT = "Quorum-Webhooks/1"
 
@@ -141,7 +143,7 @@ def payload(event: AuditEvent) -> dict:
     }
     if event.action.startswith("request."):
         data["decision"] = event.action.removeprefix("request.")
-    else:
+    elif event.action.startswith("transition."):
         data["execution"] = event.action.removeprefix("transition.")
     if request is not None:
         data["request"] = {
@@ -150,6 +152,8 @@ def payload(event: AuditEvent) -> dict:
             "target": request.target,
             "requester": request.requester.get_username(),
             "created_at": request.created_at.isoformat(),
+            # break_glass moves and their ratifications are marked as such for receivers.
+            "kind": request.kind,
         }
     return data
 

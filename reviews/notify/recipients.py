@@ -22,6 +22,8 @@ ACTION_KINDS = {
     "notify.escalation": Kind.ESCALATION,
     "registry.out_of_band": Kind.OUT_OF_BAND,
     "registry.sync_failing": Kind.SYNC_FAILING,
+    "break_glass.used": Kind.BREAK_GLASS,
+    "break_glass.unratified": Kind.UNRATIFIED,
 }
 # Mail about the registry rather than a request: it goes to staff.
 ABOUT_THE_REGISTRY = {Kind.OUT_OF_BAND, Kind.SYNC_FAILING}
@@ -33,11 +35,12 @@ def recipients(kind: str, request: TransitionRequest | None) -> QuerySet:
     """The users who get `kind` of mail about `request`: active, with an address."""
     users = get_user_model().objects.filter(is_active=True).exclude(email="")
     staff = Q(is_staff=True)
-    if kind in ABOUT_THE_REGISTRY or kind == Kind.ESCALATION:
+    if kind in ABOUT_THE_REGISTRY or kind in (Kind.ESCALATION, Kind.UNRATIFIED):
         chosen = users.filter(staff)
     elif request is None:
         raise ValueError(f"{kind!r} mail is about a request, and none was given")
-    elif kind == Kind.REVIEW_NEEDED:
+    elif kind in (Kind.REVIEW_NEEDED, Kind.BREAK_GLASS):
+        # A break-glass move tells every member of the required groups at once.
         chosen = approvers(request, users)
     elif kind == Kind.REMINDER:
         chosen = (

@@ -106,6 +106,10 @@ def subject(kind: str, event: AuditEvent, request, context: dict) -> str:
         text = f"Reminder: {what_to} expires in {context['time_left']}"
     elif kind == Kind.ESCALATION:
         text = f"{what_to} has no vote at half its review time"
+    elif kind == Kind.BREAK_GLASS:
+        text = f"Break glass: {what} moved to {request.target} by {event.actor}"
+    elif kind == Kind.UNRATIFIED:
+        text = f"Break glass unratified: {what_to} ({context['details'].get('decision')})"
     elif kind == Kind.SYNC_FAILING:
         failures = context["details"].get("failures", 0)
         error = (context["error"] or "unknown error").strip().splitlines()[0]

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from registry.models import ChangeOrigin, RegistryChange
 
+from ..break_glass import break_glass_targets
 from ..forms import PromotionForm
 from ..holder_history import holder_history
 from ..inbox import awaiting_ids, decorate, with_rows
@@ -87,10 +88,20 @@ def holder_history_section(context, model) -> dict:
         )
         for target in history.timeline.targets()
     ]
+    user = context.get("user")
+    glass = []
+    if user is not None and user.is_authenticated and not model.deleted:
+        glass = break_glass_targets(model.name, user)
     return {
         "model": model,
         "history": history,
         "targets": targets,
+        "break_glass_targets": glass,
+        "break_glass_versions": (
+            list(model.versions.live().order_by("-version").values_list("version", flat=True))
+            if glass
+            else []
+        ),
         "shown": HOLDINGS_SHOWN,
         "user": context.get("user"),
         "csrf_token": context.get("csrf_token"),

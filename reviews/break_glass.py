@@ -1,0 +1,253 @@
+"""Break glass: an on-call member moves a version at once, with a reason, and the quorum ratifies
+it afterwards.
+
+A policy's `break_glass: {groups, ratify_within, on_unratified}` names who may. The move is a
+request of kind `break_glass`, approved on the spot and carried out by the worker like any other;
+its `break_glass.used` audit event mails every member of the policy's required groups at once.
+When the move is done (`ratification_open`, from the transition job), a `ratification` request
+opens that needs the policy's normal quorum and expires after `ratify_within`. Rejected or
+expired, it is unratified (`on_unratified`): staff are alerted and, with `revert`, the version
+that held the target before is put back by a request the policy approves at once.
+
+Each use is counted per user: at most `QUORUM_BREAK_GLASS_PER_DAY` in 24 hours, so that it does
+not become the normal path; and nobody breaks glass to carry out their own open request.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from . import audit, jobs, services
+from .errors import (
+    BreakGlassLimit,
+    CommentRequired,
+    DuplicateRequest,
+    InvalidTarget,
+    NotAllowed,
+    QuorumError,
+    SelfApprovalNotAllowed,
+)
+from .models import Decision, Execution, RequestKind, TransitionRequest
+from .policies import policies_loaded, policy_as_spec, policy_for
+from .policy_spec import BreakGlassSpec, target_problem
+
+RATE_WINDOW = timedelta(hours=24)
+
+
+def break_glass_targets(model: str, user: User) -> list[str]:
+    """The targets of `model` that `user` may break glass for: those whose deciding policy has a
+    `break_glass` section naming one of the user's groups. A fixed number of queries."""
+    policies = policies_loaded()
+    with_break_glass = [p for p in policies if p.break_glass]
+    if not with_break_glass:
+        return []
+    mine = set(user.groups.values_list("name", flat=True))
+    targets = []
+    for target in dict.fromkeys(t for p in with_break_glass for t in p.targets):
+        try:
+            # The most specific policy decides, whether or not it allows breaking glass.
+            deciding = policy_for(model, target, policies=policies)
+        except QuorumError:  # no policy, or two tied: nobody may
+            continue
+        if deciding.break_glass and mine & set(deciding.break_glass["groups"]):
+            targets.append(target)
+    return targets
+
+
+@transaction.atomic
+def break_glass_move(
+    *, model: str, version: int | str, target: str, user: User, reason: str
+) -> TransitionRequest:
+    """Moves `version` of `model` to `target` at once, for a member of the policy's break-glass
+    groups, with a mandatory `reason`. Refusals change nothing."""
+    reason = reason.strip()
+    if not reason:
+        raise CommentRequired("Say why you break glass: the reason is required and is audited.")
+    if problem := target_problem(target):
+        raise InvalidTarget(f"Target {problem}.")
+    policy = policy_for(model, target)
+    spec = policy_as_spec(policy)
+    if spec.break_glass is None:
+        raise NotAllowed(f"The policy {policy.name!r} does not allow breaking glass for {target}.")
+    mine = set(user.groups.filter(name__in=spec.break_glass.groups).values_list("name", flat=True))
+    if not mine:
+        raise NotAllowed(
+            f"Only members of {' or '.join(spec.break_glass.groups)} may break glass for "
+            f"{model} → {target}."
+        )
+    own = (
+        TransitionRequest.objects.open()
+        .filter(version__model__name=model, version__version=_number(version), target=target)
+        .first()
+    )
+    if own is not None and own.requester_id == user.pk:
+        raise SelfApprovalNotAllowed(
+            f"You requested #{own.pk} yourself: breaking glass would approve your own request. "
+            "Ask another member to break glass, or wait for its quorum."
+        )
+    if own is not None:
+        raise DuplicateRequest(
+            f"Request #{own.pk} for this move is open: vote on it, or have it cancelled first."
+        )
+    limit = settings.QUORUM_BREAK_GLASS_PER_DAY
+    used = TransitionRequest.objects.filter(
+        kind=RequestKind.BREAK_GLASS,
+        requester=user,
+        created_at__gte=timezone.now() - RATE_WINDOW,
+    ).count()
+    if used >= limit:
+        raise BreakGlassLimit(
+            f"You broke glass {used} times in the last 24 hours, the most allowed "
+            f"(QUORUM_BREAK_GLASS_PER_DAY={limit}). Request a promotion instead."
+        )
+    request = services.request_create(
+        model=model,
+        version=version,
+        target=target,
+        requester=user,
+        comment=reason,
+        kind=RequestKind.BREAK_GLASS,
+    )
+    audit.record(
+        "break_glass.used",
+        actor=user,
+        request=request,
+        details={
+            "reason": reason,
+            "groups": sorted(mine),
+            "ratify_within": spec.break_glass.as_document()["ratify_within"],
+            "on_unratified": spec.break_glass.on_unratified,
+            "baseline": request.baseline.version if request.baseline else None,
+        },
+    )
+    services.decide(
+        request, Decision.APPROVED, actor=user, reason=f"Break glass by {user.get_username()}"
+    )
+    return request
+
+
+def _number(version: int | str) -> int | None:
+    try:
+        return int(str(version).strip())
+    except ValueError:
+        return None
+
+
+def ratification_open(request: TransitionRequest) -> TransitionRequest | None:
+    """Opens the ratification of a break-glass request whose move is done (called by the
+    transition job in the transaction that records it): the policy's normal quorum, due by the
+    break-glass time plus `ratify_within`. Once per break-glass request."""
+    if request.kind != RequestKind.BREAK_GLASS or request.ratifications.exists():
+        return None
+    snapshot = dict(request.policy_snapshot)
+    rules = BreakGlassSpec.model_validate(snapshot["break_glass"])
+    # The move is done: gates would compare the version with itself; people decide.
+    snapshot["gates"] = []
+    ratification = TransitionRequest.objects.create(
+        version=request.version,
+        target=request.target,
+        requester=request.requester,
+        comment=request.comment,
+        kind=RequestKind.RATIFICATION,
+        ratifies=request,
+        policy=request.policy,
+        policy_snapshot=snapshot,
+        baseline=request.baseline,
+        candidate_metrics=request.candidate_metrics,
+        baseline_metrics=request.baseline_metrics,
+        gate_results=[],
+        expires_at=request.created_at + rules.ratify_within,
+    )
+    audit.record(
+        "request.created",
+        actor="system",
+        request=ratification,
+        details={
+            "kind": RequestKind.RATIFICATION,
+            "ratifies": request.pk,
+            "target": request.target,
+            "policy": snapshot.get("name"),
+            "comment": request.comment,
+            "baseline": request.baseline.version if request.baseline else None,
+            "gates": [],
+        },
+    )
+    return ratification
+
+
+def on_event_recorded(sender, event, **kwargs) -> None:
+    """Follows a break-glass move through the audit chain: its move done opens the ratification;
+    its ratification rejected or expired leaves it unratified."""
+    if event.request_id is None:
+        return
+    if event.action == "transition.done" and event.request.kind == RequestKind.BREAK_GLASS:
+        ratification_open(event.request)
+    elif event.action in ("request.rejected", "request.expired"):
+        on_ratification_decided(event.request, event.action.removeprefix("request."))
+
+
+def on_ratification_decided(ratification: TransitionRequest, decision: str) -> None:
+    """A ratification rejected or expired leaves its break-glass move unratified: staff are
+    alerted and, when the policy says `revert`, the previous holder is put back at once."""
+    if ratification.kind != RequestKind.RATIFICATION:
+        return
+    if decision not in (Decision.REJECTED, Decision.EXPIRED):
+        return
+    moved = ratification.ratifies
+    rules = BreakGlassSpec.model_validate(ratification.policy_snapshot["break_glass"])
+    previous = moved.baseline if moved is not None else None
+    revert = rules.on_unratified == "revert"
+    reverting = None
+    if revert and previous is not None and not previous.deleted and moved is not None:
+        reverting = _revert(moved, previous)
+    audit.record(
+        "break_glass.unratified",
+        actor="system",
+        request=moved,
+        details={
+            "ratification": ratification.pk,
+            "decision": decision,
+            "on_unratified": rules.on_unratified,
+            "reverted_to": previous.version if reverting is not None else None,
+            "revert_request": reverting.pk if reverting is not None else None,
+            "reason": ratification.decision_reason,
+        },
+    )
+
+
+def _revert(moved: TransitionRequest, previous) -> TransitionRequest | None:
+    """A request putting `previous` back at the target, approved by the policy at once."""
+    if TransitionRequest.objects.open().filter(version=previous, target=moved.target).exists():
+        return None
+    revert = TransitionRequest.objects.create(
+        version=previous,
+        target=moved.target,
+        requester=moved.requester,
+        comment=f"Reverting break-glass move #{moved.pk}: it was not ratified.",
+        kind=RequestKind.ROLLBACK,
+        undoes=moved,
+        policy=moved.policy,
+        policy_snapshot=moved.policy_snapshot,
+        baseline=moved.version,
+        candidate_metrics=previous.metrics,
+        baseline_metrics=moved.version.metrics,
+        gate_results=[],
+        expires_at=timezone.now() + timedelta(days=1),
+        decision=Decision.APPROVED,
+        decided_at=timezone.now(),
+        decision_reason=f"Break-glass move #{moved.pk} was not ratified; the policy reverts it.",
+        execution=Execution.QUEUED,
+    )
+    audit.record(
+        "request.approved",
+        actor="policy",
+        request=revert,
+        details={"reason": revert.decision_reason, "kind": RequestKind.ROLLBACK},
+    )
+    transaction.on_commit(lambda: jobs.enqueue_transition(revert.pk))
+    return revert

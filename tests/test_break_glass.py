@@ -1,0 +1,264 @@
+"""Break glass through a real MLflow and a real worker: the move made at once, the required
+groups mailed, the ratification opened; ratified it stays, rejected or unratified in time staff
+are alerted and, with `revert`, the previous holder comes back. Refusals change nothing: a
+non-member, no reason, one's own open request, the per-user limit. The API, the page's form and
+the staff report."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+
+from registry.models import RegisteredModel
+from reviews import services
+from reviews.api_auth import token_create
+from reviews.break_glass import break_glass_move
+from reviews.errors import BreakGlassLimit, CommentRequired, NotAllowed, SelfApprovalNotAllowed
+from reviews.holder_history import holder_history
+from reviews.models import (
+    AuditEvent,
+    Decision,
+    Execution,
+    Notification,
+    NotificationKind,
+    RequestKind,
+    TransitionRequest,
+)
+from reviews.policies import policies_load
+from tests.conftest import STANDARD_POLICIES
+from tests.factories import approve_all
+
+pytestmark = pytest.mark.django_db
+
+
+def glass_policies(on_unratified: str) -> str:
+    return STANDARD_POLICIES.replace(
+        "  data-science: [scientist1, scientist2, scientist3]\n",
+        "  data-science: [scientist1, scientist2, scientist3]\n  oncall: [outsider]\n",
+    ).replace(
+        "    archive_existing: true\n",
+        "    archive_existing: true\n"
+        "    break_glass: {groups: [oncall], ratify_within: 1h, "
+        f"on_unratified: {on_unratified}}}\n",
+    )
+
+
+@pytest.fixture
+def glass(promoted, cast):
+    """`glass(on_unratified)`: the production policy lets `outsider` (oncall) break glass;
+    everyone has an address, so mail can be counted."""
+    for user in cast.values():
+        user.email = f"{user.username}@example.com"
+        user.save(update_fields=["email"])
+
+    def load(on_unratified: str = "revert") -> str:
+        policies_load(text=glass_policies(on_unratified))
+        return promoted
+
+    return load
+
+
+def moved_and_done(model, outsider, transitions, syncs, simple_worker, capture):
+    with capture(execute=True):
+        move = break_glass_move(
+            model=model, version=3, target="Production", user=outsider, reason="v1 leaks PII"
+        )
+    simple_worker(transitions, syncs)
+    move.refresh_from_db()
+    return move
+
+
+def test_break_glass_moves_at_once_notifies_and_opens_the_ratification(
+    glass, outsider, mlflow_client, transitions, syncs, simple_worker,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    model = glass()
+    move = moved_and_done(
+        model, outsider, transitions, syncs, simple_worker, django_capture_on_commit_callbacks
+    )
+
+    assert (move.kind, move.decision, move.execution) == (
+        RequestKind.BREAK_GLASS,
+        Decision.APPROVED,
+        Execution.DONE,
+    )
+    assert mlflow_client.get_version(model, 3).stage == "Production"
+    assert mlflow_client.get_version(model, 1).stage == "Archived"
+    told = Notification.objects.filter(kind=NotificationKind.BREAK_GLASS)
+    assert sorted(told.values_list("recipient__username", flat=True)) == [
+        "lead",
+        "scientist1",
+        "scientist2",
+        "scientist3",
+    ]
+    ratification = TransitionRequest.objects.get(kind=RequestKind.RATIFICATION)
+    assert ratification.ratifies_id == move.pk and ratification.decision == Decision.PENDING
+    assert ratification.expires_at == move.created_at + timedelta(hours=1)
+    assert ratification.policy_snapshot["require"][0] == {"group": "ml-leads", "approvals": 1}
+    used = AuditEvent.objects.get(action="break_glass.used")
+    assert used.details["reason"] == "v1 leaks PII" and used.actor == "outsider"
+    latest = holder_history(RegisteredModel.objects.get(name=model)).of("Production")[-1]
+    assert (latest.holding.version, latest.began.kind) == (3, "break_glass")
+
+
+def test_a_ratified_move_stays(
+    glass, outsider, lead, scientist1, scientist2, mlflow_client, transitions, syncs,
+    simple_worker, django_capture_on_commit_callbacks,
+):  # fmt: skip
+    model = glass()
+    moved_and_done(
+        model, outsider, transitions, syncs, simple_worker, django_capture_on_commit_callbacks
+    )
+    ratification = TransitionRequest.objects.get(kind=RequestKind.RATIFICATION)
+    approve_all(
+        ratification, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks
+    )
+    simple_worker(transitions, syncs)
+
+    ratification.refresh_from_db()
+    assert (ratification.decision, ratification.execution) == (Decision.APPROVED, Execution.DONE)
+    assert mlflow_client.get_version(model, 3).stage == "Production"
+    assert not AuditEvent.objects.filter(action="break_glass.unratified").exists()
+
+
+def test_a_rejected_ratification_alerts_staff_and_reverts(
+    glass, outsider, scientist1, mlflow_client, transitions, syncs, simple_worker,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    model = glass("revert")
+    move = moved_and_done(
+        model, outsider, transitions, syncs, simple_worker, django_capture_on_commit_callbacks
+    )
+    ratification = TransitionRequest.objects.get(kind=RequestKind.RATIFICATION)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.vote_cast(
+            request_id=ratification.pk, user=scientist1, decision="reject", comment="no incident"
+        )
+    simple_worker(transitions, syncs)
+
+    assert mlflow_client.get_version(model, 1).stage == "Production"
+    assert mlflow_client.get_version(model, 3).stage == "Archived"
+    revert = TransitionRequest.objects.get(kind=RequestKind.ROLLBACK, undoes=move)
+    assert (revert.version.version, revert.execution) == (1, Execution.DONE)
+    unratified = AuditEvent.objects.get(action="break_glass.unratified")
+    assert unratified.details["reverted_to"] == 1 and unratified.details["decision"] == "rejected"
+    staff = Notification.objects.filter(kind=NotificationKind.UNRATIFIED)
+    assert list(staff.values_list("recipient__username", flat=True)) == ["admin"]
+
+
+def test_unratified_in_time_alerts_and_alert_alone_does_not_revert(
+    glass, outsider, mlflow_client, transitions, syncs, simple_worker,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    model = glass("alert")
+    moved_and_done(
+        model, outsider, transitions, syncs, simple_worker, django_capture_on_commit_callbacks
+    )
+    ratification = TransitionRequest.objects.get(kind=RequestKind.RATIFICATION)
+
+    assert (
+        services.requests_expire_overdue(now=ratification.expires_at - timedelta(seconds=1)) == []
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        expired = services.requests_expire_overdue(
+            now=ratification.expires_at + timedelta(seconds=1)
+        )
+    simple_worker(transitions, syncs)
+
+    assert expired == [ratification.pk]
+    unratified = AuditEvent.objects.get(action="break_glass.unratified")
+    assert unratified.details["decision"] == "expired" and unratified.details["reverted_to"] is None
+    assert Notification.objects.filter(kind=NotificationKind.UNRATIFIED).exists()
+    assert mlflow_client.get_version(model, 3).stage == "Production"
+    assert not TransitionRequest.objects.filter(kind=RequestKind.ROLLBACK).exists()
+
+
+def test_unratified_in_time_with_revert_puts_the_previous_holder_back(
+    glass, outsider, mlflow_client, transitions, syncs, simple_worker,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    model = glass("revert")
+    moved_and_done(
+        model, outsider, transitions, syncs, simple_worker, django_capture_on_commit_callbacks
+    )
+    ratification = TransitionRequest.objects.get(kind=RequestKind.RATIFICATION)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.requests_expire_overdue(now=ratification.expires_at + timedelta(seconds=1))
+    simple_worker(transitions, syncs)
+    assert mlflow_client.get_version(model, 1).stage == "Production"
+
+
+def test_refusals_change_nothing(glass, outsider, requester, settings):
+    model = glass()
+    with pytest.raises(NotAllowed, match="Only members of oncall"):
+        break_glass_move(model=model, version=3, target="Production", user=requester, reason="x")
+    with pytest.raises(CommentRequired):
+        break_glass_move(model=model, version=3, target="Production", user=outsider, reason=" ")
+    with pytest.raises(NotAllowed, match="does not allow breaking glass"):
+        break_glass_move(model=model, version=3, target="Staging", user=outsider, reason="x")
+    own = services.request_create(model=model, version=2, target="Production", requester=outsider)
+    with pytest.raises(SelfApprovalNotAllowed, match=f"You requested #{own.pk} yourself"):
+        break_glass_move(model=model, version=2, target="Production", user=outsider, reason="x")
+    assert TransitionRequest.objects.filter(kind=RequestKind.BREAK_GLASS).count() == 0
+
+    settings.QUORUM_BREAK_GLASS_PER_DAY = 1
+    break_glass_move(model=model, version=3, target="Production", user=outsider, reason="first")
+    with pytest.raises(BreakGlassLimit, match="QUORUM_BREAK_GLASS_PER_DAY=1"):
+        break_glass_move(model=model, version=1, target="@champion", user=outsider, reason="2nd")
+    assert TransitionRequest.objects.filter(kind=RequestKind.BREAK_GLASS).count() == 1
+
+
+def test_api_breaks_glass_and_answers_refusals_with_their_status(glass, outsider, lead, client):
+    model = glass()
+
+    def post(user, **body):
+        headers = {"Authorization": f"Bearer {token_create(user=user, name='t')[1]}"}
+        return client.post(
+            "/api/v1/break-glass", body, content_type="application/json", headers=headers
+        )
+
+    refused = post(lead, model=model, version=3, target="Production", reason="x")
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    no_reason = post(outsider, model=model, version=3, target="Production", reason="")
+    assert no_reason.status_code == 400 and no_reason.json()["error"] == "comment_required"
+    missing = post(outsider, model=model, version=3, target="Production")
+    assert missing.status_code == 400
+    made = post(outsider, model=model, version=3, target="Production", reason="outage")
+    assert made.status_code == 201, made.content
+    assert (made.json()["kind"], made.json()["decision"]) == ("break_glass", "approved")
+
+
+def test_page_form_moves_and_the_staff_report_lists_it(glass, outsider, admin_user, client):
+    model = glass()
+    client.force_login(outsider)
+    page = client.get(reverse("registry:model_detail", args=[model])).content.decode()
+    assert 'id="break-glass"' in page and '<option value="Production">' in page
+    url = reverse("reviews:break_glass", args=[model])
+    assert client.get(url).status_code == 405
+    no_reason = client.post(url, {"version": "3", "target": "Production"}, follow=True)
+    assert "the reason is required" in no_reason.content.decode()
+    moved = client.post(url, {"version": "3", "target": "Production", "reason": "outage"})
+    move = TransitionRequest.objects.get(kind=RequestKind.BREAK_GLASS)
+    assert moved.status_code == 302 and moved.url == reverse(
+        "reviews:request_detail", args=[move.pk]
+    )
+    detail = client.get(moved.url).content.decode()
+    assert "break glass" in detail and "Reason: outage" in detail
+
+    report = reverse("reviews:break_glass_report")
+    assert client.get(report).status_code == 403  # staff only
+    client.force_login(admin_user)
+    listed = client.get(report).content.decode()
+    assert f"#{move.pk}</a>" in listed and "outage" in listed and "outsider" in listed
+
+
+def test_members_of_no_break_glass_group_see_no_form(glass, requester, client):
+    model = glass()
+    client.force_login(requester)
+    page = client.get(reverse("registry:model_detail", args=[model])).content.decode()
+    assert 'id="break-glass"' not in page
+    client.logout()
+    anonymous = client.post(reverse("reviews:break_glass", args=[model]), {"reason": "x"})
+    assert anonymous.status_code == 302 and "/login" in anonymous.url
