@@ -22,12 +22,11 @@ from django.utils import timezone
 from quorum.localservices import free_port
 from reviews import jobs, notify, services, webhooks_out
 from reviews.models import OutboxState, WebhookDelivery
-from tests import test_notify, test_transitions
+from tests import test_notify
 from tests.test_services import mirror
 
 pytestmark = pytest.mark.django_db
 
-promoted = test_transitions.promoted  # a model in MLflow and the mirror
 
 run_transition = test_notify.run_transition
 
@@ -145,6 +144,7 @@ def test_a_decision_is_posted_signed_to_every_configured_url(
             "target": "Production",
             "requester": "requester",
             "created_at": request.created_at.isoformat(),
+            "kind": "promotion",
         }
     assert chat.posts[0][0]["X-Quorum-Delivery"] != deploy.posts[0][0]["X-Quorum-Delivery"]
     assert set(WebhookDelivery.objects.values_list("state", "response_status")) == {("sent", 200)}
