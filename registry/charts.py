@@ -194,6 +194,7 @@ def holders_over_time(
         "title": "Holders over time",
         "x_title": "",
         "y_title": "version",
+        "y_integer": True,
         "y2_title": key,
         "x_category": False,
         "x_type": "date",

@@ -62,6 +62,26 @@
   }
 
   function layout(chart, element) {
+    var result = baseLayout(chart, element);
+    if (chart.y_integer) {
+      result.yaxis.dtick = 1;  // version numbers: no v3.5
+      result.yaxis.tickprefix = "v";
+    }
+    // A second scale on the right, for a series of another unit (a metric beside versions).
+    // Only when asked: Plotly reads every yaxisN key it is given, even an undefined one.
+    if (chart.y2_title !== undefined) {
+      result.yaxis2 = {
+        title: chart.y2_title ? { text: escapeText(chart.y2_title) } : undefined,
+        overlaying: "y",
+        side: "right",
+        showgrid: false,
+        automargin: true,
+      };
+    }
+    return result;
+  }
+
+  function baseLayout(chart, element) {
     var small = element.clientWidth < 520;
     return {
       title: { text: escapeText(chart.title), font: { size: 14, color: "#1f2933" }, x: 0, xanchor: "left" },
@@ -91,14 +111,6 @@
         zerolinecolor: "#cbd2d9",
         automargin: true,
       },
-      // A second scale on the right, for a series of another unit (a metric beside versions).
-      yaxis2: chart.y2_title !== undefined ? {
-        title: chart.y2_title ? { text: escapeText(chart.y2_title) } : undefined,
-        overlaying: "y",
-        side: "right",
-        showgrid: false,
-        automargin: true,
-      } : undefined,
     };
   }
 

@@ -56,7 +56,7 @@ def test_rollback_button_puts_the_previous_holder_back(sign_in, fraud, mlflow_cl
     )
     timeline = page.locator("#holder-timeline").inner_text()
     assert "made in MLflow directly" in timeline and "already there when Quorum started" in timeline
-    page.wait_for_selector("#chart-holders .main-svg")
+    page.wait_for_selector("#chart-holders.js-plotly-plot .main-svg")
     requester.shot("model-timeline-rollback.png")
 
     button.click()
