@@ -45,8 +45,11 @@ class Holding:
     # since `start`, for how long before is unknown.
     start_seen: bool
     start_change_id: int | None
+    # The changes' `origin` (ChangeOrigin): made by Quorum, out of band, or not yet classified.
+    start_origin: str = ""
     end: datetime | None = None
     end_change_id: int | None = None
+    end_origin: str = ""
     # "moved" (to another stage, or the alias left it) or "deleted" (the version or the model).
     end_reason: str = ""
     # The versions that took the target over when this holding ended (same sync).
@@ -107,7 +110,9 @@ def holder_timeline(model: RegisteredModel) -> HolderTimeline:
     rows = (
         RegistryChange.objects.filter(model=model, kind__in=REPLAYED_KINDS)
         .order_by("observed_at", "id")
-        .values_list("id", "kind", "old", "new", "observed_at", "sync_run_id", "version__version")
+        .values_list(
+            "id", "kind", "old", "new", "observed_at", "sync_run_id", "version__version", "origin"
+        )
     )
     mirrored_since: datetime | None = None
     open_: dict[tuple[str, int], Holding] = {}
@@ -121,21 +126,26 @@ def holder_timeline(model: RegisteredModel) -> HolderTimeline:
         if gone.version != number and number not in gone.replaced_by:
             gone.replaced_by.append(number)
 
-    def begin(target: str, number: int, at: datetime, change_id: int, seen: bool, sync) -> None:
+    def begin(
+        target: str, number: int, at: datetime, change_id: int, seen: bool, sync, origin: str
+    ) -> None:
         if (target, number) in open_:
             return
-        holding = Holding(target, number, at, seen, change_id, start_sync=sync)
+        holding = Holding(target, number, at, seen, change_id, origin, start_sync=sync)
         open_[(target, number)] = holding
         if sync is not None:
             began_in.setdefault((sync, target), []).append(holding)
             for gone in ended_in.get((sync, target), []):
                 replaces(gone, holding.version)
 
-    def finish(target: str, number: int, at: datetime, change_id: int, reason: str, sync) -> None:
+    def finish(
+        target: str, number: int, at: datetime, change_id: int, reason: str, sync, origin: str
+    ) -> None:
         holding = open_.pop((target, number), None)
         if holding is None:
             return
         holding.end, holding.end_change_id, holding.end_reason = at, change_id, reason
+        holding.end_origin = origin
         holding.end_sync = sync
         done.append(holding)
         if sync is not None:
@@ -143,26 +153,26 @@ def holder_timeline(model: RegisteredModel) -> HolderTimeline:
             for arrived in began_in.get((sync, target), []):
                 replaces(holding, arrived.version)
 
-    for change_id, kind, old, new, at, sync, number in rows:
+    for change_id, kind, old, new, at, sync, number, origin in rows:
         if mirrored_since is None:
             mirrored_since = at
         if kind == ChangeKind.VERSION_CREATED and number is not None:
             placed = new or {}
             for target in _held_targets(placed.get("stage"), placed.get("aliases") or []):
-                begin(target, number, at, change_id, False, sync)
+                begin(target, number, at, change_id, False, sync, origin)
         elif kind == ChangeKind.STAGE_CHANGED and number is not None:
             if _holds(old):
-                finish(str(old), number, at, change_id, "moved", sync)
+                finish(str(old), number, at, change_id, "moved", sync, origin)
             if _holds(new):
-                begin(str(new), number, at, change_id, True, sync)
+                begin(str(new), number, at, change_id, True, sync, origin)
         elif kind == ChangeKind.ALIAS_REMOVED and number is not None:
-            finish(f"{ALIAS_PREFIX}{old}", number, at, change_id, "moved", sync)
+            finish(f"{ALIAS_PREFIX}{old}", number, at, change_id, "moved", sync, origin)
         elif kind == ChangeKind.ALIAS_ADDED and number is not None:
-            begin(f"{ALIAS_PREFIX}{new}", number, at, change_id, True, sync)
+            begin(f"{ALIAS_PREFIX}{new}", number, at, change_id, True, sync, origin)
         elif kind in (ChangeKind.VERSION_DELETED, ChangeKind.MODEL_DELETED):
             for target, held in list(open_):
                 if kind == ChangeKind.MODEL_DELETED or held == number:
-                    finish(target, held, at, change_id, "deleted", sync)
+                    finish(target, held, at, change_id, "deleted", sync, origin)
     holdings = sorted([*done, *open_.values()], key=lambda h: (h.start, h.start_change_id or 0))
     return HolderTimeline(model=model, mirrored_since=mirrored_since, holdings=holdings)
 

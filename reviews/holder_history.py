@@ -4,7 +4,7 @@
 this module says how each began: carried out by a Quorum request (with its kind, requester and
 approvers: a promotion, a rollback, a break-glass move), made in MLflow directly (out of band), or
 already in place when Quorum first saw it. A fixed number of queries whatever the history's
-length: the replay, the changes' origins, and the requests that caused them with their votes.
+length: the replay (with the changes' origins), and the requests that caused them with their votes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import datetime
 from django.db.models import Prefetch
 
 from registry.holdings import HolderTimeline, Holding, holder_timeline
-from registry.models import ChangeOrigin, RegisteredModel, RegistryChange
+from registry.models import ChangeOrigin, RegisteredModel
 
 from .models import RequestKind, TransitionRequest, Vote, VoteChoice
 
@@ -103,7 +103,8 @@ def holder_history(
     change_ids = {
         i for h in timeline.holdings for i in (h.start_change_id, h.end_change_id) if i is not None
     }
-    origins = dict(RegistryChange.objects.filter(pk__in=change_ids).values_list("pk", "origin"))
+    origins = {h.start_change_id: h.start_origin for h in timeline.holdings}
+    origins.update({h.end_change_id: h.end_origin for h in timeline.holdings})
     through = TransitionRequest.caused_changes.through
     caused = dict(
         through.objects.filter(registrychange_id__in=change_ids).values_list(

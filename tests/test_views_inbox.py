@@ -18,7 +18,9 @@ from tests.test_views_review import ESCAPED, HOSTILE, login, no_mlflow, text_of 
 pytestmark = pytest.mark.django_db
 
 INBOX_QUERIES = 13
-MODEL_QUERIES = 9
+# The model page's holders timeline: the replay, the requests that caused the holdings and their
+# approvals, and the policies read to offer the break-glass form (tests/test_holder_history.py).
+MODEL_QUERIES = 12
 # The promotion form loads the policies once, then looks up each named target's holder.
 VERSION_QUERIES = 16
 
@@ -238,7 +240,9 @@ def test_out_of_band_change_is_flagged_on_model_and_version_pages(client, polici
     text = text_of(client.get("/models/alpha/"))
     assert "Changed in MLflow outside Quorum." in text
     assert "v1 : stage Production → Archived" in text
-    assert "@x" not in text and "@old" not in text
+    # The banner is news; the timeline further down lists every holding, @x included.
+    banner = text[: text.index("Who held what, when")]
+    assert "@x" not in banner and "@old" not in banner
     assert "Changed in MLflow outside Quorum." in text_of(client.get("/models/alpha/versions/1/"))
     assert "Changed in MLflow outside Quorum." not in text_of(
         client.get("/models/alpha/versions/2/")
