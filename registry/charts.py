@@ -168,7 +168,7 @@ def holders_over_time(
     if not targets:
         return None
     key = next(iter(metrics.ordered_keys({k for m in metrics_by_version.values() for k in m})), "")
-    series = []
+    series: list[dict[str, Any]] = []
     for name in targets:
         xs, ys = _segments(timeline.of(name), until, lambda h: h.version)
         series.append({"name": name, "x": xs, "y": ys, "shape": "hv"})
@@ -179,8 +179,13 @@ def holders_over_time(
             timeline.of(first), until, lambda h: metrics_by_version.get(h.version, {}).get(key)
         )
         series.append(
-            {"name": f"{key} of {first}'s holder", "x": xs, "y": [_y(v) for v in stored],
-             "axis": "y2", "dash": True}
+            {
+                "name": f"{key} of {first}'s holder",
+                "x": xs,
+                "y": [_y(v) for v in stored],
+                "axis": "y2",
+                "dash": True,
+            }
         )
         notes = _notes(f"{key} of {first}'s holder", list(zip(xs, stored, strict=True)))
     if timeline.mirrored_since is not None:

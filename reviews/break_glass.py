@@ -214,7 +214,7 @@ def on_ratification_decided(ratification: TransitionRequest, decision: str) -> N
             "ratification": ratification.pk,
             "decision": decision,
             "on_unratified": rules.on_unratified,
-            "reverted_to": previous.version if reverting is not None else None,
+            "reverted_to": previous.version if reverting is not None and previous else None,
             "revert_request": reverting.pk if reverting is not None else None,
             "reason": ratification.decision_reason,
         },

@@ -120,7 +120,8 @@ def holder_history(
     }
 
     def how(change_id: int | None, *, first_seen: bool) -> How | None:
-        request = requests.get(caused.get(change_id)) if change_id is not None else None
+        request_id = caused.get(change_id) if change_id is not None else None
+        request = requests.get(request_id) if request_id is not None else None
         if request is not None:
             return How(
                 kind=request.kind,

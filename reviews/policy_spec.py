@@ -382,30 +382,30 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
                 problems.append(Problem(place, f"group {group!r} is listed twice"))
         if policy.rollback:
             for j, req in enumerate(policy.rollback.require):
-                place = ("policies", i, "rollback", "require", j)
+                rule: tuple[str | int, ...] = ("policies", i, "rollback", "require", j)
                 if req.group in unbounded:
                     continue
                 if req.group not in sizes:
-                    problems.append(Problem((*place, "group"), f"unknown group {req.group!r}"))
+                    problems.append(Problem((*rule, "group"), f"unknown group {req.group!r}"))
                 elif req.group in [r.group for r in policy.rollback.require[:j]]:
                     problems.append(
-                        Problem((*place, "group"), f"group {req.group!r} is required twice")
+                        Problem((*rule, "group"), f"group {req.group!r} is required twice")
                     )
                 elif req.approvals > sizes[req.group]:
                     problems.append(
                         Problem(
-                            (*place, "approvals"),
+                            (*rule, "approvals"),
                             f"{req.approvals} but group {req.group!r} has "
                             f"{sizes[req.group]} member{'s' if sizes[req.group] != 1 else ''}",
                         )
                     )
         if policy.break_glass:
             for j, group in enumerate(policy.break_glass.groups):
-                place = ("policies", i, "break_glass", "groups", j)
+                member: tuple[str | int, ...] = ("policies", i, "break_glass", "groups", j)
                 if group not in sizes and group not in unbounded:
-                    problems.append(Problem(place, f"unknown group {group!r}"))
+                    problems.append(Problem(member, f"unknown group {group!r}"))
                 elif group in policy.break_glass.groups[:j]:
-                    problems.append(Problem(place, f"group {group!r} is listed twice"))
+                    problems.append(Problem(member, f"group {group!r} is listed twice"))
     problems.extend(_ambiguities(spec.policies, other))
     return problems
 
