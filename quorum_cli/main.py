@@ -1,7 +1,8 @@
 """The `quorum` command: request a promotion, follow it, wait for it, vote on it.
 
     quorum request MODEL VERSION --to Production|Staging|@champion [--comment TEXT] [--wait]
-    quorum status ID
+                   [--answer TEXT]   (required when the version was rejected there before)
+    quorum status ID                      (also prints the latest comments)
     quorum wait ID [--timeout 2h]
     quorum vote ID approve|reject [--comment TEXT]
     quorum verify MODEL VERSION --target Production [--key FILE | --server URL]
@@ -38,6 +39,9 @@ UNREACHABLE_GRACE_SECONDS = 120
 
 DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# `quorum status` prints the newest comments on the request, each on one line this wide at most.
+LATEST_COMMENTS = 3
+COMMENT_WIDTH = 200
 
 
 def duration(text: str) -> float:
@@ -95,6 +99,14 @@ def state_line(request: dict) -> str:
         running = f" (attempt {attempt})" if execution == "running" and attempt > 1 else ""
         return f"approved{by}: transition {execution or 'queued'}{running}"
     return f"{decision}{by}: {reason}" if reason else f"{decision}{by}"
+
+
+def comment_line(comment: dict) -> str:
+    # One line per comment in a terminal: its line breaks become spaces, a long one is cut.
+    body = " ".join(str(comment.get("body", "")).split())
+    if len(body) > COMMENT_WIDTH:
+        body = body[: COMMENT_WIDTH - 1] + "…"
+    return f"{comment.get('author')} ({comment.get('created_at', '')[:16]}): {body}"
 
 
 def vote_line(vote: dict) -> str:
@@ -191,7 +203,9 @@ def create_when_synced(
     told = False
     while True:
         try:
-            return client.create_request(args.model, args.version, args.to, args.comment)
+            return client.create_request(
+                args.model, args.version, args.to, args.comment, answer=args.answer
+            )
         except CliError as error:
             if error.code not in NOT_YET_SYNCED or time.monotonic() >= deadline:
                 raise
@@ -223,6 +237,9 @@ def cmd_status(client: Client, args: argparse.Namespace, out: Output) -> int:
         out.line(f"  gate {'passed' if gate.get('passed') else 'FAILED'}: {gate.get('reason')}")
     for vote in request.get("votes", []):
         out.line(f"  vote: {vote_line(vote)}")
+    request["latest_comments"] = client.latest_comments(args.id, limit=LATEST_COMMENTS)
+    for comment in request["latest_comments"]:
+        out.line(f"  comment: {comment_line(comment)}")
     out.final(request)
     return EXIT_DECLINED if outcome(request) == EXIT_DECLINED else EXIT_DONE
 
@@ -301,6 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", required=True, metavar="TARGET", help="Production, Staging, Archived or @alias"
     )
     request.add_argument("--comment", default="", help="why, for the reviewers")
+    request.add_argument(
+        "--answer",
+        default="",
+        help="what changed since this version was rejected for this target (required then)",
+    )
     request.add_argument(
         "--wait", action="store_true", help="block until the version is at its target"
     )

@@ -25,11 +25,12 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict
 from quorum_cli import attestation as proof
 from registry.models import ModelVersion, RegisteredModel
 
-from . import api_errors, attestation, counting, services
+from . import api_errors, attestation, conversation, counting, services, timeline
 from .api_auth import ApiRequest, BearerToken
 from .errors import RequestNotFound, UnknownModel
 from .links import request_url
 from .models import COMMENT_MAX, Decision, TransitionRequest, Vote, VoteChoice
+from .models import Comment as CommentRow
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -200,6 +201,10 @@ class RequestSummary(Schema):
 
 class RequestOut(RequestSummary):
     comment: str
+    rejection_answer: str = Field(
+        description="The requester's answer to an earlier rejection of this version for this "
+        "target; empty when there was none."
+    )
     decision_reason: str
     decided_by: str | None = Field(description="A username; null when the policy decided.")
     decided_at: datetime | None
@@ -212,6 +217,33 @@ class RequestOut(RequestSummary):
     )
     gates: list[dict[str, Any]] = Field(description="Gate results as evaluated at creation.")
     votes: list[VoteOut]
+
+
+class CommentOut(Schema):
+    id: int
+    author: str
+    body: str
+    created_at: datetime
+
+
+class CommentPage(Schema):
+    count: int
+    items: list[CommentOut]
+
+
+class TimelineEntryOut(Schema):
+    sequence: int = Field(description="The audit event's sequence number.")
+    at: datetime
+    actor: str = Field(description='A username, or "policy", "system", "mlflow".')
+    action: str = Field(description="The audit action, e.g. `vote.cast`, `comment.posted`.")
+    kind: str = Field(description="What sort of entry: created, vote, comment, stale, ...")
+    title: str
+    text: str = Field(description="A comment, a vote's comment, a reason or an error.")
+    items: list[str] = Field(description="Gate results, when the entry has them.")
+
+
+class TimelineOut(Schema):
+    items: list[TimelineEntryOut]
 
 
 class ModelPage(Schema):
@@ -271,6 +303,28 @@ class RequestIn(Schema):
     version: VersionNumber = Field(description="The version number.")
     target: Name = Field(description="A stage (Staging, Production, Archived) or @alias.")
     comment: Comment = Field("", description=f"At most {COMMENT_MAX:,} characters.")
+    rejection_answer: Comment = Field(
+        "",
+        description="Required when this version was rejected for this target before (else 422 "
+        "`answer_required`, quoting the rejection): what changed since.",
+    )
+
+
+class CommentIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    body: Comment = Field(description=f"At most {COMMENT_MAX:,} characters; not blank.")
+    seen_decision: Literal[tuple(Decision.values)] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="The decision state the client last saw: when the request has moved on "
+        "since, the comment is refused (409 `page_stale`) rather than posted.",
+    )
+
+
+class CancelIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Comment = Field("", description="Why; shown in the timeline and the mails.")
 
 
 class VoteIn(Schema):
@@ -420,6 +474,7 @@ def request_out(request: TransitionRequest) -> dict:
         "target": request.target,
         "requester": request.requester.get_username(),
         "comment": request.comment,
+        "rejection_answer": request.rejection_answer,
         "decision": request.decision,
         "decision_reason": request.decision_reason,
         "decided_by": request.decided_by.get_username() if request.decided_by else None,
@@ -520,6 +575,7 @@ def create_request(request: ApiRequest, body: RequestIn):
         target=body.target,
         requester=request.auth,
         comment=body.comment,
+        rejection_answer=body.rejection_answer,
     )
     return Status(201, _request(created.pk))
 
@@ -574,7 +630,60 @@ def cast_vote(request: ApiRequest, id: int, body: VoteIn):  # noqa: A002
     response={200: RequestOut, WRITE_ERRORS: Error},
     tags=["requests"],
 )
-def cancel_request(request: ApiRequest, id: int):  # noqa: A002
-    """Withdraws a pending request (its requester, or an admin)."""
-    services.request_cancel(request_id=id, user=request.auth)
+def cancel_request(request: ApiRequest, id: int, body: CancelIn | None = None):  # noqa: A002
+    """Withdraws a pending request (its requester, or an admin), with an optional `reason`."""
+    services.request_cancel(request_id=id, user=request.auth, reason=body.reason if body else "")
     return _request(id)
+
+
+def comment_out(comment: CommentRow) -> dict:
+    return {
+        "id": comment.pk,
+        "author": comment.author.get_username(),
+        "body": comment.body,
+        "created_at": comment.created_at,
+    }
+
+
+def _request_row(pk: int) -> TransitionRequest:
+    request = TransitionRequest.objects.select_related("version__model").filter(pk=pk).first()
+    if request is None:
+        raise RequestNotFound(f"There is no request #{pk}.")
+    return request
+
+
+@api.get(
+    "/requests/{id}/comments",
+    response={200: CommentPage, LOOKUP_ERRORS: Error},
+    tags=["requests"],
+)
+def list_comments(request: HttpRequest, id: int, page: Query[PageIn]):  # noqa: A002
+    """A request's comments (remarks without a vote), oldest first."""
+    comments = _request_row(id).comments.select_related("author").order_by("created_at", "id")
+    return _page(comments, page, lambda rows: [comment_out(c) for c in rows])
+
+
+@api.post(
+    "/requests/{id}/comments",
+    response={201: CommentOut, WRITE_ERRORS: Error},
+    tags=["requests"],
+)
+def post_comment(request: ApiRequest, id: int, body: CommentIn):  # noqa: A002
+    """Comments on a request without voting, as the token's user. Anyone who may see the
+    request may comment; the requester, its voters and its approvers are told by mail."""
+    posted = conversation.comment_post(
+        request_id=id, user=request.auth, body=body.body, seen_decision=body.seen_decision
+    )
+    return Status(201, comment_out(posted))
+
+
+@api.get(
+    "/requests/{id}/timeline",
+    response={200: TimelineOut, LOOKUP_ERRORS: Error},
+    tags=["requests"],
+)
+def get_timeline(request: HttpRequest, id: int):  # noqa: A002
+    """What happened to a request, oldest first, read from the audit log: creation and gates,
+    votes, comments, dismissed approvals, re-evaluations, the decision, transition attempts, and
+    changes made in MLflow outside Quorum to the same model and target."""
+    return {"items": [entry.as_json() for entry in timeline.timeline(_request_row(id))]}

@@ -92,3 +92,14 @@ def decorate(requests) -> list[TransitionRequest]:
         request.state = state_label(request)
         request.state_class = state_class(request)
     return rows
+
+
+def mark_rereviews(rows: list[TransitionRequest], user: User) -> list[TransitionRequest]:
+    """Sets `rereview` on rows loaded with `with_rows`: the reason `user`'s approval was
+    dismissed when it was (the evidence changed and they are asked again), else "". No query:
+    the votes are prefetched."""
+    for request in rows:
+        dismissed = [v for v in request.votes.all() if v.user_id == user.pk and v.stale]
+        # Read by the inbox table beside the row's own fields.
+        request.rereview = dismissed[-1].stale_reason if dismissed else ""  # type: ignore[attr-defined]
+    return rows

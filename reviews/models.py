@@ -177,6 +177,9 @@ class TransitionRequest(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="transition_requests"
     )
     comment = models.TextField(blank=True, default="")
+    # The requester's answer to an earlier rejection of the same version for the same target
+    # (`reviews.related`): required before that version may be requested again.
+    rejection_answer = models.TextField(blank=True, default="")
     policy = models.ForeignKey(
         ApprovalPolicy, on_delete=models.SET_NULL, null=True, blank=True, related_name="requests"
     )
@@ -338,6 +341,28 @@ class Vote(models.Model):
         return f"{self.user} {self.decision}s #{self.request_id}"
 
 
+class Comment(models.Model):
+    """A remark on a request without a vote, by anyone who may see it (`reviews.conversation`).
+
+    The audit event `comment.posted` carries the same text: the request's timeline reads that.
+    """
+
+    request = models.ForeignKey(
+        TransitionRequest, on_delete=models.CASCADE, related_name="comments"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="review_comments"
+    )
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.author} on #{self.request_id}"
+
+
 class AuditEventManager(models.Manager):
     def actions(self) -> list[str]:
         """Every action recorded, in order: one index probe per distinct action (a recursive
@@ -488,6 +513,8 @@ class NotificationKind(models.TextChoices):
     ESCALATION = "escalation", "escalation"
     OUT_OF_BAND = "out_of_band", "out-of-band change"
     SYNC_FAILING = "sync_failing", "registry sync failing"
+    COMMENT = "comment", "comment"
+    REREVIEW = "rereview", "approval dismissed"
 
 
 class Notification(OutboxItem):

@@ -176,6 +176,17 @@ def _review_pending_requests(changes: list[RegistryChange]) -> None:
         request.save(
             update_fields=["baseline", "candidate_metrics", "baseline_metrics", "gate_results"]
         )
+        # The request page's gates section and timeline say when and why they were re-evaluated.
+        audit.record(
+            "request.reevaluated",
+            actor="system",
+            request=request,
+            details={
+                "reason": reason,
+                "baseline": holder.version if holder else None,
+                "gates": request.gate_results,
+            },
+        )
         approvals_mark_stale(request, reason=reason[0].upper() + reason[1:] + ".")
         if failed := gates.required_failures(results):
             decide(

@@ -1,4 +1,5 @@
-"""Outgoing webhooks: JSON for every decision and execution result, POSTed to each configured URL.
+"""Outgoing webhooks: JSON for every decision, execution result, comment and dismissed approval,
+POSTed to each configured URL.
 
 Chat and CD systems subscribe by being listed in `QUORUM_WEBHOOK_URLS`. Every request carries
 
@@ -46,6 +47,9 @@ ACTIONS = {
     "request.cancelled",
     "transition.done",
     "transition.failed",
+    "comment.posted",
+    # Approvals dismissed because the evidence changed: their voters are asked to review again.
+    "votes.stale",
 }
 USER_AGENT = "Quorum-Webhooks/1"
 
@@ -141,7 +145,7 @@ def payload(event: AuditEvent) -> dict:
     }
     if event.action.startswith("request."):
         data["decision"] = event.action.removeprefix("request.")
-    else:
+    elif event.action.startswith("transition."):
         data["execution"] = event.action.removeprefix("transition.")
     if request is not None:
         data["request"] = {

@@ -334,6 +334,28 @@ def test_an_approver_whose_approval_went_stale_votes_again_with_the_cli(
     assert "vote: scientist2 approved (for data-science)" in status
 
 
+def test_status_prints_the_latest_comments(quorum):
+    created = quorum.cli("request", quorum.model, "2", "--to", "Staging", "--json")
+    request_id = json.loads(created.stdout)["id"]
+    for user, body in [
+        ("lead", "first"),
+        ("requester", "second"),
+        ("lead", "third,\nover two lines"),
+        ("requester", "fourth " + "x" * 300),
+    ]:
+        posted = quorum.api("POST", f"/requests/{request_id}/comments", user, json={"body": body})
+        assert posted.status_code == 201, posted.text
+    status = quorum.cli("status", str(request_id), "--json")
+    assert status.returncode == 0, status.stderr
+    lines = [line for line in status.stderr.splitlines() if "comment:" in line]
+    assert len(lines) == 3 and "first" not in status.stderr
+    assert lines[0].startswith("  comment: requester (") and lines[0].endswith("): second")
+    assert lines[1].endswith("third, over two lines")
+    assert lines[2].endswith("…") and len(lines[2]) < 260
+    shown = json.loads(status.stdout)
+    assert [c["author"] for c in shown["latest_comments"]] == ["requester", "lead", "requester"]
+
+
 def test_wait_and_status_exit_1_for_a_cancelled_request(quorum):
     created = quorum.cli("request", quorum.model, "2", "--to", "Staging", "--json")
     request_id = json.loads(created.stdout)["id"]

@@ -57,6 +57,7 @@ def mail_context(event: AuditEvent, kind: str) -> dict[str, Any]:
         "request": request,
         "reason": details.get("reason", ""),
         "error": details.get("error", ""),
+        "body": details.get("body", ""),
     }
     if request is not None:
         votes = list(request.votes.select_related("user"))
@@ -106,6 +107,10 @@ def subject(kind: str, event: AuditEvent, request, context: dict) -> str:
         text = f"Reminder: {what_to} expires in {context['time_left']}"
     elif kind == Kind.ESCALATION:
         text = f"{what_to} has no vote at half its review time"
+    elif kind == Kind.COMMENT:
+        text = f"{event.actor} commented on {what_to}"
+    elif kind == Kind.REREVIEW:
+        text = f"Your approval of #{request.pk} {what_to} was dismissed: please review again"
     elif kind == Kind.SYNC_FAILING:
         failures = context["details"].get("failures", 0)
         error = (context["error"] or "unknown error").strip().splitlines()[0]
