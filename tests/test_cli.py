@@ -356,6 +356,29 @@ def test_status_prints_the_latest_comments(quorum):
     assert [c["author"] for c in shown["latest_comments"]] == ["requester", "lead", "requester"]
 
 
+def test_requesting_a_rejected_version_again_needs_an_answer(quorum):
+    created = quorum.cli("request", quorum.model, "2", "--to", "Staging", "--json")
+    request_id = json.loads(created.stdout)["id"]
+    rejected = quorum.api(
+        "POST",
+        f"/requests/{request_id}/votes",
+        "scientist1",
+        json={"decision": "reject", "comment": "Calibration is off."},
+    )
+    assert rejected.status_code == 201, rejected.text
+    again = quorum.cli("request", quorum.model, "2", "--to", "Staging")
+    assert again.returncode == 2
+    assert "refused (answer_required)" in again.stderr
+    assert f"Previously rejected in #{request_id} by scientist1: 'Calibration is off.'" in (
+        again.stderr
+    )
+    answered = quorum.cli(
+        "request", quorum.model, "2", "--to", "Staging", "--answer", "Recalibrated.", "--json"
+    )
+    assert answered.returncode == 0, answered.stderr
+    assert json.loads(answered.stdout)["rejection_answer"] == "Recalibrated."
+
+
 def test_wait_and_status_exit_1_for_a_cancelled_request(quorum):
     created = quorum.cli("request", quorum.model, "2", "--to", "Staging", "--json")
     request_id = json.loads(created.stdout)["id"]

@@ -29,7 +29,7 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 # the page with policies). The models page also reads the sync's status line (one query).
 LIST_QUERIES = 7
 MODEL_QUERIES = 7
-VERSION_QUERIES = 10
+VERSION_QUERIES = 11  # the promotion form reads related requests in one query
 COMPARE_QUERIES = 8
 
 

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db
 HOSTILE = "<img src=x onerror=alert(1)>"
 ESCAPED = "&lt;img src=x onerror=alert(1)&gt;"
 # Session + user, then the page's own: the same for 2 votes and versions as for 12.
-DETAIL_QUERIES = 12  # the activity timeline is one more
+DETAIL_QUERIES = 13  # one each for the activity timeline and the related requests
 STATUS_QUERIES = 3
 
 
