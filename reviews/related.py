@@ -26,9 +26,13 @@ def rejected_by(request: TransitionRequest) -> str:
 
 
 def rejection_words(request: TransitionRequest) -> str:
-    """ "Previously rejected in #3 by bob: 'recall dropped'"."""
-    reason = f": '{request.decision_reason}'" if request.decision_reason else ""
-    return f"Previously rejected in #{request.pk} by {rejected_by(request)}{reason}"
+    """One sentence: "Previously rejected in #3 by bob: 'Recall dropped.'"."""
+    reason = request.decision_reason.strip()
+    said = f"Previously rejected in #{request.pk} by {rejected_by(request)}"
+    if not reason:
+        return said + "."
+    ends = "" if reason[-1] in ".!?" else "."
+    return f"{said}: '{reason}'{ends}"
 
 
 def previous_rejections(version: ModelVersion, target: str) -> list[TransitionRequest]:

@@ -115,7 +115,7 @@ def request_create(
     rejections = related.previous_rejections(candidate, target)
     if rejections and not rejection_answer:
         raise AnswerRequired(
-            f"{related.rejection_words(rejections[0])}. Answer it (what changed since?) "
+            f"{related.rejection_words(rejections[0])} Answer it (what changed since?) "
             f"before requesting {model} version {number} → {target} again."
         )
     policy = policy_for(model, target)

@@ -50,7 +50,7 @@ def test_requesting_a_rejected_version_again_needs_an_answer(rejected, requester
     with pytest.raises(AnswerRequired) as refusal:
         again(requester)
     assert str(refusal.value).startswith(
-        f"Previously rejected in #{rejected.pk} by scientist1: '{REASON}'. Answer it"
+        f"Previously rejected in #{rejected.pk} by scientist1: '{REASON}' Answer it"
     )
     with pytest.raises(AnswerRequired):
         again(requester, rejection_answer="   ")
