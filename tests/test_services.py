@@ -655,7 +655,10 @@ def test_a_rejected_version_can_be_requested_again_and_history_is_kept(
     first = create(requester)
     services.vote_cast(request_id=first.pk, user=scientist1, decision="reject", comment="overfits")
 
-    second = create(requester, comment="retrained with regularisation")
+    # Asked again, it must answer the rejection (tests/test_related.py has the refusal).
+    second = create(
+        requester, comment="retrained", rejection_answer="retrained with regularisation"
+    )
 
     assert second.pk != first.pk and second.decision == Decision.PENDING
     history = TransitionRequest.objects.filter(version__model__name="fraud-detector")
