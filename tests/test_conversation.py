@@ -120,3 +120,15 @@ def test_latest_comments_are_the_newest_oldest_first(pending, requester):
         conversation.comment_post(request_id=pending.pk, user=requester, body=f"note {n}")
     latest = conversation.latest_comments(pending, limit=3)
     assert [c.body for c in latest] == ["note 2", "note 3", "note 4"]
+
+
+def test_the_comment_mail_quotes_it_and_links_the_request(pending, addressed, lead, settings):
+    from reviews.notify import render
+
+    settings.QUORUM_BASE_URL = "https://quorum.example.com"
+    conversation.comment_post(request_id=pending.pk, user=lead, body="Is <b>EU</b> covered?")
+    mail = render(AuditEvent.objects.get(action="comment.posted"), "comment")
+    assert mail["subject"] == "[Quorum] lead commented on fraud v2 → Production"
+    assert "Is <b>EU</b> covered?" in mail["text"]
+    assert "Is &lt;b&gt;EU&lt;/b&gt; covered?" in mail["html"]
+    assert f"https://quorum.example.com/reviews/{pending.pk}/" in mail["text"]
