@@ -20,7 +20,7 @@ from registry.jobs import (
 from registry.models import MetricHistory, ModelVersion, RegisteredModel
 from registry.signals import changes_observed
 from registry.sync import sync_registry
-from tests.test_sync import register
+from tests.factories import register_in_mlflow
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +73,7 @@ def test_the_pending_marker_expires_so_a_lost_job_cannot_block_syncs_forever(
 def test_a_change_during_a_running_sync_queues_a_new_job(
     sync_queue, simple_worker, mlflow_server, mlflow_client, unique_name
 ):
-    register(mlflow_client, unique_name, versions=2)
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
     assert enqueue_model_sync(unique_name)
     (running,) = queued(sync_queue, unique_name)
     # Called while the job runs, after it read MLflow: stands for a webhook arriving mid-sync.
@@ -121,7 +121,7 @@ def test_an_older_job_leaves_the_marker_of_a_newer_queued_one_alone(
 def test_periodic_syncs_run_on_a_worker_and_mirror_the_registry(
     sync_queue, simple_worker, mlflow_server, mlflow_client, unique_name
 ):
-    register(mlflow_client, unique_name, versions=2)
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
     incremental = sync_queue.enqueue(sync_incremental)
     full = sync_queue.enqueue(sync_full)
 
@@ -163,7 +163,7 @@ def test_the_cron_config_schedules_the_syncs_and_the_reconciler(
 def test_fetch_history_caches_the_runs_metric_histories(
     sync_queue, simple_worker, mlflow_client, unique_name
 ):
-    run_ids = register(mlflow_client, unique_name, versions=2)
+    run_ids = register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)
     job = sync_queue.enqueue(fetch_history, run_ids)
 
