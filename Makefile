@@ -32,12 +32,16 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed-demo: pyproject.toml | $(PY)
-	$(PY) -m pip install -e '.[demo]'
+# The MLflow guard is its own distribution (mlflow-quorum-guard/): the demo and the tests run
+# `mlflow server --app-name quorum-guard` from this venv, so both install it beside Quorum.
+GUARD := ./mlflow-quorum-guard[basic-auth]
+
+$(VENV)/.installed-demo: pyproject.toml mlflow-quorum-guard/pyproject.toml | $(PY)
+	$(PY) -m pip install -e '.[demo]' -e '$(GUARD)'
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install -e '.[test,demo]'
+$(VENV)/.installed-test: pyproject.toml mlflow-quorum-guard/pyproject.toml | $(PY)
+	$(PY) -m pip install -e '.[test,demo]' -e '$(GUARD)'
 	@touch $@
 
 # The browser tests drive Debian's Chromium: Playwright cannot download its own browser here.
@@ -60,6 +64,8 @@ chromium:
 # $(1): pytest's arguments before PYTEST_ARGS; $(2): what a run that selects no test is called.
 define run-pytest
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	@if [ -n "$${DATABASE_URL:-}" ]; then \
 	  echo "database: DATABASE_URL"; \
 	elif $(PY) -m quorum.localservices answers $(TEST_POSTGRES); then \
@@ -93,6 +99,7 @@ test-fast: $(VENV)/.installed-test
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/ruff format --check .
 
 # Back to a fresh clone: the virtualenv, caches, and var/ (the demo's database and MLflow store).

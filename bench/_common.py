@@ -9,13 +9,14 @@ var/bench/. Redis is REDIS_URL, else database 13 of the local Redis, else a priv
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +50,7 @@ def bench_stack(
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     if "DATABASE_URL" not in os.environ:  # setdefault would build the fresh database anyway
         os.environ["DATABASE_URL"] = fresh_database(name)
-    stops = []
+    stops: list[Callable[[], None]] = []
     if "REDIS_URL" not in os.environ:
         if redis_answers(LOCAL_REDIS):
             os.environ["REDIS_URL"] = LOCAL_REDIS
@@ -82,7 +83,7 @@ def bench_stack(
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
-            stops.append(lambda p=process: stop_process(p))
+            stops.append(functools.partial(stop_process, process))
         yield server.url
     finally:
         for stop in reversed(stops):

@@ -101,7 +101,10 @@ def run(url: str, count: int) -> list[float]:
         # vote_cast commits before it returns (its own transaction, no outer one).
         services.vote_cast(request_id=request.pk, user=approver, decision="approve")
         committed = time.perf_counter()
-        while client.get_version("latency-model", version).stage != "Production":
+        while True:
+            found = client.get_version("latency-model", version)
+            if found is not None and found.stage == "Production":
+                break
             if time.perf_counter() - committed > 30:
                 raise SystemExit(f"v{version} not in Production after 30 s: is the worker up?")
             time.sleep(0.005)

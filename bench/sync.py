@@ -18,12 +18,15 @@ incremental ≤ 5 % of full. The mirror goes to DATABASE_URL (default: SQLite un
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -73,21 +76,26 @@ def build_registry(url: str, models: int, versions: int) -> None:
 def raw_listing(url: str) -> int:
     """What any mirror must read at least: every version and every version's run."""
     from mlflow.entities import ViewType
+    from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=url, registry_uri=url)
-    versions, token = [], None
+    versions: list[ModelVersion] = []
+    token = None
     while True:
         page = client.search_model_versions(max_results=10_000, page_token=token)
         versions.extend(page)
         token = page.token
         if not token:
             break
-    experiment_ids, token = [], None
+    experiment_ids: list[str] = []
+    token = None
     while True:  # 1,000 experiments a page: a large registry has more
-        page = client.search_experiments(view_type=ViewType.ALL, max_results=1000, page_token=token)
-        experiment_ids.extend(e.experiment_id for e in page)
-        token = page.token
+        experiments = client.search_experiments(
+            view_type=ViewType.ALL, max_results=1000, page_token=token
+        )
+        experiment_ids.extend(e.experiment_id for e in experiments)
+        token = experiments.token
         if not token:
             break
     run_ids = sorted({v.run_id for v in versions if v.run_id})
@@ -116,7 +124,10 @@ def empty_mirror() -> None:
     SyncRun.objects.all().delete()
 
 
-def timed(fn) -> tuple[float, object]:
+T = TypeVar("T")
+
+
+def timed(fn: Callable[[], T]) -> tuple[float, T]:
     started = time.perf_counter()
     value = fn()
     return time.perf_counter() - started, value
@@ -135,9 +146,9 @@ def measure(url: str, args) -> None:
         empty_mirror()
         seconds, _ = timed(lambda: raw_listing(url))
         samples["raw"].append(seconds)
-        for key, kwargs in (("cold", {"full": True}), ("warm", {"full": True}), ("incr", {})):
+        for key, full in (("cold", True), ("warm", True), ("incr", False)):
             client = RegistryClient(url)
-            seconds, result = timed(lambda kw=kwargs, c=client: sync_registry(client=c, **kw))
+            seconds, result = timed(functools.partial(sync_registry, client=client, full=full))
             samples[key].append(seconds)
             calls[key] = client.calls
             if key == "incr":

@@ -12,11 +12,11 @@ import functools
 
 import django_rq
 from django.conf import settings
-from django_rq.queues import DjangoRQ
 from redis import Redis
+from rq import Queue
 
 
-def get_queue(name: str) -> DjangoRQ:
+def get_queue(name: str) -> Queue:
     return django_rq.get_queue(name, connection=redis_for(settings.RQ_QUEUES[name]["URL"]))
 
 

@@ -4,8 +4,6 @@ Jobs take plain arguments (model names), never objects: they are pickled into Re
 long after, in another process.
 
 - `sync_incremental` and `sync_full` are the periodic syncs (`quorum/cron.py` schedules them).
-- `fetch_history` warms the metric history cache for some runs, so their pages need not wait on
-  MLflow.
 - `sync_model` re-reads one model; the MLflow webhook receiver and the transition job queue it
   through `enqueue_model_sync`, which keeps at most one *queued* sync per model: a burst of webhooks
   while a job waits collapses into that job, and a change that arrives while a job runs gets a
@@ -24,8 +22,6 @@ from rq import Retry, get_current_job
 
 from quorum import queues
 
-from .history import history_keys, metric_histories
-from .models import ModelVersion
 from .sync import sync_registry
 
 logger = logging.getLogger(__name__)
@@ -127,14 +123,3 @@ def sync_incremental() -> str:
 def sync_full() -> str:
     """The nightly sync: the whole registry, with the version tags an incremental one misses."""
     return str(sync_registry(full=True))
-
-
-def fetch_history(run_ids: list[str]) -> str:
-    """Caches the charted metrics' histories of these runs; returns a summary line."""
-    versions = ModelVersion.objects.live().filter(run_id__in=set(run_ids))
-    histories = metric_histories((v.run_id, key) for v in versions for key in history_keys(v))
-    summary = f"fetched {histories.fetched} metric histories for {len(set(run_ids))} runs"
-    if histories.unavailable:
-        # Not a failure worth a retry: a page fetches what is missing when it needs it.
-        summary += "; MLflow did not answer, the rest will be fetched when a page needs it"
-    return summary

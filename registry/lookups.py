@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from django.http import Http404
 
-from .models import ModelVersion, RegisteredModel
+from .models import MODEL_NAME_MAX, ModelVersion, RegisteredModel
 
 # The longest name the mirror holds: a longer one cannot name a model here.
-NAME_MAX = RegisteredModel._meta.get_field("name").max_length
+NAME_MAX = MODEL_NAME_MAX
 # The largest version number the database column holds; anything above cannot exist.
 MAX_VERSION = 2_147_483_647
 # More digits than this cannot be a version (MAX_VERSION has ten), whatever their value.

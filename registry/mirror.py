@@ -104,55 +104,91 @@ def apply_mlflow_state(
     missing was deleted. `all_models_listed`: `models` is the whole registry, so a mirrored model
     that is missing was deleted. `unreadable_runs`: run ids MLflow could not give, with why; their
     versions are mirrored without run data (what the mirror had is kept) and reported as partial.
-    """
-    unreadable_runs = unreadable_runs or {}
-    skipped = _Skipped()
-    changes: dict[Owner, list[RegistryChange]] = defaultdict(list)
 
-    def change(model_row, version_row, kind, old=None, new=None):
+    The phases run in this order, each adding to one `_Diff`, and the changes they record are
+    written in the order they were found: a stage change before the alias moves of the same sync.
+    """
+    diff = _Diff(sync_run)
+    listed = set(models)
+    models = _create_and_compare_models(diff, models, deleted_models, all_models_listed)
+    _mark_deleted_models(diff, listed, deleted_models, all_models_listed)
+    _compare_listed_versions(diff, models, versions, runs, complete_models, unreadable_runs or {})
+    _move_aliases_of_unlisted_versions(diff, models)
+    _mark_deleted_versions(diff, complete_models)
+    _copy_model_aliases(diff, models)
+    _record_new_versions(diff)
+    return _write_and_announce(diff, models_listed=len(listed), versions_listed=len(versions))
+
+
+@dataclass
+class _Diff:
+    """What one `apply_mlflow_state` found: the rows to write, keyed as the phases look them up,
+    the changes to record with them, and what it could not mirror."""
+
+    sync_run: SyncRun
+    skipped: _Skipped = field(default_factory=_Skipped)
+    changes: dict[Owner, list[RegistryChange]] = field(default_factory=lambda: defaultdict(list))
+    model_rows: dict[str, RegisteredModel] = field(default_factory=dict)
+    changed_models: dict[str, RegisteredModel] = field(default_factory=dict)
+    # Models whose alias map moved: their versions' aliases are compared even if none is listed.
+    alias_moved: set[str] = field(default_factory=set)
+    gone_models: set[str] = field(default_factory=set)
+    version_rows: dict[tuple[str, int], ModelVersion] = field(default_factory=dict)
+    new_versions: list[ModelVersion] = field(default_factory=list)
+    changed_versions: dict[int, ModelVersion] = field(default_factory=dict)  # by id(row)
+    # Versions MLflow listed (or that belong to a skipped model): not taken for deleted.
+    seen: set[tuple[str, int]] = field(default_factory=set)
+
+    def change(self, model_row, version_row, kind, old=None, new=None) -> None:
         owner = (model_row.name, version_row.version if version_row is not None else None)
-        changes[owner].append(
+        self.changes[owner].append(
             RegistryChange(
                 model=model_row,
                 version=version_row,
                 kind=kind,
                 old=old,
                 new=new,
-                sync_run=sync_run,
+                sync_run=self.sync_run,
             )
         )
 
-    # Models -------------------------------------------------------------------------------
+
+def _create_and_compare_models(
+    diff: _Diff,
+    models: dict[str, MlflowModel],
+    deleted_models: set[str],
+    all_models_listed: bool,
+) -> dict[str, MlflowModel]:
+    """Reads the mirror's rows of these models, inserts the new ones, and copies MLflow's fields
+    onto the others; returns the models that are now in the mirror."""
     # A model MLflow describes in a way the mirror cannot store is skipped with its versions;
     # it is still "listed", so it is not taken for deleted.
-    listed = set(models)
-    models = {name: m for name, m in models.items() if _model_ok(name, m, skipped)}
+    models = {name: m for name, m in models.items() if _model_ok(name, m, diff.skipped)}
     if all_models_listed:
-        model_rows = {m.name: m for m in RegisteredModel.objects.all()}
+        diff.model_rows = {m.name: m for m in RegisteredModel.objects.all()}
     else:
         names = {name for name in set(models) | set(deleted_models) if can_hold(name)}
-        model_rows = {m.name: m for m in RegisteredModel.objects.filter(name__in=names)}
+        diff.model_rows = {m.name: m for m in RegisteredModel.objects.filter(name__in=names)}
 
     new_models = [
         RegisteredModel(
             name=m.name,
             description=m.description,
             tags=m.tags,
-            aliases={},  # set below, with the alias changes recorded per version
+            aliases={},  # set by `_copy_model_aliases`, after the alias changes per version
             creation_timestamp=m.creation_timestamp,
             last_updated_timestamp=m.last_updated_timestamp,
         )
         for name, m in models.items()
-        if name not in model_rows
+        if name not in diff.model_rows
     ]
-    for row in _create_models(new_models, skipped):
-        model_rows[row.name] = row
-        change(row, None, ChangeKind.MODEL_CREATED)
-    models = {name: m for name, m in models.items() if name in model_rows}
-    changed_models: dict[str, RegisteredModel] = {}
-    alias_moved: set[str] = {m.name for m in new_models if m.pk and models[m.name].aliases}
+    for row in _create_models(new_models, diff.skipped):
+        diff.model_rows[row.name] = row
+        diff.change(row, None, ChangeKind.MODEL_CREATED)
+    models = {name: m for name, m in models.items() if name in diff.model_rows}
+    diff.alias_moved = {m.name for m in new_models if m.pk and models[m.name].aliases}
     for name, m in models.items():
-        row = model_rows[name]
+        row = diff.model_rows[name]
         fields = {
             "description": m.description,
             "tags": m.tags,
@@ -163,46 +199,59 @@ def apply_mlflow_state(
         for attr, value in fields.items():
             if getattr(row, attr) != value:
                 setattr(row, attr, value)
-                changed_models[name] = row
+                diff.changed_models[name] = row
         if row.aliases != _alias_map_json(m.aliases):
-            alias_moved.add(name)
+            diff.alias_moved.add(name)
+    return models
 
-    gone_models = {
+
+def _mark_deleted_models(
+    diff: _Diff, listed: set[str], deleted_models: set[str], all_models_listed: bool
+) -> None:
+    """Marks deleted the mirrored models MLflow no longer has, recording each."""
+    diff.gone_models = {
         name
-        for name, row in model_rows.items()
+        for name, row in diff.model_rows.items()
         if not row.deleted
         and ((all_models_listed and name not in listed) or name in deleted_models)
     }
-    for name in gone_models:
-        row = model_rows[name]
+    for name in diff.gone_models:
+        row = diff.model_rows[name]
         row.deleted = True
-        changed_models[name] = row
-        change(row, None, ChangeKind.MODEL_DELETED)
+        diff.changed_models[name] = row
+        diff.change(row, None, ChangeKind.MODEL_DELETED)
 
-    # Versions -----------------------------------------------------------------------------
-    touched = {v.name for v in versions} | complete_models | alias_moved | gone_models
-    version_rows: dict[tuple[str, int], ModelVersion] = {}
+
+def _compare_listed_versions(
+    diff: _Diff,
+    models: dict[str, MlflowModel],
+    versions: list[MlflowVersion],
+    runs: Mapping[str, MlflowRun],
+    complete_models: set[str],
+    unreadable_runs: Mapping[str, str],
+) -> None:
+    """Reads the mirrored versions of every model this sync touches (one query), then turns each
+    version MLflow listed into a new row or copies it onto its row, recording each difference."""
+    touched = {v.name for v in versions} | complete_models | diff.alias_moved | diff.gone_models
+    model_rows = diff.model_rows
     rows_by_id = {row.pk: row for row in model_rows.values()}
     touched_rows = [model_rows[n] for n in touched if n in model_rows and model_rows[n].pk]
     if touched_rows:
         for row in ModelVersion.objects.filter(model__in=touched_rows):
             row.model = rows_by_id[row.model_id]  # the row in memory: no query per version
-            version_rows[(row.model.name, row.version)] = row
+            diff.version_rows[(row.model.name, row.version)] = row
 
-    new_versions: list[ModelVersion] = []
-    changed_versions: dict[int, ModelVersion] = {}
-    seen: set[tuple[str, int]] = set()
-    skipped_models = skipped.models()
+    skipped_models = diff.skipped.models()
     for v in versions:
         key = (v.name, v.version)
         if v.name in skipped_models:
-            seen.add(key)  # neither written nor taken for deleted
+            diff.seen.add(key)  # neither written nor taken for deleted
             continue
         if v.name not in model_rows:  # listed between the two calls: next sync gets its model
             continue
-        seen.add(key)
+        diff.seen.add(key)
         if v.run_id in unreadable_runs:
-            skipped.add_partial(
+            diff.skipped.add_partial(
                 v.name,
                 v.version,
                 f"mirrored without its run's metrics and params: its run "
@@ -211,73 +260,87 @@ def apply_mlflow_state(
         try:
             fresh = _version_row(model_rows[v.name], v, models.get(v.name), runs)
         except _Unmirrorable as error:
-            skipped.add(v.name, v.version, str(error))
+            diff.skipped.add(v.name, v.version, str(error))
             continue
         except Exception as error:  # whatever MLflow sent that does not convert
             logger.warning("version %s v%s not mirrored", v.name, v.version, exc_info=True)
-            skipped.add(v.name, v.version, f"it could not be converted: {_error_text(error)}")
+            diff.skipped.add(v.name, v.version, f"it could not be converted: {_error_text(error)}")
             continue
-        row = version_rows.get(key)
-        if row is None:
-            new_versions.append(fresh)
-            version_rows[key] = fresh
+        existing = diff.version_rows.get(key)
+        if existing is None:
+            diff.new_versions.append(fresh)
+            diff.version_rows[key] = fresh
             continue
         run_read = bool(v.run_id) and v.run_id in runs
-        if _update_version(row, fresh, run_read, change):
-            changed_versions[id(row)] = row
+        if _update_version(existing, fresh, run_read, diff.change):
+            diff.changed_versions[id(existing)] = existing
 
-    # Aliases live on the registered model: one moving touches versions nobody listed.
-    for key, row in version_rows.items():
+
+def _move_aliases_of_unlisted_versions(diff: _Diff, models: dict[str, MlflowModel]) -> None:
+    """Aliases live on the registered model: one moving touches versions nobody listed."""
+    for key, row in diff.version_rows.items():
         name, number = key
-        if key in seen or row.deleted or name not in alias_moved or name not in models:
+        if key in diff.seen or row.deleted or name not in diff.alias_moved or name not in models:
             continue
         aliases = _aliases_of(models[name], number)
         if aliases != row.aliases:
-            _record_alias_changes(row, row.aliases, aliases, change)
+            _record_alias_changes(row, row.aliases, aliases, diff.change)
             row.aliases = aliases
-            changed_versions[id(row)] = row
+            diff.changed_versions[id(row)] = row
 
-    for key, row in version_rows.items():
+
+def _mark_deleted_versions(diff: _Diff, complete_models: set[str]) -> None:
+    """Marks deleted the mirrored versions missing from a model listed in full, and every version
+    of a deleted model, recording each."""
+    for key, row in diff.version_rows.items():
         name, _ = key
         if row.deleted or row.pk is None:
             continue
-        if (name in complete_models and key not in seen) or name in gone_models:
+        if (name in complete_models and key not in diff.seen) or name in diff.gone_models:
             row.deleted = True
-            changed_versions[id(row)] = row
-            change(row.model, row, ChangeKind.VERSION_DELETED, old=row.stage)
+            diff.changed_versions[id(row)] = row
+            diff.change(row.model, row, ChangeKind.VERSION_DELETED, old=row.stage)
 
-    for name in alias_moved:
-        if name in models and name in model_rows:
-            model_rows[name].aliases = _alias_map_json(models[name].aliases)
-            changed_models[name] = model_rows[name]
 
-    for row in new_versions:
-        change(
+def _copy_model_aliases(diff: _Diff, models: dict[str, MlflowModel]) -> None:
+    """Stores the alias map of each model whose aliases moved, now that the moves are recorded
+    version by version."""
+    for name in diff.alias_moved:
+        if name in models and name in diff.model_rows:
+            diff.model_rows[name].aliases = _alias_map_json(models[name].aliases)
+            diff.changed_models[name] = diff.model_rows[name]
+
+
+def _record_new_versions(diff: _Diff) -> None:
+    for row in diff.new_versions:
+        diff.change(
             row.model,
             row,
             ChangeKind.VERSION_CREATED,
             new={"stage": row.stage, "aliases": row.aliases},
         )
 
-    # Write --------------------------------------------------------------------------------
+
+def _write_and_announce(diff: _Diff, *, models_listed: int, versions_listed: int) -> Applied:
+    """Writes the rows and their changes, tells the receivers of `changes_observed`, and sums up."""
     created = _write(
-        list(changed_models.values()),
-        new_versions,
-        list(changed_versions.values()),
-        changes,
-        skipped,
+        list(diff.changed_models.values()),
+        diff.new_versions,
+        list(diff.changed_versions.values()),
+        diff.changes,
+        diff.skipped,
     )
     if created:
         # Receivers run in this transaction: their conclusions commit with the mirror or not at all.
         changes_observed.send(sender=RegistryChange, changes=created)
-    if skipped.reasons:
-        logger.warning("%d models or versions not mirrored", len(skipped.reasons))
+    if diff.skipped.reasons:
+        logger.warning("%d models or versions not mirrored", len(diff.skipped.reasons))
     return Applied(
-        models=len(listed),
-        versions=len(versions),
+        models=models_listed,
+        versions=versions_listed,
         changes=len(created),
         change_ids=[c.pk for c in created if c.pk is not None],
-        skipped=skipped.as_json(),
+        skipped=diff.skipped.as_json(),
     )
 
 
@@ -296,7 +359,7 @@ def _model_ok(name: str, m: MlflowModel, skipped: _Skipped) -> bool:
             creation_timestamp=m.creation_timestamp,
             last_updated_timestamp=m.last_updated_timestamp,
         )
-        reason = problem(state, ["name", *MODEL_FIELDS[:-2]])
+        reason = problem(state, ["name", *MODEL_STATE])
     except Exception as error:  # whatever MLflow sent that does not convert
         reason = f"it could not be converted: {_error_text(error)}"
     if reason:
@@ -328,7 +391,7 @@ def _version_row(
         metrics=metrics.encode_all(run.metrics) if run else {},
         params=run.params if run else {},
     )
-    reason = problem(row, ["version", *VERSION_FIELDS[:-2]])
+    reason = problem(row, ["version", *VERSION_STATE])
     if reason:
         raise _Unmirrorable(reason)
     return row
@@ -377,9 +440,9 @@ def _write(
         row.pk = None
         row._state.adding = True
     created: list[RegistryChange] = []
-    for row in changed_models:
-        owned = changes.get((row.name, None), [])
-        if _save_unit(row, MODEL_FIELDS, owned, skipped, (row.name, None)):
+    for model_row in changed_models:
+        owned = changes.get((model_row.name, None), [])
+        if _save_unit(model_row, MODEL_FIELDS, owned, skipped, (model_row.name, None)):
             created += owned
     for row in [*new_versions, *changed_versions]:
         owner = (row.model.name, row.version)
@@ -437,7 +500,9 @@ def _error_text(error: Exception) -> str:
     return printable(f"{type(error).__name__}: {error}".strip().splitlines()[0])
 
 
-VERSION_FIELDS = [
+# What MLflow says of a version or model, as the mirror stores it: checked before writing
+# (`registry.storable`), then written with `deleted`.
+VERSION_STATE = [
     "stage",
     "status",
     "source",
@@ -450,18 +515,16 @@ VERSION_FIELDS = [
     "experiment_id",
     "metrics",
     "params",
-    "deleted",
-    "synced_at",
 ]
-MODEL_FIELDS = [
+VERSION_FIELDS = [*VERSION_STATE, "deleted"]
+MODEL_STATE = [
     "description",
     "tags",
     "aliases",
     "creation_timestamp",
     "last_updated_timestamp",
-    "deleted",
-    "synced_at",
 ]
+MODEL_FIELDS = [*MODEL_STATE, "deleted"]
 
 
 # Version fields whose every change is recorded as a RegistryChange of that kind; aliases are

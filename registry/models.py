@@ -4,6 +4,8 @@ Rows here are written only by `registry.sync`, never by a reviewer: MLflow stays
 truth, and every difference the sync observes is kept as a `RegistryChange`.
 """
 
+from typing import Self
+
 from django.db import models
 
 
@@ -14,13 +16,17 @@ class Stage(models.TextChoices):
     ARCHIVED = "Archived", "Archived"
 
 
-class RegisteredModelQuerySet(models.QuerySet):
-    def live(self):
+# The longest registered model name the mirror holds.
+MODEL_NAME_MAX = 256
+
+
+class RegisteredModelQuerySet(models.QuerySet["RegisteredModel"]):
+    def live(self) -> Self:
         return self.filter(deleted=False)
 
 
 class RegisteredModel(models.Model):
-    name = models.CharField(max_length=256, unique=True)
+    name = models.CharField(max_length=MODEL_NAME_MAX, unique=True)
     description = models.TextField(blank=True, default="")
     tags = models.JSONField(default=dict, blank=True)
     # alias -> version number, as MLflow reports it on the registered model.
@@ -29,7 +35,6 @@ class RegisteredModel(models.Model):
     last_updated_timestamp = models.BigIntegerField(null=True)
     deleted = models.BooleanField(default=False)
     first_seen_at = models.DateTimeField(auto_now_add=True)
-    synced_at = models.DateTimeField(auto_now=True)
 
     objects = RegisteredModelQuerySet.as_manager()
 
@@ -40,8 +45,8 @@ class RegisteredModel(models.Model):
         return self.name
 
 
-class ModelVersionQuerySet(models.QuerySet):
-    def live(self):
+class ModelVersionQuerySet(models.QuerySet["ModelVersion"]):
+    def live(self) -> Self:
         return self.filter(deleted=False)
 
 
@@ -63,7 +68,6 @@ class ModelVersion(models.Model):
     params = models.JSONField(default=dict, blank=True)
     deleted = models.BooleanField(default=False)
     first_seen_at = models.DateTimeField(auto_now_add=True)
-    synced_at = models.DateTimeField(auto_now=True)
 
     objects = ModelVersionQuerySet.as_manager()
 
@@ -146,9 +150,9 @@ class RegistryChange(models.Model):
         indexes = [models.Index(fields=["kind", "origin"])]
 
     def __str__(self) -> str:
-        target = (
-            f"{self.model.name} v{self.version.version}" if self.version_id else self.model.name
-        )
+        # A null version reads as None without a query.
+        version = self.version
+        target = f"{self.model.name} v{version.version}" if version is not None else self.model.name
         return f"{target}: {self.get_kind_display()} {self.old!r} -> {self.new!r}"
 
 
@@ -158,14 +162,14 @@ class SyncKind(models.TextChoices):
     MODEL = "model", "one model"
 
 
-class SyncRunQuerySet(models.QuerySet):
-    def finished(self):
+class SyncRunQuerySet(models.QuerySet["SyncRun"]):
+    def finished(self) -> Self:
         return self.filter(finished_at__isnull=False)
 
-    def succeeded(self):
+    def succeeded(self) -> Self:
         return self.finished().filter(error="")
 
-    def failed(self):
+    def failed(self) -> Self:
         return self.finished().exclude(error="")
 
 
@@ -175,7 +179,7 @@ SKIPPED_KEPT = 500
 class SyncRun(models.Model):
     """One sync's record: what it looked at, what it changed, how long it took, or why it failed.
 
-    The newest row is also the lock that serialises syncs (see `registry.sync`).
+    Syncs are serialised by `SyncLock`, not by these rows (see `registry.sync`).
     """
 
     kind = models.CharField(max_length=16, choices=SyncKind.choices)

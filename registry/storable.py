@@ -26,6 +26,7 @@ def problem(row: models.Model, fields: Iterable[str]) -> str:
     """Why `row` cannot be stored as it is ("" when it can), checking these fields."""
     for name in fields:
         field = row._meta.get_field(name)
+        assert isinstance(field, models.Field)  # a column of `row`, not a reverse relation
         value = getattr(row, field.attname)
         if value is None:
             continue

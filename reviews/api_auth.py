@@ -1,5 +1,9 @@
 """API tokens: issuing, revoking, and the bearer authentication of the REST API.
 
+Besides Quorum's own tokens, the bearer may be a workload identity token (a JWT) from an issuer
+that QUORUM_CI_ISSUERS trusts, such as GitHub Actions' OIDC token: it acts as the service user
+its claims map to (identity/workload.py).
+
 A token is `qrm_` followed by a random secret. Only its SHA-256 is stored, so a copy of the
 database cannot be used to call the API; the plaintext is shown once, by `create_api_token`. A
 token acts as its user with that user's permissions: the review engine checks them as it does for
@@ -13,12 +17,16 @@ import secrets
 from datetime import timedelta
 
 from axes.handlers.proxy import AxesProxyHandler
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.signals import user_login_failed
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import HttpBearer
+
+from identity.tokens import TokenRefused
+from identity.workload import looks_like_jwt, user_for_workload_token
+from quorum.http import AuthenticatedHttpRequest
 
 from . import audit
 from .models import ApiToken
@@ -54,7 +62,7 @@ def token_hash(plaintext: str) -> str:
 
 
 @transaction.atomic
-def token_create(*, user: AbstractBaseUser, name: str = "api", actor=None) -> tuple[ApiToken, str]:
+def token_create(*, user: User, name: str = "api", actor=None) -> tuple[ApiToken, str]:
     """Issues a token for `user`; returns the row and the plaintext, which is not stored."""
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
@@ -84,7 +92,7 @@ def token_revoke(*, token_id: int, actor) -> bool:
     return True
 
 
-def user_for_token(plaintext: str) -> AbstractBaseUser:
+def user_for_token(plaintext: str) -> User:
     """The active user a live token acts as; raises `Unauthorized` otherwise."""
     token = (
         ApiToken.objects.select_related("user")
@@ -105,6 +113,12 @@ def user_for_token(plaintext: str) -> AbstractBaseUser:
     return token.user
 
 
+class ApiRequest(AuthenticatedHttpRequest):
+    """What an endpoint behind `BearerToken` receives: ninja sets `auth` to the token's user."""
+
+    auth: User
+
+
 class BearerToken(HttpBearer):
     """`Authorization: Bearer <token>`; every failure says why, as a 401.
 
@@ -112,6 +126,14 @@ class BearerToken(HttpBearer):
     past its limit the address gets 429 until the lockout ends or an admin lifts it. Revoked and
     deactivated users' tokens are not guesses and are not counted.
     """
+
+    openapi_bearerFormat = "qrm_ token or JWT"
+    openapi_description = (
+        "Either a Quorum API token (`qrm_...`, from `manage.py create_api_token USER`), or a "
+        "workload identity token (a JWT, e.g. GitHub Actions' OIDC token) from an issuer listed "
+        "in QUORUM_CI_ISSUERS: verified against the issuer's published keys, with its audience "
+        "and expiry checked, and acting as the service user its claims map to."
+    )
 
     def __call__(self, request: HttpRequest):
         header = request.headers.get(self.header, "")
@@ -124,7 +146,12 @@ class BearerToken(HttpBearer):
             raise Throttled()
         return self.authenticate(request, credentials)
 
-    def authenticate(self, request: HttpRequest, token: str) -> AbstractBaseUser:
+    def authenticate(self, request: HttpRequest, token: str) -> User:
+        token = token.strip()
+        if not token.startswith(TOKEN_PREFIX) and looks_like_jwt(token):
+            user = self.authenticate_workload(request, token)
+            request.user = user
+            return user
         try:
             user = user_for_token(token)
         except UnknownToken:
@@ -134,3 +161,15 @@ class BearerToken(HttpBearer):
         # The services take the user explicitly; request.user keeps Django's views consistent.
         request.user = user
         return user
+
+    def authenticate_workload(self, request: HttpRequest, token: str) -> User:
+        try:
+            return user_for_workload_token(token)
+        except TokenRefused as refusal:
+            if refusal.forged:
+                # Forgeries count like guessed tokens; an expired or misaddressed real token
+                # is a CI misconfiguration and does not lock out the runners' address.
+                user_login_failed.send(
+                    __name__, credentials=dict(TOKEN_CREDENTIALS), request=request
+                )
+            raise Unauthorized(str(refusal)) from None

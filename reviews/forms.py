@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from registry.models import Stage
@@ -17,8 +19,9 @@ class VoteForm(forms.Form):
     decision = forms.ChoiceField(choices=VoteChoice.choices)
     comment = forms.CharField(required=False, max_length=COMMENT_MAX, widget=forms.Textarea)
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         data["comment"] = data.get("comment", "").strip()
         if data.get("decision") == VoteChoice.REJECT and not data["comment"]:
             self.add_error("comment", REJECT_NEEDS_COMMENT)
@@ -39,13 +42,15 @@ class PromotionForm(forms.Form):
     def __init__(self, *args, options: list[TargetOption], **kwargs):
         super().__init__(*args, **kwargs)
         requestable = [o.target for o in options if not o.unavailable]
-        self.fields["target"].choices = [(t, t) for t in requestable]
+        target = self.fields["target"]
+        assert isinstance(target, forms.ChoiceField)  # `fields` holds copies of those above
+        target.choices = [(t, t) for t in requestable]
         if len(requestable) > 0 and not self.is_bound:
             # Production when it is on offer: the promotion people come here for.
             self.initial["target"] = (
                 Stage.PRODUCTION if Stage.PRODUCTION in requestable else requestable[0]
             )
-        self.fields["target"].error_messages["invalid_choice"] = (
+        target.error_messages["invalid_choice"] = (
             "Pick one of the targets listed: %(value)s is not covered by a policy for this "
             "version, or already has an open request."
         )
@@ -83,10 +88,13 @@ class AuditFilterForm(forms.Form):
 
     def __init__(self, *args, actions: list[str], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["action"].choices = [("", "any action"), *((a, a) for a in actions)]
+        action = self.fields["action"]
+        assert isinstance(action, forms.ChoiceField)  # `fields` holds copies of those above
+        action.choices = [("", "any action"), *((a, a) for a in actions)]
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if data.get("since") and data.get("until") and data["since"] > data["until"]:
             self.add_error("until", "The end date is before the start date.")
         return data

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.utils import timezone
 
@@ -20,7 +20,7 @@ from . import counting
 from .models import Decision, Execution, TransitionRequest, Vote
 
 
-def awaiting_ids(user: AbstractBaseUser) -> list[int]:
+def awaiting_ids(user: User) -> list[int]:
     """The ids of the requests awaiting `user`'s vote, oldest first. Two queries whatever the
     number of requests: the snapshot's groups are checked here, where every database can."""
     groups = set(user.groups.values_list("name", flat=True))

@@ -43,18 +43,20 @@ class DeliveryFailed(Exception):
     """Some items of a job could not be sent; raised so that RQ retries the job."""
 
 
+# The helpers below take the concrete kind of item (`Notification`, `WebhookDelivery`) and reach
+# its rows through `_default_manager`: the abstract `OutboxItem` declares no `objects` itself.
 def claim(model: type[OutboxItem], pk: int, *, now=None) -> bool:
     """Takes `pk` for sending if it is pending and nobody holds it; True if this caller has it."""
     now = now or timezone.now()
     return bool(
-        model.objects.filter(pk=pk, state=OutboxState.PENDING)
+        model._default_manager.filter(pk=pk, state=OutboxState.PENDING)
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
         .update(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
     )
 
 
 def finish(item: OutboxItem, state: str, note: str = "", **fields: Any) -> None:
-    type(item).objects.filter(pk=item.pk).update(
+    type(item)._default_manager.filter(pk=item.pk).update(
         state=state,
         finished_at=timezone.now(),
         claimed_until=None,
@@ -71,7 +73,7 @@ def release_failed(item: OutboxItem, error: str, **fields: Any) -> None:
     item.refresh_from_db(fields=["attempts"])
     attempts = item.attempts + 1
     gave_up = attempts >= MAX_ATTEMPTS
-    type(item).objects.filter(pk=item.pk).update(
+    type(item)._default_manager.filter(pk=item.pk).update(
         attempts=attempts,
         last_error=error[:2000],
         claimed_until=None,
@@ -98,7 +100,7 @@ def backoff(attempts: int) -> timedelta:
 def due(model: type[OutboxItem], *, now=None) -> QuerySet:
     """Pending items the sweep should send now: past their backoff and nobody's claim."""
     now = now or timezone.now()
-    return model.objects.filter(
+    return model._default_manager.filter(
         state=OutboxState.PENDING,
         next_attempt_at__lte=now,
         created_at__lte=now - timedelta(seconds=SWEEP_GRACE_SECONDS),
@@ -113,13 +115,13 @@ def send_again(model: type[OutboxItem], ids: list[int], *, actor) -> list[int]:
     """
     with transaction.atomic():
         moved = sorted(
-            model.objects.select_for_update()
+            model._default_manager.select_for_update()
             .filter(pk__in=ids, state=OutboxState.FAILED)
             .values_list("pk", flat=True)
         )
         if not moved:
             return []
-        model.objects.filter(pk__in=moved).update(
+        model._default_manager.filter(pk__in=moved).update(
             state=OutboxState.PENDING,
             attempts=0,
             next_attempt_at=timezone.now(),
@@ -135,7 +137,8 @@ def send_again(model: type[OutboxItem], ids: list[int], *, actor) -> list[int]:
 
 
 def enqueue(func, event_id: int, *, job_id: str, what: str) -> bool:
-    """Queues `func(event_id)` on the notifications queue; True if queued.
+    """Queues `func(event_id)` on the notifications queue; True if queued. `func` is the job's
+    function or its dotted path (RQ stores the path either way).
 
     Never raises for Redis trouble: the outbox rows are committed and the sweep sends them.
     """
@@ -169,7 +172,7 @@ def send_for_event(
 ) -> str:
     """What an event's job does: `send` its pending items; raise if some failed, so RQ retries."""
     ids = list(
-        model.objects.filter(event_id=event_id, state=OutboxState.PENDING).values_list(
+        model._default_manager.filter(event_id=event_id, state=OutboxState.PENDING).values_list(
             "pk", flat=True
         )
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import User
 
 from registry.models import ModelVersion, Stage
 
@@ -57,15 +57,13 @@ class TargetOption:
 
 
 def _target_order(target: str) -> tuple[int, str]:
-    stages = [Stage.STAGING, Stage.PRODUCTION, Stage.ARCHIVED, Stage.NONE]
+    stages: list[str] = [Stage.STAGING, Stage.PRODUCTION, Stage.ARCHIVED, Stage.NONE]
     if target in stages:
         return (stages.index(target), "")
     return (len(stages), target)
 
 
-def target_options(
-    *, version: ModelVersion, user: AbstractBaseUser | AnonymousUser | None = None
-) -> list[TargetOption]:
+def target_options(*, version: ModelVersion, user: User | None = None) -> list[TargetOption]:
     """Every stage and alias some policy covers for this version's model, in a stable order;
     those `user` may not request (the policy names other requester groups) are unavailable.
     A deleted version can go nowhere: none, without a query.
@@ -78,8 +76,9 @@ def target_options(
         return []
     model = version.model
     policies = policies_loaded()
-    restricted = user is not None and any(p.requesters.all() for p in policies)
-    groups = set(user.groups.values_list("name", flat=True)) if restricted else set()
+    groups: set[str] = set()
+    if user is not None and any(p.requesters.all() for p in policies):
+        groups = set(user.groups.values_list("name", flat=True))
     named = {target for policy in policies for target in policy.targets}
     open_requests = {
         r.target: r for r in TransitionRequest.objects.open().filter(version=version).order_by()
@@ -96,9 +95,11 @@ def target_options(
         option = TargetOption(
             target=target, policy=policy, spec=policy_as_spec(policy).model_dump(mode="json")
         )
-        refusal = user and services.requester_refusal(
-            user, option.spec["requesters"], target=target, groups=groups
-        )
+        refusal = None
+        if user is not None:
+            refusal = services.requester_refusal(
+                user, option.spec["requesters"], target=target, groups=groups
+            )
         if services.is_at_target(version, target):
             option.unavailable = f"v{version.version} is already at {target}."
         elif refusal:

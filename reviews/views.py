@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 from http import HTTPStatus
+from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -18,13 +19,14 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from quorum.http import AuthenticatedHttpRequest
 from registry import charts
 from registry.compare import compare_versions, metric_rows
 from registry.history import version_histories
@@ -96,7 +98,7 @@ def _pager(request: HttpRequest, page, param: str) -> dict:
     }
 
 
-INBOX_LISTS = [
+INBOX_LISTS: list[dict[str, Any]] = [
     {
         "key": "awaiting",
         "title": "Awaiting my review",
@@ -124,7 +126,7 @@ INBOX_LISTS = [
 
 @require_GET
 @login_required
-def inbox(request: HttpRequest) -> HttpResponse:
+def inbox(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
     filters = InboxFilterForm(request.GET)
     base = filters.apply(TransitionRequest.objects.all())
@@ -137,7 +139,8 @@ def inbox(request: HttpRequest) -> HttpResponse:
     for spec in INBOX_LISTS:
         key = spec["key"]
         page = Paginator(querysets[key], ROWS_PER_PAGE).get_page(request.GET.get(key))
-        rows = decorate(with_rows(page.object_list))
+        # The page's rows are a slice of the queryset; the stubs only know it can be sliced.
+        rows = decorate(with_rows(cast(QuerySet[TransitionRequest], page.object_list)))
         lists.append({**spec, "rows": rows, "pager": _pager(request, page, key), "page": page})
     filtered = bool(filters.is_valid() and any(filters.cleaned_data.values()))
     return render(
@@ -186,11 +189,8 @@ def outcome(review: TransitionRequest) -> str:
         return ""
     number = review.version.version
     if review.is_alias_target:
-        return f"version {number} now holds @{review.alias}."
-    # What the job recorded when it moved the version: the mirror's sync follows as a job of its
-    # own, so its changes may not be there yet.
-    done = review.audit_events.filter(action="transition.done").order_by("-sequence").first()
-    archived = done.details.get("archived_versions", []) if done else []
+        return f"version {number} now holds {review.parsed_target}."
+    archived = review.archived_versions()
     sentence = f"version {number} is now in {review.target}"
     if archived:
         word = "version" if len(archived) == 1 else "versions"
@@ -245,12 +245,15 @@ def _signoffs(review: TransitionRequest, votes: list, progress: list) -> list[di
     ]
 
 
-def _detail_context(request: HttpRequest, review: TransitionRequest, vote_form=None) -> dict:
+def _detail_context(
+    request: AuthenticatedHttpRequest, review: TransitionRequest, vote_form=None
+) -> dict:
     user = request.user
     votes = list(review.votes.select_related("user"))
     count = counting.tally(review, votes)
     for vote in votes:
-        vote.counted_for = count.counted_for.get(vote.pk, "")
+        # Read by the template beside the vote's own fields.
+        vote.counted_for = count.counted_for.get(vote.pk, "")  # type: ignore[attr-defined]
     progress = count.progress
     refusal = services.vote_refusal(review, user)
     # Shown beside the vote form: why their earlier approval no longer counts.
@@ -285,14 +288,14 @@ def _detail_context(request: HttpRequest, review: TransitionRequest, vote_form=N
 
 @require_GET
 @login_required
-def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def request_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     review = get_request_for_user(request.user, pk)
     return render(request, "reviews/request_detail.html", _detail_context(request, review))
 
 
 @require_GET
 @login_required
-def request_status(request: HttpRequest, pk: int) -> JsonResponse:
+def request_status(request: AuthenticatedHttpRequest, pk: int) -> JsonResponse:
     """The decision and execution state, polled by static/request_status.js."""
     review = get_request_for_user(request.user, pk)
     return JsonResponse(_status(review), headers={"Cache-Control": "no-store"})
@@ -300,7 +303,7 @@ def request_status(request: HttpRequest, pk: int) -> JsonResponse:
 
 @require_POST
 @login_required
-def vote(request: HttpRequest, pk: int) -> HttpResponse:
+def vote(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     review = get_request_for_user(request.user, pk)
     form = VoteForm(request.POST)
     if not form.is_valid():
@@ -323,7 +326,7 @@ def vote(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+def cancel(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     review = get_request_for_user(request.user, pk)
     try:
         services.request_cancel(request_id=review.pk, user=request.user)
@@ -335,7 +338,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def retry(request: HttpRequest, pk: int) -> HttpResponse:
+def retry(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     review = get_request_for_user(request.user, pk)
     try:
         services.transition_retry(request_id=review.pk, user=request.user)
@@ -350,7 +353,7 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def request_new(request: HttpRequest, name: str, version: str) -> HttpResponse:
+def request_new(request: AuthenticatedHttpRequest, name: str, version: str) -> HttpResponse:
     """The promotion form on its own page; the version page embeds the same form."""
     candidate = version_or_404(model_or_404(name), version)
     options = promotion.target_options(version=candidate, user=request.user)
@@ -390,7 +393,7 @@ def _created_message(created: TransitionRequest) -> str:
 
 @require_GET
 @login_required
-def audit_log(request: HttpRequest) -> HttpResponse:
+def audit_log(request: AuthenticatedHttpRequest) -> HttpResponse:
     _staff_only(request.user)
     filters = AuditFilterForm(request.GET, actions=AuditEvent.objects.actions())
     events = filters.apply(AuditEvent.objects.order_by("-sequence"))
@@ -422,7 +425,7 @@ class _Echo:
 
 @require_GET
 @login_required
-def audit_export(request: HttpRequest) -> StreamingHttpResponse:
+def audit_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     _staff_only(request.user)
     filters = AuditFilterForm(request.GET, actions=AuditEvent.objects.actions())
     events = filters.apply(AuditEvent.objects.order_by("sequence"))

@@ -1,4 +1,5 @@
-"""The notification settings page: a user turns reminder emails off (or on again).
+"""The settings page: a user turns reminder emails off (or on again), and sees whether the MLflow
+registry is guarded (`reviews.guard`).
 
 Only reminders are optional. Mail about a user's own requests, and the mail that asks an approver
 to review a new request, always go.
@@ -9,10 +10,13 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from quorum.http import AuthenticatedHttpRequest
+
+from .guard import latest_probe
 from .models import NotificationPreference
 
 
@@ -25,7 +29,7 @@ class NotificationSettingsForm(forms.ModelForm):
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def notification_settings(request: HttpRequest) -> HttpResponse:
+def notification_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     preference = NotificationPreference.objects.filter(user=request.user).first()
     preference = preference or NotificationPreference(user=request.user)
     if request.method == "POST":
@@ -40,5 +44,5 @@ def notification_settings(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "reviews/settings_notifications.html",
-        {"form": form, "email": request.user.email},
+        {"form": form, "email": request.user.email, "guard_probe": latest_probe()},
     )

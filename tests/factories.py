@@ -31,7 +31,8 @@ def now_ms() -> int:
 
 def make_user(username: str = "reviewer", *, password: str = "a-long-test-password", **fields):  # noqa: S107
     user = get_user_model().objects.create_user(username=username, password=password, **fields)
-    user.raw_password = password
+    # The plaintext, for tests that sign in through the login form.
+    user.raw_password = password  # type: ignore[attr-defined]
     return user
 
 
@@ -101,6 +102,10 @@ def make_version(
         model.aliases = {**model.aliases, **{alias: version for alias in aliases}}
         model.save(update_fields=["aliases"])
     return created
+
+
+# Metrics of a version every standard gate passes.
+GOOD = {"accuracy": 0.91, "f1": 0.88}
 
 
 def make_mirror(name: str = "fraud-detector", versions=None) -> dict[int, ModelVersion]:
@@ -213,7 +218,7 @@ def make_audit_chain(count: int, *, batch: int = 5000) -> None:
         start = timezone.now() - timedelta(seconds=count)
         rows: list[AuditEvent] = []
         for sequence in range(first, first + count):
-            fields = {
+            fields: dict[str, Any] = {
                 "created_at": start + timedelta(seconds=sequence - first),
                 "actor": f"user{sequence % 40}",
                 "action": CHAIN_ACTIONS[sequence % len(CHAIN_ACTIONS)],
@@ -351,3 +356,21 @@ def register_unmirrorable(client, name: str) -> None:
     mlflow.create_model_version(name, source, run_id="f" * 100)
     mlflow.create_model_version(name, source, tags={"note": "nul\x00here"})
     mlflow.create_model_version(name, source, description="nul\x00here")
+
+
+def approve_all(request, *voters, capture) -> None:
+    """Each of `voters` approves `request`; the on-commit callbacks (the transition's enqueue) run
+    through `capture` (pytest-django's `django_capture_on_commit_callbacks`)."""
+    from reviews import services
+
+    with capture(execute=True):
+        for voter in voters:
+            services.vote_cast(request_id=request.pk, user=voter, decision="approve")
+
+
+def transition_actions(request) -> list[str]:
+    """The request's `transition.*` audit events, in order."""
+    from reviews.models import AuditEvent
+
+    events = AuditEvent.objects.filter(request=request, action__startswith="transition.")
+    return list(events.order_by("sequence").values_list("action", flat=True))

@@ -54,6 +54,7 @@ class DemoProcess:
         self.reader.start()
 
     def _read(self) -> None:
+        assert self.process.stdout is not None  # started with stdout=PIPE
         for line in self.process.stdout:
             self.lines.append(line.rstrip("\n"))
 
@@ -198,6 +199,14 @@ def test_demo_serves_seeded_models_stops_everything_and_reuses_its_state(tmp_pat
             timeout=30,
             demo=demo,
         )
+        # MLflow runs with the guard: what the MLflow UI sends to move a version is refused.
+        refused = requests.post(
+            f"http://127.0.0.1:{env['MLFLOW_PORT']}/ajax-api/2.0/mlflow/model-versions/transition-stage",
+            json={"name": "tumor-classifier", "version": "1", "stage": "Production"},
+            timeout=30,
+        )
+        assert refused.status_code == 403 and "Quorum" in refused.json()["message"]
+        assert "MLflow runs with quorum-guard" in demo.output
         assert f"MLflow UI:         http://127.0.0.1:{env['MLFLOW_PORT']}" in demo.output
         assert "alice" in demo.output and DEMO_PASSWORD in demo.output
         assert "seeded 2 models, 6 versions (trained, with model artifacts)" in demo.output

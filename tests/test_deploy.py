@@ -17,6 +17,7 @@ import re
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -110,6 +111,7 @@ def test_check_deploy_is_clean_with_the_documented_production_variables(collecte
         documented,
         SECRET_KEY=secrets.token_urlsafe(50),
         MLFLOW_WEBHOOK_SECRET=secrets.token_urlsafe(32),
+        QUORUM_SIGNING_KEY=os.environ["QUORUM_SIGNING_KEY"],
         STATIC_ROOT=str(collected_static),
     )
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
@@ -124,12 +126,18 @@ def test_check_deploy_fails_without_a_secret_key_or_collected_static_files(tmp_p
     assert result.returncode == 1
     assert "(quorum.E001) SECRET_KEY is not set" in result.stderr
     assert "(quorum.E002) WHITENOISE_USE_FINDERS is off" in result.stderr
+    assert (
+        "(quorum.E004) QUORUM_SIGNING_KEY names the file /etc/quorum/signing-key.pem, which "
+        "cannot be read"
+    ) in result.stderr
 
     # Behind the documented proxy without saying how many: the sign-in throttle would count the
     # proxy's address for everyone.
     env = base_env(documented_production_env(), QUORUM_PROXY_COUNT="0")
+    env.pop("QUORUM_SIGNING_KEY")  # and every host would make a signing key of its own
     result = manage("check", "--deploy", env=env)
     assert "(quorum.W003) SECURE_PROXY_SSL_HEADER says a proxy is in front" in result.stderr
+    assert "(quorum.E003) QUORUM_SIGNING_KEY is not set" in result.stderr
 
     # The demo and the tests run without a key: the plain check (runserver's) passes.
     result = manage("check", env=base_env())
@@ -175,7 +183,7 @@ class Stack:
 @pytest.fixture
 def deployed(
     mlflow_server, redis_url, rq_queue, policies, collected_static, tmp_path, settings
-) -> SimpleNamespace:
+) -> Iterator[SimpleNamespace]:
     """release, web (2 gunicorn processes) and 2 workers, as the Procfile runs them."""
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip(
@@ -194,6 +202,7 @@ def deployed(
             MLFLOW_TRACKING_URI=mlflow_server.url,
             DEBUG="false",
             SECRET_KEY=secrets.token_urlsafe(50),
+            QUORUM_SIGNING_KEY=os.environ["QUORUM_SIGNING_KEY"],
             ALLOWED_HOSTS="127.0.0.1",
             QUORUM_BASE_URL=base,
             WHITENOISE_USE_FINDERS="false",

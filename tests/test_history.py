@@ -61,6 +61,7 @@ def charts_of(response) -> list[dict]:
         r'<script id="chart-data" type="application/json">(.*?)</script>',
         response.content.decode(),
     )
+    assert match is not None, "the page embeds no chart data"
     return json.loads(match.group(1))["charts"]
 
 

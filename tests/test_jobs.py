@@ -11,15 +11,13 @@ from django_rq.cron import DjangoCronScheduler
 from registry.jobs import (
     PENDING_TTL_SECONDS,
     enqueue_model_sync,
-    fetch_history,
     pending_marker,
     sync_full,
     sync_incremental,
     sync_model,
 )
-from registry.models import MetricHistory, ModelVersion, RegisteredModel
+from registry.models import ModelVersion, RegisteredModel
 from registry.signals import changes_observed
-from registry.sync import sync_registry
 from tests.factories import register_in_mlflow
 
 pytestmark = pytest.mark.django_db
@@ -147,30 +145,14 @@ def test_the_cron_config_schedules_the_syncs_and_the_reconciler(
     assert incremental.interval == settings.QUORUM_SYNC_INTERVAL
     assert full.cron == settings.QUORUM_FULL_SYNC_CRON
 
-    reconcile = jobs["reviews.jobs.reconcile"]
+    reconcile = jobs["reviews.reconciler.reconcile"]
     assert reconcile.interval == settings.QUORUM_RECONCILE_INTERVAL
 
     # Interval jobs are due at once when the scheduler starts; the nightly full sync waits for
     # its time. (A per-minute cron job may or may not be due, by the clock: not asserted.)
     enqueued = {job.func_name for job in scheduler.enqueue_jobs()}
-    assert {"registry.jobs.sync_incremental", "reviews.jobs.reconcile"} <= enqueued
+    assert {"registry.jobs.sync_incremental", "reviews.reconciler.reconcile"} <= enqueued
     assert "registry.jobs.sync_full" not in enqueued
     simple_worker(sync_queue)
     (job,) = sync_queue.finished_job_registry.get_job_ids()
     assert sync_queue.fetch_job(job).return_value().startswith("synced ")
-
-
-def test_fetch_history_caches_the_runs_metric_histories(
-    sync_queue, simple_worker, mlflow_client, unique_name
-):
-    run_ids = register_in_mlflow(mlflow_client, unique_name, versions=2)
-    sync_registry(model=unique_name, client=mlflow_client)
-    job = sync_queue.enqueue(fetch_history, run_ids)
-
-    simple_worker(sync_queue)
-
-    assert job.get_status(refresh=True) == "finished", job.latest_result().exc_string
-    assert job.return_value() == "fetched 6 metric histories for 2 runs"
-    loss = MetricHistory.objects.get(run_id=run_ids[0], key="loss")
-    assert [step for step, *_ in loss.points] == [0, 1, 2]
-    assert MetricHistory.objects.filter(run_id__in=run_ids).count() == 6

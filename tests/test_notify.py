@@ -442,6 +442,17 @@ def test_a_job_run_twice_sends_each_mail_once(mailroom, deliver, requester, comm
     assert Notification.objects.filter(state=OutboxState.SENT).count() == 4
 
 
+def test_the_mail_job_is_queued_under_the_path_every_release_runs(
+    mailroom, deliver, requester, committed
+):
+    # A job waits in Redis by its function's dotted path: one release may queue what the next runs.
+    make_mirror()
+    create(requester, committed)
+
+    assert [job.func_name for job in mailroom.get_jobs()] == ["reviews.notify.send_event_mail"]
+    assert to(deliver()) == APPROVERS
+
+
 def test_a_retried_job_sends_only_what_failed(mailroom, deliver, cast, committed):
     make_mirror()
     broken = cast["scientist3"]

@@ -41,11 +41,9 @@ from reviews.models import (
     Vote,
 )
 from reviews.policies import policies_export, policies_load, set_requesters
-from tests.factories import make_mirror, make_request, register_with_metrics
+from tests.factories import GOOD, make_mirror, make_request, register_with_metrics
 
 pytestmark = pytest.mark.django_db
-
-GOOD = {"accuracy": 0.91, "f1": 0.88}
 
 
 def create(requester, version=2, target="Production", model="fraud-detector", **kwargs):
@@ -400,6 +398,22 @@ def test_a_vote_on_a_decided_request_is_refused(policies, requester, scientist1)
 
     with pytest.raises(RequestClosed, match="already rejected"):
         approve(request, scientist1)
+
+
+def test_a_decided_request_is_never_decided_again(policies, requester, admin_user):
+    make_mirror(versions={2: ("None", {"accuracy": 0.5, "f1": 0.5})})
+    request = refresh(create(requester))  # rejected by its gates
+    events = AuditEvent.objects.count()
+
+    with pytest.raises(RequestClosed) as refused:
+        services.decide(request, Decision.APPROVED, actor=admin_user, reason="again")
+
+    assert str(refused.value) == (
+        f"Request #{request.pk} is already rejected; it cannot also be approved."
+    )
+    assert refresh(request).decision == Decision.REJECTED
+    assert refresh(request).execution == Execution.NONE
+    assert AuditEvent.objects.count() == events
 
 
 def test_a_vote_on_an_expired_request_is_refused(policies, requester, scientist1):

@@ -466,6 +466,34 @@ def test_what_the_database_refuses_after_the_checks_is_skipped_version_by_versio
     assert sorted(created.values_list("version__version", flat=True)) == [1, 3]
 
 
+def test_the_dropped_synced_at_columns_take_the_mirrors_rows_until_the_next_release(unique_name):
+    # The models no longer have synced_at; its columns stay a release, for the code still
+    # serving while `migrate` runs (docs/deploy.md). The mirror's rows must go in without them.
+    from registry.mirror import apply_mlflow_state
+    from registry.mlflow_client import MlflowModel, MlflowVersion
+
+    apply_mlflow_state(
+        models={unique_name: MlflowModel(unique_name, "", {}, {"champion": 1}, 1, 1)},
+        versions=[MlflowVersion(unique_name, 1, "None", "READY", "s3://m", "", "", {}, (), 1, 1)],
+        runs={},
+        complete_models={unique_name},
+        all_models_listed=False,
+        sync_run=SyncRun.objects.create(kind="model"),
+    )
+
+    version = ModelVersion.objects.get(model__name=unique_name)
+    assert version.aliases == ["champion"]
+    for table, pk in [
+        (RegisteredModel._meta.db_table, version.model_id),
+        (ModelVersion._meta.db_table, version.pk),
+    ]:
+        with connection.cursor() as cursor:
+            columns = connection.introspection.get_table_description(cursor, table)
+            cursor.execute(f"SELECT synced_at FROM {table} WHERE id = %s", [pk])  # noqa: S608
+            assert cursor.fetchone() == (None,)
+        assert [c.null_ok for c in columns if c.name == "synced_at"] == [True]
+
+
 def test_an_unexpected_error_is_recorded_on_the_sync_run_with_its_finish_time(
     mlflow_client, unique_name
 ):

@@ -7,13 +7,14 @@ chain with the admin as actor.
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import Any, get_args
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseInlineFormSet
 from pydantic import ValidationError
 
@@ -35,7 +36,7 @@ GATE_OPS = get_args(GateSpec.model_fields["op"].annotation)
 class PolicyFields(PolicySpec):
     """A policy's own fields, validated before its requirements: those come from the inline."""
 
-    require: list = []  # type: ignore[assignment]
+    require: list = []
 
 
 def _comma_list(text: str) -> list[str]:
@@ -124,8 +125,9 @@ class ApprovalPolicyForm(forms.ModelForm):
         except ValueError as error:
             raise forms.ValidationError(str(error)) from error
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         if self.errors:
             return cleaned
         data = {spec: cleaned[field] for spec, field in POLICY_FIELDS.items()}
@@ -151,7 +153,9 @@ class RequirementFormSet(BaseInlineFormSet):
         if any(self.errors):
             return
         rows = [
-            form for form in self.forms if form.cleaned_data and not self._should_delete_form(form)
+            form
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get(DELETION_FIELD_NAME, False)
         ]
         if not rows:
             raise forms.ValidationError("A policy needs at least one required group.")
@@ -206,8 +210,9 @@ class PolicyGateForm(forms.ModelForm):
         model = PolicyGate
         fields = GATE_FIELDS
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         if self.errors:
             return cleaned
         try:

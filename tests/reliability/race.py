@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import django_rq
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from rq import SimpleWorker
 
 from registry.jobs import SYNC_QUEUE
@@ -47,9 +48,9 @@ policies:
 class Arena:
     model: str
     client: RegistryClient
-    lead: object
-    racers: list = field(default_factory=list)
-    requester: object = None
+    lead: User
+    requester: User
+    racers: list[User] = field(default_factory=list)
 
 
 def prepare(client: RegistryClient, model: str, racers: int = RACERS) -> Arena:
@@ -85,7 +86,7 @@ class Outcome:
     expected_job_id: str
     execution: str
     stage_changes: int
-    mlflow_stage: str
+    mlflow_stage: str | None  # None: the version is gone from MLflow
 
     @property
     def ok(self) -> bool:
@@ -113,6 +114,7 @@ def play_round(arena: Arena, round_number: int, queue) -> Outcome:
     queues = [queue, django_rq.get_queue(SYNC_QUEUE)]
     SimpleWorker(queues, connection=queue.connection).work(burst=True, logging_level="WARNING")
     request.refresh_from_db()
+    in_mlflow = arena.client.get_version(arena.model, version)
     moves = request.caused_changes.filter(
         kind=ChangeKind.STAGE_CHANGED, version=request.version, new="Production"
     )
@@ -127,5 +129,5 @@ def play_round(arena: Arena, round_number: int, queue) -> Outcome:
         expected_job_id=jobs.transition_job_id(request),
         execution=request.execution,
         stage_changes=moves.count(),
-        mlflow_stage=arena.client.get_version(arena.model, version).stage,
+        mlflow_stage=in_mlflow.stage if in_mlflow is not None else None,
     )

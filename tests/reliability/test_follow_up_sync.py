@@ -18,8 +18,8 @@ from registry.models import ChangeKind, RegistryChange, SyncRun
 from registry.sync import sync_registry
 from reviews import services
 from reviews.models import AuditEvent, Execution, TransitionRequest
-from tests.factories import register_in_mlflow
-from tests.reliability.checks import audit_holds, transition_actions
+from tests.factories import register_in_mlflow, transition_actions
+from tests.reliability.checks import audit_holds
 from tests.reliability.proxy import HoldingProxy
 from tests.waiting import wait_for
 

@@ -1,4 +1,4 @@
-"""Item 3: MLflow is down when quorum is reached. A real worker process with the scheduler runs
+"""MLflow is down when quorum is reached. A real worker process with the scheduler runs
 the job and its retries at real intervals (QUORUM_TRANSITION_RETRY_INTERVALS): the request ends
 `failed` with the error when MLflow stays down, and `done` when MLflow is back before the retries
 run out.
@@ -27,8 +27,8 @@ from reviews.models import (
     TransitionRequest,
 )
 from tests.factories import register_in_mlflow
+from tests.factories import transition_actions as attempts
 from tests.reliability.checks import audit_holds
-from tests.reliability.checks import transition_actions as attempts
 from tests.waiting import wait_for
 
 pytestmark = [

@@ -1,4 +1,4 @@
-"""Item 5: every mutating URL × anonymous / outsider / requester / approver / staff gets the
+"""Every mutating URL × anonymous / outsider / requester / approver / staff gets the
 expected status, and a refusal changes nothing (row counts, requests' states, the audit chain's
 head); form posts without a CSRF token are refused.
 
@@ -6,7 +6,7 @@ The URLs come from the URLconf: `test_every_url_is_in_the_matrix_or_read_only` f
 route is neither in the matrix below nor a read-only page that refuses POST, so a new mutating
 view cannot slip past this file.
 
-Item 5's other parts are tested where the code lives, and not repeated here:
+Related checks live with the code they test, and are not repeated here:
 - schemathesis over the REST API, 0 5xx: tests/test_api.py::test_fuzzed_requests_never_get_a_server_error;
 - hostile MLflow text escaped on every page, no dialog fires (Playwright):
   tests/test_browser_review.py, tests/test_views_review_page.py::test_mlflow_and_user_text_is_escaped_on_the_request_page;
@@ -127,7 +127,7 @@ READ_ONLY = {
     "api-v1:get_request": {"id": "pending"},
 }
 # django-ninja's schema and docs answer any method; they write nothing.
-ANY_METHOD = {"api-v1:openapi-json": {}, "api-v1:openapi-view": {}}
+ANY_METHOD: dict[str, dict[str, str]] = {"api-v1:openapi-json": {}, "api-v1:openapi-view": {}}
 # Same path as a matrix route, or Django's own views (auth forms, the admin site, the RQ
 # dashboard), which check staff status themselves; the RQ dashboard's actions are checked below.
 NOT_OURS = {"api-v1:list_requests", "api-v1:api-root"}

@@ -1,4 +1,4 @@
-"""Item 1: concurrent final approvals make one decision, one job, one MLflow transition.
+"""Concurrent final approvals make one decision, one job, one MLflow transition.
 
 20 threads, each on its own PostgreSQL connection, cast the one missing approval of a request at
 the same instant, for 20 rounds (`bench/race.py` plays the same rounds 200 times). The 12-voter,

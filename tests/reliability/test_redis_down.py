@@ -1,4 +1,4 @@
-"""Item 4: Redis is down when the last approval arrives. The vote and the approval commit and the
+"""Redis is down when the last approval arrives. The vote and the approval commit and the
 reviewer sees success with "queued"; when Redis is back, the reconciler queues the transition
 and a worker carries it out.
 

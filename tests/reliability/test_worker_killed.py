@@ -1,4 +1,4 @@
-"""Item 2: a worker killed mid-job. The reconciler notices at once, a new worker finishes the
+"""A worker killed mid-job. The reconciler notices at once, a new worker finishes the
 request, and MLflow is asked to move the version once.
 
 The worker runs as its own process group (RQ's forking worker and its work horse) against the
@@ -31,11 +31,11 @@ from quorum.localservices import port_of, start_mlflow_server
 from registry.mlflow_client import RegistryClient
 from registry.models import ChangeKind, RegistryChange
 from registry.sync import sync_registry
-from reviews import jobs, services, stalls
+from reviews import jobs, reconciler, services, stalls
 from reviews.models import AuditEvent, Execution, TransitionRequest
 from tests.factories import register_in_mlflow
+from tests.factories import transition_actions as attempts
 from tests.reliability.checks import audit_holds
-from tests.reliability.checks import transition_actions as attempts
 from tests.reliability.proxy import HoldingProxy
 from tests.waiting import wait_for
 
@@ -76,7 +76,7 @@ def proxy(mlflow_server):
     held.close()
 
 
-def stage_changes(request) -> list[str]:
+def stage_changes(request) -> list[str | None]:
     return list(
         RegistryChange.objects.filter(
             version=request.version, kind=ChangeKind.STAGE_CHANGED
@@ -98,9 +98,9 @@ def test_a_worker_killed_mid_transition_is_replaced_and_mlflow_moves_once(
     workers.kill(first)
 
     # Its heartbeat is fresh: not presumed dead yet.
-    assert jobs.requeue_lost_transitions() == []
+    assert reconciler.requeue_lost_transitions() == []
     requeued = wait_for(
-        jobs.requeue_lost_transitions, timeout=HEARTBEAT_TIMEOUT + 10, message="the requeue"
+        reconciler.requeue_lost_transitions, timeout=HEARTBEAT_TIMEOUT + 10, message="the requeue"
     )
     assert requeued == [approved.pk]
     event = AuditEvent.objects.get(action="transition.requeued", request=approved)
@@ -122,7 +122,7 @@ def test_a_worker_killed_mid_transition_is_replaced_and_mlflow_moves_once(
     assert stage_changes(approved) == ["Production"]
     done = AuditEvent.objects.get(action="transition.done", request=approved)
     assert done.details["already_at_target"] is True
-    assert jobs.requeue_lost_transitions() == []
+    assert reconciler.requeue_lost_transitions() == []
     audit_holds()
 
 
@@ -136,13 +136,13 @@ def test_a_worker_that_only_looks_dead_keeps_its_job_and_nothing_runs_twice(
     queue = django_rq.get_queue(jobs.QUEUE)
     job = Job.fetch(jobs.transition_job_id(approved), connection=queue.connection)
     wait_for(
-        lambda: jobs._worker_gone(job, queue.connection),
+        lambda: reconciler._worker_gone(job, queue.connection),
         timeout=HEARTBEAT_TIMEOUT + 10,
         interval=0.5,
         message="the heartbeat to go stale",
     )
 
-    assert jobs.requeue_lost_transitions() == []  # its execution still holds the lock
+    assert reconciler.requeue_lost_transitions() == []  # its execution still holds the lock
     assert not AuditEvent.objects.filter(action="transition.requeued").exists()
 
     # Even a second execution started by hand waits for the first instead of racing it.
@@ -214,7 +214,7 @@ def test_a_worker_killed_with_a_retry_scheduled_is_done_within_two_reconciler_in
     private_mlflow.append(back)
     due = queue.scheduled_job_registry.get_scheduled_time(job_id)
     wait_for(
-        lambda: timezone.now() > due + jobs.OVERDUE_GRACE,
+        lambda: timezone.now() > due + reconciler.OVERDUE_GRACE,
         timeout=RETRY_AFTER + 30,
         message="the retry to be overdue",
     )

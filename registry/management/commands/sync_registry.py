@@ -5,6 +5,8 @@ those do not make the command fail (the rest was mirrored). It fails when the sy
 finish, with the reason.
 """
 
+from typing import TextIO, cast
+
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -28,7 +30,9 @@ class Command(BaseCommand):
             total=1,
             unit="step",
             disable=no_progress or options["verbosity"] == 0,
-            file=self.stderr._out,
+            # The stream under Django's wrapper, which would end each redraw with a newline. The
+            # stubs type the wrapper's other attributes as callables.
+            file=cast(TextIO, self.stderr._out),
             bar_format="{desc:<32} {bar:24} {n_fmt}/{total_fmt} [{elapsed}]",
         )
 
