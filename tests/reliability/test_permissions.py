@@ -125,6 +125,7 @@ READ_ONLY = {
     "api-v1:list_models": {},
     "api-v1:list_versions": {"name": "fraud"},
     "api-v1:get_request": {"id": "pending"},
+    "api-v1:list_keys": {},
 }
 # django-ninja's schema and docs answer any method; they write nothing.
 ANY_METHOD: dict[str, dict[str, str]] = {"api-v1:openapi-json": {}, "api-v1:openapi-view": {}}
@@ -139,6 +140,10 @@ DJANGO_AUTH = {
     "password_reset_done",
     "password_reset_confirm",
     "password_reset_complete",
+    # The identity provider's round trip: it signs someone in only with a valid state, nonce and
+    # ID token (tests/test_identity_sign_in.py refuses each forgery).
+    "oidc_authentication_init",
+    "oidc_authentication_callback",
 }
 
 
