@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.db import connections, models
 from django.utils import timezone
 
+from registry import metrics
 from registry.models import Stage
 
 
@@ -100,7 +101,11 @@ class PolicyGate(models.Model):
         ordering = ["policy", "position"]
 
     def __str__(self) -> str:
-        threshold = self.value if self.value is not None else f"baseline {self.baseline_delta:+g}"
+        threshold = (
+            metrics.format_value(self.value)
+            if self.value is not None
+            else f"baseline {metrics.format_change(self.baseline_delta)}"
+        )
         return f"{self.metric} {self.op} {threshold} ({self.get_kind_display()})"
 
 

@@ -128,7 +128,7 @@ def test_a_new_request_asks_every_eligible_approver_but_the_requester(
     # The evidence: who asks, gate results, candidate against the version it would replace.
     assert "requester asks for fraud-detector v2 to go to Production" in message.body
     assert "Retrained on October data" in message.body
-    assert "[pass] accuracy 0.91 >= 0.8 (required)" in message.body
+    assert "[pass] accuracy 0.9100 >= 0.8000 (required)" in message.body
     assert "accuracy: 0.9100 vs 0.8900 (+0.02)" in message.body
     assert "Metrics, v2 vs v1 at Production" in message.body
     assert "ml-leads 0/1" in message.body and "data-science 0/2" in message.body

@@ -106,7 +106,7 @@ def test_request_page_shows_header_evidence_gates_and_sign_offs(client, pending,
     targets = [chart["target"] for chart in response.context["chart_data"]["charts"]]
     assert "chart-comparison" in targets and "chart-history-0" in targets
     # Gates with their values and why.
-    assert "accuracy 0.9 >= 0.8" in text and "✓ pass" in text
+    assert "accuracy 0.9000 >= 0.8000" in text and "✓ pass" in text
     # Sign-offs: nobody yet, who can still sign.
     assert "ml-leads 0/1" in text and "data-science 0/2" in text
     assert "Can still sign: scientist1, scientist2, scientist3" in text
@@ -515,12 +515,12 @@ def test_version_page_offers_the_targets_policies_cover_with_a_preview(client, f
     text = text_of(response)
     assert "Policy production needs 1 of ml-leads and 2 of data-science , not counting you" in text
     assert "Compared with v1 , which holds Production now." in text
-    assert "accuracy 0.9 >= 0.8" in text
+    assert "accuracy 0.9000 >= 0.8000" in text
 
 
 def test_version_page_warns_when_a_required_gate_would_reject(client, fraud, requester):
     text = text_of(login(client, requester).get("/models/fraud/versions/3/"))
-    assert "accuracy 0.7 >= 0.8: not met" in text
+    assert "accuracy 0.7000 >= 0.8000: not met" in text
     assert "A required gate fails: this request would be rejected at once." in text
 
 
