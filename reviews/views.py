@@ -167,6 +167,7 @@ def _evidence(review: TransitionRequest) -> dict:
         versions = [candidate, baseline]
         keys = [row.key for row in rows][:METRIC_BARS]
         bars = [charts.metric_comparison(candidate, baseline, keys)] if keys else []
+        bars += charts.change_charts(candidate, baseline, [row.key for row in rows])
     histories = version_histories(versions)
     charted = {key for curves in histories.curves.values() for key in curves}
     history_charts = charts.history_charts(versions, histories, ordered_keys(charted))
@@ -174,6 +175,7 @@ def _evidence(review: TransitionRequest) -> dict:
         "comparison": comparison,
         "metric_rows": rows,
         "has_bar_chart": bool(bars),
+        "has_change_chart": any(chart["kind"] == "change" for chart in bars),
         "history_charts": history_charts,
         "history_unavailable": histories.unavailable,
         "chart_data": {"charts": bars + history_charts},

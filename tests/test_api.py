@@ -461,6 +461,8 @@ def test_list_requests_costs_the_same_queries_for_3_or_30(
 
 SUMMARY_FIELDS = {
     "id",
+    "status",
+    "approved_by",
     "model",
     "version",
     "target",

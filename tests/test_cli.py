@@ -166,7 +166,8 @@ def test_request_wait_exits_0_when_approvals_arrive_and_the_version_moves(
     progress = "\n".join(lines[2:])
     assert "pending: waiting for approvals: ml-leads 0/1, data-science 0/2" in progress
     assert "ml-leads 1/1 (lead)" in progress
-    assert "approved by scientist2" in progress
+    # The decision names the quorum that made it, not only the last voter.
+    assert "approved by lead, scientist1 and scientist2" in progress
     assert f"done: {quorum.model} version 3 is at Production" in lines[-1]
     # One line per change: no line repeats while nothing changes.
     assert len(lines) == len(set(lines))

@@ -225,7 +225,7 @@ def test_passing_auto_approve_gates_approve_without_a_vote(
 
     assert request.decision == Decision.APPROVED and request.execution == Execution.QUEUED
     assert request.decision_reason.startswith(
-        "Every auto-approve gate passed: accuracy 0.99 > 0.97"
+        "Every auto-approve gate passed: accuracy 0.9900 > 0.9700"
     )
     assert AuditEvent.objects.get(action="request.approved").actor == "policy"
 

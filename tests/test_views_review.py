@@ -9,9 +9,11 @@ from __future__ import annotations
 import html
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from registry.models import Stage
 from reviews import audit, services
@@ -621,3 +623,79 @@ def test_request_for_an_unknown_version_is_a_404(client, fraud, requester):
     assert client.post(request_url("fraud", 99), {"target": "Production"}).status_code == 404
     assert client.post(request_url("nope", 1), {"target": "Production"}).status_code == 404
     assert not TransitionRequest.objects.exists()
+
+
+# -- honest summaries -----------------------------------------------------------------------------
+
+
+def test_an_approval_names_the_quorum_not_only_the_last_voter(
+    client, pending, lead, scientist1, scientist2
+):
+    for user in (lead, scientist1, scientist2):
+        services.vote_cast(request_id=pending.pk, user=user, decision="approve")
+
+    text = text_of(login(client, lead).get(detail_url(pending)))
+
+    assert "approved by lead, scientist1 and scientist2" in text
+
+
+def test_a_request_past_its_deadline_reads_expired_before_the_reconciler_runs(
+    client, pending, requester, lead
+):
+    TransitionRequest.objects.filter(pk=pending.pk).update(
+        expires_at=timezone.now() - timedelta(minutes=5)
+    )
+
+    page = login(client, lead).get(detail_url(pending))
+    text = text_of(page)
+    badge = 'id="status-badge" class="badge badge-large state-expired">expired<'
+    assert badge in page.content.decode()
+    assert "Decision: expired" in text and "nobody can vote any more" in text
+    assert 'name="decision"' not in page.content.decode()  # no vote buttons
+    status = login(client, lead).get(action_url("request_status", pending)).json()
+    assert (status["decision"], status["status"], status["state"]) == (
+        "pending",
+        "expired",
+        "expired",
+    )
+
+    mine = text_of(login(client, requester).get(reverse("reviews:inbox")))
+    assert f"v2 → Production #{pending.pk}" in mine and " expired" in mine
+    assert TransitionRequest.objects.get(pk=pending.pk).decision == Decision.PENDING
+
+
+def test_an_auto_approve_gate_that_did_not_fire_is_neutral_not_failed(client, fraud, requester):
+    """Staging auto-approves above 0.97 accuracy; v2 has 0.90: people sign off instead."""
+    request = services.request_create(
+        model="fraud", version=2, target="Staging", requester=requester
+    )
+
+    response = login(client, requester).get(detail_url(request))
+    page = response.content.decode()
+    assert '<tr class="is-needs_sign_off">' in page and "is-failed" not in page
+    assert "not auto-approved: needs sign-off" in text_of(response)
+    assert "✗ fail" not in page
+
+    inbox = login(client, requester).get(reverse("reviews:inbox")).content.decode()
+    assert "not auto-approved: needs sign-off" in inbox
+    assert "gates failed" not in inbox
+
+
+def test_a_failure_no_retry_can_change_offers_no_retry_and_says_why(
+    client, failed, admin_user, django_capture_on_commit_callbacks
+):
+    audit.record(
+        "transition.failed",
+        request=failed,
+        details={"error": "fraud version 2 no longer exists in MLflow.", "permanent": True},
+    )
+
+    page = login(client, admin_user).get(detail_url(failed)).content.decode()
+    assert 'id="retry-form" hidden' in page
+    assert "Version 2 no longer exists in MLflow: retrying cannot bring it back" in page
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(action_url("retry", failed), follow=True)
+    assert any("retrying cannot bring it back" in m for m in messages_of(response))
+    assert callbacks == []
+    failed.refresh_from_db()
+    assert failed.execution == Execution.FAILED
