@@ -18,7 +18,7 @@
   var PALETTE = ["#2f6f8f", "#d08c3c", "#6a8f4e", "#8a5a9e", "#b5534f", "#4e8f85", "#7a7a7a", "#c2a23a"];
   var FONT = "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif";
   // The change chart's colours: quorum.css's --good and --bad, and a grey for "no change".
-  var TONES = { better: "#1f7a4d", worse: "#b3362f", same: "#66727f" };
+  var TONES = { better: "#1f7a4d", worse: "#b3362f", same: "#5b6673" };
   var CONFIG = {
     responsive: true,
     displaylogo: false,
