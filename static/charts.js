@@ -36,18 +36,19 @@
   }
 
   function changeTrace(series) {
+    // Each metric's name and its change ("recall: +0.0200 (+2.4%)") label its bar on the left,
+    // where a narrow chart still has room for them; the bar shows size, sign and colour.
+    var names = series.y.map(function (name, index) {
+      return escapeText(name) + ": " + escapeText(series.labels[index]);
+    });
     return {
       type: "bar",
       orientation: "h",
       name: escapeText(series.name),
       x: series.x,
-      y: series.y.map(escapeText),
+      y: names,
       marker: { color: series.tones.map(function (tone) { return TONES[tone] || TONES.same; }) },
-      text: series.labels.map(escapeText),
-      textposition: "outside",
-      cliponaxis: false,
-      customdata: series.labels.map(escapeText),
-      hovertemplate: "%{y}: %{customdata}<extra></extra>",
+      hovertemplate: "%{y}<extra></extra>",
     };
   }
 
@@ -93,12 +94,12 @@
     base.xaxis.zeroline = true;
     base.xaxis.zerolinecolor = "#3e4c59";
     base.xaxis.ticksuffix = "%";
-    // Room on both sides for the labels written outside the bars.
+    // Zero always in view, a little room past the longest bar.
     var values = chart.series.length ? chart.series[0].x : [];
     var reach = Math.max.apply(null, values.map(Math.abs).concat([0.1]));
     base.xaxis.range = [
-      Math.min(0, Math.min.apply(null, values)) - reach * 0.6,
-      Math.max(0, Math.max.apply(null, values)) + reach * 0.6,
+      Math.min(0, Math.min.apply(null, values)) - reach * 0.08,
+      Math.max(0, Math.max.apply(null, values)) + reach * 0.08,
     ];
     base.yaxis.type = "category";
     base.yaxis.autorange = "reversed";
