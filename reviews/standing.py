@@ -86,13 +86,16 @@ def deciders(request: TransitionRequest, votes: Iterable[Vote], count: Tally) ->
     cancellation whoever cancelled. Empty when no person decided (gates, expiry, MLflow)."""
     if request.decision == Decision.APPROVED:
         return list(count.approvers)
-    if request.decision == Decision.REJECTED and request.decided_by_id is not None:
+    decided_by = request.decided_by if request.decided_by_id is not None else None
+    if decided_by is None:
+        return []
+    if request.decision == Decision.REJECTED:
         rejecting = [
             v.user.get_username() for v in votes if v.decision == VoteChoice.REJECT and not v.stale
         ]
-        return rejecting or [request.decided_by.get_username()]
-    if request.decision == Decision.CANCELLED and request.decided_by_id is not None:
-        return [request.decided_by.get_username()]
+        return rejecting or [decided_by.get_username()]
+    if request.decision == Decision.CANCELLED:
+        return [decided_by.get_username()]
     return []
 
 
