@@ -132,7 +132,7 @@ def test_a_new_request_asks_every_eligible_approver_but_the_requester(
     assert "accuracy: 0.9100 vs 0.8900 (+0.0200)" in message.body
     assert "Metrics, v2 vs v1 at Production" in message.body
     assert "ml-leads 0/1" in message.body and "data-science 0/2" in message.body
-    assert "accuracy 0.91 &gt;= 0.8" in html(message)
+    assert "accuracy 0.9100 &gt;= 0.8000" in html(message)
     assert message.extra_headers["Auto-Submitted"] == "auto-generated"
 
 
@@ -232,8 +232,8 @@ def test_an_approval_mail_names_the_whole_quorum_not_the_last_voter(
     approve_all(request, cast, committed)
     sent = deliver()
 
-    for body in (sent[0].body, html(sent[0])):
-        assert "was approved by lead, scientist1 and scientist2." in body
+    assert "was approved by lead, scientist1 and scientist2." in sent[0].body
+    assert "<strong>approved</strong> by lead, scientist1 and scientist2." in html(sent[0])
 
 
 def test_an_auto_approve_gate_that_did_not_fire_is_neutral_in_the_mail(
