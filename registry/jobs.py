@@ -123,4 +123,3 @@ def sync_incremental() -> str:
 def sync_full() -> str:
     """The nightly sync: the whole registry, with the version tags an incremental one misses."""
     return str(sync_registry(full=True))
-
