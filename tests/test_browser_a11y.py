@@ -18,11 +18,11 @@ from registry.models import Stage
 from reviews import services
 from reviews.models import Decision, Execution, TransitionRequest, VoteChoice
 from tests.factories import cache_all_history, make_model, make_version
-from tests.test_browser_registry import chromium
+from tests.browser import chromium
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "pw"  # the cast's password (tests/conftest.py)
 BLOCKING = {"serious", "critical"}
