@@ -17,8 +17,8 @@ from axe_playwright_python.sync_playwright import Axe
 from registry.models import Stage
 from reviews import services
 from reviews.models import Decision, Execution, TransitionRequest, VoteChoice
-from tests.factories import cache_all_history, make_model, make_version
 from tests.browser import chromium
+from tests.factories import cache_all_history, make_model, make_version
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
