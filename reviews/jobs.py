@@ -31,7 +31,7 @@ from quorum import queues
 from registry.jobs import enqueue_model_sync
 from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
 
-from . import attestation, audit
+from . import attestation, audit, standing
 from .models import Decision, Execution, TransitionRequest
 
 logger = logging.getLogger(__name__)
@@ -185,7 +185,15 @@ def _carry_out(request_id: int) -> str:
     client = RegistryClient()
     current, holders = _read(client, request)
     if current is None:
-        _fail(request_id, f"{name} version {number} no longer exists in MLflow.", final=True)
+        # For good: MLflow never reuses a version number, so no retry can help (the page says
+        # so instead of offering one), and the mirror's sync will record the deletion.
+        _fail(
+            request_id,
+            f"{name} version {number} no longer exists in MLflow.",
+            final=True,
+            permanent=True,
+        )
+        _queue_follow_up_sync(name)
         return "failed: version gone"
     already = target.is_held_by(current)
     if not already:
@@ -252,7 +260,7 @@ def _record_error(request_id: int, error: Exception) -> None:
         logger.exception("request #%s: could not record its error %r", request_id, message)
 
 
-def _fail(request_id: int, error: str, *, final: bool) -> None:
+def _fail(request_id: int, error: str, *, final: bool, permanent: bool = False) -> None:
     with transaction.atomic():
         try:
             request = TransitionRequest.objects.locked(request_id)
@@ -266,7 +274,11 @@ def _fail(request_id: int, error: str, *, final: bool) -> None:
         audit.record(
             "transition.failed" if final else "transition.attempt_failed",
             request=request,
-            details={"attempt": request.execution_attempts, "error": error},
+            details={
+                "attempt": request.execution_attempts,
+                "error": error,
+                **({standing.PERMANENT: True} if permanent else {}),
+            },
         )
 
 

@@ -13,6 +13,7 @@ from django.db import connections, models
 from django.utils import timezone
 
 from quorum_cli.attestation import tag_for
+from registry import metrics
 from registry.targets import Placed, Target
 
 
@@ -102,7 +103,11 @@ class PolicyGate(models.Model):
         ordering = ["policy", "position"]
 
     def __str__(self) -> str:
-        threshold = self.value if self.value is not None else f"baseline {self.baseline_delta:+g}"
+        threshold = (
+            metrics.format_value(self.value)
+            if self.value is not None
+            else f"baseline {metrics.format_change(self.baseline_delta)}"
+        )
         return f"{self.metric} {self.op} {threshold} ({self.get_kind_display()})"
 
 

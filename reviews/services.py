@@ -16,7 +16,7 @@ from django.utils import timezone
 from registry.models import ModelVersion, RegisteredModel
 from registry.targets import Target
 
-from . import audit, counting, gates, jobs
+from . import audit, counting, gates, jobs, standing
 from .errors import (
     AlreadyAtTarget,
     AlreadyVoted,
@@ -206,6 +206,8 @@ def transition_retry(*, request_id: int, user: User) -> TransitionRequest:
             f"Request #{request.pk} has no failed transition to retry "
             f"(decision {request.decision}, execution {request.get_execution_display()})."
         )
+    if blocker := standing.retry_blocker(request):
+        raise WrongExecutionState(blocker)
     request.execution = Execution.QUEUED
     request.execution_requeues = 0  # the reconciler's allowance starts again
     request.save(update_fields=["execution", "execution_requeues"])

@@ -33,9 +33,9 @@ from registry.history import version_histories
 from registry.lookups import model_or_404, version_or_404
 from registry.metrics import ordered_keys
 
-from . import audit, counting, errors, promotion, services, stalls
+from . import audit, counting, errors, gates, promotion, services, stalls, standing
 from .forms import AuditFilterForm, InboxFilterForm, PromotionForm, VoteForm
-from .inbox import awaiting_ids, decorate, state_class, state_label, with_rows
+from .inbox import awaiting_ids, decorate, with_rows
 from .models import AuditEvent, Decision, Execution, TransitionRequest, VoteChoice
 
 ROWS_PER_PAGE = 20
@@ -167,6 +167,7 @@ def _evidence(review: TransitionRequest) -> dict:
         versions = [candidate, baseline]
         keys = [row.key for row in rows][:METRIC_BARS]
         bars = [charts.metric_comparison(candidate, baseline, keys)] if keys else []
+        bars += charts.change_charts(candidate, baseline, [row.key for row in rows])
     histories = version_histories(versions)
     charted = {key for curves in histories.curves.values() for key in curves}
     history_charts = charts.history_charts(versions, histories, ordered_keys(charted))
@@ -174,6 +175,7 @@ def _evidence(review: TransitionRequest) -> dict:
         "comparison": comparison,
         "metric_rows": rows,
         "has_bar_chart": bool(bars),
+        "has_change_chart": any(chart["kind"] == "change" for chart in bars),
         "history_charts": history_charts,
         "history_unavailable": histories.unavailable,
         "chart_data": {"charts": bars + history_charts},
@@ -204,11 +206,17 @@ def _status(review: TransitionRequest) -> dict:
     return {
         "url": reverse("reviews:request_status", args=[review.pk]),
         "decision": review.decision,
-        "decision_label": review.get_decision_display(),
+        # What the badge and the decision line read: "expired" as soon as the deadline passes.
+        "status": standing.status(review),
+        "decision_label": (
+            Decision.EXPIRED.label if standing.is_overdue(review) else review.get_decision_display()
+        ),
         "execution": review.execution,
         "execution_label": review.get_execution_display(),
-        "state": state_label(review),
-        "state_class": state_class(review),
+        "state": standing.state_label(review),
+        "state_class": standing.state_class(review),
+        # A failure no retry can change: why, instead of the retry button.
+        "retry_blocked": standing.retry_blocker(review),
         "attempts": review.execution_attempts,
         "error": review.execution_error,
         "outcome": outcome(review),
@@ -270,7 +278,7 @@ def _detail_context(
         "requirements": " and ".join(
             f"{r['approvals']} of {r['group']}" for r in review.policy_snapshot.get("require", [])
         ),
-        "gate_results": review.gate_results or [],
+        "gate_results": gates.with_verdicts(review.gate_results),
         "votes": votes,
         "signoffs": _signoffs(review, votes, progress),
         "progress": progress,
@@ -280,7 +288,8 @@ def _detail_context(
         "vote_form": vote_form or VoteForm(),
         "can_cancel": pending and (is_requester or user.is_staff),
         "can_retry": user.is_staff and review.decision == Decision.APPROVED,
-        "expired_unprocessed": pending and review.expires_at <= timezone.now(),
+        "expired_unprocessed": standing.is_overdue(review),
+        "decided_by": standing.decided_by_words(review, votes, count),
         "status": status,
         **_evidence(review),
     }

@@ -81,6 +81,14 @@ def test_reviewer_signs_in_and_compares_versions_with_charts(
         assert page.locator("#chart-comparison .barlayer .trace").count() == 2
         assert page.locator("#chart-history-0 .scatterlayer .trace").count() == 2
         assert page.locator("tr.is-changed").count() >= 3  # learning_rate, penalty, dataset
+        # The change against v3 per metric: a bar each, green when better, red when worse.
+        page.wait_for_selector("#chart-change.js-plotly-plot .main-svg")
+        bars = page.locator("#chart-change .barlayer .point path")
+        assert bars.count() == 5
+        fills = {bars.nth(i).evaluate("e => e.style.fill") for i in range(bars.count())}
+        assert fills <= {"rgb(31, 122, 77)", "rgb(179, 54, 47)", "rgb(91, 102, 115)"}, fills
+        assert "rgb(31, 122, 77)" in fills and "rgb(179, 54, 47)" in fills
+        assert_charts_send_nothing(page)
         page.screenshot(path=SCREENSHOTS / "compare.png", full_page=True)
 
         phone = browser.new_page(viewport={"width": 390, "height": 844})
@@ -91,6 +99,28 @@ def test_reviewer_signs_in_and_compares_versions_with_charts(
         assert width <= 390, "the compare page scrolls sideways on a phone"
         phone.screenshot(path=SCREENSHOTS / "compare-phone.png", full_page=True)
     assert errors == []
+
+
+# What a reviewer uses on a chart; nothing that would send its data anywhere.
+MODE_BAR = ["zoom2d", "pan2d", "resetScale2d", "toImage"]
+
+
+def assert_charts_send_nothing(page) -> None:
+    """Every chart on the page: no "send to cloud" button, no Plotly server, a trimmed mode bar."""
+    configs = page.evaluate(
+        """() => [...document.querySelectorAll(".js-plotly-plot")].map((chart) => ({
+            cloud: chart._context.showSendToCloud,
+            server: chart._context.plotlyServerURL,
+            buttons: [...chart.querySelectorAll(".modebar-btn")].map(
+                (button) => button.getAttribute("data-title")),
+        }))"""
+    )
+    assert configs
+    for config in configs:
+        assert config["cloud"] is False and config["server"] == "", config
+        assert len(config["buttons"]) == len(MODE_BAR), config
+    assert page.locator(".modebar-btn[data-title*='Cloud' i]").count() == 0
+    assert page.locator(".modebar-btn[data-title*='Chart Studio' i]").count() == 0
 
 
 def test_nan_points_and_look_alike_names_are_visible_in_a_real_browser(

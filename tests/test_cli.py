@@ -157,7 +157,8 @@ def test_request_wait_exits_0_when_approvals_arrive_and_the_version_moves(
     progress = "\n".join(lines[2:])
     assert "pending: waiting for approvals: ml-leads 0/1, data-science 0/2" in progress
     assert "ml-leads 1/1 (lead)" in progress
-    assert "approved by scientist2" in progress
+    # The decision names the quorum that made it, not only the last voter.
+    assert "approved by lead, scientist1 and scientist2" in progress
     assert f"done: {quorum.model} version 3 is at Production" in lines[-1]
     # One line per change: no line repeats while nothing changes.
     assert len(lines) == len(set(lines))
@@ -334,3 +335,58 @@ def test_wait_and_status_exit_1_for_a_cancelled_request(quorum):
     assert waited.returncode == 1
     assert "cancelled by requester: Cancelled by requester" in waited.stdout
     assert quorum.cli("status", str(request_id)).returncode == 1
+
+
+# -- reading a request: the lines the CLI prints, from the API's answer --------------------------
+
+PENDING = {
+    "id": 7,
+    "model": "fraud",
+    "version": 3,
+    "target": "Production",
+    "decision": "pending",
+    "status": "pending",
+    "execution": None,
+    "expires_at": "2026-11-30T10:00:00Z",
+    "requirements": [{"group": "ml-leads", "needed": 1, "approvers": []}],
+}
+
+
+def test_a_request_past_its_deadline_ends_a_wait_as_expired_before_the_server_stores_it():
+    from quorum_cli.main import EXIT_DECLINED, outcome, state_line
+
+    overdue = {**PENDING, "status": "expired"}
+
+    assert outcome(PENDING) is None
+    assert outcome(overdue) == EXIT_DECLINED
+    assert state_line(overdue) == "expired: no decision before 2026-11-30T10:00:00Z"
+    # A server without `status` is read as before.
+    assert outcome({k: v for k, v in PENDING.items() if k != "status"}) is None
+
+
+def test_an_approval_names_its_quorum_and_falls_back_to_the_deciding_voter():
+    from quorum_cli.main import state_line
+
+    approved = {
+        **PENDING,
+        "decision": "approved",
+        "execution": "queued",
+        "decided_by": "carol",
+        "approved_by": ["alice", "bob", "carol"],
+    }
+
+    assert state_line(approved) == "approved by alice, bob and carol: transition queued"
+    older_server = {k: v for k, v in approved.items() if k != "approved_by"}
+    assert state_line(older_server) == "approved by carol: transition queued"
+
+
+def test_an_auto_approve_gate_that_did_not_fire_is_not_printed_as_a_failure():
+    from quorum_cli.main import gate_line
+
+    missed = {"kind": "auto_approve", "passed": False, "reason": "accuracy 0.9100 > 0.9700"}
+    failed = {"kind": "required", "passed": False, "reason": "accuracy 0.7000 >= 0.8000"}
+
+    assert gate_line(missed) == "gate not auto-approved (needs sign-off): accuracy 0.9100 > 0.9700"
+    assert gate_line({**missed, "verdict": "needs_sign_off"}) == gate_line(missed)
+    assert gate_line(failed) == "gate FAILED: accuracy 0.7000 >= 0.8000"
+    assert gate_line({**failed, "passed": True}).startswith("gate passed:")

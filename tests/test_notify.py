@@ -118,11 +118,11 @@ def test_a_new_request_asks_every_eligible_approver_but_the_requester(
     # The evidence: who asks, gate results, candidate against the version it would replace.
     assert "requester asks for fraud-detector v2 to go to Production" in message.body
     assert "Retrained on October data" in message.body
-    assert "[pass] accuracy 0.91 >= 0.8 (required)" in message.body
-    assert "accuracy: 0.9100 vs 0.8900 (+0.02)" in message.body
+    assert "[pass] accuracy 0.9100 >= 0.8000 (required)" in message.body
+    assert "accuracy: 0.9100 vs 0.8900 (+0.0200)" in message.body
     assert "Metrics, v2 vs v1 at Production" in message.body
     assert "ml-leads 0/1" in message.body and "data-science 0/2" in message.body
-    assert "accuracy 0.91 &gt;= 0.8" in html(message)
+    assert "accuracy 0.9100 &gt;= 0.8000" in html(message)
     assert message.extra_headers["Auto-Submitted"] == "auto-generated"
 
 
@@ -214,6 +214,32 @@ def test_a_decision_goes_to_the_requester_and_everyone_who_voted_only(
     assert link(request) in sent[0].body
 
 
+def test_an_approval_mail_names_the_whole_quorum_not_the_last_voter(
+    mailroom, deliver, cast, committed
+):
+    make_mirror()
+    request = create(cast["requester"], committed)
+    deliver()
+
+    approve_all(request, cast, committed)
+    sent = deliver()
+
+    assert "was approved by lead, scientist1 and scientist2." in sent[0].body
+    assert "<strong>approved</strong> by lead, scientist1 and scientist2." in html(sent[0])
+
+
+def test_an_auto_approve_gate_that_did_not_fire_is_neutral_in_the_mail(
+    mailroom, deliver, cast, committed
+):
+    make_mirror()  # v2's accuracy 0.91 is short of the staging policy's auto-approve 0.97
+    create(cast["requester"], committed, target="Staging")
+    [message] = [m for m in deliver() if m.to == ["scientist1@example.com"]]
+
+    assert "[not auto-approved: needs sign-off] accuracy 0.9100 > 0.9700: not met" in message.body
+    assert "FAIL" not in message.body
+    assert "#b3261e" not in html(message)  # nothing in the failure red
+
+
 # -- execution: a real transition job against a real MLflow server ------------------------------
 
 
@@ -250,7 +276,10 @@ def test_a_transition_that_fails_for_good_tells_the_requester_and_staff(
         f"[Quorum] {unique_name} v2 → Production transition failed: "
         f"{unique_name} version 2 no longer exists in MLflow."
     }
-    assert "an admin can retry the transition" in sent[0].body
+    # The version is gone: no retry can help, and the mail does not suggest one.
+    assert "no retry can help" in sent[0].body
+    assert "an admin can retry" not in sent[0].body
+    assert AuditEvent.objects.get(action="transition.failed").details["permanent"] is True
 
 
 # -- reminders and escalation -------------------------------------------------------------------

@@ -147,7 +147,7 @@ def test_failing_required_gate_rejects_at_once_with_the_reason(policies, request
 
     assert request.decision == Decision.REJECTED
     assert request.decided_by is None
-    assert request.decision_reason == "Required gate failed: accuracy 0.72 >= 0.8: not met"
+    assert request.decision_reason == "Required gate failed: accuracy 0.7200 >= 0.8000: not met"
     event = AuditEvent.objects.get(action="request.rejected")
     assert event.actor == "policy"
 
@@ -174,7 +174,7 @@ def test_baseline_gate_compares_with_the_current_holder_of_the_target(policies, 
     close_enough = create(requester, version=3)
 
     assert worse.decision == Decision.REJECTED
-    assert "f1 0.885 >= baseline 0.9 -0.01 = 0.89: not met" in worse.decision_reason
+    assert "f1 0.8850 >= baseline 0.9000 −0.0100 = 0.8900: not met" in worse.decision_reason
     assert close_enough.decision == Decision.PENDING
 
 
@@ -208,7 +208,7 @@ def test_passing_auto_approve_gates_approve_without_a_vote(
 
     assert request.decision == Decision.APPROVED and request.execution == Execution.QUEUED
     assert request.decision_reason.startswith(
-        "Every auto-approve gate passed: accuracy 0.99 > 0.97"
+        "Every auto-approve gate passed: accuracy 0.9900 > 0.9700"
     )
     assert AuditEvent.objects.get(action="request.approved").actor == "policy"
 

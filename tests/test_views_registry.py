@@ -318,7 +318,15 @@ def test_compare_page_shows_deltas_coloured_by_direction(browser, fraud):
     bars = charts[0]
     assert bars["kind"] == "bar" and [s["name"] for s in bars["series"]] == ["v4", "v2"]
     assert bars["series"][0]["x"] == ["accuracy", "f1", "log_loss", "zeta_score"]
-    overlaid = charts[1]
+    # The change against the baseline, per metric: a 0.01 drop is a bar of its own, coloured
+    # by direction (log_loss went down: better).
+    [change] = charts[1]["series"]
+    assert charts[1]["kind"] == "change"
+    assert change["y"] == ["accuracy", "f1", "log_loss", "zeta_score"]
+    assert change["tones"] == ["better", "worse", "better", "better"]
+    assert change["labels"][1] == "−0.0100 (−1.3%)"
+    assert change["x"][2] == pytest.approx(-12.5)
+    overlaid = charts[2]
     assert overlaid["title"] == "accuracy" and [s["name"] for s in overlaid["series"]] == [
         "v4",
         "v2",

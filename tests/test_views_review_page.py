@@ -8,12 +8,15 @@ tests/reliability/test_permissions.py. The world it starts from is `world` (test
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.urls import reverse
+from django.utils import timezone
 
 from registry.models import Stage
 from reviews import services
-from reviews.models import TransitionRequest
+from reviews.models import Decision, TransitionRequest
 from tests.factories import ESCAPED, HOSTILE, make_hostile_request, make_user, make_version
 from tests.pages import action_url, detail_url, login, text_of
 
@@ -39,7 +42,7 @@ def test_request_page_shows_header_evidence_gates_and_sign_offs(client, pending,
     targets = [chart["target"] for chart in response.context["chart_data"]["charts"]]
     assert "chart-comparison" in targets and "chart-history-0" in targets
     # Gates with their values and why.
-    assert "accuracy 0.9 >= 0.8" in text and "✓ pass" in text
+    assert "accuracy 0.9000 >= 0.8000" in text and "✓ pass" in text
     # Sign-offs: nobody yet, who can still sign.
     assert "ml-leads 0/1" in text and "data-science 0/2" in text
     assert "Can still sign: scientist1, scientist2, scientist3" in text
@@ -183,3 +186,59 @@ def test_mlflow_and_user_text_is_escaped_on_the_request_page(client, policies, r
     assert body.count(ESCAPED) >= 5  # title, comment, vote, params, metric name
     # Chart labels travel as JSON inside a script element: < and > are escaped there too.
     assert "\\u003Cimg" in body
+
+
+# -- honest summaries -----------------------------------------------------------------------------
+
+
+def test_an_approval_names_the_quorum_not_only_the_last_voter(
+    client, pending, lead, scientist1, scientist2
+):
+    for user in (lead, scientist1, scientist2):
+        services.vote_cast(request_id=pending.pk, user=user, decision="approve")
+
+    text = text_of(login(client, lead).get(detail_url(pending)))
+
+    assert "approved by lead, scientist1 and scientist2" in text
+
+
+def test_a_request_past_its_deadline_reads_expired_before_the_reconciler_runs(
+    client, pending, requester, lead
+):
+    TransitionRequest.objects.filter(pk=pending.pk).update(
+        expires_at=timezone.now() - timedelta(minutes=5)
+    )
+
+    page = login(client, lead).get(detail_url(pending))
+    text = text_of(page)
+    badge = 'id="status-badge" class="badge badge-large state-expired">expired<'
+    assert badge in page.content.decode()
+    assert "Decision: expired" in text and "nobody can vote any more" in text
+    assert 'name="decision"' not in page.content.decode()  # no vote buttons
+    status = login(client, lead).get(action_url("request_status", pending)).json()
+    assert (status["decision"], status["status"], status["state"]) == (
+        "pending",
+        "expired",
+        "expired",
+    )
+
+    mine = text_of(login(client, requester).get(reverse("reviews:inbox")))
+    assert f"v2 → Production #{pending.pk}" in mine and " expired" in mine
+    assert TransitionRequest.objects.get(pk=pending.pk).decision == Decision.PENDING
+
+
+def test_an_auto_approve_gate_that_did_not_fire_is_neutral_not_failed(client, world, requester):
+    """Staging auto-approves above 0.97 accuracy; v2 has 0.90: people sign off instead."""
+    request = services.request_create(
+        model="fraud", version=2, target="Staging", requester=requester
+    )
+
+    response = login(client, requester).get(detail_url(request))
+    page = response.content.decode()
+    assert '<tr class="is-needs_sign_off">' in page and "is-failed" not in page
+    assert "not auto-approved: needs sign-off" in text_of(response)
+    assert "✗ fail" not in page
+
+    inbox = login(client, requester).get(reverse("reviews:inbox")).content.decode()
+    assert "not auto-approved: needs sign-off" in inbox
+    assert "gates failed" not in inbox

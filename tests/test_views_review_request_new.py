@@ -29,12 +29,12 @@ def test_version_page_offers_the_targets_policies_cover_with_a_preview(client, w
     text = text_of(response)
     assert "Policy production needs 1 of ml-leads and 2 of data-science , not counting you" in text
     assert "Compared with v1 , which holds Production now." in text
-    assert "accuracy 0.9 >= 0.8" in text
+    assert "accuracy 0.9000 >= 0.8000" in text
 
 
 def test_version_page_warns_when_a_required_gate_would_reject(client, world, requester):
     text = text_of(login(client, requester).get("/models/fraud/versions/3/"))
-    assert "accuracy 0.7 >= 0.8: not met" in text
+    assert "accuracy 0.7000 >= 0.8000: not met" in text
     assert "A required gate fails: this request would be rejected at once." in text
 
 

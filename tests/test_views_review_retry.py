@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from reviews import audit
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
 from tests.pages import action_url, detail_url, login, messages_of, text_of
 
@@ -66,3 +67,23 @@ def test_retrying_a_transition_that_did_not_fail_shows_why(client, pending, admi
     assert any("has no failed transition to retry" in m for m in messages_of(response))
     pending.refresh_from_db()
     assert (pending.decision, pending.execution) == (Decision.PENDING, Execution.NONE)
+
+
+def test_a_failure_no_retry_can_change_offers_no_retry_and_says_why(
+    client, failed, admin_user, django_capture_on_commit_callbacks
+):
+    audit.record(
+        "transition.failed",
+        request=failed,
+        details={"error": "fraud version 2 no longer exists in MLflow.", "permanent": True},
+    )
+
+    page = login(client, admin_user).get(detail_url(failed)).content.decode()
+    assert 'id="retry-form" hidden' in page
+    assert "Version 2 no longer exists in MLflow: retrying cannot bring it back" in page
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(action_url("retry", failed), follow=True)
+    assert any("retrying cannot bring it back" in m for m in messages_of(response))
+    assert callbacks == []
+    failed.refresh_from_db()
+    assert failed.execution == Execution.FAILED
