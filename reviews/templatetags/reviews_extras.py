@@ -43,12 +43,17 @@ def awaiting_count(context) -> int:
 
 @register.inclusion_tag("reviews/_out_of_band.html", takes_context=True)
 def out_of_band_banner(context, model, version=None) -> dict:
-    """Recent transitions someone made in MLflow directly, outside any review."""
-    changes = RegistryChange.objects.filter(
-        model=model,
-        origin=ChangeOrigin.OUT_OF_BAND,
-        observed_at__gte=timezone.now() - OUT_OF_BAND_WINDOW,
-    ).select_related("version")
+    """Recent transitions someone made in MLflow directly, outside any review, and whether
+    Quorum reverted them (`out_of_band: revert`)."""
+    changes = (
+        RegistryChange.objects.filter(
+            model=model,
+            origin=ChangeOrigin.OUT_OF_BAND,
+            observed_at__gte=timezone.now() - OUT_OF_BAND_WINDOW,
+        )
+        .select_related("version")
+        .prefetch_related("reverts")
+    )
     if version is not None:
         changes = changes.filter(version=version)
     return {
