@@ -29,12 +29,10 @@ from reviews.models import (
     OutboxState,
     TransitionRequest,
 )
-from tests import test_transitions
 from tests.test_services import mirror
 
 pytestmark = pytest.mark.django_db
 
-promoted = test_transitions.promoted  # a model in MLflow and the mirror
 
 BASE_URL = "https://quorum.example.com"
 APPROVERS = {"lead", "scientist1", "scientist2", "scientist3"}

@@ -248,6 +248,8 @@ def test_a_revert_that_keeps_failing_is_recorded_once_and_not_retried(
     sync_observes,
     unreachable_mlflow,
     monkeypatch,
+    client,
+    admin_user,
 ):
     monkeypatch.setattr(reverts, "RETRY_INTERVALS", [0, 0])  # three attempts, no waiting
     mlflow_client.transition_stage(reverting, 2, "Production")
@@ -263,6 +265,9 @@ def test_a_revert_that_keeps_failing_is_recorded_once_and_not_retried(
     assert failed.details["attempts"] == 3
     assert Notification.objects.filter(event=failed, kind=NotificationKind.REVERT_FAILED).exists()
     assert "Could not revert" in audit_mail(failed, NotificationKind.REVERT_FAILED)["subject"]
+    client.force_login(admin_user)
+    page = client.get(reverse("registry:model_detail", args=[reverting])).content.decode()
+    assert "revert failed" in page
 
     # Nothing tries it again: not the reconciler, not a second run of its job.
     unreachable_mlflow.up()

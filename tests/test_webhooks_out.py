@@ -22,12 +22,11 @@ from django.utils import timezone
 from quorum.localservices import free_port
 from reviews import jobs, notify, services, webhooks_out
 from reviews.models import OutboxState, WebhookDelivery
-from tests import test_notify, test_transitions
+from tests import test_notify
 from tests.test_services import mirror
 
 pytestmark = pytest.mark.django_db
 
-promoted = test_transitions.promoted  # a model in MLflow and the mirror
 
 run_transition = test_notify.run_transition
 
