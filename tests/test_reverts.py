@@ -10,6 +10,7 @@ import time
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from registry.models import ChangeOrigin, ModelVersion, RegistryChange
 from registry.sync import sync_registry
@@ -17,10 +18,12 @@ from reviews import audit, reconciler, reverts
 from reviews.models import (
     ApprovalPolicy,
     AuditEvent,
+    Execution,
     Notification,
     NotificationKind,
     OutOfBandRevert,
     RevertState,
+    TransitionRequest,
 )
 
 pytestmark = pytest.mark.django_db
@@ -215,6 +218,25 @@ def test_no_revert_while_quorums_own_transition_of_the_target_is_queued(
     # Quorum's transition runs (the revert's queued job finds it skipped) and decides the stage.
     simple_worker(transitions)
     assert stages(mlflow_client, reverting) == {1: "Archived", 2: "Archived", 3: "Production"}
+
+
+def test_no_revert_while_quorums_own_transition_of_the_target_is_running(
+    reverting, approved, mlflow_client, sync_observes
+):
+    request = approved(3, "Production")
+    # Its worker has started it (and may be moving MLflow right now).
+    TransitionRequest.objects.filter(pk=request.pk).update(
+        execution=Execution.RUNNING, execution_started_at=timezone.now()
+    )
+    mlflow_client.transition_stage(reverting, 2, "Production")
+    sync_observes()
+    revert = OutOfBandRevert.objects.get(model__name=reverting)
+
+    reverts.revert_out_of_band(revert.pk)
+
+    assert stages(mlflow_client, reverting)[2] == "Production"
+    revert.refresh_from_db()
+    assert revert.state == RevertState.SKIPPED
 
 
 def test_a_target_quorum_moved_since_the_intrusion_is_left_to_quorum(
