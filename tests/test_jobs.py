@@ -18,7 +18,7 @@ from registry.jobs import (
 )
 from registry.models import ModelVersion, RegisteredModel
 from registry.signals import changes_observed
-from tests.test_sync import register
+from tests.factories import register_in_mlflow
 
 pytestmark = pytest.mark.django_db
 
@@ -71,7 +71,7 @@ def test_the_pending_marker_expires_so_a_lost_job_cannot_block_syncs_forever(
 def test_a_change_during_a_running_sync_queues_a_new_job(
     sync_queue, simple_worker, mlflow_server, mlflow_client, unique_name
 ):
-    register(mlflow_client, unique_name, versions=2)
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
     assert enqueue_model_sync(unique_name)
     (running,) = queued(sync_queue, unique_name)
     # Called while the job runs, after it read MLflow: stands for a webhook arriving mid-sync.
@@ -119,7 +119,7 @@ def test_an_older_job_leaves_the_marker_of_a_newer_queued_one_alone(
 def test_periodic_syncs_run_on_a_worker_and_mirror_the_registry(
     sync_queue, simple_worker, mlflow_server, mlflow_client, unique_name
 ):
-    register(mlflow_client, unique_name, versions=2)
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
     incremental = sync_queue.enqueue(sync_incremental)
     full = sync_queue.enqueue(sync_full)
 
