@@ -14,6 +14,7 @@ import hashlib
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 import yaml
 from django.contrib.auth import get_user_model
@@ -26,9 +27,10 @@ from identity.membership import managed_groups_ensure
 
 from . import audit, counting
 from .errors import AmbiguousPolicy, NoPolicy, PolicyInvalid
-from .models import ApprovalPolicy, PolicyGate, PolicyRequester, PolicyRequirement
+from .models import ApprovalPolicy, OutOfBand, PolicyGate, PolicyRequester, PolicyRequirement
 from .policy_spec import (
     GateSpec,
+    OutOfBandChoice,
     PolicyFile,
     PolicySpec,
     RequirementSpec,
@@ -163,6 +165,7 @@ def save_policy(policy: ApprovalPolicy, spec: PolicySpec) -> ApprovalPolicy:
     policy.expires_after = spec.expires_after
     policy.archive_existing = spec.archive_existing
     policy.rejections_needed = spec.rejections_needed
+    policy.out_of_band = spec.out_of_band
     policy.save()
     policy.requirements.all().delete()
     policy.gates.all().delete()
@@ -249,6 +252,7 @@ def policy_as_spec(policy: ApprovalPolicy) -> PolicySpec:
         expires_after=policy.expires_after,
         archive_existing=policy.archive_existing,
         rejections_needed=policy.rejections_needed,
+        out_of_band=cast(OutOfBandChoice, policy.out_of_band),  # the choices of its column
         gates=[
             # As stored, not validated again: a threshold written before non-finite ones were
             # refused must still read (and export), not break every page that shows the policy.
@@ -299,6 +303,8 @@ def _policy_document(policy: ApprovalPolicy) -> dict:
         "archive_existing": spec.archive_existing,
         "rejections_needed": spec.rejections_needed,
     }
+    if spec.out_of_band != OutOfBand.FLAG:  # the default stays implicit, as files write it
+        document["out_of_band"] = spec.out_of_band
     if spec.requesters:
         document["requesters"] = spec.requesters
     if spec.gates:

@@ -64,6 +64,9 @@ def _a_list(value, what: str):
     return value
 
 
+# What a policy does about a move of a covered target made in MLflow directly (`reviews.reverts`).
+OutOfBandChoice = Literal["flag", "revert"]
+
 # A policy's list fields, and what each holds (for "must be a list of ..., got a string").
 LIST_FIELDS = {
     "models": "model name globs",
@@ -114,6 +117,8 @@ class PolicySpec(BaseModel):
     gates: list[GateSpec] = []
     # Groups whose members may request; empty: any signed-in user.
     requesters: list[GroupName] = []
+    # A move of a covered target made in MLflow directly: only flagged, or also undone.
+    out_of_band: OutOfBandChoice = "flag"
 
     @field_validator(*LIST_FIELDS, mode="before")
     @classmethod

@@ -83,6 +83,16 @@ def unique_name(request):
     return f"{base}-{uuid.uuid4().hex[:6]}"
 
 
+@pytest.fixture
+def webhook_name(mlflow_client, unique_name):
+    """A webhook name of this test's own, deleted from MLflow afterwards."""
+    name = f"quorum-{unique_name}"
+    yield name
+    for webhook_id, other_name, _ in mlflow_client.list_webhooks():
+        if other_name == name:
+            mlflow_client.delete_webhook(webhook_id)
+
+
 @pytest.fixture(scope="session")
 def oidc_provider():
     """A real OpenID Connect provider (tests/oidc_provider.py) in its own process."""

@@ -139,6 +139,7 @@ def test_a_reconcile_job_queued_under_its_old_path_runs_on_a_worker(rq_queue, si
         "requeued",
         "proofs_requeued",
         "classified",
+        "reverts_requeued",
     }
 
 

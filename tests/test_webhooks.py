@@ -263,16 +263,6 @@ def test_redis_down_answers_503_and_the_retry_is_accepted_once_it_is_back(
 # -- registering the webhook in MLflow ----------------------------------------------------------
 
 
-@pytest.fixture
-def webhook_name(mlflow_client, unique_name):
-    """A webhook name of this test's own, deleted from MLflow afterwards."""
-    name = f"quorum-{unique_name}"
-    yield name
-    for webhook_id, other_name, _ in mlflow_client.list_webhooks():
-        if other_name == name:
-            mlflow_client.delete_webhook(webhook_id)
-
-
 def named(client, name: str) -> list[tuple[str, str, str]]:
     return [webhook for webhook in client.list_webhooks() if webhook[1] == name]
 

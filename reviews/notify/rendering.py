@@ -110,6 +110,14 @@ def subject(kind: str, event: AuditEvent, request, context: dict) -> str:
         text = f"Reminder: {what_to} expires in {context['time_left']}"
     elif kind == Kind.ESCALATION:
         text = f"{what_to} has no vote at half its review time"
+    elif kind == Kind.REVERTED:
+        text = f"Out-of-band move of {names.as_text(event.model_name)} reverted in MLflow"
+    elif kind == Kind.REVERT_FAILED:
+        error = (context["error"] or "unknown error").strip().splitlines()[0]
+        text = (
+            f"Could not revert an out-of-band move of {names.as_text(event.model_name)}: "
+            f"{shorten(error, 120)}"
+        )
     elif kind == Kind.SYNC_FAILING:
         failures = context["details"].get("failures", 0)
         error = (context["error"] or "unknown error").strip().splitlines()[0]
