@@ -28,6 +28,9 @@ class ApprovalPolicy(models.Model):
     archive_existing = models.BooleanField(default=False)
     # Eligible rejections that reject a request outright.
     rejections_needed = models.PositiveSmallIntegerField(default=1)
+    # {"escalate": [...], "evidence_gates": [...]}: approvals that scale with the evidence
+    # packet, as the policy file writes them (reviews.policy_spec.EscalationSpec).
+    evidence_rules = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -258,6 +261,8 @@ class Vote(models.Model):
     groups = models.JSONField(default=list)
     # What the voter saw: {"candidate": {...}, "baseline": {...} | None}.
     seen_metrics = models.JSONField(default=dict)
+    # The evidence digests the approval saw: {"candidate": ..., "baseline": ...} (None: unread).
+    seen_evidence = models.JSONField(default=dict, blank=True)
     stale = models.BooleanField(default=False)
     stale_reason = models.TextField(blank=True, default="")
     stale_at = models.DateTimeField(null=True, blank=True)

@@ -73,7 +73,14 @@ LIST_FIELDS = {
     "require": "mappings",
     "gates": "mappings",
     "requesters": "group names",
+    "escalate": "mappings",
+    "evidence_gates": "mappings",
 }
+
+# What the evidence packet may show (registry.evidence.FLAGS), and the fast path.
+EvidenceFlag = Literal[
+    "signature_breaking", "signature_changed", "requirements_changed", "dataset_changed"
+]
 
 
 GroupName = Annotated[str, Field(min_length=1, max_length=GROUP_NAME_MAX)]
@@ -103,6 +110,38 @@ class GateSpec(BaseModel):
         return self
 
 
+class EscalationSpec(BaseModel):
+    """`when` the evidence shows this, `require` these approvals too (more from a group already
+    required, or a group of its own); `when: no_change` (same signature, requirements and
+    datasets, every shared metric within `tolerance`) replaces the requirements instead."""
+
+    model_config = ConfigDict(extra="forbid")
+    when: EvidenceFlag | Literal["no_change"]
+    require: list[RequirementSpec] = Field(min_length=1)
+    tolerance: Threshold | None = Field(default=None, ge=0)
+
+    @field_validator("require", mode="before")
+    @classmethod
+    def require_is_a_list(cls, value):
+        return _a_list(value, "mappings")
+
+    @model_validator(mode="after")
+    def tolerance_only_for_no_change(self):
+        if self.tolerance is not None and self.when != "no_change":
+            raise ValueError("tolerance applies only to `when: no_change`")
+        return self
+
+
+class EvidenceGateSpec(BaseModel):
+    """A gate on the evidence: `signature_breaking: false` with `kind: required` rejects a
+    candidate whose signature breaks the holder's callers."""
+
+    model_config = ConfigDict(extra="forbid")
+    evidence: EvidenceFlag
+    equals: bool = False
+    kind: Literal["required"] = "required"
+
+
 class PolicySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100)
@@ -116,6 +155,15 @@ class PolicySpec(BaseModel):
     gates: list[GateSpec] = []
     # Groups whose members may request; empty: any signed-in user.
     requesters: list[GroupName] = []
+    # Approvals that scale with what the evidence packet shows (reviews.escalation).
+    escalate: list[EscalationSpec] = []
+    evidence_gates: list[EvidenceGateSpec] = []
+
+    @model_validator(mode="after")
+    def one_fast_path(self):
+        if sum(rule.when == "no_change" for rule in self.escalate) > 1:
+            raise ValueError("escalate: give at most one `when: no_change` rule")
+        return self
 
     @field_validator(*LIST_FIELDS, mode="before")
     @classmethod
@@ -251,6 +299,7 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
     sizes = {group: len(set(members)) for group, members in spec.groups.items()}
     named = {req.group for policy in spec.policies for req in policy.require}
     named |= {group for policy in spec.policies for group in policy.requesters}
+    named |= {r.group for policy in spec.policies for e in policy.escalate for r in e.require}
     outside = named - sizes.keys()
     for group in Group.objects.filter(name__in=outside).prefetch_related("user_set"):
         sizes[group.name] = sum(1 for user in group.user_set.all() if user.is_active)
@@ -285,6 +334,19 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
                         f"{sizes[req.group]} member{'s' if sizes[req.group] != 1 else ''}",
                     )
                 )
+        for j, rule in enumerate(policy.escalate):
+            for k, req in enumerate(rule.require):
+                place = ("policies", i, "escalate", j, "require", k)
+                if req.group not in sizes:
+                    problems.append(Problem((*place, "group"), f"unknown group {req.group!r}"))
+                elif req.approvals > sizes[req.group]:
+                    problems.append(
+                        Problem(
+                            (*place, "approvals"),
+                            f"{req.approvals} but group {req.group!r} has {sizes[req.group]} "
+                            f"member{'s' if sizes[req.group] != 1 else ''}",
+                        )
+                    )
         for j, group in enumerate(policy.requesters):
             place = ("policies", i, "requesters", j)
             if group not in sizes:
