@@ -303,7 +303,7 @@ class RegistryClient:
         requirements: list[str] = []
         try:
             mv = self._call(self._registry().get_model_version, name, str(version))
-            model_id = getattr(mv, "model_id", None)
+            model_id = getattr(mv, "model_id", None) or _logged_model_id(mv.source or "")
             uri = self._call(self._client.get_model_version_download_uri, name, str(version))
             mlmodel = self._read_artifact_yaml(uri, "MLmodel")
         except MlflowError as error:
@@ -393,11 +393,13 @@ class RegistryClient:
         self, run_id: str, *, name: str, frame: Any, context: str, source: str = ""
     ) -> None:
         """Logs a pandas DataFrame as one of the run's inputs (`mlflow.log_input`)."""
-        import mlflow.data
+        import mlflow
+        from mlflow.data.pandas_dataset import from_pandas
 
         self.calls += 1
-        mlflow.set_tracking_uri(self.tracking_uri)
-        dataset = mlflow.data.from_pandas(frame, name=name, source=source or None)
+        mlflow.set_tracking_uri(self.tracking_uri or "")
+        named = {"source": source} if source else {}
+        dataset = from_pandas(frame, name=name, **named)
         try:
             with mlflow.start_run(run_id=run_id):
                 mlflow.log_input(dataset, context=context)
@@ -641,6 +643,14 @@ def _name_filter(name: str) -> str:
         # Match the part before the first quote; the caller keeps only exact matches.
         prefix = name[: min(name.index("'"), name.index('"'))]
         return f"name LIKE {_quote(prefix + '%')}"
+
+
+def _logged_model_id(source: str) -> str | None:
+    """The LoggedModel a version was registered from (`models:/m-<id>`), which the server does
+    not always return as the version's `model_id`."""
+    if source.startswith("models:/m-") and "/" not in source.removeprefix("models:/"):
+        return source.removeprefix("models:/")
+    return None
 
 
 def _short(error: Exception) -> str:

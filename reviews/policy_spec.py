@@ -299,7 +299,7 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
     sizes = {group: len(set(members)) for group, members in spec.groups.items()}
     named = {req.group for policy in spec.policies for req in policy.require}
     named |= {group for policy in spec.policies for group in policy.requesters}
-    named |= {r.group for policy in spec.policies for e in policy.escalate for r in e.require}
+    named |= {x.group for policy in spec.policies for e in policy.escalate for x in e.require}
     outside = named - sizes.keys()
     for group in Group.objects.filter(name__in=outside).prefetch_related("user_set"):
         sizes[group.name] = sum(1 for user in group.user_set.all() if user.is_active)
@@ -335,16 +335,17 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
                     )
                 )
         for j, rule in enumerate(policy.escalate):
-            for k, req in enumerate(rule.require):
-                place = ("policies", i, "escalate", j, "require", k)
-                if req.group not in sizes:
-                    problems.append(Problem((*place, "group"), f"unknown group {req.group!r}"))
-                elif req.approvals > sizes[req.group]:
+            for k, extra in enumerate(rule.require):
+                where = ("policies", i, "escalate", j, "require", k)
+                if extra.group not in sizes:
+                    problems.append(Problem((*where, "group"), f"unknown group {extra.group!r}"))
+                elif extra.approvals > sizes[extra.group]:
+                    size = sizes[extra.group]
                     problems.append(
                         Problem(
-                            (*place, "approvals"),
-                            f"{req.approvals} but group {req.group!r} has {sizes[req.group]} "
-                            f"member{'s' if sizes[req.group] != 1 else ''}",
+                            (*where, "approvals"),
+                            f"{extra.approvals} but group {extra.group!r} has {size} "
+                            f"member{'s' if size != 1 else ''}",
                         )
                     )
         for j, group in enumerate(policy.requesters):
