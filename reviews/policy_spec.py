@@ -116,7 +116,13 @@ class EscalationSpec(BaseModel):
     datasets, every shared metric within `tolerance`) replaces the requirements instead."""
 
     model_config = ConfigDict(extra="forbid")
-    when: EvidenceFlag | Literal["no_change"]
+    when: Literal[
+        "signature_breaking",
+        "signature_changed",
+        "requirements_changed",
+        "dataset_changed",
+        "no_change",
+    ]
     require: list[RequirementSpec] = Field(min_length=1)
     tolerance: Threshold | None = Field(default=None, ge=0)
 
