@@ -17,6 +17,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.dispatch import Signal
 
@@ -102,6 +103,17 @@ def unreadable(reason: str) -> MlflowEvidence:
         dataset_metrics={},
         problems={"model": reason},
     )
+
+
+def evidence_of(version: ModelVersion | None) -> VersionEvidence | None:
+    """`version`'s evidence, None when it has not been read (loaded with the version by
+    `select_related("evidence")` where a page shows it)."""
+    if version is None:
+        return None
+    try:
+        return version.evidence
+    except ObjectDoesNotExist:
+        return None
 
 
 def waiting_count() -> int:

@@ -23,7 +23,7 @@ from .compare import compare_versions, default_baseline
 from .history import history_keys, version_histories
 from .lookups import model_or_404, version_number, version_or_404
 from .metrics import direction, ordered_keys
-from .models import ModelVersion, RegisteredModel, Stage, VersionEvidence
+from .models import ModelVersion, RegisteredModel, Stage
 
 MODELS_PER_PAGE = 25
 VERSIONS_PER_PAGE = 50
@@ -167,8 +167,6 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
     candidate = version_or_404(model, a)
     baseline = version_or_404(model, b)
     comparison = compare_versions(candidate, baseline)
-    pair = VersionEvidence.objects.filter(version__in=[candidate, baseline])
-    read = {e.version_id: e for e in pair}
 
     keys = [row.key for row in comparison.metrics][:METRIC_COLUMNS]
     histories = version_histories([candidate, baseline])
@@ -191,6 +189,8 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
             "history_charts": history_charts,
             "history_unavailable": histories.unavailable,
             "chart_data": {"charts": chart_list + history_charts},
-            "evidence": evidence.compare(read.get(candidate.pk), read.get(baseline.pk)),
+            "evidence": evidence.compare(
+                evidence.evidence_of(candidate), evidence.evidence_of(baseline)
+            ),
         },
     )

@@ -21,13 +21,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.db.models import Q
 
 from registry import evidence as registry_evidence
 from registry import metrics
-from registry.models import ModelVersion, VersionEvidence
+from registry.models import ModelVersion
 
 from .gates import GateResult
 
@@ -45,17 +44,10 @@ class Resolution:
     applied: list[dict]  # [{"when", "reason"}], the rules that changed `require`
 
 
-def evidence_of(version: ModelVersion | None) -> VersionEvidence | None:
-    if version is None:
-        return None
-    try:
-        return version.evidence
-    except ObjectDoesNotExist:
-        return None
-
-
 def comparison_for(candidate: ModelVersion, baseline: ModelVersion | None):
-    return registry_evidence.compare(evidence_of(candidate), evidence_of(baseline))
+    return registry_evidence.compare(
+        registry_evidence.evidence_of(candidate), registry_evidence.evidence_of(baseline)
+    )
 
 
 def resolve(
@@ -191,7 +183,8 @@ def refresh(request, candidate: ModelVersion, baseline: ModelVersion | None) -> 
 
 def digests(candidate: ModelVersion, baseline: ModelVersion | None) -> dict:
     """The digests of the evidence a decision (or a vote) was made on; None where unread."""
-    mine, theirs = evidence_of(candidate), evidence_of(baseline)
+    mine = registry_evidence.evidence_of(candidate)
+    theirs = registry_evidence.evidence_of(baseline)
     return {
         "candidate": mine.digest if mine else None,
         "baseline": theirs.digest if theirs else (None if baseline else "none"),
