@@ -212,11 +212,19 @@ def compare(
         )
         evaluated = _dataset_keys(candidate.datasets, "evaluation")
         was_evaluated = _dataset_keys(baseline.datasets, "evaluation")
-        if evaluated != was_evaluated:
+        if evaluated and was_evaluated and evaluated != was_evaluated:
             result.dataset_warning = (
                 "The two versions were evaluated on different datasets: "
                 "their metrics are not comparable."
             )
+        elif bool(evaluated) != bool(was_evaluated):
+            which = "candidate" if not evaluated else "current holder"
+            result.dataset_warning = (
+                f"Only one run logged its evaluation dataset (the {which}'s did not): whether "
+                "the metrics are comparable cannot be told."
+            )
+    if {"model"} & (candidate.problems.keys() | baseline.problems.keys()):
+        return result  # flavors and size come from the MLmodel file: unknown on either side
     if set(baseline.flavors) != set(candidate.flavors):
         was, now = ", ".join(baseline.flavors) or "none", ", ".join(candidate.flavors) or "none"
         result.environment_changes.append(f"flavors {was} → {now}")

@@ -167,6 +167,21 @@ def test_different_evaluation_datasets_are_not_comparable(mlflow_client, unique_
     assert "not comparable" in comparison.dataset_warning
 
 
+def test_one_run_without_evaluation_data_cannot_be_called_comparable(mlflow_client, unique_name):
+    register_sklearn_version(
+        mlflow_client, unique_name, columns=BASE_COLUMNS, datasets=[("holdout", "evaluation")]
+    )
+    register_sklearn_version(
+        mlflow_client, unique_name, columns=BASE_COLUMNS, datasets=[("train", "training")]
+    )
+    read = mirrored(mlflow_client, unique_name)
+
+    comparison = evidence.compare(read[2], read[1])
+
+    assert comparison.dataset_changed is True
+    assert "the candidate's did not" in comparison.dataset_warning
+
+
 def test_logged_model_metrics_are_read_per_dataset(mlflow_client, unique_name):
     import mlflow
     import pandas as pd  # type: ignore[import-untyped]
@@ -216,6 +231,8 @@ def test_unreadable_artifacts_are_recorded_with_the_reason_never_as_no_change(
         "dataset_changed": False,
     }
     assert any("the candidate's model" in why for why in comparison.unknown)
+    # Nothing read from its MLmodel is compared: no "flavors sklearn → none".
+    assert comparison.environment_changes == [] and comparison.signature_changes == []
     # The version is not fetched again and again: its reason stays until someone looks.
     assert ModelVersion.objects.filter(model__name=unique_name, evidence__isnull=True).count() == 0
 
