@@ -201,6 +201,11 @@ class RequestOut(RequestSummary):
     execution_attempts: int
     executed_at: datetime | None
     gates: list[dict[str, Any]] = Field(description="Gate results as evaluated at creation.")
+    escalation: list[dict[str, str]] = Field(
+        default=[],
+        description="The policy's evidence rules that changed the requirements: "
+        "[{when, reason}] (`when` is signature_breaking, ..., or no_change).",
+    )
     votes: list[VoteOut]
 
 
@@ -396,6 +401,7 @@ def request_out(request: TransitionRequest) -> dict:
         "execution_attempts": request.execution_attempts,
         "executed_at": request.executed_at,
         "gates": request.gate_results,
+        "escalation": request.policy_snapshot.get("escalation", {}).get("applied", []),
         "requirements": requirements_out(count),
         "votes": [
             {

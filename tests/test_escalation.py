@@ -324,3 +324,20 @@ def test_evidence_gate_problems_name_their_place(cast):
         p.startswith("policies[0].evidence_gates[0].evidence: Input should be") for p in found
     )
     assert any(p.startswith("policies[0].evidence_gates[0].kind: Input should be") for p in found)
+
+
+def test_api_says_which_evidence_rule_applied(client, pair, people):
+    from reviews.api_auth import token_create
+
+    _, _, candidate = pair
+    with_evidence(candidate, requirements=[*REQUIREMENTS, "lightgbm==4.5.0"])
+    request = request_for(candidate, people["requester"])
+    _, token = token_create(user=people["scientist1"], name="ci")
+
+    body = client.get(f"/api/v1/requests/{request.pk}", HTTP_AUTHORIZATION=f"Bearer {token}").json()
+
+    assert [rule["when"] for rule in body["escalation"]] == ["requirements_changed"]
+    assert [(r["group"], r["needed"]) for r in body["requirements"]] == [
+        ("data-science", 2),
+        ("ml-leads", 1),
+    ]
