@@ -23,12 +23,9 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import BENCH_DIR, bench_stack, database_vendor, percentile  # noqa: E402
+from _common import BENCH_DIR, bench_stack, database_vendor, percentile
 
 SAMPLED_MODEL = "evidence-sampled"
 
