@@ -84,3 +84,29 @@ def check_proxy_count(app_configs, **kwargs):
             id="quorum.W003",
         )
     ]
+
+
+@register(Tags.security, deploy=True)
+def check_signing_key(app_configs, **kwargs):
+    # Without a configured key each host generates its own under var/: proofs signed by one
+    # worker would not verify with the key another host's web app publishes.
+    from reviews.attestation import SigningKeyError, signer
+
+    hint = (
+        "Make one key (openssl genpkey -algorithm ed25519 -out signing-key.pem), keep it secret, "
+        "and set QUORUM_SIGNING_KEY to its path or its PEM text on every web and worker host."
+    )
+    if not settings.QUORUM_SIGNING_KEY.strip():
+        return [
+            Error(
+                "QUORUM_SIGNING_KEY is not set: every host would sign approval proofs with a key "
+                "of its own, generated under var/, and `quorum verify` would refuse them.",
+                hint=hint,
+                id="quorum.E003",
+            )
+        ]
+    try:
+        signer()
+    except SigningKeyError as error:
+        return [Error(str(error), hint=hint, id="quorum.E004")]
+    return []

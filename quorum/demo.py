@@ -39,6 +39,7 @@ from quorum.localservices import (
     stop_process,
     wait_for_http,
 )
+from quorum.signing_key import ensure_generated_key
 from registry.management.commands.create_demo_users import DEMO_PASSWORD, DEMO_USERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,6 +166,11 @@ class Demo:
         own_mlflow = self.config.mlflow_uri is None
         if own_mlflow:
             self.env["MLFLOW_WEBHOOK_SECRET"] = webhook_secret(self.config.var_dir)
+            self.env["MLFLOW_TRACKING_TOKEN"] = guard_token(self.config.var_dir)
+        if not self.env.get("QUORUM_SIGNING_KEY"):
+            # Approval proofs are signed with a key of the demo's own, kept for the next run.
+            key = ensure_generated_key(self.config.var_dir / "signing-key.pem")
+            self.env["QUORUM_SIGNING_KEY"] = str(key)
 
         self.step("migrate", "migrate", "--no-input")
         self.step(
@@ -190,7 +196,7 @@ class Demo:
             ) from error
         if own_mlflow:
             self.step("webhook", "register_mlflow_webhook", f"{base_url}/webhooks/mlflow")
-        self.banner(base_url, mlflow_uri, redis_url)
+        self.banner(base_url, mlflow_uri, redis_url, guarded=own_mlflow)
         return self.watch()
 
     def watch(self) -> int:
@@ -250,9 +256,21 @@ class Demo:
             say(f"MLflow: {uri} (MLFLOW_TRACKING_URI)")
             return uri
         store = self.config.var_dir / "mlflow"
-        say(f"MLflow: starting `mlflow server` on port {self.config.mlflow_port}, store in {store}")
+        say(
+            f"MLflow: starting `mlflow server --app-name quorum-guard` on port "
+            f"{self.config.mlflow_port}, store in {store}"
+        )
+        # The guard refuses moves of protected stages and aliases by anyone but Quorum, whose
+        # processes get the token (MLFLOW_TRACKING_TOKEN, see `run`).
+        guard_env = {
+            "QUORUM_GUARD_SERVICE_TOKEN": guard_token(self.config.var_dir),
+            "QUORUM_GUARD_REQUEST_URL": quorum_url(self.config),
+            "QUORUM_GUARD_LOCK_DIR": str(store / "guard-locks"),
+        }
         with held_signals():
-            server = start_mlflow_server(store, port=self.config.mlflow_port)
+            server = start_mlflow_server(
+                store, port=self.config.mlflow_port, app_name="quorum-guard", extra_env=guard_env
+            )
             self.started.append(("mlflow", server.stop))
         say(f"MLflow: {server.url} (log: {server.log_path})")
         return server.url
@@ -295,12 +313,20 @@ class Demo:
         self.services[name] = process
         return process
 
-    def banner(self, base_url: str, mlflow_uri: str, redis_url: str) -> None:
+    def banner(self, base_url: str, mlflow_uri: str, redis_url: str, *, guarded: bool) -> None:
         mlflow_ui = os.environ.get("MLFLOW_UI_URL") or mlflow_uri
+        key = self.env.get("QUORUM_SIGNING_KEY", "")
+        key_shown = "QUORUM_SIGNING_KEY (PEM)" if key.lstrip().startswith("-----") else key
         width = max(len(username) for username in DEMO_USERS)
         logins = "\n".join(
             f"    {username:<{width}}  {DEMO_PASSWORD}   {role}"
             for username, (_groups, role) in DEMO_USERS.items()
+        )
+        guard_note = (
+            "  MLflow runs with quorum-guard: move a version to Production in the MLflow UI\n"
+            "  and MLflow refuses it; request the promotion in Quorum instead.\n\n"
+            if guarded
+            else ""
         )
         print(
             f"\n  Quorum is running: {base_url}/\n"
@@ -308,8 +334,10 @@ class Demo:
             f"  RQ jobs:           {base_url}/admin/django_rq/\n"
             f"  Redis:             {redis_url}\n"
             f"  Database:          {self.config.database_url}\n"
-            f"  Logs:              {self.log_dir}/\n\n"
+            f"  Logs:              {self.log_dir}/\n"
+            f"  Proof signing key: {key_shown} (public keys: {base_url}/api/v1/keys)\n\n"
             f"  Log in as (user, password, role):\n{logins}\n\n"
+            f"{guard_note}"
             "  Ctrl-C stops everything the demo started.\n",
             flush=True,
         )
@@ -327,6 +355,21 @@ def webhook_secret(var_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def guard_token(var_dir: Path) -> str:
+    """The token that makes Quorum the guard's service identity, kept under var/ so a restarted
+    demo's MLflow and Quorum agree on it."""
+    path = var_dir / "mlflow" / "quorum-guard-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def quorum_url(config: Config) -> str:
+    return os.environ.get("QUORUM_BASE_URL") or f"http://127.0.0.1:{config.port}"
+
+
 def child_env(config: Config, *, redis_url: str, mlflow_uri: str) -> dict[str, str]:
     return {
         **os.environ,
@@ -335,7 +378,7 @@ def child_env(config: Config, *, redis_url: str, mlflow_uri: str) -> dict[str, s
         "DATABASE_URL": config.database_url,
         "REDIS_URL": redis_url,
         "MLFLOW_TRACKING_URI": mlflow_uri,
-        "QUORUM_BASE_URL": os.environ.get("QUORUM_BASE_URL") or f"http://127.0.0.1:{config.port}",
+        "QUORUM_BASE_URL": quorum_url(config),
         "PYTHONUNBUFFERED": "1",  # lines reach the terminal as they are written
     }
 

@@ -92,9 +92,18 @@ def webhook_encryption_key(path: Path) -> str:
 
 
 def start_mlflow_server(
-    store_dir: Path, *, port: int, host: str = "127.0.0.1", timeout: float = 90
+    store_dir: Path,
+    *,
+    port: int,
+    host: str = "127.0.0.1",
+    timeout: float = 90,
+    app_name: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> MlflowServer:
-    """An `mlflow server` with a SQLite store and artifacts under `store_dir`, ready to answer."""
+    """An `mlflow server` with a SQLite store and artifacts under `store_dir`, ready to answer.
+
+    `app_name` runs one of the `mlflow.app` server apps (`quorum-guard`, `basic-auth`), configured
+    by `extra_env`."""
     store_dir.mkdir(parents=True, exist_ok=True)
     if port_in_use(port, host):
         raise ServiceError(
@@ -118,12 +127,16 @@ def start_mlflow_server(
         "--workers",
         "1",
     ]
+    if app_name:
+        command += ["--app-name", app_name]
+    env = mlflow_server_env(key)
+    env.update(extra_env or {})
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=mlflow_server_env(key),
+            env=env,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, we stop it in order
         )
     url = f"http://{host}:{port}"

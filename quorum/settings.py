@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "ninja",  # serves the API docs' Swagger UI from its own static files, not a CDN
     "registry",
     "reviews",
+    "identity",  # single sign-on (OpenID Connect) and CI's workload identity tokens
 ]
 
 MIDDLEWARE = [
@@ -120,6 +121,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "identity.context.sign_in_options",
             ],
         },
     },
@@ -147,7 +149,10 @@ AUTH_PASSWORD_VALIDATORS = [
 # The sign-in throttle first: a locked-out user or address is refused before any password check.
 AUTHENTICATION_BACKENDS = [
     "quorum.lockout.SignInThrottle",
-    "django.contrib.auth.backends.ModelBackend",
+    # Passwords, as QUORUM_PASSWORD_LOGIN allows; then the identity provider's sign-ins, which
+    # do nothing while OIDC_ISSUER is unset (identity/backends.py).
+    "identity.backends.PasswordBackend",
+    "identity.backends.ProviderBackend",
 ]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -210,6 +215,54 @@ AXES_LOCKOUT_PARAMETERS = "quorum.lockout.lockout_parameters"
 AXES_CLIENT_IP_CALLABLE = "quorum.lockout.client_address"
 AXES_LOCKOUT_CALLABLE = "quorum.lockout.lockout_response"
 
+# --- Single sign-on: OpenID Connect (identity/, docs/deploy.md) -----------------------------
+# Unset OIDC_ISSUER: no provider, local passwords only (the demo). Set: the sign-in page offers
+# "Sign in with OIDC_PROVIDER_NAME"; endpoints and keys come from the issuer's discovery document.
+OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "").rstrip("/")
+OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "your identity provider")
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_CLIENT_SECRET", "")
+OIDC_RP_SCOPES = os.environ.get("OIDC_SCOPES", "openid email profile")
+# mozilla-django-oidc's knobs, fixed: code flow with PKCE (S256), state and nonce checked, signed
+# ID tokens only, the ID token kept in the session for the provider's logout.
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_SIGN_ALGO", "RS256")
+OIDC_STORE_ID_TOKEN = True
+OIDC_TIMEOUT = int(os.environ.get("OIDC_TIMEOUT", "10"))
+OIDC_CALLBACK_CLASS = "identity.views.ProviderCallback"
+OIDC_AUTHENTICATE_CLASS = "identity.views.ProviderSignIn"
+# The claim that names a person's groups at the provider, and how those map to Quorum's groups:
+# "provider-pattern=quorum-group,..." with exact names, globs ("ds-*") or "re:" regexes. The
+# Quorum groups named here are managed by the provider: set at each sign-in, not in the admin
+# or a policy file.
+QUORUM_OIDC_GROUPS_CLAIM = os.environ.get("QUORUM_OIDC_GROUPS_CLAIM", "groups")
+QUORUM_OIDC_GROUP_MAP = os.environ.get("QUORUM_OIDC_GROUP_MAP", "")
+# Provider groups (same patterns) whose members get Quorum's staff flag; unset: the flag is
+# left as an admin set it.
+QUORUM_OIDC_STAFF_GROUPS = os.environ.get("QUORUM_OIDC_STAFF_GROUPS", "")
+# The claim a new person's Quorum username is taken from.
+QUORUM_OIDC_USERNAME_CLAIM = os.environ.get("QUORUM_OIDC_USERNAME_CLAIM", "preferred_username")
+# Local passwords: "on" (everyone: the demo), "superusers" (the break-glass administrator only),
+# or "off".
+QUORUM_PASSWORD_LOGIN = os.environ.get("QUORUM_PASSWORD_LOGIN", "on").strip().lower()
+if QUORUM_PASSWORD_LOGIN not in {"on", "superusers", "off"}:
+    raise ImproperlyConfigured("QUORUM_PASSWORD_LOGIN must be one of: on, superusers, off")
+# CI without long-lived secrets: a JSON list of trusted token issuers, each with its audience
+# and rules mapping claims to a service user (docs/ci.md), e.g.
+# [{"issuer": "https://token.actions.githubusercontent.com", "audience": "quorum",
+#   "users": [{"user": "ci-fraud", "claims": {"repository": "acme/fraud"}}]}]
+QUORUM_CI_ISSUERS = os.environ.get("QUORUM_CI_ISSUERS", "")
+
+if OIDC_ISSUER:
+    # Signing out posts a form whose answer redirects to the provider's logout page.
+    from urllib.parse import urlsplit
+
+    _issuer = urlsplit(OIDC_ISSUER)
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(
+        f"{_issuer.scheme}://{_issuer.netloc}"
+    )
+
 # --- Redis and RQ -------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Quorum's queues, in the order a worker takes jobs from them: a transition someone is waiting
@@ -270,6 +323,7 @@ QUORUM_TRANSITION_RETRY_INTERVALS = [
 # listed intervals. An MLflow restart or a short outage then ends `done` with nobody involved.
 QUORUM_TRANSITION_RETRY_WINDOW = int(os.environ.get("QUORUM_TRANSITION_RETRY_WINDOW", "900"))
 QUORUM_TRANSITION_TIMEOUT = int(os.environ.get("QUORUM_TRANSITION_TIMEOUT", "300"))
+# Seconds between runs of the reconciler (reviews/reconciler.py, scheduled in quorum/cron.py).
 QUORUM_RECONCILE_INTERVAL = int(os.environ.get("QUORUM_RECONCILE_INTERVAL", "60"))
 # A started transition whose worker sent no heartbeat for this long is presumed dead and is
 # re-queued by the reconciler (RQ itself notices only minutes later). Workers heartbeat every 30 s
@@ -284,6 +338,15 @@ QUORUM_TRANSITION_MAX_REQUEUES = int(os.environ.get("QUORUM_TRANSITION_MAX_REQUE
 # A transition job queued this many seconds with no worker consuming its queue is reported on the
 # request's page, in the admin and by `manage.py check`, with the command that starts a worker.
 QUORUM_TRANSITION_WAIT_WARNING = int(os.environ.get("QUORUM_TRANSITION_WAIT_WARNING", "120"))
+
+# The Ed25519 key that signs the approval proof written on every promoted version
+# (reviews/attestation.py): a PEM private key, or the path to one. Unset, a key is generated at
+# first use into QUORUM_VAR_DIR/signing-key.pem (the demo; `check --deploy` refuses it, since
+# every host would make its own). Public keys of earlier signing keys stay published at
+# /api/v1/keys, so proofs they signed still verify: PEM public keys, or a path to a file of them.
+QUORUM_SIGNING_KEY = os.environ.get("QUORUM_SIGNING_KEY", "")
+QUORUM_SIGNING_KEY_FILE = VAR_DIR / "signing-key.pem"
+QUORUM_PREVIOUS_PUBLIC_KEYS = os.environ.get("QUORUM_PREVIOUS_PUBLIC_KEYS", "")
 
 # Notifications (reviews/notify/). Approvers who have not voted get a reminder when a pending
 # request has this many seconds left; staff hear of a request with no vote at half its lifetime.

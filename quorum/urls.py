@@ -8,6 +8,7 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 
+from identity.views import sign_out
 from reviews.api import api
 
 # django_rq's dashboard pages carry inline <style> blocks and style attributes: allowed on them,
@@ -23,7 +24,10 @@ def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
 
 urlpatterns = [
     path("favicon.ico", favicon),
+    # Before Django's own: signing out also ends a provider's session (identity/views.py).
+    path("accounts/logout/", sign_out, name="logout"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("oidc/", include("identity.urls")),
     path("admin/django_rq/", include((dashboard, "django_rq"))),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),

@@ -4,10 +4,13 @@
     quorum status ID
     quorum wait ID [--timeout 2h]
     quorum vote ID approve|reject [--comment TEXT]
+    quorum verify MODEL VERSION --target Production [--key FILE | --server URL]
 
 Exit codes, for CI: 0 the version is at its target (or, without waiting, the call succeeded);
 1 rejected, expired, cancelled or the transition failed (the reason is printed); 2 usage,
-authentication, a refusal or an unreachable server; 3 timed out while waiting.
+authentication, a refusal or an unreachable server; 3 timed out while waiting. `verify` (see
+quorum_cli/verify.py) exits 0 for a valid proof, 1 for none or a bad one, 2 on usage or
+connection errors.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-from quorum_cli import __version__
+from quorum_cli import __version__, verify
 from quorum_cli.client import Client, CliError, Unreachable
 
 EXIT_DONE = 0
@@ -257,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="an API token from `manage.py create_api_token` (default: $QUORUM_TOKEN)",
     )
     common.add_argument(
+        "--oidc-token-env",
+        metavar="VAR",
+        help="authenticate with the workload identity token (a JWT, e.g. GitHub Actions' or "
+        "GitLab's OIDC token) in environment variable VAR instead of an API token",
+    )
+    common.add_argument(
         "--json", action="store_true", help="print the final request as JSON on stdout"
     )
     waiting = argparse.ArgumentParser(add_help=False)
@@ -274,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="quorum",
         description="Request MLflow model promotions from Quorum and wait for the sign-offs.",
         epilog="Exit codes: 0 at target (executed), 1 rejected/expired/cancelled/failed, "
-        "2 usage, auth or server unreachable, 3 timeout.",
+        "2 usage, auth or server unreachable, 3 timeout. verify: 0 a valid approval proof, 1 none "
+        "or an invalid one, 2 usage or connection errors.",
     )
     parser.add_argument("--version", action="version", version=f"quorum {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -321,16 +331,32 @@ def build_parser() -> argparse.ArgumentParser:
     vote.add_argument("decision", choices=["approve", "reject"])
     vote.add_argument("--comment", default="", help="required when rejecting")
     vote.set_defaults(run=cmd_vote)
+
+    checking = verify.add_parser(commands)
+    checking.set_defaults(run=None, usage_error=checking.error)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # a usage error exits 2 here
+    if args.command == "verify":
+        try:
+            return verify.run(args, args.usage_error)
+        except CliError as error:
+            print(f"quorum: {error}", file=sys.stderr, flush=True)
+            return error.exit_code
     if not args.url:
         parser.error("no Quorum URL: pass --url or set QUORUM_URL")
+    if args.oidc_token_env:
+        args.token = os.environ.get(args.oidc_token_env, "").strip()
+        if not args.token:
+            parser.error(
+                f"--oidc-token-env {args.oidc_token_env}: that environment variable is empty "
+                "or unset (does the CI job request an ID token?)"
+            )
     if not args.token:
-        parser.error("no API token: pass --token or set QUORUM_TOKEN")
+        parser.error("no API token: pass --token, set QUORUM_TOKEN, or use --oidc-token-env VAR")
     if getattr(args, "poll", 1) <= 0:
         parser.error("--poll must be more than 0")
     out = Output(args.json)

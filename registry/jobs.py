@@ -150,9 +150,7 @@ def enqueue_evidence_fetch(*, connection: Redis | None = None) -> bool:
     ):
         return False
     try:
-        queue.enqueue(
-            fetch_evidence, job_id=job_id, description="read new versions' evidence"
-        )
+        queue.enqueue(fetch_evidence, job_id=job_id, description="read new versions' evidence")
     except Exception:
         queue.connection.delete(EVIDENCE_MARKER)
         raise
@@ -179,4 +177,3 @@ def _catch_up_evidence() -> None:
 
     if evidence.waiting_count():
         enqueue_evidence_fetch()
-

@@ -266,14 +266,14 @@ def _compare_listed_versions(
             logger.warning("version %s v%s not mirrored", v.name, v.version, exc_info=True)
             diff.skipped.add(v.name, v.version, f"it could not be converted: {_error_text(error)}")
             continue
-        row = diff.version_rows.get(key)
-        if row is None:
+        existing = diff.version_rows.get(key)
+        if existing is None:
             diff.new_versions.append(fresh)
             diff.version_rows[key] = fresh
             continue
         run_read = bool(v.run_id) and v.run_id in runs
-        if _update_version(row, fresh, run_read, diff.change):
-            diff.changed_versions[id(row)] = row
+        if _update_version(existing, fresh, run_read, diff.change):
+            diff.changed_versions[id(existing)] = existing
 
 
 def _move_aliases_of_unlisted_versions(diff: _Diff, models: dict[str, MlflowModel]) -> None:
@@ -440,9 +440,9 @@ def _write(
         row.pk = None
         row._state.adding = True
     created: list[RegistryChange] = []
-    for row in changed_models:
-        owned = changes.get((row.name, None), [])
-        if _save_unit(row, MODEL_FIELDS, owned, skipped, (row.name, None)):
+    for model_row in changed_models:
+        owned = changes.get((model_row.name, None), [])
+        if _save_unit(model_row, MODEL_FIELDS, owned, skipped, (model_row.name, None)):
             created += owned
     for row in [*new_versions, *changed_versions]:
         owner = (row.model.name, row.version)

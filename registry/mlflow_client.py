@@ -24,6 +24,9 @@ from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from .models import Stage
+from .targets import ARCHIVING_STAGES
+
 logger = logging.getLogger(__name__)
 
 MODELS_PAGE = 1000  # the server's maximum for search_registered_models
@@ -36,6 +39,9 @@ RUN_READERS = 2
 # requirements.txt and MLmodel are small; a hostile artifact must not fill the worker's memory.
 _ARTIFACT_MAX_CHARS = 1_000_000
 LOG_BATCH_METRICS = 1000  # MLflow's limit on metrics in one log_batch call
+# The probe route mlflow-quorum-guard adds; short, because `manage.py check` asks it too.
+GUARD_STATUS_ENDPOINT = "/api/2.0/quorum-guard/status"
+GUARD_PROBE_TIMEOUT = 3
 # MLflow's SQL stores cannot hold infinities and keep ±Inf as the largest finite float instead;
 # read back, that is what the run's author logged.
 _STORED_INFINITY = sys.float_info.max
@@ -111,6 +117,16 @@ class MlflowEvidence:
     # {"dataset name (digest)": {metric: value}} from an MLflow 3 LoggedModel; {} when none
     dataset_metrics: dict[str, dict[str, float]]
     problems: dict[str, str]
+
+
+@dataclass(frozen=True)
+class GuardStatus:
+    """What the registry's quorum-guard app says about itself and about this client."""
+
+    version: str
+    auth: str  # "token" or "basic-auth"
+    service_identity: bool  # whether it recognises this client as Quorum
+    default_targets: list[str]
 
 
 @dataclass(frozen=True)
@@ -431,8 +447,8 @@ class RegistryClient:
     def transition_stage(
         self, name: str, version: int, stage: str, *, archive_existing: bool = False
     ) -> MlflowVersion:
-        # MLflow answers 500 to archive_existing_versions with any stage but these two.
-        archive = archive_existing and stage in ("Staging", "Production")
+        # MLflow answers 500 to archive_existing_versions with any stage but those.
+        archive = archive_existing and stage in ARCHIVING_STAGES
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # stages are deprecated, still served
             result = self._call(
@@ -473,6 +489,9 @@ class RegistryClient:
             description=description,
         )
         return int(result.version)
+
+    def set_model_tag(self, name: str, key: str, value: str) -> None:
+        self._call(self._client.set_registered_model_tag, name, key, value)
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
         self._call(self._client.set_model_version_tag, name, str(version), key, value)
@@ -547,7 +566,7 @@ class RegistryClient:
         import mlflow.sklearn
 
         self.calls += 1
-        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_tracking_uri(self._client.tracking_uri)
         try:
             with mlflow.start_run(run_id=run_id):
                 # Named requirements: inferring them starts a Python process per model (~3 s).
@@ -573,7 +592,8 @@ class RegistryClient:
         """(id, name, url) of every webhook MLflow knows, across all pages.
 
         1,000 is the largest page MLflow's webhook store accepts."""
-        webhooks, token = [], None
+        webhooks: list[tuple[str, str, str]] = []
+        token = None
         while True:
             page = self._call(self._client.list_webhooks, max_results=page_size, page_token=token)
             webhooks.extend((str(w.webhook_id), w.name, w.url) for w in page)
@@ -587,6 +607,50 @@ class RegistryClient:
     def ping(self) -> None:
         """Raises `MlflowError` unless the tracking server answers."""
         self._call(self._client.search_experiments, max_results=1)
+
+    def guard_status(self) -> GuardStatus | None:
+        """Asks the registry's quorum-guard app (mlflow-quorum-guard) about itself, with this
+        client's credentials; None when the server has no guard (the route does not exist)."""
+        from mlflow.utils.credentials import get_default_host_creds
+        from mlflow.utils.rest_utils import http_request
+
+        self.calls += 1
+        try:
+            response = http_request(
+                get_default_host_creds(self.tracking_uri),
+                GUARD_STATUS_ENDPOINT,
+                "GET",
+                max_retries=0,
+                timeout=GUARD_PROBE_TIMEOUT,
+                raise_on_status=False,
+            )
+        except MlflowException as error:
+            raise _translate(error) from error
+        except OSError as error:
+            raise MlflowError(
+                f"MLflow at {self.tracking_uri} is unreachable: {error}", unreachable=True
+            ) from error
+        if response.status_code == 404:
+            return None
+        if response.status_code in (401, 403):
+            raise MlflowError(
+                f"MLflow at {self.tracking_uri} refused Quorum's credentials "
+                f"({response.status_code}): check MLFLOW_TRACKING_USERNAME/PASSWORD or "
+                "MLFLOW_TRACKING_TOKEN"
+            )
+        try:
+            body = response.json()
+            return GuardStatus(
+                version=str(body["version"]),
+                auth=str(body["auth"]),
+                service_identity=body["service_identity"] is True,
+                default_targets=[str(t) for t in body.get("default_targets", [])],
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise MlflowError(
+                f"MLflow at {self.tracking_uri} answered the guard probe with "
+                f"{response.status_code} and no guard status"
+            ) from error
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -729,7 +793,7 @@ def _version(v) -> MlflowVersion:
     return MlflowVersion(
         name=v.name,
         version=int(v.version),
-        stage=v.current_stage or "None",
+        stage=v.current_stage or Stage.NONE.value,
         status=v.status or "",
         source=v.source or "",
         run_id=v.run_id or "",

@@ -22,9 +22,10 @@ from django.http import HttpRequest
 from ninja import Field, NinjaAPI, Query, Schema, Status
 from pydantic import AfterValidator, BeforeValidator, ConfigDict
 
+from quorum_cli import attestation as proof
 from registry.models import ModelVersion, RegisteredModel
 
-from . import api_errors, counting, services
+from . import api_errors, attestation, counting, services
 from .api_auth import ApiRequest, BearerToken
 from .errors import RequestNotFound, UnknownModel
 from .links import request_url
@@ -37,8 +38,13 @@ api = NinjaAPI(
     title="Quorum API",
     version="1",
     description="Request model promotions, follow their review, and vote. "
-    "Authenticate with `Authorization: Bearer <token>` (`manage.py create_api_token USER`). "
-    'Every error is `{"error": code, "detail": message}`.',
+    "Authenticate with `Authorization: Bearer <token>`: a Quorum API token "
+    "(`manage.py create_api_token USER`), or a CI system's workload identity token (a JWT from "
+    "an issuer in QUORUM_CI_ISSUERS, acting as the service user its claims map to). "
+    'Every error is `{"error": code, "detail": message}`. '
+    "Every version Quorum promotes carries a signed approval proof (an in-toto Statement in a "
+    "DSSE envelope, Ed25519) in its MLflow tag `quorum.attestation.<target>`; `GET /keys` "
+    "(public) lists the keys that verify it, and `quorum verify` checks it.",
     auth=BearerToken(),
     urls_namespace="api-v1",
 )
@@ -200,6 +206,10 @@ class RequestOut(RequestSummary):
     execution_error: str
     execution_attempts: int
     executed_at: datetime | None
+    attestation: str | None = Field(
+        description="The signed approval proof on the version once it moved (MLflow tag "
+        "`quorum.attestation.<target>`): pending, written or failed; null before."
+    )
     gates: list[dict[str, Any]] = Field(description="Gate results as evaluated at creation.")
     escalation: list[dict[str, str]] = Field(
         default=[],
@@ -229,6 +239,29 @@ class RequestPage(Schema):
     fields: Literal["full"] = Field(description="The items' representation.")
     count: int
     items: list[RequestOut]
+
+
+class PublicKeyOut(Schema):
+    keyid: str = Field(
+        description="SHA-256 of the key's canonical JSON form (securesystemslib's key id); the "
+        "`keyid` of the envelope's signature."
+    )
+    keytype: Literal["ed25519"]
+    scheme: Literal["ed25519"]
+    status: Literal["current", "previous"] = Field(
+        description="`current` signs new proofs; `previous` is retired, and the proofs it "
+        "signed still verify."
+    )
+    public_key_pem: str = Field(description="The public key, PEM (SubjectPublicKeyInfo).")
+
+
+class KeysOut(Schema):
+    keys: list[PublicKeyOut]
+    payload_type: str = Field(description="The DSSE envelope's payloadType.")
+    predicate_type: str = Field(description="The in-toto Statement's predicateType.")
+    tag_prefix: str = Field(
+        description="Proofs are the version tags `<prefix><Stage>` and `<prefix>alias.<alias>`."
+    )
 
 
 # Which of the two the answer is, told by its `fields`.
@@ -400,6 +433,7 @@ def request_out(request: TransitionRequest) -> dict:
         "execution_error": request.execution_error,
         "execution_attempts": request.execution_attempts,
         "executed_at": request.executed_at,
+        "attestation": request.attestation or None,
         "gates": request.gate_results,
         "escalation": request.policy_snapshot.get("escalation", {}).get("applied", []),
         "requirements": requirements_out(count),
@@ -437,6 +471,20 @@ def _request(pk: int) -> dict:
 
 
 # -- endpoints --------------------------------------------------------------------------------
+
+
+@api.get("/keys", auth=None, response={200: KeysOut, 503: Error}, tags=["attestations"])
+def list_keys(request: HttpRequest):
+    """The public keys that verify the approval proofs on promoted versions. Public: no token.
+
+    Save the answer as a file for `quorum verify --key FILE`, or let `quorum verify --server URL`
+    fetch it."""
+    return {
+        "keys": [key.as_json() for key in attestation.published_keys()],
+        "payload_type": proof.PAYLOAD_TYPE,
+        "predicate_type": proof.PREDICATE_TYPE,
+        "tag_prefix": proof.TAG_PREFIX,
+    }
 
 
 @api.get("/models", response={200: ModelPage, READ_ERRORS: Error}, tags=["registry"])

@@ -1,5 +1,9 @@
 """API tokens: issuing, revoking, and the bearer authentication of the REST API.
 
+Besides Quorum's own tokens, the bearer may be a workload identity token (a JWT) from an issuer
+that QUORUM_CI_ISSUERS trusts, such as GitHub Actions' OIDC token: it acts as the service user
+its claims map to (identity/workload.py).
+
 A token is `qrm_` followed by a random secret. Only its SHA-256 is stored, so a copy of the
 database cannot be used to call the API; the plaintext is shown once, by `create_api_token`. A
 token acts as its user with that user's permissions: the review engine checks them as it does for
@@ -20,6 +24,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import HttpBearer
 
+from identity.tokens import TokenRefused
+from identity.workload import looks_like_jwt, user_for_workload_token
 from quorum.http import AuthenticatedHttpRequest
 
 from . import audit
@@ -121,6 +127,14 @@ class BearerToken(HttpBearer):
     deactivated users' tokens are not guesses and are not counted.
     """
 
+    openapi_bearerFormat = "qrm_ token or JWT"
+    openapi_description = (
+        "Either a Quorum API token (`qrm_...`, from `manage.py create_api_token USER`), or a "
+        "workload identity token (a JWT, e.g. GitHub Actions' OIDC token) from an issuer listed "
+        "in QUORUM_CI_ISSUERS: verified against the issuer's published keys, with its audience "
+        "and expiry checked, and acting as the service user its claims map to."
+    )
+
     def __call__(self, request: HttpRequest):
         header = request.headers.get(self.header, "")
         scheme, _, credentials = header.partition(" ")
@@ -133,6 +147,11 @@ class BearerToken(HttpBearer):
         return self.authenticate(request, credentials)
 
     def authenticate(self, request: HttpRequest, token: str) -> User:
+        token = token.strip()
+        if not token.startswith(TOKEN_PREFIX) and looks_like_jwt(token):
+            user = self.authenticate_workload(request, token)
+            request.user = user
+            return user
         try:
             user = user_for_token(token)
         except UnknownToken:
@@ -142,3 +161,15 @@ class BearerToken(HttpBearer):
         # The services take the user explicitly; request.user keeps Django's views consistent.
         request.user = user
         return user
+
+    def authenticate_workload(self, request: HttpRequest, token: str) -> User:
+        try:
+            return user_for_workload_token(token)
+        except TokenRefused as refusal:
+            if refusal.forged:
+                # Forgeries count like guessed tokens; an expired or misaddressed real token
+                # is a CI misconfiguration and does not lock out the runners' address.
+                user_login_failed.send(
+                    __name__, credentials=dict(TOKEN_CREDENTIALS), request=request
+                )
+            raise Unauthorized(str(refusal)) from None

@@ -19,6 +19,18 @@ class ReviewsConfig(AppConfig):
 
         sync_finished.connect(on_sync_finished, dispatch_uid="reviews.sync_health")
 
+        from django.db.models.signals import post_delete, post_save
+
+        from . import guard
+        from .models import ApprovalPolicy
+
+        # The guard inside MLflow learns what is protected from tags Quorum keeps in step.
+        sync_finished.connect(guard.on_sync_finished, dispatch_uid="reviews.guard")
+        post_save.connect(guard.on_policy_changed, sender=ApprovalPolicy, dispatch_uid="guard.save")
+        post_delete.connect(
+            guard.on_policy_changed, sender=ApprovalPolicy, dispatch_uid="guard.delete"
+        )
+
         from . import notify, webhooks_out
         from .signals import event_recorded
 

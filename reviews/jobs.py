@@ -1,4 +1,4 @@
-"""RQ jobs of the review engine: carrying out approved transitions in MLflow, and reconciling.
+"""RQ jobs of the review engine: carrying out approved transitions in MLflow.
 
 `execute_transition` is idempotent: it reads MLflow first and only records success when the
 version is already at its target, so a retried, duplicated or re-enqueued job never transitions
@@ -9,9 +9,8 @@ own, so a failing sync never runs the transition again. Any exception is recorde
 a failed attempt is retried with backoff for QUORUM_TRANSITION_RETRY_WINDOW, then the request is
 `failed` and its requester and staff are mailed.
 
-The reconciler finds approved requests whose job is gone (Redis was down at commit, a worker was
-killed) and enqueues them again, a bounded number of times: no decision is lost, and none loops.
-It also enqueues retries left behind by a dead scheduler.
+The reconciler (`reviews.reconciler`) finds approved requests whose job is gone and enqueues them
+again; it imports this module, never the other way round.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import redis
 from django.conf import settings
@@ -28,13 +26,12 @@ from django.utils import timezone
 from rq import Retry, get_current_job
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.worker import Worker
 
 from quorum import queues
 from registry.jobs import enqueue_model_sync
 from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
 
-from . import audit
+from . import attestation, audit
 from .models import Decision, Execution, TransitionRequest
 
 logger = logging.getLogger(__name__)
@@ -42,9 +39,6 @@ logger = logging.getLogger(__name__)
 QUEUE = "transitions"
 # Job states after which a request still marked queued/running needs a new job.
 DEAD_JOB_STATES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
-# A retry this late was left behind by a dead scheduler: a live one moves a due retry onto its
-# queue within a second or two (`enqueue_overdue_retries`).
-OVERDUE_GRACE = timedelta(seconds=10)
 # First half of the PostgreSQL advisory lock key an execution holds (the request id is the other).
 EXECUTION_LOCK_SPACE = 0x5152  # "QR"
 
@@ -154,7 +148,7 @@ def execution_lock(request_id: int) -> Iterator[None]:
             logger.warning("request #%s: execution lock released with its session", request_id)
 
 
-def _execution_running(request_id: int) -> bool:
+def execution_running(request_id: int) -> bool:
     """Whether a live database session is carrying out this request now."""
     if connection.vendor != "postgresql":
         return False
@@ -167,11 +161,12 @@ def _execution_running(request_id: int) -> bool:
 
 
 def _carry_out(request_id: int) -> str:
-    from . import services
-
     with transaction.atomic():
-        request = _lock(request_id)
-        if request is None or request.decision != Decision.APPROVED:
+        try:
+            request = TransitionRequest.objects.locked(request_id)
+        except TransitionRequest.DoesNotExist:
+            return f"request #{request_id} does not exist: nothing to do"
+        if request.decision != Decision.APPROVED:
             return f"request #{request_id} is not approved: nothing to do"
         if request.execution == Execution.DONE:
             return f"request #{request_id} was already carried out"
@@ -185,24 +180,22 @@ def _carry_out(request_id: int) -> str:
         audit.record(
             "transition.started", request=request, details={"attempt": request.execution_attempts}
         )
-    name, number, target = request.version.model.name, request.version.version, request.target
+    name, number = request.version.model.name, request.version.version
+    target = request.parsed_target
     client = RegistryClient()
     current, holders = _read(client, request)
     if current is None:
         _fail(request_id, f"{name} version {number} no longer exists in MLflow.", final=True)
         return "failed: version gone"
-    already = target[1:] in current.aliases if request.is_alias_target else current.stage == target
+    already = target.is_held_by(current)
     if not already:
-        if request.is_alias_target:
-            client.set_alias(name, request.alias, number)
-        else:
-            client.transition_stage(name, number, target, archive_existing=request.archives_holders)
+        target.move(client, name, number, archive_existing=request.archives_holders)
     # From here on the version is at its target: whatever happens next, the request is done and
     # this job never moves MLflow again (a retry would read it there and only record it).
     request.execution, request.executed_at = Execution.DONE, timezone.now()
     request.execution_error = ""
     # Unless the mirror shows it there already, a sync will observe the move: credit it then.
-    request.awaiting_mirror = not services.is_at_target(request.version, target)
+    request.awaiting_mirror = not target.is_held_by(request.version)
     with transaction.atomic():
         recorded = TransitionRequest.objects.filter(
             pk=request_id, execution=Execution.RUNNING
@@ -219,6 +212,7 @@ def _carry_out(request_id: int) -> str:
             request=request,
             details={"already_at_target": already, "archived_versions": [] if already else holders},
         )
+    attestation.write_after_transition(request_id)  # the signed proof; never raises
     _queue_follow_up_sync(name)
     return f"{name} version {number} is at {target}"
 
@@ -231,8 +225,7 @@ def _read(client: RegistryClient, request: TransitionRequest) -> tuple[MlflowVer
         return client.get_version(name, number), []
     versions = client.list_versions(name)  # one call, like get_version, with every stage
     current = next((v for v in versions if v.version == number), None)
-    holders = sorted(v.version for v in versions if v.stage == request.target and v is not current)
-    return current, holders
+    return current, request.versions_to_archive(versions)
 
 
 def _queue_follow_up_sync(name: str) -> None:
@@ -261,8 +254,11 @@ def _record_error(request_id: int, error: Exception) -> None:
 
 def _fail(request_id: int, error: str, *, final: bool) -> None:
     with transaction.atomic():
-        request = _lock(request_id)
-        if request is None or request.execution in (Execution.DONE, Execution.FAILED):
+        try:
+            request = TransitionRequest.objects.locked(request_id)
+        except TransitionRequest.DoesNotExist:  # nothing left to record the error on
+            return
+        if request.execution in (Execution.DONE, Execution.FAILED):
             return
         request.execution = Execution.FAILED if final else Execution.QUEUED
         request.execution_error = error
@@ -274,167 +270,18 @@ def _fail(request_id: int, error: str, *, final: bool) -> None:
         )
 
 
-def _lock(request_id: int) -> TransitionRequest | None:
-    return (
-        TransitionRequest.objects.select_for_update(of=("self",))
-        .select_related("version__model")
-        .filter(pk=request_id)
-        .first()
-    )
+def __getattr__(name: str):
+    """`reviews.jobs.reconcile`, where the reconciler lived before `reviews.reconciler`.
 
-
-# -- the reconciler ---------------------------------------------------------------------------
-
-
-def reconcile() -> dict:
-    """Expires overdue requests, enqueues retries no scheduler took, re-queues approved requests
-    whose job is gone (up to QUORUM_TRANSITION_MAX_REQUEUES times each), and classifies any
-    registry change the change handler has not. Runs every minute; safe to run concurrently."""
-    from . import registry_events, services
-
-    expired = services.requests_expire_overdue()
-    overdue = enqueue_overdue_retries()
-    requeued = requeue_lost_transitions()
-    classified = registry_events.classify_pending_changes()
-    audit.extend_verified_checkpoint()
-    summary = {
-        "expired": len(expired),
-        "overdue_retries": len(overdue),
-        "requeued": len(requeued),
-        "classified": classified,
-    }
-    if any(summary.values()):
-        logger.info("reconcile: %s", summary)
-    return summary
-
-
-def enqueue_overdue_retries() -> list[str]:
-    """Puts retries whose wait is over on their queues when no scheduler did; returns their ids.
-
-    A failed job's retry waits out its backoff in RQ's ScheduledJobRegistry until a scheduler (a
-    worker started with --with-scheduler that holds the queue's scheduler lock) moves it onto the
-    queue. A worker killed with its scheduler leaves that lock held for a minute, and a worker
-    started meanwhile tries to take it again only at its next maintenance, ten minutes later: the
-    retry, and the request waiting on it, would sit there with idle workers all along.
+    RQ stores a job's function as a dotted path and imports it when a worker runs the job: a cron
+    scheduler of the previous release still running during a deploy enqueues
+    "reviews.jobs.reconcile", and such jobs may wait in the queue (or its failed registry) when
+    the new workers start. They must still run. The import happens only when that name is looked
+    up (PEP 562), so importing this module never imports the reconciler, which imports it.
+    Once no scheduler older than `reviews.reconciler` can run and no such job is queued, drop it.
     """
-    cutoff = int((timezone.now() - OVERDUE_GRACE).timestamp())
-    moved = []
-    for name in settings.QUORUM_QUEUES:
-        queue = queues.get_queue(name)
-        registry = queue.scheduled_job_registry
-        for job_id in registry.get_jobs_to_schedule(cutoff):
-            due = datetime.fromtimestamp(queue.connection.zscore(registry.key, job_id) or 0, UTC)
-            # Whoever takes it out of the registry enqueues it: a scheduler that woke up, or this.
-            if not queue.connection.zrem(registry.key, job_id):
-                continue
-            job = queue.fetch_job(job_id)
-            if job is None:
-                continue
-            queue.enqueue_job(job)
-            moved.append(job_id)
-            if job.func_name == f"{__name__}.{execute_transition.__name__}":
-                _record_overdue_retry(job.args[0], due)
-    return moved
+    if name == "reconcile":
+        from .reconciler import reconcile
 
-
-def _record_overdue_retry(request_id: int, due: datetime) -> None:
-    with transaction.atomic():
-        request = _lock(request_id)
-        if request is not None:
-            audit.record(
-                "transition.retry_enqueued",
-                request=request,
-                details={"due": f"{due:%H:%M:%S} UTC", "why": "no scheduler enqueued it"},
-            )
-
-
-def requeue_lost_transitions() -> list[int]:
-    """Approved requests waiting on a job that Redis no longer has, that failed for good, or whose
-    worker is dead: queued again, or `failed` once they were re-queued
-    QUORUM_TRANSITION_MAX_REQUEUES times (a job that keeps getting lost, e.g. one that kills its
-    worker, must end in front of a person, not loop).
-
-    RQ notices a killed worker's job only after the worker's heartbeat key expires (a minute or
-    more) and only when someone cleans its registry up, so a started job is also presumed lost
-    when its last heartbeat is older than QUORUM_TRANSITION_HEARTBEAT_TIMEOUT or its worker has
-    left the worker registry. Such a job is re-queued only when no database session holds its
-    execution lock: a worker that only looks dead (stalled heartbeat, still carrying out the
-    request) keeps it, so the re-queued job could not transition a second time anyway. A job
-    waiting for its retry (scheduled) is alive; `enqueue_overdue_retries` handles a late one.
-    """
-    waiting = list(
-        TransitionRequest.objects.filter(
-            decision=Decision.APPROVED, execution__in=[Execution.QUEUED, Execution.RUNNING]
-        ).only("pk", "created_at")
-    )
-    if not waiting:
-        return []
-    queue = queues.get_queue(QUEUE)
-    queue.started_job_registry.cleanup()
-    requeued = []
-    for waiting_request in waiting:
-        request_id = waiting_request.pk
-        job_id = transition_job_id(waiting_request)
-        try:
-            job = Job.fetch(job_id, connection=queue.connection)
-        except NoSuchJobError:
-            job, status = None, None
-        else:
-            status = job.get_status()
-        if status == JobStatus.STARTED:
-            why = _worker_gone(job, queue.connection)
-            if why is None or _execution_running(request_id):
-                continue
-            job.delete()  # its record would make `unique=True` refuse the new job
-        elif status is not None and status not in DEAD_JOB_STATES:
-            continue
-        else:
-            why = str(status) if status else "missing"
-        with transaction.atomic():
-            request = _lock(request_id)
-            if request.execution not in (Execution.QUEUED, Execution.RUNNING):
-                continue
-            limit = settings.QUORUM_TRANSITION_MAX_REQUEUES
-            if request.execution_requeues >= limit:
-                _give_up(request, why, limit)
-                continue
-            request.execution_requeues += 1
-            request.save(update_fields=["execution_requeues"])
-            audit.record(
-                "transition.requeued",
-                request=request,
-                details={"job_status": why, "requeue": request.execution_requeues},
-            )
-            transaction.on_commit(lambda rid=request_id: enqueue_transition(rid, replace=True))
-        requeued.append(request_id)
-    return requeued
-
-
-def _give_up(request: TransitionRequest, why: str, limit: int) -> None:
-    """Ends a locked request whose job was lost once too often: `failed`, which mails its
-    requester and staff (`reviews.notify`), who may retry it once the cause is found."""
-    error = (
-        f"The transition job was lost {limit + 1} times (last: {why}); "
-        "it was not queued again. Check the workers' logs, then retry."
-    )
-    request.execution = Execution.FAILED
-    request.execution_error = error
-    request.save(update_fields=["execution", "execution_error"])
-    audit.record(
-        "transition.failed",
-        request=request,
-        details={"attempt": request.execution_attempts, "error": error, "requeues": limit},
-    )
-
-
-def _worker_gone(job: Job, redis_connection) -> str | None:
-    """Why a started job's worker is presumed dead, or None while it looks alive."""
-    timeout = timedelta(seconds=settings.QUORUM_TRANSITION_HEARTBEAT_TIMEOUT)
-    beat = job.last_heartbeat or job.started_at
-    if beat is not None and timezone.now() - beat > timeout:
-        return f"started, no heartbeat since {beat:%H:%M:%S} UTC"
-    if job.worker_name and not redis_connection.exists(
-        Worker.redis_worker_namespace_prefix + job.worker_name
-    ):
-        return f"started, worker {job.worker_name} is gone"
-    return None
+        return reconcile
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

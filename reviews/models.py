@@ -4,6 +4,7 @@ Approver groups are Django auth groups: admins already know how to manage those,
 what the YAML policy file sets.
 """
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -11,7 +12,8 @@ from django.contrib.auth.models import Group
 from django.db import connections, models
 from django.utils import timezone
 
-from registry.models import Stage
+from quorum_cli.attestation import tag_for
+from registry.targets import Placed, Target
 
 
 class ApprovalPolicy(models.Model):
@@ -128,10 +130,37 @@ class Execution(models.TextChoices):
 COMMENT_MAX = 4000
 
 
-class TransitionRequestQuerySet(models.QuerySet):
+class Attestation(models.TextChoices):
+    """The signed approval proof on the promoted version (reviews/attestation.py)."""
+
+    NONE = "", "none"  # not carried out yet, or carried out before proofs were written
+    PENDING = "pending", "pending"  # the version moved; the proof is being written or retried
+    WRITTEN = "written", "written"
+    FAILED = "failed", "failed"  # every attempt failed: `manage.py write_attestation ID`
+
+
+class TransitionRequestQuerySet(models.QuerySet["TransitionRequest"]):
     def open(self):
         """Requests that still hold their (version, target): undecided, or approved and not done."""
         return self.filter(OPEN_CONDITION)
+
+    def locked(self, pk: object) -> "TransitionRequest":
+        """Request `pk` with its row locked (SELECT ... FOR UPDATE) until the transaction ends,
+        its version, model and requester loaded: how a request's state is read to be changed.
+
+        Call it inside `transaction.atomic()` (Django refuses a row lock outside one). When no
+        request has that id (it never existed, or `pk` is not an id at all) it raises
+        `TransitionRequest.DoesNotExist`; each caller says what that means for it (a refusal for
+        a person, nothing to do for a job).
+        """
+        try:
+            return (
+                self.select_for_update(of=("self",))
+                .select_related("version__model", "requester")
+                .get(pk=pk)
+            )
+        except (ValueError, TypeError):  # "abc", None: no request has such an id
+            raise TransitionRequest.DoesNotExist(f"There is no request #{pk}.") from None
 
 
 OPEN_CONDITION = models.Q(decision=Decision.PENDING) | (
@@ -198,6 +227,14 @@ class TransitionRequest(models.Model):
     caused_changes = models.ManyToManyField(
         "registry.RegistryChange", blank=True, related_name="caused_by"
     )
+    # The signed proof written on the version once it moved (reviews/attestation.py).
+    attestation = models.CharField(
+        max_length=16, choices=Attestation.choices, default=Attestation.NONE, blank=True
+    )
+    attestation_attempts = models.PositiveSmallIntegerField(default=0)
+    attestation_error = models.TextField(blank=True, default="")
+    attested_at = models.DateTimeField(null=True, blank=True)
+    attestation_key_id = models.CharField(max_length=64, blank=True, default="")
 
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
@@ -219,21 +256,46 @@ class TransitionRequest(models.Model):
         return f"#{self.pk} {self.version} → {self.target}"
 
     @property
+    def parsed_target(self) -> Target:
+        """The target as a value: a request's target was checked when the request was made."""
+        return Target.parse(self.target)
+
+    @property
     def is_alias_target(self) -> bool:
-        return self.target.startswith("@")
+        return self.parsed_target.is_alias
 
     @property
     def alias(self) -> str:
-        return self.target[1:] if self.is_alias_target else ""
+        return self.parsed_target.alias
+
+    @property
+    def attestation_tag(self) -> str:
+        """The MLflow version tag that holds this request's signed approval proof."""
+        return tag_for(self.target)
 
     @property
     def archives_holders(self) -> bool:
         """Carrying it out archives the versions now in its stage (MLflow does so only for
         Staging and Production)."""
-        return self.policy_snapshot.get("archive_existing", False) and self.target in (
-            Stage.STAGING,
-            Stage.PRODUCTION,
+        return bool(
+            self.policy_snapshot.get("archive_existing", False)
+            and self.parsed_target.archive_existing_applies
         )
+
+    def versions_to_archive(self, versions: Iterable[Placed]) -> list[int]:
+        """Of the model's `versions` as MLflow lists them before the move, the numbers carrying
+        this request out archives: the others in its stage, when its policy archives them."""
+        if not self.archives_holders:
+            return []
+        stage, own = self.parsed_target.stage, self.version.version
+        return sorted(v.version for v in versions if v.stage == stage and v.version != own)
+
+    def archived_versions(self) -> list[int]:
+        """The numbers of the versions this request's transition archived, as its job recorded
+        them (`transition.done`, from `versions_to_archive`): the mirror's sync of the move is a
+        job of its own and may not have run yet. Empty until the transition is done."""
+        done = self.audit_events.filter(action="transition.done").order_by("-sequence").first()
+        return done.details.get("archived_versions", []) if done else []
 
 
 class VoteChoice(models.TextChoices):
@@ -471,3 +533,42 @@ class WebhookDelivery(OutboxItem):
 
     def __str__(self) -> str:
         return f"{self.event.action} to {self.url} ({self.state})"
+
+
+class GuardProbe(models.Model):
+    """The latest answer of the registry's quorum-guard app (one row, refreshed after each sync):
+    whether the MLflow server Quorum talks to refuses moves of protected targets by anyone else."""
+
+    checked_at = models.DateTimeField()
+    tracking_uri = models.CharField(max_length=2000)
+    guarded = models.BooleanField(default=False)
+    version = models.CharField(max_length=50, blank=True, default="")
+    auth = models.CharField(max_length=20, blank=True, default="")
+    # Whether the guard recognises Quorum's credentials as its service identity: without that,
+    # Quorum's own transitions of protected targets are refused too.
+    service_identity = models.BooleanField(default=False)
+    error = models.TextField(blank=True, default="")
+
+    def __str__(self) -> str:
+        return self.summary
+
+    @property
+    def summary(self) -> str:
+        if self.error:
+            return (
+                f"Could not ask MLflow at {self.tracking_uri} whether it is guarded: {self.error}"
+            )
+        if not self.guarded:
+            return (
+                f"MLflow at {self.tracking_uri} is not guarded: anyone with EDIT on a model can "
+                "move its protected stages and aliases there directly."
+            )
+        if not self.service_identity:
+            return (
+                f"MLflow at {self.tracking_uri} is guarded by quorum-guard {self.version}, but it "
+                "does not recognise Quorum's credentials: Quorum's own transitions are refused."
+            )
+        return (
+            f"MLflow at {self.tracking_uri} is guarded by quorum-guard {self.version} "
+            f"({self.auth}); only Quorum moves protected stages and aliases."
+        )

@@ -3,7 +3,8 @@
 A policy file is the whole truth about approver groups' members and policies: loading it creates,
 changes and removes policies so the database says what the file says, in one transaction, after
 validating everything first (`reviews.policy_spec`). The most specific policy covering a
-(model, target) decides what a request needs.
+(model, target) decides what a request needs. Groups managed by the identity provider are the
+exception: policies name them, but their members come from sign-ins, not from the file.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import Prefetch, QuerySet
+
+from identity.mapping import managed_group_names
+from identity.membership import managed_groups_ensure
 
 from . import audit, counting
 from .errors import AmbiguousPolicy, NoPolicy, PolicyInvalid
@@ -123,6 +127,7 @@ def policies_load(
 def _apply(spec: PolicyFile) -> LoadReport:
     report = LoadReport()
     User = get_user_model()
+    managed_groups_ensure()  # policies may name them before anyone from them signed in
     for name, members in spec.groups.items():
         group, created = Group.objects.get_or_create(name=name)
         wanted = set(User.objects.filter(username__in=members))
@@ -284,6 +289,9 @@ def policies_export() -> str:
     policies = with_relations(ApprovalPolicy.objects.all())
     used = {r.group.name for p in policies for r in p.requirements.all()}
     used |= {r.group.name for p in policies for r in p.requesters.all()}
+    # The provider's groups are named by policies but their members are not the file's to set.
+    managed = sorted(used & managed_group_names())
+    used -= set(managed)
     groups = Group.objects.filter(name__in=used).prefetch_related("user_set").order_by("name")
     document = {
         "groups": {
@@ -291,7 +299,11 @@ def policies_export() -> str:
         },
         "policies": [_policy_document(p) for p in policies],
     }
-    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    header = "".join(
+        f"# {name}: members come from the identity provider (QUORUM_OIDC_GROUP_MAP)\n"
+        for name in managed
+    )
+    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
 def _policy_document(policy: ApprovalPolicy) -> dict:

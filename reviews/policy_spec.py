@@ -30,15 +30,13 @@ from pydantic import (
     model_validator,
 )
 
-from registry.models import RegisteredModel, Stage
+from identity.mapping import managed_group_names, managed_message
+from registry.models import RegisteredModel
+from registry.targets import InvalidTarget, Target
 
 from .errors import PolicyInvalid, Problem
 from .policy_yaml import read_yaml
 
-STAGES = [choice.value for choice in Stage]
-# MLflow's alias rule: letters, digits, _ and -, and not a reserved name.
-ALIAS_RE = re.compile(r"^@[A-Za-z0-9_-]{1,255}$")
-RESERVED_ALIASES = re.compile(r"^@(latest|v\d+)$", re.IGNORECASE)
 DURATION_RE = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
 DURATION_MINUTES = {"d": 24 * 60, "h": 60, "m": 1}
 # A request must be able to expire: years-long durations overflow dates, and nobody waits a year
@@ -217,11 +215,11 @@ class PolicyFile(BaseModel):
 
 def target_problem(target: str) -> str | None:
     """Why `target` is not something a request can aim at, or None when it is fine."""
-    if target in STAGES:
-        return None
-    if target.startswith("@") and ALIAS_RE.match(target) and not RESERVED_ALIASES.match(target):
-        return None
-    return f"{target!r} is not a stage ({', '.join(STAGES)}) or an @alias"
+    try:
+        Target.parse(target)
+    except InvalidTarget as problem:
+        return str(problem)
+    return None
 
 
 def format_duration(value: timedelta) -> str:
@@ -298,6 +296,10 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
             "username", flat=True
         )
     )
+    managed = managed_group_names()
+    for group in spec.groups:
+        if group in managed:
+            problems.append(Problem(("groups", group), managed_message(group)))
     for group, members in spec.groups.items():
         for index, username in enumerate(members):
             if username not in known_users:
@@ -307,8 +309,11 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
     named |= {group for policy in spec.policies for group in policy.requesters}
     named |= {x.group for policy in spec.policies for e in policy.escalate for x in e.require}
     outside = named - sizes.keys()
-    for group in Group.objects.filter(name__in=outside).prefetch_related("user_set"):
-        sizes[group.name] = sum(1 for user in group.user_set.all() if user.is_active)
+    for known in Group.objects.filter(name__in=outside).prefetch_related("user_set"):
+        sizes[known.name] = sum(1 for user in known.user_set.all() if user.is_active)
+    # A managed group's members arrive as people sign in: it exists for the file whatever its
+    # size today.
+    unbounded = (named - spec.groups.keys()) & managed
 
     seen_names: dict[str, int] = {}
     for i, policy in enumerate(spec.policies):
@@ -324,6 +329,13 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
         groups_seen: set[str] = set()
         for j, req in enumerate(policy.require):
             place = ("policies", i, "require", j)
+            if req.group in unbounded:
+                if req.group in groups_seen:
+                    problems.append(
+                        Problem((*place, "group"), f"group {req.group!r} is required twice")
+                    )
+                groups_seen.add(req.group)
+                continue
             if req.group not in sizes:
                 problems.append(Problem((*place, "group"), f"unknown group {req.group!r}"))
                 continue
@@ -356,7 +368,7 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
                     )
         for j, group in enumerate(policy.requesters):
             place = ("policies", i, "requesters", j)
-            if group not in sizes:
+            if group not in sizes and group not in unbounded:
                 problems.append(Problem(place, f"unknown group {group!r}"))
             elif group in policy.requesters[:j]:
                 problems.append(Problem(place, f"group {group!r} is listed twice"))
@@ -372,9 +384,9 @@ def policy_problems(spec: PolicySpec, others: list[PolicySpec]) -> list[Problem]
     empty one means the whole policy.
     """
     problems = [
-        Problem(("targets", j), problem)
+        Problem(("targets", j), message)
         for j, target in enumerate(spec.targets)
-        if (problem := target_problem(target))
+        if (message := target_problem(target))
     ]
     # Checked as the last policy of a file holding every policy, keeping only its own problems.
     for problem in database_problems(PolicyFile(policies=[*others, spec]), other=_by_name):

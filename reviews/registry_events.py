@@ -26,6 +26,7 @@ from registry.models import (
     ChangeOrigin,
     ModelVersion,
     RegistryChange,
+    Stage,
 )
 
 from . import audit, escalation, gates
@@ -96,7 +97,7 @@ def classify(changes: list[RegistryChange]) -> None:
                 "registry.out_of_band",
                 actor="mlflow",
                 model_name=change.model.name,
-                version=change.version.version if change.version_id else None,
+                version=change.version.version if change.version is not None else None,
                 details={"change": change.kind, "old": change.old, "new": change.new},
             )
         RegistryChange.objects.filter(pk=change.pk).update(origin=change.origin)
@@ -111,8 +112,8 @@ def _explains(request: TransitionRequest, change: RegistryChange) -> bool:
     if request.version.model_id != change.model_id:
         return False
     own_version = change.version_id == request.version_id
-    if request.target.startswith("@"):
-        alias = request.target[1:]
+    target = request.parsed_target
+    if alias := target.alias:
         if change.kind == ChangeKind.ALIAS_ADDED:
             return own_version and change.new == alias
         # The alias left whichever version held it before.
@@ -120,8 +121,8 @@ def _explains(request: TransitionRequest, change: RegistryChange) -> bool:
     if change.kind != ChangeKind.STAGE_CHANGED:
         return False
     if own_version:
-        return change.new == request.target
-    return request.archives_holders and change.old == request.target and change.new == "Archived"
+        return change.new == target.stage
+    return request.archives_holders and change.old == target.stage and change.new == Stage.ARCHIVED
 
 
 def _review_pending_requests(changes: list[RegistryChange]) -> None:

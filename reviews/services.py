@@ -9,11 +9,12 @@ user can act on.
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from registry.models import ModelVersion, RegisteredModel
+from registry.targets import Target
 
 from . import audit, counting, escalation, gates, jobs
 from .errors import (
@@ -43,20 +44,22 @@ from .policy_spec import target_problem
 
 
 def is_at_target(version: ModelVersion, target: str) -> bool:
-    if target.startswith("@"):
-        return target[1:] in version.aliases
-    return version.stage == target
+    """Whether the mirror shows `version` at `target` (a stage, or an "@alias")."""
+    return Target.parse(target).is_held_by(version)
 
 
 def target_holder(model: RegisteredModel, target: str, *, exclude: int | None = None):
     """The version holding `target` now (the newest, when a stage holds several), or None."""
-    versions = ModelVersion.objects.live().filter(model=model).exclude(pk=exclude)
-    if target.startswith("@"):
-        number = model.aliases.get(target[1:])
+    parsed = Target.parse(target)
+    if not parsed.has_holder:
+        return None  # nothing "holds" None or Archived: there is no champion to compare with
+    versions = ModelVersion.objects.live().filter(model=model)
+    if exclude is not None:
+        versions = versions.exclude(pk=exclude)
+    if parsed.is_alias:
+        number = model.aliases.get(parsed.alias)
         return versions.filter(version=number).first() if number is not None else None
-    if target in ("None", "Archived"):
-        return None  # nothing "holds" these: there is no champion to compare with
-    return versions.filter(stage=target).order_by("-version").first()
+    return versions.filter(stage=parsed.stage).order_by("-version").first()
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -68,7 +71,7 @@ def request_create(
     model: str,
     version: int | str,
     target: str,
-    requester: AbstractBaseUser,
+    requester: User,
     comment: str = "",
 ) -> TransitionRequest:
     """Opens a request for `version` of `model` to reach `target`, evaluating its gates at once.
@@ -168,9 +171,9 @@ def request_create(
 
 
 @transaction.atomic
-def request_cancel(*, request_id: int, user: AbstractBaseUser) -> TransitionRequest:
+def request_cancel(*, request_id: int, user: User) -> TransitionRequest:
     """The requester (or staff) withdraws a pending request."""
-    request = _locked(request_id)
+    request = _locked_or_refuse(request_id)
     if request.requester_id != user.pk and not user.is_staff:
         raise NotAllowed("Only the requester or an admin can cancel this request.")
     if request.decision != Decision.PENDING:
@@ -186,7 +189,10 @@ def requests_expire_overdue(*, now=None) -> list[int]:
     overdue = TransitionRequest.objects.filter(decision=Decision.PENDING, expires_at__lt=now)
     for request_id in overdue.values_list("pk", flat=True):
         with transaction.atomic():
-            request = _locked(request_id)
+            try:
+                request = TransitionRequest.objects.locked(request_id)
+            except TransitionRequest.DoesNotExist:  # deleted since the query: nothing to expire
+                continue
             if request.decision == Decision.PENDING and request.expires_at < now:
                 decide(
                     request,
@@ -199,11 +205,11 @@ def requests_expire_overdue(*, now=None) -> list[int]:
 
 
 @transaction.atomic
-def transition_retry(*, request_id: int, user: AbstractBaseUser) -> TransitionRequest:
+def transition_retry(*, request_id: int, user: User) -> TransitionRequest:
     """An admin re-runs a failed transition."""
     if not user.is_staff:
         raise NotAllowed("Only an admin can retry a transition.")
-    request = _locked(request_id)
+    request = _locked_or_refuse(request_id)
     if request.decision != Decision.APPROVED or request.execution != Execution.FAILED:
         raise WrongExecutionState(
             f"Request #{request.pk} has no failed transition to retry "
@@ -230,7 +236,7 @@ def required_groups(request: TransitionRequest) -> list[str]:
 
 
 def requester_refusal(
-    user: AbstractBaseUser, requesters: list[str], *, target: str, groups: set[str] | None = None
+    user: User, requesters: list[str], *, target: str, groups: set[str] | None = None
 ) -> str | None:
     """Why `user` may not request `target` under a policy naming `requesters`; None if they may.
 
@@ -246,14 +252,14 @@ def requester_refusal(
     return f"Only members of {' or '.join(requesters)} may request {target} for this model."
 
 
-def eligible_groups(request: TransitionRequest, user: AbstractBaseUser) -> list[str]:
+def eligible_groups(request: TransitionRequest, user: User) -> list[str]:
     """The required groups `user` belongs to now, in the policy's order."""
     required = required_groups(request)
     mine = set(user.groups.filter(name__in=required).values_list("name", flat=True))
     return [g for g in required if g in mine]
 
 
-def vote_refusal(request: TransitionRequest, user: AbstractBaseUser) -> str | None:
+def vote_refusal(request: TransitionRequest, user: User) -> str | None:
     """Why `user` cannot vote on `request` now, in words for the page; None when they can."""
     try:
         _check_can_vote(request, user, request.votes.filter(user=user, stale=False).first())
@@ -283,7 +289,7 @@ def _check_can_vote(request: TransitionRequest, user, existing_vote: Vote | None
 def vote_cast(
     *,
     request_id: int,
-    user: AbstractBaseUser,
+    user: User,
     decision: str,
     comment: str = "",
 ) -> Vote:
@@ -297,7 +303,7 @@ def vote_cast(
     comment = comment.strip()
     if decision == VoteChoice.REJECT and not comment:
         raise CommentRequired("Say why you reject: the requester needs it to fix the model.")
-    request = _locked(request_id)
+    request = _locked_or_refuse(request_id)
     # A stale approval (the evidence changed since) stays in the history and does not stop its
     # voter from voting again: only a current vote does.
     groups = _check_can_vote(request, user, request.votes.filter(user=user, stale=False).first())
@@ -346,23 +352,27 @@ def approvals_mark_stale(request: TransitionRequest, *, reason: str) -> int:
 # -- decisions --------------------------------------------------------------------------------
 
 
-def _locked(request_id: int) -> TransitionRequest:
+def _locked_or_refuse(request_id: int) -> TransitionRequest:
+    """The request a person named, under its row lock; `RequestNotFound` when there is none."""
     try:
-        return (
-            TransitionRequest.objects.select_for_update(of=("self",))
-            .select_related("version__model", "requester")
-            .get(pk=request_id)
-        )
-    except (TransitionRequest.DoesNotExist, ValueError, TypeError):
+        return TransitionRequest.objects.locked(request_id)
+    except TransitionRequest.DoesNotExist:
         raise RequestNotFound(f"There is no request #{request_id}.") from None
 
 
 def decide(request: TransitionRequest, decision: str, *, actor, reason: str) -> None:
-    """Moves a locked pending request to its decision; an approval queues the transition job."""
-    assert request.decision == Decision.PENDING, "decisions are taken once, under the row lock"
+    """Moves a locked pending request to its decision; an approval queues the transition job.
+
+    A decision is taken once: callers check under the row lock that the request is pending, and
+    a request that is not (a caller that skipped the check) is refused, not decided twice.
+    """
+    if request.decision != Decision.PENDING:
+        raise RequestClosed(
+            f"Request #{request.pk} is already {request.decision}; it cannot also be {decision}."
+        )
     request.decision = decision
     request.decided_at = timezone.now()
-    request.decided_by = actor if isinstance(actor, AbstractBaseUser) else None
+    request.decided_by = actor if isinstance(actor, User) else None
     request.decision_reason = reason
     fields = ["decision", "decided_at", "decided_by", "decision_reason"]
     if decision == Decision.APPROVED:

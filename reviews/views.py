@@ -197,11 +197,8 @@ def outcome(review: TransitionRequest) -> str:
         return ""
     number = review.version.version
     if review.is_alias_target:
-        return f"version {number} now holds @{review.alias}."
-    # What the job recorded when it moved the version: the mirror's sync follows as a job of its
-    # own, so its changes may not be there yet.
-    done = review.audit_events.filter(action="transition.done").order_by("-sequence").first()
-    archived = done.details.get("archived_versions", []) if done else []
+        return f"version {number} now holds {review.parsed_target}."
+    archived = review.archived_versions()
     sentence = f"version {number} is now in {review.target}"
     if archived:
         word = "version" if len(archived) == 1 else "versions"

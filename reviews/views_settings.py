@@ -1,4 +1,5 @@
-"""The notification settings page: a user turns reminder emails off (or on again).
+"""The settings page: a user turns reminder emails off (or on again), and sees whether the MLflow
+registry is guarded (`reviews.guard`).
 
 Only reminders are optional. Mail about a user's own requests, and the mail that asks an approver
 to review a new request, always go.
@@ -15,6 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from quorum.http import AuthenticatedHttpRequest
 
+from .guard import latest_probe
 from .models import NotificationPreference
 
 
@@ -42,5 +44,5 @@ def notification_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request,
         "reviews/settings_notifications.html",
-        {"form": form, "email": request.user.email},
+        {"form": form, "email": request.user.email, "guard_probe": latest_probe()},
     )

@@ -1,22 +1,38 @@
-"""Fixtures for the real services the tests talk to: an `mlflow server`, Redis and the database.
+"""Fixtures for the real services the tests talk to (an `mlflow server`, Redis and the database),
+the cast, and the world most review tests start from.
 
 The MLflow server is started once per session on a free port with a temporary SQLite store. Tests
 that change MLflow use model names of their own (`unique_name`), so they never see each other's
 changes even though they share the server.
+
+Plain helpers live in modules of their own (factories.py, waiting.py, pages.py, browser.py,
+processes.py, concurrency.py); no test module imports from another test module.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import pytest
+import requests
 from django.conf import settings
 from django.test import override_settings
 
-from quorum.localservices import free_port, redis_answers, start_mlflow_server
+from quorum.localservices import MlflowServer, free_port, redis_answers, start_mlflow_server
+from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
+from registry.sync import sync_registry
+from reviews import jobs, services
+from tests.factories import approve_all
+
+if TYPE_CHECKING:
+    from registry.models import RegisteredModel
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -24,6 +40,23 @@ def fast_password_hashing():
     """Production's PBKDF2 costs ~0.3 s a user; tests create many users and test no hashing."""
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signing_key(tmp_path_factory):
+    """A signing key of the session's own for the approval proofs, also for the worker processes
+    tests start (through the environment), instead of one generated under the checkout's var/."""
+    from quorum.signing_key import ensure_generated_key
+
+    path = ensure_generated_key(tmp_path_factory.mktemp("keys") / "signing-key.pem")
+    saved = settings.QUORUM_SIGNING_KEY, os.environ.get("QUORUM_SIGNING_KEY")
+    settings.QUORUM_SIGNING_KEY = os.environ["QUORUM_SIGNING_KEY"] = str(path)
+    yield path
+    settings.QUORUM_SIGNING_KEY = saved[0]
+    if saved[1] is None:
+        os.environ.pop("QUORUM_SIGNING_KEY", None)
+    else:
+        os.environ["QUORUM_SIGNING_KEY"] = saved[1]
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +81,68 @@ def unique_name(request):
     """A model name no other test uses: `<test name>-<random>`."""
     base = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-")[:40]
     return f"{base}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="session")
+def oidc_provider():
+    """A real OpenID Connect provider (tests/oidc_provider.py) in its own process."""
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from tests.oidc_provider import ProviderControl
+
+    port = free_port()
+    control = ProviderControl(f"http://127.0.0.1:{port}", "quorum", "quorum-test-secret")
+    script = Path(__file__).with_name("oidc_provider.py")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(script),
+            "--port",
+            str(port),
+            "--client-id",
+            control.client_id,
+            "--client-secret",
+            control.client_secret,
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            requests.get(control.url + "/.well-known/openid-configuration", timeout=1)
+            break
+        except requests.ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("the test OIDC provider did not start") from None
+            time.sleep(0.1)
+    try:
+        yield control
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def sso(settings, oidc_provider):
+    """Quorum configured for the test provider: its groups `idp-ml-leads` and `idp-ds-*` map to
+    the managed groups ml-leads and data-science, `idp-admins` makes staff."""
+    from identity import provider
+
+    settings.OIDC_ISSUER = oidc_provider.url
+    settings.OIDC_PROVIDER_NAME = "Test IdP"
+    settings.OIDC_RP_CLIENT_ID = oidc_provider.client_id
+    settings.OIDC_RP_CLIENT_SECRET = oidc_provider.client_secret
+    settings.QUORUM_OIDC_GROUP_MAP = "idp-ml-leads=ml-leads,idp-ds-*=data-science"
+    settings.QUORUM_OIDC_STAFF_GROUPS = "idp-admins"
+    provider.forget()
+    oidc_provider.misbehave(None)
+    yield oidc_provider
+    provider.forget()
 
 
 @pytest.fixture(scope="session")
@@ -137,6 +232,52 @@ def admin_user(cast):
     return cast["admin"]
 
 
+# -- the world: the setup most review tests start from ------------------------------------------
+
+
+@dataclass
+class World:
+    people: dict  # the cast by name, in their groups
+    model: RegisteredModel  # `fraud` in the mirror (tests.factories.make_fraud_model)
+
+
+@pytest.fixture
+def world(policies) -> World:
+    """The cast in their groups, the standard production and staging policies, and `fraud` in
+    the mirror: v1 in Production, v2 better on every metric, v3 failing the accuracy gate, their
+    histories cached. No MLflow needed; add `no_mlflow` to make sure none is called."""
+    from tests.factories import make_fraud_model
+
+    return World(people=policies, model=make_fraud_model())
+
+
+@pytest.fixture
+def pending(world, requester):
+    """The world's open request: fraud v2 → Production, by the requester, "Retrained."."""
+    from tests.factories import make_request
+
+    return make_request(world.model.name, requester=requester, comment="Retrained.")
+
+
+@pytest.fixture
+def no_mlflow(settings, monkeypatch):
+    """Pages read cached history only; an accidental MLflow call fails fast and shows."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    settings.MLFLOW_TRACKING_URI = "http://127.0.0.1:9"
+    settings.MLFLOW_UI_URL = "http://mlflow.example"
+
+
+@pytest.fixture
+def promoted(mlflow_client, unique_name, policies):
+    """A model in MLflow and the mirror: v1 in Production, v2 and v3 better candidates."""
+    from tests.factories import register_in_mlflow
+
+    register_in_mlflow(mlflow_client, unique_name, versions=3)
+    mlflow_client.transition_stage(unique_name, 1, "Production")
+    sync_registry(model=unique_name, client=mlflow_client)
+    return unique_name
+
+
 # -- RQ: queues emptied per test, jobs run in the test process -----------------------------------
 
 
@@ -180,3 +321,208 @@ def simple_worker():
         )
 
     return work
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """`with committed():` runs what waits for the commit (the enqueues) when the block ends."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def run_transition(committed, simple_worker):
+    """`run_transition(request)`: its transition job, queued afresh and run by a worker in this
+    process; what the job leaves for after the commit (mail, webhooks, the sync) is enqueued."""
+    import django_rq
+
+    from reviews import jobs
+
+    def run(request) -> None:
+        # Request ids restart with each test database, and a finished job of an earlier run with
+        # the same id may still be in Redis: replace it, as an admin's retry does.
+        jobs.enqueue_transition(request.pk, replace=True)
+        with committed():
+            simple_worker(django_rq.get_queue(jobs.QUEUE))
+
+    return run
+
+
+# -- MLflow with the guard (mlflow-quorum-guard) ------------------------------------------------
+
+GUARD_TOKEN = "quorum-service-token-for-tests-0123456789"
+GUARD_ADMIN = ("admin", "Guard-admin-pw-1234!")
+GUARD_PASSWORD = "User-pw-1234-guard!"
+CREDENTIAL_VARIABLES = (
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+)
+
+
+@dataclass
+class GuardedMlflow:
+    """A real `mlflow server --app-name quorum-guard`, alone (`token`) or over basic-auth."""
+
+    auth: str
+    server: MlflowServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def service_env(self) -> dict[str, str]:
+        """What Quorum's processes set to be the guard's service identity."""
+        if self.auth == "token":
+            return {"MLFLOW_TRACKING_TOKEN": GUARD_TOKEN}
+        return {"MLFLOW_TRACKING_USERNAME": "quorum", "MLFLOW_TRACKING_PASSWORD": GUARD_PASSWORD}
+
+    def credentials(self, who: str) -> dict:
+        """`requests` keyword arguments for a caller: 'quorum', 'alice' (EDIT on what she is
+        given), 'bob' (READ only) or 'nobody' (no credentials)."""
+        if who == "nobody":
+            return {}
+        if self.auth == "token":
+            if who != "quorum":
+                return {}
+            return {"headers": {"Authorization": f"Bearer {GUARD_TOKEN}"}}
+        return {"auth": (who, GUARD_PASSWORD)}
+
+    def grant(self, model_name: str, permission: str = "EDIT", username: str = "alice") -> None:
+        """MLflow's own permission on a model (basic-auth only; alone, everyone has them all).
+        EDIT lets a user register versions, transition them and set aliases; deleting needs
+        MANAGE."""
+        if self.auth != "basic-auth":
+            return
+        resource = {
+            "username": username,
+            "resource_type": "registered_model",
+            "resource_id": model_name,
+        }
+        permissions = f"{self.url}/api/3.0/mlflow/users/permissions"
+        # A grant does not replace an earlier one: revoke it first (a 4xx when there is none).
+        requests.post(f"{permissions}/revoke", json=resource, auth=GUARD_ADMIN, timeout=10)
+        response = requests.post(
+            f"{permissions}/grant",
+            json={**resource, "permission": permission},
+            auth=GUARD_ADMIN,
+            timeout=10,
+        )
+        response.raise_for_status()
+
+
+def _start_guarded_mlflow(store: Path, auth: str) -> GuardedMlflow:
+    env = {"QUORUM_GUARD_AUTH": auth, "QUORUM_GUARD_LOCK_DIR": str(store / "locks")}
+    if auth == "token":
+        env["QUORUM_GUARD_SERVICE_TOKEN"] = GUARD_TOKEN
+    else:
+        store.mkdir(parents=True, exist_ok=True)
+        ini = store / "basic_auth.ini"
+        ini.write_text(
+            "[mlflow]\ndefault_permission = READ\n"
+            f"database_uri = sqlite:///{store / 'basic_auth.db'}\nadmin_username = admin\n"
+        )
+        env.update(
+            QUORUM_GUARD_SERVICE_USERS="quorum",
+            MLFLOW_AUTH_CONFIG_PATH=str(ini),
+            MLFLOW_AUTH_ADMIN_PASSWORD=GUARD_ADMIN[1],
+            MLFLOW_FLASK_SERVER_SECRET_KEY="guard-tests-flask-secret-key",
+        )
+    server = start_mlflow_server(store, port=free_port(), app_name="quorum-guard", extra_env=env)
+    guarded = GuardedMlflow(auth=auth, server=server)
+    if auth == "basic-auth":
+        for username in ("quorum", "alice", "bob"):
+            requests.post(
+                f"{server.url}/api/2.0/mlflow/users/create",
+                json={"username": username, "password": GUARD_PASSWORD},
+                auth=GUARD_ADMIN,
+                timeout=10,
+            ).raise_for_status()
+        # Quorum's user must be able to edit every model, including ones created after it:
+        # docs/enforcement.md makes it an MLflow admin.
+        requests.patch(
+            f"{server.url}/api/2.0/mlflow/users/update-admin",
+            json={"username": "quorum", "is_admin": True},
+            auth=GUARD_ADMIN,
+            timeout=10,
+        ).raise_for_status()
+    return guarded
+
+
+@pytest.fixture(scope="session")
+def guarded_mlflow_servers(tmp_path_factory):
+    """`get(auth)`: the session's guarded MLflow for 'token' or 'basic-auth', started when first
+    asked for."""
+    servers: dict[str, GuardedMlflow] = {}
+
+    def get(auth: str) -> GuardedMlflow:
+        if auth not in servers:
+            servers[auth] = _start_guarded_mlflow(tmp_path_factory.mktemp(f"guard-{auth}"), auth)
+        return servers[auth]
+
+    yield get
+    for guarded in servers.values():
+        guarded.server.stop()
+
+
+@pytest.fixture
+def as_quorum(monkeypatch, settings):
+    """`as_quorum(guarded)`: Quorum talks to this guarded MLflow as the guard's service identity."""
+
+    def use(guarded: GuardedMlflow) -> RegistryClient:
+        for key in CREDENTIAL_VARIABLES:
+            monkeypatch.delenv(key, raising=False)
+        for key, value in guarded.service_env().items():
+            monkeypatch.setenv(key, value)
+        settings.MLFLOW_TRACKING_URI = settings.MLFLOW_UI_URL = guarded.url
+        return RegistryClient(guarded.url)
+
+    return use
+
+
+# -- transitions: a promoted model, approved requests and the queues their jobs wait in ----------
+
+
+@pytest.fixture
+def transitions(rq_queue, settings):
+    """The transitions queue; a failed transition is retried twice at once."""
+    settings.QUORUM_TRANSITION_RETRY_INTERVALS = [0, 0]  # three attempts, no waiting
+    settings.QUORUM_TRANSITION_RETRY_WINDOW = 0
+    return rq_queue(jobs.QUEUE)
+
+
+@pytest.fixture
+def syncs(rq_queue):
+    """The sync queue, where a transition's follow-up sync waits."""
+    return rq_queue(SYNC_QUEUE)
+
+
+@pytest.fixture
+def approved(promoted, requester, lead, scientist1, scientist2, django_capture_on_commit_callbacks):
+    """`approved(version, target)`: a request of `promoted` with the production quorum cast,
+    its transition job queued (not run)."""
+
+    def make(version: int, target: str = "Production"):
+        request = services.request_create(
+            model=promoted, version=version, target=target, requester=requester
+        )
+        approve_all(
+            request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks
+        )
+        return request
+
+    return make
+
+
+@pytest.fixture
+def unreachable_mlflow(settings, monkeypatch):
+    """`down()` points the jobs at a port where no MLflow answers; `up()` points them back."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast while it is down
+    reachable = settings.MLFLOW_TRACKING_URI
+
+    def down() -> None:
+        settings.MLFLOW_TRACKING_URI = f"http://127.0.0.1:{free_port()}"
+
+    def up() -> None:
+        settings.MLFLOW_TRACKING_URI = reachable
+
+    return SimpleNamespace(down=down, up=up)

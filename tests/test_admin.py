@@ -34,6 +34,7 @@ CHANGELISTS = [
     "admin:reviews_notification_changelist",
     "admin:reviews_webhookdelivery_changelist",
     "admin:reviews_apitoken_changelist",
+    "admin:identity_provideridentity_changelist",
 ]
 
 
@@ -557,6 +558,40 @@ def test_membership_changed_from_a_users_page_is_audited_too(admin_client, polic
         "admin",
         {"group": "ml-leads", "added": ["outsider"], "removed": []},
     )
+
+
+def provider_manages(settings, group_map: str = "idp-leads=ml-leads") -> None:
+    settings.OIDC_ISSUER = "https://idp.example.com"
+    settings.QUORUM_OIDC_GROUP_MAP = group_map
+
+
+def test_groups_managed_by_the_provider_are_marked_and_their_members_not_edited(
+    admin_client, policies, settings
+):
+    provider_manages(settings)
+    listing = admin_client.get(reverse("admin:auth_group_changelist")).content.decode()
+    assert "identity provider" in listing
+    url, data = group_page(admin_client, "ml-leads")
+    data["users"] = member_ids("lead", "outsider")
+    events = AuditEvent.objects.count()
+
+    admin_client.post(url, data)
+
+    assert members("ml-leads") == {"lead"}
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_managed_group_cannot_be_joined_from_a_users_page(admin_client, policies, settings):
+    provider_manages(settings)
+    outsider = policies["outsider"]
+    url = reverse("admin:auth_user_change", args=[outsider.pk])
+    data = page_data(admin_client.get(url))
+    data["groups"] = [group_id("ml-leads")]
+
+    response = admin_client.post(url, data)
+
+    assert any("managed by the identity provider" in e for e in errors_of(response))
+    assert "outsider" not in members("ml-leads")
 
 
 # -- request actions ---------------------------------------------------------------------------

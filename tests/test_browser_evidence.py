@@ -15,12 +15,12 @@ from registry.models import Stage
 from registry.sync import sync_registry
 from reviews import services
 from reviews.policies import policies_load
+from tests.browser import SCREENSHOTS, chromium
 from tests.factories import register_sklearn_version
-from tests.test_browser_registry import SCREENSHOTS, chromium
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 POLICIES = textwrap.dedent(
     """

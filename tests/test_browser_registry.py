@@ -7,102 +7,20 @@ Screenshots land in var/screenshots/ for a human to look at.
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-from django.conf import settings
-from django.db import connections
 
 from registry.models import ModelVersion, Stage
 from registry.sync import sync_registry
-from tests.factories import make_model, make_user, make_version, register_with_metrics
+from tests.browser import SCREENSHOTS, chromium
+from tests.factories import (
+    make_model,
+    make_user,
+    make_version,
+    register_fraud_model,
+    register_with_metrics,
+)
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test are
-# still synchronous and safe.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = settings.BASE_DIR / "var" / "screenshots"
-
-
-@contextmanager
-def chromium() -> Iterator:
-    """Debian's Chromium under Playwright; on the way out, the browser and the ORM connections
-    opened meanwhile are closed.
-
-    While Playwright's event loop runs in this thread, Django keeps the thread's database
-    connections apart from its usual ones (asgiref's Local treats the code as async), so the
-    test database's teardown would not close them and could not drop the database.
-    """
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-            connections.close_all()
-
-
-def register_fraud_model(client, name: str) -> None:
-    """Five versions with per-epoch history, different settings, stages, an alias and tags."""
-    experiment = client.experiment_id("browser-tests")
-    client.create_model(
-        name,
-        description="Scores card payments for fraud.\nRetrained weekly.",
-        tags={"team": "risk"},
-    )
-    for number in range(1, 6):
-        rate = 0.15 + number * 0.05
-        epochs = 25
-        accuracy = [0.95 - 0.4 * math.exp(-rate * e) - 0.01 * (number == 5) for e in range(epochs)]
-        loss = [0.22 + 0.6 * math.exp(-rate * e) - 0.01 * number for e in range(epochs)]
-        run_id = client.log_run(
-            experiment,
-            run_name=f"{name}-{number}",
-            params={
-                "learning_rate": round(rate, 2),
-                "epochs": epochs,
-                "penalty": "l2" if number < 4 else "elasticnet",
-            },
-            metrics={
-                "accuracy": accuracy[-1],
-                "log_loss": loss[-1],
-                "f1": 0.80 + number * 0.012,
-                "precision": 0.84 - number * 0.004,
-                "recall": 0.76 + number * 0.02,
-            },
-            history={"accuracy": accuracy, "log_loss": loss},
-        )
-        client.create_version(
-            name,
-            source=f"runs:/{run_id}/model",
-            run_id=run_id,
-            description=f"SGD classifier, learning rate {rate:.2f}.",
-            tags={
-                "dataset": f"payments-2026-{number:02d}",
-                "validated": "yes" if number < 5 else "no",
-            },
-        )
-    client.transition_stage(name, 2, "Archived")
-    client.transition_stage(name, 3, "Production")
-    client.transition_stage(name, 4, "Staging")
-    client.set_alias(name, "champion", 3)
-    client.set_alias(name, "challenger", 4)
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_reviewer_signs_in_and_compares_versions_with_charts(

@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import requests
@@ -25,23 +24,13 @@ from quorum.localservices import free_port
 from registry.sync import sync_registry
 from reviews import jobs
 from reviews.api_auth import token_create
-from tests.test_sync import register
+from tests.factories import register_in_mlflow
+from tests.processes import database_url
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def database_url() -> str:
-    db = django_settings.DATABASES["default"]
-    if db["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip(
-            "a worker process needs a database it can share: set DATABASE_URL to PostgreSQL"
-        )
-    auth = quote(db["USER"] or "")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"])
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -85,7 +74,7 @@ def quorum(live_server, settings, mlflow_client, unique_name, policies):
     """A model in MLflow and the mirror (v1 in Production), a live Quorum, and a way to run the
     CLI as any cast member."""
     settings.QUORUM_BASE_URL = live_server.url
-    register(mlflow_client, unique_name, versions=3)
+    register_in_mlflow(mlflow_client, unique_name, versions=3)
     mlflow_client.transition_stage(unique_name, 1, "Production")
     sync_registry(model=unique_name, client=mlflow_client)
     tokens = {name: token_create(user=user)[1] for name, user in policies.items()}
@@ -124,16 +113,18 @@ class Quorum:
     def votes_in_a_thread(self, *votes: tuple[str, str, str]) -> threading.Thread:
         """Once the model's request is open, casts (user, decision, comment) through the API."""
 
+        def requests_of_the_model() -> list[dict]:
+            found = self.api("GET", "/requests", "lead", params={"model": self.model})
+            return found.json()["items"]
+
         def run():
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                found = self.api("GET", "/requests", "lead", params={"model": self.model}).json()
-                if found["items"]:
-                    break
-                time.sleep(0.2)
-            else:
-                return
-            request_id = found["items"][0]["id"]
+            opened = wait_for(
+                requests_of_the_model,
+                timeout=60,
+                interval=0.2,
+                message=f"the CLI to open a request for {self.model}",
+            )
+            request_id = opened[0]["id"]
             for user, decision, comment in votes:
                 time.sleep(0.5)  # let the waiting CLI see each step
                 body = {"decision": decision, "comment": comment}

@@ -17,7 +17,6 @@ import re
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,11 +33,12 @@ from registry.sync import sync_registry
 from reviews import jobs
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
 from reviews.notify import QUEUE as NOTIFY_QUEUE
-from tests.test_browser_registry import chromium, register_fraud_model
-from tests.test_browser_review import PASSWORD, Session
-from tests.test_cli import database_url
+from tests.browser import PASSWORD, Session, chromium
+from tests.factories import register_fraud_model
+from tests.processes import children, database_url
+from tests.waiting import wait_for
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 # The virtualenv holds the `python` and `gunicorn` the Procfile names.
@@ -111,6 +111,7 @@ def test_check_deploy_is_clean_with_the_documented_production_variables(collecte
         documented,
         SECRET_KEY=secrets.token_urlsafe(50),
         MLFLOW_WEBHOOK_SECRET=secrets.token_urlsafe(32),
+        QUORUM_SIGNING_KEY=os.environ["QUORUM_SIGNING_KEY"],
         STATIC_ROOT=str(collected_static),
     )
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
@@ -125,12 +126,18 @@ def test_check_deploy_fails_without_a_secret_key_or_collected_static_files(tmp_p
     assert result.returncode == 1
     assert "(quorum.E001) SECRET_KEY is not set" in result.stderr
     assert "(quorum.E002) WHITENOISE_USE_FINDERS is off" in result.stderr
+    assert (
+        "(quorum.E004) QUORUM_SIGNING_KEY names the file /etc/quorum/signing-key.pem, which "
+        "cannot be read"
+    ) in result.stderr
 
     # Behind the documented proxy without saying how many: the sign-in throttle would count the
     # proxy's address for everyone.
     env = base_env(documented_production_env(), QUORUM_PROXY_COUNT="0")
+    env.pop("QUORUM_SIGNING_KEY")  # and every host would make a signing key of its own
     result = manage("check", "--deploy", env=env)
     assert "(quorum.W003) SECURE_PROXY_SSL_HEADER says a proxy is in front" in result.stderr
+    assert "(quorum.E003) QUORUM_SIGNING_KEY is not set" in result.stderr
 
     # The demo and the tests run without a key: the plain check (runserver's) passes.
     result = manage("check", env=base_env())
@@ -173,19 +180,6 @@ class Stack:
             print((self.logs / f"{name}.log").read_text(errors="replace")[-4000:])
 
 
-def children(pid: int) -> list[int]:
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def wait_until(condition, *, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} within {timeout:.0f} s")
-
-
 @pytest.fixture
 def deployed(
     mlflow_server, redis_url, rq_queue, policies, collected_static, tmp_path, settings
@@ -208,6 +202,7 @@ def deployed(
             MLFLOW_TRACKING_URI=mlflow_server.url,
             DEBUG="false",
             SECRET_KEY=secrets.token_urlsafe(50),
+            QUORUM_SIGNING_KEY=os.environ["QUORUM_SIGNING_KEY"],
             ALLOWED_HOSTS="127.0.0.1",
             QUORUM_BASE_URL=base,
             WHITENOISE_USE_FINDERS="false",
@@ -224,12 +219,18 @@ def deployed(
         web = stack.start("web", processes["web"])
         workers = [stack.start(f"worker-{n}", processes["worker"]) for n in (1, 2)]
         wait_for_http(f"{base}/accounts/login/", timeout=60, process=web)
-        wait_until(lambda: len(children(web.pid)) == 2, timeout=20, what="2 gunicorn workers")
+        wait_for(
+            lambda: len(children(web.pid)) == 2,
+            timeout=20,
+            interval=0.2,
+            message="2 gunicorn workers",
+        )
         connection = queues[0].connection
-        wait_until(
+        wait_for(
             lambda: {w.pid for w in Worker.all(connection=connection)} >= {p.pid for p in workers},
             timeout=60,
-            what="both RQ workers registered",
+            interval=0.2,
+            message="both RQ workers to register",
         )
         yield SimpleNamespace(url=base, web=web, workers=workers)
     finally:

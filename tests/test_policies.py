@@ -8,6 +8,7 @@ import textwrap
 from datetime import timedelta
 
 import pytest
+import yaml
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
@@ -560,3 +561,36 @@ def test_load_policies_refuses_a_file_that_is_not_utf8(people, tmp_path):
 )
 def test_yaml_that_would_cost_far_more_than_its_size_is_refused(text, expected):
     assert problems_of(text)[0].startswith(expected)
+
+
+# -- groups managed by the identity provider -------------------------------------------------
+
+
+@pytest.fixture
+def provider_groups(settings):
+    """ml-leads' members come from the identity provider's `idp-leads` group."""
+    settings.OIDC_ISSUER = "https://idp.example.com"
+    settings.QUORUM_OIDC_GROUP_MAP = "idp-leads=ml-leads"
+
+
+def test_a_file_that_sets_a_managed_groups_members_is_refused(people, provider_groups):
+    problems = problems_of(EXAMPLE)
+    assert any(
+        p.startswith("groups.ml-leads:") and "managed by the identity provider" in p
+        for p in problems
+    ), problems
+    assert not ApprovalPolicy.objects.exists()
+
+
+def test_policies_may_require_a_managed_group_before_anyone_from_it_signed_in(
+    people, provider_groups
+):
+    text = EXAMPLE.replace("  ml-leads: [alice]\n", "")
+    policies_load(text=text)
+
+    assert Group.objects.get(name="ml-leads").user_set.count() == 0
+    assert ApprovalPolicy.objects.get(name="production").requirements.count() == 2
+    exported = policies_export()
+    assert exported.startswith("# ml-leads: members come from the identity provider")
+    assert set(yaml.safe_load(exported)["groups"]) == {"data-science"}
+    policies_load(text=exported)  # the export loads again

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -26,54 +24,10 @@ from reviews.models import (
     NotificationKind,
     TransitionRequest,
 )
-from tests.test_sync import register
+from tests.concurrency import approve_at_once
+from tests.factories import approve_all, register_in_mlflow, transition_actions
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def transitions(rq_queue, settings):
-    settings.QUORUM_TRANSITION_RETRY_INTERVALS = [0, 0]  # three attempts, no waiting
-    settings.QUORUM_TRANSITION_RETRY_WINDOW = 0
-    return rq_queue(jobs.QUEUE)
-
-
-@pytest.fixture
-def syncs(rq_queue):
-    """The sync queue, where a transition's follow-up sync waits."""
-    return rq_queue(SYNC_QUEUE)
-
-
-@pytest.fixture
-def promoted(mlflow_client, unique_name, policies):
-    """A model in MLflow and the mirror: v1 in Production, v2 and v3 better candidates."""
-    register(mlflow_client, unique_name, versions=3)
-    mlflow_client.transition_stage(unique_name, 1, "Production")
-    sync_registry(model=unique_name, client=mlflow_client)
-    return unique_name
-
-
-def approve_all(request, *voters, capture):
-    with capture(execute=True):
-        for voter in voters:
-            services.vote_cast(request_id=request.pk, user=voter, decision="approve")
-
-
-@pytest.fixture
-def approved(promoted, requester, lead, scientist1, scientist2, django_capture_on_commit_callbacks):
-    """`approved(version, target)`: a request of `promoted` with the production quorum cast,
-    its transition job queued (not run)."""
-
-    def make(version: int, target: str = "Production") -> TransitionRequest:
-        request = services.request_create(
-            model=promoted, version=version, target=target, requester=requester
-        )
-        approve_all(
-            request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks
-        )
-        return request
-
-    return make
 
 
 def test_last_approval_moves_the_version_in_mlflow_and_archives_the_old_one(
@@ -192,35 +146,6 @@ def test_promoting_another_version_in_mlflow_makes_pending_approvals_stale(
     assert vote.stale and vote.stale_reason == "Production is now held by v3 (was v1)."
 
 
-def test_reconciler_requeues_an_approved_request_whose_job_was_lost(
-    approved,
-    promoted,
-    mlflow_client,
-    transitions,
-    simple_worker,
-    django_capture_on_commit_callbacks,
-):
-    request = approved(2, "Production")
-    transitions.empty()  # as if Redis lost it, or was down when the decision committed
-    assert transitions.count == 0
-
-    with django_capture_on_commit_callbacks(execute=True):
-        call_command("reconcile")
-    simple_worker(transitions)
-
-    request.refresh_from_db()
-    assert request.execution == Execution.DONE
-    assert mlflow_client.get_version(promoted, 2).stage == "Production"
-    assert AuditEvent.objects.filter(action="transition.requeued", request=request).exists()
-
-
-def test_reconciler_leaves_a_queued_job_alone(approved, transitions):
-    approved(2, "Production")
-
-    assert jobs.requeue_lost_transitions() == []
-    assert transitions.count == 1
-
-
 @pytest.fixture
 def private_mlflow(tmp_path, settings, monkeypatch):
     """An MLflow server of this test's own, so the test can stop and restart it."""
@@ -244,7 +169,7 @@ def test_mlflow_down_retries_then_fails_then_an_admin_retry_succeeds(
     django_capture_on_commit_callbacks,
 ):
     client = RegistryClient(private_mlflow.url)
-    register(client, "churn", versions=2)
+    register_in_mlflow(client, "churn", versions=2)
     sync_registry(client=client)
     request = services.request_create(
         model="churn", version=2, target="Production", requester=requester
@@ -289,7 +214,7 @@ def test_concurrent_final_approvals_make_one_decision_one_job_one_transition(
 ):
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = []
     transitions, syncs = rq_queue(jobs.QUEUE), rq_queue(SYNC_QUEUE)
-    register(mlflow_client, unique_name, versions=5)
+    register_in_mlflow(mlflow_client, unique_name, versions=5)
     sync_registry(model=unique_name, client=mlflow_client)
     voters = [User.objects.create_user(f"voter{i}") for i in range(12)]
     Group.objects.get(name="ml-leads").user_set.add(*voters)
@@ -319,50 +244,7 @@ def test_concurrent_final_approvals_make_one_decision_one_job_one_transition(
     assert audit.verify().ok
 
 
-def approve_at_once(request_id: int, voters: list[User]) -> list[str]:
-    """Every voter approves at the same instant, each on its own connection; what each got."""
-    outcomes: list[str] = []
-    barrier = threading.Barrier(len(voters))
-
-    def vote(user: User) -> None:
-        try:
-            barrier.wait()
-            services.vote_cast(request_id=request_id, user=user, decision="approve")
-            outcomes.append("counted")
-        except Exception as error:  # noqa: BLE001 - the caller asserts on every outcome
-            outcomes.append(type(error).__name__)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=vote, args=(user,)) for user in voters]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
-
-
 # -- a transition that happened is done ---------------------------------------------------------
-
-
-@pytest.fixture
-def unreachable_mlflow(settings, monkeypatch):
-    """`down()` points the jobs at a port where no MLflow answers; `up()` points them back."""
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast while it is down
-    reachable = settings.MLFLOW_TRACKING_URI
-
-    def down() -> None:
-        settings.MLFLOW_TRACKING_URI = f"http://127.0.0.1:{free_port()}"
-
-    def up() -> None:
-        settings.MLFLOW_TRACKING_URI = reachable
-
-    return SimpleNamespace(down=down, up=up)
-
-
-def transition_actions(request) -> list[str]:
-    events = AuditEvent.objects.filter(request=request, action__startswith="transition.")
-    return list(events.order_by("sequence").values_list("action", flat=True))
 
 
 def test_a_failing_follow_up_sync_leaves_the_request_done_and_is_retried_on_its_own(
@@ -499,68 +381,3 @@ def test_retries_go_on_at_the_last_interval_until_the_window_is_spent(settings):
     assert jobs.retry_policy().intervals == [5, 15, 30]
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = []
     assert jobs.retry_policy() is None
-
-
-def test_the_reconciler_requeues_a_lost_job_a_limited_number_of_times_then_fails_it(
-    approved, transitions, simple_worker, settings, cast, admin_user, promoted, mlflow_client
-):
-    settings.QUORUM_TRANSITION_MAX_REQUEUES = 2
-    request = approved(2, "Production")
-    cast["requester"].email = "requester@example.com"
-    cast["requester"].save(update_fields=["email"])
-
-    for _ in range(2):
-        transitions.empty()  # the job is lost again
-        assert jobs.requeue_lost_transitions() == [request.pk]
-    transitions.empty()
-    assert jobs.requeue_lost_transitions() == []
-
-    request.refresh_from_db()
-    assert (request.execution, request.execution_requeues) == (Execution.FAILED, 2)
-    assert request.execution_error.startswith("The transition job was lost 3 times (last: ")
-    assert transition_actions(request) == [
-        "transition.requeued",
-        "transition.requeued",
-        "transition.failed",
-    ]
-    failed = AuditEvent.objects.get(request=request, action="transition.failed")
-    assert Notification.objects.filter(event=failed, recipient__username="requester").exists()
-
-    # An admin's retry starts the allowance again, and the transition runs.
-    services.transition_retry(request_id=request.pk, user=admin_user)
-    request.refresh_from_db()
-    assert request.execution_requeues == 0
-    jobs.enqueue_transition(request.pk, replace=True)
-    simple_worker(transitions)
-    assert mlflow_client.get_version(promoted, 2).stage == "Production"
-
-
-def test_a_retry_no_scheduler_took_is_enqueued_by_the_reconciler(
-    approved, promoted, transitions, syncs, simple_worker, settings, unreachable_mlflow
-):
-    settings.QUORUM_TRANSITION_RETRY_INTERVALS = [30]
-    request = approved(2, "Production")
-    unreachable_mlflow.down()
-    simple_worker(transitions)  # no scheduler here: the retry waits in the scheduled registry
-    registry = transitions.scheduled_job_registry
-    job_id = jobs.transition_job_id(request)
-    assert registry.get_job_ids() == [job_id]
-    assert jobs.enqueue_overdue_retries() == []  # not due yet
-
-    # As if the 30 s went by and then some, with no scheduler alive to move it.
-    overdue = int((timezone.now() - jobs.OVERDUE_GRACE).timestamp()) - 5
-    registry.connection.zadd(registry.key, {job_id: overdue})
-    unreachable_mlflow.up()
-    assert jobs.reconcile()["overdue_retries"] == 1
-
-    assert transitions.job_ids == [job_id] and registry.get_job_ids() == []
-    simple_worker(transitions)
-    request.refresh_from_db()
-    assert (request.execution, request.execution_attempts) == (Execution.DONE, 2)
-    assert transition_actions(request) == [
-        "transition.started",
-        "transition.attempt_failed",
-        "transition.retry_enqueued",
-        "transition.started",
-        "transition.done",
-    ]

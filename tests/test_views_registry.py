@@ -11,6 +11,7 @@ from django.urls import reverse
 from registry.models import MetricHistory, Stage
 from registry.sync import sync_registry
 from tests.factories import (
+    HOSTILE,
     cache_all_history,
     make_model,
     make_user,
@@ -19,8 +20,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-
-HOSTILE = "<img src=x onerror=alert(1)>"
 
 # Page budgets: session + user, then the page's own queries. They must not grow with the registry.
 # The review app adds to every page the navigation's count of requests awaiting the user (one

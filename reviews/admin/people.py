@@ -1,7 +1,9 @@
 """Approver groups and their members: membership changes, from either side, are audited.
 
 A group's members are edited on the group's page; a form refuses to leave a group with fewer
-active members than a policy asks of it.
+active members than a policy asks of it. Groups managed by the identity provider
+(QUORUM_OIDC_GROUP_MAP) are marked as such and their members are not edited here, on the
+group's page or a user's: they follow each person's groups at their next sign-in.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from django.contrib import admin
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.forms import UserChangeForm
 from django.contrib.auth.models import Group
 from django.db import transaction
+
+from identity.mapping import managed_group_names, managed_message
 
 from .. import audit
 from ..models import ApprovalPolicy
@@ -44,6 +49,11 @@ class GroupMembersForm(forms.ModelForm):
 
     def clean_users(self):
         users = self.cleaned_data["users"]
+        name = self.instance.name if self.instance.pk else self.cleaned_data.get("name")
+        if name in managed_group_names():
+            before = set(self.instance.user_set.all()) if self.instance.pk else set()
+            if set(users) != before:
+                raise forms.ValidationError(managed_message(name))
         if self.instance.pk:
             # The file's rule, seen from the group: no policy may ask more than it can get.
             active = sum(1 for user in users if user.is_active)
@@ -63,7 +73,7 @@ admin.site.unregister(Group)
 @admin.register(Group)
 class ApproverGroupAdmin(GroupAdmin):
     form = GroupMembersForm
-    list_display = ["name", "member_count"]
+    list_display = ["name", "member_count", "managed_by"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("user_set")
@@ -71,6 +81,17 @@ class ApproverGroupAdmin(GroupAdmin):
     @admin.display(description="members")
     def member_count(self, group):
         return len(group.user_set.all())
+
+    @admin.display(description="members managed by")
+    def managed_by(self, group):
+        return "identity provider" if group.name in managed_group_names() else "Quorum"
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        if obj is not None and obj.name in managed_group_names():
+            form.base_fields["users"].disabled = True
+            form.base_fields["users"].help_text = managed_message(obj.name)
+        return form
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
@@ -119,9 +140,22 @@ def _record_membership(actor, group: str, *, added: set[str], removed: set[str])
 admin.site.unregister(User)
 
 
+class ManagedGroupsUserChangeForm(UserChangeForm):
+    def clean_groups(self):
+        groups = self.cleaned_data["groups"]
+        managed = managed_group_names()
+        before = set(self.instance.groups.filter(name__in=managed)) if self.instance.pk else set()
+        after = {group for group in groups if group.name in managed}
+        for group in sorted(before ^ after, key=lambda g: g.name):
+            raise forms.ValidationError(managed_message(group.name))
+        return groups
+
+
 @admin.register(User)
 class AuditedUserAdmin(UserAdmin):
     """Membership can also change from a user's page: it is recorded the same way."""
+
+    form = ManagedGroupsUserChangeForm
 
     def save_related(self, request, form, formsets, change):
         before = set(form.instance.groups.values_list("name", flat=True)) if change else set()

@@ -7,8 +7,9 @@ are issued by `manage.py create_api_token` and only revoked here.
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.urls import reverse
 
-from .. import audit, services
+from .. import attestation, audit, services
 from ..api_auth import token_revoke
 from ..errors import QuorumError
 from ..models import ApiToken, AuditEvent, TransitionRequest, Vote
@@ -40,10 +41,11 @@ class TransitionRequestAdmin(ReadOnlyAdmin):
         "requester",
         "decision",
         "execution",
+        "attestation",
         "created_at",
         "expires_at",
     ]
-    list_filter = ["decision", "execution", "version__model__name"]
+    list_filter = ["decision", "execution", "attestation", "version__model__name"]
     list_select_related = ["version__model", "requester"]
     search_fields = ["version__model__name", "requester__username"]
     date_hierarchy = "created_at"
@@ -60,6 +62,11 @@ class TransitionRequestAdmin(ReadOnlyAdmin):
     def changelist_view(self, request, extra_context=None):
         if found := stalled_requests():
             self.message_user(request, f"{summary(found)} {HINT}", messages.WARNING)
+        extra_context = {**(extra_context or {}), "keys_url": reverse("api-v1:list_keys")}
+        try:
+            extra_context["signing_keys"] = attestation.published_keys()
+        except attestation.SigningKeyError as error:
+            extra_context["signing_keys_error"] = str(error)
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("reviews", "0008_execution_recovery"),
+        ("reviews", "0010_guard_probe"),
     ]
 
     operations = [

@@ -35,9 +35,9 @@ def outbox_mail(event: AuditEvent) -> int:
     users = list(recipients(kind, request).values_list("pk", flat=True))
     if not users:
         return 0
-    key = (
-        f"{kind}-{request.pk}" if kind in (Kind.REMINDER, Kind.ESCALATION) else f"event-{event.pk}"
-    )
+    key = f"event-{event.pk}"
+    if request is not None and kind in (Kind.REMINDER, Kind.ESCALATION):
+        key = f"{kind}-{request.pk}"  # one reminder per request and round, whatever the event
     Notification.objects.bulk_create(
         [Notification(event=event, kind=kind, key=key, recipient_id=pk) for pk in users],
         ignore_conflicts=True,

@@ -35,6 +35,8 @@ def recipients(kind: str, request: TransitionRequest | None) -> QuerySet:
     staff = Q(is_staff=True)
     if kind in ABOUT_THE_REGISTRY or kind == Kind.ESCALATION:
         chosen = users.filter(staff)
+    elif request is None:
+        raise ValueError(f"{kind!r} mail is about a request, and none was given")
     elif kind == Kind.REVIEW_NEEDED:
         chosen = approvers(request, users)
     elif kind == Kind.REMINDER:

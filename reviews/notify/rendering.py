@@ -16,6 +16,7 @@ from django.urls import reverse
 from registry import metrics, names
 
 from ..counting import progress
+from ..guard import latest_probe
 from ..links import absolute, request_url
 from ..models import AuditEvent, TransitionRequest
 from .recipients import Kind
@@ -64,7 +65,7 @@ def mail_context(event: AuditEvent, kind: str) -> dict[str, Any]:
             link=request_url(request.pk),
             gates=request.gate_results,
             metrics=metric_rows(request),
-            baseline_version=request.baseline.version if request.baseline_id else None,
+            baseline_version=request.baseline.version if request.baseline is not None else None,
             progress=progress(request, votes),
             votes=votes,
             decision=request.get_decision_display(),
@@ -79,6 +80,10 @@ def mail_context(event: AuditEvent, kind: str) -> dict[str, Any]:
         context["link"] = absolute(reverse("registry:model_detail", args=[event.model_name]))
     if kind in (Kind.REMINDER, Kind.ESCALATION):
         context["time_left"] = duration_words(details.get("seconds_left", 0))
+    if kind == Kind.OUT_OF_BAND:
+        # Whether this could have been refused: a registry without the guard lets anyone with
+        # EDIT move protected targets, and the mail says so.
+        context["guard_probe"] = latest_probe()
     context["subject"] = subject(kind, event, request, context)
     return context
 

@@ -62,7 +62,7 @@ def skip_reason(item: Notification) -> str:
         request.refresh_from_db(fields=["decision"])
         if request.decision != Decision.PENDING:
             return f"the request is already {request.decision}"
-    if item.kind == Kind.REMINDER:
+    if item.kind == Kind.REMINDER and request is not None:
         if current_voters(request).filter(user=user).exists():
             return "the recipient has voted since"
         if not reminders_enabled(user):

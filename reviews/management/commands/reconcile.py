@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from reviews.jobs import reconcile
+from reviews.reconciler import reconcile
 
 
 class Command(BaseCommand):

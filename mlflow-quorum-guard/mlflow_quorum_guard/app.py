@@ -1,0 +1,308 @@
+"""The `quorum-guard` MLflow server app: MLflow's own server with one more rule before each request.
+
+The rule: a request that would move a protected target (a transition into or out of a protected
+stage, setting or deleting a protected alias, deleting a version or model that holds one, renaming
+a model that holds one) or write a `quorum.*` tag is refused with MLflow's own error shape
+(PERMISSION_DENIED, 403) unless it comes from Quorum's service identity. Everything else passes
+through untouched.
+
+The routes come from MLflow's own list of model-registry endpoints (`/api/2.0/...` for clients and
+`/ajax-api/2.0/...` for the UI, with the static prefix when one is set), so every path MLflow serves
+for these calls is guarded. Requests are read with MLflow's own parser, so the guard judges exactly
+the request MLflow would carry out.
+
+With QUORUM_GUARD_AUTH=basic-auth the guard is installed on top of MLflow's basic-auth app: its
+check runs after basic-auth's login and permission checks, so a user needs MLflow's EDIT permission
+and, for a protected target, must be Quorum.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask, Response, g, jsonify, request
+from mlflow.entities.model_registry.model_version_stages import get_canonical_stage
+from mlflow.exceptions import MlflowException
+from mlflow.protos import model_registry_pb2 as registry_pb2
+from mlflow.protos.model_registry_pb2 import ModelRegistryService
+
+from mlflow_quorum_guard import VERSION
+from mlflow_quorum_guard.config import GuardConfig
+from mlflow_quorum_guard.protection import Protection, is_reserved_tag, protection_of
+
+logger = logging.getLogger("mlflow_quorum_guard")
+
+STATUS_PATH = "/2.0/quorum-guard/status"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    message: str
+
+
+Check = Callable[[object, "Guard"], Refusal | None]
+
+
+def create_app():
+    """The app factory `mlflow server --app-name quorum-guard` loads (entry point `mlflow.app`)."""
+    from mlflow.server import app as flask_app
+
+    config = GuardConfig.from_env()
+    if config.wraps_basic_auth:
+        from mlflow.server.auth import create_app as basic_auth_app
+
+        # basic-auth registers its login and permission check first; Flask runs before-request
+        # functions in order, so the guard's rule only ever sees users MLflow let through.
+        served = basic_auth_app(flask_app)
+    else:
+        served = _served(flask_app)
+    Guard(config).install(flask_app)
+    logger.info("quorum-guard %s active (%s)", VERSION, config.auth)
+    return served
+
+
+def _served(flask_app: Flask):
+    """What `mlflow server` would serve without an app: the FastAPI wrapper under uvicorn."""
+    from mlflow.environment_variables import _MLFLOW_SGI_NAME
+
+    if _MLFLOW_SGI_NAME.get() == "uvicorn":
+        from mlflow.server.fastapi_app import create_fastapi_app
+
+        return create_fastapi_app(flask_app)
+    return flask_app
+
+
+class Guard:
+    def __init__(self, config: GuardConfig):
+        self.config = config
+        self.checks = _route_checks()
+
+    def install(self, flask_app: Flask) -> None:
+        from mlflow.server.handlers import _add_static_prefix
+
+        for prefix in ("/api", "/ajax-api"):
+            path = _add_static_prefix(prefix + STATUS_PATH)
+            flask_app.add_url_rule(
+                path,
+                endpoint=f"quorum_guard_status{prefix.replace('/', '_').replace('-', '_')}",
+                view_func=self.status,
+                methods=["GET"],
+            )
+            if self.config.wraps_basic_auth:
+                from mlflow.server.auth import BEFORE_REQUEST_VALIDATORS
+
+                # basic-auth refuses routes it has no rule for; the probe tells any logged-in
+                # user no more than the guard's version and whether they are Quorum.
+                BEFORE_REQUEST_VALIDATORS[(path, "GET")] = _any_logged_in_user
+        flask_app.before_request(self.before_request)
+        flask_app.teardown_request(self.release_lock)
+
+    # -- identity ------------------------------------------------------------------------------
+
+    def caller_is_service(self) -> bool:
+        if self.config.wraps_basic_auth:
+            # Set by basic-auth's own before-request check once the password is verified.
+            return getattr(g, "mlflow_authenticated_user", None) in self.config.service_users
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        return hmac.compare_digest(token.strip().encode(), self.config.service_token.encode())
+
+    # -- the rule ------------------------------------------------------------------------------
+
+    def before_request(self):
+        rule = request.url_rule
+        check = self.checks.get((rule.rule, request.method)) if rule is not None else None
+        if check is None:
+            return None
+        request_class, judge = check
+        try:
+            from mlflow.server.handlers import _get_request_message
+
+            message = _get_request_message(request_class())
+        except MlflowException as error:
+            return _error(error.error_code, error.message, error.get_http_status_code())
+        name = getattr(message, "name", "")
+        if name:
+            # Quorum's own changes take the lock too: a user's check that passed must not be
+            # overtaken by Quorum moving the version into a protected stage before the user's
+            # change runs.
+            self.lock_model(name)
+        if self.caller_is_service():
+            return None
+        try:
+            refusal = judge(message, self)
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None  # MLflow's handler gives its own "not found"
+            logger.exception("quorum-guard could not read the registry; refusing")
+            return _refuse("Quorum's guard could not read the registry to check this change.")
+        return _refuse(refusal.message) if refusal else None
+
+    def protection(self, name: str) -> Protection:
+        model = _store().get_registered_model(name)
+        return protection_of(
+            model.tags,
+            default_targets=self.config.default_targets,
+            default_request_url=self.config.request_url,
+        )
+
+    def status(self):
+        """A harmless probe: Quorum asks it whether the registry is guarded and by whom."""
+        return jsonify(
+            guard="quorum-guard",
+            version=VERSION,
+            auth=self.config.auth,
+            service_identity=self.caller_is_service(),
+            default_targets=list(self.config.default_targets),
+        )
+
+    # -- serialising the check with the change it allows ------------------------------------
+
+    def lock_model(self, name: str) -> None:
+        """Hold a per-model lock until the request ends: a check and the change it allows happen
+        before any other guarded change to the model is checked, in any worker of this host."""
+        self.config.lock_dir.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(name.encode()).hexdigest()[:32]
+        handle = open(self.config.lock_dir / f"{digest}.lock", "a+b")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        g.quorum_guard_lock = handle
+
+    def release_lock(self, _error=None) -> None:
+        handle = g.pop("quorum_guard_lock", None)
+        if handle is not None:
+            handle.close()  # closing the file releases the lock
+
+
+def _any_logged_in_user() -> bool:
+    return True
+
+
+# -- judging one request --------------------------------------------------------------------
+
+
+def _refusal(guard: Guard, protection: Protection, name: str, what: str) -> Refusal:
+    where = (
+        f" Request a promotion in Quorum: {protection.request_url}"
+        if protection.request_url
+        else " Request a promotion in Quorum."
+    )
+    return Refusal(f"{what} of registered model '{name}' is protected by Quorum.{where}")
+
+
+def _transition(message, guard: Guard) -> Refusal | None:
+    version = _store().get_model_version(message.name, message.version)
+    protection = guard.protection(message.name)
+    target = get_canonical_stage(message.stage)
+    for stage in (target, version.current_stage):
+        if protection.covers_stage(stage):
+            return _refusal(guard, protection, message.name, f"Stage {stage}")
+    return None
+
+
+def _alias(message, guard: Guard) -> Refusal | None:
+    protection = guard.protection(message.name)
+    if protection.covers_alias(message.alias):
+        return _refusal(guard, protection, message.name, f"Alias @{message.alias}")
+    return None
+
+
+def _delete_version(message, guard: Guard) -> Refusal | None:
+    version = _store().get_model_version(message.name, message.version)
+    protection = guard.protection(message.name)
+    held = protection.held_targets(stages=[version.current_stage], aliases=version.aliases)
+    if held:
+        what = f"Version {message.version}, which holds {', '.join(held)},"
+        return _refusal(guard, protection, message.name, what)
+    return None
+
+
+def _model_holding(message, guard: Guard, verb: str) -> Refusal | None:
+    protection = guard.protection(message.name)
+    model = _store().get_registered_model(message.name)
+    stages = [
+        v.current_stage
+        for v in _store().get_latest_versions(message.name)
+        if protection.covers_stage(v.current_stage)
+    ]
+    held = protection.held_targets(stages=stages, aliases=model.aliases)
+    if held:
+        return _refusal(guard, protection, message.name, f"{verb} ({', '.join(held)})")
+    return None
+
+
+def _delete_model(message, guard: Guard) -> Refusal | None:
+    return _model_holding(message, guard, "Deleting the model")
+
+
+def _rename_model(message, guard: Guard) -> Refusal | None:
+    return _model_holding(message, guard, "Renaming the model")
+
+
+def _tag(message, guard: Guard) -> Refusal | None:
+    if is_reserved_tag(message.key):
+        return Refusal(f"Tag {message.key!r} is written only by Quorum.")
+    return None
+
+
+def _created_tags(message, guard: Guard) -> Refusal | None:
+    for tag in message.tags:
+        if is_reserved_tag(tag.key):
+            return Refusal(f"Tag {tag.key!r} is written only by Quorum.")
+    return None
+
+
+_JUDGES: dict[type, Check] = {
+    registry_pb2.TransitionModelVersionStage: _transition,
+    registry_pb2.SetRegisteredModelAlias: _alias,
+    registry_pb2.DeleteRegisteredModelAlias: _alias,
+    registry_pb2.DeleteModelVersion: _delete_version,
+    registry_pb2.DeleteRegisteredModel: _delete_model,
+    registry_pb2.RenameRegisteredModel: _rename_model,
+    registry_pb2.SetRegisteredModelTag: _tag,
+    registry_pb2.DeleteRegisteredModelTag: _tag,
+    registry_pb2.SetModelVersionTag: _tag,
+    registry_pb2.DeleteModelVersionTag: _tag,
+    registry_pb2.CreateRegisteredModel: _created_tags,
+    registry_pb2.CreateModelVersion: _created_tags,
+}
+
+
+def _route_checks() -> dict[tuple[str, str], tuple[type, Check]]:
+    """(Flask rule, method) → (request class, judge), for every path MLflow serves each call on."""
+    from mlflow.server.handlers import get_service_endpoints
+
+    checks = {}
+    for path, request_class, methods in get_service_endpoints(
+        ModelRegistryService, lambda request_class: request_class
+    ):
+        judge = _JUDGES.get(request_class)
+        if judge is not None:
+            for method in methods:
+                checks[(path, method)] = (request_class, judge)
+    return checks
+
+
+def _store():
+    from mlflow.server.handlers import _get_model_registry_store
+
+    return _get_model_registry_store()
+
+
+def _error(code: str, message: str, status: int) -> Response:
+    return Response(
+        json.dumps({"error_code": code, "message": message}),
+        status=status,
+        mimetype="application/json",
+    )
+
+
+def _refuse(message: str) -> Response:
+    return _error("PERMISSION_DENIED", message, 403)

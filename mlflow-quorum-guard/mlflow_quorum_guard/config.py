@@ -1,0 +1,91 @@
+"""The guard's configuration, from environment variables that `mlflow server` passes to its workers.
+
+QUORUM_GUARD_AUTH            `token` (default): the guard runs alone and Quorum proves itself with
+                             `Authorization: Bearer <QUORUM_GUARD_SERVICE_TOKEN>`;
+                             `basic-auth`: the guard wraps MLflow's basic-auth app, users keep their
+                             logins and permissions, and Quorum is a basic-auth user named in
+                             QUORUM_GUARD_SERVICE_USERS.
+QUORUM_GUARD_SERVICE_TOKEN   the bearer token of Quorum's service identity (token mode).
+QUORUM_GUARD_SERVICE_USERS   comma-separated basic-auth user names of Quorum (basic-auth mode).
+QUORUM_GUARD_DEFAULT_TARGETS targets protected on models Quorum has not tagged yet, comma-separated
+                             stages and @aliases (default `Staging,Production`; `none` for none).
+QUORUM_GUARD_REQUEST_URL     where a promotion can be requested, when the model's tag names none.
+QUORUM_GUARD_LOCK_DIR        directory of the per-model lock files that serialise the guard's
+                             check with the change it allows across the server's workers.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow_quorum_guard.protection import TargetError, split_targets
+
+TOKEN = "token"  # noqa: S105 - the name of a mode, not a secret
+BASIC_AUTH = "basic-auth"
+
+
+class GuardConfigError(RuntimeError):
+    """The guard cannot start: the message names the variable and what to set."""
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    auth: str
+    service_token: str
+    service_users: frozenset[str]
+    default_targets: tuple[str, ...]
+    request_url: str
+    lock_dir: Path
+
+    @property
+    def wraps_basic_auth(self) -> bool:
+        return self.auth == BASIC_AUTH
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> GuardConfig:
+        env = dict(os.environ if env is None else env)
+        auth = (env.get("QUORUM_GUARD_AUTH") or TOKEN).strip().lower()
+        if auth not in (TOKEN, BASIC_AUTH):
+            raise GuardConfigError(
+                f"QUORUM_GUARD_AUTH={auth!r}: use {TOKEN!r} (the guard alone) or {BASIC_AUTH!r} "
+                "(on top of MLflow's basic-auth app)"
+            )
+        token = (env.get("QUORUM_GUARD_SERVICE_TOKEN") or "").strip()
+        users = frozenset(
+            u.strip() for u in (env.get("QUORUM_GUARD_SERVICE_USERS") or "").split(",") if u.strip()
+        )
+        if auth == TOKEN and len(token) < 16:
+            raise GuardConfigError(
+                "QUORUM_GUARD_SERVICE_TOKEN must be set to a secret of at least 16 characters "
+                "(Quorum sends it as MLFLOW_TRACKING_TOKEN), or set QUORUM_GUARD_AUTH=basic-auth"
+            )
+        if auth == BASIC_AUTH and not users:
+            raise GuardConfigError(
+                "QUORUM_GUARD_SERVICE_USERS must name the basic-auth user Quorum logs in as "
+                "(Quorum sends MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)"
+            )
+        raw_targets = env.get("QUORUM_GUARD_DEFAULT_TARGETS")
+        if raw_targets is None:
+            raw_targets = "Staging,Production"
+        if raw_targets.strip().lower() == "none":
+            raw_targets = ""
+        targets = tuple(t.strip() for t in raw_targets.split(",") if t.strip())
+        try:
+            split_targets(targets)
+        except TargetError as error:
+            raise GuardConfigError(f"QUORUM_GUARD_DEFAULT_TARGETS: {error}") from error
+        lock_dir = Path(
+            env.get("QUORUM_GUARD_LOCK_DIR")
+            or Path(tempfile.gettempdir()) / "mlflow-quorum-guard-locks"
+        )
+        return cls(
+            auth=auth,
+            service_token=token,
+            service_users=users,
+            default_targets=targets,
+            request_url=(env.get("QUORUM_GUARD_REQUEST_URL") or "").strip(),
+            lock_dir=lock_dir,
+        )

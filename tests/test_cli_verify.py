@@ -1,0 +1,210 @@
+"""`quorum verify` end to end: a real `mlflow server`, a transition carried out by the real job,
+the CLI as a subprocess with nothing but MLflow's address and Quorum's public key, as a deploy
+step runs it (quorum_cli/verify.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from securesystemslib.signer import CryptoSigner
+
+from quorum.localservices import free_port
+from quorum_cli import attestation as proof
+from reviews import attestation
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def verify(*args: str, tracking_uri: str | None, **env: str) -> subprocess.CompletedProcess:
+    """`quorum verify ARGS` with only the given environment, as a CI step would run it."""
+    environment = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env}
+    if tracking_uri:
+        environment["MLFLOW_TRACKING_URI"] = tracking_uri
+    return subprocess.run(
+        [sys.executable, "-m", "quorum_cli", "verify", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def key_file(tmp_path) -> Path:
+    """Quorum's current public key, as PEM."""
+    path = tmp_path / "quorum-public.pem"
+    path.write_text(proof.public_key_pem(attestation.signer().public_key))
+    return path
+
+
+@pytest.fixture
+def executed(approved, promoted, transitions, simple_worker):  # noqa: F811
+    """`promoted` with version 3 taken to Production through Quorum (its proof written)."""
+    approved(3, "Production")
+    simple_worker(transitions)
+    return promoted
+
+
+def test_verify_exits_0_for_a_version_promoted_through_quorum(
+    executed, mlflow_server, key_file, tmp_path, client, live_server
+):
+    result = verify(executed, "3", "--target", "Production", "--key", str(key_file),
+                    tracking_uri=mlflow_server.url)  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    (line,) = result.stdout.splitlines()
+    assert line.startswith(f"verified: {executed} version 3 was approved for Production by ")
+    assert "lead (ml-leads), scientist1 (data-science), scientist2 (data-science)" in line
+    assert "under policy 'production'" in line
+
+    # The key list saved from /api/v1/keys works offline just as well.
+    saved = tmp_path / "keys.json"
+    saved.write_text(client.get("/api/v1/keys").content.decode())
+    result = verify(executed, "3", "--target", "Production", "--key", str(saved), "--json",
+                    tracking_uri=mlflow_server.url)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    statement = json.loads(result.stdout)  # --json: stdout is the Statement alone
+    assert statement["predicate"]["model"]["version"] == 3
+    assert result.stderr.startswith("verified: ")
+
+    # Or fetched from Quorum itself (QUORUM_URL stands in for --server).
+    result = verify(executed, "3", "--target", "Production", tracking_uri=mlflow_server.url,
+                    QUORUM_URL=live_server.url)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_verify_exits_1_for_a_tampered_proof(executed, mlflow_server, mlflow_client, key_file):
+    tag = proof.tag_for("Production")
+    envelope = json.loads(mlflow_client.get_version(executed, 3).tags[tag])
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    statement["predicate"]["approvers"].append({"user": "mallory", "group": "ml-leads"})
+    envelope["payload"] = base64.b64encode(proof.canonical_json(statement)).decode()
+    mlflow_client.set_version_tag(executed, 3, tag, json.dumps(envelope))
+
+    result = verify(executed, "3", "--target", "Production", "--key", str(key_file),
+                    tracking_uri=mlflow_server.url)  # fmt: skip
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        f"quorum: NOT VERIFIED: {executed} version 3 → Production: the signature does not "
+        "verify: the proof was altered or forged"
+    )
+
+
+def test_verify_exits_1_for_a_version_moved_to_the_target_without_quorum(
+    executed, mlflow_server, mlflow_client, key_file
+):
+    mlflow_client.transition_stage(executed, 2, "Production")  # straight in MLflow
+
+    result = verify(executed, "2", "--target", "Production", "--key", str(key_file),
+                    tracking_uri=mlflow_server.url)  # fmt: skip
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        f"NOT VERIFIED: {executed} version 2 has no approval proof for Production (no tag "
+        "quorum.attestation.Production): it was not promoted there through Quorum"
+    ) in result.stderr
+
+
+def test_verify_exits_1_for_a_proof_signed_by_another_key(
+    executed, mlflow_server, mlflow_client, tmp_path
+):
+    stranger = CryptoSigner(Ed25519PrivateKey.generate()).public_key
+    other_key = tmp_path / "other.pem"
+    other_key.write_text(proof.public_key_pem(stranger))
+
+    result = verify(executed, "3", "--target", "Production", "--key", str(other_key),
+                    tracking_uri=mlflow_server.url)  # fmt: skip
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "signed by an unknown key" in result.stderr
+
+    # A proof someone signed with their own key, checked with Quorum's.
+    forged = attestation.signed(
+        attestation.statement_of(attestation.TransitionRequest.objects.get()),
+        CryptoSigner(Ed25519PrivateKey.generate()),
+    )
+    mlflow_client.set_version_tag(executed, 2, proof.tag_for("Production"), forged)
+    quorum_key = tmp_path / "quorum.pem"
+    quorum_key.write_text(proof.public_key_pem(attestation.signer().public_key))
+    result = verify(executed, "2", "--target", "Production", "--key", str(quorum_key),
+                    tracking_uri=mlflow_server.url)  # fmt: skip
+    assert result.returncode == 1 and "signed by an unknown key" in result.stderr
+
+
+def test_verify_exits_1_for_another_target_another_version_or_no_version(
+    executed, mlflow_server, mlflow_client, key_file
+):
+    def run(version: str, target: str) -> subprocess.CompletedProcess:
+        return verify(executed, version, "--target", target, "--key", str(key_file),
+                      tracking_uri=mlflow_server.url)  # fmt: skip
+
+    wrong_target = run("3", "Staging")
+    assert wrong_target.returncode == 1
+    assert "no approval proof for Staging" in wrong_target.stderr
+    assert "it has proofs for Production only" in wrong_target.stderr
+    assert run("3", "@champion").returncode == 1
+
+    # Version 3's valid proof copied onto version 2: signed, but for another version.
+    tag = proof.tag_for("Production")
+    mlflow_client.set_version_tag(
+        executed, 2, tag, mlflow_client.get_version(executed, 3).tags[tag]
+    )
+    copied = run("2", "Production")
+    assert copied.returncode == 1
+    assert "the proof is for version 3, not version 2" in copied.stderr
+
+    missing = run("99", "Production")
+    assert missing.returncode == 1
+    assert f"NOT VERIFIED: {executed} version 99 is not registered in MLflow" in missing.stderr
+
+
+def test_verify_exits_2_on_usage_and_connection_errors(mlflow_server, key_file, tmp_path):
+    key = ["--key", str(key_file)]
+    cases = [
+        (["m", "1", *key], mlflow_server.url, {}, "the following arguments are required: --target"),
+        (["m", "one", "--target", "Production", *key], mlflow_server.url, {}, "whole number"),
+        (["m", "1", "--target", "production", *key], mlflow_server.url, {}, "is not a target"),
+        (["m", "1", "--target", "Production"], mlflow_server.url, {}, "no public key"),
+        (["m", "1", "--target", "Production", *key], None, {}, "no MLflow"),
+        (["m", "1", "--target", "Production", *key], "file:///tmp/mlruns", {}, "http://"),
+        (
+            ["m", "1", "--target", "Production", *key, "--server", "http://127.0.0.1:1"],
+            mlflow_server.url,
+            {},
+            "not allowed with argument",
+        ),
+        (
+            ["m", "1", "--target", "Production", "--key", str(tmp_path / "none.pem")],
+            mlflow_server.url,
+            {},
+            "cannot read the key file",
+        ),
+        (
+            ["m", "1", "--target", "Production", *key],
+            f"http://127.0.0.1:{free_port()}",
+            {},
+            "cannot reach MLflow at http://127.0.0.1:",
+        ),
+        (
+            ["m", "1", "--target", "Production", "--server", f"http://127.0.0.1:{free_port()}"],
+            mlflow_server.url,
+            {},
+            "cannot reach Quorum at http://127.0.0.1:",
+        ),
+    ]
+    for args, tracking_uri, env, message in cases:
+        result = verify(*args, tracking_uri=tracking_uri, **env)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()[-1]) < 300
