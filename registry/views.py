@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from . import charts
+from . import charts, evidence
 from .compare import compare_versions, default_baseline
 from .history import history_keys, version_histories
 from .lookups import model_or_404, version_number, version_or_404
@@ -191,5 +191,8 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
             "history_charts": history_charts,
             "history_unavailable": histories.unavailable,
             "chart_data": {"charts": chart_list + history_charts},
+            "evidence": evidence.compare(
+                evidence.evidence_of(candidate), evidence.evidence_of(baseline)
+            ),
         },
     )

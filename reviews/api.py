@@ -230,6 +230,11 @@ class RequestOut(RequestSummary):
         "required gate: it rejects), or needs_sign_off (an auto-approve gate that did not fire: "
         "people sign off instead)."
     )
+    escalation: list[dict[str, str]] = Field(
+        default=[],
+        description="The policy's evidence rules that changed the requirements: "
+        "[{when, reason}] (`when` is signature_breaking, ..., or no_change).",
+    )
     votes: list[VoteOut]
 
 
@@ -454,6 +459,7 @@ def request_out(request: TransitionRequest) -> dict:
         "executed_at": request.executed_at,
         "attestation": request.attestation or None,
         "gates": gates.with_verdicts(request.gate_results),
+        "escalation": request.policy_snapshot.get("escalation", {}).get("applied", []),
         "requirements": requirements_out(count),
         "approved_by": list(count.approvers),
         "votes": [

@@ -41,6 +41,9 @@ class ApprovalPolicy(models.Model):
     # A move of a covered target made in MLflow directly: flagged (audited, mailed, shown), or
     # also undone by a worker (reviews/reverts.py).
     out_of_band = models.CharField(max_length=8, choices=OutOfBand.choices, default=OutOfBand.FLAG)
+    # {"escalate": [...], "evidence_gates": [...]}: approvals that scale with the evidence
+    # packet, as the policy file writes them (reviews.policy_spec.EscalationSpec).
+    evidence_rules = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -335,6 +338,8 @@ class Vote(models.Model):
     groups = models.JSONField(default=list)
     # What the voter saw: {"candidate": {...}, "baseline": {...} | None}.
     seen_metrics = models.JSONField(default=dict)
+    # The evidence digests the approval saw: {"candidate": ..., "baseline": ...} (None: unread).
+    seen_evidence = models.JSONField(default=dict, blank=True)
     stale = models.BooleanField(default=False)
     stale_reason = models.TextField(blank=True, default="")
     stale_at = models.DateTimeField(null=True, blank=True)

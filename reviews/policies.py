@@ -29,6 +29,8 @@ from . import audit, counting
 from .errors import AmbiguousPolicy, NoPolicy, PolicyInvalid
 from .models import ApprovalPolicy, OutOfBand, PolicyGate, PolicyRequester, PolicyRequirement
 from .policy_spec import (
+    EscalationSpec,
+    EvidenceGateSpec,
     GateSpec,
     OutOfBandChoice,
     PolicyFile,
@@ -166,6 +168,10 @@ def save_policy(policy: ApprovalPolicy, spec: PolicySpec) -> ApprovalPolicy:
     policy.archive_existing = spec.archive_existing
     policy.rejections_needed = spec.rejections_needed
     policy.out_of_band = spec.out_of_band
+    policy.evidence_rules = {
+        "escalate": [rule.model_dump(mode="json", exclude_none=True) for rule in spec.escalate],
+        "evidence_gates": [gate.model_dump(mode="json") for gate in spec.evidence_gates],
+    }
     policy.save()
     policy.requirements.all().delete()
     policy.gates.all().delete()
@@ -266,6 +272,19 @@ def policy_as_spec(policy: ApprovalPolicy) -> PolicySpec:
             for g in policy.gates.all()
         ],
         requesters=[r.group.name for r in policy.requesters.all()],
+        # As stored, like the gates: validated when they were saved.
+        escalate=[
+            EscalationSpec.model_construct(
+                when=rule["when"],
+                require=[RequirementSpec.model_construct(**r) for r in rule["require"]],
+                tolerance=rule.get("tolerance"),
+            )
+            for rule in (policy.evidence_rules or {}).get("escalate", [])
+        ],
+        evidence_gates=[
+            EvidenceGateSpec.model_construct(**gate)
+            for gate in (policy.evidence_rules or {}).get("evidence_gates", [])
+        ],
     )
 
 
@@ -307,6 +326,12 @@ def _policy_document(policy: ApprovalPolicy) -> dict:
         document["out_of_band"] = spec.out_of_band
     if spec.requesters:
         document["requesters"] = spec.requesters
+    if spec.escalate:
+        document["escalate"] = [
+            rule.model_dump(mode="json", exclude_none=True) for rule in spec.escalate
+        ]
+    if spec.evidence_gates:
+        document["evidence_gates"] = [g.model_dump(mode="json") for g in spec.evidence_gates]
     if spec.gates:
         document["gates"] = [
             {

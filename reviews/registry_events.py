@@ -31,7 +31,7 @@ from registry.models import (
     Stage,
 )
 
-from . import audit, gates, reverts
+from . import audit, escalation, gates, reverts
 from .models import Decision, Execution, TransitionRequest
 from .services import approvals_mark_stale, decide, is_at_target, target_holder
 
@@ -183,9 +183,13 @@ def _review_pending_requests(changes: list[RegistryChange]) -> None:
             request.candidate_metrics,
             request.baseline_metrics,
         )
+        results += escalation.refresh(request, candidate, holder)
         request.gate_results = [r.as_json() for r in results]
         request.save(
-            update_fields=["baseline", "candidate_metrics", "baseline_metrics", "gate_results"]
+            update_fields=[
+                *("baseline", "candidate_metrics", "baseline_metrics", "gate_results"),
+                "policy_snapshot",  # the requirements, decided again on the new evidence
+            ]
         )
         approvals_mark_stale(request, reason=reason[0].upper() + reason[1:] + ".")
         if failed := gates.required_failures(results):

@@ -16,7 +16,7 @@ from django.utils import timezone
 from registry.models import ModelVersion, RegisteredModel
 from registry.targets import Target
 
-from . import audit, counting, gates, jobs, standing
+from . import audit, counting, escalation, gates, jobs, standing
 from .errors import (
     AlreadyAtTarget,
     AlreadyVoted,
@@ -112,6 +112,14 @@ def request_create(
     results = gates.evaluate(
         snapshot["gates"], candidate.metrics, baseline.metrics if baseline else None
     )
+    # What the evidence packet shows may add approvals, lower them or fail an evidence gate.
+    sized = TransitionRequest(
+        policy_snapshot=snapshot,
+        candidate_metrics=candidate.metrics,
+        baseline_metrics=baseline.metrics if baseline else None,
+    )
+    results += escalation.refresh(sized, candidate, baseline)
+    snapshot = sized.policy_snapshot
     try:
         with transaction.atomic():
             request = TransitionRequest.objects.create(
@@ -141,6 +149,7 @@ def request_create(
             "comment": comment,
             "baseline": baseline.version if baseline else None,
             "gates": [r.as_json() for r in results],
+            "escalation": snapshot["escalation"]["applied"],
         },
     )
     if failed := gates.required_failures(results):
@@ -307,6 +316,7 @@ def vote_cast(
         comment=comment,
         groups=groups,
         seen_metrics={"candidate": request.candidate_metrics, "baseline": request.baseline_metrics},
+        seen_evidence=escalation.seen_evidence(request),
     )
     audit.record(
         "vote.cast",

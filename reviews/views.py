@@ -33,7 +33,7 @@ from registry.history import version_histories
 from registry.lookups import model_or_404, version_or_404
 from registry.metrics import ordered_keys
 
-from . import audit, counting, errors, gates, promotion, services, stalls, standing
+from . import audit, counting, errors, escalation, gates, promotion, services, stalls, standing
 from .forms import AuditFilterForm, InboxFilterForm, PromotionForm, VoteForm
 from .inbox import awaiting_ids, decorate, with_rows
 from .models import AuditEvent, Decision, Execution, TransitionRequest, VoteChoice
@@ -53,7 +53,13 @@ def get_request_for_user(user, pk: int) -> TransitionRequest:
     unknown."""
     review = (
         TransitionRequest.objects.select_related(
-            "version__model", "requester", "baseline", "decided_by"
+            "version__model",
+            "requester",
+            "baseline",
+            "decided_by",
+            # The evidence packet, read from the mirror with the request: no query of its own.
+            "version__evidence",
+            "baseline__evidence",
         )
         .filter(pk=pk)
         .first()
@@ -181,6 +187,8 @@ def _evidence(review: TransitionRequest) -> dict:
         "chart_data": {"charts": bars + history_charts},
         "candidate_params": sorted((candidate.params or {}).items()),
         "candidate_tags": sorted((candidate.tags or {}).items()),
+        "evidence": escalation.comparison_for(candidate, baseline),
+        "escalation": review.policy_snapshot.get("escalation", {}).get("applied", []),
     }
 
 

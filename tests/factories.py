@@ -358,6 +358,45 @@ def register_unmirrorable(client, name: str) -> None:
     mlflow.create_model_version(name, source, description="nul\x00here")
 
 
+def register_sklearn_version(
+    client,
+    name: str,
+    *,
+    columns: dict[str, str],
+    extra_requirements: list[str] | None = None,
+    datasets: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    signature: bool = True,
+) -> int:
+    """Registers a fitted scikit-learn model whose input columns have the dtypes `columns`
+    ("int64", "float64", "object"), with pip pins added to the defaults and `datasets` logged as
+    the run's inputs ((name, context): the same name gives the same digest); returns its version."""
+    import pandas as pd  # type: ignore[import-untyped]
+    from sklearn.dummy import DummyClassifier
+
+    values = {"object": ["a", "b", "c", "d"]}
+    frame = pd.DataFrame(
+        {
+            col: pd.Series(values.get(dtype, [1, 2, 3, 4]), dtype=dtype)
+            for col, dtype in columns.items()
+        }
+    )
+    estimator = DummyClassifier().fit(frame.select_dtypes("number"), [0, 1, 0, 1])
+    experiment = client.experiment_id("evidence-tests")
+    run_id = client.log_run(experiment, run_name=name, params={}, metrics={"accuracy": 0.9})
+    source = client.log_sklearn_model(
+        run_id,
+        estimator,
+        input_example=frame.head(2) if signature else None,
+        extra_requirements=extra_requirements,
+    )
+    for dataset, context in datasets:
+        data = pd.DataFrame({"x": [len(dataset), 2, 3]})
+        client.log_dataset(run_id, name=dataset, frame=data, context=context)
+    if client.get_model(name) is None:
+        client.create_model(name)
+    return client.create_version(name, source=source, run_id=run_id)
+
+
 def approve_all(request, *voters, capture) -> None:
     """Each of `voters` approves `request`; the on-commit callbacks (the transition's enqueue) run
     through `capture` (pytest-django's `django_capture_on_commit_callbacks`)."""

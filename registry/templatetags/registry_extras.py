@@ -39,6 +39,14 @@ def metric(value) -> str:
 
 
 @register.filter
+def human_bytes(value) -> str:
+    """A model's size on disk for people: "1.2 MB"; "—" when MLflow did not record it."""
+    from registry.evidence import human_size
+
+    return human_size(value) if isinstance(value, int) else "—"
+
+
+@register.filter
 def signed(value) -> str:
     """A delta with its sign: +0.0123, −0.0040, ±0 (`registry.metrics.format_change`)."""
     return metrics.format_change(value)
