@@ -59,7 +59,9 @@ def duration(text: str) -> float:
 def outcome(request: dict) -> int | None:
     """The exit code this request ends a wait with, or None while it is still in flight."""
     decision, execution = request["decision"], request.get("execution")
-    if decision in ("rejected", "cancelled", "expired"):
+    # `status` says expired as soon as the deadline passes; `decision` follows when the server's
+    # reconciler runs. Nothing can approve the request in between.
+    if decision in ("rejected", "cancelled", "expired") or request.get("status") == "expired":
         return EXIT_DECLINED
     if decision == "approved" and execution == "done":
         return EXIT_DONE
@@ -75,11 +77,40 @@ def title(request: dict) -> str:
     )
 
 
+def join_names(names: list[str]) -> str:
+    """'alice', 'alice and bob', 'alice, bob and carol'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def decided_by(request: dict) -> str:
+    """' by alice, bob and carol': an approval names the quorum that made it (`approved_by`),
+    other decisions the person who took them."""
+    if request["decision"] == "approved" and request.get("approved_by"):
+        return f" by {join_names(request['approved_by'])}"
+    return f" by {request['decided_by']}" if request.get("decided_by") else ""
+
+
+def gate_line(gate: dict) -> str:
+    """'gate passed: ...', 'gate FAILED: ...' (a required gate), or 'gate not auto-approved
+    (needs sign-off): ...' for an auto-approve gate that did not fire, which rejects nothing."""
+    verdict = gate.get("verdict") or (
+        "passed"
+        if gate.get("passed")
+        else "needs_sign_off"
+        if gate.get("kind") == "auto_approve"
+        else "failed"
+    )
+    words = {"passed": "passed", "needs_sign_off": "not auto-approved (needs sign-off)"}
+    return f"gate {words.get(verdict, 'FAILED')}: {gate.get('reason')}"
+
+
 def state_line(request: dict) -> str:
     """One line that changes exactly when something a waiting person cares about changes."""
     decision, execution = request["decision"], request.get("execution")
-    by = f" by {request['decided_by']}" if request.get("decided_by") else ""
+    by = decided_by(request)
     reason = request.get("decision_reason") or ""
+    if decision == "pending" and request.get("status") == "expired":
+        return f"expired: no decision before {request['expires_at']}"
     if decision == "pending":
         groups = ", ".join(
             f"{r['group']} {min(len(r['approvers']), r['needed'])}/{r['needed']}"
@@ -234,7 +265,7 @@ def cmd_status(client: Client, args: argparse.Namespace, out: Output) -> int:
     out.line(request["url"])
     out.line(state_line(request))
     for gate in request.get("gates", []):
-        out.line(f"  gate {'passed' if gate.get('passed') else 'FAILED'}: {gate.get('reason')}")
+        out.line(f"  {gate_line(gate)}")
     for vote in request.get("votes", []):
         out.line(f"  vote: {vote_line(vote)}")
     request["latest_comments"] = client.latest_comments(args.id, limit=LATEST_COMMENTS)

@@ -25,7 +25,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict
 from quorum_cli import attestation as proof
 from registry.models import ModelVersion, RegisteredModel
 
-from . import api_errors, attestation, conversation, counting, services, timeline
+from . import api_errors, attestation, conversation, counting, gates, services, standing, timeline
 from .api_auth import ApiRequest, BearerToken
 from .errors import RequestNotFound, UnknownModel
 from .links import request_url
@@ -187,12 +187,27 @@ class RequestSummary(Schema):
     version: int
     target: str
     requester: str
-    decision: str = Field(description="pending, approved, rejected, cancelled or expired.")
+    decision: str = Field(
+        description="The stored decision: pending, approved, rejected, cancelled or expired. A "
+        "pending request past `expires_at` stays pending here until Quorum's reconciler expires "
+        "it (within QUORUM_RECONCILE_INTERVAL); `status` says expired at once."
+    )
     execution: str | None = Field(
         description="After approval: queued, running, done or failed; null before."
     )
+    status: str = Field(
+        description="Where the request stands now, computed from the facts (what the dashboard's "
+        "badge shows): pending, expired, rejected, cancelled, or after approval the transition's "
+        "queued, running, done or failed. Unlike `decision` it says expired as soon as "
+        "`expires_at` passes (no vote can land after it)."
+    )
     requirements: list[Requirement] = Field(
         description="Per required group: approvals needed and who is counted so far."
+    )
+    approved_by: list[str] = Field(
+        description="The people whose approvals count (each once, stale ones excluded), in the "
+        "order they voted: for an approved request, the quorum that approved it; empty when its "
+        "gates approved it."
     )
     created_at: datetime
     expires_at: datetime
@@ -215,7 +230,16 @@ class RequestOut(RequestSummary):
         description="The signed approval proof on the version once it moved (MLflow tag "
         "`quorum.attestation.<target>`): pending, written or failed; null before."
     )
-    gates: list[dict[str, Any]] = Field(description="Gate results as evaluated at creation.")
+    gates: list[dict[str, Any]] = Field(
+        description="Gate results as last evaluated, each with its `verdict`: passed, failed (a "
+        "required gate: it rejects), or needs_sign_off (an auto-approve gate that did not fire: "
+        "people sign off instead)."
+    )
+    escalation: list[dict[str, str]] = Field(
+        default=[],
+        description="The policy's evidence rules that changed the requirements: "
+        "[{when, reason}] (`when` is signature_breaking, ..., or no_change).",
+    )
     votes: list[VoteOut]
 
 
@@ -445,23 +469,27 @@ def request_summaries(requests) -> list[dict]:
     for vote in counted.select_related("user").only(*COUNTED_VOTE_COLUMNS):
         votes[vote.request_id].append(vote)
     return [
-        {
-            "id": row["id"],
-            "model": row["version__model__name"],
-            "version": row["version__version"],
-            "target": row["target"],
-            "requester": row["requester__username"],
-            "decision": row["decision"],
-            "execution": row["execution"] or None,
-            "requirements": requirements_out(
-                counting.tally_of(row["policy_snapshot"], votes[row["id"]])
-            ),
-            "created_at": row["created_at"],
-            "expires_at": row["expires_at"],
-            "url": request_url(row["id"]),
-        }
+        summary_out(row, counting.tally_of(row["policy_snapshot"], votes[row["id"]]))
         for row in rows
     ]
+
+
+def summary_out(row: dict, count: counting.Tally) -> dict:
+    return {
+        "id": row["id"],
+        "model": row["version__model__name"],
+        "version": row["version__version"],
+        "target": row["target"],
+        "requester": row["requester__username"],
+        "decision": row["decision"],
+        "execution": row["execution"] or None,
+        "status": standing.status_of(row["decision"], row["execution"], row["expires_at"]),
+        "requirements": requirements_out(count),
+        "approved_by": list(count.approvers),
+        "created_at": row["created_at"],
+        "expires_at": row["expires_at"],
+        "url": request_url(row["id"]),
+    }
 
 
 def request_out(request: TransitionRequest) -> dict:
@@ -480,12 +508,15 @@ def request_out(request: TransitionRequest) -> dict:
         "decided_by": request.decided_by.get_username() if request.decided_by else None,
         "decided_at": request.decided_at,
         "execution": request.execution or None,
+        "status": standing.status(request),
         "execution_error": request.execution_error,
         "execution_attempts": request.execution_attempts,
         "executed_at": request.executed_at,
         "attestation": request.attestation or None,
-        "gates": request.gate_results,
+        "gates": gates.with_verdicts(request.gate_results),
+        "escalation": request.policy_snapshot.get("escalation", {}).get("applied", []),
         "requirements": requirements_out(count),
+        "approved_by": list(count.approvers),
         "votes": [
             {
                 "user": v.user.get_username(),

@@ -38,6 +38,13 @@ class ReviewsConfig(AppConfig):
         event_recorded.connect(notify.on_event_recorded, dispatch_uid="reviews.notify")
         event_recorded.connect(webhooks_out.on_event_recorded, dispatch_uid="reviews.webhooks_out")
 
+        from registry.evidence import evidence_stored
+
+        from .escalation import on_evidence_stored
+
+        # A version's evidence, read after the sync, may change what its open requests need.
+        evidence_stored.connect(on_evidence_stored, dispatch_uid="reviews.escalation")
+
         from registry import slots
 
         # The registry's pages show the review app's parts without loading its templatetags.

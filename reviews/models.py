@@ -13,7 +13,15 @@ from django.db import connections, models
 from django.utils import timezone
 
 from quorum_cli.attestation import tag_for
+from registry import metrics
 from registry.targets import Placed, Target
+
+
+class OutOfBand(models.TextChoices):
+    """What Quorum does about a move of a covered target that it did not make itself."""
+
+    FLAG = "flag", "flag it"
+    REVERT = "revert", "revert it"
 
 
 class ApprovalPolicy(models.Model):
@@ -30,6 +38,12 @@ class ApprovalPolicy(models.Model):
     archive_existing = models.BooleanField(default=False)
     # Eligible rejections that reject a request outright.
     rejections_needed = models.PositiveSmallIntegerField(default=1)
+    # A move of a covered target made in MLflow directly: flagged (audited, mailed, shown), or
+    # also undone by a worker (reviews/reverts.py).
+    out_of_band = models.CharField(max_length=8, choices=OutOfBand.choices, default=OutOfBand.FLAG)
+    # {"escalate": [...], "evidence_gates": [...]}: approvals that scale with the evidence
+    # packet, as the policy file writes them (reviews.policy_spec.EscalationSpec).
+    evidence_rules = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -102,7 +116,11 @@ class PolicyGate(models.Model):
         ordering = ["policy", "position"]
 
     def __str__(self) -> str:
-        threshold = self.value if self.value is not None else f"baseline {self.baseline_delta:+g}"
+        threshold = (
+            metrics.format_value(self.value)
+            if self.value is not None
+            else f"baseline {metrics.format_change(self.baseline_delta)}"
+        )
         return f"{self.metric} {self.op} {threshold} ({self.get_kind_display()})"
 
 
@@ -323,6 +341,8 @@ class Vote(models.Model):
     groups = models.JSONField(default=list)
     # What the voter saw: {"candidate": {...}, "baseline": {...} | None}.
     seen_metrics = models.JSONField(default=dict)
+    # The evidence digests the approval saw: {"candidate": ..., "baseline": ...} (None: unread).
+    seen_evidence = models.JSONField(default=dict, blank=True)
     stale = models.BooleanField(default=False)
     stale_reason = models.TextField(blank=True, default="")
     stale_at = models.DateTimeField(null=True, blank=True)
@@ -512,6 +532,8 @@ class NotificationKind(models.TextChoices):
     REMINDER = "reminder", "reminder"
     ESCALATION = "escalation", "escalation"
     OUT_OF_BAND = "out_of_band", "out-of-band change"
+    REVERTED = "reverted", "out-of-band move reverted"
+    REVERT_FAILED = "revert_failed", "out-of-band revert failed"
     SYNC_FAILING = "sync_failing", "registry sync failing"
     COMMENT = "comment", "comment"
     REREVIEW = "rereview", "approval dismissed"
@@ -594,3 +616,51 @@ class GuardProbe(models.Model):
             f"MLflow at {self.tracking_uri} is guarded by quorum-guard {self.version} "
             f"({self.auth}); only Quorum moves protected stages and aliases."
         )
+
+
+class RevertState(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    DONE = "done", "reverted"
+    SKIPPED = "skipped", "left to Quorum's own transition"
+    FAILED = "failed", "failed"
+
+
+class OutOfBandRevert(models.Model):
+    """Quorum undoing out-of-band moves of one model that a policy says to revert
+    (`out_of_band: revert`, see `reviews.reverts`).
+
+    `moves` lists what the worker does in MLflow, written (and committed) before it does it, so a
+    sync that observes those moves credits them to Quorum instead of reporting them as out-of-band
+    again: a revert never loops.
+    """
+
+    model = models.ForeignKey(
+        "registry.RegisteredModel", on_delete=models.CASCADE, related_name="reverts"
+    )
+    # The out-of-band changes this revert undoes.
+    changes = models.ManyToManyField("registry.RegistryChange", related_name="reverts")
+    state = models.CharField(
+        max_length=8, choices=RevertState.choices, default=RevertState.QUEUED, db_index=True
+    )
+    # [{"kind": "stage", "version": 3, "old": "Production", "new": "None"},
+    #  {"kind": "alias", "alias": "champion", "old": 3, "new": 1}, ...]: `new` None for an alias
+    # deleted because nobody held it before.
+    moves = models.JSONField(default=list)
+    # Why targets were left alone: Quorum's own transition of that target, a version moved since.
+    skipped = models.JSONField(default=list)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The mirror changes the revert's own moves caused, once a sync observed them.
+    caused_changes = models.ManyToManyField(
+        "registry.RegistryChange", blank=True, related_name="caused_by_revert"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"revert #{self.pk} of {self.model.name} ({self.state})"

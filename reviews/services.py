@@ -16,7 +16,7 @@ from django.utils import timezone
 from registry.models import ModelVersion, RegisteredModel
 from registry.targets import Target
 
-from . import audit, counting, gates, jobs, related
+from . import audit, counting, escalation, gates, jobs, related, standing
 from .errors import (
     AlreadyAtTarget,
     AlreadyVoted,
@@ -126,6 +126,14 @@ def request_create(
     results = gates.evaluate(
         snapshot["gates"], candidate.metrics, baseline.metrics if baseline else None
     )
+    # What the evidence packet shows may add approvals, lower them or fail an evidence gate.
+    sized = TransitionRequest(
+        policy_snapshot=snapshot,
+        candidate_metrics=candidate.metrics,
+        baseline_metrics=baseline.metrics if baseline else None,
+    )
+    results += escalation.refresh(sized, candidate, baseline)
+    snapshot = sized.policy_snapshot
     try:
         with transaction.atomic():
             request = TransitionRequest.objects.create(
@@ -157,6 +165,7 @@ def request_create(
             **({"rejection_answer": rejection_answer} if rejections else {}),
             "baseline": baseline.version if baseline else None,
             "gates": [r.as_json() for r in results],
+            "escalation": snapshot["escalation"]["applied"],
         },
     )
     if failed := gates.required_failures(results):
@@ -227,6 +236,8 @@ def transition_retry(*, request_id: int, user: User) -> TransitionRequest:
             f"Request #{request.pk} has no failed transition to retry "
             f"(decision {request.decision}, execution {request.get_execution_display()})."
         )
+    if blocker := standing.retry_blocker(request):
+        raise WrongExecutionState(blocker)
     request.execution = Execution.QUEUED
     request.execution_requeues = 0  # the reconciler's allowance starts again
     request.save(update_fields=["execution", "execution_requeues"])
@@ -328,6 +339,7 @@ def vote_cast(
         comment=comment,
         groups=groups,
         seen_metrics={"candidate": request.candidate_metrics, "baseline": request.baseline_metrics},
+        seen_evidence=escalation.seen_evidence(request),
     )
     audit.record(
         "vote.cast",

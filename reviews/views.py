@@ -38,10 +38,13 @@ from . import (
     conversation,
     counting,
     errors,
+    escalation,
+    gates,
     promotion,
     related,
     services,
     stalls,
+    standing,
     timeline,
 )
 from .forms import (
@@ -52,7 +55,7 @@ from .forms import (
     PromotionForm,
     VoteForm,
 )
-from .inbox import awaiting_ids, decorate, mark_rereviews, state_class, state_label, with_rows
+from .inbox import awaiting_ids, decorate, mark_rereviews, with_rows
 from .models import COMMENT_MAX, AuditEvent, Decision, Execution, TransitionRequest, VoteChoice
 
 ROWS_PER_PAGE = 20
@@ -70,7 +73,13 @@ def get_request_for_user(user, pk: int) -> TransitionRequest:
     unknown."""
     review = (
         TransitionRequest.objects.select_related(
-            "version__model", "requester", "baseline", "decided_by"
+            "version__model",
+            "requester",
+            "baseline",
+            "decided_by",
+            # The evidence packet, read from the mirror with the request: no query of its own.
+            "version__evidence",
+            "baseline__evidence",
         )
         .filter(pk=pk)
         .first()
@@ -205,6 +214,7 @@ def _evidence(review: TransitionRequest) -> dict:
         versions = [candidate, baseline]
         keys = [row.key for row in rows][:METRIC_BARS]
         bars = [charts.metric_comparison(candidate, baseline, keys)] if keys else []
+        bars += charts.change_charts(candidate, baseline, [row.key for row in rows])
     histories = version_histories(versions)
     charted = {key for curves in histories.curves.values() for key in curves}
     history_charts = charts.history_charts(versions, histories, ordered_keys(charted))
@@ -212,11 +222,14 @@ def _evidence(review: TransitionRequest) -> dict:
         "comparison": comparison,
         "metric_rows": rows,
         "has_bar_chart": bool(bars),
+        "has_change_chart": any(chart["kind"] == "change" for chart in bars),
         "history_charts": history_charts,
         "history_unavailable": histories.unavailable,
         "chart_data": {"charts": bars + history_charts},
         "candidate_params": sorted((candidate.params or {}).items()),
         "candidate_tags": sorted((candidate.tags or {}).items()),
+        "evidence": escalation.comparison_for(candidate, baseline),
+        "escalation": review.policy_snapshot.get("escalation", {}).get("applied", []),
     }
 
 
@@ -242,11 +255,17 @@ def _status(review: TransitionRequest) -> dict:
     return {
         "url": reverse("reviews:request_status", args=[review.pk]),
         "decision": review.decision,
-        "decision_label": review.get_decision_display(),
+        # What the badge and the decision line read: "expired" as soon as the deadline passes.
+        "status": standing.status(review),
+        "decision_label": (
+            Decision.EXPIRED.label if standing.is_overdue(review) else review.get_decision_display()
+        ),
         "execution": review.execution,
         "execution_label": review.get_execution_display(),
-        "state": state_label(review),
-        "state_class": state_class(review),
+        "state": standing.state_label(review),
+        "state_class": standing.state_class(review),
+        # A failure no retry can change: why, instead of the retry button.
+        "retry_blocked": standing.retry_blocker(review),
         "attempts": review.execution_attempts,
         "error": review.execution_error,
         "outcome": outcome(review),
@@ -313,7 +332,7 @@ def _detail_context(
         "requirements": " and ".join(
             f"{r['approvals']} of {r['group']}" for r in review.policy_snapshot.get("require", [])
         ),
-        "gate_results": review.gate_results or [],
+        "gate_results": gates.with_verdicts(review.gate_results),
         "votes": votes,
         "signoffs": _signoffs(review, votes, progress),
         "progress": progress,
@@ -332,7 +351,8 @@ def _detail_context(
         ),
         "can_cancel": pending and (is_requester or user.is_staff),
         "can_retry": user.is_staff and review.decision == Decision.APPROVED,
-        "expired_unprocessed": pending and review.expires_at <= timezone.now(),
+        "expired_unprocessed": standing.is_overdue(review),
+        "decided_by": standing.decided_by_words(review, votes, count),
         "status": status,
         **_evidence(review),
     }

@@ -17,14 +17,11 @@ from django.db import transaction
 from registry.models import Stage
 from reviews import conversation, services
 from reviews.models import Decision, Notification, TransitionRequest, Vote
-from tests import test_browser_review
 from tests.factories import cache_all_history, make_model, make_version
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-sign_in = test_browser_review.sign_in  # signed-in browser sessions on the live server
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 REJECTION = "Recall on the March slice fell 4 points."
 

@@ -8,7 +8,6 @@ land in var/screenshots/ for a human to look at.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -20,17 +19,20 @@ from django.db import connection
 from registry.jobs import SYNC_QUEUE
 from registry.models import Stage
 from registry.sync import sync_registry
-from reviews import jobs, services
+from reviews import jobs
 from reviews.models import Decision, Execution, TransitionRequest, Vote
-from tests.factories import cache_all_history, make_hostile_request, make_model, make_version
-from tests.test_browser_registry import SCREENSHOTS, chromium, register_fraud_model
+from tests.factories import (
+    HOSTILE,
+    cache_all_history,
+    make_hostile_request,
+    make_model,
+    make_request,
+    make_version,
+    register_fraud_model,
+    register_in_mlflow,
+)
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-HOSTILE = "<img src=x onerror=alert(1)>"
-PASSWORD = "pw"  # the cast's password (tests/conftest.py)
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 class ThreadWorker:
@@ -82,59 +84,6 @@ def worker(rq_queue, settings):
     with ThreadWorker(transitions, rq_queue(SYNC_QUEUE)) as running:
         yield running
     assert running.errors == []
-
-
-@pytest.fixture
-def sign_in(live_server):
-    """`sign_in(username, width=, height=)`: a signed-in Session in its own browser context."""
-    sessions: list[Session] = []
-    with chromium() as browser:
-
-        def open_session(username: str, **viewport) -> Session:
-            sessions.append(Session(browser, live_server, username, **viewport))
-            return sessions[-1]
-
-        try:
-            yield open_session
-        finally:
-            # Closed contexts drop their kept-alive connections, and the server's threads with them.
-            for session in sessions:
-                session.context.close()
-
-
-class Session:
-    """One user's browser context, signed in, failing on page errors and on any dialog."""
-
-    def __init__(self, browser, live_server, username, *, width=1280, height=900):
-        self.base = live_server.url
-        self.context = browser.new_context(viewport={"width": width, "height": height})
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.dialogs: list[str] = []
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.page.on("dialog", self._dialog)
-        self.page.goto(f"{self.base}/accounts/login/")
-        self.page.fill("input[name=username]", username)
-        self.page.fill("input[name=password]", PASSWORD)
-        self.page.click("button[type=submit]")
-        self.page.wait_for_url(f"{self.base}/")
-
-    def _dialog(self, dialog):
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def goto(self, path: str):
-        response = self.page.goto(self.base + path)
-        assert response is not None and response.ok, (path, response and response.status)
-        return self.page
-
-    def shot(self, name: str, **options):
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=SCREENSHOTS / name, full_page=True, **options)
-
-    def assert_clean(self):
-        assert self.errors == [] and self.dialogs == []
 
 
 @pytest.fixture
@@ -226,14 +175,10 @@ def test_rejection_needs_a_comment_and_the_requester_sees_why(
     sign_in, live_server, mlflow_client, unique_name, policies, requester
 ):
     name = f"churn-{unique_name[-6:]}"
-    from tests.test_sync import register
-
-    register(mlflow_client, name, versions=2)
+    register_in_mlflow(mlflow_client, name, versions=2)
     mlflow_client.transition_stage(name, 1, "Production")
     sync_registry(model=name, client=mlflow_client)
-    request = services.request_create(
-        model=name, version=2, target="Production", requester=requester
-    )
+    request = make_request(name, requester=requester)
 
     reviewer = sign_in("scientist1")
     page = reviewer.goto(f"/reviews/{request.pk}/")
@@ -268,9 +213,7 @@ def test_outsider_sees_no_buttons_and_a_forged_vote_is_refused(
     model = make_model("outsider-check")
     make_version(model, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.8})
     cache_all_history(make_version(model, metrics={"accuracy": 0.9, "f1": 0.85}))
-    request = services.request_create(
-        model=model.name, version=2, target="Production", requester=requester
-    )
+    request = make_request(model.name, requester=requester)
     outsider = sign_in("outsider")
     page = outsider.goto(f"/reviews/{request.pk}/")
     assert page.locator(".actions button").count() == 0

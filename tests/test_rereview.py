@@ -16,8 +16,7 @@ from registry.sync import sync_registry
 from reviews import services, timeline, webhooks_out
 from reviews.models import AuditEvent, Notification, WebhookDelivery
 from reviews.notify import render
-from tests.factories import make_model, make_version
-from tests.test_sync import register
+from tests.factories import make_model, make_version, register_in_mlflow
 
 pytestmark = pytest.mark.django_db
 
@@ -102,7 +101,7 @@ def test_the_inbox_marks_the_request_re_review_with_the_reason(client, pending, 
 def test_an_out_of_band_move_dismisses_approvals_and_the_timeline_says_why(
     mlflow_client, unique_name, policies, addressed, requester, lead, client
 ):
-    register(mlflow_client, unique_name, versions=3)
+    register_in_mlflow(mlflow_client, unique_name, versions=3)
     mlflow_client.transition_stage(unique_name, 1, "Production")
     sync_registry(model=unique_name, client=mlflow_client)
     request = services.request_create(

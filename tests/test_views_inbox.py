@@ -12,10 +12,10 @@ from django.utils import timezone
 from registry.models import ChangeKind, ChangeOrigin, RegistryChange, Stage
 from reviews import services
 from reviews.models import Decision, TransitionRequest
-from tests.factories import make_model, make_version
-from tests.test_views_review import ESCAPED, HOSTILE, login, no_mlflow, text_of  # noqa: F401
+from tests.factories import ESCAPED, HOSTILE, make_model, make_version
+from tests.pages import login, text_of
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_mlflow")]
 
 INBOX_QUERIES = 13
 MODEL_QUERIES = 9

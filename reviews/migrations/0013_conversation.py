@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("reviews", "0010_guard_probe"),
+        ("reviews", "0012_evidence"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -29,6 +29,8 @@ class Migration(migrations.Migration):
                     ("reminder", "reminder"),
                     ("escalation", "escalation"),
                     ("out_of_band", "out-of-band change"),
+                    ("reverted", "out-of-band move reverted"),
+                    ("revert_failed", "out-of-band revert failed"),
                     ("sync_failing", "registry sync failing"),
                     ("comment", "comment"),
                     ("rereview", "approval dismissed"),

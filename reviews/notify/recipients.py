@@ -21,6 +21,8 @@ ACTION_KINDS = {
     "notify.reminder": Kind.REMINDER,
     "notify.escalation": Kind.ESCALATION,
     "registry.out_of_band": Kind.OUT_OF_BAND,
+    "out_of_band.reverted": Kind.REVERTED,
+    "out_of_band.revert_failed": Kind.REVERT_FAILED,
     "registry.sync_failing": Kind.SYNC_FAILING,
     "comment.posted": Kind.COMMENT,
     "votes.stale": Kind.REREVIEW,
@@ -28,7 +30,7 @@ ACTION_KINDS = {
 # Mail about something a person wrote: its author is not told about it.
 AUTHORED = {Kind.COMMENT}
 # Mail about the registry rather than a request: it goes to staff.
-ABOUT_THE_REGISTRY = {Kind.OUT_OF_BAND, Kind.SYNC_FAILING}
+ABOUT_THE_REGISTRY = {Kind.OUT_OF_BAND, Kind.REVERTED, Kind.REVERT_FAILED, Kind.SYNC_FAILING}
 # Mail that asks for a vote: pointless once the request is decided.
 ASKS_FOR_A_VOTE = {Kind.REVIEW_NEEDED, Kind.REMINDER, Kind.ESCALATION}
 
