@@ -1,4 +1,5 @@
-# Quorum: `make demo` runs the whole product on this machine, `make test` checks it (README.md).
+# Quorum: `make demo` runs the whole product on this machine, `make test` checks it (README.md),
+# `make test-fast` checks all but the end-to-end suites.
 #
 # Both create .venv when it is missing and (re)install into it only when pyproject.toml is newer
 # than the last install, which a stamp file in .venv records.
@@ -12,7 +13,7 @@ TEST_POSTGRES := postgres://postgres@127.0.0.1:5432/test
 LOCAL_TEST_REDIS := redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint install venv chromium clean
+.PHONY: demo test test-fast lint install venv chromium clean
 
 demo: $(VENV)/.installed-demo
 	$(PY) -m quorum.demo
@@ -60,7 +61,8 @@ chromium:
 # Database: DATABASE_URL, else the local PostgreSQL when it answers, else SQLite (with a notice).
 # Redis: TEST_REDIS_URL, else database 15 of the local Redis, else a private redis-server under
 # var/ for the length of the run. Never REDIS_URL: that may be someone's data.
-test: $(VENV)/.installed-test chromium
+# $(1): pytest's arguments before PYTEST_ARGS; $(2): what a run that selects no test is called.
+define run-pytest
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -80,11 +82,20 @@ test: $(VENV)/.installed-test chromium
 	else \
 	  wrap="$(PY) -m quorum.localservices with-redis --var $(VAR) --"; \
 	fi; \
-	status=0; $$wrap $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
+	status=0; $$wrap $(PY) -m pytest $(1) $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then \
-	  echo "make test: pytest collected no tests, which counts as a failure"; exit 1; \
+	  echo "make $@: pytest selected no tests$(2), which counts as a failure"; exit 1; \
 	fi; \
 	exit $$status
+endef
+
+# Everything: the unit and view tests and the end-to-end suites (demo, deploy, reliability, browser).
+test: $(VENV)/.installed-test chromium
+	$(call run-pytest,,)
+
+# The everyday loop: everything but the tests marked e2e (pyproject.toml), so no browser is needed.
+test-fast: $(VENV)/.installed-test
+	$(call run-pytest,-m "not e2e", outside the e2e suites)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

@@ -42,8 +42,12 @@ class Client:
     def get_request(self, request_id: int) -> dict:
         return self._call("GET", f"/requests/{request_id}")
 
-    def create_request(self, model: str, version: str, target: str, comment: str) -> dict:
+    def create_request(
+        self, model: str, version: str, target: str, comment: str, *, answer: str = ""
+    ) -> dict:
         body = {"model": model, "version": version, "target": target, "comment": comment}
+        if answer:  # sent only when given: older servers refuse fields they do not know
+            body["rejection_answer"] = answer
         return self._call("POST", "/requests", json=body)
 
     def create_rollback(
@@ -61,6 +65,15 @@ class Client:
     def vote(self, request_id: int, decision: str, comment: str) -> dict:
         body = {"decision": decision, "comment": comment}
         return self._call("POST", f"/requests/{request_id}/votes", json=body)
+
+    def latest_comments(self, request_id: int, limit: int = 3) -> list[dict]:
+        """The newest `limit` comments on the request, oldest first (the API lists oldest
+        first: one call when there are few, a second for the last page otherwise)."""
+        path = f"/requests/{request_id}/comments"
+        page = self._call("GET", path, params={"limit": limit})
+        if page["count"] > limit:
+            page = self._call("GET", path, params={"limit": limit, "offset": page["count"] - limit})
+        return page["items"]
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict:
         url = self.base + path

@@ -1,9 +1,10 @@
 """The `quorum` command: request a promotion, follow it, wait for it, vote on it.
 
     quorum request MODEL VERSION --to Production|Staging|@champion [--comment TEXT] [--wait]
+                   [--answer TEXT]   (required when the version was rejected there before)
     quorum request MODEL VERSION --to TARGET --break-glass --reason TEXT [--wait]
     quorum rollback MODEL --target Production [--to VERSION] [--comment TEXT] [--wait]
-    quorum status ID
+    quorum status ID                      (also prints the latest comments)
     quorum wait ID [--timeout 2h]
     quorum vote ID approve|reject [--comment TEXT]
     quorum verify MODEL VERSION --target Production [--key FILE | --server URL]
@@ -40,6 +41,9 @@ UNREACHABLE_GRACE_SECONDS = 120
 
 DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# `quorum status` prints the newest comments on the request, each on one line this wide at most.
+LATEST_COMMENTS = 3
+COMMENT_WIDTH = 200
 
 
 def duration(text: str) -> float:
@@ -57,7 +61,9 @@ def duration(text: str) -> float:
 def outcome(request: dict) -> int | None:
     """The exit code this request ends a wait with, or None while it is still in flight."""
     decision, execution = request["decision"], request.get("execution")
-    if decision in ("rejected", "cancelled", "expired"):
+    # `status` says expired as soon as the deadline passes; `decision` follows when the server's
+    # reconciler runs. Nothing can approve the request in between.
+    if decision in ("rejected", "cancelled", "expired") or request.get("status") == "expired":
         return EXIT_DECLINED
     if decision == "approved" and execution == "done":
         return EXIT_DONE
@@ -74,11 +80,40 @@ def title(request: dict) -> str:
     )
 
 
+def join_names(names: list[str]) -> str:
+    """'alice', 'alice and bob', 'alice, bob and carol'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def decided_by(request: dict) -> str:
+    """' by alice, bob and carol': an approval names the quorum that made it (`approved_by`),
+    other decisions the person who took them."""
+    if request["decision"] == "approved" and request.get("approved_by"):
+        return f" by {join_names(request['approved_by'])}"
+    return f" by {request['decided_by']}" if request.get("decided_by") else ""
+
+
+def gate_line(gate: dict) -> str:
+    """'gate passed: ...', 'gate FAILED: ...' (a required gate), or 'gate not auto-approved
+    (needs sign-off): ...' for an auto-approve gate that did not fire, which rejects nothing."""
+    verdict = gate.get("verdict") or (
+        "passed"
+        if gate.get("passed")
+        else "needs_sign_off"
+        if gate.get("kind") == "auto_approve"
+        else "failed"
+    )
+    words = {"passed": "passed", "needs_sign_off": "not auto-approved (needs sign-off)"}
+    return f"gate {words.get(verdict, 'FAILED')}: {gate.get('reason')}"
+
+
 def state_line(request: dict) -> str:
     """One line that changes exactly when something a waiting person cares about changes."""
     decision, execution = request["decision"], request.get("execution")
-    by = f" by {request['decided_by']}" if request.get("decided_by") else ""
+    by = decided_by(request)
     reason = request.get("decision_reason") or ""
+    if decision == "pending" and request.get("status") == "expired":
+        return f"expired: no decision before {request['expires_at']}"
     if decision == "pending":
         groups = ", ".join(
             f"{r['group']} {min(len(r['approvers']), r['needed'])}/{r['needed']}"
@@ -98,6 +133,14 @@ def state_line(request: dict) -> str:
         running = f" (attempt {attempt})" if execution == "running" and attempt > 1 else ""
         return f"approved{by}: transition {execution or 'queued'}{running}"
     return f"{decision}{by}: {reason}" if reason else f"{decision}{by}"
+
+
+def comment_line(comment: dict) -> str:
+    # One line per comment in a terminal: its line breaks become spaces, a long one is cut.
+    body = " ".join(str(comment.get("body", "")).split())
+    if len(body) > COMMENT_WIDTH:
+        body = body[: COMMENT_WIDTH - 1] + "…"
+    return f"{comment.get('author')} ({comment.get('created_at', '')[:16]}): {body}"
 
 
 def vote_line(vote: dict) -> str:
@@ -194,7 +237,9 @@ def create_when_synced(
     told = False
     while True:
         try:
-            return client.create_request(args.model, args.version, args.to, args.comment)
+            return client.create_request(
+                args.model, args.version, args.to, args.comment, answer=args.answer
+            )
         except CliError as error:
             if error.code not in NOT_YET_SYNCED or time.monotonic() >= deadline:
                 raise
@@ -235,9 +280,12 @@ def cmd_status(client: Client, args: argparse.Namespace, out: Output) -> int:
     out.line(request["url"])
     out.line(state_line(request))
     for gate in request.get("gates", []):
-        out.line(f"  gate {'passed' if gate.get('passed') else 'FAILED'}: {gate.get('reason')}")
+        out.line(f"  {gate_line(gate)}")
     for vote in request.get("votes", []):
         out.line(f"  vote: {vote_line(vote)}")
+    request["latest_comments"] = client.latest_comments(args.id, limit=LATEST_COMMENTS)
+    for comment in request["latest_comments"]:
+        out.line(f"  comment: {comment_line(comment)}")
     out.final(request)
     return EXIT_DECLINED if outcome(request) == EXIT_DECLINED else EXIT_DONE
 
@@ -316,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", required=True, metavar="TARGET", help="Production, Staging, Archived or @alias"
     )
     request.add_argument("--comment", default="", help="why, for the reviewers")
+    request.add_argument(
+        "--answer",
+        default="",
+        help="what changed since this version was rejected for this target (required then)",
+    )
     request.add_argument(
         "--wait", action="store_true", help="block until the version is at its target"
     )

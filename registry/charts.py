@@ -4,10 +4,16 @@ A view puts `{"charts": [...]}` in its context, the template embeds it with
 `{{ data|json_script:"chart-data" }}`, and `static/charts.js` draws each chart into the element
 whose id is the chart's `target`. Every chart is one dict:
 
-    {"target": "chart-metrics", "kind": "line" | "bar", "title": str,
+    {"target": "chart-metrics", "kind": "line" | "bar" | "change", "title": str,
      "x_title": str, "y_title": str, "x_category": bool,
-     "series": [{"name": str, "x": [...], "y": [...]}, ...],
+     "series": [{"name": str, "x": [...], "y": [...], "labels": [str, ...]}, ...],
      "notes": [str, ...]}
+
+`labels` are the points' values as every page and mail spells them (`metrics.format_value`):
+the hover text shows them, so a chart never rounds a value differently from the table beside
+it. A "change" chart is horizontal: `x` holds each metric's change against the baseline in
+percent, `y` the metric names, and the series adds `tones` ("better", "worse", "same") that
+colour each bar.
 
 Metric names and labels may come from MLflow and are untrusted: charts.js escapes them before
 Plotly (which reads a little HTML in labels) sees them. Missing and non-finite values are None in
@@ -74,7 +80,13 @@ def metrics_across_versions(
         "y_title": "",
         "x_category": True,
         "series": [
-            {"name": key, "x": labels, "y": [_y(value) for value in stored[key]]} for key in keys
+            {
+                "name": key,
+                "x": labels,
+                "y": [_y(value) for value in stored[key]],
+                "labels": [metrics.format_value(value) for value in stored[key]],
+            }
+            for key in keys
         ],
         "notes": [
             note
@@ -104,7 +116,12 @@ def metric_comparison(
         "y_title": "",
         "x_category": True,
         "series": [
-            {"name": label, "x": list(keys), "y": [_y(value) for value in values]}
+            {
+                "name": label,
+                "x": list(keys),
+                "y": [_y(value) for value in values],
+                "labels": [metrics.format_value(value) for value in values],
+            }
             for label, values in sides
         ],
         "notes": [
@@ -113,6 +130,63 @@ def metric_comparison(
             for note in _notes(label, list(zip(keys, values, strict=True)))
         ],
     }
+
+
+def metric_changes(
+    candidate: ModelVersion,
+    baseline: ModelVersion,
+    keys: Sequence[str],
+    *,
+    target: str = "chart-change",
+) -> Chart:
+    """The candidate's change against the baseline, one horizontal bar per metric, in percent of
+    the baseline's value: side by side, 0.95 and 0.96 look alike; as a change, +1.1% is a bar of
+    its own. Metrics differ in scale, so the change is relative; each bar's label gives the
+    absolute change too. Bars are coloured by `metrics.delta`: better, worse (a lower-is-better
+    metric improves by going down) or the same. A metric with no relative change (missing or
+    non-finite on one side, or a baseline of zero) is named in `notes` instead."""
+    names, changes, tones, labels, notes = [], [], [], [], []
+    for key in keys:
+        new, old = (candidate.metrics or {}).get(key), (baseline.metrics or {}).get(key)
+        change = metrics.delta(key, new, old)
+        if change.relative is None:
+            if change.change is not None:
+                notes.append(f"{key}: {metrics.format_change(change.change)} (baseline is 0)")
+            elif new is not None and old is not None:
+                shown = f"{metrics.format_value(new)} vs {metrics.format_value(old)}"
+                notes.append(f"{key}: {shown}, no change to draw")
+            continue
+        names.append(key)
+        changes.append(change.relative * 100)
+        tones.append(
+            "same" if change.improved is None else "better" if change.improved else "worse"
+        )
+        labels.append(
+            f"{metrics.format_change(change.change)} ({metrics.format_relative(change.relative)})"
+        )
+    return {
+        "target": target,
+        "kind": "change",
+        "title": f"Change of {version_label(candidate)} against {version_label(baseline)}",
+        "x_title": "change, % of the baseline",
+        "y_title": "",
+        "x_category": False,
+        "series": [{"name": "change", "x": changes, "y": names, "labels": labels, "tones": tones}],
+        "notes": notes,
+    }
+
+
+# Bars in a change chart: every metric a table shows, up to a chart's readable height.
+CHANGE_BARS = 12
+
+
+def change_charts(
+    candidate: ModelVersion, baseline: ModelVersion, keys: Sequence[str]
+) -> list[Chart]:
+    """`metric_changes` for the first CHANGE_BARS of `keys`, as a list: empty when no metric has
+    a change to draw."""
+    chart = metric_changes(candidate, baseline, keys[:CHANGE_BARS])
+    return [chart] if chart["series"][0]["x"] else []
 
 
 def history_chart(key: str, curves: Sequence[tuple[str, Points]], *, target: str) -> Chart:
@@ -125,7 +199,12 @@ def history_chart(key: str, curves: Sequence[tuple[str, Points]], *, target: str
         "y_title": "",
         "x_category": False,
         "series": [
-            {"name": label, "x": [p[0] for p in points], "y": [_y(p[1]) for p in points]}
+            {
+                "name": label,
+                "x": [p[0] for p in points],
+                "y": [_y(p[1]) for p in points],
+                "labels": [metrics.format_value(p[1]) for p in points],
+            }
             for label, points in curves
         ],
         "notes": [

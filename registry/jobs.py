@@ -117,9 +117,63 @@ def sync_model(name: str) -> str:
 
 def sync_incremental() -> str:
     """The periodic sync: what changed since the newest version the mirror has seen."""
-    return str(sync_registry())
+    summary = str(sync_registry())
+    _catch_up_evidence()
+    return summary
 
 
 def sync_full() -> str:
     """The nightly sync: the whole registry, with the version tags an incremental one misses."""
-    return str(sync_registry(full=True))
+    summary = str(sync_registry(full=True))
+    _catch_up_evidence()
+    return summary
+
+
+# -- evidence ----------------------------------------------------------------------------------
+
+EVIDENCE_MARKER = PENDING_PREFIX + "evidence"
+
+
+def enqueue_evidence_fetch(*, connection: Redis | None = None) -> bool:
+    """Queues one fetch of every version's evidence still unread, unless one is waiting; True
+    when a job was queued. Coalesced like `enqueue_model_sync`: a burst of new versions while a
+    fetch waits is read by that fetch."""
+    queue = (
+        django_rq.get_queue(SYNC_QUEUE, connection=connection)
+        if connection
+        else queues.get_queue(SYNC_QUEUE)
+    )
+    job_id = f"evidence-{uuid.uuid4().hex[:12]}"
+    prefix = queue.job_class.redis_job_namespace_prefix
+    if not queue.connection.eval(
+        _CLAIM_MARKER, 1, EVIDENCE_MARKER, job_id, PENDING_TTL_SECONDS, prefix
+    ):
+        return False
+    try:
+        queue.enqueue(fetch_evidence, job_id=job_id, description="read new versions' evidence")
+    except Exception:
+        queue.connection.delete(EVIDENCE_MARKER)
+        raise
+    return True
+
+
+def fetch_evidence() -> str:
+    """Reads the evidence of versions mirrored without it, a batch at a time."""
+    from . import evidence
+
+    job = get_current_job()
+    if job is not None:
+        job.connection.eval(_RELEASE_MARKER, 1, EVIDENCE_MARKER, job.id)
+    stored = evidence.fetch_missing()
+    if stored and evidence.waiting_count():
+        enqueue_evidence_fetch(connection=job.connection if job is not None else None)
+    return f"evidence read for {stored} versions"
+
+
+def _catch_up_evidence() -> None:
+    """Versions whose fetch was lost (Redis was down when they were mirrored) get one now; a
+    count of the unread, not a read of MLflow, so a quiet registry costs one query."""
+    from . import evidence
+
+    if evidence.waiting_count():
+        enqueue_evidence_fetch()

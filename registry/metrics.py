@@ -82,6 +82,58 @@ def non_finite_label(value: Any) -> str | None:
     return _SHOWN[encode(decoded)]  # type: ignore[index]
 
 
+# -- how a number reads ----------------------------------------------------------------------
+# One spelling for every metric value, threshold and change a person reads: the pages' filters
+# (`registry_extras`), the gates' reasons, the mails and the charts' hover text all call these, so
+# the same value reads the same everywhere.
+
+
+def _finite(value: Any) -> float | None:
+    decoded = number(value)
+    return decoded if decoded is not None and math.isfinite(decoded) else None
+
+
+def format_value(value: Any) -> str:
+    """A metric value short enough for a table cell: 4 decimals, or scientific when tiny/huge;
+    NaN and infinities (as floats or as the mirror stores them) read "NaN", "∞", "−∞"; a missing
+    value "—"."""
+    finite = _finite(value)
+    if finite is None:
+        label = non_finite_label(value)
+        if label is not None:
+            return label
+        return "—" if value is None or value == "" else str(value)
+    # Below 0.0001 four decimals would read as zero; above a million they stop being readable.
+    if finite != 0 and (abs(finite) < 1e-4 or abs(finite) >= 1e6):
+        text = f"{abs(finite):.3e}"
+    elif abs(finite) >= 1000:
+        text = f"{abs(finite):,.1f}"
+    else:
+        text = f"{abs(finite):.4f}"
+    return f"−{text}" if finite < 0 else text
+
+
+def format_change(value: Any) -> str:
+    """A change with its sign: +0.0123, −0.0040, ±0; "—" when there is none."""
+    finite = _finite(value)
+    if finite is None:
+        return "—"
+    if finite == 0:
+        return "±0"
+    text = format_value(abs(finite))
+    return f"+{text}" if finite > 0 else f"−{text}"
+
+
+def format_relative(value: Any) -> str:
+    """A relative change as a signed percentage (0.0123 -> +1.2%, -0.05 -> −5.0%); "" when
+    there is none."""
+    finite = _finite(value)
+    if finite is None:
+        return ""
+    text = f"{abs(finite) * 100:.1f}%"
+    return f"+{text}" if finite >= 0 else f"−{text}"
+
+
 class Direction(StrEnum):
     HIGHER = "higher"
     LOWER = "lower"

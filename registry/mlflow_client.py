@@ -10,6 +10,7 @@ short values, so an MLflow outage fails in seconds instead of the client's defau
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import sys
@@ -35,6 +36,8 @@ RUNS_PER_CALL = 500  # run ids per search_runs filter; keeps the filter string a
 # Runs read by two threads: MLflow answers one batch while this process parses another (~20 %
 # off reading 20,000 runs from a one-worker server on 2 cores; docs/benchmarks.md).
 RUN_READERS = 2
+# requirements.txt and MLmodel are small; a hostile artifact must not fill the worker's memory.
+_ARTIFACT_MAX_CHARS = 1_000_000
 LOG_BATCH_METRICS = 1000  # MLflow's limit on metrics in one log_batch call
 # The probe route mlflow-quorum-guard adds; short, because `manage.py check` asks it too.
 GUARD_STATUS_ENDPOINT = "/api/2.0/quorum-guard/status"
@@ -94,6 +97,26 @@ class Runs(dict[str, MlflowRun]):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.unreadable: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class MlflowEvidence:
+    """What a version's artifacts and run say besides metrics: its schema, environment and data.
+
+    `problems` names each part MLflow could not give, with the reason: a part that could not be
+    read is unknown, never empty.
+    """
+
+    signature: dict[str, list[dict]] | None  # {"inputs": [...], "outputs": [...], "params": [...]}
+    python_version: str
+    requirements: list[str]
+    flavors: list[str]
+    size_bytes: int | None
+    # [{"name", "digest", "source_type", "source", "context"}, ...] as the run logged them
+    datasets: list[dict[str, str]]
+    # {"dataset name (digest)": {metric: value}} from an MLflow 3 LoggedModel; {} when none
+    dataset_metrics: dict[str, dict[str, float]]
+    problems: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -284,6 +307,121 @@ class RegistryClient:
             if not token:
                 return
 
+    def get_evidence(self, name: str, version: int, run_id: str) -> MlflowEvidence:
+        """Reads one version's evidence: its MLmodel file, requirements, run inputs and, for a
+        version registered from an MLflow 3 LoggedModel, the metrics logged on it per dataset.
+
+        Each part that cannot be read is named in `problems`; only MLflow being unreachable raises.
+        """
+        problems: dict[str, str] = {}
+        model_id = None
+        mlmodel: dict = {}
+        requirements: list[str] = []
+        try:
+            mv = self._call(self._registry().get_model_version, name, str(version))
+            model_id = getattr(mv, "model_id", None) or _logged_model_id(mv.source or "")
+            uri = self._call(self._client.get_model_version_download_uri, name, str(version))
+            mlmodel = self._read_artifact_yaml(uri, "MLmodel")
+        except MlflowError as error:
+            if error.unreachable:
+                raise
+            problems["model"] = f"the MLmodel file could not be read: {_short(error)}"
+        except Exception as error:  # artifact stores raise their own errors (missing file, ...)
+            problems["model"] = f"the MLmodel file could not be read: {_short(error)}"
+        else:
+            try:
+                text = self._read_artifact_text(uri, "requirements.txt")
+                requirements = sorted(
+                    line.strip()
+                    for line in text.splitlines()
+                    if line.strip() and not line.lstrip().startswith("#")
+                )
+            except Exception as error:
+                problems["requirements"] = f"requirements.txt could not be read: {_short(error)}"
+        flavors = mlmodel.get("flavors") if isinstance(mlmodel.get("flavors"), dict) else {}
+        pyfunc = flavors.get("python_function") if isinstance(flavors, dict) else None
+        signature = None
+        if "model" not in problems:
+            try:
+                signature = _signature(mlmodel.get("signature"))
+            except ValueError as error:
+                problems["signature"] = f"the signature in MLmodel is malformed: {error}"
+        datasets: list[dict[str, str]] = []
+        if run_id:
+            try:
+                run = self._call(self._client.get_run, run_id)
+                datasets = [_dataset(d) for d in (run.inputs.dataset_inputs or [])]
+            except MlflowError as error:
+                if error.unreachable:
+                    raise
+                problems["datasets"] = f"the run's inputs could not be read: {_short(error)}"
+        dataset_metrics: dict[str, dict[str, float]] = {}
+        if model_id:
+            try:
+                logged = self._call(self._client.get_logged_model, model_id)
+                for metric in logged.metrics or []:
+                    if metric.dataset_name:
+                        key = f"{metric.dataset_name} ({metric.dataset_digest})"
+                        dataset_metrics.setdefault(key, {})[metric.key] = _metric_value(
+                            metric.value
+                        )
+            except MlflowError as error:
+                if error.unreachable:
+                    raise
+                problems["logged_model"] = f"the LoggedModel could not be read: {_short(error)}"
+        size = mlmodel.get("model_size_bytes")
+        python = pyfunc.get("python_version", "") if isinstance(pyfunc, dict) else ""
+        return MlflowEvidence(
+            signature=signature,
+            python_version=str(python),
+            requirements=requirements,
+            flavors=sorted(str(f) for f in flavors) if isinstance(flavors, dict) else [],
+            size_bytes=int(size) if isinstance(size, int) else None,
+            datasets=datasets,
+            dataset_metrics=dataset_metrics,
+            problems=problems,
+        )
+
+    def _read_artifact_text(self, uri: str, path: str) -> str:
+        import tempfile
+
+        from mlflow.artifacts import download_artifacts
+
+        self.calls += 1
+        with tempfile.TemporaryDirectory() as tmp:
+            local = download_artifacts(
+                artifact_uri=f"{uri.rstrip('/')}/{path}",
+                dst_path=tmp,
+                tracking_uri=self.tracking_uri,
+            )
+            with open(local, encoding="utf-8") as f:
+                return f.read(_ARTIFACT_MAX_CHARS)
+
+    def _read_artifact_yaml(self, uri: str, path: str) -> dict:
+        import yaml
+
+        document = yaml.safe_load(self._read_artifact_text(uri, path))
+        if not isinstance(document, dict):
+            raise ValueError(f"{path} is not a YAML mapping")
+        return document
+
+    def log_dataset(
+        self, run_id: str, *, name: str, frame: Any, context: str, source: str = ""
+    ) -> None:
+        """Logs a pandas DataFrame as one of the run's inputs (`mlflow.log_input`)."""
+        import mlflow
+        from mlflow.data.pandas_dataset import from_pandas
+
+        self.calls += 1
+        mlflow.set_tracking_uri(self.tracking_uri or "")
+        named = {"source": source} if source else {}
+        dataset = from_pandas(frame, name=name, **named)
+        try:
+            with mlflow.start_run(run_id=run_id):
+                mlflow.log_input(dataset, context=context)
+        except MlflowException as error:
+            raise _translate(error) from error
+
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         history = self._call(self._client.get_metric_history, run_id, key)
         points = [MetricPoint(m.step, _metric_value(m.value), m.timestamp) for m in history]
@@ -413,9 +551,18 @@ class RegistryClient:
         return run_id
 
     def log_sklearn_model(
-        self, run_id: str, estimator: Any, *, artifact_path: str = "model"
+        self,
+        run_id: str,
+        estimator: Any,
+        *,
+        artifact_path: str = "model",
+        input_example: Any = None,
+        extra_requirements: list[str] | None = None,
     ) -> str:
-        """Stores a fitted scikit-learn estimator as the run's model artifact; returns its URI."""
+        """Stores a fitted scikit-learn estimator as the run's model artifact; returns its URI.
+
+        `input_example` (a DataFrame) gives the model a signature; `extra_requirements` are pip
+        pins added to the default ones."""
         import mlflow.sklearn
 
         self.calls += 1
@@ -429,7 +576,9 @@ class RegistryClient:
                     serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
                     pip_requirements=mlflow.sklearn.get_default_pip_requirements(
                         include_cloudpickle=True
-                    ),
+                    )
+                    + list(extra_requirements or []),
+                    input_example=input_example,
                 )
         except MlflowException as error:
             raise _translate(error) from error
@@ -560,6 +709,65 @@ def _name_filter(name: str) -> str:
         return f"name LIKE {_quote(prefix + '%')}"
 
 
+def _logged_model_id(source: str) -> str | None:
+    """The LoggedModel a version was registered from (`models:/m-<id>`), which the server does
+    not always return as the version's `model_id`."""
+    if source.startswith("models:/m-") and "/" not in source.removeprefix("models:/"):
+        return source.removeprefix("models:/")
+    return None
+
+
+def _short(error: Exception) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text[:300]
+
+
+def _columns(spec) -> list[dict]:
+    """A schema as MLmodel stores it (a JSON string of column or tensor specs) as plain dicts:
+    {"name", "type", "required", "shape"}; a tensor's dtype is its type."""
+    if spec in (None, ""):
+        return []
+    items = json.loads(spec) if isinstance(spec, str) else spec
+    if not isinstance(items, list):
+        raise ValueError("a schema is not a list of columns")
+    columns = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ValueError(f"column {i + 1} is not a mapping")
+        tensor = item.get("tensor-spec") if isinstance(item.get("tensor-spec"), dict) else None
+        columns.append(
+            {
+                "name": str(item.get("name", f"#{i + 1}")),
+                "type": str(tensor.get("dtype", "tensor") if tensor else item.get("type", "")),
+                "required": bool(item.get("required", True)),
+                "shape": list(tensor.get("shape", [])) if tensor else None,
+            }
+        )
+    return columns
+
+
+def _signature(raw) -> dict[str, list[dict]] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError("signature is not a mapping")
+    try:
+        return {part: _columns(raw.get(part)) for part in ("inputs", "outputs", "params")}
+    except json.JSONDecodeError as error:
+        raise ValueError(str(error)) from None
+
+
+def _dataset(d) -> dict[str, str]:
+    tags = {t.key: t.value for t in (d.tags or [])}
+    return {
+        "name": d.dataset.name or "",
+        "digest": d.dataset.digest or "",
+        "source_type": d.dataset.source_type or "",
+        "source": (d.dataset.source or "")[:500],
+        "context": tags.get("mlflow.data.context", ""),
+    }
+
+
 def _model(m) -> MlflowModel:
     return MlflowModel(
         name=m.name,
@@ -600,6 +808,7 @@ def _version(v) -> MlflowVersion:
 __all__ = [
     "MetricPoint",
     "MlflowError",
+    "MlflowEvidence",
     "MlflowModel",
     "MlflowRun",
     "MlflowVersion",

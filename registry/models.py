@@ -218,3 +218,35 @@ class SyncLock(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class EvidenceStatus(models.TextChoices):
+    READ = "read", "read"
+    UNREADABLE = "unreadable", "unreadable"
+
+
+class VersionEvidence(models.Model):
+    """What a version's artifacts and run say besides metrics, read once by a worker.
+
+    Versions are immutable in MLflow, so this is fetched when the version is first mirrored and
+    never again (`registry.evidence`). A part MLflow could not give is named in `problems` with
+    the reason: it is unknown, never "no change".
+    """
+
+    version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="evidence")
+    status = models.CharField(max_length=16, choices=EvidenceStatus.choices)
+    # {"inputs": [{"name", "type", "required", "shape"}], "outputs": [...], "params": [...]};
+    # null when the model was logged without a signature.
+    signature = models.JSONField(null=True, blank=True)
+    python_version = models.CharField(max_length=32, blank=True, default="")
+    requirements = models.JSONField(default=list, blank=True)
+    flavors = models.JSONField(default=list, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    datasets = models.JSONField(default=list, blank=True)
+    dataset_metrics = models.JSONField(default=dict, blank=True)
+    problems = models.JSONField(default=dict, blank=True)  # part -> why it could not be read
+    digest = models.CharField(max_length=64)
+    fetched_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"evidence of {self.version_id}: {self.status}"

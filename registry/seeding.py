@@ -204,7 +204,9 @@ def seed_registry(
                 (_train if train else _synthesize)(dataset, number, rng, seed)
                 for number in range(1, versions + 1)
             ]
-            _register(own, names[index], dataset, plans, index=index, artifacts=artifacts)
+            _register(
+                own, names[index], dataset, plans, index=index, artifacts=artifacts, seed=seed
+            )
         finally:
             with lock:
                 calls[0] += own.calls
@@ -247,6 +249,7 @@ def _register(
     *,
     index: int,
     artifacts: bool,
+    seed: int = 0,
 ) -> None:
     experiment = client.experiment_id(name)
     classes = "binary" if dataset.loader == "breast_cancer" else "multiclass"
@@ -266,7 +269,15 @@ def _register(
         )
         source = f"runs:/{run_id}/model"
         if artifacts and plan.estimator is not None:
-            source = client.log_sklearn_model(run_id, plan.estimator)
+            evidence = _evidence_plan(dataset, index, newest=number == len(plans), seed=seed)
+            source = client.log_sklearn_model(
+                run_id,
+                plan.estimator,
+                input_example=evidence.input_example,
+                extra_requirements=evidence.requirements,
+            )
+            for data_name, frame, context in evidence.datasets:
+                client.log_dataset(run_id, name=data_name, frame=frame, context=context)
         client.create_version(
             name, source=source, run_id=run_id, description=plan.description, tags=plan.tags
         )
@@ -276,6 +287,54 @@ def _register(
     if index % 2 == 0:
         production = next(n for n, stage in stages.items() if stage == "Production")
         client.set_alias(name, "champion", production)
+
+
+# -- the evidence packet of seeded models ------------------------------------------------------
+
+# Pinned by every seeded model, so a change of pin shows in the requirements diff.
+SEEDED_PINS = ["scipy==1.14.1"]
+
+
+@dataclass
+class _Evidence:
+    input_example: Any
+    requirements: list[str]
+    datasets: list[tuple[str, Any, str]]  # (name, DataFrame, context)
+
+
+def _evidence_plan(dataset: Dataset, index: int, *, newest: bool, seed: int) -> _Evidence:
+    """What a trained version logs besides its model: a signature (from an input example with the
+    dataset's feature names), pinned requirements and its training and evaluation data.
+
+    The newest version of the first three demo models differs from the one it would replace in
+    one way each, so a newcomer sees every case: the tumour classifier renames an input column
+    (a breaking signature change), the wine classifier moves a dependency pin, and the digit
+    recogniser is evaluated on rescanned digits (its metrics are not comparable).
+    """
+    import pandas as pd  # type: ignore[import-untyped]
+    from sklearn import datasets
+
+    X_train, X_test, _, _ = _split(dataset.loader, seed)
+    loaded = getattr(datasets, f"load_{dataset.loader}")()
+    columns = [str(c) for c in getattr(loaded, "feature_names", range(X_train.shape[1]))]
+    kind = index % len(DATASETS) if index < len(DATASETS) else None
+    served = list(columns)  # the data keeps its columns; the model's input may rename one
+    if newest and kind == 0:
+        served[0] = served[0].replace(" ", "_") + "_mm"
+    pins = list(SEEDED_PINS)
+    if newest and kind == 1:
+        pins = ["scipy==1.15.2"]
+    evaluation, evaluated_on = X_test, f"{dataset.loader}-holdout"
+    if newest and kind == 2:
+        evaluation, evaluated_on = X_test[::-1] * 0.98, f"{dataset.loader}-holdout-rescanned"
+    return _Evidence(
+        input_example=pd.DataFrame(X_test[:2], columns=served),
+        requirements=pins,
+        datasets=[
+            (f"{dataset.loader}-train", pd.DataFrame(X_train, columns=columns), "training"),
+            (evaluated_on, pd.DataFrame(evaluation, columns=columns), "evaluation"),
+        ],
+    )
 
 
 # -- real models -----------------------------------------------------------------------------

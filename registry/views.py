@@ -19,7 +19,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from . import charts
+from . import charts, evidence
 from .compare import compare_versions, default_baseline
 from .history import history_keys, version_histories
 from .holdings import holder_timeline
@@ -183,6 +183,7 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
     charted = {key for curves in histories.curves.values() for key in curves}
     history_charts = charts.history_charts([candidate, baseline], histories, ordered_keys(charted))
     chart_list = [charts.metric_comparison(candidate, baseline, keys)] if keys else []
+    chart_list += charts.change_charts(candidate, baseline, [row.key for row in comparison.metrics])
     choices = _version_choices(model)
     # A deleted version can still be compared; keep it selectable so the pickers show it.
     choices += [v for v in {candidate.pk: candidate, baseline.pk: baseline}.values() if v.deleted]
@@ -196,8 +197,12 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
             "baseline": baseline,
             "choices": sorted(choices, key=lambda v: -v.version),
             "has_bar_chart": bool(chart_list),
+            "has_change_chart": any(chart["kind"] == "change" for chart in chart_list),
             "history_charts": history_charts,
             "history_unavailable": histories.unavailable,
             "chart_data": {"charts": chart_list + history_charts},
+            "evidence": evidence.compare(
+                evidence.evidence_of(candidate), evidence.evidence_of(baseline)
+            ),
         },
     )

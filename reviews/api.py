@@ -27,13 +27,14 @@ from quorum_cli import attestation as proof
 from registry.models import ModelVersion, RegisteredModel
 from registry.targets import Target
 
-from . import api_errors, attestation, counting, services
+from . import api_errors, attestation, conversation, counting, gates, services, standing, timeline
 from .api_auth import ApiRequest, BearerToken
 from .break_glass import break_glass_move
 from .errors import InvalidTarget, RequestNotFound, UnknownModel
 from .holder_history import holder_history
 from .links import request_url
 from .models import COMMENT_MAX, Decision, TransitionRequest, Vote, VoteChoice
+from .models import Comment as CommentRow
 from .policy_spec import target_problem
 from .rollback import rollback_request_create
 
@@ -192,12 +193,27 @@ class RequestSummary(Schema):
     version: int
     target: str
     requester: str
-    decision: str = Field(description="pending, approved, rejected, cancelled or expired.")
+    decision: str = Field(
+        description="The stored decision: pending, approved, rejected, cancelled or expired. A "
+        "pending request past `expires_at` stays pending here until Quorum's reconciler expires "
+        "it (within QUORUM_RECONCILE_INTERVAL); `status` says expired at once."
+    )
     execution: str | None = Field(
         description="After approval: queued, running, done or failed; null before."
     )
+    status: str = Field(
+        description="Where the request stands now, computed from the facts (what the dashboard's "
+        "badge shows): pending, expired, rejected, cancelled, or after approval the transition's "
+        "queued, running, done or failed. Unlike `decision` it says expired as soon as "
+        "`expires_at` passes (no vote can land after it)."
+    )
     requirements: list[Requirement] = Field(
         description="Per required group: approvals needed and who is counted so far."
+    )
+    approved_by: list[str] = Field(
+        description="The people whose approvals count (each once, stale ones excluded), in the "
+        "order they voted: for an approved request, the quorum that approved it; empty when its "
+        "gates approved it."
     )
     created_at: datetime
     expires_at: datetime
@@ -206,6 +222,10 @@ class RequestSummary(Schema):
 
 class RequestOut(RequestSummary):
     comment: str
+    rejection_answer: str = Field(
+        description="The requester's answer to an earlier rejection of this version for this "
+        "target; empty when there was none."
+    )
     decision_reason: str
     decided_by: str | None = Field(description="A username; null when the policy decided.")
     decided_at: datetime | None
@@ -216,7 +236,16 @@ class RequestOut(RequestSummary):
         description="The signed approval proof on the version once it moved (MLflow tag "
         "`quorum.attestation.<target>`): pending, written or failed; null before."
     )
-    gates: list[dict[str, Any]] = Field(description="Gate results as evaluated at creation.")
+    gates: list[dict[str, Any]] = Field(
+        description="Gate results as last evaluated, each with its `verdict`: passed, failed (a "
+        "required gate: it rejects), or needs_sign_off (an auto-approve gate that did not fire: "
+        "people sign off instead)."
+    )
+    escalation: list[dict[str, str]] = Field(
+        default=[],
+        description="The policy's evidence rules that changed the requirements: "
+        "[{when, reason}] (`when` is signature_breaking, ..., or no_change).",
+    )
     votes: list[VoteOut]
     kind: str = Field(
         "promotion",
@@ -226,6 +255,33 @@ class RequestOut(RequestSummary):
     )
     undoes: int | None = Field(None, description="A rollback: the request it undoes, if any.")
     ratifies: int | None = Field(None, description="A ratification: the break-glass request.")
+
+
+class CommentOut(Schema):
+    id: int
+    author: str
+    body: str
+    created_at: datetime
+
+
+class CommentPage(Schema):
+    count: int
+    items: list[CommentOut]
+
+
+class TimelineEntryOut(Schema):
+    sequence: int = Field(description="The audit event's sequence number.")
+    at: datetime
+    actor: str = Field(description='A username, or "policy", "system", "mlflow".')
+    action: str = Field(description="The audit action, e.g. `vote.cast`, `comment.posted`.")
+    kind: str = Field(description="What sort of entry: created, vote, comment, stale, ...")
+    title: str
+    text: str = Field(description="A comment, a vote's comment, a reason or an error.")
+    items: list[str] = Field(description="Gate results, when the entry has them.")
+
+
+class TimelineOut(Schema):
+    items: list[TimelineEntryOut]
 
 
 class ModelPage(Schema):
@@ -285,6 +341,28 @@ class RequestIn(Schema):
     version: VersionNumber = Field(description="The version number.")
     target: Name = Field(description="A stage (Staging, Production, Archived) or @alias.")
     comment: Comment = Field("", description=f"At most {COMMENT_MAX:,} characters.")
+    rejection_answer: Comment = Field(
+        "",
+        description="Required when this version was rejected for this target before (else 422 "
+        "`answer_required`, quoting the rejection): what changed since.",
+    )
+
+
+class CommentIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    body: Comment = Field(description=f"At most {COMMENT_MAX:,} characters; not blank.")
+    seen_decision: Literal[tuple(Decision.values)] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="The decision state the client last saw: when the request has moved on "
+        "since, the comment is refused (409 `page_stale`) rather than posted.",
+    )
+
+
+class CancelIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Comment = Field("", description="Why; shown in the timeline and the mails.")
 
 
 class RollbackIn(Schema):
@@ -354,7 +432,7 @@ class HoldingOut(Schema):
     ended_by: HowOut | None
 
 
-class TimelineOut(Schema):
+class HoldersTimelineOut(Schema):
     model: str
     mirrored_since: datetime | None = Field(
         description="Quorum's first observation of the model; before it, nothing is known."
@@ -477,23 +555,27 @@ def request_summaries(requests) -> list[dict]:
     for vote in counted.select_related("user").only(*COUNTED_VOTE_COLUMNS):
         votes[vote.request_id].append(vote)
     return [
-        {
-            "id": row["id"],
-            "model": row["version__model__name"],
-            "version": row["version__version"],
-            "target": row["target"],
-            "requester": row["requester__username"],
-            "decision": row["decision"],
-            "execution": row["execution"] or None,
-            "requirements": requirements_out(
-                counting.tally_of(row["policy_snapshot"], votes[row["id"]])
-            ),
-            "created_at": row["created_at"],
-            "expires_at": row["expires_at"],
-            "url": request_url(row["id"]),
-        }
+        summary_out(row, counting.tally_of(row["policy_snapshot"], votes[row["id"]]))
         for row in rows
     ]
+
+
+def summary_out(row: dict, count: counting.Tally) -> dict:
+    return {
+        "id": row["id"],
+        "model": row["version__model__name"],
+        "version": row["version__version"],
+        "target": row["target"],
+        "requester": row["requester__username"],
+        "decision": row["decision"],
+        "execution": row["execution"] or None,
+        "status": standing.status_of(row["decision"], row["execution"], row["expires_at"]),
+        "requirements": requirements_out(count),
+        "approved_by": list(count.approvers),
+        "created_at": row["created_at"],
+        "expires_at": row["expires_at"],
+        "url": request_url(row["id"]),
+    }
 
 
 def request_out(request: TransitionRequest) -> dict:
@@ -506,17 +588,21 @@ def request_out(request: TransitionRequest) -> dict:
         "target": request.target,
         "requester": request.requester.get_username(),
         "comment": request.comment,
+        "rejection_answer": request.rejection_answer,
         "decision": request.decision,
         "decision_reason": request.decision_reason,
         "decided_by": request.decided_by.get_username() if request.decided_by else None,
         "decided_at": request.decided_at,
         "execution": request.execution or None,
+        "status": standing.status(request),
         "execution_error": request.execution_error,
         "execution_attempts": request.execution_attempts,
         "executed_at": request.executed_at,
         "attestation": request.attestation or None,
-        "gates": request.gate_results,
+        "gates": gates.with_verdicts(request.gate_results),
+        "escalation": request.policy_snapshot.get("escalation", {}).get("applied", []),
         "requirements": requirements_out(count),
+        "approved_by": list(count.approvers),
         "votes": [
             {
                 "user": v.user.get_username(),
@@ -601,7 +687,7 @@ def list_versions(request: HttpRequest, name: Name, page: Query[PageIn]):
 
 @api.get(
     "/models/{name}/timeline",
-    response={200: TimelineOut, LOOKUP_ERRORS | {422}: Error},
+    response={200: HoldersTimelineOut, LOOKUP_ERRORS | {422}: Error},
     tags=["registry"],
 )
 def model_timeline(request: HttpRequest, name: Name, query: Query[TimelineIn]):
@@ -641,6 +727,7 @@ def create_request(request: ApiRequest, body: RequestIn):
         target=body.target,
         requester=request.auth,
         comment=body.comment,
+        rejection_answer=body.rejection_answer,
     )
     return Status(201, _request(created.pk))
 
@@ -729,7 +816,60 @@ def cast_vote(request: ApiRequest, id: int, body: VoteIn):  # noqa: A002
     response={200: RequestOut, WRITE_ERRORS: Error},
     tags=["requests"],
 )
-def cancel_request(request: ApiRequest, id: int):  # noqa: A002
-    """Withdraws a pending request (its requester, or an admin)."""
-    services.request_cancel(request_id=id, user=request.auth)
+def cancel_request(request: ApiRequest, id: int, body: CancelIn | None = None):  # noqa: A002
+    """Withdraws a pending request (its requester, or an admin), with an optional `reason`."""
+    services.request_cancel(request_id=id, user=request.auth, reason=body.reason if body else "")
     return _request(id)
+
+
+def comment_out(comment: CommentRow) -> dict:
+    return {
+        "id": comment.pk,
+        "author": comment.author.get_username(),
+        "body": comment.body,
+        "created_at": comment.created_at,
+    }
+
+
+def _request_row(pk: int) -> TransitionRequest:
+    request = TransitionRequest.objects.select_related("version__model").filter(pk=pk).first()
+    if request is None:
+        raise RequestNotFound(f"There is no request #{pk}.")
+    return request
+
+
+@api.get(
+    "/requests/{id}/comments",
+    response={200: CommentPage, LOOKUP_ERRORS: Error},
+    tags=["requests"],
+)
+def list_comments(request: HttpRequest, id: int, page: Query[PageIn]):  # noqa: A002
+    """A request's comments (remarks without a vote), oldest first."""
+    comments = _request_row(id).comments.select_related("author").order_by("created_at", "id")
+    return _page(comments, page, lambda rows: [comment_out(c) for c in rows])
+
+
+@api.post(
+    "/requests/{id}/comments",
+    response={201: CommentOut, WRITE_ERRORS: Error},
+    tags=["requests"],
+)
+def post_comment(request: ApiRequest, id: int, body: CommentIn):  # noqa: A002
+    """Comments on a request without voting, as the token's user. Anyone who may see the
+    request may comment; the requester, its voters and its approvers are told by mail."""
+    posted = conversation.comment_post(
+        request_id=id, user=request.auth, body=body.body, seen_decision=body.seen_decision
+    )
+    return Status(201, comment_out(posted))
+
+
+@api.get(
+    "/requests/{id}/timeline",
+    response={200: TimelineOut, LOOKUP_ERRORS: Error},
+    tags=["requests"],
+)
+def get_timeline(request: HttpRequest, id: int):  # noqa: A002
+    """What happened to a request, oldest first, read from the audit log: creation and gates,
+    votes, comments, dismissed approvals, re-evaluations, the decision, transition attempts, and
+    changes made in MLflow outside Quorum to the same model and target."""
+    return {"items": [entry.as_json() for entry in timeline.timeline(_request_row(id))]}

@@ -90,6 +90,8 @@ class Tally:
     progress: list[GroupProgress]
     # Vote id -> the required group that approval counts for; absent when it counts for none.
     counted_for: dict[int, str]
+    # The people counted, each once, in the order they voted: who "approved by" names.
+    approvers: tuple[str, ...] = ()
 
     @property
     def met(self) -> bool:
@@ -141,6 +143,7 @@ def tally_of(policy_snapshot: dict, votes: Iterable[Vote]) -> Tally:
             for group, needed in needs
         ],
         counted_for=counted,
+        approvers=tuple(v.user.get_username() for v in approving if v.pk in counted),
     )
 
 

@@ -177,3 +177,32 @@ class NotAllowed(QuorumError):
 class WrongExecutionState(QuorumError):
     code = "wrong_execution_state"
     status = 409
+
+
+class EmptyComment(QuorumError):
+    code = "empty_comment"
+    status = 400
+
+
+class CommentTooLong(QuorumError):
+    code = "comment_too_long"
+    status = 400
+
+
+class PageStale(QuorumError):
+    """The request changed (decided, cancelled) after the page that sent the form was loaded."""
+
+    code = "page_stale"
+    status = 409
+
+
+class InvalidReason(QuorumError):
+    code = "invalid_reason"
+    status = 400
+
+
+class AnswerRequired(QuorumError):
+    """The version was rejected for this target before: the requester must say what changed."""
+
+    code = "answer_required"
+    status = 422

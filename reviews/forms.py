@@ -18,6 +18,9 @@ REJECT_NEEDS_COMMENT = "Say why you reject: the requester needs it to fix the mo
 class VoteForm(forms.Form):
     decision = forms.ChoiceField(choices=VoteChoice.choices)
     comment = forms.CharField(required=False, max_length=COMMENT_MAX, widget=forms.Textarea)
+    # The decision state the page showed: a vote sent from a page that is out of date is refused
+    # with the reason, its text kept (`reviews.services.stale_page_refusal`).
+    seen_decision = forms.ChoiceField(required=False, choices=Decision.choices)
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -26,6 +29,23 @@ class VoteForm(forms.Form):
         if data.get("decision") == VoteChoice.REJECT and not data["comment"]:
             self.add_error("comment", REJECT_NEEDS_COMMENT)
         return data
+
+
+class CommentForm(forms.Form):
+    body = forms.CharField(
+        max_length=COMMENT_MAX,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": "Write something before posting a comment."},
+    )
+    seen_decision = forms.ChoiceField(required=False, choices=Decision.choices)
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(
+        required=False,
+        max_length=COMMENT_MAX,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Why (optional)"}),
+    )
 
 
 # -- promotion requests -----------------------------------------------------------------------
@@ -38,10 +58,14 @@ class PromotionForm(forms.Form):
         max_length=COMMENT_MAX,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "What changed, what you checked"}),
     )
+    # Required by the engine when this version was rejected for the chosen target before.
+    rejection_answer = forms.CharField(required=False, max_length=COMMENT_MAX)
 
     def __init__(self, *args, options: list[TargetOption], **kwargs):
         super().__init__(*args, **kwargs)
         requestable = [o.target for o in options if not o.unavailable]
+        # Targets this version was rejected for before: a request for one needs an answer.
+        self.answer_targets = [o.target for o in options if o.rejections and not o.unavailable]
         target = self.fields["target"]
         assert isinstance(target, forms.ChoiceField)  # `fields` holds copies of those above
         target.choices = [(t, t) for t in requestable]

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 
 from registry import metrics
 
@@ -26,6 +28,44 @@ OPS = {
     "<": operator.lt,
     "==": lambda a, b: math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12),
 }
+
+
+class Verdict(StrEnum):
+    """What a gate's result means for the request, as pages, mails, the API and the CLI say it.
+
+    An auto-approve gate that is not met rejects nothing: it only means people must sign off,
+    so it reads as neutral, never as a failure. Only a required gate fails.
+    """
+
+    PASSED = "passed"
+    FAILED = "failed"
+    NEEDS_SIGN_OFF = "needs_sign_off"
+
+    @property
+    def words(self) -> str:
+        return VERDICT_WORDS[self]
+
+
+VERDICT_WORDS = {
+    Verdict.PASSED: "pass",
+    Verdict.FAILED: "fail",
+    Verdict.NEEDS_SIGN_OFF: "not auto-approved: needs sign-off",
+}
+
+
+def verdict_of(kind: str, passed: bool) -> Verdict:
+    if passed:
+        return Verdict.PASSED
+    return Verdict.NEEDS_SIGN_OFF if kind == "auto_approve" else Verdict.FAILED
+
+
+def with_verdicts(results: list[Mapping]) -> list[dict]:
+    """Stored gate results (a request's `gate_results`) with their `verdict` and its `words`."""
+    shown = []
+    for result in results or []:
+        found = verdict_of(result.get("kind", "required"), bool(result.get("passed")))
+        shown.append({**result, "verdict": str(found), "verdict_words": found.words})
+    return shown
 
 
 @dataclass(frozen=True)
@@ -39,6 +79,10 @@ class GateResult:
     threshold: float | None = None  # what it was compared with
     baseline_value: float | None = None
     baseline_delta: float | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict_of(self.kind, self.passed)
 
     def as_json(self) -> dict:
         """For JSON columns: non-finite values in the mirror's spelling ("NaN", "Infinity")."""
@@ -112,13 +156,15 @@ def _evaluate_one(gate: dict, candidate: dict, baseline: dict | None) -> GateRes
         threshold=threshold,
         baseline_value=base,
         passed=passed,
-        reason=f"{metric} {_num(value)} {op} baseline {_num(base)} {float(delta):+g} = "
-        f"{_num(threshold)}" + ("" if passed else ": not met"),
+        reason=f"{metric} {_num(value)} {op} baseline {_num(base)} "
+        f"{metrics.format_change(float(delta))} = {_num(threshold)}"
+        + ("" if passed else ": not met"),
     )
 
 
 def _num(value: float) -> str:
-    return f"{value:.4g}"
+    # The one spelling pages and mails use for metric values: a reason quotes them the same way.
+    return metrics.format_value(value)
 
 
 def required_failures(results: list[GateResult]) -> list[GateResult]:

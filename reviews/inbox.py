@@ -16,8 +16,8 @@ from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.utils import timezone
 
-from . import counting
-from .models import Decision, Execution, TransitionRequest, Vote
+from . import counting, gates, standing
+from .models import Decision, TransitionRequest, Vote
 
 
 def awaiting_ids(user: User) -> list[int]:
@@ -51,36 +51,28 @@ def with_rows(requests: QuerySet[TransitionRequest]) -> QuerySet[TransitionReque
 @dataclass(frozen=True)
 class GateSummary:
     total: int
+    # Required gates that fail: only those count against a request.
     failed: int
+    # Auto-approve gates that did not fire: neutral, people sign off instead.
+    needs_sign_off: int = 0
 
     def __str__(self) -> str:
         if not self.total:
             return "no gates"
         if self.failed:
             return f"{self.failed} of {self.total} gates failed"
+        if self.needs_sign_off:
+            return "not auto-approved: needs sign-off"
         return f"{self.total} gate{'s' if self.total != 1 else ''} passed"
 
 
 def gate_summary(request: TransitionRequest) -> GateSummary:
-    results = request.gate_results or []
-    return GateSummary(total=len(results), failed=sum(not r.get("passed") for r in results))
-
-
-def state_label(request: TransitionRequest) -> str:
-    """The decision, and once approved where the transition stands: "approved · running"."""
-    if request.decision == Decision.APPROVED and request.execution != Execution.NONE:
-        return f"approved · {request.get_execution_display()}"
-    return request.get_decision_display()
-
-
-def state_class(request: TransitionRequest) -> str:
-    """A CSS class for the state badge: the execution once approved, else the decision."""
-    if request.decision == Decision.APPROVED and request.execution in (
-        Execution.FAILED,
-        Execution.DONE,
-    ):
-        return f"state-{request.execution}"
-    return f"state-{request.decision}"
+    verdicts = [r["verdict"] for r in gates.with_verdicts(request.gate_results)]
+    return GateSummary(
+        total=len(verdicts),
+        failed=verdicts.count(gates.Verdict.FAILED),
+        needs_sign_off=verdicts.count(gates.Verdict.NEEDS_SIGN_OFF),
+    )
 
 
 def decorate(requests) -> list[TransitionRequest]:
@@ -89,6 +81,17 @@ def decorate(requests) -> list[TransitionRequest]:
     for request in rows:
         request.progress = counting.progress(request, list(request.votes.all()))
         request.gates = gate_summary(request)
-        request.state = state_label(request)
-        request.state_class = state_class(request)
+        request.state = standing.state_label(request)
+        request.state_class = standing.state_class(request)
+    return rows
+
+
+def mark_rereviews(rows: list[TransitionRequest], user: User) -> list[TransitionRequest]:
+    """Sets `rereview` on rows loaded with `with_rows`: the reason `user`'s approval was
+    dismissed when it was (the evidence changed and they are asked again), else "". No query:
+    the votes are prefetched."""
+    for request in rows:
+        dismissed = [v for v in request.votes.all() if v.user_id == user.pk and v.stale]
+        # Read by the inbox table beside the row's own fields.
+        request.rereview = dismissed[-1].stale_reason if dismissed else ""  # type: ignore[attr-defined]
     return rows

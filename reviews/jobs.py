@@ -31,7 +31,7 @@ from quorum import queues
 from registry.jobs import enqueue_model_sync
 from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
 
-from . import attestation, audit
+from . import attestation, audit, standing
 from .models import Decision, Execution, TransitionRequest
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ QUEUE = "transitions"
 DEAD_JOB_STATES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 # First half of the PostgreSQL advisory lock key an execution holds (the request id is the other).
 EXECUTION_LOCK_SPACE = 0x5152  # "QR"
+# First half of the key of the lock a model's moves are made under (the model's id is the other).
+MODEL_MOVES_LOCK_SPACE = 0x514D  # "QM"
 
 
 def transition_job_id(request: TransitionRequest) -> str:
@@ -131,21 +133,37 @@ def execution_lock(request_id: int) -> Iterator[None]:
     until the first ends. The lock belongs to the database session: a killed worker's connection
     closes and PostgreSQL releases it at once. SQLite (one machine, the demo) has no such lock.
     """
+    with _advisory_lock(EXECUTION_LOCK_SPACE, request_id, f"request #{request_id}"):
+        yield
+
+
+@contextlib.contextmanager
+def model_moves_lock(model_id: int) -> Iterator[None]:
+    """One writer of a model's stages and aliases at a time: a transition job reading MLflow and
+    moving the version, or a revert of out-of-band moves (`reviews.reverts`) deciding what to undo
+    and undoing it. Whichever comes second sees what the first did (PostgreSQL; SQLite, the
+    demo's one machine, has no such lock)."""
+    with _advisory_lock(MODEL_MOVES_LOCK_SPACE, model_id, f"model #{model_id}"):
+        yield
+
+
+@contextlib.contextmanager
+def _advisory_lock(space: int, key: int, what: str) -> Iterator[None]:
+    """PostgreSQL's session-level advisory lock (`space`, `key`), waited for; released at the
+    end, or by PostgreSQL when the session dies."""
     if connection.vendor != "postgresql":
         yield
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [EXECUTION_LOCK_SPACE, request_id])
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [space, key])
     try:
         yield
     finally:
         try:
             with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_advisory_unlock(%s, %s)", [EXECUTION_LOCK_SPACE, request_id]
-                )
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [space, key])
         except DatabaseError:  # the session is gone, and its lock with it
-            logger.warning("request #%s: execution lock released with its session", request_id)
+            logger.warning("%s: lock released with its session", what)
 
 
 def execution_running(request_id: int) -> bool:
@@ -183,13 +201,22 @@ def _carry_out(request_id: int) -> str:
     name, number = request.version.model.name, request.version.version
     target = request.parsed_target
     client = RegistryClient()
-    current, holders = _read(client, request)
-    if current is None:
-        _fail(request_id, f"{name} version {number} no longer exists in MLflow.", final=True)
-        return "failed: version gone"
-    already = target.is_held_by(current)
-    if not already:
-        target.move(client, name, number, archive_existing=request.archives_holders)
+    with model_moves_lock(request.version.model_id):
+        current, holders = _read(client, request)
+        if current is None:
+            # For good: MLflow never reuses a version number, so no retry can help (the page says
+            # so instead of offering one), and the mirror's sync will record the deletion.
+            _fail(
+                request_id,
+                f"{name} version {number} no longer exists in MLflow.",
+                final=True,
+                permanent=True,
+            )
+            _queue_follow_up_sync(name)
+            return "failed: version gone"
+        already = target.is_held_by(current)
+        if not already:
+            target.move(client, name, number, archive_existing=request.archives_holders)
     # From here on the version is at its target: whatever happens next, the request is done and
     # this job never moves MLflow again (a retry would read it there and only record it).
     request.execution, request.executed_at = Execution.DONE, timezone.now()
@@ -252,7 +279,7 @@ def _record_error(request_id: int, error: Exception) -> None:
         logger.exception("request #%s: could not record its error %r", request_id, message)
 
 
-def _fail(request_id: int, error: str, *, final: bool) -> None:
+def _fail(request_id: int, error: str, *, final: bool, permanent: bool = False) -> None:
     with transaction.atomic():
         try:
             request = TransitionRequest.objects.locked(request_id)
@@ -266,7 +293,11 @@ def _fail(request_id: int, error: str, *, final: bool) -> None:
         audit.record(
             "transition.failed" if final else "transition.attempt_failed",
             request=request,
-            details={"attempt": request.execution_attempts, "error": error},
+            details={
+                "attempt": request.execution_attempts,
+                "error": error,
+                **({standing.PERMANENT: True} if permanent else {}),
+            },
         )
 
 

@@ -13,7 +13,15 @@ from django.db import connections, models
 from django.utils import timezone
 
 from quorum_cli.attestation import tag_for
+from registry import metrics
 from registry.targets import Placed, Target
+
+
+class OutOfBand(models.TextChoices):
+    """What Quorum does about a move of a covered target that it did not make itself."""
+
+    FLAG = "flag", "flag it"
+    REVERT = "revert", "revert it"
 
 
 class ApprovalPolicy(models.Model):
@@ -34,6 +42,12 @@ class ApprovalPolicy(models.Model):
     # rules) and its `break_glass:` section, as validated by `reviews.policy_spec`; None: absent.
     rollback = models.JSONField(null=True, blank=True)
     break_glass = models.JSONField(null=True, blank=True)
+    # A move of a covered target made in MLflow directly: flagged (audited, mailed, shown), or
+    # also undone by a worker (reviews/reverts.py).
+    out_of_band = models.CharField(max_length=8, choices=OutOfBand.choices, default=OutOfBand.FLAG)
+    # {"escalate": [...], "evidence_gates": [...]}: approvals that scale with the evidence
+    # packet, as the policy file writes them (reviews.policy_spec.EscalationSpec).
+    evidence_rules = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -106,7 +120,11 @@ class PolicyGate(models.Model):
         ordering = ["policy", "position"]
 
     def __str__(self) -> str:
-        threshold = self.value if self.value is not None else f"baseline {self.baseline_delta:+g}"
+        threshold = (
+            metrics.format_value(self.value)
+            if self.value is not None
+            else f"baseline {metrics.format_change(self.baseline_delta)}"
+        )
         return f"{self.metric} {self.op} {threshold} ({self.get_kind_display()})"
 
 
@@ -200,6 +218,9 @@ class TransitionRequest(models.Model):
     ratifies = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="ratifications"
     )
+    # The requester's answer to an earlier rejection of the same version for the same target
+    # (`reviews.related`): required before that version may be requested again.
+    rejection_answer = models.TextField(blank=True, default="")
     policy = models.ForeignKey(
         ApprovalPolicy, on_delete=models.SET_NULL, null=True, blank=True, related_name="requests"
     )
@@ -343,6 +364,8 @@ class Vote(models.Model):
     groups = models.JSONField(default=list)
     # What the voter saw: {"candidate": {...}, "baseline": {...} | None}.
     seen_metrics = models.JSONField(default=dict)
+    # The evidence digests the approval saw: {"candidate": ..., "baseline": ...} (None: unread).
+    seen_evidence = models.JSONField(default=dict, blank=True)
     stale = models.BooleanField(default=False)
     stale_reason = models.TextField(blank=True, default="")
     stale_at = models.DateTimeField(null=True, blank=True)
@@ -359,6 +382,28 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.decision}s #{self.request_id}"
+
+
+class Comment(models.Model):
+    """A remark on a request without a vote, by anyone who may see it (`reviews.conversation`).
+
+    The audit event `comment.posted` carries the same text: the request's timeline reads that.
+    """
+
+    request = models.ForeignKey(
+        TransitionRequest, on_delete=models.CASCADE, related_name="comments"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="review_comments"
+    )
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.author} on #{self.request_id}"
 
 
 class AuditEventManager(models.Manager):
@@ -510,9 +555,13 @@ class NotificationKind(models.TextChoices):
     REMINDER = "reminder", "reminder"
     ESCALATION = "escalation", "escalation"
     OUT_OF_BAND = "out_of_band", "out-of-band change"
+    REVERTED = "reverted", "out-of-band move reverted"
+    REVERT_FAILED = "revert_failed", "out-of-band revert failed"
     SYNC_FAILING = "sync_failing", "registry sync failing"
     BREAK_GLASS = "break_glass", "break glass used"
     UNRATIFIED = "unratified", "break glass unratified"
+    COMMENT = "comment", "comment"
+    REREVIEW = "rereview", "approval dismissed"
 
 
 class Notification(OutboxItem):
@@ -592,3 +641,51 @@ class GuardProbe(models.Model):
             f"MLflow at {self.tracking_uri} is guarded by quorum-guard {self.version} "
             f"({self.auth}); only Quorum moves protected stages and aliases."
         )
+
+
+class RevertState(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    DONE = "done", "reverted"
+    SKIPPED = "skipped", "left to Quorum's own transition"
+    FAILED = "failed", "failed"
+
+
+class OutOfBandRevert(models.Model):
+    """Quorum undoing out-of-band moves of one model that a policy says to revert
+    (`out_of_band: revert`, see `reviews.reverts`).
+
+    `moves` lists what the worker does in MLflow, written (and committed) before it does it, so a
+    sync that observes those moves credits them to Quorum instead of reporting them as out-of-band
+    again: a revert never loops.
+    """
+
+    model = models.ForeignKey(
+        "registry.RegisteredModel", on_delete=models.CASCADE, related_name="reverts"
+    )
+    # The out-of-band changes this revert undoes.
+    changes = models.ManyToManyField("registry.RegistryChange", related_name="reverts")
+    state = models.CharField(
+        max_length=8, choices=RevertState.choices, default=RevertState.QUEUED, db_index=True
+    )
+    # [{"kind": "stage", "version": 3, "old": "Production", "new": "None"},
+    #  {"kind": "alias", "alias": "champion", "old": 3, "new": 1}, ...]: `new` None for an alias
+    # deleted because nobody held it before.
+    moves = models.JSONField(default=list)
+    # Why targets were left alone: Quorum's own transition of that target, a version moved since.
+    skipped = models.JSONField(default=list)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The mirror changes the revert's own moves caused, once a sync observed them.
+    caused_changes = models.ManyToManyField(
+        "registry.RegistryChange", blank=True, related_name="caused_by_revert"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"revert #{self.pk} of {self.model.name} ({self.state})"

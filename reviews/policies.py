@@ -14,6 +14,7 @@ import hashlib
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 import yaml
 from django.contrib.auth import get_user_model
@@ -26,10 +27,13 @@ from identity.membership import managed_groups_ensure
 
 from . import audit, counting
 from .errors import AmbiguousPolicy, NoPolicy, PolicyInvalid
-from .models import ApprovalPolicy, PolicyGate, PolicyRequester, PolicyRequirement
+from .models import ApprovalPolicy, OutOfBand, PolicyGate, PolicyRequester, PolicyRequirement
 from .policy_spec import (
     BreakGlassSpec,
+    EscalationSpec,
+    EvidenceGateSpec,
     GateSpec,
+    OutOfBandChoice,
     PolicyFile,
     PolicySpec,
     RequirementSpec,
@@ -167,6 +171,11 @@ def save_policy(policy: ApprovalPolicy, spec: PolicySpec) -> ApprovalPolicy:
     policy.rejections_needed = spec.rejections_needed
     policy.rollback = spec.rollback.as_document() if spec.rollback else None
     policy.break_glass = spec.break_glass.as_document() if spec.break_glass else None
+    policy.out_of_band = spec.out_of_band
+    policy.evidence_rules = {
+        "escalate": [rule.model_dump(mode="json", exclude_none=True) for rule in spec.escalate],
+        "evidence_gates": [gate.model_dump(mode="json") for gate in spec.evidence_gates],
+    }
     policy.save()
     policy.requirements.all().delete()
     policy.gates.all().delete()
@@ -253,6 +262,7 @@ def policy_as_spec(policy: ApprovalPolicy) -> PolicySpec:
         expires_after=policy.expires_after,
         archive_existing=policy.archive_existing,
         rejections_needed=policy.rejections_needed,
+        out_of_band=cast(OutOfBandChoice, policy.out_of_band),  # the choices of its column
         gates=[
             # As stored, not validated again: a threshold written before non-finite ones were
             # refused must still read (and export), not break every page that shows the policy.
@@ -270,6 +280,19 @@ def policy_as_spec(policy: ApprovalPolicy) -> PolicySpec:
         break_glass=(
             BreakGlassSpec.model_validate(policy.break_glass) if policy.break_glass else None
         ),
+        # As stored, like the gates: validated when they were saved.
+        escalate=[
+            EscalationSpec.model_construct(
+                when=rule["when"],
+                require=[RequirementSpec.model_construct(**r) for r in rule["require"]],
+                tolerance=rule.get("tolerance"),
+            )
+            for rule in (policy.evidence_rules or {}).get("escalate", [])
+        ],
+        evidence_gates=[
+            EvidenceGateSpec.model_construct(**gate)
+            for gate in (policy.evidence_rules or {}).get("evidence_gates", [])
+        ],
     )
 
 
@@ -307,12 +330,20 @@ def _policy_document(policy: ApprovalPolicy) -> dict:
         "archive_existing": spec.archive_existing,
         "rejections_needed": spec.rejections_needed,
     }
+    if spec.out_of_band != OutOfBand.FLAG:  # the default stays implicit, as files write it
+        document["out_of_band"] = spec.out_of_band
     if spec.requesters:
         document["requesters"] = spec.requesters
     if spec.rollback:
         document["rollback"] = spec.rollback.as_document()
     if spec.break_glass:
         document["break_glass"] = spec.break_glass.as_document()
+    if spec.escalate:
+        document["escalate"] = [
+            rule.model_dump(mode="json", exclude_none=True) for rule in spec.escalate
+        ]
+    if spec.evidence_gates:
+        document["evidence_gates"] = [g.model_dump(mode="json") for g in spec.evidence_gates]
     if spec.gates:
         document["gates"] = [
             {

@@ -65,6 +65,9 @@ def _a_list(value, what: str):
     return value
 
 
+# What a policy does about a move of a covered target made in MLflow directly (`reviews.reverts`).
+OutOfBandChoice = Literal["flag", "revert"]
+
 # A policy's list fields, and what each holds (for "must be a list of ..., got a string").
 LIST_FIELDS = {
     "models": "model name globs",
@@ -72,7 +75,14 @@ LIST_FIELDS = {
     "require": "mappings",
     "gates": "mappings",
     "requesters": "group names",
+    "escalate": "mappings",
+    "evidence_gates": "mappings",
 }
+
+# What the evidence packet may show (registry.evidence.FLAGS), and the fast path.
+EvidenceFlag = Literal[
+    "signature_breaking", "signature_changed", "requirements_changed", "dataset_changed"
+]
 
 
 GroupName = Annotated[str, Field(min_length=1, max_length=GROUP_NAME_MAX)]
@@ -181,6 +191,44 @@ class BreakGlassSpec(BaseModel):
         }
 
 
+class EscalationSpec(BaseModel):
+    """`when` the evidence shows this, `require` these approvals too (more from a group already
+    required, or a group of its own); `when: no_change` (same signature, requirements and
+    datasets, every shared metric within `tolerance`) replaces the requirements instead."""
+
+    model_config = ConfigDict(extra="forbid")
+    when: Literal[
+        "signature_breaking",
+        "signature_changed",
+        "requirements_changed",
+        "dataset_changed",
+        "no_change",
+    ]
+    require: list[RequirementSpec] = Field(min_length=1)
+    tolerance: Threshold | None = Field(default=None, ge=0)
+
+    @field_validator("require", mode="before")
+    @classmethod
+    def require_is_a_list(cls, value):
+        return _a_list(value, "mappings")
+
+    @model_validator(mode="after")
+    def tolerance_only_for_no_change(self):
+        if self.tolerance is not None and self.when != "no_change":
+            raise ValueError("tolerance applies only to `when: no_change`")
+        return self
+
+
+class EvidenceGateSpec(BaseModel):
+    """A gate on the evidence: `signature_breaking: false` with `kind: required` rejects a
+    candidate whose signature breaks the holder's callers."""
+
+    model_config = ConfigDict(extra="forbid")
+    evidence: EvidenceFlag
+    equals: bool = False
+    kind: Literal["required"] = "required"
+
+
 class PolicySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100)
@@ -196,6 +244,17 @@ class PolicySpec(BaseModel):
     requesters: list[GroupName] = []
     rollback: RollbackSpec | None = None
     break_glass: BreakGlassSpec | None = None
+    # A move of a covered target made in MLflow directly: only flagged, or also undone.
+    out_of_band: OutOfBandChoice = "flag"
+    # Approvals that scale with what the evidence packet shows (reviews.escalation).
+    escalate: list[EscalationSpec] = []
+    evidence_gates: list[EvidenceGateSpec] = []
+
+    @model_validator(mode="after")
+    def one_fast_path(self):
+        if sum(rule.when == "no_change" for rule in self.escalate) > 1:
+            raise ValueError("escalate: give at most one `when: no_change` rule")
+        return self
 
     @field_validator(*LIST_FIELDS, mode="before")
     @classmethod
@@ -330,6 +389,7 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
         if policy.break_glass
         for group in policy.break_glass.groups
     }
+    named |= {x.group for policy in spec.policies for e in policy.escalate for x in e.require}
     outside = named - sizes.keys()
     for known in Group.objects.filter(name__in=outside).prefetch_related("user_set"):
         sizes[known.name] = sum(1 for user in known.user_set.all() if user.is_active)
@@ -374,6 +434,20 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
                         f"{sizes[req.group]} member{'s' if sizes[req.group] != 1 else ''}",
                     )
                 )
+        for j, rule in enumerate(policy.escalate):
+            for k, extra in enumerate(rule.require):
+                where = ("policies", i, "escalate", j, "require", k)
+                if extra.group not in sizes:
+                    problems.append(Problem((*where, "group"), f"unknown group {extra.group!r}"))
+                elif extra.approvals > sizes[extra.group]:
+                    size = sizes[extra.group]
+                    problems.append(
+                        Problem(
+                            (*where, "approvals"),
+                            f"{extra.approvals} but group {extra.group!r} has {size} "
+                            f"member{'s' if size != 1 else ''}",
+                        )
+                    )
         for j, group in enumerate(policy.requesters):
             place = ("policies", i, "requesters", j)
             if group not in sizes and group not in unbounded:
@@ -382,19 +456,19 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
                 problems.append(Problem(place, f"group {group!r} is listed twice"))
         if policy.rollback:
             for j, req in enumerate(policy.rollback.require):
-                rule: tuple[str | int, ...] = ("policies", i, "rollback", "require", j)
+                spot: tuple[str | int, ...] = ("policies", i, "rollback", "require", j)
                 if req.group in unbounded:
                     continue
                 if req.group not in sizes:
-                    problems.append(Problem((*rule, "group"), f"unknown group {req.group!r}"))
+                    problems.append(Problem((*spot, "group"), f"unknown group {req.group!r}"))
                 elif req.group in [r.group for r in policy.rollback.require[:j]]:
                     problems.append(
-                        Problem((*rule, "group"), f"group {req.group!r} is required twice")
+                        Problem((*spot, "group"), f"group {req.group!r} is required twice")
                     )
                 elif req.approvals > sizes[req.group]:
                     problems.append(
                         Problem(
-                            (*rule, "approvals"),
+                            (*spot, "approvals"),
                             f"{req.approvals} but group {req.group!r} has "
                             f"{sizes[req.group]} member{'s' if sizes[req.group] != 1 else ''}",
                         )

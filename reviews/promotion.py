@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 
 from registry.models import ModelVersion, Stage
 
-from . import gates, services
+from . import gates, related, services
 from .errors import AmbiguousPolicy, NoPolicy
 from .models import ApprovalPolicy, TransitionRequest
 from .policies import policies_loaded, policy_as_spec, policy_for
@@ -31,6 +31,15 @@ class TargetOption:
     # Why it cannot be requested now ("already here", an open request, two tied policies).
     unavailable: str = ""
     open_request: TransitionRequest | None = None
+    # Earlier rejections of this version for this target, newest first: a new request must
+    # answer them (`reviews.related`).
+    rejections: list[TransitionRequest] = field(default_factory=list)
+    # Open requests of the model's other versions for this target.
+    open_others: list[TransitionRequest] = field(default_factory=list)
+
+    @property
+    def rejection_words(self) -> str:
+        return related.rejection_words(self.rejections[0]) if self.rejections else ""
 
     @property
     def requirements(self) -> str:
@@ -69,8 +78,8 @@ def target_options(*, version: ModelVersion, user: User | None = None) -> list[T
     A deleted version can go nowhere: none, without a query.
 
     `version.model` must be loaded. Costs the policies' queries once (and the user's groups once,
-    when a policy names requesters), then one query per target for its current holder: bounded
-    by the policy set, not by the registry.
+    when a policy names requesters), one for the related requests, then one query per target for
+    its current holder: bounded by the policy set, not by the registry.
     """
     if version.deleted:
         return []
@@ -83,6 +92,7 @@ def target_options(*, version: ModelVersion, user: User | None = None) -> list[T
     open_requests = {
         r.target: r for r in TransitionRequest.objects.open().filter(version=version).order_by()
     }
+    neighbours = related.for_version(version)
     options = []
     for target in sorted(named, key=_target_order):
         try:
@@ -93,7 +103,11 @@ def target_options(*, version: ModelVersion, user: User | None = None) -> list[T
             options.append(TargetOption(target=target, unavailable=str(error)))
             continue
         option = TargetOption(
-            target=target, policy=policy, spec=policy_as_spec(policy).model_dump(mode="json")
+            target=target,
+            policy=policy,
+            spec=policy_as_spec(policy).model_dump(mode="json"),
+            rejections=neighbours.rejections.get(target, []),
+            open_others=neighbours.open_others.get(target, []),
         )
         refusal = None
         if user is not None:

@@ -25,7 +25,7 @@ from rq.worker import Worker
 
 from quorum import queues
 
-from . import attestation, audit, registry_events, services
+from . import attestation, audit, registry_events, reverts, services
 from .jobs import (
     DEAD_JOB_STATES,
     QUEUE,
@@ -47,14 +47,15 @@ TRANSITION_FUNC = f"{execute_transition.__module__}.{execute_transition.__name__
 
 def reconcile() -> dict:
     """Expires overdue requests, enqueues retries no scheduler took, re-queues approved requests
-    whose job is gone (up to QUORUM_TRANSITION_MAX_REQUEUES times each) and approval proofs whose
-    job was lost, and classifies any registry change the change handler has not. Runs every
-    minute; safe to run concurrently."""
+    whose job is gone (up to QUORUM_TRANSITION_MAX_REQUEUES times each), approval proofs and
+    reverts of out-of-band moves whose job was lost, and classifies any registry change the
+    change handler has not. Runs every minute; safe to run concurrently."""
     expired = services.requests_expire_overdue()
     overdue = enqueue_overdue_retries()
     requeued = requeue_lost_transitions()
     proofs = attestation.requeue_pending()
     classified = registry_events.classify_pending_changes()
+    reverts_requeued = reverts.requeue_lost()
     audit.extend_verified_checkpoint()
     summary = {
         "expired": len(expired),
@@ -62,6 +63,7 @@ def reconcile() -> dict:
         "requeued": len(requeued),
         "proofs_requeued": len(proofs),
         "classified": classified,
+        "reverts_requeued": len(reverts_requeued),
     }
     if any(summary.values()):
         logger.info("reconcile: %s", summary)

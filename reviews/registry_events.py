@@ -1,8 +1,10 @@
 """What the review engine concludes from changes the registry sync observed.
 
 - A stage or alias move is credited to the Quorum transition that made it (the request is marked
-  `running` before the job touches MLflow, so whichever sync sees the move can tell), or else
-  recorded as out-of-band: someone changed MLflow directly.
+  `running` before the job touches MLflow, so whichever sync sees the move can tell), or to the
+  revert of an out-of-band move that made it (`reviews.reverts`), or else recorded as
+  out-of-band: someone changed MLflow directly. An out-of-band move of a target whose policy says
+  `out_of_band: revert` is then undone by a worker.
 - Pending requests whose evidence changed lose the approvals collected so far: the candidate's
   metrics moved, or the target's holder changed (GitHub's "dismiss stale reviews", for models).
   Their baseline and gates are re-evaluated, and a candidate deleted or already moved to its
@@ -29,7 +31,7 @@ from registry.models import (
     Stage,
 )
 
-from . import audit, gates
+from . import audit, escalation, gates, reverts
 from .models import Decision, Execution, RequestKind, TransitionRequest
 from .services import approvals_mark_stale, decide, is_at_target, target_holder
 
@@ -83,7 +85,9 @@ def classify(changes: list[RegistryChange]) -> None:
         )
         .select_related("version")
     )
+    reverting = reverts.crediting({c.model_id for c in moves})
     mirrored = set()
+    flagged = []
     for change in moves:
         request = next((r for r in executing if _explains(r, change)), None)
         if request is not None:
@@ -91,7 +95,12 @@ def classify(changes: list[RegistryChange]) -> None:
             request.caused_changes.add(change)
             if change.version_id == request.version_id:
                 mirrored.add(request.pk)
+        elif (revert := reverts.explaining(reverting, change)) is not None:
+            # Quorum undoing an out-of-band move: never reported (nor reverted) in its turn.
+            change.origin = ChangeOrigin.QUORUM
+            revert.caused_changes.add(change)
         else:
+            flagged.append(change)
             change.origin = ChangeOrigin.OUT_OF_BAND
             audit.record(
                 "registry.out_of_band",
@@ -105,6 +114,8 @@ def classify(changes: list[RegistryChange]) -> None:
         TransitionRequest.objects.filter(pk__in=mirrored, awaiting_mirror=True).update(
             awaiting_mirror=False
         )
+    # Policies that say `out_of_band: revert` have a worker undo what was flagged.
+    reverts.schedule(flagged)
 
 
 def _explains(request: TransitionRequest, change: RegistryChange) -> bool:
@@ -176,9 +187,24 @@ def _review_pending_requests(changes: list[RegistryChange]) -> None:
             request.candidate_metrics,
             request.baseline_metrics,
         )
+        results += escalation.refresh(request, candidate, holder)
         request.gate_results = [r.as_json() for r in results]
         request.save(
-            update_fields=["baseline", "candidate_metrics", "baseline_metrics", "gate_results"]
+            update_fields=[
+                *("baseline", "candidate_metrics", "baseline_metrics", "gate_results"),
+                "policy_snapshot",  # the requirements, decided again on the new evidence
+            ]
+        )
+        # The request page's gates section and timeline say when and why they were re-evaluated.
+        audit.record(
+            "request.reevaluated",
+            actor="system",
+            request=request,
+            details={
+                "reason": reason,
+                "baseline": holder.version if holder else None,
+                "gates": request.gate_results,
+            },
         )
         approvals_mark_stale(request, reason=reason[0].upper() + reason[1:] + ".")
         if failed := gates.required_failures(results):

@@ -16,18 +16,21 @@ from django.utils import timezone
 from registry.models import ModelVersion, RegisteredModel
 from registry.targets import Target
 
-from . import audit, counting, gates, jobs
+from . import audit, counting, escalation, gates, jobs, related, standing
 from .errors import (
     AlreadyAtTarget,
     AlreadyVoted,
+    AnswerRequired,
     CommentRequired,
     DuplicateRequest,
+    InvalidReason,
     InvalidTarget,
     InvalidVersion,
     InvalidVote,
     NotAllowed,
     NotARequester,
     NotEligible,
+    PageStale,
     RequestClosed,
     RequestNotFound,
     SelfApprovalNotAllowed,
@@ -36,7 +39,15 @@ from .errors import (
     VersionDeleted,
     WrongExecutionState,
 )
-from .models import Decision, Execution, RequestKind, TransitionRequest, Vote, VoteChoice
+from .models import (
+    COMMENT_MAX,
+    Decision,
+    Execution,
+    RequestKind,
+    TransitionRequest,
+    Vote,
+    VoteChoice,
+)
 from .policies import policy_as_spec, policy_for
 from .policy_spec import target_problem
 
@@ -75,11 +86,13 @@ def request_create(
     comment: str = "",
     kind: RequestKind = RequestKind.PROMOTION,
     undoes: TransitionRequest | None = None,
+    rejection_answer: str = "",
 ) -> TransitionRequest:
     """Opens a request for `version` of `model` to reach `target`, evaluating its gates at once.
 
     A failing required gate rejects it on the spot; passing auto-approve gates approve it. A
     rollback (`reviews.rollback`) is decided by its policy's `rollback:` section when it has one.
+    A version rejected for this target before needs `rejection_answer`: what changed since.
     """
     registered = RegisteredModel.objects.filter(name=model, deleted=False).first()
     if registered is None:
@@ -107,6 +120,15 @@ def request_create(
         raise DuplicateRequest(
             f"Request #{existing.pk} for {model} version {number} → {target} is still open."
         )
+    rejection_answer = rejection_answer.strip()
+    if len(rejection_answer) > COMMENT_MAX:
+        raise InvalidReason(f"An answer is at most {COMMENT_MAX:,} characters.")
+    rejections = related.previous_rejections(candidate, target)
+    if rejections and not rejection_answer:
+        raise AnswerRequired(
+            f"{related.rejection_words(rejections[0])} Answer it (what changed since?) "
+            f"before requesting {model} version {number} → {target} again."
+        )
     policy = policy_for(model, target)
     spec = policy_as_spec(policy)
     snapshot = spec.model_dump(mode="json")
@@ -128,6 +150,14 @@ def request_create(
     results = gates.evaluate(
         snapshot["gates"], candidate.metrics, baseline.metrics if baseline else None
     )
+    # What the evidence packet shows may add approvals, lower them or fail an evidence gate.
+    sized = TransitionRequest(
+        policy_snapshot=snapshot,
+        candidate_metrics=candidate.metrics,
+        baseline_metrics=baseline.metrics if baseline else None,
+    )
+    results += escalation.refresh(sized, candidate, baseline)
+    snapshot = sized.policy_snapshot
     try:
         with transaction.atomic():
             request = TransitionRequest.objects.create(
@@ -137,6 +167,7 @@ def request_create(
                 comment=comment,
                 kind=kind,
                 undoes=undoes,
+                rejection_answer=rejection_answer,
                 policy=policy,
                 policy_snapshot=snapshot,
                 baseline=baseline,
@@ -159,8 +190,10 @@ def request_create(
             "target": target,
             "policy": policy.name,
             "comment": comment,
+            **({"rejection_answer": rejection_answer} if rejections else {}),
             "baseline": baseline.version if baseline else None,
             "gates": [r.as_json() for r in results],
+            "escalation": snapshot["escalation"]["applied"],
         },
     )
     if failed := gates.required_failures(results):
@@ -182,14 +215,19 @@ def request_create(
 
 
 @transaction.atomic
-def request_cancel(*, request_id: int, user: User) -> TransitionRequest:
-    """The requester (or staff) withdraws a pending request."""
-    request = _locked_or_refuse(request_id)
+def request_cancel(*, request_id: int, user: User, reason: str = "") -> TransitionRequest:
+    """The requester (or staff) withdraws a pending request, saying why if they like: the reason
+    goes in the decision, so the timeline and the mails show it."""
+    reason = " ".join(reason.split())
+    if len(reason) > COMMENT_MAX:
+        raise InvalidReason(f"A reason is at most {COMMENT_MAX:,} characters.")
+    request = locked_or_refuse(request_id)
     if request.requester_id != user.pk and not user.is_staff:
         raise NotAllowed("Only the requester or an admin can cancel this request.")
     if request.decision != Decision.PENDING:
         raise RequestClosed(f"Request #{request.pk} is already {request.decision}.")
-    decide(request, Decision.CANCELLED, actor=user, reason="Cancelled by " + user.get_username())
+    said = "Cancelled by " + user.get_username()
+    decide(request, Decision.CANCELLED, actor=user, reason=f"{said}: {reason}" if reason else said)
     return request
 
 
@@ -220,12 +258,14 @@ def transition_retry(*, request_id: int, user: User) -> TransitionRequest:
     """An admin re-runs a failed transition."""
     if not user.is_staff:
         raise NotAllowed("Only an admin can retry a transition.")
-    request = _locked_or_refuse(request_id)
+    request = locked_or_refuse(request_id)
     if request.decision != Decision.APPROVED or request.execution != Execution.FAILED:
         raise WrongExecutionState(
             f"Request #{request.pk} has no failed transition to retry "
             f"(decision {request.decision}, execution {request.get_execution_display()})."
         )
+    if blocker := standing.retry_blocker(request):
+        raise WrongExecutionState(blocker)
     request.execution = Execution.QUEUED
     request.execution_requeues = 0  # the reconciler's allowance starts again
     request.save(update_fields=["execution", "execution_requeues"])
@@ -303,6 +343,7 @@ def vote_cast(
     user: User,
     decision: str,
     comment: str = "",
+    seen_decision: str | None = None,
 ) -> Vote:
     """Records one user's approval or rejection and decides the request when that settles it.
 
@@ -314,7 +355,8 @@ def vote_cast(
     comment = comment.strip()
     if decision == VoteChoice.REJECT and not comment:
         raise CommentRequired("Say why you reject: the requester needs it to fix the model.")
-    request = _locked_or_refuse(request_id)
+    request = locked_or_refuse(request_id)
+    stale_page_refusal(request, seen_decision)
     # A stale approval (the evidence changed since) stays in the history and does not stop its
     # voter from voting again: only a current vote does.
     groups = _check_can_vote(request, user, request.votes.filter(user=user, stale=False).first())
@@ -325,6 +367,7 @@ def vote_cast(
         comment=comment,
         groups=groups,
         seen_metrics={"candidate": request.candidate_metrics, "baseline": request.baseline_metrics},
+        seen_evidence=escalation.seen_evidence(request),
     )
     audit.record(
         "vote.cast",
@@ -359,10 +402,24 @@ def approvals_mark_stale(request: TransitionRequest, *, reason: str) -> int:
     return count
 
 
+def stale_page_refusal(request: TransitionRequest, seen_decision: str | None) -> None:
+    """Refuses a form sent from a page that showed `request` in another decision state.
+
+    A reviewer who typed in one tab while the request was decided in another must see that
+    first: their text is kept by the page, not posted into a conversation that moved on.
+    """
+    if seen_decision and request.decision != seen_decision:
+        raise PageStale(
+            f"While this page was open, request #{request.pk} became {request.decision} "
+            f"(the page showed it {seen_decision}). Nothing was posted: read what changed, "
+            "then send your text again."
+        )
+
+
 # -- decisions --------------------------------------------------------------------------------
 
 
-def _locked_or_refuse(request_id: int) -> TransitionRequest:
+def locked_or_refuse(request_id: int) -> TransitionRequest:
     """The request a person named, under its row lock; `RequestNotFound` when there is none."""
     try:
         return TransitionRequest.objects.locked(request_id)

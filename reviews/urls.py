@@ -11,6 +11,7 @@ urlpatterns = [
     path("reviews/<int:pk>/", views.request_detail, name="request_detail"),
     path("reviews/<int:pk>/status", views.request_status, name="request_status"),
     path("reviews/<int:pk>/vote", views.vote, name="vote"),
+    path("reviews/<int:pk>/comment", views.comment, name="comment"),
     path("reviews/<int:pk>/cancel", views.cancel, name="cancel"),
     path("reviews/<int:pk>/retry", views.retry, name="retry"),
     path(

@@ -33,10 +33,30 @@ from registry.history import version_histories
 from registry.lookups import model_or_404, version_or_404
 from registry.metrics import ordered_keys
 
-from . import audit, counting, errors, promotion, services, stalls
-from .forms import AuditFilterForm, InboxFilterForm, PromotionForm, VoteForm
-from .inbox import awaiting_ids, decorate, state_class, state_label, with_rows
-from .models import AuditEvent, Decision, Execution, TransitionRequest, VoteChoice
+from . import (
+    audit,
+    conversation,
+    counting,
+    errors,
+    escalation,
+    gates,
+    promotion,
+    related,
+    services,
+    stalls,
+    standing,
+    timeline,
+)
+from .forms import (
+    AuditFilterForm,
+    CancelForm,
+    CommentForm,
+    InboxFilterForm,
+    PromotionForm,
+    VoteForm,
+)
+from .inbox import awaiting_ids, decorate, mark_rereviews, with_rows
+from .models import COMMENT_MAX, AuditEvent, Decision, Execution, TransitionRequest, VoteChoice
 
 ROWS_PER_PAGE = 20
 EVENTS_PER_PAGE = 50
@@ -53,7 +73,13 @@ def get_request_for_user(user, pk: int) -> TransitionRequest:
     unknown."""
     review = (
         TransitionRequest.objects.select_related(
-            "version__model", "requester", "baseline", "decided_by"
+            "version__model",
+            "requester",
+            "baseline",
+            "decided_by",
+            # The evidence packet, read from the mirror with the request: no query of its own.
+            "version__evidence",
+            "baseline__evidence",
         )
         .filter(pk=pk)
         .first()
@@ -78,6 +104,25 @@ def _refuse(request: HttpRequest, error: errors.QuorumError, pk: int) -> HttpRes
         raise Http404(str(error))
     messages.error(request, str(error))
     return redirect("reviews:request_detail", pk=pk)
+
+
+def _refuse_keeping_text(
+    request: AuthenticatedHttpRequest, error: errors.QuorumError, review, **forms
+) -> HttpResponse:
+    """A refused vote or comment: the page as it is now, the reason above the form and the text
+    the user typed still in it (a redirect would drop it). 403 and 404 stay error pages."""
+    if error.status in (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND):
+        return _refuse(request, error, review.pk)
+    review = get_request_for_user(request.user, review.pk)  # what changed meanwhile
+    for form in forms.values():
+        form.add_error(None, str(error))
+    context = _detail_context(request, review, **forms)
+    context["kept_refusal"] = str(error)
+    vote_form = forms.get("vote_form")
+    if vote_form is not None and not context["can_vote"]:
+        # The vote form is gone from the page now: its text moves to the comment form.
+        context["kept_vote_text"] = vote_form.data.get("comment", "")
+    return render(request, "reviews/request_detail.html", context, status=error.status)
 
 
 # -- the inbox --------------------------------------------------------------------------------
@@ -141,6 +186,8 @@ def inbox(request: AuthenticatedHttpRequest) -> HttpResponse:
         page = Paginator(querysets[key], ROWS_PER_PAGE).get_page(request.GET.get(key))
         # The page's rows are a slice of the queryset; the stubs only know it can be sliced.
         rows = decorate(with_rows(cast(QuerySet[TransitionRequest], page.object_list)))
+        if key == "awaiting":
+            mark_rereviews(rows, user)
         lists.append({**spec, "rows": rows, "pager": _pager(request, page, key), "page": page})
     filtered = bool(filters.is_valid() and any(filters.cleaned_data.values()))
     return render(
@@ -167,6 +214,7 @@ def _evidence(review: TransitionRequest) -> dict:
         versions = [candidate, baseline]
         keys = [row.key for row in rows][:METRIC_BARS]
         bars = [charts.metric_comparison(candidate, baseline, keys)] if keys else []
+        bars += charts.change_charts(candidate, baseline, [row.key for row in rows])
     histories = version_histories(versions)
     charted = {key for curves in histories.curves.values() for key in curves}
     history_charts = charts.history_charts(versions, histories, ordered_keys(charted))
@@ -174,11 +222,14 @@ def _evidence(review: TransitionRequest) -> dict:
         "comparison": comparison,
         "metric_rows": rows,
         "has_bar_chart": bool(bars),
+        "has_change_chart": any(chart["kind"] == "change" for chart in bars),
         "history_charts": history_charts,
         "history_unavailable": histories.unavailable,
         "chart_data": {"charts": bars + history_charts},
         "candidate_params": sorted((candidate.params or {}).items()),
         "candidate_tags": sorted((candidate.tags or {}).items()),
+        "evidence": escalation.comparison_for(candidate, baseline),
+        "escalation": review.policy_snapshot.get("escalation", {}).get("applied", []),
     }
 
 
@@ -204,11 +255,17 @@ def _status(review: TransitionRequest) -> dict:
     return {
         "url": reverse("reviews:request_status", args=[review.pk]),
         "decision": review.decision,
-        "decision_label": review.get_decision_display(),
+        # What the badge and the decision line read: "expired" as soon as the deadline passes.
+        "status": standing.status(review),
+        "decision_label": (
+            Decision.EXPIRED.label if standing.is_overdue(review) else review.get_decision_display()
+        ),
         "execution": review.execution,
         "execution_label": review.get_execution_display(),
-        "state": state_label(review),
-        "state_class": state_class(review),
+        "state": standing.state_label(review),
+        "state_class": standing.state_class(review),
+        # A failure no retry can change: why, instead of the retry button.
+        "retry_blocked": standing.retry_blocker(review),
         "attempts": review.execution_attempts,
         "error": review.execution_error,
         "outcome": outcome(review),
@@ -246,7 +303,11 @@ def _signoffs(review: TransitionRequest, votes: list, progress: list) -> list[di
 
 
 def _detail_context(
-    request: AuthenticatedHttpRequest, review: TransitionRequest, vote_form=None
+    request: AuthenticatedHttpRequest,
+    review: TransitionRequest,
+    vote_form=None,
+    comment_form=None,
+    cancel_form=None,
 ) -> dict:
     user = request.user
     votes = list(review.votes.select_related("user"))
@@ -261,6 +322,7 @@ def _detail_context(
     is_requester = review.requester_id == user.pk
     pending = review.decision == Decision.PENDING
     status = _status(review)
+    entries = timeline.timeline(review)
     return {
         "review": review,
         "model": review.version.model,
@@ -270,7 +332,7 @@ def _detail_context(
         "requirements": " and ".join(
             f"{r['approvals']} of {r['group']}" for r in review.policy_snapshot.get("require", [])
         ),
-        "gate_results": review.gate_results or [],
+        "gate_results": gates.with_verdicts(review.gate_results),
         "votes": votes,
         "signoffs": _signoffs(review, votes, progress),
         "progress": progress,
@@ -278,9 +340,19 @@ def _detail_context(
         "can_vote": refusal is None,
         "my_stale_vote": my_stale[-1] if my_stale and refusal is None else None,
         "vote_form": vote_form or VoteForm(),
+        "comment_form": comment_form or CommentForm(),
+        "comment_max": COMMENT_MAX,
+        "cancel_form": cancel_form or CancelForm(),
+        "timeline": entries,
+        "related": related.related_to(review),
+        # The gates section says when and why they were last re-evaluated, if they were.
+        "reevaluation": next(
+            (e for e in reversed(entries) if e.action == "request.reevaluated"), None
+        ),
         "can_cancel": pending and (is_requester or user.is_staff),
         "can_retry": user.is_staff and review.decision == Decision.APPROVED,
-        "expired_unprocessed": pending and review.expires_at <= timezone.now(),
+        "expired_unprocessed": standing.is_overdue(review),
+        "decided_by": standing.decided_by_words(review, votes, count),
         "status": status,
         **_evidence(review),
     }
@@ -312,7 +384,7 @@ def vote(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     try:
         services.vote_cast(request_id=review.pk, user=request.user, **form.cleaned_data)
     except errors.QuorumError as error:
-        return _refuse(request, error, review.pk)
+        return _refuse_keeping_text(request, error, review, vote_form=form)
     review.refresh_from_db(fields=["decision"])
     verb = "approved" if form.cleaned_data["decision"] == VoteChoice.APPROVE else "rejected"
     if review.decision == Decision.APPROVED:
@@ -326,10 +398,38 @@ def vote(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
+def comment(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """A comment without a vote, by anyone who may see the request."""
+    review = get_request_for_user(request.user, pk)
+    form = CommentForm(request.POST)
+    if not form.is_valid():
+        context = _detail_context(request, review, comment_form=form)
+        return render(request, "reviews/request_detail.html", context, status=400)
+    try:
+        conversation.comment_post(
+            request_id=review.pk,
+            user=request.user,
+            body=form.cleaned_data["body"],
+            seen_decision=form.cleaned_data["seen_decision"] or None,
+        )
+    except errors.QuorumError as error:
+        return _refuse_keeping_text(request, error, review, comment_form=form)
+    messages.success(request, "Your comment is posted.")
+    return redirect(reverse("reviews:request_detail", args=[review.pk]) + "#timeline")
+
+
+@require_POST
+@login_required
 def cancel(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     review = get_request_for_user(request.user, pk)
+    form = CancelForm(request.POST)
+    if not form.is_valid():
+        context = _detail_context(request, review, cancel_form=form)
+        return render(request, "reviews/request_detail.html", context, status=400)
     try:
-        services.request_cancel(request_id=review.pk, user=request.user)
+        services.request_cancel(
+            request_id=review.pk, user=request.user, reason=form.cleaned_data["reason"]
+        )
     except errors.QuorumError as error:
         return _refuse(request, error, review.pk)
     messages.success(request, f"Request #{review.pk} is cancelled.")
@@ -366,7 +466,10 @@ def request_new(request: AuthenticatedHttpRequest, name: str, version: str) -> H
                 target=form.cleaned_data["target"],
                 requester=request.user,
                 comment=form.cleaned_data["comment"],
+                rejection_answer=form.cleaned_data["rejection_answer"],
             )
+        except errors.AnswerRequired as error:
+            form.add_error("rejection_answer", str(error))
         except errors.QuorumError as error:
             form.add_error("target", str(error))
         else:

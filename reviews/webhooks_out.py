@@ -1,4 +1,5 @@
-"""Outgoing webhooks: JSON for every decision and execution result, POSTed to each configured URL.
+"""Outgoing webhooks: JSON for every decision, execution result, comment and dismissed approval,
+POSTed to each configured URL.
 
 Chat and CD systems subscribe by being listed in `QUORUM_WEBHOOK_URLS`. Every request carries
 
@@ -48,6 +49,9 @@ ACTIONS = {
     "transition.failed",
     "break_glass.used",
     "break_glass.unratified",
+    "comment.posted",
+    # Approvals dismissed because the evidence changed: their voters are asked to review again.
+    "votes.stale",
 }
 USER_AGENT = "Quorum-Webhooks/1"
 

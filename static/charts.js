@@ -5,13 +5,28 @@
  * json_script writes: {"charts": [{target, kind, title, x_title, y_title, x_category, series,
  * notes}]} (see registry/charts.py). Labels may be MLflow names, which are untrusted: Plotly reads
  * a little HTML in text, so every label is escaped before Plotly sees it. Notes (the NaN and
- * infinite values a chart cannot draw) are written under the chart as plain text.
+ * infinite values a chart cannot draw) are written under the chart as plain text. Hover text shows
+ * each point's `labels`, the values as the server formats them for every page and mail.
+ *
+ * Nothing is sent anywhere: plotly.js 3+ offers to send a chart's data to Plotly's cloud unless
+ * told not to, so CONFIG turns that off, names no server, and keeps only the mode bar buttons a
+ * reviewer uses (zoom, pan, reset, save as PNG, all local).
  */
 (function () {
   "use strict";
 
   var PALETTE = ["#2f6f8f", "#d08c3c", "#6a8f4e", "#8a5a9e", "#b5534f", "#4e8f85", "#7a7a7a", "#c2a23a"];
   var FONT = "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif";
+  // The change chart's colours: quorum.css's --good and --bad, and a grey for "no change".
+  var TONES = { better: "#1f7a4d", worse: "#b3362f", same: "#5b6673" };
+  var CONFIG = {
+    responsive: true,
+    displaylogo: false,
+    showSendToCloud: false,
+    plotlyServerURL: "",
+    modeBarButtons: [["zoom2d", "pan2d", "resetScale2d", "toImage"]],
+    toImageButtonOptions: { format: "png", filename: "quorum-chart" },
+  };
 
   function escapeText(value) {
     return String(value === null || value === undefined ? "" : value)
@@ -20,7 +35,27 @@
       .replace(/>/g, "&gt;");
   }
 
+  function changeTrace(series) {
+    // Each metric's name and its change ("recall: +0.0200 (+2.4%)") label its bar on the left,
+    // where a narrow chart still has room for them; the bar shows size, sign and colour.
+    var names = series.y.map(function (name, index) {
+      return escapeText(name) + ": " + escapeText(series.labels[index]);
+    });
+    return {
+      type: "bar",
+      orientation: "h",
+      name: escapeText(series.name),
+      x: series.x,
+      y: names,
+      marker: { color: series.tones.map(function (tone) { return TONES[tone] || TONES.same; }) },
+      hovertemplate: "%{y}<extra></extra>",
+    };
+  }
+
   function traces(chart) {
+    if (chart.kind === "change") {
+      return chart.series.map(changeTrace);
+    }
     return chart.series.map(function (series, index) {
       var color = PALETTE[index % PALETTE.length];
       var name = escapeText(series.name);
@@ -28,11 +63,12 @@
         name: name,
         x: series.x.map(escapeText),
         y: series.y,
-        hovertemplate: "%{x}: %{y:.4f}<extra>" + name + "</extra>",
+        customdata: (series.labels || []).map(escapeText),
+        hovertemplate: "%{x}: %{customdata}<extra>" + name + "</extra>",
       };
       if (!chart.x_category) {
         trace.x = series.x;
-        trace.hovertemplate = escapeText(chart.x_title) + " %{x}: %{y:.4f}<extra>" + name + "</extra>";
+        trace.hovertemplate = escapeText(chart.x_title) + " %{x}: %{customdata}<extra>" + name + "</extra>";
       }
       if (chart.x_type === "date") {
         trace.hovertemplate = "%{x}: %{y}<extra>" + name + "</extra>";
@@ -59,6 +95,29 @@
       }
       return trace;
     });
+  }
+
+  function changeLayout(chart, element) {
+    var base = layout(chart, element);
+    var rows = chart.series.length ? chart.series[0].y.length : 0;
+    base.showlegend = false;
+    base.height = Math.max(160, 70 + rows * 34);
+    base.margin = { l: 16, r: 16, t: 40, b: 44 };
+    base.xaxis.type = "linear";
+    base.xaxis.zeroline = true;
+    base.xaxis.zerolinecolor = "#3e4c59";
+    base.xaxis.ticksuffix = "%";
+    // Zero always in view, a little room past the longest bar.
+    var values = chart.series.length ? chart.series[0].x : [];
+    var reach = Math.max.apply(null, values.map(Math.abs).concat([0.1]));
+    base.xaxis.range = [
+      Math.min(0, Math.min.apply(null, values)) - reach * 0.08,
+      Math.max(0, Math.max.apply(null, values)) + reach * 0.08,
+    ];
+    base.yaxis.type = "category";
+    base.yaxis.autorange = "reversed";
+    base.yaxis.gridcolor = "rgba(0,0,0,0)";
+    return base;
   }
 
   function layout(chart, element) {
@@ -146,11 +205,8 @@
         return;
       }
       writeNotes(chart, element);
-      Plotly.newPlot(element, traces(chart), layout(chart, element), {
-        responsive: true,
-        displaylogo: false,
-        modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
-      });
+      var shape = chart.kind === "change" ? changeLayout(chart, element) : layout(chart, element);
+      Plotly.newPlot(element, traces(chart), shape, CONFIG);
     });
   }
 

@@ -2,8 +2,9 @@
  * Keeps a request page's transition status current without reloading it.
  *
  * The page embeds its status with json_script (<script type="application/json"
- * id="request-status">): {url, decision, execution, state, state_class, attempts, error, outcome,
- * stalled, poll}; `stalled` says so when no worker is there to take the transition's job. While
+ * id="request-status">): {url, decision, status, execution, state, state_class, attempts, error,
+ * outcome, stalled, retry_blocked, poll}; `stalled` says so when no worker is there to take the
+ * transition's job, `retry_blocked` why a failed one cannot be retried. While
  * `poll` is true (approved, transition queued or running) this asks `url` for the same object
  * every few seconds and writes the text into the page with textContent only: the error and the
  * outcome sentence can hold MLflow names, which are untrusted.
@@ -57,7 +58,11 @@
     var error = byId("execution-error");
     setText(error, status.error);
     show(error, status.execution === "failed" && Boolean(status.error));
-    show(byId("retry-form"), status.execution === "failed");
+    // A failure no retry can change (the version is gone from MLflow) says why instead.
+    show(byId("retry-form"), status.execution === "failed" && !status.retry_blocked);
+    var blocked = byId("retry-blocked");
+    setText(blocked, status.retry_blocked || "");
+    show(blocked, status.execution === "failed" && Boolean(status.retry_blocked));
     var stalled = byId("execution-stalled");
     setText(stalled, status.stalled || "");
     show(stalled, Boolean(status.stalled));

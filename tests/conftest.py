@@ -1,8 +1,12 @@
-"""Fixtures for the real services the tests talk to: an `mlflow server`, Redis and the database.
+"""Fixtures for the real services the tests talk to (an `mlflow server`, Redis and the database),
+the cast, and the world most review tests start from.
 
 The MLflow server is started once per session on a free port with a temporary SQLite store. Tests
 that change MLflow use model names of their own (`unique_name`), so they never see each other's
 changes even though they share the server.
+
+Plain helpers live in modules of their own (factories.py, waiting.py, pages.py, browser.py,
+processes.py, concurrency.py); no test module imports from another test module.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
@@ -25,6 +30,9 @@ from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
 from reviews import jobs, services
 from tests.factories import approve_all
+
+if TYPE_CHECKING:
+    from registry.models import RegisteredModel
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -73,6 +81,16 @@ def unique_name(request):
     """A model name no other test uses: `<test name>-<random>`."""
     base = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-")[:40]
     return f"{base}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def webhook_name(mlflow_client, unique_name):
+    """A webhook name of this test's own, deleted from MLflow afterwards."""
+    name = f"quorum-{unique_name}"
+    yield name
+    for webhook_id, other_name, _ in mlflow_client.list_webhooks():
+        if other_name == name:
+            mlflow_client.delete_webhook(webhook_id)
 
 
 @pytest.fixture(scope="session")
@@ -224,6 +242,52 @@ def admin_user(cast):
     return cast["admin"]
 
 
+# -- the world: the setup most review tests start from ------------------------------------------
+
+
+@dataclass
+class World:
+    people: dict  # the cast by name, in their groups
+    model: RegisteredModel  # `fraud` in the mirror (tests.factories.make_fraud_model)
+
+
+@pytest.fixture
+def world(policies) -> World:
+    """The cast in their groups, the standard production and staging policies, and `fraud` in
+    the mirror: v1 in Production, v2 better on every metric, v3 failing the accuracy gate, their
+    histories cached. No MLflow needed; add `no_mlflow` to make sure none is called."""
+    from tests.factories import make_fraud_model
+
+    return World(people=policies, model=make_fraud_model())
+
+
+@pytest.fixture
+def pending(world, requester):
+    """The world's open request: fraud v2 → Production, by the requester, "Retrained."."""
+    from tests.factories import make_request
+
+    return make_request(world.model.name, requester=requester, comment="Retrained.")
+
+
+@pytest.fixture
+def no_mlflow(settings, monkeypatch):
+    """Pages read cached history only; an accidental MLflow call fails fast and shows."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    settings.MLFLOW_TRACKING_URI = "http://127.0.0.1:9"
+    settings.MLFLOW_UI_URL = "http://mlflow.example"
+
+
+@pytest.fixture
+def promoted(mlflow_client, unique_name, policies):
+    """A model in MLflow and the mirror: v1 in Production, v2 and v3 better candidates."""
+    from tests.factories import register_in_mlflow
+
+    register_in_mlflow(mlflow_client, unique_name, versions=3)
+    mlflow_client.transition_stage(unique_name, 1, "Production")
+    sync_registry(model=unique_name, client=mlflow_client)
+    return unique_name
+
+
 # -- RQ: queues emptied per test, jobs run in the test process -----------------------------------
 
 
@@ -267,6 +331,30 @@ def simple_worker():
         )
 
     return work
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """`with committed():` runs what waits for the commit (the enqueues) when the block ends."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def run_transition(committed, simple_worker):
+    """`run_transition(request)`: its transition job, queued afresh and run by a worker in this
+    process; what the job leaves for after the commit (mail, webhooks, the sync) is enqueued."""
+    import django_rq
+
+    from reviews import jobs
+
+    def run(request) -> None:
+        # Request ids restart with each test database, and a finished job of an earlier run with
+        # the same id may still be in Redis: replace it, as an admin's retry does.
+        jobs.enqueue_transition(request.pk, replace=True)
+        with committed():
+            simple_worker(django_rq.get_queue(jobs.QUEUE))
+
+    return run
 
 
 # -- MLflow with the guard (mlflow-quorum-guard) ------------------------------------------------
@@ -419,17 +507,6 @@ def syncs(rq_queue):
 
 
 @pytest.fixture
-def promoted(mlflow_client, unique_name, policies):
-    """A model in MLflow and the mirror: v1 in Production, v2 and v3 better candidates."""
-    from tests.test_sync import register
-
-    register(mlflow_client, unique_name, versions=3)
-    mlflow_client.transition_stage(unique_name, 1, "Production")
-    sync_registry(model=unique_name, client=mlflow_client)
-    return unique_name
-
-
-@pytest.fixture
 def approved(promoted, requester, lead, scientist1, scientist2, django_capture_on_commit_callbacks):
     """`approved(version, target)`: a request of `promoted` with the production quorum cast,
     its transition job queued (not run)."""
@@ -459,3 +536,24 @@ def unreachable_mlflow(settings, monkeypatch):
         settings.MLFLOW_TRACKING_URI = reachable
 
     return SimpleNamespace(down=down, up=up)
+
+
+@pytest.fixture
+def sign_in(live_server):
+    """`sign_in(username, width=, height=)`: a signed-in browser Session of its own (Chromium
+    through Playwright, tests/browser.py) on the live server."""
+    from tests.browser import Session, chromium
+
+    sessions: list[Session] = []
+    with chromium() as browser:
+
+        def open_session(username: str, **viewport) -> Session:
+            sessions.append(Session(browser, live_server, username, **viewport))
+            return sessions[-1]
+
+        try:
+            yield open_session
+        finally:
+            # Closed contexts drop their kept-alive connections, and the server's threads with them.
+            for session in sessions:
+                session.context.close()

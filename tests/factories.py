@@ -1,12 +1,17 @@
-"""Small factories that write mirror rows directly, for tests of pages and comparisons.
+"""Small factories every test module shares: mirror rows, requests, and models in a real MLflow.
 
-The sync is the only writer in production; these stand in for what it would have written, so view
-tests do not need an MLflow server. Tests of the sync and of history use the real server.
+`make_*` write mirror rows directly, for tests of pages and comparisons: the sync is the only
+writer in production; these stand in for what it would have written, so view tests do not need an
+MLflow server. `register_*` write into a real MLflow server with its REST API or MLflow's own
+client; tests of the sync and of history use those.
+
+Plain functions only: no fixtures and no imports from test modules, so bench/ may use them too.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from datetime import timedelta
 from typing import Any
@@ -99,6 +104,54 @@ def make_version(
     return created
 
 
+# Metrics of a version every standard gate passes.
+GOOD = {"accuracy": 0.91, "f1": 0.88}
+
+
+def make_mirror(name: str = "fraud-detector", versions=None) -> dict[int, ModelVersion]:
+    """Bare mirror rows as a sync would have written them, `versions` as {number: (stage,
+    metrics)}: by default v1 in Production and v2 a better candidate. Returns them by number."""
+    versions = versions or {
+        1: ("Production", {"accuracy": 0.89, "f1": 0.87}),
+        2: ("None", {"accuracy": 0.91, "f1": 0.88}),
+    }
+    model = RegisteredModel.objects.create(name=name)
+    return {
+        number: ModelVersion.objects.create(
+            model=model, version=number, stage=stage, metrics=metrics, run_id=f"run{number}"
+        )
+        for number, (stage, metrics) in versions.items()
+    }
+
+
+def make_fraud_model() -> RegisteredModel:
+    """`fraud` in the mirror: v1 in Production; v2 better on every metric; v3 fails the standard
+    production policy's accuracy gate. Every metric's history is cached, so its pages never need
+    MLflow."""
+    model = make_model("fraud", description="Scores card payments.")
+    specs = [
+        (Stage.PRODUCTION, {"accuracy": 0.85, "f1": 0.80, "log_loss": 0.40}),
+        (Stage.NONE, {"accuracy": 0.90, "f1": 0.84, "log_loss": 0.31}),
+        (Stage.NONE, {"accuracy": 0.70, "f1": 0.84, "log_loss": 0.50}),
+    ]
+    for number, (stage, metrics) in enumerate(specs, start=1):
+        version = make_version(
+            model, number, stage=stage, metrics=metrics, params={"lr": number / 10}
+        )
+        cache_all_history(version)
+    return model
+
+
+def make_request(model: str, version: int = 2, target: str = "Production", *, requester, **fields):
+    """A transition request opened through the review engine, as a requester would open it
+    (policies decide, gates run, the audit records it)."""
+    from reviews import services
+
+    return services.request_create(
+        model=model, version=version, target=target, requester=requester, **fields
+    )
+
+
 def make_history(version: ModelVersion, key: str, values: list[float]) -> MetricHistory:
     """A cached history for one of a version's run metrics, as `registry.history` stores it."""
     return MetricHistory.objects.create(
@@ -113,6 +166,11 @@ def cache_all_history(version: ModelVersion, steps: int = 5) -> None:
     never need MLflow for it."""
     for key, final in (version.metrics or {}).items():
         make_history(version, key, [final * (1 + (steps - step) / 10) for step in range(steps)])
+
+
+# Markup in MLflow or user text, and how a page must show it: as text, never as an element.
+HOSTILE = "<img src=x onerror=alert(1)>"
+ESCAPED = "&lt;img src=x onerror=alert(1)&gt;"
 
 
 def make_hostile_request(*, requester, voter, decision: str, text: str):
@@ -134,9 +192,7 @@ def make_hostile_request(*, requester, voter, decision: str, text: str):
         description=text,
     )
     cache_all_history(candidate)
-    request = services.request_create(
-        model=text, version=2, target="Production", requester=requester, comment=text
-    )
+    request = make_request(text, requester=requester, comment=text)
     services.vote_cast(request_id=request.pk, user=voter, decision=decision, comment=text)
     return request
 
@@ -192,6 +248,74 @@ UNMIRRORABLE = {
 }
 
 
+def register_in_mlflow(client, name: str, versions: int = 3) -> list[str]:
+    """A registered model with `versions` versions, each backed by a run (params alpha and
+    penalty; accuracy, f1 and a loss history that improve with the number), through Quorum's
+    RegistryClient `client`; returns the run ids."""
+    experiment = client.experiment_id("sync-tests")
+    client.create_model(name, description="fraud scoring", tags={"team": "risk"})
+    run_ids = []
+    for number in range(1, versions + 1):
+        run_id = client.log_run(
+            experiment,
+            run_name=f"{name}-{number}",
+            params={"alpha": 0.1 * number, "penalty": "l2"},
+            metrics={"accuracy": 0.8 + number / 100, "f1": 0.7 + number / 100},
+            history={"loss": [1.0, 0.5, 0.3 - number / 100]},
+        )
+        client.create_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
+        run_ids.append(run_id)
+    return run_ids
+
+
+def register_fraud_model(client, name: str) -> None:
+    """Five versions with per-epoch history, different settings, stages, an alias and tags: v2
+    Archived, v3 in Production and @champion, v4 in Staging and @challenger, v5 the candidate."""
+    experiment = client.experiment_id("browser-tests")
+    client.create_model(
+        name,
+        description="Scores card payments for fraud.\nRetrained weekly.",
+        tags={"team": "risk"},
+    )
+    for number in range(1, 6):
+        rate = 0.15 + number * 0.05
+        epochs = 25
+        accuracy = [0.95 - 0.4 * math.exp(-rate * e) - 0.01 * (number == 5) for e in range(epochs)]
+        loss = [0.22 + 0.6 * math.exp(-rate * e) - 0.01 * number for e in range(epochs)]
+        run_id = client.log_run(
+            experiment,
+            run_name=f"{name}-{number}",
+            params={
+                "learning_rate": round(rate, 2),
+                "epochs": epochs,
+                "penalty": "l2" if number < 4 else "elasticnet",
+            },
+            metrics={
+                "accuracy": accuracy[-1],
+                "log_loss": loss[-1],
+                "f1": 0.80 + number * 0.012,
+                "precision": 0.84 - number * 0.004,
+                "recall": 0.76 + number * 0.02,
+            },
+            history={"accuracy": accuracy, "log_loss": loss},
+        )
+        client.create_version(
+            name,
+            source=f"runs:/{run_id}/model",
+            run_id=run_id,
+            description=f"SGD classifier, learning rate {rate:.2f}.",
+            tags={
+                "dataset": f"payments-2026-{number:02d}",
+                "validated": "yes" if number < 5 else "no",
+            },
+        )
+    client.transition_stage(name, 2, "Archived")
+    client.transition_stage(name, 3, "Production")
+    client.transition_stage(name, 4, "Staging")
+    client.set_alias(name, "champion", 3)
+    client.set_alias(name, "challenger", 4)
+
+
 def mlflow_of(client):
     """MLflow's own client for the server `client` (a RegistryClient) talks to: what a user of
     that MLflow would write with."""
@@ -232,6 +356,45 @@ def register_unmirrorable(client, name: str) -> None:
     mlflow.create_model_version(name, source, run_id="f" * 100)
     mlflow.create_model_version(name, source, tags={"note": "nul\x00here"})
     mlflow.create_model_version(name, source, description="nul\x00here")
+
+
+def register_sklearn_version(
+    client,
+    name: str,
+    *,
+    columns: dict[str, str],
+    extra_requirements: list[str] | None = None,
+    datasets: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    signature: bool = True,
+) -> int:
+    """Registers a fitted scikit-learn model whose input columns have the dtypes `columns`
+    ("int64", "float64", "object"), with pip pins added to the defaults and `datasets` logged as
+    the run's inputs ((name, context): the same name gives the same digest); returns its version."""
+    import pandas as pd  # type: ignore[import-untyped]
+    from sklearn.dummy import DummyClassifier
+
+    values = {"object": ["a", "b", "c", "d"]}
+    frame = pd.DataFrame(
+        {
+            col: pd.Series(values.get(dtype, [1, 2, 3, 4]), dtype=dtype)
+            for col, dtype in columns.items()
+        }
+    )
+    estimator = DummyClassifier().fit(frame.select_dtypes("number"), [0, 1, 0, 1])
+    experiment = client.experiment_id("evidence-tests")
+    run_id = client.log_run(experiment, run_name=name, params={}, metrics={"accuracy": 0.9})
+    source = client.log_sklearn_model(
+        run_id,
+        estimator,
+        input_example=frame.head(2) if signature else None,
+        extra_requirements=extra_requirements,
+    )
+    for dataset, context in datasets:
+        data = pd.DataFrame({"x": [len(dataset), 2, 3]})
+        client.log_dataset(run_id, name=dataset, frame=data, context=context)
+    if client.get_model(name) is None:
+        client.create_model(name)
+    return client.create_version(name, source=source, run_id=run_id)
 
 
 def approve_all(request, *voters, capture) -> None:

@@ -30,6 +30,7 @@ CHANGELISTS = [
     "admin:reviews_transitionrequest_changelist",
     "admin:reviews_vote_changelist",
     "admin:reviews_auditevent_changelist",
+    "admin:reviews_outofbandrevert_changelist",
     "admin:auth_group_changelist",
     "admin:reviews_notification_changelist",
     "admin:reviews_webhookdelivery_changelist",

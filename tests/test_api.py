@@ -461,6 +461,8 @@ def test_list_requests_costs_the_same_queries_for_3_or_30(
 
 SUMMARY_FIELDS = {
     "id",
+    "status",
+    "approved_by",
     "model",
     "version",
     "target",
@@ -508,6 +510,35 @@ def test_a_list_of_requests_has_20_items_unless_the_limit_says_otherwise(fraud, 
     assert len(api.get("/models", limit=500).json()["items"]) == 1  # other lists keep theirs
 
 
+def test_status_says_expired_once_the_deadline_passes_while_decision_keeps_its_meaning(
+    fraud, requester, as_user
+):
+    api = as_user(requester)
+    request_id = create(api).json()["id"]
+    assert api.get(f"/requests/{request_id}").json()["status"] == "pending"
+    TransitionRequest.objects.filter(pk=request_id).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    detail = api.get(f"/requests/{request_id}").json()
+    [summary] = api.get("/requests").json()["items"]
+
+    # Clients polling `decision` see what is stored until the reconciler expires it.
+    assert (detail["decision"], detail["status"]) == ("pending", "expired")
+    assert (summary["decision"], summary["status"]) == ("pending", "expired")
+
+
+def test_gates_carry_their_verdict_and_an_auto_approve_miss_is_not_a_failure(
+    fraud, requester, as_user
+):
+    body = create(as_user(requester), target="Staging").json()  # auto-approve above 0.97
+
+    [gate] = body["gates"]
+    assert (gate["kind"], gate["passed"]) == ("auto_approve", False)
+    assert gate["verdict"] == "needs_sign_off"
+    assert body["decision"] == "pending"
+
+
 # -- votes and cancel -------------------------------------------------------------------------
 
 
@@ -539,6 +570,9 @@ def test_votes_count_and_the_last_approval_approves(
         ("scientist1", "approve"),
         ("scientist2", "approve"),
     ]
+    # `decided_by` stays the last voter; `approved_by` names the quorum that approved.
+    assert body["status"] == "queued"
+    assert body["approved_by"] == ["lead", "scientist1", "scientist2"]
     assert AuditEvent.objects.filter(action="vote.cast").count() == 3
 
 
@@ -713,6 +747,8 @@ def test_openapi_schema_lists_the_endpoints(client):
         "/api/v1/requests/{id}/cancel",
         "/api/v1/rollbacks",
         "/api/v1/break-glass",
+        "/api/v1/requests/{id}/comments",
+        "/api/v1/requests/{id}/timeline",
     }
     timeline = schema["paths"]["/api/v1/models/{name}/timeline"]["get"]
     assert {p["name"] for p in timeline["parameters"]} == {"name", "target", "at"}

@@ -14,7 +14,7 @@ from securesystemslib.signer import CryptoSigner
 
 from quorum_cli import attestation as proof
 from registry.sync import sync_registry
-from reviews import attestation, audit, jobs, reconciler, services
+from reviews import attestation, audit, reconciler, services
 from reviews.links import request_url
 from reviews.models import (
     Attestation,
@@ -26,44 +26,10 @@ from reviews.models import (
     VoteChoice,
 )
 from reviews.policies import policies_load
-from tests.test_sync import register
-from tests.test_transitions import approve_all
+from tests.factories import approve_all, register_in_mlflow
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def transitions(rq_queue, settings):
-    settings.QUORUM_TRANSITION_RETRY_INTERVALS = [0, 0]  # three attempts, no waiting
-    settings.QUORUM_TRANSITION_RETRY_WINDOW = 0
-    return rq_queue(jobs.QUEUE)
-
-
-@pytest.fixture
-def promoted(mlflow_client, unique_name, policies, rq_queue):
-    """A model in MLflow and the mirror: v1 in Production, v2 and v3 better candidates."""
-    rq_queue("sync")  # where each transition's follow-up sync waits, never run here
-    register(mlflow_client, unique_name, versions=3)
-    mlflow_client.transition_stage(unique_name, 1, "Production")
-    sync_registry(model=unique_name, client=mlflow_client)
-    return unique_name
-
-
-@pytest.fixture
-def approved(promoted, requester, lead, scientist1, scientist2, django_capture_on_commit_callbacks):
-    """`approved(version, target)`: a request of `promoted` with the production quorum cast,
-    its transition job queued (not run)."""
-
-    def make(version: int, target: str = "Production") -> TransitionRequest:
-        request = services.request_create(
-            model=promoted, version=version, target=target, requester=requester
-        )
-        approve_all(
-            request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks
-        )
-        return request
-
-    return make
+# `syncs`: each transition's follow-up sync waits in an emptied queue, never run here.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("syncs")]
 
 
 def published(client) -> list:
@@ -258,7 +224,7 @@ def panel_request(mlflow_client, unique_name, django_user_model, people: int) ->
             }
         )
     )
-    register(mlflow_client, unique_name, versions=1)
+    register_in_mlflow(mlflow_client, unique_name, versions=1)
     sync_registry(model=unique_name, client=mlflow_client)
     requester = django_user_model.objects.create_user("panel-requester")
     request = services.request_create(

@@ -9,21 +9,17 @@ violation (the browser's `securitypolicyviolation` events and its console errors
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from django.contrib.auth.models import User
 
 from registry.sync import sync_registry
 from reviews import services
 from reviews.models import ApprovalPolicy, VoteChoice
-from tests.test_browser_registry import chromium, register_fraud_model
+from tests.browser import PASSWORD, chromium
+from tests.factories import register_fraud_model
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "pw"  # the cast's password (tests/conftest.py)
 # Runs before any page script, in every page of a context: the browser reports each violation
 # as an event on the document.
 RECORD_VIOLATIONS = """

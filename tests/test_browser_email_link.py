@@ -6,23 +6,17 @@ from the mail itself. Debian's Chromium drives the live server.
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
-from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from reviews import jobs, notify, services
+from reviews import jobs, notify
 from reviews.models import AuditEvent, NotificationPreference, TransitionRequest
-from tests.test_browser_registry import chromium
-from tests.test_services import mirror
+from tests.browser import PASSWORD, SCREENSHOTS, chromium
+from tests.factories import make_mirror, make_request
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-SCREENSHOTS = settings.BASE_DIR / "var" / "screenshots"
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_the_review_link_in_the_mail_opens_the_request_after_login_and_changes_nothing(
@@ -34,10 +28,8 @@ def test_the_review_link_in_the_mail_opens_the_request_after_login_and_changes_n
         user.save(update_fields=["email"])
     rq_queue(jobs.QUEUE)
     queue = rq_queue(notify.QUEUE)
-    mirror()
-    request = services.request_create(
-        model="fraud-detector", version=2, target="Production", requester=policies["requester"]
-    )
+    make_mirror()
+    request = make_request("fraud-detector", requester=policies["requester"])
     simple_worker(queue)
     [mail] = [m for m in mailoutbox if m.to == ["lead@example.com"]]
     [link] = re.findall(r"http://\S+", mail.body)
@@ -51,7 +43,7 @@ def test_the_review_link_in_the_mail_opens_the_request_after_login_and_changes_n
         page.goto(link)
         assert page.url == f"{live_server.url}/accounts/login/?next=/reviews/{request.pk}/"
         page.fill("input[name=username]", "lead")
-        page.fill("input[name=password]", "pw")
+        page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_url(link)
 

@@ -7,102 +7,20 @@ Screenshots land in var/screenshots/ for a human to look at.
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-from django.conf import settings
-from django.db import connections
 
 from registry.models import ModelVersion, Stage
 from registry.sync import sync_registry
-from tests.factories import make_model, make_user, make_version, register_with_metrics
+from tests.browser import SCREENSHOTS, chromium
+from tests.factories import (
+    make_model,
+    make_user,
+    make_version,
+    register_fraud_model,
+    register_with_metrics,
+)
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test are
-# still synchronous and safe.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = settings.BASE_DIR / "var" / "screenshots"
-
-
-@contextmanager
-def chromium() -> Iterator:
-    """Debian's Chromium under Playwright; on the way out, the browser and the ORM connections
-    opened meanwhile are closed.
-
-    While Playwright's event loop runs in this thread, Django keeps the thread's database
-    connections apart from its usual ones (asgiref's Local treats the code as async), so the
-    test database's teardown would not close them and could not drop the database.
-    """
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-            connections.close_all()
-
-
-def register_fraud_model(client, name: str) -> None:
-    """Five versions with per-epoch history, different settings, stages, an alias and tags."""
-    experiment = client.experiment_id("browser-tests")
-    client.create_model(
-        name,
-        description="Scores card payments for fraud.\nRetrained weekly.",
-        tags={"team": "risk"},
-    )
-    for number in range(1, 6):
-        rate = 0.15 + number * 0.05
-        epochs = 25
-        accuracy = [0.95 - 0.4 * math.exp(-rate * e) - 0.01 * (number == 5) for e in range(epochs)]
-        loss = [0.22 + 0.6 * math.exp(-rate * e) - 0.01 * number for e in range(epochs)]
-        run_id = client.log_run(
-            experiment,
-            run_name=f"{name}-{number}",
-            params={
-                "learning_rate": round(rate, 2),
-                "epochs": epochs,
-                "penalty": "l2" if number < 4 else "elasticnet",
-            },
-            metrics={
-                "accuracy": accuracy[-1],
-                "log_loss": loss[-1],
-                "f1": 0.80 + number * 0.012,
-                "precision": 0.84 - number * 0.004,
-                "recall": 0.76 + number * 0.02,
-            },
-            history={"accuracy": accuracy, "log_loss": loss},
-        )
-        client.create_version(
-            name,
-            source=f"runs:/{run_id}/model",
-            run_id=run_id,
-            description=f"SGD classifier, learning rate {rate:.2f}.",
-            tags={
-                "dataset": f"payments-2026-{number:02d}",
-                "validated": "yes" if number < 5 else "no",
-            },
-        )
-    client.transition_stage(name, 2, "Archived")
-    client.transition_stage(name, 3, "Production")
-    client.transition_stage(name, 4, "Staging")
-    client.set_alias(name, "champion", 3)
-    client.set_alias(name, "challenger", 4)
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_reviewer_signs_in_and_compares_versions_with_charts(
@@ -163,6 +81,14 @@ def test_reviewer_signs_in_and_compares_versions_with_charts(
         assert page.locator("#chart-comparison .barlayer .trace").count() == 2
         assert page.locator("#chart-history-0 .scatterlayer .trace").count() == 2
         assert page.locator("tr.is-changed").count() >= 3  # learning_rate, penalty, dataset
+        # The change against v3 per metric: a bar each, green when better, red when worse.
+        page.wait_for_selector("#chart-change.js-plotly-plot .main-svg")
+        bars = page.locator("#chart-change .barlayer .point path")
+        assert bars.count() == 5
+        fills = {bars.nth(i).evaluate("e => e.style.fill") for i in range(bars.count())}
+        assert fills <= {"rgb(31, 122, 77)", "rgb(179, 54, 47)", "rgb(91, 102, 115)"}, fills
+        assert "rgb(31, 122, 77)" in fills and "rgb(179, 54, 47)" in fills
+        assert_charts_send_nothing(page)
         page.screenshot(path=SCREENSHOTS / "compare.png", full_page=True)
 
         phone = browser.new_page(viewport={"width": 390, "height": 844})
@@ -173,6 +99,28 @@ def test_reviewer_signs_in_and_compares_versions_with_charts(
         assert width <= 390, "the compare page scrolls sideways on a phone"
         phone.screenshot(path=SCREENSHOTS / "compare-phone.png", full_page=True)
     assert errors == []
+
+
+# What a reviewer uses on a chart; nothing that would send its data anywhere.
+MODE_BAR = ["zoom2d", "pan2d", "resetScale2d", "toImage"]
+
+
+def assert_charts_send_nothing(page) -> None:
+    """Every chart on the page: no "send to cloud" button, no Plotly server, a trimmed mode bar."""
+    configs = page.evaluate(
+        """() => [...document.querySelectorAll(".js-plotly-plot")].map((chart) => ({
+            cloud: chart._context.showSendToCloud,
+            server: chart._context.plotlyServerURL,
+            buttons: [...chart.querySelectorAll(".modebar-btn")].map(
+                (button) => button.getAttribute("data-title")),
+        }))"""
+    )
+    assert configs
+    for config in configs:
+        assert config["cloud"] is False and config["server"] == "", config
+        assert len(config["buttons"]) == len(MODE_BAR), config
+    assert page.locator(".modebar-btn[data-title*='Cloud' i]").count() == 0
+    assert page.locator(".modebar-btn[data-title*='Chart Studio' i]").count() == 0
 
 
 def test_nan_points_and_look_alike_names_are_visible_in_a_real_browser(

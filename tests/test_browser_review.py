@@ -8,7 +8,6 @@ land in var/screenshots/ for a human to look at.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -21,16 +20,21 @@ from registry.jobs import SYNC_QUEUE
 from registry.models import Stage
 from registry.sync import sync_registry
 from reviews import jobs, services
-from reviews.models import Decision, Execution, TransitionRequest, Vote
-from tests.factories import cache_all_history, make_hostile_request, make_model, make_version
-from tests.test_browser_registry import SCREENSHOTS, chromium, register_fraud_model
+from reviews.models import Decision, Execution, RequestKind, TransitionRequest, Vote
+from reviews.policies import policies_load
+from tests.conftest import STANDARD_POLICIES
+from tests.factories import (
+    HOSTILE,
+    cache_all_history,
+    make_hostile_request,
+    make_model,
+    make_request,
+    make_version,
+    register_fraud_model,
+    register_in_mlflow,
+)
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-HOSTILE = "<img src=x onerror=alert(1)>"
-PASSWORD = "pw"  # the cast's password (tests/conftest.py)
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 class ThreadWorker:
@@ -82,59 +86,6 @@ def worker(rq_queue, settings):
     with ThreadWorker(transitions, rq_queue(SYNC_QUEUE)) as running:
         yield running
     assert running.errors == []
-
-
-@pytest.fixture
-def sign_in(live_server):
-    """`sign_in(username, width=, height=)`: a signed-in Session in its own browser context."""
-    sessions: list[Session] = []
-    with chromium() as browser:
-
-        def open_session(username: str, **viewport) -> Session:
-            sessions.append(Session(browser, live_server, username, **viewport))
-            return sessions[-1]
-
-        try:
-            yield open_session
-        finally:
-            # Closed contexts drop their kept-alive connections, and the server's threads with them.
-            for session in sessions:
-                session.context.close()
-
-
-class Session:
-    """One user's browser context, signed in, failing on page errors and on any dialog."""
-
-    def __init__(self, browser, live_server, username, *, width=1280, height=900):
-        self.base = live_server.url
-        self.context = browser.new_context(viewport={"width": width, "height": height})
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.dialogs: list[str] = []
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.page.on("dialog", self._dialog)
-        self.page.goto(f"{self.base}/accounts/login/")
-        self.page.fill("input[name=username]", username)
-        self.page.fill("input[name=password]", PASSWORD)
-        self.page.click("button[type=submit]")
-        self.page.wait_for_url(f"{self.base}/")
-
-    def _dialog(self, dialog):
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def goto(self, path: str):
-        response = self.page.goto(self.base + path)
-        assert response is not None and response.ok, (path, response and response.status)
-        return self.page
-
-    def shot(self, name: str, **options):
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=SCREENSHOTS / name, full_page=True, **options)
-
-    def assert_clean(self):
-        assert self.errors == [] and self.dialogs == []
 
 
 @pytest.fixture
@@ -226,14 +177,10 @@ def test_rejection_needs_a_comment_and_the_requester_sees_why(
     sign_in, live_server, mlflow_client, unique_name, policies, requester
 ):
     name = f"churn-{unique_name[-6:]}"
-    from tests.test_sync import register
-
-    register(mlflow_client, name, versions=2)
+    register_in_mlflow(mlflow_client, name, versions=2)
     mlflow_client.transition_stage(name, 1, "Production")
     sync_registry(model=name, client=mlflow_client)
-    request = services.request_create(
-        model=name, version=2, target="Production", requester=requester
-    )
+    request = make_request(name, requester=requester)
 
     reviewer = sign_in("scientist1")
     page = reviewer.goto(f"/reviews/{request.pk}/")
@@ -268,9 +215,7 @@ def test_outsider_sees_no_buttons_and_a_forged_vote_is_refused(
     model = make_model("outsider-check")
     make_version(model, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.8})
     cache_all_history(make_version(model, metrics={"accuracy": 0.9, "f1": 0.85}))
-    request = services.request_create(
-        model=model.name, version=2, target="Production", requester=requester
-    )
+    request = make_request(model.name, requester=requester)
     outsider = sign_in("outsider")
     page = outsider.goto(f"/reviews/{request.pk}/")
     assert page.locator(".actions button").count() == 0
@@ -315,3 +260,90 @@ def test_hostile_model_text_fires_no_dialog_on_any_page(
         assert HOSTILE in page.inner_text("body"), path  # shown as text, not run as markup
         assert page.locator("img[src=x]").count() == 0, path
     admin.assert_clean()
+
+
+# -- rollback and break glass ----------------------------------------------------------------------
+
+
+ROLLBACK_POLICIES = STANDARD_POLICIES.replace(
+    "  data-science: [scientist1, scientist2, scientist3]\n",
+    "  data-science: [scientist1, scientist2, scientist3]\n  oncall: [outsider]\n",
+).replace(
+    "    archive_existing: true\n",
+    "    archive_existing: true\n"
+    "    rollback: {require: [{group: ml-leads, approvals: 1}]}\n"
+    "    break_glass: {groups: [oncall], ratify_within: 24h, on_unratified: revert}\n",
+)
+
+
+def wait_until(check, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError("timed out waiting")
+
+
+def test_rollback_button_puts_the_previous_holder_back(sign_in, fraud, mlflow_client, worker, lead):
+    policies_load(text=ROLLBACK_POLICIES)
+    # Someone moved v5 to Production in MLflow directly, archiving v3.
+    mlflow_client.transition_stage(fraud, 5, "Production", archive_existing=True)
+    sync_registry(model=fraud, client=mlflow_client)
+
+    requester = sign_in("requester")
+    page = requester.goto(f"/models/{fraud}/")
+    button = page.locator("button[data-rollback='Production']")
+    assert re.match(
+        r"Roll back Production to v3 \(held it until \d{4}-\d\d-\d\d, replaced by v5\)",
+        button.inner_text(),
+    )
+    timeline = page.locator("#holder-timeline").inner_text()
+    assert "made in MLflow directly" in timeline and "already there when Quorum started" in timeline
+    page.wait_for_selector("#chart-holders.js-plotly-plot .main-svg")
+    requester.shot("model-timeline-rollback.png")
+
+    button.click()
+    page.wait_for_url(re.compile(r".*/reviews/\d+/$"))
+    rollback = TransitionRequest.objects.get(kind=RequestKind.ROLLBACK)
+    kind = page.locator("#request-kind").inner_text()
+    assert "Puts v3 back at Production, replacing v5" in kind
+    assert "Decided by the policy's rollback rules" in kind
+    requester.shot("rollback-request.png")
+
+    services.vote_cast(request_id=rollback.pk, user=lead, decision="approve")
+    wait_until(lambda: mlflow_client.get_version(fraud, 3).stage == "Production")
+    wait_until(lambda: TransitionRequest.objects.get(pk=rollback.pk).execution == Execution.DONE)
+    assert mlflow_client.get_version(fraud, 5).stage == "Archived"
+    wait_until(lambda: not TransitionRequest.objects.get(pk=rollback.pk).awaiting_mirror)
+    page = requester.goto(f"/models/{fraud}/")
+    current = page.locator("#holder-timeline li.is-current[data-target='Production']")
+    assert "v3" in current.inner_text() and "rollback" in current.inner_text()
+    requester.shot("model-timeline-after-rollback.png")
+    requester.assert_clean()
+
+
+def test_break_glass_form_needs_a_reason_and_moves_at_once(sign_in, fraud, mlflow_client, worker):
+    policies_load(text=ROLLBACK_POLICIES)
+    oncall = sign_in("outsider")
+    page = oncall.goto(f"/models/{fraud}/")
+    page.click("#break-glass summary")
+    page.select_option("#break-glass-version", "5")
+    page.select_option("#break-glass-target", "Production")
+    page.click("#break-glass-submit")  # no reason: the browser refuses to send the form
+    assert page.url.endswith(f"/models/{fraud}/")
+    assert page.evaluate("document.querySelector('#break-glass-reason').validity.valueMissing")
+    assert not TransitionRequest.objects.filter(kind=RequestKind.BREAK_GLASS).exists()
+    oncall.shot("break-glass-form-no-reason.png")
+
+    page.fill("#break-glass-reason", "v3 approves every payment since 02:10; INC-4411")
+    oncall.shot("break-glass-form.png")
+    page.click("#break-glass-submit")
+    page.wait_for_url(re.compile(r".*/reviews/\d+/$"))
+    assert "break glass" in page.locator("#request-kind").inner_text()
+    wait_until(lambda: mlflow_client.get_version(fraud, 5).stage == "Production")
+    wait_until(lambda: TransitionRequest.objects.filter(kind=RequestKind.RATIFICATION).exists())
+    page.reload()
+    assert "Ratification: #" in page.locator("#request-kind").inner_text()
+    oncall.shot("break-glass-request.png")
+    oncall.assert_clean()

@@ -15,12 +15,12 @@ import pytest
 from reviews import jobs, services
 from reviews.models import Decision, TransitionRequest, Vote
 from reviews.policies import policies_load
-from tests.test_browser_registry import SCREENSHOTS, chromium
-from tests.test_services import GOOD, mirror
+from tests.browser import SCREENSHOTS, chromium
+from tests.factories import GOOD, make_mirror
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 POLICIES = """
 policies:
@@ -46,7 +46,7 @@ def test_a_reviewer_signs_in_at_the_provider_lands_on_the_review_and_votes(
     settings.CONTENT_SECURITY_POLICY = policy
     rq_queue(jobs.QUEUE)
     policies_load(text=POLICIES)
-    mirror(versions={1: ("Production", GOOD), 2: ("None", GOOD), 3: ("None", GOOD)})
+    make_mirror(versions={1: ("Production", GOOD), 2: ("None", GOOD), 3: ("None", GOOD)})
     first = services.request_create(
         model="fraud-detector", version=2, target="Production", requester=cast["requester"]
     )

@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import requests
@@ -25,23 +24,15 @@ from quorum.localservices import free_port
 from registry.sync import sync_registry
 from reviews import jobs
 from reviews.api_auth import token_create
-from tests.test_sync import register
+from reviews.policies import policies_load
+from tests.conftest import STANDARD_POLICIES
+from tests.factories import register_in_mlflow
+from tests.processes import database_url
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def database_url() -> str:
-    db = django_settings.DATABASES["default"]
-    if db["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip(
-            "a worker process needs a database it can share: set DATABASE_URL to PostgreSQL"
-        )
-    auth = quote(db["USER"] or "")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"])
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -85,7 +76,7 @@ def quorum(live_server, settings, mlflow_client, unique_name, policies):
     """A model in MLflow and the mirror (v1 in Production), a live Quorum, and a way to run the
     CLI as any cast member."""
     settings.QUORUM_BASE_URL = live_server.url
-    register(mlflow_client, unique_name, versions=3)
+    register_in_mlflow(mlflow_client, unique_name, versions=3)
     mlflow_client.transition_stage(unique_name, 1, "Production")
     sync_registry(model=unique_name, client=mlflow_client)
     tokens = {name: token_create(user=user)[1] for name, user in policies.items()}
@@ -124,16 +115,18 @@ class Quorum:
     def votes_in_a_thread(self, *votes: tuple[str, str, str]) -> threading.Thread:
         """Once the model's request is open, casts (user, decision, comment) through the API."""
 
+        def requests_of_the_model() -> list[dict]:
+            found = self.api("GET", "/requests", "lead", params={"model": self.model})
+            return found.json()["items"]
+
         def run():
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                found = self.api("GET", "/requests", "lead", params={"model": self.model}).json()
-                if found["items"]:
-                    break
-                time.sleep(0.2)
-            else:
-                return
-            request_id = found["items"][0]["id"]
+            opened = wait_for(
+                requests_of_the_model,
+                timeout=60,
+                interval=0.2,
+                message=f"the CLI to open a request for {self.model}",
+            )
+            request_id = opened[0]["id"]
             for user, decision, comment in votes:
                 time.sleep(0.5)  # let the waiting CLI see each step
                 body = {"decision": decision, "comment": comment}
@@ -166,7 +159,8 @@ def test_request_wait_exits_0_when_approvals_arrive_and_the_version_moves(
     progress = "\n".join(lines[2:])
     assert "pending: waiting for approvals: ml-leads 0/1, data-science 0/2" in progress
     assert "ml-leads 1/1 (lead)" in progress
-    assert "approved by scientist2" in progress
+    # The decision names the quorum that made it, not only the last voter.
+    assert "approved by lead, scientist1 and scientist2" in progress
     assert f"done: {quorum.model} version 3 is at Production" in lines[-1]
     # One line per change: no line repeats while nothing changes.
     assert len(lines) == len(set(lines))
@@ -334,6 +328,51 @@ def test_an_approver_whose_approval_went_stale_votes_again_with_the_cli(
     assert "vote: scientist2 approved (for data-science)" in status
 
 
+def test_status_prints_the_latest_comments(quorum):
+    created = quorum.cli("request", quorum.model, "2", "--to", "Staging", "--json")
+    request_id = json.loads(created.stdout)["id"]
+    for user, body in [
+        ("lead", "first"),
+        ("requester", "second"),
+        ("lead", "third,\nover two lines"),
+        ("requester", "fourth " + "x" * 300),
+    ]:
+        posted = quorum.api("POST", f"/requests/{request_id}/comments", user, json={"body": body})
+        assert posted.status_code == 201, posted.text
+    status = quorum.cli("status", str(request_id), "--json")
+    assert status.returncode == 0, status.stderr
+    lines = [line for line in status.stderr.splitlines() if "comment:" in line]
+    assert len(lines) == 3 and "first" not in status.stderr
+    assert lines[0].startswith("  comment: requester (") and lines[0].endswith("): second")
+    assert lines[1].endswith("third, over two lines")
+    assert lines[2].endswith("…") and len(lines[2]) < 260
+    shown = json.loads(status.stdout)
+    assert [c["author"] for c in shown["latest_comments"]] == ["requester", "lead", "requester"]
+
+
+def test_requesting_a_rejected_version_again_needs_an_answer(quorum):
+    created = quorum.cli("request", quorum.model, "2", "--to", "Staging", "--json")
+    request_id = json.loads(created.stdout)["id"]
+    rejected = quorum.api(
+        "POST",
+        f"/requests/{request_id}/votes",
+        "scientist1",
+        json={"decision": "reject", "comment": "Calibration is off."},
+    )
+    assert rejected.status_code == 201, rejected.text
+    again = quorum.cli("request", quorum.model, "2", "--to", "Staging")
+    assert again.returncode == 2
+    assert "refused (answer_required)" in again.stderr
+    assert f"Previously rejected in #{request_id} by scientist1: 'Calibration is off.'" in (
+        again.stderr
+    )
+    answered = quorum.cli(
+        "request", quorum.model, "2", "--to", "Staging", "--answer", "Recalibrated.", "--json"
+    )
+    assert answered.returncode == 0, answered.stderr
+    assert json.loads(answered.stdout)["rejection_answer"] == "Recalibrated."
+
+
 def test_wait_and_status_exit_1_for_a_cancelled_request(quorum):
     created = quorum.cli("request", quorum.model, "2", "--to", "Staging", "--json")
     request_id = json.loads(created.stdout)["id"]
@@ -343,3 +382,125 @@ def test_wait_and_status_exit_1_for_a_cancelled_request(quorum):
     assert waited.returncode == 1
     assert "cancelled by requester: Cancelled by requester" in waited.stdout
     assert quorum.cli("status", str(request_id)).returncode == 1
+
+
+# -- reading a request: the lines the CLI prints, from the API's answer --------------------------
+
+PENDING = {
+    "id": 7,
+    "model": "fraud",
+    "version": 3,
+    "target": "Production",
+    "decision": "pending",
+    "status": "pending",
+    "execution": None,
+    "expires_at": "2026-11-30T10:00:00Z",
+    "requirements": [{"group": "ml-leads", "needed": 1, "approvers": []}],
+}
+
+
+def test_a_request_past_its_deadline_ends_a_wait_as_expired_before_the_server_stores_it():
+    from quorum_cli.main import EXIT_DECLINED, outcome, state_line
+
+    overdue = {**PENDING, "status": "expired"}
+
+    assert outcome(PENDING) is None
+    assert outcome(overdue) == EXIT_DECLINED
+    assert state_line(overdue) == "expired: no decision before 2026-11-30T10:00:00Z"
+    # A server without `status` is read as before.
+    assert outcome({k: v for k, v in PENDING.items() if k != "status"}) is None
+
+
+def test_an_approval_names_its_quorum_and_falls_back_to_the_deciding_voter():
+    from quorum_cli.main import state_line
+
+    approved = {
+        **PENDING,
+        "decision": "approved",
+        "execution": "queued",
+        "decided_by": "carol",
+        "approved_by": ["alice", "bob", "carol"],
+    }
+
+    assert state_line(approved) == "approved by alice, bob and carol: transition queued"
+    older_server = {k: v for k, v in approved.items() if k != "approved_by"}
+    assert state_line(older_server) == "approved by carol: transition queued"
+
+
+def test_an_auto_approve_gate_that_did_not_fire_is_not_printed_as_a_failure():
+    from quorum_cli.main import gate_line
+
+    missed = {"kind": "auto_approve", "passed": False, "reason": "accuracy 0.9100 > 0.9700"}
+    failed = {"kind": "required", "passed": False, "reason": "accuracy 0.7000 >= 0.8000"}
+
+    assert gate_line(missed) == "gate not auto-approved (needs sign-off): accuracy 0.9100 > 0.9700"
+    assert gate_line({**missed, "verdict": "needs_sign_off"}) == gate_line(missed)
+    assert gate_line(failed) == "gate FAILED: accuracy 0.7000 >= 0.8000"
+    assert gate_line({**failed, "passed": True}).startswith("gate passed:")
+
+
+# -- rollback and break glass ----------------------------------------------------------------------
+
+
+ROLLBACK_POLICIES = STANDARD_POLICIES.replace(
+    "  data-science: [scientist1, scientist2, scientist3]\n",
+    "  data-science: [scientist1, scientist2, scientist3]\n  oncall: [outsider]\n",
+).replace(
+    "    archive_existing: true\n",
+    "    archive_existing: true\n"
+    "    rollback: {require: [{group: ml-leads, approvals: 1}]}\n"
+    "    break_glass: {groups: [oncall], ratify_within: 24h, on_unratified: alert}\n",
+)
+
+
+@pytest.fixture
+def replaced(quorum, mlflow_client):
+    """v1 held Production; v3 took it over in MLflow directly, archiving v1."""
+    policies_load(text=ROLLBACK_POLICIES)
+    mlflow_client.transition_stage(quorum.model, 3, "Production", archive_existing=True)
+    sync_registry(model=quorum.model, client=mlflow_client)
+    return quorum
+
+
+def test_rollback_wait_exits_0_once_the_previous_holder_is_back(replaced, worker, mlflow_client):
+    voters = replaced.votes_in_a_thread(("lead", "approve", "v3 misbehaves"))
+    result = replaced.cli(
+        "rollback", replaced.model, "--target", "Production", "--wait", "--timeout", "90s",
+        "--poll", "0.3",
+    )  # fmt: skip
+    voters.join(5)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0].endswith(
+        f"{replaced.model} version 1 -> Production (rollback)"
+    )
+    assert mlflow_client.get_version(replaced.model, 1).stage == "Production"
+    assert mlflow_client.get_version(replaced.model, 3).stage == "Archived"
+
+
+def test_rollback_to_a_version_that_never_held_the_target_exits_2(replaced):
+    result = replaced.cli("rollback", replaced.model, "--target", "Production", "--to", "2")
+    assert result.returncode == 2
+    assert "refused (nothing_to_roll_back): v2 has not held Production" in result.stderr
+
+
+def test_break_glass_needs_a_reason_and_moves_at_once(replaced, worker, mlflow_client):
+    usage = replaced.cli(
+        "request", replaced.model, "2", "--to", "Production", "--break-glass", user="outsider"
+    )
+    assert usage.returncode == 2 and "--break-glass needs --reason" in usage.stderr
+
+    refused = replaced.cli(
+        "request", replaced.model, "2", "--to", "Production", "--break-glass", "--reason", "x",
+        user="requester",
+    )  # fmt: skip
+    assert refused.returncode == 2 and "refused (forbidden)" in refused.stderr
+
+    result = replaced.cli(
+        "request", replaced.model, "2", "--to", "Production", "--break-glass",
+        "--reason", "v3 approves every payment", "--wait", "--timeout", "60s", "--poll", "0.3",
+        user="outsider",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0].endswith("-> Production (break glass)")
+    assert mlflow_client.get_version(replaced.model, 2).stage == "Production"

@@ -18,7 +18,6 @@ from securesystemslib.signer import CryptoSigner
 from quorum.localservices import free_port
 from quorum_cli import attestation as proof
 from reviews import attestation
-from tests.test_attestation import approved, promoted, transitions  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from django.core.management import call_command
 from quorum.localservices import free_port, port_in_use, redis_answers, start_embedded_redis
 from registry.management.commands.create_demo_users import DEMO_PASSWORD
 from registry.mlflow_client import RegistryClient
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,16 +63,22 @@ class DemoProcess:
         return "\n".join(self.lines)
 
     def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
+        """Until the demo prints `text`; fails with its output when it exits or the time is up."""
+
+        def printed() -> bool:
+            if text in self.output:
+                return True
             if self.process.poll() is not None:
                 self.reader.join(timeout=5)
                 if text in self.output:
-                    return
+                    return True
                 pytest.fail(f"the demo exited ({self.process.returncode}):\n{self.output[-4000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {text!r} within {timeout:.0f} s:\n{self.output[-4000:]}")
-            time.sleep(0.5)
+            return False
+
+        try:
+            wait_for(printed, timeout=timeout, interval=0.5, message=f"the demo to print {text!r}")
+        except AssertionError as timed_out:
+            pytest.fail(f"{timed_out}:\n{self.output[-4000:]}")
 
     def stop(self, signum: int, timeout: float = 90) -> int:
         self.process.send_signal(signum)
@@ -161,13 +167,18 @@ def logged_in(base_url: str) -> tuple[requests.Session, str]:
 def wait_for_page_text(
     session: requests.Session, url: str, text: str, *, timeout: float, demo: DemoProcess
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in session.get(url, timeout=10).text:
-        if time.monotonic() > deadline:
-            pytest.fail(f"{text!r} did not appear on {url}:\n{demo.output[-4000:]}")
-        time.sleep(0.5)
+    try:
+        wait_for(
+            lambda: text in session.get(url, timeout=10).text,
+            timeout=timeout,
+            interval=0.5,
+            message=f"{text!r} to appear on {url}",
+        )
+    except AssertionError as timed_out:
+        pytest.fail(f"{timed_out}:\n{demo.output[-4000:]}")
 
 
+@pytest.mark.e2e
 def test_demo_serves_seeded_models_stops_everything_and_reuses_its_state(tmp_path, private_redis):
     env = demo_env(tmp_path / "var", private_redis)
     base_url = f"http://127.0.0.1:{env['PORT']}"
@@ -226,6 +237,7 @@ def test_demo_serves_seeded_models_stops_everything_and_reuses_its_state(tmp_pat
     assert not any(port_in_use(port) for port in ports)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("variable", ["PORT", "MLFLOW_PORT"])
 def test_busy_port_is_named_with_the_variable_to_change_and_nothing_starts(
     tmp_path, private_redis, variable

@@ -17,7 +17,6 @@ import re
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,11 +33,12 @@ from registry.sync import sync_registry
 from reviews import jobs
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
 from reviews.notify import QUEUE as NOTIFY_QUEUE
-from tests.test_browser_registry import chromium, register_fraud_model
-from tests.test_browser_review import PASSWORD, Session
-from tests.test_cli import database_url
+from tests.browser import PASSWORD, Session, chromium
+from tests.factories import register_fraud_model
+from tests.processes import children, database_url
+from tests.waiting import wait_for
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 # The virtualenv holds the `python` and `gunicorn` the Procfile names.
@@ -180,19 +180,6 @@ class Stack:
             print((self.logs / f"{name}.log").read_text(errors="replace")[-4000:])
 
 
-def children(pid: int) -> list[int]:
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def wait_until(condition, *, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} within {timeout:.0f} s")
-
-
 @pytest.fixture
 def deployed(
     mlflow_server, redis_url, rq_queue, policies, collected_static, tmp_path, settings
@@ -232,12 +219,18 @@ def deployed(
         web = stack.start("web", processes["web"])
         workers = [stack.start(f"worker-{n}", processes["worker"]) for n in (1, 2)]
         wait_for_http(f"{base}/accounts/login/", timeout=60, process=web)
-        wait_until(lambda: len(children(web.pid)) == 2, timeout=20, what="2 gunicorn workers")
+        wait_for(
+            lambda: len(children(web.pid)) == 2,
+            timeout=20,
+            interval=0.2,
+            message="2 gunicorn workers",
+        )
         connection = queues[0].connection
-        wait_until(
+        wait_for(
             lambda: {w.pid for w in Worker.all(connection=connection)} >= {p.pid for p in workers},
             timeout=60,
-            what="both RQ workers registered",
+            interval=0.2,
+            message="both RQ workers to register",
         )
         yield SimpleNamespace(url=base, web=web, workers=workers)
     finally:

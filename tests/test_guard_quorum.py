@@ -24,7 +24,7 @@ from reviews.guard import (
 from reviews.models import ApprovalPolicy, GuardProbe, NotificationKind
 from reviews.policies import policies_load
 from tests.conftest import CREDENTIAL_VARIABLES, STANDARD_POLICIES
-from tests.test_sync import register
+from tests.factories import register_in_mlflow
 
 pytestmark = pytest.mark.django_db
 
@@ -139,7 +139,7 @@ def test_tags_follow_the_policies_and_a_model_that_lost_its_policy_gets_an_empty
     client = as_quorum(token_guard)
     covered, other = f"fraud-{unique_name}", f"churn-{unique_name}"
     for name in (covered, other):
-        register(client, name, versions=1)
+        register_in_mlflow(client, name, versions=1)
         sync_registry(model=name, client=client)  # ends by writing the tags (guarded registry)
     assert json.loads(client.get_model(other).tags[PROTECTED_TAG])["targets"] == [
         "@champion",
@@ -169,7 +169,7 @@ def test_a_model_no_policy_covers_and_never_tagged_is_left_alone(
     token_guard, as_quorum, unique_name
 ):
     client = as_quorum(token_guard)
-    register(client, unique_name, versions=1)
+    register_in_mlflow(client, unique_name, versions=1)
     sync_registry(model=unique_name, client=client)
     assert guard_tags_reconcile(client=client).written == []
     assert PROTECTED_TAG not in client.get_model(unique_name).tags
@@ -178,7 +178,7 @@ def test_a_model_no_policy_covers_and_never_tagged_is_left_alone(
 def test_quorum_writes_no_tag_on_mlflow_without_the_guard(
     mlflow_client, unique_name, policies, no_credentials
 ):
-    register(mlflow_client, unique_name, versions=1)
+    register_in_mlflow(mlflow_client, unique_name, versions=1)
     sync_registry(model=unique_name, client=mlflow_client)
     assert not latest_probe().guarded
     assert PROTECTED_TAG not in mlflow_client.get_model(unique_name).tags

@@ -15,7 +15,7 @@ from registry.sync import sync_registry
 from reviews import jobs, services
 from reviews.guard import PROTECTED_TAG, latest_probe
 from reviews.models import Execution
-from tests.test_sync import register
+from tests.factories import register_in_mlflow
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +59,7 @@ def model(guarded, as_quorum, unique_name, policies):
     """A model registered by Quorum's identity with v1 in Production and v2, v3 new; mirrored
     and tagged from the standard policies (Production and @champion, Staging); alice has EDIT."""
     client = as_quorum(guarded)
-    register(client, unique_name, versions=3)
+    register_in_mlflow(client, unique_name, versions=3)
     client.transition_stage(unique_name, 1, "Production")
     client.set_alias(unique_name, "champion", 1)
     # The sync ends by probing the guard and writing the tag from the policies.

@@ -19,7 +19,7 @@ from reviews.counting import progress
 from reviews.errors import NotEligible
 from reviews.models import AuditEvent
 from reviews.policies import policies_load
-from tests.test_services import GOOD, mirror
+from tests.factories import GOOD, make_mirror
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +63,7 @@ def test_a_group_removed_at_the_provider_is_lost_at_the_next_sign_in_and_votes_s
     sso.person("olivia", ["idp-ml-leads"])
     sso.sign_in(client, "olivia")
     olivia = signed_in_user(client)
-    mirror(versions={1: ("Production", GOOD), 2: ("None", GOOD), 3: ("None", GOOD)})
+    make_mirror(versions={1: ("Production", GOOD), 2: ("None", GOOD), 3: ("None", GOOD)})
     first = services.request_create(
         model="fraud-detector", version=2, target="Production", requester=cast["requester"]
     )

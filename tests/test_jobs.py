@@ -18,7 +18,7 @@ from registry.jobs import (
 )
 from registry.models import ModelVersion, RegisteredModel
 from registry.signals import changes_observed
-from tests.test_sync import register
+from tests.factories import register_in_mlflow
 
 pytestmark = pytest.mark.django_db
 
@@ -71,7 +71,7 @@ def test_the_pending_marker_expires_so_a_lost_job_cannot_block_syncs_forever(
 def test_a_change_during_a_running_sync_queues_a_new_job(
     sync_queue, simple_worker, mlflow_server, mlflow_client, unique_name
 ):
-    register(mlflow_client, unique_name, versions=2)
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
     assert enqueue_model_sync(unique_name)
     (running,) = queued(sync_queue, unique_name)
     # Called while the job runs, after it read MLflow: stands for a webhook arriving mid-sync.
@@ -119,7 +119,7 @@ def test_an_older_job_leaves_the_marker_of_a_newer_queued_one_alone(
 def test_periodic_syncs_run_on_a_worker_and_mirror_the_registry(
     sync_queue, simple_worker, mlflow_server, mlflow_client, unique_name
 ):
-    register(mlflow_client, unique_name, versions=2)
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
     incremental = sync_queue.enqueue(sync_incremental)
     full = sync_queue.enqueue(sync_full)
 
@@ -154,5 +154,35 @@ def test_the_cron_config_schedules_the_syncs_and_the_reconciler(
     assert {"registry.jobs.sync_incremental", "reviews.reconciler.reconcile"} <= enqueued
     assert "registry.jobs.sync_full" not in enqueued
     simple_worker(sync_queue)
-    (job,) = sync_queue.finished_job_registry.get_job_ids()
-    assert sync_queue.fetch_job(job).return_value().startswith("synced ")
+    finished = [sync_queue.fetch_job(j) for j in sync_queue.finished_job_registry.get_job_ids()]
+    # The sync, then the evidence fetch it queued for the versions it mirrored.
+    (job,) = [j for j in finished if j.func_name == "registry.jobs.sync_incremental"]
+    assert job.return_value().startswith("synced ")
+
+
+def test_new_versions_get_one_coalesced_evidence_fetch(
+    sync_queue, simple_worker, mlflow_client, unique_name
+):
+    from registry import evidence
+    from registry.jobs import enqueue_evidence_fetch
+    from registry.sync import sync_registry
+    from tests.factories import register_sklearn_version
+
+    register_sklearn_version(mlflow_client, unique_name, columns={"age": "int64"})
+    sync_registry(model=unique_name, client=mlflow_client)
+    waiting = evidence.waiting_count()
+    assert waiting >= 1
+
+    # A burst of new versions while the fetch waits collapses into that one job.
+    assert enqueue_evidence_fetch() is True
+    assert enqueue_evidence_fetch() is False
+    assert len(sync_queue) == 1
+    simple_worker(sync_queue)
+
+    assert evidence.waiting_count() == 0
+    read = ModelVersion.objects.get(model__name=unique_name, version=1).evidence
+    assert read.signature["inputs"][0]["name"] == "age"
+    # Nothing left to read: a second fetch reads nothing from MLflow.
+    assert enqueue_evidence_fetch() is True
+    simple_worker(sync_queue)
+    assert evidence.waiting_count() == 0

@@ -10,7 +10,6 @@ import email
 import email.policy
 from datetime import timedelta
 
-import django_rq
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
@@ -29,10 +28,9 @@ from reviews.models import (
     OutboxState,
     TransitionRequest,
 )
-from tests.test_services import mirror
+from tests.factories import make_mirror
 
 pytestmark = pytest.mark.django_db
-
 
 BASE_URL = "https://quorum.example.com"
 APPROVERS = {"lead", "scientist1", "scientist2", "scientist3"}
@@ -48,12 +46,6 @@ def mailroom(policies, settings, mailoutbox, rq_queue):
         user.save(update_fields=["email"])
     rq_queue(jobs.QUEUE)  # approvals queue transitions there; these tests leave them be
     return rq_queue(notify.QUEUE)
-
-
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """`with committed():` runs what waits for the commit (the enqueues) when the block ends."""
-    return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
 @pytest.fixture
@@ -113,7 +105,7 @@ def link(request) -> str:
 def test_a_new_request_asks_every_eligible_approver_but_the_requester(
     mailroom, deliver, requester, committed
 ):
-    mirror()
+    make_mirror()
     request = create(requester, committed, comment="Retrained on October data")
 
     assert mail.outbox == []  # nothing is sent where the request was made: a worker sends it
@@ -126,18 +118,20 @@ def test_a_new_request_asks_every_eligible_approver_but_the_requester(
     # The evidence: who asks, gate results, candidate against the version it would replace.
     assert "requester asks for fraud-detector v2 to go to Production" in message.body
     assert "Retrained on October data" in message.body
-    assert "[pass] accuracy 0.91 >= 0.8 (required)" in message.body
-    assert "accuracy: 0.9100 vs 0.8900 (+0.02)" in message.body
+    assert "[pass] accuracy 0.9100 >= 0.8000 (required)" in message.body
+    assert "accuracy: 0.9100 vs 0.8900 (+0.0200)" in message.body
     assert "Metrics, v2 vs v1 at Production" in message.body
     assert "ml-leads 0/1" in message.body and "data-science 0/2" in message.body
-    assert "accuracy 0.91 &gt;= 0.8" in html(message)
+    assert "accuracy 0.9100 &gt;= 0.8000" in html(message)
     assert message.extra_headers["Auto-Submitted"] == "auto-generated"
 
 
 def test_a_request_its_gates_reject_at_once_asks_nobody_and_tells_the_requester(
     mailroom, deliver, requester, committed
 ):
-    mirror(versions={1: ("Production", {"accuracy": 0.89, "f1": 0.87}), 2: ("None", {"f1": 0.9})})
+    make_mirror(
+        versions={1: ("Production", {"accuracy": 0.89, "f1": 0.87}), 2: ("None", {"f1": 0.9})}
+    )
     request = create(requester, committed)
     assert request.decision == "rejected"
 
@@ -155,7 +149,7 @@ def test_a_request_its_gates_reject_at_once_asks_nobody_and_tells_the_requester(
 def test_a_request_rejected_for_a_nan_metric_says_so_in_its_mail(
     mailroom, deliver, requester, committed
 ):
-    mirror(
+    make_mirror(
         versions={
             1: ("Production", {"accuracy": 0.89, "f1": "Infinity"}),
             2: ("None", {"accuracy": "NaN", "f1": 0.9}),
@@ -207,7 +201,7 @@ def cancel(request, users, committed):
 def test_a_decision_goes_to_the_requester_and_everyone_who_voted_only(
     mailroom, deliver, cast, committed, act, decision, told, said
 ):
-    mirror()
+    make_mirror()
     request = create(cast["requester"], committed)
     deliver()  # the review requests
 
@@ -220,25 +214,43 @@ def test_a_decision_goes_to_the_requester_and_everyone_who_voted_only(
     assert link(request) in sent[0].body
 
 
+def test_an_approval_mail_names_the_whole_quorum_not_the_last_voter(
+    mailroom, deliver, cast, committed
+):
+    make_mirror()
+    request = create(cast["requester"], committed)
+    deliver()
+
+    approve_all(request, cast, committed)
+    sent = deliver()
+
+    assert "was approved by lead, scientist1 and scientist2." in sent[0].body
+    assert "<strong>approved</strong> by lead, scientist1 and scientist2." in html(sent[0])
+
+
+def test_an_auto_approve_gate_that_did_not_fire_is_neutral_in_the_mail(
+    mailroom, deliver, cast, committed
+):
+    make_mirror()  # v2's accuracy 0.91 is short of the staging policy's auto-approve 0.97
+    create(cast["requester"], committed, target="Staging")
+    [message] = [m for m in deliver() if m.to == ["scientist1@example.com"]]
+
+    assert "[not auto-approved: needs sign-off] accuracy 0.9100 > 0.9700: not met" in message.body
+    assert "FAIL" not in message.body
+    assert "#b3261e" not in html(message)  # nothing in the failure red
+
+
 # -- execution: a real transition job against a real MLflow server ------------------------------
 
 
-def run_transition(request, committed, simple_worker) -> None:
-    # Request ids restart with each test database, and a finished job of an earlier run with the
-    # same id may still be in Redis: replace it, as an admin's retry does.
-    jobs.enqueue_transition(request.pk, replace=True)
-    with committed():
-        simple_worker(django_rq.get_queue(jobs.QUEUE))
-
-
 def test_a_transition_done_tells_the_requester(
-    promoted, mailroom, deliver, cast, committed, simple_worker
+    promoted, mailroom, deliver, cast, committed, run_transition
 ):
     request = create(cast["requester"], committed, model=promoted, version=3)
     approve_all(request, cast, committed)
     deliver()
 
-    run_transition(request, committed, simple_worker)
+    run_transition(request)
     sent = deliver()
 
     assert to(sent) == {"requester"}
@@ -247,14 +259,14 @@ def test_a_transition_done_tells_the_requester(
 
 
 def test_a_transition_that_fails_for_good_tells_the_requester_and_staff(
-    mlflow_server, mailroom, deliver, cast, committed, unique_name, simple_worker
+    mlflow_server, mailroom, deliver, cast, committed, unique_name, run_transition
 ):
-    mirror(name=unique_name)  # in the mirror, but MLflow has no such model
+    make_mirror(name=unique_name)  # in the mirror, but MLflow has no such model
     request = create(cast["requester"], committed, model=unique_name)
     approve_all(request, cast, committed)
     deliver()
 
-    run_transition(request, committed, simple_worker)
+    run_transition(request)
     sent = deliver()
 
     request.refresh_from_db()
@@ -264,7 +276,10 @@ def test_a_transition_that_fails_for_good_tells_the_requester_and_staff(
         f"[Quorum] {unique_name} v2 → Production transition failed: "
         f"{unique_name} version 2 no longer exists in MLflow."
     }
-    assert "an admin can retry the transition" in sent[0].body
+    # The version is gone: no retry can help, and the mail does not suggest one.
+    assert "no retry can help" in sent[0].body
+    assert "an admin can retry" not in sent[0].body
+    assert AuditEvent.objects.get(action="transition.failed").details["permanent"] is True
 
 
 # -- reminders and escalation -------------------------------------------------------------------
@@ -280,7 +295,7 @@ def test_a_reminder_goes_to_approvers_who_have_not_voted_unless_they_turned_it_o
     mailroom, deliver, cast, committed, simple_worker, settings
 ):
     settings.QUORUM_REMINDER_BEFORE = 24 * 3600
-    mirror()
+    make_mirror()
     request = create(cast["requester"], committed)
     vote(request, cast["scientist1"], committed)
     deliver()
@@ -310,7 +325,7 @@ def test_a_reminder_goes_to_approvers_who_have_not_voted_unless_they_turned_it_o
 def test_a_reminder_written_before_someone_voted_skips_them(
     mailroom, deliver, cast, committed, settings
 ):
-    mirror()
+    make_mirror()
     request = create(cast["requester"], committed)
     deliver()
     with committed():
@@ -327,7 +342,7 @@ def test_a_reminder_written_before_someone_voted_skips_them(
 def test_a_reminder_goes_to_an_approver_whose_approval_went_stale(
     mailroom, deliver, cast, committed, simple_worker
 ):
-    mirror()
+    make_mirror()
     request = create(cast["requester"], committed)
     for name in ("lead", "scientist1"):
         vote(request, cast[name], committed)
@@ -345,7 +360,7 @@ def test_a_reminder_goes_to_an_approver_whose_approval_went_stale(
 
 
 def test_a_reminder_to_a_stale_voter_is_not_skipped_as_voted(mailroom, deliver, cast, committed):
-    mirror()
+    make_mirror()
     request = create(cast["requester"], committed)
     deliver()
     with committed():
@@ -363,7 +378,7 @@ def test_a_reminder_to_a_stale_voter_is_not_skipped_as_voted(mailroom, deliver, 
 def test_a_request_whose_every_approval_went_stale_is_escalated_at_half_its_lifetime(
     mailroom, deliver, cast, committed, simple_worker
 ):
-    mirror()
+    make_mirror()
     request = create(cast["requester"], committed)
     vote(request, cast["lead"], committed)
     with committed():
@@ -382,7 +397,7 @@ def test_a_request_whose_every_approval_went_stale_is_escalated_at_half_its_life
 def test_a_request_nobody_voted_on_by_half_its_lifetime_is_escalated_to_staff_once(
     mailroom, deliver, cast, committed, simple_worker
 ):
-    mirror()
+    make_mirror()
     request = create(cast["requester"], committed)
     voted_on = create(cast["requester"], committed, version=1, target="@champion")
     vote(voted_on, cast["lead"], committed)
@@ -414,7 +429,7 @@ def test_a_request_nobody_voted_on_by_half_its_lifetime_is_escalated_to_staff_on
 def test_a_change_made_in_mlflow_directly_is_reported_to_staff(
     mailroom, deliver, committed, requester
 ):
-    versions = mirror()
+    versions = make_mirror()
     RegistryChange.objects.create(
         model=versions[2].model,
         version=versions[2],
@@ -443,7 +458,7 @@ def pending_mail() -> set[str]:
 
 
 def test_a_job_run_twice_sends_each_mail_once(mailroom, deliver, requester, committed):
-    mirror()
+    make_mirror()
     request = create(requester, committed)
     event = AuditEvent.objects.get(action="request.created", request=request)
     mailroom.enqueue(notify.send_event_mail, event.pk)  # a duplicate of the queued job
@@ -460,7 +475,7 @@ def test_the_mail_job_is_queued_under_the_path_every_release_runs(
     mailroom, deliver, requester, committed
 ):
     # A job waits in Redis by its function's dotted path: one release may queue what the next runs.
-    mirror()
+    make_mirror()
     create(requester, committed)
 
     assert [job.func_name for job in mailroom.get_jobs()] == ["reviews.notify.send_event_mail"]
@@ -468,7 +483,7 @@ def test_the_mail_job_is_queued_under_the_path_every_release_runs(
 
 
 def test_a_retried_job_sends_only_what_failed(mailroom, deliver, cast, committed):
-    mirror()
+    make_mirror()
     broken = cast["scientist3"]
     broken.email = "scientist3@example.com\nBcc: everyone@example.com"  # refused as a header
     broken.save()
@@ -497,7 +512,7 @@ def test_a_retried_job_sends_only_what_failed(mailroom, deliver, cast, committed
 def test_mail_the_smtp_server_refused_is_sent_once_it_answers(
     mailroom, deliver, requester, committed, settings
 ):
-    mirror()
+    make_mirror()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens
     settings.EMAIL_TIMEOUT = 2
@@ -519,7 +534,7 @@ def test_mail_the_smtp_server_refused_is_sent_once_it_answers(
 def test_mail_that_gave_up_is_sent_again_from_the_admin_once_the_server_answers(
     mailroom, deliver, requester, committed, settings, monkeypatch, admin_client
 ):
-    mirror()
+    make_mirror()
     monkeypatch.setattr(outbox, "MAX_ATTEMPTS", 3)  # the job's three tries use them up
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens
@@ -562,7 +577,7 @@ def test_mail_that_gave_up_is_sent_again_from_the_admin_once_the_server_answers(
 def test_redis_down_when_the_event_commits_the_sweep_sends_it_later(
     mailroom, deliver, requester, committed, settings, caplog
 ):
-    mirror()
+    make_mirror()
     reachable = settings.RQ_QUEUES
     nothing_listens = f"redis://127.0.0.1:{free_port()}/10"
     settings.RQ_QUEUES = {name: {**c, "URL": nothing_listens} for name, c in reachable.items()}
@@ -606,7 +621,7 @@ def test_mlflow_text_in_a_mail_is_escaped_in_html_and_kept_on_one_line_in_the_su
     mailroom, deliver, requester, committed
 ):
     name = "<b>fraud</b>\nBcc: x@example.com"
-    mirror(name=name)
+    make_mirror(name=name)
     create(requester, committed, model=name, comment="<script>alert(1)</script>")
 
     sent = deliver()
@@ -624,7 +639,7 @@ def test_mlflow_text_in_a_mail_is_escaped_in_html_and_kept_on_one_line_in_the_su
 def test_the_link_in_a_mail_asks_for_a_login_and_changes_nothing(
     mailroom, deliver, requester, lead, committed, client
 ):
-    mirror()
+    make_mirror()
     request = create(requester, committed)
     [message] = [m for m in deliver() if m.to == ["lead@example.com"]]
     path = link(request).removeprefix(BASE_URL)
@@ -684,7 +699,7 @@ def test_the_file_transport_writes_one_eml_file_per_mail(
 ):
     settings.EMAIL_BACKEND = "reviews.notify.EmlFileBackend"
     settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
-    mirror()
+    make_mirror()
     request = create(requester, committed)
 
     simple_worker(mailroom)

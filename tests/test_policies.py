@@ -104,6 +104,24 @@ def test_export_then_load_is_a_lossless_round_trip(people):
     assert parse_policy_file(exported) == parse_policy_file(EXAMPLE)
 
 
+def test_out_of_band_defaults_to_flag_and_revert_loads_and_exports(people):
+    policies_load(text=EXAMPLE)
+    assert set(ApprovalPolicy.objects.values_list("out_of_band", flat=True)) == {"flag"}
+    assert "out_of_band" not in policies_export()  # the default stays implicit
+
+    reverting = EXAMPLE.replace(
+        "archive_existing: true", "archive_existing: true\n    out_of_band: revert"
+    )
+    report = policies_load(text=reverting)
+
+    assert report.changed == ["production"]
+    assert ApprovalPolicy.objects.get(name="production").out_of_band == "revert"
+    assert ApprovalPolicy.objects.get(name="staging").out_of_band == "flag"
+    exported = policies_export()
+    assert "out_of_band: revert" in exported
+    assert policies_load(text=exported).unchanged == ["production", "staging"]
+
+
 def test_loading_changes_and_removes_what_the_file_no_longer_says(people):
     policies_load(text=EXAMPLE)
     edited = EXAMPLE.replace("approvals: 2}", "approvals: 3}")
@@ -243,6 +261,14 @@ def test_problems_carry_their_location_as_data(people):
         (
             ("policies:\n", "policies: []\npolicies:\n"),
             "policies: given twice, on line 5 and on line 6",
+        ),
+        (
+            ("archive_existing: true", "archive_existing: true\n    out_of_band: undo"),
+            "policies[0].out_of_band: Input should be 'flag' or 'revert'",
+        ),
+        (
+            ("archive_existing: true", "archive_existing: true\n    out_of_band: [revert]"),
+            "policies[0].out_of_band: Input should be 'flag' or 'revert'",
         ),
         # What the database cannot hold.
         (("ml-leads: [alice]", f"{'g' * 151}: [alice]"), "groups.ggg"),

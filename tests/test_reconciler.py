@@ -133,7 +133,14 @@ def test_a_reconcile_job_queued_under_its_old_path_runs_on_a_worker(rq_queue, si
     simple_worker(queue)
 
     assert job.get_status(refresh=True) == "finished", job.latest_result().exc_string
-    assert set(job.return_value()) == {"expired", "overdue_retries", "requeued", "classified"}
+    assert set(job.return_value()) == {
+        "expired",
+        "overdue_retries",
+        "requeued",
+        "proofs_requeued",
+        "classified",
+        "reverts_requeued",
+    }
 
 
 def test_the_transition_jobs_import_neither_the_reconciler_nor_the_domain_actions():

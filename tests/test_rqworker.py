@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,9 @@ from registry.models import ChangeKind, RegistryChange
 from registry.sync import sync_registry
 from reviews import jobs, services, stalls
 from reviews.models import Execution, TransitionRequest
-from tests.test_cli import database_url
-from tests.test_sync import register
+from tests.factories import register_in_mlflow
+from tests.processes import database_url
+from tests.waiting import wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -30,20 +30,11 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def wait_until(condition, *, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"no {what} within {timeout:.0f} s")
-
-
 def test_a_bare_rqworker_serves_every_queue_and_runs_a_transition_and_its_sync(
     mlflow_server, mlflow_client, unique_name, policies, rq_queue, tmp_path
 ):
     queues = {name: rq_queue(name) for name in settings.QUORUM_QUEUES}
-    register(mlflow_client, unique_name, versions=2)
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)
     request = services.request_create(
         model=unique_name, version=2, target="Production", requester=policies["requester"]
@@ -67,17 +58,17 @@ def test_a_bare_rqworker_serves_every_queue_and_runs_a_transition_and_its_sync(
         start_new_session=True,
     )
     try:
-        wait_until(
+        wait_for(
             lambda: all(stalls.consumers(name) for name in settings.QUORUM_QUEUES),
             timeout=60,
-            what="worker listening on every queue",
+            message="a worker listening on every queue",
         )
-        wait_until(
+        wait_for(
             lambda: RegistryChange.objects.filter(
                 version__model__name=unique_name, kind=ChangeKind.STAGE_CHANGED
             ).exists(),
             timeout=60,
-            what="transition mirrored by its sync",
+            message="the transition mirrored by its sync",
         )
     finally:
         stop_process(worker)

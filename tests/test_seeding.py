@@ -170,3 +170,36 @@ def test_seed_command_refuses_a_registry_with_models_unless_forced(mlflow_client
 def test_seed_command_rejects_artifacts_without_training(mlflow_server):
     with pytest.raises(CommandError, match="--artifacts needs trained models"):
         call_command("seed_registry", "--synthetic", "--artifacts", "--force")
+
+
+@pytest.mark.django_db
+def test_demo_models_show_a_changed_signature_dependency_and_dataset(mlflow_server):
+    from registry import evidence
+    from registry.models import VersionEvidence
+    from registry.sync import sync_registry
+
+    client = RegistryClient(mlflow_server.url)
+    summary = seed_registry(
+        client, models=3, versions=2, train=True, artifacts=True, prefix=prefix()
+    )
+    sync_registry(full=True, client=client)
+    evidence.fetch_missing(client=client, limit=10_000)
+
+    def compared(name: str):
+        read = {
+            e.version.version: e
+            for e in VersionEvidence.objects.filter(version__model__name=name).select_related(
+                "version"
+            )
+        }
+        assert read[1].problems == {} and read[2].problems == {}
+        return evidence.compare(read[2], read[1])
+
+    tumour, wine, digits = (compared(name) for name in summary.models)
+    assert tumour.signature_breaking is True
+    assert "breaking: column `mean radius` removed" in [c.text for c in tumour.signature_changes]
+    assert (tumour.requirements_changed, tumour.dataset_changed) == (False, False)
+    assert wine.requirement_changes == ["changed scipy ==1.14.1 → ==1.15.2"]
+    assert (wine.signature_changed, wine.dataset_changed) == (False, False)
+    assert digits.dataset_changed is True and "not comparable" in digits.dataset_warning
+    assert (digits.signature_changed, digits.requirements_changed) == (False, False)

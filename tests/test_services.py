@@ -41,30 +41,13 @@ from reviews.models import (
     Vote,
 )
 from reviews.policies import policies_export, policies_load, set_requesters
-from tests.factories import register_with_metrics
+from tests.factories import GOOD, make_mirror, make_request, register_with_metrics
 
 pytestmark = pytest.mark.django_db
 
-GOOD = {"accuracy": 0.91, "f1": 0.88}
-
-
-def mirror(name="fraud-detector", versions=None) -> dict[int, ModelVersion]:
-    """Mirror rows as a sync would have written them: {number: (stage, metrics)}."""
-    versions = versions or {1: ("Production", {"accuracy": 0.89, "f1": 0.87}), 2: ("None", GOOD)}
-    model = RegisteredModel.objects.create(name=name)
-    rows = {
-        number: ModelVersion.objects.create(
-            model=model, version=number, stage=stage, metrics=metrics, run_id=f"run{number}"
-        )
-        for number, (stage, metrics) in versions.items()
-    }
-    return rows
-
 
 def create(requester, version=2, target="Production", model="fraud-detector", **kwargs):
-    return services.request_create(
-        model=model, version=version, target=target, requester=requester, **kwargs
-    )
+    return make_request(model, version, target, requester=requester, **kwargs)
 
 
 def approve(request, user, comment=""):
@@ -79,7 +62,7 @@ def refresh(request) -> TransitionRequest:
 
 
 def test_request_keeps_policy_snapshot_baseline_and_gate_results(policies, requester):
-    versions = mirror()
+    versions = make_mirror()
 
     request = create(requester, comment="retrained on Q3")
 
@@ -114,7 +97,7 @@ def test_request_keeps_policy_snapshot_baseline_and_gate_results(policies, reque
 def test_bad_requests_are_refused_with_a_clear_message_and_change_nothing(
     policies, requester, kwargs, error, message
 ):
-    mirror()
+    make_mirror()
     events = AuditEvent.objects.count()
 
     with pytest.raises(error, match=message):
@@ -124,14 +107,14 @@ def test_bad_requests_are_refused_with_a_clear_message_and_change_nothing(
 
 
 def test_deleted_version_cannot_be_requested(policies, requester):
-    ModelVersion.objects.filter(pk=mirror()[2].pk).update(deleted=True)
+    ModelVersion.objects.filter(pk=make_mirror()[2].pk).update(deleted=True)
 
     with pytest.raises(VersionDeleted, match="was deleted in MLflow"):
         create(requester)
 
 
 def test_a_policy_naming_requester_groups_refuses_everyone_else(policies, requester, lead):
-    mirror()
+    make_mirror()
     releasers = Group.objects.create(name="release-managers")
     releasers.user_set.add(lead)
     set_requesters(ApprovalPolicy.objects.get(name="production"), [releasers])
@@ -148,7 +131,7 @@ def test_a_policy_naming_requester_groups_refuses_everyone_else(policies, reques
 
 
 def test_second_open_request_for_the_same_version_and_target_is_refused(policies, requester):
-    mirror()
+    make_mirror()
     first = create(requester)
 
     with pytest.raises(DuplicateRequest, match=f"Request #{first.pk} .* is still open"):
@@ -158,19 +141,19 @@ def test_second_open_request_for_the_same_version_and_target_is_refused(policies
 
 
 def test_failing_required_gate_rejects_at_once_with_the_reason(policies, requester):
-    mirror(versions={2: ("None", {"accuracy": 0.72, "f1": 0.9})})
+    make_mirror(versions={2: ("None", {"accuracy": 0.72, "f1": 0.9})})
 
     request = create(requester)
 
     assert request.decision == Decision.REJECTED
     assert request.decided_by is None
-    assert request.decision_reason == "Required gate failed: accuracy 0.72 >= 0.8: not met"
+    assert request.decision_reason == "Required gate failed: accuracy 0.7200 >= 0.8000: not met"
     event = AuditEvent.objects.get(action="request.rejected")
     assert event.actor == "policy"
 
 
 def test_a_metric_the_run_never_logged_fails_its_gate_saying_so(policies, requester):
-    mirror(versions={2: ("None", {"f1": 0.9})})
+    make_mirror(versions={2: ("None", {"f1": 0.9})})
 
     request = create(requester)
 
@@ -179,7 +162,7 @@ def test_a_metric_the_run_never_logged_fails_its_gate_saying_so(policies, reques
 
 
 def test_baseline_gate_compares_with_the_current_holder_of_the_target(policies, requester):
-    mirror(
+    make_mirror(
         versions={
             1: ("Production", {"accuracy": 0.9, "f1": 0.90}),
             2: ("None", {"accuracy": 0.9, "f1": 0.885}),
@@ -191,12 +174,12 @@ def test_baseline_gate_compares_with_the_current_holder_of_the_target(policies, 
     close_enough = create(requester, version=3)
 
     assert worse.decision == Decision.REJECTED
-    assert "f1 0.885 >= baseline 0.9 -0.01 = 0.89: not met" in worse.decision_reason
+    assert "f1 0.8850 >= baseline 0.9000 −0.0100 = 0.8900: not met" in worse.decision_reason
     assert close_enough.decision == Decision.PENDING
 
 
 def test_baseline_gate_with_no_baseline_passes_and_says_no_baseline(policies, requester):
-    mirror(versions={1: ("None", GOOD)})
+    make_mirror(versions={1: ("None", GOOD)})
 
     request = create(requester, version=1)
 
@@ -206,7 +189,7 @@ def test_baseline_gate_with_no_baseline_passes_and_says_no_baseline(policies, re
 
 
 def test_alias_target_baseline_is_the_version_holding_the_alias(policies, requester):
-    versions = mirror()
+    versions = make_mirror()
     RegisteredModel.objects.filter(name="fraud-detector").update(aliases={"champion": 1})
     ModelVersion.objects.filter(pk=versions[1].pk).update(aliases=["champion"])
 
@@ -218,14 +201,14 @@ def test_alias_target_baseline_is_the_version_holding_the_alias(policies, reques
 def test_passing_auto_approve_gates_approve_without_a_vote(
     policies, requester, redis_url, django_capture_on_commit_callbacks
 ):
-    mirror(versions={1: ("None", {"accuracy": 0.99})})
+    make_mirror(versions={1: ("None", {"accuracy": 0.99})})
 
     with django_capture_on_commit_callbacks(execute=True):
         request = create(requester, version=1, target="Staging")
 
     assert request.decision == Decision.APPROVED and request.execution == Execution.QUEUED
     assert request.decision_reason.startswith(
-        "Every auto-approve gate passed: accuracy 0.99 > 0.97"
+        "Every auto-approve gate passed: accuracy 0.9900 > 0.9700"
     )
     assert AuditEvent.objects.get(action="request.approved").actor == "policy"
 
@@ -282,7 +265,7 @@ def test_a_holder_with_a_nan_metric_can_still_be_replaced_by_the_reviewers(
 def test_quorum_needs_every_group(
     policies, requester, lead, scientist1, scientist2, django_capture_on_commit_callbacks, redis_url
 ):
-    mirror()
+    make_mirror()
     request = create(requester)
 
     approve(request, scientist1)
@@ -307,7 +290,7 @@ def test_quorum_needs_every_group(
 
 def test_a_voter_in_two_required_groups_counts_once(policies, requester, lead, scientist1):
     Group.objects.get(name="data-science").user_set.add(lead)
-    mirror()
+    make_mirror()
     request = create(requester)
 
     vote = approve(request, lead)
@@ -325,7 +308,7 @@ def test_one_person_in_both_groups_and_one_other_do_not_make_a_three_person_quor
     """The attack: lead is in ml-leads and data-science; 1 ml-lead + 2 data-science needs three
     different people, so lead and scientist1 alone must not approve it."""
     Group.objects.get(name="data-science").user_set.add(lead)
-    mirror()
+    make_mirror()
     request = create(requester)
 
     approve(request, lead)
@@ -356,7 +339,7 @@ def test_an_approval_moves_to_the_group_where_it_lets_quorum_be_reached(
     Group.objects.get(name="data-science").user_set.add(lead)
     other_lead = django_user_model.objects.create_user("lead2")
     Group.objects.get(name="ml-leads").user_set.add(other_lead)
-    mirror()
+    make_mirror()
     request = create(requester)
 
     approve(request, lead)
@@ -372,7 +355,7 @@ def test_an_approval_moves_to_the_group_where_it_lets_quorum_be_reached(
 
 
 def test_requester_cannot_approve_their_own_request(policies, scientist1):
-    mirror()
+    make_mirror()
     request = create(scientist1)
 
     with pytest.raises(SelfApprovalNotAllowed, match="does not allow self-approval"):
@@ -384,14 +367,14 @@ def test_requester_cannot_approve_their_own_request(policies, scientist1):
 def test_self_approval_is_allowed_when_the_policy_says_so(policies, scientist1):
     text = policies_export().replace("allow_self_approval: false", "allow_self_approval: true")
     policies_load(text=text)
-    mirror()
+    make_mirror()
     request = create(scientist1)
 
     assert approve(request, scientist1).groups == ["data-science"]
 
 
 def test_a_second_vote_by_the_same_user_is_refused_not_counted(policies, requester, scientist1):
-    mirror()
+    make_mirror()
     request = create(requester)
     approve(request, scientist1)
 
@@ -402,7 +385,7 @@ def test_a_second_vote_by_the_same_user_is_refused_not_counted(policies, request
 
 
 def test_outsider_cannot_vote(policies, requester, outsider):
-    mirror()
+    make_mirror()
     request = create(requester)
 
     with pytest.raises(NotEligible, match="You are not in ml-leads or data-science"):
@@ -410,7 +393,7 @@ def test_outsider_cannot_vote(policies, requester, outsider):
 
 
 def test_a_vote_on_a_decided_request_is_refused(policies, requester, scientist1):
-    mirror(versions={2: ("None", {"accuracy": 0.5, "f1": 0.5})})
+    make_mirror(versions={2: ("None", {"accuracy": 0.5, "f1": 0.5})})
     request = create(requester)  # rejected by its gates
 
     with pytest.raises(RequestClosed, match="already rejected"):
@@ -418,7 +401,7 @@ def test_a_vote_on_a_decided_request_is_refused(policies, requester, scientist1)
 
 
 def test_a_decided_request_is_never_decided_again(policies, requester, admin_user):
-    mirror(versions={2: ("None", {"accuracy": 0.5, "f1": 0.5})})
+    make_mirror(versions={2: ("None", {"accuracy": 0.5, "f1": 0.5})})
     request = refresh(create(requester))  # rejected by its gates
     events = AuditEvent.objects.count()
 
@@ -434,7 +417,7 @@ def test_a_decided_request_is_never_decided_again(policies, requester, admin_use
 
 
 def test_a_vote_on_an_expired_request_is_refused(policies, requester, scientist1):
-    mirror()
+    make_mirror()
     request = create(requester)
     TransitionRequest.objects.filter(pk=request.pk).update(expires_at=timezone.now())
 
@@ -443,7 +426,7 @@ def test_a_vote_on_an_expired_request_is_refused(policies, requester, scientist1
 
 
 def test_a_rejection_must_say_why(policies, requester, scientist1):
-    mirror()
+    make_mirror()
     request = create(requester)
 
     with pytest.raises(CommentRequired):
@@ -454,7 +437,7 @@ def test_a_rejection_must_say_why(policies, requester, scientist1):
 
 
 def test_one_eligible_rejection_rejects(policies, requester, lead, scientist1):
-    mirror()
+    make_mirror()
     request = create(requester)
     approve(request, lead)
 
@@ -468,7 +451,7 @@ def test_one_eligible_rejection_rejects(policies, requester, lead, scientist1):
 
 
 def test_each_vote_stores_what_the_voter_saw(policies, requester, scientist1):
-    mirror()
+    make_mirror()
     request = create(requester)
 
     vote = approve(request, scientist1)
@@ -480,7 +463,7 @@ def test_each_vote_stores_what_the_voter_saw(policies, requester, scientist1):
 
 
 def test_vote_refusal_explains_why_in_words(policies, requester, lead, outsider):
-    mirror()
+    make_mirror()
     request = create(requester)
     approve(request, lead)
 
@@ -493,7 +476,7 @@ def test_vote_refusal_explains_why_in_words(policies, requester, lead, outsider)
 def test_policy_edits_do_not_change_a_request_in_flight(
     policies, requester, lead, scientist1, scientist2
 ):
-    mirror()
+    make_mirror()
     request = create(requester)
     text = policies_export().replace("approvals: 2", "approvals: 3")
     policies_load(text=text)
@@ -511,7 +494,7 @@ def test_policy_edits_do_not_change_a_request_in_flight(
 def test_approvals_go_stale_when_the_candidates_metrics_change(
     policies, requester, lead, scientist1
 ):
-    versions = mirror()
+    versions = make_mirror()
     request = create(requester)
     approve(request, lead)
     ModelVersion.objects.filter(pk=versions[2].pk).update(metrics={"accuracy": 0.9, "f1": 0.86})
@@ -540,7 +523,7 @@ def test_approvals_go_stale_when_the_candidates_metrics_change(
 def test_the_database_holds_one_current_vote_per_user_and_any_number_of_stale_ones(
     policies, requester, lead
 ):
-    mirror()
+    make_mirror()
     request = create(requester)
     approve(request, lead)
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -560,7 +543,7 @@ def test_the_database_holds_one_current_vote_per_user_and_any_number_of_stale_on
 def test_approvals_go_stale_and_gates_rerun_when_the_target_holder_changes(
     policies, requester, lead
 ):
-    versions = mirror(
+    versions = make_mirror(
         versions={
             1: ("Production", {"accuracy": 0.85, "f1": 0.85}),
             2: ("None", GOOD),
@@ -590,7 +573,7 @@ def test_approvals_go_stale_and_gates_rerun_when_the_target_holder_changes(
 
 
 def test_pending_request_ends_when_its_version_is_deleted_in_mlflow(policies, requester):
-    versions = mirror()
+    versions = make_mirror()
     request = create(requester)
     ModelVersion.objects.filter(pk=versions[2].pk).update(deleted=True)
     change = RegistryChange.objects.create(
@@ -603,7 +586,7 @@ def test_pending_request_ends_when_its_version_is_deleted_in_mlflow(policies, re
 
 
 def test_overdue_pending_requests_expire_and_nothing_else(policies, requester):
-    mirror()
+    make_mirror()
     overdue = create(requester)
     fresh = create(requester, target="@champion")
     TransitionRequest.objects.filter(pk=overdue.pk).update(
@@ -619,7 +602,7 @@ def test_overdue_pending_requests_expire_and_nothing_else(policies, requester):
 
 
 def test_requester_can_cancel_a_pending_request(policies, requester):
-    mirror()
+    make_mirror()
     request = create(requester)
 
     services.request_cancel(request_id=request.pk, user=requester)
@@ -628,7 +611,7 @@ def test_requester_can_cancel_a_pending_request(policies, requester):
 
 
 def test_only_the_requester_or_an_admin_cancels(policies, requester, scientist1, admin_user):
-    mirror()
+    make_mirror()
     request = create(requester)
 
     with pytest.raises(NotAllowed):
@@ -639,7 +622,7 @@ def test_only_the_requester_or_an_admin_cancels(policies, requester, scientist1,
 
 
 def test_retry_needs_a_failed_execution_and_an_admin(policies, requester, admin_user):
-    mirror()
+    make_mirror()
     request = create(requester)
 
     with pytest.raises(NotAllowed):
@@ -651,11 +634,14 @@ def test_retry_needs_a_failed_execution_and_an_admin(policies, requester, admin_
 def test_a_rejected_version_can_be_requested_again_and_history_is_kept(
     policies, requester, scientist1
 ):
-    mirror()
+    make_mirror()
     first = create(requester)
     services.vote_cast(request_id=first.pk, user=scientist1, decision="reject", comment="overfits")
 
-    second = create(requester, comment="retrained with regularisation")
+    # Asked again, it must answer the rejection (tests/test_related.py has the refusal).
+    second = create(
+        requester, comment="retrained", rejection_answer="retrained with regularisation"
+    )
 
     assert second.pk != first.pk and second.decision == Decision.PENDING
     history = TransitionRequest.objects.filter(version__model__name="fraud-detector")
@@ -668,7 +654,7 @@ def test_a_rejected_version_can_be_requested_again_and_history_is_kept(
 def test_the_audit_chain_holds_after_a_busy_review(
     policies, requester, lead, scientist1, scientist2
 ):
-    mirror()
+    make_mirror()
     request = create(requester)
     approve(request, lead)
     approve(request, scientist1)

@@ -15,7 +15,7 @@ from registry.sync import sync_registry
 from reviews import audit, jobs, services
 from reviews.api_auth import token_create
 from reviews.models import Decision, Execution, TransitionRequest, Vote
-from tests.test_sync import register
+from tests.factories import register_in_mlflow
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ STALE_REASON = "Production is now held by v2 (was v1)."
 def stale(mlflow_client, unique_name, policies, requester, lead):
     """A request for v3 → Production whose only approval, lead's, went stale when v2 was moved
     into Production in MLflow directly."""
-    register(mlflow_client, unique_name, versions=3)
+    register_in_mlflow(mlflow_client, unique_name, versions=3)
     mlflow_client.transition_stage(unique_name, 1, "Production")
     sync_registry(model=unique_name, client=mlflow_client)
     request = services.request_create(

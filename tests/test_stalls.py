@@ -46,9 +46,9 @@ def no_worker(rq_queue):
 def queued(no_worker, policies, mlflow_client, unique_name, django_capture_on_commit_callbacks):
     """An approved request whose transition job waits on the transitions queue."""
     from registry.sync import sync_registry
-    from tests.test_sync import register
+    from tests.factories import register_in_mlflow
 
-    register(mlflow_client, unique_name, versions=2)
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)
     request = services.request_create(
         model=unique_name, version=2, target="Production", requester=policies["requester"]

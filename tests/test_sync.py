@@ -17,27 +17,10 @@ from registry.sync import SyncError, sync_registry
 from tests.factories import (
     UNMIRRORABLE,
     mlflow_of,
+    register_in_mlflow,
     register_unmirrorable,
     register_with_metrics,
 )
-
-
-def register(client: RegistryClient, name: str, versions: int = 3) -> list[str]:
-    """A registered model with `versions` versions, each backed by a run; returns the run ids."""
-    experiment = client.experiment_id("sync-tests")
-    client.create_model(name, description="fraud scoring", tags={"team": "risk"})
-    run_ids = []
-    for number in range(1, versions + 1):
-        run_id = client.log_run(
-            experiment,
-            run_name=f"{name}-{number}",
-            params={"alpha": 0.1 * number, "penalty": "l2"},
-            metrics={"accuracy": 0.8 + number / 100, "f1": 0.7 + number / 100},
-            history={"loss": [1.0, 0.5, 0.3 - number / 100]},
-        )
-        client.create_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
-        run_ids.append(run_id)
-    return run_ids
 
 
 def changes(name: str, kind: str | None = None):
@@ -49,7 +32,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_full_sync_mirrors_versions_runs_stages_and_aliases(mlflow_client, unique_name):
-    run_ids = register(mlflow_client, unique_name)
+    run_ids = register_in_mlflow(mlflow_client, unique_name)
     mlflow_client.transition_stage(unique_name, 1, "Production")
     mlflow_client.set_alias(unique_name, "champion", 2)
     mlflow_client.set_version_tag(unique_name, 2, "validated", "yes")
@@ -78,7 +61,7 @@ def test_full_sync_mirrors_versions_runs_stages_and_aliases(mlflow_client, uniqu
 
 
 def test_full_sync_reads_runs_in_batches_not_one_call_per_version(mlflow_client, unique_name):
-    register(mlflow_client, unique_name, versions=6)
+    register_in_mlflow(mlflow_client, unique_name, versions=6)
     client = RegistryClient(mlflow_client.tracking_uri)
 
     result = sync_registry(full=True, client=client)
@@ -91,7 +74,7 @@ def test_full_sync_reads_runs_in_batches_not_one_call_per_version(mlflow_client,
 def test_runs_read_by_several_threads_are_the_same_runs_and_every_call_is_counted(
     mlflow_client, unique_name, monkeypatch
 ):
-    run_ids = register(mlflow_client, unique_name, versions=5)
+    run_ids = register_in_mlflow(mlflow_client, unique_name, versions=5)
     monkeypatch.setattr(mlflow_client_module, "RUNS_PER_CALL", 2)  # three batches
     one_reader = RegistryClient(mlflow_client.tracking_uri)
     three_readers = RegistryClient(mlflow_client.tracking_uri)
@@ -104,7 +87,7 @@ def test_runs_read_by_several_threads_are_the_same_runs_and_every_call_is_counte
 
 
 def test_no_change_incremental_sync_costs_two_mlflow_calls(mlflow_client, unique_name):
-    register(mlflow_client, unique_name)
+    register_in_mlflow(mlflow_client, unique_name)
     sync_registry(full=True, client=mlflow_client)
     client = RegistryClient(mlflow_client.tracking_uri)
 
@@ -116,7 +99,7 @@ def test_no_change_incremental_sync_costs_two_mlflow_calls(mlflow_client, unique
 
 
 def test_incremental_sync_on_an_empty_mirror_is_a_full_one(mlflow_client, unique_name):
-    register(mlflow_client, unique_name, versions=1)
+    register_in_mlflow(mlflow_client, unique_name, versions=1)
 
     sync_registry(client=mlflow_client)
 
@@ -124,7 +107,7 @@ def test_incremental_sync_on_an_empty_mirror_is_a_full_one(mlflow_client, unique
 
 
 def test_stage_changed_in_mlflow_directly_shows_up_as_a_registry_change(mlflow_client, unique_name):
-    register(mlflow_client, unique_name)
+    register_in_mlflow(mlflow_client, unique_name)
     sync_registry(full=True, client=mlflow_client)
 
     mlflow_client.transition_stage(unique_name, 3, "Staging")
@@ -140,7 +123,7 @@ def test_stage_changed_in_mlflow_directly_shows_up_as_a_registry_change(mlflow_c
 def test_archiving_existing_production_is_seen_on_every_version_it_moved(
     mlflow_client, unique_name
 ):
-    register(mlflow_client, unique_name)
+    register_in_mlflow(mlflow_client, unique_name)
     mlflow_client.transition_stage(unique_name, 1, "Production")
     sync_registry(full=True, client=mlflow_client)
 
@@ -154,7 +137,7 @@ def test_archiving_existing_production_is_seen_on_every_version_it_moved(
 
 
 def test_alias_moved_in_mlflow_is_recorded_on_both_versions(mlflow_client, unique_name):
-    register(mlflow_client, unique_name)
+    register_in_mlflow(mlflow_client, unique_name)
     mlflow_client.set_alias(unique_name, "champion", 1)
     sync_registry(full=True, client=mlflow_client)
 
@@ -172,7 +155,7 @@ def test_alias_moved_in_mlflow_is_recorded_on_both_versions(mlflow_client, uniqu
 
 
 def test_alias_deleted_in_mlflow_is_removed_from_the_mirror(mlflow_client, unique_name):
-    register(mlflow_client, unique_name, versions=1)
+    register_in_mlflow(mlflow_client, unique_name, versions=1)
     mlflow_client.set_alias(unique_name, "champion", 1)
     sync_registry(full=True, client=mlflow_client)
 
@@ -184,7 +167,7 @@ def test_alias_deleted_in_mlflow_is_removed_from_the_mirror(mlflow_client, uniqu
 
 
 def test_new_version_is_picked_up_incrementally_with_its_run(mlflow_client, unique_name):
-    register(mlflow_client, unique_name, versions=1)
+    register_in_mlflow(mlflow_client, unique_name, versions=1)
     sync_registry(full=True, client=mlflow_client)
     experiment = mlflow_client.experiment_id("sync-tests")
     run_id = mlflow_client.log_run(
@@ -201,7 +184,7 @@ def test_new_version_is_picked_up_incrementally_with_its_run(mlflow_client, uniq
 
 
 def test_version_description_edit_is_seen_incrementally(mlflow_client, unique_name):
-    register(mlflow_client, unique_name, versions=2)
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(full=True, client=mlflow_client)
 
     mlflow_client.update_version_description(unique_name, 1, "calibrated on Q3 data")
@@ -212,7 +195,7 @@ def test_version_description_edit_is_seen_incrementally(mlflow_client, unique_na
 
 
 def test_deleted_version_is_marked_deleted_not_dropped(mlflow_client, unique_name):
-    register(mlflow_client, unique_name)
+    register_in_mlflow(mlflow_client, unique_name)
     sync_registry(full=True, client=mlflow_client)
 
     mlflow_client.delete_version(unique_name, 2)
@@ -225,7 +208,7 @@ def test_deleted_version_is_marked_deleted_not_dropped(mlflow_client, unique_nam
 
 
 def test_deleted_model_is_marked_deleted_with_its_versions(mlflow_client, unique_name):
-    register(mlflow_client, unique_name, versions=2)
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(full=True, client=mlflow_client)
 
     mlflow_client.delete_model(unique_name)
@@ -238,9 +221,9 @@ def test_deleted_model_is_marked_deleted_with_its_versions(mlflow_client, unique
 
 
 def test_model_sync_reads_one_model_completely(mlflow_client, unique_name):
-    register(mlflow_client, unique_name, versions=2)
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
     other = f"{unique_name}-other"
-    register(mlflow_client, other, versions=1)
+    register_in_mlflow(mlflow_client, other, versions=1)
 
     result = sync_registry(model=unique_name, client=mlflow_client)
 
@@ -250,7 +233,7 @@ def test_model_sync_reads_one_model_completely(mlflow_client, unique_name):
 
 
 def test_model_sync_of_a_model_gone_from_mlflow_marks_it_deleted(mlflow_client, unique_name):
-    register(mlflow_client, unique_name, versions=1)
+    register_in_mlflow(mlflow_client, unique_name, versions=1)
     sync_registry(model=unique_name, client=mlflow_client)
     mlflow_client.delete_model(unique_name)
 
@@ -260,7 +243,7 @@ def test_model_sync_of_a_model_gone_from_mlflow_marks_it_deleted(mlflow_client, 
 
 
 def test_tag_changes_are_recorded_by_a_full_sync(mlflow_client, unique_name):
-    register(mlflow_client, unique_name, versions=1)
+    register_in_mlflow(mlflow_client, unique_name, versions=1)
     sync_registry(full=True, client=mlflow_client)
 
     mlflow_client.set_version_tag(unique_name, 1, "reviewed", "true")
@@ -272,7 +255,7 @@ def test_tag_changes_are_recorded_by_a_full_sync(mlflow_client, unique_name):
 
 def test_hostile_names_and_text_are_stored_verbatim(mlflow_client):
     name = "<img src=x onerror=alert(1)> ünïcode 'quote\""
-    register(mlflow_client, name, versions=1)
+    register_in_mlflow(mlflow_client, name, versions=1)
     mlflow_client.update_version_description(name, 1, "<script>alert(1)</script>")
 
     sync_registry(model=name, client=mlflow_client)
@@ -295,7 +278,7 @@ def test_mlflow_down_fails_fast_and_changes_nothing(mlflow_server):
 def test_sync_registry_command_prints_a_summary_line(
     mlflow_server, mlflow_client, unique_name, capsys
 ):
-    register(mlflow_client, unique_name, versions=2)
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
 
     call_command("sync_registry", "--full", "--no-progress")
 
@@ -314,7 +297,7 @@ def test_sync_registry_command_reports_an_unreachable_mlflow(settings):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
 def test_concurrent_syncs_record_each_change_once(mlflow_client, unique_name):
-    register(mlflow_client, unique_name, versions=2)
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(full=True, client=mlflow_client)
     mlflow_client.transition_stage(unique_name, 2, "Production")
     errors: list[BaseException] = []
@@ -390,7 +373,7 @@ def test_a_metric_turning_nan_is_recorded_as_a_metrics_change(mlflow_client, uni
 def test_unmirrorable_versions_are_skipped_with_their_reasons_and_the_rest_is_mirrored(
     mlflow_client, unique_name, kind
 ):
-    register(mlflow_client, f"{unique_name}-healthy", versions=1)
+    register_in_mlflow(mlflow_client, f"{unique_name}-healthy", versions=1)
     sync_registry(full=True, client=mlflow_client)  # the mirror is not empty: incremental is one
     register_unmirrorable(mlflow_client, unique_name)
     mlflow_client.transition_stage(f"{unique_name}-healthy", 1, "Staging")
@@ -433,7 +416,7 @@ def test_models_the_mirror_cannot_hold_are_skipped_not_taken_for_deleted(
     for name in (too_long, with_nul):
         mlflow.create_registered_model(name)
         mlflow.create_model_version(name, "s3://models/poisoned")
-    register(mlflow_client, unique_name, versions=1)
+    register_in_mlflow(mlflow_client, unique_name, versions=1)
 
     result = sync_registry(full=True, client=mlflow_client)
     again = sync_registry(full=True, client=mlflow_client)
@@ -516,7 +499,7 @@ def test_an_unexpected_error_is_recorded_on_the_sync_run_with_its_finish_time(
 ):
     from registry.signals import changes_observed
 
-    register(mlflow_client, unique_name, versions=1)
+    register_in_mlflow(mlflow_client, unique_name, versions=1)
 
     def broken_receiver(**kwargs):
         raise RuntimeError("a receiver broke")

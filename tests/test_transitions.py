@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -25,8 +24,8 @@ from reviews.models import (
     NotificationKind,
     TransitionRequest,
 )
-from tests.factories import approve_all, transition_actions
-from tests.test_sync import register
+from tests.concurrency import approve_at_once
+from tests.factories import approve_all, register_in_mlflow, transition_actions
 
 pytestmark = pytest.mark.django_db
 
@@ -170,7 +169,7 @@ def test_mlflow_down_retries_then_fails_then_an_admin_retry_succeeds(
     django_capture_on_commit_callbacks,
 ):
     client = RegistryClient(private_mlflow.url)
-    register(client, "churn", versions=2)
+    register_in_mlflow(client, "churn", versions=2)
     sync_registry(client=client)
     request = services.request_create(
         model="churn", version=2, target="Production", requester=requester
@@ -215,7 +214,7 @@ def test_concurrent_final_approvals_make_one_decision_one_job_one_transition(
 ):
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = []
     transitions, syncs = rq_queue(jobs.QUEUE), rq_queue(SYNC_QUEUE)
-    register(mlflow_client, unique_name, versions=5)
+    register_in_mlflow(mlflow_client, unique_name, versions=5)
     sync_registry(model=unique_name, client=mlflow_client)
     voters = [User.objects.create_user(f"voter{i}") for i in range(12)]
     Group.objects.get(name="ml-leads").user_set.add(*voters)
@@ -243,29 +242,6 @@ def test_concurrent_final_approvals_make_one_decision_one_job_one_transition(
         )
         assert list(moves.values_list("new", flat=True)) == ["Production"]
     assert audit.verify().ok
-
-
-def approve_at_once(request_id: int, voters: list[User]) -> list[str]:
-    """Every voter approves at the same instant, each on its own connection; what each got."""
-    outcomes: list[str] = []
-    barrier = threading.Barrier(len(voters))
-
-    def vote(user: User) -> None:
-        try:
-            barrier.wait()
-            services.vote_cast(request_id=request_id, user=user, decision="approve")
-            outcomes.append("counted")
-        except Exception as error:  # noqa: BLE001 - the caller asserts on every outcome
-            outcomes.append(type(error).__name__)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=vote, args=(user,)) for user in voters]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
 
 
 # -- a transition that happened is done ---------------------------------------------------------

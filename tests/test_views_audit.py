@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from reviews import audit
 from reviews.models import AuditEvent, AuditHead
-from tests.factories import make_audit_chain
-from tests.test_views_review import ESCAPED, HOSTILE, login, text_of
+from tests.factories import ESCAPED, HOSTILE, make_audit_chain
+from tests.pages import login, text_of
 
 pytestmark = pytest.mark.django_db
 

@@ -12,17 +12,17 @@ from django.utils import timezone
 from registry.models import ChangeKind, ChangeOrigin, RegistryChange, Stage
 from reviews import services
 from reviews.models import Decision, TransitionRequest
-from tests.factories import make_model, make_version
-from tests.test_views_review import ESCAPED, HOSTILE, login, no_mlflow, text_of  # noqa: F401
+from tests.factories import ESCAPED, HOSTILE, make_model, make_version
+from tests.pages import login, text_of
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_mlflow")]
 
 INBOX_QUERIES = 13
 # The model page's holders timeline: the replay, the requests that caused the holdings and their
 # approvals, and the policies read to offer the break-glass form (tests/test_holder_history.py).
 MODEL_QUERIES = 12
 # The promotion form loads the policies once, then looks up each named target's holder.
-VERSION_QUERIES = 16
+VERSION_QUERIES = 17  # the promotion form reads related requests in one query
 
 
 def good_model(name: str, versions: int = 2, **fields):

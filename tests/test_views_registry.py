@@ -11,6 +11,7 @@ from django.urls import reverse
 from registry.models import MetricHistory, Stage
 from registry.sync import sync_registry
 from tests.factories import (
+    HOSTILE,
     cache_all_history,
     make_model,
     make_user,
@@ -19,8 +20,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-
-HOSTILE = "<img src=x onerror=alert(1)>"
 
 # Page budgets: session + user, then the page's own queries. They must not grow with the registry.
 # The review app adds to every page the navigation's count of requests awaiting the user (one
@@ -32,7 +31,7 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 # to offer the break-glass form to their on-call members (one query, no policy here).
 LIST_QUERIES = 7
 MODEL_QUERIES = 9
-VERSION_QUERIES = 10
+VERSION_QUERIES = 11  # the promotion form reads related requests in one query
 COMPARE_QUERIES = 8
 
 
@@ -322,7 +321,15 @@ def test_compare_page_shows_deltas_coloured_by_direction(browser, fraud):
     bars = charts[0]
     assert bars["kind"] == "bar" and [s["name"] for s in bars["series"]] == ["v4", "v2"]
     assert bars["series"][0]["x"] == ["accuracy", "f1", "log_loss", "zeta_score"]
-    overlaid = charts[1]
+    # The change against the baseline, per metric: a 0.01 drop is a bar of its own, coloured
+    # by direction (log_loss went down: better).
+    [change] = charts[1]["series"]
+    assert charts[1]["kind"] == "change"
+    assert change["y"] == ["accuracy", "f1", "log_loss", "zeta_score"]
+    assert change["tones"] == ["better", "worse", "better", "better"]
+    assert change["labels"][1] == "−0.0100 (−1.3%)"
+    assert change["x"][2] == pytest.approx(-12.5)
+    overlaid = charts[2]
     assert overlaid["title"] == "accuracy" and [s["name"] for s in overlaid["series"]] == [
         "v4",
         "v2",

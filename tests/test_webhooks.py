@@ -21,7 +21,8 @@ from quorum.localservices import free_port
 from registry.jobs import pending_marker, sync_model
 from registry.models import ModelVersion, SyncRun
 from registry.webhooks import MAX_BODY_BYTES
-from tests.test_sync import register
+from tests.factories import register_in_mlflow
+from tests.waiting import wait_for
 
 SECRET = "webhook-secret-for-tests"
 URL = "/webhooks/mlflow"
@@ -262,16 +263,6 @@ def test_redis_down_answers_503_and_the_retry_is_accepted_once_it_is_back(
 # -- registering the webhook in MLflow ----------------------------------------------------------
 
 
-@pytest.fixture
-def webhook_name(mlflow_client, unique_name):
-    """A webhook name of this test's own, deleted from MLflow afterwards."""
-    name = f"quorum-{unique_name}"
-    yield name
-    for webhook_id, other_name, _ in mlflow_client.list_webhooks():
-        if other_name == name:
-            mlflow_client.delete_webhook(webhook_id)
-
-
 def named(client, name: str) -> list[tuple[str, str, str]]:
     return [webhook for webhook in client.list_webhooks() if webhook[1] == name]
 
@@ -336,21 +327,22 @@ def test_mlflow_delivers_changes_and_the_mirror_follows(
     )
     assert not ModelVersion.objects.filter(model__name=unique_name).exists()
 
-    register(mlflow_client, unique_name, versions=1)
+    register_in_mlflow(mlflow_client, unique_name, versions=1)
     mlflow_client.set_alias(unique_name, "champion", 1)
 
     # Nothing but a delivery queues a sync here (no periodic sync runs in tests). Deliveries
     # arrive asynchronously, so work off whatever they queued until the mirror has caught up.
-    deadline = time.monotonic() + 30
-    while True:
+    def mirrored_with_its_alias() -> ModelVersion | None:
         simple_worker(sync_queue)
         version = ModelVersion.objects.filter(model__name=unique_name, version=1).first()
-        if (version and version.aliases == ["champion"]) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+        return version if version and version.aliases == ["champion"] else None
 
-    assert version is not None, "no delivery reached the receiver within 30 s"
-    assert version.aliases == ["champion"]
+    version = wait_for(
+        mirrored_with_its_alias,
+        timeout=30,
+        interval=0.2,
+        message="MLflow's deliveries to bring v1 and its alias to the mirror",
+    )
     assert version.model.aliases == {"champion": 1}
     assert SyncRun.objects.filter(kind="model", model_name=unique_name, error="").exists()
     assert not SyncRun.objects.exclude(kind="model").exists()

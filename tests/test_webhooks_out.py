@@ -22,13 +22,9 @@ from django.utils import timezone
 from quorum.localservices import free_port
 from reviews import jobs, notify, services, webhooks_out
 from reviews.models import OutboxState, WebhookDelivery
-from tests import test_notify
-from tests.test_services import mirror
+from tests.factories import make_mirror
 
 pytestmark = pytest.mark.django_db
-
-
-run_transition = test_notify.run_transition
 
 SECRET = "webhook-test-secret"
 BASE_URL = "https://quorum.example.com"
@@ -94,14 +90,9 @@ def hooks(policies, settings, rq_queue):
     return rq_queue(notify.QUEUE)
 
 
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
 def cancelled_request(requester, committed):
     """A request opened and then cancelled by its requester: one decision event."""
-    mirror()
+    make_mirror()
     with committed():
         request = services.request_create(
             model="fraud-detector", version=2, target="Production", requester=requester
@@ -155,7 +146,7 @@ def test_a_rejection_for_a_nan_metric_is_posted_as_strict_json(
 ):
     receiver = receivers()
     settings.QUORUM_WEBHOOK_URLS = [receiver.url]
-    mirror(versions={2: ("None", {"accuracy": "NaN", "f1": 0.9})})
+    make_mirror(versions={2: ("None", {"accuracy": "NaN", "f1": 0.9})})
 
     with committed():
         services.request_create(
@@ -221,7 +212,7 @@ def test_a_receiver_down_longer_than_the_retries_gets_the_event_from_the_sweep(
 
 
 def test_the_approval_and_the_transition_result_are_posted(
-    promoted, hooks, receivers, cast, committed, settings, simple_worker
+    promoted, hooks, receivers, cast, committed, settings, simple_worker, run_transition
 ):
     deploy = receivers()
     settings.QUORUM_WEBHOOK_URLS = [deploy.url]
@@ -233,7 +224,7 @@ def test_the_approval_and_the_transition_result_are_posted(
         with committed():
             services.vote_cast(request_id=request.pk, user=cast[name], decision="approve")
 
-    run_transition(request, committed, simple_worker)
+    run_transition(request)
     simple_worker(hooks)
 
     assert deploy.events() == ["request.approved", "transition.done"]

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from registry.jobs import SYNC_QUEUE
 from reviews.jobs import QUEUE as TRANSITIONS
-from tests.test_cli import database_url
+from tests.processes import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 

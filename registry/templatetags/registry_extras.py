@@ -8,7 +8,6 @@ number or a date reads the same on every page.
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -33,50 +32,30 @@ def mlflow_time(milliseconds: int | None) -> datetime | None:
         return None
 
 
-def _number(value) -> float | None:
-    number = metrics.number(value)
-    return number if number is not None and math.isfinite(number) else None
+@register.filter
+def metric(value) -> str:
+    """A metric value as every page and mail reads it (`registry.metrics.format_value`)."""
+    return metrics.format_value(value)
 
 
 @register.filter
-def metric(value) -> str:
-    """A metric value short enough for a table cell: 4 decimals, or scientific when tiny/huge;
-    NaN and infinities (as floats or as the mirror stores them) read "NaN", "∞", "−∞"."""
-    number = _number(value)
-    if number is None:
-        label = metrics.non_finite_label(value)
-        if label is not None:
-            return label
-        return "—" if value is None else str(value)
-    # Below 0.0001 four decimals would read as zero; above a million they stop being readable.
-    if number != 0 and (abs(number) < 1e-4 or abs(number) >= 1e6):
-        return f"{number:.3e}"
-    if abs(number) >= 1000:
-        return f"{number:,.1f}"
-    return f"{number:.4f}"
+def human_bytes(value) -> str:
+    """A model's size on disk for people: "1.2 MB"; "—" when MLflow did not record it."""
+    from registry.evidence import human_size
+
+    return human_size(value) if isinstance(value, int) else "—"
 
 
 @register.filter
 def signed(value) -> str:
-    """A delta with its sign: +0.0123, −0.0040, ±0."""
-    number = _number(value)
-    if number is None:
-        return "—"
-    if number == 0:
-        return "±0"
-    text = metric(abs(number))
-    return f"+{text}" if number > 0 else f"−{text}"
+    """A delta with its sign: +0.0123, −0.0040, ±0 (`registry.metrics.format_change`)."""
+    return metrics.format_change(value)
 
 
 @register.filter
 def percent(value) -> str:
-    """A relative change as a signed percentage (0.0123 -> +1.2%, -0.05 -> −5.0%)."""
-    number = _number(value)
-    if number is None:
-        return ""
-    text = f"{abs(number) * 100:.1f}%"
-    # The same minus sign as `signed`, so the two delta columns line up and read alike.
-    return f"+{text}" if number >= 0 else f"−{text}"
+    """A relative change: +1.2%, −5.0% (`registry.metrics.format_relative`)."""
+    return metrics.format_relative(value)
 
 
 @register.filter

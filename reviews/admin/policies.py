@@ -58,6 +58,7 @@ POLICY_FIELDS = {
     "expires_after": "expires_after",
     "archive_existing": "archive_existing",
     "rejections_needed": "rejections_needed",
+    "out_of_band": "out_of_band",
 }
 
 
@@ -103,6 +104,7 @@ class ApprovalPolicyForm(forms.ModelForm):
             "expires_after",
             "archive_existing",
             "rejections_needed",
+            "out_of_band",
         ]
 
     def __init__(self, *args, **kwargs):

@@ -1,4 +1,5 @@
-"""What the review engine writes, shown read-only: requests, votes, the audit trail, API tokens.
+"""What the review engine writes, shown read-only: requests, votes, the audit trail, reverts of
+out-of-band moves, API tokens.
 
 Requests change only through `reviews.services` (the admin actions call it, and it audits); tokens
 are issued by `manage.py create_api_token` and only revoked here.
@@ -12,7 +13,7 @@ from django.urls import reverse
 from .. import attestation, audit, services
 from ..api_auth import token_revoke
 from ..errors import QuorumError
-from ..models import ApiToken, AuditEvent, TransitionRequest, Vote
+from ..models import ApiToken, AuditEvent, OutOfBandRevert, TransitionRequest, Vote
 from ..stalls import HINT, request_stall, stalled_requests, summary
 
 # -- requests, votes, audit --------------------------------------------------------------------
@@ -119,6 +120,17 @@ class AuditEventAdmin(ReadOnlyAdmin):
         # The same bounded check as the audit page: the checkpoint, and the events after it.
         extra_context = {**(extra_context or {}), "audit_verification": audit.chain_status()}
         return super().changelist_view(request, extra_context=extra_context)
+
+
+@admin.register(OutOfBandRevert)
+class OutOfBandRevertAdmin(ReadOnlyAdmin):
+    """Quorum undoing moves made in MLflow directly (`out_of_band: revert`, reviews/reverts.py)."""
+
+    list_display = ["id", "model", "state", "attempts", "created_at", "finished_at"]
+    list_filter = ["state"]
+    list_select_related = ["model"]
+    search_fields = ["model__name"]
+    readonly_fields = ["changes", "caused_changes"]
 
 
 # -- API tokens ----------------------------------------------------------------------------------

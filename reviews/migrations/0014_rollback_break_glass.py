@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("reviews", "0010_guard_probe"),
+        ("reviews", "0013_conversation"),
     ]
 
     operations = [
@@ -69,9 +69,13 @@ class Migration(migrations.Migration):
                     ("reminder", "reminder"),
                     ("escalation", "escalation"),
                     ("out_of_band", "out-of-band change"),
+                    ("reverted", "out-of-band move reverted"),
+                    ("revert_failed", "out-of-band revert failed"),
                     ("sync_failing", "registry sync failing"),
                     ("break_glass", "break glass used"),
                     ("unratified", "break glass unratified"),
+                    ("comment", "comment"),
+                    ("rereview", "approval dismissed"),
                 ],
                 max_length=16,
             ),

@@ -12,6 +12,8 @@
 |                                   |               |   approval is not a vote: see below)      |
 | notify.escalation (periodic job)  | escalation    | staff, when no vote counts at half-life   |
 | registry.out_of_band              | out of band   | staff                                     |
+| out_of_band.reverted              | reverted      | staff                                     |
+| out_of_band.revert_failed         | revert failed | staff                                     |
 | registry.sync_failing             | sync failing  | staff                                     |
 
 How a mail gets out, and only once:

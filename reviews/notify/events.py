@@ -7,7 +7,7 @@ from django.db import transaction
 
 from ..models import AuditEvent, Notification
 from ..outbox import enqueue, job_id
-from .recipients import ABOUT_THE_REGISTRY, ACTION_KINDS, Kind, recipients
+from .recipients import ABOUT_THE_REGISTRY, ACTION_KINDS, AUTHORED, Kind, recipients
 
 # The job is queued by its dotted path, which Redis keeps: jobs queued by one release are run by
 # the next, so the path stays where it has always been (`reviews/notify/__init__.py`).
@@ -32,7 +32,10 @@ def outbox_mail(event: AuditEvent) -> int:
     request = event.request if event.request_id else None
     if request is None and kind not in ABOUT_THE_REGISTRY:
         return 0
-    users = list(recipients(kind, request).values_list("pk", flat=True))
+    chosen = recipients(kind, request)
+    if kind in AUTHORED:
+        chosen = chosen.exclude(username=event.actor)
+    users = list(chosen.values_list("pk", flat=True))
     if not users:
         return 0
     key = f"event-{event.pk}"

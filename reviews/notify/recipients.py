@@ -21,12 +21,18 @@ ACTION_KINDS = {
     "notify.reminder": Kind.REMINDER,
     "notify.escalation": Kind.ESCALATION,
     "registry.out_of_band": Kind.OUT_OF_BAND,
+    "out_of_band.reverted": Kind.REVERTED,
+    "out_of_band.revert_failed": Kind.REVERT_FAILED,
     "registry.sync_failing": Kind.SYNC_FAILING,
     "break_glass.used": Kind.BREAK_GLASS,
     "break_glass.unratified": Kind.UNRATIFIED,
+    "comment.posted": Kind.COMMENT,
+    "votes.stale": Kind.REREVIEW,
 }
+# Mail about something a person wrote: its author is not told about it.
+AUTHORED = {Kind.COMMENT}
 # Mail about the registry rather than a request: it goes to staff.
-ABOUT_THE_REGISTRY = {Kind.OUT_OF_BAND, Kind.SYNC_FAILING}
+ABOUT_THE_REGISTRY = {Kind.OUT_OF_BAND, Kind.REVERTED, Kind.REVERT_FAILED, Kind.SYNC_FAILING}
 # Mail that asks for a vote: pointless once the request is decided.
 ASKS_FOR_A_VOTE = {Kind.REVIEW_NEEDED, Kind.REMINDER, Kind.ESCALATION}
 
@@ -50,6 +56,17 @@ def recipients(kind: str, request: TransitionRequest | None) -> QuerySet:
         )
     elif kind == Kind.DECIDED:
         chosen = users.filter(Q(pk=request.requester_id) | Q(votes__request=request))
+    elif kind == Kind.COMMENT:
+        # The conversation: the requester, whoever voted, and whoever may still vote.
+        voted = Q(votes__request=request)
+        chosen = users.filter(
+            Q(pk=request.requester_id) | voted | Q(pk__in=approvers(request, users))
+        )
+    elif kind == Kind.REREVIEW:
+        # Whose approval went stale and who has not voted again since: asked to review again.
+        chosen = users.filter(votes__request=request, votes__stale=True).exclude(
+            pk__in=current_voters(request)
+        )
     elif kind == Kind.DONE:
         chosen = users.filter(pk=request.requester_id)
     elif kind == Kind.FAILED:

@@ -46,11 +46,10 @@ def remind_and_escalate(*, now=None) -> dict[str, list[int]]:
 
 def _record_once(request_id: int, action: str, now) -> bool:
     with transaction.atomic():
-        request = (
-            TransitionRequest.objects.select_for_update(of=("self",))
-            .select_related("version__model")
-            .get(pk=request_id)
-        )
+        try:
+            request = TransitionRequest.objects.locked(request_id)
+        except TransitionRequest.DoesNotExist:  # deleted since it was listed: nobody to remind
+            return False
         recorded = request.audit_events.filter(action=action).exists()
         if request.decision != Decision.PENDING or recorded:
             return False

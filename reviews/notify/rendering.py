@@ -15,7 +15,8 @@ from django.urls import reverse
 
 from registry import metrics, names
 
-from ..counting import progress
+from .. import gates, standing
+from ..counting import tally
 from ..guard import latest_probe
 from ..links import absolute, request_url
 from ..models import AuditEvent, TransitionRequest
@@ -57,18 +58,22 @@ def mail_context(event: AuditEvent, kind: str) -> dict[str, Any]:
         "request": request,
         "reason": details.get("reason", ""),
         "error": details.get("error", ""),
+        "body": details.get("body", ""),
     }
     if request is not None:
         votes = list(request.votes.select_related("user"))
+        count = tally(request, votes)
         context.update(
             target=request.target,
             link=request_url(request.pk),
-            gates=request.gate_results,
+            gates=gates.with_verdicts(request.gate_results),
             metrics=metric_rows(request),
             baseline_version=request.baseline.version if request.baseline is not None else None,
-            progress=progress(request, votes),
+            progress=count.progress,
             votes=votes,
             decision=request.get_decision_display(),
+            # "by alice, bob and carol": the quorum, not only the last voter.
+            decided_by=standing.decided_by_words(request, votes, count),
         )
     elif kind == Kind.SYNC_FAILING:
         context["link"] = absolute(reverse("admin:registry_syncrun_changelist"))
@@ -110,6 +115,18 @@ def subject(kind: str, event: AuditEvent, request, context: dict) -> str:
         text = f"Break glass: {what} moved to {request.target} by {event.actor}"
     elif kind == Kind.UNRATIFIED:
         text = f"Break glass unratified: {what_to} ({context['details'].get('decision')})"
+    elif kind == Kind.COMMENT:
+        text = f"{event.actor} commented on {what_to}"
+    elif kind == Kind.REREVIEW:
+        text = f"Your approval of #{request.pk} {what_to} was dismissed: please review again"
+    elif kind == Kind.REVERTED:
+        text = f"Out-of-band move of {names.as_text(event.model_name)} reverted in MLflow"
+    elif kind == Kind.REVERT_FAILED:
+        error = (context["error"] or "unknown error").strip().splitlines()[0]
+        text = (
+            f"Could not revert an out-of-band move of {names.as_text(event.model_name)}: "
+            f"{shorten(error, 120)}"
+        )
     elif kind == Kind.SYNC_FAILING:
         failures = context["details"].get("failures", 0)
         error = (context["error"] or "unknown error").strip().splitlines()[0]
@@ -140,7 +157,7 @@ def metric_rows(request: TransitionRequest) -> list[MetricRow]:
                 name=name,
                 candidate=c,
                 baseline=b,
-                change="" if d.change is None else f"{d.change:+.4g}",
+                change="" if d.change is None else metrics.format_change(d.change),
                 worse=d.worse,
             )
         )

@@ -13,6 +13,7 @@ import json
 from datetime import timedelta
 
 from django import template
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from registry.models import ChangeOrigin, RegistryChange
@@ -21,7 +22,7 @@ from ..break_glass import break_glass_targets
 from ..forms import PromotionForm
 from ..holder_history import holder_history
 from ..inbox import awaiting_ids, decorate, with_rows
-from ..models import TransitionRequest
+from ..models import OutOfBandRevert, TransitionRequest
 from ..promotion import target_options
 from ..rollback import rollback_offers
 
@@ -48,12 +49,21 @@ def awaiting_count(context) -> int:
 
 @register.inclusion_tag("reviews/_out_of_band.html", takes_context=True)
 def out_of_band_banner(context, model, version=None) -> dict:
-    """Recent transitions someone made in MLflow directly, outside any review."""
-    changes = RegistryChange.objects.filter(
-        model=model,
-        origin=ChangeOrigin.OUT_OF_BAND,
-        observed_at__gte=timezone.now() - OUT_OF_BAND_WINDOW,
-    ).select_related("version")
+    """Recent transitions someone made in MLflow directly, outside any review, and whether
+    Quorum reverted them (`out_of_band: revert`)."""
+    # The state of the latest revert of each change, in the same query as the changes.
+    revert_state = (
+        OutOfBandRevert.objects.filter(changes=OuterRef("pk")).order_by("-pk").values("state")[:1]
+    )
+    changes = (
+        RegistryChange.objects.filter(
+            model=model,
+            origin=ChangeOrigin.OUT_OF_BAND,
+            observed_at__gte=timezone.now() - OUT_OF_BAND_WINDOW,
+        )
+        .select_related("version")
+        .annotate(revert_state=Subquery(revert_state))
+    )
     if version is not None:
         changes = changes.filter(version=version)
     return {

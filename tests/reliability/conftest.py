@@ -1,5 +1,5 @@
-"""What the reliability tests share: worker processes on the test database, a private MLflow
-server, and the audit check each test ends with.
+"""What the reliability tests share: worker processes on the test database and a private MLflow
+server (the audit check each test ends with is in checks.py).
 
 These tests run real processes (workers, MLflow, Redis) against committed data, so they use
 transactional tests on PostgreSQL and skip with the reason on SQLite.
@@ -11,47 +11,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import django_rq
 import pytest
 from django.conf import settings as django_settings
-from django.core.management import call_command
 
 from quorum.localservices import free_port, start_mlflow_server, stop_process
-from tests.test_cli import database_url
-from tests.test_views_review import fraud, pending  # noqa: F401 - the permission matrix's
+from tests.processes import children, database_url
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def audit_holds() -> None:
-    """`manage.py verify_audit` passes: nothing above broke the hash chain."""
-    call_command("verify_audit")
-
-
-def wait_for(predicate, *, timeout: float, every: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def children(pid: int) -> list[int]:
-    """The ids of the processes whose parent is `pid` (Linux /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 class Workers:

@@ -25,7 +25,7 @@ from registry.sync import sync_registry
 from reviews import jobs, services
 from reviews.models import AuditEvent
 from reviews.policies import policies_load
-from tests.test_transitions import approve_at_once
+from tests.concurrency import approve_at_once
 
 RACERS = 20
 

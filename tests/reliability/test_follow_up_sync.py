@@ -18,12 +18,14 @@ from registry.models import ChangeKind, RegistryChange, SyncRun
 from registry.sync import sync_registry
 from reviews import services
 from reviews.models import AuditEvent, Execution, TransitionRequest
-from tests.factories import transition_actions
-from tests.reliability.conftest import audit_holds, wait_for
+from tests.factories import register_in_mlflow, transition_actions
+from tests.reliability.checks import audit_holds
 from tests.reliability.proxy import HoldingProxy
-from tests.test_sync import register
+from tests.waiting import wait_for
 
 pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.reliability,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         connection.vendor != "postgresql", reason="worker processes share PostgreSQL"
@@ -35,7 +37,7 @@ def test_a_follow_up_sync_that_fails_after_the_move_is_retried_alone_and_the_req
     workers, mlflow_server, mlflow_client, unique_name, policies, settings
 ):
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = []  # a second transition would be a bug here
-    register(mlflow_client, unique_name, versions=2)
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)
     proxy = HoldingProxy(int(mlflow_server.url.rsplit(":", 1)[1]), cut_after_transition=True)
     try:
@@ -51,10 +53,10 @@ def test_a_follow_up_sync_that_fails_after_the_move_is_retried_alone_and_the_req
         wait_for(
             lambda: TransitionRequest.objects.get(pk=request.pk).execution == Execution.DONE,
             timeout=60,
-            what="the request to be done",
+            message="the request to be done",
         )
         failed_syncs = SyncRun.objects.filter(model_name=unique_name).exclude(error="")
-        wait_for(lambda: failed_syncs.count() >= 2, timeout=60, what="the sync to fail twice")
+        wait_for(lambda: failed_syncs.count() >= 2, timeout=60, message="the sync to fail twice")
         assert not RegistryChange.objects.filter(
             version=request.version, kind=ChangeKind.STAGE_CHANGED
         ).exists()
@@ -63,7 +65,7 @@ def test_a_follow_up_sync_that_fails_after_the_move_is_retried_alone_and_the_req
         wait_for(
             lambda: request.caused_changes.filter(new="Production").exists(),
             timeout=60,
-            what="a retry of the sync to mirror the move",
+            message="a retry of the sync to mirror the move",
         )
     finally:
         proxy.close()

@@ -26,11 +26,14 @@ from reviews.models import (
     NotificationKind,
     TransitionRequest,
 )
+from tests.factories import register_in_mlflow
 from tests.factories import transition_actions as attempts
-from tests.reliability.conftest import audit_holds, wait_for
-from tests.test_sync import register
+from tests.reliability.checks import audit_holds
+from tests.waiting import wait_for
 
 pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.reliability,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         connection.vendor != "postgresql", reason="worker processes share PostgreSQL"
@@ -44,7 +47,7 @@ def decide(workers, private_mlflow, policies, settings):
     "churn" with that retry policy, and a worker with the scheduler starts; returns the
     request."""
     server = private_mlflow[0]
-    register(RegistryClient(server.url), "churn", versions=2)
+    register_in_mlflow(RegistryClient(server.url), "churn", versions=2)
     sync_registry(client=RegistryClient(server.url))
 
     def run(intervals: list[int], window: int = 0) -> TransitionRequest:
@@ -69,7 +72,11 @@ def execution_of(request) -> str:
 def test_mlflow_down_for_good_fails_after_every_retry_with_the_error(decide):
     request = decide([1, 1])
 
-    wait_for(lambda: execution_of(request) == Execution.FAILED, timeout=60, what="failed")
+    wait_for(
+        lambda: execution_of(request) == Execution.FAILED,
+        timeout=60,
+        message="the transition to fail",
+    )
 
     request.refresh_from_db()
     assert request.execution_attempts == 3
@@ -85,13 +92,17 @@ def test_mlflow_back_before_the_retries_run_out_ends_done(decide, private_mlflow
     wait_for(
         lambda: "transition.attempt_failed" in attempts(request),
         timeout=60,
-        what="the first attempt to fail",
+        message="the first attempt to fail",
     )
     assert execution_of(request) == Execution.QUEUED  # waiting for its retry, not failed
 
     back = start_mlflow_server(down.store_dir, port=port_of(down.url))
     private_mlflow.append(back)
-    wait_for(lambda: execution_of(request) == Execution.DONE, timeout=60, what="done")
+    wait_for(
+        lambda: execution_of(request) == Execution.DONE,
+        timeout=60,
+        message="the transition to be done",
+    )
 
     request.refresh_from_db()
     assert request.execution_error == ""
@@ -117,14 +128,18 @@ def test_a_two_minute_outage_at_decision_time_ends_done_without_an_admin(decide,
     wait_for(
         lambda: "transition.attempt_failed" in attempts(request),
         timeout=60,
-        what="the first attempt to fail",
+        message="the first attempt to fail",
     )
 
     time.sleep(max(0.0, OUTAGE - (time.monotonic() - went_down)))
     assert execution_of(request) == Execution.QUEUED  # still waiting for a retry
     back = start_mlflow_server(down.store_dir, port=port_of(down.url))
     private_mlflow.append(back)
-    wait_for(lambda: execution_of(request) == Execution.DONE, timeout=120, what="done")
+    wait_for(
+        lambda: execution_of(request) == Execution.DONE,
+        timeout=120,
+        message="the transition to be done",
+    )
 
     request.refresh_from_db()
     actions = attempts(request)
@@ -141,6 +156,6 @@ def test_a_two_minute_outage_at_decision_time_ends_done_without_an_admin(decide,
     wait_for(  # the follow-up sync mirrors the move, credited to the request
         lambda: request.caused_changes.filter(new="Production").exists(),
         timeout=60,
-        what="the move to be mirrored",
+        message="the move to be mirrored",
     )
     audit_holds()

@@ -9,9 +9,10 @@ view cannot slip past this file.
 Related checks live with the code they test, and are not repeated here:
 - schemathesis over the REST API, 0 5xx: tests/test_api.py::test_fuzzed_requests_never_get_a_server_error;
 - hostile MLflow text escaped on every page, no dialog fires (Playwright):
-  tests/test_browser_review.py, tests/test_views_review.py::test_mlflow_and_user_text_is_escaped_on_the_request_page;
+  tests/test_browser_review.py, tests/test_views_review_page.py::test_mlflow_and_user_text_is_escaped_on_the_request_page;
 - oversize, malformed, unsigned and replayed webhook bodies refused: tests/test_webhooks.py;
-- per-view GET → 405, anonymous → login, wrong state → nothing changed: tests/test_views_review.py.
+- per-view GET → 405, anonymous → login, wrong state → nothing changed: one module per view,
+  tests/test_views_review_{page,status,vote,cancel,retry,request_new}.py.
 """  # noqa: E501
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from reviews import services
 from reviews.api_auth import token_create
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
-from tests.reliability.conftest import audit_holds
-from tests.test_views_review import no_mlflow  # noqa: F401 - autouse: pages never call MLflow
+from tests.reliability.checks import audit_holds
 
-pytestmark = pytest.mark.django_db
+# In the everyday loop (not e2e): the test client only, no processes. Pages never call MLflow.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_mlflow")]
 
 ROLES = ["anonymous", "outsider", "requester", "approver", "staff"]
 LOGIN = "login"  # a redirect to the login page, nothing done
@@ -124,6 +125,7 @@ READ_ONLY = {
     "api-v1:list_models": {},
     "api-v1:list_versions": {"name": "fraud"},
     "api-v1:get_request": {"id": "pending"},
+    "api-v1:list_keys": {},
 }
 # django-ninja's schema and docs answer any method; they write nothing.
 ANY_METHOD: dict[str, dict[str, str]] = {"api-v1:openapi-json": {}, "api-v1:openapi-view": {}}
@@ -138,6 +140,10 @@ DJANGO_AUTH = {
     "password_reset_done",
     "password_reset_confirm",
     "password_reset_complete",
+    # The identity provider's round trip: it signs someone in only with a valid state, nonce and
+    # ID token (tests/test_identity_sign_in.py refuses each forgery).
+    "oidc_authentication_init",
+    "oidc_authentication_callback",
 }
 
 
@@ -176,7 +182,7 @@ def people(policies):
 
 
 @pytest.fixture
-def failed_request(fraud, requester):
+def failed_request(world, requester):
     """v2 → Staging, approved, its transition failed."""
     request = services.request_create(
         model="fraud", version=2, target="Staging", requester=requester
@@ -236,7 +242,7 @@ NO_ARGS = {
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.route)
-def test_permission_matrix(case, role, people, pending, failed_request, settings):  # noqa: F811
+def test_permission_matrix(case, role, people, pending, failed_request, settings):
     settings.MLFLOW_WEBHOOK_SECRET = "a-webhook-secret"
     target = failed_request if case.on == "failed" else pending
     before = state()

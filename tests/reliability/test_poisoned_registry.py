@@ -15,9 +15,12 @@ from registry.sync import sync_registry
 from reviews import services
 from reviews.models import AuditEvent, Execution, TransitionRequest
 from tests.factories import mlflow_of, register_with_metrics
-from tests.reliability.conftest import audit_holds, wait_for
+from tests.reliability.checks import audit_holds
+from tests.waiting import wait_for
 
 pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.reliability,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         connection.vendor != "postgresql", reason="worker processes share PostgreSQL"
@@ -89,7 +92,7 @@ def test_poison_is_skipped_and_a_healthy_version_is_promoted_once_by_a_worker(
     wait_for(
         lambda: TransitionRequest.objects.get(pk=request.pk).execution == Execution.DONE,
         timeout=90,
-        what="the transition to be done",
+        message="the transition to be done",
     )
 
     assert poisoned.get_version("churn", 2).stage == "Production"

@@ -19,10 +19,13 @@ from quorum.localservices import port_of, start_embedded_redis
 from registry.sync import sync_registry
 from reviews import jobs, services
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest, Vote
-from tests.reliability.conftest import audit_holds, wait_for
-from tests.test_sync import register
+from tests.factories import register_in_mlflow
+from tests.reliability.checks import audit_holds
+from tests.waiting import wait_for
 
 pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.reliability,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         connection.vendor != "postgresql", reason="worker processes share PostgreSQL"
@@ -46,7 +49,7 @@ def private_redis(tmp_path, settings):
 def test_last_approval_while_redis_is_down_commits_and_is_carried_out_when_it_returns(
     private_redis, workers, client, tmp_path, mlflow_server, mlflow_client, unique_name, policies
 ):
-    register(mlflow_client, unique_name, versions=2)
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)
     request = services.request_create(
         model=unique_name, version=2, target="Production", requester=policies["requester"]
@@ -78,7 +81,7 @@ def test_last_approval_while_redis_is_down_commits_and_is_carried_out_when_it_re
     wait_for(
         lambda: TransitionRequest.objects.get(pk=request.pk).execution == Execution.DONE,
         timeout=60,
-        what="the transition to be carried out",
+        message="the transition to be carried out",
     )
     assert mlflow_client.get_version(unique_name, 2).stage == "Production"
     audit_holds()

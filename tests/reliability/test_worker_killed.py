@@ -33,12 +33,15 @@ from registry.models import ChangeKind, RegistryChange
 from registry.sync import sync_registry
 from reviews import jobs, reconciler, services, stalls
 from reviews.models import AuditEvent, Execution, TransitionRequest
+from tests.factories import register_in_mlflow
 from tests.factories import transition_actions as attempts
-from tests.reliability.conftest import audit_holds, wait_for
+from tests.reliability.checks import audit_holds
 from tests.reliability.proxy import HoldingProxy
-from tests.test_sync import register
+from tests.waiting import wait_for
 
 pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.reliability,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         connection.vendor != "postgresql", reason="worker processes share PostgreSQL"
@@ -54,7 +57,7 @@ def approved(workers, mlflow_server, mlflow_client, unique_name, policies, setti
     the queue)."""
     settings.QUORUM_TRANSITION_HEARTBEAT_TIMEOUT = HEARTBEAT_TIMEOUT
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = []
-    register(mlflow_client, unique_name, versions=2)
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)
     request = services.request_create(
         model=unique_name, version=2, target="Production", requester=policies["requester"]
@@ -85,11 +88,11 @@ def test_a_worker_killed_mid_transition_is_replaced_and_mlflow_moves_once(
     approved, proxy, workers, mlflow_client, unique_name
 ):
     first = workers.start(mlflow_url=proxy.url)
-    wait_for(lambda: proxy.held, timeout=60, what="the transition to reach MLflow")
+    wait_for(lambda: proxy.held, timeout=60, message="the transition to reach MLflow")
     wait_for(
         lambda: mlflow_client.get_version(unique_name, 2).stage == "Production",
         timeout=10,
-        what="MLflow to carry the transition out",
+        message="MLflow to carry the transition out",
     )
 
     workers.kill(first)
@@ -97,7 +100,7 @@ def test_a_worker_killed_mid_transition_is_replaced_and_mlflow_moves_once(
     # Its heartbeat is fresh: not presumed dead yet.
     assert reconciler.requeue_lost_transitions() == []
     requeued = wait_for(
-        reconciler.requeue_lost_transitions, timeout=HEARTBEAT_TIMEOUT + 10, what="the requeue"
+        reconciler.requeue_lost_transitions, timeout=HEARTBEAT_TIMEOUT + 10, message="the requeue"
     )
     assert requeued == [approved.pk]
     event = AuditEvent.objects.get(action="transition.requeued", request=approved)
@@ -107,7 +110,7 @@ def test_a_worker_killed_mid_transition_is_replaced_and_mlflow_moves_once(
     wait_for(
         lambda: approved.__class__.objects.get(pk=approved.pk).execution == Execution.DONE,
         timeout=60,
-        what="the new worker to finish the request",
+        message="the new worker to finish the request",
     )
 
     approved.refresh_from_db()
@@ -115,7 +118,7 @@ def test_a_worker_killed_mid_transition_is_replaced_and_mlflow_moves_once(
     assert proxy.transition_requests == 1  # MLflow was asked once
     assert mlflow_client.get_version(unique_name, 2).stage == "Production"
     # The follow-up sync (a job of its own, run by the worker) observes the one move.
-    wait_for(lambda: stage_changes(approved), timeout=60, what="the move to be mirrored")
+    wait_for(lambda: stage_changes(approved), timeout=60, message="the move to be mirrored")
     assert stage_changes(approved) == ["Production"]
     done = AuditEvent.objects.get(action="transition.done", request=approved)
     assert done.details["already_at_target"] is True
@@ -127,7 +130,7 @@ def test_a_worker_that_only_looks_dead_keeps_its_job_and_nothing_runs_twice(
     approved, proxy, workers, mlflow_client, unique_name
 ):
     first = workers.start(mlflow_url=proxy.url)
-    wait_for(lambda: proxy.held, timeout=60, what="the transition to reach MLflow")
+    wait_for(lambda: proxy.held, timeout=60, message="the transition to reach MLflow")
     # The worker's main process stops heartbeating; its work horse is still carrying the job out.
     os.kill(first.pid, signal.SIGSTOP)
     queue = django_rq.get_queue(jobs.QUEUE)
@@ -135,8 +138,8 @@ def test_a_worker_that_only_looks_dead_keeps_its_job_and_nothing_runs_twice(
     wait_for(
         lambda: reconciler._worker_gone(job, queue.connection),
         timeout=HEARTBEAT_TIMEOUT + 10,
-        every=0.5,
-        what="the heartbeat to go stale",
+        interval=0.5,
+        message="the heartbeat to go stale",
     )
 
     assert reconciler.requeue_lost_transitions() == []  # its execution still holds the lock
@@ -165,7 +168,7 @@ def test_a_worker_that_only_looks_dead_keeps_its_job_and_nothing_runs_twice(
     assert (approved.execution, approved.execution_attempts) == (Execution.DONE, 1)
     assert proxy.transition_requests == 1
     # The follow-up sync (a job of its own, run by the worker) observes the one move.
-    wait_for(lambda: stage_changes(approved), timeout=60, what="the move to be mirrored")
+    wait_for(lambda: stage_changes(approved), timeout=60, message="the move to be mirrored")
     assert stage_changes(approved) == ["Production"]
     audit_holds()
 
@@ -186,7 +189,7 @@ def test_a_worker_killed_with_a_retry_scheduled_is_done_within_two_reconciler_in
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = [RETRY_AFTER]  # the job carries its Retry
     settings.QUORUM_TRANSITION_RETRY_WINDOW = 0
     server = private_mlflow[0]
-    register(RegistryClient(server.url), "churn", versions=2)
+    register_in_mlflow(RegistryClient(server.url), "churn", versions=2)
     sync_registry(client=RegistryClient(server.url))
     cron_env = {"QUORUM_RECONCILE_INTERVAL": str(RECONCILE_EVERY)}
     workers.start_cron(mlflow_url=server.url, env=cron_env)
@@ -202,7 +205,7 @@ def test_a_worker_killed_with_a_retry_scheduled_is_done_within_two_reconciler_in
     wait_for(
         lambda: job_id in queue.scheduled_job_registry.get_job_ids(),
         timeout=60,
-        what="the first attempt to fail and its retry to be scheduled",
+        message="the first attempt to fail and its retry to be scheduled",
     )
 
     workers.kill(first)
@@ -213,18 +216,18 @@ def test_a_worker_killed_with_a_retry_scheduled_is_done_within_two_reconciler_in
     wait_for(
         lambda: timezone.now() > due + reconciler.OVERDUE_GRACE,
         timeout=RETRY_AFTER + 30,
-        what="the retry to be overdue",
+        message="the retry to be overdue",
     )
     # The dead worker's scheduler still holds the lock a new worker's scheduler would need.
     assert queue.connection.exists(RQScheduler.get_locking_key(jobs.QUEUE))
     workers.start(mlflow_url=back.url, scheduler=True)
-    wait_for(lambda: stalls.consumers(jobs.QUEUE), timeout=60, what="the new worker")
+    wait_for(lambda: stalls.consumers(jobs.QUEUE), timeout=60, message="the new worker")
     restarted = time.monotonic()
 
     wait_for(
         lambda: TransitionRequest.objects.get(pk=request.pk).execution == Execution.DONE,
         timeout=2 * RECONCILE_EVERY,
-        what="the request to be done within two reconciler intervals",
+        message="the request to be done within two reconciler intervals",
     )
 
     print(f"done {time.monotonic() - restarted:.1f} s after the new worker started")

@@ -1,0 +1,149 @@
+"""The evidence fetch: what reading one version's packet costs, and what it adds to a sync.
+
+    .venv/bin/python bench/evidence.py [--models 200] [--versions 10] [--sampled 20]
+
+Builds (once, then reuses under var/bench/) an MLflow registry of MODELS x VERSIONS synthetic
+versions (runs without model artifacts: each fetch finds its MLmodel missing and records why,
+the most calls a fetch makes), and SAMPLED versions of real scikit-learn models with signatures,
+requirements and logged datasets. Then measures, on a fresh mirror:
+
+- per version: the worker's fetch of one real model's packet (MLmodel, requirements.txt, the
+  run's inputs), median and p95, and its MLflow calls;
+- full sync of the whole registry, then the one-off fetch of every version's evidence;
+- a second full sync and fetch, nothing new: the fetch reads nothing (evidence is kept per
+  version, which MLflow never changes);
+- one new version, an incremental sync and the fetch: one version read.
+
+Syncs never read evidence themselves; the numbers show the fetch's cost stays off the sync.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+from _common import BENCH_DIR, bench_stack, database_vendor, percentile
+
+SAMPLED_MODEL = "evidence-sampled"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=int, default=200)
+    parser.add_argument("--versions", type=int, default=10)
+    parser.add_argument("--sampled", type=int, default=20)
+    args = parser.parse_args()
+    store = BENCH_DIR / f"mlflow-evidence-{args.models}x{args.versions}-{args.sampled}"
+    with bench_stack("evidence", store=store) as url:
+        if not (store / "complete").exists():
+            build(url, args)
+            (store / "complete").write_text("built\n")
+        measure(url, args)
+
+
+def build(url: str, args) -> None:
+    import pandas as pd  # type: ignore[import-untyped]
+    from sklearn.dummy import DummyClassifier
+
+    from registry.mlflow_client import RegistryClient
+    from registry.seeding import seed_registry
+
+    print(f"building {args.models} x {args.versions} versions and {args.sampled} real models...")
+    started = time.perf_counter()
+    client = RegistryClient(url)
+    seed_registry(client, models=args.models, versions=args.versions, train=False)
+    client.create_model(SAMPLED_MODEL)
+    experiment = client.experiment_id(SAMPLED_MODEL)
+    frame = pd.DataFrame({"age": [30, 40], "income": [1.0, 2.0], "city": ["a", "b"]})
+    for number in range(args.sampled):
+        run_id = client.log_run(experiment, run_name=f"s{number}", params={}, metrics={})
+        estimator = DummyClassifier().fit(frame[["age", "income"]], [0, 1])
+        source = client.log_sklearn_model(run_id, estimator, input_example=frame)
+        client.log_dataset(run_id, name="train", frame=frame, context="training")
+        client.log_dataset(run_id, name="holdout", frame=frame, context="evaluation")
+        client.create_version(SAMPLED_MODEL, source=source, run_id=run_id)
+    print(f"built in {time.perf_counter() - started:.0f} s")
+
+
+def measure(url: str, args) -> None:
+    from registry.mlflow_client import RegistryClient
+    from registry.models import ModelVersion, RegisteredModel, VersionEvidence
+    from registry.sync import sync_registry
+
+    VersionEvidence.objects.all().delete()
+    ModelVersion.objects.all().delete()
+    RegisteredModel.objects.all().delete()
+
+    def timed(fn):
+        client = RegistryClient(url)
+        started = time.perf_counter()
+        value = fn(client)
+        return time.perf_counter() - started, client.calls, value
+
+    sync_full = timed(lambda c: sync_registry(full=True, client=c))
+    fetch_all = timed(lambda c: drain(c))
+    sync_again = timed(lambda c: sync_registry(full=True, client=c))
+    fetch_again = timed(lambda c: drain(c))
+
+    # Per version, on the real models: each read again from MLflow, as the worker would.
+    sampled = list(ModelVersion.objects.filter(model__name=SAMPLED_MODEL).select_related("model"))
+    per_version, calls_each = [], []
+    for version in sampled:
+        client = RegistryClient(url)
+        started = time.perf_counter()
+        read = client.get_evidence(version.model.name, version.version, version.run_id)
+        per_version.append(time.perf_counter() - started)
+        calls_each.append(client.calls)
+        assert not read.problems, read.problems
+
+    # One new version: the incremental sync, then a fetch of that one version.
+    client = RegistryClient(url)
+    run_id = client.log_run(
+        client.experiment_id(SAMPLED_MODEL), run_name="new", params={}, metrics={}
+    )
+    client.create_version(SAMPLED_MODEL, source=f"runs:/{run_id}/model", run_id=run_id)
+    sync_new = timed(lambda c: sync_registry(client=c))
+    fetch_new = timed(lambda c: drain(c))
+
+    total = ModelVersion.objects.count()
+    print()
+    synthetic, real = args.models * args.versions, args.sampled + 1
+    print(f"registry: {synthetic} synthetic + {real} real = {total} versions")
+    machine = platform.processor() or platform.machine()
+    print(
+        f"mirror database: {database_vendor()}; machine: {machine}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    p50, p95 = statistics.median(per_version) * 1000, percentile(per_version, 0.95) * 1000
+    print(
+        f"  fetch one real version's packet       p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
+        f"{statistics.median(calls_each):.0f} MLflow calls"
+    )
+    rows = [
+        ("full sync, empty mirror", sync_full),
+        ("fetch every version's evidence, once", fetch_all),
+        ("full sync again, nothing new", sync_again),
+        ("fetch again: nothing to read", fetch_again),
+        ("incremental sync, one new version", sync_new),
+        ("fetch: the new version only", fetch_new),
+    ]
+    for label, (seconds, calls, value) in rows:
+        extra = f"  ({value} versions read)" if isinstance(value, int) else ""
+        print(f"  {label:38s} {seconds:8.2f} s  {calls:6d} MLflow calls{extra}")
+
+
+def drain(client) -> int:
+    """The worker's job until nothing is left, in its batches."""
+    from registry import evidence
+
+    read = 0
+    while stored := evidence.fetch_missing(client=client):
+        read += stored
+    return read
+
+
+if __name__ == "__main__":
+    main()

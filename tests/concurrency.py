@@ -1,0 +1,34 @@
+"""Votes cast at the same instant from many threads, each on its own database connection: how
+the race tests (tests/test_transitions.py, tests/reliability/race.py) make them."""
+
+from __future__ import annotations
+
+import threading
+
+from django.contrib.auth.models import User
+from django.db import connection
+
+from reviews import services
+
+
+def approve_at_once(request_id: int, voters: list[User]) -> list[str]:
+    """Every voter approves at the same instant, each on its own connection; what each got."""
+    outcomes: list[str] = []
+    barrier = threading.Barrier(len(voters))
+
+    def vote(user: User) -> None:
+        try:
+            barrier.wait()
+            services.vote_cast(request_id=request_id, user=user, decision="approve")
+            outcomes.append("counted")
+        except Exception as error:  # noqa: BLE001 - the caller asserts on every outcome
+            outcomes.append(type(error).__name__)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=vote, args=(user,)) for user in voters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes

@@ -1,0 +1,213 @@
+"""Every page passes an automated accessibility audit, in a real browser, as each role.
+
+axe-core (bundled by the axe-playwright-python package) audits each page as Debian's Chromium
+renders it, charts drawn, for the requester, a reviewer, staff and an anonymous visitor (the
+sign-in page, also after a refused sign-in). No serious or critical violation is allowed. The
+keyboard path is checked too: a skip link first, and after a refused form the focus on the
+message that says why.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+
+from registry.models import Stage
+from reviews import services
+from reviews.models import Decision, Execution, TransitionRequest, VoteChoice
+from tests.browser import chromium
+from tests.factories import cache_all_history, make_model, make_version
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "pw"  # the cast's password (tests/conftest.py)
+BLOCKING = {"serious", "critical"}
+
+
+@pytest.fixture
+def landscape(policies):
+    """A model with history, a pending request with a vote, decided ones, and the pages to visit."""
+    cast = policies
+    model = make_model("fraud-detector", description="Scores card payments.")
+    specs = [
+        (Stage.PRODUCTION, {"accuracy": 0.85, "f1": 0.80, "log_loss": 0.40}),
+        (Stage.NONE, {"accuracy": 0.86, "f1": 0.79, "log_loss": 0.37}),
+        (Stage.NONE, {"accuracy": 0.90, "f1": 0.84, "log_loss": 0.31}),
+    ]
+    for number, (stage, metrics) in enumerate(specs, start=1):
+        cache_all_history(make_version(model, number, stage=stage, metrics=metrics))
+    pending = services.request_create(
+        model=model.name, version=3, target="Production", requester=cast["requester"]
+    )
+    services.vote_cast(request_id=pending.pk, user=cast["scientist1"], decision=VoteChoice.APPROVE)
+    staging = services.request_create(
+        model=model.name, version=2, target="Staging", requester=cast["requester"]
+    )
+    services.vote_cast(
+        request_id=staging.pk,
+        user=cast["scientist2"],
+        decision=VoteChoice.REJECT,
+        comment="Recall fell on the new-merchant slice.",
+    )
+    failed = services.request_create(
+        model=model.name, version=3, target="Staging", requester=cast["requester"]
+    )
+    TransitionRequest.objects.filter(pk=failed.pk).update(
+        decision=Decision.APPROVED, execution=Execution.FAILED, execution_error="MLflow: 503"
+    )
+    everyone = [
+        "/",
+        f"/models/{model.name}/",
+        f"/models/{model.name}/versions/3/",
+        f"/models/{model.name}/versions/3/request/",
+        f"/models/{model.name}/compare?a=3&b=1",
+        "/reviews/",
+        f"/reviews/{pending.pk}/",
+        f"/reviews/{staging.pk}/",
+        f"/reviews/{failed.pk}/",
+        "/settings/notifications/",
+    ]
+    staff = [
+        "/audit/",
+        "/admin/",
+        "/admin/reviews/approvalpolicy/",
+        "/admin/reviews/transitionrequest/",
+        f"/admin/reviews/transitionrequest/{pending.pk}/change/",
+    ]
+    return {"everyone": everyone, "staff": staff, "pending": pending}
+
+
+class Visitor:
+    """One role's browser context, signed in unless anonymous."""
+
+    def __init__(self, browser, base: str, username: str | None, *, width=1280):
+        self.base = base
+        self.context = browser.new_context(viewport={"width": width, "height": 900})
+        self.page = self.context.new_page()
+        if username:
+            self.sign_in(username, PASSWORD)
+            self.page.wait_for_url(f"{base}/")
+
+    def sign_in(self, username: str, password: str) -> None:
+        self.page.goto(f"{self.base}/accounts/login/")
+        self.page.fill("input[name=username]", username)
+        self.page.fill("input[name=password]", password)
+        self.page.click("button[type=submit]")
+
+    def open(self, path: str, status: int = 200):
+        response = self.page.goto(self.base + path)
+        assert response is not None and response.status == status, (
+            path,
+            response and response.status,
+        )
+        self.page.wait_for_load_state("networkidle")
+        return self.page
+
+
+def blocking_violations(page) -> list[str]:
+    """The serious and critical violations axe-core finds on the page as it stands."""
+    results = Axe().run(page)
+    return [
+        f"{violation['id']} ({violation['impact']}): {violation['help']} at "
+        + ", ".join(" ".join(node["target"]) for node in violation["nodes"][:8])
+        for violation in results.response["violations"]
+        if violation["impact"] in BLOCKING
+    ]
+
+
+def test_every_page_passes_the_audit_as_every_role(live_server, landscape):
+    found: dict[tuple[str, str], list[str]] = {}
+    visits = {
+        "requester": landscape["everyone"],
+        "lead": landscape["everyone"],
+        "admin": landscape["everyone"] + landscape["staff"],
+    }
+    with chromium() as browser:
+        anonymous = Visitor(browser, live_server.url, None)
+        anonymous.open("/accounts/login/")
+        if problems := blocking_violations(anonymous.page):
+            found["anonymous", "/accounts/login/"] = problems
+        anonymous.sign_in("lead", "not the password")  # refused: the error box is audited too
+        if problems := blocking_violations(anonymous.page):
+            found["anonymous", "/accounts/login/ refused"] = problems
+        anonymous.context.close()
+
+        for username, paths in visits.items():
+            role = Visitor(browser, live_server.url, username)
+            for path in paths:
+                role.open(path)
+                if problems := blocking_violations(role.page):
+                    found[username, path] = problems
+            # The error pages, and a form the server refused (a rejection needs a comment).
+            role.open("/reviews/999999/", status=404)
+            if problems := blocking_violations(role.page):
+                found[username, "404"] = problems
+            role.open(f"/reviews/{landscape['pending'].pk}/")
+            if role.page.locator("button[value=reject]").count():
+                role.page.click("button[value=reject]")
+                role.page.wait_for_selector(".field-error")
+                if problems := blocking_violations(role.page):
+                    found[username, "refused vote"] = problems
+            role.context.close()
+    assert not found, "\n".join(
+        f"{who} {path}: {problem}"
+        for (who, path), problems in found.items()
+        for problem in problems
+    )
+
+
+def test_the_audit_can_fail(live_server, landscape):
+    """The check above is not vacuous: an unlabelled field on a page is found."""
+    with chromium() as browser:
+        role = Visitor(browser, live_server.url, "lead")
+        page = role.open("/reviews/")
+        page.evaluate(
+            """() => document.querySelector("main").insertAdjacentHTML(
+                "beforeend", '<input type="text" name="unlabelled">')"""
+        )
+        problems = blocking_violations(page)
+        role.context.close()
+    assert any(problem.startswith("label (critical)") for problem in problems), problems
+
+
+def test_a_skip_link_comes_first_and_leads_to_the_content(live_server, landscape):
+    with chromium() as browser:
+        role = Visitor(browser, live_server.url, "lead")
+        page = role.open("/reviews/")
+        page.keyboard.press("Tab")
+        focused = page.evaluate("() => document.activeElement.textContent")
+        assert focused == "Skip to the content"
+        assert page.locator(".skip-link").is_visible()
+        page.keyboard.press("Enter")
+        assert page.evaluate("() => document.activeElement.id") == "main"
+        role.context.close()
+
+
+def test_focus_moves_to_the_refusal_after_a_refused_form(live_server, landscape):
+    pending = landscape["pending"]
+    with chromium() as browser:
+        anonymous = Visitor(browser, live_server.url, None)
+        anonymous.sign_in("lead", "not the password")
+        anonymous.page.wait_for_selector(".error-box")
+        assert anonymous.page.evaluate("() => document.activeElement.className") == "error-box"
+        anonymous.context.close()
+
+        reviewer = Visitor(browser, live_server.url, "lead")
+        page = reviewer.open(f"/reviews/{pending.pk}/")
+        page.click("button[value=reject]")  # no comment: refused
+        page.wait_for_selector("#vote-comment-error")
+        assert page.evaluate("() => document.activeElement.id") == "vote-comment-error"
+        assert "Say why you reject" in page.evaluate("() => document.activeElement.textContent")
+
+        # Refused after a redirect (the request was decided meanwhile): the message has focus.
+        page.fill("#vote-comment", "Looks right.")
+        TransitionRequest.objects.filter(pk=pending.pk).update(decision=Decision.CANCELLED)
+        page.click("button[value=approve]")
+        page.wait_for_selector(".message-error")
+        focused = page.evaluate("() => document.activeElement.textContent")
+        assert "already cancelled" in focused
+        reviewer.context.close()
