@@ -87,7 +87,7 @@ def test_timeline_reads_the_audit_log(client, pending, requester, scientist1):
         ("requester", "comment.posted"),
     ]
     assert items[2]["text"] == "Thanks!" and items[2]["kind"] == "comment"
-    assert items[0]["items"][0] == "✓ accuracy 0.9 >= 0.8"
+    assert items[0]["items"][0] == "✓ accuracy 0.9000 >= 0.8000"
 
 
 def test_timeline_of_unknown_request_is_404(client, pending, lead):

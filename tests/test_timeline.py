@@ -48,7 +48,7 @@ def test_timeline_tells_the_conversation_in_order(pending, requester, scientist1
     created, vote, question, answer, cancelled = entries
     assert created.title == "Requested Production against v1 (policy production)"
     assert created.text == "Retrained."
-    assert created.items[0] == "✓ accuracy 0.9 >= 0.8" and len(created.items) == 2
+    assert created.items[0] == "✓ accuracy 0.9000 >= 0.8000" and len(created.items) == 2
     assert vote.title == "Approved (for data-science)" and vote.text == "ok"
     assert question.text == "Is the drift check done?" and question.kind == "comment"
     assert answer.text == "Yes, see run 12."
@@ -69,7 +69,7 @@ def test_timeline_shows_dismissed_approvals_and_reevaluated_gates(pending, scien
     assert stale.title == "Approvals dismissed: scientist1"
     assert stale.text == "Production is now held by v3 (was v1)."
     assert reevaluated.title == "Gates re-evaluated; the baseline is now v3"
-    assert reevaluated.items[0] == "✓ accuracy 0.9 >= 0.8"
+    assert reevaluated.items[0] == "✓ accuracy 0.9000 >= 0.8000"
 
 
 def test_timeline_shows_transition_attempts_and_their_outcome(pending):
