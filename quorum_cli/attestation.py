@@ -90,8 +90,9 @@ def canonical_json(value: Any) -> bytes:
 # -- keys -----------------------------------------------------------------------------------------
 
 
-def public_key(key: Ed25519PublicKey) -> SSlibKey:
-    """The key as securesystemslib verifies with it; its id is computed from the key."""
+def public_key(key: object) -> SSlibKey:
+    """The key as securesystemslib verifies with it; its id is computed from the key. Any other
+    kind of key (RSA, EC, a private key) is refused by name."""
     if not isinstance(key, Ed25519PublicKey):
         raise AttestationError(f"not an Ed25519 public key ({type(key).__name__})")
     return SSlibKey.from_crypto(key)
@@ -110,11 +111,6 @@ def keys_from_pem(text: str) -> list[SSlibKey]:
             loaded = load_pem_public_key(block.encode())
         except ValueError as error:
             raise AttestationError(f"a public key block could not be read: {error}") from None
-        if not isinstance(loaded, Ed25519PublicKey):
-            raise AttestationError(
-                f"a public key block holds a {type(loaded).__name__}: proofs are signed with "
-                "Ed25519 keys only"
-            )
         keys.append(public_key(loaded))
     return keys
 
