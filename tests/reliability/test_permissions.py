@@ -12,7 +12,9 @@ Related checks live with the code they test, and are not repeated here:
   tests/test_browser_review.py, tests/test_views_review_page.py::test_mlflow_and_user_text_is_escaped_on_the_request_page;
 - oversize, malformed, unsigned and replayed webhook bodies refused: tests/test_webhooks.py;
 - per-view GET → 405, anonymous → login, wrong state → nothing changed: one module per view,
-  tests/test_views_review_{page,status,vote,cancel,retry,request_new}.py.
+  tests/test_views_review_{page,status,vote,cancel,retry,request_new}.py; comments, rollbacks
+  and break glass in tests/test_views_conversation.py, tests/test_rollback.py and
+  tests/test_break_glass.py.
 """  # noqa: E501
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ from django.conf import settings as django_settings
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from registry.models import ChangeKind, RegistryChange
 from reviews import services
 from reviews.api_auth import token_create
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
+from reviews.policies import policies_load, policy_for
+from tests.conftest import STANDARD_POLICIES
 from tests.reliability.checks import audit_holds
 
 # In the everyday loop (not e2e): the test client only, no processes. Pages never call MLflow.
@@ -48,7 +53,8 @@ class Case:
     allowed: tuple[str, ...] = ()
     data: dict | None = None
     api: bool = False
-    on: str = "pending"  # what the URL names: the "pending" or "failed" request, or "v3"
+    # What the URL names: the "pending" or "failed" request, "v3", or the "model" (fraud).
+    on: str = "pending"
 
 
 CASES = [
@@ -57,6 +63,13 @@ CASES = [
         {"anonymous": LOGIN, "outsider": 403, "requester": 403, "approver": 302, "staff": 403},
         allowed=("approver",),
         data={"decision": "approve"},
+    ),
+    # Any signed-in user may read a request, so may comment on it.
+    Case(
+        "reviews:comment",
+        {"anonymous": LOGIN, "outsider": 302, "requester": 302, "approver": 302, "staff": 302},
+        allowed=("outsider", "requester", "approver", "staff"),
+        data={"body": "matrix"},
     ),
     Case(
         "reviews:cancel",
@@ -76,6 +89,24 @@ CASES = [
         allowed=("outsider", "requester", "approver", "staff"),
         data={"target": "Staging", "comment": "matrix"},
         on="v3",
+    ),
+    # A rollback is a request: the policy's requesters may open it (the standard policies name
+    # none, so any signed-in user), its approvers decide. v3 held Staging before (`history`).
+    Case(
+        "reviews:rollback",
+        {"anonymous": LOGIN, "outsider": 302, "requester": 302, "approver": 302, "staff": 302},
+        allowed=("outsider", "requester", "approver", "staff"),
+        data={"target": "Staging"},
+        on="model",
+    ),
+    # Only the policy's break-glass groups (`on_call`: the approver); staff are no exception.
+    # A refusal is a message on the model page: 302 too, and nothing changes.
+    Case(
+        "reviews:break_glass",
+        {"anonymous": LOGIN, "outsider": 302, "requester": 302, "approver": 302, "staff": 302},
+        allowed=("approver",),
+        data={"version": "3", "target": "Staging", "reason": "matrix"},
+        on="model",
     ),
     # A user's own reminder preference.
     Case(
@@ -109,6 +140,27 @@ CASES = [
         allowed=("requester", "staff"),
         api=True,
     ),
+    Case(
+        "api-v1:post_comment",
+        {"anonymous": 401, "outsider": 201, "requester": 201, "approver": 201, "staff": 201},
+        allowed=("outsider", "requester", "approver", "staff"),
+        data={"body": "matrix"},
+        api=True,
+    ),
+    Case(
+        "api-v1:create_rollback",
+        {"anonymous": 401, "outsider": 201, "requester": 201, "approver": 201, "staff": 201},
+        allowed=("outsider", "requester", "approver", "staff"),
+        data={"model": "fraud", "target": "Staging"},
+        api=True,
+    ),
+    Case(
+        "api-v1:create_break_glass",
+        {"anonymous": 401, "outsider": 403, "requester": 403, "approver": 201, "staff": 403},
+        allowed=("approver",),
+        data={"model": "fraud", "version": 3, "target": "Staging", "reason": "matrix"},
+        api=True,
+    ),
 ]
 
 # Read-only pages and endpoints: a POST is refused (405) and changes nothing.
@@ -118,20 +170,23 @@ READ_ONLY = {
     "reviews:request_status": {"pk": "pending"},
     "reviews:audit": {},
     "reviews:audit_export": {},
+    "reviews:break_glass_report": {},
     "registry:model_list": {},
     "registry:model_detail": {"name": "fraud"},
     "registry:version_detail": {"name": "fraud", "version": "2"},
     "registry:compare": {"name": "fraud"},
     "api-v1:list_models": {},
     "api-v1:list_versions": {"name": "fraud"},
+    "api-v1:model_timeline": {"name": "fraud"},
     "api-v1:get_request": {"id": "pending"},
+    "api-v1:get_timeline": {"id": "pending"},
     "api-v1:list_keys": {},
 }
 # django-ninja's schema and docs answer any method; they write nothing.
 ANY_METHOD: dict[str, dict[str, str]] = {"api-v1:openapi-json": {}, "api-v1:openapi-view": {}}
 # Same path as a matrix route, or Django's own views (auth forms, the admin site, the RQ
 # dashboard), which check staff status themselves; the RQ dashboard's actions are checked below.
-NOT_OURS = {"api-v1:list_requests", "api-v1:api-root"}
+NOT_OURS = {"api-v1:list_requests", "api-v1:list_comments", "api-v1:api-root"}
 DJANGO_AUTH = {
     "login",
     "password_change",
@@ -182,6 +237,38 @@ def people(policies):
 
 
 @pytest.fixture
+def on_call(policies):
+    """The staging policy lets the approver (group on-call) break glass; nobody else may."""
+    policies_load(
+        text=STANDARD_POLICIES.replace(
+            "  ml-leads: [lead]\n", "  ml-leads: [lead]\n  on-call: [lead]\n"
+        ).replace(
+            "    require: [{group: data-science, approvals: 1}]\n",
+            "    require: [{group: data-science, approvals: 1}]\n"
+            "    break_glass: {groups: [on-call], ratify_within: 1h, on_unratified: alert}\n",
+        )
+    )
+    assert policy_for("fraud", "Staging").break_glass, "the break-glass section did not load"
+
+
+@pytest.fixture
+def history(world):
+    """What the sync recorded of fraud: v3 arrived in Staging and left it, so a rollback of
+    Staging puts v3 back."""
+    v3 = world.model.versions.get(version=3)
+    RegistryChange.objects.create(model=world.model, kind=ChangeKind.MODEL_CREATED)
+    RegistryChange.objects.create(
+        model=world.model,
+        version=v3,
+        kind=ChangeKind.VERSION_CREATED,
+        new={"stage": "Staging", "aliases": []},
+    )
+    RegistryChange.objects.create(
+        model=world.model, version=v3, kind=ChangeKind.STAGE_CHANGED, old="Staging", new="None"
+    )
+
+
+@pytest.fixture
 def failed_request(world, requester):
     """v2 → Staging, approved, its transition failed."""
     request = services.request_create(
@@ -217,6 +304,8 @@ def post(case: Case, role: str, people, target, *, csrf: bool = False):
     user, token = people.get(role, (None, None))
     if case.on == "v3":
         url = reverse(case.route, args=["fraud", "3"])
+    elif case.on == "model":
+        url = reverse(case.route, args=["fraud"])
     elif case.route in NO_ARGS:
         url = reverse(case.route)
     else:
@@ -237,11 +326,14 @@ NO_ARGS = {
     "reviews:notification_settings",
     "registry:mlflow_webhook",
     "api-v1:create_request",
+    "api-v1:create_rollback",
+    "api-v1:create_break_glass",
 }
 
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.route)
+@pytest.mark.usefixtures("on_call", "history")
 def test_permission_matrix(case, role, people, pending, failed_request, settings):
     settings.MLFLOW_WEBHOOK_SECRET = "a-webhook-secret"
     target = failed_request if case.on == "failed" else pending
@@ -310,6 +402,7 @@ FORMS = [case for case in CASES if not case.api and case.route != "registry:mlfl
 
 
 @pytest.mark.parametrize("case", FORMS, ids=lambda case: case.route)
+@pytest.mark.usefixtures("on_call", "history")
 def test_form_posts_without_a_csrf_token_are_refused(case, people, pending, failed_request):
     """As the one user the post would work for: without the token, 403 and nothing changes."""
     role = case.allowed[0] if case.allowed else "requester"
