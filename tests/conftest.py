@@ -29,7 +29,7 @@ from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
 from reviews import jobs, services
-from tests.factories import approve_all
+from tests.factories import STANDARD_POLICIES, approve_all
 
 if TYPE_CHECKING:
     from registry.models import RegisteredModel
@@ -168,30 +168,6 @@ def redis_url():
 
 
 # -- the cast: who requests, who approves, who may not ------------------------------------------
-
-STANDARD_POLICIES = """
-groups:
-  ml-leads: [lead]
-  data-science: [scientist1, scientist2, scientist3]
-policies:
-  - name: production
-    models: ["*"]
-    targets: [Production, "@champion"]
-    require:
-      - {group: ml-leads, approvals: 1}
-      - {group: data-science, approvals: 2}
-    expires_after: 7d
-    archive_existing: true
-    gates:
-      - {metric: accuracy, op: ">=", value: 0.80, kind: required}
-      - {metric: f1, op: ">=", baseline_delta: -0.01, kind: required}
-  - name: staging
-    models: ["*"]
-    targets: [Staging]
-    require: [{group: data-science, approvals: 1}]
-    gates:
-      - {metric: accuracy, op: ">", value: 0.97, kind: auto_approve}
-"""
 
 
 @pytest.fixture

@@ -25,6 +25,47 @@ from registry.models import MetricHistory, ModelVersion, RegisteredModel, Stage
 _counter = itertools.count(1)
 
 
+# The policies most tests run under (the `policies` fixture loads them).
+STANDARD_POLICIES = """
+groups:
+  ml-leads: [lead]
+  data-science: [scientist1, scientist2, scientist3]
+policies:
+  - name: production
+    models: ["*"]
+    targets: [Production, "@champion"]
+    require:
+      - {group: ml-leads, approvals: 1}
+      - {group: data-science, approvals: 2}
+    expires_after: 7d
+    archive_existing: true
+    gates:
+      - {metric: accuracy, op: ">=", value: 0.80, kind: required}
+      - {metric: f1, op: ">=", baseline_delta: -0.01, kind: required}
+  - name: staging
+    models: ["*"]
+    targets: [Staging]
+    require: [{group: data-science, approvals: 1}]
+    gates:
+      - {metric: accuracy, op: ">", value: 0.97, kind: auto_approve}
+"""
+
+
+def policies_with(*, rollback: bool = False, break_glass: str | None = None) -> str:
+    """STANDARD_POLICIES with an `oncall: [outsider]` group and, on the production policy, a
+    `rollback:` section needing one ml-leads approval and/or a `break_glass:` section for oncall
+    (`break_glass`: its settings, e.g. "ratify_within: 24h, on_unratified: alert")."""
+    extra = ""
+    if rollback:
+        extra += "    rollback: {require: [{group: ml-leads, approvals: 1}]}\n"
+    if break_glass is not None:
+        extra += f"    break_glass: {{groups: [oncall], {break_glass}}}\n"
+    return STANDARD_POLICIES.replace(
+        "  data-science: [scientist1, scientist2, scientist3]\n",
+        "  data-science: [scientist1, scientist2, scientist3]\n  oncall: [outsider]\n",
+    ).replace("    archive_existing: true\n", "    archive_existing: true\n" + extra)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 

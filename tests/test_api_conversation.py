@@ -6,23 +6,11 @@ import json
 
 import pytest
 
-from registry.models import Stage
 from reviews import conversation, services
 from reviews.api_auth import token_create
 from reviews.models import COMMENT_MAX, Comment, Decision
-from tests.factories import make_model, make_version
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def pending(policies, requester):
-    model = make_model("fraud")
-    make_version(model, 1, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.80})
-    make_version(model, 2, metrics={"accuracy": 0.90, "f1": 0.84})
-    return services.request_create(
-        model="fraud", version=2, target="Production", requester=requester
-    )
 
 
 class Api:

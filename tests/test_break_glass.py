@@ -27,22 +27,13 @@ from reviews.models import (
     TransitionRequest,
 )
 from reviews.policies import policies_load
-from tests.conftest import STANDARD_POLICIES
-from tests.factories import approve_all
+from tests.factories import approve_all, policies_with
 
 pytestmark = pytest.mark.django_db
 
 
 def glass_policies(on_unratified: str) -> str:
-    return STANDARD_POLICIES.replace(
-        "  data-science: [scientist1, scientist2, scientist3]\n",
-        "  data-science: [scientist1, scientist2, scientist3]\n  oncall: [outsider]\n",
-    ).replace(
-        "    archive_existing: true\n",
-        "    archive_existing: true\n"
-        "    break_glass: {groups: [oncall], ratify_within: 1h, "
-        f"on_unratified: {on_unratified}}}\n",
-    )
+    return policies_with(break_glass=f"ratify_within: 1h, on_unratified: {on_unratified}")
 
 
 @pytest.fixture

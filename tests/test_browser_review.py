@@ -22,7 +22,6 @@ from registry.sync import sync_registry
 from reviews import jobs, services
 from reviews.models import Decision, Execution, RequestKind, TransitionRequest, Vote
 from reviews.policies import policies_load
-from tests.conftest import STANDARD_POLICIES
 from tests.factories import (
     HOSTILE,
     cache_all_history,
@@ -30,6 +29,7 @@ from tests.factories import (
     make_model,
     make_request,
     make_version,
+    policies_with,
     register_fraud_model,
     register_in_mlflow,
 )
@@ -265,14 +265,8 @@ def test_hostile_model_text_fires_no_dialog_on_any_page(
 # -- rollback and break glass ----------------------------------------------------------------------
 
 
-ROLLBACK_POLICIES = STANDARD_POLICIES.replace(
-    "  data-science: [scientist1, scientist2, scientist3]\n",
-    "  data-science: [scientist1, scientist2, scientist3]\n  oncall: [outsider]\n",
-).replace(
-    "    archive_existing: true\n",
-    "    archive_existing: true\n"
-    "    rollback: {require: [{group: ml-leads, approvals: 1}]}\n"
-    "    break_glass: {groups: [oncall], ratify_within: 24h, on_unratified: revert}\n",
+ROLLBACK_POLICIES = policies_with(
+    rollback=True, break_glass="ratify_within: 24h, on_unratified: revert"
 )
 
 

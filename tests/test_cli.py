@@ -25,8 +25,7 @@ from registry.sync import sync_registry
 from reviews import jobs
 from reviews.api_auth import token_create
 from reviews.policies import policies_load
-from tests.conftest import STANDARD_POLICIES
-from tests.factories import register_in_mlflow
+from tests.factories import policies_with, register_in_mlflow
 from tests.processes import database_url
 from tests.waiting import wait_for
 
@@ -442,14 +441,8 @@ def test_an_auto_approve_gate_that_did_not_fire_is_not_printed_as_a_failure():
 # -- rollback and break glass ----------------------------------------------------------------------
 
 
-ROLLBACK_POLICIES = STANDARD_POLICIES.replace(
-    "  data-science: [scientist1, scientist2, scientist3]\n",
-    "  data-science: [scientist1, scientist2, scientist3]\n  oncall: [outsider]\n",
-).replace(
-    "    archive_existing: true\n",
-    "    archive_existing: true\n"
-    "    rollback: {require: [{group: ml-leads, approvals: 1}]}\n"
-    "    break_glass: {groups: [oncall], ratify_within: 24h, on_unratified: alert}\n",
+ROLLBACK_POLICIES = policies_with(
+    rollback=True, break_glass="ratify_within: 24h, on_unratified: alert"
 )
 
 

@@ -5,23 +5,11 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from registry.models import Stage
 from reviews import conversation, services
 from reviews.errors import CommentTooLong, EmptyComment, PageStale, RequestNotFound
 from reviews.models import COMMENT_MAX, AuditEvent, Comment, Notification
-from tests.factories import make_model, make_version
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def pending(policies, requester):
-    model = make_model("fraud")
-    make_version(model, 1, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.80})
-    make_version(model, 2, metrics={"accuracy": 0.90, "f1": 0.84})
-    return services.request_create(
-        model="fraud", version=2, target="Production", requester=requester
-    )
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from reviews.guard import (
 )
 from reviews.models import ApprovalPolicy, GuardProbe, NotificationKind
 from reviews.policies import policies_load
-from tests.conftest import CREDENTIAL_VARIABLES, STANDARD_POLICIES
-from tests.factories import register_in_mlflow
+from tests.conftest import CREDENTIAL_VARIABLES
+from tests.factories import STANDARD_POLICIES, register_in_mlflow
 
 pytestmark = pytest.mark.django_db
 

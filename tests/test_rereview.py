@@ -11,12 +11,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from registry.models import Stage
 from registry.sync import sync_registry
 from reviews import services, timeline, webhooks_out
 from reviews.models import AuditEvent, Notification, WebhookDelivery
 from reviews.notify import render
-from tests.factories import make_model, make_version, register_in_mlflow
+from tests.factories import register_in_mlflow
 
 pytestmark = pytest.mark.django_db
 
@@ -29,16 +28,6 @@ def addressed(cast, settings):
     for user in get_user_model().objects.all():
         user.email = f"{user.username}@example.com"
         user.save(update_fields=["email"])
-
-
-@pytest.fixture
-def pending(policies, requester):
-    model = make_model("fraud")
-    make_version(model, 1, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.80})
-    make_version(model, 2, metrics={"accuracy": 0.90, "f1": 0.84})
-    return services.request_create(
-        model="fraud", version=2, target="Production", requester=requester
-    )
 
 
 def test_each_voter_whose_approval_went_stale_is_asked_to_review_again(

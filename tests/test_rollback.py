@@ -15,15 +15,11 @@ from reviews.holder_history import holder_history
 from reviews.models import Decision, Execution, RequestKind, TransitionRequest
 from reviews.policies import policies_load
 from reviews.rollback import rollback_request_create
-from tests.conftest import STANDARD_POLICIES
-from tests.factories import approve_all
+from tests.factories import STANDARD_POLICIES, approve_all, policies_with
 
 pytestmark = pytest.mark.django_db
 
-ROLLBACK_RULES = STANDARD_POLICIES.replace(
-    "    archive_existing: true\n",
-    "    archive_existing: true\n    rollback: {require: [{group: ml-leads, approvals: 1}]}\n",
-)
+ROLLBACK_RULES = policies_with(rollback=True)
 
 
 @pytest.fixture

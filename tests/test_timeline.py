@@ -12,16 +12,6 @@ from tests.factories import make_model, make_version
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def pending(policies, requester):
-    model = make_model("fraud")
-    make_version(model, 1, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.80})
-    make_version(model, 2, metrics={"accuracy": 0.90, "f1": 0.84})
-    return services.request_create(
-        model="fraud", version=2, target="Production", requester=requester, comment="Retrained."
-    )
-
-
 def out_of_band(change: str, old, new, *, model: str = "fraud", version: int = 1) -> None:
     audit.record(
         "registry.out_of_band",

@@ -9,10 +9,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from registry.models import Stage
 from reviews import conversation, services
 from reviews.models import AuditEvent, Comment, Decision, TransitionRequest, Vote
-from tests.factories import make_model, make_version
 
 pytestmark = pytest.mark.django_db
 
@@ -22,16 +20,6 @@ def no_mlflow(settings, monkeypatch):
     """Pages read cached history only; an accidental MLflow call fails fast."""
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     settings.MLFLOW_TRACKING_URI = "http://127.0.0.1:9"
-
-
-@pytest.fixture
-def pending(policies, requester):
-    model = make_model("fraud")
-    make_version(model, 1, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.80})
-    make_version(model, 2, metrics={"accuracy": 0.90, "f1": 0.84})
-    return services.request_create(
-        model="fraud", version=2, target="Production", requester=requester, comment="Retrained."
-    )
 
 
 def text_of(response) -> str:

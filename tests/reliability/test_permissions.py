@@ -33,7 +33,7 @@ from reviews import services
 from reviews.api_auth import token_create
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
 from reviews.policies import policies_load, policy_for
-from tests.conftest import STANDARD_POLICIES
+from tests.factories import STANDARD_POLICIES
 from tests.reliability.checks import audit_holds
 
 # In the everyday loop (not e2e): the test client only, no processes. Pages never call MLflow.
