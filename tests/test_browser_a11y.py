@@ -203,11 +203,12 @@ def test_focus_moves_to_the_refusal_after_a_refused_form(live_server, landscape)
         assert page.evaluate("() => document.activeElement.id") == "vote-comment-error"
         assert "Say why you reject" in page.evaluate("() => document.activeElement.textContent")
 
-        # Refused after a redirect (the request was decided meanwhile): the message has focus.
+        # Refused because the request was decided meanwhile: the refusal, above the kept text,
+        # has focus.
         page.fill("#vote-comment", "Looks right.")
         TransitionRequest.objects.filter(pk=pending.pk).update(decision=Decision.CANCELLED)
         page.click("button[value=approve]")
-        page.wait_for_selector(".message-error")
+        page.wait_for_selector("#vote-refusal")
         focused = page.evaluate("() => document.activeElement.textContent")
-        assert "already cancelled" in focused
+        assert "became cancelled" in focused and "send your text again" in focused
         reviewer.context.close()
