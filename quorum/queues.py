@@ -9,11 +9,22 @@ connection pool is thread-safe and starts afresh in a forked child.
 from __future__ import annotations
 
 import functools
+import logging
+from collections.abc import Callable
+from typing import Any
 
 import django_rq
+import redis
 from django.conf import settings
 from redis import Redis
 from rq import Queue
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+
+logger = logging.getLogger(__name__)
+
+# A job record in one of these states will never run again: it may be dropped and queued anew.
+ENDED_JOB_STATES = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
 def get_queue(name: str) -> Queue:
@@ -23,3 +34,42 @@ def get_queue(name: str) -> Queue:
 @functools.cache
 def redis_for(url: str) -> Redis:
     return Redis.from_url(url)
+
+
+def enqueue_once(
+    queue_name: str,
+    func: Callable[..., Any],
+    *args: Any,
+    job_id: str,
+    what: str,
+    replace: bool = False,
+    **options: Any,
+) -> bool:
+    """Queues `func(*args)` as job `job_id` unless a job of that id is waiting or running
+    (`unique`); True when this call queued it.
+
+    `replace` first drops a record of the job that ended (finished, failed, stopped), which would
+    otherwise make `unique` refuse it: an admin's retry, or a reconciler re-queueing a lost job.
+    Never raises for Redis trouble, only logs it: what calls this keeps its state in the database,
+    and the reconciler queues what is still waiting when Redis answers again.
+    """
+    try:
+        queue = get_queue(queue_name)
+        if replace:
+            _drop_ended_job(job_id, queue.connection)
+        queue.enqueue(func, *args, job_id=job_id, unique=True, **options)
+    except DuplicateJobError:
+        return False
+    except (redis.RedisError, OSError) as error:
+        logger.warning("could not queue %s (%s); the reconciler will", what, error)
+        return False
+    return True
+
+
+def _drop_ended_job(job_id: str, connection: Redis) -> None:
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
+        return
+    if job.get_status(refresh=False) in ENDED_JOB_STATES:
+        job.delete()

@@ -27,14 +27,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from rq import get_current_job
-from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from securesystemslib.dsse import Envelope
 from securesystemslib.signer import CryptoSigner, SSlibKey
@@ -358,30 +357,16 @@ def enqueue_write(request_id: int, *, replace: bool = False) -> bool:
     request = TransitionRequest.objects.filter(pk=request_id).only("pk", "created_at").first()
     if request is None:
         return False
-    job_id = write_job_id(request)
-    try:
-        queue = queues.get_queue(QUEUE)
-        if replace:
-            try:
-                Job.fetch(job_id, connection=queue.connection).delete()
-            except NoSuchJobError:
-                pass
-        queue.enqueue(
-            write_job,
-            request_id,
-            job_id=job_id,
-            unique=True,
-            retry=retry_policy(),
-            description=f"approval proof for request #{request_id}",
-        )
-    except DuplicateJobError:
-        return False
-    except (redis.RedisError, OSError) as error:
-        logger.warning(
-            "could not queue the proof of #%s (%s); the reconciler will", request_id, error
-        )
-        return False
-    return True
+    return queues.enqueue_once(
+        QUEUE,
+        write_job,
+        request_id,
+        job_id=write_job_id(request),
+        what=f"the proof of #{request_id}",
+        replace=replace,
+        retry=retry_policy(),
+        description=f"approval proof for request #{request_id}",
+    )
 
 
 def write_job(request_id: int) -> str:

@@ -24,8 +24,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from rq import Retry, get_current_job
-from rq.exceptions import DuplicateJobError, NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.job import JobStatus
 
 from quorum import queues
 from registry.jobs import enqueue_model_sync
@@ -65,26 +64,17 @@ def enqueue_transition(request_id: int, *, replace: bool = False) -> bool:
     request = TransitionRequest.objects.filter(pk=request_id).only("pk", "created_at").first()
     if request is None:
         return False
-    job_id = transition_job_id(request)
-    try:
-        queue = queues.get_queue(QUEUE)
-        if replace:
-            _drop_finished_job(job_id, queue.connection)
-        queue.enqueue(
-            execute_transition,
-            request_id,
-            job_id=job_id,
-            unique=True,
-            retry=retry_policy(),
-            job_timeout=settings.QUORUM_TRANSITION_TIMEOUT,
-            description=f"transition for request #{request_id}",
-        )
-    except DuplicateJobError:
-        return False
-    except (redis.RedisError, OSError) as error:
-        logger.warning("could not queue request #%s (%s); the reconciler will", request_id, error)
-        return False
-    return True
+    return queues.enqueue_once(
+        QUEUE,
+        execute_transition,
+        request_id,
+        job_id=transition_job_id(request),
+        what=f"request #{request_id}",
+        replace=replace,
+        retry=retry_policy(),
+        job_timeout=settings.QUORUM_TRANSITION_TIMEOUT,
+        description=f"transition for request #{request_id}",
+    )
 
 
 def retry_policy() -> Retry | None:
@@ -100,15 +90,6 @@ def retry_policy() -> Retry | None:
         while sum(intervals) < settings.QUORUM_TRANSITION_RETRY_WINDOW:
             intervals.append(intervals[-1])
     return Retry(max=len(intervals), interval=intervals) if intervals else None
-
-
-def _drop_finished_job(job_id: str, connection) -> None:
-    try:
-        job = Job.fetch(job_id, connection=connection)
-    except NoSuchJobError:
-        return
-    if job.get_status(refresh=False) in DEAD_JOB_STATES | {JobStatus.FINISHED}:
-        job.delete()
 
 
 def execute_transition(request_id: int) -> str:

@@ -36,7 +36,6 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from rq import Retry, get_current_job
-from rq.exceptions import DuplicateJobError
 
 from quorum import queues
 from registry.jobs import enqueue_model_sync
@@ -120,23 +119,17 @@ def enqueue_revert(revert_id: int) -> bool:
     revert = OutOfBandRevert.objects.filter(pk=revert_id).only("pk", "created_at").first()
     if revert is None:
         return False
-    try:
-        queues.get_queue(QUEUE).enqueue(
-            revert_out_of_band,
-            revert_id,
-            job_id=f"revert-{revert.pk}-{int(revert.created_at.timestamp() * 1_000_000)}",
-            unique=True,
-            retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS)
-            if RETRY_INTERVALS
-            else None,
-            description=f"revert of out-of-band moves #{revert_id}",
-        )
-    except DuplicateJobError:
-        return False
-    except (redis.RedisError, OSError) as error:
-        logger.warning("could not queue revert #%s (%s); the reconciler will", revert_id, error)
-        return False
-    return True
+    return queues.enqueue_once(
+        QUEUE,
+        revert_out_of_band,
+        revert_id,
+        job_id=f"revert-{revert.pk}-{int(revert.created_at.timestamp() * 1_000_000)}",
+        what=f"revert #{revert_id}",
+        retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS)
+        if RETRY_INTERVALS
+        else None,
+        description=f"revert of out-of-band moves #{revert_id}",
+    )
 
 
 def requeue_lost() -> list[int]:
