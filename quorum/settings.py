@@ -114,7 +114,9 @@ WSGI_APPLICATION = "quorum.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # Searched before the apps' own: Quorum's templates override the admin's, which comes
+        # first in INSTALLED_APPS, and django_rq's. Package data, so an installed Quorum has them.
+        "DIRS": [Path(__file__).resolve().parent / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -165,8 +167,8 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or VAR_DIR / "static")
+# Quorum's own static files are the `quorum` app's (quorum/static/, found as any app's are).
 STATICFILES_DIRS = [
-    BASE_DIR / "static",
     # plotly.js as the plotly package ships it: served by us, never from a CDN.
     ("plotly", Path(plotly.__file__).parent / "package_data"),
 ]

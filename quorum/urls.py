@@ -12,7 +12,7 @@ from identity.views import sign_out
 from reviews.api import api
 
 # django_rq's dashboard pages carry inline <style> blocks and style attributes: allowed on them,
-# for staff, and nowhere else. Scripts stay this origin's only (templates/django_rq/).
+# for staff, and nowhere else. Scripts stay this origin's only (quorum/templates/django_rq/).
 dashboard_styles = csp_replace({"style-src": [SELF, UNSAFE_INLINE]})
 dashboard = get_api_urlpatterns() + get_admin_urlpatterns(view_wrapper=dashboard_styles)
 

@@ -1,8 +1,8 @@
 """Chart data for Plotly, as plain lists and dicts: no HTML, no JavaScript built here.
 
 A view puts `{"charts": [...]}` in its context, the template embeds it with
-`{{ data|json_script:"chart-data" }}`, and `static/charts.js` draws each chart into the element
-whose id is the chart's `target`. Every chart is one dict:
+`{{ data|json_script:"chart-data" }}`, and `quorum/static/charts.js` draws each chart into the
+element whose id is the chart's `target`. Every chart is one dict:
 
     {"target": "chart-metrics", "kind": "line" | "bar" | "change", "title": str,
      "x_title": str, "y_title": str, "x_category": bool,

@@ -368,7 +368,7 @@ def request_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @login_required
 def request_status(request: AuthenticatedHttpRequest, pk: int) -> JsonResponse:
-    """The decision and execution state, polled by static/request_status.js."""
+    """The decision and execution state, polled by quorum/static/request_status.js."""
     review = get_request_for_user(request.user, pk)
     return JsonResponse(_status(review), headers={"Cache-Control": "no-store"})
 

@@ -1,6 +1,6 @@
 """What a mail says: its subject, plain text and HTML, from the audit event it is about.
 
-Templates are `templates/emails/<kind>.txt` and `.html`. MLflow names and text are untrusted:
+Templates are `quorum/templates/emails/<kind>.txt` and `.html`. MLflow names and text are untrusted:
 the HTML template escapes them and a subject is kept to one line.
 """
 
