@@ -11,6 +11,12 @@ The token's signature is checked against the issuer's published keys (discovery,
 in the entry), cached and re-read when the issuer rotates them; then its issuer, audience and
 expiry. Rules are tried in order; each claim value is an exact string or a glob
 (`"ref": "refs/tags/v*"`), and all of a rule's claims must match.
+
+A rule must name its caller: pin one of CALLER_CLAIMS (the repository or project, or `sub`) to an
+exact value. GitHub lets any workflow on GitHub ask for a token with any audience, so a rule that
+pins no caller (no claims at all, only globs, only `environment` or `ref`) would let every
+repository act as its service user. `manage.py check` refuses such a rule (identity.E004), and
+it never matches a token, should the checks have been skipped.
 """
 
 from __future__ import annotations
@@ -25,13 +31,28 @@ from django.core.exceptions import ImproperlyConfigured
 
 from . import tokens
 
+# Claims that name who is calling: GitHub's repository and its id, GitLab's project path and id,
+# and the subject, which both issuers build from them.
+CALLER_CLAIMS = ("repository", "repository_id", "project_path", "project_id", "sub")
+GLOB_CHARACTERS = "*?["
+
 
 @dataclass(frozen=True)
 class ServiceRule:
     user: str
     claims: dict[str, str]
 
+    @property
+    def names_its_caller(self) -> bool:
+        """Whether one of CALLER_CLAIMS is pinned to an exact, non-empty value."""
+        return any(
+            (value := self.claims.get(name)) and not any(c in value for c in GLOB_CHARACTERS)
+            for name in CALLER_CLAIMS
+        )
+
     def matches(self, claims: dict) -> bool:
+        if not self.names_its_caller:
+            return False  # any caller at all would match it: never trusted (identity.E004)
         return all(
             isinstance(claims.get(name), str) and fnmatchcase(claims[name], pattern)
             for name, pattern in self.claims.items()

@@ -5,16 +5,22 @@ refused with a 401 that says why when anything about them is wrong."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from quorum.localservices import free_port
 from quorum_cli.main import main as cli_main
 from reviews.models import AuditEvent, TransitionRequest
 from tests.factories import make_model, make_version
 
 pytestmark = pytest.mark.django_db
 
+ROOT = Path(__file__).resolve().parent.parent
 CI_CLAIMS = {
     "sub": "repo:acme/fraud:environment:production",
     "repository": "acme/fraud",
@@ -180,3 +186,95 @@ def test_forged_tokens_count_towards_the_address_lockout_and_expired_ones_do_not
     assert not AccessAttempt.objects.exists()
     post_request(client, ci.mint(CI_CLAIMS, sign_with="stranger"))
     assert AccessAttempt.objects.get().failures_since_start == 1
+
+
+# -- a rule must name its caller -----------------------------------------------------------------
+
+# Rules that pin no caller (repository, project or sub) to an exact value: with GitHub's issuer,
+# where every workflow picks its own audience, any repository could use them.
+UNNAMED_CALLERS = {
+    "no-claims": {},
+    "only-wildcards": {"repository": "*", "sub": "*"},
+    "wildcard-repository": {"repository": "acme/*", "environment": "production"},
+    "no-caller-claim": {"environment": "production", "ref": "refs/heads/main"},
+}
+# Another repository's token, which every rule above would match.
+STRANGER_CLAIMS = {
+    "sub": "repo:acme/forked:environment:production",
+    "repository": "acme/forked",
+    "environment": "production",
+    "ref": "refs/heads/main",
+}
+
+
+def trust_rules(settings, issuer: str, rules: list[tuple[str, dict]]) -> None:
+    settings.QUORUM_CI_ISSUERS = json.dumps(
+        [
+            {
+                "issuer": issuer,
+                "audience": "quorum",
+                "users": [{"user": user, "claims": claims} for user, claims in rules],
+            }
+        ]
+    )
+
+
+@pytest.mark.parametrize("claims", UNNAMED_CALLERS.values(), ids=UNNAMED_CALLERS.keys())
+def test_a_rule_that_names_no_caller_never_matches_even_unchecked(client, ci, settings, claims):
+    trust_rules(settings, ci.url, [("ci-fraud", claims)])
+
+    for token_claims in (STRANGER_CLAIMS, CI_CLAIMS):
+        response = post_request(client, ci.mint(token_claims))
+
+        assert response.status_code == 401
+        assert "No service user is configured" in response.json()["detail"]
+    assert not TransitionRequest.objects.exists()
+
+
+def test_a_rule_that_names_its_caller_still_matches_after_one_that_is_ignored(client, ci, settings):
+    trust_rules(
+        settings,
+        ci.url,
+        [("ci-fraud", {}), ("ci-fraud", {"repository": "acme/fraud", "environment": "production"})],
+    )
+
+    assert post_request(client, ci.mint(STRANGER_CLAIMS)).status_code == 401
+    response = post_request(client, ci.mint(CI_CLAIMS))
+    assert response.status_code == 201, response.content
+
+
+def test_manage_py_check_refuses_rules_that_name_no_caller(tmp_path):
+    rules = [{"user": f"ci-{name}", "claims": claims} for name, claims in UNNAMED_CALLERS.items()]
+    rules.append({"user": "ci-fraud", "claims": {"repository_id": "123456", "ref": "refs/tags/v*"}})
+    issuers = [
+        {
+            "issuer": "https://token.actions.githubusercontent.com",
+            "audience": "https://quorum.example.com",
+            "users": rules,
+        }
+    ]
+    env = {
+        "PATH": os.environ["PATH"],
+        "LANG": "C.UTF-8",
+        "QUORUM_VAR_DIR": str(tmp_path),
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "QUORUM_CI_ISSUERS": json.dumps(issuers),
+    }
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    for name in UNNAMED_CALLERS:
+        assert (
+            f"(identity.E004) QUORUM_CI_ISSUERS: the rule for service user 'ci-{name}' of "
+            "https://token.actions.githubusercontent.com pins none of repository, repository_id, "
+            "project_path, project_id, sub to an exact value"
+        ) in result.stderr
+    assert "'ci-fraud'" not in result.stderr, "a rule pinning repository_id is fine"
