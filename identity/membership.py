@@ -5,6 +5,12 @@ provider manages become exactly what their group claim maps to (a person removed
 the provider loses eligibility at their next sign-in), the staff flag follows the staff groups
 when those are configured, and every change is appended to the audit chain with the provider as
 actor. Votes already cast keep the groups they were counted for (`Vote.groups`).
+
+A first sign-in's username is the provider's, normalised (NFKC, case-folded: "Alice" is "alice").
+It is refused, with a `user.refused` audit event, when it is an existing account's name (that
+account is someone else's until an administrator links them), when it looks like one ("аlice"
+with a Cyrillic "а" beside "alice", compared by `registry.names.skeleton`), or when it hides
+characters or mixes look-alike scripts itself (it would pass for a name that arrives later).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
+from registry import names
 from reviews import audit
 
 from . import mapping
@@ -25,6 +32,15 @@ ACTOR = "identity-provider"
 
 class SignInRefused(Exception):
     """The provider vouched for someone Quorum will not sign in; the message says why."""
+
+
+class UsernameRefused(SignInRefused):
+    """A first sign-in whose username would be taken for an existing account's, or could pass
+    for one. `details` go into the `user.refused` audit event."""
+
+    def __init__(self, message: str, **details: str):
+        super().__init__(message)
+        self.details = details
 
 
 def provider_groups(claims: dict) -> list[str]:
@@ -41,14 +57,66 @@ def _username(claims: dict) -> str:
     for name in (settings.QUORUM_OIDC_USERNAME_CLAIM, "preferred_username", "email", "sub"):
         value = claims.get(name)
         if isinstance(value, str) and value.strip():
-            return value.strip()[:150]
+            return names.normalized(value.strip())[:150]
     raise SignInRefused("The provider sent no username, email or subject for you.")
 
 
-@transaction.atomic
+def _username_check(username: str) -> None:
+    """Raises `UsernameRefused` when `username` is, or looks like, an existing account's name,
+    or could pass for another name itself."""
+    User = get_user_model()
+    wanted = names.skeleton(username)
+    # Every name is compared (a first sign-in is rare): a look-alike can differ anywhere.
+    for existing in User.objects.values_list("username", flat=True).iterator():
+        if names.normalized(existing) == username:
+            # Taking over an existing account because the provider uses its name would let
+            # whoever controls that name at the provider become that user.
+            raise UsernameRefused(
+                f"A Quorum account named {names.as_text(existing)!r} already exists and is not "
+                "linked to your sign-in at the provider. Ask an administrator to rename or "
+                "remove it.",
+                reason="taken",
+                existing=existing,
+            )
+        if names.skeleton(existing) == wanted:
+            raise UsernameRefused(
+                f"Your username at the provider, {names.as_text(username)!r}, looks like the "
+                f"existing Quorum account {names.as_text(existing)!r}, and two people must not "
+                "pass for each other. Ask an administrator.",
+                reason="looks alike",
+                existing=existing,
+            )
+    found = names.check(username)
+    if found.suspicious:
+        raise UsernameRefused(
+            f"Your username at the provider, {names.as_text(username)!r}, could pass for "
+            f"someone else's: {found.explanation('person')} Ask an administrator.",
+            reason="suspicious",
+        )
+
+
 def sign_in_apply(*, issuer: str, claims: dict):
     """The Quorum user for these verified claims, created on a first sign-in, with the groups
-    and staff flag the provider gives them. Raises `SignInRefused` with a reason to show."""
+    and staff flag the provider gives them. Raises `SignInRefused` with a reason to show; a
+    refused username is audited (`user.refused`) although nothing else is written."""
+    try:
+        return _sign_in(issuer=issuer, claims=claims)
+    except UsernameRefused as refusal:
+        audit.record(
+            "user.refused",
+            actor=ACTOR,
+            details={
+                "issuer": issuer,
+                "subject": str(claims.get("sub")),
+                "user": _username(claims),
+                **refusal.details,
+            },
+        )
+        raise
+
+
+@transaction.atomic
+def _sign_in(*, issuer: str, claims: dict):
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise SignInRefused("The provider sent no subject (sub) for you.")
@@ -61,13 +129,7 @@ def sign_in_apply(*, issuer: str, claims: dict):
     )
     if link is None:
         username = _username(claims)
-        if User.objects.filter(username=username).exists():
-            # Taking over an existing local account because the provider uses its name would
-            # let whoever controls that name at the provider become that user.
-            raise SignInRefused(
-                f"A Quorum account named {username!r} already exists and is not linked to your "
-                "sign-in at the provider. Ask an administrator to rename or remove it."
-            )
+        _username_check(username)
         user = User.objects.create_user(username, email=claims.get("email") or "")
         user.set_unusable_password()
         user.save(update_fields=["password"])

@@ -14,6 +14,10 @@ backwards. Wherever Quorum shows a model name it goes through here (the `model_n
 
 The HTML form marks the name and explains it in a tooltip; the text form (mail, subjects) spells
 the markers out. The name itself is never changed: links and lookups use it as MLflow has it.
+
+People's names go through the same checks: the admin marks a username as it marks a model name,
+and a sign-in through the identity provider compares the name it brings with the existing ones by
+`skeleton` (identity/membership.py), so "аlice" cannot become a second "alice".
 """
 
 from __future__ import annotations
@@ -77,8 +81,8 @@ class NameCheck:
     def suspicious(self) -> bool:
         return bool(self.invisible or self.scripts)
 
-    def explanation(self) -> str:
-        """A sentence for a tooltip or a mail."""
+    def explanation(self, of: str = "model") -> str:
+        """A sentence for a tooltip or a mail; `of` says whose name it is ("model", "person")."""
         parts = []
         if self.invisible:
             listed = ", ".join(f"{code_point(c)} {char_name(c)}" for c in self.invisible)
@@ -91,7 +95,7 @@ class NameCheck:
                 f"{'It' if parts else 'This name'} mixes {' and '.join(self.scripts)} letters "
                 "that look alike"
             )
-        return "; ".join(parts) + ": another model's name may look the same."
+        return "; ".join(parts) + f": another {of}'s name may look the same."
 
 
 @lru_cache(maxsize=4096)
@@ -147,8 +151,9 @@ def as_text(name: str) -> str:
     return text
 
 
-def as_html(name: str) -> SafeString:
-    """The name for a page, escaped; a suspicious one marked, with the reason in its tooltip."""
+def as_html(name: str, *, of: str = "model") -> SafeString:
+    """The name for a page, escaped; a suspicious one marked, with the reason in its tooltip
+    (`of`: whose name it is, for the tooltip)."""
     found = check(name)
     if not found.suspicious:
         return format_html("{}", name)
@@ -163,7 +168,46 @@ def as_html(name: str) -> SafeString:
     return format_html(
         '<span class="name-suspicious" title="{}">{}<span class="name-flag" aria-hidden="true">'
         ' ⚠</span><span class="visually-hidden"> ({})</span></span>',
-        found.explanation(),
+        found.explanation(of),
         body,
-        found.explanation(),
+        found.explanation(of),
     )
+
+
+def normalized(name: str) -> str:
+    """A name as it is compared and stored where case must not make two names: NFKC (the
+    compatibility forms such as "ａ" become "a"), then case-folded."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def skeleton(name: str) -> str:
+    """What `name` looks like, as a string two look-alike names share: `normalized`, without
+    invisible characters, each letter replaced by one representative of the letters that look
+    like it ("аlice" with a Cyrillic "а" and "alice" have one skeleton; "alice" and "alicia" do
+    not). After Unicode's skeleton (UTS #39), from the confusables that `check` reads."""
+    prototypes = _prototypes()
+    return "".join(prototypes.get(char, char) for char in normalized(name) if not _invisible(char))
+
+
+@lru_cache(maxsize=1)
+def _prototypes() -> dict[str, str]:
+    """Each character that looks like another → the smallest code point of all the characters
+    it looks like, directly or through others (so a Latin letter where the set has one)."""
+    parent: dict[str, str] = {}
+
+    def root(char: str) -> str:
+        while parent.get(char, char) != char:
+            parent[char] = parent.get(parent[char], parent[char])
+            char = parent[char]
+        return char
+
+    for char, entries in confusables.confusables_data.items():
+        if len(char) != 1:
+            continue
+        for entry in entries:
+            glyph = entry["c"]
+            if len(glyph) == 1:
+                a, b = root(char), root(glyph)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return {char: root(char) for char in list(parent)}

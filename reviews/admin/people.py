@@ -4,6 +4,9 @@ A group's members are edited on the group's page; a form refuses to leave a grou
 active members than a policy asks of it. Groups managed by the identity provider
 (QUORUM_OIDC_GROUP_MAP) are marked as such and their members are not edited here, on the
 group's page or a user's: they follow each person's groups at their next sign-in.
+
+Usernames are shown as model names are (`registry.names`): one that hides characters or mixes
+look-alike scripts is marked in the users list and spelled out in the members picker.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from identity.mapping import managed_group_names, managed_message
+from registry import names
 
 from .. import audit
 from ..models import ApprovalPolicy
@@ -30,8 +34,13 @@ def _usernames(users) -> set[str]:
     return {user.get_username() for user in users}
 
 
+class PeopleField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return names.as_text(obj.get_username())
+
+
 class GroupMembersForm(forms.ModelForm):
-    users = forms.ModelMultipleChoiceField(
+    users = PeopleField(
         label="Members",
         queryset=User.objects.order_by("username"),
         required=False,
@@ -156,6 +165,11 @@ class AuditedUserAdmin(UserAdmin):
     """Membership can also change from a user's page: it is recorded the same way."""
 
     form = ManagedGroupsUserChangeForm
+    list_display = ["person", "email", "first_name", "last_name", "is_staff"]
+
+    @admin.display(description="username", ordering="username")
+    def person(self, user):
+        return names.as_html(user.get_username(), of="person")
 
     def save_related(self, request, form, formsets, change):
         before = set(form.instance.groups.values_list("name", flat=True)) if change else set()
