@@ -297,16 +297,34 @@ def rq_queue(redis_url):
 def simple_worker():
     """`simple_worker(*queues, max_jobs=None)` runs their queued jobs in this process.
 
-    A forking worker could not see the test's database (its transaction is not committed).
+    A forking worker could not see the test's database (its transaction is not committed). The
+    run is a burst that takes no commands, so it subscribes to none: RQ's listener thread is
+    what an unsubscribe waits on without a limit with some Redis clients (redis-py 8.2, see
+    rq/rq#1613), and a test must never hang on it.
     """
-    from rq import SimpleWorker
+    from tests.processes import BurstWorker
 
     def work(*queues, max_jobs: int | None = None) -> None:
-        SimpleWorker(list(queues), connection=queues[0].connection).work(
+        BurstWorker(list(queues), connection=queues[0].connection).work(
             burst=True, max_jobs=max_jobs
         )
 
     return work
+
+
+@pytest.fixture
+def workers(tmp_path, rq_queue):
+    """Real worker processes on the test database (tests.processes.Workers), every one stopped
+    within a bounded time when the test ends; their logs are printed then. Each of Quorum's
+    queues starts empty. Needs PostgreSQL (skips on SQLite, which no second process can share
+    with the test)."""
+    from tests.processes import Workers
+
+    for name in settings.QUORUM_QUEUES:  # nothing left over from other tests runs here
+        rq_queue(name)
+    pool = Workers(tmp_path)
+    yield pool
+    pool.stop_all()
 
 
 @pytest.fixture

@@ -1,13 +1,22 @@
 """What tests that start other processes (workers, gunicorn, the CLI's server) need: the test
-database's address for them, and the processes they started in turn."""
+database's address for them, the processes they started in turn, and the worker processes that
+every test with a real worker shares (`Workers`, behind the `workers` fixture)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
+import django_rq
 import pytest
 from django.conf import settings
+from rq import SimpleWorker
+
+from quorum.localservices import stop_process
 
 
 def database_url() -> str:
@@ -35,3 +44,116 @@ def children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return found
+
+
+ROOT = Path(__file__).resolve().parents[1]
+STOP_DEADLINE = 10.0  # seconds a worker gets after SIGTERM before it is SIGKILLed
+
+
+class Workers:
+    """RQ worker processes (and the cron process) on the test database, started as the Procfile
+    starts them; `stop_all()` ends every one of them within a bounded time.
+
+    `start(...)` runs `tests/run_worker.py`: the worker `manage.py rqworker` runs (Quorum's
+    worker class, forking a work horse for all but transitions), on the queues given (all of
+    Quorum's by default), with a job monitoring (heartbeat) interval a test can shorten.
+    `start_cron(...)` runs `manage.py rqcron quorum.cron`. Settings a test changes reach the
+    processes only through `env` (they read their settings from the environment).
+
+    Stopping never depends on the worker's cooperation: SIGTERM to its process group, then
+    SIGKILL to the group and to the work horses (which RQ puts in groups of their own) after
+    STOP_DEADLINE seconds, whatever the Redis client does while it tears down.
+    """
+
+    def __init__(self, tmp_path: Path):
+        self.tmp_path = tmp_path
+        self.processes: list[tuple[subprocess.Popen, Path]] = []
+
+    def start(
+        self,
+        *,
+        mlflow_url: str,
+        redis_url: str | None = None,
+        heartbeat: int = 1,
+        scheduler: bool = False,
+        queues: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen:
+        command = [sys.executable, str(ROOT / "tests/run_worker.py")]
+        command += ["--heartbeat", str(heartbeat)] + (["--with-scheduler"] if scheduler else [])
+        return self._spawn("worker", [*command, *queues], mlflow_url, redis_url, env)
+
+    def start_cron(
+        self, *, mlflow_url: str, redis_url: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        command = [sys.executable, "manage.py", "rqcron", "quorum.cron"]
+        return self._spawn("cron", command, mlflow_url, redis_url, env)
+
+    def _spawn(self, kind, command, mlflow_url, redis_url, env) -> subprocess.Popen:
+        log_path = self.tmp_path / f"{kind}-{len(self.processes)}.log"
+        full_env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "REDIS_URL": redis_url or settings.REDIS_URL,
+            "MLFLOW_TRACKING_URI": mlflow_url,
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+            **(env or {}),
+        }
+        with log_path.open("w") as log:
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: the worker and its work horse
+            )
+        self.processes.append((process, log_path))
+        return process
+
+    def kill(self, process: subprocess.Popen) -> None:
+        """SIGKILL the worker and its work horse at once, as when its machine dies.
+
+        The horse runs in a process group of its own (RQ calls setpgrp), so it is found by its
+        parent id.
+        """
+        for pid in [*children(process.pid), process.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.wait(timeout=STOP_DEADLINE)
+
+    def stop_all(self) -> None:
+        for process, log_path in self.processes:
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGCONT)  # a test may have left it stopped
+                except ProcessLookupError:
+                    pass
+                horses = children(process.pid)
+                stop_process(process, timeout=STOP_DEADLINE)
+                for pid in horses:  # a horse stuck on a held MLflow answer outlives a warm stop
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            print(f"--- {log_path.name}\n{log_path.read_text(errors='replace')[-3000:]}")
+        # A killed worker's scheduler keeps its locks for a minute: the next test's workers
+        # would run without a scheduler (the reconciler's case, not theirs).
+        from rq.scheduler import RQScheduler
+
+        redis = django_rq.get_connection("default")
+        redis.delete(*(RQScheduler.get_locking_key(q) for q in settings.QUORUM_QUEUES))
+
+
+class BurstWorker(SimpleWorker):
+    """RQ's SimpleWorker for a burst in the test process: no command channel (nobody sends a
+    burst run commands), so no listener thread to stop at teardown."""
+
+    def subscribe(self) -> None:
+        pass
+
+    def unsubscribe(self) -> None:
+        pass

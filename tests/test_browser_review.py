@@ -1,7 +1,7 @@
 """Reviews in a real browser: request, approve, watch the transition land; reject; refuse; escape.
 
 Real everything: the test MLflow server holds the model, the sync mirrors it, a real RQ worker
-(a SimpleWorker in a background thread, polling the transitions and sync queues) carries out the
+(a worker process on the transitions and sync queues, tests/processes.py) carries out the
 approved transition against MLflow, and Debian's Chromium drives the live server. Screenshots
 land in var/screenshots/ for a human to look at.
 """
@@ -9,12 +9,9 @@ land in var/screenshots/ for a human to look at.
 from __future__ import annotations
 
 import re
-import threading
-import time
 from urllib.parse import quote
 
 import pytest
-from django.db import connection
 
 from registry.jobs import SYNC_QUEUE
 from registry.models import Stage
@@ -33,59 +30,20 @@ from tests.factories import (
     register_fraud_model,
     register_in_mlflow,
 )
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-class ThreadWorker:
-    """A SimpleWorker polling its queues from a background thread until stopped.
-
-    RQ installs signal handlers and times jobs out with SIGALRM, which only the main thread may
-    do; a worker in a thread leaves signals to the test runner and times jobs with a timer.
-    """
-
-    def __init__(self, *queues):
-        from rq import SimpleWorker
-        from rq.timeouts import TimerDeathPenalty
-
-        class Worker(SimpleWorker):
-            death_penalty_class = TimerDeathPenalty
-
-            def _install_signal_handlers(self):
-                pass
-
-        self.worker = Worker(list(queues), connection=queues[0].connection)
-        self.stopping = threading.Event()
-        self.errors: list[BaseException] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        try:
-            while not self.stopping.is_set():
-                if not self.worker.work(burst=True):
-                    time.sleep(0.2)
-        except BaseException as error:  # reported by the test
-            self.errors.append(error)
-        finally:
-            connection.close()
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping.set()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "the worker did not stop"
-
-
 @pytest.fixture
-def worker(rq_queue, settings):
-    settings.QUORUM_TRANSITION_RETRY_INTERVALS = [0, 0]
-    transitions = rq_queue(jobs.QUEUE)
-    with ThreadWorker(transitions, rq_queue(SYNC_QUEUE)) as running:
-        yield running
-    assert running.errors == []
+def worker(workers, mlflow_server):
+    """A real worker process on the transitions and sync queues, as the Procfile starts one; a
+    failed transition is retried twice at once."""
+    return workers.start(
+        mlflow_url=mlflow_server.url,
+        queues=(jobs.QUEUE, SYNC_QUEUE),
+        env={"QUORUM_TRANSITION_RETRY_INTERVALS": "0,0"},
+    )
 
 
 @pytest.fixture
@@ -270,15 +228,6 @@ ROLLBACK_POLICIES = policies_with(
 )
 
 
-def wait_until(check, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.3)
-    raise AssertionError("timed out waiting")
-
-
 def test_rollback_button_puts_the_previous_holder_back(sign_in, fraud, mlflow_client, worker, lead):
     policies_load(text=ROLLBACK_POLICIES)
     # Someone moved v5 to Production in MLflow directly, archiving v3.
@@ -306,10 +255,22 @@ def test_rollback_button_puts_the_previous_holder_back(sign_in, fraud, mlflow_cl
     requester.shot("rollback-request.png")
 
     services.vote_cast(request_id=rollback.pk, user=lead, decision="approve")
-    wait_until(lambda: mlflow_client.get_version(fraud, 3).stage == "Production")
-    wait_until(lambda: TransitionRequest.objects.get(pk=rollback.pk).execution == Execution.DONE)
+    wait_for(
+        lambda: mlflow_client.get_version(fraud, 3).stage == "Production",
+        timeout=60,
+        message="v3 back in Production in MLflow",
+    )
+    wait_for(
+        lambda: TransitionRequest.objects.get(pk=rollback.pk).execution == Execution.DONE,
+        timeout=60,
+        message="the rollback's execution to be done",
+    )
     assert mlflow_client.get_version(fraud, 5).stage == "Archived"
-    wait_until(lambda: not TransitionRequest.objects.get(pk=rollback.pk).awaiting_mirror)
+    wait_for(
+        lambda: not TransitionRequest.objects.get(pk=rollback.pk).awaiting_mirror,
+        timeout=60,
+        message="the rollback mirrored by its follow-up sync",
+    )
     page = requester.goto(f"/models/{fraud}/")
     current = page.locator("#holder-timeline li.is-current[data-target='Production']")
     assert "v3" in current.inner_text() and "rollback" in current.inner_text()
@@ -335,8 +296,16 @@ def test_break_glass_form_needs_a_reason_and_moves_at_once(sign_in, fraud, mlflo
     page.click("#break-glass-submit")
     page.wait_for_url(re.compile(r".*/reviews/\d+/$"))
     assert "break glass" in page.locator("#request-kind").inner_text()
-    wait_until(lambda: mlflow_client.get_version(fraud, 5).stage == "Production")
-    wait_until(lambda: TransitionRequest.objects.filter(kind=RequestKind.RATIFICATION).exists())
+    wait_for(
+        lambda: mlflow_client.get_version(fraud, 5).stage == "Production",
+        timeout=60,
+        message="v5 in Production in MLflow",
+    )
+    wait_for(
+        lambda: TransitionRequest.objects.filter(kind=RequestKind.RATIFICATION).exists(),
+        timeout=60,
+        message="the break glass's ratification to open",
+    )
     page.reload()
     assert "Ratification: #" in page.locator("#request-kind").inner_text()
     oncall.shot("break-glass-request.png")

@@ -1,14 +1,16 @@
 """The `quorum` CLI end to end: a live Quorum, a real `mlflow server`, a real RQ worker process.
 
 The CLI runs as a subprocess with nothing but QUORUM_URL and QUORUM_TOKEN, as in a CI job. Votes
-arrive through the REST API from a thread while it waits. The worker is a separate process, so
-the test's data must be committed (`transaction=True`) and the worker pointed at the test database.
+arrive through the REST API while it waits, each once the CLI has shown the state before it. The
+worker is a separate process, so the test's data must be committed (`transaction=True`) and the
+worker pointed at the test database.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -17,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings as django_settings
 from django.db import connection
 
 from quorum.localservices import free_port
@@ -26,48 +27,18 @@ from reviews import jobs
 from reviews.api_auth import token_create
 from reviews.policies import policies_load
 from tests.factories import policies_with, register_in_mlflow
-from tests.processes import database_url
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOT = Path(__file__).resolve().parent.parent
+STAMPED = re.compile(r"^\[\d\d:\d\d:\d\d\] ")  # a state line of a waiting CLI
 
 
 @pytest.fixture
-def worker(mlflow_server, rq_queue, tmp_path):
-    """`manage.py rqworker transitions` on the test database; its log is shown if a test fails."""
-    rq_queue(jobs.QUEUE)
-    log_path = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "REDIS_URL": django_settings.REDIS_URL,
-        "MLFLOW_TRACKING_URI": mlflow_server.url,
-    }
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "rqworker",
-                jobs.QUEUE,
-                "--worker-class",
-                "rq.SimpleWorker",
-            ],  # noqa: E501
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    print("worker log:\n" + log_path.read_text())
+def worker(workers, mlflow_server):
+    """A worker process on the transitions queue, on the test database (tests.processes)."""
+    return workers.start(mlflow_url=mlflow_server.url, queues=(jobs.QUEUE,))
 
 
 @pytest.fixture
@@ -86,21 +57,67 @@ class Quorum:
     def __init__(self, url: str, model: str, tokens: dict[str, str]):
         self.url, self.model, self.tokens = url, model, tokens
 
-    def cli(self, *args: str, user: str = "requester", url: str | None = None, timeout=120):
-        """Runs `quorum ARGS` with only QUORUM_URL/QUORUM_TOKEN set, as a CI job would."""
+    def _command(self, args, user: str, url: str | None):
+        """`quorum ARGS` with only QUORUM_URL/QUORUM_TOKEN set, as a CI job runs it."""
         env = {
             "PATH": os.environ["PATH"],
             "PYTHONPATH": str(ROOT),
             "QUORUM_URL": url or self.url,
             "QUORUM_TOKEN": self.tokens.get(user, user),
         }
-        return subprocess.run(
-            [sys.executable, "-m", "quorum_cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+        return [sys.executable, "-m", "quorum_cli", *args], env
+
+    def cli(self, *args: str, user: str = "requester", url: str | None = None, timeout=120):
+        command, env = self._command(args, user, url)
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+    def cli_while_voting(
+        self, *args: str, votes: list[tuple[str, str, str]], user: str = "requester", timeout=120
+    ) -> subprocess.CompletedProcess:
+        """Runs `quorum ARGS` (a command that waits on the model's request) and casts each
+        (user, decision, comment) through the API once the CLI has printed the state before it,
+        so the CLI sees every step. Each vote changes the state, and the CLI prints one
+        time-stamped line per state."""
+        command, env = self._command(args, user, None)
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
+        streams: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        readers = [
+            threading.Thread(target=lambda s=stream, n=name: streams[n].extend(s), daemon=True)
+            for name, stream in (("stdout", process.stdout), ("stderr", process.stderr))
+        ]
+        for reader in readers:
+            reader.start()
+
+        def states_printed() -> int:
+            lines = streams["stdout"] + streams["stderr"]
+            return sum(1 for line in lines if STAMPED.match(line))
+
+        try:
+            for number, (voter, decision, comment) in enumerate(votes):
+                wait_for(
+                    lambda n=number: states_printed() > n or process.poll() is not None,
+                    timeout=60,
+                    message=f"the CLI to print the state before vote {number + 1}",
+                )
+                request_id = self.requests_of_the_model()[0]["id"]
+                body = {"decision": decision, "comment": comment}
+                self.api("POST", f"/requests/{request_id}/votes", voter, json=body)
+            process.wait(timeout=timeout)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+            for reader in readers:
+                reader.join(timeout=10)
+        return subprocess.CompletedProcess(
+            command, process.returncode, "".join(streams["stdout"]), "".join(streams["stderr"])
+        )
+
+    def requests_of_the_model(self) -> list[dict]:
+        found = self.api("GET", "/requests", "lead", params={"model": self.model})
+        return found.json()["items"]
 
     def api(self, method: str, path: str, user: str, **kwargs):
         return requests.request(
@@ -111,43 +128,17 @@ class Quorum:
             **kwargs,
         )
 
-    def votes_in_a_thread(self, *votes: tuple[str, str, str]) -> threading.Thread:
-        """Once the model's request is open, casts (user, decision, comment) through the API."""
-
-        def requests_of_the_model() -> list[dict]:
-            found = self.api("GET", "/requests", "lead", params={"model": self.model})
-            return found.json()["items"]
-
-        def run():
-            opened = wait_for(
-                requests_of_the_model,
-                timeout=60,
-                interval=0.2,
-                message=f"the CLI to open a request for {self.model}",
-            )
-            request_id = opened[0]["id"]
-            for user, decision, comment in votes:
-                time.sleep(0.5)  # let the waiting CLI see each step
-                body = {"decision": decision, "comment": comment}
-                self.api("POST", f"/requests/{request_id}/votes", user, json=body)
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread
-
 
 def test_request_wait_exits_0_when_approvals_arrive_and_the_version_moves(
     quorum, worker, mlflow_client
 ):
-    voters = quorum.votes_in_a_thread(
-        ("lead", "approve", ""), ("scientist1", "approve", ""), ("scientist2", "approve", "ok")
-    )
-
-    result = quorum.cli(
+    result = quorum.cli_while_voting(
         "request", quorum.model, "3", "--to", "Production", "--wait", "--timeout", "90s",
         "--poll", "0.3", "--comment", "nightly retrain",
+        votes=[
+            ("lead", "approve", ""), ("scientist1", "approve", ""), ("scientist2", "approve", "ok")
+        ],
     )  # fmt: skip
-    voters.join(5)
 
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
@@ -168,12 +159,10 @@ def test_request_wait_exits_0_when_approvals_arrive_and_the_version_moves(
 
 
 def test_request_wait_exits_1_with_the_reason_on_a_rejection(quorum, worker, mlflow_client):
-    voters = quorum.votes_in_a_thread(("scientist1", "reject", "f1 regressed on the holdout"))
-
-    result = quorum.cli(
-        "request", quorum.model, "3", "--to", "Production", "--wait", "--poll", "0.3", "--json"
+    result = quorum.cli_while_voting(
+        "request", quorum.model, "3", "--to", "Production", "--wait", "--poll", "0.3", "--json",
+        votes=[("scientist1", "reject", "f1 regressed on the holdout")],
     )  # fmt: skip
-    voters.join(5)
 
     assert result.returncode == 1, result.stdout + result.stderr
     final = json.loads(result.stdout)  # --json: stdout is the request alone
@@ -285,9 +274,10 @@ def test_status_vote_and_wait_follow_a_request(quorum, worker):
     timed_out = quorum.cli("wait", request_id, "--timeout", "1s", "--poll", "0.2")
     assert timed_out.returncode == 3
 
-    voters = quorum.votes_in_a_thread(("scientist1", "approve", ""), ("scientist2", "approve", ""))
-    waited = quorum.cli("wait", request_id, "--timeout", "90s", "--poll", "0.3")
-    voters.join(5)
+    waited = quorum.cli_while_voting(
+        "wait", request_id, "--timeout", "90s", "--poll", "0.3",
+        votes=[("scientist1", "approve", ""), ("scientist2", "approve", "")],
+    )  # fmt: skip
     assert waited.returncode == 0, waited.stdout + waited.stderr
     assert "done:" in waited.stdout.splitlines()[-1]
     assert quorum.cli("status", request_id).returncode == 0
@@ -456,12 +446,10 @@ def replaced(quorum, mlflow_client):
 
 
 def test_rollback_wait_exits_0_once_the_previous_holder_is_back(replaced, worker, mlflow_client):
-    voters = replaced.votes_in_a_thread(("lead", "approve", "v3 misbehaves"))
-    result = replaced.cli(
+    result = replaced.cli_while_voting(
         "rollback", replaced.model, "--target", "Production", "--wait", "--timeout", "90s",
-        "--poll", "0.3",
+        "--poll", "0.3", votes=[("lead", "approve", "v3 misbehaves")],
     )  # fmt: skip
-    voters.join(5)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[0].endswith(

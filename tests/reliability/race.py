@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import django_rq
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from rq import SimpleWorker
 
 from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
@@ -26,6 +25,7 @@ from reviews import jobs, services
 from reviews.models import AuditEvent
 from reviews.policies import policies_load
 from tests.concurrency import approve_at_once
+from tests.processes import BurstWorker
 
 RACERS = 20
 
@@ -112,7 +112,7 @@ def play_round(arena: Arena, round_number: int, queue) -> Outcome:
     job_ids = list(queue.job_ids)
     # The transition, then the sync that mirrors it (a job of its own on the sync queue).
     queues = [queue, django_rq.get_queue(SYNC_QUEUE)]
-    SimpleWorker(queues, connection=queue.connection).work(burst=True, logging_level="WARNING")
+    BurstWorker(queues, connection=queue.connection).work(burst=True, logging_level="WARNING")
     request.refresh_from_db()
     in_mlflow = arena.client.get_version(arena.model, version)
     moves = request.caused_changes.filter(

@@ -2,7 +2,7 @@
 named), with the job monitoring interval (how often a busy worker heartbeats) as an option, which
 rqworker lacks.
 
-    python tests/reliability/run_worker.py [--heartbeat SECONDS] [--with-scheduler] [QUEUE ...]
+    python tests/run_worker.py [--heartbeat SECONDS] [--with-scheduler] [QUEUE ...]
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quorum.settings")
 
 
