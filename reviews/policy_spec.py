@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -378,24 +379,16 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
             if username not in known_users:
                 problems.append(Problem(("groups", group, index), f"unknown user {username!r}"))
     sizes = {group: len(set(members)) for group, members in spec.groups.items()}
-    named = {req.group for policy in spec.policies for req in policy.require}
-    named |= {group for policy in spec.policies for group in policy.requesters}
-    named |= {
-        req.group for policy in spec.policies if policy.rollback for req in policy.rollback.require
-    }
-    named |= {
-        group
-        for policy in spec.policies
-        if policy.break_glass
-        for group in policy.break_glass.groups
-    }
-    named |= {x.group for policy in spec.policies for e in policy.escalate for x in e.require}
+    named: set[str] = set()
+    for policy in spec.policies:
+        named.update(req.group for _, reqs in _requirement_lists(policy) for req in reqs)
+        named.update(group for _, groups in _group_lists(policy) for group in groups)
     outside = named - sizes.keys()
     for known in Group.objects.filter(name__in=outside).prefetch_related("user_set"):
         sizes[known.name] = sum(1 for user in known.user_set.all() if user.is_active)
     # A managed group's members arrive as people sign in: it exists for the file whatever its
-    # size today.
-    unbounded = (named - spec.groups.keys()) & managed
+    # size today, in every section that names groups alike.
+    groups = _KnownGroups(sizes, unbounded=(named - spec.groups.keys()) & managed)
 
     seen_names: dict[str, int] = {}
     for i, policy in enumerate(spec.policies):
@@ -408,80 +401,78 @@ def database_problems(spec: PolicyFile, *, other: PolicyNamer = _by_index) -> li
                 )
             )
         seen_names.setdefault(policy.name, i)
-        groups_seen: set[str] = set()
-        for j, req in enumerate(policy.require):
-            place = ("policies", i, "require", j)
-            if req.group in unbounded:
-                if req.group in groups_seen:
-                    problems.append(
-                        Problem((*place, "group"), f"group {req.group!r} is required twice")
-                    )
-                groups_seen.add(req.group)
-                continue
-            if req.group not in sizes:
-                problems.append(Problem((*place, "group"), f"unknown group {req.group!r}"))
-                continue
-            if req.group in groups_seen:
-                problems.append(
-                    Problem((*place, "group"), f"group {req.group!r} is required twice")
-                )
-            groups_seen.add(req.group)
-            if req.approvals > sizes[req.group]:
-                problems.append(
-                    Problem(
-                        (*place, "approvals"),
-                        f"{req.approvals} but group {req.group!r} has "
-                        f"{sizes[req.group]} member{'s' if sizes[req.group] != 1 else ''}",
-                    )
-                )
-        for j, rule in enumerate(policy.escalate):
-            for k, extra in enumerate(rule.require):
-                where = ("policies", i, "escalate", j, "require", k)
-                if extra.group not in sizes:
-                    problems.append(Problem((*where, "group"), f"unknown group {extra.group!r}"))
-                elif extra.approvals > sizes[extra.group]:
-                    size = sizes[extra.group]
-                    problems.append(
-                        Problem(
-                            (*where, "approvals"),
-                            f"{extra.approvals} but group {extra.group!r} has {size} "
-                            f"member{'s' if size != 1 else ''}",
-                        )
-                    )
-        for j, group in enumerate(policy.requesters):
-            place = ("policies", i, "requesters", j)
-            if group not in sizes and group not in unbounded:
-                problems.append(Problem(place, f"unknown group {group!r}"))
-            elif group in policy.requesters[:j]:
-                problems.append(Problem(place, f"group {group!r} is listed twice"))
-        if policy.rollback:
-            for j, req in enumerate(policy.rollback.require):
-                spot: tuple[str | int, ...] = ("policies", i, "rollback", "require", j)
-                if req.group in unbounded:
-                    continue
-                if req.group not in sizes:
-                    problems.append(Problem((*spot, "group"), f"unknown group {req.group!r}"))
-                elif req.group in [r.group for r in policy.rollback.require[:j]]:
-                    problems.append(
-                        Problem((*spot, "group"), f"group {req.group!r} is required twice")
-                    )
-                elif req.approvals > sizes[req.group]:
-                    problems.append(
-                        Problem(
-                            (*spot, "approvals"),
-                            f"{req.approvals} but group {req.group!r} has "
-                            f"{sizes[req.group]} member{'s' if sizes[req.group] != 1 else ''}",
-                        )
-                    )
-        if policy.break_glass:
-            for j, group in enumerate(policy.break_glass.groups):
-                member: tuple[str | int, ...] = ("policies", i, "break_glass", "groups", j)
-                if group not in sizes and group not in unbounded:
-                    problems.append(Problem(member, f"unknown group {group!r}"))
-                elif group in policy.break_glass.groups[:j]:
-                    problems.append(Problem(member, f"group {group!r} is listed twice"))
+        for place, requirements in _requirement_lists(policy):
+            problems += groups.requirement_problems(("policies", i, *place), requirements)
+        for place, names in _group_lists(policy):
+            problems += groups.list_problems(("policies", i, *place), names)
     problems.extend(_ambiguities(spec.policies, other))
     return problems
+
+
+Place = tuple[str | int, ...]
+
+
+def _requirement_lists(policy: PolicySpec) -> list[tuple[Place, list[RequirementSpec]]]:
+    """Every section of a policy that asks for approvals from groups, with its place."""
+    lists: list[tuple[Place, list[RequirementSpec]]] = [(("require",), policy.require)]
+    if policy.rollback:
+        lists.append((("rollback", "require"), policy.rollback.require))
+    lists += [(("escalate", j, "require"), rule.require) for j, rule in enumerate(policy.escalate)]
+    return lists
+
+
+def _group_lists(policy: PolicySpec) -> list[tuple[Place, list[str]]]:
+    """Every section of a policy that lists groups without counts, with its place."""
+    lists: list[tuple[Place, list[str]]] = [(("requesters",), policy.requesters)]
+    if policy.break_glass:
+        lists.append((("break_glass", "groups"), policy.break_glass.groups))
+    return lists
+
+
+@dataclass(frozen=True)
+class _KnownGroups:
+    """The groups a file may name: `sizes` (active members) of the file's and the database's
+    groups, and the provider-managed ones (`unbounded`), known whatever their size. One rule for
+    every section that names a group: `require`, `rollback.require`, `escalate[].require`,
+    `requesters` and `break_glass.groups`."""
+
+    sizes: dict[str, int]
+    unbounded: set[str]
+
+    def unknown(self, group: str) -> bool:
+        return group not in self.sizes and group not in self.unbounded
+
+    def requirement_problems(
+        self, place: Place, requirements: list[RequirementSpec]
+    ) -> list[Problem]:
+        problems: list[Problem] = []
+        for j, req in enumerate(requirements):
+            where = (*place, j)
+            if self.unknown(req.group):
+                problems.append(Problem((*where, "group"), f"unknown group {req.group!r}"))
+            elif req.group in [r.group for r in requirements[:j]]:
+                problems.append(
+                    Problem((*where, "group"), f"group {req.group!r} is required twice")
+                )
+            elif req.group not in self.unbounded and req.approvals > self.sizes[req.group]:
+                size = self.sizes[req.group]
+                problems.append(
+                    Problem(
+                        (*where, "approvals"),
+                        f"{req.approvals} but group {req.group!r} has {size} "
+                        f"member{'s' if size != 1 else ''}",
+                    )
+                )
+        return problems
+
+    def list_problems(self, place: Place, groups: list[str]) -> list[Problem]:
+        problems: list[Problem] = []
+        for j, group in enumerate(groups):
+            if self.unknown(group):
+                problems.append(Problem((*place, j), f"unknown group {group!r}"))
+            elif group in groups[:j]:
+                problems.append(Problem((*place, j), f"group {group!r} is listed twice"))
+        return problems
 
 
 def policy_problems(spec: PolicySpec, others: list[PolicySpec]) -> list[Problem]:
