@@ -30,6 +30,7 @@ from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
 from reviews import jobs, services
 from tests.factories import STANDARD_POLICIES, approve_all
+from tests.waiting import wait_for
 
 if TYPE_CHECKING:
     from registry.models import RegisteredModel
@@ -98,9 +99,6 @@ def oidc_provider():
     """A real OpenID Connect provider (tests/oidc_provider.py) in its own process."""
     import subprocess
     import sys
-    import time
-
-    import requests
 
     from tests.oidc_provider import ProviderControl
 
@@ -120,16 +118,21 @@ def oidc_provider():
         ],
         stdout=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
-    while True:
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"the test OIDC provider exited with {process.returncode}")
         try:
-            requests.get(control.url + "/.well-known/openid-configuration", timeout=1)
-            break
+            return requests.get(control.url + "/.well-known/openid-configuration", timeout=1).ok
         except requests.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("the test OIDC provider did not start") from None
-            time.sleep(0.1)
+            return False
+
+    try:
+        wait_for(answers, timeout=20, message="the test OIDC provider to answer")
+    except BaseException:
+        process.kill()
+        process.wait(timeout=10)
+        raise
     try:
         yield control
     finally:

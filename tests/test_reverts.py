@@ -25,6 +25,7 @@ from reviews.models import (
     RevertState,
     TransitionRequest,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -184,11 +185,11 @@ def test_a_direct_alias_move_is_reverted_within_seconds_through_mlflows_webhook(
     mlflow_client.set_alias(promoted, "champion", 2)
 
     # No periodic sync runs here: only the alias webhook's delivery leads to the revert.
-    while time.monotonic() - started < 30:
+    def reverted() -> bool:
         simple_worker(syncs, transitions)
-        if OutOfBandRevert.objects.filter(model__name=promoted, state="done").exists():
-            break
-        time.sleep(0.2)
+        return OutOfBandRevert.objects.filter(model__name=promoted, state="done").exists()
+
+    wait_for(reverted, timeout=30, interval=0.2, message="the alias's revert to be done")
 
     assert mlflow_client.get_model(promoted).aliases == {}
     assert time.monotonic() - started < 30
