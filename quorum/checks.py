@@ -9,6 +9,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.db import DatabaseError
+
+from . import forwarded
 
 
 @register(Tags.security, deploy=True)
@@ -71,17 +74,39 @@ def check_base_url(app_configs, **kwargs):
 @register(Tags.security, deploy=True)
 def check_proxy_count(app_configs, **kwargs):
     # A TLS proxy header says a proxy is in front; without QUORUM_PROXY_COUNT every request seems
-    # to come from the proxy, and one person's failed sign-ins lock everybody out.
+    # to come from the proxy.
     if not getattr(settings, "SECURE_PROXY_SSL_HEADER", None) or settings.QUORUM_PROXY_COUNT:
         return []
     return [
         Warning(
             "SECURE_PROXY_SSL_HEADER says a proxy is in front of Quorum, but QUORUM_PROXY_COUNT is "
-            "0: every request seems to come from the proxy's address, so failed sign-ins from "
-            "one person lock out everyone.",
-            hint="Set QUORUM_PROXY_COUNT to the number of reverse proxies that append to "
-            "X-Forwarded-For (1 for a single nginx or load balancer).",
+            f"0: {forwarded.CONSEQUENCE}.",
+            hint=forwarded.HINT,
             id="quorum.W003",
+        )
+    ]
+
+
+@register(Tags.security, deploy=True)
+def check_forwarded_for_seen(app_configs, **kwargs):
+    # The web processes note requests that came with X-Forwarded-For while the count is 0
+    # (quorum/forwarded.py); this process reads their note from the database they share.
+    if settings.QUORUM_PROXY_COUNT:
+        return []
+    try:
+        sighting = forwarded.recent_sighting()
+    except DatabaseError:
+        return []  # no database, or not migrated yet: nothing was noted
+    if sighting is None:
+        return []
+    return [
+        Warning(
+            f"Requests arrive with X-Forwarded-For (the last noted at "
+            f"{sighting.last_seen_at:%Y-%m-%d %H:%M} UTC: {sighting.forwarded_for!r} from "
+            f"{sighting.remote_addr}), so a proxy is in front of Quorum, but QUORUM_PROXY_COUNT "
+            f"is 0: {forwarded.CONSEQUENCE}.",
+            hint=forwarded.HINT,
+            id="quorum.W004",
         )
     ]
 

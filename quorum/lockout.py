@@ -1,11 +1,15 @@
 """Failed sign-ins, throttled by django-axes: who is counted, from which address, what they see.
 
-Failures count per username and per client address; reaching `QUORUM_LOGIN_FAILURE_LIMIT` on
-either locks sign-ins for that user, or from that address, for `QUORUM_LOGIN_LOCKOUT_MINUTES`
-(every further try while locked starts the wait again). This covers /accounts/login/ and
-/admin/login/, and bearer tokens on the REST API (reviews/api_auth.py), which name no user and so
-count against their address alone. An admin unlocks at once by deleting the entry under *Access
-attempts* in the admin, or with `manage.py axes_reset_username NAME` / `axes_reset_ip ADDRESS`.
+Failures count per username and client address together (AXES_LOCKOUT_PARAMETERS); reaching
+`QUORUM_LOGIN_FAILURE_LIMIT` locks that username's sign-ins from that address for
+`QUORUM_LOGIN_LOCKOUT_MINUTES` (every further try while locked starts the wait again). Another
+person's right password, from the same address too, is never refused because of them: an
+address shared by a whole office (a proxy, a NAT) is not locked as a whole. This covers
+/accounts/login/ and /admin/login/, and bearer tokens on the REST API (reviews/api_auth.py), which
+name no user and so count under an empty username at their address; only unknown tokens are
+counted and refused, never a valid one. An admin unlocks at once by deleting the entry under
+*Access attempts* in the admin, or with `manage.py axes_reset_username NAME` / `axes_reset_ip
+ADDRESS`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from reviews.api_auth import TOKEN_CREDENTIALS
 from reviews.api_errors import API_PREFIX, throttled_response
 
 
@@ -43,18 +46,10 @@ def client_address(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR")
 
 
-def lockout_parameters(request_or_attempt, credentials: dict | None = None) -> list[str]:
-    """Per username and per address; a bearer token, which names no user, per address only
-    (counted per username, every token failure anywhere would share the empty name)."""
-    if credentials and credentials.keys() & TOKEN_CREDENTIALS.keys():
-        return ["ip_address"]
-    return ["username", "ip_address"]
-
-
 def lockout_message() -> str:
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     return (
-        f"Too many failed sign-ins for this account or from your address. Try again in {minutes} "
+        f"Too many failed sign-ins for this account from your address. Try again in {minutes} "
         f"minute{'s' if minutes != 1 else ''}, or ask an administrator to unlock it."
     )
 
@@ -75,7 +70,8 @@ def lockout_response(
 
 
 class SignInThrottle(AxesStandaloneBackend):
-    """django-axes' check, before any password is: a locked-out user or address is refused.
+    """django-axes' check, before any password is: a user locked out from this address is
+    refused.
 
     `authenticate()` called without a request (a script, the shell, the test client's `login`)
     comes from no address, so it is not counted here; every sign-in page passes its request.

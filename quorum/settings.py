@@ -67,7 +67,9 @@ if _proxy_value.strip():
     )
 # Reverse proxies in front of Quorum that each append the address they received a request from
 # to X-Forwarded-For (nginx: proxy_add_x_forwarded_for): the client's address, which the sign-in
-# throttle counts, is read from there. 0: the connection's address, when nothing is in front.
+# throttle counts, is read from there. 0: the connection's address, when nothing is in front;
+# requests that come with X-Forwarded-For all the same are noted, logged and reported by
+# `check --deploy` (quorum/forwarded.py).
 QUORUM_PROXY_COUNT = int(os.environ.get("QUORUM_PROXY_COUNT", "0"))
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Links to the MLflow UI must not carry the request page's address along.
@@ -82,7 +84,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     # Before django_rq: its `rqworker` command serves all of Quorum's queues when none is named.
-    "quorum",  # deploy and worker checks (quorum/checks.py), rqworker
+    "quorum",  # deploy and worker checks (quorum/checks.py), rqworker, the proxy note
     "django_rq",
     "axes",  # failed sign-ins: counted, locked out, listed in the admin (quorum/lockout.py)
     "csp",
@@ -93,6 +95,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that it sees every request: notes X-Forwarded-For with no QUORUM_PROXY_COUNT.
+    "quorum.forwarded.ForwardedForMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # The REST API answers JSON even for unknown routes and oversized bodies.
@@ -207,13 +211,14 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- Failed sign-ins (django-axes, quorum/lockout.py) ---------------------------------------
-# Failures per username and per address (web sign-in, admin sign-in, unknown API tokens) that
-# lock them out, and for how long; each try while locked starts the wait again.
+# Failures of one username from one address (web sign-in, admin sign-in; unknown API tokens, which
+# name no user, per address) that lock it out, and for how long; each try while locked starts the
+# wait again. Never an address alone: another person's right password from it is not refused.
 QUORUM_LOGIN_FAILURE_LIMIT = int(os.environ.get("QUORUM_LOGIN_FAILURE_LIMIT", "10"))
 QUORUM_LOGIN_LOCKOUT_MINUTES = int(os.environ.get("QUORUM_LOGIN_LOCKOUT_MINUTES", "15"))
 AXES_FAILURE_LIMIT = QUORUM_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(minutes=QUORUM_LOGIN_LOCKOUT_MINUTES)
-AXES_LOCKOUT_PARAMETERS = "quorum.lockout.lockout_parameters"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_CLIENT_IP_CALLABLE = "quorum.lockout.client_address"
 AXES_LOCKOUT_CALLABLE = "quorum.lockout.lockout_response"
 
@@ -414,6 +419,7 @@ LOGGING = {
     "loggers": {
         "registry": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
         "reviews": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+        "quorum": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
         # Every server error with its traceback (Django logs it here with exc_info). Without
         # this Django sends it only to ADMINS by mail, or to the console only with DEBUG on.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},

@@ -37,8 +37,9 @@ DISPLAY_CHARS = len(TOKEN_PREFIX) + 6
 # Writing last_used_at on every call would make each API read a write; once a minute is plenty
 # to tell a live token from a forgotten one.
 LAST_USED_RESOLUTION_SECONDS = 60
-# How the sign-in throttle (django-axes, quorum/lockout.py) sees a token: no username, so it
-# counts the address alone. The token itself is never passed on.
+# How the sign-in throttle (django-axes, quorum/lockout.py) sees a token: no username, so its
+# failures count under an empty username at their address, apart from every person's sign-ins.
+# The token itself is never passed on.
 TOKEN_CREDENTIALS = {"bearer_token": "(not shown)"}  # noqa: S105 - a marker, not a secret
 
 
@@ -54,7 +55,7 @@ class UnknownToken(Unauthorized):
 
 
 class Throttled(Exception):
-    """The address is locked out after too many unknown tokens: answered with 429."""
+    """An unknown token from an address past its limit of unknown tokens: answered with 429."""
 
 
 def token_hash(plaintext: str) -> str:
@@ -122,9 +123,11 @@ class ApiRequest(AuthenticatedHttpRequest):
 class BearerToken(HttpBearer):
     """`Authorization: Bearer <token>`; every failure says why, as a 401.
 
-    Tokens nobody issued are counted per address by the sign-in throttle (quorum/lockout.py):
-    past its limit the address gets 429 until the lockout ends or an admin lifts it. Revoked and
-    deactivated users' tokens are not guesses and are not counted.
+    A token is always checked, and a valid one accepted, whatever else came from its address.
+    Tokens nobody issued (and forged workload tokens) are counted per address by the sign-in
+    throttle (quorum/lockout.py): past its limit, the address's unknown tokens get 429 instead
+    of 401 until the lockout ends or an admin lifts it. Revoked and deactivated users' tokens
+    are not guesses and are not counted.
     """
 
     openapi_bearerFormat = "qrm_ token or JWT"
@@ -142,8 +145,6 @@ class BearerToken(HttpBearer):
             raise Unauthorized("Send the header 'Authorization: Bearer <token>'.")
         if scheme.lower() != "bearer" or not credentials.strip():
             raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
-        if AxesProxyHandler.is_locked(request, TOKEN_CREDENTIALS):
-            raise Throttled()
         return self.authenticate(request, credentials)
 
     def authenticate(self, request: HttpRequest, token: str) -> User:
@@ -155,8 +156,7 @@ class BearerToken(HttpBearer):
         try:
             user = user_for_token(token)
         except UnknownToken:
-            # Counted as a failed sign-in; the attempt that reaches the limit is answered 429.
-            user_login_failed.send(__name__, credentials=dict(TOKEN_CREDENTIALS), request=request)
+            count_guess(request)
             raise
         # The services take the user explicitly; request.user keeps Django's views consistent.
         request.user = user
@@ -169,7 +169,14 @@ class BearerToken(HttpBearer):
             if refusal.forged:
                 # Forgeries count like guessed tokens; an expired or misaddressed real token
                 # is a CI misconfiguration and does not lock out the runners' address.
-                user_login_failed.send(
-                    __name__, credentials=dict(TOKEN_CREDENTIALS), request=request
-                )
+                count_guess(request)
             raise Unauthorized(str(refusal)) from None
+
+
+def count_guess(request: HttpRequest) -> None:
+    """A token nobody issued: refused with `Throttled` while its address is past the limit of
+    such tokens, else counted as a failed sign-in (the one that reaches the limit is answered
+    429 by django-axes' middleware)."""
+    if AxesProxyHandler.is_locked(request, TOKEN_CREDENTIALS):
+        raise Throttled()
+    user_login_failed.send(__name__, credentials=dict(TOKEN_CREDENTIALS), request=request)
