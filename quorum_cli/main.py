@@ -13,7 +13,7 @@ Exit codes, for CI: 0 the version is at its target (or, without waiting, the cal
 1 rejected, expired, cancelled or the transition failed (the reason is printed); 2 usage,
 authentication, a refusal or an unreachable server; 3 timed out while waiting. `verify` (see
 quorum_cli/verify.py) exits 0 for a valid proof, 1 for none or a bad one, 2 on usage or
-connection errors.
+connection errors, 4 when the keys would come over plain HTTP from another host.
 """
 
 from __future__ import annotations
@@ -347,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Request MLflow model promotions from Quorum and wait for the sign-offs.",
         epilog="Exit codes: 0 at target (executed), 1 rejected/expired/cancelled/failed, "
         "2 usage, auth or server unreachable, 3 timeout. verify: 0 a valid approval proof, 1 none "
-        "or an invalid one, 2 usage or connection errors.",
+        "or an invalid one, 2 usage or connection errors, 4 keys over plain HTTP from another "
+        "host (see --insecure-keys).",
     )
     parser.add_argument("--version", action="version", version=f"quorum {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -5,17 +5,25 @@ the DSSE signature against Quorum's public keys (a file, for offline use, or fet
 Quorum server) and that the signed Statement names exactly this model, version and target and
 the version's run and source as MLflow has them. Exit codes: 0 verified; 1 no proof, or one that
 is malformed, forged, signed by an unknown key or for another model, version or target; 2 usage
-or connection errors. Every outcome is one line.
+or connection errors; 4 keys that would come over plain HTTP from another host. Every outcome is
+one line.
+
+Keys fetched from a server are what every check trusts: over plain `http://` anyone on the path
+could hand over their own key and make a forged proof verify. So a key server must be `https://`
+(every redirect too), or this machine itself (localhost, 127.0.0.1, ::1), unless
+`--insecure-keys` says to accept the risk.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 import requests
 
@@ -25,12 +33,20 @@ from quorum_cli.client import CliError
 
 EXIT_VERIFIED = 0
 EXIT_NOT_VERIFIED = 1
+EXIT_INSECURE_KEYS = 4
 TIMEOUT = 30.0
 
 
 class NotVerified(CliError):
     def __init__(self, message: str):
         super().__init__(message, exit_code=EXIT_NOT_VERIFIED)
+
+
+class InsecureKeys(CliError):
+    """The public keys would come over plain HTTP from another host: not trusted."""
+
+    def __init__(self, message: str):
+        super().__init__(message, exit_code=EXIT_INSECURE_KEYS)
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -40,7 +56,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
         description="Check that VERSION of MODEL carries a valid proof, signed by Quorum, that "
         "it was approved for TARGET. Exits 0 when it does, 1 when the proof is missing, "
         "forged, signed by an unknown key or for another model, version or target, 2 on usage "
-        "or connection errors.",
+        "or connection errors, 4 when --server is plain http:// to another host (without "
+        "--insecure-keys).",
     )
     verify.add_argument("model")
     verify.add_argument("version")
@@ -54,7 +71,14 @@ def add_parser(commands) -> argparse.ArgumentParser:
     keys.add_argument(
         "--server",
         metavar="URL",
-        help="fetch the public keys from this Quorum (default without --key: $QUORUM_URL)",
+        help="fetch the public keys from this Quorum (default without --key: $QUORUM_URL); "
+        "https://, or http:// on this machine only",
+    )
+    verify.add_argument(
+        "--insecure-keys",
+        action="store_true",
+        help="accept keys fetched over plain http:// from another host (anyone on the network "
+        "path could swap them)",
     )
     verify.add_argument(
         "--tracking-uri",
@@ -90,7 +114,7 @@ def run(args: argparse.Namespace, usage_error: Callable[[str], NoReturn]) -> int
     if args.key:
         keys = keys_from_file(args.key)
     elif server:
-        keys = keys_from_server(server)
+        keys = keys_from_server(server, insecure=args.insecure_keys)
     else:
         usage_error("no public key: pass --key FILE, or --server URL (or set QUORUM_URL)")
     found = read_version(args.tracking_uri, args.model, version)
@@ -148,8 +172,16 @@ def keys_from_file(path: str) -> list:
     return _parsed(text, f"the key file {path}")
 
 
-def keys_from_server(server: str) -> list:
+def keys_from_server(server: str, *, insecure: bool = False) -> list:
+    """The keys `server` publishes; raises `InsecureKeys` when they would come over plain HTTP
+    from another host (the address, or any redirect), unless `insecure`."""
     url = server.rstrip("/") + "/api/v1/keys"
+    if not insecure and plain_http_elsewhere(url):
+        raise InsecureKeys(
+            f"refusing the keys at {url}: plain http:// to another host, where anyone on the "
+            "path could swap them and make a forged proof verify. Use https://, save the keys "
+            "to a file for --key, or pass --insecure-keys to accept the risk"
+        )
     try:
         response = requests.get(
             url, timeout=TIMEOUT, headers={"User-Agent": f"quorum-cli/{__version__}"}
@@ -160,9 +192,40 @@ def keys_from_server(server: str) -> list:
         raise CliError(f"invalid Quorum URL {server!r}: it needs http:// or https://") from None
     except requests.RequestException as error:
         raise CliError(f"cannot reach Quorum at {url}: {type(error).__name__}") from None
+    hops = [hop.url for hop in response.history] + [response.url]
+    if insecure:
+        if any(plain_http_elsewhere(hop) for hop in hops):
+            print(
+                f"quorum: warning: --insecure-keys: trusting keys fetched over plain http:// "
+                f"from {url}",
+                file=sys.stderr,
+                flush=True,
+            )
+    elif insecure_hop := next((hop for hop in hops if plain_http_elsewhere(hop)), None):
+        raise InsecureKeys(
+            f"refusing the keys at {url}: it redirected to {insecure_hop}, plain http:// to "
+            "another host, where anyone on the path could swap them. Use the final https:// "
+            "address, save the keys to a file for --key, or pass --insecure-keys to accept the "
+            "risk"
+        )
     if response.status_code != 200:
         raise CliError(f"Quorum answered {response.status_code} at {url}: no keys to check with")
     return _parsed(response.text, f"the keys at {url}")
+
+
+def plain_http_elsewhere(url: str) -> bool:
+    """Whether `url` is plain http:// to a host other than this machine (localhost or a
+    loopback address such as 127.0.0.1 and ::1)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "http":
+        return False
+    host = (parts.hostname or "").rstrip(".").lower()
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a name, which any resolver on the way may answer
 
 
 def _parsed(text: str, where: str) -> list:

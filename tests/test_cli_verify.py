@@ -7,8 +7,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -208,3 +212,105 @@ def test_verify_exits_2_on_usage_and_connection_errors(mlflow_server, key_file, 
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert message in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()[-1]) < 300
+
+
+# -- keys fetched over plain HTTP --------------------------------------------------------------
+
+
+def this_hosts_address() -> str:
+    """An address of this machine that is not loopback (what another host would reach)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # picks the outgoing interface; sends nothing
+            address = probe.getsockname()[0]
+    except OSError:
+        address = ""
+    if not address or address.startswith("127."):
+        pytest.skip("this machine has no address but loopback")
+    return address
+
+
+def serve(host: str, keys: bytes, redirect_to: str = "") -> Iterator[str]:
+    """A plain HTTP server on `host` answering /api/v1/keys with `keys`, or redirecting every
+    request to `redirect_to`; yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002 - the base class's name
+            pass
+
+        def do_GET(self):  # noqa: N802 - http.server's name
+            if redirect_to:
+                self.send_response(302)
+                self.send_header("Location", redirect_to + self.path)
+                self.end_headers()
+                return
+            self.send_response(200 if self.path == "/api/v1/keys" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(keys)
+
+    server = ThreadingHTTPServer((host, 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def published_keys(client) -> bytes:
+    """The keys Quorum publishes at /api/v1/keys."""
+    return client.get("/api/v1/keys").content
+
+
+@pytest.fixture
+def plain_http_keys(published_keys) -> Iterator[str]:
+    """Quorum's keys served over plain HTTP at an address of this machine that is not loopback,
+    as a key server on another host would be."""
+    yield from serve(this_hosts_address(), published_keys)
+
+
+@pytest.fixture
+def loopback_redirecting_to(plain_http_keys) -> Iterator[str]:
+    """A plain HTTP server on 127.0.0.1 that redirects to `plain_http_keys`."""
+    yield from serve("127.0.0.1", b"", redirect_to=plain_http_keys)
+
+
+def test_verify_refuses_keys_over_plain_http_from_another_host_with_exit_4(
+    executed, mlflow_server, plain_http_keys
+):
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+        return verify(executed, "3", "--target", "Production", *args,
+                      tracking_uri=mlflow_server.url, **env)  # fmt: skip
+
+    for refused in (
+        run("--server", plain_http_keys),
+        run(QUORUM_URL=plain_http_keys),
+        run("--server", "http://quorum.example.com"),  # refused before any lookup
+    ):
+        assert refused.returncode == 4, refused.stdout + refused.stderr
+        assert refused.stdout == ""
+        (line,) = refused.stderr.splitlines()
+        assert line.startswith("quorum: refusing the keys at http://")
+        assert "plain http:// to another host" in line and "--insecure-keys" in line
+
+    accepted = run("--server", plain_http_keys, "--insecure-keys")
+
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert accepted.stdout.startswith(f"verified: {executed} version 3 was approved")
+    assert accepted.stderr == (
+        "quorum: warning: --insecure-keys: trusting keys fetched over plain http:// from "
+        f"{plain_http_keys}/api/v1/keys\n"
+    )
+
+
+def test_verify_refuses_keys_a_local_server_redirects_to_plain_http_elsewhere(
+    executed, mlflow_server, loopback_redirecting_to, plain_http_keys
+):
+    result = verify(executed, "3", "--target", "Production", "--server", loopback_redirecting_to,
+                    tracking_uri=mlflow_server.url)  # fmt: skip
+
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert f"it redirected to {plain_http_keys}/api/v1/keys, plain http://" in result.stderr
