@@ -18,7 +18,10 @@ from django.core.exceptions import ImproperlyConfigured
 from quorum.csp import plotly_style_hashes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("QUORUM_VAR_DIR", BASE_DIR / "var"))
+# A source checkout (manage.py beside the packages) keeps its state in its own var/. An installed
+# Quorum must not write into site-packages: its state goes under the working directory instead.
+PROJECT_DIR = BASE_DIR if (BASE_DIR / "manage.py").is_file() else Path.cwd()
+VAR_DIR = Path(os.environ.get("QUORUM_VAR_DIR") or PROJECT_DIR / "var")
 # The default SQLite file and collected static files live here; SQLite will not create the
 # directory itself, and a fresh clone has none.
 (VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
@@ -379,7 +382,7 @@ if QUORUM_WEBHOOK_URLS and not QUORUM_WEBHOOK_SECRET:
 # EMAIL_URL, parsed by dj-email-url: "submission://user:password@smtp.example.com" (SMTP with
 # STARTTLS on port 587), "smtp://user:password@host:465?ssl=True" (implicit TLS), "console://"
 # (the default: the worker prints each mail), "file:///var/mail" (one .eml file per mail, under
-# var/mail of the project; "file:////srv/mail" for an absolute path), "memory://" (locmem).
+# var/mail of PROJECT_DIR; "file:////srv/mail" for an absolute path), "memory://" (locmem).
 EMAIL_URL = os.environ.get("EMAIL_URL") or "console://"
 _email = dj_email_url.parse(EMAIL_URL)
 if "EMAIL_BACKEND" not in _email:
@@ -398,7 +401,7 @@ EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
 EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
 # An SMTP server that stops answering must not hold a worker forever.
 EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"] or int(os.environ.get("EMAIL_TIMEOUT", "30"))
-EMAIL_FILE_PATH = str(BASE_DIR / (_email["EMAIL_FILE_PATH"] or VAR_DIR / "mail"))
+EMAIL_FILE_PATH = str(PROJECT_DIR / (_email["EMAIL_FILE_PATH"] or VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = _email.get(
     "DEFAULT_FROM_EMAIL", os.environ.get("DEFAULT_FROM_EMAIL", "Quorum <quorum@localhost>")
 )

@@ -741,7 +741,7 @@ def test_email_url_sets_the_transport(url, expected):
     show = (
         "import quorum.settings as s;"
         "print(s.EMAIL_BACKEND.rsplit('.', 2)[-2] + '.' + s.EMAIL_BACKEND.rsplit('.', 1)[-1],"
-        " s.EMAIL_FILE_PATH.removeprefix(str(s.BASE_DIR) + '/') if 'EmlFile' in s.EMAIL_BACKEND"
+        " s.EMAIL_FILE_PATH.removeprefix(str(s.PROJECT_DIR) + '/') if 'EmlFile' in s.EMAIL_BACKEND"
         ' else f\'{s.EMAIL_HOST if s.EMAIL_HOST != "localhost" else None} {s.EMAIL_PORT}'
         " {s.EMAIL_USE_TLS} {s.EMAIL_USE_SSL}')"
     )
