@@ -13,7 +13,7 @@ from django.template.backends.django import get_installed_libraries
 from registry import slots
 from tests.factories import make_model, make_user, make_version
 
-REGISTRY_TEMPLATES = Path(settings.TEMPLATES[0]["DIRS"][0]) / "registry"
+REGISTRY_TEMPLATES = Path(settings.BASE_DIR) / "quorum" / "templates" / "registry"
 LOAD = re.compile(r"{%\s*load\s+(.*?)\s*%}")
 
 
