@@ -1,19 +1,31 @@
 # Quorum: `make demo` runs the whole product on this machine, `make test` checks it (README.md),
 # `make test-fast` checks all but the end-to-end suites.
 #
-# Both create .venv when it is missing and (re)install into it only when pyproject.toml is newer
-# than the last install, which a stamp file in .venv records.
+# What they install comes from the locks in requirements/ (every package pinned, with hashes),
+# never from whatever is newest that day: `make lock` re-resolves them after a change to
+# pyproject.toml, `make upgrade` takes the newest releases the ranges allow, and `make
+# test-latest` runs the suite on those newest releases in a venv of its own (.venv-latest)
+# without touching the locks. A stamp file in the venv records the last install, so an
+# unchanged lock installs nothing.
 
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
 VAR := var
 TEST_POSTGRES := postgres://postgres@127.0.0.1:5432/test
 LOCAL_TEST_REDIS := redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
+# pytest-xdist processes: most of the suite waits on MLflow, workers and a browser rather than
+# computing, so more processes than cores pays (docs/testing.md has the figures).
+TEST_WORKERS ?= 4
+LOCKS := requirements/test.in requirements/test.txt requirements/demo.in requirements/demo.txt
+COMPILE = $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--no-emit-package quorum --no-emit-package mlflow-quorum-guard
+PROJECTS := pyproject.toml mlflow-quorum-guard/pyproject.toml
 
-.PHONY: demo test test-fast lint install venv chromium clean
+.PHONY: demo test test-fast test-latest lint lock lockcheck upgrade install venv chromium clean
 
 demo: $(VENV)/.installed-demo
 	$(PY) -m quorum.demo
@@ -30,19 +42,47 @@ $(PY):
 	       "and run: make PYTHON=python3.11 $(or $(MAKECMDGOALS),demo)"; \
 	  exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+
+# The installer (uv) comes from a lock of its own, installed by the venv's pip.
+$(UV): requirements/bootstrap.txt | $(PY)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/bootstrap.txt
+	@touch $@
 
 # The MLflow guard is its own distribution (mlflow-quorum-guard/): the demo and the tests run
 # `mlflow server --app-name quorum-guard` from this venv, so both install it beside Quorum.
-GUARD := ./mlflow-quorum-guard[basic-auth]
+# $(1): the lock. The two projects go in editable and without build isolation, so that their
+# build backend is the locked setuptools too.
+define install-locked
+	$(UV) pip install --python $(PY) --require-hashes -r $(1)
+	$(UV) pip install --python $(PY) --no-deps --no-build-isolation \
+	  -e . -e ./mlflow-quorum-guard
+endef
 
-$(VENV)/.installed-demo: pyproject.toml mlflow-quorum-guard/pyproject.toml | $(PY)
-	$(PY) -m pip install -e '.[demo]' -e '$(GUARD)'
+$(VENV)/.installed-demo: requirements/demo.txt $(PROJECTS) | $(UV)
+	$(call install-locked,requirements/demo.txt)
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml mlflow-quorum-guard/pyproject.toml | $(PY)
-	$(PY) -m pip install -e '.[test,demo]' -e '$(GUARD)'
+$(VENV)/.installed-test: requirements/test.txt $(PROJECTS) | $(UV)
+	$(call install-locked,requirements/test.txt)
 	@touch $@
+
+# A lock that no longer admits what pyproject.toml asks for is refused before anything runs.
+lockcheck: $(VENV)/.installed-test
+	@$(PY) requirements/lockcheck.py $(LOCKS)
+
+# Re-resolve after a change to pyproject.toml, keeping every pin that still fits.
+lock: | $(UV)
+	$(COMPILE) requirements/test.in -o requirements/test.txt
+	$(COMPILE) requirements/demo.in -c requirements/test.txt -o requirements/demo.txt
+	$(COMPILE) requirements/bootstrap.in -o requirements/bootstrap.txt
+	@echo "Locked. Run make test, then commit requirements/*.txt."
+
+# The newest releases the ranges allow, into the locks: then make test, and commit if green.
+upgrade: | $(UV)
+	$(COMPILE) --upgrade requirements/test.in -o requirements/test.txt
+	$(COMPILE) --upgrade requirements/demo.in -c requirements/test.txt -o requirements/demo.txt
+	$(COMPILE) --upgrade requirements/bootstrap.in -o requirements/bootstrap.txt
+	@echo "Upgraded. Run make test, then commit requirements/*.txt."
 
 # The browser tests drive Debian's Chromium: Playwright cannot download its own browser here.
 chromium:
@@ -62,13 +102,15 @@ chromium:
 # Redis: TEST_REDIS_URL, else database 15 of the local Redis, else a private redis-server under
 # var/ for the length of the run. Never REDIS_URL: that may be someone's data.
 # $(1): pytest's arguments before PYTEST_ARGS; $(2): what a run that selects no test is called.
+# $(TV) is the venv to test with: .venv, or .venv-latest for `make test-latest`.
+TV = $(VENV)
 define run-pytest
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
+	$(TV)/bin/ruff check .
+	$(TV)/bin/ruff format --check .
+	$(TV)/bin/mypy
 	@if [ -n "$${DATABASE_URL:-}" ]; then \
 	  echo "database: DATABASE_URL"; \
-	elif $(PY) -m quorum.localservices answers $(TEST_POSTGRES); then \
+	elif $(TV)/bin/python -m quorum.localservices answers $(TEST_POSTGRES); then \
 	  export DATABASE_URL=$(TEST_POSTGRES); echo "database: PostgreSQL at $(TEST_POSTGRES)"; \
 	else \
 	  echo "notice: no PostgreSQL answers at $(TEST_POSTGRES); the tests run on SQLite" \
@@ -77,12 +119,13 @@ define run-pytest
 	wrap=""; \
 	if [ -n "$${TEST_REDIS_URL:-}" ]; then \
 	  export REDIS_URL="$$TEST_REDIS_URL"; echo "redis: TEST_REDIS_URL"; \
-	elif $(PY) -m quorum.localservices answers $(LOCAL_TEST_REDIS); then \
+	elif $(TV)/bin/python -m quorum.localservices answers $(LOCAL_TEST_REDIS); then \
 	  export REDIS_URL=$(LOCAL_TEST_REDIS); echo "redis: $(LOCAL_TEST_REDIS)"; \
 	else \
-	  wrap="$(PY) -m quorum.localservices with-redis --var $(VAR) --"; \
+	  wrap="$(TV)/bin/python -m quorum.localservices with-redis --var $(VAR) --"; \
 	fi; \
-	status=0; $$wrap $(PY) -m pytest $(1) $(PYTEST_ARGS) || status=$$?; \
+	status=0; $$wrap $(TV)/bin/python -m pytest -n $(TEST_WORKERS) $(1) $(PYTEST_ARGS) \
+	  || status=$$?; \
 	if [ $$status -eq 5 ]; then \
 	  echo "make $@: pytest selected no tests$(2), which counts as a failure"; exit 1; \
 	fi; \
@@ -90,12 +133,24 @@ define run-pytest
 endef
 
 # Everything: the unit and view tests and the end-to-end suites (demo, deploy, reliability, browser).
-test: $(VENV)/.installed-test chromium
+test: lockcheck chromium
 	$(call run-pytest,,)
 
 # The everyday loop: everything but the tests marked e2e (pyproject.toml), so no browser is needed.
-test-fast: $(VENV)/.installed-test
+test-fast: lockcheck
 	$(call run-pytest,-m "not e2e", outside the e2e suites)
+
+# Drift found on purpose: the newest releases that pyproject.toml's ranges allow, in a venv of
+# their own, and the whole suite on them. Not part of `make test` or CI; the locks stay as they are.
+LATEST := .venv-latest
+test-latest: TV = $(LATEST)
+test-latest: chromium | $(UV)
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(UV) pip install --python $(LATEST)/bin/python --upgrade \
+	  -e '.[test,demo]' -e './mlflow-quorum-guard[basic-auth]'
+	@$(LATEST)/bin/python requirements/lockcheck.py --drift requirements/test.txt
+	$(call run-pytest,,)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
@@ -104,5 +159,5 @@ lint: $(VENV)/.installed-test
 
 # Back to a fresh clone: the virtualenv, caches, and var/ (the demo's database and MLflow store).
 clean:
-	rm -rf $(VENV) $(VAR) .pytest_cache .ruff_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) $(LATEST) $(VAR) .pytest_cache .ruff_cache .mypy_cache *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
