@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -90,14 +91,15 @@ class Quorum:
         for reader in readers:
             reader.start()
 
-        def states_printed() -> int:
+        def printed_or_ended(states: int) -> bool:
             lines = streams["stdout"] + streams["stderr"]
-            return sum(1 for line in lines if STAMPED.match(line))
+            printed = sum(1 for line in lines if STAMPED.match(line))
+            return printed > states or process.poll() is not None
 
         try:
             for number, (voter, decision, comment) in enumerate(votes):
                 wait_for(
-                    lambda n=number: states_printed() > n or process.poll() is not None,
+                    partial(printed_or_ended, number),
                     timeout=60,
                     message=f"the CLI to print the state before vote {number + 1}",
                 )
