@@ -27,11 +27,26 @@ VAR_DIR = Path(os.environ.get("QUORUM_VAR_DIR") or PROJECT_DIR / "var")
 (VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
 
 
+TRUE_VALUES = ("1", "true", "yes", "on")
+FALSE_VALUES = ("0", "false", "no", "off")
+
+
 def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
+    """A boolean setting: one of TRUE_VALUES or FALSE_VALUES, in any case; unset or empty, the
+    default. Anything else stops startup with the setting's name: `QUORUM_HTTPS=enable` must not
+    quietly mean off and take HTTPS redirects and HSTS with it."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value in TRUE_VALUES:
+        return True
+    if value in FALSE_VALUES:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={os.environ[name]!r} is not a boolean: use {', '.join(TRUE_VALUES)} to turn it "
+        f"on or {', '.join(FALSE_VALUES)} to turn it off (any case), or leave it unset for the "
+        f"default ({'on' if default else 'off'})."
+    )
 
 
 def env_list(name: str, default: str) -> list[str]:

@@ -241,6 +241,21 @@ def _parsed(text: str, where: str) -> list:
 # -- MLflow ---------------------------------------------------------------------------------------
 
 
+def insecure_tls() -> bool:
+    """MLFLOW_TRACKING_INSECURE_TLS as MLflow reads it (true, 1, false, 0, any case; unset or
+    empty: false). Anything else is refused rather than guessed at."""
+    raw = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "")
+    value = raw.strip().lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("", "false", "0"):
+        return False
+    raise CliError(
+        f"MLFLOW_TRACKING_INSECURE_TLS={raw!r} is not a boolean: use true or 1 to skip the TLS "
+        "certificate check, false or 0 (or leave it unset) to keep it"
+    )
+
+
 def read_version(tracking_uri: str, model: str, version: int) -> dict | None:
     """The model version as MLflow's REST API answers it; None when it does not exist.
 
@@ -259,7 +274,7 @@ def read_version(tracking_uri: str, model: str, version: int) -> dict | None:
             os.environ.get("MLFLOW_TRACKING_PASSWORD", ""),
         )
     tls: bool | str = True
-    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+    if insecure_tls():
         tls = False
     elif cert := os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
         tls = cert

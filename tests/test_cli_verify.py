@@ -206,6 +206,12 @@ def test_verify_exits_2_on_usage_and_connection_errors(mlflow_server, key_file, 
             {},
             "cannot reach Quorum at http://127.0.0.1:",
         ),
+        (
+            ["m", "1", "--target", "Production", *key],
+            mlflow_server.url,
+            {"MLFLOW_TRACKING_INSECURE_TLS": "yes"},
+            "MLFLOW_TRACKING_INSECURE_TLS='yes' is not a boolean: use true or 1",
+        ),
     ]
     for args, tracking_uri, env, message in cases:
         result = verify(*args, tracking_uri=tracking_uri, **env)

@@ -1,0 +1,82 @@
+"""Boolean settings from the environment accept only the documented values
+(quorum/settings.py's env_bool): anything else stops startup with the setting's name, so a typo
+such as QUORUM_HTTPS=enable can never quietly turn a protection off."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from quorum.settings import env_bool
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCEPTED = "use 1, true, yes, on to turn it on or 0, false, no, off to turn it off (any case)"
+# Every boolean setting quorum/settings.py reads from the environment.
+BOOLEAN_SETTINGS = [
+    "DEBUG",
+    "QUORUM_HTTPS",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+    "WHITENOISE_USE_FINDERS",
+]
+
+
+@pytest.mark.parametrize("value", ["1", "true", "True", "YES", "on", " On "])
+def test_the_documented_true_values_are_true(monkeypatch, value):
+    monkeypatch.setenv("QUORUM_TEST_FLAG", value)
+    assert env_bool("QUORUM_TEST_FLAG", False) is True
+
+
+@pytest.mark.parametrize("value", ["0", "false", "FALSE", "no", "Off", " off "])
+def test_the_documented_false_values_are_false(monkeypatch, value):
+    monkeypatch.setenv("QUORUM_TEST_FLAG", value)
+    assert env_bool("QUORUM_TEST_FLAG", True) is False
+
+
+@pytest.mark.parametrize("default", [True, False])
+def test_unset_or_empty_is_the_default(monkeypatch, default):
+    monkeypatch.delenv("QUORUM_TEST_FLAG", raising=False)
+    assert env_bool("QUORUM_TEST_FLAG", default) is default
+    for empty in ("", "  "):
+        monkeypatch.setenv("QUORUM_TEST_FLAG", empty)
+        assert env_bool("QUORUM_TEST_FLAG", default) is default
+
+
+@pytest.mark.parametrize("value", ["enable", "enabled", "2", "y", "ture", "of", "-1"])
+def test_any_other_value_is_refused_with_the_name_and_the_accepted_values(monkeypatch, value):
+    monkeypatch.setenv("QUORUM_TEST_FLAG", value)
+
+    with pytest.raises(ImproperlyConfigured) as refused:
+        env_bool("QUORUM_TEST_FLAG", False)
+
+    assert f"QUORUM_TEST_FLAG={value!r} is not a boolean: {ACCEPTED}" in str(refused.value)
+    assert "leave it unset for the default (off)" in str(refused.value)
+
+
+@pytest.mark.parametrize("name", BOOLEAN_SETTINGS)
+def test_manage_py_check_stops_on_a_boolean_setting_it_cannot_read(name, tmp_path):
+    env = {
+        "PATH": os.environ["PATH"],
+        "LANG": "C.UTF-8",
+        "QUORUM_VAR_DIR": str(tmp_path),
+        name: "enable",
+    }
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert f"ImproperlyConfigured: {name}='enable' is not a boolean: {ACCEPTED}" in last_line
