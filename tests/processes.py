@@ -1,6 +1,7 @@
-"""What tests that start other processes (workers, gunicorn, the CLI's server) need: the test
-database's address for them, the processes they started in turn, and the worker processes that
-every test with a real worker shares (`Workers`, behind the `workers` fixture)."""
+"""What tests that start other processes (workers, gunicorn, the CLI's server, `manage.py`) need:
+the test database's address for them, the processes they started in turn, the worker processes
+that every test with a real worker shares (`Workers`, behind the `workers` fixture), and one
+`manage.py` command run as a release step runs it (`manage`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from django.conf import settings
 from rq import SimpleWorker
 
-from quorum.localservices import stop_process
+from quorum.localservices import free_port, stop_process
 
 
 def database_url() -> str:
@@ -48,6 +49,27 @@ def children(pid: int) -> list[int]:
 
 ROOT = Path(__file__).resolve().parents[1]
 STOP_DEADLINE = 10.0  # seconds a worker gets after SIGTERM before it is SIGKILLed
+
+
+def manage(*args: str, var_dir: Path, **env: str) -> subprocess.CompletedProcess:
+    """`python manage.py ARGS` in a process of its own, with nothing of the test run's environment
+    but PATH: its var/ under `var_dir`, an MLflow address where nothing answers (the guard probe
+    says nothing then), and the variables given."""
+    environment = {
+        "PATH": os.environ["PATH"],
+        "LANG": "C.UTF-8",
+        "QUORUM_VAR_DIR": str(var_dir),
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 class Workers:

@@ -5,22 +5,17 @@ refused with a 401 that says why when anything about them is wrong."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from quorum.localservices import free_port
 from quorum_cli.main import main as cli_main
 from reviews.models import AuditEvent, TransitionRequest
 from tests.factories import make_model, make_version
+from tests.processes import manage
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parent.parent
 CI_CLAIMS = {
     "sub": "repo:acme/fraud:environment:production",
     "repository": "acme/fraud",
@@ -253,22 +248,7 @@ def test_manage_py_check_refuses_rules_that_name_no_caller(tmp_path):
             "users": rules,
         }
     ]
-    env = {
-        "PATH": os.environ["PATH"],
-        "LANG": "C.UTF-8",
-        "QUORUM_VAR_DIR": str(tmp_path),
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
-        "QUORUM_CI_ISSUERS": json.dumps(issuers),
-    }
-
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = manage("check", var_dir=tmp_path, QUORUM_CI_ISSUERS=json.dumps(issuers))
 
     assert result.returncode == 1, result.stdout + result.stderr
     for name in UNNAMED_CALLERS:

@@ -6,24 +6,18 @@ process."""
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import requests
 from django.core.checks import Tags, run_checks
 from django.utils import timezone
 
-from quorum.localservices import free_port
 from quorum.models import ForwardedForSighting
-from tests.processes import database_url
+from tests.processes import database_url, manage
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parent.parent
 W004 = "so a proxy is in front of Quorum, but QUORUM_PROXY_COUNT is 0"
 
 
@@ -89,22 +83,7 @@ def test_check_deploy_in_another_process_reports_what_the_web_process_saw(live_s
         timeout=30,
     )
     assert response.status_code == 200
-    env = {
-        "PATH": os.environ["PATH"],
-        "LANG": "C.UTF-8",
-        "DATABASE_URL": database_url(),
-        "QUORUM_VAR_DIR": str(tmp_path),
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
-    }
-
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = manage("check", "--deploy", var_dir=tmp_path, DATABASE_URL=database_url())
 
     assert "(quorum.W004) Requests arrive with X-Forwarded-For" in result.stderr, result.stderr
     assert "'198.51.100.23' from 127.0.0.1" in result.stderr

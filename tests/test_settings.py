@@ -4,17 +4,12 @@ such as QUORUM_HTTPS=enable can never quietly turn a protection off."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from quorum.settings import env_bool
+from tests.processes import manage
 
-ROOT = Path(__file__).resolve().parent.parent
 ACCEPTED = "use 1, true, yes, on to turn it on or 0, false, no, off to turn it off (any case)"
 # Every boolean setting quorum/settings.py reads from the environment.
 BOOLEAN_SETTINGS = [
@@ -61,21 +56,7 @@ def test_any_other_value_is_refused_with_the_name_and_the_accepted_values(monkey
 
 @pytest.mark.parametrize("name", BOOLEAN_SETTINGS)
 def test_manage_py_check_stops_on_a_boolean_setting_it_cannot_read(name, tmp_path):
-    env = {
-        "PATH": os.environ["PATH"],
-        "LANG": "C.UTF-8",
-        "QUORUM_VAR_DIR": str(tmp_path),
-        name: "enable",
-    }
-
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = manage("check", var_dir=tmp_path, **{name: "enable"})
 
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
