@@ -30,7 +30,10 @@ from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
 from reviews import jobs, services
 from tests.factories import STANDARD_POLICIES, approve_all
+from tests.parallel import use_own_redis_database
 from tests.waiting import wait_for
+
+use_own_redis_database()  # before any test or fixture talks to Redis
 
 if TYPE_CHECKING:
     from registry.models import RegisteredModel

@@ -1,11 +1,11 @@
-"""A pytest plugin, loaded before Django's settings (pyproject.toml: `-p tests.parallel`), that
-gives each pytest-xdist process a Redis database of its own.
+"""Each pytest-xdist process gets a Redis database of its own: tests/conftest.py calls
+`use_own_redis_database()` before any test runs.
 
 pytest-django already gives each process its own test database (`test_<name>_gw0`, ...) and every
 server a test starts takes a free port; Redis is the one service the processes would share. Its
 queues are named alike in every process, so process N uses the database N below the one that
 `make test` chose (15, 14, 13, ... on the local Redis). Workers, web servers and the CLI that
-tests start inherit the setting through REDIS_URL.
+tests start inherit it through REDIS_URL; django-rq reads the queues' settings when asked.
 """
 
 from __future__ import annotations
@@ -32,6 +32,15 @@ def redis_url_for_worker(url: str, worker: str) -> str:
     return f"{found.group(1)}/{database}{found.group(3) or ''}"
 
 
-_worker = os.environ.get("PYTEST_XDIST_WORKER")
-if _worker and "REDIS_URL" in os.environ:
-    os.environ["REDIS_URL"] = redis_url_for_worker(os.environ["REDIS_URL"], _worker)
+def use_own_redis_database() -> None:
+    """Points REDIS_URL (the environment and the settings) and every queue at this process's
+    database; nothing to do outside xdist or without REDIS_URL (the settings' default)."""
+    from django.conf import settings
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or "REDIS_URL" not in os.environ:
+        return
+    url = redis_url_for_worker(os.environ["REDIS_URL"], worker)
+    os.environ["REDIS_URL"] = settings.REDIS_URL = url
+    for queue in settings.RQ_QUEUES.values():
+        queue["URL"] = url

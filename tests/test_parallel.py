@@ -24,8 +24,8 @@ def test_too_few_databases_is_said_plainly():
 
 
 def test_the_settings_and_the_queues_read_this_processs_database():
-    """The plugin rewrites REDIS_URL before Django reads its settings, so the settings, every
-    queue and the processes tests start (which inherit the environment) agree."""
+    """The settings, every queue and the processes tests start (which inherit the environment)
+    agree on the one database."""
     if "REDIS_URL" not in os.environ:
         pytest.skip("REDIS_URL is not set: the settings' default is used")
     assert settings.REDIS_URL == os.environ["REDIS_URL"]
