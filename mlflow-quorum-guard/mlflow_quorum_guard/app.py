@@ -33,7 +33,7 @@ from mlflow.protos import model_registry_pb2 as registry_pb2
 from mlflow.protos.model_registry_pb2 import ModelRegistryService
 
 from mlflow_quorum_guard import VERSION
-from mlflow_quorum_guard.config import GuardConfig
+from mlflow_quorum_guard.config import GuardConfig, GuardConfigError, private_lock_dir
 from mlflow_quorum_guard.protection import Protection, is_reserved_tag, protection_of
 
 logger = logging.getLogger("mlflow_quorum_guard")
@@ -54,6 +54,7 @@ def create_app():
     from mlflow.server import app as flask_app
 
     config = GuardConfig.from_env()
+    private_lock_dir(config.lock_dir)  # refuses to start with a directory others can write
     if config.wraps_basic_auth:
         from mlflow.server.auth import create_app as basic_auth_app
 
@@ -134,7 +135,15 @@ class Guard:
             # Quorum's own changes take the lock too: a user's check that passed must not be
             # overtaken by Quorum moving the version into a protected stage before the user's
             # change runs.
-            self.lock_model(name)
+            try:
+                self.lock_model(name)
+            except GuardConfigError as error:
+                # The directory changed hands or mode since the start: no lock, no change.
+                logger.error("quorum-guard cannot lock %r; refusing: %s", name, error)
+                return _refuse(
+                    "Quorum's guard cannot lock the model to check this change: its lock "
+                    "directory is not safe to use (the MLflow server's log says why)."
+                )
         if self.caller_is_service():
             return None
         try:
@@ -168,10 +177,12 @@ class Guard:
 
     def lock_model(self, name: str) -> None:
         """Hold a per-model lock until the request ends: a check and the change it allows happen
-        before any other guarded change to the model is checked, in any worker of this host."""
-        self.config.lock_dir.mkdir(parents=True, exist_ok=True)
+        before any other guarded change to the model is checked, in any worker of this host.
+        The directory is checked each time (a temporary directory's cleaner may remove it, or
+        someone change it); raises `GuardConfigError` when it is not the server user's alone."""
+        lock_dir = private_lock_dir(self.config.lock_dir)
         digest = hashlib.sha256(name.encode()).hexdigest()[:32]
-        handle = open(self.config.lock_dir / f"{digest}.lock", "a+b")
+        handle = open(lock_dir / f"{digest}.lock", "a+b")
         fcntl.flock(handle, fcntl.LOCK_EX)
         g.quorum_guard_lock = handle
 

@@ -11,12 +11,17 @@ QUORUM_GUARD_DEFAULT_TARGETS targets protected on models Quorum has not tagged y
                              stages and @aliases (default `Staging,Production`; `none` for none).
 QUORUM_GUARD_REQUEST_URL     where a promotion can be requested, when the model's tag names none.
 QUORUM_GUARD_LOCK_DIR        directory of the per-model lock files that serialise the guard's
-                             check with the change it allows across the server's workers.
+                             check with the change it allows across the server's workers
+                             (default `$XDG_RUNTIME_DIR/mlflow-quorum-guard`, or
+                             `$TMPDIR/mlflow-quorum-guard-<uid>` without XDG_RUNTIME_DIR). It
+                             must be the server user's alone (`private_lock_dir`): anyone else who
+                             can write there could hold or replace a model's lock file.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,10 +82,7 @@ class GuardConfig:
             split_targets(targets)
         except TargetError as error:
             raise GuardConfigError(f"QUORUM_GUARD_DEFAULT_TARGETS: {error}") from error
-        lock_dir = Path(
-            env.get("QUORUM_GUARD_LOCK_DIR")
-            or Path(tempfile.gettempdir()) / "mlflow-quorum-guard-locks"
-        )
+        lock_dir = Path(env.get("QUORUM_GUARD_LOCK_DIR") or default_lock_dir(env))
         return cls(
             auth=auth,
             service_token=token,
@@ -89,3 +91,41 @@ class GuardConfig:
             request_url=(env.get("QUORUM_GUARD_REQUEST_URL") or "").strip(),
             lock_dir=lock_dir,
         )
+
+
+def default_lock_dir(env: dict[str, str]) -> Path:
+    """The user's runtime directory (private by design) when the session has one, else a
+    directory of the user's own in the temporary directory, named after their uid."""
+    if runtime := env.get("XDG_RUNTIME_DIR"):
+        return Path(runtime) / "mlflow-quorum-guard"
+    return Path(tempfile.gettempdir()) / f"mlflow-quorum-guard-{os.geteuid()}"
+
+
+def private_lock_dir(path: Path) -> Path:
+    """`path`, created with mode 0700 when missing; raises `GuardConfigError` when it exists but
+    is not a directory only this process's user can write: anyone else who can write there could
+    hold a model's lock (stalling every change to it) or replace its lock file (letting a check
+    and a change interleave)."""
+    where = f"QUORUM_GUARD_LOCK_DIR={str(path)!r}"
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(path)
+    except OSError as error:
+        raise GuardConfigError(f"{where}: cannot create it: {error.strerror}") from error
+    if stat.S_ISLNK(info.st_mode):
+        raise GuardConfigError(f"{where} is a symbolic link: give the directory's own path")
+    if not stat.S_ISDIR(info.st_mode):
+        raise GuardConfigError(f"{where} is not a directory")
+    user = os.geteuid()
+    if info.st_uid != user:
+        raise GuardConfigError(
+            f"{where} is owned by uid {info.st_uid}, not by the user the MLflow server runs as "
+            f"(uid {user}): point QUORUM_GUARD_LOCK_DIR at a directory of that user's own"
+        )
+    if writers := [who for who, bit in (("group", 0o020), ("others", 0o002)) if info.st_mode & bit]:
+        raise GuardConfigError(
+            f"{where} is writable by {' and '.join(writers)} (mode "
+            f"{stat.S_IMODE(info.st_mode):04o}): only the MLflow server's user may write there "
+            f"(chmod 700 {path}), or point QUORUM_GUARD_LOCK_DIR at another directory"
+        )
+    return path
