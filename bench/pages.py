@@ -163,7 +163,7 @@ def prepare(mlflow_url: str, count: int):
         # What every call answered before summaries: full items, 50 a page.
         "API: full, 50 (as before)": "/api/v1/requests?state=pending&fields=full&limit=50",
     }
-    from reviews.api_auth import token_create
+    from reviews.api.auth import token_create
 
     client = Client()
     client.force_login(User.objects.get(username="reviewer"))

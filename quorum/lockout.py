@@ -5,7 +5,7 @@ Failures count per username and client address together (AXES_LOCKOUT_PARAMETERS
 `QUORUM_LOGIN_LOCKOUT_MINUTES` (every further try while locked starts the wait again). Another
 person's right password, from the same address too, is never refused because of them: an
 address shared by a whole office (a proxy, a NAT) is not locked as a whole. This covers
-/accounts/login/ and /admin/login/, and bearer tokens on the REST API (reviews/api_auth.py), which
+/accounts/login/ and /admin/login/, and bearer tokens on the REST API (reviews/api/auth.py), which
 name no user and so count under an empty username at their address; only unknown tokens are
 counted and refused, never a valid one. An admin unlocks at once by deleting the entry under
 *Access attempts* in the admin, or with `manage.py axes_reset_username NAME` / `axes_reset_ip
@@ -22,7 +22,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from reviews.api_errors import API_PREFIX, throttled_response
+from reviews.api.errors import API_PREFIX, throttled_response
 
 
 def client_address(request: HttpRequest) -> str | None:

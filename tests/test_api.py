@@ -18,7 +18,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from registry.models import ModelVersion
-from reviews.api_auth import token_create
+from reviews.api.auth import token_create
 from reviews.models import COMMENT_MAX, ApiToken, ApprovalPolicy, AuditEvent, TransitionRequest
 from reviews.policies import set_requesters
 from tests.factories import make_model, make_version
@@ -662,7 +662,7 @@ def test_requests_without_a_valid_token_are_401(fraud, client, header):
 
 
 def test_a_revoked_token_or_deactivated_user_is_401(fraud, requester, client):
-    from reviews.api_auth import token_revoke
+    from reviews.api.auth import token_revoke
 
     token, plaintext = token_create(user=requester)
     api = Api(client, token=plaintext)

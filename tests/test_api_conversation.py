@@ -7,7 +7,7 @@ import json
 import pytest
 
 from reviews import conversation, services
-from reviews.api_auth import token_create
+from reviews.api.auth import token_create
 from reviews.models import COMMENT_MAX, Comment, Decision
 
 pytestmark = pytest.mark.django_db

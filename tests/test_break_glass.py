@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from registry.models import RegisteredModel
 from reviews import services
-from reviews.api_auth import token_create
+from reviews.api.auth import token_create
 from reviews.break_glass import break_glass_move
 from reviews.errors import BreakGlassLimit, CommentRequired, NotAllowed, SelfApprovalNotAllowed
 from reviews.holder_history import holder_history

@@ -25,7 +25,7 @@ from django.db import connection
 from quorum.localservices import free_port
 from registry.sync import sync_registry
 from reviews import jobs
-from reviews.api_auth import token_create
+from reviews.api.auth import token_create
 from reviews.policies import policies_load
 from tests.factories import policies_with, register_in_mlflow
 from tests.waiting import wait_for

@@ -327,7 +327,7 @@ def test_evidence_gate_problems_name_their_place(cast):
 
 
 def test_api_says_which_evidence_rule_applied(client, pair, people):
-    from reviews.api_auth import token_create
+    from reviews.api.auth import token_create
 
     _, _, candidate = pair
     with_evidence(candidate, requirements=[*REQUIREMENTS, "lightgbm==4.5.0"])

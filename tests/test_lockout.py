@@ -12,7 +12,7 @@ from axes.models import AccessAttempt
 from django.core.management import call_command
 from django.utils import timezone
 
-from reviews.api_auth import token_create, token_revoke
+from reviews.api.auth import token_create, token_revoke
 
 pytestmark = pytest.mark.django_db
 

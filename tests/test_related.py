@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from registry.models import Stage
 from reviews import related, services, timeline
-from reviews.api_auth import token_create
+from reviews.api.auth import token_create
 from reviews.errors import AnswerRequired
 from reviews.models import TransitionRequest
 from tests.factories import make_model, make_version

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from registry.models import RegisteredModel
 from reviews import services
-from reviews.api_auth import token_create
+from reviews.api.auth import token_create
 from reviews.errors import NothingToRollBack
 from reviews.holder_history import holder_history
 from reviews.models import Decision, Execution, RequestKind, TransitionRequest

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from registry.sync import sync_registry
 from reviews import audit, jobs, services
-from reviews.api_auth import token_create
+from reviews.api.auth import token_create
 from reviews.models import Decision, Execution, TransitionRequest, Vote
 from tests.factories import register_in_mlflow
 

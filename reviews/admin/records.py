@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 
 from .. import attestation, audit, services
-from ..api_auth import token_revoke
+from ..api.auth import token_revoke
 from ..errors import QuorumError
 from ..models import ApiToken, AuditEvent, OutOfBandRevert, TransitionRequest, Vote
 from ..stalls import HINT, request_stall, stalled_requests, summary

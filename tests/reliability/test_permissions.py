@@ -30,7 +30,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from registry.models import ChangeKind, RegistryChange
 from reviews import services
-from reviews.api_auth import token_create
+from reviews.api.auth import token_create
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
 from reviews.policies import policies_load, policy_for
 from tests.factories import STANDARD_POLICIES

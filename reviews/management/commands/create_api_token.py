@@ -3,7 +3,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from reviews.api_auth import token_create
+from reviews.api.auth import token_create
 
 
 class Command(BaseCommand):

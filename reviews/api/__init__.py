@@ -5,7 +5,7 @@ Built with django-ninja, which routes, validates bodies and writes the OpenAPI s
 `reviews.services`, which checks permissions exactly as for the browser, and every refusal comes
 back as `{"error": code, "detail": message}` with the status the refusal carries. Bad input is a
 4xx, never a 500: bodies keep the forms' limits (`COMMENT_MAX`), versions are whole numbers, unknown
-fields are refused, and `reviews.api_errors` answers unknown routes and oversized bodies in the
+fields are refused, and `reviews.api.errors` answers unknown routes and oversized bodies in the
 same shape.
 """
 
@@ -27,16 +27,17 @@ from quorum_cli import attestation as proof
 from registry.models import ModelVersion, RegisteredModel
 from registry.targets import Target
 
-from . import api_errors, attestation, conversation, counting, gates, services, standing, timeline
-from .api_auth import ApiRequest, BearerToken
-from .break_glass import break_glass_move
-from .errors import InvalidTarget, RequestNotFound, UnknownModel
-from .holder_history import holder_history
-from .links import request_url
-from .models import COMMENT_MAX, Decision, TransitionRequest, Vote, VoteChoice
-from .models import Comment as CommentRow
-from .policy_spec import target_problem
-from .rollback import rollback_request_create
+from .. import attestation, conversation, counting, gates, services, standing, timeline
+from ..break_glass import break_glass_move
+from ..errors import InvalidTarget, RequestNotFound, UnknownModel
+from ..holder_history import holder_history
+from ..links import request_url
+from ..models import COMMENT_MAX, Decision, TransitionRequest, Vote, VoteChoice
+from ..models import Comment as CommentRow
+from ..policy_spec import target_problem
+from ..rollback import rollback_request_create
+from . import errors as api_errors
+from .auth import ApiRequest, BearerToken
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations

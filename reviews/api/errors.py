@@ -15,8 +15,8 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
-from .api_auth import Throttled, Unauthorized
-from .errors import QuorumError
+from ..errors import QuorumError
+from .auth import Throttled, Unauthorized
 
 HTTP_CODES = {
     400: "malformed_request",

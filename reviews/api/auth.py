@@ -28,8 +28,8 @@ from identity.tokens import TokenRefused
 from identity.workload import looks_like_jwt, user_for_workload_token
 from quorum.http import AuthenticatedHttpRequest
 
-from . import audit
-from .models import ApiToken
+from .. import audit
+from ..models import ApiToken
 
 TOKEN_PREFIX = "qrm_"  # noqa: S105 - a marker, not a secret
 # Enough of the token to tell tokens apart in the admin, far too little to guess the rest.
