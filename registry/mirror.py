@@ -25,7 +25,7 @@ from django.db import transaction
 
 from . import metrics
 from .mlflow_client import MlflowModel, MlflowRun, MlflowVersion
-from .models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange, SyncRun
+from .models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange, Stage, SyncRun
 from .signals import changes_observed
 from .storable import can_hold, printable, problem
 
@@ -94,6 +94,7 @@ def apply_mlflow_state(
     sync_run: SyncRun,
     deleted_models: set[str] = frozenset(),  # type: ignore[assignment]
     unreadable_runs: Mapping[str, str] | None = None,
+    watched_since: int | None = None,
 ) -> Applied:
     """Writes what MLflow said into the mirror in a handful of bulk queries; returns the counts
     and what it had to skip.
@@ -104,6 +105,11 @@ def apply_mlflow_state(
     missing was deleted. `all_models_listed`: `models` is the whole registry, so a mirrored model
     that is missing was deleted. `unreadable_runs`: run ids MLflow could not give, with why; their
     versions are mirrored without run data (what the mirror had is kept) and reported as partial.
+    `watched_since`: MLflow milliseconds since which Quorum has watched the whole registry (None:
+    not yet); a version created since then that this sync sees for the first time is recorded as
+    created in stage None without aliases, as MLflow creates every version, and then moved to
+    where it is: its stage and aliases were set while Quorum watched, by someone else than Quorum,
+    and are not "already there".
 
     The phases run in this order, each adding to one `_Diff`, and the changes they record are
     written in the order they were found: a stage change before the alias moves of the same sync.
@@ -116,7 +122,7 @@ def apply_mlflow_state(
     _move_aliases_of_unlisted_versions(diff, models)
     _mark_deleted_versions(diff, complete_models)
     _copy_model_aliases(diff, models)
-    _record_new_versions(diff)
+    _record_new_versions(diff, watched_since)
     return _write_and_announce(diff, models_listed=len(listed), versions_listed=len(versions))
 
 
@@ -311,14 +317,24 @@ def _copy_model_aliases(diff: _Diff, models: dict[str, MlflowModel]) -> None:
             diff.changed_models[name] = diff.model_rows[name]
 
 
-def _record_new_versions(diff: _Diff) -> None:
+def _record_new_versions(diff: _Diff, watched_since: int | None) -> None:
+    """A version first seen: placed where it is when it predates Quorum's watch ("already
+    there"), or created empty and then moved there when it was created since (see
+    `apply_mlflow_state`), each move a change of its own that the review app classifies."""
     for row in diff.new_versions:
-        diff.change(
-            row.model,
-            row,
-            ChangeKind.VERSION_CREATED,
-            new={"stage": row.stage, "aliases": row.aliases},
-        )
+        created = row.creation_timestamp
+        if watched_since is None or (created is not None and created < watched_since):
+            placed = {"stage": row.stage, "aliases": row.aliases}
+            diff.change(row.model, row, ChangeKind.VERSION_CREATED, new=placed)
+            continue
+        empty = {"stage": Stage.NONE.value, "aliases": []}
+        diff.change(row.model, row, ChangeKind.VERSION_CREATED, new=empty)
+        if row.stage != Stage.NONE:
+            diff.change(
+                row.model, row, ChangeKind.STAGE_CHANGED, old=Stage.NONE.value, new=row.stage
+            )
+        for alias in row.aliases:
+            diff.change(row.model, row, ChangeKind.ALIAS_ADDED, new=alias)
 
 
 def _write_and_announce(diff: _Diff, *, models_listed: int, versions_listed: int) -> Applied:

@@ -330,7 +330,23 @@ def _versions_needing_runs(versions: Iterable[MlflowVersion]) -> list[MlflowVers
 
 
 def _apply(**state) -> SyncResult:
-    return SyncResult(kind="", **asdict(apply_mlflow_state(**state)))
+    applied = apply_mlflow_state(**state, watched_since=_watched_since())
+    return SyncResult(kind="", **asdict(applied))
+
+
+def _watched_since() -> int | None:
+    """Since when (MLflow milliseconds) Quorum has watched the whole registry: the start of its
+    first successful full or incremental sync, less WATERMARK_MARGIN_MS for an MLflow clock that
+    lags Quorum's; None before one. A version created since was created while Quorum watched,
+    so where it stands when first seen was not "already there" (`registry.mirror`)."""
+    first = (
+        SyncRun.objects.succeeded()
+        .filter(kind__in=[SyncKind.FULL, SyncKind.INCREMENTAL])
+        .order_by("id")  # the rows' creation order: read through the primary key
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    return None if first is None else int(first.timestamp() * 1000) - WATERMARK_MARGIN_MS
 
 
 def _watermark() -> int | None:

@@ -12,9 +12,10 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from registry.models import ChangeOrigin, ModelVersion, RegistryChange
+from registry.models import ChangeOrigin, ModelVersion, RegisteredModel, RegistryChange
 from registry.sync import sync_registry
 from reviews import audit, reconciler, reverts
+from reviews.holder_history import holder_history
 from reviews.models import (
     ApprovalPolicy,
     AuditEvent,
@@ -25,6 +26,7 @@ from reviews.models import (
     RevertState,
     TransitionRequest,
 )
+from tests.factories import register_in_mlflow
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db
@@ -357,3 +359,83 @@ def test_a_move_of_a_target_whose_policy_flags_is_not_reverted(
 
     assert not OutOfBandRevert.objects.exists()
     assert transitions.count == 0
+
+
+# -- holdings first seen on a version created while Quorum watched ---------------------------
+
+
+def began(name: str, target: str) -> list[str]:
+    """How each holding of `target` began, oldest first (`reviews.holder_history`)."""
+    model = RegisteredModel.objects.get(name=name)
+    return [entry.began.kind for entry in holder_history(model).of(target)]
+
+
+def test_an_alias_set_on_a_model_registered_since_the_last_sync_is_out_of_band_and_reverted(
+    policies, mlflow_client, unique_name, transitions, syncs, simple_worker, sync_observes
+):
+    ApprovalPolicy.objects.filter(name="production").update(out_of_band="revert")
+    sync_observes()  # Quorum watches the whole registry from here on
+    # Registered a moment ago, and @champion set in MLflow before any sync saw the model.
+    register_in_mlflow(mlflow_client, unique_name, versions=1)
+    mlflow_client.set_alias(unique_name, "champion", 1)
+
+    sync_observes()
+
+    [event] = AuditEvent.objects.filter(action="registry.out_of_band", model_name=unique_name)
+    assert (event.version, event.details) == (
+        1,
+        {"change": "alias_added", "old": None, "new": "champion"},
+    )
+    assert began(unique_name, "@champion") == ["out_of_band"]  # not "already there"
+    revert = OutOfBandRevert.objects.get(model__name=unique_name)
+    assert revert.state == RevertState.QUEUED
+
+    simple_worker(transitions)
+
+    assert mlflow_client.get_model(unique_name).aliases == {}
+    reverted = AuditEvent.objects.get(action="out_of_band.reverted", model_name=unique_name)
+    assert reverted.details["moves"] == ["@champion removed from v1 (no version held it before)"]
+    # The follow-up sync credits the removal to the revert: nothing more is flagged.
+    simple_worker(syncs)
+    sync_observes()
+    assert ModelVersion.objects.get(model__name=unique_name, version=1).aliases == []
+    assert actions(unique_name, "registry.out_of_band") == ["registry.out_of_band"]
+    assert OutOfBandRevert.objects.filter(model__name=unique_name).count() == 1
+
+
+def test_a_new_version_moved_into_production_before_the_sync_saw_it_is_reverted(
+    reverting, mlflow_client, transitions, simple_worker, sync_observes
+):
+    sync_observes()  # Quorum watches the whole registry from here on
+    mlflow_client.create_version(reverting, source="s3://models/v4", run_id=None)
+    mlflow_client.transition_stage(reverting, 4, "Production", archive_existing=True)
+
+    sync_observes()
+
+    flagged = RegistryChange.objects.filter(
+        model__name=reverting, kind="stage_changed", origin=ChangeOrigin.OUT_OF_BAND
+    )
+    assert sorted(flagged.values_list("version__version", "old", "new")) == [
+        (1, "Production", "Archived"),
+        (4, "None", "Production"),
+    ]
+    assert began(reverting, "Production") == ["first_seen", "out_of_band"]
+
+    simple_worker(transitions)
+
+    assert stages(mlflow_client, reverting) == {1: "Production", 2: "None", 3: "None", 4: "None"}
+
+
+def test_an_alias_already_set_when_quorum_starts_watching_is_already_there(
+    policies, mlflow_client, unique_name, transitions, sync_observes
+):
+    ApprovalPolicy.objects.filter(name="production").update(out_of_band="revert")
+    register_in_mlflow(mlflow_client, unique_name, versions=1)
+    mlflow_client.set_alias(unique_name, "champion", 1)
+
+    sync_observes()  # the first sync of the whole registry: what it finds predates Quorum
+
+    assert began(unique_name, "@champion") == ["first_seen"]
+    assert not AuditEvent.objects.filter(action="registry.out_of_band").exists()
+    assert not OutOfBandRevert.objects.exists() and transitions.count == 0
+    assert mlflow_client.get_model(unique_name).aliases == {"champion": 1}
