@@ -10,8 +10,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from quorum.localservices import free_port
-from registry import mlflow_client as mlflow_client_module
 from registry.mlflow_client import RegistryClient
+from registry.mlflow_client import reading as mlflow_reading
 from registry.models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange, SyncRun
 from registry.sync import SyncError, sync_registry
 from tests.factories import (
@@ -75,7 +75,7 @@ def test_runs_read_by_several_threads_are_the_same_runs_and_every_call_is_counte
     mlflow_client, unique_name, monkeypatch
 ):
     run_ids = register_in_mlflow(mlflow_client, unique_name, versions=5)
-    monkeypatch.setattr(mlflow_client_module, "RUNS_PER_CALL", 2)  # three batches
+    monkeypatch.setattr(mlflow_reading, "RUNS_PER_CALL", 2)  # three batches
     one_reader = RegistryClient(mlflow_client.tracking_uri)
     three_readers = RegistryClient(mlflow_client.tracking_uri)
 

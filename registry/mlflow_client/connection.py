@@ -1,0 +1,71 @@
+"""The connection every part of the client shares: one `MlflowClient`, the count of calls made
+through it, and MLflow's errors turned into `MlflowError`.
+
+Timeouts and retries come from the MLFLOW_HTTP_REQUEST_* variables that `quorum.settings` sets to
+short values, so an MLflow outage fails in seconds instead of the client's default minutes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Self
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+
+class MlflowError(Exception):
+    """MLflow answered with an error, or could not be reached at all."""
+
+    def __init__(self, message: str, *, unreachable: bool = False, not_found: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable
+        self.not_found = not_found
+
+
+@dataclass
+class Connection:
+    """A server's `MlflowClient`, and `calls`: every HTTP call made through it, counted."""
+
+    tracking_uri: str | None = None
+    calls: int = 0
+    _client: MlflowClient = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.tracking_uri is None:
+            from django.conf import settings
+
+            self.tracking_uri = settings.MLFLOW_TRACKING_URI
+        self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def fork(self) -> Self:
+        """A client of the same server for another thread; add its `calls` back when done."""
+        return type(self)(self.tracking_uri)
+
+    def _registry(self):
+        """MLflow's model registry client, which `MlflowClient` wraps. The wrapper first asks
+        for the registered model on every version call, to refuse prompts (stored as registered
+        models): one more round trip per call, doubling a transition's. The versions Quorum
+        reads and moves come from its mirror, which lists registered models, not prompts."""
+        return self._client._get_registry_client()
+
+    def _call(self, method, *args, **kwargs):
+        self.calls += 1
+        try:
+            return method(*args, **kwargs)
+        except MlflowException as error:
+            raise translate(error) from error
+        except OSError as error:  # connection refused, reset, timed out
+            raise MlflowError(
+                f"MLflow at {self.tracking_uri} is unreachable: {error}", unreachable=True
+            ) from error
+
+
+def translate(error: MlflowException) -> MlflowError:
+    message = str(error)
+    unreachable = "Max retries exceeded" in message or "Connection refused" in message
+    return MlflowError(
+        f"MLflow error: {message}",
+        unreachable=unreachable,
+        not_found=error.error_code == "RESOURCE_DOES_NOT_EXIST",
+    )
