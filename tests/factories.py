@@ -149,6 +149,15 @@ def make_version(
 GOOD = {"accuracy": 0.91, "f1": 0.88}
 
 
+def make_fraud_detector() -> RegisteredModel:
+    """fraud-detector: v1 in Production, v2 a better candidate, v3 in Staging."""
+    model = make_model("fraud-detector", description="scores payments", aliases={"champion": 1})
+    make_version(model, 1, stage="Production", aliases=["champion"], metrics={"f1": 0.87})
+    make_version(model, 2, metrics=GOOD, params={"alpha": "0.2"})
+    make_version(model, 3, stage="Staging", metrics=GOOD)
+    return model
+
+
 def make_mirror(name: str = "fraud-detector", versions=None) -> dict[int, ModelVersion]:
     """Bare mirror rows as a sync would have written them, `versions` as {number: (stage,
     metrics)}: by default v1 in Production and v2 a better candidate. Returns them by number."""

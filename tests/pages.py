@@ -1,12 +1,16 @@
 """Reading Quorum's pages in view tests: a signed-in client, the text a user sees, the messages
-shown, and the request page's URLs."""
+shown, and the request page's URLs. And speaking to its REST API in API tests: a client with a
+user's bearer token, the shape of a refusal, and what a listed request holds."""
 
 from __future__ import annotations
 
 import html
+import json
 import re
 
 from django.urls import reverse
+
+from reviews.api.auth import token_create
 
 
 def login(client, user):
@@ -37,3 +41,58 @@ def action_url(name: str, request) -> str:
 def request_url(name: str, version: int) -> str:
     """Where the promotion form for model `name`, `version` posts."""
     return reverse("reviews:request_new", args=[name, version])
+
+
+class Api:
+    """The test client speaking JSON with one user's bearer token."""
+
+    def __init__(self, client, user=None, token: str | None = None):
+        self.client = client
+        self.token = token if token is not None else token_create(user=user, name="test")[1]
+
+    def _headers(self):
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def get(self, path, **params):
+        return self.client.get("/api/v1" + path, params, headers=self._headers())
+
+    def post(self, path, body=None, *, raw: str | None = None):
+        data = raw if raw is not None else json.dumps(body if body is not None else {})
+        return self.client.post(
+            "/api/v1" + path, data, content_type="application/json", headers=self._headers()
+        )
+
+
+def create(api, version=2, target="Production", **extra):
+    """POST /requests for `fraud-detector` (`tests.factories.make_fraud_detector`) as `api`."""
+    return api.post(
+        "/requests",
+        {"model": "fraud-detector", "version": version, "target": target, **extra},
+    )
+
+
+def refused(response, status: int, code: str) -> str:
+    """Asserts that the API refused with `status` and `code` in its shape; returns the detail."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert set(body) == {"error", "detail"} and body["error"] == code, body
+    assert body["detail"]
+    return body["detail"]
+
+
+# What each item of `GET /requests` holds unless `fields=full` asks for more.
+SUMMARY_FIELDS = {
+    "id",
+    "status",
+    "approved_by",
+    "model",
+    "version",
+    "target",
+    "requester",
+    "decision",
+    "execution",
+    "requirements",
+    "created_at",
+    "expires_at",
+    "url",
+}
