@@ -9,12 +9,13 @@ from django.contrib.auth.models import User
 from django.db import connection
 
 from reviews import services
+from tests.waiting import join_all
 
 
 def approve_at_once(request_id: int, voters: list[User]) -> list[str]:
     """Every voter approves at the same instant, each on its own connection; what each got."""
     outcomes: list[str] = []
-    barrier = threading.Barrier(len(voters))
+    barrier = threading.Barrier(len(voters), timeout=60)
 
     def vote(user: User) -> None:
         try:
@@ -29,6 +30,5 @@ def approve_at_once(request_id: int, voters: list[User]) -> list[str]:
     threads = [threading.Thread(target=vote, args=(user,)) for user in voters]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    join_all(threads, timeout=120, message=f"{len(voters)} simultaneous votes")
     return outcomes

@@ -16,6 +16,7 @@ from django.utils import timezone
 from reviews import audit
 from reviews.management.commands.verify_audit import Command as VerifyAudit
 from reviews.models import AuditEvent, AuditHead
+from tests.waiting import join_all
 
 pytestmark = pytest.mark.django_db
 
@@ -174,7 +175,7 @@ def test_concurrent_appends_from_many_threads_form_one_chain():
     if connection.vendor != "postgresql":
         pytest.skip("row locks serialise writers only on PostgreSQL; SQLite locks the whole file")
     threads_count, per_thread = 12, 5
-    start = threading.Barrier(threads_count)
+    start = threading.Barrier(threads_count, timeout=60)
     errors: list[BaseException] = []
 
     def writer(index: int) -> None:
@@ -190,8 +191,7 @@ def test_concurrent_appends_from_many_threads_form_one_chain():
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(threads_count)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    join_all(threads, timeout=120, message="the concurrent audit writers")
 
     assert errors == []
     total = threads_count * per_thread
@@ -351,7 +351,7 @@ def test_appends_during_a_verification_never_look_like_a_break():
     results = []
     while not done.is_set():
         results += [audit.verify(), audit.extend_verified_checkpoint(), audit.chain_status()]
-    thread.join()
+    join_all([thread], timeout=120, message="the audit writer")
 
     assert errors == []
     assert len(results) > 3

@@ -28,7 +28,7 @@ from reviews import jobs
 from reviews.api.auth import token_create
 from reviews.policies import policies_load
 from tests.factories import policies_with, register_in_mlflow
-from tests.waiting import wait_for
+from tests.waiting import join_all, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -226,7 +226,7 @@ def test_request_retries_until_quorum_has_synced_a_just_registered_version(quoru
     later.start()
 
     result = quorum.cli("request", quorum.model, "4", "--to", "Staging", "--poll", "0.3")
-    later.join()
+    join_all([later], timeout=60, message="the sync that mirrors the new version")
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "refused (unknown_version)" in result.stdout

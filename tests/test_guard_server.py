@@ -16,6 +16,7 @@ from reviews import jobs, services
 from reviews.guard import PROTECTED_TAG, latest_probe
 from reviews.models import Execution
 from tests.factories import register_in_mlflow
+from tests.waiting import join_all
 
 pytestmark = pytest.mark.django_db
 
@@ -172,7 +173,7 @@ def test_concurrent_refused_and_allowed_calls_leave_mlflow_in_the_approved_state
     before the change it allowed."""
     quorum = as_quorum(guarded)
     answers: list[int] = []
-    start = threading.Barrier(3)
+    start = threading.Barrier(3, timeout=60)
 
     def alice(version: int, stage: str) -> None:
         start.wait()
@@ -190,8 +191,7 @@ def test_concurrent_refused_and_allowed_calls_leave_mlflow_in_the_approved_state
     ]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    join_all(threads, timeout=60, message="alice's and Quorum's simultaneous moves")
 
     client = quorum
     assert stage_of(client, model, 3) == "Production"

@@ -30,3 +30,16 @@ def wait_for(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {message}")
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+
+def join_all(threads, *, timeout: float, message: str) -> None:
+    """Joins every thread within `timeout` seconds in all; raises AssertionError naming
+    `message` (what the threads were doing) when one is still running then."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    alive = [thread.name for thread in threads if thread.is_alive()]
+    if alive:
+        raise AssertionError(
+            f"timed out after {timeout:g} s waiting for {message}: {', '.join(alive)} still running"
+        )
