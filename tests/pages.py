@@ -50,16 +50,17 @@ class Api:
         self.client = client
         self.token = token if token is not None else token_create(user=user, name="test")[1]
 
-    def _headers(self):
+    @property
+    def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def get(self, path, **params):
-        return self.client.get("/api/v1" + path, params, headers=self._headers())
+        return self.client.get("/api/v1" + path, params, headers=self.headers)
 
     def post(self, path, body=None, *, raw: str | None = None):
         data = raw if raw is not None else json.dumps(body if body is not None else {})
         return self.client.post(
-            "/api/v1" + path, data, content_type="application/json", headers=self._headers()
+            "/api/v1" + path, data, content_type="application/json", headers=self.headers
         )
 
 

@@ -7,7 +7,7 @@ route is neither in the matrix below nor a read-only page that refuses POST, so 
 view cannot slip past this file.
 
 Related checks live with the code they test, and are not repeated here:
-- schemathesis over the REST API, 0 5xx: tests/test_api_schema.py::test_fuzzed_requests_never_get_a_server_error;
+- schemathesis over the REST API, 0 5xx: tests/api/test_schema.py::test_fuzzed_requests_never_get_a_server_error;
 - hostile MLflow text escaped on every page, no dialog fires (Playwright):
   tests/test_browser_review.py, tests/test_views_review_page.py::test_mlflow_and_user_text_is_escaped_on_the_request_page;
 - oversize, malformed, unsigned and replayed webhook bodies refused: tests/test_webhooks.py;

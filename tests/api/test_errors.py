@@ -9,20 +9,9 @@ import pytest
 
 from reviews.api.auth import token_create
 from reviews.models import COMMENT_MAX, TransitionRequest
-from tests.factories import make_fraud_detector
 from tests.pages import Api, create, refused
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def fraud(policies):
-    return make_fraud_detector()
-
-
-@pytest.fixture
-def as_user(client):
-    return lambda user: Api(client, user)
 
 
 def test_the_longest_comment_fits_the_body_limit_however_it_is_escaped(fraud, requester, client):

@@ -7,20 +7,10 @@ import json
 
 import pytest
 
-from tests.factories import make_fraud_detector, make_model, make_version
-from tests.pages import Api, create, refused
+from tests.factories import make_model, make_version
+from tests.pages import create, refused
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def fraud(policies):
-    return make_fraud_detector()
-
-
-@pytest.fixture
-def as_user(client):
-    return lambda user: Api(client, user)
 
 
 def test_models_lists_names_aliases_and_version_counts(fraud, requester, as_user):

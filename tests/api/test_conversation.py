@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from reviews import conversation, services
-from reviews.api.auth import token_create
 from reviews.models import COMMENT_MAX, Comment, Decision
+from tests.pages import Api, refused
 
 pytestmark = pytest.mark.django_db
-
-
-class Api:
-    def __init__(self, client, user):
-        self.client = client
-        self.headers = {"Authorization": f"Bearer {token_create(user=user, name='t')[1]}"}
-
-    def get(self, path, **params):
-        return self.client.get("/api/v1" + path, params, headers=self.headers)
-
-    def post(self, path, body=None, *, raw: str | None = None):
-        data = raw if raw is not None else json.dumps(body if body is not None else {})
-        return self.client.post(
-            "/api/v1" + path, data, content_type="application/json", headers=self.headers
-        )
-
-
-def refused(response, status: int, code: str) -> str:
-    assert response.status_code == status, response.content
-    assert response.json()["error"] == code
-    return response.json()["detail"]
 
 
 def test_post_and_list_comments(client, pending, requester, lead):

@@ -11,20 +11,10 @@ from django.utils import timezone
 
 from reviews.models import COMMENT_MAX, ApprovalPolicy, AuditEvent, TransitionRequest
 from reviews.policies import set_requesters
-from tests.factories import GOOD, make_fraud_detector, make_model, make_version
-from tests.pages import SUMMARY_FIELDS, Api, create, refused
+from tests.factories import GOOD, make_model, make_version
+from tests.pages import SUMMARY_FIELDS, create, refused
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def fraud(policies):
-    return make_fraud_detector()
-
-
-@pytest.fixture
-def as_user(client):
-    return lambda user: Api(client, user)
 
 
 def test_create_request_answers_201_with_the_request(fraud, requester, as_user, settings):

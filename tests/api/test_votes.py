@@ -6,20 +6,9 @@ import pytest
 from django.contrib.auth.models import Group
 
 from reviews.models import AuditEvent, TransitionRequest
-from tests.factories import make_fraud_detector
-from tests.pages import Api, create, refused
+from tests.pages import create, refused
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def fraud(policies):
-    return make_fraud_detector()
-
-
-@pytest.fixture
-def as_user(client):
-    return lambda user: Api(client, user)
 
 
 def test_votes_count_and_the_last_approval_approves(

@@ -11,20 +11,9 @@ from django.core.management import CommandError, call_command
 
 from reviews.api.auth import token_create
 from reviews.models import ApiToken, AuditEvent, TransitionRequest
-from tests.factories import make_fraud_detector
 from tests.pages import Api, create, refused
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def fraud(policies):
-    return make_fraud_detector()
-
-
-@pytest.fixture
-def as_user(client):
-    return lambda user: Api(client, user)
 
 
 @pytest.mark.parametrize(
