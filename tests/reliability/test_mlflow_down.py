@@ -86,9 +86,14 @@ def test_mlflow_down_for_good_fails_after_every_retry_with_the_error(decide):
     audit_holds()
 
 
+# Retries every 6 s for 90 s: MLflow's restart takes from 5 s on a quiet machine to over 30 s on
+# a loaded one, and the test is about what happens when it is back before the retries run out.
+RETRIES_WHILE_MLFLOW_RESTARTS = [6] * 15
+
+
 def test_mlflow_back_before_the_retries_run_out_ends_done(decide, private_mlflow):
     down = private_mlflow[0]
-    request = decide([8, 8, 8])
+    request = decide(RETRIES_WHILE_MLFLOW_RESTARTS)
     wait_for(
         lambda: "transition.attempt_failed" in attempts(request),
         timeout=60,
@@ -108,7 +113,7 @@ def test_mlflow_back_before_the_retries_run_out_ends_done(decide, private_mlflow
     assert request.execution_error == ""
     assert "transition.failed" not in attempts(request)
     assert attempts(request)[-1] == "transition.done"
-    assert 2 <= request.execution_attempts <= 4
+    assert 2 <= request.execution_attempts <= len(RETRIES_WHILE_MLFLOW_RESTARTS)
     assert RegistryClient(back.url).get_version("churn", 2).stage == "Production"
     audit_holds()
 
