@@ -22,9 +22,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry import names
-from reviews import audit
 
-from . import mapping
+from . import events, mapping
 from .models import ProviderIdentity
 
 ACTOR = "identity-provider"
@@ -102,7 +101,7 @@ def sign_in_apply(*, issuer: str, claims: dict):
     try:
         return _sign_in(issuer=issuer, claims=claims)
     except UsernameRefused as refusal:
-        audit.record(
+        events.record(
             "user.refused",
             actor=ACTOR,
             details={
@@ -134,7 +133,7 @@ def _sign_in(*, issuer: str, claims: dict):
         user.set_unusable_password()
         user.save(update_fields=["password"])
         link = ProviderIdentity.objects.create(user=user, issuer=issuer, subject=subject)
-        audit.record(
+        events.record(
             "user.create",
             actor=ACTOR,
             details={"user": username, "issuer": issuer, "subject": subject},
@@ -163,16 +162,16 @@ def _apply_groups(user, provider_group_names: list[str], issuer: str) -> None:
     for name in sorted(wanted - current):
         group, created = Group.objects.get_or_create(name=name)
         if created:
-            audit.record("group.create", actor=ACTOR, details={"group": name, "issuer": issuer})
+            events.record("group.create", actor=ACTOR, details={"group": name, "issuer": issuer})
         user.groups.add(group)
-        audit.record(
+        events.record(
             "group.members",
             actor=ACTOR,
             details={"group": name, "added": [username], "removed": [], "issuer": issuer},
         )
     for name in sorted(current - wanted):
         user.groups.remove(Group.objects.get(name=name))
-        audit.record(
+        events.record(
             "group.members",
             actor=ACTOR,
             details={"group": name, "added": [], "removed": [username], "issuer": issuer},
@@ -185,7 +184,7 @@ def _apply_staff(user, provider_group_names: list[str], issuer: str) -> None:
         return
     user.is_staff = staff
     user.save(update_fields=["is_staff"])
-    audit.record(
+    events.record(
         "user.staff",
         actor=ACTOR,
         details={"user": user.get_username(), "staff": staff, "issuer": issuer},
@@ -198,4 +197,4 @@ def managed_groups_ensure() -> None:
     for name in sorted(mapping.managed_group_names()):
         _, created = Group.objects.get_or_create(name=name)
         if created:
-            audit.record("group.create", actor=ACTOR, details={"group": name})
+            events.record("group.create", actor=ACTOR, details={"group": name})

@@ -6,9 +6,13 @@ class ReviewsConfig(AppConfig):
     verbose_name = "Reviews"
 
     def ready(self) -> None:
+        from identity import events as identity_events
         from registry.signals import changes_observed
 
-        from . import checks  # noqa: F401 - registers the checks
+        from . import audit, checks  # noqa: F401 - checks registers the checks
+
+        # Identity's changes (accounts, groups from the provider) go into the audit chain.
+        identity_events.set_recorder(audit.record)
         from .registry_events import on_changes_observed
 
         changes_observed.connect(on_changes_observed, dispatch_uid="reviews.registry_events")
