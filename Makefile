@@ -108,6 +108,7 @@ define run-pytest
 	$(TV)/bin/ruff check .
 	$(TV)/bin/ruff format --check .
 	$(TV)/bin/mypy
+	$(TV)/bin/lint-imports
 	@if [ -n "$${DATABASE_URL:-}" ]; then \
 	  echo "database: DATABASE_URL"; \
 	elif $(TV)/bin/python -m quorum.localservices answers $(TEST_POSTGRES); then \
@@ -156,6 +157,7 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 # Back to a fresh clone: the virtualenv, caches, and var/ (the demo's database and MLflow store).
 clean:
