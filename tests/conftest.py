@@ -40,19 +40,16 @@ if TYPE_CHECKING:
 
 
 def pytest_collection_modifyitems(config, items):
-    """The longest tests first, so that the processes `make test` runs in parallel (xdist, two
-    tests at a time: the Makefile's --maxschedchunk) start them early and finish together
-    rather than wait on one that started last: those marked slow, each paired with an
-    end-to-end one so that no process gets two slow ones at once (the slow end-to-end ones,
-    whole demos and outages, lead), then the other end-to-end tests, then the rest. Within each
-    kind, the collection's order."""
-    slow = [item for item in items if item.get_closest_marker("slow")]
-    slow.sort(key=lambda item: not item.get_closest_marker("e2e"))  # whole processes: longest
-    e2e = [i for i in items if i.get_closest_marker("e2e") and not i.get_closest_marker("slow")]
-    rest = [item for item in items if not item.get_closest_marker("e2e")]
-    rest = [item for item in rest if not item.get_closest_marker("slow")]
-    paired = [test for pair in zip(slow, e2e, strict=False) for test in pair]
-    items[:] = [*paired, *slow[len(e2e) :], *e2e[len(slow) :], *rest]
+    """The longest tests first (those marked slow, then the end-to-end ones), so that the
+    processes `make test` runs in parallel start them early and finish together rather than
+    wait on one that started last. Stable: within each kind, the collection's order."""
+
+    def kind(item) -> int:
+        if item.get_closest_marker("slow"):
+            return 0
+        return 1 if item.get_closest_marker("e2e") else 2
+
+    items.sort(key=kind)
 
 
 @pytest.fixture(scope="session", autouse=True)

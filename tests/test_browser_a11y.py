@@ -119,7 +119,6 @@ def blocking_violations(page) -> list[str]:
     ]
 
 
-@pytest.mark.slow  # every page as every role
 def test_every_page_passes_the_audit_as_every_role(live_server, landscape):
     found: dict[tuple[str, str], list[str]] = {}
     visits = {

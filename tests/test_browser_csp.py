@@ -121,7 +121,6 @@ class Browser:
         return [*self.page.evaluate("window.__cspViolations"), *self.console, *self.failed]
 
 
-@pytest.mark.slow  # every page as every role
 def test_every_page_passes_the_policy_as_every_role(live_server, landscape):
     found: dict[tuple[str, str], list[str]] = {}
     with chromium() as browser:

@@ -30,7 +30,7 @@ from reviews.policies import policies_load
 from tests.factories import policies_with, register_in_mlflow
 from tests.waiting import join_all, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 STAMPED = re.compile(r"^\[\d\d:\d\d:\d\d\] ")  # a state line of a waiting CLI

@@ -23,7 +23,6 @@ from tests.processes import database_url
 from tests.waiting import wait_for
 
 pytestmark = [
-    pytest.mark.e2e,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="a worker process shares it"),
 ]

@@ -172,7 +172,6 @@ def test_seed_command_rejects_artifacts_without_training(mlflow_server):
         call_command("seed_registry", "--synthetic", "--artifacts", "--force")
 
 
-@pytest.mark.slow  # trains the demo's models
 @pytest.mark.django_db
 def test_demo_models_show_a_changed_signature_dependency_and_dataset(mlflow_server):
     from registry import evidence

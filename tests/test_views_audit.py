@@ -171,7 +171,6 @@ def test_audit_page_query_count_does_not_grow(
         assert client.get("/audit/").status_code == 200
 
 
-@pytest.mark.slow  # writes 100,000 events
 def test_at_100000_events_the_page_checks_only_what_came_after_the_checkpoint(
     client, admin_user, django_assert_max_num_queries
 ):

@@ -18,7 +18,6 @@ from tests.processes import database_url
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.e2e
 @pytest.mark.django_db
 def test_transitions_run_in_the_worker_process_and_other_jobs_in_a_work_horse(rq_queue):
     in_transitions = rq_queue(TRANSITIONS).enqueue(os.getpid)

@@ -95,7 +95,6 @@ def fuzz(operation, mode, headers, **pinned) -> None:
     call()
 
 
-@pytest.mark.slow  # hundreds of generated requests
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_fuzzed_requests_never_get_a_server_error(api_schema, lead_token, requester, mode):
     """Every operation with valid and with invalid inputs: a 4xx at worst, never a 5xx. Random
