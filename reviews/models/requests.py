@@ -3,7 +3,8 @@
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.transaction import TransactionManagementError
 
 from quorum_cli.attestation import tag_for
 from registry.targets import Placed, Target
@@ -65,6 +66,12 @@ class TransitionRequestQuerySet(models.QuerySet["TransitionRequest"]):
         `TransitionRequest.DoesNotExist`; each caller says what that means for it (a refusal for
         a person, nothing to do for a job).
         """
+        # SQLite ignores row locks, so Django refuses them outside a transaction only elsewhere:
+        # refusing here too keeps a caller's missing `atomic()` from passing on SQLite unseen.
+        if not transaction.get_connection(self.db).in_atomic_block:
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
         try:
             return (
                 self.select_for_update(of=("self",))
