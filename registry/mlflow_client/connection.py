@@ -17,10 +17,18 @@ from mlflow.tracking import MlflowClient
 class MlflowError(Exception):
     """MLflow answered with an error, or could not be reached at all."""
 
-    def __init__(self, message: str, *, unreachable: bool = False, not_found: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        unreachable: bool = False,
+        not_found: bool = False,
+        already_exists: bool = False,
+    ):
         super().__init__(message)
         self.unreachable = unreachable
         self.not_found = not_found
+        self.already_exists = already_exists
 
 
 @dataclass
@@ -68,4 +76,5 @@ def translate(error: MlflowException) -> MlflowError:
         f"MLflow error: {message}",
         unreachable=unreachable,
         not_found=error.error_code == "RESOURCE_DOES_NOT_EXIST",
+        already_exists=error.error_code == "RESOURCE_ALREADY_EXISTS",
     )

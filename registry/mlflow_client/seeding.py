@@ -8,7 +8,7 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
-from .connection import Connection, translate
+from .connection import Connection, MlflowError, translate
 
 LOG_BATCH_METRICS = 1000  # MLflow's limit on metrics in one log_batch call
 
@@ -54,7 +54,13 @@ class Seeding(Connection):
         experiment = self._call(self._client.get_experiment_by_name, name)
         if experiment is not None:
             return str(experiment.experiment_id)
-        return str(self._call(self._client.create_experiment, name))
+        try:
+            return str(self._call(self._client.create_experiment, name))
+        except MlflowError as error:
+            if not error.already_exists:
+                raise
+        # Another process created it between the two calls (seeding in parallel).
+        return str(self._call(self._client.get_experiment_by_name, name).experiment_id)
 
     def log_run(
         self,
