@@ -125,7 +125,7 @@ define run-pytest
 	else \
 	  wrap="$(TV)/bin/python -m quorum.localservices with-redis --var $(VAR) --"; \
 	fi; \
-	status=0; $$wrap $(TV)/bin/python -m pytest -n $(TEST_WORKERS) $(1) $(PYTEST_ARGS) \
+	status=0; $$wrap $(TV)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(1) $(PYTEST_ARGS) \
 	  || status=$$?; \
 	if [ $$status -eq 5 ]; then \
 	  echo "make $@: pytest selected no tests$(2), which counts as a failure"; exit 1; \

@@ -32,7 +32,7 @@ from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
 from reviews import jobs, services
 from tests.factories import STANDARD_POLICIES, approve_all
-from tests.parallel import use_own_redis_database
+from tests.parallel import in_lanes, use_own_redis_database
 from tests.shared_servers import SharedServer, begin_run, end_run, server_for_session
 from tests.waiting import wait_for
 
@@ -43,16 +43,17 @@ if TYPE_CHECKING:
 
 
 def pytest_collection_modifyitems(config, items):
-    """The longest tests first (those marked slow, then the end-to-end ones), so that the
-    processes `make test` runs in parallel start them early and finish together rather than
-    wait on one that started last. Stable: within each kind, the collection's order."""
+    """The slow tests first and the end-to-end ones dealt out evenly over the xdist processes
+    (tests/parallel.py `in_lanes`, for `--dist worksteal`), so that the processes finish
+    together rather than one of them run every end-to-end test in a row."""
 
-    def kind(item) -> int:
+    def heavy(item) -> int:
         if item.get_closest_marker("slow"):
-            return 0
-        return 1 if item.get_closest_marker("e2e") else 2
+            return 2
+        return 1 if item.get_closest_marker("e2e") else 0
 
-    items.sort(key=kind)
+    lanes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    items[:] = in_lanes(items, heavy, lanes)
 
 
 @pytest.fixture(scope="session", autouse=True)
