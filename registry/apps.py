@@ -6,8 +6,10 @@ class RegistryConfig(AppConfig):
     verbose_name = "Model registry mirror"
 
     def ready(self) -> None:
-        from . import evidence
+        from . import content, evidence
         from .signals import changes_observed
 
-        # New versions get their evidence read once, by a worker, after the sync commits.
+        # New versions get their evidence and their content digest read once, by a worker, after
+        # the sync commits.
         changes_observed.connect(evidence.on_changes_observed, dispatch_uid="registry.evidence")
+        changes_observed.connect(content.on_changes_observed, dispatch_uid="registry.content")

@@ -20,7 +20,7 @@ AWKWARD = {
     "a.b": b"3",
     "B": b"4",
     "caf\u00e9.txt": b"5",
-    "with space/and \"quotes\"'": b"6",
+    'with space/and "quotes"\'': b"6",
     "back\\slash": b"7",
     ".hidden": b"8",
     "empty": b"",
