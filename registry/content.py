@@ -8,7 +8,7 @@ MLflow's artifact API (`RegistryClient.model_files`, `read_model_file`), streame
 time by a bounded pool of threads (QUORUM_CONTENT_READERS), never whole in memory.
 
 Like the evidence packet, the digest is read by a worker, never by the sync: after a sync mirrors
-new versions (`registry.jobs.enqueue_content_digest`, one coalesced job for every version
+new versions (`registry.jobs.on_new_versions` queues one coalesced job for every version
 waiting), and again for a version whose source changed. It is stored in `VersionContent`; pages
 read only that. A version whose files cannot be read is stored `unknown` with the reason, and
 anything that needs its content must refuse it; MLflow being unreachable stops the batch and
@@ -42,7 +42,7 @@ from quorum_cli.manifest import (
 )
 
 from .mlflow_client import MlflowError, ModelFiles, RegistryClient
-from .models import ChangeKind, ContentState, ModelVersion, RegistryChange, VersionContent
+from .models import ContentState, ModelVersion, VersionContent
 from .storable import printable
 
 logger = logging.getLogger(__name__)
@@ -223,22 +223,6 @@ def content_of(version: ModelVersion | None) -> VersionContent | None:
         return version.content
     except ObjectDoesNotExist:
         return None
-
-
-def on_changes_observed(sender, changes: list[RegistryChange], **kwargs) -> None:
-    """A sync mirrored new versions: queue one digest job for them after it commits."""
-    if any(c.kind == ChangeKind.VERSION_CREATED for c in changes):
-        transaction.on_commit(_enqueue_quietly)
-
-
-def _enqueue_quietly() -> None:
-    # Redis down must not fail the sync; the periodic sync queues the job again.
-    from .jobs import enqueue_content_digest
-
-    try:
-        enqueue_content_digest()
-    except Exception:
-        logger.warning("could not queue the content digest", exc_info=True)
 
 
 def _describe(error: Exception) -> str:

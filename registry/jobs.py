@@ -23,11 +23,13 @@ import logging
 import uuid
 
 import django_rq
+from django.db import transaction
 from redis import Redis
 from rq import Retry, get_current_job
 
 from quorum import queues
 
+from .models import ChangeKind, RegistryChange
 from .sync import sync_registry
 
 logger = logging.getLogger(__name__)
@@ -163,6 +165,23 @@ def sync_full() -> str:
 
 
 # -- work a sync leaves for later: evidence and content digests ---------------------------------
+
+
+def on_new_versions(sender, changes: list[RegistryChange], **kwargs) -> None:
+    """A sync mirrored new versions: queue the reading of their evidence and of their content
+    digest after it commits (`changes_observed` receiver)."""
+    if any(c.kind == ChangeKind.VERSION_CREATED for c in changes):
+        transaction.on_commit(_queue_follow_ups)
+
+
+def _queue_follow_ups() -> None:
+    # Redis down must not fail the sync; the periodic sync queues what is still waiting.
+    for enqueue in (enqueue_evidence_fetch, enqueue_content_digest):
+        try:
+            enqueue()
+        except Exception:
+            logger.warning("could not queue %s", enqueue.__name__, exc_info=True)
+
 
 EVIDENCE_MARKER = PENDING_PREFIX + "evidence"
 CONTENT_MARKER = PENDING_PREFIX + "content"
