@@ -198,8 +198,12 @@ def hash_all(
     paths = list(paths)
     if not paths:
         return Manifest(())
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(paths)))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(paths))))
+    try:
         return build(pool.map(read, paths))
+    finally:
+        # After a failure, the files not started yet are not read for nothing.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def list_directory(root: Path) -> list[str]:

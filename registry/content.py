@@ -75,6 +75,7 @@ def read_content(
     readers: int | None = None,
     chunk_size: int | None = None,
     max_files: int | None = None,
+    max_bytes: int | None = None,
 ) -> ReadContent:
     """Reads every file of `version`'s model from MLflow now and returns their manifest, or the
     reason it cannot be had. Stores nothing. Only MLflow being unreachable raises
@@ -104,6 +105,14 @@ def read_content(
         return unknown(f"its files could not be listed: {_describe(error)}")
     if not listing.files:
         return unknown(f"MLflow lists no files at {listing.location}", listing.location)
+    listed = sum(item.size or 0 for item in listing.files)
+    limit = max_bytes or settings.QUORUM_CONTENT_MAX_BYTES
+    if listed > limit:
+        return unknown(
+            f"its files add up to {listed:,} bytes, more than QUORUM_CONTENT_MAX_BYTES "
+            f"({limit:,}) allows reading",
+            listing.location,
+        )
     try:
         for item in listing.files:
             canonical_path(item.path)  # before reading anything: a hostile name is refused

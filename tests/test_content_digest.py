@@ -195,17 +195,28 @@ def test_a_listed_file_that_cannot_be_read_gives_unknown_naming_it(
 
     stored = VersionContent.objects.get(version__model__name=unique_name)
     assert stored.state == ContentState.UNKNOWN
-    assert stored.reason.startswith("its files could not be read: MLflow answered 404 for ghost")
+    assert stored.reason.startswith(
+        "its files could not be read: MLflow answered 404 for ghost.bin: No such artifact: "
+    ), stored.reason
 
 
-def test_more_files_than_the_limit_give_unknown(mlflow_client, unique_name, settings):
+def test_more_files_or_bytes_than_the_limits_give_unknown(mlflow_client, unique_name, settings):
     register_sklearn_version(mlflow_client, unique_name, columns=COLUMNS)
+    sync_registry(model=unique_name, client=mlflow_client)
+    version = version_of(unique_name)
+
     settings.QUORUM_CONTENT_MAX_FILES = 3
+    too_many = content.read_content(version, client=mlflow_client)
+    settings.QUORUM_CONTENT_MAX_FILES = 10_000
+    settings.QUORUM_CONTENT_MAX_BYTES = 1000
+    too_large = content.read_content(version, client=mlflow_client)
 
-    stored = mirrored(mlflow_client, unique_name)[1]
-
-    assert stored.state == ContentState.UNKNOWN
-    assert stored.reason.startswith("its files could not be listed: more than 3 files under ")
+    assert too_many.manifest is None and too_large.manifest is None
+    assert too_many.reason.startswith("its files could not be listed: more than 3 files under ")
+    assert too_large.reason.startswith("its files add up to ")
+    assert too_large.reason.endswith(
+        "bytes, more than QUORUM_CONTENT_MAX_BYTES (1,000) allows reading"
+    )
 
 
 def test_mlflow_unreachable_leaves_the_version_waiting_instead_of_unknown(
@@ -257,6 +268,28 @@ def test_the_job_digests_once_and_a_second_run_reads_nothing(
     content.store(version_of(unique_name), content.read_content(version_of(unique_name)))
     assert VersionContent.objects.get(pk=first.pk).digest == first.digest
     assert VersionContent.objects.count() == 1
+
+
+def test_redis_down_as_the_sync_commits_fails_nothing_and_the_periodic_sync_queues_the_digest(
+    mlflow_client, unique_name, rq_queue, committed, settings, caplog
+):
+    from quorum.localservices import free_port
+    from registry.jobs import sync_incremental
+
+    sync_queue = rq_queue("sync")
+    register_sklearn_version(mlflow_client, unique_name, columns=COLUMNS)
+    reachable = settings.RQ_QUEUES
+    nothing_listens = f"redis://127.0.0.1:{free_port()}/15"
+    settings.RQ_QUEUES = {name: {**c, "URL": nothing_listens} for name, c in reachable.items()}
+
+    with committed():
+        result = sync_registry(model=unique_name, client=mlflow_client)
+
+    assert result.versions == 1 and content.waiting().count() == 1
+    assert "could not queue enqueue_content_digest" in caplog.text
+    settings.RQ_QUEUES = reachable
+    sync_incremental()
+    assert "registry.jobs.digest_content" in [job.func_name for job in sync_queue.get_jobs()]
 
 
 def test_a_version_whose_source_changed_is_read_again(mlflow_client, unique_name):

@@ -114,8 +114,7 @@ class ContentReading(Connection):
         try:
             if response.status_code != 200:
                 raise MlflowError(
-                    f"MLflow answered {response.status_code} for {path}: "
-                    f"{response.text.strip()[:200]}",
+                    f"MLflow answered {response.status_code} for {path}: {_message(response)}",
                     unreachable=response.status_code in UNAVAILABLE_STATUSES,
                     not_found=response.status_code == 404,
                 )
@@ -136,6 +135,15 @@ class ContentReading(Connection):
             with open(local, "rb") as f:
                 while chunk := f.read(chunk_size):
                     yield chunk
+
+
+def _message(response) -> str:
+    """What an error answer says: MLflow's JSON `message`, else the start of its text."""
+    try:
+        message = response.json().get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or response.text.strip())[:300]
 
 
 def _joined(location: str, path: str) -> str:
