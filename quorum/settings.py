@@ -310,7 +310,8 @@ MLFLOW_UI_URL = os.environ.get("MLFLOW_UI_URL", MLFLOW_TRACKING_URI).rstrip("/")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-# Workers read model artifacts (registry.evidence): no progress bars in their logs.
+# Workers read model artifacts (registry.evidence, registry.content): no progress bars in their
+# logs.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # The MLflow client reports usage to its developers unless told not to: not from our processes.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -338,6 +339,17 @@ QUORUM_METRIC_DIRECTIONS = {
     key.strip(): value.strip()
     for key, _, value in (item.partition(":") for item in env_list("QUORUM_METRIC_DIRECTIONS", ""))
 }
+
+# The content digest of each version (registry.content): its model files are read from MLflow by
+# this many threads per version, this many bytes at a time (so a worker holds at most their
+# product of file data), by a job that hands over to a successor after this many seconds. A
+# version with more files, or more bytes, than the limits is "unknown" (a registry can list any
+# number, and a model too large to read within the job's hour would be tried again and again).
+QUORUM_CONTENT_READERS = int(os.environ.get("QUORUM_CONTENT_READERS", "4"))
+QUORUM_CONTENT_CHUNK_BYTES = int(os.environ.get("QUORUM_CONTENT_CHUNK_BYTES", str(1024 * 1024)))
+QUORUM_CONTENT_BATCH_SECONDS = int(os.environ.get("QUORUM_CONTENT_BATCH_SECONDS", "300"))
+QUORUM_CONTENT_MAX_FILES = int(os.environ.get("QUORUM_CONTENT_MAX_FILES", "10000"))
+QUORUM_CONTENT_MAX_BYTES = int(os.environ.get("QUORUM_CONTENT_MAX_BYTES", str(100 * 1000**3)))
 
 # Seconds between attempts of a failed MLflow transition (an outage, an error): the backoff.
 QUORUM_TRANSITION_RETRY_INTERVALS = [

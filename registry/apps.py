@@ -6,8 +6,9 @@ class RegistryConfig(AppConfig):
     verbose_name = "Model registry mirror"
 
     def ready(self) -> None:
-        from . import evidence
+        from .jobs import on_new_versions
         from .signals import changes_observed
 
-        # New versions get their evidence read once, by a worker, after the sync commits.
-        changes_observed.connect(evidence.on_changes_observed, dispatch_uid="registry.evidence")
+        # New versions get their evidence and their content digest read once, by a worker, after
+        # the sync commits.
+        changes_observed.connect(on_new_versions, dispatch_uid="registry.jobs.on_new_versions")

@@ -4,10 +4,10 @@ Signature (input, output and params schema), environment (Python, pip requiremen
 size) and data (the datasets its run logged, and an MLflow 3 LoggedModel's metrics per dataset).
 
 Versions are immutable in MLflow, so each version's evidence is read once, by a worker, after
-the sync first mirrors it (`enqueue_evidence_fetch`, one coalesced job for every version still
-waiting), and stored in `VersionEvidence`. Pages read only the mirror: they never wait on MLflow.
-A version whose artifacts MLflow cannot give keeps the reason, and comparisons say "unknown",
-never "no change".
+the sync first mirrors it (`registry.jobs.on_new_versions`, one coalesced job for every version
+still waiting), and stored in `VersionEvidence`. Pages read only the mirror: they never wait on
+MLflow. A version whose artifacts MLflow cannot give keeps the reason, and comparisons say
+"unknown", never "no change".
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from django.db import transaction
 from django.dispatch import Signal
 
 from .mlflow_client import MlflowError, MlflowEvidence, RegistryClient
-from .models import ChangeKind, EvidenceStatus, ModelVersion, RegistryChange, VersionEvidence
+from .models import EvidenceStatus, ModelVersion, VersionEvidence
 
 logger = logging.getLogger(__name__)
 
@@ -118,22 +118,6 @@ def evidence_of(version: ModelVersion | None) -> VersionEvidence | None:
 
 def waiting_count() -> int:
     return ModelVersion.objects.live().filter(evidence__isnull=True).count()
-
-
-def on_changes_observed(sender, changes: list[RegistryChange], **kwargs) -> None:
-    """A sync mirrored new versions: queue one fetch of their evidence after it commits."""
-    if any(c.kind == ChangeKind.VERSION_CREATED for c in changes):
-        transaction.on_commit(_enqueue_quietly)
-
-
-def _enqueue_quietly() -> None:
-    # Redis down must not fail the sync; the periodic sync queues the fetch again.
-    from .jobs import enqueue_evidence_fetch
-
-    try:
-        enqueue_evidence_fetch()
-    except Exception:
-        logger.warning("could not queue the evidence fetch", exc_info=True)
 
 
 # -- comparing two versions' evidence ----------------------------------------------------------

@@ -8,6 +8,12 @@ long after, in another process.
   through `enqueue_model_sync`, which keeps at most one *queued* sync per model: a burst of webhooks
   while a job waits collapses into that job, and a change that arrives while a job runs gets a
   new one (the job drops its pending marker before it reads MLflow, so it cannot miss the change).
+- `fetch_evidence` and `digest_content` read what a sync leaves for later (a version's evidence
+  packet, the digest of its model files), each queued the same coalesced way after a sync that
+  mirrored new versions, and by the periodic syncs for whatever was missed.
+
+Coalescing uses a marker in Redis rather than `quorum.queues.enqueue_once`: a job id that is
+unique while its job runs would refuse the job a version mirrored during the run needs.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ import logging
 import uuid
 
 import django_rq
+from django.db import transaction
 from redis import Redis
 from rq import Retry, get_current_job
 
 from quorum import queues
 
+from .models import ChangeKind, RegistryChange
 from .sync import sync_registry
 
 logger = logging.getLogger(__name__)
@@ -68,6 +76,46 @@ def sync_connection() -> Redis:
     return django_rq.get_connection(SYNC_QUEUE)
 
 
+def _enqueue_coalesced(
+    marker: str,
+    func,
+    *,
+    job_prefix: str,
+    description: str,
+    connection: Redis | None = None,
+    **options,
+) -> bool:
+    """Queues `func` unless a job of it is already waiting (its `marker` names a job that still
+    exists); True when a job was queued. A burst of new versions while one waits is read by that
+    one; the job drops the marker when it starts (`_release`), so versions mirrored while it runs
+    get a job of their own. Raises `redis.RedisError` when Redis cannot be reached."""
+    queue = (
+        django_rq.get_queue(SYNC_QUEUE, connection=connection)
+        if connection
+        else queues.get_queue(SYNC_QUEUE)
+    )
+    job_id = f"{job_prefix}-{uuid.uuid4().hex[:12]}"
+    prefix = queue.job_class.redis_job_namespace_prefix
+    if not queue.connection.eval(_CLAIM_MARKER, 1, marker, job_id, PENDING_TTL_SECONDS, prefix):
+        return False
+    try:
+        queue.enqueue(func, job_id=job_id, description=description, **options)
+    except Exception:
+        queue.connection.delete(marker)
+        raise
+    return True
+
+
+def _release(marker: str):
+    """At a coalesced job's start: drops its marker, and returns its Redis connection (None when
+    run outside a worker) for queueing its successor."""
+    job = get_current_job()
+    if job is None:
+        return None
+    job.connection.eval(_RELEASE_MARKER, 1, marker, job.id)
+    return job.connection
+
+
 def enqueue_model_sync(
     name: str, *, retry: Retry | None = None, connection: Redis | None = None
 ) -> bool:
@@ -78,40 +126,25 @@ def enqueue_model_sync(
     rather than a new one. Raises `redis.RedisError` when Redis cannot be reached; nothing is
     queued then.
     """
-    queue = (
-        django_rq.get_queue(SYNC_QUEUE, connection=connection)
-        if connection
-        else queues.get_queue(SYNC_QUEUE)
+    return _enqueue_coalesced(
+        pending_marker(name),
+        sync_model,
+        # Readable in the RQ dashboard, unique per job: reusing an id would overwrite the record
+        # of a job that is still running.
+        job_prefix=f"sync-model-{model_key(name)[:16]}",
+        description=f"sync model {name!r}",
+        connection=connection,
+        args=(name,),
+        # A model sync queued long ago is stale; the periodic sync has done its work since.
+        ttl=PENDING_TTL_SECONDS,
+        retry=retry,
     )
-    marker = pending_marker(name)
-    # Readable in the RQ dashboard, unique per job: reusing an id would overwrite the record of
-    # a job that is still running.
-    job_id = f"sync-model-{model_key(name)[:16]}-{uuid.uuid4().hex[:12]}"
-    prefix = queue.job_class.redis_job_namespace_prefix
-    if not queue.connection.eval(_CLAIM_MARKER, 1, marker, job_id, PENDING_TTL_SECONDS, prefix):
-        return False
-    try:
-        queue.enqueue(
-            sync_model,
-            name,
-            job_id=job_id,
-            description=f"sync model {name!r}",
-            # A model sync queued long ago is stale; the periodic sync has done its work since.
-            ttl=PENDING_TTL_SECONDS,
-            retry=retry,
-        )
-    except Exception:
-        queue.connection.delete(marker)
-        raise
-    return True
 
 
 def sync_model(name: str) -> str:
     """Re-reads one model from MLflow into the mirror; returns the summary line."""
-    job = get_current_job()
-    if job is not None:
-        # First, before MLflow is read: a change made from now on must queue a new job.
-        job.connection.eval(_RELEASE_MARKER, 1, pending_marker(name), job.id)
+    # First, before MLflow is read: a change made from now on must queue a new job.
+    _release(pending_marker(name))
     return str(sync_registry(model=name))
 
 
@@ -119,6 +152,7 @@ def sync_incremental() -> str:
     """The periodic sync: what changed since the newest version the mirror has seen."""
     summary = str(sync_registry())
     _catch_up_evidence()
+    _catch_up_content()
     return summary
 
 
@@ -126,48 +160,82 @@ def sync_full() -> str:
     """The nightly sync: the whole registry, with the version tags an incremental one misses."""
     summary = str(sync_registry(full=True))
     _catch_up_evidence()
+    _catch_up_content(retry_unknown=True)
     return summary
 
 
-# -- evidence ----------------------------------------------------------------------------------
+# -- work a sync leaves for later: evidence and content digests ---------------------------------
+
+
+def on_new_versions(sender, changes: list[RegistryChange], **kwargs) -> None:
+    """A sync mirrored new versions: queue the reading of their evidence and of their content
+    digest after it commits (`changes_observed` receiver)."""
+    if any(c.kind == ChangeKind.VERSION_CREATED for c in changes):
+        transaction.on_commit(_queue_follow_ups)
+
+
+def _queue_follow_ups() -> None:
+    # Redis down must not fail the sync; the periodic sync queues what is still waiting.
+    for enqueue in (enqueue_evidence_fetch, enqueue_content_digest):
+        try:
+            enqueue()
+        except Exception:
+            logger.warning("could not queue %s", enqueue.__name__, exc_info=True)
+
 
 EVIDENCE_MARKER = PENDING_PREFIX + "evidence"
+CONTENT_MARKER = PENDING_PREFIX + "content"
+# One digest job reads for QUORUM_CONTENT_BATCH_SECONDS and then queues its successor; a single
+# large model may still take long, so its job may outlast the queue's default timeout.
+CONTENT_JOB_TIMEOUT = 3600
 
 
 def enqueue_evidence_fetch(*, connection: Redis | None = None) -> bool:
     """Queues one fetch of every version's evidence still unread, unless one is waiting; True
-    when a job was queued. Coalesced like `enqueue_model_sync`: a burst of new versions while a
-    fetch waits is read by that fetch."""
-    queue = (
-        django_rq.get_queue(SYNC_QUEUE, connection=connection)
-        if connection
-        else queues.get_queue(SYNC_QUEUE)
+    when a job was queued."""
+    return _enqueue_coalesced(
+        EVIDENCE_MARKER,
+        fetch_evidence,
+        job_prefix="evidence",
+        description="read new versions' evidence",
+        connection=connection,
     )
-    job_id = f"evidence-{uuid.uuid4().hex[:12]}"
-    prefix = queue.job_class.redis_job_namespace_prefix
-    if not queue.connection.eval(
-        _CLAIM_MARKER, 1, EVIDENCE_MARKER, job_id, PENDING_TTL_SECONDS, prefix
-    ):
-        return False
-    try:
-        queue.enqueue(fetch_evidence, job_id=job_id, description="read new versions' evidence")
-    except Exception:
-        queue.connection.delete(EVIDENCE_MARKER)
-        raise
-    return True
 
 
 def fetch_evidence() -> str:
     """Reads the evidence of versions mirrored without it, a batch at a time."""
     from . import evidence
 
-    job = get_current_job()
-    if job is not None:
-        job.connection.eval(_RELEASE_MARKER, 1, EVIDENCE_MARKER, job.id)
+    connection = _release(EVIDENCE_MARKER)
     stored = evidence.fetch_missing()
     if stored and evidence.waiting_count():
-        enqueue_evidence_fetch(connection=job.connection if job is not None else None)
+        enqueue_evidence_fetch(connection=connection)
     return f"evidence read for {stored} versions"
+
+
+def enqueue_content_digest(*, retry_unknown: bool = False, connection: Redis | None = None) -> bool:
+    """Queues one job digesting the content of every version waiting for it (`registry.content`),
+    unless one is waiting; True when a job was queued."""
+    return _enqueue_coalesced(
+        CONTENT_MARKER,
+        digest_content,
+        job_prefix="content",
+        description="digest new versions' model files",
+        connection=connection,
+        kwargs={"retry_unknown": retry_unknown},
+        job_timeout=CONTENT_JOB_TIMEOUT,
+    )
+
+
+def digest_content(*, retry_unknown: bool = False) -> str:
+    """Digests the model files of versions waiting for it, for a while, then hands over."""
+    from . import content
+
+    connection = _release(CONTENT_MARKER)
+    stored = content.digest_missing(retry_unknown=retry_unknown)
+    if stored and content.waiting(retry_unknown=retry_unknown).exists():
+        enqueue_content_digest(retry_unknown=retry_unknown, connection=connection)
+    return f"content digested for {stored} versions"
 
 
 def _catch_up_evidence() -> None:
@@ -177,3 +245,12 @@ def _catch_up_evidence() -> None:
 
     if evidence.waiting_count():
         enqueue_evidence_fetch()
+
+
+def _catch_up_content(*, retry_unknown: bool = False) -> None:
+    """The same for content digests; the nightly sync also retries the versions whose files could
+    not be read (a store that was down, credentials since fixed)."""
+    from . import content
+
+    if content.waiting(retry_unknown=retry_unknown).exists():
+        enqueue_content_digest(retry_unknown=retry_unknown)

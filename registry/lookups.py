@@ -47,8 +47,9 @@ def version_or_404(model: RegisteredModel, version: str | int) -> ModelVersion:
         raise Http404(
             f"“{version}” is not a version number: use a whole number from 1 to {MAX_VERSION:,}."
         )
-    # With its evidence packet in the same query: the pages that show it pay nothing more.
-    versions = model.versions.select_related("evidence")
+    # With its evidence packet and content digest in the same query: the pages that show them
+    # pay nothing more. The content's file list stays behind: pages show its count.
+    versions = model.versions.select_related("evidence", "content").defer("content__files")
     found = versions.filter(version=number).first() if 0 < number <= MAX_VERSION else None
     if found is None:
         raise Http404(f"Model “{model.name}” has no version {number}.")

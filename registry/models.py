@@ -250,3 +250,44 @@ class VersionEvidence(models.Model):
 
     def __str__(self) -> str:
         return f"evidence of {self.version_id}: {self.status}"
+
+
+class ContentState(models.TextChoices):
+    KNOWN = "known", "known"
+    UNKNOWN = "unknown", "unknown"
+
+
+class VersionContent(models.Model):
+    """A version's content digest: the manifest of its model files (sha256 each) and one digest
+    over it, read by a worker from MLflow's artifacts (`registry.content`).
+
+    Read when the version is first mirrored and again when its source changes, never because the
+    bytes might have changed: this is what Quorum saw, and checking the bytes against it later is
+    the job of whatever relies on them. `unknown` keeps the reason the files could not be read;
+    nothing that needs the content passes then.
+    """
+
+    version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="content")
+    state = models.CharField(max_length=16, choices=ContentState.choices)
+    # Quorum's content digest (quorum_cli.manifest: names and bytes); "" when unknown.
+    digest = models.CharField(max_length=64, blank=True, default="")
+    # The digest an OpenSSF model_signing signature of the same files names as its subject.
+    model_signing_digest = models.CharField(max_length=64, blank=True, default="")
+    # [{"path", "sha256", "size"}, ...] in the manifest's canonical order.
+    files = models.JSONField(default=list, blank=True)
+    file_count = models.PositiveIntegerField(default=0)
+    total_size = models.BigIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True, default="")  # why it is unknown
+    # The version's source when its files were read: another source means other files.
+    source = models.TextField(blank=True, default="")
+    # The artifact URI the files were read from ("" when MLflow could not say).
+    location = models.TextField(blank=True, default="")
+    seconds = models.FloatField(null=True, blank=True)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"content of {self.version_id}: {self.digest or self.state}"
+
+    @property
+    def known(self) -> bool:
+        return self.state == ContentState.KNOWN

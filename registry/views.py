@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET
 
 from . import charts, evidence
 from .compare import compare_versions, default_baseline
+from .content import content_of
 from .history import history_keys, version_histories
 from .holdings import holder_timeline
 from .lookups import model_or_404, version_number, version_or_404
@@ -150,6 +151,7 @@ def version_detail(request: HttpRequest, name: str, version: str) -> HttpRespons
         {
             "model": model,
             "version": current,
+            "content": content_of(current),
             "metrics": metrics,
             "params": sorted((current.params or {}).items()),
             "tags": sorted((current.tags or {}).items()),

@@ -20,7 +20,13 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from registry.models import MetricHistory, ModelVersion, RegisteredModel, Stage
+from registry.models import (
+    MetricHistory,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+    VersionContent,
+)
 
 _counter = itertools.count(1)
 
@@ -143,6 +149,30 @@ def make_version(
         model.aliases = {**model.aliases, **{alias: version for alias in aliases}}
         model.save(update_fields=["aliases"])
     return created
+
+
+def make_content(
+    version: ModelVersion,
+    files: dict[str, bytes] | None = None,
+    *,
+    reason: str = "",
+    location: str = "mlflow-artifacts:/1/models/m-test/artifacts",
+) -> VersionContent:
+    """`version`'s stored content digest: the manifest of `files` (path -> bytes), or unknown
+    with `reason`, as the digest job would store it."""
+    import hashlib
+
+    from quorum_cli.manifest import FileEntry, build
+    from registry.content import ReadContent, store
+
+    if reason:
+        return store(version, ReadContent(manifest=None, reason=reason, location=location))
+    files = files if files is not None else {"MLmodel": b"flavors: {}", "model.pkl": b"weights"}
+    entries = [
+        FileEntry(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        for path, data in files.items()
+    ]
+    return store(version, ReadContent(manifest=build(entries), location=location))
 
 
 # Metrics of a version every standard gate passes.

@@ -13,6 +13,7 @@ from registry.sync import sync_registry
 from tests.factories import (
     HOSTILE,
     cache_all_history,
+    make_content,
     make_model,
     make_user,
     make_version,
@@ -252,6 +253,32 @@ def test_version_page_shows_metrics_params_tags_description_and_history(browser,
     assert "History unavailable" not in page
 
 
+def test_version_page_shows_the_content_digest_and_its_files(browser, fraud):
+    _, versions = fraud
+    stored = make_content(versions[2], {"MLmodel": b"m", "model.pkl": b"w" * 2000})
+
+    page = text_of(browser.get("/models/fraud/versions/3/"))
+
+    assert f'<code class="break" id="content-digest">sha256:{stored.digest}</code>' in page
+    assert "(2 files, 2.0 kB)" in page
+
+
+def test_version_page_says_why_the_content_is_unknown(browser, fraud):
+    _, versions = fraud
+    make_content(versions[2], reason=f"its files could not be read: {HOSTILE}")
+
+    page = text_of(browser.get("/models/fraud/versions/3/"))
+
+    assert "<strong>unknown</strong>:" in page and 'id="content-digest"' not in page
+    assert "its files could not be read: &lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_version_page_says_the_content_is_not_read_yet(browser, fraud):
+    page = text_of(browser.get("/models/fraud/versions/3/"))
+
+    assert 'id="content-waiting">not read from MLflow yet' in page
+
+
 def test_compare_control_defaults_to_the_production_version(browser, fraud):
     page = text_of(browser.get("/models/fraud/versions/3/"))
     form = re.search(r'<form method="get" action="/models/fraud/compare".*?</form>', page, re.S)
@@ -464,6 +491,8 @@ def build_registry(models: int, versions: int):
             )
             if m == 0 and v <= 2:
                 cache_all_history(version)
+            if v == 2:
+                make_content(version, {f"part-{n}.bin": bytes([n]) for n in range(versions)})
 
 
 @pytest.mark.parametrize("size", [3, 30])

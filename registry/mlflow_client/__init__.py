@@ -6,25 +6,29 @@ call counts it in `RegistryClient.calls`: the sync's cost is measured in MLflow 
 pin it.
 
 `RegistryClient` is made of one part per concern: reading the registry (`reading`, `evidence`),
-what Quorum changes in it (`writing`), seeding it (`seeding`), its webhooks (`webhooks`) and
-probing the server (`probes`), all over one `connection`.
+a version's model files (`content`), what Quorum changes in it (`writing`), seeding it
+(`seeding`), its webhooks (`webhooks`) and probing the server (`probes`), all over one
+`connection`.
 """
 
 from .client import RegistryClient
 from .connection import MlflowError
 from .entities import (
+    ArtifactFile,
     GuardStatus,
     MetricPoint,
     MlflowEvidence,
     MlflowModel,
     MlflowRun,
     MlflowVersion,
+    ModelFiles,
     Runs,
 )
 from .reading import RUN_READERS
 
 __all__ = [
     "RUN_READERS",
+    "ArtifactFile",
     "GuardStatus",
     "MetricPoint",
     "MlflowError",
@@ -32,6 +36,7 @@ __all__ = [
     "MlflowModel",
     "MlflowRun",
     "MlflowVersion",
+    "ModelFiles",
     "RegistryClient",
     "Runs",
 ]

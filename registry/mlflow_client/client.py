@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .content import ContentReading
 from .evidence import EvidenceReading
 from .probes import Probes
 from .reading import Reading
@@ -13,7 +14,7 @@ from .writing import Writing
 
 
 @dataclass
-class RegistryClient(Reading, EvidenceReading, Writing, Seeding, Webhooks, Probes):
+class RegistryClient(Reading, EvidenceReading, ContentReading, Writing, Seeding, Webhooks, Probes):
     """A thin, call-counting wrapper around `MlflowClient` that speaks in dataclasses.
 
     Each part lives in the module of its concern; they share one `Connection`, so `calls` counts

@@ -77,6 +77,24 @@ class MlflowEvidence:
 
 
 @dataclass(frozen=True)
+class ArtifactFile:
+    """A file under a model's artifact location: its path relative to it, and the size MLflow
+    lists (None when the store does not say)."""
+
+    path: str
+    size: int | None
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Every file of a version's model, as MLflow lists them under `location` (the artifact URI
+    its files are read from)."""
+
+    location: str
+    files: tuple[ArtifactFile, ...]
+
+
+@dataclass(frozen=True)
 class GuardStatus:
     """What the registry's quorum-guard app says about itself and about this client."""
 

@@ -26,7 +26,7 @@ class EvidenceReading(Connection):
         requirements: list[str] = []
         try:
             mv = self._call(self._registry().get_model_version, name, str(version))
-            model_id = getattr(mv, "model_id", None) or _logged_model_id(mv.source or "")
+            model_id = getattr(mv, "model_id", None) or logged_model_id(mv.source or "")
             uri = self._call(self._client.get_model_version_download_uri, name, str(version))
             mlmodel = self._read_artifact_yaml(uri, "MLmodel")
         except MlflowError as error:
@@ -111,7 +111,7 @@ class EvidenceReading(Connection):
         return document
 
 
-def _logged_model_id(source: str) -> str | None:
+def logged_model_id(source: str) -> str | None:
     """The LoggedModel a version was registered from (`models:/m-<id>`), which the server does
     not always return as the version's `model_id`."""
     if source.startswith("models:/m-") and "/" not in source.removeprefix("models:/"):

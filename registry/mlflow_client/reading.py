@@ -137,7 +137,7 @@ class Reading(Connection):
             quotable = []
             for run_id in chunk:
                 try:
-                    _quote(run_id)
+                    quote(run_id)
                 except ValueError:
                     runs.unreadable[run_id] = (
                         "its run id holds both quote characters, which MLflow's search cannot "
@@ -161,7 +161,7 @@ class Reading(Connection):
         return runs
 
     def _search_runs(self, run_ids: list[str], experiment_ids: list[str], runs: Runs) -> None:
-        id_list = ", ".join(_quote(run_id) for run_id in run_ids)
+        id_list = ", ".join(quote(run_id) for run_id in run_ids)
         token = None
         while True:
             page = self._call(
@@ -202,7 +202,7 @@ class Reading(Connection):
                 return ids
 
 
-def _quote(value: str) -> str:
+def quote(value: str) -> str:
     """A filter-string literal. MLflow's parser has no escapes: use the quote the value lacks."""
     if "'" not in value:
         return f"'{value}'"
@@ -213,8 +213,8 @@ def _quote(value: str) -> str:
 
 def _name_filter(name: str) -> str:
     try:
-        return f"name = {_quote(name)}"
+        return f"name = {quote(name)}"
     except ValueError:
         # Match the part before the first quote; the caller keeps only exact matches.
         prefix = name[: min(name.index("'"), name.index('"'))]
-        return f"name LIKE {_quote(prefix + '%')}"
+        return f"name LIKE {quote(prefix + '%')}"
