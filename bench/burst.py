@@ -97,7 +97,7 @@ def run(url: str, args) -> None:
     from registry.sync import sync_registry
     from reviews import services
     from reviews.models import Execution, TransitionRequest
-    from reviews.policies import policies_load
+    from reviews.policies.loading import policies_load
 
     models = max(1, args.requests // 10)
     names = [f"burst-{i:03d}" for i in range(models)]

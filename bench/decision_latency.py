@@ -77,7 +77,7 @@ def run(url: str, count: int) -> list[float]:
     from registry.sync import sync_registry
     from reviews import services
     from reviews.models import Execution, TransitionRequest
-    from reviews.policies import policies_load
+    from reviews.policies.loading import policies_load
 
     client = RegistryClient(url)
     experiment = client.experiment_id("decision-latency")

@@ -112,7 +112,7 @@ def prepare(mlflow_url: str, count: int):
     from registry.sync import sync_registry
     from reviews import audit, services
     from reviews.models import TransitionRequest
-    from reviews.policies import policies_load
+    from reviews.policies.loading import policies_load
 
     started = time.perf_counter()
     sync_registry(full=True, client=RegistryClient(mlflow_url))

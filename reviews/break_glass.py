@@ -33,8 +33,8 @@ from .errors import (
     SelfApprovalNotAllowed,
 )
 from .models import ApprovalPolicy, Decision, Execution, RequestKind, TransitionRequest
-from .policies import policy_as_spec, policy_for
-from .policy_spec import BreakGlassSpec, target_problem
+from .policies.matching import policy_as_spec, policy_for
+from .policies.spec import BreakGlassSpec, target_problem
 
 RATE_WINDOW = timedelta(hours=24)
 

@@ -16,7 +16,7 @@ from registry.models import ModelVersion, Stage
 from . import gates, related, services
 from .errors import AmbiguousPolicy, NoPolicy
 from .models import ApprovalPolicy, TransitionRequest
-from .policies import policies_loaded, policy_as_spec, policy_for
+from .policies.matching import policies_loaded, policy_as_spec, policy_for
 
 
 @dataclass

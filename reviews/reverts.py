@@ -54,7 +54,7 @@ from .models import (
     RevertState,
     TransitionRequest,
 )
-from .policies import policies_loaded, policy_for
+from .policies.matching import policies_loaded, policy_for
 
 logger = logging.getLogger(__name__)
 

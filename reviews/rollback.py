@@ -24,7 +24,7 @@ from . import services
 from .errors import InvalidTarget, InvalidVersion, NothingToRollBack, UnknownModel
 from .holder_history import HolderHistory, holder_history
 from .models import RequestKind, TransitionRequest
-from .policy_spec import target_problem
+from .policies.spec import target_problem
 
 
 @dataclass

@@ -48,8 +48,8 @@ from .models import (
     Vote,
     VoteChoice,
 )
-from .policies import policy_as_spec, policy_for
-from .policy_spec import target_problem
+from .policies.matching import policy_as_spec, policy_for
+from .policies.spec import target_problem
 
 # -- targets ----------------------------------------------------------------------------------
 

@@ -201,7 +201,7 @@ def cast(django_user_model):
 @pytest.fixture
 def policies(cast):
     """The production (1 ml-lead + 2 data-science, gated) and staging policies, loaded."""
-    from reviews.policies import policies_load
+    from reviews.policies.loading import policies_load
 
     policies_load(text=STANDARD_POLICIES)
     return cast

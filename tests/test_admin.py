@@ -21,7 +21,7 @@ from reviews.models import (
     TransitionRequest,
     Vote,
 )
-from reviews.policies import policy_as_spec
+from reviews.policies.matching import policy_as_spec
 
 pytestmark = pytest.mark.django_db
 

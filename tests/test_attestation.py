@@ -25,7 +25,7 @@ from reviews.models import (
     Vote,
     VoteChoice,
 )
-from reviews.policies import policies_load
+from reviews.policies.loading import policies_load
 from tests.factories import approve_all, register_in_mlflow
 
 # `syncs`: each transition's follow-up sync waits in an emptied queue, never run here.

@@ -26,7 +26,7 @@ from reviews.models import (
     RequestKind,
     TransitionRequest,
 )
-from reviews.policies import policies_load
+from reviews.policies.loading import policies_load
 from tests.factories import approve_all, policies_with
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from registry import evidence
 from registry.models import Stage
 from registry.sync import sync_registry
 from reviews import services
-from reviews.policies import policies_load
+from reviews.policies.loading import policies_load
 from tests.browser import SCREENSHOTS, chromium
 from tests.factories import register_sklearn_version
 

@@ -18,7 +18,7 @@ from registry.models import Stage
 from registry.sync import sync_registry
 from reviews import jobs, services
 from reviews.models import Decision, Execution, RequestKind, TransitionRequest, Vote
-from reviews.policies import policies_load
+from reviews.policies.loading import policies_load
 from tests.factories import (
     HOSTILE,
     cache_all_history,

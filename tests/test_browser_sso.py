@@ -14,7 +14,7 @@ import pytest
 
 from reviews import jobs, services
 from reviews.models import Decision, TransitionRequest, Vote
-from reviews.policies import policies_load
+from reviews.policies.loading import policies_load
 from tests.browser import SCREENSHOTS, chromium
 from tests.factories import GOOD, make_mirror
 

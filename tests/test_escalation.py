@@ -14,7 +14,7 @@ from reviews import counting, services
 from reviews.errors import PolicyInvalid
 from reviews.escalation import on_evidence_stored
 from reviews.models import Decision, TransitionRequest, Vote
-from reviews.policies import policies_export, policies_load
+from reviews.policies.loading import policies_export, policies_load
 from tests.factories import make_model, make_version
 
 pytestmark = pytest.mark.django_db

@@ -22,7 +22,7 @@ from reviews.guard import (
     protected_targets,
 )
 from reviews.models import ApprovalPolicy, GuardProbe, NotificationKind
-from reviews.policies import policies_load
+from reviews.policies.loading import policies_load
 from tests.conftest import CREDENTIAL_VARIABLES
 from tests.factories import STANDARD_POLICIES, register_in_mlflow
 

@@ -18,7 +18,7 @@ from reviews import services
 from reviews.counting import progress
 from reviews.errors import NotEligible
 from reviews.models import AuditEvent
-from reviews.policies import policies_load
+from reviews.policies.loading import policies_load
 from tests.factories import GOOD, make_mirror
 
 pytestmark = pytest.mark.django_db

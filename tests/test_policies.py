@@ -16,8 +16,9 @@ from django.core.management import CommandError, call_command
 from registry.models import RegisteredModel
 from reviews.errors import AmbiguousPolicy, NoPolicy, PolicyInvalid, Problem
 from reviews.models import ApprovalPolicy, AuditEvent, PolicyGate
-from reviews.policies import policies_export, policies_load, policy_as_spec, policy_for
-from reviews.policy_spec import parse_policy_file
+from reviews.policies.loading import policies_export, policies_load
+from reviews.policies.matching import policy_as_spec, policy_for
+from reviews.policies.spec import parse_policy_file
 
 pytestmark = pytest.mark.django_db
 

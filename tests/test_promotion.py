@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 from registry.models import Stage
 from reviews import services
 from reviews.models import ApprovalPolicy
-from reviews.policies import set_requesters
+from reviews.policies.loading import set_requesters
 from reviews.promotion import target_options
 from tests.factories import make_model, make_version
 

@@ -13,7 +13,7 @@ from reviews.api.auth import token_create
 from reviews.errors import NothingToRollBack
 from reviews.holder_history import holder_history
 from reviews.models import Decision, Execution, RequestKind, TransitionRequest
-from reviews.policies import policies_load
+from reviews.policies.loading import policies_load
 from reviews.rollback import rollback_request_create
 from tests.factories import STANDARD_POLICIES, approve_all, policies_with
 
@@ -181,7 +181,7 @@ def test_a_rollback_section_naming_an_unknown_group_is_refused_with_its_place(po
 
 
 def test_policy_export_keeps_the_rollback_section(policies):
-    from reviews.policies import policies_export
+    from reviews.policies.loading import policies_export
 
     policies_load(text=ROLLBACK_RULES)
     exported = policies_export()

@@ -40,7 +40,7 @@ from reviews.models import (
     TransitionRequest,
     Vote,
 )
-from reviews.policies import policies_export, policies_load, set_requesters
+from reviews.policies.loading import policies_export, policies_load, set_requesters
 from tests.factories import GOOD, make_mirror, make_request, register_with_metrics
 
 pytestmark = pytest.mark.django_db

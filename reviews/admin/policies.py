@@ -1,6 +1,6 @@
 """Approval policies in the admin, validated as a policy file is.
 
-A policy saved here passes the same validation as a policy file (`reviews.policy_spec`), each
+A policy saved here passes the same validation as a policy file (`reviews.policies.spec`), each
 problem shown next to the field it concerns; every create, edit and delete is appended to the audit
 chain with the admin as actor.
 """
@@ -20,15 +20,10 @@ from pydantic import ValidationError
 
 from .. import audit
 from ..models import ApprovalPolicy, PolicyGate, PolicyRequirement
-from ..policies import overlap_warnings, policy_as_spec, set_requesters, with_relations
-from ..policy_spec import (
-    MAX_DURATION,
-    GateSpec,
-    PolicySpec,
-    format_duration,
-    policy_problems,
-    validation_problems,
-)
+from ..policies.database_checks import policy_problems
+from ..policies.loading import overlap_warnings, set_requesters
+from ..policies.matching import policy_as_spec, with_relations
+from ..policies.spec import MAX_DURATION, GateSpec, PolicySpec, format_duration, validation_problems
 
 GATE_OPS = get_args(GateSpec.model_fields["op"].annotation)
 

@@ -16,7 +16,7 @@ from registry.targets import Target
 
 from ..errors import InvalidTarget, UnknownModel
 from ..holder_history import holder_history
-from ..policy_spec import target_problem
+from ..policies.spec import target_problem
 from .model_schemas import HoldersTimelineOut, ModelPage, TimelineIn, VersionPage
 from .representation import paginate
 from .schemas import LOOKUP_ERRORS, READ_ERRORS, Error, Name, PageIn

@@ -23,7 +23,7 @@ from registry.models import ChangeKind
 from registry.sync import sync_registry
 from reviews import jobs, services
 from reviews.models import AuditEvent
-from reviews.policies import policies_load
+from reviews.policies.loading import policies_load
 from tests.concurrency import approve_at_once
 from tests.processes import BurstWorker
 

@@ -32,7 +32,8 @@ from registry.models import ChangeKind, RegistryChange
 from reviews import services
 from reviews.api.auth import token_create
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
-from reviews.policies import policies_load, policy_for
+from reviews.policies.loading import policies_load
+from reviews.policies.matching import policy_for
 from tests.factories import STANDARD_POLICIES
 from tests.reliability.checks import audit_holds
 

@@ -1,60 +1,40 @@
-"""Approval policies as code: loading a policy file, exporting one, and matching requests.
+"""Approval policies as code: loading a policy file into the database, and exporting one.
 
 A policy file is the whole truth about approver groups' members and policies: loading it creates,
 changes and removes policies so the database says what the file says, in one transaction, after
-validating everything first (`reviews.policy_spec`). The most specific policy covering a
-(model, target) decides what a request needs. Groups managed by the identity provider are the
-exception: policies name them, but their members come from sign-ins, not from the file.
+validating everything first (`reviews.policies.spec`, `reviews.policies.database_checks`).
+Groups managed by the identity provider are the exception: policies name them, but their members
+come from sign-ins, not from the file. Which policy decides a request is
+`reviews.policies.matching`.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import cast
 
 import yaml
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch
 
 from identity.mapping import managed_group_names
 from identity.membership import managed_groups_ensure
 
-from . import audit, counting
-from .errors import AmbiguousPolicy, NoPolicy, PolicyInvalid
-from .models import ApprovalPolicy, OutOfBand, PolicyGate, PolicyRequester, PolicyRequirement
-from .policy_spec import (
-    BreakGlassSpec,
-    EscalationSpec,
-    EvidenceGateSpec,
-    GateSpec,
-    OutOfBandChoice,
+from .. import audit, counting
+from ..errors import PolicyInvalid
+from ..models import ApprovalPolicy, OutOfBand, PolicyGate, PolicyRequester, PolicyRequirement
+from .database_checks import database_problems
+from .matching import policy_as_spec, with_relations
+from .spec import (
     PolicyFile,
     PolicySpec,
-    RequirementSpec,
-    RollbackSpec,
-    database_problems,
     format_duration,
     parse_policy_file,
-    specificity,
 )
-
-
-def with_relations(policies: QuerySet) -> QuerySet:
-    """`policies` with what `policy_as_spec` reads, in one query per relation."""
-    return policies.prefetch_related(
-        Prefetch("requirements", queryset=PolicyRequirement.objects.select_related("group")),
-        Prefetch("requesters", queryset=PolicyRequester.objects.select_related("group")),
-        "gates",
-    )
-
-
-# -- loading and exporting ---------------------------------------------------------------------
 
 
 @dataclass
@@ -249,53 +229,6 @@ def overlap_warnings(policies: Iterable[ApprovalPolicy]) -> list[str]:
     return warnings
 
 
-def policy_as_spec(policy: ApprovalPolicy) -> PolicySpec:
-    return PolicySpec(
-        name=policy.name,
-        models=list(policy.model_patterns),
-        targets=list(policy.targets),
-        require=[
-            RequirementSpec(group=r.group.name, approvals=r.approvals)
-            for r in policy.requirements.all()
-        ],
-        allow_self_approval=policy.allow_self_approval,
-        expires_after=policy.expires_after,
-        archive_existing=policy.archive_existing,
-        rejections_needed=policy.rejections_needed,
-        out_of_band=cast(OutOfBandChoice, policy.out_of_band),  # the choices of its column
-        gates=[
-            # As stored, not validated again: a threshold written before non-finite ones were
-            # refused must still read (and export), not break every page that shows the policy.
-            GateSpec.model_construct(
-                metric=g.metric,
-                op=g.op,
-                value=g.value,
-                baseline_delta=g.baseline_delta,
-                kind=g.kind,
-            )
-            for g in policy.gates.all()
-        ],
-        requesters=[r.group.name for r in policy.requesters.all()],
-        rollback=RollbackSpec.model_validate(policy.rollback) if policy.rollback else None,
-        break_glass=(
-            BreakGlassSpec.model_validate(policy.break_glass) if policy.break_glass else None
-        ),
-        # As stored, like the gates: validated when they were saved.
-        escalate=[
-            EscalationSpec.model_construct(
-                when=rule["when"],
-                require=[RequirementSpec.model_construct(**r) for r in rule["require"]],
-                tolerance=rule.get("tolerance"),
-            )
-            for rule in (policy.evidence_rules or {}).get("escalate", [])
-        ],
-        evidence_gates=[
-            EvidenceGateSpec.model_construct(**gate)
-            for gate in (policy.evidence_rules or {}).get("evidence_gates", [])
-        ],
-    )
-
-
 def policies_export() -> str:
     """The database's groups and policies in the format `policies_load` reads (lossless)."""
     policies = with_relations(ApprovalPolicy.objects.all())
@@ -356,41 +289,3 @@ def _policy_document(policy: ApprovalPolicy) -> dict:
             for g in spec.gates
         ]
     return document
-
-
-# -- matching ----------------------------------------------------------------------------------
-
-
-def policies_loaded() -> list[ApprovalPolicy]:
-    """Every policy with its requirements and gates, for matching many targets in one go."""
-    return list(with_relations(ApprovalPolicy.objects.all()))
-
-
-def policy_for(
-    model_name: str, target: str, *, policies: list[ApprovalPolicy] | None = None
-) -> ApprovalPolicy:
-    """The most specific policy covering (model, target), among `policies` when given.
-
-    Raises `NoPolicy` when none covers it and `AmbiguousPolicy` when two tie.
-    """
-    best: list[tuple[tuple[int, int], ApprovalPolicy]] = []
-    for policy in policies if policies is not None else policies_loaded():
-        if target not in policy.targets:
-            continue
-        scores = [
-            specificity(p) for p in policy.model_patterns if fnmatch.fnmatchcase(model_name, p)
-        ]
-        if scores:
-            best.append((max(scores), policy))
-    if not best:
-        raise NoPolicy(
-            f"No approval policy covers {model_name} → {target}, so it cannot be requested. "
-            "Ask an admin to add one."
-        )
-    best.sort(key=lambda item: item[0], reverse=True)
-    if len(best) > 1 and best[0][0] == best[1][0]:
-        raise AmbiguousPolicy(
-            f"Policies {best[0][1].name!r} and {best[1][1].name!r} are equally specific for "
-            f"{model_name} → {target}; an admin must make one of them more specific."
-        )
-    return best[0][1]

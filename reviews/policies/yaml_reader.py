@@ -2,14 +2,14 @@
 
 YAML itself keeps the last of two equal keys without a word, and its aliases let a few hundred
 bytes stand for millions of values; both are refused here, before the policy format is checked
-(`reviews.policy_spec`). Problems are `Problem`s, as the format's own.
+(`reviews.policies.spec`). Problems are `Problem`s, as the format's own.
 """
 
 from __future__ import annotations
 
 import yaml
 
-from .errors import PolicyInvalid, Problem
+from ..errors import PolicyInvalid, Problem
 
 # A policy file is a few kilobytes; parsing YAML costs seconds per MiB and memory many times
 # the file, so a larger file is refused before it is parsed.
