@@ -110,7 +110,8 @@ def prepare(mlflow_url: str, count: int):
     from registry.mlflow_client import RegistryClient
     from registry.models import ModelVersion
     from registry.sync import sync_registry
-    from reviews import audit, services
+    from reviews import audit
+    from reviews.decisions import opening, voting
     from reviews.models import TransitionRequest
     from reviews.policies.loading import policies_load
 
@@ -123,7 +124,7 @@ def prepare(mlflow_url: str, count: int):
     candidates = ModelVersion.objects.live().exclude(stage="Staging").select_related("model")
     opened = []
     for version in candidates.order_by("model__name", "version")[:count]:
-        request = services.request_create(
+        request = opening.request_create(
             model=version.model.name,
             version=version.version,
             target="Staging",
@@ -133,9 +134,9 @@ def prepare(mlflow_url: str, count: int):
         kind = request.pk % 4
         if kind in (1, 2):  # pending with one approval, or approved
             for approver in approvers[:kind]:
-                services.vote_cast(request_id=request.pk, user=approver, decision="approve")
+                voting.vote_cast(request_id=request.pk, user=approver, decision="approve")
         elif kind == 3:
-            services.vote_cast(
+            voting.vote_cast(
                 request_id=request.pk, user=approvers[0], decision="reject", comment="worse"
             )
     django_rq.get_queue("transitions").empty()  # no worker here: leave MLflow as it is

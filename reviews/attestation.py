@@ -43,7 +43,8 @@ from quorum.signing_key import ensure_generated_key
 from quorum_cli import attestation as proof
 from registry.mlflow_client import MlflowError, RegistryClient
 
-from . import audit, counting
+from . import audit
+from .decisions import counting
 from .errors import QuorumError
 from .links import request_url
 from .models import Attestation, Execution, TransitionRequest

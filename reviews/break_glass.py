@@ -22,7 +22,9 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from . import audit, jobs, services
+from . import audit, jobs
+from .decisions import opening
+from .decisions.deciding import decide
 from .errors import (
     BreakGlassLimit,
     CommentRequired,
@@ -106,7 +108,7 @@ def break_glass_move(
             f"You broke glass {used} times in the last 24 hours, the most allowed "
             f"(QUORUM_BREAK_GLASS_PER_DAY={limit}). Request a promotion instead."
         )
-    request = services.request_create(
+    request = opening.request_create(
         model=model,
         version=version,
         target=target,
@@ -126,9 +128,7 @@ def break_glass_move(
             "baseline": request.baseline.version if request.baseline else None,
         },
     )
-    services.decide(
-        request, Decision.APPROVED, actor=user, reason=f"Break glass by {user.get_username()}"
-    )
+    decide(request, Decision.APPROVED, actor=user, reason=f"Break glass by {user.get_username()}")
     return request
 
 

@@ -11,9 +11,9 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from . import audit
+from .decisions.deciding import locked_or_refuse, stale_page_refusal
 from .errors import CommentTooLong, EmptyComment
 from .models import COMMENT_MAX, Comment, TransitionRequest
-from .services import locked_or_refuse, stale_page_refusal
 
 LATEST_COMMENTS = 3  # what `quorum status` and a request's summary show
 

@@ -1,5 +1,5 @@
 """Forms of the review pages: a vote, a promotion request (among the targets
-`reviews.promotion.target_options` offers), and the inbox and audit filters."""
+`reviews.decisions.promotion.target_options` offers), and the inbox and audit filters."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from django import forms
 
 from registry.models import Stage
 
+from .decisions.promotion import TargetOption
 from .models import COMMENT_MAX, Decision, Execution, VoteChoice
-from .promotion import TargetOption
 
 REJECT_NEEDS_COMMENT = "Say why you reject: the requester needs it to fix the model."
 
@@ -19,7 +19,7 @@ class VoteForm(forms.Form):
     decision = forms.ChoiceField(choices=VoteChoice.choices)
     comment = forms.CharField(required=False, max_length=COMMENT_MAX, widget=forms.Textarea)
     # The decision state the page showed: a vote sent from a page that is out of date is refused
-    # with the reason, its text kept (`reviews.services.stale_page_refusal`).
+    # with the reason, its text kept (`reviews.decisions.deciding.stale_page_refusal`).
     seen_decision = forms.ChoiceField(required=False, choices=Decision.choices)
 
     def clean(self) -> dict[str, Any]:

@@ -1,11 +1,11 @@
 """What awaits whom: the queries behind the inbox and the navigation's count, and the one-line
 summaries a request's row shows (per-group progress, gates, state).
 
-A request awaits a user when they could vote on it now: pending and not expired, the policy
-snapshot requires a group they are in, they have no current vote on it (a stale approval is not
-one), and they did not request it (unless the policy allows self-approval). That is
-`services._check_can_vote` stated as a query, so the inbox never lists a request whose page would
-then refuse the vote.
+A request awaits a user when they could vote on it now: pending and not expired, the policy snapshot
+requires a group they are in, they have no current vote on it (a stale approval is not one), and
+they did not request it (unless the policy allows self-approval). That is
+`reviews.decisions.voting._check_can_vote` stated as a query, so the inbox never lists a request
+whose page would then refuse the vote.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.utils import timezone
 
-from . import counting, gates, standing
+from .decisions import counting, gates, standing
 from .models import Decision, TransitionRequest, Vote
 
 

@@ -30,7 +30,8 @@ from quorum import queues
 from registry.jobs import enqueue_model_sync
 from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
 
-from . import attestation, audit, standing
+from . import attestation, audit
+from .decisions import standing
 from .models import Decision, Execution, TransitionRequest
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ job is gone (Redis was down at commit, a worker was killed) a bounded number of 
 decision is lost and none loops, classifies registry changes the change handler missed, and
 extends the audit chain's verified checkpoint.
 
-It uses the transition jobs (`reviews.jobs`) and the domain actions (`reviews.services`); neither
+It uses the transition jobs (`reviews.jobs`) and the domain actions (`reviews.decisions`); neither
 imports it (reviews/jobs.py only resolves its old dotted path, lazily, for old job records).
 """
 
@@ -25,7 +25,8 @@ from rq.worker import Worker
 
 from quorum import queues
 
-from . import attestation, audit, registry_events, reverts, services
+from . import attestation, audit, registry_events, reverts
+from .decisions import deciding
 from .jobs import (
     DEAD_JOB_STATES,
     QUEUE,
@@ -50,7 +51,7 @@ def reconcile() -> dict:
     whose job is gone (up to QUORUM_TRANSITION_MAX_REQUEUES times each), approval proofs and
     reverts of out-of-band moves whose job was lost, and classifies any registry change the
     change handler has not. Runs every minute; safe to run concurrently."""
-    expired = services.requests_expire_overdue()
+    expired = deciding.requests_expire_overdue()
     overdue = enqueue_overdue_retries()
     requeued = requeue_lost_transitions()
     proofs = attestation.requeue_pending()

@@ -31,9 +31,12 @@ from registry.models import (
     Stage,
 )
 
-from . import audit, escalation, gates, reverts
+from . import audit, reverts
+from .decisions import escalation, gates
+from .decisions.deciding import decide
+from .decisions.opening import is_at_target, target_holder
+from .decisions.voting import approvals_mark_stale
 from .models import Decision, Execution, RequestKind, TransitionRequest
-from .services import approvals_mark_stale, decide, is_at_target, target_holder
 
 # A transition finished this recently may still be the one a late sync observes.
 RECENT_EXECUTION = timedelta(minutes=15)

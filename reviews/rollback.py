@@ -1,11 +1,11 @@
 """Rolling a target back: a request of kind `rollback` to put back a version that held it before.
 
 The version to restore is the target's previous holder as the mirror's history shows it
-(`registry.holdings`), or a version named explicitly that held the target at some point. The
-request is decided by the policy's `rollback:` section when it has one (`services.request_create`)
-and carried out like any other: with the policy's `archive_existing`, the version it replaces is
-archived. It records which request it undoes (the one that brought the current holder), so the
-request page can say what it undoes.
+(`registry.holdings`), or a version named explicitly that held the target at some point. The request
+is decided by the policy's `rollback:` section when it has one
+(`reviews.decisions.opening.request_create`) and carried out like any other: with the policy's
+`archive_existing`, the version it replaces is archived. It records which request it undoes (the one
+that brought the current holder), so the request page can say what it undoes.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from registry.holdings import HolderTimeline, Holding, holder_timeline
 from registry.models import RegisteredModel
 from registry.targets import Target
 
-from . import services
+from .decisions import opening
 from .errors import InvalidTarget, InvalidVersion, NothingToRollBack, UnknownModel
 from .holder_history import HolderHistory, holder_history
 from .models import RequestKind, TransitionRequest
@@ -106,7 +106,7 @@ def rollback_request_create(
     chosen = _restorable(timeline, target, to_version)
     undoes_id = _bringer(holder_history(registered, timeline=timeline), target)
     undoes = TransitionRequest.objects.filter(pk=undoes_id).first() if undoes_id else None
-    return services.request_create(
+    return opening.request_create(
         model=model,
         version=chosen.version,
         target=target,

@@ -1,6 +1,6 @@
 """Review pages: the inbox, a request's page and its actions, the promotion form, the audit trail.
 
-Views stay thin: the review engine (`reviews.services`) decides and refuses, the registry app's
+Views stay thin: the review engine (`reviews.decisions`) decides and refuses, the registry app's
 comparison, chart and history functions provide the evidence, and every state change is a POST
 that redirects. A refusal answers as its own `status` says, as the API does: about who you are
 (403), a 403 page; about what does not exist (404), a 404 page; about the request's state
@@ -33,19 +33,17 @@ from registry.history import version_histories
 from registry.lookups import model_or_404, version_or_404
 from registry.metrics import ordered_keys
 
-from . import (
-    audit,
-    conversation,
+from . import audit, conversation, errors, stalls, timeline
+from .decisions import (
     counting,
-    errors,
+    deciding,
     escalation,
     gates,
+    opening,
     promotion,
     related,
-    services,
-    stalls,
     standing,
-    timeline,
+    voting,
 )
 from .forms import (
     AuditFilterForm,
@@ -316,7 +314,7 @@ def _detail_context(
         # Read by the template beside the vote's own fields.
         vote.counted_for = count.counted_for.get(vote.pk, "")  # type: ignore[attr-defined]
     progress = count.progress
-    refusal = services.vote_refusal(review, user)
+    refusal = voting.vote_refusal(review, user)
     # Shown beside the vote form: why their earlier approval no longer counts.
     my_stale = [v for v in votes if v.user_id == user.pk and v.stale]
     is_requester = review.requester_id == user.pk
@@ -382,7 +380,7 @@ def vote(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         context = _detail_context(request, review, vote_form=form)
         return render(request, "reviews/request_detail.html", context, status=400)
     try:
-        services.vote_cast(request_id=review.pk, user=request.user, **form.cleaned_data)
+        voting.vote_cast(request_id=review.pk, user=request.user, **form.cleaned_data)
     except errors.QuorumError as error:
         return _refuse_keeping_text(request, error, review, vote_form=form)
     review.refresh_from_db(fields=["decision"])
@@ -427,7 +425,7 @@ def cancel(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         context = _detail_context(request, review, cancel_form=form)
         return render(request, "reviews/request_detail.html", context, status=400)
     try:
-        services.request_cancel(
+        deciding.request_cancel(
             request_id=review.pk, user=request.user, reason=form.cleaned_data["reason"]
         )
     except errors.QuorumError as error:
@@ -441,7 +439,7 @@ def cancel(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 def retry(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     review = get_request_for_user(request.user, pk)
     try:
-        services.transition_retry(request_id=review.pk, user=request.user)
+        deciding.transition_retry(request_id=review.pk, user=request.user)
     except errors.QuorumError as error:
         return _refuse(request, error, review.pk)
     messages.success(request, "The transition is queued again.")
@@ -460,7 +458,7 @@ def request_new(request: AuthenticatedHttpRequest, name: str, version: str) -> H
     form = PromotionForm(request.POST or None, options=options)
     if request.method == "POST" and form.is_valid():
         try:
-            created = services.request_create(
+            created = opening.request_create(
                 model=candidate.model.name,
                 version=candidate.version,
                 target=form.cleaned_data["target"],

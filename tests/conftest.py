@@ -28,7 +28,8 @@ from quorum.localservices import MlflowServer, free_port, redis_answers, start_m
 from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
-from reviews import jobs, services
+from reviews import jobs
+from reviews.decisions import opening
 from tests.factories import STANDARD_POLICIES, approve_all
 from tests.parallel import use_own_redis_database
 from tests.waiting import wait_for
@@ -525,7 +526,7 @@ def approved(promoted, requester, lead, scientist1, scientist2, django_capture_o
     its transition job queued (not run)."""
 
     def make(version: int, target: str = "Production"):
-        request = services.request_create(
+        request = opening.request_create(
             model=promoted, version=version, target=target, requester=requester
         )
         approve_all(

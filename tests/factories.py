@@ -195,9 +195,9 @@ def make_fraud_model() -> RegisteredModel:
 def make_request(model: str, version: int = 2, target: str = "Production", *, requester, **fields):
     """A transition request opened through the review engine, as a requester would open it
     (policies decide, gates run, the audit records it)."""
-    from reviews import services
+    from reviews.decisions import opening
 
-    return services.request_create(
+    return opening.request_create(
         model=model, version=version, target=target, requester=requester, **fields
     )
 
@@ -230,7 +230,7 @@ def make_hostile_request(*, requester, voter, decision: str, text: str):
     param, a tag (and their cached history); the request's comment and the vote's comment are
     `text` too. Returns the request.
     """
-    from reviews import services
+    from reviews.decisions import voting
 
     model = make_model(text, description=text, tags={text: text})
     make_version(model, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.8})
@@ -243,7 +243,7 @@ def make_hostile_request(*, requester, voter, decision: str, text: str):
     )
     cache_all_history(candidate)
     request = make_request(text, requester=requester, comment=text)
-    services.vote_cast(request_id=request.pk, user=voter, decision=decision, comment=text)
+    voting.vote_cast(request_id=request.pk, user=voter, decision=decision, comment=text)
     return request
 
 
@@ -450,11 +450,11 @@ def register_sklearn_version(
 def approve_all(request, *voters, capture) -> None:
     """Each of `voters` approves `request`; the on-commit callbacks (the transition's enqueue) run
     through `capture` (pytest-django's `django_capture_on_commit_callbacks`)."""
-    from reviews import services
+    from reviews.decisions import voting
 
     with capture(execute=True):
         for voter in voters:
-            services.vote_cast(request_id=request.pk, user=voter, decision="approve")
+            voting.vote_cast(request_id=request.pk, user=voter, decision="approve")
 
 
 def transition_actions(request) -> list[str]:

@@ -14,7 +14,8 @@ from securesystemslib.signer import CryptoSigner
 
 from quorum_cli import attestation as proof
 from registry.sync import sync_registry
-from reviews import attestation, audit, reconciler, services
+from reviews import attestation, audit, reconciler
+from reviews.decisions import opening
 from reviews.links import request_url
 from reviews.models import (
     Attestation,
@@ -100,7 +101,7 @@ def test_a_version_approved_for_staging_then_production_keeps_both_proofs(
     django_capture_on_commit_callbacks,
     client,
 ):
-    staging = services.request_create(
+    staging = opening.request_create(
         model=promoted, version=2, target="Staging", requester=requester
     )
     approve_all(staging, scientist1, capture=django_capture_on_commit_callbacks)
@@ -227,7 +228,7 @@ def panel_request(mlflow_client, unique_name, django_user_model, people: int) ->
     register_in_mlflow(mlflow_client, unique_name, versions=1)
     sync_registry(model=unique_name, client=mlflow_client)
     requester = django_user_model.objects.create_user("panel-requester")
-    request = services.request_create(
+    request = opening.request_create(
         model=unique_name, version=1, target="Production", requester=requester
     )
     users = {u.username: u for u in django_user_model.objects.filter(username__in=names)}

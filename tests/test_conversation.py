@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from reviews import conversation, services
+from reviews import conversation
+from reviews.decisions import deciding, voting
 from reviews.errors import CommentTooLong, EmptyComment, PageStale, RequestNotFound
 from reviews.models import COMMENT_MAX, AuditEvent, Comment, Notification
 
@@ -66,7 +67,7 @@ def test_a_comment_on_an_unknown_request_is_refused(pending, lead):
 
 
 def test_a_comment_from_a_page_that_showed_another_state_is_refused(pending, requester, lead):
-    services.request_cancel(request_id=pending.pk, user=requester)
+    deciding.request_cancel(request_id=pending.pk, user=requester)
     with pytest.raises(PageStale, match="became cancelled"):
         conversation.comment_post(
             request_id=pending.pk, user=lead, body="Approve?", seen_decision="pending"
@@ -82,7 +83,7 @@ def test_a_comment_from_a_page_that_showed_another_state_is_refused(pending, req
 def test_a_comment_mails_requester_voters_and_approvers_but_not_its_author(
     pending, addressed, scientist1, lead, outsider
 ):
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
     conversation.comment_post(request_id=pending.pk, user=lead, body="One question first.")
     # Approvers (lead, scientist1-3), the requester; not the author, not the outsider.
     assert mailed("comment") == {"requester", "scientist1", "scientist2", "scientist3"}

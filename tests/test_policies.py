@@ -480,13 +480,13 @@ def test_a_duration_past_the_maximum_is_refused(people, duration):
 
 
 def test_the_longest_duration_loads_and_requests_under_it_open(people):
-    from reviews import services
+    from reviews.decisions import opening
     from tests.factories import make_model, make_version
 
     policies_load(text=EXAMPLE.replace("expires_after: 7d", "expires_after: 365d"))
     version = make_version(make_model("fraud"), metrics={"accuracy": 0.9, "f1": 0.9})
 
-    request = services.request_create(
+    request = opening.request_create(
         model="fraud", version=version.version, target="Production", requester=people["bob"]
     )
 

@@ -14,7 +14,8 @@ from django.core.management import call_command
 from django.utils import timezone
 from rq.utils import import_attribute
 
-from reviews import jobs, reconciler, services
+from reviews import jobs, reconciler
+from reviews.decisions import deciding
 from reviews.models import AuditEvent, Execution, Notification
 from tests.factories import transition_actions
 
@@ -78,7 +79,7 @@ def test_the_reconciler_requeues_a_lost_job_a_limited_number_of_times_then_fails
     assert Notification.objects.filter(event=failed, recipient__username="requester").exists()
 
     # An admin's retry starts the allowance again, and the transition runs.
-    services.transition_retry(request_id=request.pk, user=admin_user)
+    deciding.transition_retry(request_id=request.pk, user=admin_user)
     request.refresh_from_db()
     assert request.execution_requeues == 0
     jobs.enqueue_transition(request.pk, replace=True)
@@ -168,4 +169,4 @@ def test_the_transition_jobs_import_neither_the_reconciler_nor_the_domain_action
         if isinstance(node, ast.ImportFrom)
         for alias in node.names
     }
-    assert "services" not in imported and "reviews.services" not in imported
+    assert "services" not in imported and "reviews.decisions.opening" not in imported

@@ -8,8 +8,8 @@ import pytest
 from django.urls import reverse
 
 from registry.models import RegisteredModel
-from reviews import services
 from reviews.api.auth import token_create
+from reviews.decisions import opening
 from reviews.errors import NothingToRollBack
 from reviews.holder_history import holder_history
 from reviews.models import Decision, Execution, RequestKind, TransitionRequest
@@ -190,7 +190,7 @@ def test_policy_export_keeps_the_rollback_section(policies):
 
 
 def test_services_request_create_still_makes_promotions(promoted, requester):
-    request = services.request_create(
+    request = opening.request_create(
         model=promoted, version=2, target="Production", requester=requester
     )
     assert request.kind == RequestKind.PROMOTION and request.undoes is None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from registry.models import ChangeKind, Stage
-from reviews import audit, conversation, services, timeline
+from reviews import audit, conversation, timeline
+from reviews.decisions import deciding, opening, voting
 from reviews.models import AuditEvent
 from tests.factories import make_model, make_version
 
@@ -23,10 +24,10 @@ def out_of_band(change: str, old, new, *, model: str = "fraud", version: int = 1
 
 
 def test_timeline_tells_the_conversation_in_order(pending, requester, scientist1, lead):
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="ok")
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="ok")
     conversation.comment_post(request_id=pending.pk, user=lead, body="Is the drift check done?")
     conversation.comment_post(request_id=pending.pk, user=requester, body="Yes, see run 12.")
-    services.request_cancel(request_id=pending.pk, user=requester, reason="Found a leak.")
+    deciding.request_cancel(request_id=pending.pk, user=requester, reason="Found a leak.")
     entries = timeline.timeline(pending)
     assert [(e.actor, e.action) for e in entries] == [
         ("requester", "request.created"),
@@ -47,8 +48,8 @@ def test_timeline_tells_the_conversation_in_order(pending, requester, scientist1
 
 
 def test_timeline_shows_dismissed_approvals_and_reevaluated_gates(pending, scientist1):
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
-    services.approvals_mark_stale(pending, reason="Production is now held by v3 (was v1).")
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
+    voting.approvals_mark_stale(pending, reason="Production is now held by v3 (was v1).")
     audit.record(
         "request.reevaluated",
         actor="system",
@@ -89,7 +90,7 @@ def test_timeline_shows_out_of_band_moves_of_the_same_model_and_target_only(pend
 def test_an_alias_requests_timeline_shows_its_aliass_out_of_band_changes(policies, requester):
     model = make_model("churn")
     make_version(model, 1, metrics={"accuracy": 0.9, "f1": 0.8})
-    request = services.request_create(
+    request = opening.request_create(
         model="churn", version=1, target="@champion", requester=requester
     )
     out_of_band(ChangeKind.ALIAS_ADDED, None, "champion", model="churn", version=1)
@@ -103,7 +104,7 @@ def test_out_of_band_changes_before_the_request_are_not_its_history(policies, re
     make_version(model, 1, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.80})
     make_version(model, 2, metrics={"accuracy": 0.90, "f1": 0.84})
     out_of_band(ChangeKind.STAGE_CHANGED, Stage.NONE, Stage.PRODUCTION)
-    request = services.request_create(
+    request = opening.request_create(
         model="fraud", version=2, target="Production", requester=requester
     )
     assert [e.action for e in timeline.timeline(request)] == ["request.created"]

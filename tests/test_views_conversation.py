@@ -9,7 +9,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from reviews import conversation, services
+from reviews import conversation
+from reviews.decisions import deciding, voting
 from reviews.models import AuditEvent, Comment, Decision, TransitionRequest, Vote
 
 pytestmark = pytest.mark.django_db
@@ -100,7 +101,7 @@ def test_too_long_comment_is_refused_and_its_text_kept(client, pending, lead):
 
 
 def test_comment_from_a_stale_tab_is_refused_and_its_text_kept(client, pending, requester, lead):
-    services.request_cancel(request_id=pending.pk, user=requester, reason="Leak found.")
+    deciding.request_cancel(request_id=pending.pk, user=requester, reason="Leak found.")
     client.force_login(lead)
     response = client.post(
         url("comment", pending), {"body": "Please add the EU slice.", "seen_decision": "pending"}
@@ -116,7 +117,7 @@ def test_comment_from_a_stale_tab_is_refused_and_its_text_kept(client, pending, 
 def test_vote_from_a_stale_tab_is_refused_and_its_text_moves_to_the_comment_form(
     client, pending, requester, lead
 ):
-    services.request_cancel(request_id=pending.pk, user=requester)
+    deciding.request_cancel(request_id=pending.pk, user=requester)
     client.force_login(lead)
     response = client.post(
         url("vote", pending),
@@ -133,7 +134,7 @@ def test_second_vote_from_another_tab_is_refused_and_its_text_kept(
     client, pending, scientist1, lead
 ):
     # Another tab already voted: the page refuses and keeps what was typed.
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
     client.force_login(scientist1)
     response = client.post(
         url("vote", pending), {"decision": "reject", "comment": "Second thoughts: leak."}
@@ -183,7 +184,7 @@ def test_cancel_reason_over_the_limit_is_refused_and_kept(client, pending, reque
 def test_the_activity_is_on_the_page_for_everyone_who_can_see_it(
     client, pending, scientist1, lead, outsider
 ):
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="lgtm")
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="lgtm")
     conversation.comment_post(request_id=pending.pk, user=lead, body="Checked the slices.")
     client.force_login(outsider)
     text = text_of(client.get(url("request_detail", pending)))

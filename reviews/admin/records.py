@@ -1,7 +1,7 @@
 """What the review engine writes, shown read-only: requests, votes, the audit trail, reverts of
 out-of-band moves, API tokens.
 
-Requests change only through `reviews.services` (the admin actions call it, and it audits); tokens
+Requests change only through `reviews.decisions` (the admin actions call it, and it audits); tokens
 are issued by `manage.py create_api_token` and only revoked here.
 """
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.urls import reverse
 
-from .. import attestation, audit, services
+from .. import attestation, audit
 from ..api.auth import token_revoke
+from ..decisions import deciding
 from ..errors import QuorumError
 from ..models import ApiToken, AuditEvent, OutOfBandRevert, TransitionRequest, Vote
 from ..stalls import HINT, request_stall, stalled_requests, summary
@@ -82,11 +83,11 @@ class TransitionRequestAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry failed execution", permissions=["transition"])
     def retry_failed(self, request, queryset):
-        self._each(request, queryset, services.transition_retry, "Re-queued")
+        self._each(request, queryset, deciding.transition_retry, "Re-queued")
 
     @admin.action(description="Cancel pending request", permissions=["transition"])
     def cancel_pending(self, request, queryset):
-        self._each(request, queryset, services.request_cancel, "Cancelled")
+        self._each(request, queryset, deciding.request_cancel, "Cancelled")
 
     def _each(self, request, queryset, action, done_label: str) -> None:
         """Runs a service per request, each in its own transaction: one refusal stops no other."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import Prefetch
 
-from .. import counting, gates, standing
+from ..decisions import counting, gates, standing
 from ..errors import RequestNotFound
 from ..links import request_url
 from ..models import TransitionRequest, Vote

@@ -102,7 +102,7 @@ class TransitionRequest(models.Model):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="ratifications"
     )
     # The requester's answer to an earlier rejection of the same version for the same target
-    # (`reviews.related`): required before that version may be requested again.
+    # (`reviews.decisions.related`): required before that version may be requested again.
     rejection_answer = models.TextField(blank=True, default="")
     policy = models.ForeignKey(
         ApprovalPolicy, on_delete=models.SET_NULL, null=True, blank=True, related_name="requests"
@@ -230,9 +230,10 @@ class VoteChoice(models.TextChoices):
 class Vote(models.Model):
     """One user's approval or rejection of a request.
 
-    A user has at most one current vote per request. An approval goes stale when the evidence
-    behind it changes (`services.approvals_mark_stale`): it stays here, struck through, and its
-    voter may vote again. How approvals count towards the policy is `reviews.counting`.
+    A user has at most one current vote per request. An approval goes stale when the evidence behind
+    it changes (`reviews.decisions.voting.approvals_mark_stale`): it stays here, struck through, and
+    its voter may vote again. How approvals count towards the policy is
+    `reviews.decisions.counting`.
     """
 
     request = models.ForeignKey(TransitionRequest, on_delete=models.CASCADE, related_name="votes")
@@ -242,8 +243,8 @@ class Vote(models.Model):
     decision = models.CharField(max_length=8, choices=VoteChoice.choices)
     comment = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
-    # The required groups the voter was in when voting: those this vote may count for (it counts
-    # for one of them at most, see `reviews.counting`). The audit event records the same list.
+    # The required groups the voter was in when voting: those this vote may count for (it counts for
+    # one of them at most, see `reviews.decisions.counting`). The audit event records the same list.
     groups = models.JSONField(default=list)
     # What the voter saw: {"candidate": {...}, "baseline": {...} | None}.
     seen_metrics = models.JSONField(default=dict)

@@ -15,8 +15,8 @@ from django.urls import reverse
 
 from registry import metrics, names
 
-from .. import gates, standing
-from ..counting import tally
+from ..decisions import gates, standing
+from ..decisions.counting import tally
 from ..guard import latest_probe
 from ..links import absolute, request_url
 from ..models import AuditEvent, TransitionRequest

@@ -24,7 +24,8 @@ from django.db.models import Prefetch
 from identity.mapping import managed_group_names
 from identity.membership import managed_groups_ensure
 
-from .. import audit, counting
+from .. import audit
+from ..decisions import counting
 from ..errors import PolicyInvalid
 from ..models import ApprovalPolicy, OutOfBand, PolicyGate, PolicyRequester, PolicyRequirement
 from .database_checks import database_problems
@@ -191,8 +192,8 @@ def set_requesters(policy: ApprovalPolicy, groups: list[Group]) -> None:
 
 def overlap_warnings(policies: Iterable[ApprovalPolicy]) -> list[str]:
     """One sentence per policy whose required groups share members, naming the groups and the
-    people: each person counts for one group only (`reviews.counting`), so such a policy needs
-    more different people than its groups' sizes suggest, or cannot be met at all.
+    people: each person counts for one group only (`reviews.decisions.counting`), so such a policy
+    needs more different people than its groups' sizes suggest, or cannot be met at all.
 
     A warning, not a refusal: overlapping groups are legitimate, and membership changes. Reads
     `policies` loaded `with_relations`, and their groups' active members in one query.

@@ -235,7 +235,7 @@ class PolicySpec(BaseModel):
     break_glass: BreakGlassSpec | None = None
     # A move of a covered target made in MLflow directly: only flagged, or also undone.
     out_of_band: OutOfBandChoice = "flag"
-    # Approvals that scale with what the evidence packet shows (reviews.escalation).
+    # Approvals that scale with what the evidence packet shows (reviews.decisions.escalation).
     escalate: list[EscalationSpec] = []
     evidence_gates: list[EvidenceGateSpec] = []
 

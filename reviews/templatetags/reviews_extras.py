@@ -19,11 +19,11 @@ from django.utils import timezone
 from registry.models import ChangeOrigin, RegistryChange
 
 from ..break_glass import break_glass_targets
+from ..decisions.promotion import target_options
 from ..forms import PromotionForm
 from ..holder_history import holder_history
 from ..inbox import awaiting_ids, decorate, with_rows
 from ..models import OutOfBandRevert, TransitionRequest
-from ..promotion import target_options
 from ..rollback import rollback_offers
 
 register = template.Library()

@@ -29,8 +29,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from registry.models import ChangeKind, RegistryChange
-from reviews import services
 from reviews.api.auth import token_create
+from reviews.decisions import opening
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
 from reviews.policies.loading import policies_load
 from reviews.policies.matching import policy_for
@@ -272,7 +272,7 @@ def history(world):
 @pytest.fixture
 def failed_request(world, requester):
     """v2 → Staging, approved, its transition failed."""
-    request = services.request_create(
+    request = opening.request_create(
         model="fraud", version=2, target="Staging", requester=requester
     )
     TransitionRequest.objects.filter(pk=request.pk).update(

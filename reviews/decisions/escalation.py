@@ -198,9 +198,10 @@ def seen_evidence(request) -> dict:
 
 def on_evidence_stored(sender, version_ids: list[int], **kwargs) -> None:
     """Evidence arrived for these versions: decide the open requests on them again."""
+    from ..models import Decision, TransitionRequest
     from . import counting
-    from .models import Decision, TransitionRequest
-    from .services import approvals_mark_stale, decide
+    from .deciding import decide
+    from .voting import approvals_mark_stale
 
     with transaction.atomic():
         pending = (

@@ -20,7 +20,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .models import TransitionRequest, Vote, VoteChoice
+from ..models import TransitionRequest, Vote, VoteChoice
 
 Voter = TypeVar("Voter", bound=Hashable)
 

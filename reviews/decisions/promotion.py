@@ -2,7 +2,7 @@
 decide, who may request it, the version holding it now and a preview of the gates.
 
 The version page's "Request promotion" card and the promotion form's own page both show it; the
-engine (`reviews.services.request_create`) decides again when the request is made.
+engine (`reviews.decisions.opening.request_create`) decides again when the request is made.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from django.contrib.auth.models import User
 
 from registry.models import ModelVersion, Stage
 
-from . import gates, related, services
-from .errors import AmbiguousPolicy, NoPolicy
-from .models import ApprovalPolicy, TransitionRequest
-from .policies.matching import policies_loaded, policy_as_spec, policy_for
+from ..errors import AmbiguousPolicy, NoPolicy
+from ..models import ApprovalPolicy, TransitionRequest
+from ..policies.matching import policies_loaded, policy_as_spec, policy_for
+from . import gates, opening, related
 
 
 @dataclass
@@ -32,7 +32,7 @@ class TargetOption:
     unavailable: str = ""
     open_request: TransitionRequest | None = None
     # Earlier rejections of this version for this target, newest first: a new request must
-    # answer them (`reviews.related`).
+    # answer them (`reviews.decisions.related`).
     rejections: list[TransitionRequest] = field(default_factory=list)
     # Open requests of the model's other versions for this target.
     open_others: list[TransitionRequest] = field(default_factory=list)
@@ -111,10 +111,10 @@ def target_options(*, version: ModelVersion, user: User | None = None) -> list[T
         )
         refusal = None
         if user is not None:
-            refusal = services.requester_refusal(
+            refusal = opening.requester_refusal(
                 user, option.spec["requesters"], target=target, groups=groups
             )
-        if services.is_at_target(version, target):
+        if opening.is_at_target(version, target):
             option.unavailable = f"v{version.version} is already at {target}."
         elif refusal:
             option.unavailable = refusal
@@ -122,7 +122,7 @@ def target_options(*, version: ModelVersion, user: User | None = None) -> list[T
             option.open_request = open_requests[target]
             option.unavailable = f"Request #{option.open_request.pk} for {target} is still open."
         else:
-            option.baseline = services.target_holder(model, target, exclude=version.pk)
+            option.baseline = opening.target_holder(model, target, exclude=version.pk)
             option.gates = gates.evaluate(
                 option.spec["gates"],
                 version.metrics or {},

@@ -3,7 +3,8 @@ the requester must answer before asking again, and other open requests for the s
 target, which reviewers should weigh together.
 
 The promotion form, the request page, the API and the CLI all read these; the engine
-(`reviews.services.request_create`) refuses a repeat request that does not answer a rejection.
+(`reviews.decisions.opening.request_create`) refuses a repeat request that does not answer a
+rejection.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.db.models import Q
 
 from registry.models import ModelVersion
 
-from .models import OPEN_CONDITION, Decision, TransitionRequest
+from ..models import OPEN_CONDITION, Decision, TransitionRequest
 
 
 def rejected_by(request: TransitionRequest) -> str:

@@ -1,15 +1,15 @@
 """Where a request stands, read from the facts: its badge, who decided it, whether a retry can help.
 
-The stored `decision` changes only under the request's row lock (`services.decide`), and one
+The stored `decision` changes only under the request's row lock (`deciding.decide`), and one
 change waits for a periodic job: the reconciler marks a pending request past `expires_at` as
 expired up to QUORUM_RECONCILE_INTERVAL later. Nothing can happen to the request meanwhile (a vote
-after the deadline is refused, `services._check_can_vote`), so everything a person reads (the
+after the deadline is refused, `voting._check_can_vote`), so everything a person reads (the
 page's badge, the inbox, the API's `status`, the CLI) says "expired" at once, while the stored
 `decision` (what API clients filter and poll on) keeps its meaning and follows on its own.
 
 A decision names everyone whose vote made it ("approved by alice, bob and carol", the people
-`reviews.counting` counted), not only the last voter. A failed transition offers a retry only
-when retrying can change the outcome: not once the version is gone from MLflow.
+`reviews.decisions.counting` counted), not only the last voter. A failed transition offers a retry
+only when retrying can change the outcome: not once the version is gone from MLflow.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from ..models import Decision, Execution, TransitionRequest, Vote, VoteChoice
 from .counting import Tally
-from .models import Decision, Execution, TransitionRequest, Vote, VoteChoice
 
 # The `transition.failed` detail that says no retry can help (`reviews.jobs`).
 PERMANENT = "permanent"
@@ -82,8 +82,8 @@ def join_names(names: Sequence[str]) -> str:
 
 def deciders(request: TransitionRequest, votes: Iterable[Vote], count: Tally) -> list[str]:
     """The people whose votes decided the request, in the order they voted: for an approval the
-    quorum counted (`reviews.counting`), for a rejection those whose rejections stand, for a
-    cancellation whoever cancelled. Empty when no person decided (gates, expiry, MLflow)."""
+    quorum counted (`reviews.decisions.counting`), for a rejection those whose rejections stand, for
+    a cancellation whoever cancelled. Empty when no person decided (gates, expiry, MLflow)."""
     if request.decision == Decision.APPROVED:
         return list(count.approvers)
     decided_by = request.decided_by if request.decided_by_id is not None else None
