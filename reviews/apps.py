@@ -9,10 +9,11 @@ class ReviewsConfig(AppConfig):
         from identity import events as identity_events
         from registry.signals import changes_observed
 
-        from . import audit, checks  # noqa: F401 - checks registers the checks
+        from . import checks  # noqa: F401 - checks registers the checks
+        from .audit import chain
 
         # Identity's changes (accounts, groups from the provider) go into the audit chain.
-        identity_events.set_recorder(audit.record)
+        identity_events.set_recorder(chain.record)
         from .registry_events import on_changes_observed
 
         changes_observed.connect(on_changes_observed, dispatch_uid="reviews.registry_events")

@@ -43,7 +43,7 @@ from quorum.signing_key import ensure_generated_key
 from quorum_cli import attestation as proof
 from registry.mlflow_client import MlflowError, RegistryClient
 
-from . import audit
+from .audit import chain
 from .decisions import counting
 from .errors import QuorumError
 from .links import request_url
@@ -298,7 +298,7 @@ def write(request_id: int, *, final: bool = False) -> str:
                 "attestation_key_id",
             ]
         )
-        audit.record(
+        chain.record(
             "attestation.written",
             request=request,
             details={"tag": tag, "keyid": keyid, "bytes": len(value.encode())},
@@ -319,7 +319,7 @@ def _record_failure(request_id: int, error: Exception, *, final: bool) -> None:
             request.attestation_attempts += 1
             request.attestation_error = message
             request.save(update_fields=["attestation", "attestation_attempts", "attestation_error"])
-            audit.record(
+            chain.record(
                 "attestation.failed" if final else "attestation.attempt_failed",
                 request=request,
                 details={"attempt": request.attestation_attempts, "error": message},

@@ -22,7 +22,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from . import audit, jobs
+from . import jobs
+from .audit import chain
 from .decisions import opening
 from .decisions.deciding import decide
 from .errors import (
@@ -116,7 +117,7 @@ def break_glass_move(
         comment=reason,
         kind=RequestKind.BREAK_GLASS,
     )
-    audit.record(
+    chain.record(
         "break_glass.used",
         actor=user,
         request=request,
@@ -164,7 +165,7 @@ def ratification_open(request: TransitionRequest) -> TransitionRequest | None:
         gate_results=[],
         expires_at=request.created_at + rules.ratify_within,
     )
-    audit.record(
+    chain.record(
         "request.created",
         actor="system",
         request=ratification,
@@ -206,7 +207,7 @@ def on_ratification_decided(ratification: TransitionRequest, decision: str) -> N
     reverting = None
     if revert and previous is not None and not previous.deleted and moved is not None:
         reverting = _revert(moved, previous)
-    audit.record(
+    chain.record(
         "break_glass.unratified",
         actor="system",
         request=moved,
@@ -244,7 +245,7 @@ def _revert(moved: TransitionRequest, previous) -> TransitionRequest | None:
         decision_reason=f"Break-glass move #{moved.pk} was not ratified; the policy reverts it.",
         execution=Execution.QUEUED,
     )
-    audit.record(
+    chain.record(
         "request.approved",
         actor="policy",
         request=revert,

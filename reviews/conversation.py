@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from . import audit
+from .audit import chain
 from .decisions.deciding import locked_or_refuse, stale_page_refusal
 from .errors import CommentTooLong, EmptyComment
 from .models import COMMENT_MAX, Comment, TransitionRequest
@@ -34,7 +34,7 @@ def comment_post(
     request = locked_or_refuse(request_id)
     stale_page_refusal(request, seen_decision)
     comment = Comment.objects.create(request=request, author=user, body=body)
-    audit.record(
+    chain.record(
         "comment.posted",
         actor=user,
         request=request,

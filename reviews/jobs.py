@@ -30,7 +30,8 @@ from quorum import queues
 from registry.jobs import enqueue_model_sync
 from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
 
-from . import attestation, audit
+from . import attestation
+from .audit import chain
 from .decisions import standing
 from .models import Decision, Execution, TransitionRequest
 
@@ -177,7 +178,7 @@ def _carry_out(request_id: int) -> str:
         request.execution_attempts += 1
         request.execution_started_at = timezone.now()
         request.save(update_fields=["execution", "execution_attempts", "execution_started_at"])
-        audit.record(
+        chain.record(
             "transition.started", request=request, details={"attempt": request.execution_attempts}
         )
     name, number = request.version.model.name, request.version.version
@@ -216,7 +217,7 @@ def _carry_out(request_id: int) -> str:
         )
         if not recorded:  # another run recorded it (SQLite: no execution lock to wait on)
             return f"request #{request_id} was already carried out"
-        audit.record(
+        chain.record(
             "transition.done",
             request=request,
             details={"already_at_target": already, "archived_versions": [] if already else holders},
@@ -272,7 +273,7 @@ def _fail(request_id: int, error: str, *, final: bool, permanent: bool = False) 
         request.execution = Execution.FAILED if final else Execution.QUEUED
         request.execution_error = error
         request.save(update_fields=["execution", "execution_error"])
-        audit.record(
+        chain.record(
             "transition.failed" if final else "transition.attempt_failed",
             request=request,
             details={

@@ -24,7 +24,7 @@ from django.utils import timezone
 from rq import Retry
 from rq.exceptions import DuplicateJobError
 
-from . import audit
+from .audit import chain
 from .models import AuditEvent, OutboxItem, OutboxState
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def send_again(model: type[OutboxItem], ids: list[int], *, actor) -> list[int]:
             claimed_until=None,
             finished_at=None,
         )
-        audit.record(
+        chain.record(
             "outbox.send_again",
             actor=actor,
             details={"outbox": model._meta.verbose_name_plural, "ids": moved},

@@ -25,7 +25,8 @@ from rq.worker import Worker
 
 from quorum import queues
 
-from . import attestation, audit, registry_events, reverts
+from . import attestation, registry_events, reverts
+from .audit import chain, verification
 from .decisions import deciding
 from .jobs import (
     DEAD_JOB_STATES,
@@ -57,7 +58,7 @@ def reconcile() -> dict:
     proofs = attestation.requeue_pending()
     classified = registry_events.classify_pending_changes()
     reverts_requeued = reverts.requeue_lost()
-    audit.extend_verified_checkpoint()
+    verification.extend_verified_checkpoint()
     summary = {
         "expired": len(expired),
         "overdue_retries": len(overdue),
@@ -106,7 +107,7 @@ def _record_overdue_retry(request_id: int, due: datetime) -> None:
             request = TransitionRequest.objects.locked(request_id)
         except TransitionRequest.DoesNotExist:  # gone: the retry will find nothing to do
             return
-        audit.record(
+        chain.record(
             "transition.retry_enqueued",
             request=request,
             details={"due": f"{due:%H:%M:%S} UTC", "why": "no scheduler enqueued it"},
@@ -169,7 +170,7 @@ def requeue_lost_transitions() -> list[int]:
                 continue
             request.execution_requeues += 1
             request.save(update_fields=["execution_requeues"])
-            audit.record(
+            chain.record(
                 "transition.requeued",
                 request=request,
                 details={"job_status": why, "requeue": request.execution_requeues},
@@ -189,7 +190,7 @@ def _give_up(request: TransitionRequest, why: str, limit: int) -> None:
     request.execution = Execution.FAILED
     request.execution_error = error
     request.save(update_fields=["execution", "execution_error"])
-    audit.record(
+    chain.record(
         "transition.failed",
         request=request,
         details={"attempt": request.execution_attempts, "error": error, "requeues": limit},

@@ -31,7 +31,8 @@ from registry.models import (
     Stage,
 )
 
-from . import audit, reverts
+from . import reverts
+from .audit import chain
 from .decisions import escalation, gates
 from .decisions.deciding import decide
 from .decisions.opening import is_at_target, target_holder
@@ -105,7 +106,7 @@ def classify(changes: list[RegistryChange]) -> None:
         else:
             flagged.append(change)
             change.origin = ChangeOrigin.OUT_OF_BAND
-            audit.record(
+            chain.record(
                 "registry.out_of_band",
                 actor="mlflow",
                 model_name=change.model.name,
@@ -199,7 +200,7 @@ def _review_pending_requests(changes: list[RegistryChange]) -> None:
             ]
         )
         # The request page's gates section and timeline say when and why they were re-evaluated.
-        audit.record(
+        chain.record(
             "request.reevaluated",
             actor="system",
             request=request,

@@ -43,7 +43,7 @@ from registry.mlflow_client import MlflowError, RegistryClient
 from registry.models import ChangeKind, RegisteredModel, RegistryChange, Stage
 from registry.targets import Target
 
-from . import audit
+from .audit import chain
 from .errors import QuorumError
 from .jobs import QUEUE, model_moves_lock
 from .models import (
@@ -237,7 +237,7 @@ def _carry_out(revert_id: int) -> str:
         )
         if not updated:
             return f"revert #{revert_id} was recorded by another run"
-        audit.record(
+        chain.record(
             "out_of_band.reverted" if moves else "out_of_band.revert_skipped",
             actor="system",
             model_name=model.name,
@@ -378,7 +378,7 @@ def _record_error(revert_id: int, error: Exception) -> None:
             revert.finished_at = timezone.now() if final else None
             revert.save(update_fields=["error", "state", "finished_at"])
             if final:
-                audit.record(
+                chain.record(
                     "out_of_band.revert_failed",
                     actor="system",
                     model_name=revert.model.name,

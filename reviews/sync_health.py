@@ -20,7 +20,7 @@ from django.db import transaction
 from registry.models import SyncRun
 from registry.sync_status import failure_streak
 
-from . import audit
+from .audit import chain
 from .models import AuditEvent, AuditHead
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def sync_failing_record() -> AuditEvent | None:
         logger.error(
             "registry sync failed %d times in a row: %s", streak.failures, streak.last_error
         )
-        return audit.record(
+        return chain.record(
             ACTION,
             actor="system",
             details={

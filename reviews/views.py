@@ -33,7 +33,8 @@ from registry.history import version_histories
 from registry.lookups import model_or_404, version_or_404
 from registry.metrics import ordered_keys
 
-from . import audit, conversation, errors, stalls, timeline
+from . import conversation, errors, stalls, timeline
+from .audit import export, verification
 from .decisions import (
     counting,
     deciding,
@@ -499,18 +500,18 @@ def audit_log(request: AuthenticatedHttpRequest) -> HttpResponse:
     filters = AuditFilterForm(request.GET, actions=AuditEvent.objects.actions())
     events = filters.apply(AuditEvent.objects.order_by("-sequence"))
     filtered = any(value for key, value in request.GET.items() if key != "page")
-    verification = audit.chain_status()
+    chain_state = verification.chain_status()
     paginator = Paginator(events, EVENTS_PER_PAGE)
-    if not filtered and verification.state != "broken":
+    if not filtered and chain_state.state != "broken":
         # A chain that holds has as many events as its head counts: no COUNT over the history.
-        paginator.count = verification.events
+        paginator.count = chain_state.events
     return render(
         request,
         "reviews/audit.html",
         {
             "filters": filters,
             "page": paginator.get_page(request.GET.get("page")),
-            "verification": verification,
+            "verification": chain_state,
             "filtered": filtered,
             "export_query": request.GET.urlencode(),
         },
@@ -531,7 +532,7 @@ def audit_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     filters = AuditFilterForm(request.GET, actions=AuditEvent.objects.actions())
     events = filters.apply(AuditEvent.objects.order_by("sequence"))
     writer = csv.writer(_Echo())
-    rows = (writer.writerow(row) for row in audit.csv_rows(events.iterator(chunk_size=2000)))
+    rows = (writer.writerow(row) for row in export.csv_rows(events.iterator(chunk_size=2000)))
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
     return StreamingHttpResponse(
         rows,

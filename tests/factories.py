@@ -253,12 +253,12 @@ CHAIN_ACTIONS = ("request.created", "vote.cast", "request.approved", "transition
 
 def make_audit_chain(count: int, *, batch: int = 5000) -> None:
     """Appends `count` events to the audit chain in bulk, each hashed exactly as
-    `audit.record` hashes it: a long, valid history in seconds rather than minutes.
+    `chain.record` hashes it: a long, valid history in seconds rather than minutes.
 
     Rows are written directly (no `event_recorded` signal, so no mail or webhooks), under the
     chain head's lock, and the head is moved to the last one.
     """
-    from reviews import audit
+    from reviews.audit import chain
     from reviews.models import AuditEvent, AuditHead
 
     AuditHead.objects.get_or_create(name="audit")
@@ -276,8 +276,8 @@ def make_audit_chain(count: int, *, batch: int = 5000) -> None:
                 "version": sequence % 10 + 1,
                 "details": {"n": sequence},
             }
-            content = audit.canonical(sequence=sequence, request_id=None, **fields)
-            digest = audit.chain_hash(head.hash, content)
+            content = chain.canonical(sequence=sequence, request_id=None, **fields)
+            digest = chain.chain_hash(head.hash, content)
             rows.append(AuditEvent(sequence=sequence, prev_hash=head.hash, hash=digest, **fields))
             head.sequence, head.hash = sequence, digest
             if len(rows) == batch:

@@ -14,7 +14,8 @@ from securesystemslib.signer import CryptoSigner
 
 from quorum_cli import attestation as proof
 from registry.sync import sync_registry
-from reviews import attestation, audit, reconciler
+from reviews import attestation, reconciler
+from reviews.audit import verification
 from reviews.decisions import opening
 from reviews.links import request_url
 from reviews.models import (
@@ -87,7 +88,7 @@ def test_carrying_out_a_request_writes_a_signed_proof_of_who_approved_it(
     written = AuditEvent.objects.get(action="attestation.written", request=request)
     assert written.details["tag"] == "quorum.attestation.Production"
     assert written.details["bytes"] == len(tag.encode()) < proof.MAX_TAG_BYTES
-    assert audit.verify().ok
+    assert verification.verify().ok
 
 
 def test_a_version_approved_for_staging_then_production_keeps_both_proofs(

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from registry.models import RegisteredModel
 from registry.sync import sync_registry
-from reviews import audit, notify
+from reviews import notify
+from reviews.audit import chain
 from reviews.checks import check_registry_guard
 from reviews.guard import (
     PROTECTED_TAG,
@@ -93,7 +94,7 @@ def test_settings_page_says_whether_the_registry_is_guarded(client, requester):
 
 def out_of_band_mail() -> dict[str, str]:
     details = {"change": "stage", "old": "None", "new": "Production"}
-    event = audit.record(
+    event = chain.record(
         "registry.out_of_band", actor="mlflow", model_name="churn", version=2, details=details
     )
     return notify.render(event, NotificationKind.OUT_OF_BAND)

@@ -11,7 +11,8 @@ from django.urls import reverse
 
 from registry import names
 from registry.sync import sync_registry
-from reviews import audit, notify
+from reviews import notify
+from reviews.audit import verification
 from reviews.decisions import opening
 from tests.factories import register_with_metrics
 
@@ -115,5 +116,5 @@ def test_a_request_on_the_twin_is_marked_in_the_inbox_request_page_audit_and_mai
     assert f"asks for {marked} v1 to go to Production" in message["text"]
     assert marked in html.unescape(message["html"])
     assert event.model_name == twin  # the record keeps the name as MLflow has it
-    assert audit.verify().ok
+    assert verification.verify().ok
     assert mail.outbox == []

@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from registry.models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange
 from registry.sync import sync_registry
-from reviews import audit, registry_events
+from reviews import registry_events
+from reviews.audit import verification
 from reviews.decisions import counting, deciding, voting
 from reviews.errors import (
     AlreadyAtTarget,
@@ -232,7 +233,7 @@ def test_a_nan_logged_in_mlflow_rejects_the_request_saying_so(
     assert request.gate_results[0]["value"] == "NaN"
     created = AuditEvent.objects.get(action="request.created", request=request)
     assert created.details["gates"][0]["value"] == "NaN"
-    assert audit.verify().ok
+    assert verification.verify().ok
 
 
 def test_a_holder_with_a_nan_metric_can_still_be_replaced_by_the_reviewers(
@@ -257,7 +258,7 @@ def test_a_holder_with_a_nan_metric_can_still_be_replaced_by_the_reviewers(
     assert refresh(request).decision == Decision.APPROVED
     seen = Vote.objects.filter(request=request).first().seen_metrics
     assert seen["baseline"] == {"accuracy": pytest.approx(0.9), "f1": "NaN"}
-    assert audit.verify().ok
+    assert verification.verify().ok
 
 
 # -- votes and quorum --------------------------------------------------------------------------
@@ -661,7 +662,7 @@ def test_the_audit_chain_holds_after_a_busy_review(
     approve(request, scientist1)
     deciding.request_cancel(request_id=request.pk, user=requester)
 
-    verification = audit.verify()
+    result = verification.verify()
 
     # The policy load, the request, two votes, the cancellation.
-    assert verification.ok and verification.checked == AuditEvent.objects.count() == 5
+    assert result.ok and result.checked == AuditEvent.objects.count() == 5

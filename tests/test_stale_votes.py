@@ -12,8 +12,9 @@ import pytest
 from django.urls import reverse
 
 from registry.sync import sync_registry
-from reviews import audit, jobs
+from reviews import jobs
 from reviews.api.auth import token_create
+from reviews.audit import verification
 from reviews.decisions import opening, voting
 from reviews.models import Decision, Execution, TransitionRequest, Vote
 from tests.factories import register_in_mlflow
@@ -90,7 +91,7 @@ def test_the_stale_voter_approves_again_and_the_transition_happens_in_mlflow(
     actions = list(request.audit_events.order_by("sequence").values_list("action", flat=True))
     assert actions.index("votes.stale") < actions.index("request.approved")
     assert actions.count("vote.cast") == 4
-    assert audit.verify().ok
+    assert verification.verify().ok
 
 
 def test_the_stale_voter_sees_why_and_votes_again_on_the_page(

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from registry.models import Stage
-from reviews import audit
+from reviews.audit import chain
 from reviews.decisions import deciding, opening, standing, voting
 from reviews.decisions.counting import tally
 from reviews.errors import WrongExecutionState
@@ -138,7 +138,7 @@ def fail(request, *, permanent: bool) -> TransitionRequest:
         decision=Decision.APPROVED, execution=Execution.FAILED, execution_error="gone"
     )
     details = {"error": "gone", **({standing.PERMANENT: True} if permanent else {})}
-    audit.record("transition.failed", request=request, details=details)
+    chain.record("transition.failed", request=request, details=details)
     return fresh(request)
 
 

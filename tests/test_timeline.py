@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from registry.models import ChangeKind, Stage
-from reviews import audit, conversation, timeline
+from reviews import conversation, timeline
+from reviews.audit import chain
 from reviews.decisions import deciding, opening, voting
 from reviews.models import AuditEvent
 from tests.factories import make_model, make_version
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def out_of_band(change: str, old, new, *, model: str = "fraud", version: int = 1) -> None:
-    audit.record(
+    chain.record(
         "registry.out_of_band",
         actor="mlflow",
         model_name=model,
@@ -50,7 +51,7 @@ def test_timeline_tells_the_conversation_in_order(pending, requester, scientist1
 def test_timeline_shows_dismissed_approvals_and_reevaluated_gates(pending, scientist1):
     voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
     voting.approvals_mark_stale(pending, reason="Production is now held by v3 (was v1).")
-    audit.record(
+    chain.record(
         "request.reevaluated",
         actor="system",
         request=pending,
@@ -64,11 +65,11 @@ def test_timeline_shows_dismissed_approvals_and_reevaluated_gates(pending, scien
 
 
 def test_timeline_shows_transition_attempts_and_their_outcome(pending):
-    audit.record("transition.started", request=pending, details={"attempt": 1})
-    audit.record(
+    chain.record("transition.started", request=pending, details={"attempt": 1})
+    chain.record(
         "transition.attempt_failed", request=pending, details={"attempt": 1, "error": "HTTP 503"}
     )
-    audit.record("transition.done", request=pending, details={"archived_versions": [1]})
+    chain.record("transition.done", request=pending, details={"archived_versions": [1]})
     started, failed, done = timeline.timeline(pending)[-3:]
     assert started.title == "Transition attempt started (attempt 1)"
     assert failed.title.startswith("Transition attempt failed") and failed.text == "HTTP 503"

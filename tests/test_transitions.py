@@ -15,7 +15,8 @@ from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.models import ChangeKind, ModelVersion, RegistryChange, SyncRun
 from registry.sync import sync_registry
-from reviews import audit, jobs
+from reviews import jobs
+from reviews.audit import verification
 from reviews.decisions import deciding, opening, voting
 from reviews.models import (
     AuditEvent,
@@ -59,7 +60,7 @@ def test_last_approval_moves_the_version_in_mlflow_and_archives_the_old_one(
     assert set(request.caused_changes.values_list("origin", flat=True)) == {"quorum"}
     request.refresh_from_db()
     assert not request.awaiting_mirror
-    assert audit.verify().ok
+    assert verification.verify().ok
 
 
 def test_alias_target_sets_the_alias_in_mlflow(
@@ -242,7 +243,7 @@ def test_concurrent_final_approvals_make_one_decision_one_job_one_transition(
             model__name=unique_name, version__version=version, kind=ChangeKind.STAGE_CHANGED
         )
         assert list(moves.values_list("new", flat=True)) == ["Production"]
-    assert audit.verify().ok
+    assert verification.verify().ok
 
 
 # -- a transition that happened is done ---------------------------------------------------------

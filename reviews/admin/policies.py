@@ -18,7 +18,7 @@ from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseInlineFormSet
 from pydantic import ValidationError
 
-from .. import audit
+from ..audit import chain
 from ..models import ApprovalPolicy, PolicyGate, PolicyRequirement
 from ..policies.database_checks import policy_problems
 from ..policies.loading import overlap_warnings, set_requesters
@@ -238,7 +238,7 @@ def warn_overlaps(request, policies) -> None:
 
 def _record_policy(action: str, policy: ApprovalPolicy, user) -> None:
     policy = with_relations(ApprovalPolicy.objects.all()).get(pk=policy.pk)
-    audit.record(action, actor=user, details=policy_as_spec(policy).model_dump(mode="json"))
+    chain.record(action, actor=user, details=policy_as_spec(policy).model_dump(mode="json"))
 
 
 @admin.register(ApprovalPolicy)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.urls import reverse
 
-from .. import attestation, audit
+from .. import attestation
 from ..api.auth import token_revoke
+from ..audit import verification
 from ..decisions import deciding
 from ..errors import QuorumError
 from ..models import ApiToken, AuditEvent, OutOfBandRevert, TransitionRequest, Vote
@@ -119,7 +120,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     def changelist_view(self, request, extra_context=None):
         # The same bounded check as the audit page: the checkpoint, and the events after it.
-        extra_context = {**(extra_context or {}), "audit_verification": audit.chain_status()}
+        extra_context = {**(extra_context or {}), "audit_verification": verification.chain_status()}
         return super().changelist_view(request, extra_context=extra_context)
 
 

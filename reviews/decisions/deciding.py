@@ -13,7 +13,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from .. import audit, jobs
+from .. import jobs
+from ..audit import chain
 from ..errors import (
     InvalidReason,
     NotAllowed,
@@ -72,7 +73,7 @@ def decide(request: TransitionRequest, decision: str, *, actor, reason: str) -> 
         request.execution = Execution.QUEUED
         fields.append("execution")
     request.save(update_fields=fields)
-    audit.record(f"request.{decision}", actor=actor, request=request, details={"reason": reason})
+    chain.record(f"request.{decision}", actor=actor, request=request, details={"reason": reason})
     if decision == Decision.APPROVED:
         transaction.on_commit(lambda: jobs.enqueue_transition(request.pk))
 
@@ -135,7 +136,7 @@ def transition_retry(*, request_id: int, user: User) -> TransitionRequest:
     request.execution = Execution.QUEUED
     request.execution_requeues = 0  # the reconciler's allowance starts again
     request.save(update_fields=["execution", "execution_requeues"])
-    audit.record(
+    chain.record(
         "transition.retry",
         actor=user,
         request=request,

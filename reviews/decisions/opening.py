@@ -17,7 +17,7 @@ from django.utils import timezone
 from registry.models import ModelVersion, RegisteredModel
 from registry.targets import Target
 
-from .. import audit
+from ..audit import chain
 from ..errors import (
     AlreadyAtTarget,
     AnswerRequired,
@@ -170,7 +170,7 @@ def request_create(
         raise DuplicateRequest(
             f"A request for {model} version {number} → {target} is already open."
         ) from None
-    audit.record(
+    chain.record(
         "request.created",
         actor=requester,
         request=request,

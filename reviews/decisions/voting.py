@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from .. import audit
+from ..audit import chain
 from ..errors import (
     AlreadyVoted,
     CommentRequired,
@@ -96,7 +96,7 @@ def vote_cast(
         seen_metrics={"candidate": request.candidate_metrics, "baseline": request.baseline_metrics},
         seen_evidence=escalation.seen_evidence(request),
     )
-    audit.record(
+    chain.record(
         "vote.cast",
         actor=user,
         request=request,
@@ -120,7 +120,7 @@ def approvals_mark_stale(request: TransitionRequest, *, reason: str) -> int:
     voters = list(stale.values_list("user__username", flat=True))
     count = stale.update(stale=True, stale_reason=reason, stale_at=timezone.now())
     if count:
-        audit.record(
+        chain.record(
             "votes.stale",
             actor="system",
             request=request,

@@ -24,7 +24,7 @@ from django.db.models import Prefetch
 from identity.mapping import managed_group_names
 from identity.membership import managed_groups_ensure
 
-from .. import audit
+from ..audit import chain
 from ..decisions import counting
 from ..errors import PolicyInvalid
 from ..models import ApprovalPolicy, OutOfBand, PolicyGate, PolicyRequester, PolicyRequirement
@@ -93,7 +93,7 @@ def policies_load(
         if dry_run:
             transaction.set_rollback(True)
         elif report.changed_anything:
-            audit.record(
+            chain.record(
                 "policy.load",
                 actor=actor,
                 details={
