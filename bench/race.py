@@ -31,8 +31,8 @@ def main() -> int:
         import django_rq
 
         from registry.mlflow_client import RegistryClient
-        from reviews import jobs
         from reviews.audit import verification
+        from reviews.execution import jobs
         from tests.reliability import race
 
         queue = django_rq.get_queue(jobs.QUEUE)

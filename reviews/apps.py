@@ -14,19 +14,19 @@ class ReviewsConfig(AppConfig):
 
         # Identity's changes (accounts, groups from the provider) go into the audit chain.
         identity_events.set_recorder(chain.record)
-        from .registry_events import on_changes_observed
+        from .execution.registry_events import on_changes_observed
 
         changes_observed.connect(on_changes_observed, dispatch_uid="reviews.registry_events")
 
         from registry.signals import sync_finished
 
-        from .sync_health import on_sync_finished
+        from .execution.sync_health import on_sync_finished
 
         sync_finished.connect(on_sync_finished, dispatch_uid="reviews.sync_health")
 
         from django.db.models.signals import post_delete, post_save
 
-        from . import guard
+        from .execution import guard
         from .models import ApprovalPolicy
 
         # The guard inside MLflow learns what is protected from tags Quorum keeps in step.

@@ -22,7 +22,6 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from . import jobs
 from .audit import chain
 from .decisions import opening
 from .decisions.deciding import decide
@@ -35,6 +34,7 @@ from .errors import (
     QuorumError,
     SelfApprovalNotAllowed,
 )
+from .execution import jobs
 from .models import ApprovalPolicy, Decision, Execution, RequestKind, TransitionRequest
 from .policies.matching import policy_as_spec, policy_for
 from .policies.spec import BreakGlassSpec, target_problem

@@ -22,7 +22,7 @@ from registry.targets import Target
 
 from .decisions import opening
 from .errors import InvalidTarget, InvalidVersion, NothingToRollBack, UnknownModel
-from .holder_history import HolderHistory, holder_history
+from .execution.holder_history import HolderHistory, holder_history
 from .models import RequestKind, TransitionRequest
 from .policies.spec import target_problem
 

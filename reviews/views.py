@@ -33,7 +33,7 @@ from registry.history import version_histories
 from registry.lookups import model_or_404, version_or_404
 from registry.metrics import ordered_keys
 
-from . import conversation, errors, stalls, timeline
+from . import conversation, errors, timeline
 from .audit import export, verification
 from .decisions import (
     counting,
@@ -46,6 +46,7 @@ from .decisions import (
     standing,
     voting,
 )
+from .execution import stalls
 from .forms import (
     AuditFilterForm,
     CancelForm,
@@ -268,7 +269,7 @@ def _status(review: TransitionRequest) -> dict:
         "attempts": review.execution_attempts,
         "error": review.execution_error,
         "outcome": outcome(review),
-        # No worker is there to take the job: what to do about it (reviews/stalls.py).
+        # No worker is there to take the job: what to do about it (reviews/execution/stalls.py).
         "stalled": stall.message if stall else "",
         "poll": review.decision == Decision.APPROVED and review.execution in POLLED,
     }

@@ -1,5 +1,5 @@
 """The settings page: a user turns reminder emails off (or on again), and sees whether the MLflow
-registry is guarded (`reviews.guard`).
+registry is guarded (`reviews.execution.guard`).
 
 Only reminders are optional. Mail about a user's own requests, and the mail that asks an approver
 to review a new request, always go.
@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from quorum.http import AuthenticatedHttpRequest
 
-from .guard import latest_probe
+from .execution.guard import latest_probe
 from .models import NotificationPreference
 
 

@@ -28,8 +28,8 @@ from quorum.localservices import MlflowServer, free_port, redis_answers, start_m
 from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
-from reviews import jobs
 from reviews.decisions import opening
+from reviews.execution import jobs
 from tests.factories import STANDARD_POLICIES, approve_all
 from tests.parallel import use_own_redis_database
 from tests.waiting import wait_for
@@ -359,7 +359,7 @@ def run_transition(committed, simple_worker):
     process; what the job leaves for after the commit (mail, webhooks, the sync) is enqueued."""
     import django_rq
 
-    from reviews import jobs
+    from reviews.execution import jobs
 
     def run(request) -> None:
         # Request ids restart with each test database, and a finished job of an earlier run with

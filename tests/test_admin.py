@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from registry.models import ModelVersion, RegisteredModel
 from reviews.audit import chain, verification
-from reviews.jobs import QUEUE, transition_job_id
+from reviews.execution.jobs import QUEUE, transition_job_id
 from reviews.models import (
     ApprovalPolicy,
     AuditEvent,

@@ -16,7 +16,7 @@ from reviews.api.auth import token_create
 from reviews.break_glass import break_glass_move
 from reviews.decisions import deciding, opening, voting
 from reviews.errors import BreakGlassLimit, CommentRequired, NotAllowed, SelfApprovalNotAllowed
-from reviews.holder_history import holder_history
+from reviews.execution.holder_history import holder_history
 from reviews.models import (
     AuditEvent,
     Decision,

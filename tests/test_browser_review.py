@@ -16,8 +16,8 @@ import pytest
 from registry.jobs import SYNC_QUEUE
 from registry.models import Stage
 from registry.sync import sync_registry
-from reviews import jobs
 from reviews.decisions import voting
+from reviews.execution import jobs
 from reviews.models import Decision, Execution, RequestKind, TransitionRequest, Vote
 from reviews.policies.loading import policies_load
 from tests.factories import (

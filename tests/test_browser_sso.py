@@ -12,8 +12,8 @@ import os
 
 import pytest
 
-from reviews import jobs
 from reviews.decisions import opening
+from reviews.execution import jobs
 from reviews.models import Decision, TransitionRequest, Vote
 from reviews.policies.loading import policies_load
 from tests.browser import SCREENSHOTS, chromium

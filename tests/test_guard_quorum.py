@@ -1,5 +1,6 @@
-"""Quorum's side of the guard (`reviews.guard`): the probe and what shows it (settings page,
-`manage.py check`, the out-of-band mail), and the protection tags kept in step with the policies."""
+"""Quorum's side of the guard (`reviews.execution.guard`): the probe and what shows it (settings
+page, `manage.py check`, the out-of-band mail), and the protection tags kept in step with the
+policies."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from registry.sync import sync_registry
 from reviews import notify
 from reviews.audit import chain
 from reviews.checks import check_registry_guard
-from reviews.guard import (
+from reviews.execution.guard import (
     PROTECTED_TAG,
     guard_probe_record,
     guard_tag_value,

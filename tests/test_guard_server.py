@@ -12,9 +12,9 @@ from django.conf import settings
 from django.urls import reverse
 
 from registry.sync import sync_registry
-from reviews import jobs
 from reviews.decisions import opening, voting
-from reviews.guard import PROTECTED_TAG, latest_probe
+from reviews.execution import jobs
+from reviews.execution.guard import PROTECTED_TAG, latest_probe
 from reviews.models import Execution
 from tests.factories import register_in_mlflow
 from tests.waiting import join_all

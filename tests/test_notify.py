@@ -20,8 +20,9 @@ from django_rq.cron import DjangoCronScheduler
 
 from quorum.localservices import free_port
 from registry.models import ChangeKind, RegistryChange
-from reviews import jobs, notify, outbox, registry_events
+from reviews import notify, outbox
 from reviews.decisions import deciding, opening, voting
+from reviews.execution import jobs, registry_events
 from reviews.models import (
     AuditEvent,
     Notification,

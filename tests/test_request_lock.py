@@ -10,9 +10,9 @@ from django.db import DatabaseError, connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
-from reviews import jobs
 from reviews.decisions import deciding
 from reviews.errors import RequestNotFound
+from reviews.execution import jobs
 from reviews.models import Decision, TransitionRequest
 from tests.factories import make_model, make_version
 

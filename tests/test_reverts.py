@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from registry.models import ChangeOrigin, ModelVersion, RegisteredModel, RegistryChange
 from registry.sync import sync_registry
-from reviews import reconciler, reverts
 from reviews.audit import verification
-from reviews.holder_history import holder_history
+from reviews.execution import reconciler, reverts
+from reviews.execution.holder_history import holder_history
 from reviews.models import (
     ApprovalPolicy,
     AuditEvent,
@@ -366,7 +366,7 @@ def test_a_move_of_a_target_whose_policy_flags_is_not_reverted(
 
 
 def began(name: str, target: str) -> list[str]:
-    """How each holding of `target` began, oldest first (`reviews.holder_history`)."""
+    """How each holding of `target` began, oldest first (`reviews.execution.holder_history`)."""
     model = RegisteredModel.objects.get(name=name)
     return [entry.began.kind for entry in holder_history(model).of(target)]
 

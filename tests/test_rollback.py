@@ -11,7 +11,7 @@ from registry.models import RegisteredModel
 from reviews.api.auth import token_create
 from reviews.decisions import opening
 from reviews.errors import NothingToRollBack
-from reviews.holder_history import holder_history
+from reviews.execution.holder_history import holder_history
 from reviews.models import Decision, Execution, RequestKind, TransitionRequest
 from reviews.policies.loading import policies_load
 from reviews.rollback import rollback_request_create

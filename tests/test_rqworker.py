@@ -16,8 +16,8 @@ from quorum.localservices import stop_process
 from registry.jobs import SYNC_QUEUE
 from registry.models import ChangeKind, RegistryChange
 from registry.sync import sync_registry
-from reviews import jobs, stalls
 from reviews.decisions import opening, voting
+from reviews.execution import jobs, stalls
 from reviews.models import Execution, TransitionRequest
 from tests.factories import register_in_mlflow
 from tests.processes import database_url

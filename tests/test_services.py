@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from registry.models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange
 from registry.sync import sync_registry
-from reviews import registry_events
 from reviews.audit import verification
 from reviews.decisions import counting, deciding, voting
 from reviews.errors import (
@@ -34,6 +33,7 @@ from reviews.errors import (
     VersionDeleted,
     WrongExecutionState,
 )
+from reviews.execution import registry_events
 from reviews.models import (
     ApprovalPolicy,
     AuditEvent,

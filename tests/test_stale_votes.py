@@ -12,10 +12,10 @@ import pytest
 from django.urls import reverse
 
 from registry.sync import sync_registry
-from reviews import jobs
 from reviews.api.auth import token_create
 from reviews.audit import verification
 from reviews.decisions import opening, voting
+from reviews.execution import jobs
 from reviews.models import Decision, Execution, TransitionRequest, Vote
 from tests.factories import register_in_mlflow
 

@@ -14,8 +14,8 @@ from django.test import Client
 from django.urls import reverse
 from rq.worker import Worker
 
-from reviews import jobs, stalls
 from reviews.decisions import opening, voting
+from reviews.execution import jobs, stalls
 from reviews.models import Execution
 
 pytestmark = pytest.mark.django_db

@@ -15,9 +15,9 @@ from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.models import ChangeKind, ModelVersion, RegistryChange, SyncRun
 from registry.sync import sync_registry
-from reviews import jobs
 from reviews.audit import verification
 from reviews.decisions import deciding, opening, voting
+from reviews.execution import jobs
 from reviews.models import (
     AuditEvent,
     Decision,

@@ -20,8 +20,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from quorum.localservices import free_port
-from reviews import jobs, notify, webhooks_out
+from reviews import notify, webhooks_out
 from reviews.decisions import deciding, opening, voting
+from reviews.execution import jobs
 from reviews.models import OutboxState, WebhookDelivery
 from tests.factories import make_mirror
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.urls import reverse
 
-from .. import attestation
 from ..api.auth import token_revoke
 from ..audit import verification
 from ..decisions import deciding
 from ..errors import QuorumError
+from ..execution import proof_keys
+from ..execution.stalls import HINT, request_stall, stalled_requests, summary
 from ..models import ApiToken, AuditEvent, OutOfBandRevert, TransitionRequest, Vote
-from ..stalls import HINT, request_stall, stalled_requests, summary
 
 # -- requests, votes, audit --------------------------------------------------------------------
 
@@ -67,8 +67,8 @@ class TransitionRequestAdmin(ReadOnlyAdmin):
             self.message_user(request, f"{summary(found)} {HINT}", messages.WARNING)
         extra_context = {**(extra_context or {}), "keys_url": reverse("api-v1:list_keys")}
         try:
-            extra_context["signing_keys"] = attestation.published_keys()
-        except attestation.SigningKeyError as error:
+            extra_context["signing_keys"] = proof_keys.published_keys()
+        except proof_keys.SigningKeyError as error:
             extra_context["signing_keys_error"] = str(error)
         return super().changelist_view(request, extra_context)
 
@@ -126,7 +126,8 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 @admin.register(OutOfBandRevert)
 class OutOfBandRevertAdmin(ReadOnlyAdmin):
-    """Quorum undoing moves made in MLflow directly (`out_of_band: revert`, reviews/reverts.py)."""
+    """Quorum undoing moves made in MLflow directly (`out_of_band: revert`,
+    reviews/execution/reverts.py)."""
 
     list_display = ["id", "model", "state", "attempts", "created_at", "finished_at"]
     list_filter = ["state"]

@@ -13,7 +13,6 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from .. import jobs
 from ..audit import chain
 from ..errors import (
     InvalidReason,
@@ -23,6 +22,7 @@ from ..errors import (
     RequestNotFound,
     WrongExecutionState,
 )
+from ..execution import jobs
 from ..models import COMMENT_MAX, Decision, Execution, TransitionRequest
 from . import standing
 

@@ -22,7 +22,7 @@ from django.utils import timezone
 from ..models import Decision, Execution, TransitionRequest, Vote, VoteChoice
 from .counting import Tally
 
-# The `transition.failed` detail that says no retry can help (`reviews.jobs`).
+# The `transition.failed` detail that says no retry can help (`reviews.execution.jobs`).
 PERMANENT = "permanent"
 
 

@@ -38,7 +38,7 @@ class ApprovalPolicy(models.Model):
     rollback = models.JSONField(null=True, blank=True)
     break_glass = models.JSONField(null=True, blank=True)
     # A move of a covered target made in MLflow directly: flagged (audited, mailed, shown), or
-    # also undone by a worker (reviews/reverts.py).
+    # also undone by a worker (reviews/execution/reverts.py).
     out_of_band = models.CharField(max_length=8, choices=OutOfBand.choices, default=OutOfBand.FLAG)
     # {"escalate": [...], "evidence_gates": [...]}: approvals that scale with the evidence
     # packet, as the policy file writes them (reviews.policies.spec.EscalationSpec).

@@ -43,7 +43,7 @@ COMMENT_MAX = 4000
 
 
 class Attestation(models.TextChoices):
-    """The signed approval proof on the promoted version (reviews/attestation.py)."""
+    """The signed approval proof on the promoted version (reviews/execution/attestation.py)."""
 
     NONE = "", "none"  # not carried out yet, or carried out before proofs were written
     PENDING = "pending", "pending"  # the version moved; the proof is being written or retried
@@ -151,7 +151,7 @@ class TransitionRequest(models.Model):
     caused_changes = models.ManyToManyField(
         "registry.RegistryChange", blank=True, related_name="caused_by"
     )
-    # The signed proof written on the version once it moved (reviews/attestation.py).
+    # The signed proof written on the version once it moved (reviews/execution/attestation.py).
     attestation = models.CharField(
         max_length=16, choices=Attestation.choices, default=Attestation.NONE, blank=True
     )

@@ -17,7 +17,7 @@ from registry import metrics, names
 
 from ..decisions import gates, standing
 from ..decisions.counting import tally
-from ..guard import latest_probe
+from ..execution.guard import latest_probe
 from ..links import absolute, request_url
 from ..models import AuditEvent, TransitionRequest
 from .recipients import Kind

@@ -54,7 +54,8 @@ def _a_list(value, what: str):
     return value
 
 
-# What a policy does about a move of a covered target made in MLflow directly (`reviews.reverts`).
+# What a policy does about a move of a covered target made in MLflow directly
+# (`reviews.execution.reverts`).
 OutOfBandChoice = Literal["flag", "revert"]
 
 # A policy's list fields, and what each holds (for "must be a list of ..., got a string").

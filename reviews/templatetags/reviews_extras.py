@@ -20,8 +20,8 @@ from registry.models import ChangeOrigin, RegistryChange
 
 from ..break_glass import break_glass_targets
 from ..decisions.promotion import target_options
+from ..execution.holder_history import holder_history
 from ..forms import PromotionForm
-from ..holder_history import holder_history
 from ..inbox import awaiting_ids, decorate, with_rows
 from ..models import OutOfBandRevert, TransitionRequest
 from ..rollback import rollback_offers

@@ -21,8 +21,8 @@ from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.models import ChangeKind
 from registry.sync import sync_registry
-from reviews import jobs
 from reviews.decisions import opening, voting
+from reviews.execution import jobs
 from reviews.models import AuditEvent
 from reviews.policies.loading import policies_load
 from tests.concurrency import approve_at_once

@@ -380,7 +380,7 @@ RQ_JOB_ACTIONS = ["delete_job", "requeue_job", "enqueue_job", "stop_job"]
 def test_the_jobs_dashboard_actions_are_for_staff_only(role, people, pending, rq_queue):
     """Emptying or requeueing the transitions queue is an admin's act; others go to the admin
     login and the queue keeps its job."""
-    from reviews import jobs
+    from reviews.execution import jobs
 
     queue = rq_queue(jobs.QUEUE)
     jobs.enqueue_transition(pending.pk)

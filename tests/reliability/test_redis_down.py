@@ -17,8 +17,8 @@ from django.urls import reverse
 
 from quorum.localservices import port_of, start_embedded_redis
 from registry.sync import sync_registry
-from reviews import jobs
 from reviews.decisions import opening, voting
+from reviews.execution import jobs
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest, Vote
 from tests.factories import register_in_mlflow
 from tests.reliability.checks import audit_holds

@@ -31,8 +31,8 @@ from quorum.localservices import port_of, start_mlflow_server
 from registry.mlflow_client import RegistryClient
 from registry.models import ChangeKind, RegistryChange
 from registry.sync import sync_registry
-from reviews import jobs, reconciler, stalls
 from reviews.decisions import opening, voting
+from reviews.execution import jobs, reconciler, stalls
 from reviews.models import AuditEvent, Execution, TransitionRequest
 from tests.factories import register_in_mlflow
 from tests.factories import transition_actions as attempts

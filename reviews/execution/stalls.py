@@ -24,8 +24,8 @@ from rq.worker import Worker
 
 from quorum import queues
 
+from ..models import Decision, Execution, TransitionRequest
 from .jobs import QUEUE, transition_job_id
-from .models import Decision, Execution, TransitionRequest
 
 START_WORKER = "python manage.py rqworker --with-scheduler"
 HINT = f"Start a worker with `{START_WORKER}` (it serves all of Quorum's queues)."

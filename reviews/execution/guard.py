@@ -30,7 +30,7 @@ from django.utils import timezone
 from registry.mlflow_client import MlflowError, RegistryClient
 from registry.models import RegisteredModel, SyncRun
 
-from .models import ApprovalPolicy, GuardProbe
+from ..models import ApprovalPolicy, GuardProbe
 
 logger = logging.getLogger(__name__)
 

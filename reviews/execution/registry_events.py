@@ -2,7 +2,7 @@
 
 - A stage or alias move is credited to the Quorum transition that made it (the request is marked
   `running` before the job touches MLflow, so whichever sync sees the move can tell), or to the
-  revert of an out-of-band move that made it (`reviews.reverts`), or else recorded as
+  revert of an out-of-band move that made it (`reviews.execution.reverts`), or else recorded as
   out-of-band: someone changed MLflow directly. An out-of-band move of a target whose policy says
   `out_of_band: revert` is then undone by a worker.
 - Pending requests whose evidence changed lose the approvals collected so far: the candidate's
@@ -31,13 +31,13 @@ from registry.models import (
     Stage,
 )
 
+from ..audit import chain
+from ..decisions import escalation, gates
+from ..decisions.deciding import decide
+from ..decisions.opening import is_at_target, target_holder
+from ..decisions.voting import approvals_mark_stale
+from ..models import Decision, Execution, RequestKind, TransitionRequest
 from . import reverts
-from .audit import chain
-from .decisions import escalation, gates
-from .decisions.deciding import decide
-from .decisions.opening import is_at_target, target_holder
-from .decisions.voting import approvals_mark_stale
-from .models import Decision, Execution, RequestKind, TransitionRequest
 
 # A transition finished this recently may still be the one a late sync observes.
 RECENT_EXECUTION = timedelta(minutes=15)

@@ -17,7 +17,7 @@ from django.db.models import Prefetch
 from registry.holdings import HolderTimeline, Holding, holder_timeline
 from registry.models import ChangeOrigin, RegisteredModel
 
-from .models import RequestKind, TransitionRequest, Vote, VoteChoice
+from ..models import RequestKind, TransitionRequest, Vote, VoteChoice
 
 
 @dataclass

@@ -20,8 +20,8 @@ from django.db import transaction
 from registry.models import SyncRun
 from registry.sync_status import failure_streak
 
-from .audit import chain
-from .models import AuditEvent, AuditHead
+from ..audit import chain
+from ..models import AuditEvent, AuditHead
 
 logger = logging.getLogger(__name__)
 
