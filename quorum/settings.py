@@ -361,7 +361,7 @@ QUORUM_TRANSITION_HEARTBEAT_TIMEOUT = int(
 # approval or an admin's retry); the next loss ends it `failed`, and the requester and staff are
 # mailed.
 QUORUM_TRANSITION_MAX_REQUEUES = int(os.environ.get("QUORUM_TRANSITION_MAX_REQUEUES", "5"))
-# Break-glass moves one user may make in 24 hours (reviews/break_glass.py): enough for an
+# Break-glass moves one user may make in 24 hours (reviews/emergency/break_glass.py): enough for an
 # incident, too few to become the normal path.
 QUORUM_BREAK_GLASS_PER_DAY = int(os.environ.get("QUORUM_BREAK_GLASS_PER_DAY", "3"))
 # A transition job queued this many seconds with no worker consuming its queue is reported on the

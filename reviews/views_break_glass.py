@@ -1,8 +1,9 @@
 """Break glass from the model page, and the staff report of every use.
 
-The form (on the model page, for members of a policy's break-glass groups) moves a version at
-once with a mandatory reason (`reviews.break_glass`); refusals come back as a message and change
-nothing. The report lists every break-glass move: who, when, why, and whether it was ratified.
+The form (on the model page, for members of a policy's break-glass groups) moves a version at once
+with a mandatory reason (`reviews.emergency.break_glass`); refusals come back as a message and
+change nothing. The report lists every break-glass move: who, when, why, and whether it was
+ratified.
 """
 
 from django.contrib import messages
@@ -18,7 +19,7 @@ from quorum.http import AuthenticatedHttpRequest
 from registry.lookups import model_or_404
 
 from . import errors
-from .break_glass import break_glass_move
+from .emergency.break_glass import break_glass_move
 from .models import COMMENT_MAX, RequestKind, TransitionRequest
 
 REPORT_PER_PAGE = 50

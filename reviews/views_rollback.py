@@ -15,8 +15,8 @@ from quorum.http import AuthenticatedHttpRequest
 from registry.lookups import model_or_404
 
 from . import errors
+from .emergency.rollback import rollback_request_create
 from .models import COMMENT_MAX
-from .rollback import rollback_request_create
 from .views import _created_message
 
 

@@ -13,8 +13,8 @@ from django.urls import reverse
 
 from registry.models import RegisteredModel
 from reviews.api.auth import token_create
-from reviews.break_glass import break_glass_move
 from reviews.decisions import deciding, opening, voting
+from reviews.emergency.break_glass import break_glass_move
 from reviews.errors import BreakGlassLimit, CommentRequired, NotAllowed, SelfApprovalNotAllowed
 from reviews.execution.holder_history import holder_history
 from reviews.models import (

@@ -10,11 +10,11 @@ from django.urls import reverse
 from registry.models import RegisteredModel
 from reviews.api.auth import token_create
 from reviews.decisions import opening
+from reviews.emergency.rollback import rollback_request_create
 from reviews.errors import NothingToRollBack
 from reviews.execution.holder_history import holder_history
 from reviews.models import Decision, Execution, RequestKind, TransitionRequest
 from reviews.policies.loading import policies_load
-from reviews.rollback import rollback_request_create
 from tests.factories import STANDARD_POLICIES, approve_all, policies_with
 
 pytestmark = pytest.mark.django_db

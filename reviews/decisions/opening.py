@@ -81,8 +81,8 @@ def request_create(
     """Opens a request for `version` of `model` to reach `target`, evaluating its gates at once.
 
     A failing required gate rejects it on the spot; passing auto-approve gates approve it. A
-    rollback (`reviews.rollback`) is decided by its policy's `rollback:` section when it has one.
-    A version rejected for this target before needs `rejection_answer`: what changed since.
+    rollback (`reviews.emergency.rollback`) is decided by its policy's `rollback:` section when it
+    has one. A version rejected for this target before needs `rejection_answer`: what changed since.
     """
     registered = RegisteredModel.objects.filter(name=model, deleted=False).first()
     if registered is None:
@@ -122,8 +122,8 @@ def request_create(
     policy = policy_for(model, target)
     spec = policy_as_spec(policy)
     snapshot = spec.model_dump(mode="json")
-    # Who may break glass is the policy's `break_glass.groups` (reviews.break_glass), not its
-    # requesters; the move is made at once, gates or not.
+    # Who may break glass is the policy's `break_glass.groups` (reviews.emergency.break_glass), not
+    # its requesters; the move is made at once, gates or not.
     if kind == RequestKind.BREAK_GLASS:
         snapshot["gates"] = []
     elif refusal := requester_refusal(requester, snapshot["requesters"], target=target):

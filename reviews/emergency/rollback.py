@@ -20,11 +20,11 @@ from registry.holdings import HolderTimeline, Holding, holder_timeline
 from registry.models import RegisteredModel
 from registry.targets import Target
 
-from .decisions import opening
-from .errors import InvalidTarget, InvalidVersion, NothingToRollBack, UnknownModel
-from .execution.holder_history import HolderHistory, holder_history
-from .models import RequestKind, TransitionRequest
-from .policies.spec import target_problem
+from ..decisions import opening
+from ..errors import InvalidTarget, InvalidVersion, NothingToRollBack, UnknownModel
+from ..execution.holder_history import HolderHistory, holder_history
+from ..models import RequestKind, TransitionRequest
+from ..policies.spec import target_problem
 
 
 @dataclass
