@@ -33,8 +33,9 @@ from registry.history import version_histories
 from registry.lookups import model_or_404, version_or_404
 from registry.metrics import ordered_keys
 
-from . import conversation, errors, timeline
+from . import errors
 from .audit import export, verification
+from .conversation import comments, timeline
 from .decisions import (
     counting,
     deciding,
@@ -406,7 +407,7 @@ def comment(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         context = _detail_context(request, review, comment_form=form)
         return render(request, "reviews/request_detail.html", context, status=400)
     try:
-        conversation.comment_post(
+        comments.comment_post(
             request_id=review.pk,
             user=request.user,
             body=form.cleaned_data["body"],

@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from registry.models import Stage
-from reviews import conversation
+from reviews.conversation import comments
 from reviews.decisions import deciding, opening, voting
 from reviews.models import Decision, Notification, TransitionRequest, Vote
 from tests.factories import cache_all_history, make_model, make_version
@@ -223,4 +223,4 @@ def test_previous_rejection_note_must_be_answered(sign_in, fraud, requester, sci
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     reviewer.shot("request-related-phone.png")
     reviewer.assert_clean()
-    conversation.comment_post(request_id=other.pk, user=lead, body="Which of the two first?")
+    comments.comment_post(request_id=other.pk, user=lead, body="Which of the two first?")

@@ -10,8 +10,8 @@ import pytest
 from django.urls import reverse
 
 from registry.models import Stage
-from reviews import timeline
 from reviews.api.auth import token_create
+from reviews.conversation import timeline
 from reviews.decisions import opening, related, voting
 from reviews.errors import AnswerRequired
 from reviews.models import TransitionRequest

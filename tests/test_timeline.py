@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from registry.models import ChangeKind, Stage
-from reviews import conversation, timeline
 from reviews.audit import chain
+from reviews.conversation import comments, timeline
 from reviews.decisions import deciding, opening, voting
 from reviews.models import AuditEvent
 from tests.factories import make_model, make_version
@@ -26,8 +26,8 @@ def out_of_band(change: str, old, new, *, model: str = "fraud", version: int = 1
 
 def test_timeline_tells_the_conversation_in_order(pending, requester, scientist1, lead):
     voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="ok")
-    conversation.comment_post(request_id=pending.pk, user=lead, body="Is the drift check done?")
-    conversation.comment_post(request_id=pending.pk, user=requester, body="Yes, see run 12.")
+    comments.comment_post(request_id=pending.pk, user=lead, body="Is the drift check done?")
+    comments.comment_post(request_id=pending.pk, user=requester, body="Yes, see run 12.")
     deciding.request_cancel(request_id=pending.pk, user=requester, reason="Found a leak.")
     entries = timeline.timeline(pending)
     assert [(e.actor, e.action) for e in entries] == [
@@ -114,7 +114,7 @@ def test_out_of_band_changes_before_the_request_are_not_its_history(policies, re
 @pytest.mark.parametrize("events", [2, 40])
 def test_timeline_is_one_query_however_long(pending, lead, events, django_assert_num_queries):
     for n in range(events):
-        conversation.comment_post(request_id=pending.pk, user=lead, body=f"note {n}")
+        comments.comment_post(request_id=pending.pk, user=lead, body=f"note {n}")
     out_of_band(ChangeKind.STAGE_CHANGED, Stage.PRODUCTION, Stage.ARCHIVED)
     with django_assert_num_queries(1):
         entries = timeline.timeline(pending)

@@ -9,7 +9,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from reviews import conversation
+from reviews.conversation import comments
 from reviews.decisions import deciding, voting
 from reviews.models import AuditEvent, Comment, Decision, TransitionRequest, Vote
 
@@ -185,7 +185,7 @@ def test_the_activity_is_on_the_page_for_everyone_who_can_see_it(
     client, pending, scientist1, lead, outsider
 ):
     voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="lgtm")
-    conversation.comment_post(request_id=pending.pk, user=lead, body="Checked the slices.")
+    comments.comment_post(request_id=pending.pk, user=lead, body="Checked the slices.")
     client.force_login(outsider)
     text = text_of(client.get(url("request_detail", pending)))
     assert "Activity 3" in text
@@ -194,7 +194,7 @@ def test_the_activity_is_on_the_page_for_everyone_who_can_see_it(
 
 
 def test_comment_text_is_escaped(client, pending, lead):
-    conversation.comment_post(request_id=pending.pk, user=lead, body="<img src=x onerror=alert(1)>")
+    comments.comment_post(request_id=pending.pk, user=lead, body="<img src=x onerror=alert(1)>")
     client.force_login(lead)
     body = client.get(url("request_detail", pending)).content.decode()
     assert "<img src=x" not in body and "&lt;img src=x onerror=alert(1)&gt;" in body

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from .. import timeline
+from ..conversation import timeline
 from ..decisions import deciding, opening
 from ..models import TransitionRequest
 from .auth import ApiRequest

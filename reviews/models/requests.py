@@ -269,7 +269,8 @@ class Vote(models.Model):
 
 
 class Comment(models.Model):
-    """A remark on a request without a vote, by anyone who may see it (`reviews.conversation`).
+    """A remark on a request without a vote, by anyone who may see it
+    (`reviews.conversation.comments`).
 
     The audit event `comment.posted` carries the same text: the request's timeline reads that.
     """

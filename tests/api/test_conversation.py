@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reviews import conversation
+from reviews.conversation import comments
 from reviews.decisions import deciding, voting
 from reviews.models import COMMENT_MAX, Comment, Decision
 from tests.pages import Api, refused
@@ -45,7 +45,7 @@ def test_comments_need_a_token(client, pending):
 
 def test_timeline_reads_the_audit_log(client, pending, requester, scientist1):
     voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="ok")
-    conversation.comment_post(request_id=pending.pk, user=requester, body="Thanks!")
+    comments.comment_post(request_id=pending.pk, user=requester, body="Thanks!")
     items = Api(client, scientist1).get(f"/requests/{pending.pk}/timeline").json()["items"]
     assert [(i["actor"], i["action"]) for i in items] == [
         ("requester", "request.created"),

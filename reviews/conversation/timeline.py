@@ -16,7 +16,7 @@ from django.db.models import Q
 
 from registry.models import ChangeKind
 
-from .models import AuditEvent, TransitionRequest
+from ..models import AuditEvent, TransitionRequest
 
 OUT_OF_BAND = "registry.out_of_band"
 DECISIONS = {

@@ -1,8 +1,8 @@
 """Comments on a request without a vote: anyone who may see a request may say something on it.
 
-A comment is a row (for the API's list) and the audit event `comment.posted` carrying the same
-text, written in one transaction: the request's timeline (`reviews.timeline`) and the mail about
-the comment (`reviews.notify`) read the event.
+A comment is a row (for the API's list) and the audit event `comment.posted` carrying the same text,
+written in one transaction: the request's timeline (`reviews.conversation.timeline`) and the mail
+about the comment (`reviews.notify`) read the event.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from .audit import chain
-from .decisions.deciding import locked_or_refuse, stale_page_refusal
-from .errors import CommentTooLong, EmptyComment
-from .models import COMMENT_MAX, Comment, TransitionRequest
+from ..audit import chain
+from ..decisions.deciding import locked_or_refuse, stale_page_refusal
+from ..errors import CommentTooLong, EmptyComment
+from ..models import COMMENT_MAX, Comment, TransitionRequest
 
 LATEST_COMMENTS = 3  # what `quorum status` and a request's summary show
 
