@@ -36,7 +36,8 @@ class ReviewsConfig(AppConfig):
             guard.on_policy_changed, sender=ApprovalPolicy, dispatch_uid="guard.delete"
         )
 
-        from . import notify, webhooks_out
+        from . import notify
+        from .notify import webhooks_out
         from .signals import event_recorded
 
         # Mail and webhooks go to an outbox in the event's transaction; workers send them.

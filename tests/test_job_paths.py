@@ -4,8 +4,8 @@ sub-packages: they still resolve, to the entry points as they are now, and a wor
 RQ stores a job's function as a dotted path, so a job queued by the previous release (a retry
 waiting out its backoff, a job queued while the workers were replaced, a reconcile from a
 scheduler of that release) names the old path. The shims that keep these paths (reviews/jobs.py,
-reviews/reconciler.py, reviews/attestation.py, reviews/reverts.py) go in the next release, and
-this module with them.
+reviews/reconciler.py, reviews/attestation.py, reviews/reverts.py, reviews/webhooks_out.py) go in
+the next release, and this module with them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from rq.job import Job
 from rq.utils import import_attribute
 
 from reviews.execution import attestation, jobs, reconciler, reverts
+from reviews.notify import webhooks_out
 from tests.factories import transition_actions
 
 pytestmark = pytest.mark.django_db
@@ -28,6 +29,7 @@ OLD_PATHS = {
     "reviews.reconciler.reconcile": reconciler.reconcile,
     "reviews.attestation.write_job": attestation.write_job,
     "reviews.reverts.revert_out_of_band": reverts.revert_out_of_band,
+    "reviews.webhooks_out.deliver_event": webhooks_out.deliver_event,
 }
 
 

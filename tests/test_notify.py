@@ -20,7 +20,7 @@ from django_rq.cron import DjangoCronScheduler
 
 from quorum.localservices import free_port
 from registry.models import ChangeKind, RegistryChange
-from reviews import notify, outbox
+from reviews import notify
 from reviews.decisions import deciding, opening, voting
 from reviews.execution import jobs, registry_events
 from reviews.models import (
@@ -30,6 +30,7 @@ from reviews.models import (
     OutboxState,
     TransitionRequest,
 )
+from reviews.notify import outbox
 from tests.factories import make_mirror
 
 pytestmark = pytest.mark.django_db

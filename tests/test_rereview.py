@@ -12,11 +12,10 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from registry.sync import sync_registry
-from reviews import webhooks_out
 from reviews.conversation import timeline
 from reviews.decisions import opening, voting
 from reviews.models import AuditEvent, Notification, WebhookDelivery
-from reviews.notify import render
+from reviews.notify import render, webhooks_out
 from tests.factories import register_in_mlflow
 
 pytestmark = pytest.mark.django_db

@@ -20,10 +20,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from quorum.localservices import free_port
-from reviews import notify, webhooks_out
+from reviews import notify
 from reviews.decisions import deciding, opening, voting
 from reviews.execution import jobs
 from reviews.models import OutboxState, WebhookDelivery
+from reviews.notify import webhooks_out
 from tests.factories import make_mirror
 
 pytestmark = pytest.mark.django_db

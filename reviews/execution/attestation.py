@@ -39,8 +39,8 @@ from registry.mlflow_client import MlflowError, RegistryClient
 from ..audit import chain
 from ..decisions import counting
 from ..errors import QuorumError
-from ..links import request_url
 from ..models import Attestation, Execution, TransitionRequest
+from ..notify.links import request_url
 from .proof_keys import signer
 
 logger = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from registry import metrics, names
 from ..decisions import gates, standing
 from ..decisions.counting import tally
 from ..execution.guard import latest_probe
-from ..links import absolute, request_url
 from ..models import AuditEvent, TransitionRequest
+from .links import absolute, request_url
 from .recipients import Kind
 
 # Metrics a mail shows, main metrics first.

@@ -24,8 +24,8 @@ from django.utils import timezone
 from rq import Retry
 from rq.exceptions import DuplicateJobError
 
-from .audit import chain
-from .models import AuditEvent, OutboxItem, OutboxState
+from ..audit import chain
+from ..models import AuditEvent, OutboxItem, OutboxState
 
 logger = logging.getLogger(__name__)
 
