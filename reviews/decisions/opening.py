@@ -30,12 +30,7 @@ from ..errors import (
     UnknownVersion,
     VersionDeleted,
 )
-from ..models import (
-    COMMENT_MAX,
-    Decision,
-    RequestKind,
-    TransitionRequest,
-)
+from ..models import COMMENT_MAX, Decision, RequestKind, TransitionRequest
 from ..policies.matching import policy_as_spec, policy_for
 from ..policies.spec import target_problem
 from . import escalation, gates, related

@@ -30,12 +30,7 @@ from ..errors import PolicyInvalid
 from ..models import ApprovalPolicy, OutOfBand, PolicyGate, PolicyRequester, PolicyRequirement
 from .database_checks import database_problems
 from .matching import policy_as_spec, with_relations
-from .spec import (
-    PolicyFile,
-    PolicySpec,
-    format_duration,
-    parse_policy_file,
-)
+from .spec import PolicyFile, PolicySpec, format_duration, parse_policy_file
 
 
 @dataclass

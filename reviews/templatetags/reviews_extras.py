@@ -22,9 +22,9 @@ from ..decisions.promotion import target_options
 from ..emergency.break_glass import break_glass_targets
 from ..emergency.rollback import rollback_offers
 from ..execution.holder_history import holder_history
-from ..forms import PromotionForm
-from ..inbox import awaiting_ids, decorate, with_rows
 from ..models import OutOfBandRevert, TransitionRequest
+from ..web.forms import PromotionForm
+from ..web.inbox import awaiting_ids, decorate, with_rows
 
 register = template.Library()
 

@@ -1,4 +1,4 @@
-"""Review pages: the inbox, a request's page and its actions, the promotion form, the audit trail.
+"""A request's page and its actions: the page, its status poll, vote, comment, cancel, retry.
 
 Views stay thin: the review engine (`reviews.decisions`) decides and refuses, the registry app's
 comparison, chart and history functions provide the evidence, and every state change is a POST
@@ -9,58 +9,32 @@ that redirects. A refusal answers as its own `status` says, as the API does: abo
 
 from __future__ import annotations
 
-import csv
 from http import HTTPStatus
-from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
-from django.db.models import Prefetch, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.db.models import Prefetch
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from quorum.http import AuthenticatedHttpRequest
 from registry import charts
 from registry.compare import compare_versions, metric_rows
 from registry.history import version_histories
-from registry.lookups import model_or_404, version_or_404
 from registry.metrics import ordered_keys
 
-from . import errors
-from .audit import export, verification
-from .conversation import comments, timeline
-from .decisions import (
-    counting,
-    deciding,
-    escalation,
-    gates,
-    opening,
-    promotion,
-    related,
-    standing,
-    voting,
-)
-from .execution import stalls
-from .forms import (
-    AuditFilterForm,
-    CancelForm,
-    CommentForm,
-    InboxFilterForm,
-    PromotionForm,
-    VoteForm,
-)
-from .inbox import awaiting_ids, decorate, mark_rereviews, with_rows
-from .models import COMMENT_MAX, AuditEvent, Decision, Execution, TransitionRequest, VoteChoice
+from .. import errors
+from ..conversation import comments, timeline
+from ..decisions import counting, deciding, escalation, gates, related, standing, voting
+from ..execution import stalls
+from ..models import COMMENT_MAX, Decision, Execution, TransitionRequest, VoteChoice
+from .forms import CancelForm, CommentForm, VoteForm
 
-ROWS_PER_PAGE = 20
-EVENTS_PER_PAGE = 50
 METRIC_BARS = 6
 # Statuses the request page keeps polling for: the job has yet to finish.
 POLLED = (Execution.QUEUED, Execution.RUNNING)
@@ -92,11 +66,6 @@ def get_request_for_user(user, pk: int) -> TransitionRequest:
     return review
 
 
-def _staff_only(user) -> None:
-    if not user.is_staff:
-        raise PermissionDenied("Only admins can see the audit trail.")
-
-
 def _refuse(request: HttpRequest, error: errors.QuorumError, pk: int) -> HttpResponse:
     """A 403 or 404 refusal is that error page; the rest redirect to the page with the reason."""
     if error.status == HTTPStatus.FORBIDDEN:
@@ -124,78 +93,6 @@ def _refuse_keeping_text(
         # The vote form is gone from the page now: its text moves to the comment form.
         context["kept_vote_text"] = vote_form.data.get("comment", "")
     return render(request, "reviews/request_detail.html", context, status=error.status)
-
-
-# -- the inbox --------------------------------------------------------------------------------
-
-
-def _pager(request: HttpRequest, page, param: str) -> dict:
-    """Previous/next links for one of several paginated lists, keeping the other parameters."""
-
-    def link(number: int) -> str:
-        query = request.GET.copy()
-        query[param] = str(number)
-        return f"?{query.urlencode()}#{param}"
-
-    return {
-        "page": page,
-        "previous": link(page.previous_page_number()) if page.has_previous() else "",
-        "next": link(page.next_page_number()) if page.has_next() else "",
-    }
-
-
-INBOX_LISTS: list[dict[str, Any]] = [
-    {
-        "key": "awaiting",
-        "title": "Awaiting my review",
-        "empty": "No requests await you.",
-        "hint": "When someone asks for a promotion one of your groups signs off, it shows up "
-        "here, oldest first.",
-        "time_left": True,
-    },
-    {
-        "key": "mine",
-        "title": "My requests",
-        "empty": "You have not requested any promotion.",
-        "hint": "Open a model version and use “Request promotion”.",
-        "show_reason": True,
-    },
-    {
-        "key": "decided",
-        "title": "Recently decided",
-        "empty": "Nothing has been decided yet.",
-        "hint": "Approved, rejected, cancelled and expired requests appear here.",
-        "show_reason": True,
-    },
-]
-
-
-@require_GET
-@login_required
-def inbox(request: AuthenticatedHttpRequest) -> HttpResponse:
-    user = request.user
-    filters = InboxFilterForm(request.GET)
-    base = filters.apply(TransitionRequest.objects.all())
-    querysets = {
-        "awaiting": base.filter(pk__in=awaiting_ids(user)).order_by("created_at", "id"),
-        "mine": base.filter(requester=user).order_by("-created_at", "-id"),
-        "decided": base.exclude(decision=Decision.PENDING).order_by("-decided_at", "-id"),
-    }
-    lists = []
-    for spec in INBOX_LISTS:
-        key = spec["key"]
-        page = Paginator(querysets[key], ROWS_PER_PAGE).get_page(request.GET.get(key))
-        # The page's rows are a slice of the queryset; the stubs only know it can be sliced.
-        rows = decorate(with_rows(cast(QuerySet[TransitionRequest], page.object_list)))
-        if key == "awaiting":
-            mark_rereviews(rows, user)
-        lists.append({**spec, "rows": rows, "pager": _pager(request, page, key), "page": page})
-    filtered = bool(filters.is_valid() and any(filters.cleaned_data.values()))
-    return render(
-        request,
-        "reviews/inbox.html",
-        {"filters": filters, "filtered": filtered, "lists": lists, "now": timezone.now()},
-    )
 
 
 # -- a request's page -------------------------------------------------------------------------
@@ -447,97 +344,3 @@ def retry(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         return _refuse(request, error, review.pk)
     messages.success(request, "The transition is queued again.")
     return redirect("reviews:request_detail", pk=review.pk)
-
-
-# -- requesting a promotion -------------------------------------------------------------------
-
-
-@require_http_methods(["GET", "POST"])
-@login_required
-def request_new(request: AuthenticatedHttpRequest, name: str, version: str) -> HttpResponse:
-    """The promotion form on its own page; the version page embeds the same form."""
-    candidate = version_or_404(model_or_404(name), version)
-    options = promotion.target_options(version=candidate, user=request.user)
-    form = PromotionForm(request.POST or None, options=options)
-    if request.method == "POST" and form.is_valid():
-        try:
-            created = opening.request_create(
-                model=candidate.model.name,
-                version=candidate.version,
-                target=form.cleaned_data["target"],
-                requester=request.user,
-                comment=form.cleaned_data["comment"],
-                rejection_answer=form.cleaned_data["rejection_answer"],
-            )
-        except errors.AnswerRequired as error:
-            form.add_error("rejection_answer", str(error))
-        except errors.QuorumError as error:
-            form.add_error("target", str(error))
-        else:
-            messages.success(request, _created_message(created))
-            return redirect("reviews:request_detail", pk=created.pk)
-    return render(
-        request,
-        "reviews/request_new.html",
-        {"model": candidate.model, "version": candidate, "options": options, "form": form},
-        status=400 if form.errors else 200,
-    )
-
-
-def _created_message(created: TransitionRequest) -> str:
-    if created.decision == Decision.REJECTED:
-        return f"Request #{created.pk} was rejected at once: {created.decision_reason}"
-    if created.decision == Decision.APPROVED:
-        return f"Request #{created.pk} was approved at once by its gates; the transition is queued."
-    return f"Request #{created.pk} is open; the approvers are told."
-
-
-# -- the audit trail --------------------------------------------------------------------------
-
-
-@require_GET
-@login_required
-def audit_log(request: AuthenticatedHttpRequest) -> HttpResponse:
-    _staff_only(request.user)
-    filters = AuditFilterForm(request.GET, actions=AuditEvent.objects.actions())
-    events = filters.apply(AuditEvent.objects.order_by("-sequence"))
-    filtered = any(value for key, value in request.GET.items() if key != "page")
-    chain_state = verification.chain_status()
-    paginator = Paginator(events, EVENTS_PER_PAGE)
-    if not filtered and chain_state.state != "broken":
-        # A chain that holds has as many events as its head counts: no COUNT over the history.
-        paginator.count = chain_state.events
-    return render(
-        request,
-        "reviews/audit.html",
-        {
-            "filters": filters,
-            "page": paginator.get_page(request.GET.get("page")),
-            "verification": chain_state,
-            "filtered": filtered,
-            "export_query": request.GET.urlencode(),
-        },
-    )
-
-
-class _Echo:
-    """A file-like object whose write returns the line, for streaming csv.writer output."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-@require_GET
-@login_required
-def audit_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
-    _staff_only(request.user)
-    filters = AuditFilterForm(request.GET, actions=AuditEvent.objects.actions())
-    events = filters.apply(AuditEvent.objects.order_by("sequence"))
-    writer = csv.writer(_Echo())
-    rows = (writer.writerow(row) for row in export.csv_rows(events.iterator(chunk_size=2000)))
-    stamp = timezone.now().strftime("%Y%m%d-%H%M")
-    return StreamingHttpResponse(
-        rows,
-        content_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="quorum-audit-{stamp}.csv"'},
-    )

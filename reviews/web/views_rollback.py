@@ -14,10 +14,10 @@ from django.views.decorators.http import require_POST
 from quorum.http import AuthenticatedHttpRequest
 from registry.lookups import model_or_404
 
-from . import errors
-from .emergency.rollback import rollback_request_create
-from .models import COMMENT_MAX
-from .views import _created_message
+from .. import errors
+from ..emergency.rollback import rollback_request_create
+from ..models import COMMENT_MAX
+from .views_promotion import created_message
 
 
 @require_POST
@@ -40,5 +40,5 @@ def rollback(request: AuthenticatedHttpRequest, name: str) -> HttpResponse:
     except errors.QuorumError as error:
         messages.error(request, str(error))
         return back
-    messages.success(request, _created_message(created))
+    messages.success(request, created_message(created))
     return redirect("reviews:request_detail", pk=created.pk)

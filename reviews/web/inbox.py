@@ -16,8 +16,8 @@ from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.utils import timezone
 
-from .decisions import counting, gates, standing
-from .models import Decision, TransitionRequest, Vote
+from ..decisions import counting, gates, standing
+from ..models import Decision, TransitionRequest, Vote
 
 
 def awaiting_ids(user: User) -> list[int]:

@@ -18,9 +18,9 @@ from django.views.decorators.http import require_GET, require_POST
 from quorum.http import AuthenticatedHttpRequest
 from registry.lookups import model_or_404
 
-from . import errors
-from .emergency.break_glass import break_glass_move
-from .models import COMMENT_MAX, RequestKind, TransitionRequest
+from .. import errors
+from ..emergency.break_glass import break_glass_move
+from ..models import COMMENT_MAX, RequestKind, TransitionRequest
 
 REPORT_PER_PAGE = 50
 

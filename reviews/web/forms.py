@@ -9,8 +9,8 @@ from django import forms
 
 from registry.models import Stage
 
-from .decisions.promotion import TargetOption
-from .models import COMMENT_MAX, Decision, Execution, VoteChoice
+from ..decisions.promotion import TargetOption
+from ..models import COMMENT_MAX, Decision, Execution, VoteChoice
 
 REJECT_NEEDS_COMMENT = "Say why you reject: the requester needs it to fix the model."
 

@@ -16,8 +16,8 @@ from django.views.decorators.http import require_http_methods
 
 from quorum.http import AuthenticatedHttpRequest
 
-from .execution.guard import latest_probe
-from .models import NotificationPreference
+from ..execution.guard import latest_probe
+from ..models import NotificationPreference
 
 
 class NotificationSettingsForm(forms.ModelForm):
