@@ -17,7 +17,7 @@ from registry.models import ChangeKind, ModelVersion, RegistryChange, SyncRun
 from registry.sync import sync_registry
 from reviews.audit import verification
 from reviews.decisions import deciding, opening, voting
-from reviews.execution import jobs
+from reviews.execution import jobs, retries
 from reviews.models import (
     AuditEvent,
     Decision,
@@ -376,10 +376,10 @@ def test_retries_go_on_at_the_last_interval_until_the_window_is_spent(settings):
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = [5, 15, 30]
     settings.QUORUM_TRANSITION_RETRY_WINDOW = 120
 
-    retry = jobs.retry_policy()
+    retry = retries.retry_policy()
 
     assert (retry.max, retry.intervals) == (6, [5, 15, 30, 30, 30, 30])
     settings.QUORUM_TRANSITION_RETRY_WINDOW = 0
-    assert jobs.retry_policy().intervals == [5, 15, 30]
+    assert retries.retry_policy().intervals == [5, 15, 30]
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = []
-    assert jobs.retry_policy() is None
+    assert retries.retry_policy() is None

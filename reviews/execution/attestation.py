@@ -42,6 +42,7 @@ from ..errors import QuorumError
 from ..models import Attestation, Execution, TransitionRequest
 from ..notify.links import request_url
 from .proof_keys import signer
+from .retries import retry_policy
 
 logger = logging.getLogger(__name__)
 
@@ -250,8 +251,6 @@ def write_job_id(request: TransitionRequest) -> str:
 def enqueue_write(request_id: int, *, replace: bool = False) -> bool:
     """Queues `write_job` once for the request; True if this call queued it. Never raises for
     Redis trouble: the proof stays pending and the reconciler queues it later."""
-    from .jobs import retry_policy
-
     request = TransitionRequest.objects.filter(pk=request_id).only("pk", "created_at").first()
     if request is None:
         return False

@@ -23,7 +23,7 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
-from rq import Retry, get_current_job
+from rq import get_current_job
 from rq.job import JobStatus
 
 from quorum import queues
@@ -34,6 +34,7 @@ from ..audit import chain
 from ..decisions import standing
 from ..models import Decision, Execution, TransitionRequest
 from . import attestation
+from .retries import retry_policy
 
 logger = logging.getLogger(__name__)
 
@@ -77,21 +78,6 @@ def enqueue_transition(request_id: int, *, replace: bool = False) -> bool:
         job_timeout=settings.QUORUM_TRANSITION_TIMEOUT,
         description=f"transition for request #{request_id}",
     )
-
-
-def retry_policy() -> Retry | None:
-    """How a failed transition (and its follow-up sync) is retried: after each interval of
-    QUORUM_TRANSITION_RETRY_INTERVALS, then after its last interval again until the waits add up
-    to QUORUM_TRANSITION_RETRY_WINDOW.
-
-    An outage shorter than the window ends `done` without anyone's help; only a longer one ends
-    `failed`, with mail asking an admin to retry.
-    """
-    intervals = list(settings.QUORUM_TRANSITION_RETRY_INTERVALS)
-    if intervals and intervals[-1] > 0:
-        while sum(intervals) < settings.QUORUM_TRANSITION_RETRY_WINDOW:
-            intervals.append(intervals[-1])
-    return Retry(max=len(intervals), interval=intervals) if intervals else None
 
 
 def execute_transition(request_id: int) -> str:
