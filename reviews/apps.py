@@ -50,7 +50,7 @@ class ReviewsConfig(AppConfig):
         event_recorded.connect(ratification.on_event_recorded, dispatch_uid="reviews.break_glass")
         from registry.evidence import evidence_stored
 
-        from .decisions.escalation import on_evidence_stored
+        from .decisions.reevaluation import on_evidence_stored
 
         # A version's evidence, read after the sync, may change what its open requests need.
         evidence_stored.connect(on_evidence_stored, dispatch_uid="reviews.escalation")

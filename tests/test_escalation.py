@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from registry import evidence
 from registry.models import ModelVersion, RegisteredModel, Stage, VersionEvidence
 from reviews.decisions import counting, opening, voting
-from reviews.decisions.escalation import on_evidence_stored
+from reviews.decisions.reevaluation import on_evidence_stored
 from reviews.errors import PolicyInvalid
 from reviews.models import Decision, TransitionRequest, Vote
 from reviews.policies.loading import policies_export, policies_load

@@ -6,7 +6,8 @@
 - `deciding`: `decide`, the one function that decides a request, and cancellation, expiry and an
   admin's retry;
 - `counting`: how approvals count (each person once, for one group);
-- `gates`: metric gates; `escalation`: approvals that scale with the evidence packet;
+- `gates`: metric gates; `escalation`: approvals that scale with the evidence packet, and
+  `reevaluation`: open requests decided again when that packet arrives;
 - `standing`: where a request stands, in words; `related`: earlier rejections and open neighbours;
 - `promotion`: what a version may be requested for, as the promotion form shows it.
 """

@@ -9,7 +9,8 @@ candidate whose evidence shows what the policy forbids.
 Evidence not read yet (the worker reads it after the sync mirrors a version) or unreadable is
 unknown: an escalation whose condition is unknown applies (the safe side), the fast path does
 not, and an evidence gate waits. When the evidence arrives (`registry.evidence.evidence_stored`)
-open requests are decided again, and approvals given on other evidence go stale.
+open requests are decided again (`reviews.decisions.reevaluation`), and approvals given on other
+evidence go stale.
 
 What was decided lives in the request's policy snapshot: `require` is what the tally counts,
 `policy_require` what the policy itself asked, and `escalation` which rules applied and why, with
@@ -20,9 +21,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-from django.db import transaction
-from django.db.models import Q
 
 from registry import evidence as registry_evidence
 from registry import metrics
@@ -194,41 +192,3 @@ def digests(candidate: ModelVersion, baseline: ModelVersion | None) -> dict:
 def seen_evidence(request) -> dict:
     """What a vote cast now saw, for `Vote.seen_evidence`."""
     return dict(request.policy_snapshot.get("escalation", {}).get("evidence", {}))
-
-
-def on_evidence_stored(sender, version_ids: list[int], **kwargs) -> None:
-    """Evidence arrived for these versions: decide the open requests on them again."""
-    from ..models import Decision, TransitionRequest
-    from . import counting
-    from .deciding import decide
-    from .voting import approvals_mark_stale
-
-    with transaction.atomic():
-        pending = (
-            TransitionRequest.objects.select_for_update(of=("self",))
-            .filter(decision=Decision.PENDING)
-            .filter(Q(version_id__in=version_ids) | Q(baseline_id__in=version_ids))
-            .select_related("version__model", "baseline")
-        )
-        for request in pending:
-            before = request.policy_snapshot.get("escalation", {})
-            results = refresh(request, request.version, request.baseline)
-            metric_results = [
-                r for r in request.gate_results if not r["metric"].startswith("evidence: ")
-            ]
-            request.gate_results = metric_results + [r.as_json() for r in results]
-            request.save(update_fields=["policy_snapshot", "gate_results"])
-            after = request.policy_snapshot["escalation"]
-            if before.get("evidence") != after["evidence"]:
-                approvals_mark_stale(
-                    request, reason="The evidence packet was read and differs from what was seen."
-                )
-            if failed := [r for r in results if r.kind == "required" and not r.passed]:
-                decide(
-                    request,
-                    Decision.REJECTED,
-                    actor="policy",
-                    reason="Required evidence gate failed: " + "; ".join(r.reason for r in failed),
-                )
-            elif (count := counting.tally(request)).met and count.people:
-                decide(request, Decision.APPROVED, actor="policy", reason=count.reason())
