@@ -12,6 +12,7 @@ from django.urls import reverse
 from reviews.conversation import comments
 from reviews.decisions import deciding, voting
 from reviews.models import AuditEvent, Comment, Decision, TransitionRequest, Vote
+from tests.pages import text_of
 
 pytestmark = pytest.mark.django_db
 
@@ -21,11 +22,6 @@ def no_mlflow(settings, monkeypatch):
     """Pages read cached history only; an accidental MLflow call fails fast."""
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     settings.MLFLOW_TRACKING_URI = "http://127.0.0.1:9"
-
-
-def text_of(response) -> str:
-    body = re.sub(r"<script.*?</script>", " ", response.content.decode(), flags=re.S)
-    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body)))
 
 
 def url(name: str, request) -> str:
