@@ -1,11 +1,6 @@
-"""Old path of the reconciler, which the cron scheduler queues: kept for jobs queued before the
-move.
-
-RQ stores a job's function as a dotted path and imports it when a worker runs the job. Jobs queued
-by the release before reviews/execution/ existed (a retry waiting out its backoff, a job queued
-while the workers were being replaced) name the old path, and must still run on the new workers.
-This module only re-exports those entry points; it can go in the next release, once no job queued
-before the move can still be waiting.
+"""The reconciler's old dotted path, for reconcile jobs the cron scheduler of the previous release
+queued before it moved to reviews/execution/ (RQ imports a job's function from the path it
+stored). Re-exports that entry point only; goes in the next release, with tests/test_job_paths.py.
 """
 
 from .execution.reconciler import reconcile
