@@ -95,9 +95,9 @@ def run(url: str, args) -> None:
     from registry.mlflow_client import RegistryClient
     from registry.models import ChangeKind, RegistryChange
     from registry.sync import sync_registry
-    from reviews import services
+    from reviews.decisions import opening, voting
     from reviews.models import Execution, TransitionRequest
-    from reviews.policies import policies_load
+    from reviews.policies.loading import policies_load
 
     models = max(1, args.requests // 10)
     names = [f"burst-{i:03d}" for i in range(models)]
@@ -116,7 +116,7 @@ def run(url: str, args) -> None:
     policies_load(text=POLICY)
     wanted = [(name, number) for name in names for number in range(1, 11)][: args.requests]
     requests = [
-        services.request_create(model=name, version=number, target="Staging", requester=requester)
+        opening.request_create(model=name, version=number, target="Staging", requester=requester)
         for name, number in wanted
     ]
     ids = [r.pk for r in requests]
@@ -124,7 +124,7 @@ def run(url: str, args) -> None:
 
     def vote(request_id: int) -> None:
         try:
-            services.vote_cast(request_id=request_id, user=approver, decision="approve")
+            voting.vote_cast(request_id=request_id, user=approver, decision="approve")
         finally:
             connection.close()
 

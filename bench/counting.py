@@ -3,12 +3,12 @@
     .venv/bin/python bench/counting.py [--repeat 2000]
 
 Every vote re-counts the request's current approvals under the request's row lock
-(`reviews.counting.tally`): a maximum assignment of voters to required groups. This times it
-in-process, with the votes already loaded (as `vote_cast` has them), against the counting it
-replaced (a vote counted for every required group its voter was in), for policies from the usual
-to the contrived: the production policy's 3 votes, 20 votes on 2 groups, and 60 voters each in
-all of 6 groups that need 5 approvals each (the slowest shape for the matching: every group full,
-every later voter searching through all of them). Prints microseconds per count.
+(`reviews.decisions.counting.tally`): a maximum assignment of voters to required groups. This times
+it in-process, with the votes already loaded (as `vote_cast` has them), against the counting it
+replaced (a vote counted for every required group its voter was in), for policies from the usual to
+the contrived: the production policy's 3 votes, 20 votes on 2 groups, and 60 voters each in all of 6
+groups that need 5 approvals each (the slowest shape for the matching: every group full, every later
+voter searching through all of them). Prints microseconds per count.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def main() -> None:
     django.setup()
     from django.contrib.auth.models import User
 
-    from reviews import counting
+    from reviews.decisions import counting
     from reviews.models import TransitionRequest, Vote
 
     start = datetime(2026, 1, 1, tzinfo=UTC)

@@ -75,9 +75,9 @@ def run(url: str, count: int) -> list[float]:
 
     from registry.mlflow_client import RegistryClient
     from registry.sync import sync_registry
-    from reviews import services
+    from reviews.decisions import opening, voting
     from reviews.models import Execution, TransitionRequest
-    from reviews.policies import policies_load
+    from reviews.policies.loading import policies_load
 
     client = RegistryClient(url)
     experiment = client.experiment_id("decision-latency")
@@ -95,11 +95,11 @@ def run(url: str, count: int) -> list[float]:
 
     latencies = []
     for version in range(2, count + 2):
-        request = services.request_create(
+        request = opening.request_create(
             model="latency-model", version=version, target="Production", requester=requester
         )
         # vote_cast commits before it returns (its own transaction, no outer one).
-        services.vote_cast(request_id=request.pk, user=approver, decision="approve")
+        voting.vote_cast(request_id=request.pk, user=approver, decision="approve")
         committed = time.perf_counter()
         while True:
             found = client.get_version("latency-model", version)

@@ -110,9 +110,10 @@ def prepare(mlflow_url: str, count: int):
     from registry.mlflow_client import RegistryClient
     from registry.models import ModelVersion
     from registry.sync import sync_registry
-    from reviews import audit, services
+    from reviews.audit import verification
+    from reviews.decisions import opening, voting
     from reviews.models import TransitionRequest
-    from reviews.policies import policies_load
+    from reviews.policies.loading import policies_load
 
     started = time.perf_counter()
     sync_registry(full=True, client=RegistryClient(mlflow_url))
@@ -123,7 +124,7 @@ def prepare(mlflow_url: str, count: int):
     candidates = ModelVersion.objects.live().exclude(stage="Staging").select_related("model")
     opened = []
     for version in candidates.order_by("model__name", "version")[:count]:
-        request = services.request_create(
+        request = opening.request_create(
             model=version.model.name,
             version=version.version,
             target="Staging",
@@ -133,14 +134,14 @@ def prepare(mlflow_url: str, count: int):
         kind = request.pk % 4
         if kind in (1, 2):  # pending with one approval, or approved
             for approver in approvers[:kind]:
-                services.vote_cast(request_id=request.pk, user=approver, decision="approve")
+                voting.vote_cast(request_id=request.pk, user=approver, decision="approve")
         elif kind == 3:
-            services.vote_cast(
+            voting.vote_cast(
                 request_id=request.pk, user=approvers[0], decision="reject", comment="worse"
             )
     django_rq.get_queue("transitions").empty()  # no worker here: leave MLflow as it is
     # As the reconciler does every minute: the audit page then checks only what comes after.
-    verified = audit.extend_verified_checkpoint()
+    verified = verification.extend_verified_checkpoint()
     print(
         f"mirrored 2,000 versions and opened {len(opened)} requests with votes in "
         f"{time.perf_counter() - started:.0f} s "
@@ -191,14 +192,14 @@ def lengthen_audit_chain(events: int) -> tuple[str, str, int]:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from reviews import audit
+    from reviews.audit import verification
     from reviews.models import AuditHead
     from tests.factories import make_audit_chain
 
     started = time.perf_counter()
     make_audit_chain(max(0, events - AuditHead.objects.get(name="audit").sequence))
     built = time.perf_counter()
-    verified = audit.extend_verified_checkpoint()
+    verified = verification.extend_verified_checkpoint()
     print(
         f"audit chain lengthened to {verified.sequence:,} events in {built - started:.0f} s; "
         f"the reconciler's walk verified {verified.checked:,} of them in "
@@ -215,7 +216,7 @@ def lengthen_audit_chain(events: int) -> tuple[str, str, int]:
 def print_audit_check_costs() -> None:
     """In-process: the full walk each view of the audit page made before the checkpoint, against
     the page's check now (medians)."""
-    from reviews import audit
+    from reviews.audit import verification
 
     def median_ms(function, runs: int) -> float:
         times = []
@@ -226,8 +227,8 @@ def print_audit_check_costs() -> None:
         return statistics.median(times) * 1000
 
     print(
-        f"  audit check: full walk {median_ms(audit.verify, 3):.0f} ms, "
-        f"the page's check from the checkpoint {median_ms(audit.chain_status, 21):.1f} ms"
+        f"  audit check: full walk {median_ms(verification.verify, 3):.0f} ms, "
+        f"the page's check from the checkpoint {median_ms(verification.chain_status, 21):.1f} ms"
     )
 
 

@@ -31,7 +31,8 @@ def main() -> int:
         import django_rq
 
         from registry.mlflow_client import RegistryClient
-        from reviews import audit, jobs
+        from reviews.audit import verification
+        from reviews.execution import jobs
         from tests.reliability import race
 
         queue = django_rq.get_queue(jobs.QUEUE)
@@ -50,7 +51,7 @@ def main() -> int:
         print(f"rounds right: {args.rounds - len(wrong)}/{args.rounds}")
         print(f"votes: {dict(votes)}")
         print(f"round (votes + job + checks): {summary_ms(durations)}")
-        verdict = audit.verify()
+        verdict = verification.verify()
         print(f"audit chain: {verdict}")
         for outcome in wrong:
             print(f"WRONG: {outcome}")

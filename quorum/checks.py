@@ -115,7 +115,7 @@ def check_forwarded_for_seen(app_configs, **kwargs):
 def check_signing_key(app_configs, **kwargs):
     # Without a configured key each host generates its own under var/: proofs signed by one
     # worker would not verify with the key another host's web app publishes.
-    from reviews.attestation import SigningKeyError, signer
+    from reviews.execution.proof_keys import SigningKeyError, signer
 
     hint = (
         "Make one key (openssl genpkey -algorithm ed25519 -out signing-key.pem), keep it secret, "

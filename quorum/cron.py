@@ -12,9 +12,9 @@ from django.conf import settings
 from rq import cron
 
 from registry.jobs import SYNC_QUEUE, sync_full, sync_incremental
+from reviews.execution.reconciler import reconcile
 from reviews.notify import QUEUE as NOTIFY_QUEUE
 from reviews.notify import periodic as notify_periodic
-from reviews.reconciler import reconcile
 
 cron.register(
     sync_incremental,
@@ -38,9 +38,11 @@ cron.register(
 # Expire overdue requests, re-queue approved transitions whose job was lost, classify registry
 # changes. Two schedulers running it at once is harmless too: request rows are locked one at a
 # time and transition jobs have ids derived from their request.
-# The scheduler stores each job's function as a dotted path ("reviews.reconciler.reconcile"); the
-# reconciler used to be "reviews.jobs.reconcile", which reviews/jobs.py keeps resolvable for the
-# jobs a scheduler of an earlier release enqueued.
+# The scheduler stores each job's function as a dotted path
+# ("reviews.execution.reconciler.reconcile"); the reconciler used to be
+# "reviews.reconciler.reconcile" and before that "reviews.jobs.reconcile", which
+# reviews/reconciler.py and reviews/jobs.py keep resolvable for the jobs a scheduler of an earlier
+# release enqueued.
 cron.register(
     reconcile,
     queue_name="default",

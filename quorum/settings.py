@@ -360,7 +360,8 @@ QUORUM_TRANSITION_RETRY_INTERVALS = [
 # listed intervals. An MLflow restart or a short outage then ends `done` with nobody involved.
 QUORUM_TRANSITION_RETRY_WINDOW = int(os.environ.get("QUORUM_TRANSITION_RETRY_WINDOW", "900"))
 QUORUM_TRANSITION_TIMEOUT = int(os.environ.get("QUORUM_TRANSITION_TIMEOUT", "300"))
-# Seconds between runs of the reconciler (reviews/reconciler.py, scheduled in quorum/cron.py).
+# Seconds between runs of the reconciler (reviews/execution/reconciler.py, scheduled in
+# quorum/cron.py).
 QUORUM_RECONCILE_INTERVAL = int(os.environ.get("QUORUM_RECONCILE_INTERVAL", "60"))
 # A started transition whose worker sent no heartbeat for this long is presumed dead and is
 # re-queued by the reconciler (RQ itself notices only minutes later). Workers heartbeat every 30 s
@@ -372,7 +373,7 @@ QUORUM_TRANSITION_HEARTBEAT_TIMEOUT = int(
 # approval or an admin's retry); the next loss ends it `failed`, and the requester and staff are
 # mailed.
 QUORUM_TRANSITION_MAX_REQUEUES = int(os.environ.get("QUORUM_TRANSITION_MAX_REQUEUES", "5"))
-# Break-glass moves one user may make in 24 hours (reviews/break_glass.py): enough for an
+# Break-glass moves one user may make in 24 hours (reviews/emergency/break_glass.py): enough for an
 # incident, too few to become the normal path.
 QUORUM_BREAK_GLASS_PER_DAY = int(os.environ.get("QUORUM_BREAK_GLASS_PER_DAY", "3"))
 # A transition job queued this many seconds with no worker consuming its queue is reported on the
@@ -380,9 +381,9 @@ QUORUM_BREAK_GLASS_PER_DAY = int(os.environ.get("QUORUM_BREAK_GLASS_PER_DAY", "3
 QUORUM_TRANSITION_WAIT_WARNING = int(os.environ.get("QUORUM_TRANSITION_WAIT_WARNING", "120"))
 
 # The Ed25519 key that signs the approval proof written on every promoted version
-# (reviews/attestation.py): a PEM private key, or the path to one. Unset, a key is generated at
-# first use into QUORUM_VAR_DIR/signing-key.pem (the demo; `check --deploy` refuses it, since
-# every host would make its own). Public keys of earlier signing keys stay published at
+# (reviews/execution/proof_keys.py): a PEM private key, or the path to one. Unset, a key is
+# generated at first use into QUORUM_VAR_DIR/signing-key.pem (the demo; `check --deploy` refuses it,
+# since every host would make its own). Public keys of earlier signing keys stay published at
 # /api/v1/keys, so proofs they signed still verify: PEM public keys, or a path to a file of them.
 QUORUM_SIGNING_KEY = os.environ.get("QUORUM_SIGNING_KEY", "")
 QUORUM_SIGNING_KEY_FILE = VAR_DIR / "signing-key.pem"

@@ -1,7 +1,7 @@
 """The demo's signing key for approval proofs: one Ed25519 key generated under var/ on first use.
 
 Apart from Django so that `python -m quorum.demo` can make it before anything starts; production
-sets QUORUM_SIGNING_KEY instead (reviews/attestation.py, docs/deploy.md).
+sets QUORUM_SIGNING_KEY instead (reviews/execution/proof_keys.py, docs/deploy.md).
 """
 
 from __future__ import annotations

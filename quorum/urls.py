@@ -31,6 +31,6 @@ urlpatterns = [
     path("admin/django_rq/", include((dashboard, "django_rq"))),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
-    path("", include("reviews.urls")),
+    path("", include("reviews.web.urls")),
     path("", include("registry.urls")),
 ]

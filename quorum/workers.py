@@ -9,7 +9,7 @@ its connections; syncs, mail and the reconciler still get a horse each.
 
 Crash recovery does not depend on the horse: a worker killed in the middle of a transition leaves
 a started job whose heartbeat stops and whose execution lock PostgreSQL releases with the
-worker's connection, and the reconciler re-queues it (reviews/reconciler.py). While an
+worker's connection, and the reconciler re-queues it (reviews/execution/reconciler.py). While an
 in-process job runs, a thread keeps the worker's and the job's heartbeats going, as the forking
 worker's main loop does while it waits for a horse.
 """

@@ -1,7 +1,7 @@
 """The signed approval proof Quorum writes on a promoted model version, and how it is checked.
 
-One format, shared by the signer (Quorum's transition worker, `reviews/attestation.py`) and the
-verifier (`quorum verify`): this module imports neither Django nor MLflow, so a deployment
+One format, shared by the signer (Quorum's transition worker, `reviews/execution/attestation.py`)
+and the verifier (`quorum verify`): this module imports neither Django nor MLflow, so a deployment
 pipeline can check a proof with `requests`, `cryptography` and `securesystemslib` alone.
 
 The proof is an in-toto Statement (v1) in a DSSE envelope (securesystemslib's `Envelope`), signed

@@ -3,7 +3,7 @@
 `sync_status` is what the models page shows (when the mirror last synced, whether the latest sync
 failed and why, what the latest successful one could not mirror), in one query. `failure_streak`
 is the run of failed syncs since the last successful one, which the review app mails staff about
-(`reviews.sync_health`).
+(`reviews.execution.sync_health`).
 """
 
 from __future__ import annotations

@@ -9,23 +9,24 @@ class ReviewsConfig(AppConfig):
         from identity import events as identity_events
         from registry.signals import changes_observed
 
-        from . import audit, checks  # noqa: F401 - checks registers the checks
+        from . import checks  # noqa: F401 - checks registers the checks
+        from .audit import chain
 
         # Identity's changes (accounts, groups from the provider) go into the audit chain.
-        identity_events.set_recorder(audit.record)
-        from .registry_events import on_changes_observed
+        identity_events.set_recorder(chain.record)
+        from .execution.registry_events import on_changes_observed
 
         changes_observed.connect(on_changes_observed, dispatch_uid="reviews.registry_events")
 
         from registry.signals import sync_finished
 
-        from .sync_health import on_sync_finished
+        from .execution.sync_health import on_sync_finished
 
         sync_finished.connect(on_sync_finished, dispatch_uid="reviews.sync_health")
 
         from django.db.models.signals import post_delete, post_save
 
-        from . import guard
+        from .execution import guard
         from .models import ApprovalPolicy
 
         # The guard inside MLflow learns what is protected from tags Quorum keeps in step.
@@ -35,20 +36,21 @@ class ReviewsConfig(AppConfig):
             guard.on_policy_changed, sender=ApprovalPolicy, dispatch_uid="guard.delete"
         )
 
-        from . import notify, webhooks_out
+        from . import notify
+        from .notify import webhooks_out
         from .signals import event_recorded
 
         # Mail and webhooks go to an outbox in the event's transaction; workers send them.
         event_recorded.connect(notify.on_event_recorded, dispatch_uid="reviews.notify")
         event_recorded.connect(webhooks_out.on_event_recorded, dispatch_uid="reviews.webhooks_out")
 
-        from . import break_glass
+        from .emergency import ratification
 
         # A break-glass move done opens its ratification; a ratification refused unratifies it.
-        event_recorded.connect(break_glass.on_event_recorded, dispatch_uid="reviews.break_glass")
+        event_recorded.connect(ratification.on_event_recorded, dispatch_uid="reviews.break_glass")
         from registry.evidence import evidence_stored
 
-        from .escalation import on_evidence_stored
+        from .decisions.reevaluation import on_evidence_stored
 
         # A version's evidence, read after the sync, may change what its open requests need.
         evidence_stored.connect(on_evidence_stored, dispatch_uid="reviews.escalation")

@@ -9,7 +9,7 @@ ask (a fresh checkout, a build step) it has nothing to say.
 from django.core.checks import Warning, register
 from django.db import DatabaseError
 
-from .stalls import HINT, stalled_requests, summary
+from .execution.stalls import HINT, stalled_requests, summary
 
 
 @register("quorum")

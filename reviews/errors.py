@@ -1,7 +1,7 @@
 """Domain errors of the review engine, each with a message a user can act on.
 
 `code` is stable (the REST API returns it); `status` is the HTTP status an API answers with, and
-the pages derive their answer from it too (`reviews.views`).
+the pages derive their answer from it too (`reviews.web`).
 """
 
 from __future__ import annotations

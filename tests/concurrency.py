@@ -8,7 +8,7 @@ import threading
 from django.contrib.auth.models import User
 from django.db import connection
 
-from reviews import services
+from reviews.decisions import voting
 from tests.waiting import join_all
 
 
@@ -20,7 +20,7 @@ def approve_at_once(request_id: int, voters: list[User]) -> list[str]:
     def vote(user: User) -> None:
         try:
             barrier.wait()
-            services.vote_cast(request_id=request_id, user=user, decision="approve")
+            voting.vote_cast(request_id=request_id, user=user, decision="approve")
             outcomes.append("counted")
         except Exception as error:  # noqa: BLE001 - the caller asserts on every outcome
             outcomes.append(type(error).__name__)

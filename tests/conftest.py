@@ -30,7 +30,8 @@ from quorum.localservices import MlflowServer, free_port, redis_answers, start_m
 from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
-from reviews import jobs, services
+from reviews.decisions import opening
+from reviews.execution import jobs
 from tests.factories import STANDARD_POLICIES, approve_all
 from tests.parallel import in_lanes, use_own_redis_database
 from tests.shared_servers import SharedServer, begin_run, end_run, server_for_session
@@ -221,7 +222,7 @@ def cast(django_user_model):
 @pytest.fixture
 def policies(cast):
     """The production (1 ml-lead + 2 data-science, gated) and staging policies, loaded."""
-    from reviews.policies import policies_load
+    from reviews.policies.loading import policies_load
 
     policies_load(text=STANDARD_POLICIES)
     return cast
@@ -378,7 +379,7 @@ def run_transition(committed, simple_worker):
     process; what the job leaves for after the commit (mail, webhooks, the sync) is enqueued."""
     import django_rq
 
-    from reviews import jobs
+    from reviews.execution import jobs
 
     def run(request) -> None:
         # Request ids restart with each test database, and a finished job of an earlier run with
@@ -550,7 +551,7 @@ def approved(promoted, requester, lead, scientist1, scientist2, django_capture_o
     its transition job queued (not run)."""
 
     def make(version: int, target: str = "Production"):
-        request = services.request_create(
+        request = opening.request_create(
             model=promoted, version=version, target=target, requester=requester
         )
         approve_all(

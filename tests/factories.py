@@ -225,9 +225,9 @@ def make_fraud_model() -> RegisteredModel:
 def make_request(model: str, version: int = 2, target: str = "Production", *, requester, **fields):
     """A transition request opened through the review engine, as a requester would open it
     (policies decide, gates run, the audit records it)."""
-    from reviews import services
+    from reviews.decisions import opening
 
-    return services.request_create(
+    return opening.request_create(
         model=model, version=version, target=target, requester=requester, **fields
     )
 
@@ -260,7 +260,7 @@ def make_hostile_request(*, requester, voter, decision: str, text: str):
     param, a tag (and their cached history); the request's comment and the vote's comment are
     `text` too. Returns the request.
     """
-    from reviews import services
+    from reviews.decisions import voting
 
     model = make_model(text, description=text, tags={text: text})
     make_version(model, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.8})
@@ -273,7 +273,7 @@ def make_hostile_request(*, requester, voter, decision: str, text: str):
     )
     cache_all_history(candidate)
     request = make_request(text, requester=requester, comment=text)
-    services.vote_cast(request_id=request.pk, user=voter, decision=decision, comment=text)
+    voting.vote_cast(request_id=request.pk, user=voter, decision=decision, comment=text)
     return request
 
 
@@ -283,12 +283,12 @@ CHAIN_ACTIONS = ("request.created", "vote.cast", "request.approved", "transition
 
 def make_audit_chain(count: int, *, batch: int = 5000) -> None:
     """Appends `count` events to the audit chain in bulk, each hashed exactly as
-    `audit.record` hashes it: a long, valid history in seconds rather than minutes.
+    `chain.record` hashes it: a long, valid history in seconds rather than minutes.
 
     Rows are written directly (no `event_recorded` signal, so no mail or webhooks), under the
     chain head's lock, and the head is moved to the last one.
     """
-    from reviews import audit
+    from reviews.audit import chain
     from reviews.models import AuditEvent, AuditHead
 
     AuditHead.objects.get_or_create(name="audit")
@@ -306,8 +306,8 @@ def make_audit_chain(count: int, *, batch: int = 5000) -> None:
                 "version": sequence % 10 + 1,
                 "details": {"n": sequence},
             }
-            content = audit.canonical(sequence=sequence, request_id=None, **fields)
-            digest = audit.chain_hash(head.hash, content)
+            content = chain.canonical(sequence=sequence, request_id=None, **fields)
+            digest = chain.chain_hash(head.hash, content)
             rows.append(AuditEvent(sequence=sequence, prev_hash=head.hash, hash=digest, **fields))
             head.sequence, head.hash = sequence, digest
             if len(rows) == batch:
@@ -480,11 +480,11 @@ def register_sklearn_version(
 def approve_all(request, *voters, capture) -> None:
     """Each of `voters` approves `request`; the on-commit callbacks (the transition's enqueue) run
     through `capture` (pytest-django's `django_capture_on_commit_callbacks`)."""
-    from reviews import services
+    from reviews.decisions import voting
 
     with capture(execute=True):
         for voter in voters:
-            services.vote_cast(request_id=request.pk, user=voter, decision="approve")
+            voting.vote_cast(request_id=request.pk, user=voter, decision="approve")
 
 
 def transition_actions(request) -> list[str]:

@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from registry.models import ModelVersion, RegisteredModel
-from reviews import audit
-from reviews.jobs import QUEUE, transition_job_id
+from reviews.audit import chain, verification
+from reviews.execution.jobs import QUEUE, transition_job_id
 from reviews.models import (
     ApprovalPolicy,
     AuditEvent,
@@ -21,7 +21,7 @@ from reviews.models import (
     TransitionRequest,
     Vote,
 )
-from reviews.policies import policy_as_spec
+from reviews.policies.matching import policy_as_spec
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +51,7 @@ def a_request(policies, requester):
         expires_at=timezone.now() + timedelta(days=7),
     )
     Vote.objects.create(request=request, user=policies["lead"], decision="approve")
-    audit.record("request.create", actor=requester, request=request)
+    chain.record("request.create", actor=requester, request=request)
     return request
 
 
@@ -217,7 +217,7 @@ def test_a_valid_policy_is_saved_with_its_sign_offs_and_gates_and_audited(admin_
     event = AuditEvent.objects.order_by("-sequence").first()
     assert (event.action, event.actor) == ("policy.create", "admin")
     assert event.details == spec.model_dump(mode="json")
-    assert audit.verify().ok
+    assert verification.verify().ok
 
 
 @pytest.mark.parametrize(
@@ -443,12 +443,12 @@ def test_votes_audit_events_and_requests_cannot_be_added_changed_or_deleted(
     assert a_request.votes.get().decision == "approve"
     assert TransitionRequest.objects.get(pk=a_request.pk).decision == Decision.PENDING
     assert AuditEvent.objects.filter(actor="x").count() == 0
-    assert audit.verify().ok
+    assert verification.verify().ok
 
 
 def test_the_audit_list_shows_that_the_chain_holds_or_where_it_breaks(admin_client, a_request):
     url = reverse("admin:reviews_auditevent_changelist")
-    last = audit.record("test.event", actor="system").sequence
+    last = chain.record("test.event", actor="system").sequence
 
     intact = admin_client.get(url)
     AuditEvent.objects.filter(sequence=last).update(actor="mallory")
@@ -675,4 +675,4 @@ def test_cancel_action_cancels_pending_requests_and_explains_the_others(
         "admin",
         a_request.pk,
     )
-    assert audit.verify().ok
+    assert verification.verify().ok

@@ -1,5 +1,5 @@
 """The signed approval proof written by the transition job: a real `mlflow server`, a real RQ
-queue worked in this process, the real database (reviews/attestation.py)."""
+queue worked in this process, the real database (reviews/execution/attestation.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from securesystemslib.signer import CryptoSigner
 
 from quorum_cli import attestation as proof
 from registry.sync import sync_registry
-from reviews import attestation, audit, reconciler, services
-from reviews.links import request_url
+from reviews.audit import verification
+from reviews.decisions import opening
+from reviews.execution import attestation, proof_keys, reconciler
 from reviews.models import (
     Attestation,
     AuditEvent,
@@ -25,7 +26,8 @@ from reviews.models import (
     Vote,
     VoteChoice,
 )
-from reviews.policies import policies_load
+from reviews.notify.links import request_url
+from reviews.policies.loading import policies_load
 from tests.factories import approve_all, register_in_mlflow
 
 # `syncs`: each transition's follow-up sync waits in an emptied queue, never run here.
@@ -82,11 +84,11 @@ def test_carrying_out_a_request_writes_a_signed_proof_of_who_approved_it(
 
     assert request.execution == Execution.DONE
     assert request.attestation == Attestation.WRITTEN and request.attested_at is not None
-    assert request.attestation_key_id == verified.keyid == attestation.signer().public_key.keyid
+    assert request.attestation_key_id == verified.keyid == proof_keys.signer().public_key.keyid
     written = AuditEvent.objects.get(action="attestation.written", request=request)
     assert written.details["tag"] == "quorum.attestation.Production"
     assert written.details["bytes"] == len(tag.encode()) < proof.MAX_TAG_BYTES
-    assert audit.verify().ok
+    assert verification.verify().ok
 
 
 def test_a_version_approved_for_staging_then_production_keeps_both_proofs(
@@ -100,7 +102,7 @@ def test_a_version_approved_for_staging_then_production_keeps_both_proofs(
     django_capture_on_commit_callbacks,
     client,
 ):
-    staging = services.request_create(
+    staging = opening.request_create(
         model=promoted, version=2, target="Staging", requester=requester
     )
     approve_all(staging, scientist1, capture=django_capture_on_commit_callbacks)
@@ -227,7 +229,7 @@ def panel_request(mlflow_client, unique_name, django_user_model, people: int) ->
     register_in_mlflow(mlflow_client, unique_name, versions=1)
     sync_registry(model=unique_name, client=mlflow_client)
     requester = django_user_model.objects.create_user("panel-requester")
-    request = services.request_create(
+    request = opening.request_create(
         model=unique_name, version=1, target="Production", requester=requester
     )
     users = {u.username: u for u in django_user_model.objects.filter(username__in=names)}
@@ -288,7 +290,7 @@ def test_the_keys_are_public_json_with_the_current_key_first_and_retired_ones_af
     assert response.status_code == 200
     body = response.json()
     assert [(k["keyid"], k["status"]) for k in body["keys"]] == [
-        (attestation.signer().public_key.keyid, "current"),
+        (proof_keys.signer().public_key.keyid, "current"),
         (retired.keyid, "previous"),
     ]
     assert body["payload_type"] == "application/vnd.in-toto+json"
@@ -331,16 +333,16 @@ def test_a_signing_key_of_another_kind_is_refused_with_how_to_make_one(settings,
     )
     settings.QUORUM_SIGNING_KEY = str(path)
 
-    with pytest.raises(attestation.SigningKeyError, match="Ed25519: openssl genpkey"):
-        attestation.signer()
+    with pytest.raises(proof_keys.SigningKeyError, match="Ed25519: openssl genpkey"):
+        proof_keys.signer()
 
 
 def test_without_a_configured_key_one_is_generated_once_and_kept(settings, tmp_path):
     settings.QUORUM_SIGNING_KEY = ""
     settings.QUORUM_SIGNING_KEY_FILE = tmp_path / "var" / "signing-key.pem"
 
-    first = attestation.signer().public_key.keyid
-    second = attestation.signer().public_key.keyid
+    first = proof_keys.signer().public_key.keyid
+    second = proof_keys.signer().public_key.keyid
 
     assert first == second
     assert settings.QUORUM_SIGNING_KEY_FILE.read_text().startswith("-----BEGIN PRIVATE KEY")
@@ -351,6 +353,6 @@ def test_the_admin_shows_the_signing_keys_and_each_requests_proof(admin_client, 
 
     assert response.status_code == 200
     page = response.content.decode()
-    assert attestation.signer().public_key.keyid in page
+    assert proof_keys.signer().public_key.keyid in page
     assert "current: signs new proofs" in page
     assert "/api/v1/keys" in page

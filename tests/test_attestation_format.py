@@ -1,5 +1,5 @@
-"""The proof's format on its own: DSSE's encoding against the spec, signing and verifying,
-and every way a proof can fail to hold (quorum_cli/attestation.py, reviews.attestation.signed)."""
+"""The proof's format on its own: DSSE's encoding against the spec, signing and verifying, and every
+way a proof can fail to hold (quorum_cli/attestation.py, reviews.execution.attestation.signed)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from securesystemslib.dsse import Envelope
 from securesystemslib.signer import CryptoSigner
 
 from quorum_cli import attestation as proof
-from reviews.attestation import signed
+from reviews.execution.attestation import signed
 
 
 def statement(model="fraud-detector", version=7, target="Production", run_id="r1", source="s"):

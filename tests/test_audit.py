@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from reviews import audit
+from reviews.audit import chain, verification
 from reviews.management.commands.verify_audit import Command as VerifyAudit
 from reviews.models import AuditEvent, AuditHead
 from tests.waiting import join_all
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 def record_events(count: int, *, start: int = 1) -> list[AuditEvent]:
     return [
-        audit.record(
+        chain.record(
             "test.event",
             actor=f"user{n}",
             model_name="fraud-model",
@@ -49,34 +49,34 @@ def test_events_form_a_chain_that_verifies():
     events = record_events(5)
 
     assert [e.sequence for e in events] == [1, 2, 3, 4, 5]
-    assert events[0].prev_hash == audit.GENESIS
+    assert events[0].prev_hash == chain.GENESIS
     assert all(
         later.prev_hash == earlier.hash
         for earlier, later in zip(events[:-1], events[1:], strict=True)
     )
-    result = audit.verify()
+    result = verification.verify()
     assert result.ok and result.checked == 5
     assert str(result) == "audit chain intact: 5 events verified"
 
 
 def test_nan_and_infinities_in_details_are_kept_in_the_mirrors_spelling_and_verify():
     nan, inf = float("nan"), float("inf")
-    event = audit.record(
+    event = chain.record(
         "test.metrics",
         details={"metrics": {"accuracy": nan, "loss": inf}, "gates": [{"value": -inf}]},
     )
-    audit.record("test.after", details={"n": 1})
+    chain.record("test.after", details={"n": 1})
 
     stored = AuditEvent.objects.get(pk=event.pk).details
     assert stored == {
         "metrics": {"accuracy": "NaN", "loss": "Infinity"},
         "gates": [{"value": "-Infinity"}],
     }
-    assert audit.verify().ok and audit.verify().checked == 2
+    assert verification.verify().ok and verification.verify().checked == 2
 
 
 def test_empty_chain_verifies():
-    assert audit.verify().ok
+    assert verification.verify().ok
 
 
 # run_from_argv closes the database connections, as manage.py does: the test must not hold an
@@ -120,7 +120,7 @@ def test_editing_a_timestamp_is_detected():
     record_events(3)
     AuditEvent.objects.filter(sequence=2).update(created_at=timezone.now() - timedelta(days=1))
 
-    result = audit.verify()
+    result = verification.verify()
 
     assert (result.ok, result.broken_at) == (False, 2)
 
@@ -130,10 +130,10 @@ def test_a_forger_who_rehashes_the_edited_row_breaks_the_next_link():
     event = AuditEvent.objects.get(sequence=3)
     event.details = {"n": 3, "note": "forged"}
     AuditEvent.objects.filter(sequence=3).update(
-        details=event.details, hash=audit.chain_hash(event.prev_hash, audit.event_content(event))
+        details=event.details, hash=chain.chain_hash(event.prev_hash, chain.event_content(event))
     )
 
-    result = audit.verify()
+    result = verification.verify()
 
     assert (result.ok, result.broken_at, result.problem) == (
         False,
@@ -146,7 +146,7 @@ def test_deleting_a_middle_row_is_detected():
     record_events(5)
     AuditEvent.objects.filter(sequence=3).delete()
 
-    result = audit.verify()
+    result = verification.verify()
 
     assert (result.ok, result.broken_at) == (False, 3)
     assert "missing" in result.problem
@@ -165,7 +165,7 @@ def test_appending_after_a_deleted_last_row_is_still_detected():
     AuditEvent.objects.filter(sequence=4).delete()
     record_events(1, start=5)
 
-    result = audit.verify()
+    result = verification.verify()
 
     assert (result.ok, result.broken_at) == (False, 4)
 
@@ -182,7 +182,7 @@ def test_concurrent_appends_from_many_threads_form_one_chain():
         try:
             start.wait()
             for n in range(per_thread):
-                audit.record("test.concurrent", actor=f"writer{index}", details={"n": n})
+                chain.record("test.concurrent", actor=f"writer{index}", details={"n": n})
         except BaseException as error:  # reported by the main thread
             errors.append(error)
         finally:
@@ -198,7 +198,7 @@ def test_concurrent_appends_from_many_threads_form_one_chain():
     assert list(AuditEvent.objects.order_by("sequence").values_list("sequence", flat=True)) == list(
         range(1, total + 1)
     )
-    result = audit.verify()
+    result = verification.verify()
     assert result.ok, str(result)
     assert result.checked == total
     per_writer = {
@@ -227,10 +227,10 @@ def test_the_reconciler_moves_the_checkpoint_to_the_head():
 
 def test_extending_the_checkpoint_reads_only_the_events_since_it():
     record_events(5)
-    first = audit.extend_verified_checkpoint()
+    first = verification.extend_verified_checkpoint()
     record_events(2, start=6)
 
-    second = audit.extend_verified_checkpoint()
+    second = verification.extend_verified_checkpoint()
 
     assert (first.ok, first.checked, first.read) == (True, 5, 5)
     assert (second.ok, second.checked, second.read) == (True, 2, 3)  # the checkpoint's event too
@@ -240,7 +240,7 @@ def test_extending_the_checkpoint_reads_only_the_events_since_it():
 def test_a_long_history_is_verified_over_several_runs():
     record_events(5)
 
-    runs = [audit.extend_verified_checkpoint(limit=2) for _ in range(3)]
+    runs = [verification.extend_verified_checkpoint(limit=2) for _ in range(3)]
 
     assert [(r.ok, r.sequence, r.read) for r in runs] == [(True, 2, 2), (True, 4, 3), (True, 5, 2)]
     assert head().verified_sequence == 5
@@ -248,21 +248,21 @@ def test_a_long_history_is_verified_over_several_runs():
 
 def test_a_break_after_the_checkpoint_is_recorded_and_cleared_once_the_link_holds_again(caplog):
     record_events(5)
-    audit.extend_verified_checkpoint()
+    verification.extend_verified_checkpoint()
     record_events(3, start=6)
     AuditEvent.objects.filter(sequence=7).update(actor="mallory")
 
-    broken = audit.extend_verified_checkpoint()
+    broken = verification.extend_verified_checkpoint()
 
     assert (broken.ok, broken.broken_at) == (False, 7)
     checkpoint = head()
     assert (checkpoint.verified_sequence, checkpoint.broken_at) == (6, 7)
     assert checkpoint.broken_problem == "content does not match its hash"
     assert "audit chain broken at sequence 7" in caplog.text
-    assert audit.chain_status().state == "broken"
+    assert verification.chain_status().state == "broken"
 
     AuditEvent.objects.filter(sequence=7).update(actor="user7")  # restored from a backup
-    assert audit.extend_verified_checkpoint().ok
+    assert verification.extend_verified_checkpoint().ok
     checkpoint = head()
     assert (checkpoint.verified_sequence, checkpoint.broken_at, checkpoint.broken_problem) == (
         8,
@@ -282,7 +282,7 @@ def test_verify_audit_sets_the_checkpoint_unless_read_only():
 
 def test_verify_audit_moves_the_checkpoint_back_to_a_break_before_it():
     record_events(5)
-    audit.extend_verified_checkpoint()
+    verification.extend_verified_checkpoint()
     AuditEvent.objects.filter(sequence=2).update(details={"n": 2, "note": "rewritten"})
 
     with pytest.raises(CommandError, match="broken at sequence 2"):
@@ -291,15 +291,15 @@ def test_verify_audit_moves_the_checkpoint_back_to_a_break_before_it():
     checkpoint = head()
     assert (checkpoint.verified_sequence, checkpoint.broken_at) == (1, 2)
     assert checkpoint.verified_hash == AuditEvent.objects.get(sequence=1).hash
-    assert audit.chain_status().broken_at == 2
+    assert verification.chain_status().broken_at == 2
 
 
 def test_a_deleted_checkpoint_event_is_detected():
     record_events(5)
-    audit.extend_verified_checkpoint()
+    verification.extend_verified_checkpoint()
     AuditEvent.objects.filter(sequence=5).delete()
 
-    status = audit.chain_status()
+    status = verification.chain_status()
 
     assert (status.state, status.broken_at) == ("broken", 5)
     assert status.problem == "event 5, verified earlier, is missing"
@@ -317,10 +317,10 @@ def test_an_event_written_beyond_the_head_is_detected():
         details={},
         prev_hash=last.hash,
     )
-    forged.hash = audit.chain_hash(last.hash, audit.event_content(forged))
+    forged.hash = chain.chain_hash(last.hash, chain.event_content(forged))
     forged.save()
 
-    result = audit.verify()
+    result = verification.verify()
 
     assert (result.ok, result.broken_at) == (False, 4)
     assert result.problem == "event 4 lies beyond the chain head"
@@ -339,7 +339,7 @@ def test_appends_during_a_verification_never_look_like_a_break():
     def writer() -> None:
         try:
             for n in range(300):
-                audit.record("test.concurrent", actor="writer", details={"n": n})
+                chain.record("test.concurrent", actor="writer", details={"n": n})
         except BaseException as error:  # reported by the main thread
             errors.append(error)
         finally:
@@ -350,13 +350,17 @@ def test_appends_during_a_verification_never_look_like_a_break():
     thread.start()
     results = []
     while not done.is_set():
-        results += [audit.verify(), audit.extend_verified_checkpoint(), audit.chain_status()]
+        results += [
+            verification.verify(),
+            verification.extend_verified_checkpoint(),
+            verification.chain_status(),
+        ]
     join_all([thread], timeout=120, message="the audit writer")
 
     assert errors == []
     assert len(results) > 3
     assert [str(r) for r in results if not r.ok and getattr(r, "state", "") != "behind"] == []
-    assert audit.extend_verified_checkpoint().ok and head().verified_sequence == 350
+    assert verification.extend_verified_checkpoint().ok and head().verified_sequence == 350
 
 
 # The CSV's columns are a contract with whoever reads the export: spelled out, not imported.
@@ -383,7 +387,7 @@ def test_export_writes_every_event_as_a_parseable_csv_row():
     assert first["model"] == "fraud-model"
     assert first["version"] == "1"
     assert json.loads(first["details"]) == events[0].details
-    assert first["prev_hash"] == audit.GENESIS
+    assert first["prev_hash"] == chain.GENESIS
     assert first["hash"] == events[0].hash
     created = datetime.fromisoformat(first["created_at"])
     assert created.utcoffset() == timedelta(0)
@@ -427,7 +431,7 @@ FORMULAS = ['=HYPERLINK("http://evil.example","open")', "+1+2", "-2+3", "@SUM(A1
 
 @pytest.mark.parametrize("text", FORMULAS)
 def test_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(text):
-    event = audit.record("test.event", actor=text, model_name=text, version=1)
+    event = chain.record("test.event", actor=text, model_name=text, version=1)
 
     [row] = export()
 
@@ -435,9 +439,9 @@ def test_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(text):
     # Everything else is as before, and stripping the mark gives back what the hash covers.
     assert (row["action"], row["version"], row["hash"]) == ("test.event", "1", event.hash)
     assert (
-        audit.chain_hash(
+        chain.chain_hash(
             row["prev_hash"],
-            audit.canonical(
+            chain.canonical(
                 sequence=int(row["sequence"]),
                 created_at=datetime.fromisoformat(row["created_at"]),
                 actor=row["actor"].removeprefix("'"),
@@ -453,7 +457,7 @@ def test_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(text):
 
 
 def test_export_leaves_ordinary_cells_alone():
-    audit.record("test.event", actor="o'neil", model_name="fraud-model-2", version=2)
+    chain.record("test.event", actor="o'neil", model_name="fraud-model-2", version=2)
 
     [row] = export()
 

@@ -12,11 +12,11 @@ import pytest
 from django.urls import reverse
 
 from registry.models import RegisteredModel
-from reviews import services
 from reviews.api.auth import token_create
-from reviews.break_glass import break_glass_move
+from reviews.decisions import deciding, opening, voting
+from reviews.emergency.break_glass import break_glass_move
 from reviews.errors import BreakGlassLimit, CommentRequired, NotAllowed, SelfApprovalNotAllowed
-from reviews.holder_history import holder_history
+from reviews.execution.holder_history import holder_history
 from reviews.models import (
     AuditEvent,
     Decision,
@@ -26,7 +26,7 @@ from reviews.models import (
     RequestKind,
     TransitionRequest,
 )
-from reviews.policies import policies_load
+from reviews.policies.loading import policies_load
 from tests.factories import approve_all, policies_with
 
 pytestmark = pytest.mark.django_db
@@ -124,7 +124,7 @@ def test_a_rejected_ratification_alerts_staff_and_reverts(
     )
     ratification = TransitionRequest.objects.get(kind=RequestKind.RATIFICATION)
     with django_capture_on_commit_callbacks(execute=True):
-        services.vote_cast(
+        voting.vote_cast(
             request_id=ratification.pk, user=scientist1, decision="reject", comment="no incident"
         )
     simple_worker(transitions, syncs)
@@ -150,10 +150,10 @@ def test_unratified_in_time_alerts_and_alert_alone_does_not_revert(
     ratification = TransitionRequest.objects.get(kind=RequestKind.RATIFICATION)
 
     assert (
-        services.requests_expire_overdue(now=ratification.expires_at - timedelta(seconds=1)) == []
+        deciding.requests_expire_overdue(now=ratification.expires_at - timedelta(seconds=1)) == []
     )
     with django_capture_on_commit_callbacks(execute=True):
-        expired = services.requests_expire_overdue(
+        expired = deciding.requests_expire_overdue(
             now=ratification.expires_at + timedelta(seconds=1)
         )
     simple_worker(transitions, syncs)
@@ -176,7 +176,7 @@ def test_unratified_in_time_with_revert_puts_the_previous_holder_back(
     )
     ratification = TransitionRequest.objects.get(kind=RequestKind.RATIFICATION)
     with django_capture_on_commit_callbacks(execute=True):
-        services.requests_expire_overdue(now=ratification.expires_at + timedelta(seconds=1))
+        deciding.requests_expire_overdue(now=ratification.expires_at + timedelta(seconds=1))
     simple_worker(transitions, syncs)
     assert mlflow_client.get_version(model, 1).stage == "Production"
 
@@ -189,7 +189,7 @@ def test_refusals_change_nothing(glass, outsider, requester, settings):
         break_glass_move(model=model, version=3, target="Production", user=outsider, reason=" ")
     with pytest.raises(NotAllowed, match="does not allow breaking glass"):
         break_glass_move(model=model, version=3, target="Staging", user=outsider, reason="x")
-    own = services.request_create(model=model, version=2, target="Production", requester=outsider)
+    own = opening.request_create(model=model, version=2, target="Production", requester=outsider)
     with pytest.raises(SelfApprovalNotAllowed, match=f"You requested #{own.pk} yourself"):
         break_glass_move(model=model, version=2, target="Production", user=outsider, reason="x")
     assert TransitionRequest.objects.filter(kind=RequestKind.BREAK_GLASS).count() == 0

@@ -15,7 +15,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 
 from registry.models import Stage
-from reviews import services
+from reviews.decisions import opening, voting
 from reviews.models import Decision, Execution, TransitionRequest, VoteChoice
 from tests.browser import chromium
 from tests.factories import cache_all_history, make_model, make_version
@@ -40,20 +40,20 @@ def landscape(policies):
     ]
     for number, (stage, metrics) in enumerate(specs, start=1):
         cache_all_history(make_version(model, number, stage=stage, metrics=metrics))
-    pending = services.request_create(
+    pending = opening.request_create(
         model=model.name, version=3, target="Production", requester=cast["requester"]
     )
-    services.vote_cast(request_id=pending.pk, user=cast["scientist1"], decision=VoteChoice.APPROVE)
-    staging = services.request_create(
+    voting.vote_cast(request_id=pending.pk, user=cast["scientist1"], decision=VoteChoice.APPROVE)
+    staging = opening.request_create(
         model=model.name, version=2, target="Staging", requester=cast["requester"]
     )
-    services.vote_cast(
+    voting.vote_cast(
         request_id=staging.pk,
         user=cast["scientist2"],
         decision=VoteChoice.REJECT,
         comment="Recall fell on the new-merchant slice.",
     )
-    failed = services.request_create(
+    failed = opening.request_create(
         model=model.name, version=3, target="Staging", requester=cast["requester"]
     )
     TransitionRequest.objects.filter(pk=failed.pk).update(

@@ -15,7 +15,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from registry.models import Stage
-from reviews import conversation, services
+from reviews.conversation import comments
+from reviews.decisions import deciding, opening, voting
 from reviews.models import Decision, Notification, TransitionRequest, Vote
 from tests.factories import cache_all_history, make_model, make_version
 
@@ -52,7 +53,7 @@ def fraud(policies):
 
 @pytest.fixture
 def pending(fraud, requester):
-    return services.request_create(
+    return opening.request_create(
         model="fraud", version=2, target="Production", requester=requester, comment="Retrained."
     )
 
@@ -68,7 +69,7 @@ def refused_load(session, status: str) -> None:
 def test_comment_thread_between_requester_and_reviewer_in_the_activity(
     sign_in, pending, scientist1
 ):
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="ok")
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="ok")
     reviewer = sign_in("lead")
     page = reviewer.goto(f"/reviews/{pending.pk}/")
     page.fill("#comment-body", "Did the holdout include the EU merchants?")
@@ -106,9 +107,9 @@ def test_comment_thread_between_requester_and_reviewer_in_the_activity(
 
 
 def test_re_review_after_a_dismissed_approval(sign_in, pending, lead):
-    services.vote_cast(request_id=pending.pk, user=lead, decision="approve", comment="v2 wins")
+    voting.vote_cast(request_id=pending.pk, user=lead, decision="approve", comment="v2 wins")
     with transaction.atomic():
-        services.approvals_mark_stale(
+        voting.approvals_mark_stale(
             TransitionRequest.objects.get(pk=pending.pk),
             reason="Production is now held by v3 (was v1).",
         )
@@ -156,7 +157,7 @@ def test_a_vote_from_a_stale_tab_is_refused_and_keeps_the_text(sign_in, pending,
     page = reviewer.goto(f"/reviews/{pending.pk}/")
     page.fill("#vote-comment", "Looks good, the EU slice improved.")
     # Meanwhile, in another tab, the requester cancels.
-    services.request_cancel(request_id=pending.pk, user=requester, reason="Superseded by v3.")
+    deciding.request_cancel(request_id=pending.pk, user=requester, reason="Superseded by v3.")
     page.click("button[value=approve]")
     page.wait_for_load_state()
     refused_load(reviewer, "409 (Conflict)")
@@ -176,7 +177,7 @@ def test_a_comment_from_a_stale_tab_is_refused_and_keeps_the_text(sign_in, pendi
     reviewer = sign_in("scientist1")
     page = reviewer.goto(f"/reviews/{pending.pk}/")
     page.fill("#comment-body", "One more question on drift.")
-    services.request_cancel(request_id=pending.pk, user=requester)
+    deciding.request_cancel(request_id=pending.pk, user=requester)
     page.click("#comment-form button[type=submit]")
     page.wait_for_load_state()
     refused_load(reviewer, "409 (Conflict)")
@@ -186,11 +187,11 @@ def test_a_comment_from_a_stale_tab_is_refused_and_keeps_the_text(sign_in, pendi
 
 
 def test_previous_rejection_note_must_be_answered(sign_in, fraud, requester, scientist1, lead):
-    first = services.request_create(
+    first = opening.request_create(
         model="fraud", version=2, target="Production", requester=requester
     )
-    services.vote_cast(request_id=first.pk, user=scientist1, decision="reject", comment=REJECTION)
-    other = services.request_create(
+    voting.vote_cast(request_id=first.pk, user=scientist1, decision="reject", comment=REJECTION)
+    other = opening.request_create(
         model="fraud", version=3, target="Production", requester=requester
     )
 
@@ -222,4 +223,4 @@ def test_previous_rejection_note_must_be_answered(sign_in, fraud, requester, sci
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     reviewer.shot("request-related-phone.png")
     reviewer.assert_clean()
-    conversation.comment_post(request_id=other.pk, user=lead, body="Which of the two first?")
+    comments.comment_post(request_id=other.pk, user=lead, body="Which of the two first?")

@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from registry.sync import sync_registry
-from reviews import services
+from reviews.decisions import opening, voting
 from reviews.models import ApprovalPolicy, VoteChoice
 from tests.browser import PASSWORD, chromium
 from tests.factories import register_fraud_model
@@ -41,10 +41,10 @@ def landscape(mlflow_client, unique_name, policies, rq_queue):
     name = f"fraud-{unique_name[-6:]}"
     register_fraud_model(mlflow_client, name)
     sync_registry(model=name, client=mlflow_client)
-    request = services.request_create(
+    request = opening.request_create(
         model=name, version=5, target="Production", requester=policies["requester"]
     )
-    services.vote_cast(
+    voting.vote_cast(
         request_id=request.pk,
         user=policies["scientist1"],
         decision=VoteChoice.APPROVE,

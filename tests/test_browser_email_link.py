@@ -11,7 +11,8 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
-from reviews import jobs, notify
+from reviews import notify
+from reviews.execution import jobs
 from reviews.models import AuditEvent, NotificationPreference, TransitionRequest
 from tests.browser import PASSWORD, SCREENSHOTS, chromium
 from tests.factories import make_mirror, make_request

@@ -13,8 +13,8 @@ from django.db import connection
 from registry import evidence
 from registry.models import Stage
 from registry.sync import sync_registry
-from reviews import services
-from reviews.policies import policies_load
+from reviews.decisions import opening
+from reviews.policies.loading import policies_load
 from tests.browser import SCREENSHOTS, chromium
 from tests.factories import register_sklearn_version
 
@@ -66,7 +66,7 @@ def registry_with_evidence(mlflow_client, unique_name, cast):
     sync_registry(model=name, client=mlflow_client)
     evidence.fetch_missing(client=mlflow_client)  # as the worker does after the sync
     policies_load(text=POLICIES)
-    request = services.request_create(
+    request = opening.request_create(
         model=name, version=2, target="Production", requester=cast["requester"]
     )
     return name, request

@@ -16,9 +16,10 @@ import pytest
 from registry.jobs import SYNC_QUEUE
 from registry.models import Stage
 from registry.sync import sync_registry
-from reviews import jobs, services
+from reviews.decisions import voting
+from reviews.execution import jobs
 from reviews.models import Decision, Execution, RequestKind, TransitionRequest, Vote
-from reviews.policies import policies_load
+from reviews.policies.loading import policies_load
 from tests.factories import (
     HOSTILE,
     cache_all_history,
@@ -254,7 +255,7 @@ def test_rollback_button_puts_the_previous_holder_back(sign_in, fraud, mlflow_cl
     assert "Decided by the policy's rollback rules" in kind
     requester.shot("rollback-request.png")
 
-    services.vote_cast(request_id=rollback.pk, user=lead, decision="approve")
+    voting.vote_cast(request_id=rollback.pk, user=lead, decision="approve")
     wait_for(
         lambda: mlflow_client.get_version(fraud, 3).stage == "Production",
         timeout=60,

@@ -12,9 +12,10 @@ import os
 
 import pytest
 
-from reviews import jobs, services
+from reviews.decisions import opening
+from reviews.execution import jobs
 from reviews.models import Decision, TransitionRequest, Vote
-from reviews.policies import policies_load
+from reviews.policies.loading import policies_load
 from tests.browser import SCREENSHOTS, chromium
 from tests.factories import GOOD, make_mirror
 
@@ -47,10 +48,10 @@ def test_a_reviewer_signs_in_at_the_provider_lands_on_the_review_and_votes(
     rq_queue(jobs.QUEUE)
     policies_load(text=POLICIES)
     make_mirror(versions={1: ("Production", GOOD), 2: ("None", GOOD), 3: ("None", GOOD)})
-    first = services.request_create(
+    first = opening.request_create(
         model="fraud-detector", version=2, target="Production", requester=cast["requester"]
     )
-    second = services.request_create(
+    second = opening.request_create(
         model="fraud-detector", version=3, target="Production", requester=cast["requester"]
     )
     sso.person("olivia", ["idp-ml-leads"])

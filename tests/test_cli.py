@@ -24,9 +24,9 @@ from django.db import connection
 
 from quorum.localservices import free_port
 from registry.sync import sync_registry
-from reviews import jobs
 from reviews.api.auth import token_create
-from reviews.policies import policies_load
+from reviews.execution import jobs
+from reviews.policies.loading import policies_load
 from tests.factories import policies_with, register_in_mlflow
 from tests.waiting import join_all, wait_for
 

@@ -21,7 +21,7 @@ from securesystemslib.signer import CryptoSigner
 
 from quorum.localservices import free_port
 from quorum_cli import attestation as proof
-from reviews import attestation
+from reviews.execution import attestation, proof_keys
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +46,7 @@ def verify(*args: str, tracking_uri: str | None, **env: str) -> subprocess.Compl
 def key_file(tmp_path) -> Path:
     """Quorum's current public key, as PEM."""
     path = tmp_path / "quorum-public.pem"
-    path.write_text(proof.public_key_pem(attestation.signer().public_key))
+    path.write_text(proof.public_key_pem(proof_keys.signer().public_key))
     return path
 
 
@@ -140,7 +140,7 @@ def test_verify_exits_1_for_a_proof_signed_by_another_key(
     )
     mlflow_client.set_version_tag(executed, 2, proof.tag_for("Production"), forged)
     quorum_key = tmp_path / "quorum.pem"
-    quorum_key.write_text(proof.public_key_pem(attestation.signer().public_key))
+    quorum_key.write_text(proof.public_key_pem(proof_keys.signer().public_key))
     result = verify(executed, "2", "--target", "Production", "--key", str(quorum_key),
                     tracking_uri=mlflow_server.url)  # fmt: skip
     assert result.returncode == 1 and "signed by an unknown key" in result.stderr

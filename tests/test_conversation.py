@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from reviews import conversation, services
+from reviews.conversation import comments
+from reviews.decisions import deciding, voting
 from reviews.errors import CommentTooLong, EmptyComment, PageStale, RequestNotFound
 from reviews.models import COMMENT_MAX, AuditEvent, Comment, Notification
 
@@ -28,7 +29,7 @@ def mailed(kind: str) -> set[str]:
 
 
 def test_a_comment_is_a_row_and_an_audit_event_with_its_text(pending, outsider):
-    comment = conversation.comment_post(
+    comment = comments.comment_post(
         request_id=pending.pk, user=outsider, body="  Was the holdout refreshed?  "
     )
     assert Comment.objects.get().body == "Was the holdout refreshed?"
@@ -38,8 +39,8 @@ def test_a_comment_is_a_row_and_an_audit_event_with_its_text(pending, outsider):
 
 
 def test_requester_and_anyone_who_sees_the_request_may_comment(pending, requester, outsider):
-    conversation.comment_post(request_id=pending.pk, user=requester, body="Retrained on June.")
-    conversation.comment_post(request_id=pending.pk, user=outsider, body="Looks fine.")
+    comments.comment_post(request_id=pending.pk, user=requester, body="Retrained on June.")
+    comments.comment_post(request_id=pending.pk, user=outsider, body="Looks fine.")
     assert list(pending.comments.values_list("author__username", flat=True)) == [
         "requester",
         "outsider",
@@ -49,41 +50,39 @@ def test_requester_and_anyone_who_sees_the_request_may_comment(pending, requeste
 @pytest.mark.parametrize("body", ["", "   \n "])
 def test_an_empty_comment_is_refused_and_nothing_recorded(pending, lead, body):
     with pytest.raises(EmptyComment, match="Write something"):
-        conversation.comment_post(request_id=pending.pk, user=lead, body=body)
+        comments.comment_post(request_id=pending.pk, user=lead, body=body)
     assert not Comment.objects.exists()
     assert not AuditEvent.objects.filter(action="comment.posted").exists()
 
 
 def test_a_comment_over_the_limit_is_refused(pending, lead):
     with pytest.raises(CommentTooLong, match=f"{COMMENT_MAX:,} characters"):
-        conversation.comment_post(request_id=pending.pk, user=lead, body="x" * (COMMENT_MAX + 1))
+        comments.comment_post(request_id=pending.pk, user=lead, body="x" * (COMMENT_MAX + 1))
     assert not Comment.objects.exists()
 
 
 def test_a_comment_on_an_unknown_request_is_refused(pending, lead):
     with pytest.raises(RequestNotFound):
-        conversation.comment_post(request_id=pending.pk + 99, user=lead, body="hello")
+        comments.comment_post(request_id=pending.pk + 99, user=lead, body="hello")
 
 
 def test_a_comment_from_a_page_that_showed_another_state_is_refused(pending, requester, lead):
-    services.request_cancel(request_id=pending.pk, user=requester)
+    deciding.request_cancel(request_id=pending.pk, user=requester)
     with pytest.raises(PageStale, match="became cancelled"):
-        conversation.comment_post(
+        comments.comment_post(
             request_id=pending.pk, user=lead, body="Approve?", seen_decision="pending"
         )
     assert not Comment.objects.exists()
     # Once the page shows the decision, the conversation may go on.
-    conversation.comment_post(
-        request_id=pending.pk, user=lead, body="Why?", seen_decision="cancelled"
-    )
+    comments.comment_post(request_id=pending.pk, user=lead, body="Why?", seen_decision="cancelled")
     assert Comment.objects.count() == 1
 
 
 def test_a_comment_mails_requester_voters_and_approvers_but_not_its_author(
     pending, addressed, scientist1, lead, outsider
 ):
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
-    conversation.comment_post(request_id=pending.pk, user=lead, body="One question first.")
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
+    comments.comment_post(request_id=pending.pk, user=lead, body="One question first.")
     # Approvers (lead, scientist1-3), the requester; not the author, not the outsider.
     assert mailed("comment") == {"requester", "scientist1", "scientist2", "scientist3"}
 
@@ -91,13 +90,13 @@ def test_a_comment_mails_requester_voters_and_approvers_but_not_its_author(
 def test_a_voter_outside_the_approvers_and_the_requester_hear_of_an_outsiders_comment(
     pending, addressed, outsider
 ):
-    conversation.comment_post(request_id=pending.pk, user=outsider, body="Drift on EU data?")
+    comments.comment_post(request_id=pending.pk, user=outsider, body="Drift on EU data?")
     assert mailed("comment") == {"requester", "lead", "scientist1", "scientist2", "scientist3"}
 
 
 def test_each_comment_is_one_mail_per_person(pending, addressed, requester, lead):
-    conversation.comment_post(request_id=pending.pk, user=requester, body="Ping.")
-    conversation.comment_post(request_id=pending.pk, user=requester, body="Ping again.")
+    comments.comment_post(request_id=pending.pk, user=requester, body="Ping.")
+    comments.comment_post(request_id=pending.pk, user=requester, body="Ping again.")
     rows = Notification.objects.filter(kind="comment", recipient=lead)
     assert rows.count() == 2
     assert len(set(rows.values_list("event_id", flat=True))) == 2
@@ -105,8 +104,8 @@ def test_each_comment_is_one_mail_per_person(pending, addressed, requester, lead
 
 def test_latest_comments_are_the_newest_oldest_first(pending, requester):
     for n in range(5):
-        conversation.comment_post(request_id=pending.pk, user=requester, body=f"note {n}")
-    latest = conversation.latest_comments(pending, limit=3)
+        comments.comment_post(request_id=pending.pk, user=requester, body=f"note {n}")
+    latest = comments.latest_comments(pending, limit=3)
     assert [c.body for c in latest] == ["note 2", "note 3", "note 4"]
 
 
@@ -114,7 +113,7 @@ def test_the_comment_mail_quotes_it_and_links_the_request(pending, addressed, le
     from reviews.notify import render
 
     settings.QUORUM_BASE_URL = "https://quorum.example.com"
-    conversation.comment_post(request_id=pending.pk, user=lead, body="Is <b>EU</b> covered?")
+    comments.comment_post(request_id=pending.pk, user=lead, body="Is <b>EU</b> covered?")
     mail = render(AuditEvent.objects.get(action="comment.posted"), "comment")
     assert mail["subject"] == "[Quorum] lead commented on fraud v2 → Production"
     assert "Is <b>EU</b> covered?" in mail["text"]

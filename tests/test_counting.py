@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from reviews.counting import assign, shortfall
+from reviews.decisions.counting import assign, shortfall
 
 LEADS_AND_SCIENCE = [("ml-leads", 1), ("data-science", 2)]
 BOTH = ["ml-leads", "data-science"]

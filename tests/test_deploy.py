@@ -30,7 +30,7 @@ from django.test import override_settings
 from quorum.localservices import free_port, stop_process, wait_for_http
 from registry.jobs import SYNC_QUEUE
 from registry.sync import sync_registry
-from reviews import jobs
+from reviews.execution import jobs
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
 from reviews.notify import QUEUE as NOTIFY_QUEUE
 from tests.browser import PASSWORD, Session, chromium

@@ -10,11 +10,11 @@ from django.contrib.auth.models import User
 
 from registry import evidence
 from registry.models import ModelVersion, RegisteredModel, Stage, VersionEvidence
-from reviews import counting, services
+from reviews.decisions import counting, opening, voting
+from reviews.decisions.reevaluation import on_evidence_stored
 from reviews.errors import PolicyInvalid
-from reviews.escalation import on_evidence_stored
 from reviews.models import Decision, TransitionRequest, Vote
-from reviews.policies import policies_export, policies_load
+from reviews.policies.loading import policies_export, policies_load
 from tests.factories import make_model, make_version
 
 pytestmark = pytest.mark.django_db
@@ -91,7 +91,7 @@ def pair(people):
 
 
 def request_for(candidate: ModelVersion, requester: User) -> TransitionRequest:
-    return services.request_create(
+    return opening.request_create(
         model=candidate.model.name,
         version=candidate.version,
         target="Production",
@@ -142,7 +142,7 @@ def test_no_change_fast_path_lowers_the_quorum_to_one_approval(pair, people):
     assert needs(request) == [("data-science", 1)]
     assert request.policy_snapshot["policy_require"] == [{"group": "data-science", "approvals": 2}]
 
-    services.vote_cast(request_id=request.pk, user=people["scientist1"], decision="approve")
+    voting.vote_cast(request_id=request.pk, user=people["scientist1"], decision="approve")
 
     request.refresh_from_db()
     assert request.decision == Decision.APPROVED
@@ -165,7 +165,7 @@ def test_unread_evidence_applies_every_escalation_until_it_is_read(pair, people)
     request = request_for(candidate, people["requester"])
     assert needs(request) == [("data-science", 3), ("platform", 1), ("ml-leads", 1)]
     assert "not been read" in request.policy_snapshot["escalation"]["applied"][0]["reason"]
-    services.vote_cast(request_id=request.pk, user=people["scientist1"], decision="approve")
+    voting.vote_cast(request_id=request.pk, user=people["scientist1"], decision="approve")
 
     with_evidence(candidate)
     on_evidence_stored(sender=VersionEvidence, version_ids=[candidate.pk])
@@ -187,7 +187,7 @@ def test_votes_store_the_evidence_digests_they_approved(pair, people):
     mine = with_evidence(candidate)
     request = request_for(candidate, people["requester"])
 
-    vote = services.vote_cast(request_id=request.pk, user=people["scientist1"], decision="approve")
+    vote = voting.vote_cast(request_id=request.pk, user=people["scientist1"], decision="approve")
 
     assert vote.seen_evidence == {"candidate": mine.digest, "baseline": holder.evidence.digest}
 

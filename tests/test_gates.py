@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reviews import gates
+from reviews.decisions import gates
 
 ABSOLUTE = {"metric": "accuracy", "op": ">=", "value": 0.8, "kind": "required"}
 LOWER = {"metric": "loss", "op": "<=", "value": 0.5, "kind": "required"}

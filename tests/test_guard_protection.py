@@ -15,7 +15,7 @@ from mlflow_quorum_guard.protection import (
     split_targets,
 )
 
-from reviews import guard
+from reviews.execution import guard
 
 TOKEN_ENV = {"QUORUM_GUARD_SERVICE_TOKEN": "a-long-enough-secret-token"}
 

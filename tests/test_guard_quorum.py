@@ -1,5 +1,6 @@
-"""Quorum's side of the guard (`reviews.guard`): the probe and what shows it (settings page,
-`manage.py check`, the out-of-band mail), and the protection tags kept in step with the policies."""
+"""Quorum's side of the guard (`reviews.execution.guard`): the probe and what shows it (settings
+page, `manage.py check`, the out-of-band mail), and the protection tags kept in step with the
+policies."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from django.utils import timezone
 
 from registry.models import RegisteredModel
 from registry.sync import sync_registry
-from reviews import audit, notify
+from reviews import notify
+from reviews.audit import chain
 from reviews.checks import check_registry_guard
-from reviews.guard import (
+from reviews.execution.guard import (
     PROTECTED_TAG,
     guard_probe_record,
     guard_tag_value,
@@ -22,7 +24,7 @@ from reviews.guard import (
     protected_targets,
 )
 from reviews.models import ApprovalPolicy, GuardProbe, NotificationKind
-from reviews.policies import policies_load
+from reviews.policies.loading import policies_load
 from tests.conftest import CREDENTIAL_VARIABLES
 from tests.factories import STANDARD_POLICIES, register_in_mlflow
 
@@ -93,7 +95,7 @@ def test_settings_page_says_whether_the_registry_is_guarded(client, requester):
 
 def out_of_band_mail() -> dict[str, str]:
     details = {"change": "stage", "old": "None", "new": "Production"}
-    event = audit.record(
+    event = chain.record(
         "registry.out_of_band", actor="mlflow", model_name="churn", version=2, details=details
     )
     return notify.render(event, NotificationKind.OUT_OF_BAND)

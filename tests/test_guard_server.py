@@ -12,8 +12,9 @@ from django.conf import settings
 from django.urls import reverse
 
 from registry.sync import sync_registry
-from reviews import jobs, services
-from reviews.guard import PROTECTED_TAG, latest_probe
+from reviews.decisions import opening, voting
+from reviews.execution import jobs
+from reviews.execution.guard import PROTECTED_TAG, latest_probe
 from reviews.models import Execution
 from tests.factories import register_in_mlflow
 from tests.waiting import join_all
@@ -149,12 +150,12 @@ def test_quorum_worker_moves_production_after_quorum(
 ):
     transitions = rq_queue(jobs.QUEUE)
     rq_queue("sync")
-    request = services.request_create(
+    request = opening.request_create(
         model=model, version=2, target="Production", requester=requester
     )  # noqa: E501
     with django_capture_on_commit_callbacks(execute=True):
         for voter in (lead, scientist1, scientist2):
-            services.vote_cast(request_id=request.pk, user=voter, decision="approve")
+            voting.vote_cast(request_id=request.pk, user=voter, decision="approve")
 
     simple_worker(transitions)
 

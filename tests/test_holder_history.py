@@ -14,7 +14,7 @@ from registry.holdings import holder_timeline
 from registry.models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange
 from registry.sync import sync_registry
 from reviews.api.auth import token_create
-from reviews.holder_history import holder_history
+from reviews.execution.holder_history import holder_history
 from tests.factories import make_model, make_version
 
 pytestmark = pytest.mark.django_db

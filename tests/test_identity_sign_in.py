@@ -14,11 +14,11 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from identity.models import ProviderIdentity
-from reviews import services
-from reviews.counting import progress
+from reviews.decisions import opening, voting
+from reviews.decisions.counting import progress
 from reviews.errors import NotEligible
 from reviews.models import AuditEvent
-from reviews.policies import policies_load
+from reviews.policies.loading import policies_load
 from tests.factories import GOOD, make_mirror
 
 pytestmark = pytest.mark.django_db
@@ -64,10 +64,10 @@ def test_a_group_removed_at_the_provider_is_lost_at_the_next_sign_in_and_votes_s
     sso.sign_in(client, "olivia")
     olivia = signed_in_user(client)
     make_mirror(versions={1: ("Production", GOOD), 2: ("None", GOOD), 3: ("None", GOOD)})
-    first = services.request_create(
+    first = opening.request_create(
         model="fraud-detector", version=2, target="Production", requester=cast["requester"]
     )
-    services.vote_cast(request_id=first.pk, user=olivia, decision="approve")
+    voting.vote_cast(request_id=first.pk, user=olivia, decision="approve")
 
     sso.person("olivia", [])
     client.logout()
@@ -78,11 +78,11 @@ def test_a_group_removed_at_the_provider_is_lost_at_the_next_sign_in_and_votes_s
     assert removed.details["removed"] == ["olivia"] and removed.actor == "identity-provider"
     # The approval she gave while in the group still counts.
     assert progress(first)[0].approvers == ("olivia",)
-    second = services.request_create(
+    second = opening.request_create(
         model="fraud-detector", version=3, target="Production", requester=cast["requester"]
     )
     with pytest.raises(NotEligible):
-        services.vote_cast(request_id=second.pk, user=olivia, decision="approve")
+        voting.vote_cast(request_id=second.pk, user=olivia, decision="approve")
 
 
 def test_staff_flag_follows_the_staff_group(client, sso):

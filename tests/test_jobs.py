@@ -145,13 +145,13 @@ def test_the_cron_config_schedules_the_syncs_and_the_reconciler(
     assert incremental.interval == settings.QUORUM_SYNC_INTERVAL
     assert full.cron == settings.QUORUM_FULL_SYNC_CRON
 
-    reconcile = jobs["reviews.reconciler.reconcile"]
+    reconcile = jobs["reviews.execution.reconciler.reconcile"]
     assert reconcile.interval == settings.QUORUM_RECONCILE_INTERVAL
 
     # Interval jobs are due at once when the scheduler starts; the nightly full sync waits for
     # its time. (A per-minute cron job may or may not be due, by the clock: not asserted.)
     enqueued = {job.func_name for job in scheduler.enqueue_jobs()}
-    assert {"registry.jobs.sync_incremental", "reviews.reconciler.reconcile"} <= enqueued
+    assert {"registry.jobs.sync_incremental", "reviews.execution.reconciler.reconcile"} <= enqueued
     assert "registry.jobs.sync_full" not in enqueued
     simple_worker(sync_queue)
     finished = [sync_queue.fetch_job(j) for j in sync_queue.finished_job_registry.get_job_ids()]

@@ -41,7 +41,7 @@ def test_changes_and_relative_changes_carry_their_sign():
 
 
 def test_a_gate_reason_quotes_values_as_the_page_shows_them():
-    from reviews import gates
+    from reviews.decisions import gates
 
     [result] = gates.evaluate(
         [{"metric": "f1", "op": ">=", "baseline_delta": -0.01}], {"f1": 0.885}, {"f1": 0.9}

@@ -11,7 +11,9 @@ from django.urls import reverse
 
 from registry import names
 from registry.sync import sync_registry
-from reviews import audit, notify, services
+from reviews import notify
+from reviews.audit import verification
+from reviews.decisions import opening
 from tests.factories import register_with_metrics
 
 pytestmark = pytest.mark.django_db
@@ -92,7 +94,7 @@ def test_a_request_on_the_twin_is_marked_in_the_inbox_request_page_audit_and_mai
         user.email = f"{user.username}@example.com"
         user.save(update_fields=["email"])
     with django_capture_on_commit_callbacks(execute=False):
-        request = services.request_create(
+        request = opening.request_create(
             model=twin, version=1, target="Production", requester=policies["requester"]
         )
     client.force_login(admin_user)
@@ -114,5 +116,5 @@ def test_a_request_on_the_twin_is_marked_in_the_inbox_request_page_audit_and_mai
     assert f"asks for {marked} v1 to go to Production" in message["text"]
     assert marked in html.unescape(message["html"])
     assert event.model_name == twin  # the record keeps the name as MLflow has it
-    assert audit.verify().ok
+    assert verification.verify().ok
     assert mail.outbox == []

@@ -20,7 +20,9 @@ from django_rq.cron import DjangoCronScheduler
 
 from quorum.localservices import free_port
 from registry.models import ChangeKind, RegistryChange
-from reviews import jobs, notify, outbox, registry_events, services
+from reviews import notify
+from reviews.decisions import deciding, opening, voting
+from reviews.execution import jobs, registry_events
 from reviews.models import (
     AuditEvent,
     Notification,
@@ -28,6 +30,7 @@ from reviews.models import (
     OutboxState,
     TransitionRequest,
 )
+from reviews.notify import outbox
 from tests.factories import make_mirror
 
 pytestmark = pytest.mark.django_db
@@ -81,7 +84,7 @@ def html(message) -> str:
 
 def create(requester, committed, **kwargs) -> TransitionRequest:
     with committed():
-        return services.request_create(
+        return opening.request_create(
             model=kwargs.pop("model", "fraud-detector"),
             version=kwargs.pop("version", 2),
             target=kwargs.pop("target", "Production"),
@@ -92,7 +95,7 @@ def create(requester, committed, **kwargs) -> TransitionRequest:
 
 def vote(request, user, committed, decision="approve", comment=""):
     with committed():
-        services.vote_cast(request_id=request.pk, user=user, decision=decision, comment=comment)
+        voting.vote_cast(request_id=request.pk, user=user, decision=decision, comment=comment)
 
 
 def link(request) -> str:
@@ -180,13 +183,13 @@ def reject(request, users, committed):
 def expire(request, users, committed):
     vote(request, users["lead"], committed)
     with committed():
-        services.requests_expire_overdue(now=request.expires_at + timedelta(seconds=1))
+        deciding.requests_expire_overdue(now=request.expires_at + timedelta(seconds=1))
 
 
 def cancel(request, users, committed):
     vote(request, users["scientist2"], committed)
     with committed():
-        services.request_cancel(request_id=request.pk, user=users["requester"])
+        deciding.request_cancel(request_id=request.pk, user=users["requester"])
 
 
 @pytest.mark.parametrize(
@@ -347,7 +350,7 @@ def test_a_reminder_goes_to_an_approver_whose_approval_went_stale(
     for name in ("lead", "scientist1"):
         vote(request, cast[name], committed)
     with committed():
-        services.approvals_mark_stale(request, reason="The candidate's metrics changed in MLflow.")
+        voting.approvals_mark_stale(request, reason="The candidate's metrics changed in MLflow.")
         vote(request, cast["scientist2"], committed)
     deliver()
 
@@ -367,7 +370,7 @@ def test_a_reminder_to_a_stale_voter_is_not_skipped_as_voted(mailroom, deliver, 
         notify.remind_and_escalate(now=request.expires_at - timedelta(hours=1))
     vote(request, cast["lead"], committed)
     with committed():
-        services.approvals_mark_stale(request, reason="The candidate's metrics changed in MLflow.")
+        voting.approvals_mark_stale(request, reason="The candidate's metrics changed in MLflow.")
 
     deliver()
 
@@ -382,7 +385,7 @@ def test_a_request_whose_every_approval_went_stale_is_escalated_at_half_its_life
     request = create(cast["requester"], committed)
     vote(request, cast["lead"], committed)
     with committed():
-        services.approvals_mark_stale(request, reason="The candidate's metrics changed in MLflow.")
+        voting.approvals_mark_stale(request, reason="The candidate's metrics changed in MLflow.")
     deliver()
     half = request.created_at + (request.expires_at - request.created_at) / 2
 

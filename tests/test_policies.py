@@ -17,8 +17,9 @@ from django.db import connection
 from registry.models import RegisteredModel
 from reviews.errors import AmbiguousPolicy, NoPolicy, PolicyInvalid, Problem
 from reviews.models import ApprovalPolicy, AuditEvent, PolicyGate
-from reviews.policies import policies_export, policies_load, policy_as_spec, policy_for
-from reviews.policy_spec import parse_policy_file
+from reviews.policies.loading import policies_export, policies_load
+from reviews.policies.matching import policy_as_spec, policy_for
+from reviews.policies.spec import parse_policy_file
 
 pytestmark = pytest.mark.django_db
 
@@ -480,13 +481,13 @@ def test_a_duration_past_the_maximum_is_refused(people, duration):
 
 
 def test_the_longest_duration_loads_and_requests_under_it_open(people):
-    from reviews import services
+    from reviews.decisions import opening
     from tests.factories import make_model, make_version
 
     policies_load(text=EXAMPLE.replace("expires_after: 7d", "expires_after: 365d"))
     version = make_version(make_model("fraud"), metrics={"accuracy": 0.9, "f1": 0.9})
 
-    request = services.request_create(
+    request = opening.request_create(
         model="fraud", version=version.version, target="Production", requester=people["bob"]
     )
 

@@ -1,5 +1,5 @@
-"""What a version may be requested for (`reviews.promotion`): the targets, why some are not on
-offer, and the preview of what a request would get."""
+"""What a version may be requested for (`reviews.decisions.promotion`): the targets, why some are
+not on offer, and the preview of what a request would get."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 from django.contrib.auth.models import Group
 
 from registry.models import Stage
-from reviews import services
+from reviews.decisions import opening
+from reviews.decisions.promotion import target_options
 from reviews.models import ApprovalPolicy
-from reviews.policies import set_requesters
-from reviews.promotion import target_options
+from reviews.policies.loading import set_requesters
 from tests.factories import make_model, make_version
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +48,7 @@ def test_every_covered_target_is_offered_in_order_with_its_policy_holder_and_gat
 def test_a_target_is_unavailable_with_its_reason(fraud, requester, lead):
     current = fraud.versions.get(version=1)
     candidate = fraud.versions.get(version=2)
-    open_request = services.request_create(
+    open_request = opening.request_create(
         model="fraud", version=2, target="Staging", requester=requester
     )
     set_requesters(

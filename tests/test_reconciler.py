@@ -1,5 +1,6 @@
-"""The reconciler (reviews.reconciler): lost transition jobs re-queued a bounded number of times,
-retries no scheduler took enqueued, and the job path earlier releases scheduled still running."""
+"""The reconciler (reviews.execution.reconciler): lost transition jobs re-queued a bounded number
+of times, retries no scheduler took enqueued, and what the transition jobs do not import. The
+paths earlier releases queued jobs under are tests/test_job_paths.py."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
-from rq.utils import import_attribute
 
-from reviews import jobs, reconciler, services
+from reviews.decisions import deciding
+from reviews.execution import jobs, reconciler
 from reviews.models import AuditEvent, Execution, Notification
 from tests.factories import transition_actions
 
@@ -78,7 +79,7 @@ def test_the_reconciler_requeues_a_lost_job_a_limited_number_of_times_then_fails
     assert Notification.objects.filter(event=failed, recipient__username="requester").exists()
 
     # An admin's retry starts the allowance again, and the transition runs.
-    services.transition_retry(request_id=request.pk, user=admin_user)
+    deciding.transition_retry(request_id=request.pk, user=admin_user)
     request.refresh_from_db()
     assert request.execution_requeues == 0
     jobs.enqueue_transition(request.pk, replace=True)
@@ -117,37 +118,14 @@ def test_a_retry_no_scheduler_took_is_enqueued_by_the_reconciler(
     ]
 
 
-# -- where the reconciler lives ----------------------------------------------------------------
-
-
-def test_the_path_earlier_releases_scheduled_still_names_the_reconciler():
-    assert import_attribute("reviews.jobs.reconcile") is reconciler.reconcile
-    with pytest.raises(AttributeError):
-        jobs.no_such_job  # noqa: B018 - only "reconcile" is kept for old job records
-
-
-def test_a_reconcile_job_queued_under_its_old_path_runs_on_a_worker(rq_queue, simple_worker):
-    queue = rq_queue("default")
-    job = queue.enqueue("reviews.jobs.reconcile")
-
-    simple_worker(queue)
-
-    assert job.get_status(refresh=True) == "finished", job.latest_result().exc_string
-    assert set(job.return_value()) == {
-        "expired",
-        "overdue_retries",
-        "requeued",
-        "proofs_requeued",
-        "classified",
-        "reverts_requeued",
-    }
+# -- what the transition jobs import ----------------------------------------------------------
 
 
 def test_the_transition_jobs_import_neither_the_reconciler_nor_the_domain_actions():
     """The reconciler depends on the jobs, the domain actions on the jobs; never the reverse."""
     probe = (
-        "import sys, django; django.setup(); import reviews.jobs; "
-        "print(reviews.jobs.__name__, 'reviews.reconciler' in sys.modules)"
+        "import sys, django; django.setup(); import reviews.execution.jobs; "
+        "print(reviews.execution.jobs.__name__, 'reviews.execution.reconciler' in sys.modules)"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "quorum.settings"}
     result = subprocess.run(
@@ -159,13 +137,13 @@ def test_the_transition_jobs_import_neither_the_reconciler_nor_the_domain_action
         timeout=120,
     )
 
-    assert result.stdout.split() == ["reviews.jobs", "False"], result.stderr
-    # Not even inside a function: that import is what made services and jobs a cycle.
+    assert result.stdout.split() == ["reviews.execution.jobs", "False"], result.stderr
+    # Not even inside a function: that import is what made the domain actions and jobs a cycle.
     tree = ast.parse(Path(jobs.__file__).read_text(encoding="utf-8"))
-    imported = {
-        alias.name if node.module is None else node.module
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom)
-        for alias in node.names
-    }
-    assert "services" not in imported and "reviews.services" not in imported
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+            imported.update(f"{node.module or ''}.{alias.name}".lstrip(".") for alias in node.names)
+    domain_actions = {"decisions.opening", "decisions.voting", "decisions.deciding"}
+    assert not imported & {"reconciler", *domain_actions}, imported

@@ -10,8 +10,9 @@ import pytest
 from django.urls import reverse
 
 from registry.models import Stage
-from reviews import related, services, timeline
 from reviews.api.auth import token_create
+from reviews.conversation import timeline
+from reviews.decisions import opening, related, voting
 from reviews.errors import AnswerRequired
 from reviews.models import TransitionRequest
 from tests.factories import make_model, make_version
@@ -33,15 +34,15 @@ def rejected(policies, requester, scientist1):
     make_version(model, 1, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.80})
     make_version(model, 2, metrics={"accuracy": 0.90, "f1": 0.84})
     make_version(model, 3, metrics={"accuracy": 0.91, "f1": 0.85})
-    request = services.request_create(
+    request = opening.request_create(
         model="fraud", version=2, target="Production", requester=requester
     )
-    services.vote_cast(request_id=request.pk, user=scientist1, decision="reject", comment=REASON)
+    voting.vote_cast(request_id=request.pk, user=scientist1, decision="reject", comment=REASON)
     return request
 
 
 def again(requester, **extra):
-    return services.request_create(
+    return opening.request_create(
         model="fraud", version=2, target="Production", requester=requester, **extra
     )
 
@@ -65,15 +66,15 @@ def test_the_answer_is_kept_and_in_the_timeline(rejected, requester):
 
 
 def test_another_target_or_version_needs_no_answer(rejected, requester):
-    services.request_create(model="fraud", version=3, target="Production", requester=requester)
-    services.request_create(model="fraud", version=2, target="@champion", requester=requester)
+    opening.request_create(model="fraud", version=3, target="Production", requester=requester)
+    opening.request_create(model="fraud", version=2, target="@champion", requester=requester)
 
 
 def test_the_request_page_names_the_rejection_the_answer_and_the_other_open_request(
     client, rejected, requester, lead
 ):
     repeat = again(requester, rejection_answer="Added March data.")
-    other = services.request_create(
+    other = opening.request_create(
         model="fraud", version=3, target="Production", requester=requester
     )
     client.force_login(lead)
@@ -110,7 +111,7 @@ def test_the_promotion_form_shows_the_rejection_and_refuses_without_an_answer(
 
 
 def test_the_promotion_form_points_to_another_open_request(client, rejected, requester):
-    other = services.request_create(
+    other = opening.request_create(
         model="fraud", version=3, target="Production", requester=requester
     )
     client.force_login(requester)
@@ -138,7 +139,7 @@ def test_the_api_refuses_without_the_answer_and_takes_it(client, rejected, reque
 
 def test_related_to_is_one_query(rejected, requester, django_assert_num_queries):
     repeat = again(requester, rejection_answer="ok")
-    services.request_create(model="fraud", version=3, target="Production", requester=requester)
+    opening.request_create(model="fraud", version=3, target="Production", requester=requester)
     repeat = TransitionRequest.objects.select_related("version").get(pk=repeat.pk)
     with django_assert_num_queries(1):
         found = related.related_to(repeat)

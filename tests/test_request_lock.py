@@ -10,8 +10,9 @@ from django.db import DatabaseError, connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
-from reviews import jobs, services
+from reviews.decisions import deciding
 from reviews.errors import RequestNotFound
+from reviews.execution import jobs
 from reviews.models import Decision, TransitionRequest
 from tests.factories import make_model, make_version
 
@@ -96,9 +97,9 @@ def test_locked_holds_the_row_until_the_transaction_ends(requester):
 @pytest.mark.django_db
 def test_a_person_naming_a_missing_request_is_told_there_is_none(admin_user):
     with pytest.raises(RequestNotFound, match=r"There is no request #999999\."):
-        services.request_cancel(request_id=999_999, user=admin_user)
+        deciding.request_cancel(request_id=999_999, user=admin_user)
     with pytest.raises(RequestNotFound, match=r"There is no request #abc\."):
-        services.transition_retry(request_id="abc", user=admin_user)
+        deciding.transition_retry(request_id="abc", user=admin_user)
 
 
 @pytest.mark.django_db

@@ -12,9 +12,10 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from registry.sync import sync_registry
-from reviews import services, timeline, webhooks_out
+from reviews.conversation import timeline
+from reviews.decisions import opening, voting
 from reviews.models import AuditEvent, Notification, WebhookDelivery
-from reviews.notify import render
+from reviews.notify import render, webhooks_out
 from tests.factories import register_in_mlflow
 
 pytestmark = pytest.mark.django_db
@@ -33,9 +34,9 @@ def addressed(cast, settings):
 def test_each_voter_whose_approval_went_stale_is_asked_to_review_again(
     pending, addressed, lead, scientist1, scientist2
 ):
-    services.vote_cast(request_id=pending.pk, user=lead, decision="approve", comment="ok")
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
-    services.approvals_mark_stale(pending, reason="Production is now held by v3 (was v1).")
+    voting.vote_cast(request_id=pending.pk, user=lead, decision="approve", comment="ok")
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
+    voting.approvals_mark_stale(pending, reason="Production is now held by v3 (was v1).")
     asked = Notification.objects.filter(kind="rereview").select_related("recipient")
     assert {n.recipient.username for n in asked} == {"lead", "scientist1"}
 
@@ -53,12 +54,12 @@ def test_each_voter_whose_approval_went_stale_is_asked_to_review_again(
 def test_a_voter_who_voted_again_is_not_asked_by_a_later_dismissal_of_others(
     pending, addressed, lead, scientist1
 ):
-    services.vote_cast(request_id=pending.pk, user=lead, decision="approve")
-    services.approvals_mark_stale(pending, reason="Metrics changed.")
-    services.vote_cast(request_id=pending.pk, user=lead, decision="approve")
+    voting.vote_cast(request_id=pending.pk, user=lead, decision="approve")
+    voting.approvals_mark_stale(pending, reason="Metrics changed.")
+    voting.vote_cast(request_id=pending.pk, user=lead, decision="approve")
     Notification.objects.all().delete()
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
-    services.approvals_mark_stale(pending, reason="Metrics changed again.")
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
+    voting.approvals_mark_stale(pending, reason="Metrics changed again.")
     # lead's second approval went stale too: both are asked, once each for this dismissal.
     names = Notification.objects.filter(kind="rereview").values_list(
         "recipient__username", flat=True
@@ -67,8 +68,8 @@ def test_a_voter_who_voted_again_is_not_asked_by_a_later_dismissal_of_others(
 
 
 def test_the_dismissal_is_an_outgoing_webhook_event(pending, addressed, lead):
-    services.vote_cast(request_id=pending.pk, user=lead, decision="approve")
-    services.approvals_mark_stale(pending, reason="Metrics changed.")
+    voting.vote_cast(request_id=pending.pk, user=lead, decision="approve")
+    voting.approvals_mark_stale(pending, reason="Metrics changed.")
     delivery = WebhookDelivery.objects.get(event__action="votes.stale")
     assert delivery.url == HOOK
     body = webhooks_out.payload(delivery.event)
@@ -78,8 +79,8 @@ def test_the_dismissal_is_an_outgoing_webhook_event(pending, addressed, lead):
 
 
 def test_the_inbox_marks_the_request_re_review_with_the_reason(client, pending, lead, scientist1):
-    services.vote_cast(request_id=pending.pk, user=lead, decision="approve")
-    services.approvals_mark_stale(pending, reason="Metrics changed.")
+    voting.vote_cast(request_id=pending.pk, user=lead, decision="approve")
+    voting.approvals_mark_stale(pending, reason="Metrics changed.")
     client.force_login(lead)
     page = client.get(reverse("reviews:inbox")).content.decode()
     assert "re-review" in page and "Your approval was dismissed: Metrics changed." in page
@@ -93,10 +94,10 @@ def test_an_out_of_band_move_dismisses_approvals_and_the_timeline_says_why(
     register_in_mlflow(mlflow_client, unique_name, versions=3)
     mlflow_client.transition_stage(unique_name, 1, "Production")
     sync_registry(model=unique_name, client=mlflow_client)
-    request = services.request_create(
+    request = opening.request_create(
         model=unique_name, version=3, target="Production", requester=requester
     )
-    services.vote_cast(request_id=request.pk, user=lead, decision="approve", comment="v3 wins")
+    voting.vote_cast(request_id=request.pk, user=lead, decision="approve", comment="v3 wins")
     mlflow_client.transition_stage(unique_name, 2, "Production")  # out of band
     sync_registry(model=unique_name, client=mlflow_client)
 

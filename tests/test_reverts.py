@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from registry.models import ChangeOrigin, ModelVersion, RegisteredModel, RegistryChange
 from registry.sync import sync_registry
-from reviews import audit, reconciler, reverts
-from reviews.holder_history import holder_history
+from reviews.audit import verification
+from reviews.execution import reconciler, reverts
+from reviews.execution.holder_history import holder_history
 from reviews.models import (
     ApprovalPolicy,
     AuditEvent,
@@ -105,7 +106,7 @@ def test_a_direct_stage_move_into_production_is_reverted_audited_mailed_and_show
     assert actions(reverting, "registry.out_of_band") == ["registry.out_of_band"] * 2
     assert OutOfBandRevert.objects.filter(model__name=reverting).count() == 1
     assert transitions.count == 0
-    assert audit.verify().ok
+    assert verification.verify().ok
 
     client.force_login(admin_user)
     page = client.get(reverse("registry:model_detail", args=[reverting])).content.decode()
@@ -365,7 +366,7 @@ def test_a_move_of_a_target_whose_policy_flags_is_not_reverted(
 
 
 def began(name: str, target: str) -> list[str]:
-    """How each holding of `target` began, oldest first (`reviews.holder_history`)."""
+    """How each holding of `target` began, oldest first (`reviews.execution.holder_history`)."""
     model = RegisteredModel.objects.get(name=name)
     return [entry.began.kind for entry in holder_history(model).of(target)]
 

@@ -8,13 +8,13 @@ import pytest
 from django.urls import reverse
 
 from registry.models import RegisteredModel
-from reviews import services
 from reviews.api.auth import token_create
+from reviews.decisions import opening
+from reviews.emergency.rollback import rollback_request_create
 from reviews.errors import NothingToRollBack
-from reviews.holder_history import holder_history
+from reviews.execution.holder_history import holder_history
 from reviews.models import Decision, Execution, RequestKind, TransitionRequest
-from reviews.policies import policies_load
-from reviews.rollback import rollback_request_create
+from reviews.policies.loading import policies_load
 from tests.factories import STANDARD_POLICIES, approve_all, policies_with
 
 pytestmark = pytest.mark.django_db
@@ -181,7 +181,7 @@ def test_a_rollback_section_naming_an_unknown_group_is_refused_with_its_place(po
 
 
 def test_policy_export_keeps_the_rollback_section(policies):
-    from reviews.policies import policies_export
+    from reviews.policies.loading import policies_export
 
     policies_load(text=ROLLBACK_RULES)
     exported = policies_export()
@@ -190,7 +190,7 @@ def test_policy_export_keeps_the_rollback_section(policies):
 
 
 def test_services_request_create_still_makes_promotions(promoted, requester):
-    request = services.request_create(
+    request = opening.request_create(
         model=promoted, version=2, target="Production", requester=requester
     )
     assert request.kind == RequestKind.PROMOTION and request.undoes is None

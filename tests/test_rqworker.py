@@ -16,7 +16,8 @@ from quorum.localservices import stop_process
 from registry.jobs import SYNC_QUEUE
 from registry.models import ChangeKind, RegistryChange
 from registry.sync import sync_registry
-from reviews import jobs, services, stalls
+from reviews.decisions import opening, voting
+from reviews.execution import jobs, stalls
 from reviews.models import Execution, TransitionRequest
 from tests.factories import register_in_mlflow
 from tests.processes import database_url
@@ -36,11 +37,11 @@ def test_a_bare_rqworker_serves_every_queue_and_runs_a_transition_and_its_sync(
     queues = {name: rq_queue(name) for name in settings.QUORUM_QUEUES}
     register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)
-    request = services.request_create(
+    request = opening.request_create(
         model=unique_name, version=2, target="Production", requester=policies["requester"]
     )
     for voter in ("lead", "scientist1", "scientist2"):
-        services.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
+        voting.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
     assert queues[jobs.QUEUE].job_ids == [jobs.transition_job_id(request)]
 
     log = (tmp_path / "worker.log").open("w")

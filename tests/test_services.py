@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from registry.models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange
 from registry.sync import sync_registry
-from reviews import audit, counting, registry_events, services
+from reviews.audit import verification
+from reviews.decisions import counting, deciding, voting
 from reviews.errors import (
     AlreadyAtTarget,
     AlreadyVoted,
@@ -32,6 +33,7 @@ from reviews.errors import (
     VersionDeleted,
     WrongExecutionState,
 )
+from reviews.execution import registry_events
 from reviews.models import (
     ApprovalPolicy,
     AuditEvent,
@@ -40,7 +42,7 @@ from reviews.models import (
     TransitionRequest,
     Vote,
 )
-from reviews.policies import policies_export, policies_load, set_requesters
+from reviews.policies.loading import policies_export, policies_load, set_requesters
 from tests.factories import GOOD, make_mirror, make_request, register_with_metrics
 
 pytestmark = pytest.mark.django_db
@@ -51,7 +53,7 @@ def create(requester, version=2, target="Production", model="fraud-detector", **
 
 
 def approve(request, user, comment=""):
-    return services.vote_cast(request_id=request.pk, user=user, decision="approve", comment=comment)
+    return voting.vote_cast(request_id=request.pk, user=user, decision="approve", comment=comment)
 
 
 def refresh(request) -> TransitionRequest:
@@ -231,7 +233,7 @@ def test_a_nan_logged_in_mlflow_rejects_the_request_saying_so(
     assert request.gate_results[0]["value"] == "NaN"
     created = AuditEvent.objects.get(action="request.created", request=request)
     assert created.details["gates"][0]["value"] == "NaN"
-    assert audit.verify().ok
+    assert verification.verify().ok
 
 
 def test_a_holder_with_a_nan_metric_can_still_be_replaced_by_the_reviewers(
@@ -256,7 +258,7 @@ def test_a_holder_with_a_nan_metric_can_still_be_replaced_by_the_reviewers(
     assert refresh(request).decision == Decision.APPROVED
     seen = Vote.objects.filter(request=request).first().seen_metrics
     assert seen["baseline"] == {"accuracy": pytest.approx(0.9), "f1": "NaN"}
-    assert audit.verify().ok
+    assert verification.verify().ok
 
 
 # -- votes and quorum --------------------------------------------------------------------------
@@ -406,7 +408,7 @@ def test_a_decided_request_is_never_decided_again(policies, requester, admin_use
     events = AuditEvent.objects.count()
 
     with pytest.raises(RequestClosed) as refused:
-        services.decide(request, Decision.APPROVED, actor=admin_user, reason="again")
+        deciding.decide(request, Decision.APPROVED, actor=admin_user, reason="again")
 
     assert str(refused.value) == (
         f"Request #{request.pk} is already rejected; it cannot also be approved."
@@ -430,9 +432,9 @@ def test_a_rejection_must_say_why(policies, requester, scientist1):
     request = create(requester)
 
     with pytest.raises(CommentRequired):
-        services.vote_cast(request_id=request.pk, user=scientist1, decision="reject", comment="  ")
+        voting.vote_cast(request_id=request.pk, user=scientist1, decision="reject", comment="  ")
     with pytest.raises(InvalidVote):
-        services.vote_cast(request_id=request.pk, user=scientist1, decision="maybe")
+        voting.vote_cast(request_id=request.pk, user=scientist1, decision="maybe")
     assert not Vote.objects.exists()
 
 
@@ -441,7 +443,7 @@ def test_one_eligible_rejection_rejects(policies, requester, lead, scientist1):
     request = create(requester)
     approve(request, lead)
 
-    services.vote_cast(
+    voting.vote_cast(
         request_id=request.pk, user=scientist1, decision="reject", comment="recall dropped"
     )
 
@@ -467,10 +469,10 @@ def test_vote_refusal_explains_why_in_words(policies, requester, lead, outsider)
     request = create(requester)
     approve(request, lead)
 
-    assert services.vote_refusal(request, requester).startswith("You requested this")
-    assert services.vote_refusal(request, outsider) == "You are not in ml-leads or data-science."
-    assert services.vote_refusal(request, lead) == "You already voted (approve) on this request."
-    assert services.vote_refusal(request, policies["scientist1"]) is None
+    assert voting.vote_refusal(request, requester).startswith("You requested this")
+    assert voting.vote_refusal(request, outsider) == "You are not in ml-leads or data-science."
+    assert voting.vote_refusal(request, lead) == "You already voted (approve) on this request."
+    assert voting.vote_refusal(request, policies["scientist1"]) is None
 
 
 def test_policy_edits_do_not_change_a_request_in_flight(
@@ -530,7 +532,7 @@ def test_the_database_holds_one_current_vote_per_user_and_any_number_of_stale_on
         Vote.objects.create(request=request, user=lead, decision="reject", comment="again")
 
     for _ in range(2):
-        services.approvals_mark_stale(request, reason="The evidence changed.")
+        voting.approvals_mark_stale(request, reason="The evidence changed.")
         approve(request, lead)
 
     assert list(Vote.objects.filter(user=lead).values_list("stale", flat=True)) == [
@@ -593,7 +595,7 @@ def test_overdue_pending_requests_expire_and_nothing_else(policies, requester):
         expires_at=timezone.now() - timedelta(seconds=1)
     )
 
-    assert services.requests_expire_overdue() == [overdue.pk]
+    assert deciding.requests_expire_overdue() == [overdue.pk]
 
     assert refresh(overdue).decision == Decision.EXPIRED
     assert refresh(overdue).execution == Execution.NONE
@@ -605,7 +607,7 @@ def test_requester_can_cancel_a_pending_request(policies, requester):
     make_mirror()
     request = create(requester)
 
-    services.request_cancel(request_id=request.pk, user=requester)
+    deciding.request_cancel(request_id=request.pk, user=requester)
 
     assert refresh(request).decision == Decision.CANCELLED
 
@@ -615,10 +617,10 @@ def test_only_the_requester_or_an_admin_cancels(policies, requester, scientist1,
     request = create(requester)
 
     with pytest.raises(NotAllowed):
-        services.request_cancel(request_id=request.pk, user=scientist1)
-    services.request_cancel(request_id=request.pk, user=admin_user)
+        deciding.request_cancel(request_id=request.pk, user=scientist1)
+    deciding.request_cancel(request_id=request.pk, user=admin_user)
     with pytest.raises(RequestClosed):
-        services.request_cancel(request_id=request.pk, user=requester)
+        deciding.request_cancel(request_id=request.pk, user=requester)
 
 
 def test_retry_needs_a_failed_execution_and_an_admin(policies, requester, admin_user):
@@ -626,9 +628,9 @@ def test_retry_needs_a_failed_execution_and_an_admin(policies, requester, admin_
     request = create(requester)
 
     with pytest.raises(NotAllowed):
-        services.transition_retry(request_id=request.pk, user=requester)
+        deciding.transition_retry(request_id=request.pk, user=requester)
     with pytest.raises(WrongExecutionState, match="no failed transition to retry"):
-        services.transition_retry(request_id=request.pk, user=admin_user)
+        deciding.transition_retry(request_id=request.pk, user=admin_user)
 
 
 def test_a_rejected_version_can_be_requested_again_and_history_is_kept(
@@ -636,7 +638,7 @@ def test_a_rejected_version_can_be_requested_again_and_history_is_kept(
 ):
     make_mirror()
     first = create(requester)
-    services.vote_cast(request_id=first.pk, user=scientist1, decision="reject", comment="overfits")
+    voting.vote_cast(request_id=first.pk, user=scientist1, decision="reject", comment="overfits")
 
     # Asked again, it must answer the rejection (tests/test_related.py has the refusal).
     second = create(
@@ -658,9 +660,9 @@ def test_the_audit_chain_holds_after_a_busy_review(
     request = create(requester)
     approve(request, lead)
     approve(request, scientist1)
-    services.request_cancel(request_id=request.pk, user=requester)
+    deciding.request_cancel(request_id=request.pk, user=requester)
 
-    verification = audit.verify()
+    result = verification.verify()
 
     # The policy load, the request, two votes, the cancellation.
-    assert verification.ok and verification.checked == AuditEvent.objects.count() == 5
+    assert result.ok and result.checked == AuditEvent.objects.count() == 5

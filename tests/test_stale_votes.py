@@ -12,8 +12,10 @@ import pytest
 from django.urls import reverse
 
 from registry.sync import sync_registry
-from reviews import audit, jobs, services
 from reviews.api.auth import token_create
+from reviews.audit import verification
+from reviews.decisions import opening, voting
+from reviews.execution import jobs
 from reviews.models import Decision, Execution, TransitionRequest, Vote
 from tests.factories import register_in_mlflow
 
@@ -29,10 +31,10 @@ def stale(mlflow_client, unique_name, policies, requester, lead):
     register_in_mlflow(mlflow_client, unique_name, versions=3)
     mlflow_client.transition_stage(unique_name, 1, "Production")
     sync_registry(model=unique_name, client=mlflow_client)
-    request = services.request_create(
+    request = opening.request_create(
         model=unique_name, version=3, target="Production", requester=requester
     )
-    services.vote_cast(request_id=request.pk, user=lead, decision="approve", comment="v3 wins")
+    voting.vote_cast(request_id=request.pk, user=lead, decision="approve", comment="v3 wins")
 
     mlflow_client.transition_stage(unique_name, 2, "Production")  # out of band
     sync_registry(model=unique_name, client=mlflow_client)
@@ -62,12 +64,12 @@ def test_the_stale_voter_approves_again_and_the_transition_happens_in_mlflow(
     django_capture_on_commit_callbacks,
 ):
     transitions = rq_queue(jobs.QUEUE)
-    assert services.vote_refusal(stale, lead) is None
+    assert voting.vote_refusal(stale, lead) is None
 
     with django_capture_on_commit_callbacks(execute=True):
-        again = services.vote_cast(request_id=stale.pk, user=lead, decision="approve")
+        again = voting.vote_cast(request_id=stale.pk, user=lead, decision="approve")
         for scientist in (scientist1, scientist2):
-            services.vote_cast(request_id=stale.pk, user=scientist, decision="approve")
+            voting.vote_cast(request_id=stale.pk, user=scientist, decision="approve")
 
     request = TransitionRequest.objects.get(pk=stale.pk)
     assert request.decision == Decision.APPROVED
@@ -89,7 +91,7 @@ def test_the_stale_voter_approves_again_and_the_transition_happens_in_mlflow(
     actions = list(request.audit_events.order_by("sequence").values_list("action", flat=True))
     assert actions.index("votes.stale") < actions.index("request.approved")
     assert actions.count("vote.cast") == 4
-    assert audit.verify().ok
+    assert verification.verify().ok
 
 
 def test_the_stale_voter_sees_why_and_votes_again_on_the_page(
@@ -113,7 +115,7 @@ def test_the_stale_voter_sees_why_and_votes_again_on_the_page(
     assert "You already voted (approve) on this request." in page  # once is enough
     assert "Your approval no longer counts" not in page
     for scientist in (scientist1, scientist2):
-        services.vote_cast(request_id=stale.pk, user=scientist, decision="approve")
+        voting.vote_cast(request_id=stale.pk, user=scientist, decision="approve")
     assert TransitionRequest.objects.get(pk=stale.pk).decision == Decision.APPROVED
 
 

@@ -14,7 +14,8 @@ from django.test import Client
 from django.urls import reverse
 from rq.worker import Worker
 
-from reviews import jobs, services, stalls
+from reviews.decisions import opening, voting
+from reviews.execution import jobs, stalls
 from reviews.models import Execution
 
 pytestmark = pytest.mark.django_db
@@ -50,12 +51,12 @@ def queued(no_worker, policies, mlflow_client, unique_name, django_capture_on_co
 
     register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)
-    request = services.request_create(
+    request = opening.request_create(
         model=unique_name, version=2, target="Production", requester=policies["requester"]
     )
     with django_capture_on_commit_callbacks(execute=True):
         for voter in ("lead", "scientist1", "scientist2"):
-            services.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
+            voting.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
     request.refresh_from_db()
     assert request.execution == Execution.QUEUED
     assert no_worker.job_ids == [jobs.transition_job_id(request)]

@@ -1,5 +1,5 @@
 """Where a request stands, from the facts: expired at once, the quorum named, retries that can
-help (reviews/standing.py)."""
+help (reviews/decisions/standing.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 from django.utils import timezone
 
 from registry.models import Stage
-from reviews import audit, services, standing
-from reviews.counting import tally
+from reviews.audit import chain
+from reviews.decisions import deciding, opening, standing, voting
+from reviews.decisions.counting import tally
 from reviews.errors import WrongExecutionState
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
 from tests.factories import make_model, make_version
@@ -28,13 +29,13 @@ def fraud(policies):
 
 @pytest.fixture
 def pending(fraud, requester):
-    return services.request_create(
+    return opening.request_create(
         model="fraud", version=2, target="Production", requester=requester
     )
 
 
 def vote(request, user, decision="approve", comment=""):
-    services.vote_cast(request_id=request.pk, user=user, decision=decision, comment=comment)
+    voting.vote_cast(request_id=request.pk, user=user, decision=decision, comment=comment)
 
 
 def fresh(request) -> TransitionRequest:
@@ -116,13 +117,13 @@ def test_gates_and_rejections_and_cancellations_name_who_decided(
     vote(pending, scientist1, "reject", "f1 dropped")
     assert decided_by(pending) == "by scientist1"
 
-    cancelled = services.request_create(
+    cancelled = opening.request_create(
         model="fraud", version=2, target="Staging", requester=requester
     )
-    services.request_cancel(request_id=cancelled.pk, user=requester)
+    deciding.request_cancel(request_id=cancelled.pk, user=requester)
     assert decided_by(cancelled) == "by requester"
 
-    gated = services.request_create(model="fraud", version=1, target="Staging", requester=requester)
+    gated = opening.request_create(model="fraud", version=1, target="Staging", requester=requester)
     TransitionRequest.objects.filter(pk=gated.pk).update(
         decision=Decision.APPROVED, decided_by=None
     )
@@ -137,7 +138,7 @@ def fail(request, *, permanent: bool) -> TransitionRequest:
         decision=Decision.APPROVED, execution=Execution.FAILED, execution_error="gone"
     )
     details = {"error": "gone", **({standing.PERMANENT: True} if permanent else {})}
-    audit.record("transition.failed", request=request, details=details)
+    chain.record("transition.failed", request=request, details=details)
     return fresh(request)
 
 
@@ -152,7 +153,7 @@ def test_a_version_gone_from_mlflow_cannot_be_retried_and_says_why(pending, admi
     assert blocker.startswith("Version 2 no longer exists in MLflow: retrying cannot bring it back")
 
     with pytest.raises(WrongExecutionState, match="no longer exists in MLflow"):
-        services.transition_retry(request_id=failed.pk, user=admin_user)
+        deciding.transition_retry(request_id=failed.pk, user=admin_user)
     assert fresh(failed).execution == Execution.FAILED  # nothing changed
     assert not AuditEvent.objects.filter(action="transition.retry").exists()
 

@@ -10,8 +10,8 @@ from quorum.localservices import free_port
 from registry.mlflow_client import RegistryClient
 from registry.sync import SyncError, sync_registry
 from reviews import notify
+from reviews.execution.sync_health import ACTION
 from reviews.models import AuditEvent, Notification
-from reviews.sync_health import ACTION
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from registry.models import ChangeKind, Stage
-from reviews import audit, conversation, services, timeline
+from reviews.audit import chain
+from reviews.conversation import comments, timeline
+from reviews.decisions import deciding, opening, voting
 from reviews.models import AuditEvent
 from tests.factories import make_model, make_version
 
@@ -13,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def out_of_band(change: str, old, new, *, model: str = "fraud", version: int = 1) -> None:
-    audit.record(
+    chain.record(
         "registry.out_of_band",
         actor="mlflow",
         model_name=model,
@@ -23,10 +25,10 @@ def out_of_band(change: str, old, new, *, model: str = "fraud", version: int = 1
 
 
 def test_timeline_tells_the_conversation_in_order(pending, requester, scientist1, lead):
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="ok")
-    conversation.comment_post(request_id=pending.pk, user=lead, body="Is the drift check done?")
-    conversation.comment_post(request_id=pending.pk, user=requester, body="Yes, see run 12.")
-    services.request_cancel(request_id=pending.pk, user=requester, reason="Found a leak.")
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="ok")
+    comments.comment_post(request_id=pending.pk, user=lead, body="Is the drift check done?")
+    comments.comment_post(request_id=pending.pk, user=requester, body="Yes, see run 12.")
+    deciding.request_cancel(request_id=pending.pk, user=requester, reason="Found a leak.")
     entries = timeline.timeline(pending)
     assert [(e.actor, e.action) for e in entries] == [
         ("requester", "request.created"),
@@ -47,9 +49,9 @@ def test_timeline_tells_the_conversation_in_order(pending, requester, scientist1
 
 
 def test_timeline_shows_dismissed_approvals_and_reevaluated_gates(pending, scientist1):
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
-    services.approvals_mark_stale(pending, reason="Production is now held by v3 (was v1).")
-    audit.record(
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
+    voting.approvals_mark_stale(pending, reason="Production is now held by v3 (was v1).")
+    chain.record(
         "request.reevaluated",
         actor="system",
         request=pending,
@@ -63,11 +65,11 @@ def test_timeline_shows_dismissed_approvals_and_reevaluated_gates(pending, scien
 
 
 def test_timeline_shows_transition_attempts_and_their_outcome(pending):
-    audit.record("transition.started", request=pending, details={"attempt": 1})
-    audit.record(
+    chain.record("transition.started", request=pending, details={"attempt": 1})
+    chain.record(
         "transition.attempt_failed", request=pending, details={"attempt": 1, "error": "HTTP 503"}
     )
-    audit.record("transition.done", request=pending, details={"archived_versions": [1]})
+    chain.record("transition.done", request=pending, details={"archived_versions": [1]})
     started, failed, done = timeline.timeline(pending)[-3:]
     assert started.title == "Transition attempt started (attempt 1)"
     assert failed.title.startswith("Transition attempt failed") and failed.text == "HTTP 503"
@@ -89,7 +91,7 @@ def test_timeline_shows_out_of_band_moves_of_the_same_model_and_target_only(pend
 def test_an_alias_requests_timeline_shows_its_aliass_out_of_band_changes(policies, requester):
     model = make_model("churn")
     make_version(model, 1, metrics={"accuracy": 0.9, "f1": 0.8})
-    request = services.request_create(
+    request = opening.request_create(
         model="churn", version=1, target="@champion", requester=requester
     )
     out_of_band(ChangeKind.ALIAS_ADDED, None, "champion", model="churn", version=1)
@@ -103,7 +105,7 @@ def test_out_of_band_changes_before_the_request_are_not_its_history(policies, re
     make_version(model, 1, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.80})
     make_version(model, 2, metrics={"accuracy": 0.90, "f1": 0.84})
     out_of_band(ChangeKind.STAGE_CHANGED, Stage.NONE, Stage.PRODUCTION)
-    request = services.request_create(
+    request = opening.request_create(
         model="fraud", version=2, target="Production", requester=requester
     )
     assert [e.action for e in timeline.timeline(request)] == ["request.created"]
@@ -112,7 +114,7 @@ def test_out_of_band_changes_before_the_request_are_not_its_history(policies, re
 @pytest.mark.parametrize("events", [2, 40])
 def test_timeline_is_one_query_however_long(pending, lead, events, django_assert_num_queries):
     for n in range(events):
-        conversation.comment_post(request_id=pending.pk, user=lead, body=f"note {n}")
+        comments.comment_post(request_id=pending.pk, user=lead, body=f"note {n}")
     out_of_band(ChangeKind.STAGE_CHANGED, Stage.PRODUCTION, Stage.ARCHIVED)
     with django_assert_num_queries(1):
         entries = timeline.timeline(pending)

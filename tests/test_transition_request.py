@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from reviews import audit
+from reviews.audit import chain
 from reviews.models import TransitionRequest
 from tests.factories import make_model, make_version
 
@@ -71,8 +71,8 @@ def test_archived_versions_are_what_the_transition_job_recorded(requester):
     request = make_request(requester)
     assert request.archived_versions() == []  # not done yet
 
-    audit.record("transition.started", request=request, details={"attempt": 1})
-    audit.record(
+    chain.record("transition.started", request=request, details={"attempt": 1})
+    chain.record(
         "transition.done",
         request=request,
         details={"already_at_target": False, "archived_versions": [1, 3]},
@@ -83,8 +83,8 @@ def test_archived_versions_are_what_the_transition_job_recorded(requester):
 
 def test_archived_versions_come_from_the_latest_record_of_the_move(requester):
     request = make_request(requester)
-    audit.record("transition.done", request=request, details={"archived_versions": [1]})
-    audit.record(
+    chain.record("transition.done", request=request, details={"archived_versions": [1]})
+    chain.record(
         "transition.done",
         request=request,
         details={"already_at_target": True, "archived_versions": []},

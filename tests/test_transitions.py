@@ -15,7 +15,9 @@ from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.models import ChangeKind, ModelVersion, RegistryChange, SyncRun
 from registry.sync import sync_registry
-from reviews import audit, jobs, services
+from reviews.audit import verification
+from reviews.decisions import deciding, opening, voting
+from reviews.execution import jobs, retries
 from reviews.models import (
     AuditEvent,
     Decision,
@@ -58,7 +60,7 @@ def test_last_approval_moves_the_version_in_mlflow_and_archives_the_old_one(
     assert set(request.caused_changes.values_list("origin", flat=True)) == {"quorum"}
     request.refresh_from_db()
     assert not request.awaiting_mirror
-    assert audit.verify().ok
+    assert verification.verify().ok
 
 
 def test_alias_target_sets_the_alias_in_mlflow(
@@ -101,7 +103,7 @@ def test_version_already_at_target_records_success_without_moving_anything(
     simple_worker,
     django_capture_on_commit_callbacks,
 ):
-    request = services.request_create(
+    request = opening.request_create(
         model=promoted, version=2, target="Staging", requester=requester
     )
     approve_all(request, scientist1, capture=django_capture_on_commit_callbacks)
@@ -132,10 +134,10 @@ def test_a_change_made_in_mlflow_directly_is_flagged_out_of_band(promoted, mlflo
 def test_promoting_another_version_in_mlflow_makes_pending_approvals_stale(
     promoted, mlflow_client, requester, lead
 ):
-    request = services.request_create(
+    request = opening.request_create(
         model=promoted, version=2, target="Production", requester=requester
     )
-    services.vote_cast(request_id=request.pk, user=lead, decision="approve")
+    voting.vote_cast(request_id=request.pk, user=lead, decision="approve")
 
     mlflow_client.transition_stage(promoted, 3, "Production", archive_existing=True)
     sync_registry(client=mlflow_client)
@@ -171,7 +173,7 @@ def test_mlflow_down_retries_then_fails_then_an_admin_retry_succeeds(
     client = RegistryClient(private_mlflow.url)
     register_in_mlflow(client, "churn", versions=2)
     sync_registry(client=client)
-    request = services.request_create(
+    request = opening.request_create(
         model="churn", version=2, target="Production", requester=requester
     )
     approve_all(request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks)
@@ -222,7 +224,7 @@ def test_concurrent_final_approvals_make_one_decision_one_job_one_transition(
     requester = policies["requester"]
 
     for round_number, version in enumerate(range(2, 6), start=1):
-        request = services.request_create(
+        request = opening.request_create(
             model=unique_name, version=version, target="Production", requester=requester
         )
         outcomes = approve_at_once(request.pk, voters)
@@ -241,7 +243,7 @@ def test_concurrent_final_approvals_make_one_decision_one_job_one_transition(
             model__name=unique_name, version__version=version, kind=ChangeKind.STAGE_CHANGED
         )
         assert list(moves.values_list("new", flat=True)) == ["Production"]
-    assert audit.verify().ok
+    assert verification.verify().ok
 
 
 # -- a transition that happened is done ---------------------------------------------------------
@@ -353,7 +355,7 @@ def test_a_database_error_after_the_move_never_moves_mlflow_again(
 
     with connection.cursor() as cursor:
         cursor.execute("DROP TRIGGER refuse_done ON reviews_transitionrequest")
-    services.transition_retry(request_id=request.pk, user=admin_user)
+    deciding.transition_retry(request_id=request.pk, user=admin_user)
     jobs.enqueue_transition(request.pk, replace=True)
     simple_worker(transitions, syncs)
 
@@ -374,10 +376,10 @@ def test_retries_go_on_at_the_last_interval_until_the_window_is_spent(settings):
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = [5, 15, 30]
     settings.QUORUM_TRANSITION_RETRY_WINDOW = 120
 
-    retry = jobs.retry_policy()
+    retry = retries.retry_policy()
 
     assert (retry.max, retry.intervals) == (6, [5, 15, 30, 30, 30, 30])
     settings.QUORUM_TRANSITION_RETRY_WINDOW = 0
-    assert jobs.retry_policy().intervals == [5, 15, 30]
+    assert retries.retry_policy().intervals == [5, 15, 30]
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = []
-    assert jobs.retry_policy() is None
+    assert retries.retry_policy() is None

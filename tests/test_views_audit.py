@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from reviews import audit
+from reviews.audit import chain, export, verification
 from reviews.models import AuditEvent, AuditHead
 from tests.factories import ESCAPED, HOSTILE, make_audit_chain
 from tests.pages import login, text_of
@@ -18,7 +18,7 @@ from tests.pages import login, text_of
 pytestmark = pytest.mark.django_db
 
 # Session, user, actions, count, page, the chain head, the events after its checkpoint (at most
-# audit.PAGE_VERIFY_LIMIT + 1, one query), anything beyond the head, the user's groups.
+# verification.PAGE_VERIFY_LIMIT + 1, one query), anything beyond the head, the user's groups.
 AUDIT_QUERIES = 8
 
 # The CSV's columns are a contract with whoever reads the download: spelled out, not imported.
@@ -38,11 +38,11 @@ HEADER = [
 
 @pytest.fixture
 def events(db):
-    audit.record("policy.loaded", actor="system", details={"changed": 2})
-    audit.record("request.created", actor="alice", model_name="fraud", version=3)
-    audit.record("vote.cast", actor="bob", model_name="fraud", version=3, details={"x": 1})
-    audit.record("registry.out_of_band", actor="mlflow", model_name="churn", version=1)
-    old = audit.record("request.created", actor="alice", model_name="churn", version=1)
+    chain.record("policy.loaded", actor="system", details={"changed": 2})
+    chain.record("request.created", actor="alice", model_name="fraud", version=3)
+    chain.record("vote.cast", actor="bob", model_name="fraud", version=3, details={"x": 1})
+    chain.record("registry.out_of_band", actor="mlflow", model_name="churn", version=1)
+    old = chain.record("request.created", actor="alice", model_name="churn", version=1)
     return old
 
 
@@ -137,7 +137,7 @@ def test_csv_download_has_the_export_rows_and_honours_the_filter(client, events,
     assert rows[0] == HEADER
     assert [row[3] for row in rows[1:]] == ["request.created", "vote.cast"]  # oldest first
     vote = AuditEvent.objects.get(action="vote.cast")
-    assert rows[2] == [str(value) for value in audit.csv_row(vote)]
+    assert rows[2] == [str(value) for value in export.csv_row(vote)]
     assert rows[2][9] == vote.hash
 
 
@@ -155,7 +155,7 @@ def test_audit_needs_a_login(client, url):
 
 
 def test_audit_page_escapes_recorded_text(client, admin_user):
-    audit.record("vote.cast", actor=HOSTILE, model_name=HOSTILE, details={HOSTILE: HOSTILE})
+    chain.record("vote.cast", actor=HOSTILE, model_name=HOSTILE, details={HOSTILE: HOSTILE})
     body = login(client, admin_user).get("/audit/").content.decode()
     assert HOSTILE not in body and ESCAPED in body
 
@@ -165,7 +165,7 @@ def test_audit_page_query_count_does_not_grow(
     client, admin_user, size, django_assert_max_num_queries
 ):
     for n in range(size):
-        audit.record("vote.cast", actor=f"user{n}", model_name="fraud", version=n)
+        chain.record("vote.cast", actor=f"user{n}", model_name="fraud", version=n)
     login(client, admin_user)
     with django_assert_max_num_queries(AUDIT_QUERIES):
         assert client.get("/audit/").status_code == 200
@@ -190,25 +190,25 @@ def test_at_100000_events_the_page_checks_only_what_came_after_the_checkpoint(
         text
     )
 
-    audit.extend_verified_checkpoint()  # what the reconciler does every minute
+    verification.extend_verified_checkpoint()  # what the reconciler does every minute
     for n in range(3):
-        audit.record("vote.cast", actor=f"late{n}", model_name="fraud", version=1)
+        chain.record("vote.cast", actor=f"late{n}", model_name="fraud", version=1)
     status, text = view()
     assert (status.state, status.checked, status.read) == ("intact", 3, 4)
     assert "Chain intact: all 100,003 events verified against their hashes." in text
     assert "Events up to #100000 were last verified" in text
     assert "the 3 newer just now" in text
 
-    make_audit_chain(audit.PAGE_VERIFY_LIMIT)  # now one more than the page recomputes
+    make_audit_chain(verification.PAGE_VERIFY_LIMIT)  # now one more than the page recomputes
     status, text = view()
     assert (status.state, status.read) == ("behind", 2)  # the checkpoint's link only
     assert "Chain verified up to event #100000 at" in text
-    assert f"{audit.PAGE_VERIFY_LIMIT + 3} newer events not yet verified" in text
+    assert f"{verification.PAGE_VERIFY_LIMIT + 3} newer events not yet verified" in text
 
 
 def test_a_tampered_event_after_the_checkpoint_shows_at_once(client, events, admin_user):
-    audit.extend_verified_checkpoint()
-    audit.record("vote.cast", actor="bob", model_name="fraud", version=3)
+    verification.extend_verified_checkpoint()
+    chain.record("vote.cast", actor="bob", model_name="fraud", version=3)
     AuditEvent.objects.filter(sequence=6).update(actor="mallory")
 
     text = text_of(login(client, admin_user).get("/audit/"))
@@ -219,7 +219,7 @@ def test_a_tampered_event_after_the_checkpoint_shows_at_once(client, events, adm
 def test_an_event_before_the_checkpoint_edited_later_shows_once_verify_audit_ran(
     client, events, admin_user
 ):
-    audit.extend_verified_checkpoint()
+    verification.extend_verified_checkpoint()
     AuditEvent.objects.filter(sequence=2).update(actor="mallory")
     login(client, admin_user)
 
@@ -230,7 +230,8 @@ def test_an_event_before_the_checkpoint_edited_later_shows_once_verify_audit_ran
 
     text = text_of(client.get("/audit/"))
     assert "Chain broken at event #2: content does not match its hash." in text
-    audit.extend_verified_checkpoint()  # the reconciler does not clear what it cannot vouch for
+    # The reconciler does not clear what it cannot vouch for.
+    verification.extend_verified_checkpoint()
     assert "Chain broken at event #2" in text_of(client.get("/audit/"))
 
 
@@ -239,24 +240,24 @@ def test_a_chain_rehashed_from_before_the_checkpoint_breaks_at_the_checkpoint(
 ):
     """A forger who edits event 2 and recomputes every later hash, and the head, leaves a chain
     that verifies from the start; the checkpoint still remembers the hash event 5 had."""
-    audit.extend_verified_checkpoint()
+    verification.extend_verified_checkpoint()
     prev_hash = AuditEvent.objects.get(sequence=1).hash
     for event in AuditEvent.objects.filter(sequence__gte=2).order_by("sequence"):
         if event.sequence == 2:
             event.actor = "mallory"
         event.prev_hash = prev_hash
-        event.hash = prev_hash = audit.chain_hash(prev_hash, audit.event_content(event))
+        event.hash = prev_hash = chain.chain_hash(prev_hash, chain.event_content(event))
         event.save()
     AuditHead.objects.filter(name="audit").update(hash=prev_hash)
 
     text = text_of(login(client, admin_user).get("/audit/"))
 
-    assert audit.verify().ok
+    assert verification.verify().ok
     assert "Chain broken at event #5: event 5 no longer has the hash it was verified with." in text
 
 
 def test_details_show_lists_and_flags_as_json_like_the_export(client, db, admin_user):
-    audit.record(
+    chain.record(
         "vote.cast",
         actor="lead",
         model_name="churn",
@@ -271,7 +272,7 @@ def test_details_show_lists_and_flags_as_json_like_the_export(client, db, admin_
 
 
 def test_csv_download_neutralises_formula_like_model_names(client, admin_user):
-    audit.record("request.created", actor="-alice", model_name='=HYPERLINK("http://x","y")')
+    chain.record("request.created", actor="-alice", model_name='=HYPERLINK("http://x","y")')
 
     rows = rows_of(login(client, admin_user).get("/audit/export.csv"))
 

@@ -9,8 +9,10 @@ import re
 import pytest
 from django.urls import reverse
 
-from reviews import conversation, services
+from reviews.conversation import comments
+from reviews.decisions import deciding, voting
 from reviews.models import AuditEvent, Comment, Decision, TransitionRequest, Vote
+from tests.pages import text_of
 
 pytestmark = pytest.mark.django_db
 
@@ -20,11 +22,6 @@ def no_mlflow(settings, monkeypatch):
     """Pages read cached history only; an accidental MLflow call fails fast."""
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     settings.MLFLOW_TRACKING_URI = "http://127.0.0.1:9"
-
-
-def text_of(response) -> str:
-    body = re.sub(r"<script.*?</script>", " ", response.content.decode(), flags=re.S)
-    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body)))
 
 
 def url(name: str, request) -> str:
@@ -100,7 +97,7 @@ def test_too_long_comment_is_refused_and_its_text_kept(client, pending, lead):
 
 
 def test_comment_from_a_stale_tab_is_refused_and_its_text_kept(client, pending, requester, lead):
-    services.request_cancel(request_id=pending.pk, user=requester, reason="Leak found.")
+    deciding.request_cancel(request_id=pending.pk, user=requester, reason="Leak found.")
     client.force_login(lead)
     response = client.post(
         url("comment", pending), {"body": "Please add the EU slice.", "seen_decision": "pending"}
@@ -116,7 +113,7 @@ def test_comment_from_a_stale_tab_is_refused_and_its_text_kept(client, pending, 
 def test_vote_from_a_stale_tab_is_refused_and_its_text_moves_to_the_comment_form(
     client, pending, requester, lead
 ):
-    services.request_cancel(request_id=pending.pk, user=requester)
+    deciding.request_cancel(request_id=pending.pk, user=requester)
     client.force_login(lead)
     response = client.post(
         url("vote", pending),
@@ -133,7 +130,7 @@ def test_second_vote_from_another_tab_is_refused_and_its_text_kept(
     client, pending, scientist1, lead
 ):
     # Another tab already voted: the page refuses and keeps what was typed.
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
     client.force_login(scientist1)
     response = client.post(
         url("vote", pending), {"decision": "reject", "comment": "Second thoughts: leak."}
@@ -183,8 +180,8 @@ def test_cancel_reason_over_the_limit_is_refused_and_kept(client, pending, reque
 def test_the_activity_is_on_the_page_for_everyone_who_can_see_it(
     client, pending, scientist1, lead, outsider
 ):
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="lgtm")
-    conversation.comment_post(request_id=pending.pk, user=lead, body="Checked the slices.")
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="lgtm")
+    comments.comment_post(request_id=pending.pk, user=lead, body="Checked the slices.")
     client.force_login(outsider)
     text = text_of(client.get(url("request_detail", pending)))
     assert "Activity 3" in text
@@ -193,7 +190,7 @@ def test_the_activity_is_on_the_page_for_everyone_who_can_see_it(
 
 
 def test_comment_text_is_escaped(client, pending, lead):
-    conversation.comment_post(request_id=pending.pk, user=lead, body="<img src=x onerror=alert(1)>")
+    comments.comment_post(request_id=pending.pk, user=lead, body="<img src=x onerror=alert(1)>")
     client.force_login(lead)
     body = client.get(url("request_detail", pending)).content.decode()
     assert "<img src=x" not in body and "&lt;img src=x onerror=alert(1)&gt;" in body

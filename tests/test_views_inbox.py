@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from registry.models import ChangeKind, ChangeOrigin, RegistryChange, Stage
-from reviews import services
+from reviews.decisions import opening, voting
 from reviews.models import Decision, TransitionRequest
 from tests.factories import ESCAPED, HOSTILE, make_model, make_version
 from tests.pages import login, text_of
@@ -34,7 +34,7 @@ def good_model(name: str, versions: int = 2, **fields):
 
 
 def open_request(name: str, version: int, requester, target: str = "Production"):
-    return services.request_create(model=name, version=version, target=target, requester=requester)
+    return opening.request_create(model=name, version=version, target=target, requester=requester)
 
 
 def section(response, key: str) -> str:
@@ -55,7 +55,7 @@ def test_inbox_lists_what_awaits_me_oldest_first_with_progress_gates_and_time_le
         created_at=two_days_ago, expires_at=two_days_ago + timedelta(days=7)
     )
     newer = open_request("beta", 2, requester)
-    services.vote_cast(request_id=newer.pk, user=lead, decision="approve")
+    voting.vote_cast(request_id=newer.pk, user=lead, decision="approve")
 
     response = login(client, scientist1).get("/reviews/")
     awaiting = section(response, "awaiting")
@@ -72,7 +72,7 @@ def test_inbox_leaves_out_what_i_voted_on_requested_or_am_not_eligible_for(
     good_model("alpha")
     good_model("beta")
     voted = open_request("alpha", 2, requester)
-    services.vote_cast(request_id=voted.pk, user=lead, decision="approve")
+    voting.vote_cast(request_id=voted.pk, user=lead, decision="approve")
     open_request("beta", 2, lead)  # the lead's own request: no self-approval
     assert "No requests await you." in text_of(login(client, lead).get("/reviews/"))
     assert "No requests await you." in text_of(login(client, outsider).get("/reviews/"))
@@ -83,10 +83,10 @@ def test_a_request_whose_only_vote_of_mine_went_stale_awaits_me_again(
 ):
     good_model("alpha")
     request = open_request("alpha", 2, requester)
-    services.vote_cast(request_id=request.pk, user=lead, decision="approve")
+    voting.vote_cast(request_id=request.pk, user=lead, decision="approve")
     assert "No requests await you." in text_of(login(client, lead).get("/reviews/"))
 
-    services.approvals_mark_stale(request, reason="Production is now held by v3 (was v1).")
+    voting.approvals_mark_stale(request, reason="Production is now held by v3 (was v1).")
 
     response = client.get("/reviews/")
     assert "alpha" in section(response, "awaiting")
@@ -98,7 +98,7 @@ def test_my_requests_and_recently_decided_show_the_rejection_reason(
 ):
     good_model("alpha")
     rejected = open_request("alpha", 2, requester)
-    services.vote_cast(
+    voting.vote_cast(
         request_id=rejected.pk, user=scientist1, decision="reject", comment="Overfits March."
     )
     response = login(client, requester).get("/reviews/")
@@ -113,7 +113,7 @@ def test_inbox_filters_by_model_and_state(client, policies, requester, scientist
     good_model("beta")
     open_request("alpha", 2, requester)
     beta = open_request("beta", 2, requester)
-    services.vote_cast(request_id=beta.pk, user=scientist1, decision="reject", comment="no")
+    voting.vote_cast(request_id=beta.pk, user=scientist1, decision="reject", comment="no")
     login(client, requester)
     mine = section(client.get("/reviews/", {"model": "alp"}), "mine")
     assert "alpha" in mine and "beta" not in mine
@@ -174,13 +174,13 @@ def test_inbox_query_count_does_not_grow(
         name = f"bulk-{n:02d}"
         good_model(name)
         request = open_request(name, 2, requester)
-        services.vote_cast(
+        voting.vote_cast(
             request_id=request.pk,
             user=science.user_set.get(username="scientist2"),
             decision="approve",
         )
         if n % 3 == 0:
-            services.vote_cast(
+            voting.vote_cast(
                 request_id=request.pk, user=scientist1, decision="reject", comment="no"
             )
     login(client, scientist1)
@@ -200,7 +200,7 @@ def test_model_page_lists_its_requests_with_rejection_reasons(
 ):
     model = good_model("alpha", versions=3)
     rejected = open_request("alpha", 2, requester)
-    services.vote_cast(
+    voting.vote_cast(
         request_id=rejected.pk, user=scientist1, decision="reject", comment="Recall fell."
     )
     resubmitted = open_request("alpha", 3, requester)
@@ -261,7 +261,7 @@ def test_model_and_version_pages_with_reviews_stay_within_budget(
     model = good_model("alpha", versions=size + 2)
     for number in range(2, size + 2):
         request = open_request("alpha", number, requester)
-        services.vote_cast(request_id=request.pk, user=scientist1, decision="approve")
+        voting.vote_cast(request_id=request.pk, user=scientist1, decision="approve")
         RegistryChange.objects.create(
             model=model,
             version=request.version,
@@ -281,7 +281,7 @@ def test_hostile_model_text_is_escaped_on_inbox_model_and_version_pages(
 ):
     model = good_model(HOSTILE, description=HOSTILE, tags={HOSTILE: HOSTILE})
     request = open_request(HOSTILE, 2, requester)
-    services.vote_cast(request_id=request.pk, user=scientist1, decision="reject", comment=HOSTILE)
+    voting.vote_cast(request_id=request.pk, user=scientist1, decision="reject", comment=HOSTILE)
     RegistryChange.objects.create(
         model=model,
         version=request.version,

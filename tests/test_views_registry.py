@@ -20,7 +20,9 @@ from tests.factories import (
     register_with_metrics,
 )
 
-pytestmark = pytest.mark.django_db
+# Pages under test read cached history only (conftest's `no_mlflow`): an accidental MLflow call
+# fails fast and shows up as the "history unavailable" note, which the tests check for.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_mlflow")]
 
 # Page budgets: session + user, then the page's own queries. They must not grow with the registry.
 # The review app adds to every page the navigation's count of requests awaiting the user (one
@@ -34,15 +36,6 @@ LIST_QUERIES = 7
 MODEL_QUERIES = 9
 VERSION_QUERIES = 11  # the promotion form reads related requests in one query
 COMPARE_QUERIES = 8
-
-
-@pytest.fixture(autouse=True)
-def no_mlflow(settings, monkeypatch):
-    """Pages under test read cached history only; an accidental MLflow call fails fast and shows
-    up as the "history unavailable" note, which the tests check for."""
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    settings.MLFLOW_TRACKING_URI = "http://127.0.0.1:9"
-    settings.MLFLOW_UI_URL = "http://mlflow.example"
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from reviews import services
+from reviews.decisions import voting
 from reviews.models import Decision
 from tests.pages import action_url, login, messages_of, text_of
 
@@ -45,7 +45,7 @@ def test_someone_else_cannot_cancel(client, pending, lead):
 
 
 def test_cancelling_a_decided_request_shows_why(client, pending, requester, scientist1):
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="reject", comment="no")
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="reject", comment="no")
     response = login(client, requester).post(action_url("cancel", pending), follow=True)
     assert f"Request #{pending.pk} is already rejected." in messages_of(response)
     pending.refresh_from_db()

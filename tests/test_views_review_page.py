@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from registry.models import Stage
-from reviews import services
+from reviews.decisions import opening, voting
 from reviews.models import Decision, TransitionRequest
 from tests.factories import ESCAPED, HOSTILE, make_hostile_request, make_user, make_version
 from tests.pages import action_url, detail_url, login, text_of
@@ -54,7 +54,7 @@ def test_request_page_shows_nan_and_infinite_metrics_and_the_gate_they_fail(
 ):
     # Mirror rows as the sync writes them when MLflow holds NaN and infinities.
     make_version(world.model, 4, metrics={"accuracy": "NaN", "f1": 0.84, "log_loss": "Infinity"})
-    request = services.request_create(
+    request = opening.request_create(
         model="fraud", version=4, target="Production", requester=requester
     )
 
@@ -71,7 +71,7 @@ def test_request_page_shows_nan_and_infinite_metrics_and_the_gate_they_fail(
 
 def test_request_page_says_plainly_when_nothing_holds_the_target(client, world, requester, lead):
     world.model.versions.filter(version=1).update(stage=Stage.ARCHIVED)
-    request = services.request_create(
+    request = opening.request_create(
         model="fraud", version=2, target="Production", requester=requester
     )
     text = text_of(login(client, lead).get(detail_url(request)))
@@ -96,15 +96,15 @@ def test_decided_request_says_already_approved_and_shows_no_buttons(
     client, pending, cast, lead, scientist1, scientist2
 ):
     for voter in (lead, scientist1, scientist2):
-        services.vote_cast(request_id=pending.pk, user=voter, decision="approve")
+        voting.vote_cast(request_id=pending.pk, user=voter, decision="approve")
     response = login(client, cast["scientist3"]).get(detail_url(pending))
     assert "This request is already approved." in text_of(response)
     assert 'value="approve"' not in response.content.decode()
 
 
 def test_stale_approval_is_struck_through_with_its_reason(client, pending, lead, scientist1):
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="ok")
-    services.approvals_mark_stale(pending, reason="v2's metrics changed in MLflow")
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="ok")
+    voting.approvals_mark_stale(pending, reason="v2's metrics changed in MLflow")
     response = login(client, lead).get(detail_url(pending))
     body = response.content.decode()
     assert re.search(r'class="vote vote-approve is-stale"', body)
@@ -119,7 +119,7 @@ def test_each_approval_shows_the_one_group_it_counts_for(
 
     Group.objects.get(name="data-science").user_set.add(lead)
     for voter in (lead, scientist1):
-        services.vote_cast(request_id=pending.pk, user=voter, decision="approve")
+        voting.vote_cast(request_id=pending.pk, user=voter, decision="approve")
     text = text_of(login(client, scientist2).get(detail_url(pending)))
     assert "lead (for ml-leads) approved" in text
     assert "scientist1 (for data-science) approved" in text
@@ -131,7 +131,7 @@ def test_each_approval_shows_the_one_group_it_counts_for(
 def test_an_approval_no_group_needs_says_it_is_not_counted(client, pending, cast, lead):
     # data-science needs 2: the third scientist's approval counts for nothing.
     for name in ("scientist1", "scientist2", "scientist3"):
-        services.vote_cast(request_id=pending.pk, user=cast[name], decision="approve")
+        voting.vote_cast(request_id=pending.pk, user=cast[name], decision="approve")
     text = text_of(login(client, lead).get(detail_url(pending)))
     assert "scientist2 (for data-science) approved" in text
     assert "scientist3 approved" in text and "scientist3 (for" not in text
@@ -159,14 +159,14 @@ def test_request_page_query_count_does_not_grow(
     for n in range(votes):
         make_version(world.model, metrics={"accuracy": 0.8, "f1": 0.8})
         science.user_set.add(make_user(f"extra{n}"))
-    request = services.request_create(
+    request = opening.request_create(
         model="fraud", version=2, target="Production", requester=requester
     )
     pending_policy = request.policy_snapshot
     pending_policy["require"][1]["approvals"] = votes + 5  # keep it pending while they vote
     TransitionRequest.objects.filter(pk=request.pk).update(policy_snapshot=pending_policy)
     for user in science.user_set.filter(username__startswith="extra"):
-        services.vote_cast(request_id=request.pk, user=user, decision="approve", comment="ok")
+        voting.vote_cast(request_id=request.pk, user=user, decision="approve", comment="ok")
     login(client, lead)
     with django_assert_max_num_queries(DETAIL_QUERIES):
         response = client.get(detail_url(request))
@@ -195,7 +195,7 @@ def test_an_approval_names_the_quorum_not_only_the_last_voter(
     client, pending, lead, scientist1, scientist2
 ):
     for user in (lead, scientist1, scientist2):
-        services.vote_cast(request_id=pending.pk, user=user, decision="approve")
+        voting.vote_cast(request_id=pending.pk, user=user, decision="approve")
 
     text = text_of(login(client, lead).get(detail_url(pending)))
 
@@ -229,7 +229,7 @@ def test_a_request_past_its_deadline_reads_expired_before_the_reconciler_runs(
 
 def test_an_auto_approve_gate_that_did_not_fire_is_neutral_not_failed(client, world, requester):
     """Staging auto-approves above 0.97 accuracy; v2 has 0.90: people sign off instead."""
-    request = services.request_create(
+    request = opening.request_create(
         model="fraud", version=2, target="Staging", requester=requester
     )
 

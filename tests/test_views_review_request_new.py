@@ -51,7 +51,7 @@ def test_version_page_offers_a_target_only_to_its_policys_requester_groups(
     from django.contrib.auth.models import Group
 
     from reviews.models import ApprovalPolicy
-    from reviews.policies import set_requesters
+    from reviews.policies.loading import set_requesters
 
     set_requesters(
         ApprovalPolicy.objects.get(name="production"), [Group.objects.get(name="ml-leads")]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from reviews import audit
+from reviews.audit import chain
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
 from tests.pages import action_url, detail_url, login, messages_of, text_of
 
@@ -72,7 +72,7 @@ def test_retrying_a_transition_that_did_not_fail_shows_why(client, pending, admi
 def test_a_failure_no_retry_can_change_offers_no_retry_and_says_why(
     client, failed, admin_user, django_capture_on_commit_callbacks
 ):
-    audit.record(
+    chain.record(
         "transition.failed",
         request=failed,
         details={"error": "fraud version 2 no longer exists in MLflow.", "permanent": True},

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from reviews import audit
+from reviews.audit import chain
 from reviews.models import Decision, Execution, TransitionRequest
 from tests.pages import action_url, detail_url, login, text_of
 
@@ -21,7 +21,7 @@ def test_status_endpoint_reports_the_outcome_sentence_when_done(client, pending,
         decision=Decision.APPROVED, execution=Execution.DONE
     )
     # What the transition job recorded: its move archived v1 (the mirror's sync may come later).
-    audit.record(
+    chain.record(
         "transition.done",
         request=pending,
         details={"already_at_target": False, "archived_versions": [1]},

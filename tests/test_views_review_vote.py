@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from reviews import services
+from reviews.decisions import voting
 from reviews.models import AuditEvent, Decision, Execution, Vote
 from tests.pages import action_url, detail_url, login, messages_of, text_of
 
@@ -30,7 +30,7 @@ def test_eligible_reviewer_approves_and_sees_progress(client, pending, lead):
 
 def test_last_approval_approves_the_request(client, pending, lead, scientist1, scientist2):
     for voter in (lead, scientist1):
-        services.vote_cast(request_id=pending.pk, user=voter, decision="approve")
+        voting.vote_cast(request_id=pending.pk, user=voter, decision="approve")
     response = login(client, scientist2).post(
         action_url("vote", pending), {"decision": "approve"}, follow=True
     )
@@ -90,7 +90,7 @@ def test_ineligible_vote_is_a_403_and_changes_nothing(client, pending, cast, who
 def test_vote_on_a_decided_request_shows_why_and_changes_nothing(
     client, pending, scientist1, scientist2
 ):
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="reject", comment="no")
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="reject", comment="no")
     events = AuditEvent.objects.count()
     response = login(client, scientist2).post(action_url("vote", pending), {"decision": "approve"})
     # The page as it is now, the reason on it: no redirect, so nothing typed is lost.
@@ -101,7 +101,7 @@ def test_vote_on_a_decided_request_shows_why_and_changes_nothing(
 
 
 def test_second_vote_by_the_same_user_is_refused(client, pending, lead):
-    services.vote_cast(request_id=pending.pk, user=lead, decision="approve")
+    voting.vote_cast(request_id=pending.pk, user=lead, decision="approve")
     response = login(client, lead).post(
         action_url("vote", pending), {"decision": "reject", "comment": "changed my mind"}
     )

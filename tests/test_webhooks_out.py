@@ -20,8 +20,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from quorum.localservices import free_port
-from reviews import jobs, notify, services, webhooks_out
+from reviews import notify
+from reviews.decisions import deciding, opening, voting
+from reviews.execution import jobs
 from reviews.models import OutboxState, WebhookDelivery
+from reviews.notify import webhooks_out
 from tests.factories import make_mirror
 
 pytestmark = pytest.mark.django_db
@@ -94,10 +97,10 @@ def cancelled_request(requester, committed):
     """A request opened and then cancelled by its requester: one decision event."""
     make_mirror()
     with committed():
-        request = services.request_create(
+        request = opening.request_create(
             model="fraud-detector", version=2, target="Production", requester=requester
         )
-        services.request_cancel(request_id=request.pk, user=requester)
+        deciding.request_cancel(request_id=request.pk, user=requester)
     return request
 
 
@@ -149,7 +152,7 @@ def test_a_rejection_for_a_nan_metric_is_posted_as_strict_json(
     make_mirror(versions={2: ("None", {"accuracy": "NaN", "f1": 0.9})})
 
     with committed():
-        services.request_create(
+        opening.request_create(
             model="fraud-detector", version=2, target="Production", requester=requester
         )
     simple_worker(hooks)
@@ -217,12 +220,12 @@ def test_the_approval_and_the_transition_result_are_posted(
     deploy = receivers()
     settings.QUORUM_WEBHOOK_URLS = [deploy.url]
     with committed():
-        request = services.request_create(
+        request = opening.request_create(
             model=promoted, version=3, target="Production", requester=cast["requester"]
         )
     for name in ("lead", "scientist1", "scientist2"):
         with committed():
-            services.vote_cast(request_id=request.pk, user=cast[name], decision="approve")
+            voting.vote_cast(request_id=request.pk, user=cast[name], decision="approve")
 
     run_transition(request)
     simple_worker(hooks)

@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from registry.jobs import SYNC_QUEUE
-from reviews.jobs import QUEUE as TRANSITIONS
+from reviews.execution.jobs import QUEUE as TRANSITIONS
 from tests.processes import database_url
 
 ROOT = Path(__file__).resolve().parent.parent

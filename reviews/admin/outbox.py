@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from .. import outbox
 from ..models import Notification, OutboxItem, WebhookDelivery
+from ..notify import outbox
 from .records import ReadOnlyAdmin
 
 

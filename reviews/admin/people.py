@@ -23,7 +23,7 @@ from django.db import transaction
 from identity.mapping import managed_group_names, managed_message
 from registry import names
 
-from .. import audit
+from ..audit import chain
 from ..models import ApprovalPolicy
 from .policies import warn_overlaps
 
@@ -109,9 +109,9 @@ class ApproverGroupAdmin(GroupAdmin):
         group.user_set.set(form.cleaned_data["users"])
         after = _usernames(form.cleaned_data["users"])
         if not change:
-            audit.record("group.create", actor=request.user, details={"group": group.name})
+            chain.record("group.create", actor=request.user, details={"group": group.name})
         elif set(form.changed_data) - {"users"}:
-            audit.record(
+            chain.record(
                 "group.edit",
                 actor=request.user,
                 details={
@@ -126,7 +126,7 @@ class ApproverGroupAdmin(GroupAdmin):
 
     def delete_model(self, request, obj):
         members = sorted(_usernames(obj.user_set.all()))
-        audit.record(
+        chain.record(
             "group.delete", actor=request.user, details={"group": obj.name, "members": members}
         )
         super().delete_model(request, obj)
@@ -139,7 +139,7 @@ class ApproverGroupAdmin(GroupAdmin):
 
 def _record_membership(actor, group: str, *, added: set[str], removed: set[str]) -> None:
     if added or removed:
-        audit.record(
+        chain.record(
             "group.members",
             actor=actor,
             details={"group": group, "added": sorted(added), "removed": sorted(removed)},

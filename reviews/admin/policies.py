@@ -1,6 +1,6 @@
 """Approval policies in the admin, validated as a policy file is.
 
-A policy saved here passes the same validation as a policy file (`reviews.policy_spec`), each
+A policy saved here passes the same validation as a policy file (`reviews.policies.spec`), each
 problem shown next to the field it concerns; every create, edit and delete is appended to the audit
 chain with the admin as actor.
 """
@@ -18,17 +18,12 @@ from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseInlineFormSet
 from pydantic import ValidationError
 
-from .. import audit
+from ..audit import chain
 from ..models import ApprovalPolicy, PolicyGate, PolicyRequirement
-from ..policies import overlap_warnings, policy_as_spec, set_requesters, with_relations
-from ..policy_spec import (
-    MAX_DURATION,
-    GateSpec,
-    PolicySpec,
-    format_duration,
-    policy_problems,
-    validation_problems,
-)
+from ..policies.database_checks import policy_problems
+from ..policies.loading import overlap_warnings, set_requesters
+from ..policies.matching import policy_as_spec, with_relations
+from ..policies.spec import MAX_DURATION, GateSpec, PolicySpec, format_duration, validation_problems
 
 GATE_OPS = get_args(GateSpec.model_fields["op"].annotation)
 
@@ -243,7 +238,7 @@ def warn_overlaps(request, policies) -> None:
 
 def _record_policy(action: str, policy: ApprovalPolicy, user) -> None:
     policy = with_relations(ApprovalPolicy.objects.all()).get(pk=policy.pk)
-    audit.record(action, actor=user, details=policy_as_spec(policy).model_dump(mode="json"))
+    chain.record(action, actor=user, details=policy_as_spec(policy).model_dump(mode="json"))
 
 
 @admin.register(ApprovalPolicy)

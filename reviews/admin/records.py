@@ -1,7 +1,7 @@
 """What the review engine writes, shown read-only: requests, votes, the audit trail, reverts of
 out-of-band moves, API tokens.
 
-Requests change only through `reviews.services` (the admin actions call it, and it audits); tokens
+Requests change only through `reviews.decisions` (the admin actions call it, and it audits); tokens
 are issued by `manage.py create_api_token` and only revoked here.
 """
 
@@ -10,11 +10,13 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.urls import reverse
 
-from .. import attestation, audit, services
 from ..api.auth import token_revoke
+from ..audit import verification
+from ..decisions import deciding
 from ..errors import QuorumError
+from ..execution import proof_keys
+from ..execution.stalls import HINT, request_stall, stalled_requests, summary
 from ..models import ApiToken, AuditEvent, OutOfBandRevert, TransitionRequest, Vote
-from ..stalls import HINT, request_stall, stalled_requests, summary
 
 # -- requests, votes, audit --------------------------------------------------------------------
 
@@ -65,8 +67,8 @@ class TransitionRequestAdmin(ReadOnlyAdmin):
             self.message_user(request, f"{summary(found)} {HINT}", messages.WARNING)
         extra_context = {**(extra_context or {}), "keys_url": reverse("api-v1:list_keys")}
         try:
-            extra_context["signing_keys"] = attestation.published_keys()
-        except attestation.SigningKeyError as error:
+            extra_context["signing_keys"] = proof_keys.published_keys()
+        except proof_keys.SigningKeyError as error:
             extra_context["signing_keys_error"] = str(error)
         return super().changelist_view(request, extra_context)
 
@@ -82,11 +84,11 @@ class TransitionRequestAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry failed execution", permissions=["transition"])
     def retry_failed(self, request, queryset):
-        self._each(request, queryset, services.transition_retry, "Re-queued")
+        self._each(request, queryset, deciding.transition_retry, "Re-queued")
 
     @admin.action(description="Cancel pending request", permissions=["transition"])
     def cancel_pending(self, request, queryset):
-        self._each(request, queryset, services.request_cancel, "Cancelled")
+        self._each(request, queryset, deciding.request_cancel, "Cancelled")
 
     def _each(self, request, queryset, action, done_label: str) -> None:
         """Runs a service per request, each in its own transaction: one refusal stops no other."""
@@ -118,13 +120,14 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     def changelist_view(self, request, extra_context=None):
         # The same bounded check as the audit page: the checkpoint, and the events after it.
-        extra_context = {**(extra_context or {}), "audit_verification": audit.chain_status()}
+        extra_context = {**(extra_context or {}), "audit_verification": verification.chain_status()}
         return super().changelist_view(request, extra_context=extra_context)
 
 
 @admin.register(OutOfBandRevert)
 class OutOfBandRevertAdmin(ReadOnlyAdmin):
-    """Quorum undoing moves made in MLflow directly (`out_of_band: revert`, reviews/reverts.py)."""
+    """Quorum undoing moves made in MLflow directly (`out_of_band: revert`,
+    reviews/execution/reverts.py)."""
 
     list_display = ["id", "model", "state", "attempts", "created_at", "finished_at"]
     list_filter = ["state"]

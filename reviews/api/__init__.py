@@ -2,7 +2,7 @@
 
 Built with django-ninja, which routes, validates bodies and writes the OpenAPI schema
 (/api/v1/openapi.json, interactive docs at /api/v1/docs). Endpoints are thin: they call
-`reviews.services`, which checks permissions exactly as for the browser, and every refusal comes
+`reviews.decisions`, which checks permissions exactly as for the browser, and every refusal comes
 back as `{"error": code, "detail": message}` with the status the refusal carries. Bad input is a
 4xx, never a 500: bodies keep the forms' limits (`COMMENT_MAX`), versions are whole numbers, unknown
 fields are refused, and `reviews.api.errors` answers unknown routes and oversized bodies in the

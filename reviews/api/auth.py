@@ -28,7 +28,7 @@ from identity.tokens import TokenRefused
 from identity.workload import looks_like_jwt, user_for_workload_token
 from quorum.http import AuthenticatedHttpRequest
 
-from .. import audit
+from ..audit import chain
 from ..models import ApiToken
 
 TOKEN_PREFIX = "qrm_"  # noqa: S105 - a marker, not a secret
@@ -69,7 +69,7 @@ def token_create(*, user: User, name: str = "api", actor=None) -> tuple[ApiToken
     token = ApiToken.objects.create(
         user=user, name=name, token_hash=token_hash(plaintext), prefix=plaintext[:DISPLAY_CHARS]
     )
-    audit.record(
+    chain.record(
         "api_token.created",
         actor=actor if actor is not None else "system",
         details={"user": user.get_username(), "name": name, "prefix": token.prefix},
@@ -85,7 +85,7 @@ def token_revoke(*, token_id: int, actor) -> bool:
         return False
     token.revoked_at = timezone.now()
     token.save(update_fields=["revoked_at"])
-    audit.record(
+    chain.record(
         "api_token.revoked",
         actor=actor,
         details={"user": token.user.get_username(), "name": token.name, "prefix": token.prefix},

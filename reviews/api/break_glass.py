@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ninja import Router, Status
 
-from ..break_glass import break_glass_move
+from ..emergency.break_glass import break_glass_move
 from .auth import ApiRequest
 from .representation import request_out_by_id
 from .schemas import WRITE_ERRORS, BreakGlassIn, Error, RequestOut

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from .. import conversation
+from ..conversation.comments import comment_post
 from ..models import Comment as CommentRow
 from .auth import ApiRequest
 from .representation import paginate, request_or_404
@@ -42,7 +42,7 @@ def list_comments(request: HttpRequest, id: int, page: Query[PageIn]):  # noqa: 
 def post_comment(request: ApiRequest, id: int, body: CommentIn):  # noqa: A002
     """Comments on a request without voting, as the token's user. Anyone who may see the
     request may comment; the requester, its voters and its approvers are told by mail."""
-    posted = conversation.comment_post(
+    posted = comment_post(
         request_id=id, user=request.auth, body=body.body, seen_decision=body.seen_decision
     )
     return Status(201, comment_out(posted))

@@ -7,7 +7,7 @@ from ninja import Router
 
 from quorum_cli import attestation as proof
 
-from .. import attestation
+from ..execution import proof_keys
 from .schemas import Error, KeysOut
 
 router = Router()
@@ -20,7 +20,7 @@ def list_keys(request: HttpRequest):
     Save the answer as a file for `quorum verify --key FILE`, or let `quorum verify --server URL`
     fetch it."""
     return {
-        "keys": [key.as_json() for key in attestation.published_keys()],
+        "keys": [key.as_json() for key in proof_keys.published_keys()],
         "payload_type": proof.PAYLOAD_TYPE,
         "predicate_type": proof.PREDICATE_TYPE,
         "tag_prefix": proof.TAG_PREFIX,

@@ -15,8 +15,8 @@ from registry.models import ModelVersion, RegisteredModel
 from registry.targets import Target
 
 from ..errors import InvalidTarget, UnknownModel
-from ..holder_history import holder_history
-from ..policy_spec import target_problem
+from ..execution.holder_history import holder_history
+from ..policies.spec import target_problem
 from .model_schemas import HoldersTimelineOut, ModelPage, TimelineIn, VersionPage
 from .representation import paginate
 from .schemas import LOOKUP_ERRORS, READ_ERRORS, Error, Name, PageIn

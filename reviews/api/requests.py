@@ -6,7 +6,8 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from .. import services, timeline
+from ..conversation import timeline
+from ..decisions import deciding, opening
 from ..models import TransitionRequest
 from .auth import ApiRequest
 from .representation import (
@@ -39,7 +40,7 @@ router = Router()
 def create_request(request: ApiRequest, body: RequestIn):
     """Asks for `version` of `model` to reach `target`. Gates are evaluated at once: the request
     may come back already rejected (a required gate failed) or approved (auto-approve gates)."""
-    created = services.request_create(
+    created = opening.request_create(
         model=body.model,
         version=body.version,
         target=body.target,
@@ -86,7 +87,7 @@ def get_request(request: HttpRequest, id: int):  # noqa: A002 - the path's name,
 )
 def cancel_request(request: ApiRequest, id: int, body: CancelIn | None = None):  # noqa: A002
     """Withdraws a pending request (its requester, or an admin), with an optional `reason`."""
-    services.request_cancel(request_id=id, user=request.auth, reason=body.reason if body else "")
+    deciding.request_cancel(request_id=id, user=request.auth, reason=body.reason if body else "")
     return request_out_by_id(id)
 
 

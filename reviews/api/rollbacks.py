@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ninja import Router, Status
 
-from ..rollback import rollback_request_create
+from ..emergency.rollback import rollback_request_create
 from .auth import ApiRequest
 from .representation import request_out_by_id
 from .schemas import WRITE_ERRORS, Error, RequestOut, RollbackIn

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ninja import Router, Status
 
-from .. import services
+from ..decisions import voting
 from ..models import VoteChoice
 from .auth import ApiRequest
 from .representation import request_out_by_id
@@ -20,7 +20,7 @@ router = Router()
 )
 def cast_vote(request: ApiRequest, id: int, body: VoteIn):  # noqa: A002
     """Approves or rejects as the token's user; answers with the request after the vote."""
-    services.vote_cast(
+    voting.vote_cast(
         request_id=id,
         user=request.auth,
         decision=VoteChoice(body.decision),

@@ -58,7 +58,7 @@ class AuditHead(models.Model):
     It also keeps the verified checkpoint: the event up to which the chain was last recomputed
     and found whole, its hash and when, so that the audit page verifies only what came after it.
     `broken_at` is where the last verification stopped at a link that did not hold; it stays set
-    until a later verification finds that link whole again (see `reviews.audit`).
+    until a later verification finds that link whole again (see `reviews.audit.verification`).
     """
 
     name = models.CharField(max_length=16, primary_key=True, default="audit")

@@ -1,6 +1,7 @@
 """What Quorum sends about audit events: mail to users, as they chose, and webhook deliveries.
 
-Both are outbox items, written in the transaction of the event they are about (`reviews.outbox`).
+Both are outbox items, written in the transaction of the event they are about
+(`reviews.notify.outbox`).
 """
 
 from django.conf import settings
@@ -93,7 +94,7 @@ class Notification(OutboxItem):
 
 
 class WebhookDelivery(OutboxItem):
-    """One POST of one event to one of `QUORUM_WEBHOOK_URLS` (see `reviews.webhooks_out`)."""
+    """One POST of one event to one of `QUORUM_WEBHOOK_URLS` (see `reviews.notify.webhooks_out`)."""
 
     url = models.URLField(max_length=2000)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)

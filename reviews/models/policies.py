@@ -34,14 +34,14 @@ class ApprovalPolicy(models.Model):
     # Eligible rejections that reject a request outright.
     rejections_needed = models.PositiveSmallIntegerField(default=1)
     # The policy's `rollback:` section (what a rollback request needs instead of the normal
-    # rules) and its `break_glass:` section, as validated by `reviews.policy_spec`; None: absent.
+    # rules) and its `break_glass:` section, as validated by `reviews.policies.spec`; None: absent.
     rollback = models.JSONField(null=True, blank=True)
     break_glass = models.JSONField(null=True, blank=True)
     # A move of a covered target made in MLflow directly: flagged (audited, mailed, shown), or
-    # also undone by a worker (reviews/reverts.py).
+    # also undone by a worker (reviews/execution/reverts.py).
     out_of_band = models.CharField(max_length=8, choices=OutOfBand.choices, default=OutOfBand.FLAG)
     # {"escalate": [...], "evidence_gates": [...]}: approvals that scale with the evidence
-    # packet, as the policy file writes them (reviews.policy_spec.EscalationSpec).
+    # packet, as the policy file writes them (reviews.policies.spec.EscalationSpec).
     evidence_rules = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -44,7 +44,7 @@ COMMENT_MAX = 4000
 
 
 class Attestation(models.TextChoices):
-    """The signed approval proof on the promoted version (reviews/attestation.py)."""
+    """The signed approval proof on the promoted version (reviews/execution/attestation.py)."""
 
     NONE = "", "none"  # not carried out yet, or carried out before proofs were written
     PENDING = "pending", "pending"  # the version moved; the proof is being written or retried
@@ -109,7 +109,7 @@ class TransitionRequest(models.Model):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="ratifications"
     )
     # The requester's answer to an earlier rejection of the same version for the same target
-    # (`reviews.related`): required before that version may be requested again.
+    # (`reviews.decisions.related`): required before that version may be requested again.
     rejection_answer = models.TextField(blank=True, default="")
     policy = models.ForeignKey(
         ApprovalPolicy, on_delete=models.SET_NULL, null=True, blank=True, related_name="requests"
@@ -158,7 +158,7 @@ class TransitionRequest(models.Model):
     caused_changes = models.ManyToManyField(
         "registry.RegistryChange", blank=True, related_name="caused_by"
     )
-    # The signed proof written on the version once it moved (reviews/attestation.py).
+    # The signed proof written on the version once it moved (reviews/execution/attestation.py).
     attestation = models.CharField(
         max_length=16, choices=Attestation.choices, default=Attestation.NONE, blank=True
     )
@@ -237,9 +237,10 @@ class VoteChoice(models.TextChoices):
 class Vote(models.Model):
     """One user's approval or rejection of a request.
 
-    A user has at most one current vote per request. An approval goes stale when the evidence
-    behind it changes (`services.approvals_mark_stale`): it stays here, struck through, and its
-    voter may vote again. How approvals count towards the policy is `reviews.counting`.
+    A user has at most one current vote per request. An approval goes stale when the evidence behind
+    it changes (`reviews.decisions.voting.approvals_mark_stale`): it stays here, struck through, and
+    its voter may vote again. How approvals count towards the policy is
+    `reviews.decisions.counting`.
     """
 
     request = models.ForeignKey(TransitionRequest, on_delete=models.CASCADE, related_name="votes")
@@ -249,8 +250,8 @@ class Vote(models.Model):
     decision = models.CharField(max_length=8, choices=VoteChoice.choices)
     comment = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
-    # The required groups the voter was in when voting: those this vote may count for (it counts
-    # for one of them at most, see `reviews.counting`). The audit event records the same list.
+    # The required groups the voter was in when voting: those this vote may count for (it counts for
+    # one of them at most, see `reviews.decisions.counting`). The audit event records the same list.
     groups = models.JSONField(default=list)
     # What the voter saw: {"candidate": {...}, "baseline": {...} | None}.
     seen_metrics = models.JSONField(default=dict)
@@ -275,7 +276,8 @@ class Vote(models.Model):
 
 
 class Comment(models.Model):
-    """A remark on a request without a vote, by anyone who may see it (`reviews.conversation`).
+    """A remark on a request without a vote, by anyone who may see it
+    (`reviews.conversation.comments`).
 
     The audit event `comment.posted` carries the same text: the request's timeline reads that.
     """

@@ -13,7 +13,7 @@ class RevertState(models.TextChoices):
 
 class OutOfBandRevert(models.Model):
     """Quorum undoing out-of-band moves of one model that a policy says to revert
-    (`out_of_band: revert`, see `reviews.reverts`).
+    (`out_of_band: revert`, see `reviews.execution.reverts`).
 
     `moves` lists what the worker does in MLflow, written (and committed) before it does it, so a
     sync that observes those moves credits them to Quorum instead of reporting them as out-of-band

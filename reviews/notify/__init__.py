@@ -1,4 +1,5 @@
-"""Email notifications: who hears about what, and how each mail is sent exactly once.
+"""Notifications: mail (who hears about what, and how each mail is sent exactly once), outgoing
+webhooks, and the outbox both go through.
 
 | audit event                       | mail          | to                                        |
 | --------------------------------- | ------------- | ----------------------------------------- |
@@ -43,7 +44,10 @@ The package, one concern a module:
 - `sending`: claiming, sending and skipping outbox rows, and the sweep;
 - `rendering`: what a mail says (subject, text, HTML);
 - `reminders`: the reminder and escalation events the periodic job records;
-- `backends`: the demo's mail transport, one `.eml` file per mail.
+- `backends`: the demo's mail transport, one `.eml` file per mail;
+- `outbox`: what mail and outgoing webhooks share: claims, results, backoff, enqueueing;
+- `webhooks_out`: outgoing webhooks, signed JSON for decisions and results;
+- `links`: absolute links to Quorum's pages, for mail, webhooks, the API and the proofs.
 
 This module holds the two jobs RQ runs by name. A queued job stores its function's dotted path
 in Redis (`reviews.notify.send_event_mail`, `reviews.notify.periodic`), and jobs outlive
@@ -55,12 +59,12 @@ from __future__ import annotations
 
 import logging
 
-from .. import webhooks_out
 from ..models import Notification
-from ..outbox import QUEUE as QUEUE  # the queue mail jobs run on
-from ..outbox import send_for_event
+from . import webhooks_out
 from .backends import EmlFileBackend
 from .events import enqueue_mail, on_event_recorded, outbox_mail
+from .outbox import QUEUE as QUEUE  # the queue mail jobs run on
+from .outbox import send_for_event
 from .recipients import recipients
 from .reminders import remind_and_escalate
 from .rendering import render

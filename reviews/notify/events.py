@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from ..models import AuditEvent, Notification
-from ..outbox import enqueue, job_id
+from .outbox import enqueue, job_id
 from .recipients import ABOUT_THE_REGISTRY, ACTION_KINDS, AUTHORED, Kind, recipients
 
 # The job is queued by its dotted path, which Redis keeps: jobs queued by one release are run by

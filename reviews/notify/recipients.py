@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
+from ..decisions.voting import required_groups
 from ..models import NotificationKind, NotificationPreference, TransitionRequest, Vote
-from ..services import required_groups
 
 Kind = NotificationKind
 

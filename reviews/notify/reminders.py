@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from .. import audit
+from ..audit import chain
 from ..models import AuditEvent, Decision, TransitionRequest, Vote
 
 
@@ -53,7 +53,7 @@ def _record_once(request_id: int, action: str, now) -> bool:
         recorded = request.audit_events.filter(action=action).exists()
         if request.decision != Decision.PENDING or recorded:
             return False
-        audit.record(
+        chain.record(
             action,
             actor="system",
             request=request,

@@ -15,11 +15,11 @@ from django.urls import reverse
 
 from registry import metrics, names
 
-from .. import gates, standing
-from ..counting import tally
-from ..guard import latest_probe
-from ..links import absolute, request_url
+from ..decisions import gates, standing
+from ..decisions.counting import tally
+from ..execution.guard import latest_probe
 from ..models import AuditEvent, TransitionRequest
+from .links import absolute, request_url
 from .recipients import Kind
 
 # Metrics a mail shows, main metrics first.

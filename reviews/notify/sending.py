@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 
 from ..models import Decision, Notification, OutboxState
-from ..outbox import SWEEP_BATCH, claim, due, finish, release_failed
+from .outbox import SWEEP_BATCH, claim, due, finish, release_failed
 from .recipients import ASKS_FOR_A_VOTE, Kind, current_voters, reminders_enabled
 from .rendering import render
 

@@ -18,13 +18,13 @@ from django.utils import timezone
 
 from registry.models import ChangeOrigin, RegistryChange
 
-from ..break_glass import break_glass_targets
-from ..forms import PromotionForm
-from ..holder_history import holder_history
-from ..inbox import awaiting_ids, decorate, with_rows
+from ..decisions.promotion import target_options
+from ..emergency.break_glass import break_glass_targets
+from ..emergency.rollback import rollback_offers
+from ..execution.holder_history import holder_history
 from ..models import OutOfBandRevert, TransitionRequest
-from ..promotion import target_options
-from ..rollback import rollback_offers
+from ..web.forms import PromotionForm
+from ..web.inbox import awaiting_ids, decorate, with_rows
 
 register = template.Library()
 

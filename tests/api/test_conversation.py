@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reviews import conversation, services
+from reviews.conversation import comments
+from reviews.decisions import deciding, voting
 from reviews.models import COMMENT_MAX, Comment, Decision
 from tests.pages import Api, refused
 
@@ -31,7 +32,7 @@ def test_comment_refusals_change_nothing(client, pending, requester, lead):
     refused(api.post(path, {"body": "x" * (COMMENT_MAX + 1)}), 400, "invalid_request")
     refused(api.post(path, {"body": "hi", "extra": 1}), 400, "invalid_request")
     refused(api.post(f"/requests/{pending.pk + 9}/comments", {"body": "hi"}), 404, "not_found")
-    services.request_cancel(request_id=pending.pk, user=requester)
+    deciding.request_cancel(request_id=pending.pk, user=requester)
     detail = refused(api.post(path, {"body": "hi", "seen_decision": "pending"}), 409, "page_stale")
     assert "became cancelled" in detail
     assert not Comment.objects.exists()
@@ -43,8 +44,8 @@ def test_comments_need_a_token(client, pending):
 
 
 def test_timeline_reads_the_audit_log(client, pending, requester, scientist1):
-    services.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="ok")
-    conversation.comment_post(request_id=pending.pk, user=requester, body="Thanks!")
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve", comment="ok")
+    comments.comment_post(request_id=pending.pk, user=requester, body="Thanks!")
     items = Api(client, scientist1).get(f"/requests/{pending.pk}/timeline").json()["items"]
     assert [(i["actor"], i["action"]) for i in items] == [
         ("requester", "request.created"),

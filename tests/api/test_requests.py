@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from reviews.models import COMMENT_MAX, ApprovalPolicy, AuditEvent, TransitionRequest
-from reviews.policies import set_requesters
+from reviews.policies.loading import set_requesters
 from tests.factories import GOOD, make_model, make_version
 from tests.pages import SUMMARY_FIELDS, create, refused
 

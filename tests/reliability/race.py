@@ -21,9 +21,10 @@ from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.models import ChangeKind
 from registry.sync import sync_registry
-from reviews import jobs, services
+from reviews.decisions import opening, voting
+from reviews.execution import jobs
 from reviews.models import AuditEvent
-from reviews.policies import policies_load
+from reviews.policies.loading import policies_load
 from tests.concurrency import approve_at_once
 from tests.processes import BurstWorker
 
@@ -104,10 +105,10 @@ class Outcome:
 def play_round(arena: Arena, round_number: int, queue) -> Outcome:
     """One round of the race, its job run by a worker in this process; what came out of it."""
     version = 1 + round_number % 2
-    request = services.request_create(
+    request = opening.request_create(
         model=arena.model, version=version, target="Production", requester=arena.requester
     )
-    services.vote_cast(request_id=request.pk, user=arena.lead, decision="approve")
+    voting.vote_cast(request_id=request.pk, user=arena.lead, decision="approve")
     votes = Counter(approve_at_once(request.pk, arena.racers))
     job_ids = list(queue.job_ids)
     # The transition, then the sync that mirrors it (a job of its own on the sync queue).

@@ -16,7 +16,7 @@ from django.db import connection
 from registry.jobs import SYNC_QUEUE
 from registry.models import ChangeKind, RegistryChange, SyncRun
 from registry.sync import sync_registry
-from reviews import services
+from reviews.decisions import opening, voting
 from reviews.models import AuditEvent, Execution, TransitionRequest
 from tests.factories import register_in_mlflow, transition_actions
 from tests.reliability.checks import audit_holds
@@ -44,11 +44,11 @@ def test_a_follow_up_sync_that_fails_after_the_move_is_retried_alone_and_the_req
         # The worker's follow-up syncs retry every 2 s for up to a minute.
         retries = {"QUORUM_TRANSITION_RETRY_INTERVALS": "2", "QUORUM_TRANSITION_RETRY_WINDOW": "60"}
         workers.start(mlflow_url=proxy.url, scheduler=True, env=retries)
-        request = services.request_create(
+        request = opening.request_create(
             model=unique_name, version=2, target="Production", requester=policies["requester"]
         )
         for voter in ("lead", "scientist1", "scientist2"):
-            services.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
+            voting.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
 
         wait_for(
             lambda: TransitionRequest.objects.get(pk=request.pk).execution == Execution.DONE,

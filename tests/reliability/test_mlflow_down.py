@@ -18,7 +18,7 @@ from django.db import connection
 from quorum.localservices import port_of, start_mlflow_server
 from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
-from reviews import services
+from reviews.decisions import opening, voting
 from reviews.models import (
     AuditEvent,
     Execution,
@@ -54,11 +54,11 @@ def decide(workers, private_mlflow, policies, settings):
         settings.QUORUM_TRANSITION_RETRY_INTERVALS = intervals  # the job carries its Retry
         settings.QUORUM_TRANSITION_RETRY_WINDOW = window
         server.stop()
-        request = services.request_create(
+        request = opening.request_create(
             model="churn", version=2, target="Production", requester=policies["requester"]
         )
         for voter in ("lead", "scientist1", "scientist2"):
-            services.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
+            voting.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
         workers.start(mlflow_url=server.url, scheduler=True)
         return request
 

@@ -29,10 +29,11 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from registry.models import ChangeKind, RegistryChange
-from reviews import services
 from reviews.api.auth import token_create
+from reviews.decisions import opening
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
-from reviews.policies import policies_load, policy_for
+from reviews.policies.loading import policies_load
+from reviews.policies.matching import policy_for
 from tests.factories import STANDARD_POLICIES
 from tests.reliability.checks import audit_holds
 
@@ -271,7 +272,7 @@ def history(world):
 @pytest.fixture
 def failed_request(world, requester):
     """v2 → Staging, approved, its transition failed."""
-    request = services.request_create(
+    request = opening.request_create(
         model="fraud", version=2, target="Staging", requester=requester
     )
     TransitionRequest.objects.filter(pk=request.pk).update(
@@ -379,7 +380,7 @@ RQ_JOB_ACTIONS = ["delete_job", "requeue_job", "enqueue_job", "stop_job"]
 def test_the_jobs_dashboard_actions_are_for_staff_only(role, people, pending, rq_queue):
     """Emptying or requeueing the transitions queue is an admin's act; others go to the admin
     login and the queue keeps its job."""
-    from reviews import jobs
+    from reviews.execution import jobs
 
     queue = rq_queue(jobs.QUEUE)
     jobs.enqueue_transition(pending.pk)

@@ -12,7 +12,7 @@ from django.db import connection
 from registry.mlflow_client import RegistryClient
 from registry.models import ModelVersion, RegisteredModel, SyncRun
 from registry.sync import sync_registry
-from reviews import services
+from reviews.decisions import opening, voting
 from reviews.models import AuditEvent, Execution, TransitionRequest
 from tests.factories import mlflow_of, register_with_metrics
 from tests.reliability.checks import audit_holds
@@ -80,13 +80,13 @@ def test_poison_is_skipped_and_a_healthy_version_is_promoted_once_by_a_worker(
     assert len(result.skipped) == 4
 
     # A request on the healthy v2, against a Production holder whose f1 is NaN.
-    request = services.request_create(
+    request = opening.request_create(
         model="churn", version=2, target="Production", requester=policies["requester"]
     )
     f1 = next(g for g in request.gate_results if g["metric"] == "f1")
     assert f1["passed"] and f1["reason"] == "not evaluated: the current holder's f1 is NaN"
     for voter in ("lead", "scientist1", "scientist2"):
-        services.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
+        voting.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
     workers.start(mlflow_url=poisoned.tracking_uri)
 
     wait_for(

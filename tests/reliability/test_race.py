@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from registry.jobs import SYNC_QUEUE
-from reviews import jobs
+from reviews.execution import jobs
 from tests.reliability import race
 
 pytestmark = [

@@ -17,7 +17,8 @@ from django.urls import reverse
 
 from quorum.localservices import port_of, start_embedded_redis
 from registry.sync import sync_registry
-from reviews import jobs, services
+from reviews.decisions import opening, voting
+from reviews.execution import jobs
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest, Vote
 from tests.factories import register_in_mlflow
 from tests.reliability.checks import audit_holds
@@ -51,11 +52,11 @@ def test_last_approval_while_redis_is_down_commits_and_is_carried_out_when_it_re
 ):
     register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)
-    request = services.request_create(
+    request = opening.request_create(
         model=unique_name, version=2, target="Production", requester=policies["requester"]
     )
     for voter in ("lead", "scientist1"):
-        services.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
+        voting.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
     redis = private_redis[0]
     redis.stop()
 

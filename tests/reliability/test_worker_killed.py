@@ -31,7 +31,8 @@ from quorum.localservices import port_of, start_mlflow_server
 from registry.mlflow_client import RegistryClient
 from registry.models import ChangeKind, RegistryChange
 from registry.sync import sync_registry
-from reviews import jobs, reconciler, services, stalls
+from reviews.decisions import opening, voting
+from reviews.execution import jobs, reconciler, stalls
 from reviews.models import AuditEvent, Execution, TransitionRequest
 from tests.factories import register_in_mlflow
 from tests.factories import transition_actions as attempts
@@ -59,11 +60,11 @@ def approved(workers, mlflow_server, mlflow_client, unique_name, policies, setti
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = []
     register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)
-    request = services.request_create(
+    request = opening.request_create(
         model=unique_name, version=2, target="Production", requester=policies["requester"]
     )
     for voter in ("lead", "scientist1", "scientist2"):
-        services.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
+        voting.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
     request.refresh_from_db()
     assert request.execution == Execution.QUEUED
     return request
@@ -194,11 +195,11 @@ def test_a_worker_killed_with_a_retry_scheduled_is_done_within_two_reconciler_in
     cron_env = {"QUORUM_RECONCILE_INTERVAL": str(RECONCILE_EVERY)}
     workers.start_cron(mlflow_url=server.url, env=cron_env)
     server.stop()
-    request = services.request_create(
+    request = opening.request_create(
         model="churn", version=2, target="Production", requester=policies["requester"]
     )
     for voter in ("lead", "scientist1", "scientist2"):
-        services.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
+        voting.vote_cast(request_id=request.pk, user=policies[voter], decision="approve")
     first = workers.start(mlflow_url=server.url, scheduler=True)
     queue = django_rq.get_queue(jobs.QUEUE)
     job_id = jobs.transition_job_id(request)

@@ -2,7 +2,7 @@
 
 Rows are streamed in batches, so exporting a long history costs the memory of one batch. The hash
 columns are exported too, so the CSV can be checked against the chain later. Cells a spreadsheet
-would run as formulas start with a `'` (`reviews.audit.csv_cell`).
+would run as formulas start with a `'` (`reviews.audit.export.csv_cell`).
 """
 
 import csv
@@ -11,7 +11,7 @@ from datetime import UTC, datetime, time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 
-from reviews.audit import csv_rows
+from reviews.audit.export import csv_rows
 from reviews.models import AuditEvent
 
 BATCH = 2000

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from reviews.policies import policies_export
+from reviews.policies.loading import policies_export
 
 
 class Command(BaseCommand):

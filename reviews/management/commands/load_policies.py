@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from reviews.errors import PolicyInvalid
 from reviews.models import ApprovalPolicy
-from reviews.policies import policies_load
-from reviews.policy_yaml import MAX_FILE_BYTES
+from reviews.policies.loading import policies_load
+from reviews.policies.yaml_reader import MAX_FILE_BYTES
 
 
 class Command(BaseCommand):

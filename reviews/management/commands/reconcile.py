@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from reviews.reconciler import reconcile
+from reviews.execution.reconciler import reconcile
 
 
 class Command(BaseCommand):

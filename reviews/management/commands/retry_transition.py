@@ -3,7 +3,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from reviews import services
+from reviews.decisions import deciding
 from reviews.errors import QuorumError
 
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
                 f"no active staff user {username!r}" if username else "no active superuser"
             )
         try:
-            request = services.transition_retry(request_id=request_id, user=user)
+            request = deciding.transition_retry(request_id=request_id, user=user)
         except QuorumError as error:
             raise CommandError(str(error)) from error
         self.stdout.write(

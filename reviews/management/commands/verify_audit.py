@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reviews.audit import verify
+from reviews.audit.verification import verify
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reviews import attestation
+from reviews.execution import attestation
 from reviews.models import Execution, TransitionRequest
 
 

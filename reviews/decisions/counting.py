@@ -1,0 +1,162 @@
+"""How approvals count towards a policy's requirements: each person once, for one group.
+
+A policy asks for, say, 1 approval from ml-leads and 2 from data-science. Someone in both groups
+could fill a slot in either, but a person is one approver: their approval is assigned to at most
+one required group, so "3 approvals" always means 3 different people. Which group is chosen
+matters (an ml-lead who is also a data scientist must be counted for data-science when another
+ml-lead has approved too), so the assignment is a maximum bipartite b-matching between approving
+voters and required groups, each group taking at most the approvals it needs: as many approvals
+count as can. Quorum is reached exactly when every slot is filled.
+
+The assignment is deterministic: voters are placed in the order they voted, each trying its
+groups in the policy's order, and an earlier voter is moved to another of their groups only when
+that lets a later one count. Re-computing it from the same votes gives the same answer; an
+approval that fits nowhere (its groups are full) counts for no group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from ..models import TransitionRequest, Vote, VoteChoice
+
+Voter = TypeVar("Voter", bound=Hashable)
+
+
+def assign(
+    needs: Sequence[tuple[str, int]], voters: Sequence[tuple[Voter, Iterable[str]]]
+) -> dict[Voter, str]:
+    """Assigns each voter to at most one of their groups, filling as many slots as possible.
+
+    `needs` is (group, approvals needed) in the policy's order; `voters` is (voter, the groups
+    they may sign for) in the order they voted. Returns {voter: group} for the voters who count.
+    Augmenting paths (Kuhn's algorithm, with capacities) keep every voter placed once placed, so
+    the result is a maximum assignment and the earliest voters are the ones that count.
+    """
+    capacity = dict(needs)
+    order = {group: i for i, group in enumerate(capacity)}
+    eligible = {
+        voter: sorted({g for g in groups if capacity.get(g, 0) > 0}, key=order.__getitem__)
+        for voter, groups in voters
+    }
+    holders: dict[str, list[Voter]] = {group: [] for group in capacity}
+    placed: dict[Voter, str] = {}
+
+    def place(voter: Voter, visited: set[str]) -> bool:
+        for group in eligible[voter]:
+            if group in visited:
+                continue
+            visited.add(group)
+            if len(holders[group]) >= capacity[group]:
+                # Full: make room by moving one of its voters to another of their groups.
+                for other in holders[group]:
+                    if place(other, visited):
+                        holders[group].remove(other)
+                        break
+                else:
+                    continue
+            holders[group].append(voter)
+            placed[voter] = group
+            return True
+        return False
+
+    for voter, _ in voters:
+        if voter not in placed:
+            place(voter, set())
+    return placed
+
+
+@dataclass(frozen=True)
+class GroupProgress:
+    group: str
+    needed: int
+    # The people counted for this group: none of them is counted for another group.
+    approvers: tuple[str, ...]
+
+    @property
+    def met(self) -> bool:
+        return len(self.approvers) >= self.needed
+
+    def __str__(self) -> str:
+        return f"{self.group} {min(len(self.approvers), self.needed)}/{self.needed}"
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Where a request's approvals stand: per required group, and per vote."""
+
+    progress: list[GroupProgress]
+    # Vote id -> the required group that approval counts for; absent when it counts for none.
+    counted_for: dict[int, str]
+    # The people counted, each once, in the order they voted: who "approved by" names.
+    approvers: tuple[str, ...] = ()
+
+    @property
+    def met(self) -> bool:
+        return all(p.met for p in self.progress)
+
+    @property
+    def people(self) -> int:
+        return len(self.counted_for)
+
+    def summary(self) -> str:
+        """'ml-leads 1/1 (lead), data-science 2/2 (ana, bo)', for decision reasons."""
+        return ", ".join(
+            str(p) + (f" ({', '.join(p.approvers)})" if p.approvers else "") for p in self.progress
+        )
+
+    def reason(self) -> str:
+        """Why an approval decided the request, naming the distinct people it took."""
+        who = "1 person" if self.people == 1 else f"{self.people} different people"
+        return f"Quorum reached by {who}: {self.summary()}"
+
+
+def tally(request: TransitionRequest, votes: list[Vote] | None = None) -> Tally:
+    """Counts `request`'s current (not stale) approvals, each person once (see the module).
+
+    `votes` are the request's votes with their users loaded, when the caller has them already.
+    """
+    if votes is None:
+        votes = list(request.votes.select_related("user"))
+    return tally_of(request.policy_snapshot, votes)
+
+
+def tally_of(policy_snapshot: dict, votes: Iterable[Vote]) -> Tally:
+    """`tally` from a request's policy snapshot, for lists that load requests as plain rows."""
+    approving = sorted(
+        (v for v in votes if v.decision == VoteChoice.APPROVE and not v.stale),
+        key=lambda v: (v.created_at, v.pk),
+    )
+    needs = [(r["group"], r["approvals"]) for r in policy_snapshot.get("require", [])]
+    counted = assign(needs, [(v.pk, v.groups) for v in approving])
+    return Tally(
+        progress=[
+            GroupProgress(
+                group=group,
+                needed=needed,
+                approvers=tuple(
+                    v.user.get_username() for v in approving if counted.get(v.pk) == group
+                ),
+            )
+            for group, needed in needs
+        ],
+        counted_for=counted,
+        approvers=tuple(v.user.get_username() for v in approving if v.pk in counted),
+    )
+
+
+def progress(request: TransitionRequest, votes: list[Vote] | None = None) -> list[GroupProgress]:
+    """Per required group: how many approvals it needs and who is counted for it."""
+    return tally(request, votes).progress
+
+
+def shortfall(needs: Sequence[tuple[str, int]], members: dict[str, set[str]]) -> int:
+    """How many slots of `needs` the groups' members could not fill even if all of them approved,
+    each counting once."""
+    people = sorted({name for group, _ in needs for name in members.get(group, ())})
+    counted = assign(
+        needs, [(name, [g for g, _ in needs if name in members.get(g, ())]) for name in people]
+    )
+    return sum(n for _, n in needs) - len(counted)

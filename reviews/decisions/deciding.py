@@ -1,0 +1,146 @@
+"""Deciding a request: the one function that moves a pending request to its decision, and the
+actions that lead to it outside a vote (cancellation, expiry), or follow it (an admin's retry).
+
+A decision changes only under the request's row lock and is taken once; an approval queues the
+transition job after commit (`transaction.on_commit`), and every change appends its audit event
+in the same transaction. The requests people act on are read here too: under their row lock, and
+refused when the page they acted from showed them in another state.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from ..audit import chain
+from ..errors import (
+    InvalidReason,
+    NotAllowed,
+    PageStale,
+    RequestClosed,
+    RequestNotFound,
+    WrongExecutionState,
+)
+from ..execution import jobs
+from ..models import COMMENT_MAX, Decision, Execution, TransitionRequest
+from . import standing
+
+# -- the request a person acts on -------------------------------------------------------------
+
+
+def locked_or_refuse(request_id: int) -> TransitionRequest:
+    """The request a person named, under its row lock; `RequestNotFound` when there is none."""
+    try:
+        return TransitionRequest.objects.locked(request_id)
+    except TransitionRequest.DoesNotExist:
+        raise RequestNotFound(f"There is no request #{request_id}.") from None
+
+
+def stale_page_refusal(request: TransitionRequest, seen_decision: str | None) -> None:
+    """Refuses a form sent from a page that showed `request` in another decision state.
+
+    A reviewer who typed in one tab while the request was decided in another must see that
+    first: their text is kept by the page, not posted into a conversation that moved on.
+    """
+    if seen_decision and request.decision != seen_decision:
+        raise PageStale(
+            f"While this page was open, request #{request.pk} became {request.decision} "
+            f"(the page showed it {seen_decision}). Nothing was posted: read what changed, "
+            "then send your text again."
+        )
+
+
+# -- decisions --------------------------------------------------------------------------------
+
+
+def decide(request: TransitionRequest, decision: str, *, actor, reason: str) -> None:
+    """Moves a locked pending request to its decision; an approval queues the transition job.
+
+    A decision is taken once: callers check under the row lock that the request is pending, and
+    a request that is not (a caller that skipped the check) is refused, not decided twice.
+    """
+    if request.decision != Decision.PENDING:
+        raise RequestClosed(
+            f"Request #{request.pk} is already {request.decision}; it cannot also be {decision}."
+        )
+    request.decision = decision
+    request.decided_at = timezone.now()
+    request.decided_by = actor if isinstance(actor, User) else None
+    request.decision_reason = reason
+    fields = ["decision", "decided_at", "decided_by", "decision_reason"]
+    if decision == Decision.APPROVED:
+        request.execution = Execution.QUEUED
+        fields.append("execution")
+    request.save(update_fields=fields)
+    chain.record(f"request.{decision}", actor=actor, request=request, details={"reason": reason})
+    if decision == Decision.APPROVED:
+        transaction.on_commit(lambda: jobs.enqueue_transition(request.pk))
+
+
+# -- cancellation, expiry, retry ---------------------------------------------------------------
+
+
+@transaction.atomic
+def request_cancel(*, request_id: int, user: User, reason: str = "") -> TransitionRequest:
+    """The requester (or staff) withdraws a pending request, saying why if they like: the reason
+    goes in the decision, so the timeline and the mails show it."""
+    reason = " ".join(reason.split())
+    if len(reason) > COMMENT_MAX:
+        raise InvalidReason(f"A reason is at most {COMMENT_MAX:,} characters.")
+    request = locked_or_refuse(request_id)
+    if request.requester_id != user.pk and not user.is_staff:
+        raise NotAllowed("Only the requester or an admin can cancel this request.")
+    if request.decision != Decision.PENDING:
+        raise RequestClosed(f"Request #{request.pk} is already {request.decision}.")
+    said = "Cancelled by " + user.get_username()
+    decide(request, Decision.CANCELLED, actor=user, reason=f"{said}: {reason}" if reason else said)
+    return request
+
+
+def requests_expire_overdue(*, now=None) -> list[int]:
+    """Expires every pending request past its deadline; returns their ids. Touches no MLflow."""
+    now = now or timezone.now()
+    expired = []
+    overdue = TransitionRequest.objects.filter(decision=Decision.PENDING, expires_at__lt=now)
+    for request_id in overdue.values_list("pk", flat=True):
+        with transaction.atomic():
+            try:
+                request = TransitionRequest.objects.locked(request_id)
+            except TransitionRequest.DoesNotExist:  # deleted since the query: nothing to expire
+                continue
+            if request.decision == Decision.PENDING and request.expires_at < now:
+                decide(
+                    request,
+                    Decision.EXPIRED,
+                    actor="system",
+                    reason=f"No decision before {request.expires_at:%Y-%m-%d %H:%M} UTC",
+                )
+                expired.append(request_id)
+    return expired
+
+
+@transaction.atomic
+def transition_retry(*, request_id: int, user: User) -> TransitionRequest:
+    """An admin re-runs a failed transition."""
+    if not user.is_staff:
+        raise NotAllowed("Only an admin can retry a transition.")
+    request = locked_or_refuse(request_id)
+    if request.decision != Decision.APPROVED or request.execution != Execution.FAILED:
+        raise WrongExecutionState(
+            f"Request #{request.pk} has no failed transition to retry "
+            f"(decision {request.decision}, execution {request.get_execution_display()})."
+        )
+    if blocker := standing.retry_blocker(request):
+        raise WrongExecutionState(blocker)
+    request.execution = Execution.QUEUED
+    request.execution_requeues = 0  # the reconciler's allowance starts again
+    request.save(update_fields=["execution", "execution_requeues"])
+    chain.record(
+        "transition.retry",
+        actor=user,
+        request=request,
+        details={"previous_error": request.execution_error},
+    )
+    transaction.on_commit(lambda: jobs.enqueue_transition(request.pk, replace=True))
+    return request

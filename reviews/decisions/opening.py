@@ -1,0 +1,216 @@
+"""Opening a request: the one function that creates one, and what it needs to know first (the
+version holding a target now, whether the requester may ask).
+
+Like every domain action of the review engine (`voting`, `deciding`), `request_create` is a
+keyword-only function that validates everything before it writes, writes in one transaction,
+appends audit events in that same transaction, and leaves side effects outside the database
+(enqueueing the transition job, when its gates approve it at once) to `transaction.on_commit`.
+Refusals raise `reviews.errors.QuorumError` subclasses whose messages a user can act on.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from registry.models import ModelVersion, RegisteredModel
+from registry.targets import Target
+
+from ..audit import chain
+from ..errors import (
+    AlreadyAtTarget,
+    AnswerRequired,
+    DuplicateRequest,
+    InvalidReason,
+    InvalidTarget,
+    InvalidVersion,
+    NotARequester,
+    UnknownModel,
+    UnknownVersion,
+    VersionDeleted,
+)
+from ..models import COMMENT_MAX, Decision, RequestKind, TransitionRequest
+from ..policies.matching import policy_as_spec, policy_for
+from ..policies.spec import target_problem
+from . import escalation, gates, related
+from .deciding import decide
+
+# -- targets ----------------------------------------------------------------------------------
+
+
+def is_at_target(version: ModelVersion, target: str) -> bool:
+    """Whether the mirror shows `version` at `target` (a stage, or an "@alias")."""
+    return Target.parse(target).is_held_by(version)
+
+
+def target_holder(model: RegisteredModel, target: str, *, exclude: int | None = None):
+    """The version holding `target` now (the newest, when a stage holds several), or None."""
+    parsed = Target.parse(target)
+    if not parsed.has_holder:
+        return None  # nothing "holds" None or Archived: there is no champion to compare with
+    versions = ModelVersion.objects.live().filter(model=model)
+    if exclude is not None:
+        versions = versions.exclude(pk=exclude)
+    if parsed.is_alias:
+        number = model.aliases.get(parsed.alias)
+        return versions.filter(version=number).first() if number is not None else None
+    return versions.filter(stage=parsed.stage).order_by("-version").first()
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def request_create(
+    *,
+    model: str,
+    version: int | str,
+    target: str,
+    requester: User,
+    comment: str = "",
+    kind: RequestKind = RequestKind.PROMOTION,
+    undoes: TransitionRequest | None = None,
+    rejection_answer: str = "",
+) -> TransitionRequest:
+    """Opens a request for `version` of `model` to reach `target`, evaluating its gates at once.
+
+    A failing required gate rejects it on the spot; passing auto-approve gates approve it. A
+    rollback (`reviews.emergency.rollback`) is decided by its policy's `rollback:` section when it
+    has one. A version rejected for this target before needs `rejection_answer`: what changed since.
+    """
+    registered = RegisteredModel.objects.filter(name=model, deleted=False).first()
+    if registered is None:
+        raise UnknownModel(f"There is no registered model named {model!r}.")
+    try:
+        number = int(str(version).strip())
+    except ValueError:
+        raise InvalidVersion(f"Version must be a whole number, got {str(version)!r}.") from None
+    candidate = (
+        ModelVersion.objects.select_for_update()  # one request creation per version at a time
+        .filter(model=registered, version=number)
+        .first()
+    )
+    if candidate is None:
+        raise UnknownVersion(f"{model} has no version {number}.")
+    candidate.model = registered
+    if candidate.deleted:
+        raise VersionDeleted(f"{model} version {number} was deleted in MLflow.")
+    if problem := target_problem(target):
+        raise InvalidTarget(f"Target {problem}.")
+    if is_at_target(candidate, target):
+        raise AlreadyAtTarget(f"{model} version {number} is already at {target}.")
+    existing = TransitionRequest.objects.open().filter(version=candidate, target=target).first()
+    if existing is not None:
+        raise DuplicateRequest(
+            f"Request #{existing.pk} for {model} version {number} → {target} is still open."
+        )
+    rejection_answer = rejection_answer.strip()
+    if len(rejection_answer) > COMMENT_MAX:
+        raise InvalidReason(f"An answer is at most {COMMENT_MAX:,} characters.")
+    rejections = related.previous_rejections(candidate, target)
+    if rejections and not rejection_answer:
+        raise AnswerRequired(
+            f"{related.rejection_words(rejections[0])} Answer it (what changed since?) "
+            f"before requesting {model} version {number} → {target} again."
+        )
+    policy = policy_for(model, target)
+    spec = policy_as_spec(policy)
+    snapshot = spec.model_dump(mode="json")
+    # Who may break glass is the policy's `break_glass.groups` (reviews.emergency.break_glass), not
+    # its requesters; the move is made at once, gates or not.
+    if kind == RequestKind.BREAK_GLASS:
+        snapshot["gates"] = []
+    elif refusal := requester_refusal(requester, snapshot["requesters"], target=target):
+        raise NotARequester(refusal)
+    expires_after = policy.expires_after
+    if kind == RequestKind.ROLLBACK and spec.rollback is not None:
+        # The version was approved for this target before: the policy's rollback rules decide.
+        snapshot["require"] = snapshot["rollback"]["require"]
+        if not spec.rollback.gates:
+            snapshot["gates"] = []
+        snapshot["rollback_rules"] = True
+        expires_after = spec.rollback.expires_after or expires_after
+    baseline = target_holder(registered, target, exclude=candidate.pk)
+    results = gates.evaluate(
+        snapshot["gates"], candidate.metrics, baseline.metrics if baseline else None
+    )
+    # What the evidence packet shows may add approvals, lower them or fail an evidence gate.
+    sized = TransitionRequest(
+        policy_snapshot=snapshot,
+        candidate_metrics=candidate.metrics,
+        baseline_metrics=baseline.metrics if baseline else None,
+    )
+    results += escalation.refresh(sized, candidate, baseline)
+    snapshot = sized.policy_snapshot
+    try:
+        with transaction.atomic():
+            request = TransitionRequest.objects.create(
+                version=candidate,
+                target=target,
+                requester=requester,
+                comment=comment,
+                kind=kind,
+                undoes=undoes,
+                rejection_answer=rejection_answer,
+                policy=policy,
+                policy_snapshot=snapshot,
+                baseline=baseline,
+                candidate_metrics=candidate.metrics,
+                baseline_metrics=baseline.metrics if baseline else None,
+                gate_results=[r.as_json() for r in results],
+                expires_at=timezone.now() + expires_after,
+            )
+    except IntegrityError:  # the partial unique index: another open request won the race
+        raise DuplicateRequest(
+            f"A request for {model} version {number} → {target} is already open."
+        ) from None
+    chain.record(
+        "request.created",
+        actor=requester,
+        request=request,
+        details={
+            "kind": kind,
+            **({"undoes": undoes.pk} if undoes is not None else {}),
+            "target": target,
+            "policy": policy.name,
+            "comment": comment,
+            **({"rejection_answer": rejection_answer} if rejections else {}),
+            "baseline": baseline.version if baseline else None,
+            "gates": [r.as_json() for r in results],
+            "escalation": snapshot["escalation"]["applied"],
+        },
+    )
+    if failed := gates.required_failures(results):
+        decide(
+            request,
+            Decision.REJECTED,
+            actor="policy",
+            reason="Required gate failed: " + "; ".join(r.reason for r in failed),
+        )
+    elif gates.auto_approves(results):
+        decide(
+            request,
+            Decision.APPROVED,
+            actor="policy",
+            reason="Every auto-approve gate passed: "
+            + "; ".join(r.reason for r in results if r.kind == "auto_approve"),
+        )
+    return request
+
+
+def requester_refusal(
+    user: User, requesters: list[str], *, target: str, groups: set[str] | None = None
+) -> str | None:
+    """Why `user` may not request `target` under a policy naming `requesters`; None if they may.
+
+    A policy naming no requester groups lets any signed-in user request. `groups` are the user's
+    group names, when the caller has read them already.
+    """
+    if not requesters:
+        return None
+    if groups is None:
+        groups = set(user.groups.filter(name__in=requesters).values_list("name", flat=True))
+    if not groups.isdisjoint(requesters):
+        return None
+    return f"Only members of {' or '.join(requesters)} may request {target} for this model."

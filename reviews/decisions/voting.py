@@ -1,0 +1,129 @@
+"""Votes: who may vote on a request, casting one, and approvals that stop counting.
+
+A vote is cast under the request's row lock, from the eligibility checks to the decision it may
+settle (`reviews.decisions.deciding.decide`), so concurrent final votes produce exactly one
+approval and one transition job. Refusals raise `reviews.errors.QuorumError` subclasses whose
+messages a user can act on.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from ..audit import chain
+from ..errors import (
+    AlreadyVoted,
+    CommentRequired,
+    InvalidVote,
+    NotEligible,
+    RequestClosed,
+    SelfApprovalNotAllowed,
+)
+from ..models import Decision, TransitionRequest, Vote, VoteChoice
+from . import counting, escalation
+from .deciding import decide, locked_or_refuse, stale_page_refusal
+
+
+def required_groups(request: TransitionRequest) -> list[str]:
+    return [r["group"] for r in request.policy_snapshot.get("require", [])]
+
+
+def eligible_groups(request: TransitionRequest, user: User) -> list[str]:
+    """The required groups `user` belongs to now, in the policy's order."""
+    required = required_groups(request)
+    mine = set(user.groups.filter(name__in=required).values_list("name", flat=True))
+    return [g for g in required if g in mine]
+
+
+def vote_refusal(request: TransitionRequest, user: User) -> str | None:
+    """Why `user` cannot vote on `request` now, in words for the page; None when they can."""
+    try:
+        _check_can_vote(request, user, request.votes.filter(user=user, stale=False).first())
+    except (RequestClosed, NotEligible, AlreadyVoted) as refusal:
+        return str(refusal)
+    return None
+
+
+def _check_can_vote(request: TransitionRequest, user, existing_vote: Vote | None) -> list[str]:
+    if request.decision != Decision.PENDING:
+        raise RequestClosed(f"This request is already {request.decision}.")
+    if request.expires_at <= timezone.now():
+        raise RequestClosed(f"This request expired at {request.expires_at:%Y-%m-%d %H:%M} UTC.")
+    if request.requester_id == user.pk and not request.policy_snapshot.get("allow_self_approval"):
+        raise SelfApprovalNotAllowed(
+            "You requested this; this policy does not allow self-approval."
+        )
+    groups = eligible_groups(request, user)
+    if not groups:
+        raise NotEligible(f"You are not in {' or '.join(required_groups(request))}.")
+    if existing_vote is not None:
+        raise AlreadyVoted(f"You already voted ({existing_vote.decision}) on this request.")
+    return groups
+
+
+@transaction.atomic
+def vote_cast(
+    *,
+    request_id: int,
+    user: User,
+    decision: str,
+    comment: str = "",
+    seen_decision: str | None = None,
+) -> Vote:
+    """Records one user's approval or rejection and decides the request when that settles it.
+
+    The request row stays locked from the checks to the decision, so concurrent final votes
+    produce exactly one approval and one transition job.
+    """
+    if decision not in VoteChoice.values:
+        raise InvalidVote(f"A vote is approve or reject, not {decision!r}.")
+    comment = comment.strip()
+    if decision == VoteChoice.REJECT and not comment:
+        raise CommentRequired("Say why you reject: the requester needs it to fix the model.")
+    request = locked_or_refuse(request_id)
+    stale_page_refusal(request, seen_decision)
+    # A stale approval (the evidence changed since) stays in the history and does not stop its
+    # voter from voting again: only a current vote does.
+    groups = _check_can_vote(request, user, request.votes.filter(user=user, stale=False).first())
+    vote = Vote.objects.create(
+        request=request,
+        user=user,
+        decision=decision,
+        comment=comment,
+        groups=groups,
+        seen_metrics={"candidate": request.candidate_metrics, "baseline": request.baseline_metrics},
+        seen_evidence=escalation.seen_evidence(request),
+    )
+    chain.record(
+        "vote.cast",
+        actor=user,
+        request=request,
+        details={"decision": decision, "comment": comment, "groups": groups},
+    )
+    votes = list(request.votes.select_related("user"))
+    rejections = [v for v in votes if v.decision == VoteChoice.REJECT and not v.stale]
+    if len(rejections) >= request.policy_snapshot.get("rejections_needed", 1):
+        decide(request, Decision.REJECTED, actor=user, reason=comment)
+    elif (count := counting.tally(request, votes)).met:
+        decide(request, Decision.APPROVED, actor=user, reason=count.reason())
+    return vote
+
+
+def approvals_mark_stale(request: TransitionRequest, *, reason: str) -> int:
+    """Approvals given so far stop counting (the evidence they saw changed); returns how many.
+
+    They stay in the history, and their voters may vote again on the new evidence.
+    """
+    stale = request.votes.filter(decision=VoteChoice.APPROVE, stale=False)
+    voters = list(stale.values_list("user__username", flat=True))
+    count = stale.update(stale=True, stale_reason=reason, stale_at=timezone.now())
+    if count:
+        chain.record(
+            "votes.stale",
+            actor="system",
+            request=request,
+            details={"reason": reason, "voters": voters},
+        )
+    return count

@@ -1,0 +1,135 @@
+"""Break glass: an on-call member moves a version at once, with a reason, and the quorum ratifies
+it afterwards (`reviews.emergency.ratification`).
+
+A policy's `break_glass: {groups, ratify_within, on_unratified}` names who may. The move is a
+request of kind `break_glass`, approved on the spot and carried out by the worker like any other;
+its `break_glass.used` audit event mails every member of the policy's required groups at once.
+
+Each use is counted per user: at most `QUORUM_BREAK_GLASS_PER_DAY` in 24 hours, so that it does
+not become the normal path; and nobody breaks glass to carry out their own open request.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from ..audit import chain
+from ..decisions import opening
+from ..decisions.deciding import decide
+from ..errors import (
+    BreakGlassLimit,
+    CommentRequired,
+    DuplicateRequest,
+    InvalidTarget,
+    NotAllowed,
+    QuorumError,
+    SelfApprovalNotAllowed,
+)
+from ..models import ApprovalPolicy, Decision, RequestKind, TransitionRequest
+from ..policies.matching import policy_as_spec, policy_for
+from ..policies.spec import target_problem
+
+RATE_WINDOW = timedelta(hours=24)
+
+
+def break_glass_targets(model: str, user: User) -> list[str]:
+    """The targets of `model` that `user` may break glass for: those whose deciding policy has a
+    `break_glass` section naming one of the user's groups. A fixed number of queries."""
+    # Matching reads only names, patterns and targets: one query, no relations.
+    policies = list(ApprovalPolicy.objects.only("name", "model_patterns", "targets", "break_glass"))
+    with_break_glass = [p for p in policies if p.break_glass]
+    if not with_break_glass:
+        return []
+    mine = set(user.groups.values_list("name", flat=True))
+    targets = []
+    for target in dict.fromkeys(t for p in with_break_glass for t in p.targets):
+        try:
+            # The most specific policy decides, whether or not it allows breaking glass.
+            deciding = policy_for(model, target, policies=policies)
+        except QuorumError:  # no policy, or two tied: nobody may
+            continue
+        if deciding.break_glass and mine & set(deciding.break_glass["groups"]):
+            targets.append(target)
+    return targets
+
+
+@transaction.atomic
+def break_glass_move(
+    *, model: str, version: int | str, target: str, user: User, reason: str
+) -> TransitionRequest:
+    """Moves `version` of `model` to `target` at once, for a member of the policy's break-glass
+    groups, with a mandatory `reason`. Refusals change nothing."""
+    reason = reason.strip()
+    if not reason:
+        raise CommentRequired("Say why you break glass: the reason is required and is audited.")
+    if problem := target_problem(target):
+        raise InvalidTarget(f"Target {problem}.")
+    policy = policy_for(model, target)
+    spec = policy_as_spec(policy)
+    if spec.break_glass is None:
+        raise NotAllowed(f"The policy {policy.name!r} does not allow breaking glass for {target}.")
+    mine = set(user.groups.filter(name__in=spec.break_glass.groups).values_list("name", flat=True))
+    if not mine:
+        raise NotAllowed(
+            f"Only members of {' or '.join(spec.break_glass.groups)} may break glass for "
+            f"{model} → {target}."
+        )
+    own = (
+        TransitionRequest.objects.open()
+        .filter(version__model__name=model, version__version=_number(version), target=target)
+        .first()
+    )
+    if own is not None and own.requester_id == user.pk:
+        raise SelfApprovalNotAllowed(
+            f"You requested #{own.pk} yourself: breaking glass would approve your own request. "
+            "Ask another member to break glass, or wait for its quorum."
+        )
+    if own is not None:
+        raise DuplicateRequest(
+            f"Request #{own.pk} for this move is open: vote on it, or have it cancelled first."
+        )
+    limit = settings.QUORUM_BREAK_GLASS_PER_DAY
+    used = TransitionRequest.objects.filter(
+        kind=RequestKind.BREAK_GLASS,
+        requester=user,
+        created_at__gte=timezone.now() - RATE_WINDOW,
+    ).count()
+    if used >= limit:
+        raise BreakGlassLimit(
+            f"You broke glass {used} times in the last 24 hours, the most allowed "
+            f"(QUORUM_BREAK_GLASS_PER_DAY={limit}). Request a promotion instead."
+        )
+    request = opening.request_create(
+        model=model,
+        version=version,
+        target=target,
+        requester=user,
+        comment=reason,
+        kind=RequestKind.BREAK_GLASS,
+    )
+    chain.record(
+        "break_glass.used",
+        actor=user,
+        request=request,
+        details={
+            "reason": reason,
+            "groups": sorted(mine),
+            "ratify_within": spec.break_glass.as_document()["ratify_within"],
+            "on_unratified": spec.break_glass.on_unratified,
+            "baseline": request.baseline.version if request.baseline else None,
+        },
+    )
+    decide(request, Decision.APPROVED, actor=user, reason=f"Break glass by {user.get_username()}")
+    return request
+
+
+def _number(version: int | str) -> int | None:
+    try:
+        return int(str(version).strip())
+    except ValueError:
+        return None

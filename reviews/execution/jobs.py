@@ -1,0 +1,270 @@
+"""RQ jobs of the review engine: carrying out approved transitions in MLflow.
+
+`execute_transition` is idempotent: it reads MLflow first and only records success when the
+version is already at its target, so a retried, duplicated or re-enqueued job never transitions
+twice. Its job id is derived from the request (`transition_job_id`, enqueued with `unique=True`), so
+concurrent enqueues produce one job. Once MLflow shows the version at its target the request is
+`done`: the sync that mirrors the move is a job of its own, coalesced per model and retried on its
+own, so a failing sync never runs the transition again. Any exception is recorded on the request;
+a failed attempt is retried with backoff for QUORUM_TRANSITION_RETRY_WINDOW, then the request is
+`failed` and its requester and staff are mailed.
+
+The reconciler (`reviews.execution.reconciler`) finds approved requests whose job is gone and
+enqueues them again; it imports this module, never the other way round.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import redis
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+from rq import get_current_job
+from rq.job import JobStatus
+
+from quorum import queues
+from registry.jobs import enqueue_model_sync
+from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
+
+from ..audit import chain
+from ..decisions import standing
+from ..models import Decision, Execution, TransitionRequest
+from . import attestation
+from .retries import retry_policy
+
+logger = logging.getLogger(__name__)
+
+QUEUE = "transitions"
+# Job states after which a request still marked queued/running needs a new job.
+DEAD_JOB_STATES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+# First half of the PostgreSQL advisory lock key an execution holds (the request id is the other).
+EXECUTION_LOCK_SPACE = 0x5152  # "QR"
+# First half of the key of the lock a model's moves are made under (the model's id is the other).
+MODEL_MOVES_LOCK_SPACE = 0x514D  # "QM"
+
+
+def transition_job_id(request: TransitionRequest) -> str:
+    """The one job id a request's transition ever has.
+
+    The creation time is part of it: a finished job's record outlives it in Redis, and after a
+    database restore (or with two Quorum databases on one Redis) a request id alone would name an
+    old job, and `unique=True` would silently refuse the new one.
+    """
+    return f"transition-{request.pk}-{int(request.created_at.timestamp() * 1_000_000)}"
+
+
+def enqueue_transition(request_id: int, *, replace: bool = False) -> bool:
+    """Queues the transition job once; True if this call queued it.
+
+    Never raises for Redis trouble: the request is already approved in the database and the
+    reconciler will queue it when Redis answers again. `replace` drops a finished or failed job
+    record first (an admin's retry).
+    """
+    request = TransitionRequest.objects.filter(pk=request_id).only("pk", "created_at").first()
+    if request is None:
+        return False
+    return queues.enqueue_once(
+        QUEUE,
+        execute_transition,
+        request_id,
+        job_id=transition_job_id(request),
+        what=f"request #{request_id}",
+        replace=replace,
+        retry=retry_policy(),
+        job_timeout=settings.QUORUM_TRANSITION_TIMEOUT,
+        description=f"transition for request #{request_id}",
+    )
+
+
+def execute_transition(request_id: int) -> str:
+    """Carries out one approved request in MLflow; a sync of its model follows as a job of its
+    own. Safe to run twice. Any exception is recorded on the request and in the audit trail
+    before RQ sees it (and retries it, while retries are left)."""
+    with execution_lock(request_id):
+        try:
+            return _carry_out(request_id)
+        except Exception as error:
+            _record_error(request_id, error)
+            raise
+
+
+@contextlib.contextmanager
+def execution_lock(request_id: int) -> Iterator[None]:
+    """One execution of a request at a time, across workers and hosts (PostgreSQL).
+
+    Reading MLflow first makes a second run harmless only once the first has finished; two runs
+    that overlap could both read "not there yet" and both transition. The reconciler may re-queue
+    a job whose worker merely looks dead (a stalled heartbeat), so the second run waits here
+    until the first ends. The lock belongs to the database session: a killed worker's connection
+    closes and PostgreSQL releases it at once. SQLite (one machine, the demo) has no such lock.
+    """
+    with _advisory_lock(EXECUTION_LOCK_SPACE, request_id, f"request #{request_id}"):
+        yield
+
+
+@contextlib.contextmanager
+def model_moves_lock(model_id: int) -> Iterator[None]:
+    """One writer of a model's stages and aliases at a time: a transition job reading MLflow and
+    moving the version, or a revert of out-of-band moves (`reviews.execution.reverts`) deciding what
+    to undo and undoing it. Whichever comes second sees what the first did (PostgreSQL; SQLite, the
+    demo's one machine, has no such lock)."""
+    with _advisory_lock(MODEL_MOVES_LOCK_SPACE, model_id, f"model #{model_id}"):
+        yield
+
+
+@contextlib.contextmanager
+def _advisory_lock(space: int, key: int, what: str) -> Iterator[None]:
+    """PostgreSQL's session-level advisory lock (`space`, `key`), waited for; released at the
+    end, or by PostgreSQL when the session dies."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [space, key])
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [space, key])
+        except DatabaseError:  # the session is gone, and its lock with it
+            logger.warning("%s: lock released with its session", what)
+
+
+def execution_running(request_id: int) -> bool:
+    """Whether a live database session is carrying out this request now."""
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [EXECUTION_LOCK_SPACE, request_id])
+        if not cursor.fetchone()[0]:
+            return True
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [EXECUTION_LOCK_SPACE, request_id])
+    return False
+
+
+def _carry_out(request_id: int) -> str:
+    with transaction.atomic():
+        try:
+            request = TransitionRequest.objects.locked(request_id)
+        except TransitionRequest.DoesNotExist:
+            return f"request #{request_id} does not exist: nothing to do"
+        if request.decision != Decision.APPROVED:
+            return f"request #{request_id} is not approved: nothing to do"
+        if request.execution == Execution.DONE:
+            return f"request #{request_id} was already carried out"
+        if request.execution not in (Execution.QUEUED, Execution.RUNNING):
+            # Failed for good (a stray retry after the end): only an admin's retry runs it again.
+            return f"request #{request_id} is {request.execution}: nothing to do"
+        request.execution = Execution.RUNNING
+        request.execution_attempts += 1
+        request.execution_started_at = timezone.now()
+        request.save(update_fields=["execution", "execution_attempts", "execution_started_at"])
+        chain.record(
+            "transition.started", request=request, details={"attempt": request.execution_attempts}
+        )
+    name, number = request.version.model.name, request.version.version
+    target = request.parsed_target
+    client = RegistryClient()
+    with model_moves_lock(request.version.model_id):
+        current, holders = _read(client, request)
+        if current is None:
+            # For good: MLflow never reuses a version number, so no retry can help (the page says
+            # so instead of offering one), and the mirror's sync will record the deletion.
+            _fail(
+                request_id,
+                f"{name} version {number} no longer exists in MLflow.",
+                final=True,
+                permanent=True,
+            )
+            _queue_follow_up_sync(name)
+            return "failed: version gone"
+        already = target.is_held_by(current)
+        if not already:
+            target.move(client, name, number, archive_existing=request.archives_holders)
+    # From here on the version is at its target: whatever happens next, the request is done and
+    # this job never moves MLflow again (a retry would read it there and only record it).
+    request.execution, request.executed_at = Execution.DONE, timezone.now()
+    request.execution_error = ""
+    # Unless the mirror shows it there already, a sync will observe the move: credit it then.
+    request.awaiting_mirror = not target.is_held_by(request.version)
+    with transaction.atomic():
+        recorded = TransitionRequest.objects.filter(
+            pk=request_id, execution=Execution.RUNNING
+        ).update(
+            execution=request.execution,
+            executed_at=request.executed_at,
+            execution_error=request.execution_error,
+            awaiting_mirror=request.awaiting_mirror,
+        )
+        if not recorded:  # another run recorded it (SQLite: no execution lock to wait on)
+            return f"request #{request_id} was already carried out"
+        chain.record(
+            "transition.done",
+            request=request,
+            details={"already_at_target": already, "archived_versions": [] if already else holders},
+        )
+    attestation.write_after_transition(request_id)  # the signed proof; never raises
+    _queue_follow_up_sync(name)
+    return f"{name} version {number} is at {target}"
+
+
+def _read(client: RegistryClient, request: TransitionRequest) -> tuple[MlflowVersion | None, list]:
+    """The version as MLflow has it now, and (when the move archives them) the other versions in
+    its target stage, which the move will archive."""
+    name, number = request.version.model.name, request.version.version
+    if not request.archives_holders:
+        return client.get_version(name, number), []
+    versions = client.list_versions(name)  # one call, like get_version, with every stage
+    current = next((v for v in versions if v.version == number), None)
+    return current, request.versions_to_archive(versions)
+
+
+def _queue_follow_up_sync(name: str) -> None:
+    """Queues the mirror's sync of the model the transition moved: its own job, one per model
+    however many of its transitions finish meanwhile (`enqueue_model_sync` coalesces them), and
+    retried on its own when it fails. The periodic sync is the backstop when Redis refuses."""
+    job = get_current_job()
+    try:
+        # The job's connection: django-rq would open a new one for every transition.
+        enqueue_model_sync(name, retry=retry_policy(), connection=job.connection if job else None)
+    except (redis.RedisError, OSError) as error:
+        logger.warning("could not queue the sync of %r (%s); the periodic sync will", name, error)
+
+
+def _record_error(request_id: int, error: Exception) -> None:
+    """Records a job's exception as the request's execution error: the attempt failed (a retry
+    follows) or, on the last attempt, the transition failed (its requester and staff are told)."""
+    job = get_current_job()
+    final = job is None or not job.retries_left
+    message = str(error) if isinstance(error, MlflowError) else f"{type(error).__name__}: {error}"
+    try:
+        _fail(request_id, message, final=final)
+    except Exception:  # the database itself is what failed: the reconciler finds the job later
+        logger.exception("request #%s: could not record its error %r", request_id, message)
+
+
+def _fail(request_id: int, error: str, *, final: bool, permanent: bool = False) -> None:
+    with transaction.atomic():
+        try:
+            request = TransitionRequest.objects.locked(request_id)
+        except TransitionRequest.DoesNotExist:  # nothing left to record the error on
+            return
+        if request.execution in (Execution.DONE, Execution.FAILED):
+            return
+        request.execution = Execution.FAILED if final else Execution.QUEUED
+        request.execution_error = error
+        request.save(update_fields=["execution", "execution_error"])
+        chain.record(
+            "transition.failed" if final else "transition.attempt_failed",
+            request=request,
+            details={
+                "attempt": request.execution_attempts,
+                "error": error,
+                **({standing.PERMANENT: True} if permanent else {}),
+            },
+        )

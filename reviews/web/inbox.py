@@ -1,0 +1,97 @@
+"""What awaits whom: the queries behind the inbox and the navigation's count, and the one-line
+summaries a request's row shows (per-group progress, gates, state).
+
+A request awaits a user when they could vote on it now: pending and not expired, the policy snapshot
+requires a group they are in, they have no current vote on it (a stale approval is not one), and
+they did not request it (unless the policy allows self-approval). That is
+`reviews.decisions.voting._check_can_vote` stated as a query, so the inbox never lists a request
+whose page would then refuse the vote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import User
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.utils import timezone
+
+from ..decisions import counting, gates, standing
+from ..models import Decision, TransitionRequest, Vote
+
+
+def awaiting_ids(user: User) -> list[int]:
+    """The ids of the requests awaiting `user`'s vote, oldest first. Two queries whatever the
+    number of requests: the snapshot's groups are checked here, where every database can."""
+    groups = set(user.groups.values_list("name", flat=True))
+    if not groups:
+        return []
+    candidates = (
+        TransitionRequest.objects.filter(decision=Decision.PENDING, expires_at__gt=timezone.now())
+        # A stale approval is not a vote any more: its voter is asked again.
+        .filter(~Exists(Vote.objects.filter(request=OuterRef("pk"), user=user, stale=False)))
+        .order_by("created_at", "id")
+        .values_list("pk", "requester_id", "policy_snapshot")
+    )
+    return [
+        pk
+        for pk, requester_id, snapshot in candidates
+        if groups.intersection(r["group"] for r in snapshot.get("require", []))
+        and (requester_id != user.pk or snapshot.get("allow_self_approval"))
+    ]
+
+
+def with_rows(requests: QuerySet[TransitionRequest]) -> QuerySet[TransitionRequest]:
+    """What a request's row shows, loaded in a fixed number of queries for any page size."""
+    return requests.select_related("version__model", "requester").prefetch_related(
+        Prefetch("votes", queryset=Vote.objects.select_related("user"))
+    )
+
+
+@dataclass(frozen=True)
+class GateSummary:
+    total: int
+    # Required gates that fail: only those count against a request.
+    failed: int
+    # Auto-approve gates that did not fire: neutral, people sign off instead.
+    needs_sign_off: int = 0
+
+    def __str__(self) -> str:
+        if not self.total:
+            return "no gates"
+        if self.failed:
+            return f"{self.failed} of {self.total} gates failed"
+        if self.needs_sign_off:
+            return "not auto-approved: needs sign-off"
+        return f"{self.total} gate{'s' if self.total != 1 else ''} passed"
+
+
+def gate_summary(request: TransitionRequest) -> GateSummary:
+    verdicts = [r["verdict"] for r in gates.with_verdicts(request.gate_results)]
+    return GateSummary(
+        total=len(verdicts),
+        failed=verdicts.count(gates.Verdict.FAILED),
+        needs_sign_off=verdicts.count(gates.Verdict.NEEDS_SIGN_OFF),
+    )
+
+
+def decorate(requests) -> list[TransitionRequest]:
+    """Attaches `progress`, `gates` and `state` to requests loaded with `with_rows`."""
+    rows = list(requests)
+    for request in rows:
+        request.progress = counting.progress(request, list(request.votes.all()))
+        request.gates = gate_summary(request)
+        request.state = standing.state_label(request)
+        request.state_class = standing.state_class(request)
+    return rows
+
+
+def mark_rereviews(rows: list[TransitionRequest], user: User) -> list[TransitionRequest]:
+    """Sets `rereview` on rows loaded with `with_rows`: the reason `user`'s approval was
+    dismissed when it was (the evidence changed and they are asked again), else "". No query:
+    the votes are prefetched."""
+    for request in rows:
+        dismissed = [v for v in request.votes.all() if v.user_id == user.pk and v.stale]
+        # Read by the inbox table beside the row's own fields.
+        request.rereview = dismissed[-1].stale_reason if dismissed else ""  # type: ignore[attr-defined]
+    return rows
