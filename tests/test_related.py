@@ -14,7 +14,7 @@ from reviews.api.auth import token_create
 from reviews.conversation import timeline
 from reviews.decisions import opening, related, voting
 from reviews.errors import AnswerRequired
-from reviews.models import TransitionRequest
+from reviews.models import Decision, TransitionRequest
 from tests.factories import make_model, make_version
 
 pytestmark = pytest.mark.django_db
@@ -66,8 +66,17 @@ def test_the_answer_is_kept_and_in_the_timeline(rejected, requester):
 
 
 def test_another_target_or_version_needs_no_answer(rejected, requester):
-    opening.request_create(model="fraud", version=3, target="Production", requester=requester)
-    opening.request_create(model="fraud", version=2, target="@champion", requester=requester)
+    other_version = opening.request_create(
+        model="fraud", version=3, target="Production", requester=requester
+    )
+    other_target = opening.request_create(
+        model="fraud", version=2, target="@champion", requester=requester
+    )
+
+    for request in (other_version, other_target):
+        assert request.decision == Decision.PENDING
+        assert request.rejection_answer == ""
+    assert TransitionRequest.objects.count() == 3
 
 
 def test_the_request_page_names_the_rejection_the_answer_and_the_other_open_request(
