@@ -21,11 +21,12 @@ from collections.abc import Iterator
 
 import redis
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from rq import get_current_job
 from rq.job import JobStatus
 
+from infra import locks
 from quorum import queues
 from registry.jobs import enqueue_model_sync
 from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
@@ -99,10 +100,14 @@ def execution_lock(request_id: int) -> Iterator[None]:
     Reading MLflow first makes a second run harmless only once the first has finished; two runs
     that overlap could both read "not there yet" and both transition. The reconciler may re-queue
     a job whose worker merely looks dead (a stalled heartbeat), so the second run waits here
-    until the first ends. The lock belongs to the database session: a killed worker's connection
-    closes and PostgreSQL releases it at once. SQLite (one machine, the demo) has no such lock.
+    until the first ends, at most a transition's job timeout (`infra.locks`; nothing on SQLite).
     """
-    with _advisory_lock(EXECUTION_LOCK_SPACE, request_id, f"request #{request_id}"):
+    with locks.advisory_lock(
+        EXECUTION_LOCK_SPACE,
+        request_id,
+        what=f"the execution of request #{request_id}",
+        timeout=settings.QUORUM_TRANSITION_TIMEOUT,
+    ):
         yield
 
 
@@ -110,41 +115,20 @@ def execution_lock(request_id: int) -> Iterator[None]:
 def model_moves_lock(model_id: int) -> Iterator[None]:
     """One writer of a model's stages and aliases at a time: a transition job reading MLflow and
     moving the version, or a revert of out-of-band moves (`reviews.execution.reverts`) deciding what
-    to undo and undoing it. Whichever comes second sees what the first did (PostgreSQL; SQLite, the
-    demo's one machine, has no such lock)."""
-    with _advisory_lock(MODEL_MOVES_LOCK_SPACE, model_id, f"model #{model_id}"):
+    to undo and undoing it. Whichever comes second sees what the first did, waiting at most a
+    transition's job timeout (`infra.locks`; nothing on SQLite)."""
+    with locks.advisory_lock(
+        MODEL_MOVES_LOCK_SPACE,
+        model_id,
+        what=f"the moves of model #{model_id}",
+        timeout=settings.QUORUM_TRANSITION_TIMEOUT,
+    ):
         yield
-
-
-@contextlib.contextmanager
-def _advisory_lock(space: int, key: int, what: str) -> Iterator[None]:
-    """PostgreSQL's session-level advisory lock (`space`, `key`), waited for; released at the
-    end, or by PostgreSQL when the session dies."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [space, key])
-    try:
-        yield
-    finally:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [space, key])
-        except DatabaseError:  # the session is gone, and its lock with it
-            logger.warning("%s: lock released with its session", what)
 
 
 def execution_running(request_id: int) -> bool:
     """Whether a live database session is carrying out this request now."""
-    if connection.vendor != "postgresql":
-        return False
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [EXECUTION_LOCK_SPACE, request_id])
-        if not cursor.fetchone()[0]:
-            return True
-        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [EXECUTION_LOCK_SPACE, request_id])
-    return False
+    return locks.is_locked(EXECUTION_LOCK_SPACE, request_id)
 
 
 def _carry_out(request_id: int) -> str:
