@@ -1,10 +1,9 @@
 """Fixtures for the real services the tests talk to (an `mlflow server`, Redis and the database),
 the cast, and the world most review tests start from.
 
-The MLflow server is started once per run on a free port with a temporary SQLite store, and
-shared by the run's xdist processes (tests/shared_servers.py). Tests that change MLflow use model
-names of their own (`unique_name`), so they never see each other's changes even though they share
-the server.
+The MLflow server is started once per session on a free port with a temporary SQLite store. Tests
+that change MLflow use model names of their own (`unique_name`), so they never see each other's
+changes even though they share the server.
 
 Plain helpers live in modules of their own (factories.py, waiting.py, pages.py, browser.py,
 processes.py, concurrency.py); no test module imports from another test module.
@@ -15,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,7 +32,6 @@ from reviews.decisions import opening
 from reviews.execution import jobs
 from tests.factories import STANDARD_POLICIES, approve_all
 from tests.parallel import in_lanes, use_own_redis_database
-from tests.shared_servers import SharedServer, begin_run, end_run, server_for_session
 from tests.waiting import wait_for
 
 use_own_redis_database()  # before any test or fixture talks to Redis
@@ -81,32 +78,20 @@ def signing_key(tmp_path_factory):
         os.environ["QUORUM_SIGNING_KEY"] = saved[1]
 
 
-def pytest_configure(config):
-    """The xdist controller opens the run's directory of shared MLflow servers
-    (tests/shared_servers.py) before its test processes start, so that they inherit it."""
-    if not hasattr(config, "workerinput") and config.getoption("numprocesses", None):
-        config.quorum_shared_servers = begin_run()
-
-
-def pytest_unconfigure(config):
-    path = getattr(config, "quorum_shared_servers", None)
-    if path is not None:
-        end_run(path)
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
-    """A real `mlflow server` for the whole session (one for the whole run, shared by xdist's
-    processes); settings point at it while it runs."""
+    """A real `mlflow server` for the whole session; settings point at it while it runs.
 
-    def start(store: Path) -> MlflowServer:
-        return start_mlflow_server(store, port=free_port())
-
-    with server_for_session("mlflow", start, lambda: tmp_path_factory.mktemp("mlflow")) as server:
-        saved = settings.MLFLOW_TRACKING_URI, settings.MLFLOW_UI_URL
-        settings.MLFLOW_TRACKING_URI = settings.MLFLOW_UI_URL = server.url
-        yield server
-        settings.MLFLOW_TRACKING_URI, settings.MLFLOW_UI_URL = saved
+    One per xdist process, not one per run: many tests sync the whole registry, and on a server
+    shared with other processes they would see those processes' models change in the middle of
+    the test (an out-of-band move to revert, say) and act on them."""
+    store: Path = tmp_path_factory.mktemp("mlflow")
+    server = start_mlflow_server(store, port=free_port())
+    saved = settings.MLFLOW_TRACKING_URI, settings.MLFLOW_UI_URL
+    settings.MLFLOW_TRACKING_URI = settings.MLFLOW_UI_URL = server.url
+    yield server
+    settings.MLFLOW_TRACKING_URI, settings.MLFLOW_UI_URL = saved
+    server.stop()
 
 
 @pytest.fixture
@@ -408,7 +393,7 @@ class GuardedMlflow:
     """A real `mlflow server --app-name quorum-guard`, alone (`token`) or over basic-auth."""
 
     auth: str
-    server: SharedServer
+    server: MlflowServer
 
     @property
     def url(self) -> str:
@@ -454,7 +439,7 @@ class GuardedMlflow:
         response.raise_for_status()
 
 
-def _start_guarded_mlflow(store: Path, auth: str) -> MlflowServer:
+def _start_guarded_mlflow(store: Path, auth: str) -> GuardedMlflow:
     env = {"QUORUM_GUARD_AUTH": auth, "QUORUM_GUARD_LOCK_DIR": str(store / "locks")}
     if auth == "token":
         env["QUORUM_GUARD_SERVICE_TOKEN"] = GUARD_TOKEN
@@ -472,6 +457,7 @@ def _start_guarded_mlflow(store: Path, auth: str) -> MlflowServer:
             MLFLOW_FLASK_SERVER_SECRET_KEY="guard-tests-flask-secret-key",
         )
     server = start_mlflow_server(store, port=free_port(), app_name="quorum-guard", extra_env=env)
+    guarded = GuardedMlflow(auth=auth, server=server)
     if auth == "basic-auth":
         for username in ("quorum", "alice", "bob"):
             requests.post(
@@ -488,29 +474,23 @@ def _start_guarded_mlflow(store: Path, auth: str) -> MlflowServer:
             auth=GUARD_ADMIN,
             timeout=10,
         ).raise_for_status()
-    return server
+    return guarded
 
 
 @pytest.fixture(scope="session")
 def guarded_mlflow_servers(tmp_path_factory):
-    """`get(auth)`: the session's guarded MLflow for 'token' or 'basic-auth' (one for the whole
-    run, shared by xdist's processes), started when first asked for."""
+    """`get(auth)`: the session's guarded MLflow for 'token' or 'basic-auth', started when first
+    asked for."""
     servers: dict[str, GuardedMlflow] = {}
-    with ExitStack() as running:
 
-        def get(auth: str) -> GuardedMlflow:
-            if auth not in servers:
-                server = running.enter_context(
-                    server_for_session(
-                        f"guard-{auth}",
-                        lambda store: _start_guarded_mlflow(store, auth),
-                        lambda: tmp_path_factory.mktemp(f"guard-{auth}"),
-                    )
-                )
-                servers[auth] = GuardedMlflow(auth=auth, server=server)
-            return servers[auth]
+    def get(auth: str) -> GuardedMlflow:
+        if auth not in servers:
+            servers[auth] = _start_guarded_mlflow(tmp_path_factory.mktemp(f"guard-{auth}"), auth)
+        return servers[auth]
 
-        yield get
+    yield get
+    for guarded in servers.values():
+        guarded.server.stop()
 
 
 @pytest.fixture
