@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import django_rq
 import redis
@@ -23,8 +24,27 @@ from rq.job import Job, JobStatus
 
 logger = logging.getLogger(__name__)
 
-# A job record in one of these states will never run again: it may be dropped and queued anew.
+# Job states, once for every job of Quorum's. A job in a live state will run or is running; one
+# in an ended state never runs again (its record may be dropped and the job queued anew); a
+# failed one ended without doing its work.
+LIVE_JOB_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 ENDED_JOB_STATES = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+FAILED_JOB_STATES = ENDED_JOB_STATES - {JobStatus.FINISHED}
+
+
+class HasIdAndCreation(Protocol):
+    pk: Any
+    created_at: datetime
+
+
+def job_id_for(kind: str, row: HasIdAndCreation) -> str:
+    """The one job id of `kind` ("transition", "attestation", "revert") a row ever has.
+
+    The creation time is part of it: a finished job's record outlives it in Redis, and after a
+    database restore (or with two Quorum databases on one Redis) an id alone would name an old
+    job, and `unique` would silently refuse the new one.
+    """
+    return f"{kind}-{row.pk}-{int(row.created_at.timestamp() * 1_000_000)}"
 
 
 def get_queue(name: str) -> Queue:
@@ -43,6 +63,7 @@ def enqueue_once(
     job_id: str,
     what: str,
     replace: bool = False,
+    retried_by: str = "the reconciler",
     **options: Any,
 ) -> bool:
     """Queues `func(*args)` as job `job_id` unless a job of that id is waiting or running
@@ -51,7 +72,8 @@ def enqueue_once(
     `replace` first drops a record of the job that ended (finished, failed, stopped), which would
     otherwise make `unique` refuse it: an admin's retry, or a reconciler re-queueing a lost job.
     Never raises for Redis trouble, only logs it: what calls this keeps its state in the database,
-    and the reconciler queues what is still waiting when Redis answers again.
+    and `retried_by` (the reconciler, the outbox's sweep, the periodic sync) queues what is still
+    waiting when Redis answers again.
     """
     try:
         queue = get_queue(queue_name)
@@ -61,7 +83,7 @@ def enqueue_once(
     except DuplicateJobError:
         return False
     except (redis.RedisError, OSError) as error:
-        logger.warning("could not queue %s (%s); the reconciler will", what, error)
+        logger.warning("could not queue %s (%s); %s will", what, error, retried_by)
         return False
     return True
 

@@ -28,7 +28,7 @@ from django.db import transaction
 from django.utils import timezone
 from rq import get_current_job
 from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.job import Job
 from securesystemslib.dsse import Envelope
 from securesystemslib.signer import CryptoSigner
 
@@ -245,7 +245,7 @@ def write_after_transition(request_id: int) -> None:
 
 
 def write_job_id(request: TransitionRequest) -> str:
-    return f"attestation-{request.pk}-{int(request.created_at.timestamp() * 1_000_000)}"
+    return queues.job_id_for("attestation", request)
 
 
 def enqueue_write(request_id: int, *, replace: bool = False) -> bool:
@@ -275,7 +275,6 @@ def write_job(request_id: int) -> str:
 # Longer than the transition job's own attempt at the proof can take (MLflow's client gives up
 # after its timeout and two retries).
 PENDING_GRACE = timedelta(minutes=2)
-LIVE_JOB_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 def requeue_pending() -> list[int]:
@@ -301,7 +300,7 @@ def requeue_pending() -> list[int]:
             status = Job.fetch(write_job_id(request), connection=queue.connection).get_status()
         except NoSuchJobError:
             status = None
-        if status in LIVE_JOB_STATES:
+        if status in queues.LIVE_JOB_STATES:
             continue
         if enqueue_write(request.pk, replace=True):
             requeued.append(request.pk)

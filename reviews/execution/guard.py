@@ -146,17 +146,17 @@ def on_policy_changed(sender, **kwargs) -> None:
 
 
 def _enqueue_guard_refresh() -> None:
-    from rq.exceptions import DuplicateJobError
-
     from quorum import queues
     from registry.jobs import SYNC_QUEUE, sync_incremental
 
-    try:
-        # One id for every policy saved by one load: a refresh already waiting covers them all.
-        queues.get_queue(SYNC_QUEUE).enqueue(
-            sync_incremental, job_id="guard-refresh", unique=True, description="guard tags"
-        )
-    except DuplicateJobError:
-        pass
-    except Exception:  # Redis down: the periodic sync brings the tags in step later
-        logger.warning("could not queue the guard tag refresh", exc_info=True)
+    # One id for every policy saved by one load: a refresh already waiting covers them all. A
+    # refresh that has finished does not: its record is replaced, so the next load refreshes too.
+    queues.enqueue_once(
+        SYNC_QUEUE,
+        sync_incremental,
+        job_id="guard-refresh",
+        what="the guard tag refresh",
+        replace=True,
+        retried_by="the periodic sync",
+        description="guard tags",
+    )

@@ -24,7 +24,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from rq import get_current_job
-from rq.job import JobStatus
 
 from infra import locks
 from quorum import queues
@@ -40,8 +39,6 @@ from .retries import retry_policy
 logger = logging.getLogger(__name__)
 
 QUEUE = "transitions"
-# Job states after which a request still marked queued/running needs a new job.
-DEAD_JOB_STATES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 # First half of the PostgreSQL advisory lock key an execution holds (the request id is the other).
 EXECUTION_LOCK_SPACE = 0x5152  # "QR"
 # First half of the key of the lock a model's moves are made under (the model's id is the other).
@@ -49,13 +46,8 @@ MODEL_MOVES_LOCK_SPACE = 0x514D  # "QM"
 
 
 def transition_job_id(request: TransitionRequest) -> str:
-    """The one job id a request's transition ever has.
-
-    The creation time is part of it: a finished job's record outlives it in Redis, and after a
-    database restore (or with two Quorum databases on one Redis) a request id alone would name an
-    old job, and `unique=True` would silently refuse the new one.
-    """
-    return f"transition-{request.pk}-{int(request.created_at.timestamp() * 1_000_000)}"
+    """The one job id a request's transition ever has (`quorum.queues.job_id_for`)."""
+    return queues.job_id_for("transition", request)
 
 
 def enqueue_transition(request_id: int, *, replace: bool = False) -> bool:

@@ -30,7 +30,6 @@ from ..decisions import deciding
 from ..models import Decision, Execution, TransitionRequest
 from . import attestation, registry_events, reverts
 from .jobs import (
-    DEAD_JOB_STATES,
     QUEUE,
     enqueue_transition,
     execute_transition,
@@ -158,7 +157,7 @@ def requeue_lost_transitions() -> list[int]:
             if why is None or execution_running(request_id):
                 continue
             job.delete()  # its record would make `unique=True` refuse the new job
-        elif status is not None and status not in DEAD_JOB_STATES:
+        elif status is not None and status not in queues.FAILED_JOB_STATES:
             continue
         else:
             why = str(status) if status else "missing"

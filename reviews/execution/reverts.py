@@ -116,7 +116,7 @@ def enqueue_revert(revert_id: int) -> bool:
         QUEUE,
         revert_out_of_band,
         revert_id,
-        job_id=f"revert-{revert.pk}-{int(revert.created_at.timestamp() * 1_000_000)}",
+        job_id=queues.job_id_for("revert", revert),
         what=f"revert #{revert_id}",
         retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS)
         if RETRY_INTERVALS

@@ -15,14 +15,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import django_rq
-import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from rq import Retry
-from rq.exceptions import DuplicateJobError
+
+from quorum import queues
 
 from ..audit import chain
 from ..models import AuditEvent, OutboxItem, OutboxState
@@ -143,23 +142,16 @@ def enqueue(func, event_id: int, *, job_id: str, what: str) -> bool:
     Never raises for Redis trouble: the outbox rows are committed and the sweep sends them.
     """
     intervals = settings.QUORUM_NOTIFY_RETRY_INTERVALS
-    try:
-        django_rq.get_queue(QUEUE).enqueue(
-            func,
-            event_id,
-            job_id=job_id,
-            unique=True,
-            retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-            description=f"{what} for audit event #{event_id}",
-        )
-    except DuplicateJobError:
-        return False
-    except (redis.RedisError, OSError) as error:
-        logger.warning(
-            "could not queue %s for event #%s (%s); the sweep will", what, event_id, error
-        )
-        return False
-    return True
+    return queues.enqueue_once(
+        QUEUE,
+        func,
+        event_id,
+        job_id=job_id,
+        what=f"{what} for event #{event_id}",
+        retried_by="the sweep",
+        retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+        description=f"{what} for audit event #{event_id}",
+    )
 
 
 def job_id(prefix: str, event: AuditEvent) -> str:
