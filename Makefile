@@ -104,12 +104,15 @@ chromium:
 # $(1): pytest's arguments before PYTEST_ARGS; $(2): what a run that selects no test is called.
 # $(TV) is the venv to test with: .venv, or .venv-latest for `make test-latest`.
 TV = $(VENV)
+#
+# mypy runs beside pytest (its result is reported, and counts, when pytest ends): the suite
+# mostly waits on servers and processes, so the type check costs no time there.
 define run-pytest
 	$(TV)/bin/ruff check .
 	$(TV)/bin/ruff format --check .
-	$(TV)/bin/mypy
 	$(TV)/bin/lint-imports
-	@if [ -n "$${DATABASE_URL:-}" ]; then \
+	@mkdir -p $(VAR); $(TV)/bin/mypy > $(VAR)/mypy.log 2>&1 & mypy=$$!; \
+	if [ -n "$${DATABASE_URL:-}" ]; then \
 	  echo "database: DATABASE_URL"; \
 	elif $(TV)/bin/python -m quorum.localservices answers $(TEST_POSTGRES); then \
 	  export DATABASE_URL=$(TEST_POSTGRES); echo "database: PostgreSQL at $(TEST_POSTGRES)"; \
@@ -127,8 +130,13 @@ define run-pytest
 	fi; \
 	status=0; $$wrap $(TV)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(1) $(PYTEST_ARGS) \
 	  || status=$$?; \
+	typed=0; wait $$mypy || typed=$$?; \
+	echo "mypy:"; cat $(VAR)/mypy.log; \
 	if [ $$status -eq 5 ]; then \
 	  echo "make $@: pytest selected no tests$(2), which counts as a failure"; exit 1; \
+	fi; \
+	if [ $$status -eq 0 ] && [ $$typed -ne 0 ]; then \
+	  echo "make $@: the tests passed but mypy found type errors (above)"; exit $$typed; \
 	fi; \
 	exit $$status
 endef
