@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("quorum", "quorum_cli", "registry", "reviews", "identity")
+PACKAGES = ("quorum", "quorum_cli", "registry", "reviews", "identity", "infra")
 LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
 
 
@@ -59,3 +59,13 @@ def test_identity_importing_the_review_engine_breaks_a_contract(tmp_path):
     result = lint_imports(tree)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Identity imports nothing of the review engine BROKEN" in result.stdout
+
+
+def test_shared_infrastructure_importing_a_part_breaks_a_contract(tmp_path):
+    tree = copy_of_the_tree(tmp_path)
+    locks = tree / "infra/locks.py"
+    locks.write_text(locks.read_text() + "\n\ndef _later():\n    from reviews import errors\n")
+    result = lint_imports(tree)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Shared infrastructure imports none of Quorum's parts BROKEN" in result.stdout
+    assert "infra.locks -> reviews.errors" in result.stdout
