@@ -180,6 +180,7 @@ def wait_for_page_text(
 
 @pytest.mark.e2e
 @pytest.mark.slow  # trains and registers the demo's models
+@pytest.mark.timeout(600)  # 2 to 3 minutes alone; twice that on a loaded machine
 def test_demo_serves_seeded_models_stops_everything_and_reuses_its_state(tmp_path, private_redis):
     env = demo_env(tmp_path / "var", private_redis)
     base_url = f"http://127.0.0.1:{env['PORT']}"
