@@ -39,7 +39,7 @@ from quorum.localservices import (
     stop_process,
     wait_for_http,
 )
-from quorum.signing_key import ensure_generated_key
+from infra.signing_key import ensure_generated_key
 from registry.management.commands.create_demo_users import DEMO_PASSWORD, DEMO_USERS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ long after, in another process.
   packet, the digest of its model files), each queued the same coalesced way after a sync that
   mirrored new versions, and by the periodic syncs for whatever was missed.
 
-Coalescing uses a marker in Redis rather than `quorum.queues.enqueue_once`: a job id that is
+Coalescing uses a marker in Redis rather than `infra.queues.enqueue_once`: a job id that is
 unique while its job runs would refuse the job a version mirrored during the run needs.
 """
 
@@ -27,7 +27,7 @@ from django.db import transaction
 from redis import Redis
 from rq import Retry, get_current_job
 
-from quorum import queues
+from infra import queues
 
 from .models import ChangeKind, RegistryChange
 from .sync import sync_registry

@@ -65,7 +65,7 @@ def fast_password_hashing():
 def signing_key(tmp_path_factory):
     """A signing key of the session's own for the approval proofs, also for the worker processes
     tests start (through the environment), instead of one generated under the checkout's var/."""
-    from quorum.signing_key import ensure_generated_key
+    from infra.signing_key import ensure_generated_key
 
     path = ensure_generated_key(tmp_path_factory.mktemp("keys") / "signing-key.pem")
     saved = settings.QUORUM_SIGNING_KEY, os.environ.get("QUORUM_SIGNING_KEY")

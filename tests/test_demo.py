@@ -227,7 +227,7 @@ def test_demo_serves_seeded_models_stops_everything_and_reuses_its_state(tmp_pat
     # Second run: same var/, nothing seeded again; SIGTERM stops it as Ctrl-C does.
     again = DemoProcess(env)
     try:
-        again.wait_for("Quorum is running", timeout=120)
+        again.wait_for("Quorum is running", timeout=240)
         assert "already has models: not seeding" in again.output
         assert "tumor-classifier" in logged_in(base_url)[1]
         assert "already has webhook 'quorum'" in again.output

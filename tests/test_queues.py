@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
-from quorum import queues
+from infra import queues
 from registry.jobs import SYNC_QUEUE
 from reviews.models import ApprovalPolicy, GuardProbe
 

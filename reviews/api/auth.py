@@ -26,7 +26,7 @@ from ninja.security import HttpBearer
 
 from identity.tokens import TokenRefused
 from identity.workload import looks_like_jwt, user_for_workload_token
-from quorum.http import AuthenticatedHttpRequest
+from infra.http import AuthenticatedHttpRequest
 
 from ..audit import chain
 from ..models import ApiToken

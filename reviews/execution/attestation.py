@@ -32,7 +32,7 @@ from rq.job import Job
 from securesystemslib.dsse import Envelope
 from securesystemslib.signer import CryptoSigner
 
-from quorum import queues
+from infra import queues
 from quorum_cli import attestation as proof
 from registry.mlflow_client import MlflowError, RegistryClient
 

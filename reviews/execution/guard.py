@@ -146,7 +146,7 @@ def on_policy_changed(sender, **kwargs) -> None:
 
 
 def _enqueue_guard_refresh() -> None:
-    from quorum import queues
+    from infra import queues
     from registry.jobs import SYNC_QUEUE, sync_incremental
 
     # One id for every policy saved by one load: a refresh already waiting covers them all. A

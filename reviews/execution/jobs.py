@@ -26,7 +26,7 @@ from django.utils import timezone
 from rq import get_current_job
 
 from infra import locks
-from quorum import queues
+from infra import queues
 from registry.jobs import enqueue_model_sync
 from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
 
@@ -46,7 +46,7 @@ MODEL_MOVES_LOCK_SPACE = 0x514D  # "QM"
 
 
 def transition_job_id(request: TransitionRequest) -> str:
-    """The one job id a request's transition ever has (`quorum.queues.job_id_for`)."""
+    """The one job id a request's transition ever has (`infra.queues.job_id_for`)."""
     return queues.job_id_for("transition", request)
 
 

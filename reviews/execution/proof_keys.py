@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from django.conf import settings
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
-from quorum.signing_key import ensure_generated_key
+from infra.signing_key import ensure_generated_key
 from quorum_cli import attestation as proof
 
 from ..errors import QuorumError

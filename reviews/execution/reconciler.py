@@ -23,7 +23,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker import Worker
 
-from quorum import queues
+from infra import queues
 
 from ..audit import chain, verification
 from ..decisions import deciding

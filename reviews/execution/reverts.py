@@ -37,7 +37,7 @@ from django.db.models import Q
 from django.utils import timezone
 from rq import Retry, get_current_job
 
-from quorum import queues
+from infra import queues
 from registry.jobs import enqueue_model_sync
 from registry.mlflow_client import MlflowError, RegistryClient
 from registry.models import ChangeKind, RegisteredModel, RegistryChange, Stage

@@ -22,7 +22,7 @@ from django.utils.timesince import timesince
 from rq.job import Job, JobStatus
 from rq.worker import Worker
 
-from quorum import queues
+from infra import queues
 
 from ..models import Decision, Execution, TransitionRequest
 from .jobs import QUEUE, transition_job_id

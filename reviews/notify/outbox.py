@@ -21,7 +21,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from rq import Retry
 
-from quorum import queues
+from infra import queues
 
 from ..audit import chain
 from ..models import AuditEvent, OutboxItem, OutboxState

@@ -10,7 +10,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from quorum.http import AuthenticatedHttpRequest
+from infra.http import AuthenticatedHttpRequest
 from registry.lookups import model_or_404, version_or_404
 
 from .. import errors

@@ -22,7 +22,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from quorum.http import AuthenticatedHttpRequest
+from infra.http import AuthenticatedHttpRequest
 from registry import charts
 from registry.compare import compare_versions, metric_rows
 from registry.history import version_histories

@@ -11,7 +11,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from quorum.http import AuthenticatedHttpRequest
+from infra.http import AuthenticatedHttpRequest
 from registry.lookups import model_or_404
 
 from .. import errors

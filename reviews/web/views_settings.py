@@ -14,7 +14,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from quorum.http import AuthenticatedHttpRequest
+from infra.http import AuthenticatedHttpRequest
 
 from ..execution.guard import latest_probe
 from ..models import NotificationPreference
