@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, TypedDict
 from urllib.parse import urlparse
 
+from infra.signing_key import ensure_generated_key
 from quorum.localservices import (
     ServiceError,
     port_in_use,
@@ -39,7 +40,6 @@ from quorum.localservices import (
     stop_process,
     wait_for_http,
 )
-from infra.signing_key import ensure_generated_key
 from registry.management.commands.create_demo_users import DEMO_PASSWORD, DEMO_USERS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,8 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 from rq import get_current_job
 
-from infra import locks
-from infra import queues
+from infra import locks, queues
 from registry.jobs import enqueue_model_sync
 from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
 
