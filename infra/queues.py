@@ -58,7 +58,7 @@ def redis_for(url: str) -> Redis:
 
 def enqueue_once(
     queue_name: str,
-    func: Callable[..., Any],
+    func: Callable[..., Any] | str,
     *args: Any,
     job_id: str,
     what: str,
@@ -66,8 +66,8 @@ def enqueue_once(
     retried_by: str = "the reconciler",
     **options: Any,
 ) -> bool:
-    """Queues `func(*args)` as job `job_id` unless a job of that id is waiting or running
-    (`unique`); True when this call queued it.
+    """Queues `func(*args)` (a function, or its dotted path) as job `job_id` unless a job of
+    that id is waiting or running (`unique`); True when this call queued it.
 
     `replace` first drops a record of the job that ended (finished, failed, stopped), which would
     otherwise make `unique` refuse it: an admin's retry, or a reconciler re-queueing a lost job.
@@ -79,7 +79,7 @@ def enqueue_once(
         queue = get_queue(queue_name)
         if replace:
             _drop_ended_job(job_id, queue.connection)
-        queue.enqueue(func, *args, job_id=job_id, unique=True, **options)
+        queue.enqueue(func, *args, job_id=job_id, unique=True, **options)  # type: ignore[type-var]
     except DuplicateJobError:
         return False
     except (redis.RedisError, OSError) as error:

@@ -33,8 +33,12 @@ ARCHIVING_STAGES = frozenset({Stage.STAGING, Stage.PRODUCTION})
 HOLDERLESS_STAGES = frozenset({Stage.NONE, Stage.ARCHIVED})
 
 
-class InvalidTarget(ValueError):
-    """The text is neither a stage nor an @alias MLflow accepts; the message says so."""
+class NotATarget(ValueError):
+    """The text is neither a stage nor an @alias MLflow accepts; the message says so.
+
+    The review engine turns it into its refusal, `reviews.errors.InvalidTarget`, in one place
+    (`reviews.policies.spec.parse_target`).
+    """
 
 
 class Placed(Protocol):
@@ -60,14 +64,14 @@ class Target:
     @classmethod
     def parse(cls, text: str) -> Target:
         """The target `text` names: "Production", "Staging", "Archived", "None" (stages, spelt as
-        MLflow spells them) or "@name" (an alias). Anything else raises `InvalidTarget`."""
+        MLflow spells them) or "@name" (an alias). Anything else raises `NotATarget`."""
         if text in STAGES:
             return cls(stage=Stage(text))
         if isinstance(text, str) and text.startswith(ALIAS_PREFIX):
             alias = text[len(ALIAS_PREFIX) :]
             if ALIAS_RE.fullmatch(alias) and not RESERVED_ALIASES.fullmatch(alias):
                 return cls(alias=alias)
-        raise InvalidTarget(f"{text!r} is not a stage ({', '.join(STAGES)}) or an @alias")
+        raise NotATarget(f"{text!r} is not a stage ({', '.join(STAGES)}) or an @alias")
 
     def __str__(self) -> str:
         return f"{ALIAS_PREFIX}{self.alias}" if self.is_alias else str(self.stage)

@@ -69,3 +69,17 @@ def test_shared_infrastructure_importing_a_part_breaks_a_contract(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Shared infrastructure imports none of Quorum's parts BROKEN" in result.stdout
     assert "infra.locks -> reviews.errors" in result.stdout
+
+
+def test_a_decision_importing_execution_breaks_a_contract(tmp_path):
+    tree = copy_of_the_tree(tmp_path)
+    deciding = tree / "reviews/decisions/deciding.py"
+    deciding.write_text(
+        deciding.read_text() + "\n\ndef _later():\n    from reviews.execution import jobs\n"
+    )
+    result = lint_imports(tree)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Policies and decisions import no execution, web, API or notify code BROKEN" in (
+        result.stdout
+    )
+    assert "reviews.decisions.deciding -> reviews.execution.jobs" in result.stdout

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from registry.models import Stage
-from registry.targets import InvalidTarget, Target
+from registry.targets import NotATarget, Target
 from tests.factories import register_with_metrics
 
 NOT_A_TARGET = "is not a stage (None, Staging, Production, Archived) or an @alias"
@@ -59,14 +59,14 @@ def test_an_alias_parses_without_its_at_sign_and_prints_with_it(alias):
     ],
 )
 def test_anything_else_is_refused_saying_what_a_target_is(text):
-    with pytest.raises(InvalidTarget) as refused:
+    with pytest.raises(NotATarget) as refused:
         Target.parse(text)
 
     assert str(refused.value) == f"{text!r} {NOT_A_TARGET}"
 
 
 def test_a_refusal_is_a_value_error():
-    assert issubclass(InvalidTarget, ValueError)
+    assert issubclass(NotATarget, ValueError)
 
 
 def test_parsing_the_same_text_twice_gives_equal_targets():

@@ -17,7 +17,8 @@ from registry.models import ChangeKind, ModelVersion, RegistryChange, SyncRun
 from registry.sync import sync_registry
 from reviews.audit import verification
 from reviews.decisions import deciding, opening, voting
-from reviews.execution import jobs, retries
+from reviews.decisions import handoff as retries
+from reviews.execution import jobs
 from reviews.models import (
     AuditEvent,
     Decision,

@@ -12,11 +12,10 @@ from django.utils import timezone
 from ninja import Query, Router
 
 from registry.models import ModelVersion, RegisteredModel
-from registry.targets import Target
 
-from ..errors import InvalidTarget, UnknownModel
+from ..errors import UnknownModel
 from ..execution.holder_history import holder_history
-from ..policies.spec import target_problem
+from ..policies.spec import parse_target
 from .model_schemas import HoldersTimelineOut, ModelPage, TimelineIn, VersionPage
 from .representation import paginate
 from .schemas import LOOKUP_ERRORS, READ_ERRORS, Error, Name, PageIn
@@ -106,9 +105,7 @@ def model_timeline(request: HttpRequest, name: Name, query: Query[TimelineIn]):
         raise UnknownModel(f"There is no registered model named {name!r}.")
     target = None
     if query.target is not None:
-        if problem := target_problem(query.target):
-            raise InvalidTarget(f"Target {problem}.")
-        target = str(Target.parse(query.target))
+        target = str(parse_target(query.target))
     at = query.at
     if at is not None and timezone.is_naive(at):
         at = timezone.make_aware(at, UTC)

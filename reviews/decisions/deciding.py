@@ -22,9 +22,8 @@ from ..errors import (
     RequestNotFound,
     WrongExecutionState,
 )
-from ..execution import jobs
 from ..models import COMMENT_MAX, Decision, Execution, TransitionRequest
-from . import standing
+from . import handoff, standing
 
 # -- the request a person acts on -------------------------------------------------------------
 
@@ -75,7 +74,7 @@ def decide(request: TransitionRequest, decision: str, *, actor, reason: str) -> 
     request.save(update_fields=fields)
     chain.record(f"request.{decision}", actor=actor, request=request, details={"reason": reason})
     if decision == Decision.APPROVED:
-        transaction.on_commit(lambda: jobs.enqueue_transition(request.pk))
+        transaction.on_commit(lambda: handoff.enqueue_transition(request.pk))
 
 
 # -- cancellation, expiry, retry ---------------------------------------------------------------
@@ -142,5 +141,5 @@ def transition_retry(*, request_id: int, user: User) -> TransitionRequest:
         request=request,
         details={"previous_error": request.execution_error},
     )
-    transaction.on_commit(lambda: jobs.enqueue_transition(request.pk, replace=True))
+    transaction.on_commit(lambda: handoff.enqueue_transition(request.pk, replace=True))
     return request

@@ -23,7 +23,6 @@ from ..errors import (
     AnswerRequired,
     DuplicateRequest,
     InvalidReason,
-    InvalidTarget,
     InvalidVersion,
     NotARequester,
     UnknownModel,
@@ -32,7 +31,7 @@ from ..errors import (
 )
 from ..models import COMMENT_MAX, Decision, RequestKind, TransitionRequest
 from ..policies.matching import policy_as_spec, policy_for
-from ..policies.spec import target_problem
+from ..policies.spec import parse_target
 from . import escalation, gates, related
 from .deciding import decide
 
@@ -96,8 +95,7 @@ def request_create(
     candidate.model = registered
     if candidate.deleted:
         raise VersionDeleted(f"{model} version {number} was deleted in MLflow.")
-    if problem := target_problem(target):
-        raise InvalidTarget(f"Target {problem}.")
+    parse_target(target)
     if is_at_target(candidate, target):
         raise AlreadyAtTarget(f"{model} version {number} is already at {target}.")
     existing = TransitionRequest.objects.open().filter(version=candidate, target=target).first()

@@ -25,14 +25,13 @@ from ..errors import (
     BreakGlassLimit,
     CommentRequired,
     DuplicateRequest,
-    InvalidTarget,
     NotAllowed,
     QuorumError,
     SelfApprovalNotAllowed,
 )
 from ..models import ApprovalPolicy, Decision, RequestKind, TransitionRequest
 from ..policies.matching import policy_as_spec, policy_for
-from ..policies.spec import target_problem
+from ..policies.spec import parse_target
 
 RATE_WINDOW = timedelta(hours=24)
 
@@ -67,8 +66,7 @@ def break_glass_move(
     reason = reason.strip()
     if not reason:
         raise CommentRequired("Say why you break glass: the reason is required and is audited.")
-    if problem := target_problem(target):
-        raise InvalidTarget(f"Target {problem}.")
+    parse_target(target)
     policy = policy_for(model, target)
     spec = policy_as_spec(policy)
     if spec.break_glass is None:

@@ -18,13 +18,12 @@ from django.db import transaction
 
 from registry.holdings import HolderTimeline, Holding, holder_timeline
 from registry.models import RegisteredModel
-from registry.targets import Target
 
 from ..decisions import opening
-from ..errors import InvalidTarget, InvalidVersion, NothingToRollBack, UnknownModel
+from ..errors import InvalidVersion, NothingToRollBack, UnknownModel
 from ..execution.holder_history import HolderHistory, holder_history
 from ..models import RequestKind, TransitionRequest
-from ..policies.spec import target_problem
+from ..policies.spec import parse_target
 
 
 @dataclass
@@ -99,9 +98,7 @@ def rollback_request_create(
     registered = RegisteredModel.objects.filter(name=model, deleted=False).first()
     if registered is None:
         raise UnknownModel(f"There is no registered model named {model!r}.")
-    if problem := target_problem(target):
-        raise InvalidTarget(f"Target {problem}.")
-    target = str(Target.parse(target))
+    target = str(parse_target(target))
     timeline = holder_timeline(registered)
     chosen = _restorable(timeline, target, to_version)
     undoes_id = _bringer(holder_history(registered, timeline=timeline), target)

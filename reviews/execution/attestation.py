@@ -38,11 +38,11 @@ from registry.mlflow_client import MlflowError, RegistryClient
 
 from ..audit import chain
 from ..decisions import counting
+from ..decisions.handoff import retry_policy
 from ..errors import QuorumError
 from ..models import Attestation, Execution, TransitionRequest
 from ..notify.links import request_url
 from .proof_keys import signer
-from .retries import retry_policy
 
 logger = logging.getLogger(__name__)
 

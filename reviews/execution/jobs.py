@@ -1,13 +1,13 @@
 """RQ jobs of the review engine: carrying out approved transitions in MLflow.
 
-`execute_transition` is idempotent: it reads MLflow first and only records success when the
-version is already at its target, so a retried, duplicated or re-enqueued job never transitions
-twice. Its job id is derived from the request (`transition_job_id`, enqueued with `unique=True`), so
-concurrent enqueues produce one job. Once MLflow shows the version at its target the request is
-`done`: the sync that mirrors the move is a job of its own, coalesced per model and retried on its
-own, so a failing sync never runs the transition again. Any exception is recorded on the request;
-a failed attempt is retried with backoff for QUORUM_TRANSITION_RETRY_WINDOW, then the request is
-`failed` and its requester and staff are mailed.
+`execute_transition` is idempotent: it reads MLflow first and only records success when the version
+is already at its target, so a retried, duplicated or re-enqueued job never transitions twice. Its
+job id is derived from the request (`reviews.decisions.handoff`, which queues it with
+`unique=True`), so concurrent enqueues produce one job. Once MLflow shows the version at its target
+the request is `done`: the sync that mirrors the move is a job of its own, coalesced per model and
+retried on its own, so a failing sync never runs the transition again. Any exception is recorded on
+the request; a failed attempt is retried with backoff for QUORUM_TRANSITION_RETRY_WINDOW, then the
+request is `failed` and its requester and staff are mailed.
 
 The reconciler (`reviews.execution.reconciler`) finds approved requests whose job is gone and
 enqueues them again; it imports this module, never the other way round.
@@ -25,51 +25,25 @@ from django.db import transaction
 from django.utils import timezone
 from rq import get_current_job
 
-from infra import locks, queues
+from infra import locks
 from registry.jobs import enqueue_model_sync
 from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
 
 from ..audit import chain
 from ..decisions import standing
+from ..decisions.handoff import QUEUE as QUEUE  # the transition's queue, its id and its hand-off
+from ..decisions.handoff import enqueue_transition as enqueue_transition
+from ..decisions.handoff import retry_policy
+from ..decisions.handoff import transition_job_id as transition_job_id
 from ..models import Decision, Execution, TransitionRequest
 from . import attestation
-from .retries import retry_policy
 
 logger = logging.getLogger(__name__)
 
-QUEUE = "transitions"
 # First half of the PostgreSQL advisory lock key an execution holds (the request id is the other).
 EXECUTION_LOCK_SPACE = 0x5152  # "QR"
 # First half of the key of the lock a model's moves are made under (the model's id is the other).
 MODEL_MOVES_LOCK_SPACE = 0x514D  # "QM"
-
-
-def transition_job_id(request: TransitionRequest) -> str:
-    """The one job id a request's transition ever has (`infra.queues.job_id_for`)."""
-    return queues.job_id_for("transition", request)
-
-
-def enqueue_transition(request_id: int, *, replace: bool = False) -> bool:
-    """Queues the transition job once; True if this call queued it.
-
-    Never raises for Redis trouble: the request is already approved in the database and the
-    reconciler will queue it when Redis answers again. `replace` drops a finished or failed job
-    record first (an admin's retry).
-    """
-    request = TransitionRequest.objects.filter(pk=request_id).only("pk", "created_at").first()
-    if request is None:
-        return False
-    return queues.enqueue_once(
-        QUEUE,
-        execute_transition,
-        request_id,
-        job_id=transition_job_id(request),
-        what=f"request #{request_id}",
-        replace=replace,
-        retry=retry_policy(),
-        job_timeout=settings.QUORUM_TRANSITION_TIMEOUT,
-        description=f"transition for request #{request_id}",
-    )
 
 
 def execute_transition(request_id: int) -> str:

@@ -28,9 +28,9 @@ from pydantic import (
     model_validator,
 )
 
-from registry.targets import InvalidTarget, Target
+from registry.targets import NotATarget, Target
 
-from ..errors import PolicyInvalid, Problem
+from ..errors import InvalidTarget, PolicyInvalid, Problem
 from .yaml_reader import read_yaml
 
 DURATION_RE = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
@@ -280,9 +280,18 @@ def target_problem(target: str) -> str | None:
     """Why `target` is not something a request can aim at, or None when it is fine."""
     try:
         Target.parse(target)
-    except InvalidTarget as problem:
+    except NotATarget as problem:
         return str(problem)
     return None
+
+
+def parse_target(target: str) -> Target:
+    """The `Target` that `target` names, or the review engine's refusal `InvalidTarget`
+    ("Target 'Prod' is not a stage …"), the one message every form, endpoint and command shows."""
+    try:
+        return Target.parse(target)
+    except NotATarget as problem:
+        raise InvalidTarget(f"Target {problem}.") from None
 
 
 def format_duration(value: timedelta) -> str:

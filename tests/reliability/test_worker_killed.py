@@ -10,7 +10,7 @@ the execution lock a live execution holds, so a worker that only looks dead is l
 
 A worker killed while a retry waits out its backoff leaves the retry in RQ's scheduled registry,
 which only a scheduler empties; the reconciler (run by the real cron process here) enqueues it
-once it is overdue, so the request is done within two reconciler intervals of a new worker.
+once it is overdue, so the request is done soon after a new worker starts, not ten minutes later.
 """
 
 from __future__ import annotations
@@ -178,9 +178,11 @@ def test_a_worker_that_only_looks_dead_keeps_its_job_and_nothing_runs_twice(
 
 RETRY_AFTER = 8  # seconds: the backoff of the first failed attempt
 RECONCILE_EVERY = 5  # seconds: QUORUM_RECONCILE_INTERVAL for the cron process here
+# seconds: far less than the ten minutes after which a new worker's scheduler would take it
+NOT_THE_SCHEDULER = 120
 
 
-def test_a_worker_killed_with_a_retry_scheduled_is_done_within_two_reconciler_intervals(
+def test_a_worker_killed_with_a_retry_scheduled_is_done_by_the_reconciler_not_ten_minutes_later(
     workers, private_mlflow, policies, settings
 ):
     """The worker that ran the first attempt (MLflow was down) dies with its scheduler while the
@@ -225,10 +227,13 @@ def test_a_worker_killed_with_a_retry_scheduled_is_done_within_two_reconciler_in
     wait_for(lambda: stalls.consumers(jobs.QUEUE), timeout=60, message="the new worker")
     restarted = time.monotonic()
 
+    # Without the reconciler the retry waits for a scheduler: ten minutes. With it, the next
+    # reconcile (every RECONCILE_EVERY s) queues it; how soon a loaded machine then runs it is a
+    # matter for benchmarks, so the bound only tells the two mechanisms apart.
     wait_for(
         lambda: TransitionRequest.objects.get(pk=request.pk).execution == Execution.DONE,
-        timeout=2 * RECONCILE_EVERY,
-        message="the request to be done within two reconciler intervals",
+        timeout=NOT_THE_SCHEDULER,
+        message="the request to be done by the reconciler's re-queue, not a later scheduler",
     )
 
     print(f"done {time.monotonic() - restarted:.1f} s after the new worker started")
