@@ -21,20 +21,22 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from django.db import transaction
-
-from . import metrics
+from .mirror_rows import (
+    Unmirrorable,
+    alias_map_json,
+    aliases_of,
+    model_ok,
+    record_alias_changes,
+    update_version,
+    version_row,
+)
+from .mirror_store import Owner, Skipped, create_models, error_text, write
 from .mlflow_client import MlflowModel, MlflowRun, MlflowVersion
 from .models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange, Stage, SyncRun
 from .signals import changes_observed
-from .storable import can_hold, printable, problem
+from .storable import can_hold, printable
 
 logger = logging.getLogger(__name__)
-
-WRITE_BATCH = 500
-
-# (model name, version number or None for the model itself)
-Owner = tuple[str, int | None]
 
 
 @dataclass
@@ -46,42 +48,6 @@ class Applied:
     # {"model": name, "version": number or None, "reason": why it was not mirrored}, and
     # {..., "partial": True} for a version mirrored without its run's metrics and params.
     skipped: list[dict] = field(default_factory=list)
-
-
-class _Skipped:
-    """What this sync could not mirror, each with why (first reason wins)."""
-
-    def __init__(self) -> None:
-        self.reasons: dict[Owner, str] = {}
-        # Versions mirrored without their run: not skipped, but said with the rest.
-        self.partial: dict[Owner, str] = {}
-
-    def add(self, name: str, version: int | None, reason: str) -> None:
-        self.reasons.setdefault((name, version), reason)
-
-    def add_partial(self, name: str, version: int, reason: str) -> None:
-        self.partial.setdefault((name, version), reason)
-
-    def models(self) -> set[str]:
-        return {name for name, version in self.reasons if version is None}
-
-    def __contains__(self, owner: Owner) -> bool:
-        return owner in self.reasons or (owner[0], None) in self.reasons
-
-    def as_json(self) -> list[dict]:
-        partial = {key: reason for key, reason in self.partial.items() if key not in self}
-        return [
-            {"model": printable(name, 300), "version": version, "reason": printable(reason)}
-            for (name, version), reason in self.reasons.items()
-        ] + [
-            {
-                "model": printable(name, 300),
-                "version": version,
-                "reason": printable(reason),
-                "partial": True,
-            }
-            for (name, version), reason in partial.items()
-        ]
 
 
 def apply_mlflow_state(
@@ -132,7 +98,7 @@ class _Diff:
     the changes to record with them, and what it could not mirror."""
 
     sync_run: SyncRun
-    skipped: _Skipped = field(default_factory=_Skipped)
+    skipped: Skipped = field(default_factory=Skipped)
     changes: dict[Owner, list[RegistryChange]] = field(default_factory=lambda: defaultdict(list))
     model_rows: dict[str, RegisteredModel] = field(default_factory=dict)
     changed_models: dict[str, RegisteredModel] = field(default_factory=dict)
@@ -169,7 +135,7 @@ def _create_and_compare_models(
     onto the others; returns the models that are now in the mirror."""
     # A model MLflow describes in a way the mirror cannot store is skipped with its versions;
     # it is still "listed", so it is not taken for deleted.
-    models = {name: m for name, m in models.items() if _model_ok(name, m, diff.skipped)}
+    models = {name: m for name, m in models.items() if model_ok(name, m, diff.skipped)}
     if all_models_listed:
         diff.model_rows = {m.name: m for m in RegisteredModel.objects.all()}
     else:
@@ -188,7 +154,7 @@ def _create_and_compare_models(
         for name, m in models.items()
         if name not in diff.model_rows
     ]
-    for row in _create_models(new_models, diff.skipped):
+    for row in create_models(new_models, diff.skipped):
         diff.model_rows[row.name] = row
         diff.change(row, None, ChangeKind.MODEL_CREATED)
     models = {name: m for name, m in models.items() if name in diff.model_rows}
@@ -206,7 +172,7 @@ def _create_and_compare_models(
             if getattr(row, attr) != value:
                 setattr(row, attr, value)
                 diff.changed_models[name] = row
-        if row.aliases != _alias_map_json(m.aliases):
+        if row.aliases != alias_map_json(m.aliases):
             diff.alias_moved.add(name)
     return models
 
@@ -264,13 +230,13 @@ def _compare_listed_versions(
                 f"{printable(v.run_id, 80)} could not be read: {unreadable_runs[v.run_id]}",
             )
         try:
-            fresh = _version_row(model_rows[v.name], v, models.get(v.name), runs)
-        except _Unmirrorable as error:
+            fresh = version_row(model_rows[v.name], v, models.get(v.name), runs)
+        except Unmirrorable as error:
             diff.skipped.add(v.name, v.version, str(error))
             continue
         except Exception as error:  # whatever MLflow sent that does not convert
             logger.warning("version %s v%s not mirrored", v.name, v.version, exc_info=True)
-            diff.skipped.add(v.name, v.version, f"it could not be converted: {_error_text(error)}")
+            diff.skipped.add(v.name, v.version, f"it could not be converted: {error_text(error)}")
             continue
         existing = diff.version_rows.get(key)
         if existing is None:
@@ -278,7 +244,7 @@ def _compare_listed_versions(
             diff.version_rows[key] = fresh
             continue
         run_read = bool(v.run_id) and v.run_id in runs
-        if _update_version(existing, fresh, run_read, diff.change):
+        if update_version(existing, fresh, run_read, diff.change):
             diff.changed_versions[id(existing)] = existing
 
 
@@ -288,9 +254,9 @@ def _move_aliases_of_unlisted_versions(diff: _Diff, models: dict[str, MlflowMode
         name, number = key
         if key in diff.seen or row.deleted or name not in diff.alias_moved or name not in models:
             continue
-        aliases = _aliases_of(models[name], number)
+        aliases = aliases_of(models[name], number)
         if aliases != row.aliases:
-            _record_alias_changes(row, row.aliases, aliases, diff.change)
+            record_alias_changes(row, row.aliases, aliases, diff.change)
             row.aliases = aliases
             diff.changed_versions[id(row)] = row
 
@@ -313,7 +279,7 @@ def _copy_model_aliases(diff: _Diff, models: dict[str, MlflowModel]) -> None:
     version by version."""
     for name in diff.alias_moved:
         if name in models and name in diff.model_rows:
-            diff.model_rows[name].aliases = _alias_map_json(models[name].aliases)
+            diff.model_rows[name].aliases = alias_map_json(models[name].aliases)
             diff.changed_models[name] = diff.model_rows[name]
 
 
@@ -339,7 +305,7 @@ def _record_new_versions(diff: _Diff, watched_since: int | None) -> None:
 
 def _write_and_announce(diff: _Diff, *, models_listed: int, versions_listed: int) -> Applied:
     """Writes the rows and their changes, tells the receivers of `changes_observed`, and sums up."""
-    created = _write(
+    created = write(
         list(diff.changed_models.values()),
         diff.new_versions,
         list(diff.changed_versions.values()),
@@ -358,244 +324,3 @@ def _write_and_announce(diff: _Diff, *, models_listed: int, versions_listed: int
         change_ids=[c.pk for c in created if c.pk is not None],
         skipped=diff.skipped.as_json(),
     )
-
-
-class _Unmirrorable(Exception):
-    """A version the mirror cannot hold as MLflow describes it; the message says why."""
-
-
-def _model_ok(name: str, m: MlflowModel, skipped: _Skipped) -> bool:
-    """Whether the model as MLflow describes it can be stored; records why not."""
-    try:
-        state = RegisteredModel(
-            name=m.name,
-            description=m.description,
-            tags=m.tags,
-            aliases=_alias_map_json(m.aliases),
-            creation_timestamp=m.creation_timestamp,
-            last_updated_timestamp=m.last_updated_timestamp,
-        )
-        reason = problem(state, ["name", *MODEL_STATE])
-    except Exception as error:  # whatever MLflow sent that does not convert
-        reason = f"it could not be converted: {_error_text(error)}"
-    if reason:
-        skipped.add(name, None, reason)
-    return not reason
-
-
-def _version_row(
-    model_row: RegisteredModel,
-    v: MlflowVersion,
-    model: MlflowModel | None,
-    runs: Mapping[str, MlflowRun],
-) -> ModelVersion:
-    """The version as MLflow describes it, as a mirror row (unsaved); raises `_Unmirrorable`."""
-    run = runs.get(v.run_id) if v.run_id else None
-    row = ModelVersion(
-        model=model_row,
-        version=v.version,
-        stage=v.stage,
-        status=v.status,
-        source=v.source,
-        run_id=v.run_id,
-        description=v.description,
-        tags=v.tags,
-        aliases=_aliases_of(model, v.version),
-        creation_timestamp=v.creation_timestamp,
-        last_updated_timestamp=v.last_updated_timestamp,
-        experiment_id=run.experiment_id if run else "",
-        metrics=metrics.encode_all(run.metrics) if run else {},
-        params=run.params if run else {},
-    )
-    reason = problem(row, ["version", *VERSION_STATE])
-    if reason:
-        raise _Unmirrorable(reason)
-    return row
-
-
-def _create_models(rows: list[RegisteredModel], skipped: _Skipped) -> list[RegisteredModel]:
-    """Inserts new models in bulk, or one by one if the database refuses the bulk; returns the
-    rows it stored."""
-    if not rows:
-        return []
-    try:
-        with transaction.atomic():
-            RegisteredModel.objects.bulk_create(rows, batch_size=WRITE_BATCH)
-        return rows
-    except Exception as error:  # the database refused something the checks let through
-        logger.warning("creating models in bulk failed (%s); one by one", _error_text(error))
-    stored = []
-    for row in rows:
-        row.pk = None
-        row._state.adding = True
-        try:
-            with transaction.atomic():
-                row.save(force_insert=True)
-        except Exception as error:
-            skipped.add(row.name, None, f"the database refused it: {_error_text(error)}")
-        else:
-            stored.append(row)
-    return stored
-
-
-def _write(
-    changed_models: list[RegisteredModel],
-    new_versions: list[ModelVersion],
-    changed_versions: list[ModelVersion],
-    changes: dict[Owner, list[RegistryChange]],
-    skipped: _Skipped,
-) -> list[RegistryChange]:
-    """Writes the rows and their changes in bulk; if the database refuses, model by model and
-    version by version (each with its changes, in a savepoint), skipping the ones it refuses."""
-    try:
-        with transaction.atomic():
-            return _write_bulk(changed_models, new_versions, changed_versions, changes)
-    except Exception as error:  # the database refused something the checks let through
-        logger.warning("writing the mirror in bulk failed (%s); row by row", _error_text(error))
-    for row in new_versions:  # the rolled-back insert left its ids behind
-        row.pk = None
-        row._state.adding = True
-    created: list[RegistryChange] = []
-    for model_row in changed_models:
-        owned = changes.get((model_row.name, None), [])
-        if _save_unit(model_row, MODEL_FIELDS, owned, skipped, (model_row.name, None)):
-            created += owned
-    for row in [*new_versions, *changed_versions]:
-        owner = (row.model.name, row.version)
-        if owner in skipped:  # its model was refused
-            continue
-        owned = changes.get(owner, [])
-        if _save_unit(row, VERSION_FIELDS, owned, skipped, owner):
-            created += owned
-    # Model-level changes of models that needed no update (a model created above).
-    written = {row.name for row in changed_models}
-    for (name, version), owned in changes.items():
-        if version is None and name not in written and (name, None) not in skipped:
-            created += RegistryChange.objects.bulk_create(owned)
-    return created
-
-
-def _write_bulk(
-    changed_models: list[RegisteredModel],
-    new_versions: list[ModelVersion],
-    changed_versions: list[ModelVersion],
-    changes: dict[Owner, list[RegistryChange]],
-) -> list[RegistryChange]:
-    ModelVersion.objects.bulk_create(new_versions, batch_size=WRITE_BATCH)
-    if changed_versions:
-        ModelVersion.objects.bulk_update(changed_versions, VERSION_FIELDS, batch_size=WRITE_BATCH)
-    if changed_models:
-        RegisteredModel.objects.bulk_update(changed_models, MODEL_FIELDS, batch_size=WRITE_BATCH)
-    return RegistryChange.objects.bulk_create(
-        [c for owned in changes.values() for c in owned], batch_size=WRITE_BATCH
-    )
-
-
-def _save_unit(
-    row, fields: list[str], owned: list[RegistryChange], skipped: _Skipped, owner: Owner
-) -> bool:
-    """Saves one row with its changes in a savepoint; records it skipped if the database refuses."""
-    was_new = row.pk is None
-    try:
-        with transaction.atomic():
-            if was_new:
-                row.save(force_insert=True)
-            else:
-                row.save(update_fields=fields)
-            RegistryChange.objects.bulk_create(owned)
-    except Exception as error:
-        if was_new:  # rolled back: the id it got does not exist
-            row.pk = None
-            row._state.adding = True
-        skipped.add(*owner, f"the database refused it: {_error_text(error)}")
-        return False
-    return True
-
-
-def _error_text(error: Exception) -> str:
-    return printable(f"{type(error).__name__}: {error}".strip().splitlines()[0])
-
-
-# What MLflow says of a version or model, as the mirror stores it: checked before writing
-# (`registry.storable`), then written with `deleted`.
-VERSION_STATE = [
-    "stage",
-    "status",
-    "source",
-    "run_id",
-    "description",
-    "tags",
-    "aliases",
-    "creation_timestamp",
-    "last_updated_timestamp",
-    "experiment_id",
-    "metrics",
-    "params",
-]
-VERSION_FIELDS = [*VERSION_STATE, "deleted"]
-MODEL_STATE = [
-    "description",
-    "tags",
-    "aliases",
-    "creation_timestamp",
-    "last_updated_timestamp",
-]
-MODEL_FIELDS = [*MODEL_STATE, "deleted"]
-
-
-# Version fields whose every change is recorded as a RegistryChange of that kind; aliases are
-# recorded one alias at a time (`_record_alias_changes`).
-RECORDED_KINDS = {
-    "stage": ChangeKind.STAGE_CHANGED,
-    "tags": ChangeKind.TAGS_CHANGED,
-    "description": ChangeKind.DESCRIPTION_CHANGED,
-}
-
-
-def _update_version(row: ModelVersion, fresh: ModelVersion, run_read: bool, change) -> bool:
-    """Copies MLflow's state (`fresh`) onto a mirrored version, recording each difference; True
-    if any. Metrics, params and experiment come along only when the run was read (`run_read`)."""
-    changed = False
-    if row.deleted:
-        row.deleted = False
-        changed = True
-    # In this order: a stage change is recorded before the alias moves of the same sync.
-    for attr in ("stage", "aliases", "tags", "description"):
-        old, new = getattr(row, attr), getattr(fresh, attr)
-        if old == new:
-            continue
-        if attr == "aliases":
-            _record_alias_changes(row, old, new, change)
-        else:
-            change(row.model, row, RECORDED_KINDS[attr], old=old, new=new)
-        setattr(row, attr, new)
-        changed = True
-    if run_read:
-        if row.metrics and row.metrics != fresh.metrics:
-            change(row.model, row, ChangeKind.METRICS_CHANGED, old=row.metrics, new=fresh.metrics)
-        for attr in ("metrics", "params", "experiment_id"):
-            if getattr(row, attr) != getattr(fresh, attr):
-                setattr(row, attr, getattr(fresh, attr))
-                changed = True
-    for attr in ("status", "source", "run_id", "creation_timestamp", "last_updated_timestamp"):
-        if getattr(row, attr) != getattr(fresh, attr):
-            setattr(row, attr, getattr(fresh, attr))
-            changed = True
-    return changed
-
-
-def _record_alias_changes(row: ModelVersion, old: list[str], new: list[str], change) -> None:
-    for alias in sorted(set(old) - set(new)):
-        change(row.model, row, ChangeKind.ALIAS_REMOVED, old=alias)
-    for alias in sorted(set(new) - set(old)):
-        change(row.model, row, ChangeKind.ALIAS_ADDED, new=alias)
-
-
-def _aliases_of(model: MlflowModel | None, version: int) -> list[str]:
-    if model is None:
-        return []
-    return sorted(alias for alias, number in model.aliases.items() if number == version)
-
-
-def _alias_map_json(aliases: dict[str, int]) -> dict[str, int]:
-    return dict(sorted(aliases.items()))

@@ -10,7 +10,8 @@ from django.core.management import CommandError, call_command
 
 from quorum.localservices import free_port, start_mlflow_server
 from registry.mlflow_client import RegistryClient
-from registry.seeding import METRICS, _split, model_names, registry_has_models, seed_registry
+from registry.seed_models import METRICS, split
+from registry.seeding import model_names, registry_has_models, seed_registry
 
 LOWER_IS_BETTER = {"log_loss"}
 
@@ -87,7 +88,7 @@ def test_logged_artifact_is_the_trained_model_behind_the_metrics(mlflow_server):
         client, models=1, versions=2, train=True, artifacts=True, prefix=prefix()
     )
     versions, runs = versions_and_runs(client, summary.models[0])
-    _, X_test, _, y_test = _split("breast_cancer", 0)
+    _, X_test, _, y_test = split("breast_cancer", 0)
     for version in versions:
         assert version.source.endswith("/model")
         # MLflow 3 keeps logged models under the artifact store; MLmodel names the run.
