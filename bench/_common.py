@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,14 +28,20 @@ LOCAL_REDIS = "redis://127.0.0.1:6379/13"
 
 @contextlib.contextmanager
 def bench_stack(
-    name: str, *, workers: int = 0, queues: tuple[str, ...] = (), store: Path | None = None
+    name: str,
+    *,
+    workers: int = 0,
+    queues: tuple[str, ...] = (),
+    worker_queues: Sequence[tuple[str, ...]] = (),
+    store: Path | None = None,
 ) -> Iterator[str]:
     """Sets up the environment and Django, starts MLflow and `workers` RQ worker processes;
     yields the MLflow URL and stops everything it started on the way out.
 
-    The workers run `manage.py rqworker QUEUES --with-scheduler`; with no queues named, as
-    production's Procfile runs them, on all of Quorum's queues. MLflow keeps its data in `store`,
-    by default a new directory under var/bench/."""
+    The workers run `manage.py rqworker QUEUES --with-scheduler`; with no queues named, on all of
+    Quorum's queues. `worker_queues` starts one more worker per entry, on those queues (e.g.
+    `procfile_workers()`: the worker processes production's Procfile runs). MLflow keeps its data
+    in `store`, by default a new directory under var/bench/."""
     from quorum.localservices import (
         free_port,
         redis_answers,
@@ -75,9 +81,9 @@ def bench_stack(
 
         for queue in settings.QUORUM_QUEUES:
             django_rq.get_queue(queue).empty()
-        for _ in range(workers):
+        for named in [queues] * workers + list(worker_queues):
             process = subprocess.Popen(
-                [sys.executable, "manage.py", "rqworker", *queues, "--with-scheduler"],
+                [sys.executable, "manage.py", "rqworker", *named, "--with-scheduler"],
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -88,6 +94,18 @@ def bench_stack(
     finally:
         for stop in reversed(stops):
             stop()
+
+
+def procfile_workers() -> list[tuple[str, ...]]:
+    """The queues of each `rqworker` process type in the Procfile, as production starts them."""
+    found = []
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        _, _, command = line.partition(":")
+        words = command.split()
+        if "rqworker" in words:
+            after = words[words.index("rqworker") + 1 :]
+            found.append(tuple(word for word in after if not word.startswith("-")))
+    return found
 
 
 def fresh_database(name: str) -> str:

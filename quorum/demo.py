@@ -184,7 +184,11 @@ class Demo:
         self.step("sync", "sync_registry", "--full", "--no-progress")
         self.step("users", "create_demo_users")
         self.step("policies", "load_policies", "--if-empty", str(DEMO_POLICIES))
-        self.spawn("worker", "rqworker", "--with-scheduler")  # all of Quorum's queues
+        # As the Procfile: a decision never waits behind evidence, digests or syncs.
+        self.spawn(
+            "worker", "rqworker", "--with-scheduler", "transitions", "default", "notifications"
+        )
+        self.spawn("syncworker", "rqworker", "--with-scheduler", "sync")
         self.spawn("cron", "rqcron", "quorum.cron")
         web = self.spawn("web", "runserver", f"127.0.0.1:{self.config.port}", "--noreload")
         base_url = f"http://127.0.0.1:{self.config.port}"

@@ -2,8 +2,9 @@
 
 `manage.py check --deploy` runs with the production variables that docs/deploy.md documents, so
 the documentation and the settings cannot drift apart. Then the Procfile's `release`, `web`
-(gunicorn, two processes) and two `worker` processes run against the test's PostgreSQL database,
-Redis and MLflow server, and a real browser takes a version to Production through them.
+(gunicorn, two processes), two `worker` processes and the `sync` worker run against the test's
+PostgreSQL database, Redis and MLflow server, and a real browser takes a version to Production
+through them.
 
 Static files are collected (`collectstatic` into a temporary STATIC_ROOT) rather than served from
 the finders: that is what production does, so the test covers the hashed, compressed files and
@@ -184,7 +185,8 @@ class Stack:
 def deployed(
     mlflow_server, redis_url, rq_queue, policies, collected_static, tmp_path, settings
 ) -> Iterator[SimpleNamespace]:
-    """release, web (2 gunicorn processes) and 2 workers, as the Procfile runs them."""
+    """release, web (2 gunicorn processes), 2 workers and the sync worker, as the Procfile runs
+    them."""
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip(
             "the deployment runs its processes against a shared PostgreSQL database, as "
@@ -218,6 +220,7 @@ def deployed(
         stack.run("release", processes["release"])
         web = stack.start("web", processes["web"])
         workers = [stack.start(f"worker-{n}", processes["worker"]) for n in (1, 2)]
+        workers.append(stack.start("sync", processes["sync"]))
         wait_for_http(f"{base}/accounts/login/", timeout=60, process=web)
         wait_for(
             lambda: len(children(web.pid)) == 2,
@@ -230,7 +233,7 @@ def deployed(
             lambda: {w.pid for w in Worker.all(connection=connection)} >= {p.pid for p in workers},
             timeout=60,
             interval=0.2,
-            message="both RQ workers to register",
+            message="the RQ workers to register",
         )
         yield SimpleNamespace(url=base, web=web, workers=workers)
     finally:
