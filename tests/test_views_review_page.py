@@ -23,8 +23,9 @@ from tests.pages import action_url, detail_url, login, text_of
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_mlflow")]
 
 # Session + user, then the page's own: the same for 2 votes and versions as for 12.
-DETAIL_QUERIES = 13  # one each for the activity timeline and the related requests
-STATUS_QUERIES = 3
+# One each for the activity timeline, its last event (the page's live revision), related requests.
+DETAIL_QUERIES = 14
+STATUS_QUERIES = 4  # with the last event, which tells the page to fetch its live parts again
 
 
 def test_request_page_shows_header_evidence_gates_and_sign_offs(client, pending, lead):

@@ -48,3 +48,37 @@ def test_status_endpoint_keeps_the_page_polling_while_queued(client, pending, le
     )
     assert embedded["poll"] is True and embedded["url"] == action_url("request_status", pending)
     assert 'src="/static/request_status.js"' in response.content.decode()
+
+
+def test_an_unchanged_request_answers_the_poll_with_an_empty_304(client, pending, lead):
+    login(client, lead)
+    first = client.get(action_url("request_status", pending))
+    tag = first.headers["ETag"]
+    assert first.headers["Cache-Control"] == "private, no-cache"
+    assert first.json()["live"] is True
+
+    again = client.get(action_url("request_status", pending), HTTP_IF_NONE_MATCH=tag)
+
+    assert again.status_code == 304 and again.content == b""
+
+
+def test_a_vote_moves_the_revision_on_and_the_poll_gets_the_new_state(
+    client, pending, lead, scientist1
+):
+    from reviews.decisions import voting
+
+    login(client, lead)
+    first = client.get(action_url("request_status", pending))
+    voting.vote_cast(request_id=pending.pk, user=scientist1, decision="approve")
+
+    after = client.get(action_url("request_status", pending), HTTP_IF_NONE_MATCH=first["ETag"])
+
+    assert after.status_code == 200
+    assert after.json()["revision"] > first.json()["revision"]
+    assert after["ETag"] != first["ETag"]
+
+
+def test_a_signed_in_users_pages_are_not_kept_by_the_browser(client, pending, lead):
+    login(client, lead)
+    for page in (detail_url(pending), "/reviews/"):
+        assert "no-store" in client.get(page).headers["Cache-Control"]

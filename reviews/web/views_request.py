@@ -9,6 +9,8 @@ that redirects. A refusal answers as its own `status` says, as the API does: abo
 
 from __future__ import annotations
 
+import hashlib
+import json
 from http import HTTPStatus
 
 from django.contrib import messages
@@ -16,10 +18,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Max, Prefetch
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import parse_etags, quote_etag
 from django.views.decorators.http import require_GET, require_POST
 
 from infra.http import AuthenticatedHttpRequest
@@ -169,8 +173,23 @@ def _status(review: TransitionRequest) -> dict:
         "outcome": outcome(review),
         # No worker is there to take the job: what to do about it (reviews/execution/stalls.py).
         "stalled": stall.message if stall else "",
+        # The request's last audit event: a vote, a comment, stale approvals, a decision. The
+        # page fetches its live parts again when it changes (quorum/static/request_status.js).
+        "revision": _last_event_id(review),
+        "live": _is_live(review),
         "poll": review.decision == Decision.APPROVED and review.execution in POLLED,
     }
+
+
+def _last_event_id(review: TransitionRequest) -> int:
+    return timeline.events_for(review).aggregate(last=Max("sequence"))["last"] or 0
+
+
+def _is_live(review: TransitionRequest) -> bool:
+    """Whether the page may still change: open, or approved and not yet carried out."""
+    return (review.decision == Decision.PENDING and not standing.is_overdue(review)) or (
+        review.decision == Decision.APPROVED and review.execution in POLLED
+    )
 
 
 def _signoffs(review: TransitionRequest, votes: list, progress: list) -> list[dict]:
@@ -265,10 +284,16 @@ def request_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def request_status(request: AuthenticatedHttpRequest, pk: int) -> JsonResponse:
+def request_status(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """The decision and execution state, polled by quorum/static/request_status.js."""
     review = get_request_for_user(request.user, pk)
-    return JsonResponse(_status(review), headers={"Cache-Control": "no-store"})
+    body = json.dumps(_status(review), cls=DjangoJSONEncoder, sort_keys=True)
+    # Conditional GET: a page polling an unchanged request gets an empty 304.
+    tag = quote_etag(hashlib.sha256(body.encode()).hexdigest()[:32])
+    headers = {"Cache-Control": "private, no-cache", "ETag": tag}
+    if tag in parse_etags(request.headers.get("If-None-Match", "")):
+        return HttpResponseNotModified(headers=headers)
+    return HttpResponse(body, content_type="application/json", headers=headers)
 
 
 @require_POST
