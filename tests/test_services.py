@@ -122,14 +122,35 @@ def test_a_policy_naming_requester_groups_refuses_everyone_else(policies, reques
     set_requesters(ApprovalPolicy.objects.get(name="production"), [releasers])
     events = AuditEvent.objects.count()
 
-    with pytest.raises(NotARequester, match="Only members of release-managers may request Prod"):
+    with pytest.raises(
+        NotARequester, match="Only members of release-managers may request Prod"
+    ) as refused:
         create(requester)
+    # Whom to ask: the group's members by name.
+    assert str(refused.value).endswith("ask lead to request it, or an administrator to add you.")
 
     assert not TransitionRequest.objects.exists() and AuditEvent.objects.count() == events
     assert create(requester, target="Staging").target == "Staging"  # no requesters: anyone
     assert create(lead).policy_snapshot["requesters"] == ["release-managers"]
     with pytest.raises(ProtectedError):  # deleting the group would let anyone request
         releasers.delete()
+
+
+def test_a_refusal_names_a_few_members_and_counts_the_rest(policies, django_user_model):
+    from reviews.decisions.opening import ASKED_BY_NAME, whom_to_ask
+
+    crowd = Group.objects.create(name="crowd")
+    Group.objects.create(name="empty")
+    users = [
+        django_user_model.objects.create_user(f"member{n:02}") for n in range(ASKED_BY_NAME + 2)
+    ]
+    crowd.user_set.add(*users)
+
+    assert whom_to_ask(["crowd"]) == (
+        "ask member00, member01, member02, member03, member04 and 2 more to request it, "
+        "or an administrator to add you."
+    )
+    assert whom_to_ask(["empty"]) == ("empty has no members yet; ask an administrator to add you.")
 
 
 def test_second_open_request_for_the_same_version_and_target_is_refused(policies, requester):

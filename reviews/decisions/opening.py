@@ -211,4 +211,28 @@ def requester_refusal(
         groups = set(user.groups.filter(name__in=requesters).values_list("name", flat=True))
     if not groups.isdisjoint(requesters):
         return None
-    return f"Only members of {' or '.join(requesters)} may request {target} for this model."
+    return (
+        f"Only members of {' or '.join(requesters)} may request {target} for this model: "
+        f"{whom_to_ask(requesters)}"
+    )
+
+
+ASKED_BY_NAME = 5  # members named in a refusal; more are counted
+
+
+def whom_to_ask(groups: list[str]) -> str:
+    """Who can help someone refused for not being in `groups`: a few of their active members by
+    name, else an administrator."""
+    names = sorted(
+        set(
+            User.objects.filter(groups__name__in=groups, is_active=True).values_list(
+                "username", flat=True
+            )
+        )
+    )
+    if not names:
+        have = "has" if len(groups) == 1 else "have"
+        return f"{' and '.join(groups)} {have} no members yet; ask an administrator to add you."
+    shown = ", ".join(names[:ASKED_BY_NAME])
+    more = f" and {len(names) - ASKED_BY_NAME} more" if len(names) > ASKED_BY_NAME else ""
+    return f"ask {shown}{more} to request it, or an administrator to add you."
