@@ -439,8 +439,8 @@ class GuardedMlflow:
         response.raise_for_status()
 
 
-def _start_guarded_mlflow(store: Path, auth: str) -> GuardedMlflow:
-    env = {"QUORUM_GUARD_AUTH": auth, "QUORUM_GUARD_LOCK_DIR": str(store / "locks")}
+def _start_guarded_mlflow(store: Path, auth: str, settings: dict[str, str]) -> GuardedMlflow:
+    env = {"QUORUM_GUARD_AUTH": auth, "QUORUM_GUARD_LOCK_DIR": str(store / "locks"), **settings}
     if auth == "token":
         env["QUORUM_GUARD_SERVICE_TOKEN"] = GUARD_TOKEN
     else:
@@ -479,14 +479,16 @@ def _start_guarded_mlflow(store: Path, auth: str) -> GuardedMlflow:
 
 @pytest.fixture(scope="session")
 def guarded_mlflow_servers(tmp_path_factory):
-    """`get(auth)`: the session's guarded MLflow for 'token' or 'basic-auth', started when first
-    asked for."""
-    servers: dict[str, GuardedMlflow] = {}
+    """`get(auth, **settings)`: the session's guarded MLflow for 'token' or 'basic-auth' with
+    these further QUORUM_GUARD_* settings, started when first asked for."""
+    servers: dict[tuple, GuardedMlflow] = {}
 
-    def get(auth: str) -> GuardedMlflow:
-        if auth not in servers:
-            servers[auth] = _start_guarded_mlflow(tmp_path_factory.mktemp(f"guard-{auth}"), auth)
-        return servers[auth]
+    def get(auth: str, **settings: str) -> GuardedMlflow:
+        key = (auth, *sorted(settings.items()))
+        if key not in servers:
+            store = tmp_path_factory.mktemp(f"guard-{auth}")
+            servers[key] = _start_guarded_mlflow(store, auth, settings)
+        return servers[key]
 
     yield get
     for guarded in servers.values():

@@ -75,6 +75,10 @@ def decide(request: TransitionRequest, decision: str, *, actor, reason: str) -> 
     chain.record(f"request.{decision}", actor=actor, request=request, details={"reason": reason})
     if decision == Decision.APPROVED:
         transaction.on_commit(lambda: handoff.enqueue_transition(request.pk))
+    else:
+        # Closed: the version's pin goes once no other request of it is open. An approved
+        # request stays open until its move is done; the sync after the move unpins it.
+        handoff.guard_refresh_soon()
 
 
 # -- cancellation, expiry, retry ---------------------------------------------------------------

@@ -32,7 +32,7 @@ from ..errors import (
 from ..models import COMMENT_MAX, Decision, RequestKind, TransitionRequest
 from ..policies.matching import policy_as_spec, policy_for
 from ..policies.spec import parse_target
-from . import escalation, gates, related
+from . import escalation, gates, handoff, related
 from .deciding import decide
 
 # -- targets ----------------------------------------------------------------------------------
@@ -179,6 +179,8 @@ def request_create(
             "escalation": snapshot["escalation"]["applied"],
         },
     )
+    # The guard keeps the version's content, run and metrics still while it is under review.
+    handoff.guard_refresh_soon()
     if failed := gates.required_failures(results):
         decide(
             request,
