@@ -281,12 +281,9 @@ def make_hostile_request(*, requester, voter, decision: str, text: str):
 CHAIN_ACTIONS = ("request.created", "vote.cast", "request.approved", "transition.done")
 
 
-def make_audit_chain(
-    count: int, *, batch: int = 5000, actions: tuple[str, ...] = CHAIN_ACTIONS
-) -> None:
+def make_audit_chain(count: int, *, batch: int = 5000) -> None:
     """Appends `count` events to the audit chain in bulk, each hashed exactly as
-    `chain.record` hashes it: a long, valid history in seconds rather than minutes. Their
-    actions take turns among `actions`, and the newest is a second old.
+    `chain.record` hashes it: a long, valid history in seconds rather than minutes.
 
     Rows are written directly (no `event_recorded` signal, so no mail or webhooks), under the
     chain head's lock, and the head is moved to the last one.
@@ -304,7 +301,7 @@ def make_audit_chain(
             fields: dict[str, Any] = {
                 "created_at": start + timedelta(seconds=sequence - first),
                 "actor": f"user{sequence % 40}",
-                "action": actions[sequence % len(actions)],
+                "action": CHAIN_ACTIONS[sequence % len(CHAIN_ACTIONS)],
                 "model_name": f"model-{sequence % 200:03d}",
                 "version": sequence % 10 + 1,
                 "details": {"n": sequence},

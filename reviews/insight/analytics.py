@@ -291,9 +291,7 @@ def _seconds(later: datetime, earlier: datetime) -> float:
     return (later - earlier).total_seconds()
 
 
-def _policy_spreads(
-    rows: list[_Request], votes: dict[int, list[_Vote]]
-) -> tuple[Spread, Spread]:
+def _policy_spreads(rows: list[_Request], votes: dict[int, list[_Vote]]) -> tuple[Spread, Spread]:
     """The per-policy percentiles in Python: the fallback where percentile_cont is missing."""
     first = [_seconds(votes[r.pk][0].created_at, r.created_at) for r in rows if votes.get(r.pk)]
     quorum = [
@@ -325,7 +323,7 @@ def _policy_spreads_in_database(window) -> dict[str, tuple[Spread, Spread]]:
             ExpressionWrapper(F(field) - F("created_at"), output_field=DurationField()), "epoch"
         )
 
-    measures = {}
+    measures: dict[str, Aggregate] = {}
     for field in ("first_at", "quorum_at"):
         measures[f"{field}_n"] = Count(field)
         for fraction in FRACTIONS:
@@ -386,7 +384,7 @@ def _group_rows(
 
 
 def _open_by_age(open_requests: list[_Request], now: datetime) -> list[tuple[str, int]]:
-    counts = Counter()
+    counts: Counter[str] = Counter()
     for request in open_requests:
         age = now - request.created_at
         label = next(label for bound, label in AGE_BUCKETS if bound is None or age < bound)

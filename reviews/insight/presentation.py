@@ -59,6 +59,7 @@ def _bar(target: str, title: str, y_title: str, series: list[dict[str, Any]]) ->
         "x_title": "",
         "y_title": y_title,
         "x_category": True,
+        "y_nonnegative": True,
         "series": series,
         "notes": [],
     }
@@ -71,21 +72,21 @@ def charts(report: Report) -> list[dict[str, Any]]:
     return [
         _bar(
             "chart-policy-times",
-            "Time to first review and to quorum, by policy",
+            "By policy (p50 and p90, hours)",
             "hours",
             _spread_series("first review", [(p.policy, p.first_review) for p in report.policies])
             + _spread_series("quorum", [(p.policy, p.quorum) for p in report.policies]),
         ),
         _bar(
             "chart-group-times",
-            "Time to first review and to last sign-off, by group",
+            "Time by group (hours)",
             "hours",
             _spread_series("first review", [(g.group, g.first_review) for g in report.groups])
             + _spread_series("last sign-off", [(g.group, g.sign_off) for g in report.groups]),
         ),
         _bar(
             "chart-bottleneck",
-            "Where requests wait, by group",
+            "Where requests wait",
             "requests",
             [
                 _count_series("signed last", groups, [g.signed_last for g in report.groups]),
@@ -94,7 +95,7 @@ def charts(report: Report) -> list[dict[str, Any]]:
         ),
         _bar(
             "chart-open-age",
-            "Requests awaiting a decision, by age",
+            "Open requests by age",
             "requests",
             [
                 _count_series(
@@ -106,7 +107,7 @@ def charts(report: Report) -> list[dict[str, Any]]:
         ),
         _bar(
             "chart-outcomes",
-            "Rejections, reminders and escalations, by policy",
+            "By policy",
             "count",
             [
                 _count_series("rejected", policies, [p.rejected for p in report.policies]),

@@ -146,7 +146,7 @@ class AnalyticsForm(forms.Form):
     days = forms.TypedChoiceField(
         required=False,
         coerce=int,
-        empty_value=DEFAULT_WINDOW,
+        empty_value=DEFAULT_WINDOW,  # type: ignore[arg-type]  # the coerced value, an int
         choices=[(str(days), f"last {days} days") for days in WINDOWS],
         error_messages={"invalid_choice": "Choose the last 30 or the last 90 days."},
     )

@@ -1,4 +1,5 @@
-"""Review pages: the inbox, request pages and their actions, the audit trail, analytics, settings."""
+"""Review pages: the inbox, request pages and their actions, the audit trail, analytics,
+settings."""
 
 from django.urls import path
 
