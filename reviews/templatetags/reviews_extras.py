@@ -22,6 +22,7 @@ from ..decisions.promotion import target_options
 from ..emergency.break_glass import break_glass_targets
 from ..emergency.rollback import rollback_offers
 from ..execution.holder_history import holder_history
+from ..insight.presentation import duration_label as _duration_label
 from ..models import OutOfBandRevert, TransitionRequest
 from ..web.forms import PromotionForm
 from ..web.inbox import awaiting_ids, decorate, with_rows
@@ -139,3 +140,9 @@ def audit_value(value) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
+@register.filter
+def duration_label(seconds) -> str:
+    """Seconds as '3 h 20 min' (`reviews.insight.presentation.duration_label`)."""
+    return _duration_label(seconds)
