@@ -95,7 +95,7 @@ def test_a_file_rewritten_in_the_artifact_store_after_approval_makes_the_approva
     assert pins.recheck_open(client=mlflow_client) == 1
 
     fresh = content.read_content(ModelVersion.objects.get(pk=stored.version_id))
-    new = {f.path: f.sha256 for f in fresh.manifest.files}["model.pkl"]  # type: ignore[union-attr]
+    new = {f.path: f.sha256 for f in fresh.manifest.files}["model.pkl"]
     (vote,) = request.votes.all()
     assert vote.stale
     assert vote.stale_reason == (
@@ -136,7 +136,7 @@ def test_a_request_opened_before_the_digest_pins_it_when_known_and_asks_again(
     stored = VersionContent.objects.get(version__model__name=unique_name)
     assert request.content_digest == stored.digest and request.decision == Decision.PENDING
     assert all(v.stale for v in request.votes.all())
-    assert request.votes.first().stale_reason.startswith(  # type: ignore[union-attr]
+    assert request.votes.first().stale_reason.startswith(
         f"The content digest became known after you approved: sha256 {stored.digest[:12]}…"
     )
     for voter in (lead, scientist1, scientist2):

@@ -64,7 +64,7 @@ def test_a_file_rewritten_after_quorum_is_refused_failed_audited_and_mailed(
     mail = Notification.objects.filter(event=failed, kind=NotificationKind.FAILED)
     assert set(mail.values_list("recipient__username", flat=True)) == {"requester", "admin"}
     assert all(v.stale for v in request.votes.all())
-    assert request.votes.first().stale_reason == request.execution_error  # type: ignore[union-attr]
+    assert request.votes.first().stale_reason == request.execution_error
 
 
 def test_files_that_cannot_be_read_at_the_move_are_refused(
