@@ -352,6 +352,9 @@ QUORUM_CONTENT_CHUNK_BYTES = int(os.environ.get("QUORUM_CONTENT_CHUNK_BYTES", st
 QUORUM_CONTENT_BATCH_SECONDS = int(os.environ.get("QUORUM_CONTENT_BATCH_SECONDS", "300"))
 QUORUM_CONTENT_MAX_FILES = int(os.environ.get("QUORUM_CONTENT_MAX_FILES", "10000"))
 QUORUM_CONTENT_MAX_BYTES = int(os.environ.get("QUORUM_CONTENT_MAX_BYTES", str(100 * 1000**3)))
+# When open requests' model files are read again to find bytes changed behind MLflow's back
+# (`reviews.decisions.pins.recheck_open`; the transition worker checks them again before moving).
+QUORUM_CONTENT_RECHECK_CRON = os.environ.get("QUORUM_CONTENT_RECHECK_CRON", "17 * * * *")
 
 # Seconds between attempts of a failed MLflow transition (an outage, an error): the backoff.
 QUORUM_TRANSITION_RETRY_INTERVALS = [

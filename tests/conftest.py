@@ -25,6 +25,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from quorum.localservices import MlflowServer, free_port, redis_answers, start_mlflow_server
+from registry import content
 from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
@@ -286,6 +287,8 @@ def promoted(mlflow_client, unique_name, policies):
     register_in_mlflow(mlflow_client, unique_name, versions=3)
     mlflow_client.transition_stage(unique_name, 1, "Production")
     sync_registry(model=unique_name, client=mlflow_client)
+    # What the digest job does after the sync: requests on these versions pin their content.
+    content.digest_missing(client=mlflow_client)
     return unique_name
 
 

@@ -118,10 +118,12 @@ def make_version(
     run_id: str | None = None,
     experiment_id: str = "1",
     deleted: bool = False,
+    content: bool = True,
     **fields: Any,
 ) -> ModelVersion:
     """A version of `model` (next number by default). Aliases are also set on the model, as MLflow
-    reports them in both places."""
+    reports them in both places. Its content digest is stored as the digest job would (files of
+    its own), unless `content=False`: a request on it pins that digest."""
     if version is None:
         version = (
             model.versions.order_by("-version").values_list("version", flat=True).first() or 0
@@ -148,7 +150,15 @@ def make_version(
     if aliases:
         model.aliases = {**model.aliases, **{alias: version for alias in aliases}}
         model.save(update_fields=["aliases"])
+    if content:
+        make_content(created, model_files(created))
     return created
+
+
+def model_files(version: ModelVersion) -> dict[str, bytes]:
+    """Model files of a version's own: its digest differs from every other version's."""
+    weights = f"{version.model.name} v{version.version}".encode()
+    return {"MLmodel": b"flavors: {}", "model.pkl": weights}
 
 
 def make_content(
@@ -196,12 +206,15 @@ def make_mirror(name: str = "fraud-detector", versions=None) -> dict[int, ModelV
         2: ("None", {"accuracy": 0.91, "f1": 0.88}),
     }
     model = RegisteredModel.objects.create(name=name)
-    return {
+    made = {
         number: ModelVersion.objects.create(
             model=model, version=number, stage=stage, metrics=metrics, run_id=f"run{number}"
         )
         for number, (stage, metrics) in versions.items()
     }
+    for version in made.values():
+        make_content(version, model_files(version))
+    return made
 
 
 def make_fraud_model() -> RegisteredModel:
@@ -343,9 +356,18 @@ def register_in_mlflow(client, name: str, versions: int = 3) -> list[str]:
             metrics={"accuracy": 0.8 + number / 100, "f1": 0.7 + number / 100},
             history={"loss": [1.0, 0.5, 0.3 - number / 100]},
         )
+        log_model_files(client, run_id, f"{name} v{number}")
         client.create_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
         run_ids.append(run_id)
     return run_ids
+
+
+def log_model_files(client, run_id: str, weights: str) -> None:
+    """Two small model files under the run's `model/` (an MLmodel and weights reading
+    `weights`), so a version registered from `runs:/<run>/model` has content to digest."""
+    mlflow = mlflow_of(client)
+    mlflow.log_text(run_id, "flavors: {}\n", "model/MLmodel")
+    mlflow.log_text(run_id, weights, "model/model.pkl")
 
 
 def register_fraud_model(client, name: str) -> None:

@@ -114,6 +114,11 @@ class VoteOut(Schema):
         "voter may vote again."
     )
     stale_reason: str
+    seen_digest: str | None = Field(
+        None,
+        description="The content digest the request had pinned when this vote was cast; null "
+        "when it was not known yet (such an approval goes stale once the digest is pinned).",
+    )
     created_at: datetime
 
 
@@ -172,6 +177,19 @@ class RequestOut(RequestSummary):
         description="Gate results as last evaluated, each with its `verdict`: passed, failed (a "
         "required gate: it rejects), or needs_sign_off (an auto-approve gate that did not fire: "
         "people sign off instead)."
+    )
+    content_digest: str | None = Field(
+        None,
+        description="The content digest (sha256 over the version's model files, as `quorum "
+        "verify` computes it) this request approves; null until the digest job has read them. "
+        "The transition moves the version only if its files still give this digest.",
+    )
+    metric_pins: dict[str, Any] = Field(
+        default={},
+        description="The metric values the gates read, pinned at creation: {candidate: {metric: "
+        "{value, ...}}, baseline: {metric: value}}. A value an auto-approve gate read carries "
+        "its history: step, timestamp, replaced (logged again after the version was "
+        "registered), why, points ([step, value, timestamp_ms], the latest 20).",
     )
     escalation: list[dict[str, str]] = Field(
         default=[],

@@ -150,6 +150,13 @@ def describe(event: AuditEvent) -> Entry:
             title=f"Approvals dismissed: {voters}",
             text=details.get("reason", ""),
         )
+    if action == "request.content_pinned":
+        digest = details.get("digest") or ""
+        return entry(
+            kind="reevaluated",
+            title=f"Content pinned: sha256 {digest[:12]}…" if digest else "Content unpinned",
+            text=details.get("reason", ""),
+        )
     if action == "request.reevaluated":
         baseline = details.get("baseline")
         now = f"v{baseline}" if baseline is not None else "nothing"

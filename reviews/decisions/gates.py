@@ -175,3 +175,9 @@ def auto_approves(results: list[GateResult]) -> bool:
     """True when auto-approve gates exist and they and every required gate all pass."""
     auto = [r for r in results if r.kind == "auto_approve"]
     return bool(auto) and all(r.passed for r in results)
+
+
+def auto_approves_stored(results: list[Mapping]) -> bool:
+    """`auto_approves` for results as a request stores them (`gate_results`)."""
+    auto = [r for r in results if r.get("kind") == "auto_approve"]
+    return bool(auto) and all(r.get("passed") for r in results)

@@ -32,7 +32,7 @@ from ..errors import (
 from ..models import COMMENT_MAX, Decision, RequestKind, TransitionRequest
 from ..policies.matching import policy_as_spec, policy_for
 from ..policies.spec import parse_target
-from . import escalation, gates, handoff, related
+from . import escalation, gates, handoff, pins, related
 from .deciding import decide
 
 # -- targets ----------------------------------------------------------------------------------
@@ -133,6 +133,9 @@ def request_create(
     results = gates.evaluate(
         snapshot["gates"], candidate.metrics, baseline.metrics if baseline else None
     )
+    # Only a value that may approve without people needs its history read (MLflow calls).
+    history = pins.read_history(candidate, pins.auto_approve_metrics(results))
+    results = pins.hold_auto_approval(results, history)
     # What the evidence packet shows may add approvals, lower them or fail an evidence gate.
     sized = TransitionRequest(
         policy_snapshot=snapshot,
@@ -157,6 +160,13 @@ def request_create(
                 candidate_metrics=candidate.metrics,
                 baseline_metrics=baseline.metrics if baseline else None,
                 gate_results=[r.as_json() for r in results],
+                content_digest=pins.content_pin(candidate),
+                metric_pins=pins.metric_pins(
+                    snapshot["gates"],
+                    candidate.metrics,
+                    baseline.metrics if baseline else None,
+                    history,
+                ),
                 expires_at=timezone.now() + expires_after,
             )
     except IntegrityError:  # the partial unique index: another open request won the race
@@ -177,6 +187,7 @@ def request_create(
             "baseline": baseline.version if baseline else None,
             "gates": [r.as_json() for r in results],
             "escalation": snapshot["escalation"]["applied"],
+            "content_digest": request.content_digest,
         },
     )
     # The guard keeps the version's content, run and metrics still while it is under review.
@@ -188,7 +199,8 @@ def request_create(
             actor="policy",
             reason="Required gate failed: " + "; ".join(r.reason for r in failed),
         )
-    elif gates.auto_approves(results):
+    elif gates.auto_approves(results) and not pins.unpinned(request):
+        # Without a pinned digest, approved when the digest job pins one (`pins.on_content_stored`).
         decide(
             request,
             Decision.APPROVED,

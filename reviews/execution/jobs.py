@@ -35,8 +35,9 @@ from ..decisions.handoff import QUEUE as QUEUE  # the transition's queue, its id
 from ..decisions.handoff import enqueue_transition as enqueue_transition
 from ..decisions.handoff import retry_policy
 from ..decisions.handoff import transition_job_id as transition_job_id
+from ..decisions.staleness import approvals_mark_stale
 from ..models import Decision, Execution, TransitionRequest
-from . import attestation
+from . import attestation, content_check
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +135,9 @@ def _carry_out(request_id: int) -> str:
             return "failed: version gone"
         already = target.is_held_by(current)
         if not already:
+            if refused := content_check.refusal(request, client):
+                _fail(request_id, refused, final=True, stale=True)
+                return "failed: not the approved content"
             target.move(client, name, number, archive_existing=request.archives_holders)
     # From here on the version is at its target: whatever happens next, the request is done and
     # this job never moves MLflow again (a retry would read it there and only record it).
@@ -197,7 +201,11 @@ def _record_error(request_id: int, error: Exception) -> None:
         logger.exception("request #%s: could not record its error %r", request_id, message)
 
 
-def _fail(request_id: int, error: str, *, final: bool, permanent: bool = False) -> None:
+def _fail(
+    request_id: int, error: str, *, final: bool, permanent: bool = False, stale: bool = False
+) -> None:
+    """Records a failed attempt (`final`: the transition failed); `stale`: the approvals were
+    given for other content than MLflow holds, and stop counting."""
     with transaction.atomic():
         try:
             request = TransitionRequest.objects.locked(request_id)
@@ -217,3 +225,5 @@ def _fail(request_id: int, error: str, *, final: bool, permanent: bool = False) 
                 **({standing.PERMANENT: True} if permanent else {}),
             },
         )
+        if stale:
+            approvals_mark_stale(request, reason=error)

@@ -34,7 +34,7 @@ from registry.metrics import ordered_keys
 
 from .. import errors
 from ..conversation import comments, timeline
-from ..decisions import counting, deciding, escalation, gates, related, standing, voting
+from ..decisions import counting, deciding, escalation, gates, pins, related, standing, voting
 from ..execution import stalls
 from ..models import COMMENT_MAX, Decision, Execution, TransitionRequest, VoteChoice
 from .forms import CancelForm, CommentForm, VoteForm
@@ -271,7 +271,23 @@ def _detail_context(
         "expired_unprocessed": standing.is_overdue(review),
         "decided_by": standing.decided_by_words(review, votes, count),
         "status": status,
+        **_pins(review, pending),
         **_evidence(review),
+    }
+
+
+def _pins(review: TransitionRequest, pending: bool) -> dict:
+    """What the request pinned: its content digest (or why it has none yet) and the gated
+    metric values whose history says why they may not approve alone."""
+    candidate_pins = (review.metric_pins or {}).get("candidate") or {}
+    return {
+        "content_digest": review.content_digest,
+        "content_waiting": pins.unpinned(review) if pending else "",
+        "metric_warnings": [
+            {"metric": key, **pinned}
+            for key, pinned in sorted(candidate_pins.items())
+            if isinstance(pinned, dict) and pinned.get("why")
+        ],
     }
 
 
