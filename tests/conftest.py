@@ -25,11 +25,12 @@ from django.conf import settings
 from django.test import override_settings
 
 from quorum.localservices import MlflowServer, free_port, redis_answers, start_mlflow_server
+from quorum_cli import attestation as proof
 from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
 from reviews.decisions import opening
-from reviews.execution import jobs
+from reviews.execution import jobs, proof_keys
 from tests.factories import STANDARD_POLICIES, approve_all
 from tests.parallel import in_lanes, use_own_redis_database
 from tests.waiting import wait_for
@@ -283,7 +284,7 @@ def promoted(mlflow_client, unique_name, policies):
     """A model in MLflow and the mirror: v1 in Production, v2 and v3 better candidates."""
     from tests.factories import register_in_mlflow
 
-    register_in_mlflow(mlflow_client, unique_name, versions=3)
+    register_in_mlflow(mlflow_client, unique_name, versions=3, with_files=True)
     mlflow_client.transition_stage(unique_name, 1, "Production")
     sync_registry(model=unique_name, client=mlflow_client)
     return unique_name
@@ -576,3 +577,11 @@ def sign_in(live_server):
             # Closed contexts drop their kept-alive connections, and the server's threads with them.
             for session in sessions:
                 session.context.close()
+
+
+@pytest.fixture
+def key_file(tmp_path) -> Path:
+    """Quorum's current public key, as PEM."""
+    path = tmp_path / "quorum-public.pem"
+    path.write_text(proof.public_key_pem(proof_keys.signer().public_key))
+    return path
