@@ -25,12 +25,13 @@ from django.conf import settings
 from django.test import override_settings
 
 from quorum.localservices import MlflowServer, free_port, redis_answers, start_mlflow_server
+from quorum_cli import attestation as proof
 from registry import content
 from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
 from reviews.decisions import opening
-from reviews.execution import jobs
+from reviews.execution import jobs, proof_keys
 from tests.factories import STANDARD_POLICIES, approve_all
 from tests.parallel import in_lanes, use_own_redis_database
 from tests.waiting import wait_for
@@ -581,3 +582,11 @@ def sign_in(live_server):
             # Closed contexts drop their kept-alive connections, and the server's threads with them.
             for session in sessions:
                 session.context.close()
+
+
+@pytest.fixture
+def key_file(tmp_path) -> Path:
+    """Quorum's current public key, as PEM."""
+    path = tmp_path / "quorum-public.pem"
+    path.write_text(proof.public_key_pem(proof_keys.signer().public_key))
+    return path

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -344,7 +348,8 @@ UNMIRRORABLE = {
 def register_in_mlflow(client, name: str, versions: int = 3) -> list[str]:
     """A registered model with `versions` versions, each backed by a run (params alpha and
     penalty; accuracy, f1 and a loss history that improve with the number), through Quorum's
-    RegistryClient `client`; returns the run ids."""
+    RegistryClient `client`; returns the run ids. Each version's model directory holds two small
+    files (`MLmodel`, `weights/model.txt`), so it has a content digest."""
     experiment = client.experiment_id("sync-tests")
     client.create_model(name, description="fraud scoring", tags={"team": "risk"})
     run_ids = []
@@ -356,7 +361,9 @@ def register_in_mlflow(client, name: str, versions: int = 3) -> list[str]:
             metrics={"accuracy": 0.8 + number / 100, "f1": 0.7 + number / 100},
             history={"loss": [1.0, 0.5, 0.3 - number / 100]},
         )
-        log_model_files(client, run_id, f"{name} v{number}")
+        # Model files, so the version has content to digest (nothing is approved without it).
+        client.log_text(run_id, f"flavors: {{}}\nversion: {number}\n", "model/MLmodel")
+        client.log_text(run_id, f"weights of {name} v{number}\n", "model/weights/model.txt")
         client.create_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
         run_ids.append(run_id)
     return run_ids
@@ -515,3 +522,39 @@ def transition_actions(request) -> list[str]:
 
     events = AuditEvent.objects.filter(request=request, action__startswith="transition.")
     return list(events.order_by("sequence").values_list("action", flat=True))
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def quorum_verify(*args: str, tracking_uri: str | None, **env: str) -> subprocess.CompletedProcess:
+    """`quorum verify ARGS` with only the given environment, as a CI step would run it."""
+    environment = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env}
+    if tracking_uri:
+        environment["MLFLOW_TRACKING_URI"] = tracking_uri
+    return subprocess.run(
+        [sys.executable, "-m", "quorum_cli", "verify", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def download(client, location: str, into) -> Path:
+    """The version's files as a deploy step would fetch them (MLflow's own download); returns
+    the directory that holds them."""
+    from mlflow.artifacts import download_artifacts
+
+    return Path(
+        download_artifacts(
+            artifact_uri=location, dst_path=str(into), tracking_uri=client.tracking_uri
+        )
+    )
+
+
+def artifact_url(client, location: str, path: str) -> str:
+    """The proxied artifact address of `path` under an `mlflow-artifacts:` location: where an
+    attacker with the server's address PUTs a file."""
+    root = location.removeprefix("mlflow-artifacts:").lstrip("/")
+    return f"{client.tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{root}/{path}"

@@ -36,6 +36,10 @@ TRANSITIONS = {
     "attestation.written": "Signed approval proof written",
     "attestation.attempt_failed": "Writing the approval proof failed; it will be retried",
     "attestation.failed": "Writing the approval proof failed",
+    # The proofs of the versions this request's move took out of a target.
+    "proof.revoked": "Proof of a version that left the target revoked",
+    "proof.revocation_attempt_failed": "Revoking a proof failed; it will be retried",
+    "proof.revocation_failed": "Revoking a proof failed",
 }
 
 

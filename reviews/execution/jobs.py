@@ -37,7 +37,7 @@ from ..decisions.handoff import retry_policy
 from ..decisions.handoff import transition_job_id as transition_job_id
 from ..decisions.staleness import approvals_mark_stale
 from ..models import Decision, Execution, TransitionRequest
-from . import attestation, content_check
+from . import attestation, content_check, revocation
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,7 @@ def _carry_out(request_id: int) -> str:
     client = RegistryClient()
     with model_moves_lock(request.version.model_id):
         current, holders = _read(client, request)
+        alias_holder = _alias_holder(client, request)
         if current is None:
             # For good: MLflow never reuses a version number, so no retry can help (the page says
             # so instead of offering one), and the mirror's sync will record the deletion.
@@ -156,12 +157,22 @@ def _carry_out(request_id: int) -> str:
         )
         if not recorded:  # another run recorded it (SQLite: no execution lock to wait on)
             return f"request #{request_id} was already carried out"
+        left = [] if already else revocation.departures(request, current, holders, alias_holder)
         chain.record(
             "transition.done",
             request=request,
             details={"already_at_target": already, "archived_versions": [] if already else holders},
         )
+        # The proofs of the holdings this move ended: revoked by jobs queued after commit.
+        revoking = revocation.record(
+            request.version.model,
+            left,
+            left_at=request.executed_at,
+            request=request,
+            reasons={v: revocation.reason_for(request, v) for v, _ in left},
+        )
     attestation.write_after_transition(request_id)  # the signed proof; never raises
+    revocation.enqueue_all(revoking)
     _queue_follow_up_sync(name)
     return f"{name} version {number} is at {target}"
 
@@ -175,6 +186,16 @@ def _read(client: RegistryClient, request: TransitionRequest) -> tuple[MlflowVer
     versions = client.list_versions(name)  # one call, like get_version, with every stage
     current = next((v for v in versions if v.version == number), None)
     return current, request.versions_to_archive(versions)
+
+
+def _alias_holder(client: RegistryClient, request: TransitionRequest) -> int | None:
+    """For an alias target, the version MLflow has it on before the move (its proof for the
+    alias ends when the alias moves); None otherwise."""
+    target = request.parsed_target
+    if not target.is_alias:
+        return None
+    found = client.get_model(request.version.model.name)
+    return found.aliases.get(target.alias) if found is not None else None
 
 
 def _queue_follow_up_sync(name: str) -> None:
