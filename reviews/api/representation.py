@@ -125,6 +125,7 @@ def request_out(request: TransitionRequest) -> dict:
         "attestation": request.attestation or None,
         "gates": gates.with_verdicts(request.gate_results),
         "escalation": request.policy_snapshot.get("escalation", {}).get("applied", []),
+        "leaves": request.policy_snapshot.get("leaves"),
         "requirements": requirements_out(count),
         "approved_by": list(count.approvers),
         "votes": [
