@@ -269,7 +269,8 @@ def test_busy_port_is_named_with_the_variable_to_change_and_nothing_starts(
 def test_demo_users_are_created_once_in_their_groups():
     call_command("create_demo_users")
     assert set(Group.objects.get(name="ml-leads").user_set.values_list("username", flat=True)) == {
-        "alice"
+        "alice",
+        "frank",
     }
     assert set(
         Group.objects.get(name="data-science").user_set.values_list("username", flat=True)
