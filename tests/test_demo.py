@@ -284,7 +284,7 @@ def test_demo_users_are_created_once_in_their_groups():
     bob.set_password("changed-by-bob")
     bob.save()
     call_command("create_demo_users")
-    assert User.objects.count() == 6
+    assert User.objects.count() == 7
     assert authenticate(username="bob", password="changed-by-bob") is not None
 
     call_command("create_demo_users", "--reset")

@@ -75,12 +75,14 @@ def rollback_offers(history: HolderHistory) -> list[RollbackOffer]:
     will take. A query per offered target, bounded by the targets."""
     offers = []
     live = _live_versions(history)
-    policies = policies_loaded()
+    policies: list[ApprovalPolicy] | None = None
     model = history.timeline.model
     for target in history.timeline.targets():
         previous = history.timeline.previous(target)
         if previous is None or previous.version not in live:
             continue
+        if policies is None:  # read once, and only when there is something to offer
+            policies = policies_loaded()
         try:
             needs = _sized(model, target, previous.version, policies).words
         except QuorumError as refusal:  # no policy, two tied, the version gone
