@@ -110,7 +110,8 @@ def test_the_rollback_button_says_what_the_rollback_will_take(
 
 def test_an_escalation_always_needs_people(promoted, requester):
     """An auto-approve gate that passes approves nothing an escalation applies to."""
-    policies_load(text=with_staging(EASY_STAGING, ESCALATING.replace("data-science, approvals: 3", "ml-leads, approvals: 1")))
+    lead_too = ESCALATING.replace("data-science, approvals: 3", "ml-leads, approvals: 1")
+    policies_load(text=with_staging(EASY_STAGING, lead_too))
     request = opening.request_create(
         model=promoted, version=2, target="Staging", requester=requester
     )
