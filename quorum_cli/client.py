@@ -58,6 +58,12 @@ class Client:
             body["to_version"] = to_version
         return self._call("POST", "/rollbacks", json=body)
 
+    def preview_rollback(self, model: str, target: str, to_version: str | None) -> dict:
+        params = {"model": model, "target": target}
+        if to_version is not None:
+            params["to_version"] = to_version
+        return self._call("GET", "/rollbacks/preview", params=params)
+
     def break_glass(self, model: str, version: str, target: str, reason: str) -> dict:
         body = {"model": model, "version": version, "target": target, "reason": reason}
         return self._call("POST", "/break-glass", json=body)

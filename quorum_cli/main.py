@@ -3,7 +3,7 @@
     quorum request MODEL VERSION --to Production|Staging|@champion [--comment TEXT] [--wait]
                    [--answer TEXT]   (required when the version was rejected there before)
     quorum request MODEL VERSION --to TARGET --break-glass --reason TEXT [--wait]
-    quorum rollback MODEL --target Production [--to VERSION] [--comment TEXT] [--wait]
+    quorum rollback MODEL --target Production [--to VERSION] [--comment TEXT] [--wait] [--preview]
     quorum status ID                      (also prints the latest comments)
     quorum wait ID [--timeout 2h]
     quorum vote ID approve|reject [--comment TEXT]
@@ -270,6 +270,15 @@ def _follow(client: Client, request: dict, args: argparse.Namespace, out: Output
 
 
 def cmd_rollback(client: Client, args: argparse.Namespace, out: Output) -> int:
+    # What it will take first, sized by the server as the request will be.
+    preview = client.preview_rollback(args.model, args.target, args.to)
+    out.line(
+        f"Rollback of {preview['model']} {preview['target']} to v{preview['version']}: "
+        f"{preview['needs']}"
+    )
+    if args.preview:
+        out.final(preview)
+        return EXIT_DONE
     request = client.create_rollback(args.model, args.target, args.to, args.comment)
     return _follow(client, request, args, out)
 
@@ -395,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="put back a version that held a stage or alias before",
         description="Ask for TARGET of MODEL to go back to the version that held it before it "
         "(or to --to VERSION, which must have held it): a rollback request, decided by the "
-        "policy's rollback rules.",
+        "policy's rollback rules. Prints how many sign-offs it will take first.",
     )
     rollback.add_argument("model")
     rollback.add_argument(
@@ -405,6 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", metavar="VERSION", help="the version to put back (default: the previous holder)"
     )
     rollback.add_argument("--comment", default="", help="why, for the reviewers")
+    rollback.add_argument(
+        "--preview",
+        action="store_true",
+        help="only say what it would take (the version, the sign-offs); open nothing",
+    )
     rollback.add_argument(
         "--wait", action="store_true", help="block until the version is back at its target"
     )

@@ -128,6 +128,7 @@ def request_out(request: TransitionRequest) -> dict:
         "content_digest": request.content_digest or None,
         "metric_pins": request.metric_pins or {},
         "escalation": request.policy_snapshot.get("escalation", {}).get("applied", []),
+        "leaves": request.policy_snapshot.get("leaves"),
         "requirements": requirements_out(count),
         "approved_by": list(count.approvers),
         "votes": [

@@ -54,7 +54,22 @@ def resolve(
     candidate_metrics: dict,
     baseline_metrics: dict | None,
 ) -> Resolution:
-    """The requirements `snapshot`'s policy asks for, given what `comparison` shows."""
+    """The requirements `snapshot`'s policy asks for, given what `comparison` shows, with the
+    sign-offs of a protected target the version leaves (`snapshot["leaves"]`,
+    `reviews.decisions.sizing`), which no evidence lowers."""
+    found = _resolve(snapshot, comparison, candidate_metrics, baseline_metrics)
+    leaves = snapshot.get("leaves")
+    if leaves:
+        return Resolution(require=_merged(found.require, leaves["require"]), applied=found.applied)
+    return found
+
+
+def _resolve(
+    snapshot: dict,
+    comparison: registry_evidence.EvidenceComparison,
+    candidate_metrics: dict,
+    baseline_metrics: dict | None,
+) -> Resolution:
     base = [dict(r) for r in snapshot.get("policy_require", snapshot.get("require", []))]
     rules = snapshot.get("escalate", [])
     flags = comparison.flags()

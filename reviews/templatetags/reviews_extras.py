@@ -19,7 +19,7 @@ from django.utils import timezone
 from registry.models import ChangeOrigin, RegistryChange
 
 from ..decisions.promotion import target_options
-from ..emergency.break_glass import break_glass_targets
+from ..emergency.break_glass import break_glass_targets, ratification_warnings
 from ..emergency.rollback import rollback_offers
 from ..execution.holder_history import holder_history
 from ..insight.presentation import duration_label as _duration_label
@@ -108,6 +108,10 @@ def holder_history_section(context, model) -> dict:
         "history": history,
         "targets": targets,
         "break_glass_targets": glass,
+        # Said before the move: a ratification that cannot pass without the breaker.
+        "break_glass_warnings": (
+            sorted(ratification_warnings(model.name, user, glass).items()) if glass else []
+        ),
         "break_glass_versions": (
             list(model.versions.live().order_by("-version").values_list("version", flat=True))
             if glass

@@ -236,7 +236,6 @@ def _detail_context(
     refusal = voting.vote_refusal(review, user)
     # Shown beside the vote form: why their earlier approval no longer counts.
     my_stale = [v for v in votes if v.user_id == user.pk and v.stale]
-    is_requester = review.requester_id == user.pk
     pending = review.decision == Decision.PENDING
     status = _status(review)
     entries = timeline.timeline(review)
@@ -266,7 +265,7 @@ def _detail_context(
         "reevaluation": next(
             (e for e in reversed(entries) if e.action == "request.reevaluated"), None
         ),
-        "can_cancel": pending and (is_requester or user.is_staff),
+        "can_cancel": pending and deciding.cancel_refusal(review, user) is None,
         "can_retry": user.is_staff and review.decision == Decision.APPROVED,
         "expired_unprocessed": standing.is_overdue(review),
         "decided_by": standing.decided_by_words(review, votes, count),
