@@ -32,7 +32,7 @@ from ..errors import (
 from ..models import COMMENT_MAX, Decision, RequestKind, TransitionRequest
 from ..policies.matching import policy_as_spec, policy_for
 from ..policies.spec import parse_target
-from . import escalation, gates, related
+from . import explain, gates, related
 from .deciding import decide
 
 # -- targets ----------------------------------------------------------------------------------
@@ -130,17 +130,10 @@ def request_create(
         snapshot["rollback_rules"] = True
         expires_after = spec.rollback.expires_after or expires_after
     baseline = target_holder(registered, target, exclude=candidate.pk)
-    results = gates.evaluate(
-        snapshot["gates"], candidate.metrics, baseline.metrics if baseline else None
-    )
-    # What the evidence packet shows may add approvals, lower them or fail an evidence gate.
-    sized = TransitionRequest(
-        policy_snapshot=snapshot,
-        candidate_metrics=candidate.metrics,
-        baseline_metrics=baseline.metrics if baseline else None,
-    )
-    results += escalation.refresh(sized, candidate, baseline)
-    snapshot = sized.policy_snapshot
+    # The metric gates, then what the evidence packet shows (it may add approvals, lower them or
+    # fail an evidence gate): the same function `quorum policy explain` and `test` show.
+    sizing = explain.sized_for(snapshot, candidate, baseline)
+    snapshot, results = sizing.snapshot, sizing.results
     try:
         with transaction.atomic():
             request = TransitionRequest.objects.create(
