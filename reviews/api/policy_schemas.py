@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ninja import Field, Schema
+from pydantic import ConfigDict
 
-from .schemas import Name, VersionNumber
+from .schemas import Name, Text, VersionNumber
 
 
 class ExplainIn(Schema):
@@ -71,3 +72,30 @@ class ExplanationOut(Schema):
     allow_self_approval: bool
     rollback: RollbackAvailability
     break_glass: BreakGlassAvailability
+
+
+class PolicyTestIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    policies: Text = Field(description="The policy file's text (YAML), as load_policies reads it.")
+    cases: Text = Field(description="The cases file's text (YAML, docs/policies.md).")
+
+
+class FileProblem(Schema):
+    file: Literal["policies", "cases"]
+    place: str = Field(
+        description="Where in the file, e.g. `cases[2].expect.gates`; empty: the file."
+    )
+    message: str
+
+
+class CaseOut(Schema):
+    name: str
+    passed: bool
+    differences: list[str] = Field(description="What the case expected and what it got, per item.")
+
+
+class PolicyTestOut(Schema):
+    passed: bool = Field(description="Both files are well formed and every case passes.")
+    problems: list[FileProblem] = Field(description="Why a file is malformed; then no case runs.")
+    cases: list[CaseOut]

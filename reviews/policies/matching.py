@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from django.db.models import Prefetch, QuerySet
 
@@ -30,7 +30,6 @@ from .spec import (
 )
 
 GLOB_CHARS = "*?["
-P = TypeVar("P")
 
 
 def with_relations(policies: QuerySet) -> QuerySet:
@@ -118,8 +117,8 @@ class Match:
 def matches(
     model_name: str,
     target: str,
-    policies: Iterable[P],
-    patterns: Callable[[P], Iterable[str]] = lambda p: p.model_patterns,
+    policies: Iterable[Any],
+    patterns: Callable[[Any], Iterable[str]] = lambda p: p.model_patterns,
 ) -> list[Match]:
     """Every policy among `policies` covering (model, target), the most specific first.
 
