@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.core.management.base import CommandError
 
 from reviews.decisions.policy_cases import CasesInvalid, run
 from reviews.models import ApprovalPolicy, AuditEvent, TransitionRequest
