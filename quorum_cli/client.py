@@ -72,6 +72,15 @@ class Client:
         body = {"decision": decision, "comment": comment}
         return self._call("POST", f"/requests/{request_id}/votes", json=body)
 
+    def explain_policy(self, model: str, version: str, target: str) -> dict:
+        params = {"model": model, "version": version, "target": target}
+        return self._call("GET", "/policies/explain", params=params)
+
+    def test_policies(self, policies: str, cases: str) -> dict:
+        """The server checks `cases` (a cases file's text) against `policies` (a policy file's
+        text) with its own evaluation, storing nothing."""
+        return self._call("POST", "/policies/test", json={"policies": policies, "cases": cases})
+
     def latest_comments(self, request_id: int, limit: int = 3) -> list[dict]:
         """The newest `limit` comments on the request, oldest first (the API lists oldest
         first: one call when there are few, a second for the last page otherwise)."""

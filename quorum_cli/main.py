@@ -8,12 +8,14 @@
     quorum wait ID [--timeout 2h]
     quorum vote ID approve|reject [--comment TEXT]
     quorum verify MODEL VERSION --target Production [--key FILE | --server URL]
+    quorum policy explain MODEL VERSION --target T    quorum policy test CASES --policies FILE
 
 Exit codes, for CI: 0 the version is at its target (or, without waiting, the call succeeded);
 1 rejected, expired, cancelled or the transition failed (the reason is printed); 2 usage,
 authentication, a refusal or an unreachable server; 3 timed out while waiting. `verify` (see
 quorum_cli/verify.py) exits 0 for a valid proof, 1 for none or a bad one, 2 on usage or
-connection errors, 4 when the keys would come over plain HTTP from another host.
+connection errors, 4 when the keys would come over plain HTTP from another host. `policy`
+(quorum_cli/policy.py) exits 0 explained / every case passed, 1 no policy / a case failed, 2 errors.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-from quorum_cli import __version__, verify
+from quorum_cli import __version__, policy, verify
 from quorum_cli.client import Client, CliError, Unreachable
 
 EXIT_DONE = 0
@@ -443,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     vote.add_argument("--comment", default="", help="required when rejecting")
     vote.set_defaults(run=cmd_vote)
 
+    policy.add_parser(commands, [common])
     checking = verify.add_parser(commands)
     checking.set_defaults(run=None, usage_error=checking.error)
     return parser

@@ -25,9 +25,9 @@ from registry.models import ModelVersion
 from registry.targets import Target
 
 from ..errors import NoPolicy
-from ..models import ApprovalPolicy, RequestKind, TransitionRequest
+from ..models import ApprovalPolicy, RequestKind
 from ..policies.matching import policy_as_spec, policy_for
-from . import escalation, gates
+from . import explain, gates
 
 
 @dataclass
@@ -46,8 +46,7 @@ class Sizing:
     @property
     def escalations(self) -> list[dict]:
         """The escalation rules that apply (not the `no_change` fast path, which lowers)."""
-        applied = self.snapshot.get("escalation", {}).get("applied", [])
-        return [rule for rule in applied if rule["when"] != "no_change"]
+        return explain.escalations(self.snapshot)
 
     @property
     def leaves(self) -> dict | None:
@@ -62,12 +61,7 @@ class Sizing:
     def approved_at_once(self) -> bool:
         """Every auto-approve gate passed, no escalation asks for people and the version leaves
         no protected target (whose approvers must sign)."""
-        return (
-            not self.failures
-            and not self.escalations
-            and not self.leaves
-            and gates.auto_approves(self.results)
-        )
+        return explain.approved_at_once(self.snapshot, self.results)
 
     @property
     def needs(self) -> str:
@@ -151,17 +145,10 @@ def size(
                 snapshot["escalate"] = []
             snapshot["rollback_rules"] = True
             expires_after = rules.expires_after or expires_after
-    results = gates.evaluate(
-        snapshot["gates"], candidate.metrics or {}, baseline.metrics if baseline else None
-    )
-    # What the evidence packet shows may add approvals, lower them or fail an evidence gate.
-    sized = TransitionRequest(
-        policy_snapshot=snapshot,
-        candidate_metrics=candidate.metrics,
-        baseline_metrics=baseline.metrics if baseline else None,
-    )
-    results += escalation.refresh(sized, candidate, baseline)
-    snapshot = sized.policy_snapshot
+    # The metric gates, then what the evidence packet shows (it may add approvals, lower them or
+    # fail an evidence gate): the same function `quorum policy explain` and `test` show.
+    core = explain.sized_for(snapshot, candidate, baseline)
+    snapshot, results = core.snapshot, core.results
     if kind == RequestKind.BREAK_GLASS:
         # The move is made at once: the gates are shown, and decide nothing.
         results = gates.skipped(results)

@@ -18,12 +18,14 @@ from django.utils import timezone
 
 from registry.models import ChangeOrigin, RegistryChange
 
+from ..decisions.explanation import explain
 from ..decisions.promotion import target_options
 from ..emergency.break_glass import break_glass_targets, ratification_warnings
 from ..emergency.rollback import rollback_offers
+from ..errors import QuorumError
 from ..execution.holder_history import holder_history
 from ..insight.presentation import duration_label as _duration_label
-from ..models import OutOfBandRevert, TransitionRequest
+from ..models import ApprovalPolicy, OutOfBandRevert, TransitionRequest
 from ..web.forms import PromotionForm
 from ..web.inbox import awaiting_ids, decorate, with_rows
 
@@ -135,6 +137,36 @@ def request_promotion(context, version) -> dict:
         "csrf_token": context.get("csrf_token"),
         "user": context.get("user"),
         "embedded": True,
+    }
+
+
+@register.inclusion_tag("reviews/_policy_explanation.html", takes_context=True)
+def policy_explanation(context, version) -> dict:
+    """The version page's "Which policy applies" panel: a target picked with `?explain=T` (a GET
+    form: explaining changes nothing) explained as `GET /api/v1/policies/explain` answers. Costs
+    one query for the targets until a target is picked."""
+    request = context.get("request")
+    chosen = request.GET.get("explain", "") if request is not None else ""
+    targets = sorted(
+        {t for ts in ApprovalPolicy.objects.values_list("targets", flat=True) for t in ts}
+    )
+    answer, refusal = None, ""
+    if chosen and not version.deleted:
+        try:
+            answer = explain(
+                model=version.model.name,
+                version=version.version,
+                target=chosen,
+                user=context.get("user"),
+            )
+        except QuorumError as error:
+            refusal = str(error)
+    return {
+        "version": version,
+        "targets": targets,
+        "chosen": chosen,
+        "answer": answer,
+        "refusal": refusal,
     }
 
 
