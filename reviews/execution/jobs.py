@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from rq import get_current_job
+from structlog.contextvars import bind_contextvars, bound_contextvars, unbind_contextvars
 
 from infra import locks
 from registry.jobs import enqueue_model_sync
@@ -51,12 +52,16 @@ def execute_transition(request_id: int) -> str:
     """Carries out one approved request in MLflow; a sync of its model follows as a job of its
     own. Safe to run twice. Any exception is recorded on the request and in the audit trail
     before RQ sees it (and retries it, while retries are left)."""
-    with execution_lock(request_id):
+    # Every line logged while it runs names the request (operations/logs.py); `_carry_out` adds
+    # the model and version once it has read them.
+    with bound_contextvars(transition_request=request_id), execution_lock(request_id):
         try:
             return _carry_out(request_id)
         except Exception as error:
             _record_error(request_id, error)
             raise
+        finally:
+            unbind_contextvars("model", "version")
 
 
 @contextlib.contextmanager
@@ -110,6 +115,7 @@ def _carry_out(request_id: int) -> str:
         if request.execution not in (Execution.QUEUED, Execution.RUNNING):
             # Failed for good (a stray retry after the end): only an admin's retry runs it again.
             return f"request #{request_id} is {request.execution}: nothing to do"
+        bind_contextvars(model=request.version.model.name, version=request.version.version)
         request.execution = Execution.RUNNING
         request.execution_attempts += 1
         request.execution_started_at = timezone.now()
