@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..audit import chain
+from ..decisions import pins
 from ..execution import jobs
 from ..models import Decision, Execution, RequestKind, TransitionRequest
 from ..policies.spec import BreakGlassSpec
@@ -48,6 +49,8 @@ def ratification_open(request: TransitionRequest) -> TransitionRequest | None:
         baseline_metrics=request.baseline_metrics,
         # The gates the move skipped ("skipped: break glass"): what the ratifiers judge.
         gate_results=request.gate_results,
+        # The ratifiers approve the bytes that were moved (pinned by the move at the latest).
+        content_digest=request.content_digest,
         expires_at=request.created_at + rules.ratify_within,
     )
     chain.record(
@@ -132,6 +135,8 @@ def _revert(moved: TransitionRequest, previous) -> TransitionRequest | None:
         candidate_metrics=previous.metrics,
         baseline_metrics=moved.version.metrics,
         gate_results=[],
+        # The bytes that held the target before: the transition job moves only those.
+        content_digest=pins.content_pin(previous),
         expires_at=timezone.now() + timedelta(days=1),
         decision=Decision.APPROVED,
         decided_at=timezone.now(),

@@ -3,7 +3,9 @@
 Right before a transition moves a version, its job reads the version's files from MLflow afresh
 (`registry.content.read_content`, not the mirrored digest) and compares their digest with the one
 the request pinned (`reviews.decisions.pins`). On a difference, when the files cannot be read, or
-when the request pinned no digest, nothing moves: the request fails with the reason (the
+when the request pinned no digest, nothing moves (except a break-glass move: it moves at once
+even before the digest job read the version, so its job reads the digest now and pins it, and
+the proof and the ratification name those bytes): the request fails with the reason (the
 `transition.failed` event, so its requester and staff are mailed as for any failed transition),
 and its approvals go stale, since they were given for other bytes. MLflow being unreachable is
 no refusal: it raises, and the job is retried like any MLflow error.
@@ -11,12 +13,15 @@ no refusal: it raises, and the job is retried like any MLflow error.
 
 from __future__ import annotations
 
+from django.db import transaction
+
 from quorum_cli.manifest import Manifest
 from registry import content as registry_content
 from registry.mlflow_client import RegistryClient
 
+from ..audit import chain
 from ..decisions import pins
-from ..models import TransitionRequest
+from ..models import RequestKind, TransitionRequest
 
 
 def refusal(request: TransitionRequest, client: RegistryClient) -> str:
@@ -25,6 +30,8 @@ def refusal(request: TransitionRequest, client: RegistryClient) -> str:
     version = request.version
     what = f"{version.model.name} version {version.version}"
     pinned = request.content_digest
+    if not pinned and request.kind == RequestKind.BREAK_GLASS:
+        return _pin_at_move(request, client, what)
     if not pinned:
         return (
             f"Nothing was moved: request #{request.pk} pinned no content digest, so no approval "
@@ -46,3 +53,24 @@ def refusal(request: TransitionRequest, client: RegistryClient) -> str:
         f"Nothing was moved: the files of {what} are not the approved ones. "
         + pins.file_reasons(before, fresh.manifest, pinned, fresh.digest, when="after approval")
     )
+
+
+def _pin_at_move(request: TransitionRequest, client: RegistryClient, what: str) -> str:
+    """A break-glass move with no digest pinned yet: pins the digest read now (what moves is
+    what its proof and ratification name), or refuses when the files cannot be read."""
+    fresh = registry_content.read_content(request.version, client=client)
+    if fresh.manifest is None:
+        return (
+            f"Nothing was moved: the content digest of {what} cannot be computed now "
+            f"({fresh.reason}), so no proof could name the bytes moved by break glass."
+        )
+    with transaction.atomic():
+        TransitionRequest.objects.filter(pk=request.pk).update(content_digest=fresh.digest)
+        request.content_digest = fresh.digest
+        chain.record(
+            "request.content_pinned",
+            actor="system",
+            request=request,
+            details={"digest": fresh.digest, "previous": "", "reason": "read as break glass moved"},
+        )
+    return ""
