@@ -41,9 +41,9 @@ def test_a_file_rewritten_after_quorum_is_refused_failed_audited_and_mailed(
     with_mail(cast)
     request = approved(2, "Production")
     stored = VersionContent.objects.get(pk=request.version.content.pk)
-    old = {f["path"]: f["sha256"] for f in stored.files}["model.pkl"]
+    old = {f["path"]: f["sha256"] for f in stored.files}["weights/model.txt"]
     response = requests.put(
-        artifact_url(mlflow_client, stored.location, "model.pkl"), data=b"other", timeout=10
+        artifact_url(mlflow_client, stored.location, "weights/model.txt"), data=b"other", timeout=10
     )
     assert response.status_code == 200
 
@@ -53,7 +53,7 @@ def test_a_file_rewritten_after_quorum_is_refused_failed_audited_and_mailed(
     assert request.execution == Execution.FAILED
     assert request.execution_error.startswith(
         f"Nothing was moved: the files of {promoted} version 2 are not the approved ones. "
-        f"model.pkl changed after approval: sha256 {old[:12]}… → sha256 "
+        f"weights/model.txt changed after approval: sha256 {old[:12]}… → sha256 "
     ), request.execution_error
     # Nothing moved in MLflow: v1 still holds Production.
     assert mlflow_client.get_version(promoted, 2).stage == "None"
