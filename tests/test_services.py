@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
+from registry import content
 from registry.models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange
 from registry.sync import sync_registry
 from reviews.audit import verification
@@ -45,6 +46,7 @@ from reviews.models import (
 from reviews.policies.loading import policies_export, policies_load, set_requesters
 from tests.factories import (
     GOOD,
+    log_model_files,
     make_history,
     make_mirror,
     make_request,
@@ -271,11 +273,16 @@ def test_a_nan_logged_in_mlflow_rejects_the_request_saying_so(
 def test_a_holder_with_a_nan_metric_can_still_be_replaced_by_the_reviewers(
     policies, requester, lead, scientist1, scientist2, mlflow_client, unique_name
 ):
-    register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.9, "f1": float("nan")})
-    register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.92, "f1": float("inf")})
-    register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.92, "f1": 0.9})
+    runs = [
+        *register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.9, "f1": float("nan")}),
+        *register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.92, "f1": float("inf")}),
+        *register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.92, "f1": 0.9}),
+    ]
+    for number, run_id in enumerate(runs, start=1):  # model files: nothing is approved unread
+        log_model_files(mlflow_client, run_id, f"weights v{number}\n")
     mlflow_client.transition_stage(unique_name, 1, "Production")
     sync_registry(model=unique_name, client=mlflow_client)
+    content.digest_missing(client=mlflow_client)  # the digest job, after the sync
 
     infinite = create(requester, version=2, model=unique_name)
     request = create(requester, version=3, model=unique_name)
