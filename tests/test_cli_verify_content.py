@@ -146,8 +146,11 @@ def test_a_proof_in_the_first_format_is_refused_and_says_to_sign_it_again(
 
 
 def test_a_version_whose_files_cannot_be_read_gets_no_proof(
-    promoted, approved, mlflow_client, transitions, simple_worker
-):
+    promoted, outsider, mlflow_client, transitions, syncs, simple_worker,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    # Nothing unread is approved by a quorum: only break glass moves such a version.
+    policies_load(text=policies_with(break_glass="ratify_within: 1h, on_unratified: alert"))
     # A fourth version, registered from a run that logged no model files.
     run_id = mlflow_client.log_run(
         mlflow_client.experiment_id("sync-tests"),
@@ -157,9 +160,12 @@ def test_a_version_whose_files_cannot_be_read_gets_no_proof(
     )
     number = mlflow_client.create_version(promoted, source=f"runs:/{run_id}/model", run_id=run_id)
     sync_registry(model=promoted, client=mlflow_client)
-    request = approved(number, "Production")
+    with django_capture_on_commit_callbacks(execute=True):
+        request = break_glass_move(
+            model=promoted, version=number, target="Production", user=outsider, reason="outage"
+        )
 
-    simple_worker(transitions)
+    simple_worker(transitions, syncs)
 
     request.refresh_from_db()
     assert request.execution == "done"  # the version moved: only its proof is refused

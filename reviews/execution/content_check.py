@@ -5,7 +5,8 @@ Right before a transition moves a version, its job reads the version's files fro
 the request pinned (`reviews.decisions.pins`). On a difference, when the files cannot be read, or
 when the request pinned no digest, nothing moves (except a break-glass move: it moves at once
 even before the digest job read the version, so its job reads the digest now and pins it, and
-the proof and the ratification name those bytes): the request fails with the reason (the
+the proof and the ratification name those bytes; files it cannot read pin nothing, and it moves
+with its proof refused): the request fails with the reason (the
 `transition.failed` event, so its requester and staff are mailed as for any failed transition),
 and its approvals go stale, since they were given for other bytes. MLflow being unreachable is
 no refusal: it raises, and the job is retried like any MLflow error.
@@ -31,7 +32,7 @@ def refusal(request: TransitionRequest, client: RegistryClient) -> str:
     what = f"{version.model.name} version {version.version}"
     pinned = request.content_digest
     if not pinned and request.kind == RequestKind.BREAK_GLASS:
-        return _pin_at_move(request, client, what)
+        return _pin_at_move(request, client)
     if not pinned:
         return (
             f"Nothing was moved: request #{request.pk} pinned no content digest, so no approval "
@@ -55,15 +56,14 @@ def refusal(request: TransitionRequest, client: RegistryClient) -> str:
     )
 
 
-def _pin_at_move(request: TransitionRequest, client: RegistryClient, what: str) -> str:
+def _pin_at_move(request: TransitionRequest, client: RegistryClient) -> str:
     """A break-glass move with no digest pinned yet: pins the digest read now (what moves is
-    what its proof and ratification name), or refuses when the files cannot be read."""
+    what its proof and ratification name); files that cannot be read pin nothing and the move
+    goes ahead, its proof refused by `attestation` for want of known content."""
     fresh = registry_content.read_content(request.version, client=client)
     if fresh.manifest is None:
-        return (
-            f"Nothing was moved: the content digest of {what} cannot be computed now "
-            f"({fresh.reason}), so no proof could name the bytes moved by break glass."
-        )
+        # Break glass moves at once all the same; only its proof is refused (it names bytes).
+        return ""
     with transaction.atomic():
         TransitionRequest.objects.filter(pk=request.pk).update(content_digest=fresh.digest)
         request.content_digest = fresh.digest
