@@ -34,7 +34,7 @@ COLUMNS = {"age": "int64", "income": "int64", "city": "object"}
 def explained(mlflow_client, unique_name):
     """The example policies, their people, and a model with evidence: v1 in Production, v2
     without the `city` column (its signature breaks v1's callers), v3 like v1."""
-    for name in ["alice", "bob", "carol", "dave", "erin"]:
+    for name in ["alice", "bob", "carol", "dave", "erin", "frank"]:
         User.objects.create_user(name)
     policies_load(text=(Path(settings.BASE_DIR) / "docs" / "policies.example.yaml").read_text())
     register_sklearn_version(mlflow_client, unique_name, columns=COLUMNS)
