@@ -13,6 +13,7 @@ import django_rq
 import pytest
 from django.db import connection
 
+from registry.content import digest_missing
 from registry.jobs import SYNC_QUEUE
 from registry.models import ChangeKind, RegistryChange, SyncRun
 from registry.sync import sync_registry
@@ -39,6 +40,7 @@ def test_a_follow_up_sync_that_fails_after_the_move_is_retried_alone_and_the_req
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = []  # a second transition would be a bug here
     register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)
+    digest_missing(client=mlflow_client)  # the digest job that follows a sync
     proxy = HoldingProxy(int(mlflow_server.url.rsplit(":", 1)[1]), cut_after_transition=True)
     try:
         # The worker's follow-up syncs retry every 2 s for up to a minute.
