@@ -23,6 +23,7 @@ import requests
 from django.db import connection
 
 from quorum.localservices import free_port
+from registry.content import digest_missing
 from registry.sync import sync_registry
 from reviews.api.auth import token_create
 from reviews.execution import jobs
@@ -50,6 +51,7 @@ def quorum(live_server, settings, mlflow_client, unique_name, policies):
     register_in_mlflow(mlflow_client, unique_name, versions=3)
     mlflow_client.transition_stage(unique_name, 1, "Production")
     sync_registry(model=unique_name, client=mlflow_client)
+    digest_missing(client=mlflow_client)  # the digest job that follows a sync
     tokens = {name: token_create(user=user)[1] for name, user in policies.items()}
     return Quorum(live_server.url, unique_name, tokens)
 
