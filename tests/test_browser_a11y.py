@@ -73,7 +73,6 @@ def landscape(policies):
     ]
     staff = [
         "/audit/",
-        "/analytics/",
         "/admin/",
         "/admin/reviews/approvalpolicy/",
         "/admin/reviews/transitionrequest/",

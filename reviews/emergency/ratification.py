@@ -2,10 +2,9 @@
 
 When a break-glass move is done (its `transition.done` event, `on_event_recorded`), a
 `ratification` request opens that needs the policy's normal quorum and expires after
-`ratify_within` (`ratification_open`). A ratification ends only by approval: rejected, expired or
-cancelled (only staff may cancel one), the move is unratified (`on_ratification_decided`), once,
-whatever ends it and however many ends race: staff are alerted and, with `revert`, the version
-that held the target before is put back by a request the policy approves at once.
+`ratify_within` (`ratification_open`). Rejected or expired, the move is unratified
+(`on_unratified`): staff are alerted and, with `revert`, the version that held the target before
+is put back by a request the policy approves at once.
 """
 
 from __future__ import annotations
@@ -16,13 +15,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..audit import chain
-from ..decisions import pins
 from ..execution import jobs
 from ..models import Decision, Execution, RequestKind, TransitionRequest
 from ..policies.spec import BreakGlassSpec
-
-# The ends of a ratification other than approval: each leaves the move unratified.
-UNRATIFYING = ("request.rejected", "request.expired", "request.cancelled")
 
 
 def ratification_open(request: TransitionRequest) -> TransitionRequest | None:
@@ -47,10 +42,7 @@ def ratification_open(request: TransitionRequest) -> TransitionRequest | None:
         baseline=request.baseline,
         candidate_metrics=request.candidate_metrics,
         baseline_metrics=request.baseline_metrics,
-        # The gates the move skipped ("skipped: break glass"): what the ratifiers judge.
-        gate_results=request.gate_results,
-        # The ratifiers approve the bytes that were moved (pinned by the move at the latest).
-        content_digest=request.content_digest,
+        gate_results=[],
         expires_at=request.created_at + rules.ratify_within,
     )
     chain.record(
@@ -64,7 +56,7 @@ def ratification_open(request: TransitionRequest) -> TransitionRequest | None:
             "policy": snapshot.get("name"),
             "comment": request.comment,
             "baseline": request.baseline.version if request.baseline else None,
-            "gates": request.gate_results,
+            "gates": [],
         },
     )
     return ratification
@@ -72,36 +64,28 @@ def ratification_open(request: TransitionRequest) -> TransitionRequest | None:
 
 def on_event_recorded(sender, event, **kwargs) -> None:
     """Follows a break-glass move through the audit chain: its move done opens the ratification;
-    its ratification rejected, expired or cancelled leaves it unratified."""
+    its ratification rejected or expired leaves it unratified."""
     if event.request_id is None:
         return
     if event.action == "transition.done" and event.request.kind == RequestKind.BREAK_GLASS:
         ratification_open(event.request)
-    elif event.action in UNRATIFYING:
+    elif event.action in ("request.rejected", "request.expired"):
         on_ratification_decided(event.request, event.action.removeprefix("request."))
 
 
 def on_ratification_decided(ratification: TransitionRequest, decision: str) -> None:
-    """A ratification ended other than by approval leaves its break-glass move unratified: staff
-    are alerted and, when the policy says `revert`, the previous holder is put back at once.
-
-    Runs in the transaction that decided the ratification. Exactly once per break-glass move:
-    under the move's row lock, a move already unratified (its `break_glass.unratified` event) is
-    left alone, so two ends racing (an expiry and a cancellation) alert and revert once."""
+    """A ratification rejected or expired leaves its break-glass move unratified: staff are
+    alerted and, when the policy says `revert`, the previous holder is put back at once."""
     if ratification.kind != RequestKind.RATIFICATION:
         return
-    if decision == Decision.APPROVED or decision == Decision.PENDING:
+    if decision not in (Decision.REJECTED, Decision.EXPIRED):
         return
-    if ratification.ratifies_id is None:
-        return
-    moved = TransitionRequest.objects.locked(ratification.ratifies_id)
-    if moved.audit_events.filter(action="break_glass.unratified").exists():
-        return
+    moved = ratification.ratifies
     rules = BreakGlassSpec.model_validate(ratification.policy_snapshot["break_glass"])
-    previous = moved.baseline
+    previous = moved.baseline if moved is not None else None
     revert = rules.on_unratified == "revert"
     reverting = None
-    if revert and previous is not None and not previous.deleted:
+    if revert and previous is not None and not previous.deleted and moved is not None:
         reverting = _revert(moved, previous)
     chain.record(
         "break_glass.unratified",
@@ -135,8 +119,6 @@ def _revert(moved: TransitionRequest, previous) -> TransitionRequest | None:
         candidate_metrics=previous.metrics,
         baseline_metrics=moved.version.metrics,
         gate_results=[],
-        # The bytes that held the target before: the transition job moves only those.
-        content_digest=pins.content_pin(previous),
         expires_at=timezone.now() + timedelta(days=1),
         decision=Decision.APPROVED,
         decided_at=timezone.now(),

@@ -40,7 +40,6 @@ from .notifications import (
 )
 from .guard import GuardProbe
 from .reverts import OutOfBandRevert, RevertState
-from .revocations import ProofRevocation, RevocationState
 
 # isort: on
 
@@ -68,10 +67,8 @@ __all__ = [
     "PolicyGate",
     "PolicyRequester",
     "PolicyRequirement",
-    "ProofRevocation",
     "RequestKind",
     "RevertState",
-    "RevocationState",
     "TransitionRequest",
     "TransitionRequestQuerySet",
     "Vote",
