@@ -93,6 +93,13 @@ def seed_registry(
     # benchmark registry, that bury what the caller prints.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     logging.getLogger("mlflow.store.model_registry.abstract_store").setLevel(logging.WARNING)
+    if artifacts:
+        # Logging a model with an input example checks it is servable inside MLflow's
+        # `_simulate_serving_environment`, which sets this variable and then deletes it again when
+        # it was absent. A deletion while another seeding thread's HTTP request reads the proxy
+        # settings (a walk over os.environ) raises KeyError in that thread. Present beforehand,
+        # the variable is put back by assignment and never deleted; "false" is its default.
+        os.environ.setdefault("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
     started = time.perf_counter()
     names = model_names(models, prefix)
     lock = threading.Lock()

@@ -204,3 +204,62 @@ def test_demo_models_show_a_changed_signature_dependency_and_dataset(mlflow_serv
     assert (wine.signature_changed, wine.dataset_changed) == (False, False)
     assert digits.dataset_changed is True and "not comparable" in digits.dataset_warning
     assert (digits.signature_changed, digits.requirements_changed) == (False, False)
+
+
+def test_seeding_with_artifacts_keeps_mlflow_from_deleting_an_environment_variable_mid_walk(
+    monkeypatch,
+):
+    """Seeding threads log models while others make HTTP requests, which walk os.environ for
+    proxy settings; MLflow's servability check deletes `_MLFLOW_IS_IN_SERVING_ENVIRONMENT` when it
+    was absent, and a deletion mid-walk is a KeyError in the walking thread. seed_registry sets the
+    variable first, and with it present MLflow only ever assigns it."""
+    import os
+    import sys
+    import threading
+
+    from mlflow.pyfunc.utils.environment import _simulate_serving_environment
+
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
+    # Switch threads often, so that without the variable the race shows within the loop.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def walk() -> None:
+        while not done.is_set():
+            try:
+                dict(os.environ.items())
+            except KeyError as error:
+                errors.append(error)
+                return
+
+    walker = threading.Thread(target=walk)
+    walker.start()
+    try:
+        for _ in range(20_000):
+            with _simulate_serving_environment():
+                pass
+    finally:
+        done.set()
+        walker.join()
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert os.environ["_MLFLOW_IS_IN_SERVING_ENVIRONMENT"] == "false"
+
+
+def test_seeding_with_artifacts_sets_the_serving_variable_before_its_threads_start(
+    mlflow_server, monkeypatch
+):
+    import os
+
+    monkeypatch.delenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", raising=False)
+    seed_registry(
+        RegistryClient(mlflow_server.url),
+        models=1,
+        versions=1,
+        train=True,
+        artifacts=True,
+        prefix=prefix(),
+    )
+    assert os.environ["_MLFLOW_IS_IN_SERVING_ENVIRONMENT"] == "false"
