@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import django_rq
 import redis
+import structlog
 from django.conf import settings
 from redis import Redis
 from rq import Queue
@@ -30,6 +31,17 @@ logger = logging.getLogger(__name__)
 LIVE_JOB_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 ENDED_JOB_STATES = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 FAILED_JOB_STATES = ENDED_JOB_STATES - {JobStatus.FINISHED}
+
+
+# The keys of the log context (structlog's context variables) that a job takes along from the
+# code that queued it, in its meta: a web request's id reaches the lines its jobs log
+# (operations/logs.py binds them again in the worker).
+CARRIED_LOG_CONTEXT = ("request_id",)
+
+
+def carried_log_context() -> dict[str, Any]:
+    context = structlog.contextvars.get_contextvars()
+    return {key: context[key] for key in CARRIED_LOG_CONTEXT if key in context}
 
 
 class HasIdAndCreation(Protocol):
@@ -79,7 +91,8 @@ def enqueue_once(
         queue = get_queue(queue_name)
         if replace:
             _drop_ended_job(job_id, queue.connection)
-        queue.enqueue(func, *args, job_id=job_id, unique=True, **options)  # type: ignore[type-var]
+        meta = {**carried_log_context(), **options.pop("meta", {})}
+        queue.enqueue(func, *args, job_id=job_id, unique=True, meta=meta, **options)  # type: ignore[type-var]
     except DuplicateJobError:
         return False
     except (redis.RedisError, OSError) as error:

@@ -12,6 +12,7 @@ from django.conf import settings
 from rq import cron
 
 from registry.jobs import SYNC_QUEUE, sync_full, sync_incremental
+from reviews.decisions.pins import recheck_open
 from reviews.execution.reconciler import reconcile
 from reviews.notify import QUEUE as NOTIFY_QUEUE
 from reviews.notify import periodic as notify_periodic
@@ -60,4 +61,15 @@ cron.register(
     # Each run sends everything pending; runs left waiting for a worker add nothing.
     ttl=300,
     name="quorum.notify",
+)
+
+# Open requests' model files read again: approvals of bytes rewritten in the artifact store go
+# stale before anyone relies on them. Reading costs what downloading the models costs.
+cron.register(
+    recheck_open,
+    queue_name="default",
+    cron=settings.QUORUM_CONTENT_RECHECK_CRON,
+    job_timeout=3600,
+    ttl=3600,
+    name="quorum.content_recheck",
 )

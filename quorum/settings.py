@@ -5,6 +5,7 @@ server on 127.0.0.1:5000. Production sets DATABASE_URL, REDIS_URL, MLFLOW_TRACKI
 SECRET_KEY (see README.md).
 """
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -110,10 +111,16 @@ INSTALLED_APPS = [
     "registry",
     "reviews",
     "identity",  # single sign-on (OpenID Connect) and CI's workload identity tokens
+    "operations",  # /metrics, /healthz, /readyz, structured logs (docs/operations.md)
 ]
 
 MIDDLEWARE = [
-    # First, so that it sees every request: notes X-Forwarded-For with no QUORUM_PROXY_COUNT.
+    # Before everything: probes and scrapers come by address, over plain HTTP, signed in to
+    # nothing, so host validation, the HTTPS redirect, CSRF and the throttle must not see them.
+    "operations.endpoints.OperationsEndpointsMiddleware",
+    # The request id, for every line logged while the request is handled and its response.
+    "operations.logs.RequestIdMiddleware",
+    # Then, so that it sees every other request: notes X-Forwarded-For with no QUORUM_PROXY_COUNT.
     "quorum.forwarded.ForwardedForMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -352,6 +359,9 @@ QUORUM_CONTENT_CHUNK_BYTES = int(os.environ.get("QUORUM_CONTENT_CHUNK_BYTES", st
 QUORUM_CONTENT_BATCH_SECONDS = int(os.environ.get("QUORUM_CONTENT_BATCH_SECONDS", "300"))
 QUORUM_CONTENT_MAX_FILES = int(os.environ.get("QUORUM_CONTENT_MAX_FILES", "10000"))
 QUORUM_CONTENT_MAX_BYTES = int(os.environ.get("QUORUM_CONTENT_MAX_BYTES", str(100 * 1000**3)))
+# When open requests' model files are read again to find bytes changed behind MLflow's back
+# (`reviews.decisions.pins.recheck_open`; the transition worker checks them again before moving).
+QUORUM_CONTENT_RECHECK_CRON = os.environ.get("QUORUM_CONTENT_RECHECK_CRON", "17 * * * *")
 
 # Seconds between attempts of a failed MLflow transition (an outage, an error): the backoff.
 QUORUM_TRANSITION_RETRY_INTERVALS = [
@@ -437,22 +447,63 @@ DEFAULT_FROM_EMAIL = _email.get(
 )
 SERVER_EMAIL = _email.get("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 
-# Everything to standard error, which gunicorn, the workers and systemd or the platform collect.
-LOGGING = {
+# --- Running it as a service (docs/operations.md) --------------------------------------------
+# /metrics answers a scraper that sends this bearer token, or connects from one of these
+# addresses (CIDRs, comma-separated: "10.0.0.0/8,127.0.0.1"); with neither set it is off (404).
+QUORUM_METRICS_TOKEN = os.environ.get("QUORUM_METRICS_TOKEN", "")
+if QUORUM_METRICS_TOKEN and len(QUORUM_METRICS_TOKEN) < 24:
+    raise ImproperlyConfigured(
+        "QUORUM_METRICS_TOKEN is too short to resist guessing: use 24 characters or more, e.g. "
+        'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+    )
+
+
+def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A list of CIDRs (a bare address is a network of one); a typo stops startup."""
+    networks = []
+    for item in env_list(name, ""):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an address or a network (CIDR such as 10.0.0.0/8)"
+            ) from None
+    return networks
+
+
+QUORUM_METRICS_ALLOW = env_networks("QUORUM_METRICS_ALLOW")
+# /readyz counts a worker alive while its last heartbeat is this recent. An idle RQ worker beats
+# every 405 s and RQ drops its record after 480 s (operations/queue_state.py).
+QUORUM_WORKER_HEARTBEAT_WINDOW = int(os.environ.get("QUORUM_WORKER_HEARTBEAT_WINDOW", "480"))
+
+# Everything to standard error, which gunicorn, the workers and systemd or the platform collect:
+# plain lines, or with QUORUM_LOG_FORMAT=json one JSON object per line (operations/logs.py).
+QUORUM_LOG_FORMAT = os.environ.get("QUORUM_LOG_FORMAT", "plain").strip().lower() or "plain"
+if QUORUM_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(
+        f"QUORUM_LOG_FORMAT={os.environ['QUORUM_LOG_FORMAT']!r}: use plain (the default) or json"
+    )
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+_quorum_logger = {"handlers": ["console"], "level": LOG_LEVEL}
+LOGGING: dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "operations.logs.JsonFormatter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stderr",
-            "formatter": "plain",
+            "formatter": QUORUM_LOG_FORMAT,
         }
     },
     "loggers": {
-        "registry": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-        "reviews": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-        "quorum": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+        **{
+            name: dict(_quorum_logger)
+            for name in ("registry", "reviews", "quorum", "identity", "infra", "operations")
+        },
         # Every server error with its traceback (Django logs it here with exc_info). Without
         # this Django sends it only to ADMINS by mail, or to the console only with DEBUG on.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
@@ -460,3 +511,12 @@ LOGGING = {
         "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
+if QUORUM_LOG_FORMAT == "json":
+    # Every line is JSON: the libraries' warnings through the same handler (root), RQ's worker
+    # lines too (RQ adds plain handlers of its own only where none would take its lines), and
+    # MLflow told not to install its own.
+    LOGGING["root"] = {"handlers": ["console"], "level": "WARNING"}
+    LOGGING["loggers"]["rq"] = dict(_quorum_logger)
+    for _logger in LOGGING["loggers"].values():
+        _logger["propagate"] = False
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")

@@ -21,6 +21,8 @@ import threading
 from django.db import close_old_connections, connections
 from rq.worker import Worker, WorkerStatus
 
+from operations.logs import job_context
+
 # Queues whose jobs run in the worker process, without a work horse.
 IN_PROCESS_QUEUES = frozenset({"transitions"})
 
@@ -48,6 +50,11 @@ class QuorumWorker(Worker):
             beats.join()
             close_old_connections()
         self.set_state(WorkerStatus.IDLE)
+
+    def perform_job(self, job, queue, execution):
+        # Here, not in execute_job: a work horse calls this too, in its own process.
+        with job_context(job, queue.name):
+            return super().perform_job(job, queue, execution)
 
     def _heartbeats(self, job, execution, stop: threading.Event) -> None:
         while not stop.wait(self.job_monitoring_interval):

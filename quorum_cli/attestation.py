@@ -5,15 +5,17 @@ and the verifier (`quorum verify`): this module imports neither Django nor MLflo
 pipeline can check a proof with `requests`, `cryptography` and `securesystemslib` alone.
 
 The proof is an in-toto Statement (v1) in a DSSE envelope (securesystemslib's `Envelope`), signed
-with an Ed25519 key, stored as a model version tag whose name says the target it was approved
-for (`tag_for`), so a version approved for Staging and then for Production keeps both proofs.
+with an Ed25519 key, whose subject is the model's content digest (`quorum_cli.manifest`) and
+whose predicate is `PREDICATE_TYPE`; a proof whose holding ended is replaced by a revocation
+(`REVOCATION_TYPE`) saying when and why. It is stored as a model version tag whose name says the
+target it was approved for (`tag_for`), so a version approved for Staging and then for
+Production keeps both proofs.
 A key is known by its id: the SHA-256 of its canonical JSON form (securesystemslib's default), so
 the id follows from the key itself and cannot be chosen.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -31,7 +33,13 @@ from securesystemslib.signer import Key, SSlibKey
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-PREDICATE_TYPE = "urn:quorum:approval:v1"
+# v2: the subject is the model's content digest (`quorum_cli.manifest`), no longer a digest of
+# its registration; the request's kind and, for break glass, its ratification are signed too.
+PREDICATE_TYPE = "urn:quorum:approval:v2"
+# The first format, whose subject named the version, not its bytes: refused, to be signed again.
+OLD_PREDICATE_TYPES = ("urn:quorum:approval:v1",)
+# What replaces a proof once its version leaves the target (`reviews.execution.revocation`).
+REVOCATION_TYPE = "urn:quorum:revocation:v1"
 TAG_PREFIX = "quorum.attestation."
 # MLflow (>= 3.2) takes model version tag values of up to 100,000 characters, and MySQL keeps
 # at most 65,535 bytes of them: a proof stays far below both.
@@ -72,13 +80,6 @@ def target_of_tag(tag: str) -> str | None:
 
 def subject_name(model: str, version: int) -> str:
     return f"models:/{model}/{version}"
-
-
-def subject_digest(*, model: str, version: int, run_id: str, source: str) -> str:
-    """What the Statement's subject digest covers: the version as MLflow registered it (its
-    name, number, run and source URI), not the artifact's bytes, which Quorum never reads."""
-    identity = {"model": model, "version": version, "run_id": run_id, "source": source}
-    return hashlib.sha256(canonical_json(identity)).hexdigest()
 
 
 def canonical_json(value: Any) -> bytes:
@@ -148,6 +149,20 @@ class Verified:
     def predicate(self) -> dict:
         return self.statement["predicate"]
 
+    @property
+    def revoked(self) -> bool:
+        """Whether this is a revocation: the version left the target after it was approved."""
+        return self.statement.get("predicateType") == REVOCATION_TYPE
+
+    @property
+    def content_digest(self) -> str | None:
+        """The content digest the Statement's subject names (sha256 over the manifest)."""
+        for subject in self.statement.get("subject") or []:
+            digest = subject.get("digest") if isinstance(subject, dict) else None
+            if isinstance(digest, dict) and isinstance(digest.get("sha256"), str):
+                return digest["sha256"]
+        return None
+
 
 def envelope_of(tag_value: str) -> Envelope:
     """The DSSE envelope a tag holds; AttestationError when it is not one."""
@@ -189,7 +204,19 @@ def verify_envelope(tag_value: str, keys: list[SSlibKey]) -> Verified:
         raise AttestationError("the signed payload is not JSON") from None
     if not isinstance(statement, dict) or statement.get("_type") != STATEMENT_TYPE:
         raise AttestationError("the signed payload is not an in-toto Statement v1")
-    if statement.get("predicateType") != PREDICATE_TYPE or not isinstance(
+    kind = statement.get("predicateType")
+    if kind in OLD_PREDICATE_TYPES:
+        request = ((statement.get("predicate") or {}).get("request") or {}).get("id")
+        command = (
+            f"manage.py write_attestation {request}"
+            if isinstance(request, int)
+            else ("manage.py write_attestation ID")
+        )
+        raise AttestationError(
+            f"the proof is in the old format ({kind}), which names the version, not its bytes: "
+            f"have Quorum sign it again ({command})"
+        )
+    if kind not in (PREDICATE_TYPE, REVOCATION_TYPE) or not isinstance(
         statement.get("predicate"), dict
     ):
         raise AttestationError(f"the Statement is not a Quorum approval ({PREDICATE_TYPE})")
@@ -217,23 +244,29 @@ def check_names(verified: Verified, *, model: str, version: int, target: str) ->
 
 
 def check_registration(verified: Verified, *, run_id: str, source: str) -> None:
-    """Raises AttestationError unless the Statement's subject digest matches the version as
-    MLflow has it now (its run and source)."""
-    predicate = verified.predicate
-    names = predicate["model"]
-    expected = subject_digest(
-        model=names["name"], version=names["version"], run_id=run_id, source=source
-    )
-    digests = [
-        (s.get("digest") or {}).get("sha256")
-        for s in verified.statement["subject"]
-        if isinstance(s, dict) and isinstance(s.get("digest") or {}, dict)
-    ]
-    if expected not in digests:
+    """Raises AttestationError unless the signed Statement names the version's run and source
+    as MLflow has them now (a version registered again under the same number fails here)."""
+    names = verified.predicate["model"]
+    if names.get("run_id") != run_id or names.get("source") != source:
         raise AttestationError(
             "the proof was made for another registration of this version (its run or source "
             "differs from MLflow's)"
         )
+
+
+def unratified(verified: Verified) -> bool:
+    """Whether the proof is of a break-glass move the quorum has not ratified (yet)."""
+    predicate = verified.predicate
+    kind = (predicate.get("request") or {}).get("kind")
+    return kind == "break_glass" and not (predicate.get("break_glass") or {}).get("ratified")
+
+
+def revocation_sentence(verified: Verified) -> str:
+    """Why a revoked proof no longer holds, in words: "left Production at 2026-12-06 02:10 UTC:
+    rolled back in #12"."""
+    predicate = verified.predicate
+    when = str(predicate.get("left_at") or "an unknown time")
+    return f"left {predicate.get('target')} at {when}: {predicate.get('reason') or 'no reason'}"
 
 
 def short(keyid: str) -> str:

@@ -58,6 +58,12 @@ class Client:
             body["to_version"] = to_version
         return self._call("POST", "/rollbacks", json=body)
 
+    def preview_rollback(self, model: str, target: str, to_version: str | None) -> dict:
+        params = {"model": model, "target": target}
+        if to_version is not None:
+            params["to_version"] = to_version
+        return self._call("GET", "/rollbacks/preview", params=params)
+
     def break_glass(self, model: str, version: str, target: str, reason: str) -> dict:
         body = {"model": model, "version": version, "target": target, "reason": reason}
         return self._call("POST", "/break-glass", json=body)
@@ -65,6 +71,15 @@ class Client:
     def vote(self, request_id: int, decision: str, comment: str) -> dict:
         body = {"decision": decision, "comment": comment}
         return self._call("POST", f"/requests/{request_id}/votes", json=body)
+
+    def explain_policy(self, model: str, version: str, target: str) -> dict:
+        params = {"model": model, "version": version, "target": target}
+        return self._call("GET", "/policies/explain", params=params)
+
+    def test_policies(self, policies: str, cases: str) -> dict:
+        """The server checks `cases` (a cases file's text) against `policies` (a policy file's
+        text) with its own evaluation, storing nothing."""
+        return self._call("POST", "/policies/test", json={"policies": policies, "cases": cases})
 
     def latest_comments(self, request_id: int, limit: int = 3) -> list[dict]:
         """The newest `limit` comments on the request, oldest first (the API lists oldest

@@ -3,17 +3,19 @@
     quorum request MODEL VERSION --to Production|Staging|@champion [--comment TEXT] [--wait]
                    [--answer TEXT]   (required when the version was rejected there before)
     quorum request MODEL VERSION --to TARGET --break-glass --reason TEXT [--wait]
-    quorum rollback MODEL --target Production [--to VERSION] [--comment TEXT] [--wait]
+    quorum rollback MODEL --target Production [--to VERSION] [--comment TEXT] [--wait] [--preview]
     quorum status ID                      (also prints the latest comments)
     quorum wait ID [--timeout 2h]
     quorum vote ID approve|reject [--comment TEXT]
     quorum verify MODEL VERSION --target Production [--key FILE | --server URL]
+    quorum policy explain MODEL VERSION --target T    quorum policy test CASES --policies FILE
 
 Exit codes, for CI: 0 the version is at its target (or, without waiting, the call succeeded);
 1 rejected, expired, cancelled or the transition failed (the reason is printed); 2 usage,
 authentication, a refusal or an unreachable server; 3 timed out while waiting. `verify` (see
 quorum_cli/verify.py) exits 0 for a valid proof, 1 for none or a bad one, 2 on usage or
-connection errors, 4 when the keys would come over plain HTTP from another host.
+connection errors, 4 when the keys would come over plain HTTP from another host. `policy`
+(quorum_cli/policy.py) exits 0 explained / every case passed, 1 no policy / a case failed, 2 errors.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-from quorum_cli import __version__, verify
+from quorum_cli import __version__, policy, verify
 from quorum_cli.client import Client, CliError, Unreachable
 
 EXIT_DONE = 0
@@ -270,6 +272,15 @@ def _follow(client: Client, request: dict, args: argparse.Namespace, out: Output
 
 
 def cmd_rollback(client: Client, args: argparse.Namespace, out: Output) -> int:
+    # What it will take first, sized by the server as the request will be.
+    preview = client.preview_rollback(args.model, args.target, args.to)
+    out.line(
+        f"Rollback of {preview['model']} {preview['target']} to v{preview['version']}: "
+        f"{preview['needs']}"
+    )
+    if args.preview:
+        out.final(preview)
+        return EXIT_DONE
     request = client.create_rollback(args.model, args.target, args.to, args.comment)
     return _follow(client, request, args, out)
 
@@ -395,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="put back a version that held a stage or alias before",
         description="Ask for TARGET of MODEL to go back to the version that held it before it "
         "(or to --to VERSION, which must have held it): a rollback request, decided by the "
-        "policy's rollback rules.",
+        "policy's rollback rules. Prints how many sign-offs it will take first.",
     )
     rollback.add_argument("model")
     rollback.add_argument(
@@ -405,6 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", metavar="VERSION", help="the version to put back (default: the previous holder)"
     )
     rollback.add_argument("--comment", default="", help="why, for the reviewers")
+    rollback.add_argument(
+        "--preview",
+        action="store_true",
+        help="only say what it would take (the version, the sign-offs); open nothing",
+    )
     rollback.add_argument(
         "--wait", action="store_true", help="block until the version is back at its target"
     )
@@ -429,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     vote.add_argument("--comment", default="", help="required when rejecting")
     vote.set_defaults(run=cmd_vote)
 
+    policy.add_parser(commands, [common])
     checking = verify.add_parser(commands)
     checking.set_defaults(run=None, usage_error=checking.error)
     return parser

@@ -1,12 +1,15 @@
 """`quorum verify MODEL VERSION --target T`: did this version really go through Quorum?
 
-Reads the version's proof tag from MLflow directly (its REST API, MLFLOW_TRACKING_URI), checks
-the DSSE signature against Quorum's public keys (a file, for offline use, or fetched from a
-Quorum server) and that the signed Statement names exactly this model, version and target and
-the version's run and source as MLflow has them. Exit codes: 0 verified; 1 no proof, or one that
-is malformed, forged, signed by an unknown key or for another model, version or target; 2 usage
-or connection errors; 4 keys that would come over plain HTTP from another host. Every outcome is
-one line.
+Reads the version's proof tag from MLflow directly (its REST API, MLFLOW_TRACKING_URI,
+`quorum_cli.mlflow_rest`), checks the DSSE signature against Quorum's public keys (a file, for
+offline use, or fetched from a Quorum server), that the signed Statement names exactly this
+model, version and target and the version's run and source as MLflow has them, that it was not
+revoked (the version left the target) nor an unratified break glass (unless
+`--allow-unratified`), and that the model's files are the approved bytes: their content digest,
+computed again from MLflow's copy or from `--path DIR` (`quorum_cli.content_check`), is the
+proof's subject. Exit codes: 0 verified; 1 not verified (the message says why); 2 usage or
+connection errors; 4 keys that would come over plain HTTP from another host. Every outcome is
+one line; `--json` prints the result, with the files that differ, on stdout as well.
 
 Keys fetched from a server are what every check trusts: over plain `http://` anyone on the path
 could hand over their own key and make a forged proof verify. So a key server must be `https://`
@@ -27,7 +30,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from quorum_cli import __version__
+from quorum_cli import __version__, content_check, mlflow_rest
 from quorum_cli import attestation as proof
 from quorum_cli.client import CliError
 
@@ -86,7 +89,20 @@ def add_parser(commands) -> argparse.ArgumentParser:
         help="the MLflow tracking server (default: $MLFLOW_TRACKING_URI)",
     )
     verify.add_argument(
-        "--json", action="store_true", help="print the verified Statement as JSON on stdout"
+        "--path",
+        metavar="DIR",
+        help="check the model files in DIR (the copy about to be served) instead of MLflow's",
+    )
+    verify.add_argument(
+        "--allow-unratified",
+        action="store_true",
+        help="accept a break-glass move the quorum has not ratified yet",
+    )
+    verify.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as JSON on stdout: verified, reason, the Statement and the "
+        "content comparison with the files that differ",
     )
     return verify
 
@@ -110,6 +126,8 @@ def run(args: argparse.Namespace, usage_error: Callable[[str], NoReturn]) -> int
             f"--tracking-uri {args.tracking_uri!r}: quorum verify reads MLflow's REST API, so "
             "it needs the tracking server's http:// or https:// address"
         )
+    if args.path and not os.path.isdir(args.path):
+        usage_error(f"--path {args.path!r} is not a directory")
 
     if args.key:
         keys = keys_from_file(args.key)
@@ -117,8 +135,29 @@ def run(args: argparse.Namespace, usage_error: Callable[[str], NoReturn]) -> int
         keys = keys_from_server(server, insecure=args.insecure_keys)
     else:
         usage_error("no public key: pass --key FILE, or --server URL (or set QUORUM_URL)")
-    found = read_version(args.tracking_uri, args.model, version)
+    outcome: dict = {"model": args.model, "version": version, "target": args.target}
+    try:
+        verified = checked(args, keys, version, tag, outcome)
+    except NotVerified as refusal:
+        if args.json:
+            outcome.update(verified=False, reason=str(refusal).removeprefix("NOT VERIFIED: "))
+            print(json.dumps(outcome, indent=2, sort_keys=True), flush=True)
+        raise
+    line = summary(verified, f"{args.model} version {version}", args.target)
+    if args.json:
+        outcome.update(verified=True, reason="")
+        print(json.dumps(outcome, indent=2, sort_keys=True), flush=True)
+    print(line, file=sys.stderr if args.json else sys.stdout)
+    return EXIT_VERIFIED
+
+
+def checked(
+    args: argparse.Namespace, keys: list, version: int, tag: str, outcome: dict
+) -> proof.Verified:
+    """The verified Statement, once every check holds; `NotVerified` naming the first that does
+    not. `outcome` collects what --json prints (the Statement, the content comparison)."""
     what = f"{args.model} version {version}"
+    found = mlflow_rest.read_version(args.tracking_uri, args.model, version)
     if found is None:
         raise NotVerified(f"NOT VERIFIED: {what} is not registered in MLflow")
     tags = {t.get("key"): t.get("value") for t in found.get("tags", []) if isinstance(t, dict)}
@@ -131,16 +170,25 @@ def run(args: argparse.Namespace, usage_error: Callable[[str], NoReturn]) -> int
         )
     try:
         verified = proof.verify_envelope(str(tags[tag]), keys)
+        outcome["statement"] = verified.statement
         proof.check_names(verified, model=args.model, version=version, target=args.target)
+        if verified.revoked:
+            raise proof.AttestationError(proof.revocation_sentence(verified))
         proof.check_registration(
             verified, run_id=found.get("run_id") or "", source=found.get("source") or ""
         )
+        if proof.unratified(verified) and not args.allow_unratified:
+            raise proof.AttestationError(
+                "moved by break glass and not ratified by the quorum (yet): pass "
+                "--allow-unratified to accept an emergency move"
+            )
+        result = content_check.check(verified, tracking_uri=args.tracking_uri, path=args.path)
     except proof.AttestationError as error:
         raise NotVerified(f"NOT VERIFIED: {what} → {args.target}: {error}") from None
-    if args.json:
-        print(json.dumps(verified.statement, indent=2, sort_keys=True), flush=True)
-    print(summary(verified, what, args.target), file=sys.stderr if args.json else sys.stdout)
-    return EXIT_VERIFIED
+    outcome["content"] = result.as_json()
+    if not result.matches:
+        raise NotVerified(f"NOT VERIFIED: {what} → {args.target}: {result.sentence()}")
+    return verified
 
 
 def summary(verified: proof.Verified, what: str, target: str) -> str:
@@ -154,9 +202,11 @@ def summary(verified: proof.Verified, what: str, target: str) -> str:
         people = "its policy's gates (no vote needed)"
     policy = (predicate.get("policy") or {}).get("name")
     url = (predicate.get("request") or {}).get("url")
+    emergency = " (break glass, NOT ratified yet)" if proof.unratified(verified) else ""
     return (
-        f"verified: {what} was approved for {target} by {people} under policy {policy!r}, "
-        f"signed by key {proof.short(verified.keyid)}; {url}"
+        f"verified: {what} was approved for {target} by {people} under policy {policy!r}"
+        f"{emergency}, content sha256 {(verified.content_digest or '')[:12]}…, signed by key "
+        f"{proof.short(verified.keyid)}; {url}"
     )
 
 
@@ -236,76 +286,3 @@ def _parsed(text: str, where: str) -> list:
     if not keys:
         raise CliError(f"{where} holds no Ed25519 public key")
     return keys
-
-
-# -- MLflow ---------------------------------------------------------------------------------------
-
-
-def insecure_tls() -> bool:
-    """MLFLOW_TRACKING_INSECURE_TLS as MLflow reads it (true, 1, false, 0, any case; unset or
-    empty: false). Anything else is refused rather than guessed at."""
-    raw = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "")
-    value = raw.strip().lower()
-    if value in ("true", "1"):
-        return True
-    if value in ("", "false", "0"):
-        return False
-    raise CliError(
-        f"MLFLOW_TRACKING_INSECURE_TLS={raw!r} is not a boolean: use true or 1 to skip the TLS "
-        "certificate check, false or 0 (or leave it unset) to keep it"
-    )
-
-
-def read_version(tracking_uri: str, model: str, version: int) -> dict | None:
-    """The model version as MLflow's REST API answers it; None when it does not exist.
-
-    Authenticates as MLflow's own client does: MLFLOW_TRACKING_TOKEN (bearer), or
-    MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (basic); MLFLOW_TRACKING_INSECURE_TLS
-    and MLFLOW_TRACKING_SERVER_CERT_PATH as MLflow reads them.
-    """
-    url = tracking_uri.rstrip("/") + "/api/2.0/mlflow/model-versions/get"
-    headers = {"User-Agent": f"quorum-cli/{__version__}", "Accept": "application/json"}
-    auth = None
-    if token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
-        headers["Authorization"] = f"Bearer {token}"
-    elif os.environ.get("MLFLOW_TRACKING_USERNAME"):
-        auth = (
-            os.environ["MLFLOW_TRACKING_USERNAME"],
-            os.environ.get("MLFLOW_TRACKING_PASSWORD", ""),
-        )
-    tls: bool | str = True
-    if insecure_tls():
-        tls = False
-    elif cert := os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
-        tls = cert
-    try:
-        response = requests.get(
-            url,
-            params={"name": model, "version": str(version)},
-            headers=headers,
-            auth=auth,
-            verify=tls,
-            timeout=TIMEOUT,
-        )
-    except requests.exceptions.InvalidURL as error:
-        raise CliError(f"invalid MLflow tracking URI {tracking_uri!r}: {error}") from None
-    except requests.RequestException as error:
-        raise CliError(f"cannot reach MLflow at {tracking_uri}: {type(error).__name__}") from None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise CliError(
-            f"MLflow at {tracking_uri} answered {response.status_code} without JSON: is it the "
-            "tracking server's address?"
-        )
-    if response.status_code == 404 or body.get("error_code") == "RESOURCE_DOES_NOT_EXIST":
-        return None
-    if response.status_code >= 400:
-        detail = body.get("message") or body.get("error_code") or response.reason
-        raise CliError(f"MLflow at {tracking_uri} refused ({response.status_code}): {detail}")
-    found = body.get("model_version")
-    if not isinstance(found, dict):
-        raise CliError(f"MLflow at {tracking_uri} answered without a model version")
-    return found

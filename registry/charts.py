@@ -9,6 +9,8 @@ element whose id is the chart's `target`. Every chart is one dict:
      "series": [{"name": str, "x": [...], "y": [...], "labels": [str, ...]}, ...],
      "notes": [str, ...]}
 
+An optional `"y_nonnegative": true` keeps the y axis from going below zero (counts, durations).
+
 `labels` are the points' values as every page and mail spells them (`metrics.format_value`):
 the hover text shows them, so a chart never rounds a value differently from the table beside
 it. A "change" chart is horizontal: `x` holds each metric's change against the baseline in

@@ -26,6 +26,7 @@ import django_rq
 from django.db import transaction
 from redis import Redis
 from rq import Retry, get_current_job
+from structlog.contextvars import bound_contextvars
 
 from infra import queues
 
@@ -145,7 +146,8 @@ def sync_model(name: str) -> str:
     """Re-reads one model from MLflow into the mirror; returns the summary line."""
     # First, before MLflow is read: a change made from now on must queue a new job.
     _release(pending_marker(name))
-    return str(sync_registry(model=name))
+    with bound_contextvars(model=name):  # on every line it logs (operations/logs.py)
+        return str(sync_registry(model=name))
 
 
 def sync_incremental() -> str:

@@ -54,6 +54,12 @@ class ReviewsConfig(AppConfig):
 
         # A version's evidence, read after the sync, may change what its open requests need.
         evidence_stored.connect(on_evidence_stored, dispatch_uid="reviews.escalation")
+        from registry.content import content_stored
+
+        from .decisions.pins import on_content_stored
+
+        # A version's content digest, read after the sync, is what its open requests pin.
+        content_stored.connect(on_content_stored, dispatch_uid="reviews.pins")
 
         from registry import slots
 

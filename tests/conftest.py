@@ -25,11 +25,13 @@ from django.conf import settings
 from django.test import override_settings
 
 from quorum.localservices import MlflowServer, free_port, redis_answers, start_mlflow_server
+from quorum_cli import attestation as proof
+from registry import content
 from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
 from reviews.decisions import opening
-from reviews.execution import jobs
+from reviews.execution import jobs, proof_keys
 from tests.factories import STANDARD_POLICIES, approve_all
 from tests.parallel import in_lanes, use_own_redis_database
 from tests.waiting import wait_for
@@ -286,6 +288,8 @@ def promoted(mlflow_client, unique_name, policies):
     register_in_mlflow(mlflow_client, unique_name, versions=3)
     mlflow_client.transition_stage(unique_name, 1, "Production")
     sync_registry(model=unique_name, client=mlflow_client)
+    # What the digest job does after the sync: requests on these versions pin their content.
+    content.digest_missing(client=mlflow_client)
     return unique_name
 
 
@@ -439,8 +443,8 @@ class GuardedMlflow:
         response.raise_for_status()
 
 
-def _start_guarded_mlflow(store: Path, auth: str) -> GuardedMlflow:
-    env = {"QUORUM_GUARD_AUTH": auth, "QUORUM_GUARD_LOCK_DIR": str(store / "locks")}
+def _start_guarded_mlflow(store: Path, auth: str, settings: dict[str, str]) -> GuardedMlflow:
+    env = {"QUORUM_GUARD_AUTH": auth, "QUORUM_GUARD_LOCK_DIR": str(store / "locks"), **settings}
     if auth == "token":
         env["QUORUM_GUARD_SERVICE_TOKEN"] = GUARD_TOKEN
     else:
@@ -479,14 +483,16 @@ def _start_guarded_mlflow(store: Path, auth: str) -> GuardedMlflow:
 
 @pytest.fixture(scope="session")
 def guarded_mlflow_servers(tmp_path_factory):
-    """`get(auth)`: the session's guarded MLflow for 'token' or 'basic-auth', started when first
-    asked for."""
-    servers: dict[str, GuardedMlflow] = {}
+    """`get(auth, **settings)`: the session's guarded MLflow for 'token' or 'basic-auth' with
+    these further QUORUM_GUARD_* settings, started when first asked for."""
+    servers: dict[tuple, GuardedMlflow] = {}
 
-    def get(auth: str) -> GuardedMlflow:
-        if auth not in servers:
-            servers[auth] = _start_guarded_mlflow(tmp_path_factory.mktemp(f"guard-{auth}"), auth)
-        return servers[auth]
+    def get(auth: str, **settings: str) -> GuardedMlflow:
+        key = (auth, *sorted(settings.items()))
+        if key not in servers:
+            store = tmp_path_factory.mktemp(f"guard-{auth}")
+            servers[key] = _start_guarded_mlflow(store, auth, settings)
+        return servers[key]
 
     yield get
     for guarded in servers.values():
@@ -576,3 +582,11 @@ def sign_in(live_server):
             # Closed contexts drop their kept-alive connections, and the server's threads with them.
             for session in sessions:
                 session.context.close()
+
+
+@pytest.fixture
+def key_file(tmp_path) -> Path:
+    """Quorum's current public key, as PEM."""
+    path = tmp_path / "quorum-public.pem"
+    path.write_text(proof.public_key_pem(proof_keys.signer().public_key))
+    return path

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -118,10 +122,12 @@ def make_version(
     run_id: str | None = None,
     experiment_id: str = "1",
     deleted: bool = False,
+    content: bool = True,
     **fields: Any,
 ) -> ModelVersion:
     """A version of `model` (next number by default). Aliases are also set on the model, as MLflow
-    reports them in both places."""
+    reports them in both places. Its content digest is stored as the digest job would (files of
+    its own), unless `content=False`: a request on it pins that digest."""
     if version is None:
         version = (
             model.versions.order_by("-version").values_list("version", flat=True).first() or 0
@@ -148,7 +154,15 @@ def make_version(
     if aliases:
         model.aliases = {**model.aliases, **{alias: version for alias in aliases}}
         model.save(update_fields=["aliases"])
+    if content:
+        make_content(created, model_files(created))
     return created
+
+
+def model_files(version: ModelVersion) -> dict[str, bytes]:
+    """Model files of a version's own: its digest differs from every other version's."""
+    weights = f"{version.model.name} v{version.version}".encode()
+    return {"MLmodel": b"flavors: {}", "model.pkl": weights}
 
 
 def make_content(
@@ -196,12 +210,15 @@ def make_mirror(name: str = "fraud-detector", versions=None) -> dict[int, ModelV
         2: ("None", {"accuracy": 0.91, "f1": 0.88}),
     }
     model = RegisteredModel.objects.create(name=name)
-    return {
+    made = {
         number: ModelVersion.objects.create(
             model=model, version=number, stage=stage, metrics=metrics, run_id=f"run{number}"
         )
         for number, (stage, metrics) in versions.items()
     }
+    for version in made.values():
+        make_content(version, model_files(version))
+    return made
 
 
 def make_fraud_model() -> RegisteredModel:
@@ -331,7 +348,8 @@ UNMIRRORABLE = {
 def register_in_mlflow(client, name: str, versions: int = 3) -> list[str]:
     """A registered model with `versions` versions, each backed by a run (params alpha and
     penalty; accuracy, f1 and a loss history that improve with the number), through Quorum's
-    RegistryClient `client`; returns the run ids."""
+    RegistryClient `client`; returns the run ids. Each version's model directory holds two small
+    files (`MLmodel`, `weights/model.txt`), so it has a content digest."""
     experiment = client.experiment_id("sync-tests")
     client.create_model(name, description="fraud scoring", tags={"team": "risk"})
     run_ids = []
@@ -343,9 +361,20 @@ def register_in_mlflow(client, name: str, versions: int = 3) -> list[str]:
             metrics={"accuracy": 0.8 + number / 100, "f1": 0.7 + number / 100},
             history={"loss": [1.0, 0.5, 0.3 - number / 100]},
         )
+        # Model files, so the version has content to digest (nothing is approved without it).
+        client.log_text(run_id, f"flavors: {{}}\nversion: {number}\n", "model/MLmodel")
+        client.log_text(run_id, f"weights of {name} v{number}\n", "model/weights/model.txt")
         client.create_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
         run_ids.append(run_id)
     return run_ids
+
+
+def log_model_files(client, run_id: str, weights: str) -> None:
+    """Two small model files under the run's `model/` (an MLmodel and weights reading
+    `weights`), so a version registered from `runs:/<run>/model` has content to digest."""
+    mlflow = mlflow_of(client)
+    mlflow.log_text(run_id, "flavors: {}\n", "model/MLmodel")
+    mlflow.log_text(run_id, weights, "model/model.pkl")
 
 
 def register_fraud_model(client, name: str) -> None:
@@ -379,6 +408,9 @@ def register_fraud_model(client, name: str) -> None:
             },
             history={"accuracy": accuracy, "log_loss": loss},
         )
+        # Model files, so the version has content to digest (nothing is approved without it).
+        client.log_text(run_id, f"flavors: {{}}\nversion: {number}\n", "model/MLmodel")
+        client.log_text(run_id, f"weights of {name} v{number}\n", "model/weights/model.txt")
         client.create_version(
             name,
             source=f"runs:/{run_id}/model",
@@ -493,3 +525,39 @@ def transition_actions(request) -> list[str]:
 
     events = AuditEvent.objects.filter(request=request, action__startswith="transition.")
     return list(events.order_by("sequence").values_list("action", flat=True))
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def quorum_verify(*args: str, tracking_uri: str | None, **env: str) -> subprocess.CompletedProcess:
+    """`quorum verify ARGS` with only the given environment, as a CI step would run it."""
+    environment = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env}
+    if tracking_uri:
+        environment["MLFLOW_TRACKING_URI"] = tracking_uri
+    return subprocess.run(
+        [sys.executable, "-m", "quorum_cli", "verify", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def download(client, location: str, into) -> Path:
+    """The version's files as a deploy step would fetch them (MLflow's own download); returns
+    the directory that holds them."""
+    from mlflow.artifacts import download_artifacts
+
+    return Path(
+        download_artifacts(
+            artifact_uri=location, dst_path=str(into), tracking_uri=client.tracking_uri
+        )
+    )
+
+
+def artifact_url(client, location: str, path: str) -> str:
+    """The proxied artifact address of `path` under an `mlflow-artifacts:` location: where an
+    attacker with the server's address PUTs a file."""
+    root = location.removeprefix("mlflow-artifacts:").lstrip("/")
+    return f"{client.tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{root}/{path}"

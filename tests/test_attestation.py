@@ -13,6 +13,7 @@ from django.utils import timezone
 from securesystemslib.signer import CryptoSigner
 
 from quorum_cli import attestation as proof
+from registry.models import VersionContent
 from registry.sync import sync_registry
 from reviews.audit import verification
 from reviews.decisions import opening
@@ -76,6 +77,14 @@ def test_carrying_out_a_request_writes_a_signed_proof_of_who_approved_it(
         "sha256": attestation.policy_digest(request.policy_snapshot),
     }
     assert predicate["gates"] == request.gate_results and len(predicate["gates"]) == 2
+    # The subject is the bytes: the version's content digest, as Quorum read it.
+    content = VersionContent.objects.get(version=request.version)
+    assert verified.statement["predicateType"] == "urn:quorum:approval:v2"
+    assert verified.statement["subject"] == [
+        {"name": f"models:/{promoted}/3", "digest": {"sha256": content.digest}}
+    ]
+    assert [f["path"] for f in predicate["content"]["files"]] == ["MLmodel", "weights/model.txt"]
+    assert predicate["request"]["kind"] == "promotion" and "break_glass" not in predicate
     assert predicate["decision"]["decided_at"] == request.decided_at.isoformat()
     assert predicate["decision"]["decided_by"] == "scientist2"
     assert predicate["executed_at"] == request.executed_at.isoformat()
@@ -91,7 +100,7 @@ def test_carrying_out_a_request_writes_a_signed_proof_of_who_approved_it(
     assert verification.verify().ok
 
 
-def test_a_version_approved_for_staging_then_production_keeps_both_proofs(
+def test_a_version_approved_for_staging_then_an_alias_keeps_both_proofs(
     approved,
     promoted,
     mlflow_client,
@@ -107,14 +116,14 @@ def test_a_version_approved_for_staging_then_production_keeps_both_proofs(
     )
     approve_all(staging, scientist1, capture=django_capture_on_commit_callbacks)
     simple_worker(transitions)
-    approved(2, "Production")
+    approved(2, "@champion")  # an alias: v2 stays in Staging, and keeps that proof
     simple_worker(transitions)
-    approved(3, "@champion")
+    approved(3, "Production")
     simple_worker(transitions)
 
     keys = published(client)
     tags = mlflow_client.get_version(promoted, 2).tags
-    for target in ("Staging", "Production"):
+    for target in ("Staging", "@champion"):
         verified = proof.verify_envelope(tags[proof.tag_for(target)], keys)
         proof.check_names(verified, model=promoted, version=2, target=target)
     staging_proof = proof.verify_envelope(tags["quorum.attestation.Staging"], keys)
@@ -122,10 +131,10 @@ def test_a_version_approved_for_staging_then_production_keeps_both_proofs(
     with pytest.raises(proof.AttestationError, match="for Staging, not Production"):
         proof.check_names(staging_proof, model=promoted, version=2, target="Production")
 
-    alias_tag = proof_on(mlflow_client, promoted, 3, "@champion")
-    assert "quorum.attestation.alias.champion" in mlflow_client.get_version(promoted, 3).tags
+    assert "quorum.attestation.alias.champion" in tags
+    production_tag = proof_on(mlflow_client, promoted, 3, "Production")
     proof.check_names(
-        proof.verify_envelope(alias_tag, keys), model=promoted, version=3, target="@champion"
+        proof.verify_envelope(production_tag, keys), model=promoted, version=3, target="Production"
     )
 
 

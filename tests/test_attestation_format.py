@@ -27,25 +27,26 @@ from securesystemslib.signer import CryptoSigner
 from quorum_cli import attestation as proof
 from reviews.execution.attestation import signed
 
+CONTENT = "ab" * 32  # a content digest: the subject names the model's bytes
 
-def statement(model="fraud-detector", version=7, target="Production", run_id="r1", source="s"):
+
+def statement(
+    model="fraud-detector",
+    version=7,
+    target="Production",
+    run_id="r1",
+    source="s",
+    predicate_type=proof.PREDICATE_TYPE,
+):
     return {
         "_type": proof.STATEMENT_TYPE,
-        "subject": [
-            {
-                "name": proof.subject_name(model, version),
-                "digest": {
-                    "sha256": proof.subject_digest(
-                        model=model, version=version, run_id=run_id, source=source
-                    )
-                },
-            }
-        ],
-        "predicateType": proof.PREDICATE_TYPE,
+        "subject": [{"name": proof.subject_name(model, version), "digest": {"sha256": CONTENT}}],
+        "predicateType": predicate_type,
         "predicate": {
             "model": {"name": model, "version": version, "run_id": run_id, "source": source},
             "target": target,
             "approvers": [{"user": "alice", "group": "ml-leads", "at": None}],
+            "request": {"id": 12, "kind": "promotion"},
         },
     }
 
@@ -91,6 +92,7 @@ def test_a_signed_statement_verifies_with_its_key_and_names_what_it_is_for():
 
     assert verified.statement == statement()
     assert verified.keyid == key.public_key.keyid
+    assert verified.content_digest == CONTENT and not verified.revoked
     proof.check_names(verified, model="fraud-detector", version=7, target="Production")
     proof.check_registration(verified, run_id="r1", source="s")
     envelope = json.loads(value)
@@ -200,6 +202,33 @@ def test_a_proof_for_another_run_of_the_version_is_refused():
 
     with pytest.raises(proof.AttestationError, match="another registration"):
         proof.check_registration(verified, run_id="r2", source="s")
+
+
+def test_a_proof_in_the_first_format_is_refused_with_the_command_that_signs_it_again():
+    key = new_signer()
+    old = signed(statement(predicate_type="urn:quorum:approval:v1"), key)
+
+    with pytest.raises(proof.AttestationError) as refused:
+        proof.verify_envelope(old, [key.public_key])
+
+    assert str(refused.value) == (
+        "the proof is in the old format (urn:quorum:approval:v1), which names the version, not "
+        "its bytes: have Quorum sign it again (manage.py write_attestation 12)"
+    )
+
+
+def test_a_break_glass_proof_is_unratified_until_its_ratification_says_otherwise():
+    key = new_signer()
+    moved = statement()
+    moved["predicate"]["request"]["kind"] = "break_glass"
+    moved["predicate"]["break_glass"] = {"request": 12, "ratified": False, "ratification": None}
+    ratified = statement()
+    ratified["predicate"]["request"]["kind"] = "ratification"
+    ratified["predicate"]["break_glass"] = {"request": 12, "ratified": True, "ratification": 13}
+
+    assert proof.unratified(proof.verify_envelope(signed(moved, key), [key.public_key]))
+    assert not proof.unratified(proof.verify_envelope(signed(ratified, key), [key.public_key]))
+    assert not proof.unratified(proof.verify_envelope(signed(statement(), key), [key.public_key]))
 
 
 # -- tags and key files ---------------------------------------------------------------------------

@@ -73,6 +73,7 @@ def landscape(policies):
     ]
     staff = [
         "/audit/",
+        "/analytics/",
         "/admin/",
         "/admin/reviews/approvalpolicy/",
         "/admin/reviews/transitionrequest/",

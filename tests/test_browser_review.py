@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
+from registry.content import digest_missing
 from registry.jobs import SYNC_QUEUE
 from registry.models import Stage
 from registry.sync import sync_registry
@@ -53,6 +54,7 @@ def fraud(mlflow_client, unique_name, policies):
     name = f"fraud-{unique_name[-6:]}"
     register_fraud_model(mlflow_client, name)
     sync_registry(model=name, client=mlflow_client)
+    digest_missing(client=mlflow_client)  # the digest job that follows a sync
     return name
 
 
@@ -139,6 +141,7 @@ def test_rejection_needs_a_comment_and_the_requester_sees_why(
     register_in_mlflow(mlflow_client, name, versions=2)
     mlflow_client.transition_stage(name, 1, "Production")
     sync_registry(model=name, client=mlflow_client)
+    digest_missing(client=mlflow_client)  # the digest job that follows a sync
     request = make_request(name, requester=requester)
 
     reviewer = sign_in("scientist1")

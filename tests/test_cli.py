@@ -23,6 +23,7 @@ import requests
 from django.db import connection
 
 from quorum.localservices import free_port
+from registry.content import digest_missing
 from registry.sync import sync_registry
 from reviews.api.auth import token_create
 from reviews.execution import jobs
@@ -50,6 +51,7 @@ def quorum(live_server, settings, mlflow_client, unique_name, policies):
     register_in_mlflow(mlflow_client, unique_name, versions=3)
     mlflow_client.transition_stage(unique_name, 1, "Production")
     sync_registry(model=unique_name, client=mlflow_client)
+    digest_missing(client=mlflow_client)  # the digest job that follows a sync
     tokens = {name: token_create(user=user)[1] for name, user in policies.items()}
     return Quorum(live_server.url, unique_name, tokens)
 
@@ -487,3 +489,19 @@ def test_break_glass_needs_a_reason_and_moves_at_once(replaced, worker, mlflow_c
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[0].endswith("-> Production (break glass)")
     assert mlflow_client.get_version(replaced.model, 2).stage == "Production"
+
+
+def test_rollback_says_what_it_will_take_and_preview_opens_nothing(quorum, mlflow_client):
+    mlflow_client.transition_stage(quorum.model, 3, "Production")
+    mlflow_client.transition_stage(quorum.model, 1, "Archived")
+    sync_registry(model=quorum.model, client=mlflow_client)
+    policies_load(text=policies_with(rollback=True))
+    shown = quorum.cli("rollback", quorum.model, "--target", "Production", "--preview")
+    assert shown.returncode == 0, shown.stderr
+    assert f"Rollback of {quorum.model} Production to v1: needs 1 of ml-leads" in shown.stdout
+    assert quorum.requests_of_the_model() == []
+    made = quorum.cli("rollback", quorum.model, "--target", "Production")
+    assert made.returncode == 0, made.stderr
+    assert "needs 1 of ml-leads" in made.stdout
+    [opened] = quorum.requests_of_the_model()
+    assert opened["requirements"][0]["group"] == "ml-leads" and opened["version"] == 1

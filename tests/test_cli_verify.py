@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,32 +20,11 @@ from securesystemslib.signer import CryptoSigner
 from quorum.localservices import free_port
 from quorum_cli import attestation as proof
 from reviews.execution import attestation, proof_keys
+from tests.factories import quorum_verify as verify
 
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def verify(*args: str, tracking_uri: str | None, **env: str) -> subprocess.CompletedProcess:
-    """`quorum verify ARGS` with only the given environment, as a CI step would run it."""
-    environment = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env}
-    if tracking_uri:
-        environment["MLFLOW_TRACKING_URI"] = tracking_uri
-    return subprocess.run(
-        [sys.executable, "-m", "quorum_cli", "verify", *args],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-@pytest.fixture
-def key_file(tmp_path) -> Path:
-    """Quorum's current public key, as PEM."""
-    path = tmp_path / "quorum-public.pem"
-    path.write_text(proof.public_key_pem(proof_keys.signer().public_key))
-    return path
 
 
 @pytest.fixture
@@ -76,8 +53,9 @@ def test_verify_exits_0_for_a_version_promoted_through_quorum(
     result = verify(executed, "3", "--target", "Production", "--key", str(saved), "--json",
                     tracking_uri=mlflow_server.url)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    statement = json.loads(result.stdout)  # --json: stdout is the Statement alone
-    assert statement["predicate"]["model"]["version"] == 3
+    outcome = json.loads(result.stdout)  # --json: stdout is the result alone
+    assert outcome["verified"] is True and outcome["content"]["matches"] is True
+    assert outcome["statement"]["predicate"]["model"]["version"] == 3
     assert result.stderr.startswith("verified: ")
 
     # Or fetched from Quorum itself (QUORUM_URL stands in for --server).

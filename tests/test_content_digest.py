@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import tracemalloc
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,7 +19,7 @@ from registry.jobs import enqueue_content_digest
 from registry.mlflow_client import ArtifactFile, MlflowError, ModelFiles, RegistryClient
 from registry.models import ContentState, ModelVersion, VersionContent
 from registry.sync import sync_registry
-from tests.factories import mlflow_of, register_sklearn_version
+from tests.factories import artifact_url, download, mlflow_of, register_sklearn_version
 
 pytestmark = pytest.mark.django_db
 
@@ -39,25 +38,6 @@ def mirrored(client, name: str) -> dict[int, VersionContent]:
 
 def version_of(name: str, number: int = 1) -> ModelVersion:
     return ModelVersion.objects.select_related("model").get(model__name=name, version=number)
-
-
-def download(client, location: str, into) -> Path:
-    """The version's files as a deploy step would fetch them (MLflow's own download); returns
-    the directory that holds them."""
-    from mlflow.artifacts import download_artifacts
-
-    return Path(
-        download_artifacts(
-            artifact_uri=location, dst_path=str(into), tracking_uri=client.tracking_uri
-        )
-    )
-
-
-def artifact_url(client, location: str, path: str) -> str:
-    """The proxied artifact address of `path` under an `mlflow-artifacts:` location: where an
-    attacker with the server's address PUTs a file."""
-    root = location.removeprefix("mlflow-artifacts:").lstrip("/")
-    return f"{client.tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{root}/{path}"
 
 
 def signed_statement(model_dir, key_dir) -> dict:

@@ -269,7 +269,8 @@ def test_busy_port_is_named_with_the_variable_to_change_and_nothing_starts(
 def test_demo_users_are_created_once_in_their_groups():
     call_command("create_demo_users")
     assert set(Group.objects.get(name="ml-leads").user_set.values_list("username", flat=True)) == {
-        "alice"
+        "alice",
+        "frank",
     }
     assert set(
         Group.objects.get(name="data-science").user_set.values_list("username", flat=True)
@@ -283,7 +284,7 @@ def test_demo_users_are_created_once_in_their_groups():
     bob.set_password("changed-by-bob")
     bob.save()
     call_command("create_demo_users")
-    assert User.objects.count() == 6
+    assert User.objects.count() == 7
     assert authenticate(username="bob", password="changed-by-bob") is not None
 
     call_command("create_demo_users", "--reset")

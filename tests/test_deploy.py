@@ -29,6 +29,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from quorum.localservices import free_port, stop_process, wait_for_http
+from registry.content import digest_missing
 from registry.jobs import SYNC_QUEUE
 from registry.sync import sync_registry
 from reviews.execution import jobs
@@ -259,6 +260,7 @@ def test_promotion_through_gunicorn_and_two_rq_workers(
     fraud = f"fraud-{unique_name[-6:]}"
     register_fraud_model(mlflow_client, fraud)
     sync_registry(model=fraud, client=mlflow_client)
+    digest_missing(client=mlflow_client)  # the digest job that follows a sync
     sessions: list[Session] = []
 
     def sign_in(username: str) -> Session:

@@ -11,6 +11,7 @@ import requests
 from django.conf import settings
 from django.urls import reverse
 
+from registry.content import digest_missing
 from registry.sync import sync_registry
 from reviews.decisions import opening, voting
 from reviews.execution import jobs
@@ -66,6 +67,7 @@ def model(guarded, as_quorum, unique_name, policies):
     client.set_alias(unique_name, "champion", 1)
     # The sync ends by probing the guard and writing the tag from the policies.
     sync_registry(model=unique_name, client=client)
+    digest_missing(client=client)  # the digest job that follows a sync
     probe = latest_probe()
     assert probe.guarded and probe.service_identity, probe.summary
     tag = json.loads(client.get_model(unique_name).tags[PROTECTED_TAG])

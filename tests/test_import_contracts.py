@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("quorum", "quorum_cli", "registry", "reviews", "identity", "infra")
+PACKAGES = ("quorum", "quorum_cli", "registry", "reviews", "identity", "infra", "operations")
 LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
 
 

@@ -57,6 +57,7 @@ def test_a_reconcile_job_queued_under_an_old_path_runs_on_a_worker(path, rq_queu
         "proofs_requeued",
         "classified",
         "reverts_requeued",
+        "revocations_requeued",
     }
 
 

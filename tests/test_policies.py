@@ -444,7 +444,7 @@ def test_export_policies_command_writes_yaml(people, capsys):
 
 
 def test_the_example_policy_file_loads_once_with_if_empty(capsys):
-    for name in ["alice", "bob", "carol", "dave"]:
+    for name in ["alice", "bob", "carol", "dave", "frank"]:
         User.objects.create_user(name)
     example = str(settings.BASE_DIR / "docs" / "policies.example.yaml")
 

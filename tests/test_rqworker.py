@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import connection
 
 from quorum.localservices import stop_process
+from registry.content import digest_missing
 from registry.jobs import SYNC_QUEUE
 from registry.models import ChangeKind, RegistryChange
 from registry.sync import sync_registry
@@ -37,6 +38,7 @@ def test_a_bare_rqworker_serves_every_queue_and_runs_a_transition_and_its_sync(
     queues = {name: rq_queue(name) for name in settings.QUORUM_QUEUES}
     register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)
+    digest_missing(client=mlflow_client)  # the digest job that follows a sync
     request = opening.request_create(
         model=unique_name, version=2, target="Production", requester=policies["requester"]
     )

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
+from registry import content
 from registry.models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange
 from registry.sync import sync_registry
 from reviews.audit import verification
@@ -43,7 +44,15 @@ from reviews.models import (
     Vote,
 )
 from reviews.policies.loading import policies_export, policies_load, set_requesters
-from tests.factories import GOOD, make_mirror, make_request, register_with_metrics
+from tests.factories import (
+    GOOD,
+    log_model_files,
+    make_history,
+    make_mirror,
+    make_request,
+    now_ms,
+    register_with_metrics,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -222,9 +231,13 @@ def test_alias_target_baseline_is_the_version_holding_the_alias(policies, reques
 
 
 def test_passing_auto_approve_gates_approve_without_a_vote(
-    policies, requester, redis_url, django_capture_on_commit_callbacks
+    policies, requester, redis_url, no_mlflow, django_capture_on_commit_callbacks
 ):
-    make_mirror(versions={1: ("None", {"accuracy": 0.99})})
+    versions = make_mirror(versions={1: ("None", {"accuracy": 0.99})})
+    # Its history as a page cached it (MLflow does not answer): one value, logged before the
+    # version was registered.
+    ModelVersion.objects.filter(pk=versions[1].pk).update(creation_timestamp=now_ms())
+    make_history(versions[1], "accuracy", [0.99])
 
     with django_capture_on_commit_callbacks(execute=True):
         request = create(requester, version=1, target="Staging")
@@ -260,11 +273,16 @@ def test_a_nan_logged_in_mlflow_rejects_the_request_saying_so(
 def test_a_holder_with_a_nan_metric_can_still_be_replaced_by_the_reviewers(
     policies, requester, lead, scientist1, scientist2, mlflow_client, unique_name
 ):
-    register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.9, "f1": float("nan")})
-    register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.92, "f1": float("inf")})
-    register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.92, "f1": 0.9})
+    runs = [
+        *register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.9, "f1": float("nan")}),
+        *register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.92, "f1": float("inf")}),
+        *register_with_metrics(mlflow_client, unique_name, {"accuracy": 0.92, "f1": 0.9}),
+    ]
+    for number, run_id in enumerate(runs, start=1):  # model files: nothing is approved unread
+        log_model_files(mlflow_client, run_id, f"weights v{number}\n")
     mlflow_client.transition_stage(unique_name, 1, "Production")
     sync_registry(model=unique_name, client=mlflow_client)
+    content.digest_missing(client=mlflow_client)  # the digest job, after the sync
 
     infinite = create(requester, version=2, model=unique_name)
     request = create(requester, version=3, model=unique_name)
@@ -515,7 +533,7 @@ def test_policy_edits_do_not_change_a_request_in_flight(
 
 
 def test_approvals_go_stale_when_the_candidates_metrics_change(
-    policies, requester, lead, scientist1
+    policies, requester, lead, scientist1, no_mlflow
 ):
     versions = make_mirror()
     request = create(requester)
@@ -528,7 +546,11 @@ def test_approvals_go_stale_when_the_candidates_metrics_change(
     registry_events.handle_changes([change])
 
     vote = Vote.objects.get()
-    assert vote.stale and vote.stale_reason == "The candidate's metrics changed in MLflow."
+    # The gated values that moved, with their old and new values (no history: MLflow has no
+    # such run, so no step or time is said).
+    assert vote.stale and vote.stale_reason == (
+        "accuracy changed from 0.9100 to 0.9000; f1 changed from 0.8800 to 0.8600."
+    )
     assert [str(p) for p in counting.progress(refresh(request))][0] == "ml-leads 0/1"
     assert refresh(request).candidate_metrics == {"accuracy": 0.9, "f1": 0.86}
     approve(request, scientist1)  # voting goes on; the lead must approve again, and may

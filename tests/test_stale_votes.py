@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from registry import content
 from registry.sync import sync_registry
 from reviews.api.auth import token_create
 from reviews.audit import verification
@@ -31,6 +32,7 @@ def stale(mlflow_client, unique_name, policies, requester, lead):
     register_in_mlflow(mlflow_client, unique_name, versions=3)
     mlflow_client.transition_stage(unique_name, 1, "Production")
     sync_registry(model=unique_name, client=mlflow_client)
+    content.digest_missing(client=mlflow_client)  # the digest job: requests pin the content
     request = opening.request_create(
         model=unique_name, version=3, target="Production", requester=requester
     )

@@ -46,11 +46,13 @@ def no_worker(rq_queue):
 @pytest.fixture
 def queued(no_worker, policies, mlflow_client, unique_name, django_capture_on_commit_callbacks):
     """An approved request whose transition job waits on the transitions queue."""
+    from registry.content import digest_missing
     from registry.sync import sync_registry
     from tests.factories import register_in_mlflow
 
     register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)
+    digest_missing(client=mlflow_client)  # the digest job that follows a sync
     request = opening.request_create(
         model=unique_name, version=2, target="Production", requester=policies["requester"]
     )

@@ -11,6 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from quorum.localservices import free_port, start_mlflow_server
+from registry import content
 from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.models import ChangeKind, ModelVersion, RegistryChange, SyncRun
@@ -174,6 +175,7 @@ def test_mlflow_down_retries_then_fails_then_an_admin_retry_succeeds(
     client = RegistryClient(private_mlflow.url)
     register_in_mlflow(client, "churn", versions=2)
     sync_registry(client=client)
+    content.digest_missing(client=client)  # the digest job: requests pin the content
     request = opening.request_create(
         model="churn", version=2, target="Production", requester=requester
     )
@@ -219,6 +221,7 @@ def test_concurrent_final_approvals_make_one_decision_one_job_one_transition(
     transitions, syncs = rq_queue(jobs.QUEUE), rq_queue(SYNC_QUEUE)
     register_in_mlflow(mlflow_client, unique_name, versions=5)
     sync_registry(model=unique_name, client=mlflow_client)
+    content.digest_missing(client=mlflow_client)  # the digest job: requests pin the content
     voters = [User.objects.create_user(f"voter{i}") for i in range(12)]
     Group.objects.get(name="ml-leads").user_set.add(*voters)
     Group.objects.get(name="data-science").user_set.add(*voters)

@@ -22,7 +22,10 @@ INBOX_QUERIES = 13
 # approvals, and the policies read to offer the break-glass form (tests/test_holder_history.py).
 MODEL_QUERIES = 12
 # The promotion form loads the policies once, then looks up each named target's holder.
-VERSION_QUERIES = 17  # the promotion form reads related requests in one query
+# +2, constant in the number of versions and requests: the "Which policy applies" panel reads
+# the policies' targets (one query), and the preview sized through reviews.decisions.sizing
+# reads the versions' evidence (one query).
+VERSION_QUERIES = 19  # the promotion form reads related requests in one query
 
 
 def good_model(name: str, versions: int = 2, **fields):

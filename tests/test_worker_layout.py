@@ -13,6 +13,7 @@ from rq.job import Job, JobStatus
 
 from quorum.localservices import free_port
 from registry import jobs as registry_jobs
+from registry.content import digest_missing
 from registry.sync import sync_registry
 from reviews.decisions import opening, voting
 from reviews.models import Execution, TransitionRequest
@@ -64,6 +65,7 @@ def test_a_decision_is_carried_out_while_the_sync_worker_is_stuck_in_a_job(
     layout = procfile_worker_queues()
     register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)
+    digest_missing(client=mlflow_client)  # the digest job that follows a sync
     sync_queue = rq_queue(registry_jobs.SYNC_QUEUE)
     # The sync worker reads MLflow at an address that never answers, for up to ten minutes.
     workers.start(

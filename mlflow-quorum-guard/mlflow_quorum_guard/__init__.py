@@ -4,4 +4,4 @@ Run MLflow with `mlflow server --app-name quorum-guard ...`; the configuration c
 QUORUM_GUARD_* environment variables (see `config.py` and Quorum's docs/enforcement.md).
 """
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"

@@ -11,6 +11,9 @@ The routes come from MLflow's own list of model-registry endpoints (`/api/2.0/..
 for these calls is guarded. Requests are read with MLflow's own parser, so the guard judges exactly
 the request MLflow would carry out.
 
+A second rule (`content.py`) keeps what a held version is made of still: its files, its run and
+its run's metrics and params, and Quorum's own webhook.
+
 With QUORUM_GUARD_AUTH=basic-auth the guard is installed on top of MLflow's basic-auth app: its
 check runs after basic-auth's login and permission checks, so a user needs MLflow's EDIT permission
 and, for a protected target, must be Quorum.
@@ -23,8 +26,8 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from flask import Flask, Response, g, jsonify, request
 from mlflow.entities.model_registry.model_version_stages import get_canonical_stage
@@ -34,16 +37,16 @@ from mlflow.protos.model_registry_pb2 import ModelRegistryService
 
 from mlflow_quorum_guard import VERSION
 from mlflow_quorum_guard.config import GuardConfig, GuardConfigError, private_lock_dir
+from mlflow_quorum_guard.content import content_route_checks
+from mlflow_quorum_guard.holds import Holdings
+from mlflow_quorum_guard.native import guard_native_routes
 from mlflow_quorum_guard.protection import Protection, is_reserved_tag, protection_of
+from mlflow_quorum_guard.refusal import Refusal
 
 logger = logging.getLogger("mlflow_quorum_guard")
 
 STATUS_PATH = "/2.0/quorum-guard/status"
-
-
-@dataclass(frozen=True)
-class Refusal:
-    message: str
+_UNREADABLE = "Quorum's guard could not read the registry to check this change."
 
 
 Check = Callable[[object, "Guard"], Refusal | None]
@@ -63,7 +66,11 @@ def create_app():
         served = basic_auth_app(flask_app)
     else:
         served = _served(flask_app)
-    Guard(config).install(flask_app)
+    guard = Guard(config)
+    guard.install(flask_app)
+    if served is not flask_app:
+        # Under uvicorn MLflow serves artifact uploads itself, never reaching Flask.
+        guard_native_routes(served, guard)
     logger.info("quorum-guard %s active (%s)", VERSION, config.auth)
     return served
 
@@ -83,6 +90,7 @@ class Guard:
     def __init__(self, config: GuardConfig):
         self.config = config
         self.checks = _route_checks()
+        self.content_checks = content_route_checks()
 
     def install(self, flask_app: Flask) -> None:
         from mlflow.server.handlers import _add_static_prefix
@@ -110,7 +118,10 @@ class Guard:
         if self.config.wraps_basic_auth:
             # Set by basic-auth's own before-request check once the password is verified.
             return getattr(g, "mlflow_authenticated_user", None) in self.config.service_users
-        header = request.headers.get("Authorization", "")
+        return self.token_is_service(request.headers.get("Authorization", ""))
+
+    def token_is_service(self, header: str) -> bool:
+        """Whether an Authorization header carries Quorum's bearer token (token mode)."""
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             return False
@@ -120,9 +131,11 @@ class Guard:
 
     def before_request(self):
         rule = request.url_rule
-        check = self.checks.get((rule.rule, request.method)) if rule is not None else None
+        key = (rule.rule, request.method) if rule is not None else None
+        check = self.checks.get(key) if key is not None else None
         if check is None:
-            return None
+            content = self.content_checks.get(key) if key is not None else None
+            return self.judge_content(*content) if content is not None else None
         request_class, judge = check
         try:
             from mlflow.server.handlers import _get_request_message
@@ -152,8 +165,51 @@ class Guard:
             if error.error_code == "RESOURCE_DOES_NOT_EXIST":
                 return None  # MLflow's handler gives its own "not found"
             logger.exception("quorum-guard could not read the registry; refusing")
-            return _refuse("Quorum's guard could not read the registry to check this change.")
+            return _refuse(_UNREADABLE)
         return _refuse(refusal.message) if refusal else None
+
+    def judge_content(self, request_class: type | None, judge: Check):
+        """The content rule (`content.py`): no model lock, as these calls name no model; the
+        body is read only for calls whose body is a message, never for an upload's file."""
+        if self.caller_is_service():
+            return None
+        message = None
+        if request_class is not None:
+            from mlflow.server.handlers import _get_request_message
+
+            try:
+                message = _get_request_message(request_class())
+            except MlflowException as error:
+                return _error(error.error_code, error.message, error.get_http_status_code())
+        try:
+            refusal = judge(message, self)
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None  # what the request names does not exist: MLflow's handler says so
+            logger.exception("quorum-guard could not read the stores; refusing")
+            return _refuse(_UNREADABLE)
+        except Exception:  # any other failure of a lookup: fail closed
+            logger.exception("quorum-guard could not read the stores; refusing")
+            return _refuse(_UNREADABLE)
+        return _refuse(refusal.message) if refusal else None
+
+    def holdings(self) -> Holdings:
+        """What Quorum holds, looked up for this request and kept until it ends."""
+        if "quorum_guard_holdings" not in g:
+            g.quorum_guard_holdings = self.new_holdings()
+        return g.quorum_guard_holdings
+
+    def new_holdings(self) -> Holdings:
+        from mlflow.server.constants import ARTIFACTS_DESTINATION_ENV_VAR
+        from mlflow.server.handlers import _get_tracking_store
+
+        return Holdings(
+            registry=_store(),
+            tracking=_get_tracking_store(),
+            default_targets=self.config.default_targets,
+            request_url=self.config.request_url,
+            destination=os.environ.get(ARTIFACTS_DESTINATION_ENV_VAR, ""),
+        )
 
     def protection(self, name: str) -> Protection:
         model = _store().get_registered_model(name)

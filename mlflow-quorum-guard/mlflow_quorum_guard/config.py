@@ -16,6 +16,12 @@ QUORUM_GUARD_LOCK_DIR        directory of the per-model lock files that serialis
                              `$TMPDIR/mlflow-quorum-guard-<uid>` without XDG_RUNTIME_DIR). It
                              must be the server user's alone (`private_lock_dir`): anyone else who
                              can write there could hold or replace a model's lock file.
+QUORUM_GUARD_PROTECT_RUN_DATA `true` (default) or `false`: whether metrics and params of the runs
+                             (and logged models) behind held versions are kept still; `false`
+                             for teams that keep logging live metrics to the training run.
+QUORUM_GUARD_WEBHOOK_NAME    the name of Quorum's own MLflow webhook, which only Quorum may change
+                             or delete (default `quorum`, what `manage.py register_mlflow_webhook`
+                             creates); `QUORUM_GUARD_WEBHOOK_URL` names it by its URL as well.
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ class GuardConfig:
     default_targets: tuple[str, ...]
     request_url: str
     lock_dir: Path
+    protect_run_data: bool = True
+    webhook_name: str = "quorum"
+    webhook_url: str = ""
 
     @property
     def wraps_basic_auth(self) -> bool:
@@ -83,6 +92,7 @@ class GuardConfig:
         except TargetError as error:
             raise GuardConfigError(f"QUORUM_GUARD_DEFAULT_TARGETS: {error}") from error
         lock_dir = Path(env.get("QUORUM_GUARD_LOCK_DIR") or default_lock_dir(env))
+        webhook_name = (env.get("QUORUM_GUARD_WEBHOOK_NAME") or "quorum").strip()
         return cls(
             auth=auth,
             service_token=token,
@@ -90,7 +100,21 @@ class GuardConfig:
             default_targets=targets,
             request_url=(env.get("QUORUM_GUARD_REQUEST_URL") or "").strip(),
             lock_dir=lock_dir,
+            protect_run_data=env_bool(env, "QUORUM_GUARD_PROTECT_RUN_DATA", default=True),
+            webhook_name=webhook_name,
+            webhook_url=(env.get("QUORUM_GUARD_WEBHOOK_URL") or "").strip(),
         )
+
+
+def env_bool(env: dict[str, str], name: str, *, default: bool) -> bool:
+    """`true` or `false` (any case), the default when unset; anything else stops the start, so a
+    typo never turns a protection off."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false"):
+        raise GuardConfigError(f"{name}={env[name]!r}: use 'true' or 'false'")
+    return raw == "true"
 
 
 def default_lock_dir(env: dict[str, str]) -> Path:

@@ -122,6 +122,9 @@
 
   function layout(chart, element) {
     var result = baseLayout(chart, element);
+    if (chart.y_nonnegative) {
+      result.yaxis.rangemode = "nonnegative";  // counts and durations: no axis below zero
+    }
     if (chart.y_integer) {
       result.yaxis.dtick = 1;  // version numbers: no v3.5
       result.yaxis.tickprefix = "v";

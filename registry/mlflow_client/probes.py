@@ -62,3 +62,33 @@ class Probes(Connection):
                 f"MLflow at {self.tracking_uri} answered the guard probe with "
                 f"{response.status_code} and no guard status"
             ) from error
+
+    def answers_within(self, timeout: float) -> None:
+        """Raises `MlflowError` unless the registry answers a read with Quorum's credentials
+        within `timeout` seconds, at the first try: a readiness probe cannot wait through the
+        client's retries."""
+        from mlflow.utils.credentials import get_default_host_creds
+        from mlflow.utils.rest_utils import http_request
+
+        self.calls += 1
+        try:
+            response = http_request(
+                get_default_host_creds(self.tracking_uri),
+                "/api/2.0/mlflow/registered-models/search",
+                "GET",
+                params={"max_results": 1},
+                max_retries=0,
+                timeout=timeout,
+                raise_on_status=False,
+            )
+        except MlflowException as error:
+            raise translate(error) from error
+        except OSError as error:
+            raise MlflowError(
+                f"MLflow at {self.tracking_uri} is unreachable: {error}", unreachable=True
+            ) from error
+        if response.status_code != 200:
+            raise MlflowError(
+                f"MLflow at {self.tracking_uri} answered a registry read with "
+                f"{response.status_code}"
+            )

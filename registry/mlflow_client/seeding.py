@@ -100,6 +100,10 @@ class Seeding(Connection):
         self._call(self._client.set_terminated, run_id, "FINISHED")
         return run_id
 
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Stores `text` as the run's artifact `artifact_file` (a small model file in tests)."""
+        self._call(self._client.log_text, run_id, text, artifact_file)
+
     def log_sklearn_model(
         self,
         run_id: str,

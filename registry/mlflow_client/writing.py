@@ -40,3 +40,6 @@ class Writing(Connection):
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
         self._call(self._client.set_model_version_tag, name, str(version), key, value)
+
+    def delete_version_tag(self, name: str, version: int, key: str) -> None:
+        self._call(self._client.delete_model_version_tag, name, str(version), key)

@@ -10,8 +10,9 @@ same shape.
 
 One router per resource, each in its module and added here: `keys`, `registered_models` (models,
 their versions and their timeline), `requests` (open, list, read, cancel, timeline), `rollbacks`,
-`break_glass`, `votes` and `comments`. What their bodies and answers look like is in `schemas` and
-`model_schemas`; `representation` turns rows into answers; `auth` is the bearer authentication.
+`break_glass`, `votes`, `comments` and `policies` (explain, test). What their bodies and answers
+look like is in `schemas`, `model_schemas` and `policy_schemas`; `representation` turns rows into
+answers; `auth` is the bearer authentication.
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ from __future__ import annotations
 from ninja import NinjaAPI
 from ninja.operation import Operation
 
-from . import break_glass, comments, errors, keys, registered_models, requests, rollbacks, votes
+from . import (
+    break_glass,
+    comments,
+    errors,
+    keys,
+    policies,
+    registered_models,
+    requests,
+    rollbacks,
+    votes,
+)
 from .auth import BearerToken
 
 
@@ -46,5 +57,14 @@ api = QuorumApi(
 )
 errors.install(api)
 # The schema lists paths in this order, and so do the docs within each tag.
-for resource in (keys, registered_models, requests, rollbacks, break_glass, votes, comments):
+for resource in (
+    keys,
+    registered_models,
+    requests,
+    rollbacks,
+    break_glass,
+    votes,
+    comments,
+    policies,
+):
     api.add_router("", resource.router)

@@ -35,6 +35,7 @@ VOTE_COLUMNS = (
     "groups",
     "stale",
     "stale_reason",
+    "seen_digest",
     "created_at",
     "user__username",
 )
@@ -124,7 +125,10 @@ def request_out(request: TransitionRequest) -> dict:
         "executed_at": request.executed_at,
         "attestation": request.attestation or None,
         "gates": gates.with_verdicts(request.gate_results),
+        "content_digest": request.content_digest or None,
+        "metric_pins": request.metric_pins or {},
         "escalation": request.policy_snapshot.get("escalation", {}).get("applied", []),
+        "leaves": request.policy_snapshot.get("leaves"),
         "requirements": requirements_out(count),
         "approved_by": list(count.approvers),
         "votes": [
@@ -136,6 +140,7 @@ def request_out(request: TransitionRequest) -> dict:
                 "counted_for": count.counted_for.get(v.pk),
                 "stale": v.stale,
                 "stale_reason": v.stale_reason,
+                "seen_digest": v.seen_digest or None,
                 "created_at": v.created_at,
             }
             for v in votes

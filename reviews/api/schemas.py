@@ -114,6 +114,11 @@ class VoteOut(Schema):
         "voter may vote again."
     )
     stale_reason: str
+    seen_digest: str | None = Field(
+        None,
+        description="The content digest the request had pinned when this vote was cast; null "
+        "when it was not known yet (such an approval goes stale once the digest is pinned).",
+    )
     created_at: datetime
 
 
@@ -170,13 +175,31 @@ class RequestOut(RequestSummary):
     )
     gates: list[dict[str, Any]] = Field(
         description="Gate results as last evaluated, each with its `verdict`: passed, failed (a "
-        "required gate: it rejects), or needs_sign_off (an auto-approve gate that did not fire: "
-        "people sign off instead)."
+        "required gate: it rejects), needs_sign_off (an auto-approve gate that did not fire: "
+        "people sign off instead), or skipped (a break-glass move: evaluated, applied to nothing)."
+    )
+    content_digest: str | None = Field(
+        None,
+        description="The content digest (sha256 over the version's model files, as `quorum "
+        "verify` computes it) this request approves; null until the digest job has read them. "
+        "The transition moves the version only if its files still give this digest.",
+    )
+    metric_pins: dict[str, Any] = Field(
+        default={},
+        description="The metric values the gates read, pinned at creation: {candidate: {metric: "
+        "{value, ...}}, baseline: {metric: value}}. A value an auto-approve gate read carries "
+        "its history: step, timestamp, replaced (logged again after the version was "
+        "registered), why, points ([step, value, timestamp_ms], the latest 20).",
     )
     escalation: list[dict[str, str]] = Field(
         default=[],
         description="The policy's evidence rules that changed the requirements: "
         "[{when, reason}] (`when` is signature_breaking, ..., or no_change).",
+    )
+    leaves: dict[str, Any] | None = Field(
+        default=None,
+        description="The protected target the version leaves by this move ({target, policy, "
+        "require}): its sign-offs are part of `requirements`, and no gate approves the request.",
     )
     votes: list[VoteOut]
     kind: str = Field(
@@ -285,6 +308,31 @@ class CancelIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     reason: Comment = Field("", description="Why; shown in the timeline and the mails.")
+
+
+class RollbackPreviewOut(Schema):
+    model: str
+    target: str
+    version: int = Field(description="The version the rollback would put back.")
+    requirements: list[dict[str, Any]] = Field(
+        description="The sign-offs it would need: [{group, approvals}], each person counting once."
+    )
+    needs: str = Field(
+        description="The same in words, as the model page's button says it: 'needs 1 of "
+        "ml-leads', 'approved at once by its auto-approve gates' or 'rejected at once: ...'."
+    )
+    decided_at_once: Literal["approved", "rejected"] | None = Field(
+        description="What its gates would decide on the spot; null when people decide."
+    )
+    escalation: list[dict[str, str]] = Field(
+        description="Escalation rules that apply (only with the policy's `rollback: {escalate: "
+        "true}`): [{when, reason}]."
+    )
+    leaves: dict[str, Any] | None = Field(
+        description="The protected target the version would leave ({target, policy, require}): "
+        "its sign-offs are included in `requirements`."
+    )
+    gates: list[dict[str, Any]] = Field(description="Gate results, as a request would store them.")
 
 
 class RollbackIn(Schema):

@@ -36,6 +36,10 @@ TRANSITIONS = {
     "attestation.written": "Signed approval proof written",
     "attestation.attempt_failed": "Writing the approval proof failed; it will be retried",
     "attestation.failed": "Writing the approval proof failed",
+    # The proofs of the versions this request's move took out of a target.
+    "proof.revoked": "Proof of a version that left the target revoked",
+    "proof.revocation_attempt_failed": "Revoking a proof failed; it will be retried",
+    "proof.revocation_failed": "Revoking a proof failed",
 }
 
 
@@ -148,6 +152,13 @@ def describe(event: AuditEvent) -> Entry:
         return entry(
             kind="stale",
             title=f"Approvals dismissed: {voters}",
+            text=details.get("reason", ""),
+        )
+    if action == "request.content_pinned":
+        digest = details.get("digest") or ""
+        return entry(
+            kind="reevaluated",
+            title=f"Content pinned: sha256 {digest[:12]}…" if digest else "Content unpinned",
             text=details.get("reason", ""),
         )
     if action == "request.reevaluated":

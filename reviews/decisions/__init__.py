@@ -6,6 +6,8 @@
 - `deciding`: `decide`, the one function that decides a request, and cancellation, expiry and an
   admin's retry;
 - `counting`: how approvals count (each person once, for one group);
+- `sizing`: what a request will take (sign-offs, gates decided at once), for the request and
+  for every preview;
 - `gates`: metric gates; `escalation`: approvals that scale with the evidence packet, and
   `reevaluation`: open requests decided again when that packet arrives;
 - `standing`: where a request stands, in words; `related`: earlier rejections and open neighbours;

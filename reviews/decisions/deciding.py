@@ -22,7 +22,7 @@ from ..errors import (
     RequestNotFound,
     WrongExecutionState,
 )
-from ..models import COMMENT_MAX, Decision, Execution, TransitionRequest
+from ..models import COMMENT_MAX, Decision, Execution, RequestKind, TransitionRequest
 from . import handoff, standing
 
 # -- the request a person acts on -------------------------------------------------------------
@@ -75,21 +75,42 @@ def decide(request: TransitionRequest, decision: str, *, actor, reason: str) -> 
     chain.record(f"request.{decision}", actor=actor, request=request, details={"reason": reason})
     if decision == Decision.APPROVED:
         transaction.on_commit(lambda: handoff.enqueue_transition(request.pk))
+    else:
+        # Closed: the version's pin goes once no other request of it is open. An approved
+        # request stays open until its move is done; the sync after the move unpins it.
+        handoff.guard_refresh_soon()
 
 
 # -- cancellation, expiry, retry ---------------------------------------------------------------
 
 
+def cancel_refusal(request: TransitionRequest, user: User) -> str | None:
+    """Why `user` may not cancel `request` (whatever its state), or None when they may."""
+    if user.is_staff:
+        return None
+    if request.kind == RequestKind.RATIFICATION:
+        # Whoever broke glass is its requester: withdrawing it would end the review of their
+        # own move. Cancelled, it is unratified like a rejection.
+        return (
+            "Only an admin can cancel a ratification; cancelled, the break-glass move it "
+            "ratifies is unratified."
+        )
+    if request.requester_id != user.pk:
+        return "Only the requester or an admin can cancel this request."
+    return None
+
+
 @transaction.atomic
 def request_cancel(*, request_id: int, user: User, reason: str = "") -> TransitionRequest:
-    """The requester (or staff) withdraws a pending request, saying why if they like: the reason
-    goes in the decision, so the timeline and the mails show it."""
+    """The requester (or staff; only staff for a ratification) withdraws a pending request,
+    saying why if they like: the reason goes in the decision, so the timeline and the mails
+    show it."""
     reason = " ".join(reason.split())
     if len(reason) > COMMENT_MAX:
         raise InvalidReason(f"A reason is at most {COMMENT_MAX:,} characters.")
     request = locked_or_refuse(request_id)
-    if request.requester_id != user.pk and not user.is_staff:
-        raise NotAllowed("Only the requester or an admin can cancel this request.")
+    if refusal := cancel_refusal(request, user):
+        raise NotAllowed(refusal)
     if request.decision != Decision.PENDING:
         raise RequestClosed(f"Request #{request.pk} is already {request.decision}.")
     said = "Cancelled by " + user.get_username()

@@ -54,7 +54,22 @@ def resolve(
     candidate_metrics: dict,
     baseline_metrics: dict | None,
 ) -> Resolution:
-    """The requirements `snapshot`'s policy asks for, given what `comparison` shows."""
+    """The requirements `snapshot`'s policy asks for, given what `comparison` shows, with the
+    sign-offs of a protected target the version leaves (`snapshot["leaves"]`,
+    `reviews.decisions.sizing`), which no evidence lowers."""
+    found = _resolve(snapshot, comparison, candidate_metrics, baseline_metrics)
+    leaves = snapshot.get("leaves")
+    if leaves:
+        return Resolution(require=_merged(found.require, leaves["require"]), applied=found.applied)
+    return found
+
+
+def _resolve(
+    snapshot: dict,
+    comparison: registry_evidence.EvidenceComparison,
+    candidate_metrics: dict,
+    baseline_metrics: dict | None,
+) -> Resolution:
     base = [dict(r) for r in snapshot.get("policy_require", snapshot.get("require", []))]
     rules = snapshot.get("escalate", [])
     flags = comparison.flags()
@@ -164,19 +179,31 @@ def gate_results(snapshot: dict, comparison) -> list[GateResult]:
 def refresh(request, candidate: ModelVersion, baseline: ModelVersion | None) -> list[GateResult]:
     """Decides `request`'s requirements again from the evidence of `candidate` and `baseline`,
     writing them into its policy snapshot (not saved); returns the evidence gates' results."""
-    snapshot = dict(request.policy_snapshot)
-    snapshot.setdefault("policy_require", snapshot.get("require", []))
-    comparison = comparison_for(candidate, baseline)
-    resolution = resolve(
-        snapshot, comparison, request.candidate_metrics or {}, request.baseline_metrics
+    snapshot, results = resized(
+        request.policy_snapshot,
+        comparison_for(candidate, baseline),
+        request.candidate_metrics or {},
+        request.baseline_metrics,
     )
-    snapshot["require"] = resolution.require
-    snapshot["escalation"] = {
-        "applied": resolution.applied,
-        "evidence": digests(candidate, baseline),
-    }
+    snapshot["escalation"]["evidence"] = digests(candidate, baseline)
     request.policy_snapshot = snapshot
-    return gate_results(snapshot, comparison)
+    return results
+
+
+def resized(
+    snapshot: dict,
+    comparison: registry_evidence.EvidenceComparison,
+    candidate_metrics: dict,
+    baseline_metrics: dict | None,
+) -> tuple[dict, list[GateResult]]:
+    """`snapshot` with its requirements decided by what `comparison` shows (a copy: `require`,
+    `policy_require` and `escalation.applied`), and the evidence gates' results."""
+    snapshot = dict(snapshot)
+    snapshot.setdefault("policy_require", snapshot.get("require", []))
+    resolution = resolve(snapshot, comparison, candidate_metrics, baseline_metrics)
+    snapshot["require"] = resolution.require
+    snapshot["escalation"] = {"applied": resolution.applied}
+    return snapshot, gate_results(snapshot, comparison)
 
 
 def digests(candidate: ModelVersion, baseline: ModelVersion | None) -> dict:

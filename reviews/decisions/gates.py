@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 
 from registry import metrics
@@ -40,6 +40,8 @@ class Verdict(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     NEEDS_SIGN_OFF = "needs_sign_off"
+    # Evaluated and shown, but not applied: a break-glass move skips every gate.
+    SKIPPED = "skipped"
 
     @property
     def words(self) -> str:
@@ -50,10 +52,13 @@ VERDICT_WORDS = {
     Verdict.PASSED: "pass",
     Verdict.FAILED: "fail",
     Verdict.NEEDS_SIGN_OFF: "not auto-approved: needs sign-off",
+    Verdict.SKIPPED: "skipped: break glass",
 }
 
 
-def verdict_of(kind: str, passed: bool) -> Verdict:
+def verdict_of(kind: str, passed: bool, skipped: bool = False) -> Verdict:
+    if skipped:
+        return Verdict.SKIPPED
     if passed:
         return Verdict.PASSED
     return Verdict.NEEDS_SIGN_OFF if kind == "auto_approve" else Verdict.FAILED
@@ -63,7 +68,9 @@ def with_verdicts(results: list[Mapping]) -> list[dict]:
     """Stored gate results (a request's `gate_results`) with their `verdict` and its `words`."""
     shown = []
     for result in results or []:
-        found = verdict_of(result.get("kind", "required"), bool(result.get("passed")))
+        found = verdict_of(
+            result.get("kind", "required"), bool(result.get("passed")), bool(result.get("skipped"))
+        )
         shown.append({**result, "verdict": str(found), "verdict_words": found.words})
     return shown
 
@@ -79,10 +86,12 @@ class GateResult:
     threshold: float | None = None  # what it was compared with
     baseline_value: float | None = None
     baseline_delta: float | None = None
+    # Evaluated for the record only: it neither rejects nor approves (break glass).
+    skipped: bool = False
 
     @property
     def verdict(self) -> Verdict:
-        return verdict_of(self.kind, self.passed)
+        return verdict_of(self.kind, self.passed, self.skipped)
 
     def as_json(self) -> dict:
         """For JSON columns: non-finite values in the mirror's spelling ("NaN", "Infinity")."""
@@ -168,10 +177,25 @@ def _num(value: float) -> str:
 
 
 def required_failures(results: list[GateResult]) -> list[GateResult]:
-    return [r for r in results if r.kind == "required" and not r.passed]
+    return [r for r in results if r.kind == "required" and not r.passed and not r.skipped]
 
 
 def auto_approves(results: list[GateResult]) -> bool:
-    """True when auto-approve gates exist and they and every required gate all pass."""
-    auto = [r for r in results if r.kind == "auto_approve"]
-    return bool(auto) and all(r.passed for r in results)
+    """True when auto-approve gates exist and they and every required gate all pass (skipped
+    gates decide nothing)."""
+    applied = [r for r in results if not r.skipped]
+    auto = [r for r in applied if r.kind == "auto_approve"]
+    return bool(auto) and all(r.passed for r in applied)
+
+
+def auto_approves_stored(results: list[Mapping]) -> bool:
+    """`auto_approves` for results as a request stores them (`gate_results`)."""
+    applied = [r for r in results if not r.get("skipped")]
+    auto = [r for r in applied if r.get("kind") == "auto_approve"]
+    return bool(auto) and all(r.get("passed") for r in applied)
+
+
+def skipped(results: list[GateResult]) -> list[GateResult]:
+    """`results` kept for the record but applied to nothing (their verdict: "skipped: break
+    glass")."""
+    return [replace(r, skipped=True) for r in results]

@@ -11,11 +11,12 @@ its other jobs, so the job id, the queue and the retries are written once.
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import transaction
 from rq import Retry
 
 from infra import queues
 
-from ..models import TransitionRequest
+from ..models import GuardProbe, TransitionRequest
 
 QUEUE = "transitions"
 # `reviews.execution.jobs.execute_transition`, named rather than imported (see above).
@@ -62,4 +63,31 @@ def enqueue_transition(request_id: int, *, replace: bool = False) -> bool:
         retry=retry_policy(),
         job_timeout=settings.QUORUM_TRANSITION_TIMEOUT,
         description=f"transition for request #{request_id}",
+    )
+
+
+def guard_refresh_soon() -> None:
+    """Once the current transaction commits, bring the guard's tags in step through a sync (which
+    ends in `reviews.execution.guard.on_sync_finished`) instead of waiting for the periodic one:
+    after a policy changed, or a request opened or closed (the version's `quorum.pinned`). Only
+    on a registry known to be guarded; elsewhere the tags do nothing."""
+    probe = GuardProbe.objects.filter(pk=1).first()
+    if probe is None or not (probe.guarded and probe.service_identity):
+        return
+    transaction.on_commit(_enqueue_guard_refresh)
+
+
+def _enqueue_guard_refresh() -> None:
+    from registry.jobs import SYNC_QUEUE, sync_incremental
+
+    # One id for every change of one transaction or load: a refresh already waiting covers them
+    # all. A refresh that has finished does not: its record is replaced, so the next one runs.
+    queues.enqueue_once(
+        SYNC_QUEUE,
+        sync_incremental,
+        job_id="guard-refresh",
+        what="the guard tag refresh",
+        replace=True,
+        retried_by="the periodic sync",
+        description="guard tags",
     )

@@ -30,9 +30,9 @@ from ..errors import (
     VersionDeleted,
 )
 from ..models import COMMENT_MAX, Decision, RequestKind, TransitionRequest
-from ..policies.matching import policy_as_spec, policy_for
+from ..policies.matching import policy_for
 from ..policies.spec import parse_target
-from . import escalation, gates, related
+from . import handoff, pins, related, sizing
 from .deciding import decide
 
 # -- targets ----------------------------------------------------------------------------------
@@ -74,9 +74,11 @@ def request_create(
 ) -> TransitionRequest:
     """Opens a request for `version` of `model` to reach `target`, evaluating its gates at once.
 
-    A failing required gate rejects it on the spot; passing auto-approve gates approve it. A
-    rollback (`reviews.emergency.rollback`) is decided by its policy's `rollback:` section when it
-    has one. A version rejected for this target before needs `rejection_answer`: what changed since.
+    What it needs is sized by `reviews.decisions.sizing.size` (the same function the previews
+    use): a failing required gate rejects it on the spot; passing auto-approve gates approve it
+    unless an escalation applies or the version leaves a protected target. A rollback
+    (`reviews.emergency.rollback`) is decided by its policy's `rollback:` rules. A version
+    rejected for this target before needs `rejection_answer`: what changed since.
     """
     registered = RegisteredModel.objects.filter(name=model, deleted=False).first()
     if registered is None:
@@ -113,34 +115,23 @@ def request_create(
             f"before requesting {model} version {number} → {target} again."
         )
     policy = policy_for(model, target)
-    spec = policy_as_spec(policy)
-    snapshot = spec.model_dump(mode="json")
-    # Who may break glass is the policy's `break_glass.groups` (reviews.emergency.break_glass), not
-    # its requesters; the move is made at once, gates or not.
-    if kind == RequestKind.BREAK_GLASS:
-        snapshot["gates"] = []
-    elif refusal := requester_refusal(requester, snapshot["requesters"], target=target):
-        raise NotARequester(refusal)
-    expires_after = policy.expires_after
-    if kind == RequestKind.ROLLBACK and spec.rollback is not None:
-        # The version was approved for this target before: the policy's rollback rules decide.
-        snapshot["require"] = snapshot["rollback"]["require"]
-        if not spec.rollback.gates:
-            snapshot["gates"] = []
-        snapshot["rollback_rules"] = True
-        expires_after = spec.rollback.expires_after or expires_after
     baseline = target_holder(registered, target, exclude=candidate.pk)
-    results = gates.evaluate(
-        snapshot["gates"], candidate.metrics, baseline.metrics if baseline else None
+    sized = sizing.size(
+        policy=policy, kind=kind, candidate=candidate, baseline=baseline, target=target
     )
-    # What the evidence packet shows may add approvals, lower them or fail an evidence gate.
-    sized = TransitionRequest(
-        policy_snapshot=snapshot,
-        candidate_metrics=candidate.metrics,
-        baseline_metrics=baseline.metrics if baseline else None,
-    )
-    results += escalation.refresh(sized, candidate, baseline)
-    snapshot = sized.policy_snapshot
+    snapshot, expires_after = sized.snapshot, sized.expires_after
+    # Who may break glass is the policy's `break_glass.groups` (reviews.emergency.break_glass), not
+    # its requesters.
+    if kind != RequestKind.BREAK_GLASS and (
+        refusal := requester_refusal(requester, snapshot["requesters"], target=target)
+    ):
+        raise NotARequester(refusal)
+    history: dict = {}
+    if kind != RequestKind.BREAK_GLASS:
+        # Only a value that may approve without people needs its history read (MLflow calls).
+        history = pins.read_history(candidate, pins.auto_approve_metrics(sized.results))
+        sized.results = pins.hold_auto_approval(sized.results, history)
+    results = sized.results
     try:
         with transaction.atomic():
             request = TransitionRequest.objects.create(
@@ -157,6 +148,13 @@ def request_create(
                 candidate_metrics=candidate.metrics,
                 baseline_metrics=baseline.metrics if baseline else None,
                 gate_results=[r.as_json() for r in results],
+                content_digest=pins.content_pin(candidate),
+                metric_pins=pins.metric_pins(
+                    snapshot["gates"],
+                    candidate.metrics,
+                    baseline.metrics if baseline else None,
+                    history,
+                ),
                 expires_at=timezone.now() + expires_after,
             )
     except IntegrityError:  # the partial unique index: another open request won the race
@@ -177,16 +175,21 @@ def request_create(
             "baseline": baseline.version if baseline else None,
             "gates": [r.as_json() for r in results],
             "escalation": snapshot["escalation"]["applied"],
+            "content_digest": request.content_digest,
+            **({"leaves": snapshot["leaves"]} if snapshot.get("leaves") else {}),
         },
     )
-    if failed := gates.required_failures(results):
+    # The guard keeps the version's content, run and metrics still while it is under review.
+    handoff.guard_refresh_soon()
+    if failed := sized.failures:
         decide(
             request,
             Decision.REJECTED,
             actor="policy",
             reason="Required gate failed: " + "; ".join(r.reason for r in failed),
         )
-    elif gates.auto_approves(results):
+    elif sized.approved_at_once and not pins.unpinned(request):
+        # Without a pinned digest, approved when the digest job pins one (`pins.on_content_stored`).
         decide(
             request,
             Decision.APPROVED,

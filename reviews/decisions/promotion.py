@@ -14,9 +14,10 @@ from django.contrib.auth.models import User
 from registry.models import ModelVersion, Stage
 
 from ..errors import AmbiguousPolicy, NoPolicy
-from ..models import ApprovalPolicy, TransitionRequest
+from ..models import ApprovalPolicy, RequestKind, TransitionRequest
 from ..policies.matching import policies_loaded, policy_as_spec, policy_for
 from . import gates, opening, related
+from .sizing import Sizing, requirement_words, size
 
 
 @dataclass
@@ -41,9 +42,24 @@ class TargetOption:
     def rejection_words(self) -> str:
         return related.rejection_words(self.rejections[0]) if self.rejections else ""
 
+    # What a request would take (`reviews.decisions.sizing`), once it can be requested.
+    sizing: Sizing | None = None
+
     @property
     def requirements(self) -> str:
-        return " and ".join(f"{r['approvals']} of {r['group']}" for r in self.spec["require"])
+        if self.sizing is not None:
+            return self.sizing.needs + self.leaves_words
+        return requirement_words(self.spec["require"])
+
+    @property
+    def leaves_words(self) -> str:
+        leaves = self.sizing.leaves if self.sizing is not None else None
+        if not leaves:
+            return ""
+        return (
+            f" (with {requirement_words(leaves['require'])}: it takes the version out of "
+            f"{leaves['target']}, which the policy {leaves['policy']!r} protects)"
+        )
 
     @property
     def expires_after(self) -> str:
@@ -62,7 +78,7 @@ class TargetOption:
 
     @property
     def approved_at_once(self) -> bool:
-        return gates.auto_approves(self.gates)
+        return self.sizing is not None and self.sizing.approved_at_once
 
 
 def _target_order(target: str) -> tuple[int, str]:
@@ -123,10 +139,15 @@ def target_options(*, version: ModelVersion, user: User | None = None) -> list[T
             option.unavailable = f"Request #{option.open_request.pk} for {target} is still open."
         else:
             option.baseline = opening.target_holder(model, target, exclude=version.pk)
-            option.gates = gates.evaluate(
-                option.spec["gates"],
-                version.metrics or {},
-                option.baseline.metrics if option.baseline else None,
+            # Sized as the request will be: escalations and a protected target left included.
+            option.sizing = size(
+                policy=policy,
+                kind=RequestKind.PROMOTION,
+                candidate=version,
+                baseline=option.baseline,
+                target=target,
+                policies=policies,
             )
+            option.gates = option.sizing.results
         options.append(option)
     return options

@@ -14,9 +14,9 @@ from django.db import transaction
 from django.db.models import Q
 
 from ..models import Decision, TransitionRequest
-from . import counting, escalation
+from . import counting, escalation, pins
 from .deciding import decide
-from .voting import approvals_mark_stale
+from .staleness import approvals_mark_stale
 
 
 def on_evidence_stored(sender, version_ids: list[int], **kwargs) -> None:
@@ -48,5 +48,9 @@ def on_evidence_stored(sender, version_ids: list[int], **kwargs) -> None:
                     actor="policy",
                     reason="Required evidence gate failed: " + "; ".join(r.reason for r in failed),
                 )
-            elif (count := counting.tally(request)).met and count.people:
+            elif (
+                (count := counting.tally(request)).met
+                and count.people
+                and not pins.unpinned(request)
+            ):
                 decide(request, Decision.APPROVED, actor="policy", reason=count.reason())

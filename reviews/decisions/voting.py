@@ -22,8 +22,11 @@ from ..errors import (
     SelfApprovalNotAllowed,
 )
 from ..models import Decision, TransitionRequest, Vote, VoteChoice
-from . import counting, escalation
+from . import counting, escalation, pins
 from .deciding import decide, locked_or_refuse, stale_page_refusal
+from .staleness import approvals_mark_stale
+
+__all__ = ["approvals_mark_stale", "vote_cast", "vote_refusal"]
 
 
 def required_groups(request: TransitionRequest) -> list[str]:
@@ -95,35 +98,25 @@ def vote_cast(
         groups=groups,
         seen_metrics={"candidate": request.candidate_metrics, "baseline": request.baseline_metrics},
         seen_evidence=escalation.seen_evidence(request),
+        seen_digest=request.content_digest,
     )
     chain.record(
         "vote.cast",
         actor=user,
         request=request,
-        details={"decision": decision, "comment": comment, "groups": groups},
+        details={
+            "decision": decision,
+            "comment": comment,
+            "groups": groups,
+            "content_digest": request.content_digest,
+        },
     )
     votes = list(request.votes.select_related("user"))
     rejections = [v for v in votes if v.decision == VoteChoice.REJECT and not v.stale]
     if len(rejections) >= request.policy_snapshot.get("rejections_needed", 1):
         decide(request, Decision.REJECTED, actor=user, reason=comment)
-    elif (count := counting.tally(request, votes)).met:
+    elif (count := counting.tally(request, votes)).met and not pins.unpinned(request):
+        # Without a pinned digest the quorum waits: it is decided when the digest is pinned
+        # (`pins.on_content_stored`), by the approvals confirmed then.
         decide(request, Decision.APPROVED, actor=user, reason=count.reason())
     return vote
-
-
-def approvals_mark_stale(request: TransitionRequest, *, reason: str) -> int:
-    """Approvals given so far stop counting (the evidence they saw changed); returns how many.
-
-    They stay in the history, and their voters may vote again on the new evidence.
-    """
-    stale = request.votes.filter(decision=VoteChoice.APPROVE, stale=False)
-    voters = list(stale.values_list("user__username", flat=True))
-    count = stale.update(stale=True, stale_reason=reason, stale_at=timezone.now())
-    if count:
-        chain.record(
-            "votes.stale",
-            actor="system",
-            request=request,
-            details={"reason": reason, "voters": voters},
-        )
-    return count

@@ -7,10 +7,17 @@ its `break_glass.used` audit event mails every member of the policy's required g
 
 Each use is counted per user: at most `QUORUM_BREAK_GLASS_PER_DAY` in 24 hours, so that it does
 not become the normal path; and nobody breaks glass to carry out their own open request.
+
+The move skips every gate (metric and evidence): each is evaluated and recorded "skipped: break
+glass", and the ratification shows them. When the ratifying quorum cannot be reached without the
+person breaking glass (a required group has too few other members), the form says so before the
+move (`ratification_warnings`) and staff are mailed at once with what to fix
+(`break_glass.unratifiable`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..audit import chain
-from ..decisions import opening
+from ..decisions import counting, opening
 from ..decisions.deciding import decide
 from ..errors import (
     BreakGlassLimit,
@@ -30,7 +37,7 @@ from ..errors import (
     SelfApprovalNotAllowed,
 )
 from ..models import ApprovalPolicy, Decision, RequestKind, TransitionRequest
-from ..policies.matching import policy_as_spec, policy_for
+from ..policies.matching import policies_loaded, policy_as_spec, policy_for
 from ..policies.spec import parse_target
 
 RATE_WINDOW = timedelta(hours=24)
@@ -123,7 +130,79 @@ def break_glass_move(
         },
     )
     decide(request, Decision.APPROVED, actor=user, reason=f"Break glass by {user.get_username()}")
+    if shortfall := ratification_shortfall(request.policy_snapshot, user):
+        chain.record(
+            "break_glass.unratifiable",
+            actor="system",
+            request=request,
+            details={
+                "problem": shortfall.problem,
+                "fix": shortfall.fix,
+                "groups": shortfall.groups,
+            },
+        )
     return request
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """Why a ratification cannot pass without the person who broke glass, and what fixes it."""
+
+    problem: str
+    fix: str
+    groups: list[str]
+
+
+def ratification_shortfall(snapshot: dict, breaker: User) -> Shortfall | None:
+    """Whether the ratification of a break-glass move sized as `snapshot` can pass without
+    `breaker` (who may not ratify their own move unless the policy allows self-approval), each
+    person counting once; None when it can. A query per required group."""
+    needs = [(r["group"], r["approvals"]) for r in snapshot.get("require", [])]
+    members = {
+        group: set(
+            User.objects.filter(groups__name=group, is_active=True).values_list(
+                "username", flat=True
+            )
+        )
+        for group, _ in needs
+    }
+    if not snapshot.get("allow_self_approval"):
+        for names in members.values():
+            names.discard(breaker.get_username())
+    missing = counting.shortfall(needs, members)
+    if not missing:
+        return None
+    short = [group for group, needed in needs if len(members[group]) < needed]
+    groups = short or [group for group, _ in needs]
+    words = "; ".join(
+        f"{group} needs {needed} and has {len(members[group])} member(s) besides "
+        f"{breaker.get_username()}"
+        for group, needed in needs
+        if group in groups
+    )
+    return Shortfall(
+        problem=f"{missing} of its sign-offs have nobody to give them ({words}).",
+        fix=f"add members to {' and '.join(groups)} (Django admin or the policy file's "
+        "`groups:`), or ratify by hand as staff.",
+        groups=groups,
+    )
+
+
+def ratification_warnings(model: str, user: User, targets: list[str]) -> dict[str, str]:
+    """For the form: per target `user` may break glass for, why its ratification could not
+    pass without them ("" when it can), sized on the policy's `require` (an escalation may ask
+    more once the version is known)."""
+    policies = policies_loaded()
+    warnings = {}
+    for target in targets:
+        spec = policy_as_spec(policy_for(model, target, policies=policies))
+        shortfall = ratification_shortfall(spec.model_dump(mode="json"), user)
+        if shortfall is not None:
+            warnings[target] = (
+                f"Its ratification cannot pass without you: {shortfall.problem} "
+                f"Staff will be told at once to {shortfall.fix}"
+            )
+    return warnings
 
 
 def _number(version: int | str) -> int | None:

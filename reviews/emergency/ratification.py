@@ -2,9 +2,10 @@
 
 When a break-glass move is done (its `transition.done` event, `on_event_recorded`), a
 `ratification` request opens that needs the policy's normal quorum and expires after
-`ratify_within` (`ratification_open`). Rejected or expired, the move is unratified
-(`on_unratified`): staff are alerted and, with `revert`, the version that held the target before
-is put back by a request the policy approves at once.
+`ratify_within` (`ratification_open`). A ratification ends only by approval: rejected, expired or
+cancelled (only staff may cancel one), the move is unratified (`on_ratification_decided`), once,
+whatever ends it and however many ends race: staff are alerted and, with `revert`, the version
+that held the target before is put back by a request the policy approves at once.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..audit import chain
+from ..decisions import pins
 from ..execution import jobs
 from ..models import Decision, Execution, RequestKind, TransitionRequest
 from ..policies.spec import BreakGlassSpec
+
+# The ends of a ratification other than approval: each leaves the move unratified.
+UNRATIFYING = ("request.rejected", "request.expired", "request.cancelled")
 
 
 def ratification_open(request: TransitionRequest) -> TransitionRequest | None:
@@ -42,7 +47,10 @@ def ratification_open(request: TransitionRequest) -> TransitionRequest | None:
         baseline=request.baseline,
         candidate_metrics=request.candidate_metrics,
         baseline_metrics=request.baseline_metrics,
-        gate_results=[],
+        # The gates the move skipped ("skipped: break glass"): what the ratifiers judge.
+        gate_results=request.gate_results,
+        # The ratifiers approve the bytes that were moved (pinned by the move at the latest).
+        content_digest=request.content_digest,
         expires_at=request.created_at + rules.ratify_within,
     )
     chain.record(
@@ -56,7 +64,7 @@ def ratification_open(request: TransitionRequest) -> TransitionRequest | None:
             "policy": snapshot.get("name"),
             "comment": request.comment,
             "baseline": request.baseline.version if request.baseline else None,
-            "gates": [],
+            "gates": request.gate_results,
         },
     )
     return ratification
@@ -64,28 +72,36 @@ def ratification_open(request: TransitionRequest) -> TransitionRequest | None:
 
 def on_event_recorded(sender, event, **kwargs) -> None:
     """Follows a break-glass move through the audit chain: its move done opens the ratification;
-    its ratification rejected or expired leaves it unratified."""
+    its ratification rejected, expired or cancelled leaves it unratified."""
     if event.request_id is None:
         return
     if event.action == "transition.done" and event.request.kind == RequestKind.BREAK_GLASS:
         ratification_open(event.request)
-    elif event.action in ("request.rejected", "request.expired"):
+    elif event.action in UNRATIFYING:
         on_ratification_decided(event.request, event.action.removeprefix("request."))
 
 
 def on_ratification_decided(ratification: TransitionRequest, decision: str) -> None:
-    """A ratification rejected or expired leaves its break-glass move unratified: staff are
-    alerted and, when the policy says `revert`, the previous holder is put back at once."""
+    """A ratification ended other than by approval leaves its break-glass move unratified: staff
+    are alerted and, when the policy says `revert`, the previous holder is put back at once.
+
+    Runs in the transaction that decided the ratification. Exactly once per break-glass move:
+    under the move's row lock, a move already unratified (its `break_glass.unratified` event) is
+    left alone, so two ends racing (an expiry and a cancellation) alert and revert once."""
     if ratification.kind != RequestKind.RATIFICATION:
         return
-    if decision not in (Decision.REJECTED, Decision.EXPIRED):
+    if decision == Decision.APPROVED or decision == Decision.PENDING:
         return
-    moved = ratification.ratifies
+    if ratification.ratifies_id is None:
+        return
+    moved = TransitionRequest.objects.locked(ratification.ratifies_id)
+    if moved.audit_events.filter(action="break_glass.unratified").exists():
+        return
     rules = BreakGlassSpec.model_validate(ratification.policy_snapshot["break_glass"])
-    previous = moved.baseline if moved is not None else None
+    previous = moved.baseline
     revert = rules.on_unratified == "revert"
     reverting = None
-    if revert and previous is not None and not previous.deleted and moved is not None:
+    if revert and previous is not None and not previous.deleted:
         reverting = _revert(moved, previous)
     chain.record(
         "break_glass.unratified",
@@ -119,6 +135,8 @@ def _revert(moved: TransitionRequest, previous) -> TransitionRequest | None:
         candidate_metrics=previous.metrics,
         baseline_metrics=moved.version.metrics,
         gate_results=[],
+        # The bytes that held the target before: the transition job moves only those.
+        content_digest=pins.content_pin(previous),
         expires_at=timezone.now() + timedelta(days=1),
         decision=Decision.APPROVED,
         decided_at=timezone.now(),

@@ -1,7 +1,9 @@
 """The signed approval proof on every version Quorum promotes.
 
 Once a transition job has moved a version, it calls `write_after_transition`: an in-toto
-Statement (v1) saying who approved what, under which policy, with which gate results, signed
+Statement (v1) whose subject is the version's content digest (`registry.content`, the bytes
+approved: the predicate `urn:quorum:approval:v2`) saying who approved it, under which policy,
+with which gate results, as which kind of request (for break glass: ratified or not), signed
 in a DSSE envelope with the Ed25519 key QUORUM_SIGNING_KEY, is written to the version in MLflow
 as the tag `quorum.attestation.<target>` (`quorum_cli.attestation` holds the format, shared with
 `quorum verify`). A deployment step checks it with `quorum verify MODEL VERSION --target T`.
@@ -34,13 +36,15 @@ from securesystemslib.signer import CryptoSigner
 
 from infra import queues
 from quorum_cli import attestation as proof
+from registry import content
 from registry.mlflow_client import MlflowError, RegistryClient
+from registry.models import ModelVersion, VersionContent
 
 from ..audit import chain
 from ..decisions import counting
 from ..decisions.handoff import retry_policy
 from ..errors import QuorumError
-from ..models import Attestation, Execution, TransitionRequest
+from ..models import Attestation, Execution, RequestKind, TransitionRequest
 from ..notify.links import request_url
 from .proof_keys import signer
 
@@ -64,10 +68,27 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def approved_content(version: ModelVersion) -> VersionContent:
+    """The version's content as Quorum read it (the digest approvals bind), read from MLflow now
+    and kept when no worker has read it yet; `QuorumError` when its files cannot be read: a proof
+    names the bytes, and there are none to name."""
+    stored = content.content_of(version)
+    if stored is None or stored.source != version.source:
+        stored = content.store(version, content.read_content(version))
+    if not stored.known:
+        raise QuorumError(
+            f"{version} has no known content ({stored.reason}): a proof names the model's bytes, "
+            "so none can be signed until its files can be read"
+        )
+    return stored
+
+
 def statement_of(request: TransitionRequest, *, compact: bool = False) -> dict:
-    """The in-toto Statement for an executed request. `compact` replaces the approvers by their
-    count and a digest of the list, for a list too long for a tag (the page has every name)."""
+    """The in-toto Statement for an executed request: its subject is the version's content
+    digest. `compact` replaces the approvers by their count and a digest of the list, and drops
+    the file list, for a proof too long for a tag (the page has every name)."""
     version = request.version
+    files = approved_content(version)
     name, number = version.model.name, version.version
     votes = list(request.votes.select_related("user"))
     count = counting.tally(request, votes)
@@ -85,8 +106,16 @@ def statement_of(request: TransitionRequest, *, compact: bool = False) -> dict:
             "source": version.source,
         },
         "target": request.target,
+        "content": {
+            "location": files.location,
+            "model_signing_sha256": files.model_signing_digest,
+            "file_count": files.file_count,
+            "total_size": files.total_size,
+            "files": files.files,
+        },
         "request": {
             "id": request.pk,
+            "kind": request.kind,
             "url": request_url(request.pk),
             "requester": request.requester.get_username(),
             "created_at": _time(request.created_at),
@@ -112,23 +141,27 @@ def statement_of(request: TransitionRequest, *, compact: bool = False) -> dict:
             "sha256": hashlib.sha256(proof.canonical_json(approvers)).hexdigest(),
             "why": "too many to fit the tag; the request's page lists them",
         }
+        predicate["content"]["files"] = None
         if len(reason) > SHORT_REASON:
             predicate["decision"]["reason"] = reason[:SHORT_REASON] + "…"
+    if emergency := break_glass_of(request):
+        predicate["break_glass"] = emergency
     return {
         "_type": proof.STATEMENT_TYPE,
-        "subject": [
-            {
-                "name": proof.subject_name(name, number),
-                "digest": {
-                    "sha256": proof.subject_digest(
-                        model=name, version=number, run_id=version.run_id, source=version.source
-                    )
-                },
-            }
-        ],
+        "subject": [{"name": proof.subject_name(name, number), "digest": {"sha256": files.digest}}],
         "predicateType": proof.PREDICATE_TYPE,
         "predicate": predicate,
     }
+
+
+def break_glass_of(request: TransitionRequest) -> dict | None:
+    """For a break-glass move, whether the quorum ratified it: its own proof says not (yet); the
+    ratification's, written when the ratification is carried out, says it was."""
+    if request.kind == RequestKind.BREAK_GLASS:
+        return {"request": request.pk, "ratified": False, "ratification": None}
+    if request.kind == RequestKind.RATIFICATION:
+        return {"request": request.ratifies_id, "ratified": True, "ratification": request.pk}
+    return None
 
 
 def signed(statement: dict, key: CryptoSigner) -> str:

@@ -23,20 +23,23 @@ import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
 from registry.mlflow_client import MlflowError, RegistryClient
-from registry.models import RegisteredModel, SyncRun
+from registry.models import ModelVersion, RegisteredModel, SyncRun
 
-from ..models import ApprovalPolicy, GuardProbe
+from ..decisions import handoff
+from ..models import ApprovalPolicy, GuardProbe, TransitionRequest
 
 logger = logging.getLogger(__name__)
 
 # The guard reads this tag (mlflow_quorum_guard.protection.PROTECTED_TAG); the two must agree, and
 # tests/test_guard_tags.py checks that they do.
 PROTECTED_TAG = "quorum.protected"
+# The guard reads this one too (mlflow_quorum_guard.holds.PINNED_TAG).
+PINNED_TAG = "quorum.pinned"
 
 
 def protected_targets(model_name: str, policies: list[ApprovalPolicy]) -> list[str]:
@@ -90,6 +93,46 @@ def guard_tags_reconcile(*, client: RegistryClient | None = None) -> GuardTagRep
     return report
 
 
+def pin_value(request_ids: list[int]) -> str:
+    """The pin's text: the open requests of the version, stable for equal content."""
+    return json.dumps({"requests": sorted(request_ids)}, sort_keys=True)
+
+
+def guard_pins_reconcile(*, client: RegistryClient | None = None) -> GuardTagReport:
+    """Writes `quorum.pinned` on every version with an open request and removes it from versions
+    that have none left; only where the mirror's tag differs. One version's failure does not stop
+    the others; it is reported ("model/version")."""
+    client = client or RegistryClient()
+    wanted: dict[int, list[int]] = {}
+    for version_id, request_id in TransitionRequest.objects.open().values_list("version", "pk"):
+        wanted.setdefault(version_id, []).append(request_id)
+    report = GuardTagReport()
+    versions = ModelVersion.objects.live().filter(
+        models.Q(pk__in=wanted) | models.Q(tags__has_key=PINNED_TAG)
+    )
+    for version in versions.select_related("model"):
+        tags = dict(version.tags or {})
+        current = tags.get(PINNED_TAG)
+        value = pin_value(wanted[version.pk]) if version.pk in wanted else None
+        if current == value:
+            continue
+        where = f"{version.model.name}/{version.version}"
+        try:
+            if value is None:
+                client.delete_version_tag(version.model.name, version.version, PINNED_TAG)
+                tags.pop(PINNED_TAG, None)
+            else:
+                client.set_version_tag(version.model.name, version.version, PINNED_TAG, value)
+                tags[PINNED_TAG] = value
+        except MlflowError as error:
+            report.failed[where] = str(error)
+            logger.warning("could not write %s on %s: %s", PINNED_TAG, where, error)
+            continue
+        ModelVersion.objects.filter(pk=version.pk).update(tags=tags)
+        report.written.append(where)
+    return report
+
+
 def guard_probe_record(*, client: RegistryClient | None = None) -> GuardProbe:
     """Asks the registry whether it is guarded, and keeps the answer (one row)."""
     client = client or RegistryClient()
@@ -133,30 +176,11 @@ def on_sync_finished(sender, sync_run: SyncRun, **kwargs) -> None:
         report = guard_tags_reconcile(client=client)
         if report.written:
             logger.info("wrote %s on %d models", PROTECTED_TAG, len(report.written))
+        pins = guard_pins_reconcile(client=client)
+        if pins.written:
+            logger.info("changed %s on %d versions", PINNED_TAG, len(pins.written))
 
 
 def on_policy_changed(sender, **kwargs) -> None:
-    """A policy was saved or deleted: once the change commits, bring the tags in step through a
-    sync (which ends in `on_sync_finished`) instead of waiting for the periodic one. Only on a
-    registry known to be guarded; elsewhere the tags do nothing."""
-    probe = latest_probe()
-    if probe is None or not (probe.guarded and probe.service_identity):
-        return
-    transaction.on_commit(_enqueue_guard_refresh)
-
-
-def _enqueue_guard_refresh() -> None:
-    from infra import queues
-    from registry.jobs import SYNC_QUEUE, sync_incremental
-
-    # One id for every policy saved by one load: a refresh already waiting covers them all. A
-    # refresh that has finished does not: its record is replaced, so the next load refreshes too.
-    queues.enqueue_once(
-        SYNC_QUEUE,
-        sync_incremental,
-        job_id="guard-refresh",
-        what="the guard tag refresh",
-        replace=True,
-        retried_by="the periodic sync",
-        description="guard tags",
-    )
+    """A policy was saved or deleted: bring the tags in step (`handoff.guard_refresh_soon`)."""
+    handoff.guard_refresh_soon()

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from rq import get_current_job
+from structlog.contextvars import bind_contextvars, bound_contextvars, unbind_contextvars
 
 from infra import locks
 from registry.jobs import enqueue_model_sync
@@ -35,8 +36,9 @@ from ..decisions.handoff import QUEUE as QUEUE  # the transition's queue, its id
 from ..decisions.handoff import enqueue_transition as enqueue_transition
 from ..decisions.handoff import retry_policy
 from ..decisions.handoff import transition_job_id as transition_job_id
+from ..decisions.staleness import approvals_mark_stale
 from ..models import Decision, Execution, TransitionRequest
-from . import attestation
+from . import attestation, content_check, revocation
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +52,16 @@ def execute_transition(request_id: int) -> str:
     """Carries out one approved request in MLflow; a sync of its model follows as a job of its
     own. Safe to run twice. Any exception is recorded on the request and in the audit trail
     before RQ sees it (and retries it, while retries are left)."""
-    with execution_lock(request_id):
+    # Every line logged while it runs names the request (operations/logs.py); `_carry_out` adds
+    # the model and version once it has read them.
+    with bound_contextvars(transition_request=request_id), execution_lock(request_id):
         try:
             return _carry_out(request_id)
         except Exception as error:
             _record_error(request_id, error)
             raise
+        finally:
+            unbind_contextvars("model", "version")
 
 
 @contextlib.contextmanager
@@ -109,6 +115,7 @@ def _carry_out(request_id: int) -> str:
         if request.execution not in (Execution.QUEUED, Execution.RUNNING):
             # Failed for good (a stray retry after the end): only an admin's retry runs it again.
             return f"request #{request_id} is {request.execution}: nothing to do"
+        bind_contextvars(model=request.version.model.name, version=request.version.version)
         request.execution = Execution.RUNNING
         request.execution_attempts += 1
         request.execution_started_at = timezone.now()
@@ -121,6 +128,7 @@ def _carry_out(request_id: int) -> str:
     client = RegistryClient()
     with model_moves_lock(request.version.model_id):
         current, holders = _read(client, request)
+        alias_holder = _alias_holder(client, request)
         if current is None:
             # For good: MLflow never reuses a version number, so no retry can help (the page says
             # so instead of offering one), and the mirror's sync will record the deletion.
@@ -134,6 +142,9 @@ def _carry_out(request_id: int) -> str:
             return "failed: version gone"
         already = target.is_held_by(current)
         if not already:
+            if refused := content_check.refusal(request, client):
+                _fail(request_id, refused, final=True, stale=True)
+                return "failed: not the approved content"
             target.move(client, name, number, archive_existing=request.archives_holders)
     # From here on the version is at its target: whatever happens next, the request is done and
     # this job never moves MLflow again (a retry would read it there and only record it).
@@ -152,12 +163,22 @@ def _carry_out(request_id: int) -> str:
         )
         if not recorded:  # another run recorded it (SQLite: no execution lock to wait on)
             return f"request #{request_id} was already carried out"
+        left = [] if already else revocation.departures(request, current, holders, alias_holder)
         chain.record(
             "transition.done",
             request=request,
             details={"already_at_target": already, "archived_versions": [] if already else holders},
         )
+        # The proofs of the holdings this move ended: revoked by jobs queued after commit.
+        revoking = revocation.record(
+            request.version.model,
+            left,
+            left_at=request.executed_at,
+            request=request,
+            reasons={v: revocation.reason_for(request, v) for v, _ in left},
+        )
     attestation.write_after_transition(request_id)  # the signed proof; never raises
+    revocation.enqueue_all(revoking)
     _queue_follow_up_sync(name)
     return f"{name} version {number} is at {target}"
 
@@ -171,6 +192,16 @@ def _read(client: RegistryClient, request: TransitionRequest) -> tuple[MlflowVer
     versions = client.list_versions(name)  # one call, like get_version, with every stage
     current = next((v for v in versions if v.version == number), None)
     return current, request.versions_to_archive(versions)
+
+
+def _alias_holder(client: RegistryClient, request: TransitionRequest) -> int | None:
+    """For an alias target, the version MLflow has it on before the move (its proof for the
+    alias ends when the alias moves); None otherwise."""
+    target = request.parsed_target
+    if not target.is_alias:
+        return None
+    found = client.get_model(request.version.model.name)
+    return found.aliases.get(target.alias) if found is not None else None
 
 
 def _queue_follow_up_sync(name: str) -> None:
@@ -197,7 +228,11 @@ def _record_error(request_id: int, error: Exception) -> None:
         logger.exception("request #%s: could not record its error %r", request_id, message)
 
 
-def _fail(request_id: int, error: str, *, final: bool, permanent: bool = False) -> None:
+def _fail(
+    request_id: int, error: str, *, final: bool, permanent: bool = False, stale: bool = False
+) -> None:
+    """Records a failed attempt (`final`: the transition failed); `stale`: the approvals were
+    given for other content than MLflow holds, and stop counting."""
     with transaction.atomic():
         try:
             request = TransitionRequest.objects.locked(request_id)
@@ -217,3 +252,5 @@ def _fail(request_id: int, error: str, *, final: bool, permanent: bool = False) 
                 **({standing.PERMANENT: True} if permanent else {}),
             },
         )
+        if stale:
+            approvals_mark_stale(request, reason=error)

@@ -28,7 +28,7 @@ from infra import queues
 from ..audit import chain, verification
 from ..decisions import deciding
 from ..models import Decision, Execution, TransitionRequest
-from . import attestation, registry_events, reverts
+from . import attestation, registry_events, reverts, revocation
 from .jobs import (
     QUEUE,
     enqueue_transition,
@@ -62,6 +62,7 @@ def reconcile() -> dict:
     proofs = attestation.requeue_pending()
     classified = registry_events.classify_pending_changes()
     reverts_requeued = reverts.requeue_lost()
+    revocations = revocation.requeue_pending()
     verification.extend_verified_checkpoint()
     summary = {
         "expired": len(expired),
@@ -70,6 +71,7 @@ def reconcile() -> dict:
         "proofs_requeued": len(proofs),
         "classified": classified,
         "reverts_requeued": len(reverts_requeued),
+        "revocations_requeued": len(revocations),
     }
     if any(summary.values()):
         logger.info("reconcile: %s", summary)

@@ -32,7 +32,7 @@ from registry.models import (
 )
 
 from ..audit import chain
-from ..decisions import escalation, gates
+from ..decisions import escalation, gates, pins
 from ..decisions.deciding import decide
 from ..decisions.opening import is_at_target, target_holder
 from ..decisions.voting import approvals_mark_stale
@@ -173,8 +173,15 @@ def _review_pending_requests(changes: list[RegistryChange]) -> None:
             )
             continue
         reasons = []
+        history: dict = {}
         if candidate.pk in metrics_moved:
-            reasons.append("the candidate's metrics changed in MLflow")
+            # The gated values that moved, with when the new one was logged (MLflow calls: only
+            # for a candidate whose metrics moved, one per gated metric).
+            pinned = pins.pinned_values(request)
+            moved_keys = {k for k, v in pinned.items() if v != candidate.metrics.get(k)}
+            history = pins.read_history(candidate, moved_keys)
+            moved = pins.metric_change_reasons(pinned, candidate.metrics, history)
+            reasons.extend(moved or ["the candidate's metrics changed in MLflow"])
         holder = target_holder(candidate.model, request.target, exclude=candidate.pk)
         if (holder.pk if holder else None) != request.baseline_id:
             was = f"v{request.baseline.version}" if request.baseline else "nothing"
@@ -186,17 +193,21 @@ def _review_pending_requests(changes: list[RegistryChange]) -> None:
         request.baseline = holder
         request.candidate_metrics = candidate.metrics
         request.baseline_metrics = holder.metrics if holder else None
-        results = gates.evaluate(
-            request.policy_snapshot.get("gates", []),
-            request.candidate_metrics,
-            request.baseline_metrics,
-        )
+        gates_spec = request.policy_snapshot.get("gates", [])
+        results = gates.evaluate(gates_spec, request.candidate_metrics, request.baseline_metrics)
+        unread = pins.auto_approve_metrics(results) - history.keys()
+        history.update(pins.read_history(candidate, unread))
+        results = pins.hold_auto_approval(results, history)
         results += escalation.refresh(request, candidate, holder)
         request.gate_results = [r.as_json() for r in results]
+        request.metric_pins = pins.metric_pins(
+            gates_spec, request.candidate_metrics, request.baseline_metrics, history
+        )
         request.save(
             update_fields=[
                 *("baseline", "candidate_metrics", "baseline_metrics", "gate_results"),
                 "policy_snapshot",  # the requirements, decided again on the new evidence
+                "metric_pins",
             ]
         )
         # The request page's gates section and timeline say when and why they were re-evaluated.
@@ -210,7 +221,9 @@ def _review_pending_requests(changes: list[RegistryChange]) -> None:
                 "gates": request.gate_results,
             },
         )
-        approvals_mark_stale(request, reason=reason[0].upper() + reason[1:] + ".")
+        # A metric's name keeps its case; the generic reasons start a sentence.
+        said = reason[0].upper() + reason[1:] if reason.startswith("the ") else reason
+        approvals_mark_stale(request, reason=said + ".")
         if failed := gates.required_failures(results):
             decide(
                 request,

@@ -47,6 +47,7 @@ from ..audit import chain
 from ..errors import QuorumError
 from ..models import Decision, Execution, OutOfBand, OutOfBandRevert, RevertState, TransitionRequest
 from ..policies.matching import policies_loaded, policy_for
+from . import revocation
 from .jobs import QUEUE, model_moves_lock
 
 logger = logging.getLogger(__name__)
@@ -230,6 +231,10 @@ def _carry_out(revert_id: int) -> str:
         )
         if not updated:
             return f"revert #{revert_id} was recorded by another run"
+        # A version sent back out of a target loses any proof it had there.
+        revoking = revocation.record(
+            model, revocation.revert_departures(moves), left_at=timezone.now(), revert=revert
+        )
         chain.record(
             "out_of_band.reverted" if moves else "out_of_band.revert_skipped",
             actor="system",
@@ -240,6 +245,7 @@ def _carry_out(revert_id: int) -> str:
                 "skipped": skipped,
             },
         )
+    revocation.enqueue_all(revoking)
     if plan:
         _queue_follow_up_sync(model.name)
     return f"{model.name}: {len(plan)} moves reverted, {len(skipped)} left alone"

@@ -40,6 +40,7 @@ from .notifications import (
 )
 from .guard import GuardProbe
 from .reverts import OutOfBandRevert, RevertState
+from .revocations import ProofRevocation, RevocationState
 
 # isort: on
 
@@ -67,8 +68,10 @@ __all__ = [
     "PolicyGate",
     "PolicyRequester",
     "PolicyRequirement",
+    "ProofRevocation",
     "RequestKind",
     "RevertState",
+    "RevocationState",
     "TransitionRequest",
     "TransitionRequestQuerySet",
     "Vote",

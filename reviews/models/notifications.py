@@ -67,6 +67,7 @@ class NotificationKind(models.TextChoices):
     SYNC_FAILING = "sync_failing", "registry sync failing"
     BREAK_GLASS = "break_glass", "break glass used"
     UNRATIFIED = "unratified", "break glass unratified"
+    UNRATIFIABLE = "unratifiable", "ratification cannot pass"
     COMMENT = "comment", "comment"
     REREVIEW = "rereview", "approval dismissed"
 

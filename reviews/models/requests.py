@@ -127,6 +127,12 @@ class TransitionRequest(models.Model):
     candidate_metrics = models.JSONField(default=dict)
     baseline_metrics = models.JSONField(null=True, blank=True)
     gate_results = models.JSONField(default=list)
+    # What the request asks about (`reviews.decisions.pins`): the version's content digest ("" while
+    # it is not known; pinned when the digest job stores it) and the metric values its gates read,
+    # {"candidate": {key: {...}}, "baseline": {key: value}}, with the history of a gated value
+    # logged again after the version was registered.
+    content_digest = models.CharField(max_length=64, blank=True, default="")
+    metric_pins = models.JSONField(default=dict, blank=True)
 
     decision = models.CharField(
         max_length=16, choices=Decision.choices, default=Decision.PENDING, db_index=True
@@ -257,6 +263,8 @@ class Vote(models.Model):
     seen_metrics = models.JSONField(default=dict)
     # The evidence digests the approval saw: {"candidate": ..., "baseline": ...} (None: unread).
     seen_evidence = models.JSONField(default=dict, blank=True)
+    # The content digest the request pinned when this vote was cast ("": not known yet).
+    seen_digest = models.CharField(max_length=64, blank=True, default="")
     stale = models.BooleanField(default=False)
     stale_reason = models.TextField(blank=True, default="")
     stale_at = models.DateTimeField(null=True, blank=True)

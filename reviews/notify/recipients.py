@@ -26,6 +26,7 @@ ACTION_KINDS = {
     "registry.sync_failing": Kind.SYNC_FAILING,
     "break_glass.used": Kind.BREAK_GLASS,
     "break_glass.unratified": Kind.UNRATIFIED,
+    "break_glass.unratifiable": Kind.UNRATIFIABLE,
     "comment.posted": Kind.COMMENT,
     "votes.stale": Kind.REREVIEW,
 }
@@ -41,7 +42,7 @@ def recipients(kind: str, request: TransitionRequest | None) -> QuerySet:
     """The users who get `kind` of mail about `request`: active, with an address."""
     users = get_user_model().objects.filter(is_active=True).exclude(email="")
     staff = Q(is_staff=True)
-    if kind in ABOUT_THE_REGISTRY or kind in (Kind.ESCALATION, Kind.UNRATIFIED):
+    if kind in ABOUT_THE_REGISTRY or kind in (Kind.ESCALATION, Kind.UNRATIFIED, Kind.UNRATIFIABLE):
         chosen = users.filter(staff)
     elif request is None:
         raise ValueError(f"{kind!r} mail is about a request, and none was given")

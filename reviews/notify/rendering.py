@@ -115,6 +115,8 @@ def subject(kind: str, event: AuditEvent, request, context: dict) -> str:
         text = f"Break glass: {what} moved to {request.target} by {event.actor}"
     elif kind == Kind.UNRATIFIED:
         text = f"Break glass unratified: {what_to} ({context['details'].get('decision')})"
+    elif kind == Kind.UNRATIFIABLE:
+        text = f"Break glass: the ratification of {what_to} cannot pass as the groups stand"
     elif kind == Kind.COMMENT:
         text = f"{event.actor} commented on {what_to}"
     elif kind == Kind.REREVIEW:

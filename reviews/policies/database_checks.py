@@ -47,7 +47,7 @@ Place = tuple[str | int, ...]
 def _requirement_lists(policy: PolicySpec) -> list[tuple[Place, list[RequirementSpec]]]:
     """Every section of a policy that asks for approvals from groups, with its place."""
     lists: list[tuple[Place, list[RequirementSpec]]] = [(("require",), policy.require)]
-    if policy.rollback:
+    if policy.rollback and policy.rollback.require:
         lists.append((("rollback", "require"), policy.rollback.require))
     lists += [(("escalate", j, "require"), rule.require) for j, rule in enumerate(policy.escalate)]
     return lists

@@ -10,7 +10,9 @@ nothing (`AmbiguousPolicy`).
 from __future__ import annotations
 
 import fnmatch
-from typing import cast
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, cast
 
 from django.db.models import Prefetch, QuerySet
 
@@ -94,6 +96,65 @@ def policies_loaded() -> list[ApprovalPolicy]:
     return list(with_relations(ApprovalPolicy.objects.all()))
 
 
+@dataclass(frozen=True)
+class Match:
+    """A policy covering a (model, target): the pattern that matched best, and its score."""
+
+    policy: Any
+    pattern: str
+    score: tuple[int, int]
+
+    @property
+    def why(self) -> str:
+        """Why this pattern ranks where it does, in words."""
+        if self.score[0]:
+            return f"names the model exactly ({self.pattern!r})"
+        return (
+            f"matches it with the glob {self.pattern!r} ({self.score[1]} literal characters first)"
+        )
+
+
+def matches(
+    model_name: str,
+    target: str,
+    policies: Iterable[Any],
+    patterns: Callable[[Any], Iterable[str]] = lambda p: p.model_patterns,
+) -> list[Match]:
+    """Every policy among `policies` covering (model, target), the most specific first.
+
+    `patterns` reads a policy's model globs: a stored policy's `model_patterns`, or a file's
+    `PolicySpec.models` (`quorum policy test` matches the file's policies the same way).
+    """
+    found = []
+    for policy in policies:
+        if target not in policy.targets:
+            continue
+        scored = [
+            (specificity(p), p) for p in patterns(policy) if fnmatch.fnmatchcase(model_name, p)
+        ]
+        if scored:
+            score, pattern = max(scored)
+            found.append(Match(policy=policy, pattern=pattern, score=score))
+    found.sort(key=lambda match: match.score, reverse=True)
+    return found
+
+
+def deciding_match(model_name: str, target: str, found: list[Match]) -> Match:
+    """The match that decides among `found` (from `matches`): raises `NoPolicy` when there is
+    none and `AmbiguousPolicy` when the two most specific tie."""
+    if not found:
+        raise NoPolicy(
+            f"No approval policy covers {model_name} → {target}, so it cannot be requested. "
+            "Ask an admin to add one."
+        )
+    if len(found) > 1 and found[0].score == found[1].score:
+        raise AmbiguousPolicy(
+            f"Policies {found[0].policy.name!r} and {found[1].policy.name!r} are equally "
+            f"specific for {model_name} → {target}; an admin must make one of them more specific."
+        )
+    return found[0]
+
+
 def policy_for(
     model_name: str, target: str, *, policies: list[ApprovalPolicy] | None = None
 ) -> ApprovalPolicy:
@@ -101,27 +162,8 @@ def policy_for(
 
     Raises `NoPolicy` when none covers it and `AmbiguousPolicy` when two tie.
     """
-    best: list[tuple[tuple[int, int], ApprovalPolicy]] = []
-    for policy in policies if policies is not None else policies_loaded():
-        if target not in policy.targets:
-            continue
-        scores = [
-            specificity(p) for p in policy.model_patterns if fnmatch.fnmatchcase(model_name, p)
-        ]
-        if scores:
-            best.append((max(scores), policy))
-    if not best:
-        raise NoPolicy(
-            f"No approval policy covers {model_name} → {target}, so it cannot be requested. "
-            "Ask an admin to add one."
-        )
-    best.sort(key=lambda item: item[0], reverse=True)
-    if len(best) > 1 and best[0][0] == best[1][0]:
-        raise AmbiguousPolicy(
-            f"Policies {best[0][1].name!r} and {best[1][1].name!r} are equally specific for "
-            f"{model_name} → {target}; an admin must make one of them more specific."
-        )
-    return best[0][1]
+    found = matches(model_name, target, policies if policies is not None else policies_loaded())
+    return deciding_match(model_name, target, found).policy
 
 
 def specificity(pattern: str) -> tuple[int, int]:

@@ -22,6 +22,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     field_serializer,
     field_validator,
@@ -125,12 +126,14 @@ Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 class RollbackSpec(BaseModel):
     """What a rollback request (a version that held the target before, put back) needs instead
-    of the policy's normal rules: its own sign-offs, and no gates unless asked (the version was
-    approved for this target before)."""
+    of the policy's normal rules (`reviews.decisions.sizing`): its own sign-offs (default: the
+    policy's `require`), no gates unless `gates: true` (the version was approved for this target
+    before) and no escalation unless `escalate: true`."""
 
     model_config = ConfigDict(extra="forbid")
-    require: list[RequirementSpec] = Field(min_length=1)
-    gates: bool = False
+    require: list[RequirementSpec] | None = Field(default=None, min_length=1)
+    gates: StrictBool = False
+    escalate: StrictBool = False
     expires_after: Duration | None = None
 
     @field_validator("require", mode="before")
@@ -144,10 +147,13 @@ class RollbackSpec(BaseModel):
         return format_duration(value) if value is not None else None
 
     def as_document(self) -> dict:
-        document: dict = {
-            "require": [{"group": r.group, "approvals": r.approvals} for r in self.require],
-            "gates": self.gates,
-        }
+        document: dict = {"gates": self.gates}
+        if self.require is not None:
+            document["require"] = [
+                {"group": r.group, "approvals": r.approvals} for r in self.require
+            ]
+        if self.escalate:
+            document["escalate"] = True
         if self.expires_after is not None:
             document["expires_after"] = format_duration(self.expires_after)
         return document

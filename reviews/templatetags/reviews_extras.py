@@ -18,11 +18,14 @@ from django.utils import timezone
 
 from registry.models import ChangeOrigin, RegistryChange
 
+from ..decisions.explanation import explain
 from ..decisions.promotion import target_options
-from ..emergency.break_glass import break_glass_targets
+from ..emergency.break_glass import break_glass_targets, ratification_warnings
 from ..emergency.rollback import rollback_offers
+from ..errors import QuorumError
 from ..execution.holder_history import holder_history
-from ..models import OutOfBandRevert, TransitionRequest
+from ..insight.presentation import duration_label as _duration_label
+from ..models import ApprovalPolicy, OutOfBandRevert, TransitionRequest
 from ..web.forms import PromotionForm
 from ..web.inbox import awaiting_ids, decorate, with_rows
 
@@ -107,6 +110,10 @@ def holder_history_section(context, model) -> dict:
         "history": history,
         "targets": targets,
         "break_glass_targets": glass,
+        # Said before the move: a ratification that cannot pass without the breaker.
+        "break_glass_warnings": (
+            sorted(ratification_warnings(model.name, user, glass).items()) if glass else []
+        ),
         "break_glass_versions": (
             list(model.versions.live().order_by("-version").values_list("version", flat=True))
             if glass
@@ -133,9 +140,45 @@ def request_promotion(context, version) -> dict:
     }
 
 
+@register.inclusion_tag("reviews/_policy_explanation.html", takes_context=True)
+def policy_explanation(context, version) -> dict:
+    """The version page's "Which policy applies" panel: a target picked with `?explain=T` (a GET
+    form: explaining changes nothing) explained as `GET /api/v1/policies/explain` answers. Costs
+    one query for the targets until a target is picked."""
+    request = context.get("request")
+    chosen = request.GET.get("explain", "") if request is not None else ""
+    targets = sorted(
+        {t for ts in ApprovalPolicy.objects.values_list("targets", flat=True) for t in ts}
+    )
+    answer, refusal = None, ""
+    if chosen and not version.deleted:
+        try:
+            answer = explain(
+                model=version.model.name,
+                version=version.version,
+                target=chosen,
+                user=context.get("user"),
+            )
+        except QuorumError as error:
+            refusal = str(error)
+    return {
+        "version": version,
+        "targets": targets,
+        "chosen": chosen,
+        "answer": answer,
+        "refusal": refusal,
+    }
+
+
 @register.filter
 def audit_value(value) -> str:
     """An audit detail as the CSV export writes it: text as is, anything else as JSON."""
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
+@register.filter
+def duration_label(seconds) -> str:
+    """Seconds as '3 h 20 min' (`reviews.insight.presentation.duration_label`)."""
+    return _duration_label(seconds)

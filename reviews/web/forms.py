@@ -1,5 +1,6 @@
 """Forms of the review pages: a vote, a promotion request (among the targets
-`reviews.decisions.promotion.target_options` offers), and the inbox and audit filters."""
+`reviews.decisions.promotion.target_options` offers), the inbox and audit filters, and the
+analytics window."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django import forms
 from registry.models import Stage
 
 from ..decisions.promotion import TargetOption
+from ..insight.analytics import DEFAULT_WINDOW, WINDOWS
 from ..models import COMMENT_MAX, Decision, Execution, VoteChoice
 
 REJECT_NEEDS_COMMENT = "Say why you reject: the requester needs it to fix the model."
@@ -136,3 +138,20 @@ class AuditFilterForm(forms.Form):
         if data.get("until"):
             events = events.filter(created_at__date__lte=data["until"])
         return events
+
+
+class AnalyticsForm(forms.Form):
+    """The analytics page's window (30 or 90 days, 30 when not given) and format."""
+
+    days = forms.TypedChoiceField(
+        required=False,
+        coerce=int,
+        empty_value=DEFAULT_WINDOW,  # type: ignore[arg-type]  # the coerced value, an int
+        choices=[(str(days), f"last {days} days") for days in WINDOWS],
+        error_messages={"invalid_choice": "Choose the last 30 or the last 90 days."},
+    )
+    format = forms.ChoiceField(
+        required=False,
+        choices=[("", "page"), ("csv", "CSV")],
+        error_messages={"invalid_choice": "The format is csv, or none for the page."},
+    )

@@ -1,8 +1,10 @@
-"""Review pages: the inbox, request pages and their actions, the audit trail, settings."""
+"""Review pages: the inbox, request pages and their actions, the audit trail, analytics,
+settings."""
 
 from django.urls import path
 
 from . import (
+    views_analytics,
     views_audit,
     views_break_glass,
     views_inbox,
@@ -32,6 +34,7 @@ urlpatterns = [
     path("break-glass/", views_break_glass.break_glass_report, name="break_glass_report"),
     path("audit/", views_audit.audit_log, name="audit"),
     path("audit/export.csv", views_audit.audit_export, name="audit_export"),
+    path("analytics/", views_analytics.analytics, name="analytics"),
     path(
         "settings/notifications/",
         views_settings.notification_settings,

@@ -34,7 +34,7 @@ from registry.metrics import ordered_keys
 
 from .. import errors
 from ..conversation import comments, timeline
-from ..decisions import counting, deciding, escalation, gates, related, standing, voting
+from ..decisions import counting, deciding, escalation, gates, pins, related, standing, voting
 from ..execution import stalls
 from ..models import COMMENT_MAX, Decision, Execution, TransitionRequest, VoteChoice
 from .forms import CancelForm, CommentForm, VoteForm
@@ -236,7 +236,6 @@ def _detail_context(
     refusal = voting.vote_refusal(review, user)
     # Shown beside the vote form: why their earlier approval no longer counts.
     my_stale = [v for v in votes if v.user_id == user.pk and v.stale]
-    is_requester = review.requester_id == user.pk
     pending = review.decision == Decision.PENDING
     status = _status(review)
     entries = timeline.timeline(review)
@@ -266,12 +265,28 @@ def _detail_context(
         "reevaluation": next(
             (e for e in reversed(entries) if e.action == "request.reevaluated"), None
         ),
-        "can_cancel": pending and (is_requester or user.is_staff),
+        "can_cancel": pending and deciding.cancel_refusal(review, user) is None,
         "can_retry": user.is_staff and review.decision == Decision.APPROVED,
         "expired_unprocessed": standing.is_overdue(review),
         "decided_by": standing.decided_by_words(review, votes, count),
         "status": status,
+        **_pins(review, pending),
         **_evidence(review),
+    }
+
+
+def _pins(review: TransitionRequest, pending: bool) -> dict:
+    """What the request pinned: its content digest (or why it has none yet) and the gated
+    metric values whose history says why they may not approve alone."""
+    candidate_pins = (review.metric_pins or {}).get("candidate") or {}
+    return {
+        "content_digest": review.content_digest,
+        "content_waiting": pins.unpinned(review) if pending else "",
+        "metric_warnings": [
+            {"metric": key, **pinned}
+            for key, pinned in sorted(candidate_pins.items())
+            if isinstance(pinned, dict) and pinned.get("why")
+        ],
     }
 
 

@@ -17,6 +17,7 @@ import django_rq
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 
+from registry import content
 from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.models import ChangeKind
@@ -62,8 +63,12 @@ def prepare(client: RegistryClient, model: str, racers: int = RACERS) -> Arena:
         run_id = client.log_run(
             experiment, run_name=f"{model}-{number}", params={}, metrics={"accuracy": 0.9}
         )
+        # Model files, so the version has content to digest (nothing is approved without it).
+        client.log_text(run_id, "flavors: {}\n", "model/MLmodel")
+        client.log_text(run_id, f"weights of {model} v{number}\n", "model/weights/model.txt")
         client.create_version(model, source=f"runs:/{run_id}/model", run_id=run_id)
     sync_registry(model=model, client=client)
+    content.digest_missing(client=client)  # the digest job that follows a sync
     users = get_user_model().objects
     names = [f"race-{i}" for i in range(racers)]
     arena = Arena(

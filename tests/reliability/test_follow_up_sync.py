@@ -13,6 +13,7 @@ import django_rq
 import pytest
 from django.db import connection
 
+from registry.content import digest_missing
 from registry.jobs import SYNC_QUEUE
 from registry.models import ChangeKind, RegistryChange, SyncRun
 from registry.sync import sync_registry
@@ -39,6 +40,7 @@ def test_a_follow_up_sync_that_fails_after_the_move_is_retried_alone_and_the_req
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = []  # a second transition would be a bug here
     register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)
+    digest_missing(client=mlflow_client)  # the digest job that follows a sync
     proxy = HoldingProxy(int(mlflow_server.url.rsplit(":", 1)[1]), cut_after_transition=True)
     try:
         # The worker's follow-up syncs retry every 2 s for up to a minute.
@@ -80,8 +82,12 @@ def test_a_follow_up_sync_that_fails_after_the_move_is_retried_alone_and_the_req
     assert not AuditEvent.objects.filter(action="registry.out_of_band").exists()
     # One sync job, retried: its failed runs and then its successful one, after the test's own.
     queue = django_rq.get_queue(SYNC_QUEUE)
-    (job_id,) = queue.finished_job_registry.get_job_ids()
-    assert queue.fetch_job(job_id).func_name == "registry.jobs.sync_model"
+    # (The evidence fetch and content digest a sync may queue after it are jobs of their own.)
+    finished = [queue.fetch_job(job_id) for job_id in queue.finished_job_registry.get_job_ids()]
+    later = {"registry.jobs.fetch_evidence", "registry.jobs.digest_content"}
+    assert [job.func_name for job in finished if job.func_name not in later] == [
+        "registry.jobs.sync_model"
+    ]
     runs = list(SyncRun.objects.filter(model_name=unique_name).order_by("pk"))
     assert [bool(run.error) for run in runs] == [False] + [True] * (len(runs) - 2) + [False]
     assert len(runs) >= 4

@@ -16,6 +16,7 @@ import pytest
 from django.db import connection
 
 from quorum.localservices import port_of, start_mlflow_server
+from registry.content import digest_missing
 from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
 from reviews.decisions import opening, voting
@@ -49,6 +50,7 @@ def decide(workers, private_mlflow, policies, settings):
     server = private_mlflow[0]
     register_in_mlflow(RegistryClient(server.url), "churn", versions=2)
     sync_registry(client=RegistryClient(server.url))
+    digest_missing(client=RegistryClient(server.url))  # the digest job that follows a sync
 
     def run(intervals: list[int], window: int = 0) -> TransitionRequest:
         settings.QUORUM_TRANSITION_RETRY_INTERVALS = intervals  # the job carries its Retry

@@ -162,6 +162,14 @@ CASES = [
         data={"model": "fraud", "version": 3, "target": "Staging", "reason": "matrix"},
         api=True,
     ),
+    # Checks a policy file against cases in memory, for any token holder: loads and stores
+    # nothing, so no role's post changes anything.
+    Case(
+        "api-v1:test_policies",
+        {"anonymous": 401, "outsider": 200, "requester": 200, "approver": 200, "staff": 200},
+        data={"policies": STANDARD_POLICIES, "cases": "cases: []\n"},
+        api=True,
+    ),
 ]
 
 # Read-only pages and endpoints: a POST is refused (405) and changes nothing.
@@ -172,6 +180,7 @@ READ_ONLY = {
     "reviews:audit": {},
     "reviews:audit_export": {},
     "reviews:break_glass_report": {},
+    "reviews:analytics": {},  # staff only: tests/test_analytics.py
     "registry:model_list": {},
     "registry:model_detail": {"name": "fraud"},
     "registry:version_detail": {"name": "fraud", "version": "2"},
@@ -182,6 +191,8 @@ READ_ONLY = {
     "api-v1:get_request": {"id": "pending"},
     "api-v1:get_timeline": {"id": "pending"},
     "api-v1:list_keys": {},
+    "api-v1:explain_policy": {},
+    "api-v1:preview_rollback": {},
 }
 # django-ninja's schema and docs answer any method; they write nothing.
 ANY_METHOD: dict[str, dict[str, str]] = {"api-v1:openapi-json": {}, "api-v1:openapi-view": {}}
@@ -329,6 +340,7 @@ NO_ARGS = {
     "api-v1:create_request",
     "api-v1:create_rollback",
     "api-v1:create_break_glass",
+    "api-v1:test_policies",
 }
 
 

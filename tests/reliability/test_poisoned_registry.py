@@ -9,12 +9,13 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from registry.content import digest_missing
 from registry.mlflow_client import RegistryClient
 from registry.models import ModelVersion, RegisteredModel, SyncRun
 from registry.sync import sync_registry
 from reviews.decisions import opening, voting
 from reviews.models import AuditEvent, Execution, TransitionRequest
-from tests.factories import mlflow_of, register_with_metrics
+from tests.factories import log_model_files, mlflow_of, register_with_metrics
 from tests.reliability.checks import audit_holds
 from tests.waiting import wait_for
 
@@ -39,7 +40,8 @@ def poisoned(private_mlflow):
     client = RegistryClient(private_mlflow[0].url)
     mlflow = mlflow_of(client)
     register_with_metrics(client, "churn", {"accuracy": 0.9, "f1": NAN})
-    register_with_metrics(client, "churn", {"accuracy": 0.93, "f1": 0.91})
+    (healthy,) = register_with_metrics(client, "churn", {"accuracy": 0.93, "f1": 0.91})
+    log_model_files(client, healthy, "weights of the healthy v2\n")  # content to digest
     register_with_metrics(client, "churn", {"accuracy": NAN, "loss": [0.4, INF], "margin": -INF})
     client.transition_stage("churn", 1, "Production")
     source = "s3://models/poisoned"
@@ -59,6 +61,7 @@ def test_poison_is_skipped_and_a_healthy_version_is_promoted_once_by_a_worker(
     poisoned, workers, policies
 ):
     result = sync_registry(full=True, client=poisoned)
+    digest_missing(client=poisoned)  # the digest job that follows a sync
 
     churn = {v.version: v for v in ModelVersion.objects.filter(model__name="churn")}
     # v4's run cannot be read: it is mirrored (its stage matters) without metrics, said partial.

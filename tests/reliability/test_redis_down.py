@@ -16,6 +16,7 @@ from django.db import connection
 from django.urls import reverse
 
 from quorum.localservices import port_of, start_embedded_redis
+from registry.content import digest_missing
 from registry.sync import sync_registry
 from reviews.decisions import opening, voting
 from reviews.execution import jobs
@@ -52,6 +53,7 @@ def test_last_approval_while_redis_is_down_commits_and_is_carried_out_when_it_re
 ):
     register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)
+    digest_missing(client=mlflow_client)  # the digest job that follows a sync
     request = opening.request_create(
         model=unique_name, version=2, target="Production", requester=policies["requester"]
     )

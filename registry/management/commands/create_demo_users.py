@@ -18,6 +18,8 @@ DEMO_USERS: dict[str, tuple[tuple[str, ...], str]] = {
     "bob": (("data-science",), "data scientist"),
     "carol": (("data-science",), "data scientist"),
     "dave": (("data-science",), "data scientist"),
+    # A second ML lead: a break-glass move by alice can be ratified by someone else.
+    "frank": (("ml-leads",), "ML lead"),
     "erin": ((), "requester, in no approver group"),
 }
 DEMO_GROUPS = ("ml-leads", "data-science")
