@@ -456,9 +456,10 @@ def test_rollback_wait_exits_0_once_the_previous_holder_is_back(replaced, worker
     )  # fmt: skip
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines()[0].endswith(
-        f"{replaced.model} version 1 -> Production (rollback)"
-    )
+    # First what the rollback will take, then the request it opened.
+    said, opened = result.stdout.splitlines()[:2]
+    assert said.startswith(f"Rollback of {replaced.model} Production to v1: needs ")
+    assert opened.endswith(f"{replaced.model} version 1 -> Production (rollback)")
     assert mlflow_client.get_version(replaced.model, 1).stage == "Production"
     assert mlflow_client.get_version(replaced.model, 3).stage == "Archived"
 

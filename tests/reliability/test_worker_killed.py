@@ -215,6 +215,10 @@ def test_a_worker_killed_with_a_retry_scheduled_is_done_by_the_reconciler_not_te
     )
 
     workers.kill(first)
+    # The dead scheduler's lock outlives it by a minute; on a slow machine that minute may pass
+    # before the new worker starts, whose scheduler would then take the retry itself. Held for
+    # the test's length, it is the case this test is about: no scheduler can run the retry.
+    assert queue.connection.expire(RQScheduler.get_locking_key(jobs.QUEUE), 600)
 
     back = start_mlflow_server(server.store_dir, port=port_of(server.url))
     private_mlflow.append(back)
