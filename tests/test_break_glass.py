@@ -6,9 +6,11 @@ the staff report."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from registry.models import RegisteredModel
@@ -28,6 +30,7 @@ from reviews.models import (
 )
 from reviews.policies.loading import policies_load
 from tests.factories import approve_all, policies_with
+from tests.waiting import join_all
 
 pytestmark = pytest.mark.django_db
 
@@ -198,6 +201,40 @@ def test_refusals_change_nothing(glass, outsider, requester, settings):
     break_glass_move(model=model, version=3, target="Production", user=outsider, reason="first")
     with pytest.raises(BreakGlassLimit, match="QUORUM_BREAK_GLASS_PER_DAY=1"):
         break_glass_move(model=model, version=1, target="@champion", user=outsider, reason="2nd")
+    assert TransitionRequest.objects.filter(kind=RequestKind.BREAK_GLASS).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+def test_the_per_person_limit_holds_for_moves_made_at_the_same_instant(
+    glass, outsider, settings, transitions, syncs
+):
+    """Two moves by one person at one instant, each on its own connection: with a limit of one,
+    one moves and the other is refused, where both used to count zero before either committed."""
+    settings.QUORUM_BREAK_GLASS_PER_DAY = 1
+    model = glass()
+    moves = [(3, "Production"), (2, "@champion")]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(len(moves), timeout=60)
+
+    def move(version: int, target: str) -> None:
+        try:
+            barrier.wait()
+            break_glass_move(
+                model=model, version=version, target=target, user=outsider, reason="same instant"
+            )
+            outcomes.append("moved")
+        except Exception as error:  # noqa: BLE001 - the test asserts on every outcome
+            outcomes.append(type(error).__name__)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=move, args=pair) for pair in moves]
+    for thread in threads:
+        thread.start()
+    join_all(threads, timeout=120, message="two break-glass moves at the same instant")
+
+    assert sorted(outcomes) == ["BreakGlassLimit", "moved"], outcomes
     assert TransitionRequest.objects.filter(kind=RequestKind.BREAK_GLASS).count() == 1
 
 

@@ -99,6 +99,9 @@ def break_glass_move(
             f"Request #{own.pk} for this move is open: vote on it, or have it cancelled first."
         )
     limit = settings.QUORUM_BREAK_GLASS_PER_DAY
+    # Counted under a lock on the person's row, held until this move commits: two moves of the
+    # same person at the same instant would otherwise both count the same number and both pass.
+    User.objects.select_for_update().get(pk=user.pk)
     used = TransitionRequest.objects.filter(
         kind=RequestKind.BREAK_GLASS,
         requester=user,
