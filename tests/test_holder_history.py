@@ -14,8 +14,11 @@ from registry.holdings import holder_timeline
 from registry.models import ChangeKind, ModelVersion, RegisteredModel, RegistryChange
 from registry.sync import sync_registry
 from reviews.api.auth import token_create
+from reviews.decisions import opening
+from reviews.emergency.rollback import rollback_preview
+from reviews.errors import QuorumError
 from reviews.execution.holder_history import holder_history
-from tests.factories import make_model, make_version
+from tests.factories import approve_all, make_model, make_version
 
 pytestmark = pytest.mark.django_db
 
@@ -84,6 +87,53 @@ def test_held_at_follows_quorum_moves_out_of_band_moves_and_deletions(
     assert whole["holdings"][1]["began"]["kind"] == "promotion"
     assert whole["holdings"][1]["began"]["request"] == request.pk
     assert whole["mirrored_since"] is not None
+
+
+def test_a_holding_quorum_made_is_in_the_timeline_before_any_sync_runs(
+    promoted, requester, scientist1, lead, scientist2, mlflow_client, transitions, syncs,
+    simple_worker, django_capture_on_commit_callbacks,
+):  # fmt: skip
+    """Quorum moves v2 to Staging and then to Production with no sync in between: one later sync
+    would see "None -> Production" and the Staging holding would be missing, so that a rollback of
+    Staging to v2 was refused ("v2 has not held Staging") although Quorum put it there."""
+    model = RegisteredModel.objects.get(name=promoted)
+    to_staging = opening.request_create(
+        model=promoted, version=2, target="Staging", requester=requester
+    )
+    approve_all(to_staging, scientist1, capture=django_capture_on_commit_callbacks)
+    simple_worker(transitions)  # the move, and no follow-up sync yet
+    assert mlflow_client.get_version(promoted, 2).stage == "Staging"
+    to_production = opening.request_create(
+        model=promoted, version=2, target="Production", requester=requester
+    )
+    approve_all(
+        to_production, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks
+    )
+    simple_worker(transitions)
+    simple_worker(syncs)  # the follow-up syncs, after both moves
+
+    history = holder_history(model)
+    [staging] = history.of("Staging")
+    assert (staging.holding.version, staging.holding.start_seen) == (2, True)
+    assert staging.began.kind == "promotion" and staging.began.request_id == to_staging.pk
+    assert staging.holding.end is not None and staging.ended_by is not None
+    assert staging.ended_by.request_id == to_production.pk
+    assert history.of("Production")[-1].began.request_id == to_production.pk
+    moves = RegistryChange.objects.filter(
+        model=model, version__version=2, kind=ChangeKind.STAGE_CHANGED
+    ).order_by("id")
+    assert [(c.old, c.new, c.origin) for c in moves] == [
+        ("None", "Staging", "quorum"),
+        ("Staging", "Production", "quorum"),
+    ]
+    to_staging.refresh_from_db()
+    assert to_staging.awaiting_mirror is False  # mirrored by its own job
+
+    # What refused the rollback before: v2 not seen to have held Staging.
+    try:
+        rollback_preview(model=promoted, target="Staging", to_version="2")
+    except QuorumError as error:
+        assert "has not held" not in str(error)
 
 
 def test_alias_moves_are_holdings_of_the_alias(promoted, mlflow_client):

@@ -4,8 +4,10 @@
 is already at its target, so a retried, duplicated or re-enqueued job never transitions twice. Its
 job id is derived from the request (`reviews.decisions.handoff`, which queues it with
 `unique=True`), so concurrent enqueues produce one job. Once MLflow shows the version at its target
-the request is `done`: the sync that mirrors the move is a job of its own, coalesced per model and
-retried on its own, so a failing sync never runs the transition again. Any exception is recorded on
+the request is `done`. The job mirrors its own move (a sync of the model) before it lets go of the
+model, so the holder timeline has every holding Quorum made; the follow-up sync is still queued, a
+job of its own, coalesced per model and retried on its own, which mirrors the move when that read
+failed, so a failing sync never runs the transition again. Any exception is recorded on
 the request; a failed attempt is retried with backoff for QUORUM_TRANSITION_RETRY_WINDOW, then the
 request is `failed` and its requester and staff are mailed.
 
@@ -29,6 +31,7 @@ from structlog.contextvars import bind_contextvars, bound_contextvars, unbind_co
 from infra import locks
 from registry.jobs import enqueue_model_sync
 from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
+from registry.sync import SyncError, sync_registry
 
 from ..audit import chain
 from ..decisions import standing
@@ -146,11 +149,13 @@ def _carry_out(request_id: int) -> str:
                 _fail(request_id, refused, final=True, stale=True)
                 return "failed: not the approved content"
             target.move(client, name, number, archive_existing=request.archives_holders)
+            _mirror_the_move(name, client)
     # From here on the version is at its target: whatever happens next, the request is done and
     # this job never moves MLflow again (a retry would read it there and only record it).
     request.execution, request.executed_at = Execution.DONE, timezone.now()
     request.execution_error = ""
     # Unless the mirror shows it there already, a sync will observe the move: credit it then.
+    request.version.refresh_from_db(fields=["stage", "aliases"])
     request.awaiting_mirror = not target.is_held_by(request.version)
     with transaction.atomic():
         recorded = TransitionRequest.objects.filter(
@@ -181,6 +186,19 @@ def _carry_out(request_id: int) -> str:
     revocation.enqueue_all(revoking)
     _queue_follow_up_sync(name)
     return f"{name} version {number} is at {target}"
+
+
+def _mirror_the_move(name: str, client: RegistryClient) -> None:
+    """Mirrors the move just made, while this job still holds the model's moves lock, so that the
+    holder timeline has every holding Quorum made when it made it: a version moved to Staging and
+    a second later to Production would otherwise be seen by one later sync as "None ->
+    Production", its Staging holding missing (and a rollback to it refused). The sync credits the
+    changes to this request, which is running. When MLflow cannot be read now, the follow-up sync
+    queued after the move mirrors it, as before."""
+    try:
+        sync_registry(model=name, client=client)
+    except SyncError as error:
+        logger.warning("the move of %r is mirrored by the follow-up sync: %s", name, error)
 
 
 def _read(client: RegistryClient, request: TransitionRequest) -> tuple[MlflowVersion | None, list]:
