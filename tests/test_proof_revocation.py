@@ -6,6 +6,7 @@ after an unratified break glass loses its proof for the target, by a signed revo
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from reviews.decisions import opening, voting
 from reviews.emergency.break_glass import break_glass_move
@@ -48,9 +49,9 @@ def check(mlflow_server, key_file):
 
 def test_a_replaced_then_rolled_back_version_fails_naming_when_and_why(
     approved, promoted, requester, lead, transitions, syncs, simple_worker, check,
-    django_capture_on_commit_callbacks,
+    django_capture_on_commit_callbacks, client,
 ):  # fmt: skip
-    approved(2, "Production")
+    first = approved(2, "Production")
     simple_worker(transitions, syncs)
     assert check(promoted, 2).returncode == 0
 
@@ -89,6 +90,19 @@ def test_a_replaced_then_rolled_back_version_fails_naming_when_and_why(
         (2, f"replaced by v3 in #{replacing.pk}"),
         (3, f"rolled back to v2 in #{rollback.pk}"),
     ]
+
+    # The version page names each proof's subject, and whether it stands or was revoked.
+    client.force_login(lead)
+    page = client.get(reverse("registry:version_detail", args=[promoted, 2])).content.decode()
+    digest = TransitionRequest.objects.get(pk=rollback.pk).content_digest
+    assert len(digest) == 64
+    assert f"models:/{promoted}/2 sha256:{digest}" in page
+    proofs = page[page.index('id="version-proofs"') :]
+    assert proofs.index(f"#{rollback.pk}</a>") < proofs.index(f"#{first.pk}</a>")
+    assert "stands: <code>quorum verify</code> accepts it" in proofs
+    assert "revoked: left Production" in proofs and f"replaced by v3 in #{replacing.pk}" in proofs
+    three_page = client.get(reverse("registry:version_detail", args=[promoted, 3])).content.decode()
+    assert f"rolled back to v2 in #{rollback.pk}" in three_page
 
 
 def test_leaving_a_stage_for_another_or_losing_an_alias_revokes_that_proof(

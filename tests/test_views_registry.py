@@ -34,8 +34,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_mlflow")]
 # to offer the break-glass form to their on-call members (one query, no policy here).
 LIST_QUERIES = 7
 MODEL_QUERIES = 9
-# The promotion form reads related requests in one query; the policy panel the covered targets.
-VERSION_QUERIES = 12
+# The promotion form reads related requests in one query; the policy panel the covered targets;
+# the signed proofs panel the version's proofs and their revocations.
+VERSION_QUERIES = 14
 COMPARE_QUERIES = 8
 
 

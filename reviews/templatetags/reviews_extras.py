@@ -25,7 +25,7 @@ from ..emergency.rollback import rollback_offers
 from ..errors import QuorumError
 from ..execution.holder_history import holder_history
 from ..insight.presentation import duration_label as _duration_label
-from ..models import ApprovalPolicy, OutOfBandRevert, TransitionRequest
+from ..models import ApprovalPolicy, OutOfBandRevert, ProofRevocation, TransitionRequest
 from ..web.forms import PromotionForm
 from ..web.inbox import awaiting_ids, decorate, with_rows
 
@@ -167,6 +167,36 @@ def policy_explanation(context, version) -> dict:
         "chosen": chosen,
         "answer": answer,
         "refusal": refusal,
+    }
+
+
+@register.inclusion_tag("reviews/_version_proofs.html")
+def version_proofs(version) -> dict:
+    """The version page's signed proofs, newest first: each names the bytes it approved (its
+    in-toto subject: `models:/NAME/N` and the content digest the request pinned), the key that
+    signed it, and whether it still stands or was revoked when the version left the target. Two
+    queries however many proofs."""
+    proofs = list(
+        TransitionRequest.objects.filter(version=version, attested_at__isnull=False).order_by(
+            "-attested_at"
+        )
+    )
+    revocations = list(ProofRevocation.objects.filter(version=version).order_by("left_at"))
+    rows = []
+    for proof in proofs:
+        ended = next(
+            (
+                r
+                for r in revocations
+                if r.target == proof.target and proof.attested_at and r.left_at >= proof.attested_at
+            ),
+            None,
+        )
+        rows.append({"request": proof, "revoked": ended})
+    return {
+        "version": version,
+        "subject": f"models:/{version.model.name}/{version.version}",
+        "proofs": rows,
     }
 
 
