@@ -282,7 +282,9 @@ def test_rollback_button_puts_the_previous_holder_back(sign_in, fraud, mlflow_cl
     requester.assert_clean()
 
 
-def test_break_glass_form_needs_a_reason_and_moves_at_once(sign_in, fraud, mlflow_client, worker):
+def test_break_glass_form_needs_a_reason_keeps_it_and_moves_once_confirmed(
+    sign_in, fraud, mlflow_client, worker
+):
     policies_load(text=ROLLBACK_POLICIES)
     oncall = sign_in("outsider")
     page = oncall.goto(f"/models/{fraud}/")
@@ -295,9 +297,38 @@ def test_break_glass_form_needs_a_reason_and_moves_at_once(sign_in, fraud, mlflo
     assert not TransitionRequest.objects.filter(kind=RequestKind.BREAK_GLASS).exists()
     oncall.shot("break-glass-form-no-reason.png")
 
+    # Spaces pass the browser's check, not the server's: the form comes back open, as chosen.
+    page.select_option("#break-glass-version", "4")
+    page.select_option("#break-glass-target", "@champion")
+    page.fill("#break-glass-reason", "   ")
+    page.click("#break-glass-submit")
+    page.wait_for_url(re.compile(r".*#break-glass$"))
+    assert "the reason is required" in page.inner_text(".messages")
+    assert page.locator("#break-glass").get_attribute("open") is not None
+    assert page.locator("#break-glass-version").input_value() == "4"
+    assert page.locator("#break-glass-target").input_value() == "@champion"
+    assert page.locator("#break-glass-reason").input_value() == "   "
+    oncall.shot("break-glass-form-refused.png")
+
+    page.select_option("#break-glass-version", "5")
+    page.select_option("#break-glass-target", "Production")
     page.fill("#break-glass-reason", "v3 approves every payment since 02:10; INC-4411")
     oncall.shot("break-glass-form.png")
     page.click("#break-glass-submit")
+    move = page.locator("#break-glass-move")
+    assert move.inner_text() == f"Move {fraud} v5 → Production now, replacing v3"
+    assert "INC-4411" in page.inner_text("#break-glass-reason-shown")
+    assert not TransitionRequest.objects.filter(kind=RequestKind.BREAK_GLASS).exists()
+    oncall.shot("break-glass-confirm.png")
+
+    page.click("#break-glass-back")  # Back: the form again, as filled in
+    page.wait_for_url(re.compile(r".*#break-glass$"))
+    assert page.locator("#break-glass").get_attribute("open") is not None
+    assert page.locator("#break-glass-version").input_value() == "5"
+    assert page.locator("#break-glass-target").input_value() == "Production"
+    assert "INC-4411" in page.locator("#break-glass-reason").input_value()
+    page.click("#break-glass-submit")
+    page.click("#break-glass-confirm-submit")
     page.wait_for_url(re.compile(r".*/reviews/\d+/$"))
     assert "break glass" in page.locator("#request-kind").inner_text()
     wait_for(

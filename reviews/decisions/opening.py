@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from registry.models import ModelVersion, RegisteredModel
@@ -43,18 +44,49 @@ def is_at_target(version: ModelVersion, target: str) -> bool:
     return Target.parse(target).is_held_by(version)
 
 
-def target_holder(model: RegisteredModel, target: str, *, exclude: int | None = None):
-    """The version holding `target` now (the newest, when a stage holds several), or None."""
+def target_holders(
+    model: RegisteredModel, target: str, *, exclude: int | None = None
+) -> QuerySet[ModelVersion]:
+    """The versions holding `target` now, newest first: a stage may hold several, an alias one."""
     parsed = Target.parse(target)
-    if not parsed.has_holder:
-        return None  # nothing "holds" None or Archived: there is no champion to compare with
     versions = ModelVersion.objects.live().filter(model=model)
+    if not parsed.has_holder:
+        return versions.none()  # nothing "holds" None or Archived: there is no champion
     if exclude is not None:
         versions = versions.exclude(pk=exclude)
     if parsed.is_alias:
         number = model.aliases.get(parsed.alias)
-        return versions.filter(version=number).first() if number is not None else None
-    return versions.filter(stage=parsed.stage).order_by("-version").first()
+        return versions.filter(version=number) if number is not None else versions.none()
+    return versions.filter(stage=parsed.stage).order_by("-version")
+
+
+def target_holder(model: RegisteredModel, target: str, *, exclude: int | None = None):
+    """The version holding `target` now (the newest, when a stage holds several), or None."""
+    return target_holders(model, target, exclude=exclude).first()
+
+
+def move_candidate(model: str, version: int | str, target: str, *, lock: bool) -> ModelVersion:
+    """The version of `model` a move to `target` would take there (its `model` set), or the
+    refusal: no such model or version, not a number, deleted in MLflow, a target that is none,
+    already there. `lock` (in a transaction): one request creation per version at a time."""
+    registered = RegisteredModel.objects.filter(name=model, deleted=False).first()
+    if registered is None:
+        raise UnknownModel(f"There is no registered model named {model!r}.")
+    try:
+        number = int(str(version).strip())
+    except ValueError:
+        raise InvalidVersion(f"Version must be a whole number, got {str(version)!r}.") from None
+    versions = ModelVersion.objects.select_for_update() if lock else ModelVersion.objects.all()
+    candidate = versions.filter(model=registered, version=number).first()
+    if candidate is None:
+        raise UnknownVersion(f"{model} has no version {number}.")
+    candidate.model = registered
+    if candidate.deleted:
+        raise VersionDeleted(f"{model} version {number} was deleted in MLflow.")
+    parse_target(target)
+    if is_at_target(candidate, target):
+        raise AlreadyAtTarget(f"{model} version {number} is already at {target}.")
+    return candidate
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -80,26 +112,8 @@ def request_create(
     (`reviews.emergency.rollback`) is decided by its policy's `rollback:` rules. A version
     rejected for this target before needs `rejection_answer`: what changed since.
     """
-    registered = RegisteredModel.objects.filter(name=model, deleted=False).first()
-    if registered is None:
-        raise UnknownModel(f"There is no registered model named {model!r}.")
-    try:
-        number = int(str(version).strip())
-    except ValueError:
-        raise InvalidVersion(f"Version must be a whole number, got {str(version)!r}.") from None
-    candidate = (
-        ModelVersion.objects.select_for_update()  # one request creation per version at a time
-        .filter(model=registered, version=number)
-        .first()
-    )
-    if candidate is None:
-        raise UnknownVersion(f"{model} has no version {number}.")
-    candidate.model = registered
-    if candidate.deleted:
-        raise VersionDeleted(f"{model} version {number} was deleted in MLflow.")
-    parse_target(target)
-    if is_at_target(candidate, target):
-        raise AlreadyAtTarget(f"{model} version {number} is already at {target}.")
+    candidate = move_candidate(model, version, target, lock=True)
+    registered, number = candidate.model, candidate.version
     existing = TransitionRequest.objects.open().filter(version=candidate, target=target).first()
     if existing is not None:
         raise DuplicateRequest(

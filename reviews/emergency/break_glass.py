@@ -5,6 +5,10 @@ A policy's `break_glass: {groups, ratify_within, on_unratified}` names who may. 
 request of kind `break_glass`, approved on the spot and carried out by the worker like any other;
 its `break_glass.used` audit event mails every member of the policy's required groups at once.
 
+The model page asks for a confirmation before the move: `break_glass_preview` refuses as the move
+would, and says which version goes where and what holds the target now (the API and the CLI move at
+once).
+
 Each use is counted per user: at most `QUORUM_BREAK_GLASS_PER_DAY` in 24 hours, so that it does
 not become the normal path; and nobody breaks glass to carry out their own open request.
 
@@ -25,6 +29,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from registry.targets import Target
+
 from ..audit import chain
 from ..decisions import counting, opening
 from ..decisions.deciding import decide
@@ -38,7 +44,7 @@ from ..errors import (
 )
 from ..models import ApprovalPolicy, Decision, RequestKind, TransitionRequest
 from ..policies.matching import policies_loaded, policy_as_spec, policy_for
-from ..policies.spec import parse_target
+from ..policies.spec import BreakGlassSpec, parse_target
 
 RATE_WINDOW = timedelta(hours=24)
 
@@ -64,16 +70,51 @@ def break_glass_targets(model: str, user: User) -> list[str]:
     return targets
 
 
-@transaction.atomic
-def break_glass_move(
+@dataclass(frozen=True)
+class BreakGlassPreview:
+    """What a break-glass move would do, for the page's confirmation before it: `version` of
+    `model` to `target`, and what holds `target` now (`holders`, newest first, from the mirror).
+    `replaces`: the move takes the target from them (an alias, or a stage its policy archives);
+    otherwise they keep a stage beside the version."""
+
+    model: str
+    version: int
+    target: str
+    reason: str
+    holders: list[int]
+    replaces: bool
+    groups: list[str]  # the user's break-glass groups that allow the move
+    spec: BreakGlassSpec
+
+    @property
+    def replacing(self) -> str:
+        """What the move does to the holders, as the end of the confirmation's sentence "Move
+        fraud v4 → Production now…": ", replacing v3", "; nothing holds Production now", ", beside
+        v3 (…)", or nothing for a target no version holds (None, Archived)."""
+        held = " and ".join(f"v{n}" for n in self.holders)
+        if not Target.parse(self.target).has_holder:
+            return ""
+        if not self.holders:
+            return f"; nothing holds {self.target} now"
+        if self.replaces:
+            return f", replacing {held}"
+        return f", beside {held} (the policy does not archive the versions in {self.target})"
+
+    @property
+    def ratify_within(self) -> str:
+        """As the policy file writes it: "1h"."""
+        return self.spec.as_document()["ratify_within"]
+
+
+def break_glass_preview(
     *, model: str, version: int | str, target: str, user: User, reason: str
-) -> TransitionRequest:
-    """Moves `version` of `model` to `target` at once, for a member of the policy's break-glass
-    groups, with a mandatory `reason`. Refusals change nothing."""
+) -> BreakGlassPreview:
+    """What `break_glass_move` with these arguments would do, without doing it; refuses as it
+    would (the reason, the policy, the groups, an open request, the limit, the version)."""
     reason = reason.strip()
     if not reason:
         raise CommentRequired("Say why you break glass: the reason is required and is audited.")
-    parse_target(target)
+    parsed = parse_target(target)
     policy = policy_for(model, target)
     spec = policy_as_spec(policy)
     if spec.break_glass is None:
@@ -99,9 +140,6 @@ def break_glass_move(
             f"Request #{own.pk} for this move is open: vote on it, or have it cancelled first."
         )
     limit = settings.QUORUM_BREAK_GLASS_PER_DAY
-    # Counted under a lock on the person's row, held until this move commits: two moves of the
-    # same person at the same instant would otherwise both count the same number and both pass.
-    User.objects.select_for_update().get(pk=user.pk)
     used = TransitionRequest.objects.filter(
         kind=RequestKind.BREAK_GLASS,
         requester=user,
@@ -112,12 +150,39 @@ def break_glass_move(
             f"You broke glass {used} times in the last 24 hours, the most allowed "
             f"(QUORUM_BREAK_GLASS_PER_DAY={limit}). Request a promotion instead."
         )
+    candidate = opening.move_candidate(model, version, target, lock=False)
+    holders = opening.target_holders(candidate.model, target, exclude=candidate.pk)
+    return BreakGlassPreview(
+        model=model,
+        version=candidate.version,
+        target=target,
+        reason=reason,
+        holders=list(holders.values_list("version", flat=True)),
+        replaces=parsed.is_alias or (spec.archive_existing and parsed.archive_existing_applies),
+        groups=sorted(mine),
+        spec=spec.break_glass,
+    )
+
+
+@transaction.atomic
+def break_glass_move(
+    *, model: str, version: int | str, target: str, user: User, reason: str
+) -> TransitionRequest:
+    """Moves `version` of `model` to `target` at once, for a member of the policy's break-glass
+    groups, with a mandatory `reason`. Refusals change nothing."""
+    # The limit is counted (in the preview) under a lock on the person's row, held until this
+    # move commits: two moves of the same person at the same instant would otherwise both count
+    # the same number and both pass.
+    User.objects.select_for_update().get(pk=user.pk)
+    preview = break_glass_preview(
+        model=model, version=version, target=target, user=user, reason=reason
+    )
     request = opening.request_create(
         model=model,
         version=version,
         target=target,
         requester=user,
-        comment=reason,
+        comment=preview.reason,
         kind=RequestKind.BREAK_GLASS,
     )
     chain.record(
@@ -125,10 +190,10 @@ def break_glass_move(
         actor=user,
         request=request,
         details={
-            "reason": reason,
-            "groups": sorted(mine),
-            "ratify_within": spec.break_glass.as_document()["ratify_within"],
-            "on_unratified": spec.break_glass.on_unratified,
+            "reason": preview.reason,
+            "groups": preview.groups,
+            "ratify_within": preview.ratify_within,
+            "on_unratified": preview.spec.on_unratified,
             "baseline": request.baseline.version if request.baseline else None,
         },
     )

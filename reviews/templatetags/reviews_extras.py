@@ -16,6 +16,7 @@ from django import template
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from registry.lookups import version_number
 from registry.models import ChangeOrigin, RegistryChange
 
 from ..decisions.explanation import explain
@@ -26,6 +27,7 @@ from ..errors import QuorumError
 from ..execution.holder_history import holder_history
 from ..insight.presentation import duration_label as _duration_label
 from ..models import ApprovalPolicy, OutOfBandRevert, ProofRevocation, TransitionRequest
+from ..web import kept, views_break_glass
 from ..web.forms import PromotionForm
 from ..web.inbox import awaiting_ids, decorate, with_rows
 
@@ -105,6 +107,8 @@ def holder_history_section(context, model) -> dict:
     glass = []
     if user is not None and user.is_authenticated and not model.deleted:
         glass = break_glass_targets(model.name, user)
+    # Taken whether or not the form shows, so that values never wait for a later page view.
+    typed = kept.take(context.get("request"), views_break_glass.FORM, model=model.name)
     return {
         "model": model,
         "history": history,
@@ -118,6 +122,10 @@ def holder_history_section(context, model) -> dict:
             list(model.versions.live().order_by("-version").values_list("version", flat=True))
             if glass
             else []
+        ),
+        # What was typed before a refusal or "Back": the form opens with it.
+        "break_glass_kept": (
+            {**typed, "version": version_number(typed.get("version"))} if typed and glass else None
         ),
         "shown": HOLDINGS_SHOWN,
         "user": context.get("user"),

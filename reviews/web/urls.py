@@ -31,6 +31,11 @@ urlpatterns = [
     ),
     path("models/<str:name>/rollback", views_rollback.rollback, name="rollback"),
     path("models/<str:name>/break-glass", views_break_glass.break_glass, name="break_glass"),
+    path(
+        "models/<str:name>/break-glass/confirm",
+        views_break_glass.break_glass_confirm,
+        name="break_glass_confirm",
+    ),
     path("break-glass/", views_break_glass.break_glass_report, name="break_glass_report"),
     path("audit/", views_audit.audit_log, name="audit"),
     path("audit/export.csv", views_audit.audit_export, name="audit_export"),

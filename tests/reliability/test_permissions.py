@@ -101,12 +101,19 @@ CASES = [
         on="model",
     ),
     # Only the policy's break-glass groups (`on_call`: the approver); staff are no exception.
-    # A refusal is a message on the model page: 302 too, and nothing changes.
+    # A refusal is a message on the model page: 302 too, and nothing changes. The form's post
+    # only shows the confirmation (200 for the approver); the confirmation's post moves.
     Case(
         "reviews:break_glass",
+        {"anonymous": LOGIN, "outsider": 302, "requester": 302, "approver": 200, "staff": 302},
+        data={"version": "3", "target": "Staging", "reason": "matrix"},
+        on="model",
+    ),
+    Case(
+        "reviews:break_glass_confirm",
         {"anonymous": LOGIN, "outsider": 302, "requester": 302, "approver": 302, "staff": 302},
         allowed=("approver",),
-        data={"version": "3", "target": "Staging", "reason": "matrix"},
+        data={"version": "3", "target": "Staging", "reason": "matrix", "step": "confirm"},
         on="model",
     ),
     # A user's own reminder preference.
