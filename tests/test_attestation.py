@@ -18,6 +18,7 @@ from registry.sync import sync_registry
 from reviews.audit import verification
 from reviews.decisions import opening
 from reviews.execution import attestation, proof_keys, reconciler
+from reviews.links import request_url
 from reviews.models import (
     Attestation,
     AuditEvent,
@@ -27,7 +28,6 @@ from reviews.models import (
     Vote,
     VoteChoice,
 )
-from reviews.notify.links import request_url
 from reviews.policies.loading import policies_load
 from tests.factories import approve_all, register_in_mlflow
 

@@ -20,7 +20,6 @@ from reviews.execution.guard import (
     guard_probe_record,
     guard_tag_value,
     guard_tags_reconcile,
-    latest_probe,
     protected_targets,
 )
 from reviews.models import ApprovalPolicy, GuardProbe, NotificationKind
@@ -78,7 +77,7 @@ def test_probe_of_mlflow_that_does_not_answer(settings, no_credentials):
     probe = guard_probe_record()
     assert not probe.guarded and "Connection refused" in probe.error
     assert check_registry_guard(None) == []  # a build step without MLflow: nothing to say
-    assert GuardProbe.objects.count() == 1 and latest_probe() == probe
+    assert GuardProbe.objects.count() == 1 and GuardProbe.latest() == probe
 
 
 def test_settings_page_says_whether_the_registry_is_guarded(client, requester):
@@ -182,5 +181,5 @@ def test_quorum_writes_no_tag_on_mlflow_without_the_guard(
 ):
     register_in_mlflow(mlflow_client, unique_name, versions=1)
     sync_registry(model=unique_name, client=mlflow_client)
-    assert not latest_probe().guarded
+    assert not GuardProbe.latest().guarded
     assert PROTECTED_TAG not in mlflow_client.get_model(unique_name).tags

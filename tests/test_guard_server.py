@@ -15,8 +15,8 @@ from registry.content import digest_missing
 from registry.sync import sync_registry
 from reviews.decisions import opening, voting
 from reviews.execution import jobs
-from reviews.execution.guard import PROTECTED_TAG, latest_probe
-from reviews.models import Execution
+from reviews.execution.guard import PROTECTED_TAG
+from reviews.models import Execution, GuardProbe
 from tests.factories import register_in_mlflow
 from tests.waiting import join_all
 
@@ -68,7 +68,7 @@ def model(guarded, as_quorum, unique_name, policies):
     # The sync ends by probing the guard and writing the tag from the policies.
     sync_registry(model=unique_name, client=client)
     digest_missing(client=client)  # the digest job that follows a sync
-    probe = latest_probe()
+    probe = GuardProbe.latest()
     assert probe.guarded and probe.service_identity, probe.summary
     tag = json.loads(client.get_model(unique_name).tags[PROTECTED_TAG])
     assert tag["targets"] == ["@champion", "Production", "Staging"]

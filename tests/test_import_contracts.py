@@ -83,3 +83,20 @@ def test_a_decision_importing_execution_breaks_a_contract(tmp_path):
         result.stdout
     )
     assert "reviews.decisions.deciding -> reviews.execution.jobs" in result.stdout
+
+
+def test_a_cycle_hidden_inside_a_function_breaks_a_contract(tmp_path):
+    """The request page (`reviews.web`) reads `reviews.execution.stalls`; stalls reading a web
+    view back, even from inside a function where the interpreter would not notice, closes a
+    cycle that no other contract forbids."""
+    tree = copy_of_the_tree(tmp_path)
+    stalls = tree / "reviews/execution/stalls.py"
+    stalls.write_text(
+        stalls.read_text() + "\n\ndef _later():\n    from reviews.web import views_request\n"
+    )
+    result = lint_imports(tree)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        "No import cycles between sibling modules or packages, imports inside functions \n"
+        "included BROKEN"
+    ) in result.stdout

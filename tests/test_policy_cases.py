@@ -1,4 +1,4 @@
-"""Policy cases (`reviews.decisions.policy_cases`) and `manage.py test_policies`: the example
+"""Policy cases (`reviews.policy_tools.cases`) and `manage.py test_policies`: the example
 cases pass against the example policies, a wrong expectation fails naming the case and the
 difference, a malformed file is refused with its place, and nothing is stored."""
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from reviews.decisions.policy_cases import CasesInvalid, run
 from reviews.models import ApprovalPolicy, AuditEvent, TransitionRequest
+from reviews.policy_tools.cases import CasesInvalid, run
 
 pytestmark = pytest.mark.django_db
 

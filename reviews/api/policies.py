@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from ninja import Query, Router
 
-from ..decisions import policy_cases
-from ..decisions.explanation import explain
+from ..policy_tools import cases as policy_cases
+from ..policy_tools.explanation import explain
 from .auth import ApiRequest
 from .policy_schemas import ExplainIn, ExplanationOut, PolicyTestIn, PolicyTestOut
 from .schemas import READ_ERRORS, WRITE_ERRORS, Error

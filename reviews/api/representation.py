@@ -11,8 +11,8 @@ from django.db.models import Prefetch
 
 from ..decisions import counting, gates, standing
 from ..errors import RequestNotFound
+from ..links import request_url
 from ..models import TransitionRequest, Vote
-from ..notify.links import request_url
 from .schemas import PageIn
 
 # What `request_out` reads and nothing more: building model instances and decoding JSON columns

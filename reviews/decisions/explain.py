@@ -3,8 +3,8 @@
 `sized` is the one place a request's requirements and gate results are computed: the metric
 gates (`gates.evaluate`), then what the evidence packet shows (`escalation.resized`: escalations,
 the no-change fast path, evidence gates). `opening.request_create` stores what it returns; the
-explanation (`reviews.decisions.explanation`: the API's `GET /policies/explain`, `quorum policy
-explain`, the version page's panel) and the policy cases (`reviews.decisions.policy_cases`,
+explanation (`reviews.policy_tools.explanation`: the API's `GET /policies/explain`, `quorum policy
+explain`, the version page's panel) and the policy cases (`reviews.policy_tools.cases`,
 `quorum policy test`) show it without storing anything. So neither can say other than what a
 request would get.
 """

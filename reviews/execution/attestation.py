@@ -44,8 +44,8 @@ from ..audit import chain
 from ..decisions import counting
 from ..decisions.handoff import retry_policy
 from ..errors import QuorumError
+from ..links import request_url
 from ..models import Attestation, Execution, RequestKind, TransitionRequest
-from ..notify.links import request_url
 from .proof_keys import signer
 
 logger = logging.getLogger(__name__)

@@ -161,10 +161,6 @@ def guard_probe_record(*, client: RegistryClient | None = None) -> GuardProbe:
     return probe
 
 
-def latest_probe() -> GuardProbe | None:
-    return GuardProbe.objects.filter(pk=1).first()
-
-
 def on_sync_finished(sender, sync_run: SyncRun, **kwargs) -> None:
     """After a successful sync the mirror is fresh: probe the guard, then bring the tags in step
     (only where the guard would accept Quorum's writes)."""

@@ -38,6 +38,7 @@ from registry.targets import Target
 from ..audit import chain
 from ..decisions.handoff import retry_policy
 from ..errors import QuorumError
+from ..links import request_url
 from ..models import (
     OutOfBandRevert,
     ProofRevocation,
@@ -45,7 +46,6 @@ from ..models import (
     RevocationState,
     TransitionRequest,
 )
-from ..notify.links import request_url
 from .attestation import signed
 from .proof_keys import signer
 

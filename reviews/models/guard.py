@@ -1,5 +1,7 @@
 """What the registry's quorum-guard app last said about the MLflow server Quorum talks to."""
 
+from __future__ import annotations
+
 from django.db import models
 
 
@@ -19,6 +21,11 @@ class GuardProbe(models.Model):
 
     def __str__(self) -> str:
         return self.summary
+
+    @classmethod
+    def latest(cls) -> GuardProbe | None:
+        """The one row, or None before the first sync probed the guard."""
+        return cls.objects.filter(pk=1).first()
 
     @property
     def summary(self) -> str:

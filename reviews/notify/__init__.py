@@ -46,8 +46,10 @@ The package, one concern a module:
 - `reminders`: the reminder and escalation events the periodic job records;
 - `backends`: the demo's mail transport, one `.eml` file per mail;
 - `outbox`: what mail and outgoing webhooks share: claims, results, backoff, enqueueing;
-- `webhooks_out`: outgoing webhooks, signed JSON for decisions and results;
-- `links`: absolute links to Quorum's pages, for mail, webhooks, the API and the proofs.
+- `webhooks_out`: outgoing webhooks, signed JSON for decisions and results.
+
+Absolute links to Quorum's pages (`reviews.links`) are shared with the API and the proofs, so
+they live beside the package, not in it.
 
 This module holds the two jobs RQ runs by name. A queued job stores its function's dotted path
 in Redis (`reviews.notify.send_event_mail`, `reviews.notify.periodic`), and jobs outlive

@@ -17,9 +17,8 @@ from registry import metrics, names
 
 from ..decisions import gates, standing
 from ..decisions.counting import tally
-from ..execution.guard import latest_probe
-from ..models import AuditEvent, TransitionRequest
-from .links import absolute, request_url
+from ..links import absolute, request_url
+from ..models import AuditEvent, GuardProbe, TransitionRequest
 from .recipients import Kind
 
 # Metrics a mail shows, main metrics first.
@@ -88,7 +87,7 @@ def mail_context(event: AuditEvent, kind: str) -> dict[str, Any]:
     if kind == Kind.OUT_OF_BAND:
         # Whether this could have been refused: a registry without the guard lets anyone with
         # EDIT move protected targets, and the mail says so.
-        context["guard_probe"] = latest_probe()
+        context["guard_probe"] = GuardProbe.latest()
     context["subject"] = subject(kind, event, request, context)
     return context
 

@@ -34,9 +34,9 @@ from django.db import transaction
 
 from registry import metrics
 
+from ..links import request_url
 from ..models import AuditEvent, OutboxState, WebhookDelivery
 from . import outbox
-from .links import request_url
 
 logger = logging.getLogger(__name__)
 

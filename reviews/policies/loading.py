@@ -25,10 +25,10 @@ from identity.mapping import managed_group_names
 from identity.membership import managed_groups_ensure
 
 from ..audit import chain
-from ..decisions import counting
 from ..errors import PolicyInvalid
 from ..models import ApprovalPolicy, OutOfBand, PolicyGate, PolicyRequester, PolicyRequirement
 from .database_checks import database_problems
+from .distinct import shortfall
 from .matching import policy_as_spec, with_relations
 from .spec import PolicyFile, PolicySpec, format_duration, parse_policy_file
 
@@ -187,7 +187,7 @@ def set_requesters(policy: ApprovalPolicy, groups: list[Group]) -> None:
 
 def overlap_warnings(policies: Iterable[ApprovalPolicy]) -> list[str]:
     """One sentence per policy whose required groups share members, naming the groups and the
-    people: each person counts for one group only (`reviews.decisions.counting`), so such a policy
+    people: each person counts for one group only (`reviews.policies.distinct`), so such a policy
     needs more different people than its groups' sizes suggest, or cannot be met at all.
 
     A warning, not a refusal: overlapping groups are legitimate, and membership changes. Reads
@@ -216,7 +216,7 @@ def overlap_warnings(policies: Iterable[ApprovalPolicy]) -> list[str]:
             f"policy {policy.name!r}: {'; '.join(shared)}. A person counts for one group "
             f"only, so its sign-offs need {total} different people"
         )
-        if missing := counting.shortfall(needs, members):
+        if missing := shortfall(needs, members):
             warning += (
                 f", and their members can fill only {total - missing} of those places (no "
                 "request can reach quorum until the groups change)"

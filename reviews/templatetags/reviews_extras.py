@@ -19,7 +19,6 @@ from django.utils import timezone
 from registry.lookups import version_number
 from registry.models import ChangeOrigin, RegistryChange
 
-from ..decisions.explanation import explain
 from ..decisions.promotion import target_options
 from ..emergency.break_glass import break_glass_targets, ratification_warnings
 from ..emergency.rollback import rollback_offers
@@ -27,6 +26,7 @@ from ..errors import QuorumError
 from ..execution.holder_history import holder_history
 from ..insight.presentation import duration_label as _duration_label
 from ..models import ApprovalPolicy, OutOfBandRevert, ProofRevocation, TransitionRequest
+from ..policy_tools.explanation import explain
 from ..web import kept, views_break_glass
 from ..web.forms import PromotionForm
 from ..web.inbox import awaiting_ids, decorate, with_rows

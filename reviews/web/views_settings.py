@@ -16,8 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from infra.http import AuthenticatedHttpRequest
 
-from ..execution.guard import latest_probe
-from ..models import NotificationPreference
+from ..models import GuardProbe, NotificationPreference
 
 
 class NotificationSettingsForm(forms.ModelForm):
@@ -44,5 +43,5 @@ def notification_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request,
         "reviews/settings_notifications.html",
-        {"form": form, "email": request.user.email, "guard_probe": latest_probe()},
+        {"form": form, "email": request.user.email, "guard_probe": GuardProbe.latest()},
     )

@@ -4,8 +4,8 @@ line per failing case, 2 for a malformed file, naming each problem's place."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reviews.decisions.policy_cases import CasesInvalid, run
 from reviews.policies.yaml_reader import MAX_FILE_BYTES
+from reviews.policy_tools.cases import CasesInvalid, run
 
 EXIT_FAILED = 1
 EXIT_MALFORMED = 2

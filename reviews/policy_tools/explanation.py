@@ -14,11 +14,11 @@ from django.contrib.auth.models import User
 from registry.holdings import holder_timeline
 from registry.models import ModelVersion, RegisteredModel
 
+from ..decisions import escalation, gates, opening
+from ..decisions import explain as explain_sizing
 from ..errors import InvalidVersion, UnknownModel, UnknownVersion
 from ..policies.matching import deciding_match, matches, policies_loaded, policy_as_spec
 from ..policies.spec import format_duration, parse_target
-from . import escalation, gates, opening
-from . import explain as explain_sizing
 
 OUTCOME_WORDS = {
     "rejected": "a required gate fails: the request would be rejected at once",

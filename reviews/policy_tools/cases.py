@@ -30,6 +30,7 @@ from pydantic import (
 from registry import evidence as registry_evidence
 from registry.models import VersionEvidence
 
+from ..decisions.explain import Sizing, sized
 from ..errors import AmbiguousPolicy, NoPolicy, PolicyInvalid, Problem
 from ..policies.matching import deciding_match, matches
 from ..policies.spec import (
@@ -41,7 +42,6 @@ from ..policies.spec import (
     validation_problems,
 )
 from ..policies.yaml_reader import read_yaml
-from .explain import Sizing, sized
 
 Verdict = Literal["passed", "failed", "needs_sign_off"]
 Outcome = Literal["rejected", "auto_approved", "needs_sign_off"]
