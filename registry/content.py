@@ -223,6 +223,13 @@ def digest_missing(
     return len(stored)
 
 
+def known_digest(version: ModelVersion | None) -> str:
+    """The digest of `version`'s files when they were read and known, else "": what a request on
+    it pins now."""
+    stored = content_of(version)
+    return stored.digest if stored is not None and stored.known else ""
+
+
 def content_of(version: ModelVersion | None) -> VersionContent | None:
     """`version`'s stored content, None when it has not been read (loaded with the version by
     `select_related("content")` where a page shows it)."""

@@ -44,10 +44,6 @@ class ReviewsConfig(AppConfig):
         event_recorded.connect(notify.on_event_recorded, dispatch_uid="reviews.notify")
         event_recorded.connect(webhooks_out.on_event_recorded, dispatch_uid="reviews.webhooks_out")
 
-        from .emergency import ratification
-
-        # A break-glass move done opens its ratification; a ratification refused unratifies it.
-        event_recorded.connect(ratification.on_event_recorded, dispatch_uid="reviews.break_glass")
         from registry.evidence import evidence_stored
 
         from .decisions.reevaluation import on_evidence_stored

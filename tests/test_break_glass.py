@@ -21,7 +21,7 @@ from reviews.api.auth import token_create
 from reviews.decisions import deciding, opening, voting
 from reviews.emergency.break_glass import break_glass_move
 from reviews.errors import BreakGlassLimit, CommentRequired, NotAllowed, SelfApprovalNotAllowed
-from reviews.execution.holder_history import holder_history
+from reviews.insight.holder_history import holder_history
 from reviews.models import (
     AuditEvent,
     Decision,

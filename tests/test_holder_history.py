@@ -17,7 +17,7 @@ from reviews.api.auth import token_create
 from reviews.decisions import opening
 from reviews.emergency.rollback import rollback_preview
 from reviews.errors import QuorumError
-from reviews.execution.holder_history import holder_history
+from reviews.insight.holder_history import holder_history
 from tests.factories import approve_all, make_model, make_version
 
 pytestmark = pytest.mark.django_db

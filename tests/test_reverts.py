@@ -16,7 +16,7 @@ from registry.models import ChangeOrigin, ModelVersion, RegisteredModel, Registr
 from registry.sync import sync_registry
 from reviews.audit import verification
 from reviews.execution import reconciler, reverts
-from reviews.execution.holder_history import holder_history
+from reviews.insight.holder_history import holder_history
 from reviews.models import (
     ApprovalPolicy,
     AuditEvent,
@@ -366,7 +366,7 @@ def test_a_move_of_a_target_whose_policy_flags_is_not_reverted(
 
 
 def began(name: str, target: str) -> list[str]:
-    """How each holding of `target` began, oldest first (`reviews.execution.holder_history`)."""
+    """How each holding of `target` began, oldest first (`reviews.insight.holder_history`)."""
     model = RegisteredModel.objects.get(name=name)
     return [entry.began.kind for entry in holder_history(model).of(target)]
 

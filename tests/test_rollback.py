@@ -12,7 +12,7 @@ from reviews.api.auth import token_create
 from reviews.decisions import opening
 from reviews.emergency.rollback import rollback_request_create
 from reviews.errors import NothingToRollBack
-from reviews.execution.holder_history import holder_history
+from reviews.insight.holder_history import holder_history
 from reviews.models import Decision, Execution, RequestKind, TransitionRequest
 from reviews.policies.loading import policies_load
 from tests.factories import STANDARD_POLICIES, approve_all, policies_with

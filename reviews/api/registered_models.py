@@ -14,7 +14,7 @@ from ninja import Query, Router
 from registry.models import ModelVersion, RegisteredModel
 
 from ..errors import UnknownModel
-from ..execution.holder_history import holder_history
+from ..insight.holder_history import holder_history
 from ..policies.spec import parse_target
 from .model_schemas import HoldersTimelineOut, ModelPage, TimelineIn, VersionPage
 from .representation import paginate

@@ -23,7 +23,7 @@ from ..errors import (
     WrongExecutionState,
 )
 from ..models import COMMENT_MAX, Decision, Execution, RequestKind, TransitionRequest
-from . import handoff, standing
+from . import handoff, standing, unratified
 
 # -- the request a person acts on -------------------------------------------------------------
 
@@ -73,6 +73,8 @@ def decide(request: TransitionRequest, decision: str, *, actor, reason: str) -> 
         fields.append("execution")
     request.save(update_fields=fields)
     chain.record(f"request.{decision}", actor=actor, request=request, details={"reason": reason})
+    if request.kind == RequestKind.RATIFICATION and decision != Decision.APPROVED:
+        unratified.on_ratification_decided(request, decision)
     if decision == Decision.APPROVED:
         transaction.on_commit(lambda: handoff.enqueue_transition(request.pk))
     else:

@@ -47,8 +47,7 @@ def short(digest: str) -> str:
 
 def content_pin(version: ModelVersion) -> str:
     """The digest a request on `version` pins now: the stored one when known, else ""."""
-    stored = registry_content.content_of(version)
-    return stored.digest if stored is not None and stored.known else ""
+    return registry_content.known_digest(version)
 
 
 def unpinned(request: TransitionRequest) -> str:

@@ -29,7 +29,7 @@ from ..errors import (
     UnknownModel,
     UnknownVersion,
 )
-from ..execution.holder_history import HolderHistory, holder_history
+from ..insight.holder_history import HolderHistory, holder_history
 from ..models import ApprovalPolicy, RequestKind, TransitionRequest
 from ..policies.matching import policies_loaded, policy_for
 from ..policies.spec import parse_target

@@ -40,7 +40,8 @@ from ..decisions.handoff import enqueue_transition as enqueue_transition
 from ..decisions.handoff import retry_policy
 from ..decisions.handoff import transition_job_id as transition_job_id
 from ..decisions.staleness import approvals_mark_stale
-from ..models import Decision, Execution, TransitionRequest
+from ..emergency import ratification
+from ..models import Decision, Execution, RequestKind, TransitionRequest
 from . import attestation, content_check, revocation
 
 logger = logging.getLogger(__name__)
@@ -174,6 +175,9 @@ def _carry_out(request_id: int) -> str:
             request=request,
             details={"already_at_target": already, "archived_versions": [] if already else holders},
         )
+        if request.kind == RequestKind.BREAK_GLASS:
+            # The move is made: the policy's quorum now ratifies it, or it is unratified.
+            ratification.ratification_open(request)
         # The proofs of the holdings this move ended: revoked by jobs queued after commit.
         revoking = revocation.record(
             request.version.model,

@@ -23,7 +23,7 @@ from ..decisions.promotion import target_options
 from ..emergency.break_glass import break_glass_targets, ratification_warnings
 from ..emergency.rollback import rollback_offers
 from ..errors import QuorumError
-from ..execution.holder_history import holder_history
+from ..insight.holder_history import holder_history
 from ..insight.presentation import duration_label as _duration_label
 from ..models import ApprovalPolicy, OutOfBandRevert, ProofRevocation, TransitionRequest
 from ..policy_tools.explanation import explain
