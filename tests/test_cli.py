@@ -393,7 +393,7 @@ PENDING = {
 
 
 def test_a_request_past_its_deadline_ends_a_wait_as_expired_before_the_server_stores_it():
-    from quorum_cli.main import EXIT_DECLINED, outcome, state_line
+    from quorum_cli.reading import EXIT_DECLINED, outcome, state_line
 
     overdue = {**PENDING, "status": "expired"}
 
@@ -405,7 +405,7 @@ def test_a_request_past_its_deadline_ends_a_wait_as_expired_before_the_server_st
 
 
 def test_an_approval_names_its_quorum_and_falls_back_to_the_deciding_voter():
-    from quorum_cli.main import state_line
+    from quorum_cli.reading import state_line
 
     approved = {
         **PENDING,
@@ -421,7 +421,7 @@ def test_an_approval_names_its_quorum_and_falls_back_to_the_deciding_voter():
 
 
 def test_an_auto_approve_gate_that_did_not_fire_is_not_printed_as_a_failure():
-    from quorum_cli.main import gate_line
+    from quorum_cli.reading import gate_line
 
     missed = {"kind": "auto_approve", "passed": False, "reason": "accuracy 0.9100 > 0.9700"}
     failed = {"kind": "required", "passed": False, "reason": "accuracy 0.7000 >= 0.8000"}
