@@ -5,7 +5,6 @@ server on 127.0.0.1:5000. Production sets DATABASE_URL, REDIS_URL, MLFLOW_TRACKI
 SECRET_KEY (see README.md).
 """
 
-import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +16,8 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from quorum.csp import plotly_style_hashes
+from quorum.env import env_bool, env_list, env_networks
+from quorum.log_settings import logging_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # A source checkout (manage.py beside the packages) keeps its state in its own var/. An installed
@@ -26,32 +27,6 @@ VAR_DIR = Path(os.environ.get("QUORUM_VAR_DIR") or PROJECT_DIR / "var")
 # The default SQLite file and collected static files live here; SQLite will not create the
 # directory itself, and a fresh clone has none.
 (VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
-
-
-TRUE_VALUES = ("1", "true", "yes", "on")
-FALSE_VALUES = ("0", "false", "no", "off")
-
-
-def env_bool(name: str, default: bool) -> bool:
-    """A boolean setting: one of TRUE_VALUES or FALSE_VALUES, in any case; unset or empty, the
-    default. Anything else stops startup with the setting's name: `QUORUM_HTTPS=enable` must not
-    quietly mean off and take HTTPS redirects and HSTS with it."""
-    value = os.environ.get(name, "").strip().lower()
-    if not value:
-        return default
-    if value in TRUE_VALUES:
-        return True
-    if value in FALSE_VALUES:
-        return False
-    raise ImproperlyConfigured(
-        f"{name}={os.environ[name]!r} is not a boolean: use {', '.join(TRUE_VALUES)} to turn it "
-        f"on or {', '.join(FALSE_VALUES)} to turn it off (any case), or leave it unset for the "
-        f"default ({'on' if default else 'off'})."
-    )
-
-
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
 DEBUG = env_bool("DEBUG", False)
@@ -458,19 +433,6 @@ if QUORUM_METRICS_TOKEN and len(QUORUM_METRICS_TOKEN) < 24:
     )
 
 
-def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """A list of CIDRs (a bare address is a network of one); a typo stops startup."""
-    networks = []
-    for item in env_list(name, ""):
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ImproperlyConfigured(
-                f"{name}: {item!r} is not an address or a network (CIDR such as 10.0.0.0/8)"
-            ) from None
-    return networks
-
-
 QUORUM_METRICS_ALLOW = env_networks("QUORUM_METRICS_ALLOW")
 # /readyz counts a worker alive while its last heartbeat is this recent. An idle RQ worker beats
 # every 405 s and RQ drops its record after 480 s (operations/queue_state.py).
@@ -484,39 +446,7 @@ if QUORUM_LOG_FORMAT not in ("plain", "json"):
         f"QUORUM_LOG_FORMAT={os.environ['QUORUM_LOG_FORMAT']!r}: use plain (the default) or json"
     )
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
-_quorum_logger = {"handlers": ["console"], "level": LOG_LEVEL}
-LOGGING: dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
-        "json": {"()": "operations.logs.JsonFormatter"},
-    },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "stream": "ext://sys.stderr",
-            "formatter": QUORUM_LOG_FORMAT,
-        }
-    },
-    "loggers": {
-        **{
-            name: dict(_quorum_logger)
-            for name in ("registry", "reviews", "quorum", "identity", "infra", "operations")
-        },
-        # Every server error with its traceback (Django logs it here with exc_info). Without
-        # this Django sends it only to ADMINS by mail, or to the console only with DEBUG on.
-        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
-        # Failed sign-ins and lockouts (quorum/lockout.py).
-        "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
-    },
-}
+LOGGING = logging_settings(QUORUM_LOG_FORMAT, LOG_LEVEL)
 if QUORUM_LOG_FORMAT == "json":
-    # Every line is JSON: the libraries' warnings through the same handler (root), RQ's worker
-    # lines too (RQ adds plain handlers of its own only where none would take its lines), and
-    # MLflow told not to install its own.
-    LOGGING["root"] = {"handlers": ["console"], "level": "WARNING"}
-    LOGGING["loggers"]["rq"] = dict(_quorum_logger)
-    for _logger in LOGGING["loggers"].values():
-        _logger["propagate"] = False
+    # MLflow told not to install handlers of its own: every line goes through the JSON one.
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")

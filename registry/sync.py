@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -109,6 +109,28 @@ def sync_registry(
     written. Raises `SyncError` when the sync cannot finish (MLflow cannot be read, or anything
     else went wrong); whatever happens, the `SyncRun` row keeps the error and the finish time.
     """
+    result = _sync(full=full, model=model, client=client, progress=progress, wait=True)
+    assert result is not None  # a sync that waits for the lock always runs
+    return result
+
+
+def sync_model_unless_busy(
+    model: str, *, client: RegistryClient | None = None
+) -> SyncResult | None:
+    """`sync_registry(model=model)`, unless another sync holds the registry now: then None at
+    once, having done and recorded nothing. For a transition job mirroring its own move, which
+    must not wait behind a sync that may be stuck reading MLflow (its follow-up sync will)."""
+    return _sync(full=False, model=model, client=client, progress=None, wait=False)
+
+
+def _sync(
+    *,
+    full: bool,
+    model: str | None,
+    client: RegistryClient | None,
+    progress: Progress | None,
+    wait: bool,
+) -> SyncResult | None:
     client = client or RegistryClient()
     kind = SyncKind.MODEL if model is not None else SyncKind.FULL if full else SyncKind.INCREMENTAL
     run = SyncRun.objects.create(kind=kind, model_name=printable(model or "", 256))
@@ -119,13 +141,16 @@ def sync_registry(
         with transaction.atomic():
             # Held while reading MLflow too: two syncs that read in one order and wrote in the
             # other would record a change backwards.
-            SyncLock.objects.select_for_update().get(name="registry")
+            _lock_registry(wait)
             if kind == SyncKind.MODEL:
                 result = _sync_one_model(client, model or "", run, progress)
             elif kind == SyncKind.INCREMENTAL and _watermark() is not None:
                 result = _sync_incremental(client, run, progress)
             else:
                 result = _sync_full(client, run, progress)
+    except RegistryBusy:
+        run.delete()  # nothing was done: no sync to report
+        return None
     except BaseException as error:  # noqa: BLE001 - recorded, then raised again
         message = printable(error) if isinstance(error, MlflowError) else _describe(error)
         _finish(
@@ -173,6 +198,30 @@ SKIPPED_LOGGED = 20
 def _describe(error: BaseException, prefix: str = "") -> str:
     text = str(error).strip()
     return printable(prefix + (f"{type(error).__name__}: {text}" if text else type(error).__name__))
+
+
+class RegistryBusy(Exception):
+    """Another sync holds the registry, and the caller asked not to wait for it."""
+
+
+def _lock_registry(wait: bool) -> None:
+    """Takes the registry's sync lock for the current transaction: waiting for it, or (`wait`
+    False, on PostgreSQL) raising RegistryBusy when another sync holds it."""
+    locks = SyncLock.objects.select_for_update(nowait=not wait)
+    if wait or connection.vendor != "postgresql":
+        locks.get(name="registry")
+        return
+    try:
+        with transaction.atomic():  # a savepoint: a refused lock leaves the transaction usable
+            locks.get(name="registry")
+    except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            raise RegistryBusy from error
+        raise
+
+
+# PostgreSQL's SQLSTATE for a NOWAIT lock that another transaction holds.
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 def _finish(run: SyncRun, **fields) -> None:

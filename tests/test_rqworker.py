@@ -71,7 +71,18 @@ def test_a_bare_rqworker_serves_every_queue_and_runs_a_transition_and_its_sync(
                 version__model__name=unique_name, kind=ChangeKind.STAGE_CHANGED
             ).exists(),
             timeout=60,
-            message="the transition mirrored by its sync",
+            message="the transition mirrored (by the transition job itself)",
+        )
+        wait_for(
+            lambda: any(
+                job is not None and job.func_name == "registry.jobs.sync_model"
+                for job in (
+                    queues[SYNC_QUEUE].fetch_job(i)
+                    for i in queues[SYNC_QUEUE].finished_job_registry.get_job_ids()
+                )
+            ),
+            timeout=60,
+            message="the follow-up sync to finish",
         )
     finally:
         stop_process(worker)

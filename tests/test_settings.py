@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from quorum.settings import env_bool
+from quorum.env import env_bool
 from tests.processes import manage
 
 ACCEPTED = "use 1, true, yes, on to turn it on or 0, false, no, off to turn it off (any case)"

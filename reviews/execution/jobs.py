@@ -31,7 +31,7 @@ from structlog.contextvars import bind_contextvars, bound_contextvars, unbind_co
 from infra import locks
 from registry.jobs import enqueue_model_sync
 from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
-from registry.sync import SyncError, sync_registry
+from registry.sync import SyncError, sync_model_unless_busy
 
 from ..audit import chain
 from ..decisions import standing
@@ -197,10 +197,12 @@ def _mirror_the_move(name: str, client: RegistryClient) -> None:
     holder timeline has every holding Quorum made when it made it: a version moved to Staging and
     a second later to Production would otherwise be seen by one later sync as "None ->
     Production", its Staging holding missing (and a rollback to it refused). The sync credits the
-    changes to this request, which is running. When MLflow cannot be read now, the follow-up sync
-    queued after the move mirrors it, as before."""
+    changes to this request, which is running. It never waits for another sync (one stuck reading
+    MLflow would hold every transition up): then, or when MLflow cannot be read now, the
+    follow-up sync queued after the move mirrors it, as before."""
     try:
-        sync_registry(model=name, client=client)
+        if sync_model_unless_busy(name, client=client) is None:
+            logger.info("a sync is running: the move of %r is mirrored by the follow-up sync", name)
     except SyncError as error:
         logger.warning("the move of %r is mirrored by the follow-up sync: %s", name, error)
 
