@@ -2,7 +2,7 @@
 
 The defaults run the demo on one machine: SQLite under var/, Redis on 127.0.0.1:6379 and an MLflow
 server on 127.0.0.1:5000. Production sets DATABASE_URL, REDIS_URL, MLFLOW_TRACKING_URI and
-SECRET_KEY (see README.md).
+SECRET_KEY (see docs/configuration.md and docs/deploy.md).
 """
 
 import os
