@@ -173,7 +173,15 @@ def envelope_of(tag_value: str) -> Envelope:
         if not isinstance(document.get("signatures"), list) or not document["signatures"]:
             raise TypeError("the envelope has no signatures")
         return Envelope.from_dict(document)
-    except (ValueError, KeyError, TypeError, AttributeError, ssl_errors.FormatError) as error:
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        ssl_errors.FormatError,
+        # json's answer to deep nesting: anyone who may write a tag can write that.
+        RecursionError,
+    ) as error:
         raise AttestationError(f"the tag is not a DSSE envelope ({error})") from None
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from .metrics import Delta, Direction, delta, direction, ordered_keys
 from .models import ModelVersion, Stage
+from .quorum_tags import user_tags
 
 CHAMPION_ALIAS = "champion"
 
@@ -94,7 +95,9 @@ def compare_versions(candidate: ModelVersion, baseline: ModelVersion) -> Compari
         baseline=baseline,
         metrics=metric_rows(candidate.metrics or {}, baseline.metrics or {}),
         params=diff_rows(candidate.params or {}, baseline.params or {}),
-        tags=diff_rows(candidate.tags or {}, baseline.tags or {}),
+        # Quorum's own tags (a pin, a proof) differ between any two versions and say nothing of
+        # the models: the version pages say them apart (`registry.quorum_tags`).
+        tags=diff_rows(user_tags(candidate.tags), user_tags(baseline.tags)),
     )
 
 

@@ -19,7 +19,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from . import charts, evidence
+from . import charts, evidence, quorum_tags
 from .compare import compare_versions, default_baseline
 from .content import content_of
 from .history import history_keys, version_histories
@@ -122,7 +122,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             "deleted_count": len(versions) - len(live),
             "live_count": len(live),
             "aliases": sorted((model.aliases or {}).items()),
-            "tags": sorted((model.tags or {}).items()),
+            "tags": quorum_tags.model_tags(model.tags),
             "chart_data": {"charts": chart_list},
             "holder_timeline": timeline,
             "has_holders_chart": holders_chart is not None,
@@ -154,7 +154,9 @@ def version_detail(request: HttpRequest, name: str, version: str) -> HttpRespons
             "content": content_of(current),
             "metrics": metrics,
             "params": sorted((current.params or {}).items()),
-            "tags": sorted((current.tags or {}).items()),
+            "tags": quorum_tags.version_tags(
+                current.tags, model=model.name, version=current.version
+            ),
             "choices": [v for v in others if v.pk != current.pk],
             "baseline": baseline,
             "history_charts": history_charts,

@@ -57,7 +57,13 @@ class ReviewsConfig(AppConfig):
         # A version's content digest, read after the sync, is what its open requests pin.
         content_stored.connect(on_content_stored, dispatch_uid="reviews.pins")
 
-        from registry import slots
+        from registry import quorum_tags, slots
+
+        from .execution.proof_keys import verifying_keys
+
+        # The registry's pages check the proofs in a version's tags with the keys Quorum signs
+        # with, without importing the review app.
+        quorum_tags.set_proof_keys(verifying_keys)
 
         # The registry's pages show the review app's parts without loading its templatetags.
         slots.fill("model_banner", "reviews/slots/model_banner.html")

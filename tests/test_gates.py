@@ -67,4 +67,4 @@ def test_finite_values_stored_as_numbers_are_compared_as_before():
     [result] = gates.evaluate([RELATIVE], {"f1": 0.885}, {"f1": 0.9})
 
     assert not result.passed
-    assert result.reason == "f1 0.8850 >= baseline 0.9000 −0.0100 = 0.8900: not met"
+    assert result.reason == "f1 0.8850, not >= baseline 0.9000 −0.0100 = 0.8900"

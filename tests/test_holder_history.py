@@ -4,6 +4,7 @@ Production at T"; the model page's timeline, and its query budget whatever the h
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -230,3 +231,46 @@ def test_model_page_shows_the_timeline_in_a_fixed_number_of_queries(
     assert "holds it now" in html
     if moves > 20:
         assert f"of {moves + 1} holdings" in html
+
+
+def test_a_holding_break_glass_began_says_break_glass_once(
+    client, world, outsider, lead, no_mlflow
+):
+    """fraud v2 moved to Production by break glass, as the sync then records it."""
+    from reviews.emergency.break_glass import break_glass_move
+    from reviews.policies.loading import policies_load
+    from tests.factories import policies_with
+
+    policies_load(text=policies_with(break_glass="ratify_within: 1h, on_unratified: alert"))
+    move = break_glass_move(
+        model="fraud", version=2, target="Production", user=outsider, reason="INC-7"
+    )
+    model = world.model
+    v1, v2 = model.versions.get(version=1), model.versions.get(version=2)
+    RegistryChange.objects.create(model=model, kind=ChangeKind.MODEL_CREATED)
+    for version, stage in ((v1, "Production"), (v2, "None")):
+        RegistryChange.objects.create(
+            model=model,
+            version=version,
+            kind=ChangeKind.VERSION_CREATED,
+            new={"stage": stage, "aliases": []},
+        )
+    move.caused_changes.add(
+        RegistryChange.objects.create(
+            model=model, version=v1, kind=ChangeKind.STAGE_CHANGED, old="Production", new="Archived"
+        ),
+        RegistryChange.objects.create(
+            model=model, version=v2, kind=ChangeKind.STAGE_CHANGED, old="None", new="Production"
+        ),
+    )
+    ModelVersion.objects.filter(pk=v1.pk).update(stage="Archived")
+    ModelVersion.objects.filter(pk=v2.pk).update(stage="Production")
+
+    client.force_login(lead)
+    page = client.get(reverse("registry:model_detail", args=["fraud"])).content.decode()
+
+    holding = page[page.index('data-version="2"') :]
+    holding = holding[: holding.index("</li>")]
+    words = " ".join(re.sub(r"<[^>]+>", " ", holding).split())
+    assert words.count("break glass") == 1
+    assert f"break glass #{move.pk} by outsider" in words

@@ -47,4 +47,4 @@ def test_a_gate_reason_quotes_values_as_the_page_shows_them():
         [{"metric": "f1", "op": ">=", "baseline_delta": -0.01}], {"f1": 0.885}, {"f1": 0.9}
     )
     shown = [metrics.format_value(v) for v in (result.value, result.baseline_value)]
-    assert result.reason == f"f1 {shown[0]} >= baseline {shown[1]} −0.0100 = 0.8900: not met"
+    assert result.reason == f"f1 {shown[0]}, not >= baseline {shown[1]} −0.0100 = 0.8900"

@@ -238,7 +238,7 @@ def test_an_auto_approve_gate_that_did_not_fire_is_neutral_in_the_mail(
     create(cast["requester"], committed, target="Staging")
     [message] = [m for m in deliver() if m.to == ["scientist1@example.com"]]
 
-    assert "[not auto-approved: needs sign-off] accuracy 0.9100 > 0.9700: not met" in message.body
+    assert "[not auto-approved: needs sign-off] accuracy 0.9100, not > 0.9700" in message.body
     assert "FAIL" not in message.body
     assert "#b3261e" not in html(message)  # nothing in the failure red
 

@@ -179,7 +179,7 @@ def test_failing_required_gate_rejects_at_once_with_the_reason(policies, request
 
     assert request.decision == Decision.REJECTED
     assert request.decided_by is None
-    assert request.decision_reason == "Required gate failed: accuracy 0.7200 >= 0.8000: not met"
+    assert request.decision_reason == "Required gate failed: accuracy 0.7200, not >= 0.8000"
     event = AuditEvent.objects.get(action="request.rejected")
     assert event.actor == "policy"
 
@@ -206,7 +206,7 @@ def test_baseline_gate_compares_with_the_current_holder_of_the_target(policies, 
     close_enough = create(requester, version=3)
 
     assert worse.decision == Decision.REJECTED
-    assert "f1 0.8850 >= baseline 0.9000 −0.0100 = 0.8900: not met" in worse.decision_reason
+    assert "f1 0.8850, not >= baseline 0.9000 −0.0100 = 0.8900" in worse.decision_reason
     assert close_enough.decision == Decision.PENDING
 
 

@@ -14,7 +14,7 @@ from reviews.decisions import deciding, opening, standing, voting
 from reviews.decisions.counting import tally
 from reviews.errors import WrongExecutionState
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
-from tests.factories import make_model, make_version
+from tests.factories import make_history, make_model, make_version
 
 pytestmark = pytest.mark.django_db
 
@@ -123,11 +123,37 @@ def test_gates_and_rejections_and_cancellations_name_who_decided(
     deciding.request_cancel(request_id=cancelled.pk, user=requester)
     assert decided_by(cancelled) == "by requester"
 
-    gated = opening.request_create(model="fraud", version=1, target="Staging", requester=requester)
-    TransitionRequest.objects.filter(pk=gated.pk).update(
-        decision=Decision.APPROVED, decided_by=None
-    )
+    # Staging auto-approves above 0.97 accuracy: v3 passes, the gates decide at once.
+    # Its history as a page cached it: one value, logged before the version was registered.
+    make_history(make_version(fraud, 3, metrics={"accuracy": 0.98}), "accuracy", [0.98])
+    gated = opening.request_create(model="fraud", version=3, target="Staging", requester=requester)
+    assert fresh(gated).decision == Decision.APPROVED
     assert decided_by(gated) == "by the policy's gates"
+
+
+def test_a_break_glass_move_names_who_broke_glass_and_its_revert_the_policy(
+    fraud, outsider, scientist1
+):
+    from reviews.emergency.break_glass import break_glass_move
+    from reviews.emergency.ratification import ratification_open
+    from reviews.models import RequestKind
+    from reviews.policies.loading import policies_load
+    from tests.factories import policies_with
+
+    policies_load(text=policies_with(break_glass="ratify_within: 1h, on_unratified: revert"))
+    move = break_glass_move(
+        model="fraud", version=2, target="Production", user=outsider, reason="INC-7"
+    )
+    assert decided_by(move) == "by break glass (outsider); gates skipped"
+
+    # Rejected, the ratification leaves the move unratified: the policy reverts it at once, and
+    # no gate had a say in that.
+    TransitionRequest.objects.filter(pk=move.pk).update(execution=Execution.DONE)
+    ratification = ratification_open(fresh(move))
+    vote(ratification, scientist1, "reject", "no incident")
+    revert = TransitionRequest.objects.get(kind=RequestKind.ROLLBACK, undoes=move)
+    assert fresh(revert).decision == Decision.APPROVED
+    assert decided_by(revert) == "by the policy"
 
 
 # -- retrying -------------------------------------------------------------------------------------

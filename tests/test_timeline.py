@@ -1,6 +1,10 @@
-"""A request's timeline is read from the audit log, in order, in one query."""
+"""A request's timeline is read from the audit log, in order, in one query, and every event the
+code records reads in words: break glass and its ratification, gates by their verdict."""
 
 from __future__ import annotations
+
+import ast
+from pathlib import Path
 
 import pytest
 
@@ -8,8 +12,11 @@ from registry.models import ChangeKind, Stage
 from reviews.audit import chain
 from reviews.conversation import comments, timeline
 from reviews.decisions import deciding, opening, voting
-from reviews.models import AuditEvent
-from tests.factories import make_model, make_version
+from reviews.emergency.break_glass import break_glass_move
+from reviews.emergency.ratification import ratification_open
+from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
+from reviews.policies.loading import policies_load
+from tests.factories import make_model, make_version, policies_with
 
 pytestmark = pytest.mark.django_db
 
@@ -120,3 +127,174 @@ def test_timeline_is_one_query_however_long(pending, lead, events, django_assert
         entries = timeline.timeline(pending)
     assert len(entries) == events + 2
     assert AuditEvent.objects.filter(request=pending).count() == events + 1
+
+
+# -- words for every event ------------------------------------------------------------------------
+
+# The code records some actions through a name it computes: what each such call can record.
+COMPUTED_ACTIONS = {
+    ("reviews/decisions/deciding.py", "f'request.{decision}'"): {
+        f"request.{decision}" for decision in Decision.values if decision != Decision.PENDING
+    },
+}
+
+
+def _literals(node: ast.expr) -> set[str] | None:
+    """The strings an argument can be when the source says them: a literal, or either branch of a
+    conditional expression; None otherwise."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return {node.value}
+    if isinstance(node, ast.IfExp):
+        body, orelse = _literals(node.body), _literals(node.orelse)
+        return body | orelse if body is not None and orelse is not None else None
+    return None
+
+
+def _passed_in(tree: ast.Module, call: ast.Call, name: str) -> set[str] | None:
+    """When `name` is a parameter of the function around `call`: the literals every call of that
+    function in the same file passes for it."""
+    for function in ast.walk(tree):
+        if not isinstance(function, ast.FunctionDef) or call not in ast.walk(function):
+            continue
+        params = [arg.arg for arg in function.args.args]
+        if name not in params:
+            return None
+        index, found = params.index(name), set()
+        callers = [
+            c
+            for c in ast.walk(tree)
+            if isinstance(c, ast.Call)
+            and isinstance(c.func, ast.Name)
+            and c.func.id == function.name
+        ]
+        for caller in callers:
+            passed = caller.args[index] if index < len(caller.args) else None
+            names = _literals(passed) if passed is not None else None
+            if names is None:
+                return None
+            found |= names
+        return found or None
+    return None
+
+
+def recorded_actions() -> tuple[set[str], list[str]]:
+    """Every action the code appends to the audit chain (`chain.record`, and identity's
+    `events.record`, which reviews.apps points at it), and the calls whose action the source does
+    not say."""
+    root = Path(__file__).resolve().parent.parent
+    found: set[str] = set()
+    unknown = []
+    for package in ("reviews", "identity"):
+        for path in sorted((root / package).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            where = str(path.relative_to(root))
+            tree = ast.parse(path.read_text())
+            constants = {
+                target.id: node.value.value
+                for node in tree.body
+                if isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+                for target in node.targets
+                if isinstance(target, ast.Name)
+            }
+            for call in ast.walk(tree):
+                if not (
+                    isinstance(call, ast.Call)
+                    and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "record"
+                    and isinstance(call.func.value, ast.Name)
+                    and call.func.value.id in ("chain", "events")
+                    and call.args
+                ):
+                    continue
+                arg = call.args[0]
+                names = _literals(arg)
+                if names is None and isinstance(arg, ast.Name):
+                    if arg.id in constants:
+                        names = {constants[arg.id]}
+                    else:
+                        names = _passed_in(tree, call, arg.id)
+                if names is None:
+                    names = COMPUTED_ACTIONS.get((where, ast.unparse(arg)))
+                if names is None:
+                    unknown.append(f"{where}:{call.lineno} {ast.unparse(arg)}")
+                else:
+                    found |= names
+    return found, unknown
+
+
+def test_every_action_the_code_records_has_words_in_the_timeline(pending):
+    actions, unknown = recorded_actions()
+    assert not unknown, (
+        "audit actions this test cannot read from the source: record a literal, or add the "
+        f"names to COMPUTED_ACTIONS: {unknown}"
+    )
+    # Spot checks that the scan sees each way an action is written.
+    assert {
+        "break_glass.used",  # a literal
+        "proof.revocation_failed",  # either branch of a conditional
+        "registry.sync_failing",  # a module constant
+        "policy.edit",  # passed in by the function's callers
+        "notify.escalation",
+        "request.expired",  # computed, listed above
+        "user.refused",  # identity's
+    } <= actions
+    raw = []
+    for action in sorted(actions):
+        event = AuditEvent(
+            sequence=1, created_at=pending.created_at, actor="system", action=action, details={}
+        )
+        entry = timeline.describe(event, pending)
+        if action in entry.title or not entry.title:
+            raw.append(f"{action}: {entry.title!r}")
+    assert not raw, raw
+
+
+def test_a_break_glass_move_reads_in_words_and_its_ratification_names_the_breaker(world, outsider):
+    policies_load(text=policies_with(break_glass="ratify_within: 1h, on_unratified: revert"))
+    move = break_glass_move(
+        model="fraud", version=2, target="Production", user=outsider, reason="INC-7: v1 leaks"
+    )
+    created, used, approved = timeline.timeline(move)
+
+    assert (created.actor, created.title) == (
+        "outsider",
+        "Broke glass to move it to Production (held by v1) (policy production)",
+    )
+    assert created.items[0] == "– skipped: break glass: accuracy 0.9000 >= 0.8000"
+    assert used.actor == "outsider" and used.text == "INC-7: v1 leaks"
+    assert used.title == (
+        "Approved at once by break glass, without a quorum (a member of oncall); "
+        "gates skipped: break glass"
+    )
+    assert used.items == [
+        "The policy's quorum must ratify it within 1h; if it does not, staff are alerted and "
+        "the previous holder is put back."
+    ]
+    assert approved.title == "Request approved" and approved.text == "Break glass by outsider"
+
+    TransitionRequest.objects.filter(pk=move.pk).update(execution=Execution.DONE)
+    ratification = ratification_open(TransitionRequest.objects.get(pk=move.pk))
+    [opened] = timeline.timeline(ratification)
+    assert (opened.actor, opened.title) == (
+        "system",
+        f"Ratification opened for outsider's break-glass move #{move.pk} (policy production)",
+    )
+
+
+def test_an_auto_approve_gate_that_did_not_fire_reads_as_needing_sign_off(world, requester):
+    """Staging auto-approves above 0.97 accuracy; v2 has 0.90. A required gate that fails still
+    reads as failed."""
+    staging = opening.request_create(
+        model="fraud", version=2, target="Staging", requester=requester
+    )
+    rejected = opening.request_create(
+        model="fraud", version=3, target="Production", requester=requester
+    )
+
+    [created] = timeline.timeline(staging)
+    assert created.items == ["– not auto-approved: needs sign-off: accuracy 0.9000, not > 0.9700"]
+    gate_lines = timeline.timeline(rejected)[0].items
+    assert gate_lines[0] == "✗ fail: accuracy 0.7000, not >= 0.8000"

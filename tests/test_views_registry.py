@@ -438,6 +438,115 @@ def test_hostile_names_descriptions_tags_and_metric_keys_are_escaped(browser):
     assert "\\u003Cimg src=x onerror=alert(1)\\u003E" in text_of(pages[3])
 
 
+# --- Quorum's own tags ----------------------------------------------------------------------
+
+CONTENT = "ab" * 32
+
+
+def proof_tag(model: str, version: int, target: str, *, key=None) -> str:
+    """A signed approval proof as Quorum writes it in `quorum.attestation.<target>`: signed with
+    the key Quorum signs with, unless another `key` is given (a forgery)."""
+    from quorum_cli import attestation as proof
+    from reviews.execution.attestation import signed
+    from reviews.execution.proof_keys import signer
+
+    statement = {
+        "_type": proof.STATEMENT_TYPE,
+        "subject": [{"name": proof.subject_name(model, version), "digest": {"sha256": CONTENT}}],
+        "predicateType": proof.PREDICATE_TYPE,
+        "predicate": {
+            "model": {"name": model, "version": version, "run_id": "r", "source": "s"},
+            "target": target,
+            "request": {"id": 12, "kind": "promotion"},
+        },
+    }
+    return signed(statement, key or signer())
+
+
+def test_quorums_tags_read_as_what_they_mean_apart_from_the_users(
+    browser, fraud, django_assert_max_num_queries
+):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from securesystemslib.signer import CryptoSigner
+
+    model, versions = fraud
+    model.tags = {
+        **model.tags,
+        "quorum.protected": json.dumps(
+            {"request_url": "https://quorum.example/models/fraud/", "targets": ["Production"]}
+        ),
+    }
+    model.save(update_fields=["tags"])
+    forger = CryptoSigner(Ed25519PrivateKey.generate())
+    versions[1].tags = {
+        **versions[1].tags,
+        "quorum.pinned": json.dumps({"requests": [12, 14]}),
+        "quorum.attestation.Production": proof_tag("fraud", 2, "Production"),
+        # A proof for another version, copied here; and one signed by a key Quorum does not use.
+        "quorum.attestation.alias.champion": proof_tag("fraud", 4, "@champion"),
+        "quorum.attestation.Staging": proof_tag("fraud", 2, "Staging", key=forger),
+    }
+    versions[1].save(update_fields=["tags"])
+
+    with django_assert_max_num_queries(VERSION_QUERIES):  # reading the tags costs no query
+        version_page = browser.get("/models/fraud/versions/2/")
+    page = text_of(version_page)
+    user_tags = page[page.index("<h2>Tags") :]
+    assert "quorum." not in user_tags and '<th scope="row">owner</th>' in user_tags
+    assert "Held for review by Quorum: request #12, #14" in page
+    assert (
+        f'Signed proof for Production ✓ <span class="small break">(subject sha256:{CONTENT[:12]}…)'
+        in page
+    )
+    assert "Proof for @champion ✗" in page and "the proof is for version 4, not version 2" in page
+    assert "Proof for Staging ✗" in page and "signed by an unknown key" in page
+    assert "payloadType" not in page and "&quot;requests&quot;" not in page  # no raw JSON
+
+    with django_assert_max_num_queries(MODEL_QUERIES):
+        model_page = text_of(browser.get("/models/fraud/"))
+    assert "Protected by Quorum: Production" in model_page
+    assert "request_url" not in model_page and "<dt>team</dt><dd>risk</dd>" in model_page
+
+    # Side by side, two versions differ in their own tags only.
+    compare = text_of(browser.get("/models/fraud/compare", {"a": "2", "b": "4"}))
+    assert "quorum.pinned" not in compare and "quorum.attestation" not in compare
+    assert "1 of 2 differ" in compare
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        HOSTILE,
+        json.dumps({"targets": HOSTILE, "requests": [HOSTILE], "payload": HOSTILE}),
+        json.dumps({"payload": HOSTILE, "payloadType": HOSTILE, "signatures": [{"sig": 1}]}),
+        "[" * 100_000,  # nested past what json reads: refused, never a crash
+        "",
+    ],
+)
+def test_a_malformed_quorum_tag_reads_as_unreadable_never_breaks_the_page(browser, value):
+    """Anyone who may write tags in an MLflow without the guard can write these keys."""
+    model = make_model("hostile", tags={"quorum.protected": value})
+    make_version(
+        model,
+        tags={
+            "quorum.pinned": value,
+            "quorum.attestation.Production": value,
+            "quorum.attestation.Bogus": value,
+        },
+    )
+
+    model_page = browser.get("/models/hostile/")
+    version_page = browser.get("/models/hostile/versions/1/")
+
+    assert (model_page.status_code, version_page.status_code) == (200, 200)
+    page = text_of(model_page)
+    assert "unreadable Quorum tag: the guard protects every stage and alias" in page
+    assert text_of(version_page).count("unreadable Quorum tag") == 3
+    for response in (model_page, version_page):
+        assert "<img" not in text_of(response)
+        assert "✓" not in text_of(response)
+
+
 # --- cost ---------------------------------------------------------------------------------
 
 

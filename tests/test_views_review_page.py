@@ -1,5 +1,6 @@
 """The request page (`reviews:request_detail`): header, evidence, gates, sign-offs, who may vote
-and why not, its query count, and hostile MLflow text escaped.
+and why not, its query count, hostile MLflow text escaped, and a break-glass move and its
+ratification said as what they are.
 
 The request page is read-only; the permission matrix of every mutating route is in
 tests/reliability/test_permissions.py. The world it starts from is `world` (tests/conftest.py).
@@ -16,8 +17,18 @@ from django.utils import timezone
 
 from registry.models import Stage
 from reviews.decisions import opening, voting
-from reviews.models import Decision, TransitionRequest
-from tests.factories import ESCAPED, HOSTILE, make_hostile_request, make_user, make_version
+from reviews.emergency.break_glass import break_glass_move
+from reviews.emergency.ratification import ratification_open
+from reviews.models import Decision, Execution, RequestKind, TransitionRequest
+from reviews.policies.loading import policies_load
+from tests.factories import (
+    ESCAPED,
+    HOSTILE,
+    make_hostile_request,
+    make_user,
+    make_version,
+    policies_with,
+)
 from tests.pages import action_url, detail_url, login, text_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_mlflow")]
@@ -243,3 +254,57 @@ def test_an_auto_approve_gate_that_did_not_fire_is_neutral_not_failed(client, wo
     inbox = login(client, requester).get(reverse("reviews:inbox")).content.decode()
     assert "not auto-approved: needs sign-off" in inbox
     assert "gates failed" not in inbox
+    # The activity says it in the same words, with no failure's cross and no "not met".
+    activity = page[page.index('id="timeline"') :]
+    assert "– not auto-approved: needs sign-off: accuracy 0.9000, not &gt; 0.9700" in activity
+    assert "✗" not in activity and "not met" not in page
+
+
+# -- break glass ----------------------------------------------------------------------------------
+
+# The production policy without gates, and `outsider` (oncall) allowed to break glass.
+UNGATED_GLASS = policies_with(break_glass="ratify_within: 1h, on_unratified: alert").replace(
+    "    gates:\n"
+    '      - {metric: accuracy, op: ">=", value: 0.80, kind: required}\n'
+    '      - {metric: f1, op: ">=", baseline_delta: -0.01, kind: required}\n',
+    "    gates: []\n",
+)
+
+
+@pytest.fixture
+def glass_move(world, outsider):
+    """fraud v2 moved to Production by `outsider`'s break glass under a policy with no gates,
+    carried out, its ratification open."""
+    policies_load(text=UNGATED_GLASS)
+    move = break_glass_move(
+        model="fraud", version=2, target="Production", user=outsider, reason="INC-7: v1 leaks"
+    )
+    TransitionRequest.objects.filter(pk=move.pk).update(execution=Execution.DONE)
+    ratification_open(TransitionRequest.objects.get(pk=move.pk))
+    return move
+
+
+def test_a_break_glass_move_says_who_broke_glass_and_that_gates_were_skipped(
+    client, glass_move, lead
+):
+    response = login(client, lead).get(detail_url(glass_move))
+    text = text_of(response)
+
+    assert "Decision: approved by break glass (outsider); gates skipped" in text
+    assert "Gates skipped: break glass (this policy has no metric gates)." in text
+    assert "policy's gates" not in text and "the sign-offs decide alone" not in text
+    assert (
+        "outsider Approved at once by break glass, without a quorum (a member of oncall); "
+        "gates skipped: break glass"
+    ) in text
+    assert "break_glass." not in text  # no event by its raw name
+
+
+def test_a_ratification_names_the_breaker_in_its_header_and_its_activity(client, glass_move, lead):
+    ratification = TransitionRequest.objects.get(kind=RequestKind.RATIFICATION)
+
+    text = text_of(login(client, lead).get(detail_url(ratification)))
+
+    assert "Opened by Quorum, for outsider's break-glass move" in text
+    assert f"system Ratification opened for outsider's break-glass move #{glass_move.pk}" in text
+    assert "Requested by" not in text and "Requested Production" not in text

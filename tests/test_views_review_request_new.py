@@ -43,7 +43,7 @@ def test_version_page_offers_the_targets_policies_cover_with_a_preview(client, w
 
 def test_version_page_warns_when_a_required_gate_would_reject(client, world, requester):
     text = text_of(login(client, requester).get("/models/fraud/versions/3/"))
-    assert "accuracy 0.7000 >= 0.8000: not met" in text
+    assert "accuracy 0.7000, not >= 0.8000" in text
     assert "A required gate fails: this request would be rejected at once." in text
 
 

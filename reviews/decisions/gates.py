@@ -75,6 +75,28 @@ def with_verdicts(results: list[Mapping]) -> list[dict]:
     return shown
 
 
+# The marks the request page's gate table uses: only a required gate that fails is a cross.
+VERDICT_MARKS = {
+    Verdict.PASSED: "✓",
+    Verdict.FAILED: "✗",
+    Verdict.NEEDS_SIGN_OFF: "–",
+    Verdict.SKIPPED: "–",
+}
+
+
+def result_lines(results: list[Mapping]) -> list[str]:
+    """Stored gate results as lines of text, each with its verdict in the page's words:
+    "✓ accuracy 0.9000 >= 0.8000", "✗ fail: accuracy 0.7000, not >= 0.8000",
+    "– not auto-approved: needs sign-off: accuracy 0.9100, not > 0.9700"."""
+    lines = []
+    for result in with_verdicts(results):
+        verdict = Verdict(result["verdict"])
+        reason = result.get("reason") or result.get("metric", "")
+        said = reason if verdict == Verdict.PASSED else f"{verdict.words}: {reason}"
+        lines.append(f"{VERDICT_MARKS[verdict]} {said}")
+    return lines
+
+
 @dataclass(frozen=True)
 class GateResult:
     metric: str
@@ -131,8 +153,7 @@ def _evaluate_one(gate: dict, candidate: dict, baseline: dict | None) -> GateRes
             value=value,
             threshold=threshold,
             passed=passed,
-            reason=f"{metric} {_num(value)} {op} {_num(threshold)}"
-            + ("" if passed else ": not met"),
+            reason=f"{metric} {_num(value)}{_held(passed)} {op} {_num(threshold)}",
         )
     if baseline is None:
         return GateResult(
@@ -165,10 +186,16 @@ def _evaluate_one(gate: dict, candidate: dict, baseline: dict | None) -> GateRes
         threshold=threshold,
         baseline_value=base,
         passed=passed,
-        reason=f"{metric} {_num(value)} {op} baseline {_num(base)} "
-        f"{metrics.format_change(float(delta))} = {_num(threshold)}"
-        + ("" if passed else ": not met"),
+        reason=f"{metric} {_num(value)}{_held(passed)} {op} baseline {_num(base)} "
+        f"{metrics.format_change(float(delta))} = {_num(threshold)}",
     )
+
+
+def _held(passed: bool) -> str:
+    # A reason states the comparison, true as written ("accuracy 0.7000, not >= 0.8000"); what
+    # it means for the request is the verdict's, said beside it in the one wording of
+    # `VERDICT_WORDS` (an auto-approve gate that is not met fails nothing).
+    return "" if passed else ", not"
 
 
 def _num(value: float) -> str:

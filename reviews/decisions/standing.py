@@ -19,7 +19,8 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from ..models import Decision, Execution, TransitionRequest, Vote, VoteChoice
+from ..models import Decision, Execution, RequestKind, TransitionRequest, Vote, VoteChoice
+from . import gates
 from .counting import Tally
 
 # The `transition.failed` detail that says no retry can help (`reviews.execution.jobs`).
@@ -100,10 +101,20 @@ def deciders(request: TransitionRequest, votes: Iterable[Vote], count: Tally) ->
 
 
 def decided_by_words(request: TransitionRequest, votes: Iterable[Vote], count: Tally) -> str:
-    """'by alice, bob and carol', 'by the policy's gates', or '' when nobody decided it."""
+    """'by alice, bob and carol', 'by break glass (dave); gates skipped', 'by the policy's
+    gates', 'by the policy' (approved at once by a rule, not a gate), or '' when nobody
+    decided it."""
     names = deciders(request, votes, count)
     if names:
         return f"by {join_names(names)}"
+    if request.kind == RequestKind.BREAK_GLASS and request.decision == Decision.APPROVED:
+        # The person who broke glass is who requested and decided the move.
+        return f"by break glass ({request.requester.get_username()}); gates skipped"
+    if request.decision == Decision.APPROVED and not gates.auto_approves_stored(
+        request.gate_results
+    ):
+        # A revert the policy orders for an unratified move: no gate approved it.
+        return "by the policy"
     if request.decision in (Decision.APPROVED, Decision.REJECTED):
         return "by the policy's gates"
     return ""

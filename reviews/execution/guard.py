@@ -30,16 +30,15 @@ from django.utils import timezone
 from registry.mlflow_client import MlflowError, RegistryClient
 from registry.models import ModelVersion, RegisteredModel, SyncRun
 
+# The tags' names live with the registry, whose pages say what the tags mean; the guard reads
+# them too (mlflow_quorum_guard), and tests/test_guard_protection.py and test_guard_pins.py check
+# that the names agree.
+from registry.quorum_tags import PINNED_TAG, PROTECTED_TAG
+
 from ..decisions import handoff
 from ..models import ApprovalPolicy, GuardProbe, TransitionRequest
 
 logger = logging.getLogger(__name__)
-
-# The guard reads this tag (mlflow_quorum_guard.protection.PROTECTED_TAG); the two must agree, and
-# tests/test_guard_tags.py checks that they do.
-PROTECTED_TAG = "quorum.protected"
-# The guard reads this one too (mlflow_quorum_guard.holds.PINNED_TAG).
-PINNED_TAG = "quorum.pinned"
 
 
 def protected_targets(model_name: str, policies: list[ApprovalPolicy]) -> list[str]:

@@ -115,3 +115,12 @@ def published_keys() -> list[PublishedKey]:
         if key.keyid not in {k.keyid for k in keys}:
             keys.append(PublishedKey(key.keyid, "previous", proof.public_key_pem(key)))
     return keys
+
+
+def verifying_keys() -> list[SSlibKey]:
+    """The public keys a proof may verify with: the current one, then retired ones; [] when they
+    cannot be read (a page then says its proofs are unchecked instead of failing)."""
+    try:
+        return [signer().public_key, *previous_keys()]
+    except SigningKeyError:
+        return []

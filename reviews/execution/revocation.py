@@ -325,9 +325,7 @@ def _record_failure(revocation_id: int, error: Exception, *, final: bool) -> Non
                 revocation.state = RevocationState.FAILED
             revocation.save(update_fields=["attempts", "error", "state"])
             chain.record(
-                "attestation.revocation_failed"
-                if final
-                else "attestation.revocation_attempt_failed",
+                "proof.revocation_failed" if final else "proof.revocation_attempt_failed",
                 actor="system",
                 request=revocation.request,
                 model_name=revocation.version.model.name,

@@ -31,6 +31,7 @@ from registry import charts
 from registry.compare import compare_versions, metric_rows
 from registry.history import version_histories
 from registry.metrics import ordered_keys
+from registry.quorum_tags import user_tags
 
 from .. import errors
 from ..conversation import comments, timeline
@@ -129,7 +130,7 @@ def _evidence(review: TransitionRequest) -> dict:
         "history_unavailable": histories.unavailable,
         "chart_data": {"charts": bars + history_charts},
         "candidate_params": sorted((candidate.params or {}).items()),
-        "candidate_tags": sorted((candidate.tags or {}).items()),
+        "candidate_tags": sorted(user_tags(candidate.tags).items()),
         "evidence": escalation.comparison_for(candidate, baseline),
         "escalation": review.policy_snapshot.get("escalation", {}).get("applied", []),
     }
