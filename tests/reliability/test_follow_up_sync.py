@@ -83,11 +83,15 @@ def test_a_follow_up_sync_that_fails_after_the_move_is_retried_alone_and_the_req
     # One sync job, retried: its failed runs and then its successful one, after the test's own.
     queue = django_rq.get_queue(SYNC_QUEUE)
     # (The evidence fetch and content digest a sync may queue after it are jobs of their own.)
-    finished = [queue.fetch_job(job_id) for job_id in queue.finished_job_registry.get_job_ids()]
     later = {"registry.jobs.fetch_evidence", "registry.jobs.digest_content"}
-    assert [job.func_name for job in finished if job.func_name not in later] == [
-        "registry.jobs.sync_model"
-    ]
+
+    def finished_syncs() -> list[str]:
+        jobs = (queue.fetch_job(job_id) for job_id in queue.finished_job_registry.get_job_ids())
+        return [job.func_name for job in jobs if job is not None and job.func_name not in later]
+
+    # The sync commits the mirrored move before it reports and RQ records the job finished.
+    wait_for(finished_syncs, timeout=60, message="the follow-up sync job to be recorded finished")
+    assert finished_syncs() == ["registry.jobs.sync_model"]
     runs = list(SyncRun.objects.filter(model_name=unique_name).order_by("pk"))
     assert [bool(run.error) for run in runs] == [False] + [True] * (len(runs) - 2) + [False]
     assert len(runs) >= 4
