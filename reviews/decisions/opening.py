@@ -65,17 +65,23 @@ def target_holder(model: RegisteredModel, target: str, *, exclude: int | None = 
     return target_holders(model, target, exclude=exclude).first()
 
 
-def move_candidate(model: str, version: int | str, target: str, *, lock: bool) -> ModelVersion:
-    """The version of `model` a move to `target` would take there (its `model` set), or the
-    refusal: no such model or version, not a number, deleted in MLflow, a target that is none,
-    already there. `lock` (in a transaction): one request creation per version at a time."""
+def model_and_number(model: str, version: int | str) -> tuple[RegisteredModel, int]:
+    """The mirrored model named `model` and `version` read as a number, or the refusal: no such
+    model (or deleted in MLflow), not a whole number."""
     registered = RegisteredModel.objects.filter(name=model, deleted=False).first()
     if registered is None:
         raise UnknownModel(f"There is no registered model named {model!r}.")
     try:
-        number = int(str(version).strip())
+        return registered, int(str(version).strip())
     except ValueError:
         raise InvalidVersion(f"Version must be a whole number, got {str(version)!r}.") from None
+
+
+def move_candidate(model: str, version: int | str, target: str, *, lock: bool) -> ModelVersion:
+    """The version of `model` a move to `target` would take there (its `model` set), or the
+    refusal: no such model or version, not a number, deleted in MLflow, a target that is none,
+    already there. `lock` (in a transaction): one request creation per version at a time."""
+    registered, number = model_and_number(model, version)
     versions = ModelVersion.objects.select_for_update() if lock else ModelVersion.objects.all()
     candidate = versions.filter(model=registered, version=number).first()
     if candidate is None:

@@ -16,7 +16,7 @@ from registry.models import ModelVersion, RegisteredModel
 
 from ..decisions import escalation, gates, opening
 from ..decisions import explain as explain_sizing
-from ..errors import InvalidVersion, UnknownModel, UnknownVersion
+from ..errors import UnknownVersion
 from ..policies.matching import deciding_match, matches, policies_loaded, policy_as_spec
 from ..policies.spec import format_duration, parse_target
 
@@ -35,13 +35,7 @@ def explain(*, model: str, version: int | str, target: str, user: User | None = 
     Refuses as `request_create` does: unknown model or version, an invalid target, no policy or
     two tied (`NoPolicy`, `AmbiguousPolicy`).
     """
-    registered = RegisteredModel.objects.filter(name=model, deleted=False).first()
-    if registered is None:
-        raise UnknownModel(f"There is no registered model named {model!r}.")
-    try:
-        number = int(str(version).strip())
-    except ValueError:
-        raise InvalidVersion(f"Version must be a whole number, got {str(version)!r}.") from None
+    registered, number = opening.model_and_number(model, version)
     candidate = (
         ModelVersion.objects.filter(model=registered, version=number)
         .select_related("evidence")
