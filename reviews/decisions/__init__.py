@@ -2,10 +2,11 @@
 
 - `opening`: `request_create`, the one function that opens a request, and the version holding a
   target now;
-- `voting`: who may vote, `vote_cast`, and approvals that stop counting when the evidence changes;
+- `voting`: who may vote and `vote_cast`;
 - `deciding`: `decide`, the one function that decides a request, and cancellation, expiry and an
   admin's retry;
-- `counting`: how approvals count (each person once, for one group);
+- `counting`: how approvals count (each person once, for one group), and approvals that stop
+  counting when what they saw changed;
 - `sizing`: what a request will take (sign-offs, gates decided at once), for the request and
   for every preview;
 - `gates`: metric gates; `escalation`: approvals that scale with the evidence packet, and

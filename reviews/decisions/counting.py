@@ -19,6 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.utils import timezone
+
+from ..audit import chain
 from ..models import TransitionRequest, Vote, VoteChoice
 
 # The assignment itself knows only groups and names; it lives with the policies, whose loading
@@ -109,3 +112,22 @@ def tally_of(policy_snapshot: dict, votes: Iterable[Vote]) -> Tally:
 def progress(request: TransitionRequest, votes: list[Vote] | None = None) -> list[GroupProgress]:
     """Per required group: how many approvals it needs and who is counted for it."""
     return tally(request, votes).progress
+
+
+# -- approvals that stop counting: the evidence, a gated metric or the content they saw changed --
+def approvals_mark_stale(request: TransitionRequest, *, reason: str) -> int:
+    """Approvals given so far stop counting (the evidence they saw changed); returns how many.
+
+    They stay in the history, and their voters may vote again on the new evidence.
+    """
+    stale = request.votes.filter(decision=VoteChoice.APPROVE, stale=False)
+    voters = list(stale.values_list("user__username", flat=True))
+    count = stale.update(stale=True, stale_reason=reason, stale_at=timezone.now())
+    if count:
+        chain.record(
+            "votes.stale",
+            actor="system",
+            request=request,
+            details={"reason": reason, "voters": voters},
+        )
+    return count

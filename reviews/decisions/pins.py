@@ -33,9 +33,9 @@ from registry.models import ModelVersion
 from ..audit import chain
 from ..models import Decision, TransitionRequest
 from . import gates
+from .counting import approvals_mark_stale
 from .deciding import decide
 from .gates import GateResult
-from .staleness import approvals_mark_stale
 
 logger = logging.getLogger(__name__)
 

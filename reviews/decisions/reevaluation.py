@@ -15,8 +15,8 @@ from django.db.models import Q
 
 from ..models import Decision, TransitionRequest
 from . import counting, escalation, pins
+from .counting import approvals_mark_stale
 from .deciding import decide
-from .staleness import approvals_mark_stale
 
 
 def on_evidence_stored(sender, version_ids: list[int], **kwargs) -> None:

@@ -23,8 +23,8 @@ from ..errors import (
 )
 from ..models import Decision, TransitionRequest, Vote, VoteChoice
 from . import counting, escalation, pins
+from .counting import approvals_mark_stale
 from .deciding import decide, locked_or_refuse, stale_page_refusal
-from .staleness import approvals_mark_stale
 
 __all__ = ["approvals_mark_stale", "vote_cast", "vote_refusal"]
 

@@ -35,11 +35,11 @@ from registry.sync import SyncError, sync_model_unless_busy
 
 from ..audit import chain
 from ..decisions import standing
+from ..decisions.counting import approvals_mark_stale
 from ..decisions.handoff import QUEUE as QUEUE  # the transition's queue, its id and its hand-off
 from ..decisions.handoff import enqueue_transition as enqueue_transition
 from ..decisions.handoff import retry_policy
 from ..decisions.handoff import transition_job_id as transition_job_id
-from ..decisions.staleness import approvals_mark_stale
 from ..emergency import ratification
 from ..models import Decision, Execution, RequestKind, TransitionRequest
 from . import attestation, content_check, revocation
