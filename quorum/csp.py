@@ -1,4 +1,4 @@
-"""What the Content-Security-Policy (quorum/settings.py) must allow for plotly.js's styles.
+"""The Content-Security-Policy (quorum/settings.py), and what it must allow for plotly.js's styles.
 
 plotly.js styles its charts by creating an empty <style> element and filling it through the CSSOM,
 which the policy does not govern, and bundles MapLibre, which adds its stylesheet as a <style>
@@ -13,6 +13,9 @@ import base64
 import hashlib
 import re
 from pathlib import Path
+
+import plotly
+from csp.constants import NONE, SELF
 
 # esbuild's CSS injection in the bundle: `var e=document.createElement("style");e.id="<hash>",
 # e.textContent='<css>'`, the text in either kind of quotes.
@@ -50,3 +53,27 @@ def plotly_style_hashes(bundle: Path) -> list[str]:
             hashes.append(source_hash(_unescape(match.group(2))))
         start = text.find('document.createElement("style")', start + 1)
     return hashes
+
+
+def content_security_policy() -> dict:
+    """django-csp's CONTENT_SECURITY_POLICY: everything from this origin, and no inline code.
+
+    Pages pass data to their scripts with json_script; scripts and styles are static files
+    (plotly.js, the admin's, the API docs' Swagger UI). Images may be data: URIs (the admin's and
+    Swagger UI's icons). The only inline styles are plotly.js's own, by hash, and those of
+    django_rq's dashboard, on its pages alone (quorum/urls.py)."""
+    served = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    return {
+        "DIRECTIVES": {
+            "default-src": [SELF],
+            "script-src": [SELF],
+            "style-src": [SELF, *plotly_style_hashes(served)],
+            "img-src": [SELF, "data:"],
+            "font-src": [SELF],
+            "connect-src": [SELF],
+            "object-src": [NONE],
+            "base-uri": [NONE],
+            "form-action": [SELF],
+            "frame-ancestors": [NONE],
+        },
+    }

@@ -45,3 +45,25 @@ def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Networ
                 f"{name}: {item!r} is not an address or a network (CIDR such as 10.0.0.0/8)"
             ) from None
     return networks
+
+
+def env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (any case); unset or empty, the first. Anything else stops startup."""
+    value = os.environ.get(name, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ImproperlyConfigured(
+            f"{name}={os.environ[name]!r}: use {choices[0]} (the default) or "
+            + " or ".join(choices[1:])
+        )
+    return value
+
+
+def env_secret(name: str, *, min_length: int) -> str:
+    """A secret that must resist guessing: unset or empty (off), or at least `min_length` long."""
+    value = os.environ.get(name, "")
+    if value and len(value) < min_length:
+        raise ImproperlyConfigured(
+            f"{name} is too short to resist guessing: use {min_length} characters or more, e.g. "
+            'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+        )
+    return value

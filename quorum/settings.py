@@ -10,14 +10,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-import dj_email_url
 import plotly
-from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from quorum.csp import plotly_style_hashes
-from quorum.env import env_bool, env_list, env_networks
+from quorum.csp import content_security_policy
+from quorum.env import env_bool, env_choice, env_list, env_networks, env_secret
 from quorum.log_settings import logging_settings
+from quorum.mail_settings import mail_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # A source checkout (manage.py beside the packages) keeps its state in its own var/. An installed
@@ -188,29 +187,8 @@ if not WHITENOISE_USE_FINDERS:
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     }
 
-# --- Content-Security-Policy (django-csp) ----------------------------------------------------
-# Everything from this origin, and no inline code: pages pass data to their scripts with
-# json_script, scripts and styles are static files (plotly.js, the admin's, the API docs' Swagger
-# UI). Images may be data: URIs (the admin's and Swagger UI's icons). The only inline styles are
-# plotly.js's own, by hash (quorum/csp.py), and those of django_rq's dashboard, on its pages alone
-# (quorum/urls.py).
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": [SELF],
-        "script-src": [SELF],
-        "style-src": [
-            SELF,
-            *plotly_style_hashes(Path(plotly.__file__).parent / "package_data" / "plotly.min.js"),
-        ],
-        "img-src": [SELF, "data:"],
-        "font-src": [SELF],
-        "connect-src": [SELF],
-        "object-src": [NONE],
-        "base-uri": [NONE],
-        "form-action": [SELF],
-        "frame-ancestors": [NONE],
-    },
-}
+# --- Content-Security-Policy (django-csp): this origin only, no inline code (quorum/csp.py) ---
+CONTENT_SECURITY_POLICY = content_security_policy()
 
 # --- Failed sign-ins (django-axes, quorum/lockout.py) ---------------------------------------
 # Failures of one username from one address (web sign-in, admin sign-in; unknown API tokens, which
@@ -393,46 +371,19 @@ QUORUM_WEBHOOK_TIMEOUT = int(os.environ.get("QUORUM_WEBHOOK_TIMEOUT", "10"))
 if QUORUM_WEBHOOK_URLS and not QUORUM_WEBHOOK_SECRET:
     raise ImproperlyConfigured("QUORUM_WEBHOOK_URLS is set: set QUORUM_WEBHOOK_SECRET to sign them")
 
-# --- Mail ---------------------------------------------------------------------------------
-# EMAIL_URL, parsed by dj-email-url: "submission://user:password@smtp.example.com" (SMTP with
-# STARTTLS on port 587), "smtp://user:password@host:465?ssl=True" (implicit TLS), "console://"
-# (the default: the worker prints each mail), "file:///var/mail" (one .eml file per mail, under
-# var/mail of PROJECT_DIR; "file:////srv/mail" for an absolute path), "memory://" (locmem).
+# --- Mail: EMAIL_URL, e.g. "submission://user:password@smtp.example.com" (quorum/mail_settings.py)
 EMAIL_URL = os.environ.get("EMAIL_URL") or "console://"
-_email = dj_email_url.parse(EMAIL_URL)
-if "EMAIL_BACKEND" not in _email:
-    raise ImproperlyConfigured(
-        f"EMAIL_URL scheme {EMAIL_URL.partition(':')[0]!r} is not one of "
-        + ", ".join(sorted(dj_email_url.SCHEMES))
-    )
-EMAIL_BACKEND = _email["EMAIL_BACKEND"]
-if EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":
-    EMAIL_BACKEND = "reviews.notify.EmlFileBackend"  # one .eml file per mail
-EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
-EMAIL_PORT = _email["EMAIL_PORT"] or 25
-EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
-EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
-EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
-EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
-# An SMTP server that stops answering must not hold a worker forever.
-EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"] or int(os.environ.get("EMAIL_TIMEOUT", "30"))
-EMAIL_FILE_PATH = str(PROJECT_DIR / (_email["EMAIL_FILE_PATH"] or VAR_DIR / "mail"))
-DEFAULT_FROM_EMAIL = _email.get(
-    "DEFAULT_FROM_EMAIL", os.environ.get("DEFAULT_FROM_EMAIL", "Quorum <quorum@localhost>")
-)
-SERVER_EMAIL = _email.get("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+_mail = mail_settings(EMAIL_URL, project_dir=PROJECT_DIR, var_dir=VAR_DIR)
+EMAIL_BACKEND, EMAIL_FILE_PATH, EMAIL_TIMEOUT = _mail.backend, _mail.file_path, _mail.timeout
+EMAIL_HOST, EMAIL_PORT = _mail.host, _mail.port
+EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _mail.user, _mail.password
+EMAIL_USE_TLS, EMAIL_USE_SSL = _mail.use_tls, _mail.use_ssl
+DEFAULT_FROM_EMAIL, SERVER_EMAIL = _mail.default_from_email, _mail.server_email
 
 # --- Running it as a service (docs/operations.md) --------------------------------------------
 # /metrics answers a scraper that sends this bearer token, or connects from one of these
 # addresses (CIDRs, comma-separated: "10.0.0.0/8,127.0.0.1"); with neither set it is off (404).
-QUORUM_METRICS_TOKEN = os.environ.get("QUORUM_METRICS_TOKEN", "")
-if QUORUM_METRICS_TOKEN and len(QUORUM_METRICS_TOKEN) < 24:
-    raise ImproperlyConfigured(
-        "QUORUM_METRICS_TOKEN is too short to resist guessing: use 24 characters or more, e.g. "
-        'python -c "import secrets; print(secrets.token_urlsafe(32))"'
-    )
-
-
+QUORUM_METRICS_TOKEN = env_secret("QUORUM_METRICS_TOKEN", min_length=24)
 QUORUM_METRICS_ALLOW = env_networks("QUORUM_METRICS_ALLOW")
 # /readyz counts a worker alive while its last heartbeat is this recent. An idle RQ worker beats
 # every 405 s and RQ drops its record after 480 s (operations/queue_state.py).
@@ -440,11 +391,7 @@ QUORUM_WORKER_HEARTBEAT_WINDOW = int(os.environ.get("QUORUM_WORKER_HEARTBEAT_WIN
 
 # Everything to standard error, which gunicorn, the workers and systemd or the platform collect:
 # plain lines, or with QUORUM_LOG_FORMAT=json one JSON object per line (operations/logs.py).
-QUORUM_LOG_FORMAT = os.environ.get("QUORUM_LOG_FORMAT", "plain").strip().lower() or "plain"
-if QUORUM_LOG_FORMAT not in ("plain", "json"):
-    raise ImproperlyConfigured(
-        f"QUORUM_LOG_FORMAT={os.environ['QUORUM_LOG_FORMAT']!r}: use plain (the default) or json"
-    )
+QUORUM_LOG_FORMAT = env_choice("QUORUM_LOG_FORMAT", ("plain", "json"))
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = logging_settings(QUORUM_LOG_FORMAT, LOG_LEVEL)
 if QUORUM_LOG_FORMAT == "json":

@@ -1,13 +1,13 @@
-"""Boolean settings from the environment accept only the documented values
-(quorum/settings.py's env_bool): anything else stops startup with the setting's name, so a typo
-such as QUORUM_HTTPS=enable can never quietly turn a protection off."""
+"""Settings from the environment accept only the documented values (quorum/env.py): anything
+else stops startup with the setting's name, so a typo such as QUORUM_HTTPS=enable can never
+quietly turn a protection off, nor QUORUM_LOG_FORMAT=jsno quietly mean plain lines."""
 
 from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from quorum.env import env_bool
+from quorum.env import env_bool, env_choice, env_secret
 from tests.processes import manage
 
 ACCEPTED = "use 1, true, yes, on to turn it on or 0, false, no, off to turn it off (any case)"
@@ -61,3 +61,40 @@ def test_manage_py_check_stops_on_a_boolean_setting_it_cannot_read(name, tmp_pat
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
     assert f"ImproperlyConfigured: {name}='enable' is not a boolean: {ACCEPTED}" in last_line
+
+
+@pytest.mark.parametrize(
+    ("value", "meant"), [("", "plain"), (" JSON ", "json"), ("plain", "plain")]
+)
+def test_a_choice_is_one_of_its_values_in_any_case_and_unset_is_the_first(
+    monkeypatch, value, meant
+):
+    monkeypatch.setenv("QUORUM_TEST_FORMAT", value)
+    assert env_choice("QUORUM_TEST_FORMAT", ("plain", "json")) == meant
+
+
+def test_another_choice_is_refused_naming_the_values(monkeypatch):
+    monkeypatch.setenv("QUORUM_TEST_FORMAT", "jsno")
+    with pytest.raises(
+        ImproperlyConfigured, match=r"QUORUM_TEST_FORMAT='jsno': use plain \(the default\) or json"
+    ):
+        env_choice("QUORUM_TEST_FORMAT", ("plain", "json"))
+
+
+def test_a_secret_is_off_when_unset_and_refused_when_too_short(monkeypatch):
+    monkeypatch.delenv("QUORUM_TEST_TOKEN", raising=False)
+    assert env_secret("QUORUM_TEST_TOKEN", min_length=24) == ""
+    monkeypatch.setenv("QUORUM_TEST_TOKEN", "x" * 24)
+    assert env_secret("QUORUM_TEST_TOKEN", min_length=24) == "x" * 24
+    monkeypatch.setenv("QUORUM_TEST_TOKEN", "x" * 23)
+    with pytest.raises(
+        ImproperlyConfigured, match="QUORUM_TEST_TOKEN is too short to resist guessing"
+    ):
+        env_secret("QUORUM_TEST_TOKEN", min_length=24)
+
+
+def test_manage_py_check_stops_on_a_log_format_it_does_not_know(tmp_path):
+    result = manage("check", var_dir=tmp_path, QUORUM_LOG_FORMAT="jsno")
+
+    assert result.returncode != 0
+    assert "QUORUM_LOG_FORMAT='jsno': use plain (the default) or json" in result.stderr
