@@ -16,6 +16,7 @@ name and is kept in var/log/<name>.log.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import signal
@@ -24,10 +25,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TypedDict
+from typing import IO
 from urllib.parse import urlparse
 
 from infra.signing_key import ensure_generated_key
@@ -40,52 +40,16 @@ from quorum.localservices import (
     stop_process,
     wait_for_http,
 )
+from quorum.stop_signals import STOP_SIGNALS, Stopped, held_signals, on_signal
 from registry.management.commands.create_demo_users import DEMO_PASSWORD, DEMO_USERS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_POLICIES = ROOT / "docs" / "policies.example.yaml"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class DemoError(Exception):
     """The demo cannot go on; the message says what to change."""
-
-
-class Stopped(Exception):
-    """Ctrl-C or SIGTERM arrived."""
-
-
-class _Held(TypedDict):
-    depth: int  # how many `held_signals` blocks are open
-    pending: int | None  # the signal that arrived inside one
-
-
-_held: _Held = {"depth": 0, "pending": None}
-
-
-def on_signal(signum, frame):
-    if _held["depth"]:
-        _held["pending"] = signum
-        say("stopping as soon as what is starting has started")
-        return
-    raise Stopped(signal.Signals(signum).name)
-
-
-@contextmanager
-def held_signals():
-    """A stop requested inside waits until the block is done: a process started but not yet
-    noted in `Demo.started` would otherwise be left running. (Blocking the signals instead would
-    pass the blocked mask on to the children, which then ignore SIGTERM.)"""
-    _held["depth"] += 1
-    try:
-        yield
-    finally:
-        _held["depth"] -= 1
-        pending = _held["pending"]
-        if pending is not None and not _held["depth"]:
-            _held["pending"] = None
-            raise Stopped(signal.Signals(pending).name)
 
 
 @dataclass(frozen=True)
@@ -349,20 +313,19 @@ class Demo:
 
 def webhook_secret(var_dir: Path) -> str:
     """MLFLOW_WEBHOOK_SECRET, or one kept under var/ so it matches the webhook MLflow stores."""
-    if os.environ.get("MLFLOW_WEBHOOK_SECRET"):
-        return os.environ["MLFLOW_WEBHOOK_SECRET"]
-    path = var_dir / "mlflow" / "quorum-webhook-secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return os.environ.get("MLFLOW_WEBHOOK_SECRET") or kept_secret(
+        var_dir / "mlflow" / "quorum-webhook-secret"
+    )
 
 
 def guard_token(var_dir: Path) -> str:
     """The token that makes Quorum the guard's service identity, kept under var/ so a restarted
     demo's MLflow and Quorum agree on it."""
-    path = var_dir / "mlflow" / "quorum-guard-token"
+    return kept_secret(var_dir / "mlflow" / "quorum-guard-token")
+
+
+def kept_secret(path: Path) -> str:
+    """The random secret kept at `path` (readable by its owner only), made at first use."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(32))
@@ -411,7 +374,7 @@ def main() -> int:
         return 2
     demo = Demo(config)
     for signum in STOP_SIGNALS:
-        signal.signal(signum, on_signal)
+        signal.signal(signum, functools.partial(on_signal, say=say))
     code = 0
     try:
         code = demo.run()
