@@ -38,14 +38,7 @@ from django.utils import timezone
 
 from .mirror import apply_mlflow_state
 from .mlflow_client import RUN_READERS, MlflowError, MlflowVersion, RegistryClient
-from .models import (
-    SKIPPED_KEPT,
-    ModelVersion,
-    RegisteredModel,
-    SyncKind,
-    SyncLock,
-    SyncRun,
-)
+from .models import SKIPPED_KEPT, ModelVersion, RegisteredModel, SyncKind, SyncLock, SyncRun
 from .signals import sync_finished
 from .storable import can_hold, printable
 
@@ -369,13 +362,8 @@ def _versions_needing_runs(versions: Iterable[MlflowVersion]) -> list[MlflowVers
             model__name__in={v.name for v in versions if can_hold(v.name)}
         ).values_list("model__name", "version", "run_id", "metrics", "params")
     }
-    return [
-        v
-        for v in versions
-        if known.get((v.name, v.version)) is None
-        or known[(v.name, v.version)][0] != v.run_id
-        or not known[(v.name, v.version)][1]
-    ]
+    # Read unless the mirror holds this run's metrics or params already.
+    return [v for v in versions if known.get((v.name, v.version)) != (v.run_id, True)]
 
 
 def _apply(**state) -> SyncResult:
