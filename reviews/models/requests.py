@@ -243,9 +243,9 @@ class VoteChoice(models.TextChoices):
 class Vote(models.Model):
     """One user's approval or rejection of a request.
 
-    A user has at most one current vote per request. An approval goes stale when the evidence behind
-    it changes (`reviews.decisions.counting.approvals_mark_stale`): it stays here, struck through, and
-    its voter may vote again. How approvals count towards the policy is
+    A user has at most one current vote per request. An approval goes stale when the evidence
+    behind it changes (`reviews.decisions.counting.approvals_mark_stale`): it stays here, struck
+    through, and its voter may vote again. How approvals count towards the policy is
     `reviews.decisions.counting`.
     """
 
