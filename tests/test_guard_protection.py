@@ -45,6 +45,25 @@ def test_quorums_tag_value_is_what_the_guard_reads(settings):
     found = protection({PROTECTED_TAG: guard.guard_tag_value("fraud", ["@champion", "Staging"])})
     assert found.covers_alias("champion") and found.covers_stage("Staging")
     assert found.request_url == "https://quorum.example/models/fraud/"
+    assert found.page_for(5) == "https://quorum.example/models/fraud/versions/5/"
+    assert found.page_for(None) == "https://quorum.example/models/fraud/"
+
+
+def test_a_version_page_without_its_placeholder_or_not_text_is_ignored_not_fatal():
+    for version_url in ("https://q/models/m/versions/", 7, ["x"]):
+        raw = json.dumps(
+            {"targets": ["Production"], "request_url": "https://q/m/", "version_url": version_url}
+        )
+        found = protection({PROTECTED_TAG: raw})
+        assert found.source == "tag" and found.covers_stage("Production")
+        assert found.page_for(3) == "https://q/m/"
+
+
+def test_an_odd_version_number_is_quoted_into_the_page():
+    raw = json.dumps(
+        {"targets": [], "request_url": "https://q/m/", "version_url": "https://q/m/v/{version}/"}
+    )
+    assert protection({PROTECTED_TAG: raw}).page_for("2/../x") == "https://q/m/v/2%2F..%2Fx/"
 
 
 def test_an_empty_target_list_protects_nothing():

@@ -85,7 +85,9 @@ def test_user_with_edit_is_refused_moving_production_through_the_api_and_the_ui(
 ):
     into = transition(guarded, "alice", model, 2, "Production")
     message = assert_refused(into, model)
-    assert settings.QUORUM_BASE_URL + reverse("registry:model_detail", args=[model]) in message
+    # The version's own page, where its promotion is requested, not only the model's.
+    version_page = reverse("registry:version_detail", args=[model, 2])
+    assert f"Request a promotion in Quorum: {settings.QUORUM_BASE_URL}{version_page}" in message
     assert_refused(transition(guarded, "alice", model, 2, "production", ajax=True), model)
     out_of = transition(guarded, "alice", model, 1, "Archived", ajax=True)
     assert_refused(out_of, model)
@@ -97,7 +99,8 @@ def test_user_with_edit_is_refused_moving_production_through_the_api_and_the_ui(
 def test_user_is_refused_moving_a_protected_alias_or_deleting_what_holds_one(guarded, model):
     guarded.grant(model, "MANAGE")  # basic-auth's own rule: deleting needs MANAGE
     body = {"name": model, "alias": "champion", "version": "2"}
-    assert_refused(call(guarded, "alice", "POST", "registered-models/alias", body), model)
+    message = assert_refused(call(guarded, "alice", "POST", "registered-models/alias", body), model)
+    assert reverse("registry:version_detail", args=[model, 2]) in message
     body = {"name": model, "alias": "champion"}
     assert_refused(call(guarded, "alice", "DELETE", "registered-models/alias", body), model)
     body = {"name": model, "version": "1"}

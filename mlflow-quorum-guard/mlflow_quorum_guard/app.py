@@ -255,12 +255,11 @@ def _any_logged_in_user() -> bool:
 # -- judging one request --------------------------------------------------------------------
 
 
-def _refusal(guard: Guard, protection: Protection, name: str, what: str) -> Refusal:
-    where = (
-        f" Request a promotion in Quorum: {protection.request_url}"
-        if protection.request_url
-        else " Request a promotion in Quorum."
-    )
+def _refusal(
+    guard: Guard, protection: Protection, name: str, what: str, version: object = None
+) -> Refusal:
+    page = protection.page_for(version)
+    where = f" Request a promotion in Quorum: {page}" if page else " Request a promotion in Quorum."
     return Refusal(f"{what} of registered model '{name}' is protected by Quorum.{where}")
 
 
@@ -270,14 +269,15 @@ def _transition(message, guard: Guard) -> Refusal | None:
     target = get_canonical_stage(message.stage)
     for stage in (target, version.current_stage):
         if protection.covers_stage(stage):
-            return _refusal(guard, protection, message.name, f"Stage {stage}")
+            return _refusal(guard, protection, message.name, f"Stage {stage}", message.version)
     return None
 
 
 def _alias(message, guard: Guard) -> Refusal | None:
     protection = guard.protection(message.name)
     if protection.covers_alias(message.alias):
-        return _refusal(guard, protection, message.name, f"Alias @{message.alias}")
+        version = getattr(message, "version", None)  # setting an alias names one; deleting, none
+        return _refusal(guard, protection, message.name, f"Alias @{message.alias}", version)
     return None
 
 
@@ -287,7 +287,7 @@ def _delete_version(message, guard: Guard) -> Refusal | None:
     held = protection.held_targets(stages=[version.current_stage], aliases=version.aliases)
     if held:
         what = f"Version {message.version}, which holds {', '.join(held)},"
-        return _refusal(guard, protection, message.name, what)
+        return _refusal(guard, protection, message.name, what, message.version)
     return None
 
 

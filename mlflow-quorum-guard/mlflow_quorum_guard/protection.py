@@ -1,10 +1,13 @@
 """Which stages and aliases of a registered model are protected, read from the model's own tag.
 
 Quorum writes the tag `quorum.protected` on every registered model one of its policies covers:
-a JSON object `{"targets": ["Production", "@champion"], "request_url": "https://..."}` where a
-target is a stage name or `@alias`. Keeping the list in MLflow's own store means the guard keeps
-working while Quorum is down. Tags whose key starts with `quorum.` may only be written by Quorum's
-service identity, so nobody else can unprotect a model by editing its tag.
+a JSON object `{"targets": ["Production", "@champion"], "request_url": "https://...",
+"version_url": "https://.../versions/{version}/"}` where a target is a stage name or `@alias`, and
+`version_url` (optional) is a version's own page in Quorum, where its promotion is requested: a
+refusal about one version names that page rather than the model's. Keeping the list in MLflow's
+own store means the guard keeps working while Quorum is down. Tags whose key starts with
+`quorum.` may only be written by Quorum's service identity, so nobody else can unprotect a model
+by editing its tag.
 
 A model without the tag (registered, but not yet seen by Quorum) gets the guard's default targets,
 so the moment between registering a model and Quorum tagging it is covered. A tag that cannot be
@@ -14,6 +17,7 @@ read protects every stage a version can be moved into and every alias: the guard
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -55,6 +59,14 @@ class Protection:
     request_url: str
     every_alias: bool = False  # fail closed on an unreadable tag
     source: str = "tag"  # "tag", "default" (no tag yet) or "unreadable tag"
+    version_url: str = ""  # with "{version}" where the version's number goes
+
+    def page_for(self, version: object = None) -> str:
+        """Where to request a promotion: the version's own page when the tag says where that
+        is and the version is known, else the model's."""
+        if self.version_url and version not in (None, ""):
+            return self.version_url.replace("{version}", urllib.parse.quote(str(version), safe=""))
+        return self.request_url
 
     def covers_stage(self, stage: str | None) -> bool:
         return stage is not None and stage.lower() in self.stages
@@ -83,12 +95,15 @@ def protection_of(
         url = document.get("request_url") or default_request_url
         if not isinstance(url, str):
             raise TypeError("request_url is not a string")
+        version_url = document.get("version_url") or ""
+        if not isinstance(version_url, str) or (version_url and "{version}" not in version_url):
+            version_url = ""  # only where to send people: never a reason to fail closed
     except (ValueError, KeyError, TypeError, AttributeError):
         every_stage = frozenset(s.lower() for s in MOVABLE_STAGES)
         return Protection(
             every_stage, frozenset(), default_request_url, every_alias=True, source="unreadable tag"
         )
-    return Protection(stages, aliases, url)
+    return Protection(stages, aliases, url, version_url=version_url)
 
 
 def _string_list(value) -> list[str]:

@@ -53,7 +53,13 @@ def protected_targets(model_name: str, policies: list[ApprovalPolicy]) -> list[s
 def guard_tag_value(model_name: str, targets: list[str]) -> str:
     """The tag's text: stable for equal content, so comparing texts finds what changed."""
     url = settings.QUORUM_BASE_URL + reverse("registry:model_detail", args=[model_name])
-    return json.dumps({"request_url": url, "targets": targets}, sort_keys=True)
+    # A version's page, where its promotion is requested: the guard's refusal names it. The
+    # version is the address's last segment, so the template is that of version "1" cut there.
+    one = settings.QUORUM_BASE_URL + reverse("registry:version_detail", args=[model_name, "1"])
+    version_url = one.removesuffix("1/") + "{version}/"
+    return json.dumps(
+        {"request_url": url, "targets": targets, "version_url": version_url}, sort_keys=True
+    )
 
 
 @dataclass
