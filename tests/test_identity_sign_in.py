@@ -196,3 +196,20 @@ def test_password_sign_in_can_be_limited_to_break_glass_or_switched_off(
         client.logout()
     page = client.get("/accounts/login/").content.decode()
     assert ('name="password"' in page) is (mode != "off")
+
+
+def test_the_login_page_says_what_the_link_opens_and_nothing_the_link_did_not_show(client, pending):
+    page = text_of_login(client, f"/reviews/{pending.pk}/")
+    assert f"Sign in to review request #{pending.pk}." in page
+    # The request's model and target stay behind the sign-in: ids are easy to guess.
+    assert pending.version.model.name not in page and "Production" not in page
+
+    assert "Sign in to open fraud v5." in text_of_login(client, "/models/fraud/versions/5/")
+    assert "Sign in to open your review inbox." in text_of_login(client, "/reviews/")
+    for elsewhere in ("https://evil.example/reviews/1/", "//evil.example/reviews/1/", "/nowhere/"):
+        page = text_of_login(client, elsewhere)
+        assert "Sign in to " not in page and "Review and sign off model promotions." in page
+
+
+def text_of_login(client, next_url: str) -> str:
+    return html.unescape(client.get("/accounts/login/", {"next": next_url}).content.decode())
