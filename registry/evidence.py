@@ -287,6 +287,72 @@ def signature_diff(old: dict | None, new: dict | None) -> list[SchemaChange]:
     return changes
 
 
+@dataclass
+class SignatureRow:
+    """One column of a signature as the evidence table shows it: `status` is "same", "changed",
+    "added" or "removed" against the holder's (None: nothing to compare with); `was` says what
+    a changed column was."""
+
+    part: str
+    name: str
+    type: str
+    shape: object
+    required: bool
+    status: str | None
+    was: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.status not in (None, "same")
+
+
+def signature_rows(old: dict | None, new: dict | None) -> list[SignatureRow]:
+    """The candidate's (`new`) columns, and the holder's (`old`) that it dropped, with what
+    changed of each: changed, added and removed columns first, in signature order, then the
+    rest. Without `old` (no holder, or no signature there) every row's status is None."""
+    changes: list[SignatureRow] = []
+    same: list[SignatureRow] = []
+    for part in ("inputs", "outputs", "params"):
+        before = {c["name"]: c for c in (old or {}).get(part) or []}
+        for column in (new or {}).get(part) or []:
+            row = SignatureRow(
+                part,
+                column["name"],
+                column["type"],
+                column.get("shape"),
+                column["required"],
+                status=None if old is None else "same",
+            )
+            earlier = before.get(column["name"])
+            if old is not None and earlier is None:
+                row.status = "added"
+            elif earlier is not None:
+                was = [
+                    f"{what} {earlier.get(key)}"
+                    for key, what in (("type", "type"), ("shape", "shape"))
+                    if earlier.get(key) != column.get(key)
+                ]
+                if earlier["required"] != column["required"]:
+                    was.append("required" if earlier["required"] else "optional")
+                if was:
+                    row.status, row.was = "changed", "was " + ", ".join(was)
+            (changes if row.changed else same).append(row)
+        names = {c["name"] for c in (new or {}).get(part) or []}
+        for name, column in before.items():
+            if name not in names:
+                changes.append(
+                    SignatureRow(
+                        part,
+                        name,
+                        column["type"],
+                        column.get("shape"),
+                        column["required"],
+                        status="removed",
+                    )
+                )
+    return changes + same
+
+
 def _pin(line: str) -> tuple[str, str]:
     for operator in ("===", "==", ">=", "<=", "~=", "!=", ">", "<"):
         if operator in line:

@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 from django.db import connection
+from playwright.sync_api import expect
 
 from registry import evidence
 from registry.models import Stage
@@ -99,6 +100,19 @@ def test_request_and_compare_pages_show_the_evidence_on_desktop_and_phone(
         assert "breaking: column `age` removed" in signature
         assert "breaking: type of column `income` changed long → double" in signature
         assert "breaking: added required column `region` (string)" in signature
+        # The table lists the changed columns first, marked, and can hide the rest.
+        rows = packet.locator(".table-signature tbody tr")
+        changed = packet.locator(".table-signature tr.signature-changed")
+        assert changed.count() == 3 and rows.count() > 3
+        assert [rows.nth(i).get_attribute("class") for i in range(3)] == ["signature-changed"] * 3
+        assert "changed: was type long" in changed.filter(has_text="income").inner_text()
+        assert "removed" in changed.filter(has_text="age").inner_text()
+        same = packet.locator(".table-signature tr.signature-same").first
+        packet.get_by_label("Only changed columns").set_checked(True)
+        expect(same).to_be_hidden()
+        assert changed.first.is_visible()
+        packet.get_by_label("Only changed columns").set_checked(False)
+        expect(same).to_be_visible()
         environment = packet.locator("#evidence-environment").inner_text()
         assert "changed requests ==2.31.0 → ==2.32.3" in environment
         assert "added lightgbm==4.5.0" in environment

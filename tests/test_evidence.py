@@ -242,3 +242,41 @@ def test_evidence_not_read_yet_is_unknown():
 
     assert all(value is None for value in comparison.flags().values())
     assert comparison.unknown == ["the candidate's evidence has not been read from MLflow yet"]
+
+
+def test_signature_rows_put_changed_added_and_removed_columns_first_with_what_they_were():
+    old = {
+        "inputs": [
+            {"name": "age", "type": "long", "required": True},
+            {"name": "city", "type": "string", "required": True},
+            {"name": "income", "type": "long", "required": True},
+        ],
+        "outputs": [{"name": None, "type": "long", "required": True}],
+    }
+    new = {
+        "inputs": [
+            {"name": "city", "type": "string", "required": True},
+            {"name": "income", "type": "double", "required": False},
+            {"name": "region", "type": "string", "required": True},
+        ],
+        "outputs": [{"name": None, "type": "long", "required": True}],
+    }
+
+    rows = evidence.signature_rows(old, new)
+
+    assert [(r.name, r.status) for r in rows] == [
+        ("income", "changed"),
+        ("region", "added"),
+        ("age", "removed"),
+        ("city", "same"),
+        (None, "same"),
+    ]
+    assert rows[0].was == "was type long, required" and rows[0].type == "double"
+    assert [r.changed for r in rows] == [True, True, True, False, False]
+
+
+def test_signature_rows_without_a_holders_signature_compare_nothing():
+    new = {"inputs": [{"name": "x", "type": "double", "required": True}]}
+    rows = evidence.signature_rows(None, new)
+    assert [(r.name, r.status, r.changed) for r in rows] == [("x", None, False)]
+    assert evidence.signature_rows(None, None) == []

@@ -15,6 +15,7 @@ from django import template
 from django.conf import settings
 from django.utils.html import format_html_join
 
+from registry import evidence as registry_evidence
 from registry import metrics, names, slots
 from registry.sync_status import sync_status as registry_sync_status
 
@@ -96,3 +97,16 @@ def slot(context, name: str) -> str:
     with context.push():
         parts = [engine.get_template(t).render(context) for t in slots.templates(name)]
     return format_html_join("", "{}", ((part,) for part in parts))
+
+
+@register.filter
+def signature_rows(evidence) -> list:
+    """The evidence table's signature rows (`registry.evidence.signature_rows`): the
+    candidate's columns against the holder's, changes first."""
+    mine, theirs = evidence.candidate, evidence.baseline
+    if mine is None:
+        return []
+    # Compared only where the comparison is known: not against a holder whose signature could
+    # not be read, nor against no holder at all.
+    compared = theirs is not None and evidence.signature_changed is not None
+    return registry_evidence.signature_rows(theirs.signature if compared else None, mine.signature)
