@@ -143,3 +143,55 @@ def test_the_stale_voter_votes_again_through_the_api(stale, client, lead, scient
     assert twice.status_code == 409 and twice.json()["error"] == "already_voted"
     vote(scientist1)
     assert vote(scientist2).json()["decision"] == "approved"
+
+
+def test_the_stale_reason_links_the_version_moved_in_mlflow_directly(stale, client, lead):
+    vote = Vote.objects.get(request=stale, user=lead)
+    name = stale.version.model.name
+    moved = reverse("registry:version_detail", args=[name, 2])
+    assert vote.stale_cause == {"label": f"{name} v2", "url": moved}
+
+    client.force_login(lead)
+    page = client.get(reverse("reviews:request_detail", args=[stale.pk])).content.decode()
+    assert f'<a href="{moved}">see {name} v2</a>' in page
+
+
+def test_the_stale_reason_links_the_request_whose_move_caused_it(
+    mlflow_client,
+    unique_name,
+    policies,
+    requester,
+    lead,
+    scientist1,
+    scientist2,
+    rq_queue,
+    simple_worker,
+    django_capture_on_commit_callbacks,
+):
+    register_in_mlflow(mlflow_client, unique_name, versions=3)
+    mlflow_client.transition_stage(unique_name, 1, "Production")
+    sync_registry(model=unique_name, client=mlflow_client)
+    content.digest_missing(client=mlflow_client)
+    waiting = opening.request_create(
+        model=unique_name, version=3, target="Production", requester=requester
+    )
+    voting.vote_cast(request_id=waiting.pk, user=scientist1, decision="approve")
+    # Another request moves v2 into Production through Quorum.
+    first = opening.request_create(
+        model=unique_name, version=2, target="Production", requester=requester
+    )
+    transitions = rq_queue(jobs.QUEUE)
+    with django_capture_on_commit_callbacks(execute=True):
+        for voter in (lead, scientist1, scientist2):
+            voting.vote_cast(request_id=first.pk, user=voter, decision="approve")
+    simple_worker(transitions)
+    first.refresh_from_db()
+    assert first.execution == Execution.DONE
+    sync_registry(model=unique_name, client=mlflow_client)
+
+    vote = Vote.objects.get(request=waiting, user=scientist1)
+    assert vote.stale and vote.stale_reason == STALE_REASON
+    assert vote.stale_cause == {
+        "label": f"request #{first.pk}",
+        "url": reverse("reviews:request_detail", args=[first.pk]),
+    }

@@ -35,6 +35,7 @@ VOTE_COLUMNS = (
     "groups",
     "stale",
     "stale_reason",
+    "stale_cause",
     "seen_digest",
     "created_at",
     "user__username",
@@ -140,6 +141,7 @@ def request_out(request: TransitionRequest) -> dict:
                 "counted_for": count.counted_for.get(v.pk),
                 "stale": v.stale,
                 "stale_reason": v.stale_reason,
+                "stale_cause": v.stale_cause,
                 "seen_digest": v.seen_digest or None,
                 "created_at": v.created_at,
             }

@@ -114,6 +114,11 @@ class VoteOut(Schema):
         "voter may vote again."
     )
     stale_reason: str
+    stale_cause: dict[str, str] = Field(
+        default_factory=dict,
+        description='What made it stale, when there is a page for it: `label` ("request #7", '
+        '"fraud v3") and `url` (that page\'s path on this server); empty otherwise.',
+    )
     seen_digest: str | None = Field(
         None,
         description="The content digest the request had pinned when this vote was cast; null "

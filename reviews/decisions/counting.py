@@ -115,19 +115,22 @@ def progress(request: TransitionRequest, votes: list[Vote] | None = None) -> lis
 
 
 # -- approvals that stop counting: the evidence, a gated metric or the content they saw changed --
-def approvals_mark_stale(request: TransitionRequest, *, reason: str) -> int:
+def approvals_mark_stale(
+    request: TransitionRequest, *, reason: str, cause: dict[str, str] | None = None
+) -> int:
     """Approvals given so far stop counting (the evidence they saw changed); returns how many.
 
-    They stay in the history, and their voters may vote again on the new evidence.
+    They stay in the history, and their voters may vote again on the new evidence. `cause`, a
+    link to what changed ({"label": ..., "url": ...}), is shown beside the reason.
     """
     stale = request.votes.filter(decision=VoteChoice.APPROVE, stale=False)
     voters = list(stale.values_list("user__username", flat=True))
-    count = stale.update(stale=True, stale_reason=reason, stale_at=timezone.now())
+    count = stale.update(
+        stale=True, stale_reason=reason, stale_cause=cause or {}, stale_at=timezone.now()
+    )
     if count:
-        chain.record(
-            "votes.stale",
-            actor="system",
-            request=request,
-            details={"reason": reason, "voters": voters},
-        )
+        details: dict = {"reason": reason, "voters": voters}
+        if cause:
+            details["cause"] = cause
+        chain.record("votes.stale", actor="system", request=request, details=details)
     return count

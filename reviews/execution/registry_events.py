@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from registry.models import (
@@ -173,6 +174,7 @@ def _review_pending_requests(changes: list[RegistryChange]) -> None:
             )
             continue
         reasons = []
+        cause: dict[str, str] | None = None
         history: dict = {}
         if candidate.pk in metrics_moved:
             # The gated values that moved, with when the new one was logged (MLflow calls: only
@@ -182,11 +184,13 @@ def _review_pending_requests(changes: list[RegistryChange]) -> None:
             history = pins.read_history(candidate, moved_keys)
             moved = pins.metric_change_reasons(pinned, candidate.metrics, history)
             reasons.extend(moved or ["the candidate's metrics changed in MLflow"])
+            cause = version_link(candidate)
         holder = target_holder(candidate.model, request.target, exclude=candidate.pk)
         if (holder.pk if holder else None) != request.baseline_id:
             was = f"v{request.baseline.version}" if request.baseline else "nothing"
             now = f"v{holder.version}" if holder else "nothing"
             reasons.append(f"{request.target} is now held by {now} (was {was})")
+            cause = move_link(holder, request.target) if holder else cause
         if not reasons:
             continue
         reason = "; ".join(reasons)
@@ -223,7 +227,7 @@ def _review_pending_requests(changes: list[RegistryChange]) -> None:
         )
         # A metric's name keeps its case; the generic reasons start a sentence.
         said = reason[0].upper() + reason[1:] if reason.startswith("the ") else reason
-        approvals_mark_stale(request, reason=said + ".")
+        approvals_mark_stale(request, reason=said + ".", cause=cause)
         if failed := gates.required_failures(results):
             decide(
                 request,
@@ -232,3 +236,31 @@ def _review_pending_requests(changes: list[RegistryChange]) -> None:
                 reason="Required gate failed after the evidence changed: "
                 + "; ".join(r.reason for r in failed),
             )
+
+
+def version_link(version: ModelVersion) -> dict[str, str]:
+    """A link to a version's page (its metrics, their history, its holdings)."""
+    return {
+        "label": f"{version.model.name} v{version.version}",
+        "url": reverse("registry:version_detail", args=[version.model.name, version.version]),
+    }
+
+
+def move_link(holder: ModelVersion, target: str) -> dict[str, str]:
+    """A link to what put `holder` at `target`: the request Quorum carried out (a promotion, a
+    rollback, break glass), or, when it was moved some other way, the version's page, whose
+    holdings say when."""
+    # The request whose move of this version the mirror saw (`classify` credits it).
+    carried_out = (
+        TransitionRequest.objects.filter(
+            version=holder, target=target, caused_changes__version=holder
+        )
+        .order_by("-pk")
+        .first()
+    )
+    if carried_out is None:
+        return version_link(holder)
+    return {
+        "label": f"request #{carried_out.pk}",
+        "url": reverse("reviews:request_detail", args=[carried_out.pk]),
+    }

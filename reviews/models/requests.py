@@ -267,6 +267,9 @@ class Vote(models.Model):
     seen_digest = models.CharField(max_length=64, blank=True, default="")
     stale = models.BooleanField(default=False)
     stale_reason = models.TextField(blank=True, default="")
+    # What caused it, as a link: {"label": "request #7", "url": "/reviews/7/"}; {} when the
+    # reason says all there is.
+    stale_cause = models.JSONField(default=dict, blank=True)
     stale_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
