@@ -162,6 +162,11 @@ def version_detail(request: HttpRequest, name: str, version: str) -> HttpRespons
             "history_charts": history_charts,
             "history_unavailable": histories.unavailable,
             "chart_data": {"charts": history_charts},
+            # Its signature, environment and data against the version it would replace, as
+            # the request page shows them: read before anyone asks for a promotion.
+            "evidence": evidence.compare(
+                evidence.evidence_of(current), evidence.evidence_of(baseline)
+            ),
         },
     )
 

@@ -116,7 +116,12 @@ def test_request_and_compare_pages_show_the_evidence_on_desktop_and_phone(
         environment = packet.locator("#evidence-environment").inner_text()
         assert "changed requests ==2.31.0 → ==2.32.3" in environment
         assert "added lightgbm==4.5.0" in environment
-        assert "not comparable" in packet.locator("#dataset-warning").inner_text()
+        # Above the metrics table it qualifies, once.
+        warning = page.locator("#metrics-not-comparable")
+        assert "not comparable" in warning.inner_text()
+        metrics_top = page.locator(".table-metrics").bounding_box()["y"]
+        assert warning.bounding_box()["y"] < metrics_top
+        assert page.locator("#dataset-warning").count() == 0
         assert "holdout-2026-q1" in packet.locator("#evidence-data").inner_text()
         rules = page.locator("#escalation").inner_text()
         assert "escalated (signature_breaking)" in rules
@@ -124,6 +129,13 @@ def test_request_and_compare_pages_show_the_evidence_on_desktop_and_phone(
         assert "The policy alone asks 1 of data-science" in rules
         page.locator("#evidence-packet").scroll_into_view_if_needed()
         page.screenshot(path=SCREENSHOTS / "evidence-request.png", full_page=True)
+
+        # The version page shows the same packet against the version it would replace.
+        page.goto(f"{live_server.url}/models/{name}/versions/2/")
+        version_packet = page.locator("#evidence-packet")
+        assert "breaking: column `age` removed" in version_packet.inner_text()
+        assert "not comparable" in version_packet.locator("#dataset-warning").inner_text()
+        page.screenshot(path=SCREENSHOTS / "evidence-version.png", full_page=True)
 
         page.goto(f"{live_server.url}/models/{name}/compare?a=3&b=1")
         unknown = page.locator("#evidence-unreadable").inner_text()

@@ -26,7 +26,9 @@ MODEL_QUERIES = 12
 # the policies' targets (one query), and the preview sized through reviews.decisions.sizing
 # reads the versions' evidence (one query). +2 more: the signed proofs panel reads the version's
 # proofs and their revocations (one query each, however many).
-VERSION_QUERIES = 21  # the promotion form reads related requests in one query
+VERSION_QUERIES = (
+    22  # the baseline's evidence packet; the promotion form reads related requests in one query
+)
 
 
 def good_model(name: str, versions: int = 2, **fields):

@@ -35,8 +35,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_mlflow")]
 LIST_QUERIES = 7
 MODEL_QUERIES = 9
 # The promotion form reads related requests in one query; the policy panel the covered targets;
-# the signed proofs panel the version's proofs and their revocations.
-VERSION_QUERIES = 14
+# the signed proofs panel the version's proofs and their revocations; the evidence packet the
+# baseline's evidence (the version's own comes with it).
+VERSION_QUERIES = 15
 COMPARE_QUERIES = 8
 
 
