@@ -341,3 +341,19 @@ def test_api_says_which_evidence_rule_applied(client, pair, people):
         ("data-science", 2),
         ("ml-leads", 1),
     ]
+
+
+def test_the_review_mail_says_why_the_evidence_raised_what_the_request_needs(pair, people):
+    from reviews.models import AuditEvent
+    from reviews.notify import rendering
+
+    _, _, candidate = pair
+    with_evidence(candidate, signature={**SIGNATURE, "inputs": SIGNATURE["inputs"][:1]})
+    request = request_for(candidate, people["requester"])
+    opened = AuditEvent.objects.get(request=request, action="request.created")
+
+    mail = rendering.render(opened, "review_needed")
+
+    for body in (mail["text"], mail["html"]):
+        assert "Why it needs that many: raised, the signature breaks" in body
+        assert "column `income` removed" in body

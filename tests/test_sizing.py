@@ -151,11 +151,18 @@ def test_rollback_escalate_true_lets_escalations_apply(
     run(simple_worker, transitions, syncs)
     rules = "    rollback: {require: [{group: ml-leads, approvals: 1}], escalate: true}\n"
     policies_load(text=with_production(policies_with(), ESCALATING + rules))
+    preview = rollback_preview(model=promoted, target="Production")
     rollback = rollback_request_create(model=promoted, target="Production", requester=requester)
     assert rollback.policy_snapshot["require"] == [
         {"group": "ml-leads", "approvals": 1},
         {"group": "data-science", "approvals": 3},
     ]
+    # The preview says why before anyone commits, from the rules the request then applied.
+    (applied,) = rollback.policy_snapshot["escalation"]["applied"]
+    assert preview.sizing.words == (
+        f"needs 1 of ml-leads and 3 of data-science (raised because {applied['reason']})"
+    )
+    assert applied["reason"]  # here "unknown, so the rule applies: ..." (no evidence read)
 
 
 def test_a_rollback_without_rules_keeps_require_and_is_never_auto_approved(

@@ -17,7 +17,7 @@ from ..errors import AmbiguousPolicy, NoPolicy
 from ..models import ApprovalPolicy, RequestKind, TransitionRequest
 from ..policies.matching import policies_loaded, policy_as_spec, policy_for
 from . import gates, opening, related
-from .sizing import Sizing, requirement_words, size
+from .sizing import Sizing, escalation_words, requirement_words, size
 
 
 @dataclass
@@ -48,7 +48,9 @@ class TargetOption:
     @property
     def requirements(self) -> str:
         if self.sizing is not None:
-            return self.sizing.needs + self.leaves_words
+            raised = self.sizing.escalations
+            why = f" ({escalation_words(raised)})" if raised else ""
+            return self.sizing.needs + why + self.leaves_words
         return requirement_words(self.spec["require"])
 
     @property

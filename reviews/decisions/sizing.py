@@ -76,6 +76,8 @@ class Sizing:
         if self.approved_at_once:
             return "approved at once by its auto-approve gates"
         words = f"needs {self.needs}"
+        if self.escalations:
+            words += f" ({escalation_words(self.escalations)})"
         if self.leaves:
             words += (
                 f" (it takes the version out of {self.leaves['target']}: that target's "
@@ -86,6 +88,12 @@ class Sizing:
 
 def requirement_words(require: list[dict]) -> str:
     return " and ".join(f"{r['approvals']} of {r['group']}" for r in require)
+
+
+def escalation_words(applied: list[dict]) -> str:
+    """Why the evidence raised what a request needs: "raised because the signature breaks the
+    current holder's callers: column `age` removed"."""
+    return "raised because " + "; ".join(rule["reason"] for rule in applied)
 
 
 def leaving(
