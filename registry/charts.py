@@ -241,34 +241,38 @@ def holders_over_time(
     until: datetime,
     target: str = "chart-holders",
 ) -> Chart | None:
-    """Which version held each target over time: one series per target, each holding a flat
-    segment at its version's number from its start to its end (`until` while it lasts), and, on
-    a second axis, the main metric of the version holding the first target. None when nothing
-    ever held anything."""
+    """Which version held each target over time: one step line per target, flat at its
+    version's number from the start of each holding to its end (`until` while it lasts). The
+    main metric of each holder is in the hover text ("v4 · accuracy 0.9161", formatted as every
+    table formats it), not on an axis of its own: versions and metric values have no common
+    scale. Lines of targets held by the same version run side by side, a little apart, instead
+    of hiding each other. None when nothing ever held anything."""
     targets = timeline.targets()
     if not targets:
         return None
     key = next(iter(metrics.ordered_keys({k for m in metrics_by_version.values() for k in m})), "")
     series: list[dict[str, Any]] = []
-    for name in targets:
-        xs, ys = _segments(timeline.of(name), until, lambda h: h.version)
-        series.append({"name": name, "x": xs, "y": ys, "shape": "hv"})
-    notes = []
-    if key:
-        first = targets[0]
-        xs, stored = _segments(
-            timeline.of(first), until, lambda h: metrics_by_version.get(h.version, {}).get(key)
-        )
+    for index, name in enumerate(targets):
+        # Up to ±0.15 of a version apart, centred on the version's row.
+        offset = 0.0 if len(targets) == 1 else 0.3 * (index / (len(targets) - 1) - 0.5)
+
+        def described(holding, key=key) -> str:
+            value = metrics_by_version.get(holding.version, {}).get(key) if key else None
+            shown = f" · {key} {metrics.format_value(value)}" if key and value is not None else ""
+            return f"v{holding.version}{shown}"
+
+        xs, versions = _segments(timeline.of(name), until, lambda h: h.version)
+        _, labels = _segments(timeline.of(name), until, described)
         series.append(
             {
-                "name": f"{key} of {first}'s holder",
+                "name": name,
                 "x": xs,
-                "y": [_y(v) for v in stored],
-                "axis": "y2",
-                "dash": True,
+                "y": [None if v is None else v + offset for v in versions],
+                "labels": ["" if label is None else label for label in labels],
+                "shape": "hv",
             }
         )
-        notes = _notes(f"{key} of {first}'s holder", list(zip(xs, stored, strict=True)))
+    notes = []
     if timeline.mirrored_since is not None:
         notes.append(
             f"Before {timeline.mirrored_since:%Y-%m-%d %H:%M} UTC Quorum was not mirroring this "
@@ -281,7 +285,6 @@ def holders_over_time(
         "x_title": "",
         "y_title": "version",
         "y_integer": True,
-        "y2_title": key,
         "x_category": False,
         "x_type": "date",
         "series": series,

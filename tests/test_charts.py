@@ -54,3 +54,41 @@ def test_hover_labels_read_as_the_tables_do_non_finite_values_included(pair):
 
     assert [s["labels"] for s in bars["series"]] == [["0.9600", "0.1000"], ["0.9500", "NaN"]]
     assert [s["y"] for s in bars["series"]] == [[0.96, 0.1], [0.95, None]]
+
+
+def test_holders_are_steps_per_target_with_the_metric_in_the_hover_text_not_on_an_axis(db):
+    from datetime import UTC, datetime
+
+    from registry.holdings import HolderTimeline, Holding
+
+    model = make_model("fraud")
+    day = [datetime(2026, 12, d, tzinfo=UTC) for d in (1, 2, 3)]
+    timeline = HolderTimeline(
+        model=model,
+        mirrored_since=day[0],
+        holdings=[
+            Holding("Production", 4, day[0], True, None, end=day[1]),
+            Holding("Production", 5, day[1], True, None),
+            Holding("@champion", 4, day[0], True, None),
+        ],
+    )
+
+    chart = charts.holders_over_time(
+        timeline, {4: {"accuracy": 0.9160833}, 5: {"accuracy": 1.0}}, until=day[2]
+    )
+
+    assert chart is not None and "y2_title" not in chart
+    production, champion = chart["series"]
+    assert [s["name"] for s in chart["series"]] == ["Production", "@champion"]
+    assert all(s["shape"] == "hv" and "axis" not in s for s in chart["series"])
+    assert production["labels"] == [
+        "v4 · accuracy 0.9161",
+        "v4 · accuracy 0.9161",
+        "",
+        "v5 · accuracy 1.0000",
+        "v5 · accuracy 1.0000",
+    ]
+    # Both held v4 at first: drawn side by side around the v4 row, not on top of each other.
+    assert production["y"][0] != champion["y"][0]
+    assert all(abs(y - 4) <= 0.15 + 1e-9 for y in (production["y"][0], champion["y"][0]))
+    assert production["y"][2] is None  # the gap between two holdings

@@ -71,7 +71,10 @@
         trace.hovertemplate = escapeText(chart.x_title) + " %{x}: %{customdata}<extra>" + name + "</extra>";
       }
       if (chart.x_type === "date") {
-        trace.hovertemplate = "%{x}: %{y}<extra>" + name + "</extra>";
+        // Holders over time: the label says the version and its main metric; the y value is
+        // only where the line is drawn.
+        var said = series.labels ? "%{customdata}" : "%{y}";
+        trace.hovertemplate = "%{x}: " + said + "<extra>" + name + "</extra>";
       }
       if (chart.kind === "bar") {
         trace.type = "bar";
