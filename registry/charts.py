@@ -278,10 +278,14 @@ def holders_over_time(
             f"Before {timeline.mirrored_since:%Y-%m-%d %H:%M} UTC Quorum was not mirroring this "
             "model: who held what then is unknown."
         )
+    held = [h.version for h in timeline.holdings]
     return {
         "target": target,
         "kind": "line",
         "title": "Holders over time",
+        # Half a row beyond the lowest and highest version held: every row has its tick, and
+        # the lines drawn a little apart stay beside their own row.
+        "y_range": [min(held) - 0.5, max(held) + 0.5],
         "x_title": "",
         "y_title": "version",
         "y_integer": True,

@@ -17,7 +17,7 @@ from axe_playwright_python.sync_playwright import Axe
 from registry.models import Stage
 from reviews.decisions import opening, voting
 from reviews.models import Decision, Execution, TransitionRequest, VoteChoice
-from tests.browser import chromium
+from tests.browser import SCREENSHOTS, chromium
 from tests.factories import cache_all_history, make_model, make_version
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -74,6 +74,7 @@ def landscape(policies):
     staff = [
         "/audit/",
         "/analytics/",
+        "/break-glass/",
         "/admin/",
         "/admin/reviews/approvalpolicy/",
         "/admin/reviews/transitionrequest/",
@@ -159,6 +160,37 @@ def test_every_page_passes_the_audit_as_every_role(live_server, landscape):
         for (who, path), problems in found.items()
         for problem in problems
     )
+
+
+def test_no_page_of_quorum_is_wider_than_a_phone(live_server, landscape):
+    """At 390 px nothing scrolls sideways: tables scroll inside their own box, navigation and
+    buttons wrap. Django's own admin pages are left out (they are Django's layout)."""
+    ours = [path for path in landscape["staff"] if not path.startswith("/admin/")]
+    too_wide: dict[str, int] = {}
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with chromium() as browser:
+        anonymous = Visitor(browser, live_server.url, None, width=390)
+        anonymous.open("/accounts/login/?next=/reviews/")
+        if (width := page_width(anonymous.page)) > 390:
+            too_wide["/accounts/login/"] = width
+        anonymous.context.close()
+        admin = Visitor(browser, live_server.url, "admin", width=390)
+        for path in landscape["everyone"] + ours:
+            admin.open(path)
+            if (width := page_width(admin.page)) > 390:
+                too_wide[path] = width
+        admin.open(f"/reviews/{landscape['pending'].pk}/")
+        admin.page.screenshot(path=SCREENSHOTS / "phone-request.png", full_page=True)
+        admin.open("/models/fraud-detector/")
+        admin.page.screenshot(path=SCREENSHOTS / "phone-model.png", full_page=True)
+        admin.open("/break-glass/")
+        admin.page.screenshot(path=SCREENSHOTS / "phone-break-glass.png", full_page=True)
+        admin.context.close()
+    assert not too_wide, f"pages wider than 390 px (path: width): {too_wide}"
+
+
+def page_width(page) -> int:
+    return int(page.evaluate("() => document.documentElement.scrollWidth"))
 
 
 def test_the_audit_can_fail(live_server, landscape):

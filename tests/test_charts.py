@@ -92,3 +92,4 @@ def test_holders_are_steps_per_target_with_the_metric_in_the_hover_text_not_on_a
     assert production["y"][0] != champion["y"][0]
     assert all(abs(y - 4) <= 0.15 + 1e-9 for y in (production["y"][0], champion["y"][0]))
     assert production["y"][2] is None  # the gap between two holdings
+    assert chart["y_range"] == [3.5, 5.5]  # a tick on every row held

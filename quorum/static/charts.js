@@ -132,6 +132,10 @@
       result.yaxis.dtick = 1;  // version numbers: no v3.5
       result.yaxis.tickprefix = "v";
     }
+    if (chart.y_range) {
+      result.yaxis.range = chart.y_range;
+      result.yaxis.autorange = false;
+    }
     // A second scale on the right, for a series of another unit (a metric beside versions).
     // Only when asked: Plotly reads every yaxisN key it is given, even an undefined one.
     if (chart.y2_title !== undefined) {
