@@ -29,10 +29,7 @@ STALE_REASON = "Production is now held by v2 (was v1)."
 def stale(mlflow_client, unique_name, policies, requester, lead):
     """A request for v3 → Production whose only approval, lead's, went stale when v2 was moved
     into Production in MLflow directly."""
-    register_in_mlflow(mlflow_client, unique_name, versions=3)
-    mlflow_client.transition_stage(unique_name, 1, "Production")
-    sync_registry(model=unique_name, client=mlflow_client)
-    content.digest_missing(client=mlflow_client)  # the digest job: requests pin the content
+    three_versions_v1_in_production(mlflow_client, unique_name)
     request = opening.request_create(
         model=unique_name, version=3, target="Production", requester=requester
     )
@@ -46,6 +43,15 @@ def stale(mlflow_client, unique_name, policies, requester, lead):
     request.refresh_from_db()
     assert request.decision == Decision.PENDING and request.baseline.version == 2
     return request
+
+
+def three_versions_v1_in_production(mlflow_client, name: str) -> None:
+    """`name` v1–v3 in MLflow and the mirror, v1 in Production, their content digested (the
+    digest job: requests pin the content)."""
+    register_in_mlflow(mlflow_client, name, versions=3)
+    mlflow_client.transition_stage(name, 1, "Production")
+    sync_registry(model=name, client=mlflow_client)
+    content.digest_missing(client=mlflow_client)
 
 
 def history(request) -> list[tuple[str, str, bool]]:
@@ -168,10 +174,7 @@ def test_the_stale_reason_links_the_request_whose_move_caused_it(
     simple_worker,
     django_capture_on_commit_callbacks,
 ):
-    register_in_mlflow(mlflow_client, unique_name, versions=3)
-    mlflow_client.transition_stage(unique_name, 1, "Production")
-    sync_registry(model=unique_name, client=mlflow_client)
-    content.digest_missing(client=mlflow_client)
+    three_versions_v1_in_production(mlflow_client, unique_name)
     waiting = opening.request_create(
         model=unique_name, version=3, target="Production", requester=requester
     )
