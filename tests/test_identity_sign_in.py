@@ -213,3 +213,11 @@ def test_the_login_page_says_what_the_link_opens_and_nothing_the_link_did_not_sh
 
 def text_of_login(client, next_url: str) -> str:
     return html.unescape(client.get("/accounts/login/", {"next": next_url}).content.decode())
+
+
+def test_a_hostile_model_name_in_the_link_is_shown_as_text(client, db):
+    page = client.get(
+        "/accounts/login/", {"next": "/models/<img src=x onerror=alert(1)>/versions/1/"}
+    ).content.decode()
+    assert "<img src=x" not in page
+    assert "Sign in to open &lt;img src=x onerror=alert(1)&gt; v1." in page
