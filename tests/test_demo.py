@@ -180,7 +180,7 @@ def wait_for_page_text(
 
 @pytest.mark.e2e
 @pytest.mark.slow  # trains and registers the demo's models
-@pytest.mark.timeout(900)  # 2 to 3 minutes alone; four processes on two cores can triple that
+@pytest.mark.timeout(1200)  # 2 to 3 minutes alone; four processes on two cores can triple that
 def test_demo_serves_seeded_models_stops_everything_and_reuses_its_state(tmp_path, private_redis):
     env = demo_env(tmp_path / "var", private_redis)
     base_url = f"http://127.0.0.1:{env['PORT']}"
@@ -227,7 +227,7 @@ def test_demo_serves_seeded_models_stops_everything_and_reuses_its_state(tmp_pat
     # Second run: same var/, nothing seeded again; SIGTERM stops it as Ctrl-C does.
     again = DemoProcess(env)
     try:
-        again.wait_for("Quorum is running", timeout=240)
+        again.wait_for("Quorum is running", timeout=420)  # starts MLflow and five processes again
         assert "already has models: not seeding" in again.output
         assert "tumor-classifier" in logged_in(base_url)[1]
         assert "already has webhook 'quorum'" in again.output
