@@ -14,11 +14,17 @@ import os
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from registry.models import Stage
+from registry.models import ChangeKind, ModelVersion, RegistryChange, Stage
+from reviews.conversation import comments
 from reviews.decisions import opening, voting
+from reviews.emergency.break_glass import break_glass_move
+from reviews.emergency.ratification import ratification_open
+from reviews.emergency.rollback import rollback_request_create
+from reviews.execution.attestation import QUEUE as TRANSITIONS
 from reviews.models import Decision, Execution, TransitionRequest, VoteChoice
+from reviews.policies.loading import policies_load
 from tests.browser import SCREENSHOTS, chromium
-from tests.factories import cache_all_history, make_model, make_version
+from tests.factories import cache_all_history, make_model, make_version, policies_with
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -28,10 +34,24 @@ PASSWORD = "pw"  # the cast's password (tests/conftest.py)
 BLOCKING = {"serious", "critical"}
 
 
+# Production escalates to three data-science approvals while a version's evidence is unknown
+# (none is read here): every Production request shows why it needs that many.
+ESCALATING = (
+    "    escalate: [{when: requirements_changed, require: [{group: data-science, approvals: 3}]}]\n"
+)
+
+
 @pytest.fixture
-def landscape(policies):
-    """A model with history, a pending request with a vote, decided ones, and the pages to visit."""
+def landscape(policies, rq_queue):
+    """A model with history, a pending request with votes and comments, decided ones, and a
+    second model that went through break glass (ratification pending) and is being rolled back;
+    production requests escalated; and the pages to visit."""
     cast = policies
+    policies_load(
+        text=policies_with(
+            rollback=True, break_glass="ratify_within: 24h, on_unratified: alert"
+        ).replace("    archive_existing: true\n", "    archive_existing: true\n" + ESCALATING, 1)
+    )
     model = make_model("fraud-detector", description="Scores card payments.")
     specs = [
         (Stage.PRODUCTION, {"accuracy": 0.85, "f1": 0.80, "log_loss": 0.40}),
@@ -59,6 +79,12 @@ def landscape(policies):
     TransitionRequest.objects.filter(pk=failed.pk).update(
         decision=Decision.APPROVED, execution=Execution.FAILED, execution_error="MLflow: 503"
     )
+    comments.comment_post(request_id=pending.pk, user=cast["lead"], body="Is the drift check done?")
+    comments.comment_post(
+        request_id=pending.pk, user=cast["requester"], body="Yes: see run 12, no drift above 2%."
+    )
+    emergency = emergency_history(cast)
+    rq_queue(TRANSITIONS)  # the break-glass move's job: no worker runs here
     everyone = [
         "/",
         f"/models/{model.name}/",
@@ -70,6 +96,8 @@ def landscape(policies):
         f"/reviews/{staging.pk}/",
         f"/reviews/{failed.pk}/",
         "/settings/notifications/",
+        "/models/churn-scorer/",
+        *(f"/reviews/{request.pk}/" for request in emergency),
     ]
     staff = [
         "/audit/",
@@ -81,6 +109,53 @@ def landscape(policies):
         f"/admin/reviews/transitionrequest/{pending.pk}/change/",
     ]
     return {"everyone": everyone, "staff": staff, "pending": pending}
+
+
+def emergency_history(cast) -> list[TransitionRequest]:
+    """`churn-scorer`: v1 held Production until oncall broke glass to move v2 there (recorded as
+    a sync records it); the ratification is pending with a comment, and a rollback to v1 is
+    requested. Returns the break-glass move, its ratification and the rollback."""
+    model = make_model("churn-scorer", description="Predicts who cancels this month.")
+    v1 = make_version(model, 1, stage=Stage.PRODUCTION, metrics={"accuracy": 0.88, "f1": 0.81})
+    v2 = make_version(model, 2, metrics={"accuracy": 0.91, "f1": 0.83})
+    for version in (v1, v2):
+        cache_all_history(version)
+    RegistryChange.objects.create(model=model, kind=ChangeKind.MODEL_CREATED)
+    for version, stage in ((v1, "Production"), (v2, "None")):
+        RegistryChange.objects.create(
+            model=model,
+            version=version,
+            kind=ChangeKind.VERSION_CREATED,
+            new={"stage": stage, "aliases": []},
+        )
+    move = break_glass_move(
+        model=model.name,
+        version=2,
+        target="Production",
+        user=cast["outsider"],
+        reason="INC-42: v1 scores every new customer as churning.",
+    )
+    move.caused_changes.add(
+        RegistryChange.objects.create(
+            model=model, version=v1, kind=ChangeKind.STAGE_CHANGED, old="Production", new="Archived"
+        ),
+        RegistryChange.objects.create(
+            model=model, version=v2, kind=ChangeKind.STAGE_CHANGED, old="None", new="Production"
+        ),
+    )
+    ModelVersion.objects.filter(pk=v1.pk).update(stage=Stage.ARCHIVED)
+    ModelVersion.objects.filter(pk=v2.pk).update(stage=Stage.PRODUCTION)
+    TransitionRequest.objects.filter(pk=move.pk).update(execution=Execution.DONE)
+    ratification = ratification_open(TransitionRequest.objects.get(pk=move.pk))
+    assert ratification is not None
+    voting.vote_cast(request_id=ratification.pk, user=cast["scientist1"], decision="approve")
+    comments.comment_post(
+        request_id=ratification.pk, user=cast["lead"], body="Was INC-42 reproduced on v2?"
+    )
+    rollback = rollback_request_create(
+        model=model.name, target="Production", requester=cast["lead"], comment="v2 drifts too."
+    )
+    return [move, ratification, rollback]
 
 
 class Visitor:
