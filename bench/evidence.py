@@ -9,7 +9,11 @@ requirements and logged datasets. Then measures, on a fresh mirror:
 
 - per version: the worker's fetch of one real model's packet (MLmodel, requirements.txt, the
   run's inputs), median and p95, and its MLflow calls;
-- full sync of the whole registry, then the one-off fetch of every version's evidence;
+- full sync of the whole registry, then the one-off fetch of every version's evidence: with one
+  reader thread, then again (evidence deleted) with READERS threads, as QUORUM_EVIDENCE_READERS
+  sets it for the worker: their times and their MLflow calls side by side;
+- a full sync alone, then the same full sync while the threaded fetch runs beside it (the
+  periodic sync must not slow down while a first fetch is under way);
 - a second full sync and fetch, nothing new: the fetch reads nothing (evidence is kept per
   version, which MLflow never changes);
 - one new version, an incremental sync and the fetch: one version read.
@@ -23,6 +27,7 @@ import argparse
 import os
 import platform
 import statistics
+import threading
 import time
 
 from _common import BENCH_DIR, bench_stack, database_vendor, percentile
@@ -35,6 +40,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=200)
     parser.add_argument("--versions", type=int, default=10)
     parser.add_argument("--sampled", type=int, default=20)
+    parser.add_argument("--readers", type=int, default=4, help="threads of the threaded fetch")
     args = parser.parse_args()
     store = BENCH_DIR / f"mlflow-evidence-{args.models}x{args.versions}-{args.sampled}"
     with bench_stack("evidence", store=store) as url:
@@ -84,9 +90,17 @@ def measure(url: str, args) -> None:
         return time.perf_counter() - started, client.calls, value
 
     sync_full = timed(lambda c: sync_registry(full=True, client=c))
-    fetch_all = timed(lambda c: drain(c))
+    fetch_serial = timed(lambda c: drain(c, readers=1))
+    VersionEvidence.objects.all().delete()
+    fetch_all = timed(lambda c: drain(c, readers=args.readers))
     sync_again = timed(lambda c: sync_registry(full=True, client=c))
-    fetch_again = timed(lambda c: drain(c))
+    fetch_again = timed(lambda c: drain(c, readers=args.readers))
+    # The periodic sync with a first fetch under way beside it (in a thread, as another worker).
+    VersionEvidence.objects.all().delete()
+    beside = threading.Thread(target=lambda: timed(lambda c: drain(c, readers=args.readers)))
+    beside.start()
+    sync_beside = timed(lambda c: sync_registry(full=True, client=c))
+    beside.join()
 
     # Per version, on the real models: each read again from MLflow, as the worker would.
     sampled = list(ModelVersion.objects.filter(model__name=SAMPLED_MODEL).select_related("model"))
@@ -106,7 +120,7 @@ def measure(url: str, args) -> None:
     )
     client.create_version(SAMPLED_MODEL, source=f"runs:/{run_id}/model", run_id=run_id)
     sync_new = timed(lambda c: sync_registry(client=c))
-    fetch_new = timed(lambda c: drain(c))
+    fetch_new = timed(lambda c: drain(c, readers=args.readers))
 
     total = ModelVersion.objects.count()
     print()
@@ -124,24 +138,36 @@ def measure(url: str, args) -> None:
     )
     rows = [
         ("full sync, empty mirror", sync_full),
-        ("fetch every version's evidence, once", fetch_all),
+        ("fetch every version's evidence, 1 reader", fetch_serial),
+        (f"the same, {args.readers} readers", fetch_all),
         ("full sync again, nothing new", sync_again),
         ("fetch again: nothing to read", fetch_again),
+        ("full sync with that fetch beside it", sync_beside),
         ("incremental sync, one new version", sync_new),
         ("fetch: the new version only", fetch_new),
     ]
     for label, (seconds, calls, value) in rows:
         extra = f"  ({value} versions read)" if isinstance(value, int) else ""
-        print(f"  {label:38s} {seconds:8.2f} s  {calls:6d} MLflow calls{extra}")
+        print(f"  {label:42s} {seconds:8.2f} s  {calls:6d} MLflow calls{extra}")
+    print(
+        f"  {args.readers} readers against 1: {fetch_serial[0] / fetch_all[0]:.1f}x faster, "
+        f"{fetch_all[1] - fetch_serial[1]:+d} MLflow calls; the sync beside the fetch took "
+        f"{sync_beside[0] / sync_again[0]:.2f}x its time alone"
+    )
 
 
-def drain(client) -> int:
+def drain(client, *, readers: int) -> int:
     """The worker's job until nothing is left, in its batches."""
+    from django.db import connection
+
     from registry import evidence
 
     read = 0
-    while stored := evidence.fetch_missing(client=client):
-        read += stored
+    try:
+        while stored := evidence.fetch_missing(client=client, readers=readers):
+            read += stored
+    finally:
+        connection.close()  # the thread beside the sync has a connection of its own
     return read
 
 

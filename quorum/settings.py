@@ -27,7 +27,6 @@ VAR_DIR = Path(os.environ.get("QUORUM_VAR_DIR") or PROJECT_DIR / "var")
 # directory itself, and a fresh clone has none.
 (VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
 
-
 DEBUG = env_bool("DEBUG", False)
 # The development key lets the demo and the tests run without one; `manage.py check --deploy`,
 # which the release step runs, fails while it is in use (quorum/checks.py).
@@ -312,6 +311,8 @@ QUORUM_CONTENT_CHUNK_BYTES = int(os.environ.get("QUORUM_CONTENT_CHUNK_BYTES", st
 QUORUM_CONTENT_BATCH_SECONDS = int(os.environ.get("QUORUM_CONTENT_BATCH_SECONDS", "300"))
 QUORUM_CONTENT_MAX_FILES = int(os.environ.get("QUORUM_CONTENT_MAX_FILES", "10000"))
 QUORUM_CONTENT_MAX_BYTES = int(os.environ.get("QUORUM_CONTENT_MAX_BYTES", str(100 * 1000**3)))
+# Versions whose evidence packet a worker reads from MLflow at once (threads: most is waiting).
+QUORUM_EVIDENCE_READERS = int(os.environ.get("QUORUM_EVIDENCE_READERS", "4"))
 # When open requests' model files are read again to find bytes changed behind MLflow's back
 # (`reviews.decisions.pins.recheck_open`; the transition worker checks them again before moving).
 QUORUM_CONTENT_RECHECK_CRON = os.environ.get("QUORUM_CONTENT_RECHECK_CRON", "17 * * * *")

@@ -17,12 +17,14 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.dispatch import Signal
 
 from .mlflow_client import MlflowError, MlflowEvidence, RegistryClient
 from .models import EvidenceStatus, ModelVersion, VersionEvidence
+from .reading_pool import read_each
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +68,12 @@ def store(version: ModelVersion, read: MlflowEvidence) -> VersionEvidence:
     return evidence
 
 
-def fetch_missing(*, client: RegistryClient | None = None, limit: int = FETCH_BATCH) -> int:
-    """Reads and stores the evidence of up to `limit` mirrored versions that have none yet;
-    returns how many were stored. MLflow being unreachable stops the batch (raises)."""
+def fetch_missing(
+    *, client: RegistryClient | None = None, limit: int = FETCH_BATCH, readers: int | None = None
+) -> int:
+    """Reads and stores the evidence of up to `limit` mirrored versions that have none yet, with
+    `readers` threads (QUORUM_EVIDENCE_READERS); returns how many were stored. MLflow being
+    unreachable stops the batch (raises) after storing what was read before it."""
     client = client or RegistryClient()
     waiting = list(
         ModelVersion.objects.live()
@@ -76,20 +81,28 @@ def fetch_missing(*, client: RegistryClient | None = None, limit: int = FETCH_BA
         .select_related("model")
         .order_by("pk")[:limit]
     )
-    stored = []
-    for version in waiting:
-        try:
-            read = client.get_evidence(version.model.name, version.version, version.run_id)
-        except MlflowError as error:
-            if error.unreachable:
-                raise
-            read = unreadable(str(error))
-        store(version, read)
-        stored.append(version.pk)
-    if stored:
-        with transaction.atomic():
-            evidence_stored.send(sender=VersionEvidence, version_ids=stored)
+    stored: list[int] = []
+    try:
+        for version, read in read_each(
+            client, waiting, _read, readers=readers or settings.QUORUM_EVIDENCE_READERS
+        ):
+            store(version, read)
+            stored.append(version.pk)
+    finally:
+        if stored:
+            with transaction.atomic():
+                evidence_stored.send(sender=VersionEvidence, version_ids=stored)
     return len(stored)
+
+
+def _read(client: RegistryClient, version: ModelVersion) -> MlflowEvidence:
+    """One version's evidence from MLflow (in a reader thread: no database here)."""
+    try:
+        return client.get_evidence(version.model.name, version.version, version.run_id)
+    except MlflowError as error:
+        if error.unreachable:
+            raise
+        return unreadable(str(error))
 
 
 def unreadable(reason: str) -> MlflowEvidence:

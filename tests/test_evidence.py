@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from registry import evidence
+from registry.mlflow_client import MlflowError, RegistryClient
 from registry.models import EvidenceStatus, ModelVersion, VersionEvidence
 from registry.sync import sync_registry
 from tests.factories import mlflow_of, register_sklearn_version
@@ -63,6 +64,46 @@ def test_evidence_is_read_once_per_version(mlflow_client, unique_name):
     assert evidence.fetch_missing(client=mlflow_client) == 0
     assert mlflow_client.calls - calls == sync_calls  # no evidence read the second time
     assert evidence.waiting_count() == 0
+
+
+def test_reading_in_threads_stores_the_same_evidence_with_the_same_calls(
+    mlflow_client, unique_name
+):
+    """The first read of a registry in QUORUM_EVIDENCE_READERS threads divides its time, not
+    what MLflow is asked: every version once, the same calls as one reader makes."""
+    for number in range(4):
+        register_sklearn_version(
+            mlflow_client,
+            unique_name,
+            columns={**BASE_COLUMNS, f"extra{number}": "float64"},
+            datasets=[(f"holdout-{number}", "evaluation")],
+        )
+    sync_registry(model=unique_name, client=mlflow_client)
+
+    def read_all(readers: int) -> tuple[int, dict[int, tuple]]:
+        VersionEvidence.objects.all().delete()
+        client = RegistryClient(mlflow_client.tracking_uri)
+        assert evidence.fetch_missing(client=client, readers=readers) == 4
+        kept = VersionEvidence.objects.select_related("version")
+        return client.calls, {e.version.version: (e.digest, e.status, e.problems) for e in kept}
+
+    one_calls, one = read_all(readers=1)
+    many_calls, many = read_all(readers=3)
+    assert many == one and sorted(one) == [1, 2, 3, 4]
+    assert many_calls == one_calls
+
+
+def test_mlflow_unreachable_stops_the_read_and_leaves_every_version_waiting(
+    mlflow_client, unique_name
+):
+    register_sklearn_version(mlflow_client, unique_name, columns=BASE_COLUMNS)
+    sync_registry(model=unique_name, client=mlflow_client)
+
+    with pytest.raises(MlflowError) as raised:
+        evidence.fetch_missing(client=RegistryClient("http://127.0.0.1:9"), readers=3)
+
+    assert raised.value.unreachable
+    assert evidence.waiting_count() == 1 and not VersionEvidence.objects.exists()
 
 
 def test_removed_column_and_changed_type_are_breaking(mlflow_client, unique_name):
