@@ -10,10 +10,12 @@ requirements and logged datasets. Then measures, on a fresh mirror:
 - per version: the worker's fetch of one real model's packet (MLmodel, requirements.txt, the
   run's inputs), median and p95, and its MLflow calls;
 - full sync of the whole registry, then the one-off fetch of every version's evidence: with one
-  reader thread, then again (evidence deleted) with READERS threads, as QUORUM_EVIDENCE_READERS
+  reader thread, then again (evidence deleted) with READERS threads, as QUORUM_VERSION_READERS
   sets it for the worker: their times and their MLflow calls side by side;
 - a full sync alone, then the same full sync while the threaded fetch runs beside it (the
   periodic sync must not slow down while a first fetch is under way);
+- the first content digest of every version (`registry.content.digest_missing`), one version at
+  a time and READERS at a time, side by side;
 - a second full sync and fetch, nothing new: the fetch reads nothing (evidence is kept per
   version, which MLflow never changes);
 - one new version, an incremental sync and the fetch: one version read.
@@ -76,10 +78,11 @@ def build(url: str, args) -> None:
 
 def measure(url: str, args) -> None:
     from registry.mlflow_client import RegistryClient
-    from registry.models import ModelVersion, RegisteredModel, VersionEvidence
+    from registry.models import ModelVersion, RegisteredModel, VersionContent, VersionEvidence
     from registry.sync import sync_registry
 
     VersionEvidence.objects.all().delete()
+    VersionContent.objects.all().delete()
     ModelVersion.objects.all().delete()
     RegisteredModel.objects.all().delete()
 
@@ -101,6 +104,9 @@ def measure(url: str, args) -> None:
     beside.start()
     sync_beside = timed(lambda c: sync_registry(full=True, client=c))
     beside.join()
+    digest_serial = timed(lambda c: digest_all(c, readers=1))
+    VersionContent.objects.all().delete()
+    digest_parallel = timed(lambda c: digest_all(c, readers=args.readers))
 
     # Per version, on the real models: each read again from MLflow, as the worker would.
     sampled = list(ModelVersion.objects.filter(model__name=SAMPLED_MODEL).select_related("model"))
@@ -145,6 +151,8 @@ def measure(url: str, args) -> None:
         ("full sync with that fetch beside it", sync_beside),
         ("incremental sync, one new version", sync_new),
         ("fetch: the new version only", fetch_new),
+        ("digest every version's files, 1 at a time", digest_serial),
+        (f"the same, {args.readers} versions at a time", digest_parallel),
     ]
     for label, (seconds, calls, value) in rows:
         extra = f"  ({value} versions read)" if isinstance(value, int) else ""
@@ -153,6 +161,11 @@ def measure(url: str, args) -> None:
         f"  {args.readers} readers against 1: {fetch_serial[0] / fetch_all[0]:.1f}x faster, "
         f"{fetch_all[1] - fetch_serial[1]:+d} MLflow calls; the sync beside the fetch took "
         f"{sync_beside[0] / sync_again[0]:.2f}x its time alone"
+    )
+    print(
+        f"  digests, {args.readers} at a time against 1: "
+        f"{digest_serial[0] / digest_parallel[0]:.1f}x faster, "
+        f"{digest_parallel[1] - digest_serial[1]:+d} MLflow calls"
     )
 
 
@@ -169,6 +182,13 @@ def drain(client, *, readers: int) -> int:
     finally:
         connection.close()  # the thread beside the sync has a connection of its own
     return read
+
+
+def digest_all(client, *, readers: int) -> int:
+    """The digest job until nothing is left (one job, no time limit)."""
+    from registry import content
+
+    return content.digest_missing(client=client, readers=readers, budget_seconds=10**9)
 
 
 if __name__ == "__main__":

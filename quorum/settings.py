@@ -311,8 +311,8 @@ QUORUM_CONTENT_CHUNK_BYTES = int(os.environ.get("QUORUM_CONTENT_CHUNK_BYTES", st
 QUORUM_CONTENT_BATCH_SECONDS = int(os.environ.get("QUORUM_CONTENT_BATCH_SECONDS", "300"))
 QUORUM_CONTENT_MAX_FILES = int(os.environ.get("QUORUM_CONTENT_MAX_FILES", "10000"))
 QUORUM_CONTENT_MAX_BYTES = int(os.environ.get("QUORUM_CONTENT_MAX_BYTES", str(100 * 1000**3)))
-# Versions whose evidence packet a worker reads from MLflow at once (threads: most is waiting).
-QUORUM_EVIDENCE_READERS = int(os.environ.get("QUORUM_EVIDENCE_READERS", "4"))
+# Versions a worker reads from MLflow at once (evidence, content digests): most is waiting.
+QUORUM_VERSION_READERS = int(os.environ.get("QUORUM_VERSION_READERS", "4"))
 # When open requests' model files are read again to find bytes changed behind MLflow's back
 # (`reviews.decisions.pins.recheck_open`; the transition worker checks them again before moving).
 QUORUM_CONTENT_RECHECK_CRON = os.environ.get("QUORUM_CONTENT_RECHECK_CRON", "17 * * * *")

@@ -5,7 +5,8 @@ requirements, …) with a sha256 per file, and one digest over it.
 The manifest format and its digests are `quorum_cli.manifest`'s (OpenSSF model signing's
 manifest; `quorum verify --path` computes the same from a local copy). Here the files come from
 MLflow's artifact API (`RegistryClient.model_files`, `read_model_file`), streamed a chunk at a
-time by a bounded pool of threads (QUORUM_CONTENT_READERS), never whole in memory.
+time by a bounded pool of threads (QUORUM_CONTENT_READERS), never whole in memory, several
+versions at once (QUORUM_VERSION_READERS).
 
 Like the evidence packet, the digest is read by a worker, never by the sync: after a sync mirrors
 new versions (`registry.jobs.on_new_versions` queues one coalesced job for every version
@@ -43,6 +44,7 @@ from quorum_cli.manifest import (
 
 from .mlflow_client import MlflowError, ModelFiles, RegistryClient
 from .models import ContentState, ModelVersion, VersionContent
+from .reading_pool import read_each
 from .storable import printable
 
 logger = logging.getLogger(__name__)
@@ -193,34 +195,41 @@ def digest_missing(
     client: RegistryClient | None = None,
     budget_seconds: float | None = None,
     retry_unknown: bool = False,
+    readers: int | None = None,
 ) -> int:
-    """Reads and stores the content of waiting versions, oldest first, until none is left or
-    `budget_seconds` have passed; returns how many were stored. MLflow being unreachable stops
-    the batch (raises) and leaves the rest waiting."""
+    """Reads and stores the content of waiting versions, oldest first, `readers` versions at a
+    time (QUORUM_VERSION_READERS), until none is left or `budget_seconds` have passed; returns
+    how many were stored. MLflow being unreachable stops the batch (raises) after storing what
+    was read before it, and leaves the rest waiting."""
     client = client or RegistryClient()
     budget = settings.QUORUM_CONTENT_BATCH_SECONDS if budget_seconds is None else budget_seconds
+    at_once = max(1, readers or settings.QUORUM_VERSION_READERS)
     started = time.monotonic()
     stored: list[int] = []
     done: set[int] = set()
     try:
         while time.monotonic() - started < budget:
-            version = (
+            batch = list(
                 waiting(retry_unknown=retry_unknown)
                 .exclude(pk__in=done)
                 .select_related("model")
-                .order_by("pk")
-                .first()
+                .order_by("pk")[:at_once]
             )
-            if version is None:
+            if not batch:
                 break
-            done.add(version.pk)
-            store(version, read_content(version, client=client))
-            stored.append(version.pk)
+            done.update(version.pk for version in batch)
+            for version, read in read_each(client, batch, _read, readers=at_once):
+                store(version, read)
+                stored.append(version.pk)
     finally:
         if stored:
             with transaction.atomic():
                 content_stored.send(sender=VersionContent, version_ids=stored)
     return len(stored)
+
+
+def _read(client: RegistryClient, version: ModelVersion) -> ReadContent:
+    return read_content(version, client=client)
 
 
 def known_digest(version: ModelVersion | None) -> str:

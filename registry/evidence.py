@@ -72,7 +72,7 @@ def fetch_missing(
     *, client: RegistryClient | None = None, limit: int = FETCH_BATCH, readers: int | None = None
 ) -> int:
     """Reads and stores the evidence of up to `limit` mirrored versions that have none yet, with
-    `readers` threads (QUORUM_EVIDENCE_READERS); returns how many were stored. MLflow being
+    `readers` threads (QUORUM_VERSION_READERS); returns how many were stored. MLflow being
     unreachable stops the batch (raises) after storing what was read before it."""
     client = client or RegistryClient()
     waiting = list(
@@ -84,7 +84,7 @@ def fetch_missing(
     stored: list[int] = []
     try:
         for version, read in read_each(
-            client, waiting, _read, readers=readers or settings.QUORUM_EVIDENCE_READERS
+            client, waiting, _read, readers=readers or settings.QUORUM_VERSION_READERS
         ):
             store(version, read)
             stored.append(version.pk)

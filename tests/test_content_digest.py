@@ -217,6 +217,31 @@ def test_mlflow_unreachable_leaves_the_version_waiting_instead_of_unknown(
     assert content.waiting().count() == 1
 
 
+def test_versions_digested_several_at_once_give_the_same_digests_with_the_same_calls(
+    mlflow_client, unique_name
+):
+    """QUORUM_VERSION_READERS versions read at a time divide a first digest of a registry, not
+    what MLflow is asked."""
+    for number in range(4):
+        register_sklearn_version(
+            mlflow_client, unique_name, columns={**COLUMNS, f"extra{number}": "float64"}
+        )
+    sync_registry(model=unique_name, client=mlflow_client)
+
+    def digest_all(readers: int) -> tuple[int, dict[int, str]]:
+        VersionContent.objects.all().delete()
+        client = RegistryClient(mlflow_client.tracking_uri)
+        assert content.digest_missing(client=client, readers=readers) == 4
+        kept = VersionContent.objects.select_related("version")
+        assert {c.state for c in kept} == {ContentState.KNOWN}
+        return client.calls, {c.version.version: c.digest for c in kept}
+
+    one_calls, one = digest_all(readers=1)
+    many_calls, many = digest_all(readers=3)
+    assert many == one and len(set(one.values())) == 4
+    assert many_calls == one_calls
+
+
 def test_the_job_digests_once_and_a_second_run_reads_nothing(
     mlflow_client, unique_name, rq_queue, simple_worker, committed
 ):

@@ -69,7 +69,7 @@ def test_evidence_is_read_once_per_version(mlflow_client, unique_name):
 def test_reading_in_threads_stores_the_same_evidence_with_the_same_calls(
     mlflow_client, unique_name
 ):
-    """The first read of a registry in QUORUM_EVIDENCE_READERS threads divides its time, not
+    """The first read of a registry in QUORUM_VERSION_READERS threads divides its time, not
     what MLflow is asked: every version once, the same calls as one reader makes."""
     for number in range(4):
         register_sklearn_version(
@@ -94,10 +94,11 @@ def test_reading_in_threads_stores_the_same_evidence_with_the_same_calls(
 
 
 def test_mlflow_unreachable_stops_the_read_and_leaves_every_version_waiting(
-    mlflow_client, unique_name
+    mlflow_client, unique_name, monkeypatch
 ):
     register_sklearn_version(mlflow_client, unique_name, columns=BASE_COLUMNS)
     sync_registry(model=unique_name, client=mlflow_client)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
     with pytest.raises(MlflowError) as raised:
         evidence.fetch_missing(client=RegistryClient("http://127.0.0.1:9"), readers=3)
