@@ -173,7 +173,7 @@ def prepare(mlflow_url: str, count: int):
         "session": {"Cookie": f"sessionid={client.cookies['sessionid'].value}"},
         "token": {"Authorization": f"Bearer {token}"},
     }
-    queries = {}
+    queries, server = {}, {}
     for label, path in pages.items():
         headers = {} if not label.startswith("API") else credentials["token"]
         client.get(path, headers=headers)  # once first: a token's last use is written once a minute
@@ -181,12 +181,26 @@ def prepare(mlflow_url: str, count: int):
             response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.status_code)
         queries[label] = len(captured)
-    return {label: (path, queries[label]) for label, path in pages.items()}, credentials
+        server[label] = server_ms(client, path, headers)
+    return {
+        label: (path, queries[label], server[label]) for label, path in pages.items()
+    }, credentials
 
 
-def lengthen_audit_chain(events: int) -> tuple[str, str, int]:
+def server_ms(client, path: str, headers: dict, times: int = 15) -> float:
+    """The median time Django takes to answer `path` in this process, with one client: the
+    page's own cost (queries, counting, charts, templates), without HTTP or gunicorn."""
+    spent = []
+    for _ in range(times):
+        started = time.perf_counter()
+        client.get(path, headers=headers)
+        spent.append(time.perf_counter() - started)
+    return statistics.median(spent) * 1000
+
+
+def lengthen_audit_chain(events: int) -> tuple[str, str, int, float]:
     """Appends events until the chain holds `events`, verifies them as the reconciler would, and
-    returns the audit page's (label, path, queries) at that length."""
+    returns the audit page's (label, path, queries, server ms) at that length."""
     from django.contrib.auth.models import User
     from django.db import connection
     from django.test import Client
@@ -210,7 +224,8 @@ def lengthen_audit_chain(events: int) -> tuple[str, str, int]:
     client.force_login(User.objects.get(username="reviewer"))
     with CaptureQueriesContext(connection) as captured:
         assert client.get("/audit/").status_code == 200
-    return f"audit, {verified.sequence:,} events", "/audit/", len(captured)
+    label = f"audit, {verified.sequence:,} events"
+    return label, "/audit/", len(captured), server_ms(client, "/audit/", {})
 
 
 def print_audit_check_costs() -> None:
@@ -271,10 +286,10 @@ def report(base: str, mlflow_url: str, pages, credentials: dict, args) -> None:
     )
     print(
         f"{'page':<28} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>7} "
-        f"{'queries':>8} {'p50 / MLflow':>13}"
+        f"{'queries':>8} {'server ms':>10} {'p50 / MLflow':>13}"
     )
 
-    def drive(label: str, path: str, queries: int) -> None:
+    def drive(label: str, path: str, queries: int, server: float) -> None:
         headers = credentials["token" if label.startswith("API") else "session"]
         probe(base + path, headers)
         result = wrk(base + path, args, headers)
@@ -282,18 +297,19 @@ def report(base: str, mlflow_url: str, pages, credentials: dict, args) -> None:
             print(f"  {label}: {result['errors']:.0f} errors, {result['non2xx']:.0f} non-2xx")
         print(
             f"{label:<28} {result['p50']:8.1f} {result['p95']:8.1f} {result['p99']:8.1f} "
-            f"{result['requests'] / args.seconds:7.0f} {queries:>8}"
+            f"{result['requests'] / args.seconds:7.0f} {queries:>8} {server:10.1f}"
             f" {result['p50'] / mlflow['p50']:12.2f}x",
             flush=True,
         )
 
-    for label, (path, queries) in pages.items():
-        drive(label, path, queries)
+    for label, (path, queries, server) in pages.items():
+        drive(label, path, queries, server)
     if args.audit_events:
         drive(*lengthen_audit_chain(args.audit_events))
     print(
         f"{'MLflow models search (25)':<28} {mlflow['p50']:8.1f} {mlflow['p95']:8.1f} "
-        f"{mlflow['p99']:8.1f} {mlflow['requests'] / args.seconds:7.0f} {'-':>8} {1:12.2f}x"
+        f"{mlflow['p99']:8.1f} {mlflow['requests'] / args.seconds:7.0f} {'-':>8} {'-':>10} "
+        f"{1:12.2f}x"
     )
 
 
