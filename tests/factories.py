@@ -18,7 +18,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -31,6 +31,9 @@ from registry.models import (
     Stage,
     VersionContent,
 )
+
+if TYPE_CHECKING:
+    from reviews.models import TransitionRequest, Vote
 
 _counter = itertools.count(1)
 
@@ -247,6 +250,27 @@ def make_request(model: str, version: int = 2, target: str = "Production", *, re
     return opening.request_create(
         model=model, version=version, target=target, requester=requester, **fields
     )
+
+
+def open_request(
+    requester, version: int = 2, target: str = "Production", model: str = "fraud-detector", **kwargs
+) -> TransitionRequest:
+    """`make_request` with the requester first: fraud-detector v2 → Production unless told."""
+    return make_request(model, version, target, requester=requester, **kwargs)
+
+
+def approve(request, user, comment: str = "") -> Vote:
+    """`user` approves `request` through the engine (`voting.vote_cast`)."""
+    from reviews.decisions import voting
+
+    return voting.vote_cast(request_id=request.pk, user=user, decision="approve", comment=comment)
+
+
+def reloaded(request) -> TransitionRequest:
+    """`request` as the database holds it now."""
+    from reviews.models import TransitionRequest
+
+    return TransitionRequest.objects.get(pk=request.pk)
 
 
 def make_history(version: ModelVersion, key: str, values: list[float]) -> MetricHistory:
