@@ -1,6 +1,7 @@
 """Reading Quorum's pages in view tests: a signed-in client, the text a user sees, the messages
 shown, and the request page's URLs. And speaking to its REST API in API tests: a client with a
-user's bearer token, the shape of a refusal, and what a listed request holds."""
+user's bearer token, the shape of a refusal, and what a listed request holds. And filling in the
+Django admin's forms: what a page would post back unchanged, and the errors it shows again."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import html
 import json
 import re
 
+from django.contrib.auth.models import Group
+from django.forms import MultiWidget
 from django.urls import reverse
 
 from reviews.api.auth import token_create
@@ -97,3 +100,59 @@ SUMMARY_FIELDS = {
     "expires_at",
     "url",
 }
+
+
+# -- the Django admin's forms ------------------------------------------------------------------
+
+# What the admin says when a person counts in two of the standard Production policy's groups.
+OVERLAP_WARNING = (
+    "Policy 'production': ml-leads and data-science share lead. A person counts for one group "
+    "only, so its sign-offs need 3 different people."
+)
+
+
+def page_data(response) -> dict:
+    """What the browser would post back from an admin form page, unchanged."""
+    forms = [response.context["adminform"].form]
+    for inline in response.context["inline_admin_formsets"]:
+        forms.append(inline.formset.management_form)
+        forms.extend(inline.formset.forms)
+    data = {}
+    for form in forms:
+        for name in form.fields:
+            value = form[name].value()
+            if value is None or value is False:
+                continue
+            widget = form.fields[name].widget
+            if isinstance(widget, MultiWidget):
+                parts = widget.decompress(value)
+                assert parts is not None, f"{name}: a split field decompresses to its parts"
+                for index, part in enumerate(parts):
+                    data[f"{form.add_prefix(name)}_{index}"] = widget.widgets[index].format_value(
+                        part
+                    )
+                continue
+            data[form.add_prefix(name)] = "on" if value is True else value
+    return data
+
+
+def errors_of(response) -> list[str]:
+    """The errors an admin form page shows again, its inlines' included."""
+    assert response.status_code == 200, "an invalid form is shown again, not saved"
+    form = response.context["adminform"].form
+    errors = [error for field_errors in form.errors.values() for error in field_errors]
+    for inline in response.context["inline_admin_formsets"]:
+        errors.extend(inline.formset.non_form_errors())
+        for row in inline.formset.forms:
+            errors.extend(error for field_errors in row.errors.values() for error in field_errors)
+    return errors
+
+
+def group_id(name: str) -> int:
+    return Group.objects.get(name=name).pk
+
+
+def shown_messages(response) -> list[str]:
+    """The messages a page shows (`messages_of` without its allowance for a response with no
+    context: here that fails)."""
+    return [str(message) for message in response.context["messages"]]
