@@ -15,6 +15,7 @@ import math
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -627,3 +628,47 @@ def vote_committed(request, user, committed, decision="approve", comment=""):
 
     with committed():
         voting.vote_cast(request_id=request.pk, user=user, decision=decision, comment=comment)
+
+
+# -- policy files, as the policy tests load them -------------------------------------------------
+
+# A file with a policy for each of two targets, its groups' members named (the policy tests'
+# `people` fixture creates them).
+POLICY_FILE_EXAMPLE = textwrap.dedent(
+    """
+    groups:
+      ml-leads: [alice]
+      data-science: [bob, carol, dave]
+    policies:
+      - name: production
+        models: ["*"]
+        targets: [Production, "@champion"]
+        requesters: [data-science, ml-leads]
+        require:
+          - {group: ml-leads, approvals: 1}
+          - {group: data-science, approvals: 2}
+        allow_self_approval: false
+        expires_after: 7d
+        archive_existing: true
+        gates:
+          - {metric: accuracy, op: ">=", value: 0.80, kind: required}
+          - {metric: f1, op: ">=", baseline_delta: -0.01, kind: required}
+          - {metric: accuracy, op: ">", value: 0.97, kind: auto_approve}
+      - name: staging
+        models: ["*"]
+        targets: [Staging]
+        require: [{group: data-science, approvals: 1}]
+    """
+)
+
+
+def policy_problems(text: str) -> list[str]:
+    """The problems as the load_policies command writes them, `place: message`."""
+    import pytest
+
+    from reviews.errors import PolicyInvalid
+    from reviews.policies.loading import policies_load
+
+    with pytest.raises(PolicyInvalid) as caught:
+        policies_load(text=text)
+    return [str(problem) for problem in caught.value.problems]
