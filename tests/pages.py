@@ -1,7 +1,8 @@
-"""Reading Quorum's pages in view tests: a signed-in client, the text a user sees, the messages
-shown, and the request page's URLs. And speaking to its REST API in API tests: a client with a
-user's bearer token, the shape of a refusal, and what a listed request holds. And filling in the
-Django admin's forms: what a page would post back unchanged, and the errors it shows again."""
+"""Reading Quorum's pages in view tests: a signed-in client, the text a user sees, the page as
+sent and its chart data, the messages shown, and the request page's URLs. And speaking to its
+REST API in API tests: a client with a user's bearer token, the shape of a refusal, and what a
+listed request holds. And filling in the Django admin's forms: what a page would post back
+unchanged, and the errors it shows again."""
 
 from __future__ import annotations
 
@@ -27,6 +28,20 @@ def text_of(response) -> str:
     body = response.content.decode()
     body = re.sub(r"<script.*?</script>", " ", body, flags=re.S)
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body)))
+
+
+def page_source(response) -> str:
+    """The page as sent, markup and all."""
+    return response.content.decode()
+
+
+def chart_data(response) -> dict:
+    """The data a page embeds for its charts (`json_script`, id `chart-data`)."""
+    match = re.search(
+        r'<script id="chart-data" type="application/json">(.*?)</script>', page_source(response)
+    )
+    assert match, "the page embeds no chart data"
+    return json.loads(match.group(1))
 
 
 def messages_of(response) -> list[str]:
