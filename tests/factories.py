@@ -26,7 +26,14 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from registry.models import MetricHistory, ModelVersion, RegisteredModel, Stage, VersionContent
+from registry.models import (
+    MetricHistory,
+    ModelVersion,
+    RegisteredModel,
+    RegistryChange,
+    Stage,
+    VersionContent,
+)
 
 if TYPE_CHECKING:
     from reviews.models import TransitionRequest, Vote
@@ -267,6 +274,12 @@ def reloaded(request) -> TransitionRequest:
     from reviews.models import TransitionRequest
 
     return TransitionRequest.objects.get(pk=request.pk)
+
+
+def registry_changes(name: str, kind: str | None = None):
+    """The changes the sync recorded for model `name`, of one `kind` if given."""
+    rows = RegistryChange.objects.filter(model__name=name)
+    return rows.filter(kind=kind) if kind else rows
 
 
 def make_history(version: ModelVersion, key: str, values: list[float]) -> MetricHistory:
