@@ -3,134 +3,24 @@
 The CLI runs as a subprocess with nothing but QUORUM_URL and QUORUM_TOKEN, as in a CI job. Votes
 arrive through the REST API while it waits, each once the CLI has shown the state before it. The
 worker is a separate process, so the test's data must be committed (`transaction=True`) and the
-worker pointed at the test database.
+worker pointed at the test database. The live Quorum and the worker are the fixtures of
+tests/cli/conftest.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 import threading
 import time
-from functools import partial
-from pathlib import Path
 
 import pytest
-import requests
 from django.db import connection
 
 from quorum.localservices import free_port
-from registry.content import digest_missing
 from registry.sync import sync_registry
-from reviews.api.auth import token_create
-from reviews.execution import jobs
-from reviews.policies.loading import policies_load
-from tests.factories import policies_with, register_in_mlflow
-from tests.waiting import join_all, wait_for
+from tests.waiting import join_all
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ROOT = Path(__file__).resolve().parents[2]
-STAMPED = re.compile(r"^\[\d\d:\d\d:\d\d\] ")  # a state line of a waiting CLI
-
-
-@pytest.fixture
-def worker(workers, mlflow_server):
-    """A worker process on the transitions queue, on the test database (tests.processes)."""
-    return workers.start(mlflow_url=mlflow_server.url, queues=(jobs.QUEUE,))
-
-
-@pytest.fixture
-def quorum(live_server, settings, mlflow_client, unique_name, policies):
-    """A model in MLflow and the mirror (v1 in Production), a live Quorum, and a way to run the
-    CLI as any cast member."""
-    settings.QUORUM_BASE_URL = live_server.url
-    register_in_mlflow(mlflow_client, unique_name, versions=3)
-    mlflow_client.transition_stage(unique_name, 1, "Production")
-    sync_registry(model=unique_name, client=mlflow_client)
-    digest_missing(client=mlflow_client)  # the digest job that follows a sync
-    tokens = {name: token_create(user=user)[1] for name, user in policies.items()}
-    return Quorum(live_server.url, unique_name, tokens)
-
-
-class Quorum:
-    def __init__(self, url: str, model: str, tokens: dict[str, str]):
-        self.url, self.model, self.tokens = url, model, tokens
-
-    def _command(self, args, user: str, url: str | None):
-        """`quorum ARGS` with only QUORUM_URL/QUORUM_TOKEN set, as a CI job runs it."""
-        env = {
-            "PATH": os.environ["PATH"],
-            "PYTHONPATH": str(ROOT),
-            "QUORUM_URL": url or self.url,
-            "QUORUM_TOKEN": self.tokens.get(user, user),
-        }
-        return [sys.executable, "-m", "quorum_cli", *args], env
-
-    def cli(self, *args: str, user: str = "requester", url: str | None = None, timeout=120):
-        command, env = self._command(args, user, url)
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
-
-    def cli_while_voting(
-        self, *args: str, votes: list[tuple[str, str, str]], user: str = "requester", timeout=120
-    ) -> subprocess.CompletedProcess:
-        """Runs `quorum ARGS` (a command that waits on the model's request) and casts each
-        (user, decision, comment) through the API once the CLI has printed the state before it,
-        so the CLI sees every step. Each vote changes the state, and the CLI prints one
-        time-stamped line per state."""
-        command, env = self._command(args, user, None)
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        streams: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        readers = [
-            threading.Thread(target=lambda s=stream, n=name: streams[n].extend(s), daemon=True)
-            for name, stream in (("stdout", process.stdout), ("stderr", process.stderr))
-        ]
-        for reader in readers:
-            reader.start()
-
-        def printed_or_ended(states: int) -> bool:
-            lines = streams["stdout"] + streams["stderr"]
-            printed = sum(1 for line in lines if STAMPED.match(line))
-            return printed > states or process.poll() is not None
-
-        try:
-            for number, (voter, decision, comment) in enumerate(votes):
-                wait_for(
-                    partial(printed_or_ended, number),
-                    timeout=60,
-                    message=f"the CLI to print the state before vote {number + 1}",
-                )
-                request_id = self.requests_of_the_model()[0]["id"]
-                body = {"decision": decision, "comment": comment}
-                self.api("POST", f"/requests/{request_id}/votes", voter, json=body)
-            process.wait(timeout=timeout)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
-            for reader in readers:
-                reader.join(timeout=10)
-        return subprocess.CompletedProcess(
-            command, process.returncode, "".join(streams["stdout"]), "".join(streams["stderr"])
-        )
-
-    def requests_of_the_model(self) -> list[dict]:
-        found = self.api("GET", "/requests", "lead", params={"model": self.model})
-        return found.json()["items"]
-
-    def api(self, method: str, path: str, user: str, **kwargs):
-        return requests.request(
-            method,
-            f"{self.url}/api/v1{path}",
-            headers={"Authorization": f"Bearer {self.tokens[user]}"},
-            timeout=30,
-            **kwargs,
-        )
 
 
 def test_request_wait_exits_0_when_approvals_arrive_and_the_version_moves(
@@ -375,134 +265,3 @@ def test_wait_and_status_exit_1_for_a_cancelled_request(quorum):
     assert waited.returncode == 1
     assert "cancelled by requester: Cancelled by requester" in waited.stdout
     assert quorum.cli("status", str(request_id)).returncode == 1
-
-
-# -- reading a request: the lines the CLI prints, from the API's answer --------------------------
-
-PENDING = {
-    "id": 7,
-    "model": "fraud",
-    "version": 3,
-    "target": "Production",
-    "decision": "pending",
-    "status": "pending",
-    "execution": None,
-    "expires_at": "2026-11-30T10:00:00Z",
-    "requirements": [{"group": "ml-leads", "needed": 1, "approvers": []}],
-}
-
-
-def test_a_request_past_its_deadline_ends_a_wait_as_expired_before_the_server_stores_it():
-    from quorum_cli.reading import EXIT_DECLINED, outcome, state_line
-
-    overdue = {**PENDING, "status": "expired"}
-
-    assert outcome(PENDING) is None
-    assert outcome(overdue) == EXIT_DECLINED
-    assert state_line(overdue) == "expired: no decision before 2026-11-30T10:00:00Z"
-    # A server without `status` is read as before.
-    assert outcome({k: v for k, v in PENDING.items() if k != "status"}) is None
-
-
-def test_an_approval_names_its_quorum_and_falls_back_to_the_deciding_voter():
-    from quorum_cli.reading import state_line
-
-    approved = {
-        **PENDING,
-        "decision": "approved",
-        "execution": "queued",
-        "decided_by": "carol",
-        "approved_by": ["alice", "bob", "carol"],
-    }
-
-    assert state_line(approved) == "approved by alice, bob and carol: transition queued"
-    older_server = {k: v for k, v in approved.items() if k != "approved_by"}
-    assert state_line(older_server) == "approved by carol: transition queued"
-
-
-def test_an_auto_approve_gate_that_did_not_fire_is_not_printed_as_a_failure():
-    from quorum_cli.reading import gate_line
-
-    missed = {"kind": "auto_approve", "passed": False, "reason": "accuracy 0.9100 > 0.9700"}
-    failed = {"kind": "required", "passed": False, "reason": "accuracy 0.7000 >= 0.8000"}
-
-    assert gate_line(missed) == "gate not auto-approved (needs sign-off): accuracy 0.9100 > 0.9700"
-    assert gate_line({**missed, "verdict": "needs_sign_off"}) == gate_line(missed)
-    assert gate_line(failed) == "gate FAILED: accuracy 0.7000 >= 0.8000"
-    assert gate_line({**failed, "passed": True}).startswith("gate passed:")
-
-
-# -- rollback and break glass ----------------------------------------------------------------------
-
-
-ROLLBACK_POLICIES = policies_with(
-    rollback=True, break_glass="ratify_within: 24h, on_unratified: alert"
-)
-
-
-@pytest.fixture
-def replaced(quorum, mlflow_client):
-    """v1 held Production; v3 took it over in MLflow directly, archiving v1."""
-    policies_load(text=ROLLBACK_POLICIES)
-    mlflow_client.transition_stage(quorum.model, 3, "Production", archive_existing=True)
-    sync_registry(model=quorum.model, client=mlflow_client)
-    return quorum
-
-
-def test_rollback_wait_exits_0_once_the_previous_holder_is_back(replaced, worker, mlflow_client):
-    result = replaced.cli_while_voting(
-        "rollback", replaced.model, "--target", "Production", "--wait", "--timeout", "90s",
-        "--poll", "0.3", votes=[("lead", "approve", "v3 misbehaves")],
-    )  # fmt: skip
-
-    assert result.returncode == 0, result.stdout + result.stderr
-    # First what the rollback will take, then the request it opened.
-    said, opened = result.stdout.splitlines()[:2]
-    assert said.startswith(f"Rollback of {replaced.model} Production to v1: needs ")
-    assert opened.endswith(f"{replaced.model} version 1 -> Production (rollback)")
-    assert mlflow_client.get_version(replaced.model, 1).stage == "Production"
-    assert mlflow_client.get_version(replaced.model, 3).stage == "Archived"
-
-
-def test_rollback_to_a_version_that_never_held_the_target_exits_2(replaced):
-    result = replaced.cli("rollback", replaced.model, "--target", "Production", "--to", "2")
-    assert result.returncode == 2
-    assert "refused (nothing_to_roll_back): v2 has not held Production" in result.stderr
-
-
-def test_break_glass_needs_a_reason_and_moves_at_once(replaced, worker, mlflow_client):
-    usage = replaced.cli(
-        "request", replaced.model, "2", "--to", "Production", "--break-glass", user="outsider"
-    )
-    assert usage.returncode == 2 and "--break-glass needs --reason" in usage.stderr
-
-    refused = replaced.cli(
-        "request", replaced.model, "2", "--to", "Production", "--break-glass", "--reason", "x",
-        user="requester",
-    )  # fmt: skip
-    assert refused.returncode == 2 and "refused (forbidden)" in refused.stderr
-
-    result = replaced.cli(
-        "request", replaced.model, "2", "--to", "Production", "--break-glass",
-        "--reason", "v3 approves every payment", "--wait", "--timeout", "60s", "--poll", "0.3",
-        user="outsider",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines()[0].endswith("-> Production (break glass)")
-    assert mlflow_client.get_version(replaced.model, 2).stage == "Production"
-
-
-def test_rollback_says_what_it_will_take_and_preview_opens_nothing(quorum, mlflow_client):
-    mlflow_client.transition_stage(quorum.model, 3, "Production")
-    mlflow_client.transition_stage(quorum.model, 1, "Archived")
-    sync_registry(model=quorum.model, client=mlflow_client)
-    policies_load(text=policies_with(rollback=True))
-    shown = quorum.cli("rollback", quorum.model, "--target", "Production", "--preview")
-    assert shown.returncode == 0, shown.stderr
-    assert f"Rollback of {quorum.model} Production to v1: needs 1 of ml-leads" in shown.stdout
-    assert quorum.requests_of_the_model() == []
-    made = quorum.cli("rollback", quorum.model, "--target", "Production")
-    assert made.returncode == 0, made.stderr
-    assert "needs 1 of ml-leads" in made.stdout
-    [opened] = quorum.requests_of_the_model()
-    assert opened["requirements"][0]["group"] == "ml-leads" and opened["version"] == 1
