@@ -36,7 +36,7 @@ from registry.models import (
 )
 
 if TYPE_CHECKING:
-    from reviews.models import TransitionRequest, Vote
+    from reviews.models import AuditEvent, TransitionRequest, Vote
 
 _counter = itertools.count(1)
 
@@ -325,6 +325,23 @@ def make_hostile_request(*, requester, voter, decision: str, text: str):
     request = make_request(text, requester=requester, comment=text)
     voting.vote_cast(request_id=request.pk, user=voter, decision=decision, comment=text)
     return request
+
+
+def record_audit_events(count: int, *, start: int = 1) -> list[AuditEvent]:
+    """`count` events appended through `chain.record`, numbered from `start` (version and
+    details), with text a CSV has to quote."""
+    from reviews.audit import chain
+
+    return [
+        chain.record(
+            "test.event",
+            actor=f"user{n}",
+            model_name="fraud-model",
+            version=n,
+            details={"n": n, "note": 'ünïcode, commas and "quotes"\nnew line'},
+        )
+        for n in range(start, start + count)
+    ]
 
 
 # Actions a long audit history is made of, so that its filter has something to list.
