@@ -577,6 +577,26 @@ def transition_actions(request) -> list[str]:
     return list(events.order_by("sequence").values_list("action", flat=True))
 
 
+def mlflow_stages(client, name: str) -> dict[int, str]:
+    """Each version of model `name` and its stage, as MLflow says now."""
+    return {v.version: v.stage for v in client.list_versions(name)}
+
+
+def audit_actions(name: str, prefix: str) -> list[str]:
+    """The actions of model `name`'s audit events that start with `prefix`, in order."""
+    from reviews.models import AuditEvent
+
+    events = AuditEvent.objects.filter(model_name=name, action__startswith=prefix)
+    return list(events.order_by("sequence").values_list("action", flat=True))
+
+
+def rendered_mail(event, kind: str) -> dict[str, str]:
+    """The mail of `kind` that `event` sends, rendered (subject, text, html)."""
+    from reviews import notify
+
+    return notify.render(event, kind)
+
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
