@@ -82,6 +82,12 @@ def policies_with(*, rollback: bool = False, break_glass: str | None = None) -> 
     ).replace("    archive_existing: true\n", "    archive_existing: true\n" + extra)
 
 
+def break_glass_policies(on_unratified: str) -> str:
+    """`policies_with` a break-glass section for oncall, ratified within an hour, and
+    `on_unratified` ("revert" or "alert")."""
+    return policies_with(break_glass=f"ratify_within: 1h, on_unratified: {on_unratified}")
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 

@@ -14,7 +14,7 @@ Related checks live with the code they test, and are not repeated here:
 - per-view GET → 405, anonymous → login, wrong state → nothing changed: one module per view,
   tests/web/test_views_review_{page,status,vote,cancel,retry,request_new}.py; comments, rollbacks
   and break glass in tests/web/test_views_conversation.py, tests/emergency/test_rollback.py and
-  tests/emergency/test_break_glass.py.
+  tests/web/test_views_break_glass.py.
 """  # noqa: E501
 
 from __future__ import annotations
