@@ -1,5 +1,5 @@
 """Votes cast at the same instant from many threads, each on its own database connection: how
-the race tests (tests/test_transitions.py, tests/reliability/race.py) make them."""
+the race tests (tests/execution/test_transitions.py, tests/reliability/race.py) make them."""
 
 from __future__ import annotations
 

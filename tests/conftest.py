@@ -314,6 +314,25 @@ def promoted(mlflow_client, unique_name, policies):
     return unique_name
 
 
+@pytest.fixture
+def glass(promoted, cast):
+    """`glass(on_unratified)`: the production policy lets `outsider` (oncall) break glass;
+    everyone has an address, so mail can be counted. (tests/emergency/test_ratification.py has a
+    `glass` of its own, which loads such policies at once.)"""
+    from reviews.policies.loading import policies_load
+    from tests.factories import break_glass_policies
+
+    for user in cast.values():
+        user.email = f"{user.username}@example.com"
+        user.save(update_fields=["email"])
+
+    def load(on_unratified: str = "revert") -> str:
+        policies_load(text=break_glass_policies(on_unratified))
+        return promoted
+
+    return load
+
+
 # -- RQ: queues emptied per test, jobs run in the test process -----------------------------------
 
 

@@ -15,22 +15,28 @@ import math
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from registry.models import (
     MetricHistory,
     ModelVersion,
     RegisteredModel,
+    RegistryChange,
     Stage,
     VersionContent,
 )
+
+if TYPE_CHECKING:
+    from reviews.models import AuditEvent, TransitionRequest, Vote
 
 _counter = itertools.count(1)
 
@@ -74,6 +80,12 @@ def policies_with(*, rollback: bool = False, break_glass: str | None = None) -> 
         "  data-science: [scientist1, scientist2, scientist3]\n",
         "  data-science: [scientist1, scientist2, scientist3]\n  oncall: [outsider]\n",
     ).replace("    archive_existing: true\n", "    archive_existing: true\n" + extra)
+
+
+def break_glass_policies(on_unratified: str) -> str:
+    """`policies_with` a break-glass section for oncall, ratified within an hour, and
+    `on_unratified` ("revert" or "alert")."""
+    return policies_with(break_glass=f"ratify_within: 1h, on_unratified: {on_unratified}")
 
 
 def now_ms() -> int:
@@ -249,6 +261,33 @@ def make_request(model: str, version: int = 2, target: str = "Production", *, re
     )
 
 
+def open_request(
+    requester, version: int = 2, target: str = "Production", model: str = "fraud-detector", **kwargs
+) -> TransitionRequest:
+    """`make_request` with the requester first: fraud-detector v2 → Production unless told."""
+    return make_request(model, version, target, requester=requester, **kwargs)
+
+
+def approve(request, user, comment: str = "") -> Vote:
+    """`user` approves `request` through the engine (`voting.vote_cast`)."""
+    from reviews.decisions import voting
+
+    return voting.vote_cast(request_id=request.pk, user=user, decision="approve", comment=comment)
+
+
+def reloaded(request) -> TransitionRequest:
+    """`request` as the database holds it now."""
+    from reviews.models import TransitionRequest
+
+    return TransitionRequest.objects.get(pk=request.pk)
+
+
+def registry_changes(name: str, kind: str | None = None):
+    """The changes the sync recorded for model `name`, of one `kind` if given."""
+    rows = RegistryChange.objects.filter(model__name=name)
+    return rows.filter(kind=kind) if kind else rows
+
+
 def make_history(version: ModelVersion, key: str, values: list[float]) -> MetricHistory:
     """A cached history for one of a version's run metrics, as `registry.history` stores it."""
     return MetricHistory.objects.create(
@@ -292,6 +331,23 @@ def make_hostile_request(*, requester, voter, decision: str, text: str):
     request = make_request(text, requester=requester, comment=text)
     voting.vote_cast(request_id=request.pk, user=voter, decision=decision, comment=text)
     return request
+
+
+def record_audit_events(count: int, *, start: int = 1) -> list[AuditEvent]:
+    """`count` events appended through `chain.record`, numbered from `start` (version and
+    details), with text a CSV has to quote."""
+    from reviews.audit import chain
+
+    return [
+        chain.record(
+            "test.event",
+            actor=f"user{n}",
+            model_name="fraud-model",
+            version=n,
+            details={"n": n, "note": 'ünïcode, commas and "quotes"\nnew line'},
+        )
+        for n in range(start, start + count)
+    ]
 
 
 # Actions a long audit history is made of, so that its filter has something to list.
@@ -527,6 +583,26 @@ def transition_actions(request) -> list[str]:
     return list(events.order_by("sequence").values_list("action", flat=True))
 
 
+def mlflow_stages(client, name: str) -> dict[int, str]:
+    """Each version of model `name` and its stage, as MLflow says now."""
+    return {v.version: v.stage for v in client.list_versions(name)}
+
+
+def audit_actions(name: str, prefix: str) -> list[str]:
+    """The actions of model `name`'s audit events that start with `prefix`, in order."""
+    from reviews.models import AuditEvent
+
+    events = AuditEvent.objects.filter(model_name=name, action__startswith=prefix)
+    return list(events.order_by("sequence").values_list("action", flat=True))
+
+
+def rendered_mail(event, kind: str) -> dict[str, str]:
+    """The mail of `kind` that `event` sends, rendered (subject, text, html)."""
+    from reviews import notify
+
+    return notify.render(event, kind)
+
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -561,3 +637,94 @@ def artifact_url(client, location: str, path: str) -> str:
     attacker with the server's address PUTs a file."""
     root = location.removeprefix("mlflow-artifacts:").lstrip("/")
     return f"{client.tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{root}/{path}"
+
+
+# -- mail, as the notification tests send and read it -------------------------------------------
+
+# Where the links in mail point (the notification tests' `mailroom` sets QUORUM_BASE_URL to it).
+MAIL_BASE_URL = "https://quorum.example.com"
+# Whom the standard policies ask to review a Production request: ml-leads and data-science.
+STANDARD_APPROVERS = {"lead", "scientist1", "scientist2", "scientist3"}
+
+
+def mail_recipients(messages) -> set[str]:
+    """The usernames the messages went to; each message has exactly one recipient."""
+    assert all(len(m.to) == 1 for m in messages)
+    names = [m.to[0].split("@")[0] for m in messages]
+    assert len(names) == len(set(names)), f"someone got two mails: {sorted(names)}"
+    return set(names)
+
+
+def mail_subjects(messages) -> set[str]:
+    return {m.subject for m in messages}
+
+
+def mail_html(message) -> str:
+    """A mail's HTML part."""
+    [(content, mimetype)] = message.alternatives
+    assert mimetype == "text/html"
+    return content
+
+
+def mail_link(request) -> str:
+    """The request page's address as a mail gives it."""
+    return MAIL_BASE_URL + reverse("reviews:request_detail", args=[request.pk])
+
+
+def request_committed(requester, committed, **kwargs) -> TransitionRequest:
+    """`open_request` in a transaction whose on-commit work (the mail's enqueue) runs when it
+    ends; `committed` is the fixture of that name."""
+    with committed():
+        return open_request(requester, **kwargs)
+
+
+def vote_committed(request, user, committed, decision="approve", comment=""):
+    """A vote through the engine, its on-commit work run as in `request_committed`."""
+    from reviews.decisions import voting
+
+    with committed():
+        voting.vote_cast(request_id=request.pk, user=user, decision=decision, comment=comment)
+
+
+# -- policy files, as the policy tests load them -------------------------------------------------
+
+# A file with a policy for each of two targets, its groups' members named (the policy tests'
+# `people` fixture creates them).
+POLICY_FILE_EXAMPLE = textwrap.dedent(
+    """
+    groups:
+      ml-leads: [alice]
+      data-science: [bob, carol, dave]
+    policies:
+      - name: production
+        models: ["*"]
+        targets: [Production, "@champion"]
+        requesters: [data-science, ml-leads]
+        require:
+          - {group: ml-leads, approvals: 1}
+          - {group: data-science, approvals: 2}
+        allow_self_approval: false
+        expires_after: 7d
+        archive_existing: true
+        gates:
+          - {metric: accuracy, op: ">=", value: 0.80, kind: required}
+          - {metric: f1, op: ">=", baseline_delta: -0.01, kind: required}
+          - {metric: accuracy, op: ">", value: 0.97, kind: auto_approve}
+      - name: staging
+        models: ["*"]
+        targets: [Staging]
+        require: [{group: data-science, approvals: 1}]
+    """
+)
+
+
+def policy_problems(text: str) -> list[str]:
+    """The problems as the load_policies command writes them, `place: message`."""
+    import pytest
+
+    from reviews.errors import PolicyInvalid
+    from reviews.policies.loading import policies_load
+
+    with pytest.raises(PolicyInvalid) as caught:
+        policies_load(text=text)
+    return [str(problem) for problem in caught.value.problems]

@@ -1,6 +1,8 @@
-"""Reading Quorum's pages in view tests: a signed-in client, the text a user sees, the messages
-shown, and the request page's URLs. And speaking to its REST API in API tests: a client with a
-user's bearer token, the shape of a refusal, and what a listed request holds."""
+"""Reading Quorum's pages in view tests: a signed-in client, the text a user sees, the page as
+sent and its chart data, the messages shown, and the request page's URLs. And speaking to its
+REST API in API tests: a client with a user's bearer token, the shape of a refusal, and what a
+listed request holds. And filling in the Django admin's forms: what a page would post back
+unchanged, and the errors it shows again."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import html
 import json
 import re
 
+from django.contrib.auth.models import Group
+from django.forms import MultiWidget
 from django.urls import reverse
 
 from reviews.api.auth import token_create
@@ -24,6 +28,20 @@ def text_of(response) -> str:
     body = response.content.decode()
     body = re.sub(r"<script.*?</script>", " ", body, flags=re.S)
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body)))
+
+
+def page_source(response) -> str:
+    """The page as sent, markup and all."""
+    return response.content.decode()
+
+
+def chart_data(response) -> dict:
+    """The data a page embeds for its charts (`json_script`, id `chart-data`)."""
+    match = re.search(
+        r'<script id="chart-data" type="application/json">(.*?)</script>', page_source(response)
+    )
+    assert match, "the page embeds no chart data"
+    return json.loads(match.group(1))
 
 
 def messages_of(response) -> list[str]:
@@ -97,3 +115,59 @@ SUMMARY_FIELDS = {
     "expires_at",
     "url",
 }
+
+
+# -- the Django admin's forms ------------------------------------------------------------------
+
+# What the admin says when a person counts in two of the standard Production policy's groups.
+OVERLAP_WARNING = (
+    "Policy 'production': ml-leads and data-science share lead. A person counts for one group "
+    "only, so its sign-offs need 3 different people."
+)
+
+
+def page_data(response) -> dict:
+    """What the browser would post back from an admin form page, unchanged."""
+    forms = [response.context["adminform"].form]
+    for inline in response.context["inline_admin_formsets"]:
+        forms.append(inline.formset.management_form)
+        forms.extend(inline.formset.forms)
+    data = {}
+    for form in forms:
+        for name in form.fields:
+            value = form[name].value()
+            if value is None or value is False:
+                continue
+            widget = form.fields[name].widget
+            if isinstance(widget, MultiWidget):
+                parts = widget.decompress(value)
+                assert parts is not None, f"{name}: a split field decompresses to its parts"
+                for index, part in enumerate(parts):
+                    data[f"{form.add_prefix(name)}_{index}"] = widget.widgets[index].format_value(
+                        part
+                    )
+                continue
+            data[form.add_prefix(name)] = "on" if value is True else value
+    return data
+
+
+def errors_of(response) -> list[str]:
+    """The errors an admin form page shows again, its inlines' included."""
+    assert response.status_code == 200, "an invalid form is shown again, not saved"
+    form = response.context["adminform"].form
+    errors = [error for field_errors in form.errors.values() for error in field_errors]
+    for inline in response.context["inline_admin_formsets"]:
+        errors.extend(inline.formset.non_form_errors())
+        for row in inline.formset.forms:
+            errors.extend(error for field_errors in row.errors.values() for error in field_errors)
+    return errors
+
+
+def group_id(name: str) -> int:
+    return Group.objects.get(name=name).pk
+
+
+def shown_messages(response) -> list[str]:
+    """The messages a page shows (`messages_of` without its allowance for a response with no
+    context: here that fails)."""
+    return [str(message) for message in response.context["messages"]]

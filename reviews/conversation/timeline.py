@@ -60,7 +60,8 @@ NUDGES = {
 }
 # Events about policies, people, the outbox, the sync or a model as a whole: recorded without a
 # request, so no request's timeline shows them today; named all the same, so that no event Quorum
-# records ever reads as its raw name (tests/test_timeline.py checks every one the code records).
+# records ever reads as its raw name (tests/conversation/test_timeline.py checks every one the
+# code records).
 ELSEWHERE = {
     "policy.load": "Policies loaded",
     "policy.create": "Policy created",

@@ -3,9 +3,9 @@ request, and how such jobs are retried.
 
 Decisions never import execution (a contract in pyproject.toml): an approved request is handed
 over through the queue, by the job's stable dotted path (`TRANSITION_JOB`, the path RQ stores
-with every job anyway, pinned by `tests/test_job_paths.py`). Execution imports this module to
-queue a transition again (the reconciler, a ratification's revert) and for the retry policy of
-its other jobs, so the job id, the queue and the retries are written once.
+with every job anyway, pinned by `tests/execution/test_job_paths.py`). Execution imports this
+module to queue a transition again (the reconciler, a ratification's revert) and for the retry
+policy of its other jobs, so the job id, the queue and the retries are written once.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from registry.mlflow_client import MlflowError, RegistryClient
 from registry.models import ModelVersion, RegisteredModel, SyncRun
 
 # The tags' names live with the registry, whose pages say what the tags mean; the guard reads
-# them too (mlflow_quorum_guard), and tests/test_guard_protection.py and test_guard_pins.py check
+# them too (mlflow_quorum_guard), and tests/guard/test_protection.py and test_pins.py check
 # that the names agree.
 from registry.quorum_tags import PINNED_TAG, PROTECTED_TAG
 

@@ -3,9 +3,10 @@ the job and its retries at real intervals (QUORUM_TRANSITION_RETRY_INTERVALS): t
 `failed` with the error when MLflow stays down, and `done` when MLflow is back before the retries
 run out.
 
-tests/test_transitions.py covers the admin's retry after a `failed` end, with retries that do not
-wait; this module covers recovery inside the retry window, as workers run in production, down to
-a real two-minute outage (marked `slow`) that ends `done` inside QUORUM_TRANSITION_RETRY_WINDOW.
+tests/execution/test_transitions.py covers the admin's retry after a `failed` end, with retries
+that do not wait; this module covers recovery inside the retry window, as workers run in
+production, down to a real two-minute outage (marked `slow`) that ends `done` inside
+QUORUM_TRANSITION_RETRY_WINDOW.
 """
 
 from __future__ import annotations

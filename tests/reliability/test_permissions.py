@@ -9,12 +9,12 @@ view cannot slip past this file.
 Related checks live with the code they test, and are not repeated here:
 - schemathesis over the REST API, 0 5xx: tests/api/test_schema.py::test_fuzzed_requests_never_get_a_server_error;
 - hostile MLflow text escaped on every page, no dialog fires (Playwright):
-  tests/test_browser_review.py, tests/test_views_review_page.py::test_mlflow_and_user_text_is_escaped_on_the_request_page;
-- oversize, malformed, unsigned and replayed webhook bodies refused: tests/test_webhooks.py;
+  tests/web/test_browser_review.py, tests/web/test_views_review_page.py::test_mlflow_and_user_text_is_escaped_on_the_request_page;
+- oversize, malformed, unsigned and replayed webhook bodies refused: tests/registry/test_webhooks.py;
 - per-view GET → 405, anonymous → login, wrong state → nothing changed: one module per view,
-  tests/test_views_review_{page,status,vote,cancel,retry,request_new}.py; comments, rollbacks
-  and break glass in tests/test_views_conversation.py, tests/test_rollback.py and
-  tests/test_break_glass.py.
+  tests/web/test_views_review_{page,status,vote,cancel,retry,request_new}.py; comments, rollbacks
+  and break glass in tests/web/test_views_conversation.py, tests/emergency/test_rollback.py and
+  tests/web/test_views_break_glass.py.
 """  # noqa: E501
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ READ_ONLY = {
     "reviews:audit": {},
     "reviews:audit_export": {},
     "reviews:break_glass_report": {},
-    "reviews:analytics": {},  # staff only: tests/test_analytics.py
+    "reviews:analytics": {},  # staff only: tests/insight/test_analytics.py
     "registry:model_list": {},
     "registry:model_detail": {"name": "fraud"},
     "registry:version_detail": {"name": "fraud", "version": "2"},
@@ -215,7 +215,7 @@ DJANGO_AUTH = {
     "password_reset_confirm",
     "password_reset_complete",
     # The identity provider's round trip: it signs someone in only with a valid state, nonce and
-    # ID token (tests/test_identity_sign_in.py refuses each forgery).
+    # ID token (tests/identity/test_sign_in.py refuses each forgery).
     "oidc_authentication_init",
     "oidc_authentication_callback",
 }

@@ -2,7 +2,7 @@
 
 20 threads, each on its own PostgreSQL connection, cast the one missing approval of a request at
 the same instant, for 20 rounds (`bench/race.py` plays the same rounds 200 times). The 12-voter,
-4-round race in tests/test_transitions.py checks the same rule on a smaller scale.
+4-round race in tests/execution/test_transitions.py checks the same rule on a smaller scale.
 """
 
 from __future__ import annotations
