@@ -34,6 +34,7 @@ def bench_stack(
     queues: tuple[str, ...] = (),
     worker_queues: Sequence[tuple[str, ...]] = (),
     store: Path | None = None,
+    mlflow_workers: int = 1,
 ) -> Iterator[str]:
     """Sets up the environment and Django, starts MLflow and `workers` RQ worker processes;
     yields the MLflow URL and stops everything it started on the way out.
@@ -41,7 +42,8 @@ def bench_stack(
     The workers run `manage.py rqworker QUEUES --with-scheduler`; with no queues named, on all of
     Quorum's queues. `worker_queues` starts one more worker per entry, on those queues (e.g.
     `procfile_workers()`: the worker processes production's Procfile runs). MLflow keeps its data
-    in `store`, by default a new directory under var/bench/."""
+    in `store`, by default a new directory under var/bench/, and answers in `mlflow_workers`
+    processes."""
     from quorum.localservices import (
         free_port,
         redis_answers,
@@ -65,7 +67,7 @@ def bench_stack(
             stops.append(redis.stop)
             os.environ["REDIS_URL"] = redis.url
     store = store or BENCH_DIR / f"mlflow-{name}-{int(time.time())}"
-    server = start_mlflow_server(store, port=free_port())
+    server = start_mlflow_server(store, port=free_port(), workers=mlflow_workers)
     stops.append(server.stop)
     os.environ["MLFLOW_TRACKING_URI"] = server.url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quorum.settings")

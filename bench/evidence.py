@@ -43,9 +43,12 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=10)
     parser.add_argument("--sampled", type=int, default=20)
     parser.add_argument("--readers", type=int, default=4, help="threads of the threaded fetch")
+    parser.add_argument(
+        "--mlflow-workers", type=int, default=1, help="processes of the MLflow server"
+    )
     args = parser.parse_args()
     store = BENCH_DIR / f"mlflow-evidence-{args.models}x{args.versions}-{args.sampled}"
-    with bench_stack("evidence", store=store) as url:
+    with bench_stack("evidence", store=store, mlflow_workers=args.mlflow_workers) as url:
         if not (store / "complete").exists():
             build(url, args)
             (store / "complete").write_text("built\n")
@@ -109,7 +112,12 @@ def measure(url: str, args) -> None:
     digest_parallel = timed(lambda c: digest_all(c, readers=args.readers))
 
     # Per version, on the real models: each read again from MLflow, as the worker would.
-    sampled = list(ModelVersion.objects.filter(model__name=SAMPLED_MODEL).select_related("model"))
+    # (Each run adds a version without a model at the end: the sampled ones are the first.)
+    sampled = list(
+        ModelVersion.objects.filter(
+            model__name=SAMPLED_MODEL, version__lte=args.sampled
+        ).select_related("model")
+    )
     per_version, calls_each = [], []
     for version in sampled:
         client = RegistryClient(url)
@@ -131,7 +139,10 @@ def measure(url: str, args) -> None:
     total = ModelVersion.objects.count()
     print()
     synthetic, real = args.models * args.versions, args.sampled + 1
-    print(f"registry: {synthetic} synthetic + {real} real = {total} versions")
+    print(
+        f"registry: {synthetic} synthetic + {real} real = {total} versions; MLflow server: "
+        f"{args.mlflow_workers} worker process(es)"
+    )
     machine = platform.processor() or platform.machine()
     print(
         f"mirror database: {database_vendor()}; machine: {machine}, "

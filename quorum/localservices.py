@@ -99,8 +99,10 @@ def start_mlflow_server(
     timeout: float = 90,
     app_name: str | None = None,
     extra_env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> MlflowServer:
-    """An `mlflow server` with a SQLite store and artifacts under `store_dir`, ready to answer.
+    """An `mlflow server` with a SQLite store and artifacts under `store_dir`, ready to answer,
+    in `workers` processes (one keeps a test's or the demo's memory small).
 
     `app_name` runs one of the `mlflow.app` server apps (`quorum-guard`, `basic-auth`), configured
     by `extra_env`."""
@@ -125,7 +127,7 @@ def start_mlflow_server(
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
     ]
     if app_name:
         command += ["--app-name", app_name]
