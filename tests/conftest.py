@@ -561,6 +561,13 @@ def as_quorum(monkeypatch, settings):
 
 
 @pytest.fixture
+def quorum_queues(rq_queue, settings):
+    """Every queue of Quorum's by name, emptied: for tests of what looks across all of them (the
+    reconciler), which a job an earlier test left in another queue would otherwise disturb."""
+    return {name: rq_queue(name) for name in settings.QUORUM_QUEUES}
+
+
+@pytest.fixture
 def transitions(rq_queue, settings):
     """The transitions queue; a failed transition is retried twice at once."""
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = [0, 0]  # three attempts, no waiting

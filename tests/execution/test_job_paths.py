@@ -62,7 +62,7 @@ def test_a_reconcile_job_queued_under_an_old_path_runs_on_a_worker(path, rq_queu
 
 
 def test_a_transition_retry_queued_under_the_old_path_is_taken_for_one_and_carried_out(
-    approved, promoted, mlflow_client, transitions, simple_worker
+    approved, promoted, mlflow_client, quorum_queues, transitions, simple_worker
 ):
     """The previous release's retry, overdue in the scheduled registry: the reconciler moves it
     and records it as a transition's retry, and a worker carries the request out."""

@@ -88,7 +88,14 @@ def test_the_reconciler_requeues_a_lost_job_a_limited_number_of_times_then_fails
 
 
 def test_a_retry_no_scheduler_took_is_enqueued_by_the_reconciler(
-    approved, promoted, transitions, syncs, simple_worker, settings, unreachable_mlflow
+    approved,
+    promoted,
+    quorum_queues,
+    transitions,
+    syncs,
+    simple_worker,
+    settings,
+    unreachable_mlflow,
 ):
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = [30]
     request = approved(2, "Production")
