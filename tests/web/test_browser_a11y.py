@@ -260,7 +260,20 @@ def test_no_page_of_quorum_is_wider_than_a_phone(live_server, landscape):
         admin.page.screenshot(path=SCREENSHOTS / "phone-model.png", full_page=True)
         admin.open("/break-glass/")
         admin.page.screenshot(path=SCREENSHOTS / "phone-break-glass.png", full_page=True)
+        admin.open("/models/fraud-detector/versions/3/")
+        admin.page.screenshot(path=SCREENSHOTS / "phone-version.png", full_page=True)
+        admin.open("/models/churn-scorer/")
+        admin.page.screenshot(path=SCREENSHOTS / "phone-model-emergency.png", full_page=True)
         admin.context.close()
+        # The same pages at a desktop's width, for a reader to compare.
+        desktop = Visitor(browser, live_server.url, "admin", width=1440)
+        for path, name in (
+            ("/break-glass/", "break-glass-report-1440.png"),
+            ("/models/churn-scorer/", "model-emergency-1440.png"),
+        ):
+            desktop.open(path)
+            desktop.page.screenshot(path=SCREENSHOTS / name, full_page=True)
+        desktop.context.close()
     assert not too_wide, f"pages wider than 390 px (path: width): {too_wide}"
 
 
