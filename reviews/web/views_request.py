@@ -19,7 +19,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Max, Prefetch
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -183,7 +183,11 @@ def _status(review: TransitionRequest) -> dict:
 
 
 def _last_event_id(review: TransitionRequest) -> int:
-    return timeline.events_for(review).aggregate(last=Max("sequence"))["last"] or 0
+    # Not MAX(sequence) in SQL: PostgreSQL answers it by walking the whole chain's sequence index
+    # backwards until one of this request's events turns up (16 ms at 100,000 events, growing
+    # with the chain, on every poll); its few events, found through their own indexes, are not.
+    events = timeline.events_for(review).order_by().values_list("sequence", flat=True)
+    return max(events, default=0)
 
 
 def _is_live(review: TransitionRequest) -> bool:
