@@ -6,7 +6,7 @@ gates read ("approve the bytes, not the name").
 - When the content changes while the request is open (its source was read again, or a recheck
   reads other bytes than the pinned ones, `recheck_open`), approvals go stale with the files that
   changed, the new digest is pinned, and the approvers are asked to review again.
-- When a gated metric changes (`reviews.execution.registry_events`), approvals go stale with the
+- When a gated metric changes (`reviews.decisions.reevaluation`), approvals go stale with the
   old and new values and when the new one was logged; the gates are evaluated again.
 - An auto-approve gate never fires on a value logged again after the version was registered
   (`registry.provenance`), nor on one whose history cannot be read: people sign off instead, and
