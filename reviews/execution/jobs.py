@@ -1,15 +1,11 @@
-"""RQ jobs of the review engine: carrying out approved transitions in MLflow.
+"""The transition job: the RQ entry point that carries out an approved request in MLflow.
 
-`execute_transition` is idempotent: it reads MLflow first and only records success when the version
-is already at its target, so a retried, duplicated or re-enqueued job never transitions twice. Its
-job id is derived from the request (`reviews.decisions.handoff`, which queues it with
-`unique=True`), so concurrent enqueues produce one job. Once MLflow shows the version at its target
-the request is `done`. The job mirrors its own move (a sync of the model) before it lets go of the
-model, so the holder timeline has every holding Quorum made; the follow-up sync is still queued, a
-job of its own, coalesced per model and retried on its own, which mirrors the move when that read
-failed, so a failing sync never runs the transition again. Any exception is recorded on
-the request; a failed attempt is retried with backoff for QUORUM_TRANSITION_RETRY_WINDOW, then the
-request is `failed` and its requester and staff are mailed.
+Thin on purpose: it names the request in every line logged, takes the request's execution lock
+and runs `reviews.execution.executor.carry_out`, recording any exception on the request before RQ
+sees it. Its job id is derived from the request (`reviews.decisions.handoff`, which queues it with
+`unique=True`), so concurrent enqueues produce one job; a failed attempt is retried with backoff
+for QUORUM_TRANSITION_RETRY_WINDOW, then the request is `failed` and its requester and staff are
+mailed.
 
 The reconciler (`reviews.execution.reconciler`) finds approved requests whose job is gone and
 enqueues them again; it imports this module, never the other way round.
@@ -17,264 +13,26 @@ enqueues them again; it imports this module, never the other way round.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterator
+from structlog.contextvars import bound_contextvars, unbind_contextvars
 
-import redis
-from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
-from rq import get_current_job
-from structlog.contextvars import bind_contextvars, bound_contextvars, unbind_contextvars
-
-from infra import locks
-from registry.jobs import enqueue_model_sync
-from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
-from registry.sync import SyncError, sync_model_unless_busy
-
-from ..audit import chain
-from ..decisions import standing
-from ..decisions.counting import approvals_mark_stale
 from ..decisions.handoff import QUEUE as QUEUE  # the transition's queue, its id and its hand-off
 from ..decisions.handoff import enqueue_transition as enqueue_transition
-from ..decisions.handoff import retry_policy
 from ..decisions.handoff import transition_job_id as transition_job_id
-from ..emergency import ratification
-from ..models import Decision, Execution, RequestKind, TransitionRequest
-from . import attestation, content_check, revocation
-
-logger = logging.getLogger(__name__)
-
-# First half of the PostgreSQL advisory lock key an execution holds (the request id is the other).
-EXECUTION_LOCK_SPACE = 0x5152  # "QR"
-# First half of the key of the lock a model's moves are made under (the model's id is the other).
-MODEL_MOVES_LOCK_SPACE = 0x514D  # "QM"
+from . import executor
+from .locks import execution_lock
 
 
 def execute_transition(request_id: int) -> str:
     """Carries out one approved request in MLflow; a sync of its model follows as a job of its
     own. Safe to run twice. Any exception is recorded on the request and in the audit trail
     before RQ sees it (and retries it, while retries are left)."""
-    # Every line logged while it runs names the request (operations/logs.py); `_carry_out` adds
-    # the model and version once it has read them.
+    # Every line logged while it runs names the request (operations/logs.py); `carry_out` adds the
+    # model and version once it has read them.
     with bound_contextvars(transition_request=request_id), execution_lock(request_id):
         try:
-            return _carry_out(request_id)
+            return executor.carry_out(request_id)
         except Exception as error:
-            _record_error(request_id, error)
+            executor.record_error(request_id, error)
             raise
         finally:
             unbind_contextvars("model", "version")
-
-
-@contextlib.contextmanager
-def execution_lock(request_id: int) -> Iterator[None]:
-    """One execution of a request at a time, across workers and hosts (PostgreSQL).
-
-    Reading MLflow first makes a second run harmless only once the first has finished; two runs
-    that overlap could both read "not there yet" and both transition. The reconciler may re-queue
-    a job whose worker merely looks dead (a stalled heartbeat), so the second run waits here
-    until the first ends, at most a transition's job timeout (`infra.locks`; nothing on SQLite).
-    """
-    with locks.advisory_lock(
-        EXECUTION_LOCK_SPACE,
-        request_id,
-        what=f"the execution of request #{request_id}",
-        timeout=settings.QUORUM_TRANSITION_TIMEOUT,
-    ):
-        yield
-
-
-@contextlib.contextmanager
-def model_moves_lock(model_id: int) -> Iterator[None]:
-    """One writer of a model's stages and aliases at a time: a transition job reading MLflow and
-    moving the version, or a revert of out-of-band moves (`reviews.execution.reverts`) deciding what
-    to undo and undoing it. Whichever comes second sees what the first did, waiting at most a
-    transition's job timeout (`infra.locks`; nothing on SQLite)."""
-    with locks.advisory_lock(
-        MODEL_MOVES_LOCK_SPACE,
-        model_id,
-        what=f"the moves of model #{model_id}",
-        timeout=settings.QUORUM_TRANSITION_TIMEOUT,
-    ):
-        yield
-
-
-def execution_running(request_id: int) -> bool:
-    """Whether a live database session is carrying out this request now."""
-    return locks.is_locked(EXECUTION_LOCK_SPACE, request_id)
-
-
-def _carry_out(request_id: int) -> str:
-    with transaction.atomic():
-        try:
-            request = TransitionRequest.objects.locked(request_id)
-        except TransitionRequest.DoesNotExist:
-            return f"request #{request_id} does not exist: nothing to do"
-        if request.decision != Decision.APPROVED:
-            return f"request #{request_id} is not approved: nothing to do"
-        if request.execution == Execution.DONE:
-            return f"request #{request_id} was already carried out"
-        if request.execution not in (Execution.QUEUED, Execution.RUNNING):
-            # Failed for good (a stray retry after the end): only an admin's retry runs it again.
-            return f"request #{request_id} is {request.execution}: nothing to do"
-        bind_contextvars(model=request.version.model.name, version=request.version.version)
-        request.execution = Execution.RUNNING
-        request.execution_attempts += 1
-        request.execution_started_at = timezone.now()
-        request.save(update_fields=["execution", "execution_attempts", "execution_started_at"])
-        chain.record(
-            "transition.started", request=request, details={"attempt": request.execution_attempts}
-        )
-    name, number = request.version.model.name, request.version.version
-    target = request.parsed_target
-    client = RegistryClient()
-    with model_moves_lock(request.version.model_id):
-        current, holders = _read(client, request)
-        alias_holder = _alias_holder(client, request)
-        if current is None:
-            # For good: MLflow never reuses a version number, so no retry can help (the page says
-            # so instead of offering one), and the mirror's sync will record the deletion.
-            _fail(
-                request_id,
-                f"{name} version {number} no longer exists in MLflow.",
-                final=True,
-                permanent=True,
-            )
-            _queue_follow_up_sync(name)
-            return "failed: version gone"
-        already = target.is_held_by(current)
-        if not already:
-            if refused := content_check.refusal(request, client):
-                _fail(request_id, refused, final=True, stale=True)
-                return "failed: not the approved content"
-            target.move(client, name, number, archive_existing=request.archives_holders)
-            _mirror_the_move(name, client)
-    # From here on the version is at its target: whatever happens next, the request is done and
-    # this job never moves MLflow again (a retry would read it there and only record it).
-    request.execution, request.executed_at = Execution.DONE, timezone.now()
-    request.execution_error = ""
-    # Unless the mirror shows it there already, a sync will observe the move: credit it then.
-    request.version.refresh_from_db(fields=["stage", "aliases"])
-    request.awaiting_mirror = not target.is_held_by(request.version)
-    with transaction.atomic():
-        recorded = TransitionRequest.objects.filter(
-            pk=request_id, execution=Execution.RUNNING
-        ).update(
-            execution=request.execution,
-            executed_at=request.executed_at,
-            execution_error=request.execution_error,
-            awaiting_mirror=request.awaiting_mirror,
-        )
-        if not recorded:  # another run recorded it (SQLite: no execution lock to wait on)
-            return f"request #{request_id} was already carried out"
-        left = [] if already else revocation.departures(request, current, holders, alias_holder)
-        chain.record(
-            "transition.done",
-            request=request,
-            details={"already_at_target": already, "archived_versions": [] if already else holders},
-        )
-        if request.kind == RequestKind.BREAK_GLASS:
-            # The move is made: the policy's quorum now ratifies it, or it is unratified.
-            ratification.ratification_open(request)
-        # The proofs of the holdings this move ended: revoked by jobs queued after commit.
-        revoking = revocation.record(
-            request.version.model,
-            left,
-            left_at=request.executed_at,
-            request=request,
-            reasons={v: revocation.reason_for(request, v) for v, _ in left},
-        )
-    attestation.write_after_transition(request_id)  # the signed proof; never raises
-    revocation.enqueue_all(revoking)
-    _queue_follow_up_sync(name)
-    return f"{name} version {number} is at {target}"
-
-
-def _mirror_the_move(name: str, client: RegistryClient) -> None:
-    """Mirrors the move just made, while this job still holds the model's moves lock, so that the
-    holder timeline has every holding Quorum made when it made it: a version moved to Staging and
-    a second later to Production would otherwise be seen by one later sync as "None ->
-    Production", its Staging holding missing (and a rollback to it refused). The sync credits the
-    changes to this request, which is running. It never waits for another sync (one stuck reading
-    MLflow would hold every transition up): then, or when MLflow cannot be read now, the
-    follow-up sync queued after the move mirrors it, as before."""
-    try:
-        if sync_model_unless_busy(name, client=client) is None:
-            logger.info("a sync is running: the move of %r is mirrored by the follow-up sync", name)
-    except SyncError as error:
-        logger.warning("the move of %r is mirrored by the follow-up sync: %s", name, error)
-
-
-def _read(client: RegistryClient, request: TransitionRequest) -> tuple[MlflowVersion | None, list]:
-    """The version as MLflow has it now, and (when the move archives them) the other versions in
-    its target stage, which the move will archive."""
-    name, number = request.version.model.name, request.version.version
-    if not request.archives_holders:
-        return client.get_version(name, number), []
-    versions = client.list_versions(name)  # one call, like get_version, with every stage
-    current = next((v for v in versions if v.version == number), None)
-    return current, request.versions_to_archive(versions)
-
-
-def _alias_holder(client: RegistryClient, request: TransitionRequest) -> int | None:
-    """For an alias target, the version MLflow has it on before the move (its proof for the
-    alias ends when the alias moves); None otherwise."""
-    target = request.parsed_target
-    if not target.is_alias:
-        return None
-    found = client.get_model(request.version.model.name)
-    return found.aliases.get(target.alias) if found is not None else None
-
-
-def _queue_follow_up_sync(name: str) -> None:
-    """Queues the mirror's sync of the model the transition moved: its own job, one per model
-    however many of its transitions finish meanwhile (`enqueue_model_sync` coalesces them), and
-    retried on its own when it fails. The periodic sync is the backstop when Redis refuses."""
-    job = get_current_job()
-    try:
-        # The job's connection: django-rq would open a new one for every transition.
-        enqueue_model_sync(name, retry=retry_policy(), connection=job.connection if job else None)
-    except (redis.RedisError, OSError) as error:
-        logger.warning("could not queue the sync of %r (%s); the periodic sync will", name, error)
-
-
-def _record_error(request_id: int, error: Exception) -> None:
-    """Records a job's exception as the request's execution error: the attempt failed (a retry
-    follows) or, on the last attempt, the transition failed (its requester and staff are told)."""
-    job = get_current_job()
-    final = job is None or not job.retries_left
-    message = str(error) if isinstance(error, MlflowError) else f"{type(error).__name__}: {error}"
-    try:
-        _fail(request_id, message, final=final)
-    except Exception:  # the database itself is what failed: the reconciler finds the job later
-        logger.exception("request #%s: could not record its error %r", request_id, message)
-
-
-def _fail(
-    request_id: int, error: str, *, final: bool, permanent: bool = False, stale: bool = False
-) -> None:
-    """Records a failed attempt (`final`: the transition failed); `stale`: the approvals were
-    given for other content than MLflow holds, and stop counting."""
-    with transaction.atomic():
-        try:
-            request = TransitionRequest.objects.locked(request_id)
-        except TransitionRequest.DoesNotExist:  # nothing left to record the error on
-            return
-        if request.execution in (Execution.DONE, Execution.FAILED):
-            return
-        request.execution = Execution.FAILED if final else Execution.QUEUED
-        request.execution_error = error
-        request.save(update_fields=["execution", "execution_error"])
-        chain.record(
-            "transition.failed" if final else "transition.attempt_failed",
-            request=request,
-            details={
-                "attempt": request.execution_attempts,
-                "error": error,
-                **({standing.PERMANENT: True} if permanent else {}),
-            },
-        )
-        if stale:
-            approvals_mark_stale(request, reason=error)

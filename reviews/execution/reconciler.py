@@ -29,13 +29,8 @@ from ..audit import chain, verification
 from ..decisions import deciding
 from ..models import Decision, Execution, TransitionRequest
 from . import attestation, registry_events, reverts, revocation
-from .jobs import (
-    QUEUE,
-    enqueue_transition,
-    execute_transition,
-    execution_running,
-    transition_job_id,
-)
+from .jobs import QUEUE, enqueue_transition, execute_transition, transition_job_id
+from .locks import execution_running
 
 logger = logging.getLogger(__name__)
 

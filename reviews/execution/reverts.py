@@ -7,7 +7,7 @@ classifies it (`reviews.execution.registry_events`) and calls `schedule`, which 
 by MLflow's alias webhooks, so they are undone within seconds; stage moves have no webhook and are
 undone after the incremental sync that sees them.
 
-The job reads MLflow under the model's moves lock (`reviews.execution.jobs.model_moves_lock`, which
+The job reads MLflow under the model's moves lock (`reviews.execution.locks.model_moves_lock`, which
 the transition job holds while it moves a version) and undoes what is still as the intruder left it:
 
 - the intruding version goes back to the stage it was in, before anything else moves;
@@ -48,7 +48,8 @@ from ..errors import QuorumError
 from ..models import Decision, Execution, OutOfBand, OutOfBandRevert, RevertState, TransitionRequest
 from ..policies.matching import policies_loaded, policy_for
 from . import revocation
-from .jobs import QUEUE, model_moves_lock
+from .jobs import QUEUE
+from .locks import model_moves_lock
 
 logger = logging.getLogger(__name__)
 
