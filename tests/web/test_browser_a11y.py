@@ -58,8 +58,13 @@ def landscape(policies, rq_queue):
         (Stage.NONE, {"accuracy": 0.86, "f1": 0.79, "log_loss": 0.37}),
         (Stage.NONE, {"accuracy": 0.90, "f1": 0.84, "log_loss": 0.31}),
     ]
-    for number, (stage, metrics) in enumerate(specs, start=1):
-        cache_all_history(make_version(model, number, stage=stage, metrics=metrics))
+    versions = [
+        make_version(model, number, stage=stage, metrics=metrics)
+        for number, (stage, metrics) in enumerate(specs, start=1)
+    ]
+    for version in versions:
+        cache_all_history(version)
+    first_observed(model, versions)
     pending = opening.request_create(
         model=model.name, version=3, target="Production", requester=cast["requester"]
     )
@@ -111,6 +116,19 @@ def landscape(policies, rq_queue):
     return {"everyone": everyone, "staff": staff, "pending": pending}
 
 
+def first_observed(model, versions: list[ModelVersion]) -> None:
+    """The changes the sync records when it first mirrors a model: the model, and each version
+    where it stands (what the model page's holder history starts from)."""
+    RegistryChange.objects.create(model=model, kind=ChangeKind.MODEL_CREATED)
+    for version in versions:
+        RegistryChange.objects.create(
+            model=model,
+            version=version,
+            kind=ChangeKind.VERSION_CREATED,
+            new={"stage": version.stage, "aliases": list(version.aliases)},
+        )
+
+
 def emergency_history(cast) -> list[TransitionRequest]:
     """`churn-scorer`: v1 held Production until oncall broke glass to move v2 there (recorded as
     a sync records it); the ratification is pending with a comment, and a rollback to v1 is
@@ -120,14 +138,7 @@ def emergency_history(cast) -> list[TransitionRequest]:
     v2 = make_version(model, 2, metrics={"accuracy": 0.91, "f1": 0.83})
     for version in (v1, v2):
         cache_all_history(version)
-    RegistryChange.objects.create(model=model, kind=ChangeKind.MODEL_CREATED)
-    for version, stage in ((v1, "Production"), (v2, "None")):
-        RegistryChange.objects.create(
-            model=model,
-            version=version,
-            kind=ChangeKind.VERSION_CREATED,
-            new={"stage": stage, "aliases": []},
-        )
+    first_observed(model, [v1, v2])
     move = break_glass_move(
         model=model.name,
         version=2,
@@ -268,6 +279,9 @@ def test_no_page_of_quorum_is_wider_than_a_phone(live_server, landscape):
         # The same pages at a desktop's width, for a reader to compare.
         desktop = Visitor(browser, live_server.url, "admin", width=1440)
         for path, name in (
+            (f"/reviews/{landscape['pending'].pk}/", "request-1440.png"),
+            ("/models/fraud-detector/versions/3/", "version-1440.png"),
+            ("/models/fraud-detector/", "model-1440.png"),
             ("/break-glass/", "break-glass-report-1440.png"),
             ("/models/churn-scorer/", "model-emergency-1440.png"),
         ):
