@@ -33,13 +33,19 @@ from pathlib import Path
 
 from _common import BENCH_DIR, ROOT, bench_stack, fresh_database
 
+# A version has at most one open request per target: past 1,800 requests (one per version of
+# the 200 x 10 registry not in Staging) the same versions are asked for the next target, an
+# alias no version of the registry holds.
+TARGETS = ["Staging", *(f"@bench_{n}" for n in range(1, 6))]
+
 POLICY = """
 groups:
   data-science: [approver1, approver2, approver3]
 policies:
   - name: bench
     models: ["*"]
-    targets: [Production, Staging, "@champion"]
+    targets: [Production, Staging, "@champion",
+              "@bench_1", "@bench_2", "@bench_3", "@bench_4", "@bench_5"]
     require: [{group: data-science, approvals: 2}]
 """
 
@@ -121,13 +127,21 @@ def prepare(mlflow_url: str, count: int):
     approvers = [User.objects.create_user(f"approver{i}") for i in (1, 2, 3)]
     User.objects.create_superuser("reviewer")
     policies_load(text=POLICY)
-    candidates = ModelVersion.objects.live().exclude(stage="Staging").select_related("model")
+    candidates = list(
+        ModelVersion.objects.live()
+        .exclude(stage="Staging")
+        .select_related("model")
+        .order_by("model__name", "version")
+    )
+    if count > len(candidates) * len(TARGETS):
+        sys.exit(f"--requests {count}: at most {len(candidates) * len(TARGETS)} on this registry")
     opened = []
-    for version in candidates.order_by("model__name", "version")[:count]:
+    for index in range(count):
+        version = candidates[index % len(candidates)]
         request = opening.request_create(
             model=version.model.name,
             version=version.version,
-            target="Staging",
+            target=TARGETS[index // len(candidates)],
             requester=requester,
         )
         opened.append(request)
@@ -150,7 +164,7 @@ def prepare(mlflow_url: str, count: int):
     )
     print_audit_check_costs()
 
-    sample = opened[len(opened) // 2]
+    sample = opened[len(opened) // 2]  # with more than 2,000: a version with several requests
     name, number = sample.version.model.name, sample.version.version
     pages = {
         "models list": "/",
