@@ -33,8 +33,9 @@ from registry.mlflow_client import MlflowError, RegistryClient
 from registry.sync import sync_registry
 from reviews.decisions import opening
 from reviews.execution import jobs, proof_keys
-from tests.factories import STANDARD_POLICIES, approve_all
+from tests.factories import approve_all
 from tests.parallel import in_lanes, use_own_redis_database
+from tests.policy_files import STANDARD_POLICIES
 from tests.waiting import wait_for
 
 use_own_redis_database()  # before any test or fixture talks to Redis
@@ -304,7 +305,7 @@ def no_mlflow(settings, monkeypatch):
 @pytest.fixture
 def promoted(mlflow_client, unique_name, policies):
     """A model in MLflow and the mirror: v1 in Production, v2 and v3 better candidates."""
-    from tests.factories import register_in_mlflow
+    from tests.mlflow_registry import register_in_mlflow
 
     register_in_mlflow(mlflow_client, unique_name, versions=3)
     mlflow_client.transition_stage(unique_name, 1, "Production")
@@ -320,7 +321,7 @@ def glass(promoted, cast):
     everyone has an address, so mail can be counted. (tests/emergency/test_ratification.py has a
     `glass` of its own, which loads such policies at once.)"""
     from reviews.policies.loading import policies_load
-    from tests.factories import break_glass_policies
+    from tests.policy_files import break_glass_policies
 
     for user in cast.values():
         user.email = f"{user.username}@example.com"

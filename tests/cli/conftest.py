@@ -18,7 +18,7 @@ from registry.content import digest_missing
 from registry.sync import sync_registry
 from reviews.api.auth import token_create
 from reviews.execution import jobs
-from tests.factories import register_in_mlflow
+from tests.mlflow_registry import register_in_mlflow
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from securesystemslib.signer import CryptoSigner
 from quorum.localservices import free_port
 from quorum_cli import attestation as proof
 from reviews.execution import attestation, proof_keys
-from tests.factories import quorum_verify as verify
+from tests.processes import quorum_verify as verify
 
 pytestmark = pytest.mark.django_db
 

@@ -138,7 +138,7 @@ def test_a_break_glass_move_names_who_broke_glass_and_its_revert_the_policy(
     from reviews.emergency.ratification import ratification_open
     from reviews.models import RequestKind
     from reviews.policies.loading import policies_load
-    from tests.factories import policies_with
+    from tests.policy_files import policies_with
 
     policies_load(text=policies_with(break_glass="ratify_within: 1h, on_unratified: revert"))
     move = break_glass_move(

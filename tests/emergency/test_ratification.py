@@ -27,7 +27,7 @@ from reviews.models import (
     TransitionRequest,
 )
 from reviews.policies.loading import policies_load
-from tests.factories import policies_with
+from tests.policy_files import policies_with
 from tests.waiting import join_all
 
 SIGNATURE = {

@@ -13,7 +13,7 @@ from mlflow_quorum_guard.config import GuardConfig, GuardConfigError
 
 from registry.sync import sync_registry
 from tests.conftest import GUARD_TOKEN
-from tests.factories import mlflow_of
+from tests.mlflow_registry import mlflow_of
 
 pytestmark = pytest.mark.django_db
 

@@ -25,7 +25,8 @@ from reviews.execution.guard import (
 from reviews.models import ApprovalPolicy, GuardProbe, NotificationKind
 from reviews.policies.loading import policies_load
 from tests.conftest import CREDENTIAL_VARIABLES
-from tests.factories import STANDARD_POLICIES, register_in_mlflow
+from tests.mlflow_registry import register_in_mlflow
+from tests.policy_files import STANDARD_POLICIES
 
 pytestmark = pytest.mark.django_db
 

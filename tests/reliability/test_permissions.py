@@ -34,7 +34,7 @@ from reviews.decisions import opening
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
 from reviews.policies.loading import policies_load
 from reviews.policies.matching import policy_for
-from tests.factories import STANDARD_POLICIES
+from tests.policy_files import STANDARD_POLICIES
 from tests.reliability.checks import audit_holds
 
 # In the everyday loop (not e2e): the test client only, no processes. Pages never call MLflow.
