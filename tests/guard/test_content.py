@@ -21,11 +21,6 @@ WEIGHTS = b"approved weights"
 SWAPPED = b"cos\nsystem\n(S'echo owned'\ntR."
 
 
-@pytest.fixture
-def token_guard(guarded_mlflow_servers):
-    return guarded_mlflow_servers("token")
-
-
 def artifact_url(guarded, location: str, path: str = "") -> str:
     """Where the server's artifact route serves `path` under an `mlflow-artifacts:` location."""
     root = location.removeprefix("mlflow-artifacts:").strip("/")

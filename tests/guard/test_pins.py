@@ -20,11 +20,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def token_guard(guarded_mlflow_servers):
-    return guarded_mlflow_servers("token")
-
-
-@pytest.fixture
 def candidate(token_guard, as_quorum, unique_name, policies):
     """v1 in Production, v2 the candidate, mirrored and tagged on a guarded MLflow."""
     client = as_quorum(token_guard)

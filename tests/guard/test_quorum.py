@@ -32,11 +32,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def token_guard(guarded_mlflow_servers):
-    return guarded_mlflow_servers("token")
-
-
-@pytest.fixture
 def no_credentials(monkeypatch):
     for key in CREDENTIAL_VARIABLES:
         monkeypatch.delenv(key, raising=False)
