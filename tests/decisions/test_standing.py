@@ -8,23 +8,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from registry.models import Stage
 from reviews.audit import chain
 from reviews.decisions import deciding, opening, standing, voting
 from reviews.decisions.counting import tally
 from reviews.errors import WrongExecutionState
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
-from tests.factories import make_history, make_model, make_version
+from tests.factories import make_history, make_version
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def fraud(policies):
-    model = make_model("fraud")
-    make_version(model, 1, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.80})
-    make_version(model, 2, metrics={"accuracy": 0.90, "f1": 0.84})
-    return model
 
 
 @pytest.fixture
