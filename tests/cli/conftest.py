@@ -1,5 +1,6 @@
 """Fixtures of the CLI tests: a live Quorum with a model in MLflow and the mirror, the CLI run as
-any cast member against it, and a worker process on the transitions queue."""
+any cast member against it, a worker process on the transitions queue, and a version taken to
+Production through Quorum for `quorum verify`."""
 
 from __future__ import annotations
 
@@ -119,3 +120,11 @@ class Quorum:
             timeout=30,
             **kwargs,
         )
+
+
+@pytest.fixture
+def executed(approved, promoted, transitions, syncs, simple_worker):
+    """`promoted` with version 3 taken to Production through Quorum (its proof written)."""
+    approved(3, "Production")
+    simple_worker(transitions)
+    return promoted

@@ -27,14 +27,6 @@ pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def executed(approved, promoted, transitions, simple_worker):  # noqa: F811
-    """`promoted` with version 3 taken to Production through Quorum (its proof written)."""
-    approved(3, "Production")
-    simple_worker(transitions)
-    return promoted
-
-
 def test_verify_exits_0_for_a_version_promoted_through_quorum(
     executed, mlflow_server, key_file, tmp_path, client, live_server
 ):

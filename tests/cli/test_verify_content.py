@@ -26,14 +26,6 @@ from tests.processes import quorum_verify as verify
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def executed(approved, promoted, transitions, syncs, simple_worker):
-    """`promoted` with version 3 taken to Production through Quorum (its proof written)."""
-    approved(3, "Production")
-    simple_worker(transitions)
-    return promoted
-
-
 def content_of(model: str, number: int) -> VersionContent:
     return VersionContent.objects.get(version__model__name=model, version__version=number)
 
