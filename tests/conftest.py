@@ -1,12 +1,15 @@
-"""Fixtures for the real services the tests talk to (an `mlflow server`, Redis and the database),
-the cast, and the world most review tests start from.
+"""Fixtures for the real services the tests talk to (an `mlflow server`, guarded ones, Redis and
+the database), and the settings every test runs with.
 
 The MLflow server is started once per session on a free port with a temporary SQLite store. Tests
 that change MLflow use model names of their own (`unique_name`), so they never see each other's
 changes even though they share the server.
 
-Plain helpers live in modules of their own (factories.py, waiting.py, pages.py, browser.py,
-processes.py, concurrency.py); no test module imports from another test module.
+The other fixtures that several folders share are in tests/fixtures/, one module per concern,
+loaded as plugins below; a fixture of one folder is in that folder's conftest.py. Plain helpers
+live in modules of their own (factories.py, mlflow_registry.py, policy_files.py, mail.py,
+waiting.py, pages.py, browser.py, processes.py, concurrency.py); no test module imports from
+another test module.
 """
 
 from __future__ import annotations
@@ -17,8 +20,6 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
-from typing import TYPE_CHECKING
 
 import pytest
 import requests
@@ -26,21 +27,18 @@ from django.conf import settings
 from django.test import override_settings
 
 from quorum.localservices import MlflowServer, free_port, redis_answers, start_mlflow_server
-from quorum_cli import attestation as proof
-from registry import content
-from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import MlflowError, RegistryClient
-from registry.sync import sync_registry
-from reviews.decisions import opening
-from reviews.execution import jobs, proof_keys
-from tests.factories import STANDARD_POLICIES, approve_all
 from tests.parallel import in_lanes, use_own_redis_database
-from tests.waiting import wait_for
+
+pytest_plugins = [
+    "tests.fixtures.cast",
+    "tests.fixtures.world",
+    "tests.fixtures.queues",
+    "tests.fixtures.transitions",
+    "tests.fixtures.identity_provider",
+]
 
 use_own_redis_database()  # before any test or fixture talks to Redis
-
-if TYPE_CHECKING:
-    from registry.models import RegisteredModel
 
 
 def pytest_collection_modifyitems(config, items):
@@ -140,70 +138,6 @@ def webhook_name(mlflow_client, unique_name):
 
 
 @pytest.fixture(scope="session")
-def oidc_provider():
-    """A real OpenID Connect provider (tests/oidc_provider.py) in its own process."""
-    import subprocess
-    import sys
-
-    from tests.oidc_provider import ProviderControl
-
-    port = free_port()
-    control = ProviderControl(f"http://127.0.0.1:{port}", "quorum", "quorum-test-secret")
-    script = Path(__file__).with_name("oidc_provider.py")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(script),
-            "--port",
-            str(port),
-            "--client-id",
-            control.client_id,
-            "--client-secret",
-            control.client_secret,
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-
-    def answers() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"the test OIDC provider exited with {process.returncode}")
-        try:
-            return requests.get(control.url + "/.well-known/openid-configuration", timeout=1).ok
-        except requests.ConnectionError:
-            return False
-
-    try:
-        wait_for(answers, timeout=20, message="the test OIDC provider to answer")
-    except BaseException:
-        process.kill()
-        process.wait(timeout=10)
-        raise
-    try:
-        yield control
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@pytest.fixture
-def sso(settings, oidc_provider):
-    """Quorum configured for the test provider: its groups `idp-ml-leads` and `idp-ds-*` map to
-    the managed groups ml-leads and data-science, `idp-admins` makes staff."""
-    from identity import provider
-
-    settings.OIDC_ISSUER = oidc_provider.url
-    settings.OIDC_PROVIDER_NAME = "Test IdP"
-    settings.OIDC_RP_CLIENT_ID = oidc_provider.client_id
-    settings.OIDC_RP_CLIENT_SECRET = oidc_provider.client_secret
-    settings.QUORUM_OIDC_GROUP_MAP = "idp-ml-leads=ml-leads,idp-ds-*=data-science"
-    settings.QUORUM_OIDC_STAFF_GROUPS = "idp-admins"
-    provider.forget()
-    oidc_provider.misbehave(None)
-    yield oidc_provider
-    provider.forget()
-
-
-@pytest.fixture(scope="session")
 def redis_url():
     """The Redis that `make test` chose (REDIS_URL); the tests need a real one."""
     url = settings.REDIS_URL
@@ -213,211 +147,6 @@ def redis_url():
             "none is running, or set REDIS_URL to a Redis the tests may use."
         )
     return url
-
-
-# -- the cast: who requests, who approves, who may not ------------------------------------------
-
-
-@pytest.fixture
-def cast(django_user_model):
-    """Users by role; `policies` puts them in their groups."""
-    names = ["requester", "lead", "scientist1", "scientist2", "scientist3", "outsider"]
-    people = {name: django_user_model.objects.create_user(name, password="pw") for name in names}
-    people["admin"] = django_user_model.objects.create_superuser("admin", password="pw")
-    return people
-
-
-@pytest.fixture
-def policies(cast):
-    """The production (1 ml-lead + 2 data-science, gated) and staging policies, loaded."""
-    from reviews.policies.loading import policies_load
-
-    policies_load(text=STANDARD_POLICIES)
-    return cast
-
-
-@pytest.fixture
-def requester(cast):
-    return cast["requester"]
-
-
-@pytest.fixture
-def lead(cast):
-    return cast["lead"]
-
-
-@pytest.fixture
-def scientist1(cast):
-    return cast["scientist1"]
-
-
-@pytest.fixture
-def scientist2(cast):
-    return cast["scientist2"]
-
-
-@pytest.fixture
-def outsider(cast):
-    return cast["outsider"]
-
-
-@pytest.fixture
-def admin_user(cast):
-    return cast["admin"]
-
-
-# -- the world: the setup most review tests start from ------------------------------------------
-
-
-@dataclass
-class World:
-    people: dict  # the cast by name, in their groups
-    model: RegisteredModel  # `fraud` in the mirror (tests.factories.make_fraud_model)
-
-
-@pytest.fixture
-def world(policies) -> World:
-    """The cast in their groups, the standard production and staging policies, and `fraud` in
-    the mirror: v1 in Production, v2 better on every metric, v3 failing the accuracy gate, their
-    histories cached. No MLflow needed; add `no_mlflow` to make sure none is called."""
-    from tests.factories import make_fraud_model
-
-    return World(people=policies, model=make_fraud_model())
-
-
-@pytest.fixture
-def pending(world, requester):
-    """The world's open request: fraud v2 → Production, by the requester, "Retrained."."""
-    from tests.factories import make_request
-
-    return make_request(world.model.name, requester=requester, comment="Retrained.")
-
-
-@pytest.fixture
-def no_mlflow(settings, monkeypatch):
-    """Pages read cached history only; an accidental MLflow call fails fast and shows."""
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    settings.MLFLOW_TRACKING_URI = "http://127.0.0.1:9"
-    settings.MLFLOW_UI_URL = "http://mlflow.example"
-
-
-@pytest.fixture
-def promoted(mlflow_client, unique_name, policies):
-    """A model in MLflow and the mirror: v1 in Production, v2 and v3 better candidates."""
-    from tests.factories import register_in_mlflow
-
-    register_in_mlflow(mlflow_client, unique_name, versions=3)
-    mlflow_client.transition_stage(unique_name, 1, "Production")
-    sync_registry(model=unique_name, client=mlflow_client)
-    # What the digest job does after the sync: requests on these versions pin their content.
-    content.digest_missing(client=mlflow_client)
-    return unique_name
-
-
-@pytest.fixture
-def glass(promoted, cast):
-    """`glass(on_unratified)`: the production policy lets `outsider` (oncall) break glass;
-    everyone has an address, so mail can be counted. (tests/emergency/test_ratification.py has a
-    `glass` of its own, which loads such policies at once.)"""
-    from reviews.policies.loading import policies_load
-    from tests.factories import break_glass_policies
-
-    for user in cast.values():
-        user.email = f"{user.username}@example.com"
-        user.save(update_fields=["email"])
-
-    def load(on_unratified: str = "revert") -> str:
-        policies_load(text=break_glass_policies(on_unratified))
-        return promoted
-
-    return load
-
-
-# -- RQ: queues emptied per test, jobs run in the test process -----------------------------------
-
-
-@pytest.fixture
-def rq_queue(redis_url):
-    """`rq_queue(name)`: that django-rq queue, emptied of jobs and of its registries' entries.
-
-    Only the queues a test asks for are emptied (never FLUSHDB): other suites may be using the
-    same Redis database at the same time.
-    """
-    import django_rq
-
-    def get(name: str):
-        queue = django_rq.get_queue(name)
-        queue.empty()
-        registries = (
-            queue.started_job_registry,
-            queue.finished_job_registry,
-            queue.failed_job_registry,
-            queue.deferred_job_registry,
-            queue.scheduled_job_registry,
-            queue.canceled_job_registry,
-        )
-        queue.connection.delete(*(registry.key for registry in registries))
-        return queue
-
-    return get
-
-
-@pytest.fixture
-def simple_worker():
-    """`simple_worker(*queues, max_jobs=None)` runs their queued jobs in this process.
-
-    A forking worker could not see the test's database (its transaction is not committed). The
-    run is a burst that takes no commands, so it subscribes to none: RQ's listener thread is
-    what an unsubscribe waits on without a limit with some Redis clients (redis-py 8.2, see
-    rq/rq#1613), and a test must never hang on it.
-    """
-    from tests.processes import BurstWorker
-
-    def work(*queues, max_jobs: int | None = None) -> None:
-        BurstWorker(list(queues), connection=queues[0].connection).work(
-            burst=True, max_jobs=max_jobs
-        )
-
-    return work
-
-
-@pytest.fixture
-def workers(tmp_path, rq_queue):
-    """Real worker processes on the test database (tests.processes.Workers), every one stopped
-    within a bounded time when the test ends; their logs are printed then. Each of Quorum's
-    queues starts empty. Needs PostgreSQL (skips on SQLite, which no second process can share
-    with the test)."""
-    from tests.processes import Workers
-
-    for name in settings.QUORUM_QUEUES:  # nothing left over from other tests runs here
-        rq_queue(name)
-    pool = Workers(tmp_path)
-    yield pool
-    pool.stop_all()
-
-
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """`with committed():` runs what waits for the commit (the enqueues) when the block ends."""
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-@pytest.fixture
-def run_transition(committed, simple_worker):
-    """`run_transition(request)`: its transition job, queued afresh and run by a worker in this
-    process; what the job leaves for after the commit (mail, webhooks, the sync) is enqueued."""
-    import django_rq
-
-    from reviews.execution import jobs
-
-    def run(request) -> None:
-        # Request ids restart with each test database, and a finished job of an earlier run with
-        # the same id may still be in Redis: replace it, as an admin's retry does.
-        jobs.enqueue_transition(request.pk, replace=True)
-        with committed():
-            simple_worker(django_rq.get_queue(jobs.QUEUE))
-
-    return run
 
 
 # -- MLflow with the guard (mlflow-quorum-guard) ------------------------------------------------
@@ -555,88 +284,3 @@ def as_quorum(monkeypatch, settings):
         return RegistryClient(guarded.url)
 
     return use
-
-
-# -- transitions: a promoted model, approved requests and the queues their jobs wait in ----------
-
-
-@pytest.fixture
-def quorum_queues(rq_queue, settings):
-    """Every queue of Quorum's by name, emptied: for tests of what looks across all of them (the
-    reconciler), which a job an earlier test left in another queue would otherwise disturb."""
-    return {name: rq_queue(name) for name in settings.QUORUM_QUEUES}
-
-
-@pytest.fixture
-def transitions(rq_queue, settings):
-    """The transitions queue; a failed transition is retried twice at once."""
-    settings.QUORUM_TRANSITION_RETRY_INTERVALS = [0, 0]  # three attempts, no waiting
-    settings.QUORUM_TRANSITION_RETRY_WINDOW = 0
-    return rq_queue(jobs.QUEUE)
-
-
-@pytest.fixture
-def syncs(rq_queue):
-    """The sync queue, where a transition's follow-up sync waits."""
-    return rq_queue(SYNC_QUEUE)
-
-
-@pytest.fixture
-def approved(promoted, requester, lead, scientist1, scientist2, django_capture_on_commit_callbacks):
-    """`approved(version, target)`: a request of `promoted` with the production quorum cast,
-    its transition job queued (not run)."""
-
-    def make(version: int, target: str = "Production"):
-        request = opening.request_create(
-            model=promoted, version=version, target=target, requester=requester
-        )
-        approve_all(
-            request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks
-        )
-        return request
-
-    return make
-
-
-@pytest.fixture
-def unreachable_mlflow(settings, monkeypatch):
-    """`down()` points the jobs at a port where no MLflow answers; `up()` points them back."""
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast while it is down
-    reachable = settings.MLFLOW_TRACKING_URI
-
-    def down() -> None:
-        settings.MLFLOW_TRACKING_URI = f"http://127.0.0.1:{free_port()}"
-
-    def up() -> None:
-        settings.MLFLOW_TRACKING_URI = reachable
-
-    return SimpleNamespace(down=down, up=up)
-
-
-@pytest.fixture
-def sign_in(live_server):
-    """`sign_in(username, width=, height=)`: a signed-in browser Session of its own (Chromium
-    through Playwright, tests/browser.py) on the live server."""
-    from tests.browser import Session, chromium
-
-    sessions: list[Session] = []
-    with chromium() as browser:
-
-        def open_session(username: str, **viewport) -> Session:
-            sessions.append(Session(browser, live_server, username, **viewport))
-            return sessions[-1]
-
-        try:
-            yield open_session
-        finally:
-            # Closed contexts drop their kept-alive connections, and the server's threads with them.
-            for session in sessions:
-                session.context.close()
-
-
-@pytest.fixture
-def key_file(tmp_path) -> Path:
-    """Quorum's current public key, as PEM."""
-    path = tmp_path / "quorum-public.pem"
-    path.write_text(proof.public_key_pem(proof_keys.signer().public_key))
-    return path

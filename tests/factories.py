@@ -1,9 +1,12 @@
-"""Small factories every test module shares: mirror rows, requests, and models in a real MLflow.
+"""Rows the tests write straight into Quorum's database, and what they read back from it: users,
+mirror rows (models, versions, their content digests and metric histories), requests and votes
+opened through the review engine, long audit chains; the sync's registry changes and the audit's
+actions.
 
 `make_*` write mirror rows directly, for tests of pages and comparisons: the sync is the only
 writer in production; these stand in for what it would have written, so view tests do not need an
-MLflow server. `register_*` write into a real MLflow server with its REST API or MLflow's own
-client; tests of the sync and of history use those.
+MLflow server. Models in a real MLflow server are made by tests/mlflow_registry.py; policy files
+are in tests/policy_files.py and mail in tests/mail.py.
 
 Plain functions only: no fixtures and no imports from test modules, so bench/ may use them too.
 """
@@ -11,19 +14,12 @@ Plain functions only: no fixtures and no imports from test modules, so bench/ ma
 from __future__ import annotations
 
 import itertools
-import math
-import os
-import subprocess
-import sys
-import textwrap
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from registry.models import (
@@ -39,53 +35,6 @@ if TYPE_CHECKING:
     from reviews.models import AuditEvent, TransitionRequest, Vote
 
 _counter = itertools.count(1)
-
-
-# The policies most tests run under (the `policies` fixture loads them).
-STANDARD_POLICIES = """
-groups:
-  ml-leads: [lead]
-  data-science: [scientist1, scientist2, scientist3]
-policies:
-  - name: production
-    models: ["*"]
-    targets: [Production, "@champion"]
-    require:
-      - {group: ml-leads, approvals: 1}
-      - {group: data-science, approvals: 2}
-    expires_after: 7d
-    archive_existing: true
-    gates:
-      - {metric: accuracy, op: ">=", value: 0.80, kind: required}
-      - {metric: f1, op: ">=", baseline_delta: -0.01, kind: required}
-  - name: staging
-    models: ["*"]
-    targets: [Staging]
-    require: [{group: data-science, approvals: 1}]
-    gates:
-      - {metric: accuracy, op: ">", value: 0.97, kind: auto_approve}
-"""
-
-
-def policies_with(*, rollback: bool = False, break_glass: str | None = None) -> str:
-    """STANDARD_POLICIES with an `oncall: [outsider]` group and, on the production policy, a
-    `rollback:` section needing one ml-leads approval and/or a `break_glass:` section for oncall
-    (`break_glass`: its settings, e.g. "ratify_within: 24h, on_unratified: alert")."""
-    extra = ""
-    if rollback:
-        extra += "    rollback: {require: [{group: ml-leads, approvals: 1}]}\n"
-    if break_glass is not None:
-        extra += f"    break_glass: {{groups: [oncall], {break_glass}}}\n"
-    return STANDARD_POLICIES.replace(
-        "  data-science: [scientist1, scientist2, scientist3]\n",
-        "  data-science: [scientist1, scientist2, scientist3]\n  oncall: [outsider]\n",
-    ).replace("    archive_existing: true\n", "    archive_existing: true\n" + extra)
-
-
-def break_glass_policies(on_unratified: str) -> str:
-    """`policies_with` a break-glass section for oncall, ratified within an hour, and
-    `on_unratified` ("revert" or "alert")."""
-    return policies_with(break_glass=f"ratify_within: 1h, on_unratified: {on_unratified}")
 
 
 def now_ms() -> int:
@@ -390,181 +339,6 @@ def make_audit_chain(count: int, *, batch: int = 5000) -> None:
         head.save(update_fields=["sequence", "hash"])
 
 
-# -- hostile registries, written into a real MLflow server with MLflow's own client --------------
-
-# What each poisoned version of `register_unmirrorable` carries, by version number.
-UNMIRRORABLE = {
-    2: "a run id with both quote characters (mirrored without its run)",
-    3: "a run id longer than any MLflow makes",
-    4: "a tag value holding a NUL character",
-    5: "a description holding a NUL character",
-}
-
-
-def register_in_mlflow(client, name: str, versions: int = 3) -> list[str]:
-    """A registered model with `versions` versions, each backed by a run (params alpha and
-    penalty; accuracy, f1 and a loss history that improve with the number), through Quorum's
-    RegistryClient `client`; returns the run ids. Each version's model directory holds two small
-    files (`MLmodel`, `weights/model.txt`), so it has a content digest."""
-    experiment = client.experiment_id("sync-tests")
-    client.create_model(name, description="fraud scoring", tags={"team": "risk"})
-    run_ids = []
-    for number in range(1, versions + 1):
-        run_id = client.log_run(
-            experiment,
-            run_name=f"{name}-{number}",
-            params={"alpha": 0.1 * number, "penalty": "l2"},
-            metrics={"accuracy": 0.8 + number / 100, "f1": 0.7 + number / 100},
-            history={"loss": [1.0, 0.5, 0.3 - number / 100]},
-        )
-        # Model files, so the version has content to digest (nothing is approved without it).
-        client.log_text(run_id, f"flavors: {{}}\nversion: {number}\n", "model/MLmodel")
-        client.log_text(run_id, f"weights of {name} v{number}\n", "model/weights/model.txt")
-        client.create_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
-        run_ids.append(run_id)
-    return run_ids
-
-
-def log_model_files(client, run_id: str, weights: str) -> None:
-    """Two small model files under the run's `model/` (an MLmodel and weights reading
-    `weights`), so a version registered from `runs:/<run>/model` has content to digest."""
-    mlflow = mlflow_of(client)
-    mlflow.log_text(run_id, "flavors: {}\n", "model/MLmodel")
-    mlflow.log_text(run_id, weights, "model/model.pkl")
-
-
-def register_fraud_model(client, name: str) -> None:
-    """Five versions with per-epoch history, different settings, stages, an alias and tags: v2
-    Archived, v3 in Production and @champion, v4 in Staging and @challenger, v5 the candidate."""
-    experiment = client.experiment_id("browser-tests")
-    client.create_model(
-        name,
-        description="Scores card payments for fraud.\nRetrained weekly.",
-        tags={"team": "risk"},
-    )
-    for number in range(1, 6):
-        rate = 0.15 + number * 0.05
-        epochs = 25
-        accuracy = [0.95 - 0.4 * math.exp(-rate * e) - 0.01 * (number == 5) for e in range(epochs)]
-        loss = [0.22 + 0.6 * math.exp(-rate * e) - 0.01 * number for e in range(epochs)]
-        run_id = client.log_run(
-            experiment,
-            run_name=f"{name}-{number}",
-            params={
-                "learning_rate": round(rate, 2),
-                "epochs": epochs,
-                "penalty": "l2" if number < 4 else "elasticnet",
-            },
-            metrics={
-                "accuracy": accuracy[-1],
-                "log_loss": loss[-1],
-                "f1": 0.80 + number * 0.012,
-                "precision": 0.84 - number * 0.004,
-                "recall": 0.76 + number * 0.02,
-            },
-            history={"accuracy": accuracy, "log_loss": loss},
-        )
-        # Model files, so the version has content to digest (nothing is approved without it).
-        client.log_text(run_id, f"flavors: {{}}\nversion: {number}\n", "model/MLmodel")
-        client.log_text(run_id, f"weights of {name} v{number}\n", "model/weights/model.txt")
-        client.create_version(
-            name,
-            source=f"runs:/{run_id}/model",
-            run_id=run_id,
-            description=f"SGD classifier, learning rate {rate:.2f}.",
-            tags={
-                "dataset": f"payments-2026-{number:02d}",
-                "validated": "yes" if number < 5 else "no",
-            },
-        )
-    client.transition_stage(name, 2, "Archived")
-    client.transition_stage(name, 3, "Production")
-    client.transition_stage(name, 4, "Staging")
-    client.set_alias(name, "champion", 3)
-    client.set_alias(name, "challenger", 4)
-
-
-def mlflow_of(client):
-    """MLflow's own client for the server `client` (a RegistryClient) talks to: what a user of
-    that MLflow would write with."""
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=client.tracking_uri, registry_uri=client.tracking_uri)
-
-
-def register_with_metrics(
-    client, name: str, metrics: dict[str, float | list[float]], *, versions: int = 1
-) -> list[str]:
-    """A registered model whose versions' runs log `metrics` with `MlflowClient.log_metric`, one
-    call per value (a list is one value per step), NaN and infinities as they are; returns the
-    run ids."""
-    mlflow = mlflow_of(client)
-    experiment = client.experiment_id("hostile-registry-tests")
-    if client.get_model(name) is None:
-        mlflow.create_registered_model(name)
-    run_ids = []
-    for _ in range(versions):
-        run_id = mlflow.create_run(experiment).info.run_id
-        for key, values in metrics.items():
-            for step, value in enumerate(values if isinstance(values, list) else [values]):
-                mlflow.log_metric(run_id, key, value, step=step)
-        mlflow.set_terminated(run_id)
-        mlflow.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
-        run_ids.append(run_id)
-    return run_ids
-
-
-def register_unmirrorable(client, name: str) -> None:
-    """A model whose v1 is healthy (accuracy 0.9) and whose v2-v5 MLflow accepts but Quorum's
-    mirror cannot hold, as `UNMIRRORABLE` says."""
-    mlflow = mlflow_of(client)
-    register_with_metrics(client, name, {"accuracy": 0.9})
-    source = "s3://models/poisoned"
-    mlflow.create_model_version(name, source, run_id="a'b\"c")
-    mlflow.create_model_version(name, source, run_id="f" * 100)
-    mlflow.create_model_version(name, source, tags={"note": "nul\x00here"})
-    mlflow.create_model_version(name, source, description="nul\x00here")
-
-
-def register_sklearn_version(
-    client,
-    name: str,
-    *,
-    columns: dict[str, str],
-    extra_requirements: list[str] | None = None,
-    datasets: list[tuple[str, str]] = (),  # type: ignore[assignment]
-    signature: bool = True,
-) -> int:
-    """Registers a fitted scikit-learn model whose input columns have the dtypes `columns`
-    ("int64", "float64", "object"), with pip pins added to the defaults and `datasets` logged as
-    the run's inputs ((name, context): the same name gives the same digest); returns its version."""
-    import pandas as pd  # type: ignore[import-untyped]
-    from sklearn.dummy import DummyClassifier
-
-    values = {"object": ["a", "b", "c", "d"]}
-    frame = pd.DataFrame(
-        {
-            col: pd.Series(values.get(dtype, [1, 2, 3, 4]), dtype=dtype)
-            for col, dtype in columns.items()
-        }
-    )
-    estimator = DummyClassifier().fit(frame.select_dtypes("number"), [0, 1, 0, 1])
-    experiment = client.experiment_id("evidence-tests")
-    run_id = client.log_run(experiment, run_name=name, params={}, metrics={"accuracy": 0.9})
-    source = client.log_sklearn_model(
-        run_id,
-        estimator,
-        input_example=frame.head(2) if signature else None,
-        extra_requirements=extra_requirements,
-    )
-    for dataset, context in datasets:
-        data = pd.DataFrame({"x": [len(dataset), 2, 3]})
-        client.log_dataset(run_id, name=dataset, frame=data, context=context)
-    if client.get_model(name) is None:
-        client.create_model(name)
-    return client.create_version(name, source=source, run_id=run_id)
-
-
 def approve_all(request, *voters, capture) -> None:
     """Each of `voters` approves `request`; the on-commit callbacks (the transition's enqueue) run
     through `capture` (pytest-django's `django_capture_on_commit_callbacks`)."""
@@ -583,148 +357,9 @@ def transition_actions(request) -> list[str]:
     return list(events.order_by("sequence").values_list("action", flat=True))
 
 
-def mlflow_stages(client, name: str) -> dict[int, str]:
-    """Each version of model `name` and its stage, as MLflow says now."""
-    return {v.version: v.stage for v in client.list_versions(name)}
-
-
 def audit_actions(name: str, prefix: str) -> list[str]:
     """The actions of model `name`'s audit events that start with `prefix`, in order."""
     from reviews.models import AuditEvent
 
     events = AuditEvent.objects.filter(model_name=name, action__startswith=prefix)
     return list(events.order_by("sequence").values_list("action", flat=True))
-
-
-def rendered_mail(event, kind: str) -> dict[str, str]:
-    """The mail of `kind` that `event` sends, rendered (subject, text, html)."""
-    from reviews import notify
-
-    return notify.render(event, kind)
-
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def quorum_verify(*args: str, tracking_uri: str | None, **env: str) -> subprocess.CompletedProcess:
-    """`quorum verify ARGS` with only the given environment, as a CI step would run it."""
-    environment = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env}
-    if tracking_uri:
-        environment["MLFLOW_TRACKING_URI"] = tracking_uri
-    return subprocess.run(
-        [sys.executable, "-m", "quorum_cli", "verify", *args],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def download(client, location: str, into) -> Path:
-    """The version's files as a deploy step would fetch them (MLflow's own download); returns
-    the directory that holds them."""
-    from mlflow.artifacts import download_artifacts
-
-    return Path(
-        download_artifacts(
-            artifact_uri=location, dst_path=str(into), tracking_uri=client.tracking_uri
-        )
-    )
-
-
-def artifact_url(client, location: str, path: str) -> str:
-    """The proxied artifact address of `path` under an `mlflow-artifacts:` location: where an
-    attacker with the server's address PUTs a file."""
-    root = location.removeprefix("mlflow-artifacts:").lstrip("/")
-    return f"{client.tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{root}/{path}"
-
-
-# -- mail, as the notification tests send and read it -------------------------------------------
-
-# Where the links in mail point (the notification tests' `mailroom` sets QUORUM_BASE_URL to it).
-MAIL_BASE_URL = "https://quorum.example.com"
-# Whom the standard policies ask to review a Production request: ml-leads and data-science.
-STANDARD_APPROVERS = {"lead", "scientist1", "scientist2", "scientist3"}
-
-
-def mail_recipients(messages) -> set[str]:
-    """The usernames the messages went to; each message has exactly one recipient."""
-    assert all(len(m.to) == 1 for m in messages)
-    names = [m.to[0].split("@")[0] for m in messages]
-    assert len(names) == len(set(names)), f"someone got two mails: {sorted(names)}"
-    return set(names)
-
-
-def mail_subjects(messages) -> set[str]:
-    return {m.subject for m in messages}
-
-
-def mail_html(message) -> str:
-    """A mail's HTML part."""
-    [(content, mimetype)] = message.alternatives
-    assert mimetype == "text/html"
-    return content
-
-
-def mail_link(request) -> str:
-    """The request page's address as a mail gives it."""
-    return MAIL_BASE_URL + reverse("reviews:request_detail", args=[request.pk])
-
-
-def request_committed(requester, committed, **kwargs) -> TransitionRequest:
-    """`open_request` in a transaction whose on-commit work (the mail's enqueue) runs when it
-    ends; `committed` is the fixture of that name."""
-    with committed():
-        return open_request(requester, **kwargs)
-
-
-def vote_committed(request, user, committed, decision="approve", comment=""):
-    """A vote through the engine, its on-commit work run as in `request_committed`."""
-    from reviews.decisions import voting
-
-    with committed():
-        voting.vote_cast(request_id=request.pk, user=user, decision=decision, comment=comment)
-
-
-# -- policy files, as the policy tests load them -------------------------------------------------
-
-# A file with a policy for each of two targets, its groups' members named (the policy tests'
-# `people` fixture creates them).
-POLICY_FILE_EXAMPLE = textwrap.dedent(
-    """
-    groups:
-      ml-leads: [alice]
-      data-science: [bob, carol, dave]
-    policies:
-      - name: production
-        models: ["*"]
-        targets: [Production, "@champion"]
-        requesters: [data-science, ml-leads]
-        require:
-          - {group: ml-leads, approvals: 1}
-          - {group: data-science, approvals: 2}
-        allow_self_approval: false
-        expires_after: 7d
-        archive_existing: true
-        gates:
-          - {metric: accuracy, op: ">=", value: 0.80, kind: required}
-          - {metric: f1, op: ">=", baseline_delta: -0.01, kind: required}
-          - {metric: accuracy, op: ">", value: 0.97, kind: auto_approve}
-      - name: staging
-        models: ["*"]
-        targets: [Staging]
-        require: [{group: data-science, approvals: 1}]
-    """
-)
-
-
-def policy_problems(text: str) -> list[str]:
-    """The problems as the load_policies command writes them, `place: message`."""
-    import pytest
-
-    from reviews.errors import PolicyInvalid
-    from reviews.policies.loading import policies_load
-
-    with pytest.raises(PolicyInvalid) as caught:
-        policies_load(text=text)
-    return [str(problem) for problem in caught.value.problems]

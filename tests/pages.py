@@ -1,8 +1,8 @@
-"""Reading Quorum's pages in view tests: a signed-in client, the text a user sees, the page as
-sent and its chart data, the messages shown, and the request page's URLs. And speaking to its
-REST API in API tests: a client with a user's bearer token, the shape of a refusal, and what a
-listed request holds. And filling in the Django admin's forms: what a page would post back
-unchanged, and the errors it shows again."""
+"""Reading Quorum's pages in view tests: a signed-in client and whom a client is signed in as,
+the text a user sees, the page as sent and its chart data, the messages shown, and the request
+page's URLs. And speaking to its REST API in API tests: a client with a user's bearer token, the
+shape of a refusal, and what a listed request holds. And filling in the Django admin's forms: what
+a page would post back unchanged, and the errors it shows again."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import html
 import json
 import re
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.forms import MultiWidget
 from django.urls import reverse
@@ -20,6 +21,12 @@ from reviews.api.auth import token_create
 def login(client, user):
     client.force_login(user)
     return client
+
+
+def signed_in_user(client):
+    """Whom the test client's session is signed in as; None when nobody is."""
+    user_id = client.session.get("_auth_user_id")
+    return get_user_model().objects.get(pk=user_id) if user_id else None
 
 
 def text_of(response) -> str:

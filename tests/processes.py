@@ -1,7 +1,8 @@
 """What tests that start other processes (workers, gunicorn, the CLI's server, `manage.py`) need:
 the test database's address for them, the processes they started in turn, the worker processes
-that every test with a real worker shares (`Workers`, behind the `workers` fixture), and one
-`manage.py` command run as a release step runs it (`manage`)."""
+that every test with a real worker shares (`Workers`, behind the `workers` fixture), one
+`manage.py` command run as a release step runs it (`manage`), and `quorum verify` run as a CI step
+runs it (`quorum_verify`)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,20 @@ def manage(*args: str, var_dir: Path, **env: str) -> subprocess.CompletedProcess
         capture_output=True,
         text=True,
         timeout=120,
+    )
+
+
+def quorum_verify(*args: str, tracking_uri: str | None, **env: str) -> subprocess.CompletedProcess:
+    """`quorum verify ARGS` with only the given environment, as a CI step would run it."""
+    environment = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env}
+    if tracking_uri:
+        environment["MLFLOW_TRACKING_URI"] = tracking_uri
+    return subprocess.run(
+        [sys.executable, "-m", "quorum_cli", "verify", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

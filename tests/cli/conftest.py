@@ -1,5 +1,6 @@
 """Fixtures of the CLI tests: a live Quorum with a model in MLflow and the mirror, the CLI run as
-any cast member against it, and a worker process on the transitions queue."""
+any cast member against it, a worker process on the transitions queue, and a version taken to
+Production through Quorum for `quorum verify`."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from registry.content import digest_missing
 from registry.sync import sync_registry
 from reviews.api.auth import token_create
 from reviews.execution import jobs
-from tests.factories import register_in_mlflow
+from tests.mlflow_registry import register_in_mlflow
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,3 +120,11 @@ class Quorum:
             timeout=30,
             **kwargs,
         )
+
+
+@pytest.fixture
+def executed(approved, promoted, transitions, syncs, simple_worker):
+    """`promoted` with version 3 taken to Production through Quorum (its proof written)."""
+    approved(3, "Production")
+    simple_worker(transitions)
+    return promoted

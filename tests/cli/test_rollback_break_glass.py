@@ -8,7 +8,7 @@ import pytest
 
 from registry.sync import sync_registry
 from reviews.policies.loading import policies_load
-from tests.factories import policies_with
+from tests.policy_files import policies_with
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

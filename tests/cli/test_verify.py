@@ -20,19 +20,11 @@ from securesystemslib.signer import CryptoSigner
 from quorum.localservices import free_port
 from quorum_cli import attestation as proof
 from reviews.execution import attestation, proof_keys
-from tests.factories import quorum_verify as verify
+from tests.processes import quorum_verify as verify
 
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def executed(approved, promoted, transitions, simple_worker):  # noqa: F811
-    """`promoted` with version 3 taken to Production through Quorum (its proof written)."""
-    approved(3, "Production")
-    simple_worker(transitions)
-    return promoted
 
 
 def test_verify_exits_0_for_a_version_promoted_through_quorum(

@@ -18,25 +18,12 @@ from reviews.emergency.break_glass import break_glass_move
 from reviews.execution import attestation, proof_keys
 from reviews.models import RequestKind, TransitionRequest
 from reviews.policies.loading import policies_load
-from tests.factories import (
-    approve_all,
-    artifact_url,
-    download,
-    policies_with,
-)
-from tests.factories import (
-    quorum_verify as verify,
-)
+from tests.factories import approve_all
+from tests.mlflow_registry import artifact_url, download
+from tests.policy_files import policies_with
+from tests.processes import quorum_verify as verify
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def executed(approved, promoted, transitions, syncs, simple_worker):
-    """`promoted` with version 3 taken to Production through Quorum (its proof written)."""
-    approved(3, "Production")
-    simple_worker(transitions)
-    return promoted
 
 
 def content_of(model: str, number: int) -> VersionContent:

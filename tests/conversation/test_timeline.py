@@ -16,7 +16,8 @@ from reviews.emergency.break_glass import break_glass_move
 from reviews.emergency.ratification import ratification_open
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
 from reviews.policies.loading import policies_load
-from tests.factories import make_model, make_version, policies_with
+from tests.factories import make_model, make_version
+from tests.policy_files import policies_with
 
 pytestmark = pytest.mark.django_db
 

@@ -29,17 +29,10 @@ from reviews.errors import (
 )
 from reviews.models import ApprovalPolicy, AuditEvent, Decision, Execution, TransitionRequest, Vote
 from reviews.policies.loading import set_requesters
-from tests.factories import (
-    GOOD,
-    approve,
-    log_model_files,
-    make_history,
-    make_mirror,
-    now_ms,
-    register_with_metrics,
-)
+from tests.factories import GOOD, approve, make_history, make_mirror, now_ms
 from tests.factories import open_request as create
 from tests.factories import reloaded as refresh
+from tests.mlflow_registry import log_model_files, register_with_metrics
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,8 @@ from registry.sync import sync_registry
 from reviews.decisions import deciding, opening, pins, voting
 from reviews.models import AuditEvent, Decision, Notification, NotificationKind
 from reviews.policies.loading import policies_load
-from tests.factories import log_model_files, make_mirror, mlflow_of
+from tests.factories import make_mirror
+from tests.mlflow_registry import log_model_files, mlflow_of
 
 pytestmark = pytest.mark.django_db
 

@@ -6,23 +6,13 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 
-from registry.models import Stage
 from reviews.decisions import opening
 from reviews.decisions.promotion import target_options
 from reviews.models import ApprovalPolicy
 from reviews.policies.loading import set_requesters
-from tests.factories import make_model, make_version
+from tests.factories import make_version
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def fraud(policies):
-    """v1 in Production; v2 a better candidate."""
-    model = make_model("fraud")
-    make_version(model, 1, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.80})
-    make_version(model, 2, metrics={"accuracy": 0.90, "f1": 0.84})
-    return model
 
 
 def test_every_covered_target_is_offered_in_order_with_its_policy_holder_and_gates(

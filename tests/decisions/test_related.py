@@ -17,14 +17,8 @@ from reviews.errors import AnswerRequired
 from reviews.models import Decision, TransitionRequest
 from tests.factories import make_model, make_version
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_mlflow")]
 REASON = "Recall dropped on the March slice."
-
-
-@pytest.fixture(autouse=True)
-def no_mlflow(settings, monkeypatch):
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    settings.MLFLOW_TRACKING_URI = "http://127.0.0.1:9"
 
 
 @pytest.fixture

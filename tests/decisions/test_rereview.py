@@ -16,7 +16,7 @@ from reviews.conversation import timeline
 from reviews.decisions import opening, voting
 from reviews.models import AuditEvent, Notification, WebhookDelivery
 from reviews.notify import render, webhooks_out
-from tests.factories import register_in_mlflow
+from tests.mlflow_registry import register_in_mlflow
 
 pytestmark = pytest.mark.django_db
 

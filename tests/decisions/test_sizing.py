@@ -16,7 +16,7 @@ from reviews.emergency.rollback import rollback_preview, rollback_request_create
 from reviews.errors import PolicyInvalid
 from reviews.models import Decision, RequestKind, TransitionRequest
 from reviews.policies.loading import policies_load
-from tests.factories import policies_with
+from tests.policy_files import policies_with
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ from reviews.audit import verification
 from reviews.decisions import opening, voting
 from reviews.execution import jobs
 from reviews.models import Decision, Execution, TransitionRequest, Vote
-from tests.factories import register_in_mlflow
+from tests.mlflow_registry import register_in_mlflow
 
 pytestmark = pytest.mark.django_db
 

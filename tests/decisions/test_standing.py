@@ -8,23 +8,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from registry.models import Stage
 from reviews.audit import chain
 from reviews.decisions import deciding, opening, standing, voting
 from reviews.decisions.counting import tally
 from reviews.errors import WrongExecutionState
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
-from tests.factories import make_history, make_model, make_version
+from tests.factories import make_history, make_version
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def fraud(policies):
-    model = make_model("fraud")
-    make_version(model, 1, stage=Stage.PRODUCTION, metrics={"accuracy": 0.85, "f1": 0.80})
-    make_version(model, 2, metrics={"accuracy": 0.90, "f1": 0.84})
-    return model
 
 
 @pytest.fixture
@@ -138,7 +129,7 @@ def test_a_break_glass_move_names_who_broke_glass_and_its_revert_the_policy(
     from reviews.emergency.ratification import ratification_open
     from reviews.models import RequestKind
     from reviews.policies.loading import policies_load
-    from tests.factories import policies_with
+    from tests.policy_files import policies_with
 
     policies_load(text=policies_with(break_glass="ratify_within: 1h, on_unratified: revert"))
     move = break_glass_move(

@@ -27,7 +27,7 @@ from reviews.models import (
     TransitionRequest,
 )
 from reviews.policies.loading import policies_load
-from tests.factories import policies_with
+from tests.policy_files import policies_with
 from tests.waiting import join_all
 
 SIGNATURE = {
@@ -58,17 +58,11 @@ def store_evidence(version: ModelVersion, signature: dict) -> None:
     )
 
 
-GLASS = policies_with(break_glass="ratify_within: 1h, on_unratified: revert")
-
-
 @pytest.fixture
-def glass(promoted, cast):
-    """The production policy lets `outsider` (oncall) break glass; everyone has an address."""
-    for user in cast.values():
-        user.email = f"{user.username}@example.com"
-        user.save(update_fields=["email"])
-    policies_load(text=GLASS)
-    return promoted
+def glass_on(glass):
+    """The shared `glass`, called at once: the production policy lets `outsider` (oncall) break
+    glass, an unratified move is reverted, everyone has an address; returns the model's name."""
+    return glass("revert")
 
 
 def break_and_move(model, user, transitions, syncs, simple_worker, capture=None, version=3):
@@ -87,13 +81,13 @@ def break_and_move(model, user, transitions, syncs, simple_worker, capture=None,
 
 @pytest.mark.django_db
 def test_only_staff_cancel_a_ratification_and_cancelled_it_is_unratified(
-    glass, outsider, admin_user, mlflow_client, transitions, syncs, simple_worker,
+    glass_on, outsider, admin_user, mlflow_client, transitions, syncs, simple_worker,
     django_capture_on_commit_callbacks,
 ):  # fmt: skip
     """Scenario 2: whoever broke glass cannot cancel her own ratification; staff can, and a
     cancelled ratification reverts the move, audits it and mails staff."""
     ratification = break_and_move(
-        glass, outsider, transitions, syncs, simple_worker, django_capture_on_commit_callbacks
+        glass_on, outsider, transitions, syncs, simple_worker, django_capture_on_commit_callbacks
     )
     with pytest.raises(NotAllowed, match="Only an admin can cancel a ratification"):
         deciding.request_cancel(request_id=ratification.pk, user=outsider)
@@ -106,17 +100,23 @@ def test_only_staff_cancel_a_ratification_and_cancelled_it_is_unratified(
 
     unratified = AuditEvent.objects.get(action="break_glass.unratified")
     assert unratified.details["decision"] == "cancelled" and unratified.details["reverted_to"] == 1
-    assert mlflow_client.get_version(glass, 1).stage == "Production"
+    assert mlflow_client.get_version(glass_on, 1).stage == "Production"
     staff = Notification.objects.filter(kind=NotificationKind.UNRATIFIED)
     assert list(staff.values_list("recipient__username", flat=True)) == ["admin"]
 
 
 @pytest.mark.django_db
 def test_the_requester_page_offers_no_cancel_of_a_ratification(
-    glass, outsider, client, transitions, syncs, simple_worker, django_capture_on_commit_callbacks
+    glass_on,
+    outsider,
+    client,
+    transitions,
+    syncs,
+    simple_worker,
+    django_capture_on_commit_callbacks,
 ):
     ratification = break_and_move(
-        glass, outsider, transitions, syncs, simple_worker, django_capture_on_commit_callbacks
+        glass_on, outsider, transitions, syncs, simple_worker, django_capture_on_commit_callbacks
     )
     client.force_login(outsider)
     page = client.get(reverse("reviews:request_detail", args=[ratification.pk])).content.decode()
@@ -129,11 +129,11 @@ def test_the_requester_page_offers_no_cancel_of_a_ratification(
 
 @pytest.mark.django_db(transaction=True)
 def test_ends_racing_leave_the_move_unratified_exactly_once(
-    glass, outsider, admin_user, scientist1, transitions, syncs, simple_worker
+    glass_on, outsider, admin_user, scientist1, transitions, syncs, simple_worker
 ):
     if connection.vendor != "postgresql":
         pytest.skip("row locks need PostgreSQL")
-    ratification = break_and_move(glass, outsider, transitions, syncs, simple_worker)
+    ratification = break_and_move(glass_on, outsider, transitions, syncs, simple_worker)
     barrier = threading.Barrier(3, timeout=60)
     outcomes: list[str] = []
 
@@ -198,14 +198,20 @@ def test_a_ratification_that_cannot_pass_is_said_before_and_mailed_to_staff(
 
 @pytest.mark.django_db
 def test_a_ratification_that_can_pass_warns_nobody(
-    glass, outsider, client, transitions, syncs, simple_worker, django_capture_on_commit_callbacks
+    glass_on,
+    outsider,
+    client,
+    transitions,
+    syncs,
+    simple_worker,
+    django_capture_on_commit_callbacks,
 ):
     client.force_login(outsider)
-    page = client.get(reverse("registry:model_detail", args=[glass])).content.decode()
+    page = client.get(reverse("registry:model_detail", args=[glass_on])).content.decode()
     assert "Break glass: move a version now" in page
     assert "cannot pass without you" not in page
     break_and_move(
-        glass, outsider, transitions, syncs, simple_worker, django_capture_on_commit_callbacks
+        glass_on, outsider, transitions, syncs, simple_worker, django_capture_on_commit_callbacks
     )
     assert not AuditEvent.objects.filter(action="break_glass.unratifiable").exists()
 

@@ -15,7 +15,8 @@ from reviews.errors import NothingToRollBack
 from reviews.insight.holder_history import holder_history
 from reviews.models import Decision, Execution, RequestKind, TransitionRequest
 from reviews.policies.loading import policies_load
-from tests.factories import STANDARD_POLICIES, approve_all, policies_with
+from tests.factories import approve_all
+from tests.policy_files import STANDARD_POLICIES, policies_with
 
 pytestmark = pytest.mark.django_db
 

@@ -29,7 +29,8 @@ from reviews.models import (
     VoteChoice,
 )
 from reviews.policies.loading import policies_load
-from tests.factories import approve_all, register_in_mlflow
+from tests.factories import approve_all
+from tests.mlflow_registry import register_in_mlflow
 
 # `syncs`: each transition's follow-up sync waits in an emptied queue, never run here.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("syncs")]

@@ -20,8 +20,9 @@ from reviews.models import (
     TransitionRequest,
 )
 from reviews.policies.loading import policies_load
-from tests.factories import approve_all, policies_with
-from tests.factories import quorum_verify as verify
+from tests.factories import approve_all
+from tests.policy_files import policies_with
+from tests.processes import quorum_verify as verify
 
 pytestmark = pytest.mark.django_db
 

@@ -23,9 +23,9 @@ from reviews.models import (
     RevertState,
 )
 from tests.factories import audit_actions as actions
-from tests.factories import mlflow_stages as stages
-from tests.factories import register_in_mlflow
-from tests.factories import rendered_mail as audit_mail
+from tests.mail import rendered_mail as audit_mail
+from tests.mlflow_registry import mlflow_stages as stages
+from tests.mlflow_registry import register_in_mlflow
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db

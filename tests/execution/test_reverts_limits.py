@@ -21,8 +21,8 @@ from reviews.models import (
     TransitionRequest,
 )
 from tests.factories import audit_actions as actions
-from tests.factories import mlflow_stages as stages
-from tests.factories import rendered_mail as audit_mail
+from tests.mail import rendered_mail as audit_mail
+from tests.mlflow_registry import mlflow_stages as stages
 
 pytestmark = pytest.mark.django_db
 

@@ -48,7 +48,7 @@ def queued(no_worker, policies, mlflow_client, unique_name, django_capture_on_co
     """An approved request whose transition job waits on the transitions queue."""
     from registry.content import digest_missing
     from registry.sync import sync_registry
-    from tests.factories import register_in_mlflow
+    from tests.mlflow_registry import register_in_mlflow
 
     register_in_mlflow(mlflow_client, unique_name, versions=2)
     sync_registry(model=unique_name, client=mlflow_client)

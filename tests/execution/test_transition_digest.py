@@ -9,6 +9,7 @@ import requests
 from registry.models import VersionContent
 from reviews.models import AuditEvent, Execution, Notification, NotificationKind
 from tests.factories import transition_actions
+from tests.mlflow_registry import artifact_url
 
 pytestmark = pytest.mark.django_db
 
@@ -17,11 +18,6 @@ def with_mail(cast) -> None:
     for user in (cast["requester"], cast["admin"]):
         user.email = f"{user.username}@example.com"
         user.save(update_fields=["email"])
-
-
-def artifact_url(client, location: str, path: str) -> str:
-    root = location.removeprefix("mlflow-artifacts:").lstrip("/")
-    return f"{client.tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{root}/{path}"
 
 
 def test_the_approved_bytes_move(approved, promoted, mlflow_client, transitions, run_transition):

@@ -29,7 +29,8 @@ from reviews.models import (
     TransitionRequest,
 )
 from tests.concurrency import approve_at_once
-from tests.factories import approve_all, register_in_mlflow, transition_actions
+from tests.factories import approve_all, transition_actions
+from tests.mlflow_registry import register_in_mlflow
 
 pytestmark = pytest.mark.django_db
 

@@ -13,17 +13,12 @@ from mlflow_quorum_guard.config import GuardConfig, GuardConfigError
 
 from registry.sync import sync_registry
 from tests.conftest import GUARD_TOKEN
-from tests.factories import mlflow_of
+from tests.mlflow_registry import mlflow_of
 
 pytestmark = pytest.mark.django_db
 
 WEIGHTS = b"approved weights"
 SWAPPED = b"cos\nsystem\n(S'echo owned'\ntR."
-
-
-@pytest.fixture
-def token_guard(guarded_mlflow_servers):
-    return guarded_mlflow_servers("token")
 
 
 def artifact_url(guarded, location: str, path: str = "") -> str:

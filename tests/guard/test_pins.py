@@ -14,14 +14,9 @@ from registry.models import ModelVersion
 from registry.sync import sync_registry
 from reviews.decisions import deciding, opening
 from reviews.execution.guard import PINNED_TAG, guard_pins_reconcile, pin_value
-from tests.factories import mlflow_of, register_in_mlflow
+from tests.mlflow_registry import mlflow_of, register_in_mlflow
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def token_guard(guarded_mlflow_servers):
-    return guarded_mlflow_servers("token")
 
 
 @pytest.fixture

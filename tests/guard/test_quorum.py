@@ -25,14 +25,10 @@ from reviews.execution.guard import (
 from reviews.models import ApprovalPolicy, GuardProbe, NotificationKind
 from reviews.policies.loading import policies_load
 from tests.conftest import CREDENTIAL_VARIABLES
-from tests.factories import STANDARD_POLICIES, register_in_mlflow
+from tests.mlflow_registry import register_in_mlflow
+from tests.policy_files import STANDARD_POLICIES
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def token_guard(guarded_mlflow_servers):
-    return guarded_mlflow_servers("token")
 
 
 @pytest.fixture

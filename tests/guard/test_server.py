@@ -17,7 +17,7 @@ from reviews.decisions import opening, voting
 from reviews.execution import jobs
 from reviews.execution.guard import PROTECTED_TAG
 from reviews.models import Execution, GuardProbe
-from tests.factories import register_in_mlflow
+from tests.mlflow_registry import register_in_mlflow
 from tests.waiting import join_all
 
 pytestmark = pytest.mark.django_db

@@ -12,15 +12,11 @@ from django.contrib.auth.models import Group
 
 from identity.models import ProviderIdentity
 from reviews.models import AuditEvent
+from tests.pages import signed_in_user
 
 pytestmark = pytest.mark.django_db
 
 CYRILLIC_ALICE = "\u0430lice"  # "аlice": a Cyrillic а, then Latin letters
-
-
-def signed_in_user(client):
-    user_id = client.session.get("_auth_user_id")
-    return get_user_model().objects.get(pk=user_id) if user_id else None
 
 
 def refusals() -> list[dict]:

@@ -20,6 +20,7 @@ from reviews.errors import NotEligible
 from reviews.models import AuditEvent
 from reviews.policies.loading import policies_load
 from tests.factories import GOOD, make_mirror
+from tests.pages import signed_in_user
 
 pytestmark = pytest.mark.django_db
 
@@ -30,11 +31,6 @@ policies:
     targets: [Production]
     require: [{group: ml-leads, approvals: 2}]
 """
-
-
-def signed_in_user(client):
-    user_id = client.session.get("_auth_user_id")
-    return get_user_model().objects.get(pk=user_id) if user_id else None
 
 
 def test_sign_in_creates_the_person_with_their_groups_and_lands_where_they_came_from(client, sso):

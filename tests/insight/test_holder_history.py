@@ -239,7 +239,7 @@ def test_a_holding_break_glass_began_says_break_glass_once(
     """fraud v2 moved to Production by break glass, as the sync then records it."""
     from reviews.emergency.break_glass import break_glass_move
     from reviews.policies.loading import policies_load
-    from tests.factories import policies_with
+    from tests.policy_files import policies_with
 
     policies_load(text=policies_with(break_glass="ratify_within: 1h, on_unratified: alert"))
     move = break_glass_move(

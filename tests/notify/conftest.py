@@ -8,7 +8,7 @@ from django.core import mail
 
 from reviews import notify
 from reviews.execution import jobs
-from tests.factories import MAIL_BASE_URL as BASE_URL
+from tests.mail import MAIL_BASE_URL as BASE_URL
 
 
 @pytest.fixture

@@ -17,15 +17,15 @@ from registry.models import ChangeKind, RegistryChange
 from reviews.decisions import deciding
 from reviews.execution import registry_events
 from reviews.models import AuditEvent, Notification, OutboxState
-from tests.factories import MAIL_BASE_URL as BASE_URL
-from tests.factories import STANDARD_APPROVERS as APPROVERS
-from tests.factories import mail_html as html
-from tests.factories import mail_link as link
-from tests.factories import mail_recipients as to
-from tests.factories import mail_subjects as subjects
 from tests.factories import make_mirror
-from tests.factories import request_committed as create
-from tests.factories import vote_committed as vote
+from tests.mail import MAIL_BASE_URL as BASE_URL
+from tests.mail import STANDARD_APPROVERS as APPROVERS
+from tests.mail import mail_html as html
+from tests.mail import mail_link as link
+from tests.mail import mail_recipients as to
+from tests.mail import mail_subjects as subjects
+from tests.mail import request_committed as create
+from tests.mail import vote_committed as vote
 
 pytestmark = pytest.mark.django_db
 

@@ -13,12 +13,12 @@ from django.urls import reverse
 from reviews import notify
 from reviews.decisions import voting
 from reviews.models import AuditEvent, Notification
-from tests.factories import mail_link as link
-from tests.factories import mail_recipients as to
-from tests.factories import mail_subjects as subjects
 from tests.factories import make_mirror
-from tests.factories import request_committed as create
-from tests.factories import vote_committed as vote
+from tests.mail import mail_link as link
+from tests.mail import mail_recipients as to
+from tests.mail import mail_subjects as subjects
+from tests.mail import request_committed as create
+from tests.mail import vote_committed as vote
 
 pytestmark = pytest.mark.django_db
 

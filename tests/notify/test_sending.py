@@ -17,12 +17,12 @@ from quorum.localservices import free_port
 from reviews import notify
 from reviews.models import AuditEvent, Notification, OutboxState
 from reviews.notify import outbox
-from tests.factories import STANDARD_APPROVERS as APPROVERS
-from tests.factories import mail_link as link
-from tests.factories import mail_recipients as to
-from tests.factories import mail_subjects as subjects
 from tests.factories import make_mirror
-from tests.factories import request_committed as create
+from tests.mail import STANDARD_APPROVERS as APPROVERS
+from tests.mail import mail_link as link
+from tests.mail import mail_recipients as to
+from tests.mail import mail_subjects as subjects
+from tests.mail import request_committed as create
 
 pytestmark = pytest.mark.django_db
 

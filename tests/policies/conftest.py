@@ -8,5 +8,5 @@ from django.contrib.auth.models import User
 
 @pytest.fixture
 def people():
-    """The users `tests.factories.POLICY_FILE_EXAMPLE` names."""
+    """The users `tests.policy_files.POLICY_FILE_EXAMPLE` names."""
     return {name: User.objects.create_user(name) for name in ["alice", "bob", "carol", "dave"]}

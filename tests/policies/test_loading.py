@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 from reviews.models import ApprovalPolicy, AuditEvent
 from reviews.policies.loading import policies_export, policies_load
 from reviews.policies.spec import parse_policy_file
-from tests.factories import POLICY_FILE_EXAMPLE as EXAMPLE
+from tests.policy_files import POLICY_FILE_EXAMPLE as EXAMPLE
 
 pytestmark = pytest.mark.django_db
 

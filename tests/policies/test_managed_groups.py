@@ -11,8 +11,8 @@ from django.contrib.auth.models import Group
 from reviews.models import ApprovalPolicy
 from reviews.policies.loading import policies_export, policies_load
 from reviews.policies.matching import policy_as_spec
-from tests.factories import POLICY_FILE_EXAMPLE as EXAMPLE
-from tests.factories import policy_problems as problems_of
+from tests.policy_files import POLICY_FILE_EXAMPLE as EXAMPLE
+from tests.policy_files import policy_problems as problems_of
 
 pytestmark = pytest.mark.django_db
 

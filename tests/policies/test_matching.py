@@ -10,8 +10,8 @@ from reviews.errors import AmbiguousPolicy, NoPolicy
 from reviews.models import ApprovalPolicy
 from reviews.policies.loading import policies_load
 from reviews.policies.matching import policy_for
-from tests.factories import POLICY_FILE_EXAMPLE as EXAMPLE
-from tests.factories import policy_problems as problems_of
+from tests.policy_files import POLICY_FILE_EXAMPLE as EXAMPLE
+from tests.policy_files import policy_problems as problems_of
 
 pytestmark = pytest.mark.django_db
 

@@ -17,8 +17,8 @@ from reviews.errors import PolicyInvalid, Problem
 from reviews.models import ApprovalPolicy, AuditEvent, PolicyGate
 from reviews.policies.loading import policies_export, policies_load
 from reviews.policies.matching import policy_as_spec, policy_for
-from tests.factories import POLICY_FILE_EXAMPLE as EXAMPLE
-from tests.factories import policy_problems as problems_of
+from tests.policy_files import POLICY_FILE_EXAMPLE as EXAMPLE
+from tests.policy_files import policy_problems as problems_of
 
 pytestmark = pytest.mark.django_db
 

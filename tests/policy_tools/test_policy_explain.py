@@ -22,7 +22,7 @@ from reviews.api.auth import token_create
 from reviews.decisions import opening
 from reviews.models import AuditEvent, TransitionRequest
 from reviews.policies.loading import policies_load
-from tests.factories import register_sklearn_version
+from tests.mlflow_registry import register_sklearn_version
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -36,7 +36,7 @@ from reviews.execution import jobs
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
 from reviews.notify import QUEUE as NOTIFY_QUEUE
 from tests.browser import PASSWORD, Session, chromium
-from tests.factories import register_fraud_model
+from tests.mlflow_registry import register_fraud_model
 from tests.processes import children, database_url
 from tests.waiting import wait_for
 

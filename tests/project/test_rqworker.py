@@ -20,7 +20,7 @@ from registry.sync import sync_registry
 from reviews.decisions import opening, voting
 from reviews.execution import jobs, stalls
 from reviews.models import Execution, TransitionRequest
-from tests.factories import register_in_mlflow
+from tests.mlflow_registry import register_in_mlflow
 from tests.processes import database_url
 from tests.waiting import wait_for
 

@@ -17,7 +17,7 @@ from registry.content import digest_missing
 from registry.sync import sync_registry
 from reviews.decisions import opening, voting
 from reviews.models import Execution, TransitionRequest
-from tests.factories import register_in_mlflow
+from tests.mlflow_registry import register_in_mlflow
 from tests.waiting import wait_for
 
 pytestmark = [

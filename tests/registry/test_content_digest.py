@@ -19,7 +19,7 @@ from registry.jobs import enqueue_content_digest
 from registry.mlflow_client import ArtifactFile, MlflowError, ModelFiles, RegistryClient
 from registry.models import ContentState, ModelVersion, VersionContent
 from registry.sync import sync_registry
-from tests.factories import artifact_url, download, mlflow_of, register_sklearn_version
+from tests.mlflow_registry import artifact_url, download, mlflow_of, register_sklearn_version
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from registry import evidence
 from registry.mlflow_client import MlflowError, RegistryClient
 from registry.models import EvidenceStatus, ModelVersion, VersionEvidence
 from registry.sync import sync_registry
-from tests.factories import mlflow_of, register_sklearn_version
+from tests.mlflow_registry import mlflow_of, register_sklearn_version
 
 pytestmark = pytest.mark.django_db
 

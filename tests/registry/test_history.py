@@ -13,13 +13,8 @@ from registry.charts import history_chart
 from registry.history import metric_histories, version_histories
 from registry.mlflow_client import RegistryClient
 from registry.models import MetricHistory
-from tests.factories import (
-    make_history,
-    make_model,
-    make_user,
-    make_version,
-    register_with_metrics,
-)
+from tests.factories import make_history, make_model, make_user, make_version
+from tests.mlflow_registry import register_with_metrics
 
 pytestmark = pytest.mark.django_db
 

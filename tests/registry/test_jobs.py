@@ -18,7 +18,7 @@ from registry.jobs import (
 )
 from registry.models import ModelVersion, RegisteredModel
 from registry.signals import changes_observed
-from tests.factories import register_in_mlflow
+from tests.mlflow_registry import register_in_mlflow
 
 pytestmark = pytest.mark.django_db
 
@@ -166,7 +166,7 @@ def test_new_versions_get_one_coalesced_evidence_fetch(
     from registry import evidence
     from registry.jobs import enqueue_evidence_fetch
     from registry.sync import sync_registry
-    from tests.factories import register_sklearn_version
+    from tests.mlflow_registry import register_sklearn_version
 
     register_sklearn_version(mlflow_client, unique_name, columns={"age": "int64"})
     sync_registry(model=unique_name, client=mlflow_client)

@@ -32,7 +32,9 @@ def browser(client):
     return client
 
 
-def text_of(response) -> str:
+def text_with_scripts(response) -> str:
+    """The page's text as `tests.pages.text_of` reads it, but with its scripts' text kept: an
+    overlong name must appear nowhere on the page."""
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode())))
 
 
@@ -50,8 +52,9 @@ def test_a_version_that_is_not_a_number_is_a_404_saying_so(browser, fraud, page,
     response = browser.get(reverse(page, args=["fraud", version]))
 
     assert response.status_code == 404
-    assert f"“{version}” is not a version number: use a whole number from 1 to " in text_of(
-        response
+    assert (
+        f"“{version}” is not a version number: use a whole number from 1 to "
+        in text_with_scripts(response)
     )
 
 
@@ -61,7 +64,7 @@ def test_a_version_the_model_lacks_is_a_404_naming_it(browser, fraud, page, vers
     response = browser.get(reverse(page, args=["fraud", version]))
 
     assert response.status_code == 404
-    assert f"Model “fraud” has no version {int(version)}." in text_of(response)
+    assert f"Model “fraud” has no version {int(version)}." in text_with_scripts(response)
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -70,12 +73,12 @@ def test_an_unknown_or_overlong_model_name_is_a_404_saying_so(browser, fraud, pa
     overlong = browser.get(reverse(page, args=["m" * (NAME_MAX + 1), "1"]))
 
     assert unknown.status_code == overlong.status_code == 404
-    assert "There is no registered model named “nope”." in text_of(unknown)
+    assert "There is no registered model named “nope”." in text_with_scripts(unknown)
     assert (
         f"There is no registered model with a name of {NAME_MAX + 1} characters: names have at "
-        f"most {NAME_MAX}." in text_of(overlong)
+        f"most {NAME_MAX}." in text_with_scripts(overlong)
     )
-    assert "m" * (NAME_MAX + 1) not in text_of(overlong)
+    assert "m" * (NAME_MAX + 1) not in text_with_scripts(overlong)
 
 
 def test_the_version_comes_with_its_model_loaded(fraud, django_assert_num_queries):

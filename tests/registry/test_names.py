@@ -14,7 +14,7 @@ from registry.sync import sync_registry
 from reviews import notify
 from reviews.audit import verification
 from reviews.decisions import opening
-from tests.factories import register_with_metrics
+from tests.mlflow_registry import register_with_metrics
 
 pytestmark = pytest.mark.django_db
 

@@ -22,8 +22,8 @@ from registry.models import (
     SyncRun,
 )
 from registry.sync import SyncError, sync_model_unless_busy, sync_registry
-from tests.factories import register_in_mlflow
 from tests.factories import registry_changes as changes
+from tests.mlflow_registry import register_in_mlflow
 from tests.waiting import join_all
 
 pytestmark = pytest.mark.django_db

@@ -13,14 +13,14 @@ from django.db import connection
 
 from registry.models import ChangeKind, ModelVersion, RegisteredModel, SyncRun
 from registry.sync import SyncError, sync_registry
-from tests.factories import (
+from tests.factories import registry_changes as changes
+from tests.mlflow_registry import (
     UNMIRRORABLE,
     mlflow_of,
     register_in_mlflow,
     register_unmirrorable,
     register_with_metrics,
 )
-from tests.factories import registry_changes as changes
 
 pytestmark = pytest.mark.django_db
 

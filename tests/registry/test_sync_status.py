@@ -13,7 +13,8 @@ from registry.mlflow_client import RegistryClient
 from registry.models import SyncRun
 from registry.sync import SyncError, sync_registry
 from registry.sync_status import sync_status
-from tests.factories import make_user, register_unmirrorable
+from tests.factories import make_user
+from tests.mlflow_registry import register_unmirrorable
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import pytest
 
 from registry.models import Stage
 from registry.targets import NotATarget, Target
-from tests.factories import register_with_metrics
+from tests.mlflow_registry import register_with_metrics
 
 NOT_A_TARGET = "is not a stage (None, Staging, Production, Archived) or an @alias"
 

@@ -21,7 +21,7 @@ from quorum.localservices import free_port
 from registry.jobs import pending_marker, sync_model
 from registry.models import ModelVersion, SyncRun
 from registry.webhooks import MAX_BODY_BYTES
-from tests.factories import register_in_mlflow
+from tests.mlflow_registry import register_in_mlflow
 from tests.waiting import wait_for
 
 SECRET = "webhook-secret-for-tests"

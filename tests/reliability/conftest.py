@@ -1,6 +1,6 @@
 """What the reliability tests share beyond tests/conftest.py (whose `workers` fixture starts
-the worker processes): a private MLflow server (the audit check each test ends with is in
-checks.py).
+the worker processes): a private MLflow server, and the permission tests' five roles with their
+API tokens (the audit check each test ends with is in checks.py).
 
 These tests run real processes (workers, MLflow, Redis) against committed data, so they use
 transactional tests on PostgreSQL and skip with the reason on SQLite.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from quorum.localservices import free_port, start_mlflow_server
+from reviews.api.auth import token_create
 
 
 @pytest.fixture
@@ -22,3 +23,16 @@ def private_mlflow(tmp_path, settings):
     yield servers
     for each in servers:
         each.stop()
+
+
+@pytest.fixture
+def people(policies):
+    """The five roles, each with an API token; the approver is the ml-lead, staff an admin in
+    no approver group."""
+    users = {
+        "outsider": policies["outsider"],
+        "requester": policies["requester"],
+        "approver": policies["lead"],
+        "staff": policies["admin"],
+    }
+    return {role: (user, token_create(user=user)[1]) for role, user in users.items()}

@@ -19,7 +19,8 @@ from registry.models import ChangeKind, RegistryChange, SyncRun
 from registry.sync import sync_registry
 from reviews.decisions import opening, voting
 from reviews.models import AuditEvent, Execution, TransitionRequest
-from tests.factories import register_in_mlflow, transition_actions
+from tests.factories import transition_actions
+from tests.mlflow_registry import register_in_mlflow
 from tests.reliability.checks import audit_holds
 from tests.reliability.proxy import HoldingProxy
 from tests.waiting import wait_for

@@ -28,8 +28,8 @@ from reviews.models import (
     NotificationKind,
     TransitionRequest,
 )
-from tests.factories import register_in_mlflow
 from tests.factories import transition_actions as attempts
+from tests.mlflow_registry import register_in_mlflow
 from tests.reliability.checks import audit_holds
 from tests.waiting import wait_for
 

@@ -3,8 +3,9 @@ expected status, and a refusal changes nothing (row counts, requests' states, th
 head); form posts without a CSRF token are refused.
 
 The URLs come from the URLconf: `test_every_url_is_in_the_matrix_or_read_only` fails when a new
-route is neither in the matrix below nor a read-only page that refuses POST, so a new mutating
-view cannot slip past this file.
+route is neither in the matrix below nor a read-only page that refuses POST
+(tests/reliability/routes.py), so a new mutating view cannot slip past this file. That the
+read-only ones and the jobs dashboard change nothing is tested in test_permissions_read_only.py.
 
 Related checks live with the code they test, and are not repeated here:
 - schemathesis over the REST API, 0 5xx: tests/api/test_schema.py::test_fuzzed_requests_never_get_a_server_error;
@@ -23,19 +24,18 @@ import json
 from dataclasses import dataclass
 
 import pytest
-from django.apps import apps
 from django.conf import settings as django_settings
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 
 from registry.models import ChangeKind, RegistryChange
-from reviews.api.auth import token_create
 from reviews.decisions import opening
-from reviews.models import AuditEvent, Decision, Execution, TransitionRequest
+from reviews.models import Decision, Execution, TransitionRequest
 from reviews.policies.loading import policies_load
 from reviews.policies.matching import policy_for
-from tests.factories import STANDARD_POLICIES
-from tests.reliability.checks import audit_holds
+from tests.policy_files import STANDARD_POLICIES
+from tests.reliability.checks import audit_holds, state
+from tests.reliability.routes import ANY_METHOD, DJANGO_AUTH, NOT_OURS, READ_ONLY, routes
 
 # In the everyday loop (not e2e): the test client only, no processes. Pages never call MLflow.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_mlflow")]
@@ -179,59 +179,6 @@ CASES = [
     ),
 ]
 
-# Read-only pages and endpoints: a POST is refused (405) and changes nothing.
-READ_ONLY = {
-    "reviews:inbox": {},
-    "reviews:request_detail": {"pk": "pending"},
-    "reviews:request_status": {"pk": "pending"},
-    "reviews:audit": {},
-    "reviews:audit_export": {},
-    "reviews:break_glass_report": {},
-    "reviews:analytics": {},  # staff only: tests/insight/test_analytics.py
-    "registry:model_list": {},
-    "registry:model_detail": {"name": "fraud"},
-    "registry:version_detail": {"name": "fraud", "version": "2"},
-    "registry:compare": {"name": "fraud"},
-    "api-v1:list_models": {},
-    "api-v1:list_versions": {"name": "fraud"},
-    "api-v1:model_timeline": {"name": "fraud"},
-    "api-v1:get_request": {"id": "pending"},
-    "api-v1:get_timeline": {"id": "pending"},
-    "api-v1:list_keys": {},
-    "api-v1:explain_policy": {},
-    "api-v1:preview_rollback": {},
-}
-# django-ninja's schema and docs answer any method; they write nothing.
-ANY_METHOD: dict[str, dict[str, str]] = {"api-v1:openapi-json": {}, "api-v1:openapi-view": {}}
-# Same path as a matrix route, or Django's own views (auth forms, the admin site, the RQ
-# dashboard), which check staff status themselves; the RQ dashboard's actions are checked below.
-NOT_OURS = {"api-v1:list_requests", "api-v1:list_comments", "api-v1:api-root"}
-DJANGO_AUTH = {
-    "login",
-    "password_change",
-    "password_change_done",
-    "password_reset",
-    "password_reset_done",
-    "password_reset_confirm",
-    "password_reset_complete",
-    # The identity provider's round trip: it signs someone in only with a valid state, nonce and
-    # ID token (tests/identity/test_sign_in.py refuses each forgery).
-    "oidc_authentication_init",
-    "oidc_authentication_callback",
-}
-
-
-def routes() -> set[str]:
-    def walk(patterns, namespace=None):
-        for pattern in patterns:
-            if isinstance(pattern, URLResolver):
-                inner = pattern.namespace
-                yield from walk(pattern.url_patterns, inner if inner else namespace)
-            elif isinstance(pattern, URLPattern) and pattern.name:
-                yield f"{namespace}:{pattern.name}" if namespace else pattern.name
-
-    return set(walk(get_resolver().url_patterns))
-
 
 def test_every_url_is_in_the_matrix_or_read_only():
     known = {case.route for case in CASES} | set(READ_ONLY) | set(ANY_METHOD)
@@ -240,19 +187,6 @@ def test_every_url_is_in_the_matrix_or_read_only():
         route for route in routes() - known if not route.startswith(("admin:", "django_rq:"))
     }
     assert not unknown, f"add these routes to the permission matrix or READ_ONLY: {unknown}"
-
-
-@pytest.fixture
-def people(policies):
-    """The five roles, each with an API token; the approver is the ml-lead, staff an admin in
-    no approver group."""
-    users = {
-        "outsider": policies["outsider"],
-        "requester": policies["requester"],
-        "approver": policies["lead"],
-        "staff": policies["admin"],
-    }
-    return {role: (user, token_create(user=user)[1]) for role, user in users.items()}
 
 
 @pytest.fixture
@@ -297,25 +231,6 @@ def failed_request(world, requester):
         decision=Decision.APPROVED, execution=Execution.FAILED, execution_error="MLflow 503"
     )
     return request
-
-
-def state() -> dict:
-    """What a refused post must leave as it was."""
-    counts = {
-        model._meta.label: model._default_manager.count()
-        for model in apps.get_models()
-        if model._meta.app_label in {"reviews", "registry", "auth"}
-    }
-    requests = list(
-        TransitionRequest.objects.order_by("pk").values_list("pk", "decision", "execution")
-    )
-    head = AuditEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
-    preferences = list(
-        apps.get_model("reviews", "NotificationPreference").objects.values_list(
-            "user_id", "reminders"
-        )
-    )
-    return {"counts": counts, "requests": requests, "audit": head, "prefs": preferences}
 
 
 def post(case: Case, role: str, people, target, *, csrf: bool = False):
@@ -374,50 +289,6 @@ def test_permission_matrix(case, role, people, pending, failed_request, settings
     audit_holds()
 
 
-@pytest.mark.parametrize("route", sorted(READ_ONLY | ANY_METHOD))
-def test_read_only_urls_refuse_posts_and_change_nothing(route, people, pending):
-    client = Client()
-    user, token = people["approver"]
-    client.force_login(user)
-    arguments = (READ_ONLY | ANY_METHOD)[route].items()
-    kwargs = {key: pending.pk if value == "pending" else value for key, value in arguments}
-    before = state()
-
-    response = client.post(
-        reverse(route, kwargs=kwargs), {}, headers={"Authorization": f"Bearer {token}"}
-    )
-
-    assert response.status_code == (200 if route in ANY_METHOD else 405)
-    assert state() == before
-
-
-RQ_ACTIONS = ["clear", "requeue_all", "delete_failed_jobs", "actions", "confirm_action"]
-RQ_JOB_ACTIONS = ["delete_job", "requeue_job", "enqueue_job", "stop_job"]
-
-
-@pytest.mark.parametrize("role", ["anonymous", "outsider", "requester", "approver"])
-def test_the_jobs_dashboard_actions_are_for_staff_only(role, people, pending, rq_queue):
-    """Emptying or requeueing the transitions queue is an admin's act; others go to the admin
-    login and the queue keeps its job."""
-    from reviews.execution import jobs
-
-    queue = rq_queue(jobs.QUEUE)
-    jobs.enqueue_transition(pending.pk)
-    client = Client()
-    if role != "anonymous":
-        client.force_login(people[role][0])
-    index = list(django_settings.RQ_QUEUES).index(jobs.QUEUE)
-    job_id = jobs.transition_job_id(pending)
-    urls = [reverse(f"django_rq:{name}", args=[index]) for name in RQ_ACTIONS]
-    urls += [reverse(f"django_rq:{name}", args=[index, job_id]) for name in RQ_JOB_ACTIONS]
-
-    for url in urls:
-        response = client.post(url, {"action": "delete", "job_ids": [job_id]})
-        assert response.status_code == 302, url
-        assert response["Location"].startswith(reverse("admin:login")), url
-    assert queue.job_ids == [job_id]
-
-
 FORMS = [case for case in CASES if not case.api and case.route != "registry:mlflow_webhook"]
 
 
@@ -434,10 +305,3 @@ def test_form_posts_without_a_csrf_token_are_refused(case, people, pending, fail
     assert response.status_code == 403
     assert b"CSRF" in response.content
     assert state() == before
-
-
-def test_logging_out_needs_a_post(people):
-    client = Client()
-    client.force_login(people["requester"][0])
-    assert client.get(reverse("logout")).status_code == 405
-    assert client.get(reverse("reviews:inbox")).status_code == 200  # still signed in

@@ -15,7 +15,7 @@ from registry.models import ModelVersion, RegisteredModel, SyncRun
 from registry.sync import sync_registry
 from reviews.decisions import opening, voting
 from reviews.models import AuditEvent, Execution, TransitionRequest
-from tests.factories import log_model_files, mlflow_of, register_with_metrics
+from tests.mlflow_registry import log_model_files, mlflow_of, register_with_metrics
 from tests.reliability.checks import audit_holds
 from tests.waiting import wait_for
 

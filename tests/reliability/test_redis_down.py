@@ -21,7 +21,7 @@ from registry.sync import sync_registry
 from reviews.decisions import opening, voting
 from reviews.execution import jobs
 from reviews.models import AuditEvent, Decision, Execution, TransitionRequest, Vote
-from tests.factories import register_in_mlflow
+from tests.mlflow_registry import register_in_mlflow
 from tests.reliability.checks import audit_holds
 from tests.waiting import wait_for
 

@@ -35,8 +35,8 @@ from registry.sync import sync_registry
 from reviews.decisions import opening, voting
 from reviews.execution import jobs, reconciler, stalls
 from reviews.models import AuditEvent, Execution, TransitionRequest
-from tests.factories import register_in_mlflow
 from tests.factories import transition_actions as attempts
+from tests.mlflow_registry import register_in_mlflow
 from tests.reliability.checks import audit_holds
 from tests.reliability.proxy import HoldingProxy
 from tests.waiting import wait_for

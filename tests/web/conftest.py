@@ -1,4 +1,5 @@
-"""Fixtures of the registry pages' view tests: a signed-in reviewer and a model with history."""
+"""Fixtures of the page tests: a signed-in reviewer and a model with history for the registry
+pages' view tests, and signed-in browser sessions for the browser tests."""
 
 from __future__ import annotations
 
@@ -45,3 +46,24 @@ def fraud():
         versions.append(version)
     model.refresh_from_db()
     return model, versions
+
+
+@pytest.fixture
+def sign_in(live_server):
+    """`sign_in(username, width=, height=)`: a signed-in browser Session of its own (Chromium
+    through Playwright, tests/browser.py) on the live server."""
+    from tests.browser import Session, chromium
+
+    sessions: list[Session] = []
+    with chromium() as browser:
+
+        def open_session(username: str, **viewport) -> Session:
+            sessions.append(Session(browser, live_server, username, **viewport))
+            return sessions[-1]
+
+        try:
+            yield open_session
+        finally:
+            # Closed contexts drop their kept-alive connections, and the server's threads with them.
+            for session in sessions:
+                session.context.close()

@@ -24,7 +24,8 @@ from reviews.execution.attestation import QUEUE as TRANSITIONS
 from reviews.models import Decision, Execution, TransitionRequest, VoteChoice
 from reviews.policies.loading import policies_load
 from tests.browser import SCREENSHOTS, chromium
-from tests.factories import cache_all_history, make_model, make_version, policies_with
+from tests.factories import cache_all_history, make_model, make_version
+from tests.policy_files import policies_with
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 

@@ -22,15 +22,14 @@ from tests.factories import cache_all_history, make_model, make_version
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("no_mlflow"),
+]
 
 REJECTION = "Recall on the March slice fell 4 points."
-
-
-@pytest.fixture(autouse=True)
-def no_mlflow(settings, monkeypatch):
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    settings.MLFLOW_TRACKING_URI = "http://127.0.0.1:9"
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from registry.sync import sync_registry
 from reviews.decisions import opening, voting
 from reviews.models import ApprovalPolicy, VoteChoice
 from tests.browser import PASSWORD, chromium
-from tests.factories import register_fraud_model
+from tests.mlflow_registry import register_fraud_model
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

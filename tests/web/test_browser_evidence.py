@@ -17,7 +17,7 @@ from registry.sync import sync_registry
 from reviews.decisions import opening
 from reviews.policies.loading import policies_load
 from tests.browser import SCREENSHOTS, chromium
-from tests.factories import register_sklearn_version
+from tests.mlflow_registry import register_sklearn_version
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 

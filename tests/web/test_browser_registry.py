@@ -12,13 +12,8 @@ import pytest
 from registry.models import ModelVersion, Stage
 from registry.sync import sync_registry
 from tests.browser import SCREENSHOTS, chromium
-from tests.factories import (
-    make_model,
-    make_user,
-    make_version,
-    register_fraud_model,
-    register_with_metrics,
-)
+from tests.factories import make_model, make_user, make_version
+from tests.mlflow_registry import register_fraud_model, register_with_metrics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

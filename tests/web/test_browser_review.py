@@ -28,10 +28,9 @@ from tests.factories import (
     make_model,
     make_request,
     make_version,
-    policies_with,
-    register_fraud_model,
-    register_in_mlflow,
 )
+from tests.mlflow_registry import register_fraud_model, register_in_mlflow
+from tests.policy_files import policies_with
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -14,14 +14,7 @@ from reviews.decisions import deciding, voting
 from reviews.models import AuditEvent, Comment, Decision, TransitionRequest, Vote
 from tests.pages import text_of
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_mlflow(settings, monkeypatch):
-    """Pages read cached history only; an accidental MLflow call fails fast."""
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    settings.MLFLOW_TRACKING_URI = "http://127.0.0.1:9"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_mlflow")]
 
 
 def url(name: str, request) -> str:

@@ -12,14 +12,8 @@ from django.urls import reverse
 
 from registry.models import MetricHistory, Stage
 from registry.sync import sync_registry
-from tests.factories import (
-    HOSTILE,
-    cache_all_history,
-    make_content,
-    make_model,
-    make_version,
-    register_with_metrics,
-)
+from tests.factories import HOSTILE, cache_all_history, make_content, make_model, make_version
+from tests.mlflow_registry import register_with_metrics
 from tests.pages import chart_data
 from tests.pages import page_source as text_of
 

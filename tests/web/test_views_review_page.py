@@ -21,15 +21,9 @@ from reviews.emergency.break_glass import break_glass_move
 from reviews.emergency.ratification import ratification_open
 from reviews.models import Decision, Execution, RequestKind, TransitionRequest
 from reviews.policies.loading import policies_load
-from tests.factories import (
-    ESCAPED,
-    HOSTILE,
-    make_hostile_request,
-    make_user,
-    make_version,
-    policies_with,
-)
+from tests.factories import ESCAPED, HOSTILE, make_hostile_request, make_user, make_version
 from tests.pages import action_url, detail_url, login, text_of
+from tests.policy_files import policies_with
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_mlflow")]
 
