@@ -29,7 +29,7 @@ from ..models import ApprovalPolicy, OutOfBandRevert, ProofRevocation, Transitio
 from ..policy_tools.explanation import explain
 from ..web import kept, views_break_glass
 from ..web.forms import PromotionForm
-from ..web.inbox import awaiting_ids, decorate, with_rows
+from ..web.inbox import awaiting_for, decorate, with_rows
 
 register = template.Library()
 
@@ -47,9 +47,7 @@ def awaiting_count(context) -> int:
     request = context.get("request")
     if request is None or not request.user.is_authenticated:
         return 0
-    if not hasattr(request, "_awaiting_count"):
-        request._awaiting_count = len(awaiting_ids(request.user))
-    return request._awaiting_count
+    return len(awaiting_for(request))
 
 
 @register.inclusion_tag("reviews/_out_of_band.html", takes_context=True)

@@ -14,31 +14,50 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 
 from ..decisions import counting, gates, standing
 from ..models import Decision, TransitionRequest, Vote
 
 
-def awaiting_ids(user: User) -> list[int]:
-    """The ids of the requests awaiting `user`'s vote, oldest first. Two queries whatever the
-    number of requests: the snapshot's groups are checked here, where every database can."""
+def awaiting_ids(user: User, *, within: QuerySet[TransitionRequest] | None = None) -> list[int]:
+    """The ids of the requests awaiting `user`'s vote, oldest first (`within`: among those, e.g.
+    the inbox's filters applied). Two queries whatever the number of requests: the snapshot's
+    groups are checked here, where every database can. Only the snapshot's `require` is read:
+    the whole snapshot of thousands of pending requests would be most of the page's time."""
     groups = set(user.groups.values_list("name", flat=True))
     if not groups:
         return []
+    among = within if within is not None else TransitionRequest.objects.all()
     candidates = (
-        TransitionRequest.objects.filter(decision=Decision.PENDING, expires_at__gt=timezone.now())
+        among.filter(decision=Decision.PENDING, expires_at__gt=timezone.now())
         # A stale approval is not a vote any more: its voter is asked again.
         .filter(~Exists(Vote.objects.filter(request=OuterRef("pk"), user=user, stale=False)))
         .order_by("created_at", "id")
-        .values_list("pk", "requester_id", "policy_snapshot")
+        .values_list(
+            "pk",
+            "requester_id",
+            "policy_snapshot__require",
+            "policy_snapshot__allow_self_approval",
+        )
     )
     return [
         pk
-        for pk, requester_id, snapshot in candidates
-        if groups.intersection(r["group"] for r in snapshot.get("require", []))
-        and (requester_id != user.pk or snapshot.get("allow_self_approval"))
+        for pk, requester_id, require, self_approval in candidates
+        if groups.intersection(r["group"] for r in require or [])
+        and (requester_id != user.pk or self_approval)
     ]
+
+
+def awaiting_for(request: HttpRequest) -> list[int]:
+    """`awaiting_ids` of the signed-in user, computed once per response: the navigation's count
+    and the inbox's list read the same answer."""
+    if not request.user.is_authenticated:
+        return []
+    if not hasattr(request, "_awaiting_ids"):
+        request._awaiting_ids = awaiting_ids(request.user)  # type: ignore[attr-defined]
+    return request._awaiting_ids  # type: ignore[attr-defined]
 
 
 def with_rows(requests: QuerySet[TransitionRequest]) -> QuerySet[TransitionRequest]:

@@ -144,6 +144,29 @@ def test_inbox_pages_each_list(client, policies, requester):
     assert section(second, "mine").count('class="request-link"') == 3
 
 
+def test_what_awaits_me_is_paged_oldest_first_and_filtered(client, policies, requester, scientist1):
+    model = good_model("alpha", versions=1)
+    for _ in range(22):
+        make_version(model, metrics={"accuracy": 0.9, "f1": 0.84})
+    opened = [open_request("alpha", number, requester) for number in range(2, 24)]
+    good_model("beta")
+    beta = open_request("beta", 2, requester)
+    login(client, scientist1)
+
+    first = client.get("/reviews/")
+    assert "Reviews 23 awaiting you" in text_of(first)
+    links = section(first, "awaiting")
+    assert links.count('class="request-link"') == 20
+    assert links.index(f"/reviews/{opened[0].pk}/") < links.index(f"/reviews/{opened[19].pk}/")
+    second = section(client.get("/reviews/", {"awaiting": "2"}), "awaiting")
+    assert second.count('class="request-link"') == 3
+    assert f"/reviews/{opened[20].pk}/" in second and f"/reviews/{beta.pk}/" in second
+    filtered = client.get("/reviews/", {"model": "bet"})
+    assert section(filtered, "awaiting").count('class="request-link"') == 1
+    # The navigation counts everything that awaits me, whatever the list's filter.
+    assert "Reviews 23 awaiting you" in text_of(filtered)
+
+
 def test_empty_inbox_says_what_to_do_next(client, policies, outsider):
     text = text_of(login(client, outsider).get("/reviews/"))
     assert "No requests await you." in text
