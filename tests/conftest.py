@@ -28,7 +28,7 @@ from django.test import override_settings
 
 from quorum.localservices import MlflowServer, free_port, redis_answers, start_mlflow_server
 from registry.mlflow_client import MlflowError, RegistryClient
-from tests.parallel import in_lanes, use_own_redis_database
+from tests.parallel import in_lanes, shared_server, use_own_redis_database
 
 pytest_plugins = [
     "tests.fixtures.cast",
@@ -44,7 +44,8 @@ use_own_redis_database()  # before any test or fixture talks to Redis
 def pytest_collection_modifyitems(config, items):
     """The slow tests first and the end-to-end ones dealt out evenly over the xdist processes
     (tests/parallel.py `in_lanes`, for `--dist worksteal`), so that the processes finish
-    together rather than one of them run every end-to-end test in a row."""
+    together rather than one of them run every end-to-end test in a row; the tests that share a
+    server of their process's own one after another in one process (`shared_server`)."""
 
     def heavy(item) -> int:
         if item.get_closest_marker("slow"):
@@ -52,7 +53,7 @@ def pytest_collection_modifyitems(config, items):
         return 1 if item.get_closest_marker("e2e") else 0
 
     lanes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    items[:] = in_lanes(items, heavy, lanes)
+    items[:] = in_lanes(items, heavy, lanes, shared_server)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -256,7 +257,8 @@ def _start_guarded_mlflow(store: Path, auth: str, settings: dict[str, str]) -> G
 @pytest.fixture(scope="session")
 def guarded_mlflow_servers(tmp_path_factory):
     """`get(auth, **settings)`: the session's guarded MLflow for 'token' or 'basic-auth' with
-    these further QUORUM_GUARD_* settings, started when first asked for."""
+    these further QUORUM_GUARD_* settings, started when first asked for. The tests that use them
+    run in one process (tests/parallel.py `shared_server`), so each is started once in a run."""
     servers: dict[tuple, GuardedMlflow] = {}
 
     def get(auth: str, **settings: str) -> GuardedMlflow:

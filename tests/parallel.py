@@ -1,6 +1,7 @@
 """Running the suite in pytest-xdist processes: each gets a Redis database of its own
 (tests/conftest.py calls `use_own_redis_database()` before any test runs), and `in_lanes` orders
-the tests so that the slow and end-to-end ones are dealt out evenly.
+the tests so that the slow and end-to-end ones are dealt out evenly and the tests that share a
+server of their process's own run one after another.
 
 pytest-django already gives each process its own test database (`test_<name>_gw0`, ...) and every
 server a test starts takes a free port; Redis is the one service the processes would share. Its
@@ -11,11 +12,11 @@ tests start inherit it through REDIS_URL; django-rq reads the queues' settings w
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 REDIS_DATABASES = 16  # Redis' default `databases`
 
@@ -52,44 +53,108 @@ def use_own_redis_database() -> None:
         queue["URL"] = url
 
 
-def in_lanes(items: list[T], heavy: Callable[[T], int], lanes: int) -> list[T]:
+# Fixtures of servers that a process starts once for all the tests that use them: the guarded
+# MLflow servers, and the MLflow that the reliability tests may stop (about 10 s of CPU a start).
+SHARED_SERVERS = ("guarded_mlflow_servers", "private_mlflow")
+
+
+def shared_server(item) -> str | None:
+    """The fixture of SHARED_SERVERS that a pytest item uses, if any: `in_lanes` runs the tests
+    that use one in one process, one after another."""
+    return next((name for name in SHARED_SERVERS if name in item.fixturenames), None)
+
+
+def in_lanes(
+    items: list[T],
+    heavy: Callable[[T], int],
+    lanes: int,
+    group: Callable[[T], str | None] = lambda item: None,
+) -> list[T]:
     """`items` reordered for `lanes` processes that each take one contiguous share of the list
     first (xdist's `worksteal` schedule) and steal from the tail of the longest share when done.
 
     `heavy(item)` is 2 for the tests that take minutes (run first, one per lane), 1 for the
     end-to-end ones (workers, servers, a browser: dealt out evenly and spread through each
-    lane, so that few of them overlap on two cores), 0 for the rest. Every process computes
-    the same order from the same collection, as xdist requires."""
+    lane, so that few of them overlap on two cores), 0 for the rest. `group(item)` names the
+    tests that share a server each process starts for them (None for the rest): a group stays
+    together, one test after another in one lane, so that one process starts that server once
+    for all of them, and weighs as its heaviest test. Every process computes the same order
+    from the same collection, as xdist requires."""
+    units = _units(items, heavy, group)
     if lanes <= 1:
-        return sorted(items, key=lambda item: -heavy(item))
+        return _flat(sorted(units, key=lambda unit: -unit.weight))
     # The sizes of worksteal's first split: each idle process in turn takes the pending
     # tests divided by the processes still to serve.
     sizes, left = [], len(items)
     for lane in range(lanes):
         sizes.append(left // (lanes - lane))
         left -= sizes[-1]
-    shares: list[list[T]] = [[] for _ in range(lanes)]
+    shares: list[list[_Unit[T]]] = [[] for _ in range(lanes)]
+    dealt = [[0, 0, 0] for _ in range(lanes)]  # tests of each weight in each share
     for weight in (2, 1):
-        for index, item in enumerate([item for item in items if heavy(item) == weight]):
-            shares[index % lanes].append(item)
-    light = iter([item for item in items if heavy(item) == 0])
-    for share, size in zip(shares, sizes, strict=True):
-        share.extend(itertools.islice(light, max(0, size - len(share))))
+        for unit in [unit for unit in units if unit.weight == weight]:
+            # The share with the fewest tests of this weight: round robin for single tests.
+            lane = min(range(lanes), key=lambda lane: dealt[lane][weight])
+            shares[lane].append(unit)
+            for item in unit.items:
+                dealt[lane][heavy(item)] += 1
+    light = [unit for unit in units if unit.weight == 0]
+    for lane, (share, size) in enumerate(zip(shares, sizes, strict=True)):
+        room, later = size - sum(len(unit.items) for unit in share), []
+        while light and room > 0:
+            unit = light.pop(0)
+            if len(unit.items) > room and lane < lanes - 1:
+                later.append(unit)  # a group that does not fit goes whole to the next share
+                continue
+            share.append(unit)
+            room -= len(unit.items)
+        light[:0] = later
     shares[-1].extend(light)  # only when the heavy tests overfilled a share
-    return [item for share in shares for item in _spread(share, heavy)]
+    return [item for share in shares for item in _flat(_spread(share))]
 
 
-def _spread(share: list[T], heavy: Callable[[T], int]) -> list[T]:
+@dataclass
+class _Unit(Generic[T]):
+    """One test, or a group of tests that run one after another, the slowest first."""
+
+    items: list[T]
+    weight: int
+
+
+def _units(
+    items: list[T], heavy: Callable[[T], int], group: Callable[[T], str | None]
+) -> list[_Unit[T]]:
+    units: list[_Unit[T]] = []
+    groups: dict[str, _Unit[T]] = {}
+    for item in items:
+        name = group(item)
+        if name is None:
+            units.append(_Unit([item], heavy(item)))
+        elif name in groups:
+            groups[name].items.append(item)
+        else:
+            units.append(groups.setdefault(name, _Unit([item], 0)))
+    for unit in groups.values():
+        unit.items.sort(key=lambda item: -heavy(item))
+        unit.weight = max(heavy(item) for item in unit.items)
+    return units
+
+
+def _flat(units: list[_Unit[T]]) -> list[T]:
+    return [item for unit in units for item in unit.items]
+
+
+def _spread(share: list[_Unit[T]]) -> list[_Unit[T]]:
     """The slowest first, then the end-to-end tests at even intervals among the rest."""
-    slowest = [item for item in share if heavy(item) == 2]
-    middle = [item for item in share if heavy(item) == 1]
-    light = [item for item in share if heavy(item) == 0]
+    slowest = [unit for unit in share if unit.weight == 2]
+    middle = [unit for unit in share if unit.weight == 1]
+    light = [unit for unit in share if unit.weight == 0]
     if not middle:
         return slowest + light
     every = max(1, len(light) // len(middle))
-    spread: list[T] = []
-    for index, item in enumerate(middle):
-        spread.append(item)
+    spread: list[_Unit[T]] = []
+    for index, unit in enumerate(middle):
+        spread.append(unit)
         spread.extend(light[index * every : (index + 1) * every])
     spread.extend(light[len(middle) * every :])
     return slowest + spread

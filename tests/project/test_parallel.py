@@ -53,3 +53,33 @@ def test_lanes_deal_the_slow_and_end_to_end_tests_out_evenly_and_keep_every_test
 def test_one_process_runs_the_slowest_first_in_collection_order():
     weights = {"a": 0, "b": 1, "c": 2, "d": 0, "e": 1}
     assert in_lanes(list(weights), weights.__getitem__, 1) == ["c", "b", "e", "a", "d"]
+
+
+def test_a_group_runs_in_one_lane_one_test_after_another_the_slowest_first():
+    """The tests that share a server their process starts (`SHARED_SERVERS` in tests/parallel.py)
+    stay together, so that one process starts it once, and the lanes stay as even as before."""
+    weights = {f"e2e{i}": 1 for i in range(6)} | {f"unit{i}": 0 for i in range(30)}
+    weights |= {"down0": 1, "down1": 1, "down-slow": 2, "guard0": 0, "guard1": 0, "guard2": 0}
+    groups = {"down0": "down", "down1": "down", "down-slow": "down"}
+    groups |= {f"guard{i}": "guard" for i in range(3)}
+    items = list(weights)
+    items.insert(5, items.pop(items.index("guard0")))  # a group need not be collected together
+
+    ordered = in_lanes(items, weights.__getitem__, 4, groups.get)
+
+    assert sorted(ordered) == sorted(items)
+    shares = [ordered[i * 10 : (i + 1) * 10] for i in range(4)]  # worksteal's first split
+    assert shares[0][:3] == ["down-slow", "down0", "down1"]
+    for name, size in (("down", 3), ("guard", 3)):
+        (lane,) = {
+            i for i, share in enumerate(shares) for item in share if groups.get(item) == name
+        }
+        positions = [i for i, item in enumerate(shares[lane]) if groups.get(item) == name]
+        assert positions == list(range(positions[0], positions[0] + size))
+    # The group's end-to-end tests count: the other shares take the single ones first.
+    assert [sum(weights[item] >= 1 for item in share) for share in shares] == [3, 2, 2, 2]
+    assert in_lanes(items, weights.__getitem__, 1, groups.get)[:3] == [
+        "down-slow",
+        "down0",
+        "down1",
+    ]
