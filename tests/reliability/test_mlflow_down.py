@@ -16,7 +16,6 @@ import time
 import pytest
 from django.db import connection
 
-from quorum.localservices import port_of, start_mlflow_server
 from registry.content import digest_missing
 from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
@@ -48,7 +47,7 @@ def decide(workers, private_mlflow, policies, settings):
     """`decide(intervals, window)`: MLflow stops, then the production quorum approves v2 of
     "churn" with that retry policy, and a worker with the scheduler starts; returns the
     request."""
-    server = private_mlflow[0]
+    server = private_mlflow
     register_in_mlflow(RegistryClient(server.url), "churn", versions=2)
     sync_registry(client=RegistryClient(server.url))
     digest_missing(client=RegistryClient(server.url))  # the digest job that follows a sync
@@ -95,7 +94,6 @@ RETRIES_WHILE_MLFLOW_RESTARTS = [6] * 15
 
 
 def test_mlflow_back_before_the_retries_run_out_ends_done(decide, private_mlflow):
-    down = private_mlflow[0]
     request = decide(RETRIES_WHILE_MLFLOW_RESTARTS)
     wait_for(
         lambda: "transition.attempt_failed" in attempts(request),
@@ -104,8 +102,7 @@ def test_mlflow_back_before_the_retries_run_out_ends_done(decide, private_mlflow
     )
     assert execution_of(request) == Execution.QUEUED  # waiting for its retry, not failed
 
-    back = start_mlflow_server(down.store_dir, port=port_of(down.url))
-    private_mlflow.append(back)
+    back = private_mlflow.start()  # on its port, with its store
     wait_for(
         lambda: execution_of(request) == Execution.DONE,
         timeout=60,
@@ -130,7 +127,6 @@ def test_a_two_minute_outage_at_decision_time_ends_done_without_an_admin(decide,
     """MLflow goes down as quorum is reached and comes back two minutes later: the transition is
     retried with backoff inside its window (here 10 s steps, a 5-minute window, the default being
     15 minutes) and ends done; nobody is mailed and no admin retries anything."""
-    down = private_mlflow[0]
     went_down = time.monotonic()
     request = decide([5, 10], window=300)
     wait_for(
@@ -141,8 +137,7 @@ def test_a_two_minute_outage_at_decision_time_ends_done_without_an_admin(decide,
 
     time.sleep(max(0.0, OUTAGE - (time.monotonic() - went_down)))
     assert execution_of(request) == Execution.QUEUED  # still waiting for a retry
-    back = start_mlflow_server(down.store_dir, port=port_of(down.url))
-    private_mlflow.append(back)
+    back = private_mlflow.start()  # on its port, with its store
     wait_for(
         lambda: execution_of(request) == Execution.DONE,
         timeout=120,

@@ -37,7 +37,7 @@ def poisoned(private_mlflow):
     v4 whose run cannot be read, v5-v6 that MLflow accepts and the mirror cannot hold;
     "churn-curves" whose every metric is non-finite; a model whose name is longer than the
     mirror's column. Returns the client."""
-    client = RegistryClient(private_mlflow[0].url)
+    client = RegistryClient(private_mlflow.url)
     mlflow = mlflow_of(client)
     register_with_metrics(client, "churn", {"accuracy": 0.9, "f1": NAN})
     (healthy,) = register_with_metrics(client, "churn", {"accuracy": 0.93, "f1": 0.91})

@@ -27,7 +27,6 @@ from django.utils import timezone
 from rq.job import Job
 from rq.scheduler import RQScheduler
 
-from quorum.localservices import port_of, start_mlflow_server
 from registry.content import digest_missing
 from registry.mlflow_client import RegistryClient
 from registry.models import ChangeKind, RegistryChange
@@ -193,7 +192,7 @@ def test_a_worker_killed_with_a_retry_scheduled_is_done_by_the_reconciler_not_te
     retry instead."""
     settings.QUORUM_TRANSITION_RETRY_INTERVALS = [RETRY_AFTER]  # the job carries its Retry
     settings.QUORUM_TRANSITION_RETRY_WINDOW = 0
-    server = private_mlflow[0]
+    server = private_mlflow
     register_in_mlflow(RegistryClient(server.url), "churn", versions=2)
     sync_registry(client=RegistryClient(server.url))
     digest_missing(client=RegistryClient(server.url))  # the digest job that follows a sync
@@ -220,8 +219,7 @@ def test_a_worker_killed_with_a_retry_scheduled_is_done_by_the_reconciler_not_te
     # the test's length, it is the case this test is about: no scheduler can run the retry.
     assert queue.connection.expire(RQScheduler.get_locking_key(jobs.QUEUE), 600)
 
-    back = start_mlflow_server(server.store_dir, port=port_of(server.url))
-    private_mlflow.append(back)
+    back = private_mlflow.start()  # on its port, with its store
     due = queue.scheduled_job_registry.get_scheduled_time(job_id)
     wait_for(
         lambda: timezone.now() > due + reconciler.OVERDUE_GRACE,
