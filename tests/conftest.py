@@ -168,6 +168,7 @@ class GuardedMlflow:
 
     auth: str
     server: MlflowServer
+    lock_dir: Path  # QUORUM_GUARD_LOCK_DIR
 
     @property
     def url(self) -> str:
@@ -214,7 +215,8 @@ class GuardedMlflow:
 
 
 def _start_guarded_mlflow(store: Path, auth: str, settings: dict[str, str]) -> GuardedMlflow:
-    env = {"QUORUM_GUARD_AUTH": auth, "QUORUM_GUARD_LOCK_DIR": str(store / "locks"), **settings}
+    lock_dir = store / "locks"
+    env = {"QUORUM_GUARD_AUTH": auth, "QUORUM_GUARD_LOCK_DIR": str(lock_dir), **settings}
     if auth == "token":
         env["QUORUM_GUARD_SERVICE_TOKEN"] = GUARD_TOKEN
     else:
@@ -234,7 +236,7 @@ def _start_guarded_mlflow(store: Path, auth: str, settings: dict[str, str]) -> G
             MLFLOW_FLASK_SERVER_SECRET_KEY="guard-tests-flask-secret-key",
         )
     server = start_mlflow_server(store, port=free_port(), app_name="quorum-guard", extra_env=env)
-    guarded = GuardedMlflow(auth=auth, server=server)
+    guarded = GuardedMlflow(auth=auth, server=server, lock_dir=lock_dir)
     if auth == "basic-auth":
         for username in ("quorum", "alice", "bob"):
             requests.post(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from mlflow_quorum_guard.config import (
     private_lock_dir,
 )
 
-from quorum.localservices import MlflowServer, ServiceError, free_port, start_mlflow_server
+from quorum.localservices import ServiceError, free_port, start_mlflow_server
 
 TOKEN = "lock-dir-tests-service-token"
 
@@ -111,39 +110,29 @@ def test_a_server_with_a_lock_directory_others_can_write_does_not_start(tmp_path
     ) in str(refused.value)
 
 
-@pytest.fixture
-def guarded(tmp_path) -> Iterator[tuple[MlflowServer, Path]]:
-    """A guarded MLflow whose lock directory the guard creates under `tmp_path`."""
-    lock_dir = tmp_path / "locks"
-    server = start_mlflow_server(
-        tmp_path / "mlflow",
-        port=free_port(),
-        app_name="quorum-guard",
-        extra_env=guard_env(lock_dir),
-    )
-    try:
-        yield server, lock_dir
-    finally:
-        server.stop()
-
-
-def test_a_lock_directory_opened_to_others_while_running_refuses_guarded_changes(guarded):
-    server, lock_dir = guarded
+def test_a_lock_directory_opened_to_others_while_running_refuses_guarded_changes(
+    token_guard, unique_name
+):
+    guarded = token_guard  # the process's: no other test uses it meanwhile
+    lock_dir, log = guarded.lock_dir, guarded.server.log_path
+    logged_before = len(log.read_text())
 
     def create(name: str) -> requests.Response:
         return requests.post(
-            f"{server.url}/api/2.0/mlflow/registered-models/create",
-            json={"name": name},
-            headers={"Authorization": f"Bearer {TOKEN}"},
+            f"{guarded.url}/api/2.0/mlflow/registered-models/create",
+            json={"name": f"{unique_name}-{name}"},
             timeout=30,
+            **guarded.credentials("quorum"),
         )
 
     assert create("before").status_code == 200
     assert mode(lock_dir) == 0o700 and list(lock_dir.glob("*.lock"))
 
     lock_dir.chmod(0o777)
-    refused = create("while-open")
-    lock_dir.chmod(0o700)
+    try:
+        refused = create("while-open")
+    finally:
+        lock_dir.chmod(0o700)  # the server's later tests need it safe again
 
     assert refused.status_code == 403
     assert refused.json() == {
@@ -151,7 +140,14 @@ def test_a_lock_directory_opened_to_others_while_running_refuses_guarded_changes
         "message": "Quorum's guard cannot lock the model to check this change: its lock "
         "directory is not safe to use (the MLflow server's log says why).",
     }
-    assert "is writable by group and others (mode 0777)" in server.log_path.read_text()
+    assert "is writable by group and others (mode 0777)" in log.read_text()[logged_before:]
     assert create("after").status_code == 200
-    listed = requests.get(f"{server.url}/api/2.0/mlflow/registered-models/search", timeout=30)
-    assert sorted(m["name"] for m in listed.json()["registered_models"]) == ["after", "before"]
+    listed = requests.get(
+        f"{guarded.url}/api/2.0/mlflow/registered-models/search",
+        params={"filter": f"name LIKE '{unique_name}-%'"},
+        timeout=30,
+    )
+    assert sorted(m["name"] for m in listed.json()["registered_models"]) == [
+        f"{unique_name}-after",
+        f"{unique_name}-before",
+    ]
