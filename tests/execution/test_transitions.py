@@ -10,10 +10,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from quorum.localservices import free_port, start_mlflow_server
 from registry import content
 from registry.jobs import SYNC_QUEUE
-from registry.mlflow_client import RegistryClient
 from registry.models import TRANSITION_KINDS, ChangeKind, ModelVersion, RegistryChange, SyncRun
 from registry.sync import sync_registry
 from reviews.audit import verification
@@ -154,18 +152,10 @@ def test_promoting_another_version_in_mlflow_makes_pending_approvals_stale(
     assert vote.stale and vote.stale_reason == "Production is now held by v3 (was v1)."
 
 
-@pytest.fixture
-def private_mlflow(tmp_path, settings, monkeypatch):
-    """An MLflow server of this test's own, so the test can stop and restart it."""
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast while it is down
-    server = start_mlflow_server(tmp_path / "mlflow", port=free_port())
-    settings.MLFLOW_TRACKING_URI = server.url
-    yield server
-    server.stop()
-
-
 def test_mlflow_down_retries_then_fails_then_an_admin_retry_succeeds(
-    private_mlflow,
+    mlflow_client,
+    unique_name,
+    unreachable_mlflow,
     policies,
     requester,
     lead,
@@ -176,16 +166,14 @@ def test_mlflow_down_retries_then_fails_then_an_admin_retry_succeeds(
     simple_worker,
     django_capture_on_commit_callbacks,
 ):
-    client = RegistryClient(private_mlflow.url)
-    register_in_mlflow(client, "churn", versions=2)
-    sync_registry(client=client)
-    content.digest_missing(client=client)  # the digest job: requests pin the content
+    register_in_mlflow(mlflow_client, unique_name, versions=2)
+    sync_registry(model=unique_name, client=mlflow_client)
+    content.digest_missing(client=mlflow_client)  # the digest job: requests pin the content
     request = opening.request_create(
-        model="churn", version=2, target="Production", requester=requester
+        model=unique_name, version=2, target="Production", requester=requester
     )
     approve_all(request, lead, scientist1, scientist2, capture=django_capture_on_commit_callbacks)
-    port = int(private_mlflow.url.rsplit(":", 1)[1])
-    private_mlflow.stop()
+    unreachable_mlflow.down()  # the job finds no MLflow answering, as when it is stopped
 
     simple_worker(transitions)
 
@@ -202,18 +190,16 @@ def test_mlflow_down_retries_then_fails_then_an_admin_retry_succeeds(
         "transition.started",
         "transition.failed",
     ]
+    assert mlflow_client.get_version(unique_name, 2).stage == "None"
 
-    restarted = start_mlflow_server(private_mlflow.store_dir, port=port)
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            call_command("retry_transition", str(request.pk), "--as", "admin")
-        simple_worker(transitions)
+    unreachable_mlflow.up()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("retry_transition", str(request.pk), "--as", "admin")
+    simple_worker(transitions)
 
-        request.refresh_from_db()
-        assert request.execution == Execution.DONE and request.execution_error == ""
-        assert RegistryClient(restarted.url).get_version("churn", 2).stage == "Production"
-    finally:
-        restarted.stop()
+    request.refresh_from_db()
+    assert request.execution == Execution.DONE and request.execution_error == ""
+    assert mlflow_client.get_version(unique_name, 2).stage == "Production"
 
 
 @pytest.mark.django_db(transaction=True)
