@@ -31,6 +31,7 @@ KINDS = [
     ("Playwright driver", r"playwright/driver"),
     ("MLflow server: its app worker", r"uvicorn .*mlflow|mlflow\.server"),
     ("MLflow server: the `mlflow server` process", r"bin/mlflow server"),
+    ("MLflow server in one process (quorum.mlflow_serve)", r"quorum\.mlflow_serve"),
     ("pytest-xdist test process", r"-c import sys;exec\(eval\(sys\.stdin\.readline"),
     ("RQ worker (tests/run_worker.py) and its work horses", r"run_worker\.py"),
     ("RQ worker (manage.py rqworker) and its work horses", r"manage\.py rqworker|rqworker"),

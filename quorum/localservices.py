@@ -2,8 +2,9 @@
 Redis.
 
 Shared by the demo (`python -m quorum.demo`), the test fixtures and the benchmarks, so all three run
-MLflow the same way: `--workers 1` (the default starts several and takes ~3 GB), no job runner, and
-webhooks allowed to loopback URLs so the receiver can be tested against real deliveries.
+MLflow the same way: `--workers 1` (the default starts several and takes ~3 GB), in one process
+(`quorum.mlflow_serve`), no job runner, and webhooks allowed to loopback URLs so the receiver can be
+tested against real deliveries.
 """
 
 from __future__ import annotations
@@ -100,9 +101,14 @@ def start_mlflow_server(
     app_name: str | None = None,
     extra_env: dict[str, str] | None = None,
     workers: int = 1,
+    in_one_process: bool = True,
 ) -> MlflowServer:
     """An `mlflow server` with a SQLite store and artifacts under `store_dir`, ready to answer,
     in `workers` processes (one keeps a test's or the demo's memory small).
+
+    `in_one_process` runs MLflow's `server` command through `quorum.mlflow_serve`, which serves
+    in the command's own process instead of a second one: half the CPU to start, one process
+    less. `False` runs the `mlflow` executable itself.
 
     `app_name` runs one of the `mlflow.app` server apps (`quorum-guard`, `basic-auth`), configured
     by `extra_env`."""
@@ -115,9 +121,12 @@ def start_mlflow_server(
     log_path = store_dir / "mlflow-server.log"
     key = webhook_encryption_key(store_dir / "webhook-encryption.key")
     mlflow_bin = Path(sys.executable).with_name("mlflow")
+    if in_one_process:
+        launcher = [sys.executable, "-m", "quorum.mlflow_serve"]
+    else:
+        launcher = [str(mlflow_bin) if mlflow_bin.exists() else "mlflow", "server"]
     command = [
-        str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
-        "server",
+        *launcher,
         "--backend-store-uri",
         f"sqlite:///{store_dir / 'mlflow.db'}",
         "--artifacts-destination",
