@@ -7,7 +7,9 @@ Chromium, RQ workers, `manage.py` commands, PostgreSQL...
 Every half second it reads /proc (Linux) for every process on the machine and keeps the last
 CPU time (user + system) it saw for each; when the command ends it sums them by kind. A
 process that lives less than half a second may be missed, and processes of other work on the
-machine are counted too (the "other" rows): run it on an otherwise quiet machine. It measures,
+machine are counted too (the "other" rows): run it on an otherwise quiet machine, or pass
+`--descendants` to count only the command's own processes and the processes they start (by the
+parent each had when first seen). It measures,
 it does not judge: docs/testing.md says what the figures meant when they were taken.
 """
 
@@ -66,15 +68,33 @@ def sample(seen: dict, me: int) -> None:
             key = (int(entry), int(fields[19]))  # pid and start time: pids are reused
             if key not in seen:
                 with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    seen[key] = [0.0, f.read().replace(b"\0", b" ").decode(errors="replace")]
+                    command = f.read().replace(b"\0", b" ").decode(errors="replace")
+                seen[key] = [0.0, command, int(fields[1])]  # fields[1]: the parent's pid
             seen[key][0] = cpu
         except (OSError, ValueError, IndexError):
             continue  # it ended between the listing and the read
 
 
+def descendants(seen: dict, root: int) -> dict:
+    """The processes of `seen` started by `root`, directly or not. A pid names the newest process
+    that had it while its parent was alive, which is what a parent's children can be."""
+    ours = {root}
+    kept: dict = {}
+    for key in sorted(seen, key=lambda k: k[1]):  # by start time: parents before their children
+        if key[0] == root or seen[key][2] in ours:
+            ours.add(key[0])
+            kept[key] = seen[key]
+    return kept
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="also write every process seen (pid, cpu s, command)")
+    parser.add_argument(
+        "--descendants",
+        action="store_true",
+        help="count only the command and the processes it started, not the rest of the machine",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -91,13 +111,16 @@ def main() -> int:
     watcher = threading.Thread(target=watch, daemon=True)
     started = time.monotonic()
     watcher.start()
-    code = subprocess.call(command)
+    process = subprocess.Popen(command)
+    code = process.wait()
     done.set()
     watcher.join()
     wall = time.monotonic() - started
+    if args.descendants:
+        seen = descendants(seen, process.pid)
 
     totals: dict[str, list] = defaultdict(lambda: [0.0, 0])
-    for cpu, cmdline in seen.values():
+    for cpu, cmdline, _ in seen.values():
         totals[kind_of(cmdline)][0] += cpu
         totals[kind_of(cmdline)][1] += 1
     everything = sum(cpu for cpu, _ in totals.values())
@@ -111,7 +134,7 @@ def main() -> int:
             print(f"{cpu / 60:8.2f} {cpu / everything:6.1%} {count:6d}  {kind}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump([[pid, cpu, cmd] for (pid, _), (cpu, cmd) in seen.items()], f)
+            json.dump([[pid, cpu, cmd] for (pid, _), (cpu, cmd, _) in seen.items()], f)
     return code
 
 
