@@ -249,6 +249,9 @@ def browser(deployed):
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
+# Its setup starts five processes (release, gunicorn, three workers), each importing Django and
+# MLflow: about a minute alone, over four on two cores shared with three other test processes.
+@pytest.mark.timeout(900)
 def test_promotion_through_gunicorn_and_two_rq_workers(
     deployed, browser, mlflow_client, unique_name, policies
 ):
