@@ -22,7 +22,9 @@ None -> Staging change per version.
 from __future__ import annotations
 
 import argparse
+import logging
 import multiprocessing
+import os
 import sys
 import time
 import warnings
@@ -51,7 +53,8 @@ def main() -> None:
         run(url, args)
 
 
-def register(url: str, names: list[str], per_model: int) -> None:
+def register(url: str, names: list[str], per_model: int, *, files: bool) -> None:
+    """`per_model` versions of each model; with `files`, each has model files to digest."""
     from registry.mlflow_client import RegistryClient
 
     experiment = RegistryClient(url).experiment_id("burst")
@@ -59,8 +62,11 @@ def register(url: str, names: list[str], per_model: int) -> None:
     def one_model(name: str) -> None:
         client = RegistryClient(url)
         client.create_model(name)
-        for _ in range(per_model):
+        for number in range(1, per_model + 1):
             run_id = client.log_run(experiment, run_name=name, params={}, metrics={"accuracy": 0.9})
+            if files:  # nothing is approved without a content digest, nor moved
+                client.log_text(run_id, "flavors: {}\n", "model/MLmodel")
+                client.log_text(run_id, f"weights of {name} v{number}\n", "model/model.txt")
             client.create_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
 
     with ThreadPoolExecutor(8) as pool:
@@ -88,6 +94,17 @@ def raw_moves(url: str, versions: list[tuple[str, int]], processes: int, stage: 
     return max(end for _, end in spans) - min(start for start, _ in spans)
 
 
+def background_settled() -> bool:
+    """No job queued or running on any of Quorum's queues: the versions' digests and evidence,
+    read after the sync, are in."""
+    import django_rq
+    from django.conf import settings
+    from rq.registry import StartedJobRegistry
+
+    queues = [django_rq.get_queue(name) for name in settings.QUORUM_QUEUES]
+    return not any(q.count or StartedJobRegistry(queue=q).count for q in queues)
+
+
 def run(url: str, args) -> None:
     from django.contrib.auth.models import User
     from django.db import connection
@@ -96,14 +113,18 @@ def run(url: str, args) -> None:
     from registry.models import ChangeKind, RegistryChange
     from registry.sync import sync_registry
     from reviews.decisions import opening, voting
-    from reviews.models import Execution, TransitionRequest
+    from reviews.models import Decision, Execution, TransitionRequest
     from reviews.policies.loading import policies_load
 
+    # MLflow prints a line per run and logs one per version: thousands, that bury the figures.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    logging.getLogger("mlflow.store.model_registry.abstract_store").setLevel(logging.WARNING)
     models = max(1, args.requests // 10)
     names = [f"burst-{i:03d}" for i in range(models)]
     raw_names = [f"raw-{i:03d}" for i in range(models)]
     started = time.perf_counter()
-    register(url, names + raw_names, 10)
+    register(url, names, 10, files=True)
+    register(url, raw_names, 10, files=False)
     print(f"registered {2 * models * 10} versions in {time.perf_counter() - started:.0f} s")
 
     raw_versions = [(n, v) for n in raw_names for v in range(1, 11)][: args.requests]
@@ -120,7 +141,21 @@ def run(url: str, args) -> None:
         for name, number in wanted
     ]
     ids = [r.pk for r in requests]
-    print(f"opened {len(ids)} requests; casting the final approvals from {args.voters} threads")
+    # The votes come once every request has its digest pinned and its evidence read, as when
+    # people approve: a vote cast before either is asked again, and the burst would be of none.
+    settling = time.perf_counter()
+    while not background_settled():
+        if time.perf_counter() - settling > 600:
+            sys.exit("the digest and evidence jobs still running after 10 minutes")
+        time.sleep(0.5)
+    unpinned = TransitionRequest.objects.filter(pk__in=ids, content_digest="").count()
+    if unpinned:
+        sys.exit(f"{unpinned} requests have no content digest: nothing would be approved")
+    print(
+        f"opened {len(ids)} requests, digests and evidence in after "
+        f"{time.perf_counter() - settling:.0f} s; casting the final approvals from "
+        f"{args.voters} threads"
+    )
 
     def vote(request_id: int) -> None:
         try:
@@ -135,6 +170,8 @@ def run(url: str, args) -> None:
     # Polled with one cheap query a tenth of a second: the poll must not load the machine it
     # measures (the requests' ids are contiguous, this run's only ones).
     outcomes = TransitionRequest.objects.filter(pk__range=(min(ids), max(ids)))
+    if undecided := outcomes.exclude(decision=Decision.APPROVED).count():
+        sys.exit(f"{undecided} requests were not approved by their final vote")
     done_while_voting = outcomes.filter(execution=Execution.DONE).count()
     while outcomes.filter(execution__in=[Execution.QUEUED, Execution.RUNNING]).exists():
         if time.perf_counter() - first_vote > 600:
