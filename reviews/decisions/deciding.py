@@ -103,6 +103,7 @@ def cancel_refusal(request: TransitionRequest, user: User) -> str | None:
 
 
 @transaction.atomic
+@chain.deferred_appends()
 def request_cancel(*, request_id: int, user: User, reason: str = "") -> TransitionRequest:
     """The requester (or staff; only staff for a ratification) withdraws a pending request,
     saying why if they like: the reason goes in the decision, so the timeline and the mails
@@ -126,7 +127,7 @@ def requests_expire_overdue(*, now=None) -> list[int]:
     expired = []
     overdue = TransitionRequest.objects.filter(decision=Decision.PENDING, expires_at__lt=now)
     for request_id in overdue.values_list("pk", flat=True):
-        with transaction.atomic():
+        with transaction.atomic(), chain.deferred_appends():
             try:
                 request = TransitionRequest.objects.locked(request_id)
             except TransitionRequest.DoesNotExist:  # deleted since the query: nothing to expire
@@ -143,6 +144,7 @@ def requests_expire_overdue(*, now=None) -> list[int]:
 
 
 @transaction.atomic
+@chain.deferred_appends()
 def transition_retry(*, request_id: int, user: User) -> TransitionRequest:
     """An admin re-runs a failed transition."""
     if not user.is_staff:

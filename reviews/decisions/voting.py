@@ -67,6 +67,7 @@ def _check_can_vote(request: TransitionRequest, user, existing_vote: Vote | None
 
 
 @transaction.atomic
+@chain.deferred_appends()
 def vote_cast(
     *,
     request_id: int,

@@ -41,7 +41,7 @@ def carry_out(request_id: int) -> str:
     """Moves the approved request's version to its target in MLflow, unless it is there already,
     and records what happened: the request done, the holdings it ended, the proof, the follow-up
     sync. Runs under the request's execution lock (`locks.execution_lock`, taken by the job)."""
-    with transaction.atomic():
+    with transaction.atomic(), chain.deferred_appends():
         try:
             request = TransitionRequest.objects.locked(request_id)
         except TransitionRequest.DoesNotExist:
@@ -92,7 +92,7 @@ def carry_out(request_id: int) -> str:
     # Unless the mirror shows it there already, a sync will observe the move: credit it then.
     request.version.refresh_from_db(fields=["stage", "aliases"])
     request.awaiting_mirror = not target.is_held_by(request.version)
-    with transaction.atomic():
+    with transaction.atomic(), chain.deferred_appends():
         recorded = TransitionRequest.objects.filter(
             pk=request_id, execution=Execution.RUNNING
         ).update(
@@ -191,7 +191,7 @@ def _fail(
 ) -> None:
     """Records a failed attempt (`final`: the transition failed); `stale`: the approvals were
     given for other content than MLflow holds, and stop counting."""
-    with transaction.atomic():
+    with transaction.atomic(), chain.deferred_appends():
         try:
             request = TransitionRequest.objects.locked(request_id)
         except TransitionRequest.DoesNotExist:  # nothing left to record the error on

@@ -1,5 +1,6 @@
 """The audit chain (reviews/audit/chain.py, verification.py): appends that form a chain, tampering
-of any kind detected by `verify_audit` naming where, and concurrent writers making one chain."""
+of any kind detected by `verify_audit` naming where, concurrent writers making one chain, and
+events deferred to the end of their block appended together or not at all."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from reviews.audit import chain, verification
 from reviews.management.commands.verify_audit import Command as VerifyAudit
-from reviews.models import AuditEvent
+from reviews.models import AuditEvent, AuditHead
 from tests.factories import record_audit_events as record_events
 from tests.waiting import join_all
 
@@ -157,11 +158,16 @@ def test_appending_after_a_deleted_last_row_is_still_detected():
     assert (result.ok, result.broken_at) == (False, 4)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_appends_from_many_threads_form_one_chain():
+def head() -> tuple[int, str]:
+    found = AuditHead.objects.filter(name="audit").first()
+    return (found.sequence, found.hash) if found else (0, chain.GENESIS)
+
+
+def write_from_threads(write, *, threads_count: int = 12, per_thread: int = 5) -> None:
+    """`write(index, n)` from `threads_count` threads at once, `per_thread` times each, every
+    thread on its own connection; then the chain holds each write once, gap-free, and verifies."""
     if connection.vendor != "postgresql":
         pytest.skip("row locks serialise writers only on PostgreSQL; SQLite locks the whole file")
-    threads_count, per_thread = 12, 5
     start = threading.Barrier(threads_count, timeout=60)
     errors: list[BaseException] = []
 
@@ -169,7 +175,7 @@ def test_concurrent_appends_from_many_threads_form_one_chain():
         try:
             start.wait()
             for n in range(per_thread):
-                chain.record("test.concurrent", actor=f"writer{index}", details={"n": n})
+                write(index, n)
         except BaseException as error:  # reported by the main thread
             errors.append(error)
         finally:
@@ -181,7 +187,7 @@ def test_concurrent_appends_from_many_threads_form_one_chain():
     join_all(threads, timeout=120, message="the concurrent audit writers")
 
     assert errors == []
-    total = threads_count * per_thread
+    total = AuditEvent.objects.count()
     assert list(AuditEvent.objects.order_by("sequence").values_list("sequence", flat=True)) == list(
         range(1, total + 1)
     )
@@ -192,4 +198,87 @@ def test_concurrent_appends_from_many_threads_form_one_chain():
         f"writer{i}": AuditEvent.objects.filter(actor=f"writer{i}").count()
         for i in range(threads_count)
     }
-    assert set(per_writer.values()) == {per_thread}
+    assert set(per_writer.values()) == {total // threads_count}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_appends_from_many_threads_form_one_chain():
+    write_from_threads(
+        lambda index, n: chain.record("test.concurrent", actor=f"writer{index}", details={"n": n})
+    )
+    assert AuditEvent.objects.count() == 12 * 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_deferred_blocks_from_many_threads_form_one_chain():
+    def block(index: int, n: int) -> None:
+        with transaction.atomic(), chain.deferred_appends():
+            for part in ("first", "second"):
+                chain.record("test.deferred", actor=f"writer{index}", details={"n": n, part: 1})
+                # Work after an event, which used to hold the head: the others go on appending.
+                AuditHead.objects.filter(name="none").exists()
+
+    write_from_threads(block)
+
+    assert AuditEvent.objects.count() == 12 * 5 * 2
+    # A block's events are appended together: each one's first and second are neighbours.
+    events = list(AuditEvent.objects.order_by("sequence"))
+    for first, second in zip(events[::2], events[1::2], strict=True):
+        assert (first.actor, first.details["n"]) == (second.actor, second.details["n"])
+        assert ("first" in first.details, "second" in second.details) == (True, True)
+
+
+def test_events_of_a_deferred_block_are_appended_together_at_its_end():
+    chain.record("test.before")
+    with transaction.atomic(), chain.deferred_appends():
+        cast = chain.record("vote.cast", actor="ana", details={"decision": "approve"})
+        assert (cast.pk, AuditEvent.objects.count(), head()[0]) == (None, 1, 1)
+        with chain.deferred_appends():  # an inner block appends with the outer one
+            chain.record("request.approved", actor="ana", details={"reason": "quorum"})
+        assert AuditEvent.objects.count() == 1
+    chain.record("test.after")
+
+    events = list(AuditEvent.objects.order_by("sequence"))
+    assert [(e.sequence, e.action) for e in events] == [
+        (1, "test.before"),
+        (2, "vote.cast"),
+        (3, "request.approved"),
+        (4, "test.after"),
+    ]
+    assert (cast.sequence, cast.pk) == (2, events[1].pk)
+    assert [e.created_at for e in events] == sorted(e.created_at for e in events)
+    assert head() == (4, events[-1].hash)
+    result = verification.verify()
+    assert result.ok and result.checked == 4
+
+
+def test_a_deferred_block_that_raises_appends_nothing_and_leaves_the_head():
+    record_events(2)
+    before = head()
+
+    with pytest.raises(RuntimeError), transaction.atomic(), chain.deferred_appends():
+        chain.record("vote.cast", actor="ana")
+        raise RuntimeError("the decision failed")
+
+    assert AuditEvent.objects.count() == 2
+    assert head() == before
+    assert verification.verify().ok
+
+
+def test_an_event_deferred_in_a_savepoint_rolled_back_is_not_appended():
+    with transaction.atomic(), chain.deferred_appends():
+        chain.record("test.kept", details={"n": 1})
+        try:
+            with transaction.atomic():
+                chain.record("test.undone")
+                raise RuntimeError("the nested write failed")
+        except RuntimeError:
+            pass
+        with transaction.atomic():
+            chain.record("test.kept", details={"n": 2})
+
+    assert list(AuditEvent.objects.order_by("sequence").values_list("action", "sequence")) == [
+        ("test.kept", 1),
+        ("test.kept", 2),
+    ]
+    assert verification.verify().ok
