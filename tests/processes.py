@@ -48,6 +48,18 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def group_commands(pgid: int) -> list[str]:
+    """The command lines of the processes in process group `pgid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                found.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
+
+
 ROOT = Path(__file__).resolve().parents[1]
 STOP_DEADLINE = 10.0  # seconds a worker gets after SIGTERM before it is SIGKILLed
 
