@@ -87,16 +87,19 @@ upgrade: | $(UV)
 	$(COMPILE) --upgrade requirements/bootstrap.in -o requirements/bootstrap.txt
 	@echo "Upgraded. Run make test, then commit requirements/*.txt."
 
-# The browser tests drive Debian's Chromium: Playwright cannot download its own browser here.
+# The browser tests drive Debian's Chromium (its headless shell, `chromium-headless-shell`: the
+# same build without the desktop shell, about half the CPU per page): Playwright cannot download
+# its own browser here. QUORUM_TEST_CHROMIUM names another binary and skips this.
 chromium:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ -z "$$QUORUM_TEST_CHROMIUM" ] && [ ! -x /usr/bin/chromium-headless-shell ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian's chromium for the browser tests"; \
-	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	    echo "installing Debian's chromium-headless-shell for the browser tests"; \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium-headless-shell; \
 	  else \
-	    echo "The browser tests need Chromium at /usr/bin/chromium, and it is missing."; \
-	    echo "Install Debian's package as root: apt-get install -y chromium" \
-	         "(or: sudo apt-get install -y chromium), then run make test again."; \
+	    echo "The browser tests need Chromium's headless shell at /usr/bin/chromium-headless-shell," \
+	         "and it is missing."; \
+	    echo "Install Debian's package as root: apt-get install -y chromium-headless-shell" \
+	         "(or: sudo apt-get install -y chromium-headless-shell), then run make test again."; \
 	    exit 1; \
 	  fi; \
 	fi
