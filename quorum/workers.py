@@ -22,6 +22,7 @@ from django.db import close_old_connections, connections
 from rq.worker import Worker, WorkerStatus
 
 from operations.logs import job_context
+from registry.mlflow_client import load_mlflow
 
 # Queues whose jobs run in the worker process, without a work horse.
 IN_PROCESS_QUEUES = frozenset({"transitions"})
@@ -29,6 +30,12 @@ IN_PROCESS_QUEUES = frozenset({"transitions"})
 
 class QuorumWorker(Worker):
     """RQ's forking worker, except for the jobs of IN_PROCESS_QUEUES, which it runs itself."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Quorum loads MLflow at its first call; a work horse forked before that would load it
+        # again for every job.
+        load_mlflow()
 
     def execute_job(self, job, queue):
         if queue.name not in IN_PROCESS_QUEUES:

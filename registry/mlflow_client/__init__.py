@@ -12,7 +12,7 @@ a version's model files (`content`), what Quorum changes in it (`writing`), seed
 """
 
 from .client import RegistryClient
-from .connection import MlflowError
+from .connection import MlflowError, load_mlflow
 from .entities import (
     ArtifactFile,
     GuardStatus,
@@ -39,4 +39,5 @@ __all__ = [
     "ModelFiles",
     "RegistryClient",
     "Runs",
+    "load_mlflow",
 ]

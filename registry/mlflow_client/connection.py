@@ -3,15 +3,21 @@ through it, and MLflow's errors turned into `MlflowError`.
 
 Timeouts and retries come from the MLFLOW_HTTP_REQUEST_* variables that `quorum.settings` sets to
 short values, so an MLflow outage fails in seconds instead of the client's default minutes.
+
+MLflow itself is imported when a client first calls it, not when this package is imported: loading
+it costs about 2 s of CPU, half of a `manage.py` command's start, and `migrate`, `check` with no
+MLflow answering, `collectstatic` and most pages never call it. The modules of this package import
+what they use of MLflow inside the functions that use it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+if TYPE_CHECKING:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
 
 
 class MlflowError(Exception):
@@ -37,14 +43,24 @@ class Connection:
 
     tracking_uri: str | None = None
     calls: int = 0
-    _client: MlflowClient = field(init=False, repr=False)
+    _mlflow_client: MlflowClient | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.tracking_uri is None:
             from django.conf import settings
 
             self.tracking_uri = settings.MLFLOW_TRACKING_URI
-        self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    @property
+    def _client(self) -> MlflowClient:
+        """MLflow's own client of this server, made (and MLflow imported) at the first call."""
+        if self._mlflow_client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._mlflow_client = MlflowClient(
+                tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
+            )
+        return self._mlflow_client
 
     def fork(self) -> Self:
         """A client of the same server for another thread; add its `calls` back when done."""
@@ -58,6 +74,8 @@ class Connection:
         return self._client._get_registry_client()
 
     def _call(self, method, *args, **kwargs):
+        from mlflow.exceptions import MlflowException  # imported already: `method` is MLflow's
+
         self.calls += 1
         try:
             return method(*args, **kwargs)
@@ -67,6 +85,18 @@ class Connection:
             raise MlflowError(
                 f"MLflow at {self.tracking_uri} is unreachable: {error}", unreachable=True
             ) from error
+
+
+def load_mlflow() -> None:
+    """Imports the parts of MLflow the client uses now rather than at its first call: a worker
+    does it once before it forks work horses, which then start with MLflow loaded instead of each
+    importing it again."""
+    import mlflow.entities
+    import mlflow.store.artifact.artifact_repository_registry
+    import mlflow.store.artifact.http_artifact_repo
+    import mlflow.store.artifact.runs_artifact_repo
+    import mlflow.tracking
+    import mlflow.utils.rest_utils  # noqa: F401
 
 
 def translate(error: MlflowException) -> MlflowError:

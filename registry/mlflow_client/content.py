@@ -19,18 +19,16 @@ import posixpath
 import tempfile
 import urllib.parse
 from collections.abc import Iterator
-
-from mlflow.exceptions import MlflowException
-from mlflow.store.artifact.artifact_repo import ArtifactRepository
-from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
-from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
-from mlflow.utils.rest_utils import http_request
+from typing import TYPE_CHECKING
 
 from .connection import Connection, MlflowError, translate
 from .entities import ArtifactFile, ModelFiles
 from .evidence import logged_model_id
 from .reading import quote
+
+if TYPE_CHECKING:
+    from mlflow.store.artifact.artifact_repo import ArtifactRepository
+    from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
 
 # Answers that say the server (or a proxy before it) is down or overloaded, not the file bad.
 UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
@@ -71,6 +69,8 @@ class ContentReading(Connection):
 
     def read_model_file(self, location: str, path: str, *, chunk_size: int) -> Iterator[bytes]:
         """The bytes of the file `path` under `location`, `chunk_size` at most at a time."""
+        from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
+
         repository = self._repository(location)
         if isinstance(repository, HttpArtifactRepository):
             yield from self._stream(repository, path, chunk_size)
@@ -78,6 +78,9 @@ class ContentReading(Connection):
             yield from self._through_file(repository, path, chunk_size)
 
     def _run_model_location(self, uri: str) -> str:
+        from mlflow.exceptions import MlflowException
+        from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+
         try:
             run_id, path = RunsArtifactRepository.parse_runs_uri(uri)
         except MlflowException as error:
@@ -100,6 +103,9 @@ class ContentReading(Connection):
         return _joined(str(run.info.artifact_uri), path or "")
 
     def _repository(self, location: str) -> ArtifactRepository:
+        from mlflow.exceptions import MlflowException
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
         try:
             return get_artifact_repository(location, tracking_uri=self.tracking_uri)
         except MlflowException as error:
@@ -108,6 +114,8 @@ class ContentReading(Connection):
     def _stream(
         self, repository: HttpArtifactRepository, path: str, chunk_size: int
     ) -> Iterator[bytes]:
+        from mlflow.utils.rest_utils import http_request
+
         # What MLflow's `_download_file` requests, read as it arrives instead of written out.
         endpoint = "/" + urllib.parse.quote(path)
         response = self._call(http_request, repository._host_creds, endpoint, "GET", stream=True)

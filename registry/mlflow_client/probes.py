@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from mlflow.exceptions import MlflowException
+import socket
+import urllib.parse
+
+from requests.utils import get_environ_proxies
 
 from .connection import Connection, MlflowError, translate
 from .entities import GuardStatus
@@ -21,7 +24,12 @@ class Probes(Connection):
 
     def guard_status(self) -> GuardStatus | None:
         """Asks the registry's quorum-guard app (mlflow-quorum-guard) about itself, with this
-        client's credentials; None when the server has no guard (the route does not exist)."""
+        client's credentials; None when the server has no guard (the route does not exist).
+
+        Where nothing listens at an http(s) tracking URI, says so without loading MLflow: every
+        `manage.py` command asks, and most run where no MLflow answers (a build, a release step)."""
+        self._connect_or_raise(GUARD_PROBE_TIMEOUT)
+        from mlflow.exceptions import MlflowException
         from mlflow.utils.credentials import get_default_host_creds
         from mlflow.utils.rest_utils import http_request
 
@@ -63,10 +71,28 @@ class Probes(Connection):
                 f"{response.status_code} and no guard status"
             ) from error
 
+    def _connect_or_raise(self, timeout: float) -> None:
+        """Raises `MlflowError` (unreachable) when an http(s) tracking URI's host refuses or does
+        not accept a TCP connection within `timeout`; other URIs, and any reached through a
+        proxy (which MLflow's requests would use), are left to MLflow."""
+        url = urllib.parse.urlsplit(self.tracking_uri or "")
+        if url.scheme not in ("http", "https") or not url.hostname:
+            return
+        if get_environ_proxies(self.tracking_uri or ""):
+            return
+        try:
+            port = url.port or (443 if url.scheme == "https" else 80)
+            socket.create_connection((url.hostname, port), timeout=timeout).close()
+        except (OSError, ValueError) as error:  # ValueError: a port out of range in the URI
+            raise MlflowError(
+                f"MLflow at {self.tracking_uri} is unreachable: {error}", unreachable=True
+            ) from error
+
     def answers_within(self, timeout: float) -> None:
         """Raises `MlflowError` unless the registry answers a read with Quorum's credentials
         within `timeout` seconds, at the first try: a readiness probe cannot wait through the
         client's retries."""
+        from mlflow.exceptions import MlflowException
         from mlflow.utils.credentials import get_default_host_creds
         from mlflow.utils.rest_utils import http_request
 

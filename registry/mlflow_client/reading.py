@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from mlflow.entities import ViewType
-
 from .connection import Connection, MlflowError
 from .entities import (
     MetricPoint,
@@ -161,6 +159,8 @@ class Reading(Connection):
         return runs
 
     def _search_runs(self, run_ids: list[str], experiment_ids: list[str], runs: Runs) -> None:
+        from mlflow.entities import ViewType
+
         id_list = ", ".join(quote(run_id) for run_id in run_ids)
         token = None
         while True:
@@ -187,6 +187,8 @@ class Reading(Connection):
         return sorted(points, key=lambda p: (p.step, p.timestamp))
 
     def _experiment_ids(self) -> list[str]:
+        from mlflow.entities import ViewType
+
         ids: list[str] = []
         token = None
         while True:

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
-
 from .connection import Connection, MlflowError, translate
 
 LOG_BATCH_METRICS = 1000  # MLflow's limit on metrics in one log_batch call
@@ -73,6 +70,8 @@ class Seeding(Connection):
         tags: dict[str, str] | None = None,
     ) -> str:
         """A finished run with params, final metrics and per-step history, in few calls."""
+        from mlflow.entities import Metric, Param, RunTag
+
         run = self._call(self._client.create_run, experiment_id, run_name=run_name, tags=tags)
         run_id = run.info.run_id
         timestamp = run.info.start_time
@@ -118,6 +117,7 @@ class Seeding(Connection):
         `input_example` (a DataFrame) gives the model a signature; `extra_requirements` are pip
         pins added to the default ones."""
         import mlflow.sklearn
+        from mlflow.exceptions import MlflowException
 
         self.calls += 1
         mlflow.set_tracking_uri(self._client.tracking_uri)
@@ -144,6 +144,7 @@ class Seeding(Connection):
         """Logs a pandas DataFrame as one of the run's inputs (`mlflow.log_input`)."""
         import mlflow
         from mlflow.data.pandas_dataset import from_pandas
+        from mlflow.exceptions import MlflowException
 
         self.calls += 1
         mlflow.set_tracking_uri(self.tracking_uri or "")
