@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 
 from registry import evidence
+from registry.mlflow_client import RegistryClient
 from registry.sync import sync_registry
 from reviews.api.auth import token_create
 from reviews.decisions import opening
@@ -30,20 +32,30 @@ ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = {"age": "int64", "income": "int64", "city": "object"}
 
 
+@pytest.fixture(scope="module")
+def explained_in_mlflow(mlflow_server):
+    """A model in MLflow, registered once for the module (explaining only reads it): v1 in
+    Production, v2 without the `city` column (its signature breaks v1's callers), v3 like v1.
+    Logging a scikit-learn model is seconds of work for the test and MLflow each."""
+    client = RegistryClient(mlflow_server.url)
+    name = f"policy-explain-{uuid.uuid4().hex[:6]}"
+    register_sklearn_version(client, name, columns=COLUMNS)
+    register_sklearn_version(client, name, columns={"age": "int64"})
+    register_sklearn_version(client, name, columns=COLUMNS)
+    client.transition_stage(name, 1, "Production")
+    yield name
+    client.delete_model(name)
+
+
 @pytest.fixture
-def explained(mlflow_client, unique_name):
-    """The example policies, their people, and a model with evidence: v1 in Production, v2
-    without the `city` column (its signature breaks v1's callers), v3 like v1."""
+def explained(explained_in_mlflow, mlflow_client):
+    """The example policies, their people, and the model mirrored with its evidence."""
     for name in ["alice", "bob", "carol", "dave", "erin", "frank"]:
         User.objects.create_user(name)
     policies_load(text=(Path(settings.BASE_DIR) / "docs" / "policies.example.yaml").read_text())
-    register_sklearn_version(mlflow_client, unique_name, columns=COLUMNS)
-    register_sklearn_version(mlflow_client, unique_name, columns={"age": "int64"})
-    register_sklearn_version(mlflow_client, unique_name, columns=COLUMNS)
-    mlflow_client.transition_stage(unique_name, 1, "Production")
-    sync_registry(model=unique_name, client=mlflow_client)
+    sync_registry(model=explained_in_mlflow, client=mlflow_client)
     evidence.fetch_missing(client=mlflow_client)
-    return unique_name
+    return explained_in_mlflow
 
 
 def explain(client, user, **params):
