@@ -160,11 +160,17 @@ class SyncKind(models.TextChoices):
     FULL = "full", "full"
     INCREMENTAL = "incremental", "incremental"
     MODEL = "model", "one model"
+    # What a move Quorum made changed, recorded by its transition job from the move's answer
+    # (`registry.sync.mirror_move`): it reads nothing else from MLflow, so it is no sync of the
+    # registry and says nothing of whether one would succeed.
+    MOVE = "move", "a move Quorum made"
 
 
 class SyncRunQuerySet(models.QuerySet["SyncRun"]):
     def finished(self) -> Self:
-        return self.filter(finished_at__isnull=False)
+        """Syncs that read MLflow and finished; a move's record (`SyncKind.MOVE`) is none: a
+        transition that succeeds while every sync fails must not look like a mirror in step."""
+        return self.filter(finished_at__isnull=False).exclude(kind=SyncKind.MOVE)
 
     def succeeded(self) -> Self:
         return self.finished().filter(error="")

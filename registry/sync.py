@@ -14,6 +14,9 @@ Three ways in, one way to write (`registry.mirror`):
 - **model**: one model's versions completely, and the runs of versions it has not read yet (the
   webhook receiver and the transition job queue these).
 
+And one way that reads nothing: **a move** (`mirror_move`), the versions a transition job just
+moved, as MLflow answered the move, recorded by the job itself while it still holds the model.
+
 Each observed difference becomes a `RegistryChange`: the review app reads them to tell the
 transitions its own jobs made from the ones made in MLflow directly. Syncs are serialised by a row
 lock so a webhook-triggered sync and the periodic one never interleave their writes, and a sync
@@ -37,7 +40,14 @@ from django.db.models import Max
 from django.utils import timezone
 
 from .mirror import apply_mlflow_state
-from .mlflow_client import RUN_READERS, MlflowError, MlflowVersion, RegistryClient
+from .mlflow_client import (
+    RUN_READERS,
+    MlflowError,
+    MlflowModel,
+    MlflowVersion,
+    RegistryClient,
+    Runs,
+)
 from .models import SKIPPED_KEPT, ModelVersion, RegisteredModel, SyncKind, SyncLock, SyncRun
 from .signals import sync_finished
 from .storable import can_hold, printable
@@ -102,18 +112,69 @@ def sync_registry(
     written. Raises `SyncError` when the sync cannot finish (MLflow cannot be read, or anything
     else went wrong); whatever happens, the `SyncRun` row keeps the error and the finish time.
     """
-    result = _sync(full=full, model=model, client=client, progress=progress, wait=True)
-    assert result is not None  # a sync that waits for the lock always runs
+    return _sync(full=full, model=model, client=client, progress=progress)
+
+
+def mirror_move(
+    name: str, versions: list[MlflowVersion], *, model: MlflowModel | None = None
+) -> SyncResult | None:
+    """Records what a move Quorum just made changed, as a sync records it, without reading
+    MLflow: `versions` as the move left them (the moved version as MLflow answered the move, the
+    versions it archived), and for an alias move `model` with its aliases as the move left them
+    (without it, the model's row is kept as mirrored, aliases included).
+
+    For a transition job, while it still holds the model: the holder timeline gets each holding
+    Quorum made when it made it, credited to the job's running request by the receivers of
+    `changes_observed`, as any sync's changes are. Its record is a `SyncRun` of kind `move`.
+    Never waits for another sync: returns None at once, having done nothing, when one holds the
+    registry (it may have read MLflow before this move and write after it). Raises `SyncError`
+    having written nothing, not even its record, when anything fails. Either way the model's
+    next sync mirrors the move."""
+    started = time.perf_counter()
+    try:
+        SyncLock.objects.get_or_create(name="registry")
+        with transaction.atomic():
+            _lock_registry(wait=False)
+            run = SyncRun.objects.create(kind=SyncKind.MOVE, model_name=printable(name, 256))
+            if model is None:
+                model = _as_mirrored(name)
+            result = _apply(
+                models={name: model},
+                versions=versions,
+                runs=Runs(),
+                complete_models=set(),
+                all_models_listed=False,
+                sync_run=run,
+            )
+            result.kind = SyncKind.MOVE
+            result.seconds = time.perf_counter() - started
+            SyncRun.objects.filter(pk=run.pk).update(
+                finished_at=timezone.now(),
+                models_seen=result.models,
+                versions_seen=result.versions,
+                changes_count=result.changes,
+                seconds=result.seconds,
+                skipped=result.skipped[:SKIPPED_KEPT],
+                skipped_count=len(result.skipped),
+            )
+    except RegistryBusy:
+        return None
+    except Exception as error:
+        raise SyncError(_describe(error)) from error
     return result
 
 
-def sync_model_unless_busy(
-    model: str, *, client: RegistryClient | None = None
-) -> SyncResult | None:
-    """`sync_registry(model=model)`, unless another sync holds the registry now: then None at
-    once, having done and recorded nothing. For a transition job mirroring its own move, which
-    must not wait behind a sync that may be stuck reading MLflow (its follow-up sync will)."""
-    return _sync(full=False, model=model, client=client, progress=None, wait=False)
+def _as_mirrored(name: str) -> MlflowModel:
+    """The model as the mirror has it: what a stage move leaves as it was."""
+    row = RegisteredModel.objects.get(name=name)
+    return MlflowModel(
+        name=row.name,
+        description=row.description,
+        tags=row.tags,
+        aliases=row.aliases,
+        creation_timestamp=row.creation_timestamp,
+        last_updated_timestamp=row.last_updated_timestamp,
+    )
 
 
 def _sync(
@@ -122,8 +183,7 @@ def _sync(
     model: str | None,
     client: RegistryClient | None,
     progress: Progress | None,
-    wait: bool,
-) -> SyncResult | None:
+) -> SyncResult:
     client = client or RegistryClient()
     kind = SyncKind.MODEL if model is not None else SyncKind.FULL if full else SyncKind.INCREMENTAL
     run = SyncRun.objects.create(kind=kind, model_name=printable(model or "", 256))
@@ -134,16 +194,13 @@ def _sync(
         with transaction.atomic():
             # Held while reading MLflow too: two syncs that read in one order and wrote in the
             # other would record a change backwards.
-            _lock_registry(wait)
+            _lock_registry(wait=True)
             if kind == SyncKind.MODEL:
                 result = _sync_one_model(client, model or "", run, progress)
             elif kind == SyncKind.INCREMENTAL and _watermark() is not None:
                 result = _sync_incremental(client, run, progress)
             else:
                 result = _sync_full(client, run, progress)
-    except RegistryBusy:
-        run.delete()  # nothing was done: no sync to report
-        return None
     except BaseException as error:  # noqa: BLE001 - recorded, then raised again
         message = printable(error) if isinstance(error, MlflowError) else _describe(error)
         _finish(

@@ -17,7 +17,7 @@ from .models import Stage
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-    from .mlflow_client import RegistryClient
+    from .mlflow_client import MlflowVersion, RegistryClient
 
 ALIAS_PREFIX = "@"
 STAGES = [choice.value for choice in Stage]
@@ -99,15 +99,16 @@ class Target:
 
     def move(
         self, client: RegistryClient, name: str, version: int, *, archive_existing: bool = False
-    ) -> None:
+    ) -> MlflowVersion | None:
         """Moves `version` of model `name` here in MLflow: sets the alias, or transitions the
-        stage (archiving the stage's other versions when asked and MLflow can)."""
+        stage (archiving the stage's other versions when asked and MLflow can). Returns the
+        version as MLflow answered a stage move; None for an alias (MLflow answers nothing)."""
         if self.is_alias:
             client.set_alias(name, self.alias, version)
-        else:
-            client.transition_stage(
-                name,
-                version,
-                str(self.stage),
-                archive_existing=archive_existing and self.archive_existing_applies,
-            )
+            return None
+        return client.transition_stage(
+            name,
+            version,
+            str(self.stage),
+            archive_existing=archive_existing and self.archive_existing_applies,
+        )

@@ -3,10 +3,11 @@
 
 It reads MLflow first and only records success when the version is already at its target, so a
 retried, duplicated or re-enqueued job never transitions twice. Once MLflow shows the version at
-its target the request is `done`. It mirrors its own move (a sync of the model) before it lets go
-of the model, so the holder timeline has every holding Quorum made; the follow-up sync is still
-queued, a job of its own, coalesced per model and retried on its own, which mirrors the move when
-that read failed, so a failing sync never runs the transition again. What follows a move is
+its target the request is `done`. It mirrors its own move before it lets go of the model (the
+versions the move changed, from what it read and MLflow's answer to the move: no sync), so the
+holder timeline has every holding Quorum made; the follow-up sync is still queued, a job of its
+own, coalesced per model and retried on its own, which mirrors the move when the job could not,
+so a failing sync never runs the transition again. What follows a move is
 called here, where it happens: the ratification a break-glass move needs, the revocation of the
 proofs of the holdings it ended, the signed proof of the new one, the follow-up sync.
 """
@@ -14,6 +15,7 @@ proofs of the holdings it ended, the signed proof of the new one, the follow-up 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import redis
 from django.db import transaction
@@ -22,8 +24,9 @@ from rq import get_current_job
 from structlog.contextvars import bind_contextvars
 
 from registry.jobs import enqueue_model_sync
-from registry.mlflow_client import MlflowError, MlflowVersion, RegistryClient
-from registry.sync import SyncError, sync_model_unless_busy
+from registry.mlflow_client import MlflowError, MlflowModel, MlflowVersion, RegistryClient
+from registry.models import Stage
+from registry.sync import mirror_move
 
 from ..audit import chain
 from ..decisions import standing
@@ -65,8 +68,10 @@ def carry_out(request_id: int) -> str:
     target = request.parsed_target
     client = RegistryClient()
     with model_moves_lock(request.version.model_id):
-        current, holders = _read(client, request)
-        alias_holder = _alias_holder(client, request)
+        current, archiving = _read(client, request)
+        model = _model_of_alias_target(client, request)
+        alias_holder = model.aliases.get(target.alias) if model is not None else None
+        holders = [v.version for v in archiving]
         if current is None:
             # For good: MLflow never reuses a version number, so no retry can help (the page says
             # so instead of offering one), and the mirror's sync will record the deletion.
@@ -83,8 +88,8 @@ def carry_out(request_id: int) -> str:
             if refused := content_check.refusal(request, client):
                 _fail(request_id, refused, final=True, stale=True)
                 return "failed: not the approved content"
-            target.move(client, name, number, archive_existing=request.archives_holders)
-            _mirror_the_move(name, client)
+            answer = target.move(client, name, number, archive_existing=request.archives_holders)
+            _mirror_the_move(request, answer or current, archiving, model)
     # From here on the version is at its target: whatever happens next, the request is done and
     # this job never moves MLflow again (a retry would read it there and only record it).
     request.execution, request.executed_at = Execution.DONE, timezone.now()
@@ -126,22 +131,41 @@ def carry_out(request_id: int) -> str:
     return f"{name} version {number} is at {target}"
 
 
-def _mirror_the_move(name: str, client: RegistryClient) -> None:
+def _mirror_the_move(
+    request: TransitionRequest,
+    moved: MlflowVersion,
+    archived: list[MlflowVersion],
+    model: MlflowModel | None,
+) -> None:
     """Mirrors the move just made, while this job still holds the model's moves lock, so that the
     holder timeline has every holding Quorum made when it made it: a version moved to Staging and
     a second later to Production would otherwise be seen by one later sync as "None ->
-    Production", its Staging holding missing (and a rollback to it refused). The sync credits the
-    changes to this request, which is running. It never waits for another sync (one stuck reading
-    MLflow would hold every transition up): then, or when MLflow cannot be read now, the
-    follow-up sync queued after the move mirrors it, as before."""
+    Production", its Staging holding missing (and a rollback to it refused).
+
+    Only what the move changed is recorded, without reading MLflow again: the version as MLflow
+    answered the move (an alias move answers nothing: the version as read before it, the model's
+    aliases as read before it with the alias moved, which takes it from its holder), and the
+    versions it archived, as read before it. `registry.sync.mirror_move` records them as a sync
+    would, credited to this request, which is running. It never waits for a sync (one stuck
+    reading MLflow would hold every transition up): then, or when anything fails, the follow-up
+    sync queued after the move mirrors it."""
+    name = request.version.model.name
+    target = request.parsed_target
     try:
-        if sync_model_unless_busy(name, client=client) is None:
+        if target.is_alias:
+            if model is None:  # MLflow did not have the model when the job read it
+                raise LookupError(f"{name} was not found before its alias moved")
+            model = replace(model, aliases={**model.aliases, target.alias: moved.version})
+        versions = [moved, *(replace(v, stage=Stage.ARCHIVED.value) for v in archived)]
+        if mirror_move(name, versions, model=model) is None:
             logger.info("a sync is running: the move of %r is mirrored by the follow-up sync", name)
-    except SyncError as error:
+    except Exception as error:  # the move is made: never fail the job for its mirror
         logger.warning("the move of %r is mirrored by the follow-up sync: %s", name, error)
 
 
-def _read(client: RegistryClient, request: TransitionRequest) -> tuple[MlflowVersion | None, list]:
+def _read(
+    client: RegistryClient, request: TransitionRequest
+) -> tuple[MlflowVersion | None, list[MlflowVersion]]:
     """The version as MLflow has it now, and (when the move archives them) the other versions in
     its target stage, which the move will archive."""
     name, number = request.version.model.name, request.version.version
@@ -149,17 +173,19 @@ def _read(client: RegistryClient, request: TransitionRequest) -> tuple[MlflowVer
         return client.get_version(name, number), []
     versions = client.list_versions(name)  # one call, like get_version, with every stage
     current = next((v for v in versions if v.version == number), None)
-    return current, request.versions_to_archive(versions)
+    archiving = set(request.versions_to_archive(versions))
+    return current, [v for v in versions if v.version in archiving]
 
 
-def _alias_holder(client: RegistryClient, request: TransitionRequest) -> int | None:
-    """For an alias target, the version MLflow has it on before the move (its proof for the
-    alias ends when the alias moves); None otherwise."""
-    target = request.parsed_target
-    if not target.is_alias:
+def _model_of_alias_target(
+    client: RegistryClient, request: TransitionRequest
+) -> MlflowModel | None:
+    """For an alias target, the model as MLflow has it before the move: the version its alias is
+    on (whose proof for the alias ends when the alias moves) and the aliases the move changes.
+    None for a stage target, or when MLflow has no such model."""
+    if not request.parsed_target.is_alias:
         return None
-    found = client.get_model(request.version.model.name)
-    return found.aliases.get(target.alias) if found is not None else None
+    return client.get_model(request.version.model.name)
 
 
 def _queue_follow_up_sync(name: str) -> None:

@@ -55,8 +55,8 @@ def test_last_approval_moves_the_version_in_mlflow_and_archives_the_old_one(
     assert caused == {(3, "None", "Production"), (1, "Production", "Archived")}
     assert set(request.caused_changes.values_list("origin", flat=True)) == {"quorum"}
     assert not request.awaiting_mirror
-    # The follow-up sync stays queued, a job of its own (it mirrors the move when the job's own
-    # read failed); here it finds no move more (only the proof's tag, written after the move).
+    # The follow-up sync stays queued, a job of its own (it mirrors the move when the job could
+    # not); here it finds no move more (only the proof's tag, written after the move).
     assert [job.func_name for job in syncs.get_jobs()] == ["registry.jobs.sync_model"]
     moves = RegistryChange.objects.filter(model__name=promoted, kind__in=TRANSITION_KINDS)
     seen = moves.count()

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, transaction
+from django.db import connection
 
 from quorum.localservices import free_port
 from registry.mlflow_client import RegistryClient
@@ -18,13 +18,11 @@ from registry.models import (
     ModelVersion,
     RegisteredModel,
     RegistryChange,
-    SyncLock,
     SyncRun,
 )
-from registry.sync import SyncError, sync_model_unless_busy, sync_registry
+from registry.sync import SyncError, sync_registry
 from tests.factories import registry_changes as changes
 from tests.mlflow_registry import register_in_mlflow
-from tests.waiting import join_all
 
 pytestmark = pytest.mark.django_db
 
@@ -321,40 +319,3 @@ def test_concurrent_syncs_record_each_change_once(mlflow_client, unique_name):
     assert errors == []
     assert changes(unique_name, ChangeKind.STAGE_CHANGED).count() == 1
     assert ModelVersion.objects.get(model__name=unique_name, version=2).stage == "Production"
-
-
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
-def test_a_model_sync_unless_busy_neither_waits_for_a_running_sync_nor_records_anything(
-    mlflow_client, unique_name
-):
-    """A transition job mirrors its own move this way: behind a sync stuck reading MLflow it
-    must not wait (its follow-up sync mirrors the move later)."""
-    register_in_mlflow(mlflow_client, unique_name, versions=1)
-    SyncLock.objects.get_or_create(name="registry")
-    holding, release = threading.Event(), threading.Event()
-
-    def running_sync() -> None:  # what a sync holds while it reads MLflow
-        try:
-            with transaction.atomic():
-                SyncLock.objects.select_for_update().get(name="registry")
-                holding.set()
-                release.wait(timeout=60)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=running_sync)
-    holder.start()
-    try:
-        assert holding.wait(timeout=60)
-        runs = SyncRun.objects.count()
-        assert sync_model_unless_busy(unique_name, client=mlflow_client) is None
-        assert SyncRun.objects.count() == runs
-        assert not RegisteredModel.objects.filter(name=unique_name).exists()
-    finally:
-        release.set()
-        join_all([holder], timeout=60, message="the sync holding the registry")
-
-    result = sync_model_unless_busy(unique_name, client=mlflow_client)  # free now: it runs
-    assert result is not None and result.versions == 1
-    assert RegisteredModel.objects.filter(name=unique_name).exists()
