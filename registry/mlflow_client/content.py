@@ -57,7 +57,7 @@ class ContentReading(Connection):
 
     def model_location(self, name: str, version: int) -> str:
         """The artifact URI under which the version's model files live (see the module)."""
-        uri = str(self._call(self._client.get_model_version_download_uri, name, str(version)))
+        uri = str(self._call(self._registry().get_model_version_download_uri, name, str(version)))
         if uri.startswith("runs:/"):
             return self._run_model_location(uri)
         if uri.startswith("models:/"):

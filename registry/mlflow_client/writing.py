@@ -39,7 +39,7 @@ class Writing(Connection):
         self._call(self._client.set_registered_model_tag, name, key, value)
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
-        self._call(self._client.set_model_version_tag, name, str(version), key, value)
+        self._call(self._registry().set_model_version_tag, name, str(version), key, value)
 
     def delete_version_tag(self, name: str, version: int, key: str) -> None:
         self._call(self._client.delete_model_version_tag, name, str(version), key)
