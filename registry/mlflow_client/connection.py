@@ -12,12 +12,31 @@ what they use of MLflow inside the functions that use it.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
+
+# Before every request MLflow's client asks whether it runs inside Databricks (a notebook, a job,
+# a cluster) by importing these; where they are not installed each import fails, and a failed
+# import searches every directory on sys.path again, every time: about a dozen searches an HTTP
+# call, a sixth of a transition job's own CPU (docs/benchmarks.md, burst). Known absent once,
+# they fail at once. Only modules missing when this module is imported are marked (finding
+# them imports nothing, MLflow included): one installed afterwards is seen after a restart.
+DATABRICKS_PROBES = ("dbruntime", "IPython", "pyspark")
+
+
+def _mark_absent(names: tuple[str, ...]) -> None:
+    for name in names:
+        if name not in sys.modules and importlib.util.find_spec(name) is None:
+            sys.modules[name] = None  # type: ignore[assignment]  # Python's "known absent"
+
+
+_mark_absent(DATABRICKS_PROBES)
 
 
 class MlflowError(Exception):
