@@ -25,16 +25,6 @@ import time
 
 from _common import bench_stack
 
-POLICY = """
-groups:
-  bench-approvers: [approver]
-policies:
-  - name: bench-staging
-    models: ["*"]
-    targets: [Staging]
-    require: [{group: bench-approvers, approvals: 1}]
-"""
-
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -74,7 +64,7 @@ def children_cpu() -> float:
 
 def run(url: str, args) -> None:
     import django_rq
-    from burst import register
+    from burst import POLICY, register
     from django.contrib.auth.models import User
     from rq.registry import StartedJobRegistry
 

@@ -83,6 +83,18 @@ class SyncResult:
             + (f"; {self.partial} without their run" if self.partial else "")
         )
 
+    def recorded(self) -> dict:
+        """What its `SyncRun` row keeps of it."""
+        return {
+            "models_seen": self.models,
+            "versions_seen": self.versions,
+            "changes_count": self.changes,
+            "mlflow_calls": self.mlflow_calls,
+            "seconds": self.seconds,
+            "skipped": self.skipped[:SKIPPED_KEPT],
+            "skipped_count": len(self.skipped),
+        }
+
     @property
     def partial(self) -> int:
         """Versions mirrored without their run's metrics and params (it could not be read)."""
@@ -148,15 +160,8 @@ def mirror_move(
             )
             result.kind = SyncKind.MOVE
             result.seconds = time.perf_counter() - started
-            SyncRun.objects.filter(pk=run.pk).update(
-                finished_at=timezone.now(),
-                models_seen=result.models,
-                versions_seen=result.versions,
-                changes_count=result.changes,
-                seconds=result.seconds,
-                skipped=result.skipped[:SKIPPED_KEPT],
-                skipped_count=len(result.skipped),
-            )
+            recorded = result.recorded()
+            SyncRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), **recorded)
     except RegistryBusy:
         return None
     except Exception as error:
@@ -219,16 +224,7 @@ def _sync(
     result.kind = kind
     result.mlflow_calls = client.calls - calls_before
     result.seconds = time.perf_counter() - started
-    _finish(
-        run,
-        models_seen=result.models,
-        versions_seen=result.versions,
-        changes_count=result.changes,
-        mlflow_calls=result.mlflow_calls,
-        seconds=result.seconds,
-        skipped=result.skipped[:SKIPPED_KEPT],
-        skipped_count=len(result.skipped),
-    )
+    _finish(run, **result.recorded())
     logger.info("%s sync: %s (%d MLflow calls)", kind, result, result.mlflow_calls)
     for item in result.skipped[:SKIPPED_LOGGED]:
         logger.warning(
