@@ -1,0 +1,176 @@
+"""Server time and queries of the pages with one client, in-process, for a small world; and a
+profile of one page.
+
+    .venv/bin/python bench/page_profile.py [--times 60] [--profile version] [--top 25]
+
+Builds, in a fresh database (DATABASE_URL, else a new `qp_page_profile` PostgreSQL database on
+127.0.0.1:5432), one model with 10 versions (v1 in Production and @champion, v3 in Staging, the
+others candidates, every metric's history cached) and nine more models of 3 versions, the standard
+policies of the tests and their cast, and the first model's history: 6 requests decided (approved
+and rejected) and 4 open, with votes. No MLflow server: the pages read only the mirror.
+
+Then, for the inbox, a request, a version, the model and the models pages, signed in as a
+reviewer (scientist1), it prints the queries of one answer (the second, steady state) and the
+median of `--times` answers (Django's test client, no HTTP). `--profile PAGE` runs that page
+`--times` times under cProfile and prints the `--top` functions by cumulative time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import statistics
+import sys
+import time
+
+from _common import LOCAL_POSTGRES, ROOT  # noqa: F401  (puts the repository on sys.path)
+
+DATABASE = "qp_page_profile"
+
+
+def fresh_database() -> str:
+    import psycopg
+
+    with psycopg.connect(f"{LOCAL_POSTGRES}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DATABASE}"')
+    return f"{LOCAL_POSTGRES}/{DATABASE}"
+
+
+def build_world() -> None:
+    """The small world above."""
+    from registry.models import Stage
+    from reviews.decisions import voting
+    from reviews.policies.loading import policies_load
+    from tests.factories import (
+        cache_all_history,
+        make_model,
+        make_request,
+        make_user,
+        make_version,
+    )
+    from tests.policy_files import STANDARD_POLICIES
+
+    names = ["requester", "lead", "scientist1", "scientist2", "scientist3", "outsider"]
+    people = {name: make_user(name) for name in names}
+    policies_load(text=STANDARD_POLICIES)
+
+    model = make_model("fraud", description="Scores card payments.")
+    for number in range(1, 11):
+        stage = {1: Stage.PRODUCTION, 3: Stage.STAGING}.get(number, Stage.NONE)
+        version = make_version(
+            model,
+            number,
+            stage=stage,
+            aliases=["champion"] if number == 1 else [],
+            metrics={
+                "accuracy": 0.80 + number / 100,
+                "f1": 0.78 + number / 100,
+                "loss": 1 / number,
+            },
+            params={"lr": number / 10, "depth": number},
+            tags={"owner": "risk"},
+        )
+        cache_all_history(version)
+    for m in range(9):
+        other = make_model(f"other-{m}")
+        for number in range(1, 4):
+            make_version(other, number, metrics={"accuracy": 0.9, "f1": 0.85})
+
+    def vote(request, who: str, decision: str) -> None:
+        comment = "accuracy drops on the holdout" if decision == "reject" else ""
+        voting.vote_cast(
+            request_id=request.pk, user=people[who], decision=decision, comment=comment
+        )
+
+    # Decided: approved and rejected requests, for Staging and Production.
+    for number in (2, 4, 5):
+        request = make_request("fraud", number, "Staging", requester=people["requester"])
+        vote(request, "scientist2", "reject" if number == 4 else "approve")
+    for number in (6, 7, 8):
+        request = make_request("fraud", number, "Production", requester=people["requester"])
+        vote(request, "scientist2", "reject")
+    # Open: with and without votes.
+    opened = []
+    for number, target in ((9, "Production"), (10, "Production"), (6, "Staging"), (7, "@champion")):
+        request = make_request("fraud", number, target, requester=people["requester"])
+        opened.append(request)
+    vote(opened[0], "lead", "approve")
+    vote(opened[1], "scientist2", "approve")
+
+
+def page_paths() -> dict[str, str]:
+    from reviews.models import TransitionRequest
+
+    request = TransitionRequest.objects.get(version__model__name="fraud", version__version=9)
+    return {
+        "inbox": "/reviews/",
+        "request": f"/reviews/{request.pk}/",
+        "version": "/models/fraud/versions/9/",
+        "model": "/models/fraud/",
+        "models": "/",
+    }
+
+
+def measure(client, path: str, times: int) -> tuple[int, float]:
+    """(queries of the second answer, median server time in ms of `times` answers)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    assert client.get(path).status_code == 200, path
+    with CaptureQueriesContext(connection) as captured:
+        client.get(path)
+    queries = len(captured)  # now: every request empties the log (request_started)
+    spent = []
+    for _ in range(times):
+        start = time.perf_counter()
+        client.get(path)
+        spent.append(time.perf_counter() - start)
+    return queries, statistics.median(spent) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--times", type=int, default=60)
+    parser.add_argument("--profile", default="", help="inbox, request, version, model or models")
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+    if "DATABASE_URL" not in os.environ:
+        os.environ["DATABASE_URL"] = fresh_database()
+    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/10")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quorum.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.test import Client
+
+    settings.ALLOWED_HOSTS = ["*"]
+    call_command("migrate", verbosity=0)
+    build_world()
+    pages = page_paths()
+    client = Client()
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.get(username="scientist1"))
+
+    print(f"{'page':<8} {'queries':>7} {'p50 ms':>8}   ({args.times} answers each, one client)")
+    for name, path in pages.items():
+        queries, p50 = measure(client, path, args.times)
+        print(f"{name:<8} {queries:>7} {p50:>8.1f}")
+    if args.profile:
+        path = pages[args.profile]
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(args.times):
+            client.get(path)
+        profiler.disable()
+        print(f"\ncProfile of {args.times} answers of the {args.profile} page ({path}):")
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()
