@@ -61,8 +61,9 @@ def target_holders(
 
 
 def target_holder(model: RegisteredModel, target: str, *, exclude: int | None = None):
-    """The version holding `target` now (the newest, when a stage holds several), or None."""
-    return target_holders(model, target, exclude=exclude).first()
+    """The version holding `target` now (the newest, when a stage holds several), or None. With
+    its evidence packet, which every caller compares the candidate's with."""
+    return target_holders(model, target, exclude=exclude).select_related("evidence").first()
 
 
 def model_and_number(model: str, version: int | str) -> tuple[RegisteredModel, int]:

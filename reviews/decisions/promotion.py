@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import User
 
 from registry.models import ModelVersion, Stage
+from registry.targets import Target
 
 from ..errors import AmbiguousPolicy, NoPolicy
 from ..models import ApprovalPolicy, RequestKind, TransitionRequest
@@ -90,19 +91,27 @@ def _target_order(target: str) -> tuple[int, str]:
     return (len(stages), target)
 
 
-def target_options(*, version: ModelVersion, user: User | None = None) -> list[TargetOption]:
+def target_options(
+    *,
+    version: ModelVersion,
+    user: User | None = None,
+    policies: list[ApprovalPolicy] | None = None,
+) -> list[TargetOption]:
     """Every stage and alias some policy covers for this version's model, in a stable order;
     those `user` may not request (the policy names other requester groups) are unavailable.
     A deleted version can go nowhere: none, without a query.
 
-    `version.model` must be loaded. Costs the policies' queries once (and the user's groups once,
-    when a policy names requesters), one for the related requests, then one query per target for
-    its current holder: bounded by the policy set, not by the registry.
+    `version.model` must be loaded. `policies`: `policies_loaded()` when the caller has them
+    already. Costs the policies' queries once (and the user's groups once, when a policy names
+    requesters), one for the related requests, then at most one query per target for its
+    current holder (an alias held by a stage's holder costs none): bounded by the policy set, not
+    by the registry.
     """
     if version.deleted:
         return []
     model = version.model
-    policies = policies_loaded()
+    if policies is None:
+        policies = policies_loaded()
     groups: set[str] = set()
     if user is not None and any(p.requesters.all() for p in policies):
         groups = set(user.groups.values_list("name", flat=True))
@@ -111,6 +120,19 @@ def target_options(*, version: ModelVersion, user: User | None = None) -> list[T
         r.target: r for r in TransitionRequest.objects.open().filter(version=version).order_by()
     }
     neighbours = related.for_version(version)
+    # Holders read so far, by number: an alias (@champion) is often held by a stage's holder,
+    # and the stages come first.
+    holders: dict[int, ModelVersion] = {}
+
+    def holder(target: str) -> ModelVersion | None:
+        parsed = Target.parse(target)
+        if parsed.is_alias and model.aliases.get(parsed.alias) in holders:
+            return holders[model.aliases[parsed.alias]]
+        found = opening.target_holder(model, target, exclude=version.pk)
+        if found is not None:
+            holders[found.version] = found
+        return found
+
     options = []
     for target in sorted(named, key=_target_order):
         try:
@@ -140,7 +162,7 @@ def target_options(*, version: ModelVersion, user: User | None = None) -> list[T
             option.open_request = open_requests[target]
             option.unavailable = f"Request #{option.open_request.pk} for {target} is still open."
         else:
-            option.baseline = opening.target_holder(model, target, exclude=version.pk)
+            option.baseline = holder(target)
             # Sized as the request will be: escalations and a protected target left included.
             option.sizing = size(
                 policy=policy,

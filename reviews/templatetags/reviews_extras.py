@@ -26,6 +26,7 @@ from ..errors import QuorumError
 from ..insight.holder_history import holder_history
 from ..insight.presentation import duration_label as _duration_label
 from ..models import ApprovalPolicy, OutOfBandRevert, ProofRevocation, TransitionRequest
+from ..policies.matching import policies_loaded
 from ..policy_tools.explanation import explain
 from ..web import kept, views_break_glass
 from ..web.forms import PromotionForm
@@ -131,10 +132,21 @@ def holder_history_section(context, model) -> dict:
     }
 
 
+def _policies_of(request) -> list[ApprovalPolicy]:
+    """`policies_loaded()`, read once per response: the version page's promotion card and its
+    policy panel share them."""
+    if request is None:
+        return policies_loaded()
+    if not hasattr(request, "_policies_loaded"):
+        request._policies_loaded = policies_loaded()
+    return request._policies_loaded
+
+
 @register.inclusion_tag("reviews/_request_promotion.html", takes_context=True)
 def request_promotion(context, version) -> dict:
     """The version page's "Request promotion" card: targets, requirements and gate preview."""
-    options = target_options(version=version, user=context.get("user"))
+    policies = None if version.deleted else _policies_of(context.get("request"))
+    options = target_options(version=version, user=context.get("user"), policies=policies)
     return {
         "model": version.model,
         "version": version,
@@ -153,9 +165,14 @@ def policy_explanation(context, version) -> dict:
     one query for the targets until a target is picked."""
     request = context.get("request")
     chosen = request.GET.get("explain", "") if request is not None else ""
-    targets = sorted(
-        {t for ts in ApprovalPolicy.objects.values_list("targets", flat=True) for t in ts}
+    loaded = getattr(request, "_policies_loaded", None)
+    # The promotion card above read the policies already; alone, the targets are one query.
+    named = (
+        [policy.targets for policy in loaded]
+        if loaded is not None
+        else ApprovalPolicy.objects.values_list("targets", flat=True)
     )
+    targets = sorted({t for ts in named for t in ts})
     answer, refusal = None, ""
     if chosen and not version.deleted:
         try:
