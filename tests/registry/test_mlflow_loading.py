@@ -54,6 +54,12 @@ def test_the_guard_probe_of_an_address_where_nothing_listens_says_unreachable(sc
     assert raised.value.unreachable and "Connection refused" in str(raised.value)
 
 
+def test_the_guard_probe_of_a_port_out_of_range_says_unreachable_as_mlflow_did():
+    with pytest.raises(MlflowError) as raised:
+        RegistryClient("http://127.0.0.1:99999").guard_status()
+    assert raised.value.unreachable and "99999" in str(raised.value)
+
+
 def test_the_guard_probe_through_a_proxy_is_left_to_mlflow(monkeypatch):
     """A direct connection says nothing of an address that a proxy reaches: MLflow's own request,
     through the proxy, does (here the proxy itself does not answer)."""
