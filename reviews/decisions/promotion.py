@@ -96,14 +96,16 @@ def target_options(
     version: ModelVersion,
     user: User | None = None,
     policies: list[ApprovalPolicy] | None = None,
+    neighbours: related.ForVersion | None = None,
 ) -> list[TargetOption]:
     """Every stage and alias some policy covers for this version's model, in a stable order;
     those `user` may not request (the policy names other requester groups) are unavailable.
     A deleted version can go nowhere: none, without a query.
 
-    `version.model` must be loaded. `policies`: `policies_loaded()` when the caller has them
-    already. Costs the policies' queries once (and the user's groups once, when a policy names
-    requesters), one for the related requests, then at most one query per target for its
+    `version.model` must be loaded. `policies`: `policies_loaded()`, and `neighbours`:
+    `related.for_version(version)`, when the caller has them already. Costs the policies'
+    queries once (and the user's groups once, when a policy names requesters), one for the
+    version's own and related requests, then at most one query per target for its
     current holder (an alias held by a stage's holder costs none): bounded by the policy set, not
     by the registry.
     """
@@ -116,10 +118,9 @@ def target_options(
     if user is not None and any(p.requesters.all() for p in policies):
         groups = set(user.groups.values_list("name", flat=True))
     named = {target for policy in policies for target in policy.targets}
-    open_requests = {
-        r.target: r for r in TransitionRequest.objects.open().filter(version=version).order_by()
-    }
-    neighbours = related.for_version(version)
+    if neighbours is None:
+        neighbours = related.for_version(version)
+    open_requests = neighbours.open_own
     # Holders read so far, by number: an alias (@champion) is often held by a stage's holder,
     # and the stages come first.
     holders: dict[int, ModelVersion] = {}

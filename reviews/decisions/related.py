@@ -9,10 +9,9 @@ rejection.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Q
+from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from registry.models import ModelVersion
 
@@ -47,31 +46,42 @@ def previous_rejections(version: ModelVersion, target: str) -> list[TransitionRe
 
 @dataclass
 class ForVersion:
-    """What the promotion form shows per target: rejections of this version, and other
-    versions' open requests."""
+    """What the version page and the promotion form show per target: rejections of this
+    version, its own open requests, other versions' open requests; and its signed proofs."""
 
     rejections: dict[str, list[TransitionRequest]] = field(default_factory=dict)
     open_others: dict[str, list[TransitionRequest]] = field(default_factory=dict)
+    open_own: dict[str, TransitionRequest] = field(default_factory=dict)
+    # Requests whose approval proof was signed on this version, newest proof first.
+    proofs: list[TransitionRequest] = field(default_factory=list)
 
 
 def for_version(version: ModelVersion) -> ForVersion:
-    """Rejections of `version` and the open requests of its model's other versions, by target,
-    in one query."""
+    """Rejections, open requests and proofs of `version` and the open requests of its model's
+    other versions, by target, in one query."""
+    own = Q(version=version) & (
+        Q(decision=Decision.REJECTED) | OPEN_CONDITION | Q(attested_at__isnull=False)
+    )
     rows = (
         TransitionRequest.objects.filter(version__model_id=version.model_id)
-        .filter(
-            Q(version=version, decision=Decision.REJECTED) | (OPEN_CONDITION & ~Q(version=version))
-        )
+        .filter(own | (OPEN_CONDITION & ~Q(version=version)))
+        .annotate(is_open=ExpressionWrapper(OPEN_CONDITION, output_field=BooleanField()))
         .select_related("version", "decided_by")
         .order_by("-created_at", "-id")
     )
-    rejections, open_others = defaultdict(list), defaultdict(list)
+    found = ForVersion()
     for row in rows:
-        if row.version_id == version.pk:
-            rejections[row.target].append(row)
-        else:
-            open_others[row.target].append(row)
-    return ForVersion(rejections=dict(rejections), open_others=dict(open_others))
+        if row.version_id != version.pk:
+            found.open_others.setdefault(row.target, []).append(row)
+            continue
+        if row.decision == Decision.REJECTED:
+            found.rejections.setdefault(row.target, []).append(row)
+        if row.is_open:
+            found.open_own[row.target] = row
+        if row.attested_at is not None:
+            found.proofs.append(row)
+    found.proofs.sort(key=lambda row: row.attested_at or row.created_at, reverse=True)
+    return found
 
 
 @dataclass

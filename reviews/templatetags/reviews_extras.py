@@ -19,6 +19,7 @@ from django.utils import timezone
 from registry.lookups import version_number
 from registry.models import ChangeOrigin, RegistryChange
 
+from ..decisions import related
 from ..decisions.promotion import target_options
 from ..emergency.break_glass import break_glass_targets, ratification_warnings
 from ..emergency.rollback import rollback_offers
@@ -142,11 +143,31 @@ def _policies_of(request) -> list[ApprovalPolicy]:
     return request._policies_loaded
 
 
+def _requests_of(request, version) -> related.ForVersion:
+    """`related.for_version(version)`, read once per response: the version page's promotion
+    card and its signed proofs share the version's requests."""
+    if request is None:
+        return related.for_version(version)
+    memo = request.__dict__.setdefault("_requests_of_version", {})
+    if version.pk not in memo:
+        memo[version.pk] = related.for_version(version)
+    return memo[version.pk]
+
+
 @register.inclusion_tag("reviews/_request_promotion.html", takes_context=True)
 def request_promotion(context, version) -> dict:
     """The version page's "Request promotion" card: targets, requirements and gate preview."""
-    policies = None if version.deleted else _policies_of(context.get("request"))
-    options = target_options(version=version, user=context.get("user"), policies=policies)
+    request = context.get("request")
+    options = (
+        []
+        if version.deleted
+        else target_options(
+            version=version,
+            user=context.get("user"),
+            policies=_policies_of(request),
+            neighbours=_requests_of(request, version),
+        )
+    )
     return {
         "model": version.model,
         "version": version,
@@ -193,17 +214,14 @@ def policy_explanation(context, version) -> dict:
     }
 
 
-@register.inclusion_tag("reviews/_version_proofs.html")
-def version_proofs(version) -> dict:
+@register.inclusion_tag("reviews/_version_proofs.html", takes_context=True)
+def version_proofs(context, version) -> dict:
     """The version page's signed proofs, newest first: each names the bytes it approved (its
     in-toto subject: `models:/NAME/N` and the content digest the request pinned), the key that
-    signed it, and whether it still stands or was revoked when the version left the target. Two
-    queries however many proofs."""
-    proofs = list(
-        TransitionRequest.objects.filter(version=version, attested_at__isnull=False).order_by(
-            "-attested_at"
-        )
-    )
+    signed it, and whether it still stands or was revoked when the version left the target.
+    Read with the promotion card's requests, and one query for the revocations, however many
+    proofs."""
+    proofs = _requests_of(context.get("request"), version).proofs
     revocations = list(ProofRevocation.objects.filter(version=version).order_by("left_at"))
     rows = []
     for proof in proofs:
