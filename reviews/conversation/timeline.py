@@ -10,7 +10,7 @@ records has words here: none reads as its raw name.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -117,11 +117,12 @@ def events_for(request: TransitionRequest):
     return AuditEvent.objects.filter(Q(request_id=request.pk) | about_target).order_by("sequence")
 
 
-def timeline(request: TransitionRequest) -> list[Entry]:
-    """What happened to `request`, oldest first."""
+def timeline(request: TransitionRequest, events: Iterable[AuditEvent] | None = None) -> list[Entry]:
+    """What happened to `request`, oldest first. `events`: `events_for(request)`, when the caller
+    read them already."""
     target = request.parsed_target
     entries = []
-    for event in events_for(request):
+    for event in events_for(request) if events is None else events:
         if event.action == OUT_OF_BAND and not _touches(event.details, target):
             continue
         entries.append(describe(event, request))

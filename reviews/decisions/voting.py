@@ -8,6 +8,8 @@ messages a user can act on.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -33,23 +35,45 @@ def required_groups(request: TransitionRequest) -> list[str]:
     return [r["group"] for r in request.policy_snapshot.get("require", [])]
 
 
-def eligible_groups(request: TransitionRequest, user: User) -> list[str]:
-    """The required groups `user` belongs to now, in the policy's order."""
+def eligible_groups(
+    request: TransitionRequest, user: User, *, groups: Collection[str] | None = None
+) -> list[str]:
+    """The required groups `user` belongs to now, in the policy's order. `groups`: all of the
+    user's group names, when the caller read them already."""
     required = required_groups(request)
-    mine = set(user.groups.filter(name__in=required).values_list("name", flat=True))
-    return [g for g in required if g in mine]
+    if groups is None:
+        groups = set(user.groups.filter(name__in=required).values_list("name", flat=True))
+    return [g for g in required if g in groups]
 
 
-def vote_refusal(request: TransitionRequest, user: User) -> str | None:
-    """Why `user` cannot vote on `request` now, in words for the page; None when they can."""
+def vote_refusal(
+    request: TransitionRequest,
+    user: User,
+    *,
+    votes: Iterable[Vote] | None = None,
+    groups: Collection[str] | None = None,
+) -> str | None:
+    """Why `user` cannot vote on `request` now, in words for the page; None when they can.
+    `votes` (all of the request's) and `groups` (all of the user's names): when the page has
+    read them already, as it did this response."""
+    if votes is None:
+        existing = request.votes.filter(user=user, stale=False).first()
+    else:
+        existing = next((v for v in votes if v.user_id == user.pk and not v.stale), None)
     try:
-        _check_can_vote(request, user, request.votes.filter(user=user, stale=False).first())
+        _check_can_vote(request, user, existing, groups=groups)
     except (RequestClosed, NotEligible, AlreadyVoted) as refusal:
         return str(refusal)
     return None
 
 
-def _check_can_vote(request: TransitionRequest, user, existing_vote: Vote | None) -> list[str]:
+def _check_can_vote(
+    request: TransitionRequest,
+    user,
+    existing_vote: Vote | None,
+    *,
+    groups: Collection[str] | None = None,
+) -> list[str]:
     if request.decision != Decision.PENDING:
         raise RequestClosed(f"This request is already {request.decision}.")
     if request.expires_at <= timezone.now():
@@ -58,12 +82,12 @@ def _check_can_vote(request: TransitionRequest, user, existing_vote: Vote | None
         raise SelfApprovalNotAllowed(
             "You requested this; this policy does not allow self-approval."
         )
-    groups = eligible_groups(request, user)
-    if not groups:
+    eligible = eligible_groups(request, user, groups=groups)
+    if not eligible:
         raise NotEligible(f"You are not in {' or '.join(required_groups(request))}.")
     if existing_vote is not None:
         raise AlreadyVoted(f"You already voted ({existing_vote.decision}) on this request.")
-    return groups
+    return eligible
 
 
 @transaction.atomic

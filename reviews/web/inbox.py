@@ -21,12 +21,30 @@ from ..decisions import counting, gates, standing
 from ..models import Decision, TransitionRequest, Vote
 
 
-def awaiting_ids(user: User, *, within: QuerySet[TransitionRequest] | None = None) -> list[int]:
+def group_names(request: HttpRequest) -> set[str]:
+    """The signed-in user's group names, read once per response: the navigation's count, the
+    inbox and the request page's vote form read the same answer."""
+    if not request.user.is_authenticated:
+        return set()
+    if not hasattr(request, "_group_names"):
+        names = set(request.user.groups.values_list("name", flat=True))
+        request._group_names = names  # type: ignore[attr-defined]
+    return request._group_names  # type: ignore[attr-defined]
+
+
+def awaiting_ids(
+    user: User,
+    *,
+    within: QuerySet[TransitionRequest] | None = None,
+    groups: set[str] | None = None,
+) -> list[int]:
     """The ids of the requests awaiting `user`'s vote, oldest first (`within`: among those, e.g.
-    the inbox's filters applied). Two queries whatever the number of requests: the snapshot's
-    groups are checked here, where every database can. Only the snapshot's `require` is read:
-    the whole snapshot of thousands of pending requests would be most of the page's time."""
-    groups = set(user.groups.values_list("name", flat=True))
+    the inbox's filters applied; `groups`: the user's group names, when read already). Two
+    queries whatever the number of requests: the snapshot's groups are checked here, where
+    every database can. Only the snapshot's `require` is read: the whole snapshot of thousands
+    of pending requests would be most of the page's time."""
+    if groups is None:
+        groups = set(user.groups.values_list("name", flat=True))
     if not groups:
         return []
     among = within if within is not None else TransitionRequest.objects.all()
@@ -56,7 +74,8 @@ def awaiting_for(request: HttpRequest) -> list[int]:
     if not request.user.is_authenticated:
         return []
     if not hasattr(request, "_awaiting_ids"):
-        request._awaiting_ids = awaiting_ids(request.user)  # type: ignore[attr-defined]
+        ids = awaiting_ids(request.user, groups=group_names(request))
+        request._awaiting_ids = ids  # type: ignore[attr-defined]
     return request._awaiting_ids  # type: ignore[attr-defined]
 
 

@@ -18,7 +18,7 @@ from infra.http import AuthenticatedHttpRequest
 
 from ..models import Decision, TransitionRequest
 from .forms import InboxFilterForm
-from .inbox import awaiting_for, awaiting_ids, decorate, mark_rereviews, with_rows
+from .inbox import awaiting_for, awaiting_ids, decorate, group_names, mark_rereviews, with_rows
 
 ROWS_PER_PAGE = 20
 
@@ -74,7 +74,11 @@ def inbox(request: AuthenticatedHttpRequest) -> HttpResponse:
     # What awaits me is a list of ids (the policy's groups are checked in Python): paged as a
     # list, and only the page's rows read, so thousands of them cost one cheap query, not an
     # IN list of thousands twice (the count and the page).
-    awaiting = awaiting_ids(user, within=base) if filtered else awaiting_for(request)
+    awaiting = (
+        awaiting_ids(user, within=base, groups=group_names(request))
+        if filtered
+        else awaiting_for(request)
+    )
     querysets: dict[str, Any] = {
         "awaiting": awaiting,
         "mine": base.filter(requester=user).order_by("-created_at", "-id"),

@@ -39,6 +39,7 @@ from ..decisions import counting, deciding, escalation, gates, pins, related, st
 from ..execution import stalls
 from ..models import COMMENT_MAX, Decision, Execution, TransitionRequest, VoteChoice
 from .forms import CancelForm, CommentForm, VoteForm
+from .inbox import group_names
 
 METRIC_BARS = 6
 # Statuses the request page keeps polling for: the job has yet to finish.
@@ -152,8 +153,9 @@ def outcome(review: TransitionRequest) -> str:
     return sentence + "."
 
 
-def _status(review: TransitionRequest) -> dict:
-    """The request's state as the status poll and the page's first render both see it."""
+def _status(review: TransitionRequest, revision: int | None = None) -> dict:
+    """The request's state as the status poll and the page's first render both see it.
+    `revision`: `_last_event_id(review)`, when the page read the request's events already."""
     stall = stalls.request_stall(review)
     return {
         "url": reverse("reviews:request_status", args=[review.pk]),
@@ -176,7 +178,7 @@ def _status(review: TransitionRequest) -> dict:
         "stalled": stall.message if stall else "",
         # The request's last audit event: a vote, a comment, stale approvals, a decision. The
         # page fetches its live parts again when it changes (quorum/static/request_status.js).
-        "revision": _last_event_id(review),
+        "revision": _last_event_id(review) if revision is None else revision,
         "live": _is_live(review),
         "poll": review.decision == Decision.APPROVED and review.execution in POLLED,
     }
@@ -238,12 +240,14 @@ def _detail_context(
         # Read by the template beside the vote's own fields.
         vote.counted_for = count.counted_for.get(vote.pk, "")  # type: ignore[attr-defined]
     progress = count.progress
-    refusal = voting.vote_refusal(review, user)
+    refusal = voting.vote_refusal(review, user, votes=votes, groups=group_names(request))
     # Shown beside the vote form: why their earlier approval no longer counts.
     my_stale = [v for v in votes if v.user_id == user.pk and v.stale]
     pending = review.decision == Decision.PENDING
-    status = _status(review)
-    entries = timeline.timeline(review)
+    # One read of the request's events: its timeline, and its revision for the status poll.
+    events = list(timeline.events_for(review))
+    status = _status(review, revision=max((e.sequence for e in events), default=0))
+    entries = timeline.timeline(review, events)
     return {
         "review": review,
         "model": review.version.model,

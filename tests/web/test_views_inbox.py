@@ -25,11 +25,9 @@ MODEL_QUERIES = 12
 # The promotion form loads the policies once, then looks up each named target's holder.
 # +2, constant in the number of versions and requests: the "Which policy applies" panel reads
 # the policies' targets (one query), and the preview sized through reviews.decisions.sizing
-# reads the versions' evidence (one query). +2 more: the signed proofs panel reads the version's
-# proofs and their revocations (one query each, however many).
-VERSION_QUERIES = (
-    22  # the baseline's evidence packet; the promotion form reads related requests in one query
-)
+# reads the versions' evidence (one query). +1 more: the signed proofs panel reads the proofs'
+# revocations (the proofs come with the promotion form's requests of the version, one query).
+VERSION_QUERIES = 20
 
 
 def good_model(name: str, versions: int = 2, **fields):

@@ -28,8 +28,10 @@ from tests.policy_files import policies_with
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_mlflow")]
 
 # Session + user, then the page's own: the same for 2 votes and versions as for 12.
-# One each for the activity timeline, its last event (the page's live revision), related requests.
-DETAIL_QUERIES = 14
+# One each for the activity timeline (whose last event is the page's live revision) and related
+# requests; the votes and the user's groups are read once, for the tally, the vote form and the
+# navigation's count.
+DETAIL_QUERIES = 11
 STATUS_QUERIES = 4  # with the last event, which tells the page to fetch its live parts again
 
 
