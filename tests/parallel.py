@@ -59,9 +59,19 @@ SHARED_SERVERS = ("guarded_mlflow_servers", "private_mlflow")
 
 
 def shared_server(item) -> str | None:
-    """The fixture of SHARED_SERVERS that a pytest item uses, if any: `in_lanes` runs the tests
-    that use one in one process, one after another."""
-    return next((name for name in SHARED_SERVERS if name in item.fixturenames), None)
+    """What a pytest item shares with other tests and its process builds once for them: a
+    fixture of SHARED_SERVERS, or a module- or package-scoped fixture (a built wheel, models
+    trained and registered once for a module). `in_lanes` runs the tests that share one in one
+    process, one after another; spread over processes, each would build it again."""
+    for name in SHARED_SERVERS:
+        if name in item.fixturenames:
+            return name
+    definitions = item._fixtureinfo.name2fixturedefs
+    for name in item.fixturenames:
+        found = definitions.get(name)
+        if found and found[-1].scope in ("module", "package"):
+            return f"{found[-1].baseid}::{name}"
+    return None
 
 
 def in_lanes(

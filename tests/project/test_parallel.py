@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
 
-from tests.parallel import in_lanes, redis_url_for_worker
+from tests.parallel import in_lanes, redis_url_for_worker, shared_server
 
 
 def test_process_n_takes_the_database_n_below_the_chosen_one():
@@ -83,3 +84,34 @@ def test_a_group_runs_in_one_lane_one_test_after_another_the_slowest_first():
         "down0",
         "down1",
     ]
+
+
+def fake_item(**fixtures: tuple[str, str]) -> SimpleNamespace:
+    """A pytest item using `fixtures`: name → (scope, the directory or module defining it)."""
+    return SimpleNamespace(
+        fixturenames=list(fixtures),
+        _fixtureinfo=SimpleNamespace(
+            name2fixturedefs={
+                name: (SimpleNamespace(scope=scope, baseid=where),)
+                for name, (scope, where) in fixtures.items()
+            }
+        ),
+    )
+
+
+def test_tests_sharing_a_module_fixture_or_a_server_of_their_process_are_grouped():
+    """A module-scoped fixture spread over two processes is built twice (a wheel built and
+    installed, models trained): its tests are one group, named after the fixture's own module."""
+    wheel = ("module", "tests/project/test_package.py")
+    assert shared_server(fake_item(db=("function", ""), installed=wheel)) == (
+        "tests/project/test_package.py::installed"
+    )
+    assert shared_server(fake_item(private=("package", "tests/reliability"))) == (
+        "tests/reliability::private"
+    )
+    # A server of the process's own groups by its name, whatever its scope.
+    assert shared_server(fake_item(guarded_mlflow_servers=("session", ""), installed=wheel)) == (
+        "guarded_mlflow_servers"
+    )
+    # The session's MLflow serves nearly every test: no group.
+    assert shared_server(fake_item(mlflow_server=("session", ""), db=("function", ""))) is None
