@@ -136,18 +136,14 @@ class Demo:
             key = ensure_generated_key(self.config.var_dir / "signing-key.pem")
             self.env["QUORUM_SIGNING_KEY"] = str(key)
 
-        self.step("migrate", "migrate", "--no-input")
+        # Migrate, seed if empty, sync, demo users, demo policies: one process for them all.
         self.step(
-            "seed",
-            "seed_registry",
-            "--if-empty",
-            "--artifacts",
+            "setup",
+            "demo_setup",
             f"--models={self.config.models}",
             f"--versions={self.config.versions}",
+            f"--policies={DEMO_POLICIES}",
         )
-        self.step("sync", "sync_registry", "--full", "--no-progress")
-        self.step("users", "create_demo_users")
-        self.step("policies", "load_policies", "--if-empty", str(DEMO_POLICIES))
         # As the Procfile: a decision never waits behind evidence, digests or syncs.
         self.spawn(
             "worker", "rqworker", "--with-scheduler", "transitions", "default", "notifications"
