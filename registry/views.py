@@ -24,7 +24,7 @@ from .compare import compare_versions, default_baseline
 from .content import content_of
 from .history import history_keys, version_histories
 from .holdings import holder_timeline
-from .lookups import model_or_404, version_number, version_or_404
+from .lookups import model_or_404, model_version_or_404, version_number, version_or_404
 from .metrics import direction, ordered_keys
 from .models import ModelVersion, RegisteredModel, Stage
 
@@ -133,8 +133,8 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
 @require_GET
 @login_required
 def version_detail(request: HttpRequest, name: str, version: str) -> HttpResponse:
-    model = model_or_404(name)
-    current = version_or_404(model, version)
+    current = model_version_or_404(name, version)
+    model = current.model
     others = _version_choices(model)
     baseline = default_baseline(current, others)
 

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from infra.http import AuthenticatedHttpRequest
-from registry.lookups import model_or_404, version_or_404
+from registry.lookups import model_version_or_404
 
 from .. import errors
 from ..decisions import opening, promotion
@@ -23,7 +23,7 @@ from .forms import PromotionForm
 @login_required
 def request_new(request: AuthenticatedHttpRequest, name: str, version: str) -> HttpResponse:
     """The promotion form on its own page; the version page embeds the same form."""
-    candidate = version_or_404(model_or_404(name), version)
+    candidate = model_version_or_404(name, version)
     options = promotion.target_options(version=candidate, user=request.user)
     form = PromotionForm(request.POST or None, options=options)
     if request.method == "POST" and form.is_valid():

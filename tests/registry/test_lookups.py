@@ -9,7 +9,13 @@ import re
 import pytest
 from django.urls import reverse
 
-from registry.lookups import MAX_VERSION, NAME_MAX, model_or_404, version_or_404
+from registry.lookups import (
+    MAX_VERSION,
+    NAME_MAX,
+    model_or_404,
+    model_version_or_404,
+    version_or_404,
+)
 from tests.factories import make_model, make_user, make_version
 
 pytestmark = pytest.mark.django_db
@@ -87,3 +93,32 @@ def test_the_version_comes_with_its_model_loaded(fraud, django_assert_num_querie
     with django_assert_num_queries(1):
         version = version_or_404(model, "1")
         assert version.model.name == "fraud"
+
+
+def test_a_version_named_by_its_address_costs_one_query_with_its_model(
+    fraud, django_assert_num_queries
+):
+    with django_assert_num_queries(1):
+        version = model_version_or_404("fraud", "1")
+        assert (version.model.name, version.version) == ("fraud", 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "said"),
+    [
+        ("nope", "1", "There is no registered model named “nope”."),
+        ("nope", "x", "There is no registered model named “nope”."),
+        ("m" * (NAME_MAX + 1), "1", f"names have at most {NAME_MAX}."),
+        ("fraud", "x", "“x” is not a version number"),
+        ("fraud", "2", "Model “fraud” has no version 2."),
+    ],
+)
+def test_a_version_named_by_its_address_refuses_as_the_two_lookups_do(fraud, name, version, said):
+    from django.http import Http404
+
+    with pytest.raises(Http404) as refused:
+        model_version_or_404(name, version)
+    with pytest.raises(Http404) as separately:
+        version_or_404(model_or_404(name), version)
+    assert said in str(refused.value)
+    assert str(refused.value) == str(separately.value)

@@ -27,7 +27,7 @@ MODEL_QUERIES = 12
 # the policies' targets (one query), and the preview sized through reviews.decisions.sizing
 # reads the versions' evidence (one query). +1 more: the signed proofs panel reads the proofs'
 # revocations (the proofs come with the promotion form's requests of the version, one query).
-VERSION_QUERIES = 20
+VERSION_QUERIES = 17
 
 
 def good_model(name: str, versions: int = 2, **fields):

@@ -37,10 +37,11 @@ LIST_QUERIES = 7
 MODEL_QUERIES = 9
 
 
-# The promotion form reads related requests in one query; the policy panel the covered targets;
-# the signed proofs panel the version's proofs and their revocations; the evidence packet the
-# baseline's evidence (the version's own comes with it).
-VERSION_QUERIES = 15
+# The version comes with its model in one query. The promotion form reads the version's own and
+# related requests and its signed proofs in one query; the policy panel the covered targets; the
+# signed proofs panel the proofs' revocations; the evidence packet the baseline's evidence (the
+# version's own comes with it).
+VERSION_QUERIES = 11
 
 
 COMPARE_QUERIES = 8

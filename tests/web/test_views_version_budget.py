@@ -11,13 +11,13 @@ from tests.pages import login, text_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_mlflow")]
 
-# Session and user (2); the model, the version, the version list, metric histories and the
-# baseline's evidence (5); the awaiting count (2); the out-of-band banner (1); the promotion
+# Session and user (2); the version with its model, the version list, metric histories and the
+# baseline's evidence (4); the awaiting count (2); the out-of-band banner (1); the promotion
 # card: policies with their requirements, requesters and gates (4), the version's own and
 # related requests with its signed proofs (1), one holder for Staging and one for Production
 # and @champion alike (2); the proofs' revocations (1). The policy panel reads no query of its
 # own.
-VERSION_QUERIES = 18
+VERSION_QUERIES = 17
 
 
 def test_version_page_reads_policies_and_a_shared_holder_once(
