@@ -2,6 +2,7 @@
 profile of one page.
 
     .venv/bin/python bench/page_profile.py [--times 60] [--profile version] [--top 25]
+                                           [--clients 20 --seconds 10]
 
 Builds, in a fresh database (DATABASE_URL, else a new `qp_page_profile` PostgreSQL database on
 127.0.0.1:5432), one model with 10 versions (v1 in Production and @champion, v3 in Staging, the
@@ -11,8 +12,14 @@ and rejected) and 4 open, with votes. No MLflow server: the pages read only the 
 
 Then, for the inbox, a request, a version, the model and the models pages, signed in as a
 reviewer (scientist1), it prints the queries of one answer (the second, steady state) and the
-median of `--times` answers (Django's test client, no HTTP). `--profile PAGE` runs that page
-`--times` times under cProfile and prints the `--top` functions by cumulative time.
+median of `--times` answers (Django's test client, no HTTP): the time it took, and the CPU time
+this process spent on it (which other programs on a shared machine disturb much less; the
+database's own work is not in it). `--profile PAGE` runs that page `--times` times under
+cProfile and prints the `--top` functions by cumulative time.
+
+With `--clients N`, it then serves the same world with gunicorn as bench/pages.py does (2
+processes x 4 threads, DEBUG off) and drives each page with `wrk` (N connections, `--seconds`
+per page, signed in as the same reviewer): answers per second, p50 and p95.
 """
 
 from __future__ import annotations
@@ -114,8 +121,9 @@ def page_paths() -> dict[str, str]:
     }
 
 
-def measure(client, path: str, times: int) -> tuple[int, float]:
-    """(queries of the second answer, median server time in ms of `times` answers)."""
+def measure(client, path: str, times: int) -> tuple[int, float, float]:
+    """(queries of the second answer, median server time and CPU time in ms of `times`
+    answers)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -123,12 +131,41 @@ def measure(client, path: str, times: int) -> tuple[int, float]:
     with CaptureQueriesContext(connection) as captured:
         client.get(path)
     queries = len(captured)  # now: every request empties the log (request_started)
-    spent = []
+    spent, cpu = [], []
     for _ in range(times):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         client.get(path)
         spent.append(time.perf_counter() - start)
-    return queries, statistics.median(spent) * 1000
+        cpu.append(time.process_time() - start_cpu)
+    return queries, statistics.median(spent) * 1000, statistics.median(cpu) * 1000
+
+
+def drive_http(pages: dict[str, str], session: str, args) -> None:
+    """Each page under `args.clients` clients through gunicorn and wrk (bench/pages.py's)."""
+    from pages import gunicorn, probe, wrk
+
+    from quorum.localservices import free_port, stop_process, wait_for_http
+
+    port = free_port()
+    web = gunicorn(port)
+    headers = {"Cookie": f"sessionid={session}"}
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/accounts/login/", timeout=30, process=web)
+        print(f"\n{args.clients} clients, {args.seconds} s per page, gunicorn 2 x 4 threads")
+        print(f"{'page':<8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8}")
+        for name, path in pages.items():
+            probe(base + path, headers)
+            result = wrk(base + path, args, headers)
+            if result["errors"] or result["non2xx"]:
+                print(f"  {name}: {result['errors']:.0f} errors, {result['non2xx']:.0f} non-2xx")
+            print(
+                f"{name:<8} {result['requests'] / args.seconds:7.1f} {result['p50']:8.1f} "
+                f"{result['p95']:8.1f}",
+                flush=True,
+            )
+    finally:
+        stop_process(web)
 
 
 def main() -> None:
@@ -136,11 +173,15 @@ def main() -> None:
     parser.add_argument("--times", type=int, default=60)
     parser.add_argument("--profile", default="", help="inbox, request, version, model or models")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--clients", type=int, default=0, help="drive gunicorn with wrk too")
+    parser.add_argument("--seconds", type=int, default=10, help="per page, with --clients")
     args = parser.parse_args()
     if "DATABASE_URL" not in os.environ:
         os.environ["DATABASE_URL"] = fresh_database()
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/10")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quorum.settings")
+    # The session is made here and checked by gunicorn (--clients): one key for both.
+    os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 50)
     import django
 
     django.setup()
@@ -157,10 +198,13 @@ def main() -> None:
 
     client.force_login(get_user_model().objects.get(username="scientist1"))
 
-    print(f"{'page':<8} {'queries':>7} {'p50 ms':>8}   ({args.times} answers each, one client)")
+    print(
+        f"{'page':<8} {'queries':>7} {'p50 ms':>8} {'CPU ms':>8}   "
+        f"({args.times} answers each, one client)"
+    )
     for name, path in pages.items():
-        queries, p50 = measure(client, path, args.times)
-        print(f"{name:<8} {queries:>7} {p50:>8.1f}")
+        queries, p50, cpu = measure(client, path, args.times)
+        print(f"{name:<8} {queries:>7} {p50:>8.1f} {cpu:>8.1f}", flush=True)
     if args.profile:
         path = pages[args.profile]
         profiler = cProfile.Profile()
@@ -170,6 +214,8 @@ def main() -> None:
         profiler.disable()
         print(f"\ncProfile of {args.times} answers of the {args.profile} page ({path}):")
         pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(args.top)
+    if args.clients:
+        drive_http(pages, client.cookies["sessionid"].value, args)
 
 
 if __name__ == "__main__":

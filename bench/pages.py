@@ -78,33 +78,39 @@ def main() -> None:
             (store / "complete").write_text("built\n")
         pages, credentials = prepare(mlflow_url, args.requests)
         port = free_port()
-        web = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("gunicorn")),
-                "quorum.wsgi",
-                "--workers=2",
-                "--threads=4",
-                f"--bind=127.0.0.1:{port}",
-                "--log-level=warning",
-            ],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "DEBUG": "0",
-                "ALLOWED_HOSTS": "127.0.0.1",
-                # Steady state: no per-request log line to write, no process recycling mid-run
-                # (gunicorn.conf.py recycles every ~10,000 requests, which drops connections).
-                "GUNICORN_ACCESS_LOG": "/dev/null",
-                "GUNICORN_MAX_REQUESTS": "0",
-            },
-            start_new_session=True,
-        )
+        web = gunicorn(port)
         try:
             base = f"http://127.0.0.1:{port}"
             wait_for_http(f"{base}/accounts/login/", timeout=30, process=web)
             report(base, mlflow_url, pages, credentials, args)
         finally:
             stop_process(web)
+
+
+def gunicorn(port: int) -> subprocess.Popen:
+    """Quorum served on 127.0.0.1:`port` by gunicorn, 2 processes x 4 threads, DEBUG off, with
+    this process's environment (its database, its SECRET_KEY)."""
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "quorum.wsgi",
+            "--workers=2",
+            "--threads=4",
+            f"--bind=127.0.0.1:{port}",
+            "--log-level=warning",
+        ],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DEBUG": "0",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            # Steady state: no per-request log line to write, no process recycling mid-run
+            # (gunicorn.conf.py recycles every ~10,000 requests, which drops connections).
+            "GUNICORN_ACCESS_LOG": "/dev/null",
+            "GUNICORN_MAX_REQUESTS": "0",
+        },
+        start_new_session=True,
+    )
 
 
 def prepare(mlflow_url: str, count: int):
