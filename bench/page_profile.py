@@ -10,12 +10,12 @@ others candidates, every metric's history cached) and nine more models of 3 vers
 policies of the tests and their cast, and the first model's history: 6 requests decided (approved
 and rejected) and 4 open, with votes. No MLflow server: the pages read only the mirror.
 
-Then, for the inbox, a request, a version, the model and the models pages, signed in as a
-reviewer (scientist1), it prints the queries of one answer (the second, steady state) and the
-median of `--times` answers (Django's test client, no HTTP): the time it took, and the CPU time
-this process spent on it (which other programs on a shared machine disturb much less; the
-database's own work is not in it). `--profile PAGE` runs that page `--times` times under
-cProfile and prints the `--top` functions by cumulative time.
+Then, for the inbox, a request, a version, the model and the models pages, and the request's status
+(which its open page polls), signed in as a reviewer (scientist1), it prints the queries of one
+answer (the second, steady state) and the median of `--times` answers (Django's test client, no
+HTTP): the time it took, and the CPU time this process spent on it (which other programs on a
+shared machine disturb much less; the database's own work is not in it). `--profile PAGE` runs that
+page `--times` times under cProfile and prints the `--top` functions by cumulative time.
 
 With `--clients N`, it then serves the same world with gunicorn as bench/pages.py does (2
 processes x 4 threads, DEBUG off) and drives each page with `wrk` (N connections, `--seconds`
@@ -118,6 +118,8 @@ def page_paths() -> dict[str, str]:
         "version": "/models/fraud/versions/9/",
         "model": "/models/fraud/",
         "models": "/",
+        # What every open request page polls (a JSON answer with an ETag).
+        "status": f"/reviews/{request.pk}/status",
     }
 
 
@@ -171,7 +173,9 @@ def drive_http(pages: dict[str, str], session: str, args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--times", type=int, default=60)
-    parser.add_argument("--profile", default="", help="inbox, request, version, model or models")
+    parser.add_argument(
+        "--profile", default="", help="inbox, request, version, model, models or status"
+    )
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--clients", type=int, default=0, help="drive gunicorn with wrk too")
     parser.add_argument("--seconds", type=int, default=10, help="per page, with --clients")

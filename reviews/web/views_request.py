@@ -48,12 +48,13 @@ POLLED = (Execution.QUEUED, Execution.RUNNING)
 User = get_user_model()
 
 
-def get_request_for_user(user, pk: int) -> TransitionRequest:
-    """The request with what its page shows. Any signed-in user may read a request (reviewers
-    follow links from email and colleagues); acting on it is checked by the engine. 404 when
-    unknown."""
-    review = (
-        TransitionRequest.objects.select_related(
+def get_request_for_user(user, pk: int, *, page: bool = True) -> TransitionRequest:
+    """The request with what its page shows (`page`), or only its version and model (what its
+    status shows: the poll of every open page reads no more). Any signed-in user may read a
+    request (reviewers follow links from email and colleagues); acting on it is checked by the
+    engine. 404 when unknown."""
+    related = (
+        [
             "version__model",
             "requester",
             "baseline",
@@ -61,13 +62,14 @@ def get_request_for_user(user, pk: int) -> TransitionRequest:
             # The evidence packet, read from the mirror with the request: no query of its own.
             "version__evidence",
             "baseline__evidence",
-        )
-        .filter(pk=pk)
-        .first()
+        ]
+        if page
+        else ["version__model"]
     )
+    review = TransitionRequest.objects.select_related(*related).filter(pk=pk).first()
     if review is None:
         raise Http404(f"There is no request #{pk}.")
-    if review.baseline is not None:
+    if page and review.baseline is not None:
         review.baseline.model = review.version.model
     return review
 
@@ -310,7 +312,7 @@ def request_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 @login_required
 def request_status(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """The decision and execution state, polled by quorum/static/request_status.js."""
-    review = get_request_for_user(request.user, pk)
+    review = get_request_for_user(request.user, pk, page=False)
     body = json.dumps(_status(review), cls=DjangoJSONEncoder, sort_keys=True)
     # Conditional GET: a page polling an unchanged request gets an empty 304.
     tag = quote_etag(hashlib.sha256(body.encode()).hexdigest()[:32])
