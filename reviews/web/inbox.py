@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import User
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet, prefetch_related_objects
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -79,11 +79,21 @@ def awaiting_for(request: HttpRequest) -> list[int]:
     return request._awaiting_ids  # type: ignore[attr-defined]
 
 
+def _row_votes() -> Prefetch:
+    return Prefetch("votes", queryset=Vote.objects.select_related("user"))
+
+
 def with_rows(requests: QuerySet[TransitionRequest]) -> QuerySet[TransitionRequest]:
     """What a request's row shows, loaded in a fixed number of queries for any page size."""
-    return requests.select_related("version__model", "requester").prefetch_related(
-        Prefetch("votes", queryset=Vote.objects.select_related("user"))
-    )
+    return requests.select_related("version__model", "requester").prefetch_related(_row_votes())
+
+
+def rows_of(*lists: QuerySet[TransitionRequest]) -> list[list[TransitionRequest]]:
+    """Several lists of rows, each loaded as `with_rows` loads them, with the votes of all of
+    them in one query: one query per list and one more, not two per list."""
+    loaded = [list(requests.select_related("version__model", "requester")) for requests in lists]
+    prefetch_related_objects([row for rows in loaded for row in rows], _row_votes())
+    return loaded
 
 
 @dataclass(frozen=True)
@@ -114,7 +124,8 @@ def gate_summary(request: TransitionRequest) -> GateSummary:
 
 
 def decorate(requests) -> list[TransitionRequest]:
-    """Attaches `progress`, `gates` and `state` to requests loaded with `with_rows`."""
+    """Attaches `progress`, `gates` and `state` to requests loaded with `with_rows` (or
+    `rows_of`)."""
     rows = list(requests)
     for request in rows:
         request.progress = counting.progress(request, list(request.votes.all()))
@@ -125,9 +136,9 @@ def decorate(requests) -> list[TransitionRequest]:
 
 
 def mark_rereviews(rows: list[TransitionRequest], user: User) -> list[TransitionRequest]:
-    """Sets `rereview` on rows loaded with `with_rows`: the reason `user`'s approval was
-    dismissed when it was (the evidence changed and they are asked again), else "". No query:
-    the votes are prefetched."""
+    """Sets `rereview` on rows loaded with `with_rows` (or `rows_of`): the reason `user`'s
+    approval was dismissed when it was (the evidence changed and they are asked again), else "".
+    No query: the votes are prefetched."""
     for request in rows:
         dismissed = [v for v in request.votes.all() if v.user_id == user.pk and v.stale]
         # Read by the inbox table beside the row's own fields.

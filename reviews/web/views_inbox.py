@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -18,7 +18,7 @@ from infra.http import AuthenticatedHttpRequest
 
 from ..models import Decision, TransitionRequest
 from .forms import InboxFilterForm
-from .inbox import awaiting_for, awaiting_ids, decorate, group_names, mark_rereviews, with_rows
+from .inbox import awaiting_for, awaiting_ids, decorate, group_names, mark_rereviews, rows_of
 
 ROWS_PER_PAGE = 20
 
@@ -84,18 +84,27 @@ def inbox(request: AuthenticatedHttpRequest) -> HttpResponse:
         "mine": base.filter(requester=user).order_by("-created_at", "-id"),
         "decided": base.exclude(decision=Decision.PENDING).order_by("-decided_at", "-id"),
     }
-    lists = []
+    # Per list: its page, and the page's rows as a query.
+    pages: list[Page] = []
+    shown: list[QuerySet[TransitionRequest]] = []
     for spec in INBOX_LISTS:
         key = spec["key"]
         page = Paginator(querysets[key], ROWS_PER_PAGE).get_page(request.GET.get(key))
+        pages.append(page)
         if key == "awaiting":
             # The ids are oldest first, as the rows are read.
-            shown = TransitionRequest.objects.filter(pk__in=list(page.object_list))
-            rows = decorate(with_rows(shown.order_by("created_at", "id")))
-            mark_rereviews(rows, user)
+            awaited = TransitionRequest.objects.filter(pk__in=list(page.object_list))
+            shown.append(awaited.order_by("created_at", "id"))
         else:
             # The page's rows are a slice of the queryset; the stubs only know it can be sliced.
-            rows = decorate(with_rows(cast(QuerySet[TransitionRequest], page.object_list)))
+            shown.append(cast(QuerySet[TransitionRequest], page.object_list))
+    lists = []
+    # The three lists' votes in one query.
+    for spec, page, loaded in zip(INBOX_LISTS, pages, rows_of(*shown), strict=True):
+        key = spec["key"]
+        rows = decorate(loaded)
+        if key == "awaiting":
+            mark_rereviews(rows, user)
         lists.append({**spec, "rows": rows, "pager": _pager(request, page, key), "page": page})
     return render(
         request,

@@ -17,7 +17,10 @@ from tests.pages import login, text_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_mlflow")]
 
-INBOX_QUERIES = 13
+# Session and user (2); the user's groups and the requests awaiting them (2); each list's count
+# and its page's rows (5: the awaiting list's count is its list of ids; an empty list reads no
+# rows); the three lists' votes in one query (1).
+INBOX_QUERIES = 10
 # The model page's holders timeline: the replay, the requests that caused the holdings and their
 # approvals, and the policies read to offer the break-glass form
 # (tests/insight/test_holder_history.py).
