@@ -1,5 +1,5 @@
 # Quorum: `make demo` runs the whole product on this machine, `make test` checks it (README.md),
-# `make test-fast` checks all but the end-to-end suites.
+# `make test-fast` checks all but the end-to-end suites and the tests that use real servers.
 #
 # What they install comes from the locks in requirements/ (every package pinned, with hashes),
 # never from whatever is newest that day: `make lock` re-resolves them after a change to
@@ -157,9 +157,10 @@ endef
 test: lockcheck chromium
 	$(call run-pytest,,)
 
-# The everyday loop: everything but the tests marked e2e (pyproject.toml), so no browser is needed.
+# The everyday loop: everything but the tests marked e2e or servers (pyproject.toml): no browser,
+# no MLflow server, no worker process. PYTEST_ARGS='-m servers' runs those instead.
 test-fast: lockcheck
-	$(call run-pytest,-m "not e2e", outside the e2e suites)
+	$(call run-pytest,-m "not e2e and not servers", outside the e2e and servers tests)
 
 # Drift found on purpose: the newest releases that pyproject.toml's ranges allow, in a venv of
 # their own, and the whole suite on them. Not part of `make test` or CI; the locks stay as they are.

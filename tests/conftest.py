@@ -41,6 +41,24 @@ pytest_plugins = [
 use_own_redis_database()  # before any test or fixture talks to Redis
 
 
+# Fixtures that start (or share) a real server process: an MLflow server, RQ worker processes,
+# Django's live server. The tests using them are marked `servers` (pyproject.toml), which
+# `make test-fast` leaves out with the end-to-end suites.
+SERVER_FIXTURES = (
+    "mlflow_server",
+    "private_mlflow",
+    "guarded_mlflow_servers",
+    "workers",
+    "live_server",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by the markers
+def pytest_itemcollected(item):
+    if any(name in item.fixturenames for name in SERVER_FIXTURES):
+        item.add_marker(pytest.mark.servers)
+
+
 def pytest_collection_modifyitems(config, items):
     """The slow tests first and the end-to-end ones dealt out evenly over the xdist processes
     (tests/parallel.py `in_lanes`, for `--dist worksteal`), so that the processes finish
