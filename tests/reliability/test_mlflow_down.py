@@ -100,7 +100,8 @@ def test_mlflow_back_before_the_retries_run_out_ends_done(decide, private_mlflow
         timeout=60,
         message="the first attempt to fail",
     )
-    assert execution_of(request) == Execution.QUEUED  # waiting for its retry, not failed
+    # Waiting for its retry, or already in it on a loaded machine: not failed.
+    assert execution_of(request) in (Execution.QUEUED, Execution.RUNNING)
 
     back = private_mlflow.start()  # on its port, with its store
     wait_for(
@@ -136,7 +137,10 @@ def test_a_two_minute_outage_at_decision_time_ends_done_without_an_admin(decide,
     )
 
     time.sleep(max(0.0, OUTAGE - (time.monotonic() - went_down)))
-    assert execution_of(request) == Execution.QUEUED  # still waiting for a retry
+    # Still being retried: waiting for the next attempt, or in one (an attempt against the
+    # stopped server can be under way at this very moment on a loaded machine).
+    assert execution_of(request) in (Execution.QUEUED, Execution.RUNNING)
+    assert "transition.failed" not in attempts(request)
     back = private_mlflow.start()  # on its port, with its store
     wait_for(
         lambda: execution_of(request) == Execution.DONE,

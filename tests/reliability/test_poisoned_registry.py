@@ -6,10 +6,12 @@ own follow-up sync reads the same poison.
 
 from __future__ import annotations
 
+import django_rq
 import pytest
 from django.db import connection
 
 from registry.content import digest_missing
+from registry.jobs import SYNC_QUEUE
 from registry.mlflow_client import RegistryClient
 from registry.models import ModelVersion, RegisteredModel, SyncRun
 from registry.sync import sync_registry
@@ -118,16 +120,24 @@ def test_poison_is_skipped_and_a_healthy_version_is_promoted_once_by_a_worker(
             ("churn", 5),
             ("churn", 6),
         }
-    # The worker's follow-up sync may still be running on a loaded machine: let it finish.
+    # The worker's follow-up sync may still be queued or running on a loaded machine: let it
+    # start and finish (no run unfinished while none is queued would miss one about to start).
+    sync_queue = django_rq.get_queue(SYNC_QUEUE)
     wait_for(
-        lambda: not SyncRun.objects.filter(finished_at=None).exists(),
+        lambda: (
+            sync_queue.count == 0
+            and sync_queue.started_job_registry.count == 0
+            and not SyncRun.objects.filter(finished_at=None).exists()
+        ),
         timeout=60,
-        message="every sync to finish",
+        message="every queued sync to run and finish",
     )
-    runs = SyncRun.objects.all()
-    assert runs.count() >= 4
+    runs = list(SyncRun.objects.all())
+    assert len(runs) >= 4
     assert all(run.finished_at is not None and run.error == "" for run in runs), [
-        (run.kind, run.error) for run in runs if run.error
+        (run.kind, run.finished_at, run.error)
+        for run in runs
+        if run.error or run.finished_at is None
     ]
     mirrored = dict(
         ModelVersion.objects.filter(model__name="churn").values_list("version", "stage")
