@@ -144,7 +144,7 @@ def measure(client, path: str, times: int) -> tuple[int, float, float]:
 
 def drive_http(pages: dict[str, str], session: str, args) -> None:
     """Each page under `args.clients` clients through gunicorn and wrk (bench/pages.py's)."""
-    from pages import gunicorn, probe, wrk
+    from pages import drive_page, gunicorn
 
     from quorum.localservices import free_port, stop_process, wait_for_http
 
@@ -157,10 +157,7 @@ def drive_http(pages: dict[str, str], session: str, args) -> None:
         print(f"\n{args.clients} clients, {args.seconds} s per page, gunicorn 2 x 4 threads")
         print(f"{'page':<8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8}")
         for name, path in pages.items():
-            probe(base + path, headers)
-            result = wrk(base + path, args, headers)
-            if result["errors"] or result["non2xx"]:
-                print(f"  {name}: {result['errors']:.0f} errors, {result['non2xx']:.0f} non-2xx")
+            result = drive_page(name, base + path, args, headers)
             print(
                 f"{name:<8} {result['requests'] / args.seconds:7.1f} {result['p50']:8.1f} "
                 f"{result['p95']:8.1f}",

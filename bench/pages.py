@@ -300,6 +300,15 @@ def wrk(url: str, args, headers: dict[str, str]) -> dict[str, float]:
     return {key: float(value) for key, value in (pair.split("=") for pair in match[1].split())}
 
 
+def drive_page(label: str, url: str, args, headers: dict[str, str]) -> dict[str, float]:
+    """`url` checked to answer 200, then driven by `wrk`; its errors and non-2xx answers said."""
+    probe(url, headers)
+    result = wrk(url, args, headers)
+    if result["errors"] or result["non2xx"]:
+        print(f"  {label}: {result['errors']:.0f} errors, {result['non2xx']:.0f} non-2xx")
+    return result
+
+
 def report(base: str, mlflow_url: str, pages, credentials: dict, args) -> None:
     from django.db import connection
 
@@ -316,10 +325,7 @@ def report(base: str, mlflow_url: str, pages, credentials: dict, args) -> None:
 
     def drive(label: str, path: str, queries: int, server: float) -> None:
         headers = credentials["token" if label.startswith("API") else "session"]
-        probe(base + path, headers)
-        result = wrk(base + path, args, headers)
-        if result["errors"] or result["non2xx"]:
-            print(f"  {label}: {result['errors']:.0f} errors, {result['non2xx']:.0f} non-2xx")
+        result = drive_page(label, base + path, args, headers)
         print(
             f"{label:<28} {result['p50']:8.1f} {result['p95']:8.1f} {result['p99']:8.1f} "
             f"{result['requests'] / args.seconds:7.0f} {queries:>8} {server:10.1f}"
