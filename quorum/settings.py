@@ -251,6 +251,9 @@ if OIDC_ISSUER:
 
 # --- Redis and RQ -------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Pages kept in Redis per user and browser until the next database write, and never longer than
+# this many seconds (the time they show); 0 makes every page afresh (infra/page_cache.py).
+QUORUM_PAGE_CACHE_SECONDS = int(os.environ.get("QUORUM_PAGE_CACHE_SECONDS", "30"))
 # Quorum's queues, in the order a worker takes jobs from them: a transition someone is waiting
 # for first, then the reconciler and other small jobs, mail, and syncs last (follow-up syncs of a
 # burst of transitions then run after the burst, one per model). `manage.py rqworker` with no

@@ -19,6 +19,8 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from infra.page_cache import cached_page
+
 from . import charts, evidence, quorum_tags
 from .compare import compare_versions, default_baseline
 from .content import content_of
@@ -60,6 +62,7 @@ class ModelRow:
 
 @require_GET
 @login_required
+@cached_page
 def model_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
     show_deleted = request.GET.get("deleted") == "1"
@@ -92,6 +95,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
+@cached_page
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     model = model_or_404(name)
     show_deleted = request.GET.get("deleted") == "1"
@@ -132,6 +136,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 @require_GET
 @login_required
+@cached_page
 def version_detail(request: HttpRequest, name: str, version: str) -> HttpResponse:
     current = model_version_or_404(name, version)
     model = current.model
@@ -173,6 +178,7 @@ def version_detail(request: HttpRequest, name: str, version: str) -> HttpRespons
 
 @require_GET
 @login_required
+@cached_page
 def compare(request: HttpRequest, name: str) -> HttpResponse:
     model = model_or_404(name)
     raw_a, raw_b = request.GET.get("a"), request.GET.get("b")

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from infra.http import AuthenticatedHttpRequest
+from infra.page_cache import cached_page
 
 from ..models import Decision, TransitionRequest
 from .forms import InboxFilterForm
@@ -66,6 +67,7 @@ INBOX_LISTS: list[dict[str, Any]] = [
 
 @require_GET
 @login_required
+@cached_page
 def inbox(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
     filters = InboxFilterForm(request.GET)

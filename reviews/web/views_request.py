@@ -27,6 +27,7 @@ from django.utils.http import parse_etags, quote_etag
 from django.views.decorators.http import require_GET, require_POST
 
 from infra.http import AuthenticatedHttpRequest
+from infra.page_cache import cached_page
 from registry import charts
 from registry.compare import compare_versions, metric_rows
 from registry.history import version_histories
@@ -303,6 +304,7 @@ def _pins(review: TransitionRequest, pending: bool) -> dict:
 
 @require_GET
 @login_required
+@cached_page
 def request_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     review = get_request_for_user(request.user, pk)
     return render(request, "reviews/request_detail.html", _detail_context(request, review))
