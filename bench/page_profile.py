@@ -14,12 +14,17 @@ Then, for the inbox, a request, a version, the model and the models pages, and t
 (which its open page polls), signed in as a reviewer (scientist1), it prints the queries of one
 answer (the second, steady state) and the median of `--times` answers (Django's test client, no
 HTTP): the time it took, and the CPU time this process spent on it (which other programs on a
-shared machine disturb much less; the database's own work is not in it). `--profile PAGE` runs that
+shared machine disturb much less; the database's own work is not in it). Each page twice, one
+after the other: *made* (the page cache off, `QUORUM_PAGE_CACHE_SECONDS=0`: what the first answer
+after any change costs) and *kept* (served from the cache, infra/page_cache.py: every other
+answer until the next change or the end of the window). `--profile PAGE` runs that
 page `--times` times under cProfile and prints the `--top` functions by cumulative time.
 
 With `--clients N`, it then serves the same world with gunicorn as bench/pages.py does (2
 processes x 4 threads, DEBUG off) and drives each page with `wrk` (N connections, `--seconds`
-per page, signed in as the same reviewer): answers per second, p50 and p95.
+per page, signed in as the same reviewer, with that browser's session and CSRF cookies): answers
+per second, p50 and p95, from two gunicorns side by side, one with the cache off, one with it
+on.
 """
 
 from __future__ import annotations
@@ -142,29 +147,37 @@ def measure(client, path: str, times: int) -> tuple[int, float, float]:
     return queries, statistics.median(spent) * 1000, statistics.median(cpu) * 1000
 
 
-def drive_http(pages: dict[str, str], session: str, args) -> None:
-    """Each page under `args.clients` clients through gunicorn and wrk (bench/pages.py's)."""
+def drive_http(pages: dict[str, str], cookies: str, args) -> None:
+    """Each page under `args.clients` clients through gunicorn and wrk (bench/pages.py's), with
+    the page cache off and on, side by side: one gunicorn each, page by page alternately."""
     from pages import drive_page, gunicorn
 
     from quorum.localservices import free_port, stop_process, wait_for_http
 
-    port = free_port()
-    web = gunicorn(port)
-    headers = {"Cookie": f"sessionid={session}"}
+    servers = {}
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{base}/accounts/login/", timeout=30, process=web)
+        for label, window in (("made", "0"), ("kept", os.environ["QUORUM_PAGE_CACHE_SECONDS"])):
+            port = free_port()
+            with_window = {**os.environ, "QUORUM_PAGE_CACHE_SECONDS": window}
+            web = gunicorn(port, environ=with_window)
+            servers[label] = (f"http://127.0.0.1:{port}", web)
+        for base, web in servers.values():
+            wait_for_http(f"{base}/accounts/login/", timeout=30, process=web)
+        # The browser's cookies: its session and its CSRF secret (a page is kept per browser).
+        headers = {"Cookie": cookies}
         print(f"\n{args.clients} clients, {args.seconds} s per page, gunicorn 2 x 4 threads")
-        print(f"{'page':<8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8}")
+        print(f"{'page':<8} {'cache':<5} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8}")
         for name, path in pages.items():
-            result = drive_page(name, base + path, args, headers)
-            print(
-                f"{name:<8} {result['requests'] / args.seconds:7.1f} {result['p50']:8.1f} "
-                f"{result['p95']:8.1f}",
-                flush=True,
-            )
+            for label, (base, _) in servers.items():
+                result = drive_page(name, base + path, args, headers)
+                print(
+                    f"{name:<8} {label:<5} {result['requests'] / args.seconds:7.1f} "
+                    f"{result['p50']:8.1f} {result['p95']:8.1f}",
+                    flush=True,
+                )
     finally:
-        stop_process(web)
+        for _, web in servers.values():
+            stop_process(web)
 
 
 def main() -> None:
@@ -180,6 +193,8 @@ def main() -> None:
     if "DATABASE_URL" not in os.environ:
         os.environ["DATABASE_URL"] = fresh_database()
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/10")
+    # The page cache's window (infra/page_cache.py); the bench measures pages with it off, too.
+    os.environ.setdefault("QUORUM_PAGE_CACHE_SECONDS", "30")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quorum.settings")
     # The session is made here and checked by gunicorn (--clients): one key for both.
     os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 50)
@@ -198,14 +213,22 @@ def main() -> None:
     from django.contrib.auth import get_user_model
 
     client.force_login(get_user_model().objects.get(username="scientist1"))
+    # A browser has its CSRF cookie from its first page; pages are kept per browser.
+    client.get("/reviews/")
 
+    # Each page made (the cache off: what the first answer after any change costs) and kept
+    # (served from the cache: every other answer until the next change), one after the other.
+    window = int(os.environ["QUORUM_PAGE_CACHE_SECONDS"])
     print(
-        f"{'page':<8} {'queries':>7} {'p50 ms':>8} {'CPU ms':>8}   "
+        f"{'page':<8} {'cache':<5} {'queries':>7} {'p50 ms':>8} {'CPU ms':>8}   "
         f"({args.times} answers each, one client)"
     )
     for name, path in pages.items():
-        queries, p50, cpu = measure(client, path, args.times)
-        print(f"{name:<8} {queries:>7} {p50:>8.1f} {cpu:>8.1f}", flush=True)
+        for label, seconds in (("made", 0), ("kept", window)):
+            settings.QUORUM_PAGE_CACHE_SECONDS = seconds
+            queries, p50, cpu = measure(client, path, args.times)
+            print(f"{name:<8} {label:<5} {queries:>7} {p50:>8.1f} {cpu:>8.1f}", flush=True)
+    settings.QUORUM_PAGE_CACHE_SECONDS = window
     if args.profile:
         path = pages[args.profile]
         profiler = cProfile.Profile()
@@ -216,7 +239,10 @@ def main() -> None:
         print(f"\ncProfile of {args.times} answers of the {args.profile} page ({path}):")
         pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(args.top)
     if args.clients:
-        drive_http(pages, client.cookies["sessionid"].value, args)
+        cookies = "; ".join(
+            f"{name}={client.cookies[name].value}" for name in ("sessionid", "csrftoken")
+        )
+        drive_http(pages, cookies, args)
 
 
 if __name__ == "__main__":

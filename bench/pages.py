@@ -87,9 +87,9 @@ def main() -> None:
             stop_process(web)
 
 
-def gunicorn(port: int) -> subprocess.Popen:
+def gunicorn(port: int, environ: dict[str, str] | None = None) -> subprocess.Popen:
     """Quorum served on 127.0.0.1:`port` by gunicorn, 2 processes x 4 threads, DEBUG off, with
-    this process's environment (its database, its SECRET_KEY)."""
+    this process's environment (its database, its SECRET_KEY), or `environ`."""
     return subprocess.Popen(
         [
             str(Path(sys.executable).with_name("gunicorn")),
@@ -101,7 +101,7 @@ def gunicorn(port: int) -> subprocess.Popen:
         ],
         cwd=ROOT,
         env={
-            **os.environ,
+            **(os.environ if environ is None else environ),
             "DEBUG": "0",
             "ALLOWED_HOSTS": "127.0.0.1",
             # Steady state: no per-request log line to write, no process recycling mid-run
