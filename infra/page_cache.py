@@ -31,6 +31,9 @@ a page whose view changed the session (it took out values kept for a form, shown
 them wrote the session, a database write). Only 200 answers without cookies are kept, with the
 headers the view set.
 
+**Made once.** The answers asking for one page at once (a user's tabs, the reloads after a
+change) wait for the one that makes it, up to a second, instead of each making it.
+
 Redis unreachable: pages are made as if there were no cache, and one line is logged a minute.
 """
 
@@ -57,6 +60,10 @@ GENERATION_KEY = "quorum:pages:generation"
 PAGE_KEY_PREFIX = "quorum:pages:page:"
 # Larger pages are made each time rather than kept.
 LARGEST_KEPT = 2 * 1024 * 1024
+# Answers asking for a page that another answer is making wait for it, this long at most.
+WAIT_FOR_MAKER_SECONDS = 1.0
+WAIT_POLL_SECONDS = 0.005
+MAKING_SUFFIX = ":making"
 # How long Redis may take before a page gives up on the cache and is made anyway.
 REDIS_TIMEOUT_SECONDS = 0.25
 
@@ -241,19 +248,64 @@ def cached_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
             return view(request, *args, **kwargs)
         if isinstance(stored, bytes):
             return _decode(stored)
-        response = view(request, *args, **kwargs)
-        # A view that took something out of the session (values kept for a form, shown once)
-        # made a page for this answer only.
-        session = getattr(request, "session", None)
-        if (
-            _keepable(response)
-            and not (session is not None and session.modified)
-            and not has_uncommitted_writes(connections[DEFAULT_DB_ALIAS])
-        ):
-            try:
-                client().set(key, _encode(response), ex=seconds())
-            except redis.RedisError as error:
-                _complain("keeping a page", error)
-        return response
+        try:
+            stored, maker = _make_or_wait(key)
+        except redis.RedisError as error:
+            _complain("waiting for a page", error)
+            return view(request, *args, **kwargs)
+        if stored is not None:
+            return _decode(stored)
+        try:
+            return _make(view, request, key, *args, **kwargs)
+        finally:
+            if maker:
+                _let_go(key)
 
     return wrapper
+
+
+def _make(view, request: HttpRequest, key: str, *args: Any, **kwargs: Any) -> HttpResponse:
+    response = view(request, *args, **kwargs)
+    # A view that took something out of the session (values kept for a form, shown once) made a
+    # page for this answer only.
+    session = getattr(request, "session", None)
+    if (
+        _keepable(response)
+        and not (session is not None and session.modified)
+        and not has_uncommitted_writes(connections[DEFAULT_DB_ALIAS])
+    ):
+        try:
+            client().set(key, _encode(response), ex=seconds())
+        except redis.RedisError as error:
+            _complain("keeping a page", error)
+    return response
+
+
+def _make_or_wait(key: str) -> tuple[bytes | None, bool]:
+    """(None, True): this answer makes the page under `key`, the others asking for it meanwhile
+    wait. (page, False): another answer made it meanwhile. (None, False): make it anyway, after
+    waiting `WAIT_FOR_MAKER_SECONDS` or once the maker let go keeping nothing. So the answers
+    asking for one page at once (a user's tabs, a reload, the polls after a change) make it once,
+    not each."""
+    making = key + MAKING_SUFFIX
+    if client().set(making, 1, nx=True, px=int(WAIT_FOR_MAKER_SECONDS * 1000)):
+        return None, True
+    deadline = time.monotonic() + WAIT_FOR_MAKER_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(WAIT_POLL_SECONDS)
+        pipeline = client().pipeline()
+        pipeline.get(key)
+        pipeline.exists(making)
+        stored, still_making = pipeline.execute()
+        if isinstance(stored, bytes):
+            return stored, False
+        if not still_making:
+            break
+    return None, False
+
+
+def _let_go(key: str) -> None:
+    try:
+        client().delete(key + MAKING_SUFFIX)
+    except redis.RedisError as error:
+        _complain("letting go of a page", error)

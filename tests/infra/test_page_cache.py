@@ -247,6 +247,59 @@ def test_a_page_whose_view_changed_the_session_is_not_kept(world, rf):
     assert ask() == "form: None" and len(shown) == 2  # this one was
 
 
+def asking_at_once(view, user, answers: int) -> list[str]:
+    """`answers` threads asking `view` for the same page at once, as one browser."""
+    from django.contrib.sessions.backends.base import SessionBase
+    from django.test import RequestFactory
+
+    start = threading.Barrier(answers)
+    bodies: list[str] = []
+
+    def ask():
+        request = RequestFactory().get("/models/fraud/")
+        request.user = user
+        request.META["CSRF_COOKIE"] = "s" * 32
+        request.session = SessionBase()
+        start.wait(10)
+        bodies.append(view(request).content.decode())
+
+    threads = [threading.Thread(target=ask) for _ in range(answers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return bodies
+
+
+def test_answers_asking_for_one_page_at_once_make_it_once(world):
+    made = []
+
+    @page_cache.cached_page
+    def view(request):
+        made.append(1)
+        time.sleep(0.2)  # long enough for the others to find it being made
+        return HttpResponse(f"page {len(made)}")
+
+    bodies = asking_at_once(view, world.people["lead"], 5)
+    assert bodies == ["page 1"] * 5
+    assert len(made) == 1
+
+
+def test_when_the_maker_keeps_nothing_the_others_make_their_own_without_waiting_long(world):
+    made = []
+
+    @page_cache.cached_page
+    def view(request):
+        made.append(1)
+        time.sleep(0.1)
+        return HttpResponse("not kept", status=503)
+
+    started = time.monotonic()
+    bodies = asking_at_once(view, world.people["lead"], 4)
+    assert bodies == ["not kept"] * 4 and len(made) == 4
+    assert time.monotonic() - started < page_cache.WAIT_FOR_MAKER_SECONDS
+
+
 # ---- never after a change: each kind of change the pages show --------------------------------
 
 
