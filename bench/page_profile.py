@@ -14,17 +14,18 @@ Then, for the inbox, a request, a version, the model and the models pages, and t
 (which its open page polls), signed in as a reviewer (scientist1), it prints the queries of one
 answer (the second, steady state) and the median of `--times` answers (Django's test client, no
 HTTP): the time it took, and the CPU time this process spent on it (which other programs on a
-shared machine disturb much less; the database's own work is not in it). Each page twice, one
-after the other: *made* (the page cache off, `QUORUM_PAGE_CACHE_SECONDS=0`: what the first answer
-after any change costs) and *kept* (served from the cache, infra/page_cache.py: every other
-answer until the next change or the end of the window). `--profile PAGE` runs that
+shared machine disturb much less; the database's own work is not in it). Each page three times,
+one after another: *off* (the page cache off, `QUORUM_PAGE_CACHE_SECONDS=0`), *made* (the cache
+on and the database changed before each answer: what the first answer after any change costs,
+the cache's own work included) and *kept* (served from the cache, infra/page_cache.py: every
+other answer until the next change or the end of the window). `--profile PAGE` runs that
 page `--times` times under cProfile and prints the `--top` functions by cumulative time.
 
 With `--clients N`, it then serves the same world with gunicorn as bench/pages.py does (2
 processes x 4 threads, DEBUG off) and drives each page with `wrk` (N connections, `--seconds`
 per page, signed in as the same reviewer, with that browser's session and CSRF cookies): answers
 per second, p50 and p95, from two gunicorns side by side, one with the cache off, one with it
-on.
+on. `--writes W` commits W writes a second meanwhile, each of which ends every page kept.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ import argparse
 import cProfile
 import os
 import pstats
+import shutil
 import statistics
 import sys
+import threading
 import time
 
 from _common import LOCAL_POSTGRES, ROOT  # noqa: F401  (puts the repository on sys.path)
@@ -128,23 +131,54 @@ def page_paths() -> dict[str, str]:
     }
 
 
-def measure(client, path: str, times: int) -> tuple[int, float, float]:
+def measure(client, path: str, times: int, *, changed: bool = False) -> tuple[int, float, float]:
     """(queries of the second answer, median server time and CPU time in ms of `times`
-    answers)."""
+    answers). `changed`: the database changed before each answer (the page cache's generation
+    bumped, as a committed write bumps it), so each answer is made and kept again."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from infra import page_cache
+
     assert client.get(path).status_code == 200, path
+    if changed:
+        page_cache.bump()
     with CaptureQueriesContext(connection) as captured:
         client.get(path)
     queries = len(captured)  # now: every request empties the log (request_started)
     spent, cpu = [], []
     for _ in range(times):
+        if changed:
+            page_cache.bump()
         start, start_cpu = time.perf_counter(), time.process_time()
         client.get(path)
         spent.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     return queries, statistics.median(spent) * 1000, statistics.median(cpu) * 1000
+
+
+def writes_meanwhile(per_second: float) -> threading.Event:
+    """A thread committing `per_second` writes a second until the event returned is set: each
+    one ends every page kept so far, as a vote, a comment or a sync's change would. The write
+    changes nothing a page shows (a group renamed to its own name), so every page stays the
+    same and only the cache's work is measured."""
+    from django.contrib.auth.models import Group
+    from django.db import connection
+    from django.db.models import F
+
+    stop = threading.Event()
+    if per_second <= 0:
+        return stop
+
+    def write() -> None:
+        try:
+            while not stop.wait(1 / per_second):
+                Group.objects.filter(name="data-science").update(name=F("name"))
+        finally:
+            connection.close()
+
+    threading.Thread(target=write, daemon=True).start()
+    return stop
 
 
 def drive_http(pages: dict[str, str], cookies: str, args) -> None:
@@ -156,7 +190,7 @@ def drive_http(pages: dict[str, str], cookies: str, args) -> None:
 
     servers = {}
     try:
-        for label, window in (("made", "0"), ("kept", os.environ["QUORUM_PAGE_CACHE_SECONDS"])):
+        for label, window in (("off", "0"), ("on", os.environ["QUORUM_PAGE_CACHE_SECONDS"])):
             port = free_port()
             with_window = {**os.environ, "QUORUM_PAGE_CACHE_SECONDS": window}
             web = gunicorn(port, environ=with_window)
@@ -165,7 +199,11 @@ def drive_http(pages: dict[str, str], cookies: str, args) -> None:
             wait_for_http(f"{base}/accounts/login/", timeout=30, process=web)
         # The browser's cookies: its session and its CSRF secret (a page is kept per browser).
         headers = {"Cookie": cookies}
-        print(f"\n{args.clients} clients, {args.seconds} s per page, gunicorn 2 x 4 threads")
+        writing = writes_meanwhile(args.writes)
+        print(
+            f"\n{args.clients} clients, {args.seconds} s per page, gunicorn 2 x 4 threads, "
+            f"{args.writes} database writes a second meanwhile"
+        )
         print(f"{'page':<8} {'cache':<5} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8}")
         for name, path in pages.items():
             for label, (base, _) in servers.items():
@@ -175,6 +213,7 @@ def drive_http(pages: dict[str, str], cookies: str, args) -> None:
                     f"{result['p50']:8.1f} {result['p95']:8.1f}",
                     flush=True,
                 )
+        writing.set()
     finally:
         for _, web in servers.values():
             stop_process(web)
@@ -189,7 +228,15 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--clients", type=int, default=0, help="drive gunicorn with wrk too")
     parser.add_argument("--seconds", type=int, default=10, help="per page, with --clients")
+    parser.add_argument(
+        "--writes",
+        type=float,
+        default=0,
+        help="with --clients: database writes a second meanwhile, each ending the pages kept",
+    )
     args = parser.parse_args()
+    if args.clients and shutil.which("wrk") is None:
+        sys.exit("bench/page_profile.py --clients needs wrk: apt-get install wrk")
     if "DATABASE_URL" not in os.environ:
         os.environ["DATABASE_URL"] = fresh_database()
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/10")
@@ -216,17 +263,22 @@ def main() -> None:
     # A browser has its CSRF cookie from its first page; pages are kept per browser.
     client.get("/reviews/")
 
-    # Each page made (the cache off: what the first answer after any change costs) and kept
-    # (served from the cache: every other answer until the next change), one after the other.
+    # Each page with the cache off, made (the cache on, the database changed since the last
+    # answer: what the first answer after any change costs, the cache's own work included) and
+    # kept (served from the cache: every other answer until the next change), one after another.
     window = int(os.environ["QUORUM_PAGE_CACHE_SECONDS"])
     print(
         f"{'page':<8} {'cache':<5} {'queries':>7} {'p50 ms':>8} {'CPU ms':>8}   "
         f"({args.times} answers each, one client)"
     )
     for name, path in pages.items():
-        for label, seconds in (("made", 0), ("kept", window)):
+        for label, seconds, changed in (
+            ("off", 0, False),
+            ("made", window, True),
+            ("kept", window, False),
+        ):
             settings.QUORUM_PAGE_CACHE_SECONDS = seconds
-            queries, p50, cpu = measure(client, path, args.times)
+            queries, p50, cpu = measure(client, path, args.times, changed=changed)
             print(f"{name:<8} {label:<5} {queries:>7} {p50:>8.1f} {cpu:>8.1f}", flush=True)
     settings.QUORUM_PAGE_CACHE_SECONDS = window
     if args.profile:
