@@ -372,11 +372,13 @@ def test_a_synced_stage_change_shows_on_the_version_and_models_pages(world):
     for url in (version_url, models_url):
         client.get(url)
     assert "Staging" not in answer(client, version_url).split("Request promotion")[0]
+    models_before = answer(client, models_url)
 
     # What the sync writes, as a guarded update.
     ModelVersion.objects.filter(model__name="fraud", version=3).update(stage=Stage.STAGING)
 
     assert "Staging" in answer(client, version_url).split("Request promotion")[0]
+    assert answer(client, models_url) != models_before
 
 
 def test_a_comment_shows_on_the_request_page(world, requester):
