@@ -143,3 +143,16 @@ def database_vendor() -> str:
     from django.db import connection
 
     return connection.vendor
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(busy, all) CPU time of the whole machine since boot, in clock ticks, from /proc/stat:
+    the difference over a period gives how busy its cores were, whichever process used them."""
+    ticks = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = ticks[3] + ticks[4]  # idle and waiting for I/O
+    return sum(ticks) - idle, sum(ticks)
+
+
+def busy_between(start: tuple[int, int], end: tuple[int, int]) -> float:
+    """The fraction of all cores' time that was busy between two `machine_cpu()` readings."""
+    return (end[0] - start[0]) / max(1, end[1] - start[1])

@@ -32,7 +32,14 @@ import statistics
 import threading
 import time
 
-from _common import BENCH_DIR, bench_stack, database_vendor, percentile
+from _common import (
+    BENCH_DIR,
+    bench_stack,
+    busy_between,
+    database_vendor,
+    machine_cpu,
+    percentile,
+)
 
 SAMPLED_MODEL = "evidence-sampled"
 
@@ -90,10 +97,12 @@ def measure(url: str, args) -> None:
     RegisteredModel.objects.all().delete()
 
     def timed(fn):
+        """(seconds, MLflow calls, what `fn` returned, how busy the machine's cores were)."""
         client = RegistryClient(url)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), machine_cpu()
         value = fn(client)
-        return time.perf_counter() - started, client.calls, value
+        cores_busy = busy_between(cpu, machine_cpu())
+        return time.perf_counter() - started, client.calls, value, cores_busy
 
     sync_full = timed(lambda c: sync_registry(full=True, client=c))
     fetch_serial = timed(lambda c: drain(c, readers=1))
@@ -165,13 +174,23 @@ def measure(url: str, args) -> None:
         ("digest every version's files, 1 at a time", digest_serial),
         (f"the same, {args.readers} versions at a time", digest_parallel),
     ]
-    for label, (seconds, calls, value) in rows:
+    for label, (seconds, calls, value, cores_busy) in rows:
         extra = f"  ({value} versions read)" if isinstance(value, int) else ""
-        print(f"  {label:42s} {seconds:8.2f} s  {calls:6d} MLflow calls{extra}")
+        print(
+            f"  {label:42s} {seconds:8.2f} s  {calls:6d} MLflow calls  "
+            f"cores {cores_busy:4.0%} busy{extra}"
+        )
     print(
         f"  {args.readers} readers against 1: {fetch_serial[0] / fetch_all[0]:.1f}x faster, "
         f"{fetch_all[1] - fetch_serial[1]:+d} MLflow calls; the sync beside the fetch took "
         f"{sync_beside[0] / sync_again[0]:.2f}x its time alone"
+    )
+    # Threads can only fill the cores the one reader leaves idle: the same work, spread over
+    # the cores that were idle, takes at least this fraction of its time.
+    print(
+        f"  with 1 reader the cores were {fetch_serial[3]:.0%} busy (evidence) and "
+        f"{digest_serial[3]:.0%} (digests): no number of readers can be more than "
+        f"{1 / fetch_serial[3]:.1f}x and {1 / digest_serial[3]:.1f}x faster on this machine"
     )
     print(
         f"  digests, {args.readers} at a time against 1: "

@@ -11,7 +11,10 @@ queue in a burst under cProfile. Prints, per job: the worker's CPU time, the MLf
 (the processes this script started), the wall time, and the MLflow calls made; then the
 functions with the most cumulative time. The follow-up syncs are jobs of their own on the
 `sync` queue and are not run. `--out` keeps the profile for pstats or snakeviz; `--plain` runs
-the jobs without the profiler, for CPU times the profiler does not inflate.
+the jobs without the profiler, for CPU times the profiler does not inflate, and then moves the
+same versions on with MLflow's own client, one call each as bench/burst.py's raw movers do: the
+CPU a raw move costs beside a transition job's, and the most transitions a second the machine's
+cores allow.
 """
 
 from __future__ import annotations
@@ -131,10 +134,30 @@ def run(url: str, args) -> None:
         f"{calls / n:.1f} MLflow calls\n"
     )
     if args.plain:
+        raw_comparison(url, name, n, per_job_cpu=(cpu + server) / n)
         return
     if args.out:
         profiler.dump_stats(args.out)
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.top)
+
+
+def raw_comparison(url: str, name: str, n: int, *, per_job_cpu: float) -> None:
+    """The same versions moved on to Production by MLflow's own client, one call each, as
+    bench/burst.py's raw movers move them: the CPU of a raw move (this process and the MLflow
+    server) against a transition job's, and the most moves a second each allows on this
+    machine's cores, however the work is scheduled."""
+    from burst import move_directly
+
+    server_before, cpu_before = children_cpu(), time.process_time()
+    move_directly(url, [(name, number) for number in range(1, n + 1)], "Production")
+    raw_cpu = (time.process_time() - cpu_before + children_cpu() - server_before) / n
+    cores = os.cpu_count() or 1
+    print(
+        f"CPU per move, client and MLflow server together: transition job "
+        f"{per_job_cpu * 1000:.0f} ms, raw move {raw_cpu * 1000:.0f} ms "
+        f"({raw_cpu / per_job_cpu:.2f}x). With all {cores} cores busy: at most "
+        f"{cores / per_job_cpu:.0f} transitions/s, {cores / raw_cpu:.0f} raw moves/s\n"
+    )
 
 
 if __name__ == "__main__":
