@@ -46,6 +46,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -57,6 +58,9 @@ from django.http import HttpRequest, HttpResponse
 logger = logging.getLogger(__name__)
 
 GENERATION_KEY = "quorum:pages:generation"
+# Answers counted for /metrics (operations/metrics.py): every answer that asked the cache, those
+# that made their page, and those that waited for another answer's.
+COUNTS_KEY = "quorum:pages:answers"
 PAGE_KEY_PREFIX = "quorum:pages:page:"
 # Larger pages are made each time rather than kept.
 LARGEST_KEPT = 2 * 1024 * 1024
@@ -242,7 +246,10 @@ def cached_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         if key is None:
             return view(request, *args, **kwargs)
         try:
-            stored = client().get(key)
+            pipeline = client().pipeline(transaction=False)
+            pipeline.get(key)
+            pipeline.hincrby(COUNTS_KEY, "asked", 1)
+            stored, _ = pipeline.execute()
         except redis.RedisError as error:
             _complain("reading a page", error)
             return view(request, *args, **kwargs)
@@ -269,16 +276,49 @@ def _make(view, request: HttpRequest, key: str, *args: Any, **kwargs: Any) -> Ht
     # A view that took something out of the session (values kept for a form, shown once) made a
     # page for this answer only.
     session = getattr(request, "session", None)
-    if (
+    keep = (
         _keepable(response)
         and not (session is not None and session.modified)
         and not has_uncommitted_writes(connections[DEFAULT_DB_ALIAS])
-    ):
-        try:
-            client().set(key, _encode(response), ex=seconds())
-        except redis.RedisError as error:
-            _complain("keeping a page", error)
+    )
+    try:
+        pipeline = client().pipeline(transaction=False)
+        if keep:
+            pipeline.set(key, _encode(response), ex=seconds())
+        pipeline.hincrby(COUNTS_KEY, "made", 1)
+        pipeline.execute()
+    except redis.RedisError as error:
+        _complain("keeping a page", error)
     return response
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Answers since Redis started: served from the cache, made (kept unless it may not be),
+    served from another answer's making; and the generation: committed write transactions,
+    each ending every page."""
+
+    kept: int
+    made: int
+    waited: int
+    generation: int
+
+
+def counts() -> Counts:
+    """For /metrics; raises `redis.RedisError` when Redis does not answer."""
+    pipeline = client().pipeline(transaction=False)
+    pipeline.hgetall(COUNTS_KEY)
+    pipeline.get(GENERATION_KEY)
+    answers, generation = pipeline.execute()
+    asked, made, waited = (int(answers.get(field, 0)) for field in (b"asked", b"made", b"waited"))
+    # The answers that asked and neither made their page nor waited for another's were served
+    # from the cache (but for the few that found Redis failing in between).
+    return Counts(
+        kept=max(0, asked - made - waited),
+        made=made,
+        waited=waited,
+        generation=int(generation or 0),
+    )
 
 
 def _make_or_wait(key: str) -> tuple[bytes | None, bool]:
@@ -298,6 +338,7 @@ def _make_or_wait(key: str) -> tuple[bytes | None, bool]:
         pipeline.exists(making)
         stored, still_making = pipeline.execute()
         if isinstance(stored, bytes):
+            client().hincrby(COUNTS_KEY, "waited", 1)
             return stored, False
         if not still_making:
             break

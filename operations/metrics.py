@@ -23,6 +23,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from infra import page_cache
+
 from . import readings
 from .queue_state import queue_states
 
@@ -170,6 +172,7 @@ class QuorumCollector(Collector):
             return
         up.add_metric([], 1)
         yield up
+        yield from self._page_cache()
         families = {
             "depth": GaugeMetricFamily(
                 "quorum_queue_jobs", "Jobs waiting in the queue.", labels=["queue"]
@@ -194,6 +197,29 @@ class QuorumCollector(Collector):
             for attribute, family in families.items():
                 family.add_metric([state.name], getattr(state, attribute) or 0)
         yield from families.values()
+
+    def _page_cache(self) -> Iterator[Metric]:
+        try:
+            counts = page_cache.counts()
+        except (redis.RedisError, OSError) as error:
+            logger.warning("metrics: Redis did not answer for the page cache (%s)", error)
+            return
+        answers = CounterMetricFamily(
+            "quorum_page_cache_answers",
+            "Answers of the kept pages (inbox, request, models, model, version, comparison) since "
+            "Redis started: kept (served from the cache), made (no page kept since the last "
+            "change), waited (served the page another answer was making).",
+            labels=["result"],
+        )
+        for result in ("kept", "made", "waited"):
+            answers.add_metric([result], getattr(counts, result))
+        yield answers
+        yield CounterMetricFamily(
+            "quorum_page_cache_invalidations",
+            "Committed database write transactions since Redis started, each of which ended "
+            "every page kept.",
+            value=counts.generation,
+        )
 
 
 REGISTRY = CollectorRegistry(auto_describe=False)

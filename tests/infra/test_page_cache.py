@@ -480,3 +480,44 @@ def test_a_zero_window_turns_the_cache_off(world, settings):
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url).status_code == 200
     assert len(queries) > HIT_QUERIES
+
+
+def test_metrics_count_the_answers_kept_made_and_the_invalidations(world, requester, settings):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    settings.QUORUM_METRICS_TOKEN = token = "metrics-token-for-the-page-cache-0123456789"
+    settings.QUORUM_METRICS_ALLOW = []
+    page_cache.client().delete(page_cache.COUNTS_KEY)
+
+    def scrape() -> dict:
+        response = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
+        return {
+            (sample.name, sample.labels.get("result")): sample.value
+            for family in text_string_to_metric_families(response.content.decode())
+            for sample in family.samples
+            if sample.name.startswith("quorum_page_cache")
+        }
+
+    review = make_request("fraud", 2, requester=requester)
+    client = browser_of(world.people["lead"])
+    url = reverse("reviews:request_detail", args=[review.pk])
+    before = scrape()
+    for _ in range(3):
+        client.get(url)  # made once, then kept twice
+    comment_post(request_id=review.pk, user=requester, body="A change.")
+    client.get(url)  # made again
+
+    after = scrape()
+    assert (
+        after[("quorum_page_cache_answers_total", "made")]
+        - before.get(("quorum_page_cache_answers_total", "made"), 0)
+        == 2
+    )
+    assert (
+        after[("quorum_page_cache_answers_total", "kept")]
+        - before.get(("quorum_page_cache_answers_total", "kept"), 0)
+        == 2
+    )
+    assert after[("quorum_page_cache_invalidations_total", None)] > before.get(
+        ("quorum_page_cache_invalidations_total", None), 0
+    )
