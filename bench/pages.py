@@ -16,6 +16,11 @@ every page again: a page whose cost grows with the chain shows here. Queries per
 in-process with Django's test client, and each page's server time (one client, no HTTP) is the
 median of 15 answers in this process.
 
+Every page here is made afresh, as the first answer after a change is: the bench turns the page
+cache off (`QUORUM_PAGE_CACHE_SECONDS=0`, infra/page_cache.py), in this process and in gunicorn,
+so the figures are what a page costs to make at each size. bench/page_profile.py measures pages
+kept and made side by side.
+
 Needs `wrk` (Debian: apt-get install wrk) and a PostgreSQL server (several processes write).
 """
 
@@ -69,6 +74,8 @@ def main() -> None:
     # The session the pages are driven with is made in this process: gunicorn must check it
     # with the same key, or every page answers with a redirect to the login form.
     os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 50)
+    # Pages made, not kept: what each costs at this size (bench/page_profile.py measures both).
+    os.environ["QUORUM_PAGE_CACHE_SECONDS"] = "0"
     store = BENCH_DIR / "mlflow-200x10"
     with bench_stack("pages", store=store) as mlflow_url:
         if not (store / "complete").exists():
