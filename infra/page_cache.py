@@ -102,7 +102,7 @@ def client() -> redis.Redis:
     return _client(settings.REDIS_URL)
 
 
-_last_complaint = 0.0
+_last_complaint = float("-inf")
 
 
 def _complain(what: str, error: Exception) -> None:
