@@ -25,7 +25,9 @@ older than that, even when a process died between its commit and its bump, or Re
 bump.
 
 **Whose page.** The key holds the user, the browser's CSRF secret (a cached form's token is
-valid for that browser only), the host and the full address with its query. A page with a flash
+valid for that browser only), the host and the full address with its query; one user keeps at
+most `MOST_KEPT_PER_USER` pages a window (an address is a page per query string, and Redis must
+not fill up: it holds RQ's jobs too). A page with a flash
 message waiting is neither served from nor kept in the cache: the message is shown once; nor is
 a page whose view changed the session (it took out values kept for a form, shown once; keeping
 them wrote the session, a database write). Only 200 answers without cookies are kept, with the
@@ -64,6 +66,11 @@ COUNTS_KEY = "quorum:pages:answers"
 PAGE_KEY_PREFIX = "quorum:pages:page:"
 # Larger pages are made each time rather than kept.
 LARGEST_KEPT = 2 * 1024 * 1024
+# Pages one user may have kept per time window. Each address with its query is a page of its
+# own: without a bound, one signed-in user asking for `?x=1`, `?x=2`, ... would fill Redis, which
+# runs with `noeviction` for RQ's sake. Past it, that user's pages are made and not kept.
+MOST_KEPT_PER_USER = 200
+KEPT_COUNT_PREFIX = "quorum:pages:kept:"
 # Answers asking for a page that another answer is making wait for it, this long at most.
 WAIT_FOR_MAKER_SECONDS = 1.0
 WAIT_POLL_SECONDS = 0.005
@@ -282,14 +289,27 @@ def _make(view, request: HttpRequest, key: str, *args: Any, **kwargs: Any) -> Ht
         and not has_uncommitted_writes(connections[DEFAULT_DB_ALIAS])
     )
     try:
-        pipeline = client().pipeline(transaction=False)
-        if keep:
+        if keep and _room_for(request.user.pk):
+            pipeline = client().pipeline(transaction=False)
             pipeline.set(key, _encode(response), ex=seconds())
-        pipeline.hincrby(COUNTS_KEY, "made", 1)
-        pipeline.execute()
+            pipeline.hincrby(COUNTS_KEY, "made", 1)
+            pipeline.execute()
+        else:
+            client().hincrby(COUNTS_KEY, "made", 1)
     except redis.RedisError as error:
         _complain("keeping a page", error)
     return response
+
+
+def _room_for(user_id: object) -> bool:
+    """Whether the user may keep one more page in this time window (`MOST_KEPT_PER_USER`)."""
+    window = int(time.time() // seconds())
+    count_key = f"{KEPT_COUNT_PREFIX}{user_id}:{window}"
+    pipeline = client().pipeline(transaction=False)
+    pipeline.incr(count_key)
+    pipeline.expire(count_key, seconds())
+    kept, _ = pipeline.execute()
+    return int(kept) <= MOST_KEPT_PER_USER
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,12 @@ HIT_QUERIES = 2
 
 @pytest.fixture
 def fresh_generation(redis_url, settings, monkeypatch):
-    """A new generation, and the clock stopped at the start of a time window: a window that
-    ended between two answers would make the second one afresh."""
+    """No page kept, a new generation, and the clock stopped at the start of a time window: a
+    window that ended between two answers would make the second one afresh."""
     settings.QUORUM_PAGE_CACHE_SECONDS = 30
-    page_cache.client().delete(page_cache.GENERATION_KEY)
+    redis = page_cache.client()
+    for key in redis.scan_iter("quorum:pages:*"):
+        redis.delete(key)
     start = (time.time() // 30 + 1) * 30
     monkeypatch.setattr(page_cache.time, "time", lambda: start)
 
@@ -525,3 +527,28 @@ def test_metrics_count_the_answers_kept_made_and_the_invalidations(world, reques
     assert after[("quorum_page_cache_invalidations_total", None)] > before.get(
         ("quorum_page_cache_invalidations_total", None), 0
     )
+
+
+def test_one_user_keeps_a_bounded_number_of_pages_a_window(world, monkeypatch):
+    """Each query string is a page of its own: a user asking for `?page=1`, `?page=2`, ... must
+    not fill Redis, which also holds RQ's jobs."""
+    monkeypatch.setattr(page_cache, "MOST_KEPT_PER_USER", 3)
+    client = browser_of(world.people["lead"])
+    url = reverse("registry:model_list")
+    for number in range(5):
+        client.get(f"{url}?page={number}")
+    kept = [
+        client.get(f"{url}?page={number}")  # served from the cache if kept
+        for number in range(5)
+    ]
+    assert all(response.status_code == 200 for response in kept)
+
+    def kept_pages() -> int:
+        return len(page_cache.client().keys(page_cache.PAGE_KEY_PREFIX + "*"))
+
+    # The first three of the five (browser_of's inbox came before the CSRF cookie: not kept).
+    assert kept_pages() == 3
+    # Another user has room of their own.
+    other = browser_of(world.people["scientist1"])
+    other.get(url)
+    assert kept_pages() == 4
