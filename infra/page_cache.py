@@ -98,6 +98,8 @@ def seconds() -> int:
     return int(getattr(settings, "QUORUM_PAGE_CACHE_SECONDS", 30))
 
 
+# A client of its own, not infra.queues' (which waits as long as Redis takes, as queueing a
+# job must): a page gives up on a slow Redis within REDIS_TIMEOUT_SECONDS and is made instead.
 @functools.cache
 def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(
@@ -353,7 +355,7 @@ def _make_or_wait(key: str) -> tuple[bytes | None, bool]:
     deadline = time.monotonic() + WAIT_FOR_MAKER_SECONDS
     while time.monotonic() < deadline:
         time.sleep(WAIT_POLL_SECONDS)
-        pipeline = client().pipeline()
+        pipeline = client().pipeline(transaction=False)
         pipeline.get(key)
         pipeline.exists(making)
         stored, still_making = pipeline.execute()

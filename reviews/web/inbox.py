@@ -79,19 +79,23 @@ def awaiting_for(request: HttpRequest) -> list[int]:
     return request._awaiting_ids  # type: ignore[attr-defined]
 
 
+# What a request's row shows beside the request: its version's model, its requester, its votes.
+ROW_RELATED = ("version__model", "requester")
+
+
 def _row_votes() -> Prefetch:
     return Prefetch("votes", queryset=Vote.objects.select_related("user"))
 
 
 def with_rows(requests: QuerySet[TransitionRequest]) -> QuerySet[TransitionRequest]:
     """What a request's row shows, loaded in a fixed number of queries for any page size."""
-    return requests.select_related("version__model", "requester").prefetch_related(_row_votes())
+    return requests.select_related(*ROW_RELATED).prefetch_related(_row_votes())
 
 
 def rows_of(*lists: QuerySet[TransitionRequest]) -> list[list[TransitionRequest]]:
     """Several lists of rows, each loaded as `with_rows` loads them, with the votes of all of
     them in one query: one query per list and one more, not two per list."""
-    loaded = [list(requests.select_related("version__model", "requester")) for requests in lists]
+    loaded = [list(requests.select_related(*ROW_RELATED)) for requests in lists]
     prefetch_related_objects([row for rows in loaded for row in rows], _row_votes())
     return loaded
 
